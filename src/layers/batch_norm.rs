@@ -1,0 +1,457 @@
+//! Batch normalization over features (Ioffe & Szegedy 2015, arXiv:1502.03167).
+//!
+//! Shapes: `x, y: [batch, features]`; `gamma`, `beta`, running statistics:
+//! `[features]`. Per feature, over the `m` rows of a training batch
+//! (Algorithm 1):
+//!
+//! ```text
+//! mu = mean(x)   var = (1/m) sum (x - mu)^2   xhat = (x - mu) / sqrt(var + eps)
+//! y  = gamma * xhat + beta
+//! ```
+//!
+//! Backward (with `g = dy`):
+//! `dbeta = sum g`, `dgamma = sum g*xhat`,
+//! `dx = gamma / (m sqrt(var + eps)) * (m g - sum g - xhat * sum g*xhat)`.
+//!
+//! Inference (Algorithm 2) replaces `mu, var` by running or population
+//! statistics, making the layer the affine map
+//! `y = gamma/sqrt(Var+eps) * x + (beta - gamma E[x]/sqrt(Var+eps))`.
+
+use super::{Mode, Param, ParamKind};
+use crate::error::{Error, Result};
+use crate::scalar::Scalar;
+use crate::tensor::Matrix;
+
+/// How running statistics follow the batch statistics during training.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Momentum {
+    /// PyTorch's convention: `running = (1 - m) * running + m * batch`
+    /// (default `m = 0.1`).
+    Torch(f64),
+    /// Keras' convention: `running = m * running + (1 - m) * batch`
+    /// (Keras' default `m = 0.99`). `Keras(0.9)` equals `Torch(0.1)`.
+    Keras(f64),
+    /// PyTorch's `momentum=None`: the cumulative average of all batch
+    /// statistics seen, `running = running + (batch - running) / k` at batch `k`.
+    Cumulative,
+}
+
+/// Batch normalization settings. The defaults are PyTorch's `BatchNorm1d`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormConfig {
+    /// Added to the variance before the square root (PyTorch 1e-5, Keras 1e-3).
+    pub eps: f64,
+    /// Running-statistics update rule.
+    pub momentum: Momentum,
+    /// Learn the scale gamma (init 1) and shift beta (init 0).
+    pub affine: bool,
+    /// Keep running statistics for inference; if false, inference also uses
+    /// batch statistics (PyTorch's `track_running_stats=False`).
+    pub track_running_stats: bool,
+    /// Update the running variance with the unbiased batch variance
+    /// `m/(m-1) var` (PyTorch) rather than the biased one (Keras).
+    pub unbiased_running_var: bool,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: Momentum::Torch(0.1),
+            affine: true,
+            track_running_stats: true,
+            unbiased_running_var: true,
+        }
+    }
+}
+
+impl BatchNormConfig {
+    /// Keras' `BatchNormalization` defaults: eps 1e-3, momentum 0.99 in its
+    /// convention, running variance from the biased batch variance.
+    pub fn keras() -> Self {
+        BatchNormConfig {
+            eps: 1e-3,
+            momentum: Momentum::Keras(0.99),
+            unbiased_running_var: false,
+            ..Self::default()
+        }
+    }
+
+    /// Checks eps > 0 and momentum in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(Error::config(
+                "batch-norm eps",
+                format!("{} is not a positive number", self.eps),
+            ));
+        }
+        if let Momentum::Torch(m) | Momentum::Keras(m) = self.momentum {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(Error::config(
+                    "batch-norm momentum",
+                    format!("{m} is not in [0, 1]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Weight of the new batch statistic in the running average, for the
+    /// `k`-th training batch (k >= 1).
+    fn new_weight(&self, k: u64) -> f64 {
+        match self.momentum {
+            Momentum::Torch(m) => m,
+            Momentum::Keras(m) => 1.0 - m,
+            Momentum::Cumulative => 1.0 / k as f64,
+        }
+    }
+}
+
+/// Running statistics: updated only by training forward passes (or replaced by
+/// a population recalibration), never by an optimizer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningStats<T> {
+    /// Running mean `[features]`, initially 0.
+    pub mean: Vec<T>,
+    /// Running variance `[features]`, initially 1.
+    pub var: Vec<T>,
+    /// Training batches seen (PyTorch's `num_batches_tracked`).
+    pub batches: u64,
+}
+
+/// Sums for the population statistics of Algorithm 2.
+#[derive(Debug, Clone, Default)]
+struct Population {
+    sum_mean: Vec<f64>,
+    sum_unbiased_var: Vec<f64>,
+    batches: u64,
+}
+
+/// A batch normalization layer.
+#[derive(Debug, Clone)]
+pub struct BatchNorm<T> {
+    path: String,
+    config: BatchNormConfig,
+    /// Scale gamma `[1, features]` and shift beta `[1, features]`, if affine.
+    pub affine: Option<(Param<T>, Param<T>)>,
+    /// Running statistics used at inference.
+    pub running: RunningStats<T>,
+    population: Option<Population>,
+    // Per-feature statistics of the last forward: mean, biased variance (batch
+    // statistics only) and 1/sqrt(var + eps).
+    mean: Vec<T>,
+    var: Vec<T>,
+    inv_std: Vec<T>,
+    used_batch_stats: bool,
+    xhat: Matrix<T>,
+    out: Matrix<T>,
+    dx: Matrix<T>,
+    sum_dy: Vec<T>,
+    sum_dy_xhat: Vec<T>,
+    scale: Vec<T>,
+}
+
+impl<T: Scalar> BatchNorm<T> {
+    /// A layer over `features` features named `path` (gamma is
+    /// `{path}.weight`, beta `{path}.bias`, as in PyTorch).
+    pub fn new(path: &str, features: usize, config: BatchNormConfig) -> Result<Self> {
+        config.validate()?;
+        let vec = |name: &str, kind, v| {
+            Param::new(
+                format!("{path}.{name}"),
+                kind,
+                Matrix::filled(1, features, v),
+            )
+        };
+        let affine = config.affine.then(|| {
+            (
+                vec("weight", ParamKind::NormScale, T::ONE),
+                vec("bias", ParamKind::NormShift, T::ZERO),
+            )
+        });
+        Ok(BatchNorm {
+            path: path.to_string(),
+            config,
+            affine,
+            running: RunningStats {
+                mean: vec![T::ZERO; features],
+                var: vec![T::ONE; features],
+                batches: 0,
+            },
+            population: None,
+            mean: vec![T::ZERO; features],
+            var: vec![T::ZERO; features],
+            inv_std: vec![T::ZERO; features],
+            used_batch_stats: false,
+            xhat: Matrix::default(),
+            out: Matrix::default(),
+            dx: Matrix::default(),
+            sum_dy: vec![T::ZERO; features],
+            sum_dy_xhat: vec![T::ZERO; features],
+            scale: vec![T::ZERO; features],
+        })
+    }
+
+    /// Number of features.
+    pub fn features(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BatchNormConfig {
+        &self.config
+    }
+
+    /// The layer's path, e.g. `layers.1`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Forward pass; see the module docs for the formulas per mode.
+    pub fn forward(&mut self, x: &Matrix<T>, mode: Mode) -> Result<()> {
+        let (m, f) = (x.rows(), self.features());
+        if x.cols() != f {
+            return Err(Error::shape("batch-norm forward", format!("[_, {f}]"), x));
+        }
+        let batch_stats = mode != Mode::Eval || !self.config.track_running_stats;
+        if batch_stats && m < 2 {
+            return Err(Error::BatchTooSmall {
+                layer: self.path.clone(),
+                rows: m,
+            });
+        }
+        let eps = T::from_f64(self.config.eps);
+        if batch_stats {
+            self.batch_statistics(x, eps);
+        } else {
+            for j in 0..f {
+                self.mean[j] = self.running.mean[j];
+                self.inv_std[j] = T::ONE / (self.running.var[j] + eps).sqrt();
+            }
+        }
+        self.used_batch_stats = batch_stats;
+        self.normalize(x);
+        match mode {
+            Mode::Train if self.config.track_running_stats => self.update_running(m),
+            Mode::Recalibrate => self.accumulate_population(m),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Backward pass for the last forward (batch or fixed statistics).
+    pub fn backward(&mut self, x: &Matrix<T>, dy: &Matrix<T>, need_dx: bool) -> Result<()> {
+        let (m, f) = (x.rows(), self.features());
+        if dy.shape() != [m, f] || self.xhat.shape() != [m, f] {
+            return Err(Error::shape(
+                "batch-norm backward",
+                format!("[{m}, {f}] after a forward of that shape"),
+                dy,
+            ));
+        }
+        self.sum_dy.fill(T::ZERO);
+        self.sum_dy_xhat.fill(T::ZERO);
+        for r in 0..m {
+            for ((g, xh), (s, sx)) in dy
+                .row(r)
+                .iter()
+                .zip(self.xhat.row(r))
+                .zip(self.sum_dy.iter_mut().zip(self.sum_dy_xhat.iter_mut()))
+            {
+                *s += *g;
+                *sx += *g * *xh;
+            }
+        }
+        if let Some((gamma, beta)) = &mut self.affine {
+            for j in 0..f {
+                gamma.grad.as_mut_slice()[j] += self.sum_dy_xhat[j];
+                beta.grad.as_mut_slice()[j] += self.sum_dy[j];
+            }
+        }
+        if need_dx {
+            self.input_gradient(dy);
+        }
+        Ok(())
+    }
+
+    /// The last forward's output `[batch, features]`.
+    pub fn output(&self) -> &Matrix<T> {
+        &self.out
+    }
+
+    /// The last backward's input gradient `[batch, features]`.
+    pub fn input_grad(&self) -> &Matrix<T> {
+        &self.dx
+    }
+
+    /// Visits gamma, then beta (if affine).
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(&mut Param<T>)) {
+        if let Some((g, b)) = &mut self.affine {
+            f(g);
+            f(b);
+        }
+    }
+
+    /// E.g. `BatchNorm(100, eps 1e-5, momentum Torch(0.1))`.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let affine = if c.affine { "" } else { ", no affine" };
+        format!(
+            "BatchNorm({}, eps {:e}, momentum {:?}{affine})",
+            self.features(),
+            c.eps,
+            c.momentum
+        )
+    }
+
+    /// Starts a population recalibration: clears the sums that
+    /// [`Mode::Recalibrate`] forward passes accumulate.
+    pub fn begin_recalibration(&mut self) {
+        let f = self.features();
+        self.population = Some(Population {
+            sum_mean: vec![0.0; f],
+            sum_unbiased_var: vec![0.0; f],
+            batches: 0,
+        });
+    }
+
+    /// Ends a recalibration: running mean = average of the batch means,
+    /// running var = average of the unbiased batch variances `m/(m-1) var_B`
+    /// (Algorithm 2; with equal batch sizes this is `m/(m-1)` times the
+    /// average biased variance). Returns the number of batches used.
+    pub fn finish_recalibration(&mut self) -> Result<u64> {
+        let pop = self
+            .population
+            .take()
+            .filter(|p| p.batches > 0)
+            .ok_or_else(|| Error::State(format!("{}: recalibration saw no batch", self.path)))?;
+        let k = pop.batches as f64;
+        for j in 0..self.features() {
+            self.running.mean[j] = T::from_f64(pop.sum_mean[j] / k);
+            self.running.var[j] = T::from_f64(pop.sum_unbiased_var[j] / k);
+        }
+        Ok(pop.batches)
+    }
+
+    /// Two-pass per-feature mean and biased variance of `x` into `mean`,
+    /// `var` and `inv_std`.
+    fn batch_statistics(&mut self, x: &Matrix<T>, eps: T) {
+        let m = x.rows();
+        let inv_m = T::ONE / T::from_f64(m as f64);
+        self.mean.fill(T::ZERO);
+        for r in 0..m {
+            for (mu, &v) in self.mean.iter_mut().zip(x.row(r)) {
+                *mu += v;
+            }
+        }
+        self.mean.iter_mut().for_each(|mu| *mu *= inv_m);
+        self.var.fill(T::ZERO);
+        for r in 0..m {
+            for ((s, &v), &mu) in self.var.iter_mut().zip(x.row(r)).zip(&self.mean) {
+                let d = v - mu;
+                *s += d * d;
+            }
+        }
+        for (var, is) in self.var.iter_mut().zip(self.inv_std.iter_mut()) {
+            *var *= inv_m;
+            *is = T::ONE / (*var + eps).sqrt();
+        }
+    }
+
+    /// `xhat = (x - mean) * inv_std`, `y = gamma * xhat + beta`.
+    fn normalize(&mut self, x: &Matrix<T>) {
+        let (m, f) = (x.rows(), x.cols());
+        self.xhat.resize(m, f);
+        self.out.resize(m, f);
+        for r in 0..m {
+            for (((xh, &v), &mu), &is) in self
+                .xhat
+                .row_mut(r)
+                .iter_mut()
+                .zip(x.row(r))
+                .zip(&self.mean)
+                .zip(&self.inv_std)
+            {
+                *xh = (v - mu) * is;
+            }
+        }
+        match &self.affine {
+            Some((g, b)) => {
+                let (g, b) = (g.value.as_slice(), b.value.as_slice());
+                for r in 0..m {
+                    for (((y, &xh), &gj), &bj) in self
+                        .out
+                        .row_mut(r)
+                        .iter_mut()
+                        .zip(self.xhat.row(r))
+                        .zip(g)
+                        .zip(b)
+                    {
+                        *y = gj * xh + bj;
+                    }
+                }
+            }
+            None => self
+                .out
+                .as_mut_slice()
+                .copy_from_slice(self.xhat.as_slice()),
+        }
+    }
+
+    fn update_running(&mut self, m: usize) {
+        self.running.batches += 1;
+        let w = T::from_f64(self.config.new_weight(self.running.batches));
+        let unbias = if self.config.unbiased_running_var {
+            m as f64 / (m as f64 - 1.0)
+        } else {
+            1.0
+        };
+        let unbias = T::from_f64(unbias);
+        for j in 0..self.features() {
+            let var = self.var[j] * unbias;
+            let (rm, rv) = (&mut self.running.mean[j], &mut self.running.var[j]);
+            *rm = (T::ONE - w) * *rm + w * self.mean[j];
+            *rv = (T::ONE - w) * *rv + w * var;
+        }
+    }
+
+    fn accumulate_population(&mut self, m: usize) {
+        let unbias = m as f64 / (m as f64 - 1.0);
+        if let Some(p) = &mut self.population {
+            for (j, (&mu, &var)) in self.mean.iter().zip(&self.var).enumerate() {
+                p.sum_mean[j] += mu.to_f64();
+                p.sum_unbiased_var[j] += var.to_f64() * unbias;
+            }
+            p.batches += 1;
+        }
+    }
+
+    /// `dx` from the sums of the last backward: with batch statistics
+    /// `dx = gamma inv_std (dy - mean(dy) - xhat mean(dy xhat))`, with fixed
+    /// statistics `dx = gamma inv_std dy`.
+    fn input_gradient(&mut self, dy: &Matrix<T>) {
+        let (m, f) = (dy.rows(), self.features());
+        self.dx.resize(m, f);
+        let inv_m = T::ONE / T::from_f64(m as f64);
+        let keep = if self.used_batch_stats {
+            T::ONE
+        } else {
+            T::ZERO
+        };
+        for j in 0..f {
+            let gamma = self
+                .affine
+                .as_ref()
+                .map_or(T::ONE, |(g, _)| g.value.as_slice()[j]);
+            self.scale[j] = gamma * self.inv_std[j];
+            self.sum_dy[j] *= inv_m * keep;
+            self.sum_dy_xhat[j] *= inv_m * keep;
+        }
+        for r in 0..m {
+            let rows = dy.row(r).iter().zip(self.xhat.row(r));
+            for (j, (d, (&g, &xh))) in self.dx.row_mut(r).iter_mut().zip(rows).enumerate() {
+                *d = self.scale[j] * (g - self.sum_dy[j] - xh * self.sum_dy_xhat[j]);
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Losses, each the mean over the batch, returning the value and writing the
+//! gradient with respect to its input (the network's output, "logits").
+//!
+//! Shapes: `logits, grad: [batch, outputs]`; targets are class indices
+//! `[batch]` or a matrix `[batch, outputs]`.
+
+use crate::error::{Error, Result};
+use crate::layers::sigmoid;
+use crate::scalar::Scalar;
+use crate::tensor::Matrix;
+
+/// A loss function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Softmax cross-entropy from logits with integer labels:
+    /// `L = mean_i (logsumexp(z_i) - z_{i, y_i})`,
+    /// `dL/dz = (softmax(z) - onehot(y)) / batch`.
+    CrossEntropy,
+    /// Mean squared error over all elements (PyTorch's `MSELoss`):
+    /// `L = mean (z - t)^2`, `dL/dz = 2 (z - t) / (batch * outputs)`.
+    Mse,
+    /// Binary cross-entropy with logits over all elements:
+    /// `L = mean (max(z, 0) - z t + ln(1 + e^-|z|))`,
+    /// `dL/dz = (sigmoid(z) - t) / (batch * outputs)`.
+    BceWithLogits,
+}
+
+/// What a loss compares the output with.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a, T> {
+    /// One class index per row, `[batch]`.
+    Labels(&'a [usize]),
+    /// One value per output, `[batch, outputs]`.
+    Values(&'a Matrix<T>),
+}
+
+impl Loss {
+    /// The loss value of `logits` against `target`; writes `dL/dlogits` into
+    /// `grad` (resized to the shape of `logits`).
+    pub fn forward_backward<T: Scalar>(
+        self,
+        logits: &Matrix<T>,
+        target: Target<'_, T>,
+        grad: &mut Matrix<T>,
+    ) -> Result<T> {
+        if logits.rows() == 0 {
+            return Err(Error::shape("loss", "a batch of at least one row", logits));
+        }
+        grad.resize(logits.rows(), logits.cols());
+        match (self, target) {
+            (Loss::CrossEntropy, Target::Labels(y)) => cross_entropy(logits, y, grad),
+            (Loss::Mse, Target::Values(t)) => elementwise(logits, t, grad, mse_term),
+            (Loss::BceWithLogits, Target::Values(t)) => elementwise(logits, t, grad, bce_term),
+            (loss, _) => Err(Error::config(
+                "loss target",
+                format!("{loss:?} needs {}", loss.target_kind()),
+            )),
+        }
+    }
+
+    /// The loss value only (the gradient is computed into a scratch buffer).
+    pub fn value<T: Scalar>(self, logits: &Matrix<T>, target: Target<'_, T>) -> Result<T> {
+        let mut scratch = Matrix::default();
+        self.forward_backward(logits, target, &mut scratch)
+    }
+
+    fn target_kind(self) -> &'static str {
+        match self {
+            Loss::CrossEntropy => "integer class labels",
+            Loss::Mse | Loss::BceWithLogits => "a target matrix of the output's shape",
+        }
+    }
+}
+
+fn cross_entropy<T: Scalar>(z: &Matrix<T>, labels: &[usize], grad: &mut Matrix<T>) -> Result<T> {
+    let (n, k) = (z.rows(), z.cols());
+    if labels.len() != n {
+        return Err(Error::shape("cross-entropy labels", n, labels.len()));
+    }
+    let inv_n = T::ONE / T::from_f64(n as f64);
+    let mut total = 0.0f64;
+    for (r, &y) in labels.iter().enumerate() {
+        if y >= k {
+            return Err(Error::Label {
+                row: r,
+                label: y,
+                classes: k,
+            });
+        }
+        let zr = z.row(r);
+        let max = zr.iter().fold(zr[0], |m, &v| m.max(v));
+        let sum: T = zr.iter().map(|&v| (v - max).exp()).sum();
+        let lse = max + sum.ln();
+        total += (lse - zr[y]).to_f64();
+        for (g, &v) in grad.row_mut(r).iter_mut().zip(zr) {
+            *g = (v - lse).exp() * inv_n;
+        }
+        grad.row_mut(r)[y] -= inv_n;
+    }
+    Ok(T::from_f64(total / n as f64))
+}
+
+/// A per-element loss term and its derivative `(l(z, t), dl/dz)`.
+type Term<T> = fn(T, T) -> (T, T);
+
+fn mse_term<T: Scalar>(z: T, t: T) -> (T, T) {
+    let d = z - t;
+    (d * d, d + d)
+}
+
+fn bce_term<T: Scalar>(z: T, t: T) -> (T, T) {
+    let l = z.max(T::ZERO) - z * t + (-z.abs()).exp().ln_1p();
+    (l, sigmoid(z) - t)
+}
+
+fn elementwise<T: Scalar>(
+    z: &Matrix<T>,
+    t: &Matrix<T>,
+    grad: &mut Matrix<T>,
+    term: Term<T>,
+) -> Result<T> {
+    if z.shape() != t.shape() {
+        return Err(Error::shape("loss target", z, t));
+    }
+    let count = z.as_slice().len().max(1);
+    let inv = T::ONE / T::from_f64(count as f64);
+    let mut total = 0.0f64;
+    for ((g, &zv), &tv) in grad
+        .as_mut_slice()
+        .iter_mut()
+        .zip(z.as_slice())
+        .zip(t.as_slice())
+    {
+        let (l, d) = term(zv, tv);
+        total += l.to_f64();
+        *g = d * inv;
+    }
+    Ok(T::from_f64(total / count as f64))
+}

@@ -1,0 +1,272 @@
+//! Sequential networks: a [`ModelSpec`] (widths, activation, batch-norm
+//! placement, dropout, init) becomes a [`Sequential`] of [`Layer`]s whose
+//! parameters and running statistics are named by path (`layers.0.weight`,
+//! `layers.1.running_mean`, ...), exactly like a PyTorch `nn.Sequential`
+//! stored under the attribute `layers`.
+
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::layers::{
+    Activation, ActivationLayer, BatchNorm, BatchNormConfig, Dense, Dropout, Layer, Mode, Param,
+};
+use crate::scalar::Scalar;
+use crate::tensor::Matrix;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// Where batch normalization goes in each hidden block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BnPlacement {
+    /// No batch normalization: `Dense(bias) -> act`.
+    None,
+    /// The paper's placement `g(BN(W u))`: `Dense(no bias) -> BN -> act`.
+    BeforeActivation,
+    /// `Dense(bias) -> act -> BN`.
+    AfterActivation,
+}
+
+/// The architecture of a fully connected network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// Widths `[inputs, hidden..., outputs]`, at least two entries.
+    pub dims: Vec<usize>,
+    /// Hidden-layer activation (the output layer is linear; the loss applies
+    /// softmax or sigmoid).
+    pub activation: Activation,
+    /// Batch-normalization placement in every hidden block.
+    pub batch_norm: BnPlacement,
+    /// Batch-normalization settings.
+    pub bn: BatchNormConfig,
+    /// Dropout rate after each hidden block (0 = none).
+    pub dropout: f64,
+    /// Weight initialization.
+    pub init: Init,
+}
+
+impl ModelSpec {
+    /// The BN paper's MNIST network 784-100-100-100-10 with sigmoid units,
+    /// BN before each sigmoid, and `N(0, std^2)` weights.
+    pub fn paper_mnist(batch_norm: bool, init_std: f64) -> Self {
+        ModelSpec {
+            dims: vec![784, 100, 100, 100, 10],
+            activation: Activation::Sigmoid,
+            batch_norm: if batch_norm {
+                BnPlacement::BeforeActivation
+            } else {
+                BnPlacement::None
+            },
+            bn: BatchNormConfig::default(),
+            dropout: 0.0,
+            init: Init::Normal { std: init_std },
+        }
+    }
+
+    /// Parses widths written `784-100-100-100-10` (or with commas).
+    pub fn parse_dims(s: &str) -> Result<Vec<usize>> {
+        let dims = s
+            .split(['-', ','])
+            .map(|w| {
+                w.trim().parse::<usize>().map_err(|_| {
+                    Error::config(
+                        "layer widths",
+                        format!("'{w}' in '{s}' is not a positive integer"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(dims)
+    }
+
+    /// Checks widths, dropout, init and batch-norm settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.dims.len() < 2 {
+            return Err(Error::config(
+                "layer widths",
+                "need at least an input and an output width",
+            ));
+        }
+        if let Some(w) = self.dims.iter().find(|&&w| w == 0 || w > 1 << 24) {
+            return Err(Error::config(
+                "layer widths",
+                format!("{w} is not in 1..=16777216"),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config(
+                "dropout",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
+        }
+        self.activation.validate()?;
+        self.init.validate()?;
+        self.bn.validate()
+    }
+}
+
+/// A feed-forward network: layers applied in order.
+#[derive(Debug, Clone)]
+pub struct Sequential<T> {
+    layers: Vec<Layer<T>>,
+}
+
+impl<T: Scalar> Sequential<T> {
+    /// Wraps a list of layers (their parameter names should be `layers.{index}.*`).
+    pub fn new(layers: Vec<Layer<T>>) -> Self {
+        Sequential { layers }
+    }
+
+    /// Builds the network of `spec` with weights drawn from `seed`. Each hidden
+    /// block is `Dense -> [BN] -> act -> [BN] -> [Dropout]` per the placement;
+    /// a Dense directly followed by BN has no bias. Dropout layer `i` draws
+    /// its masks from its own stream seeded by `seed` and `i`.
+    pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Self> {
+        spec.validate()?;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut layers = Vec::new();
+        let last = spec.dims.len() - 2;
+        for (i, pair) in spec.dims.windows(2).enumerate() {
+            let (inp, out) = (pair[0], pair[1]);
+            let (w, b) = spec.init.sample::<T>(out, inp, &mut rng);
+            let hidden = i < last;
+            let bn_next = hidden && spec.batch_norm == BnPlacement::BeforeActivation;
+            let path = format!("layers.{}", layers.len());
+            layers.push(Layer::Dense(Dense::new(&path, w, (!bn_next).then_some(b))?));
+            if !hidden {
+                break;
+            }
+            let push_bn = |layers: &mut Vec<Layer<T>>| -> Result<()> {
+                let path = format!("layers.{}", layers.len());
+                layers.push(Layer::BatchNorm(BatchNorm::new(
+                    &path,
+                    out,
+                    spec.bn.clone(),
+                )?));
+                Ok(())
+            };
+            if bn_next {
+                push_bn(&mut layers)?;
+            }
+            layers.push(Layer::Activation(ActivationLayer::new(spec.activation)?));
+            if spec.batch_norm == BnPlacement::AfterActivation {
+                push_bn(&mut layers)?;
+            }
+            if spec.dropout > 0.0 {
+                let stream =
+                    seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(layers.len() as u64 + 1));
+                layers.push(Layer::Dropout(Dropout::new(spec.dropout, stream)?));
+            }
+        }
+        Ok(Sequential { layers })
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Layer<T>] {
+        &self.layers
+    }
+
+    /// The layers, mutable.
+    pub fn layers_mut(&mut self) -> &mut [Layer<T>] {
+        &mut self.layers
+    }
+
+    /// Input width (of the first Dense layer).
+    pub fn in_features(&self) -> Option<usize> {
+        self.layers.iter().find_map(|l| match l {
+            Layer::Dense(d) => Some(d.in_features()),
+            _ => None,
+        })
+    }
+
+    /// Runs every layer on `x: [batch, in]`; returns the output `[batch, out]`.
+    pub fn forward<'a>(&'a mut self, x: &'a Matrix<T>, mode: Mode) -> Result<&'a Matrix<T>> {
+        for i in 0..self.layers.len() {
+            let (before, rest) = self.layers.split_at_mut(i);
+            let input = before.last().map_or(x, |l| l.output());
+            rest[0].forward(input, mode)?;
+        }
+        Ok(self.layers.last().map_or(x, |l| l.output()))
+    }
+
+    /// Backpropagates `dout = dL/doutput: [batch, out]` through the layers of
+    /// the last forward on `x`, adding into every parameter gradient. With
+    /// `input_grad`, also computes `dL/dx`, read with [`Sequential::input_grad`].
+    pub fn backward(&mut self, x: &Matrix<T>, dout: &Matrix<T>, input_grad: bool) -> Result<()> {
+        for i in (0..self.layers.len()).rev() {
+            let (before, rest) = self.layers.split_at_mut(i);
+            let (cur, after) = rest.split_at_mut(1);
+            let input = before.last().map_or(x, |l| l.output());
+            let dy = after.first().map_or(dout, |l| l.input_grad());
+            cur[0].backward(input, dy, i > 0 || input_grad)?;
+        }
+        Ok(())
+    }
+
+    /// `dL/dx` from the last backward called with `input_grad = true`.
+    pub fn input_grad(&self) -> Option<&Matrix<T>> {
+        self.layers.first().map(|l| l.input_grad())
+    }
+
+    /// Zeroes every parameter gradient.
+    pub fn zero_grad(&mut self) {
+        self.visit_params(&mut |p| p.zero_grad());
+    }
+
+    /// Calls `f` on every trainable parameter in a fixed order (layer order,
+    /// weight before bias). Running statistics are not parameters.
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(&mut Param<T>)) {
+        for l in &mut self.layers {
+            l.visit_params(f);
+        }
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_params(&mut self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |p| n += p.value.as_slice().len());
+        n
+    }
+
+    /// Replaces every batch-norm layer's running statistics by population
+    /// statistics (the paper's Algorithm 2): forward passes in
+    /// [`Mode::Recalibrate`] over `batches` with the weights frozen, then
+    /// mean = average of batch means, var = average of unbiased batch
+    /// variances. Dropout is off during these passes. Returns the batch count.
+    pub fn recalibrate<'a, I>(&mut self, batches: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = &'a Matrix<T>>,
+    {
+        self.for_each_bn(|bn| {
+            bn.begin_recalibration();
+            Ok(())
+        })?;
+        for x in batches {
+            self.forward(x, Mode::Recalibrate)?;
+        }
+        let mut count = 0;
+        self.for_each_bn(|bn| {
+            count = bn.finish_recalibration()?;
+            Ok(())
+        })?;
+        Ok(count)
+    }
+
+    fn for_each_bn(&mut self, mut f: impl FnMut(&mut BatchNorm<T>) -> Result<()>) -> Result<()> {
+        for l in &mut self.layers {
+            if let Layer::BatchNorm(bn) = l {
+                f(bn)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One line per layer, e.g. `layers.0  Dense(784 -> 100, no bias)`.
+    pub fn summary(&self) -> String {
+        let lines: Vec<String> = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("layers.{i}  {}", l.describe()))
+            .collect();
+        lines.join("\n")
+    }
+}

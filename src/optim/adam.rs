@@ -1,0 +1,65 @@
+//! Adam and AdamW, as `torch.optim.Adam` / `AdamW` (single-tensor path):
+//!
+//! ```text
+//! AdamW: p = p (1 - lr wd)         Adam: g = grad + wd p
+//! m = m + (1 - b1) (g - m)         v = b2 v + (1 - b2) g^2
+//! denom = sqrt(v) / sqrt(1 - b2^t) + eps
+//! p = p - lr / (1 - b1^t) * m / denom
+//! ```
+
+use super::{StepCtx, decayed_grad};
+use crate::layers::Param;
+use crate::scalar::Scalar;
+
+/// First and second moment estimates.
+#[derive(Debug, Clone)]
+pub(super) struct AdamState<T> {
+    m: Vec<T>,
+    v: Vec<T>,
+}
+
+impl<T: Scalar> AdamState<T> {
+    pub(super) fn new(n: usize) -> Self {
+        AdamState {
+            m: vec![T::ZERO; n],
+            v: vec![T::ZERO; n],
+        }
+    }
+
+    pub(super) fn update(
+        &mut self,
+        p: &mut Param<T>,
+        ctx: StepCtx,
+        [beta1, beta2, eps]: [f64; 3],
+        decoupled: bool,
+    ) -> bool {
+        let n = p.value.as_slice().len();
+        if self.m.len() != n {
+            return false;
+        }
+        let t = ctx.t as i32;
+        let step_size = T::from_f64(ctx.lr / (1.0 - beta1.powi(t)));
+        let bc2_sqrt = T::from_f64((1.0 - beta2.powi(t)).sqrt());
+        let (b1, b2, eps) = (
+            T::from_f64(1.0 - beta1),
+            T::from_f64(beta2),
+            T::from_f64(eps),
+        );
+        let one_m_b2 = T::from_f64(1.0 - beta2);
+        let (coupled, shrink) = if decoupled {
+            (T::ZERO, T::from_f64(1.0 - ctx.lr * ctx.weight_decay))
+        } else {
+            (T::from_f64(ctx.weight_decay), T::ONE)
+        };
+        for i in 0..n {
+            let g = decayed_grad(p, i, coupled);
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            *m += b1 * (g - *m);
+            *v = b2 * *v + one_m_b2 * g * g;
+            let denom = v.sqrt() / bc2_sqrt + eps;
+            let w = &mut p.value.as_mut_slice()[i];
+            *w = *w * shrink - step_size * (*m / denom);
+        }
+        true
+    }
+}

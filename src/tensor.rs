@@ -1,0 +1,274 @@
+//! Row-major matrices `[rows, cols]` and the matrix products the layers use.
+//!
+//! Products go through the GEMM kernel of [`Scalar::gemm_raw`]; transposed
+//! operands are read in place through strides, never copied.
+
+use crate::error::{Error, Result};
+use crate::scalar::Scalar;
+
+/// A dense row-major matrix: element `(r, c)` is `data[r * cols + c]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Matrix<T> {
+    rows: usize,
+    cols: usize,
+    data: Vec<T>,
+}
+
+/// Whether a GEMM operand is used as stored or transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Use the matrix as stored.
+    N,
+    /// Use its transpose (read in place through strides).
+    T,
+}
+
+impl<T: Scalar> Matrix<T> {
+    /// A `rows x cols` matrix of zeros.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Matrix {
+            rows,
+            cols,
+            data: vec![T::ZERO; rows * cols],
+        }
+    }
+
+    /// A `rows x cols` matrix with every element `v`.
+    pub fn filled(rows: usize, cols: usize, v: T) -> Self {
+        Matrix {
+            rows,
+            cols,
+            data: vec![v; rows * cols],
+        }
+    }
+
+    /// Wraps row-major `data` of length `rows * cols`.
+    pub fn from_vec(rows: usize, cols: usize, data: Vec<T>) -> Result<Self> {
+        if data.len() != rows * cols {
+            return Err(Error::shape(
+                "matrix from_vec",
+                format!("{} values for [{rows}, {cols}]", rows * cols),
+                data.len(),
+            ));
+        }
+        Ok(Matrix { rows, cols, data })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The shape as `[rows, cols]`.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
+    /// All elements, row-major.
+    pub fn as_slice(&self) -> &[T] {
+        &self.data
+    }
+
+    /// All elements, row-major, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    /// Row `r` (length `cols`).
+    pub fn row(&self, r: usize) -> &[T] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Row `r`, mutable.
+    pub fn row_mut(&mut self, r: usize) -> &mut [T] {
+        &mut self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Element `(r, c)`.
+    pub fn get(&self, r: usize, c: usize) -> T {
+        self.data[r * self.cols + c]
+    }
+
+    /// Reshapes to `rows x cols`, reusing the allocation when it is large
+    /// enough (so a buffer sized for the largest batch never reallocates).
+    /// Contents are unspecified afterwards.
+    pub fn resize(&mut self, rows: usize, cols: usize) {
+        self.rows = rows;
+        self.cols = cols;
+        self.data.resize(rows * cols, T::ZERO);
+    }
+
+    /// Sets every element to `v`.
+    pub fn fill(&mut self, v: T) {
+        self.data.fill(v);
+    }
+
+    /// Copies `other` into `self`, resizing `self` first.
+    pub fn copy_from(&mut self, other: &Matrix<T>) {
+        self.resize(other.rows, other.cols);
+        self.data.copy_from_slice(&other.data);
+    }
+
+    /// Converts every element to another scalar type.
+    pub fn cast<U: Scalar>(&self) -> Matrix<U> {
+        Matrix {
+            rows: self.rows,
+            cols: self.cols,
+            data: self.data.iter().map(|v| U::from_f64(v.to_f64())).collect(),
+        }
+    }
+
+    /// The shape of `op(self)`.
+    fn op_shape(&self, op: Op) -> (usize, usize) {
+        match op {
+            Op::N => (self.rows, self.cols),
+            Op::T => (self.cols, self.rows),
+        }
+    }
+
+    /// Row and column strides of `op(self)`.
+    fn op_strides(&self, op: Op) -> (isize, isize) {
+        let (rs, cs) = (self.cols as isize, 1isize);
+        match op {
+            Op::N => (rs, cs),
+            Op::T => (cs, rs),
+        }
+    }
+}
+
+impl<T: Scalar> std::fmt::Display for Matrix<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {}]", self.rows, self.cols)
+    }
+}
+
+/// `C = alpha * op_a(A) * op_b(B) + beta * C`.
+///
+/// Shapes: `op_a(A)` is `[m, k]`, `op_b(B)` is `[k, n]`, and `C` must already be
+/// `[m, n]`. With `beta == 0` the old contents of `C` are ignored (NaN-safe).
+pub fn gemm<T: Scalar>(
+    alpha: T,
+    a: &Matrix<T>,
+    op_a: Op,
+    b: &Matrix<T>,
+    op_b: Op,
+    beta: T,
+    c: &mut Matrix<T>,
+) -> Result<()> {
+    let (m, k) = a.op_shape(op_a);
+    let (k2, n) = b.op_shape(op_b);
+    if k != k2 || c.rows != m || c.cols != n {
+        return Err(Error::shape(
+            "gemm",
+            format!("[{m}, {k}] x [{k}, {n}] -> [{m}, {n}]"),
+            format!("[{m}, {k}] x [{k2}, {n}] -> {c}"),
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let (rsa, csa) = a.op_strides(op_a);
+    let (rsb, csb) = b.op_strides(op_b);
+    let (rsc, csc) = (c.cols as isize, 1isize);
+    // SAFETY: the shapes were checked above, each pointer addresses a buffer
+    // of exactly rows*cols elements, and `c` is borrowed mutably so it cannot
+    // alias `a` or `b`.
+    unsafe {
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            alpha,
+            (a.data.as_ptr(), rsa, csa),
+            (b.data.as_ptr(), rsb, csb),
+            beta,
+            (c.data.as_mut_ptr(), rsc, csc),
+        );
+    }
+    Ok(())
+}
+
+/// Naive triple-loop reference for `op_a(A) * op_b(B)`, accumulated in `f64`.
+/// For tests only: it checks the GEMM kernel, never used in training.
+pub fn matmul_reference<T: Scalar>(a: &Matrix<T>, op_a: Op, b: &Matrix<T>, op_b: Op) -> Matrix<T> {
+    let (m, k) = a.op_shape(op_a);
+    let (_, n) = b.op_shape(op_b);
+    let at = |i: usize, p: usize| match op_a {
+        Op::N => a.get(i, p),
+        Op::T => a.get(p, i),
+    };
+    let bt = |p: usize, j: usize| match op_b {
+        Op::N => b.get(p, j),
+        Op::T => b.get(j, p),
+    };
+    let mut c = Matrix::zeros(m, n);
+    for i in 0..m {
+        for j in 0..n {
+            let s: f64 = (0..k).map(|p| at(i, p).to_f64() * bt(p, j).to_f64()).sum();
+            c.data[i * n + j] = T::from_f64(s);
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(rows: usize, cols: usize, f: f64) -> Matrix<f64> {
+        let data = (0..rows * cols).map(|i| ((i as f64) * f).sin()).collect();
+        Matrix::from_vec(rows, cols, data).unwrap()
+    }
+
+    #[test]
+    fn gemm_matches_reference_for_every_transpose() {
+        let (m, k, n) = (7, 5, 3);
+        for (op_a, op_b) in [
+            (Op::N, Op::N),
+            (Op::N, Op::T),
+            (Op::T, Op::N),
+            (Op::T, Op::T),
+        ] {
+            let a = if op_a == Op::N {
+                seq(m, k, 0.3)
+            } else {
+                seq(k, m, 0.3)
+            };
+            let b = if op_b == Op::N {
+                seq(k, n, 0.7)
+            } else {
+                seq(n, k, 0.7)
+            };
+            let mut c = seq(m, n, 1.1);
+            let c0 = c.clone();
+            gemm(2.0, &a, op_a, &b, op_b, 0.5, &mut c).unwrap();
+            let r = matmul_reference(&a, op_a, &b, op_b);
+            for i in 0..m * n {
+                let want = 2.0 * r.data[i] + 0.5 * c0.data[i];
+                assert!((c.data[i] - want).abs() < 1e-12, "{op_a:?}{op_b:?} at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_rejects_mismatched_shapes() {
+        let a = seq(2, 3, 1.0);
+        let b = seq(4, 2, 1.0);
+        let mut c = Matrix::zeros(2, 2);
+        let err = gemm(1.0, &a, Op::N, &b, Op::N, 0.0, &mut c).unwrap_err();
+        assert!(err.to_string().contains("gemm"), "{err}");
+    }
+
+    #[test]
+    fn beta_zero_ignores_nan_in_output() {
+        let a = seq(2, 2, 1.0);
+        let mut c = Matrix::from_vec(2, 2, vec![f64::NAN; 4]).unwrap();
+        gemm(1.0, &a, Op::N, &a, Op::N, 0.0, &mut c).unwrap();
+        assert!(c.as_slice().iter().all(|v| v.is_finite()));
+    }
+}
