@@ -33,12 +33,7 @@ pub enum Init {
 
 impl Init {
     /// Draws a weight `[out, in]` and a bias `[1, out]`.
-    pub fn sample<T: Scalar>(
-        self,
-        out: usize,
-        inp: usize,
-        rng: &mut Xoshiro256PlusPlus,
-    ) -> (Matrix<T>, Matrix<T>) {
+    pub fn sample<T: Scalar>(self, out: usize, inp: usize, rng: &mut Xoshiro256PlusPlus) -> (Matrix<T>, Matrix<T>) {
         let (fi, fo) = (inp as f64, out as f64);
         let mut w = Matrix::zeros(out, inp);
         let mut b = Matrix::zeros(1, out);

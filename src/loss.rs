@@ -113,24 +113,14 @@ fn bce_term<T: Scalar>(z: T, t: T) -> (T, T) {
     (l, sigmoid(z) - t)
 }
 
-fn elementwise<T: Scalar>(
-    z: &Matrix<T>,
-    t: &Matrix<T>,
-    grad: &mut Matrix<T>,
-    term: Term<T>,
-) -> Result<T> {
+fn elementwise<T: Scalar>(z: &Matrix<T>, t: &Matrix<T>, grad: &mut Matrix<T>, term: Term<T>) -> Result<T> {
     if z.shape() != t.shape() {
         return Err(Error::shape("loss target", z, t));
     }
     let count = z.as_slice().len().max(1);
     let inv = T::ONE / T::from_f64(count as f64);
     let mut total = 0.0f64;
-    for ((g, &zv), &tv) in grad
-        .as_mut_slice()
-        .iter_mut()
-        .zip(z.as_slice())
-        .zip(t.as_slice())
-    {
+    for ((g, &zv), &tv) in grad.as_mut_slice().iter_mut().zip(z.as_slice()).zip(t.as_slice()) {
         let (l, d) = term(zv, tv);
         total += l.to_f64();
         *g = d * inv;

@@ -3,8 +3,8 @@
 use bpnet::data::{Batches, bundled_mnist_dir, load_mnist};
 use bpnet::train::accuracy;
 use bpnet::{
-    Activation, BnPlacement, Error, Init, Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig,
-    Result, Sequential, Target, Trainer,
+    Activation, BnPlacement, Error, Init, Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig, Result, Sequential,
+    Target, Trainer,
 };
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -111,9 +111,7 @@ fn optimizer_config(a: &TrainArgs) -> Result<OptimizerConfig> {
         other => {
             return Err(Error::config(
                 "--optimizer",
-                format!(
-                    "unknown '{other}' (expected sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad)"
-                ),
+                format!("unknown '{other}' (expected sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad)"),
             ));
         }
     };
@@ -154,11 +152,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         init: a.init.parse::<Init>()?,
     };
     let model = Sequential::<f32>::from_spec(&spec, a.seed)?;
-    let mut trainer = Trainer::new(
-        model,
-        Optimizer::new(optimizer_config(a)?)?,
-        Loss::CrossEntropy,
-    );
+    let mut trainer = Trainer::new(model, Optimizer::new(optimizer_config(a)?)?, Loss::CrossEntropy);
     let mut batches = Batches::new(
         train.len(),
         a.batch_size,

@@ -6,9 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::layers::{
-    Activation, ActivationLayer, BatchNorm, BatchNormConfig, Dense, Dropout, Layer, Mode, Param,
-};
+use crate::layers::{Activation, ActivationLayer, BatchNorm, BatchNormConfig, Dense, Dropout, Layer, Mode, Param};
 use crate::scalar::Scalar;
 use crate::tensor::Matrix;
 use rand::SeedableRng;
@@ -66,12 +64,9 @@ impl ModelSpec {
         let dims = s
             .split(['-', ','])
             .map(|w| {
-                w.trim().parse::<usize>().map_err(|_| {
-                    Error::config(
-                        "layer widths",
-                        format!("'{w}' in '{s}' is not a positive integer"),
-                    )
-                })
+                w.trim()
+                    .parse::<usize>()
+                    .map_err(|_| Error::config("layer widths", format!("'{w}' in '{s}' is not a positive integer")))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(dims)
@@ -86,16 +81,10 @@ impl ModelSpec {
             ));
         }
         if let Some(w) = self.dims.iter().find(|&&w| w == 0 || w > 1 << 24) {
-            return Err(Error::config(
-                "layer widths",
-                format!("{w} is not in 1..=16777216"),
-            ));
+            return Err(Error::config("layer widths", format!("{w} is not in 1..=16777216")));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::config(
-                "dropout",
-                format!("{} is not in [0, 1)", self.dropout),
-            ));
+            return Err(Error::config("dropout", format!("{} is not in [0, 1)", self.dropout)));
         }
         self.activation.validate()?;
         self.init.validate()?;
@@ -136,11 +125,7 @@ impl<T: Scalar> Sequential<T> {
             }
             let push_bn = |layers: &mut Vec<Layer<T>>| -> Result<()> {
                 let path = format!("layers.{}", layers.len());
-                layers.push(Layer::BatchNorm(BatchNorm::new(
-                    &path,
-                    out,
-                    spec.bn.clone(),
-                )?));
+                layers.push(Layer::BatchNorm(BatchNorm::new(&path, out, spec.bn.clone())?));
                 Ok(())
             };
             if bn_next {
@@ -151,8 +136,7 @@ impl<T: Scalar> Sequential<T> {
                 push_bn(&mut layers)?;
             }
             if spec.dropout > 0.0 {
-                let stream =
-                    seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(layers.len() as u64 + 1));
+                let stream = seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(layers.len() as u64 + 1));
                 layers.push(Layer::Dropout(Dropout::new(spec.dropout, stream)?));
             }
         }

@@ -156,11 +156,7 @@ macro_rules! impl_scalar {
                 c: (*mut Self, isize, isize),
             ) {
                 // SAFETY: forwarded from the caller's contract.
-                unsafe {
-                    $gemm(
-                        m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
-                    )
-                }
+                unsafe { $gemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
             }
         }
     };

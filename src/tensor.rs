@@ -228,22 +228,9 @@ mod tests {
     #[test]
     fn gemm_matches_reference_for_every_transpose() {
         let (m, k, n) = (7, 5, 3);
-        for (op_a, op_b) in [
-            (Op::N, Op::N),
-            (Op::N, Op::T),
-            (Op::T, Op::N),
-            (Op::T, Op::T),
-        ] {
-            let a = if op_a == Op::N {
-                seq(m, k, 0.3)
-            } else {
-                seq(k, m, 0.3)
-            };
-            let b = if op_b == Op::N {
-                seq(k, n, 0.7)
-            } else {
-                seq(n, k, 0.7)
-            };
+        for (op_a, op_b) in [(Op::N, Op::N), (Op::N, Op::T), (Op::T, Op::N), (Op::T, Op::T)] {
+            let a = if op_a == Op::N { seq(m, k, 0.3) } else { seq(k, m, 0.3) };
+            let b = if op_b == Op::N { seq(k, n, 0.7) } else { seq(n, k, 0.7) };
             let mut c = seq(m, n, 1.1);
             let c0 = c.clone();
             gemm(2.0, &a, op_a, &b, op_b, 0.5, &mut c).unwrap();

@@ -77,9 +77,7 @@ pub fn accuracy(model: &mut Sequential<f32>, data: &Dataset, chunk: usize) -> Re
     for part in idx.chunks(chunk.max(1)) {
         data.gather(part, &mut x, &mut y);
         let out = model.forward(&x, Mode::Eval)?;
-        correct += (0..out.rows())
-            .filter(|&r| argmax(out.row(r)) == y[r])
-            .count();
+        correct += (0..out.rows()).filter(|&r| argmax(out.row(r)) == y[r]).count();
     }
     Ok(correct as f64 / data.len().max(1) as f64)
 }

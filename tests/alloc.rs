@@ -3,9 +3,7 @@
 
 use bpnet::data::{Batches, Dataset};
 use bpnet::loss::{Loss, Target};
-use bpnet::{
-    Activation, BnPlacement, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Trainer,
-};
+use bpnet::{Activation, BnPlacement, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Trainer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -38,9 +36,7 @@ fn allocations() -> usize {
 }
 
 fn dataset(rows: usize, cols: usize) -> Dataset {
-    let x = (0..rows * cols)
-        .map(|i| ((i * 37 % 101) as f32) / 101.0)
-        .collect();
+    let x = (0..rows * cols).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
     let y = (0..rows).map(|i| i % 10).collect();
     Dataset::new(Matrix::from_vec(rows, cols, x).unwrap(), y, 10).unwrap()
 }
@@ -123,9 +119,6 @@ fn training_steps_allocate_nothing_after_warm_up() {
     ] {
         let n = steady_state_allocations(spec, opt);
         println!("{name}: {n} allocations in 20 steady-state steps");
-        assert_eq!(
-            n, 0,
-            "{name}: {n} heap allocations in 20 training steps after warm-up"
-        );
+        assert_eq!(n, 0, "{name}: {n} heap allocations in 20 training steps after warm-up");
     }
 }

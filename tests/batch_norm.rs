@@ -7,8 +7,7 @@ mod common;
 use bpnet::layers::BatchNorm;
 use bpnet::loss::{Loss, Target};
 use bpnet::{
-    BatchNormConfig, Error, Layer, Matrix, Mode, ModelSpec, Momentum, Optimizer, OptimizerConfig,
-    Sequential, Trainer,
+    BatchNormConfig, Error, Layer, Matrix, Mode, ModelSpec, Momentum, Optimizer, OptimizerConfig, Sequential, Trainer,
 };
 
 fn m(rows: usize, cols: usize, v: &[f64]) -> Matrix<f64> {
@@ -39,10 +38,7 @@ fn eval_uses_running_statistics_and_changes_nothing() {
     for (o, w) in bn.output().as_slice().iter().zip(want) {
         assert!(close(*o, w), "{o} vs {w}");
     }
-    assert_eq!(
-        bn.running, before,
-        "eval must not update running statistics"
-    );
+    assert_eq!(bn.running, before, "eval must not update running statistics");
     // A batch of one row is fine in eval mode.
     assert_eq!(bn.output().rows(), 1);
 }
@@ -112,10 +108,7 @@ fn population_recalibration_follows_algorithm_2() {
     );
     assert_eq!(bn.running.batches, 0, "recalibration is not training");
     // Then eval uses exactly those statistics.
-    let out = model
-        .forward(&m(1, 1, &[4.0]), Mode::Eval)
-        .unwrap()
-        .get(0, 0);
+    let out = model.forward(&m(1, 1, &[4.0]), Mode::Eval).unwrap().get(0, 0);
     assert!(close(out, 1.0 / (5.0f64 + 1e-5).sqrt()));
 }
 
@@ -142,10 +135,7 @@ fn a_training_batch_of_one_row_is_an_error_not_nan() {
     );
     let x = Matrix::from_vec(1, 3, vec![1.0f32, 2.0, 3.0]).unwrap();
     let err = t.step(&x, Target::Labels(&[1])).unwrap_err();
-    assert!(
-        matches!(err, Error::BatchTooSmall { rows: 1, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::BatchTooSmall { rows: 1, .. }), "{err:?}");
     assert!(
         err.to_string().contains("layers.1") && err.to_string().contains("at least 2 rows"),
         "{err}"
@@ -187,8 +177,7 @@ fn optimizers_never_touch_running_statistics() {
         Loss::CrossEntropy,
     );
     let x = common::random_matrix(5, 3, 4);
-    t.compute_gradients(&x, Target::Labels(&[0, 1, 1, 0, 1]))
-        .unwrap();
+    t.compute_gradients(&x, Target::Labels(&[0, 1, 1, 0, 1])).unwrap();
     let stats = |m: &Sequential<f64>| match &m.layers()[1] {
         Layer::BatchNorm(bn) => bn.running.clone(),
         _ => panic!("layer 1 is BN"),

@@ -7,10 +7,7 @@ fn bpnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bpnet"))
         .args(args)
         .current_dir(dir.path())
-        .env(
-            "BPNET_DATA_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
-        )
+        .env("BPNET_DATA_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/data"))
         .output()
         .unwrap()
 }
@@ -49,11 +46,7 @@ fn assert_clean_failure(args: &[&str], want: &str) {
     let out = bpnet(args);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: not one line:\n{stderr}"
-    );
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: not one line:\n{stderr}");
     assert!(
         stderr.starts_with("error: ") && stderr.contains(want),
         "{args:?}: '{stderr}' lacks '{want}'"
@@ -70,21 +63,12 @@ fn bad_input_gives_one_clear_line() {
         &["train", "--data", "/nonexistent/folder"],
         "/nonexistent/folder/train-images-idx3-ubyte.gz",
     );
-    assert_clean_failure(
-        &["train", "--batch-size", "0", "--steps", "1"],
-        "--batch-size",
-    );
-    assert_clean_failure(
-        &["train", "--activation", "swish", "--steps", "1"],
-        "unknown 'swish'",
-    );
+    assert_clean_failure(&["train", "--batch-size", "0", "--steps", "1"], "--batch-size");
+    assert_clean_failure(&["train", "--activation", "swish", "--steps", "1"], "unknown 'swish'");
     assert_clean_failure(&["train", "--lr", "NaN", "--steps", "1"], "learning rate");
     assert_clean_failure(&["train", "--hidden", "100,x", "--steps", "1"], "'x'");
     assert_clean_failure(&["train", "--dropout", "1.0", "--steps", "1"], "dropout");
-    assert_clean_failure(
-        &["train", "--optimizer", "lbfgs", "--steps", "1"],
-        "unknown 'lbfgs'",
-    );
+    assert_clean_failure(&["train", "--optimizer", "lbfgs", "--steps", "1"], "unknown 'lbfgs'");
 }
 
 #[test]

@@ -6,9 +6,7 @@ mod common;
 
 use bpnet::layers::{ActivationLayer, BatchNorm, Dense, Dropout};
 use bpnet::loss::{Loss, Target};
-use bpnet::{
-    Activation, BatchNormConfig, BnPlacement, Init, Layer, Matrix, Mode, ModelSpec, Sequential,
-};
+use bpnet::{Activation, BatchNormConfig, BnPlacement, Init, Layer, Matrix, Mode, ModelSpec, Sequential};
 use common::*;
 
 const BOUND: f64 = 1e-6;
@@ -53,14 +51,7 @@ fn bn(features: usize, config: BatchNormConfig, seed: u64) -> Layer<f64> {
     Layer::BatchNorm(bn)
 }
 
-fn single(
-    layer: Layer<f64>,
-    rows: usize,
-    cols: usize,
-    out_cols: usize,
-    mode: Mode,
-    seed: u64,
-) -> Check {
+fn single(layer: Layer<f64>, rows: usize, cols: usize, out_cols: usize, mode: Mode, seed: u64) -> Check {
     let model = Sequential::new(vec![layer]);
     let x = random_matrix(rows, cols, seed);
     grad_check(&model, &x, mode, &projection_loss(rows, out_cols, seed + 7))
@@ -68,37 +59,21 @@ fn single(
 
 #[test]
 fn dense_with_and_without_bias() {
-    assert_check(
-        "dense+bias",
-        single(dense(5, 4, true, 1), 6, 5, 4, Mode::Train, 2),
-    );
-    assert_check(
-        "dense",
-        single(dense(5, 4, false, 3), 6, 5, 4, Mode::Train, 4),
-    );
+    assert_check("dense+bias", single(dense(5, 4, true, 1), 6, 5, 4, Mode::Train, 2));
+    assert_check("dense", single(dense(5, 4, false, 3), 6, 5, 4, Mode::Train, 4));
 }
 
 #[test]
 fn batch_norm_training_affine_and_plain() {
     assert_check(
         "bn train affine",
-        single(
-            bn(4, BatchNormConfig::default(), 5),
-            7,
-            4,
-            4,
-            Mode::Train,
-            6,
-        ),
+        single(bn(4, BatchNormConfig::default(), 5), 7, 4, 4, Mode::Train, 6),
     );
     let plain = BatchNormConfig {
         affine: false,
         ..BatchNormConfig::default()
     };
-    assert_check(
-        "bn train no affine",
-        single(bn(4, plain, 7), 7, 4, 4, Mode::Train, 8),
-    );
+    assert_check("bn train no affine", single(bn(4, plain, 7), 7, 4, 4, Mode::Train, 8));
     assert_check(
         "bn train keras",
         single(bn(3, BatchNormConfig::keras(), 9), 5, 3, 3, Mode::Train, 10),
@@ -110,9 +85,7 @@ fn batch_norm_eval_uses_fixed_statistics() {
     let mut layer = bn(4, BatchNormConfig::default(), 11);
     // Give the running statistics non-trivial values first.
     for s in 0..3 {
-        layer
-            .forward(&random_matrix(6, 4, 20 + s), Mode::Train)
-            .unwrap();
+        layer.forward(&random_matrix(6, 4, 20 + s), Mode::Train).unwrap();
     }
     assert_check("bn eval", single(layer, 5, 4, 4, Mode::Eval, 12));
 }
@@ -172,12 +145,7 @@ fn four_dense_layers_with_batch_norm_for_each_activation() {
     let x = random_matrix(8, 5, 30);
     for a in ACTIVATIONS {
         let model = network(a, BnPlacement::BeforeActivation, 0.0);
-        let c = grad_check(
-            &model,
-            &x,
-            Mode::Train,
-            &ce_loss(vec![0, 1, 2, 0, 1, 2, 2, 1]),
-        );
+        let c = grad_check(&model, &x, Mode::Train, &ce_loss(vec![0, 1, 2, 0, 1, 2, 2, 1]));
         assert_check(&format!("net bn-before {}", a.name()), c);
     }
 }
@@ -191,28 +159,20 @@ fn networks_with_bn_after_without_bn_and_with_dropout() {
             "bn-after relu",
             network(Activation::Relu, BnPlacement::AfterActivation, 0.0),
         ),
-        (
-            "no-bn tanh",
-            network(Activation::Tanh, BnPlacement::None, 0.0),
-        ),
+        ("no-bn tanh", network(Activation::Tanh, BnPlacement::None, 0.0)),
         (
             "bn-before sigmoid dropout",
             network(Activation::Sigmoid, BnPlacement::BeforeActivation, 0.3),
         ),
     ] {
-        assert_check(
-            name,
-            grad_check(&model, &x, Mode::Train, &ce_loss(labels.clone())),
-        );
+        assert_check(name, grad_check(&model, &x, Mode::Train, &ce_loss(labels.clone())));
     }
 }
 
 fn value_loss(loss: Loss, target: Matrix<f64>) -> impl Fn(&Matrix<f64>) -> (f64, Matrix<f64>) {
     move |out: &Matrix<f64>| {
         let mut g = Matrix::default();
-        let l = loss
-            .forward_backward(out, Target::Values(&target), &mut g)
-            .unwrap();
+        let l = loss.forward_backward(out, Target::Values(&target), &mut g).unwrap();
         (l, g)
     }
 }
@@ -226,19 +186,9 @@ fn every_loss_through_a_network() {
         "mse",
         grad_check(&model, &x, Mode::Train, &value_loss(Loss::Mse, target)),
     );
-    let bits = Matrix::from_vec(
-        8,
-        3,
-        (0..24).map(|i| ((i * 7) % 3 == 0) as u8 as f64).collect(),
-    )
-    .unwrap();
+    let bits = Matrix::from_vec(8, 3, (0..24).map(|i| ((i * 7) % 3 == 0) as u8 as f64).collect()).unwrap();
     assert_check(
         "bce",
-        grad_check(
-            &model,
-            &x,
-            Mode::Train,
-            &value_loss(Loss::BceWithLogits, bits),
-        ),
+        grad_check(&model, &x, Mode::Train, &value_loss(Loss::BceWithLogits, bits)),
     );
 }

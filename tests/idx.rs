@@ -59,16 +59,8 @@ fn damaged_files_give_a_clear_error_naming_the_file() {
             },
             "not an IDX file",
         ),
-        (
-            "type",
-            idx_bytes(0x0d, &[3, 2, 2], &[0; 48]),
-            "value type 0x0d",
-        ),
-        (
-            "ndims",
-            idx_bytes(8, &[12], &[0; 12]),
-            "1 dimensions, expected 3",
-        ),
+        ("type", idx_bytes(0x0d, &[3, 2, 2], &[0; 48]), "value type 0x0d"),
+        ("ndims", idx_bytes(8, &[12], &[0; 12]), "1 dimensions, expected 3"),
         ("header", good[..9].to_vec(), "truncated IDX header"),
         (
             "short",
@@ -101,38 +93,19 @@ fn mnist_folder_with_disagreeing_counts_is_rejected() {
         "train-images-idx3-ubyte",
         &idx_bytes(8, &[3, 2, 2], &[0; 12]),
     );
-    write(
-        dir.path(),
-        "train-labels-idx1-ubyte",
-        &idx_bytes(8, &[2], &[1, 2]),
-    );
+    write(dir.path(), "train-labels-idx1-ubyte", &idx_bytes(8, &[2], &[1, 2]));
     write(
         dir.path(),
         "t10k-images-idx3-ubyte.gz",
         &gz(&idx_bytes(8, &[1, 2, 2], &[0; 4])),
     );
-    write(
-        dir.path(),
-        "t10k-labels-idx1-ubyte.gz",
-        &gz(&idx_bytes(8, &[1], &[3])),
-    );
+    write(dir.path(), "t10k-labels-idx1-ubyte.gz", &gz(&idx_bytes(8, &[1], &[3])));
     let e = load_mnist(dir.path()).unwrap_err().to_string();
-    assert!(
-        e.contains("2 labels but") && e.contains("has 3 images"),
-        "{e}"
-    );
-    write(
-        dir.path(),
-        "train-labels-idx1-ubyte",
-        &idx_bytes(8, &[3], &[1, 12, 2]),
-    );
+    assert!(e.contains("2 labels but") && e.contains("has 3 images"), "{e}");
+    write(dir.path(), "train-labels-idx1-ubyte", &idx_bytes(8, &[3], &[1, 12, 2]));
     let e = load_mnist(dir.path()).unwrap_err().to_string();
     assert!(e.contains("label 12 at index 1"), "{e}");
-    write(
-        dir.path(),
-        "train-labels-idx1-ubyte",
-        &idx_bytes(8, &[3], &[1, 0, 2]),
-    );
+    write(dir.path(), "train-labels-idx1-ubyte", &idx_bytes(8, &[3], &[1, 0, 2]));
     let (train, test) = load_mnist(dir.path()).unwrap();
     assert_eq!((train.len(), test.len(), train.features.cols()), (3, 1, 4));
 }
@@ -140,18 +113,9 @@ fn mnist_folder_with_disagreeing_counts_is_rejected() {
 #[test]
 fn bundled_mnist_is_complete() {
     let (train, test) = load_mnist(&bpnet::data::bundled_mnist_dir()).unwrap();
-    assert_eq!(
-        (train.len(), test.len(), train.features.cols()),
-        (60000, 10000, 784)
-    );
+    assert_eq!((train.len(), test.len(), train.features.cols()), (60000, 10000, 784));
     assert_eq!(&train.labels[..5], &[5, 0, 4, 1, 9]);
     assert_eq!(&test.labels[..5], &[7, 2, 1, 0, 4]);
-    let mean = train
-        .features
-        .as_slice()
-        .iter()
-        .map(|&v| v as f64)
-        .sum::<f64>()
-        / (60000.0 * 784.0);
+    let mean = train.features.as_slice().iter().map(|&v| v as f64).sum::<f64>() / (60000.0 * 784.0);
     assert!((mean - 0.130660).abs() < 1e-5, "pixel mean {mean}");
 }

@@ -32,11 +32,7 @@ fn atol<T: Scalar>() -> f64 {
 }
 
 fn dtype<T: Scalar>() -> &'static str {
-    if T::NAME == "f32" {
-        "float32"
-    } else {
-        "float64"
-    }
+    if T::NAME == "f32" { "float32" } else { "float64" }
 }
 
 /// Compares and records the worst case; panics with the max difference.
@@ -96,12 +92,7 @@ fn network_case<T: Scalar>(case: &Value) -> f64 {
     };
     let mut worst = 0.0;
     let out = model.forward(&x, Mode::Train).unwrap().clone();
-    expect(
-        &format!("{name} output"),
-        out.as_slice(),
-        &want["output"],
-        &mut worst,
-    );
+    expect(&format!("{name} output"), out.as_slice(), &want["output"], &mut worst);
     let mut dout = Matrix::default();
     let l = loss.forward_backward(&out, target, &mut dout).unwrap();
     expect_scalar(&format!("{name} loss"), l, want["loss"].as_f64().unwrap());
@@ -181,18 +172,14 @@ fn bn_case<T: Scalar>(case: &Value) -> f64 {
         );
     }
     let before = bn.running.clone();
-    bn.forward(&tensor::<T>(&case["eval_input"]), Mode::Eval)
-        .unwrap();
+    bn.forward(&tensor::<T>(&case["eval_input"]), Mode::Eval).unwrap();
     expect(
         &format!("{name} eval output"),
         bn.output().as_slice(),
         &want["eval_output"],
         &mut worst,
     );
-    assert_eq!(
-        before, bn.running,
-        "{name}: eval changed running statistics"
-    );
+    assert_eq!(before, bn.running, "{name}: eval changed running statistics");
     worst
 }
 

@@ -74,9 +74,7 @@ fn read_stream(path: &Path, mut r: impl Read, expected_ndims: u8) -> Result<IdxA
     for i in 0..expected_ndims {
         let mut b = [0u8; 4];
         if read_full(&mut r, &mut b).map_err(io)? < 4 {
-            return Err(bad(format!(
-                "truncated IDX header: size of dimension {i} missing"
-            )));
+            return Err(bad(format!("truncated IDX header: size of dimension {i} missing")));
         }
         let d = u32::from_be_bytes(b) as u64;
         total = total.saturating_mul(d);

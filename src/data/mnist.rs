@@ -48,27 +48,16 @@ fn load_split(dir: &Path, prefix: &str) -> Result<Dataset> {
     if labels.dims[0] != n {
         return Err(Error::Format {
             path: lbl_path,
-            reason: format!(
-                "{} labels but {} has {n} images",
-                labels.dims[0],
-                img_path.display()
-            ),
+            reason: format!("{} labels but {} has {n} images", labels.dims[0], img_path.display()),
         });
     }
     if let Some(row) = labels.data.iter().position(|&l| l > 9) {
         return Err(Error::Format {
             path: lbl_path,
-            reason: format!(
-                "label {} at index {row} is not a digit 0-9",
-                labels.data[row]
-            ),
+            reason: format!("label {} at index {row} is not a digit 0-9", labels.data[row]),
         });
     }
     let features = images.data.iter().map(|&p| p as f32 / 255.0).collect();
     let features = Matrix::from_vec(n, pixels, features)?;
-    Dataset::new(
-        features,
-        labels.data.iter().map(|&l| l as usize).collect(),
-        10,
-    )
+    Dataset::new(features, labels.data.iter().map(|&l| l as usize).collect(), 10)
 }

@@ -26,18 +26,10 @@ impl Dataset {
     /// Checks that there is one label per row and each is below `classes`.
     pub fn new(features: Matrix<f32>, labels: Vec<usize>, classes: usize) -> Result<Self> {
         if labels.len() != features.rows() {
-            return Err(Error::shape(
-                "dataset labels",
-                features.rows(),
-                labels.len(),
-            ));
+            return Err(Error::shape("dataset labels", features.rows(), labels.len()));
         }
         if let Some((row, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
-            return Err(Error::Label {
-                row,
-                label,
-                classes,
-            });
+            return Err(Error::Label { row, label, classes });
         }
         Ok(Dataset {
             features,
@@ -60,8 +52,7 @@ impl Dataset {
     pub fn head(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
         let cols = self.features.cols();
-        let features = Matrix::from_vec(n, cols, self.features.as_slice()[..n * cols].to_vec())
-            .unwrap_or_default();
+        let features = Matrix::from_vec(n, cols, self.features.as_slice()[..n * cols].to_vec()).unwrap_or_default();
         Dataset {
             features,
             labels: self.labels[..n].to_vec(),

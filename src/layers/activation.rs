@@ -94,10 +94,9 @@ impl Activation {
     /// Checks the parameter of LeakyReLU / ELU is finite.
     pub fn validate(self) -> Result<()> {
         match self {
-            Activation::LeakyRelu(p) | Activation::Elu(p) if !p.is_finite() => Err(Error::config(
-                "activation parameter",
-                format!("{p} is not finite"),
-            )),
+            Activation::LeakyRelu(p) | Activation::Elu(p) if !p.is_finite() => {
+                Err(Error::config("activation parameter", format!("{p} is not finite")))
+            }
             _ => Ok(()),
         }
     }
@@ -125,9 +124,9 @@ impl std::str::FromStr for Activation {
     fn from_str(s: &str) -> Result<Self> {
         let (name, param) = match s.split_once(':') {
             Some((n, p)) => {
-                let v = p.parse::<f64>().map_err(|_| {
-                    Error::config("activation", format!("bad parameter '{p}' in '{s}'"))
-                })?;
+                let v = p
+                    .parse::<f64>()
+                    .map_err(|_| Error::config("activation", format!("bad parameter '{p}' in '{s}'")))?;
                 (n, Some(v))
             }
             None => (s, None),
@@ -211,8 +210,7 @@ impl<T: Scalar> ActivationLayer<T> {
             self.dx.resize(x.rows(), x.cols());
             let kind = self.kind;
             let xs = x.as_slice().iter().zip(self.out.as_slice());
-            for ((d, &g), (&v, &y)) in self.dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(xs)
-            {
+            for ((d, &g), (&v, &y)) in self.dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(xs) {
                 *d = g * kind.derivative(v, y);
             }
         }
@@ -257,10 +255,7 @@ mod tests {
             Activation::LeakyRelu(0.2)
         );
         assert_eq!("ELU".parse::<Activation>().unwrap(), Activation::Elu(1.0));
-        assert_eq!(
-            "leaky-relu".parse::<Activation>().unwrap(),
-            Activation::LeakyRelu(0.01)
-        );
+        assert_eq!("leaky-relu".parse::<Activation>().unwrap(), Activation::LeakyRelu(0.01));
         assert!("swish".parse::<Activation>().is_err());
         assert!("elu:nan".parse::<Activation>().is_err());
     }

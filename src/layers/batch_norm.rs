@@ -85,13 +85,10 @@ impl BatchNormConfig {
                 format!("{} is not a positive number", self.eps),
             ));
         }
-        if let Momentum::Torch(m) | Momentum::Keras(m) = self.momentum {
-            if !(0.0..=1.0).contains(&m) {
-                return Err(Error::config(
-                    "batch-norm momentum",
-                    format!("{m} is not in [0, 1]"),
-                ));
-            }
+        if let Momentum::Torch(m) | Momentum::Keras(m) = self.momentum
+            && !(0.0..=1.0).contains(&m)
+        {
+            return Err(Error::config("batch-norm momentum", format!("{m} is not in [0, 1]")));
         }
         Ok(())
     }
@@ -156,13 +153,7 @@ impl<T: Scalar> BatchNorm<T> {
     /// `{path}.weight`, beta `{path}.bias`, as in PyTorch).
     pub fn new(path: &str, features: usize, config: BatchNormConfig) -> Result<Self> {
         config.validate()?;
-        let vec = |name: &str, kind, v| {
-            Param::new(
-                format!("{path}.{name}"),
-                kind,
-                Matrix::filled(1, features, v),
-            )
-        };
+        let vec = |name: &str, kind, v| Param::new(format!("{path}.{name}"), kind, Matrix::filled(1, features, v));
         let affine = config.affine.then(|| {
             (
                 vec("weight", ParamKind::NormScale, T::ONE),
@@ -379,22 +370,12 @@ impl<T: Scalar> BatchNorm<T> {
             Some((g, b)) => {
                 let (g, b) = (g.value.as_slice(), b.value.as_slice());
                 for r in 0..m {
-                    for (((y, &xh), &gj), &bj) in self
-                        .out
-                        .row_mut(r)
-                        .iter_mut()
-                        .zip(self.xhat.row(r))
-                        .zip(g)
-                        .zip(b)
-                    {
+                    for (((y, &xh), &gj), &bj) in self.out.row_mut(r).iter_mut().zip(self.xhat.row(r)).zip(g).zip(b) {
                         *y = gj * xh + bj;
                     }
                 }
             }
-            None => self
-                .out
-                .as_mut_slice()
-                .copy_from_slice(self.xhat.as_slice()),
+            None => self.out.as_mut_slice().copy_from_slice(self.xhat.as_slice()),
         }
     }
 
@@ -433,16 +414,9 @@ impl<T: Scalar> BatchNorm<T> {
         let (m, f) = (dy.rows(), self.features());
         self.dx.resize(m, f);
         let inv_m = T::ONE / T::from_f64(m as f64);
-        let keep = if self.used_batch_stats {
-            T::ONE
-        } else {
-            T::ZERO
-        };
+        let keep = if self.used_batch_stats { T::ONE } else { T::ZERO };
         for j in 0..f {
-            let gamma = self
-                .affine
-                .as_ref()
-                .map_or(T::ONE, |(g, _)| g.value.as_slice()[j]);
+            let gamma = self.affine.as_ref().map_or(T::ONE, |(g, _)| g.value.as_slice()[j]);
             self.scale[j] = gamma * self.inv_std[j];
             self.sum_dy[j] *= inv_m * keep;
             self.sum_dy_xhat[j] *= inv_m * keep;

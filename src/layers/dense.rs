@@ -24,14 +24,10 @@ impl<T: Scalar> Dense<T> {
     /// A layer with the given weights `[out, in]` and optional bias `[1, out]`,
     /// named `{path}.weight` and `{path}.bias`.
     pub fn new(path: &str, weight: Matrix<T>, bias: Option<Matrix<T>>) -> Result<Self> {
-        if let Some(b) = &bias {
-            if b.shape() != [1, weight.rows()] {
-                return Err(Error::shape(
-                    "dense bias",
-                    format!("[1, {}]", weight.rows()),
-                    b,
-                ));
-            }
+        if let Some(b) = &bias
+            && b.shape() != [1, weight.rows()]
+        {
+            return Err(Error::shape("dense bias", format!("[1, {}]", weight.rows()), b));
         }
         Ok(Dense {
             weight: Param::new(format!("{path}.weight"), ParamKind::Weight, weight),
@@ -54,22 +50,10 @@ impl<T: Scalar> Dense<T> {
     /// `y = x W^T + b`; `x: [batch, in]`. The mode does not matter here.
     pub fn forward(&mut self, x: &Matrix<T>, _mode: Mode) -> Result<()> {
         if x.cols() != self.in_features() {
-            return Err(Error::shape(
-                "dense forward",
-                format!("[_, {}]", self.in_features()),
-                x,
-            ));
+            return Err(Error::shape("dense forward", format!("[_, {}]", self.in_features()), x));
         }
         self.out.resize(x.rows(), self.out_features());
-        gemm(
-            T::ONE,
-            x,
-            Op::N,
-            &self.weight.value,
-            Op::T,
-            T::ZERO,
-            &mut self.out,
-        )?;
+        gemm(T::ONE, x, Op::N, &self.weight.value, Op::T, T::ZERO, &mut self.out)?;
         if let Some(b) = &self.bias {
             let b = b.value.as_slice();
             for r in 0..self.out.rows() {
@@ -101,15 +85,7 @@ impl<T: Scalar> Dense<T> {
         }
         if need_dx {
             self.dx.resize(x.rows(), self.in_features());
-            gemm(
-                T::ONE,
-                dy,
-                Op::N,
-                &self.weight.value,
-                Op::N,
-                T::ZERO,
-                &mut self.dx,
-            )?;
+            gemm(T::ONE, dy, Op::N, &self.weight.value, Op::N, T::ZERO, &mut self.dx)?;
         }
         Ok(())
     }
@@ -134,15 +110,7 @@ impl<T: Scalar> Dense<T> {
 
     /// E.g. `Dense(784 -> 100, no bias)`.
     pub fn describe(&self) -> String {
-        let bias = if self.bias.is_some() {
-            "bias"
-        } else {
-            "no bias"
-        };
-        format!(
-            "Dense({} -> {}, {bias})",
-            self.in_features(),
-            self.out_features()
-        )
+        let bias = if self.bias.is_some() { "bias" } else { "no bias" };
+        format!("Dense({} -> {}, {bias})", self.in_features(), self.out_features())
     }
 }

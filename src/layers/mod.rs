@@ -89,6 +89,9 @@ impl<T: Scalar> Param<T> {
 }
 
 /// One layer of a [`crate::model::Sequential`] network.
+// Layers live in one Vec per model; boxing the larger variants would only add
+// an indirection on every forward and backward call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Layer<T> {
     /// Fully connected affine map.

@@ -22,13 +22,7 @@ impl<T: Scalar> AdagradState<T> {
         }
     }
 
-    pub(super) fn update(
-        &mut self,
-        p: &mut Param<T>,
-        ctx: StepCtx,
-        lr_decay: f64,
-        eps: f64,
-    ) -> bool {
+    pub(super) fn update(&mut self, p: &mut Param<T>, ctx: StepCtx, lr_decay: f64, eps: f64) -> bool {
         let n = p.value.as_slice().len();
         if self.sum.len() != n {
             return false;

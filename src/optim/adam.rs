@@ -40,11 +40,7 @@ impl<T: Scalar> AdamState<T> {
         let t = ctx.t as i32;
         let step_size = T::from_f64(ctx.lr / (1.0 - beta1.powi(t)));
         let bc2_sqrt = T::from_f64((1.0 - beta2.powi(t)).sqrt());
-        let (b1, b2, eps) = (
-            T::from_f64(1.0 - beta1),
-            T::from_f64(beta2),
-            T::from_f64(eps),
-        );
+        let (b1, b2, eps) = (T::from_f64(1.0 - beta1), T::from_f64(beta2), T::from_f64(eps));
         let one_m_b2 = T::from_f64(1.0 - beta2);
         let (coupled, shrink) = if decoupled {
             (T::ZERO, T::from_f64(1.0 - ctx.lr * ctx.weight_decay))

@@ -195,24 +195,16 @@ impl OptimizerConfig {
                 check("momentum", momentum, (0.0..1.0).contains(&momentum))?;
                 check("dampening", dampening, (0.0..=1.0).contains(&dampening))?;
                 if nesterov && (momentum == 0.0 || dampening != 0.0) {
-                    return Err(Error::config(
-                        "nesterov",
-                        "needs momentum > 0 and dampening 0",
-                    ));
+                    return Err(Error::config("nesterov", "needs momentum > 0 and dampening 0"));
                 }
             }
-            Method::Adam {
-                beta1, beta2, eps, ..
-            } => {
+            Method::Adam { beta1, beta2, eps, .. } => {
                 check("beta1", beta1, (0.0..1.0).contains(&beta1))?;
                 check("beta2", beta2, (0.0..1.0).contains(&beta2))?;
                 check("eps", eps, eps >= 0.0)?;
             }
             Method::RmsProp {
-                alpha,
-                eps,
-                momentum,
-                ..
+                alpha, eps, momentum, ..
             } => {
                 check("alpha", alpha, (0.0..=1.0).contains(&alpha))?;
                 check("eps", eps, eps >= 0.0)?;
@@ -225,11 +217,7 @@ impl OptimizerConfig {
             } => {
                 check("lr decay", lr_decay, lr_decay >= 0.0)?;
                 check("eps", eps, eps >= 0.0)?;
-                check(
-                    "initial accumulator",
-                    initial_accumulator,
-                    initial_accumulator >= 0.0,
-                )?;
+                check("initial accumulator", initial_accumulator, initial_accumulator >= 0.0)?;
             }
         }
         Ok(())
@@ -298,10 +286,7 @@ impl<T: Scalar> Optimizer<T> {
     /// gradients (after clipping them, if configured). Returns the global
     /// gradient norm before clipping when clipping is on.
     pub fn step(&mut self, model: &mut Sequential<T>) -> Result<Option<f64>> {
-        let norm = match self.config.clip_grad_norm {
-            Some(max) => Some(clip_grad_norm(model, max)),
-            None => None,
-        };
+        let norm = self.config.clip_grad_norm.map(|max| clip_grad_norm(model, max));
         self.t += 1;
         let (config, states) = (&self.config, &mut self.states);
         let (lr, t) = (self.lr, self.t);
@@ -337,12 +322,11 @@ impl<T: Scalar> State<T> {
         match *method {
             Method::Sgd { .. } => State::Sgd(sgd::SgdState::new()),
             Method::Adam { .. } => State::Adam(adam::AdamState::new(n)),
-            Method::RmsProp {
-                centered, momentum, ..
-            } => State::RmsProp(rmsprop::RmsPropState::new(n, centered, momentum > 0.0)),
+            Method::RmsProp { centered, momentum, .. } => {
+                State::RmsProp(rmsprop::RmsPropState::new(n, centered, momentum > 0.0))
+            }
             Method::Adagrad {
-                initial_accumulator,
-                ..
+                initial_accumulator, ..
             } => State::Adagrad(adagrad::AdagradState::new(n, initial_accumulator)),
         }
     }
@@ -370,15 +354,10 @@ impl<T: Scalar> State<T> {
             (
                 State::RmsProp(s),
                 &Method::RmsProp {
-                    alpha,
-                    eps,
-                    momentum,
-                    ..
+                    alpha, eps, momentum, ..
                 },
             ) => s.update(p, ctx, alpha, eps, momentum),
-            (State::Adagrad(s), &Method::Adagrad { lr_decay, eps, .. }) => {
-                s.update(p, ctx, lr_decay, eps)
-            }
+            (State::Adagrad(s), &Method::Adagrad { lr_decay, eps, .. }) => s.update(p, ctx, lr_decay, eps),
             _ => false,
         }
     }
@@ -390,12 +369,7 @@ impl<T: Scalar> State<T> {
 pub fn clip_grad_norm<T: Scalar>(model: &mut Sequential<T>, max_norm: f64) -> f64 {
     let mut sq = 0.0f64;
     model.visit_params(&mut |p| {
-        sq += p
-            .grad
-            .as_slice()
-            .iter()
-            .map(|g| g.to_f64() * g.to_f64())
-            .sum::<f64>();
+        sq += p.grad.as_slice().iter().map(|g| g.to_f64() * g.to_f64()).sum::<f64>();
     });
     let norm = sq.sqrt();
     let coef = max_norm / (norm + 1e-6);

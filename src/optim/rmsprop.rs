@@ -31,28 +31,13 @@ impl<T: Scalar> RmsPropState<T> {
         }
     }
 
-    pub(super) fn update(
-        &mut self,
-        p: &mut Param<T>,
-        ctx: StepCtx,
-        alpha: f64,
-        eps: f64,
-        momentum: f64,
-    ) -> bool {
+    pub(super) fn update(&mut self, p: &mut Param<T>, ctx: StepCtx, alpha: f64, eps: f64, momentum: f64) -> bool {
         let n = p.value.as_slice().len();
         if self.square_avg.len() != n {
             return false;
         }
-        let (lr, wd, eps) = (
-            T::from_f64(ctx.lr),
-            T::from_f64(ctx.weight_decay),
-            T::from_f64(eps),
-        );
-        let (a, one_m_a, mu) = (
-            T::from_f64(alpha),
-            T::from_f64(1.0 - alpha),
-            T::from_f64(momentum),
-        );
+        let (lr, wd, eps) = (T::from_f64(ctx.lr), T::from_f64(ctx.weight_decay), T::from_f64(eps));
+        let (a, one_m_a, mu) = (T::from_f64(alpha), T::from_f64(1.0 - alpha), T::from_f64(momentum));
         for i in 0..n {
             let g = decayed_grad(p, i, wd);
             let v = &mut self.square_avg[i];

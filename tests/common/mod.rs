@@ -14,9 +14,7 @@ use serde_json::Value;
 pub fn random_matrix(rows: usize, cols: usize, seed: u64) -> Matrix<f64> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let data = (0..rows * cols)
-        .map(|i| {
-            rng.random_range(-1.5..1.5) * (1.0 + (i % cols) as f64 * 0.3) + (i % cols) as f64 * 0.2
-        })
+        .map(|i| rng.random_range(-1.5..1.5) * (1.0 + (i % cols) as f64 * 0.3) + (i % cols) as f64 * 0.2)
         .collect();
     Matrix::from_vec(rows, cols, data).unwrap()
 }
@@ -39,6 +37,9 @@ pub fn with_param(model: &mut Sequential<f64>, k: usize, f: &mut dyn FnMut(&mut 
     });
 }
 
+/// A loss on the network output: `(value, dL/doutput)`.
+pub type LossFn = dyn Fn(&Matrix<f64>) -> (f64, Matrix<f64>);
+
 /// Result of a gradient check: the largest relative error and where it was.
 #[derive(Debug)]
 pub struct Check {
@@ -60,12 +61,7 @@ pub fn rel_err(a: f64, n: f64) -> f64 {
 /// central differences (step 1e-5) for every parameter element and every
 /// input element. Every evaluation runs on a fresh clone of `model`, so
 /// dropout masks and running statistics are identical across evaluations.
-pub fn grad_check(
-    model: &Sequential<f64>,
-    x: &Matrix<f64>,
-    mode: Mode,
-    loss: &dyn Fn(&Matrix<f64>) -> (f64, Matrix<f64>),
-) -> Check {
+pub fn grad_check(model: &Sequential<f64>, x: &Matrix<f64>, mode: Mode, loss: &LossFn) -> Check {
     let h = 1e-5;
     let eval = |m: &Sequential<f64>, x: &Matrix<f64>| {
         let mut m = m.clone();
@@ -115,19 +111,10 @@ pub fn grad_check(
 
 /// A loss `sum(out * r)` for a fixed random `r`: its gradient is `r`, so
 /// every output element gets a distinct weight.
-pub fn projection_loss(
-    rows: usize,
-    cols: usize,
-    seed: u64,
-) -> impl Fn(&Matrix<f64>) -> (f64, Matrix<f64>) {
+pub fn projection_loss(rows: usize, cols: usize, seed: u64) -> impl Fn(&Matrix<f64>) -> (f64, Matrix<f64>) {
     let r = random_matrix(rows, cols, seed);
     move |out: &Matrix<f64>| {
-        let v = out
-            .as_slice()
-            .iter()
-            .zip(r.as_slice())
-            .map(|(a, b)| a * b)
-            .sum();
+        let v = out.as_slice().iter().zip(r.as_slice()).map(|(a, b)| a * b).sum();
         (v, r.clone())
     }
 }
@@ -136,10 +123,7 @@ pub fn projection_loss(
 
 /// The parsed fixture file.
 pub fn fixtures() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/torch_reference.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/torch_reference.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -185,9 +169,7 @@ pub fn activation(layer: &Value) -> Activation {
 pub fn bn_config(layer: &Value) -> BatchNormConfig {
     BatchNormConfig {
         eps: layer["eps"].as_f64().unwrap(),
-        momentum: layer["momentum"]
-            .as_f64()
-            .map_or(Momentum::Cumulative, Momentum::Torch),
+        momentum: layer["momentum"].as_f64().map_or(Momentum::Cumulative, Momentum::Torch),
         affine: layer["affine"].as_bool().unwrap_or(true),
         ..BatchNormConfig::default()
     }
@@ -201,21 +183,11 @@ pub fn build<T: Scalar>(layers: &Value, params: &Value) -> Sequential<T> {
         let path = format!("layers.{i}");
         let p = |name: &str| tensor::<T>(&params[format!("{path}.{name}")]);
         let layer = match l["type"].as_str().unwrap() {
-            "dense" => Layer::Dense(
-                Dense::new(
-                    &path,
-                    p("weight"),
-                    l["bias"].as_bool().unwrap().then(|| p("bias")),
-                )
-                .unwrap(),
-            ),
+            "dense" => {
+                Layer::Dense(Dense::new(&path, p("weight"), l["bias"].as_bool().unwrap().then(|| p("bias"))).unwrap())
+            }
             "batch_norm" => {
-                let mut bn = BatchNorm::new(
-                    &path,
-                    l["features"].as_u64().unwrap() as usize,
-                    bn_config(l),
-                )
-                .unwrap();
+                let mut bn = BatchNorm::new(&path, l["features"].as_u64().unwrap() as usize, bn_config(l)).unwrap();
                 if let Some((g, b)) = &mut bn.affine {
                     g.value = p("weight");
                     b.value = p("bias");
