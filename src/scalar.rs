@@ -1,6 +1,9 @@
 //! The floating-point element type. Training runs in `f32`; gradient checks
-//! run the very same layer code in `f64`.
+//! run the very same layer code in `f64`. Matrix products go through faer's
+//! `matmul` (see `docs/GEMM.md` for the measurements behind that choice).
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -64,12 +67,13 @@ pub trait Scalar:
     /// Neither NaN nor infinite.
     fn is_finite(self) -> bool;
 
-    /// `C = alpha * A * B + beta * C` on raw strided storage (row stride, column
-    /// stride for each operand), `A` is `m x k`, `B` is `k x n`, `C` is `m x n`.
+    /// `C = alpha * A * B` (or `C += alpha * A * B` with `accumulate`) on raw
+    /// strided storage given as (pointer, row stride, column stride); `A` is
+    /// `m x k`, `B` is `k x n`, `C` is `m x n`.
     ///
     /// # Safety
-    /// The pointers with their strides must address valid, non-overlapping
-    /// (for `C`) storage of the stated shapes.
+    /// Each pointer with its strides must address valid storage of the stated
+    /// shape, and `C` must not overlap `A` or `B`.
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_raw(
         m: usize,
@@ -78,13 +82,13 @@ pub trait Scalar:
         alpha: Self,
         a: (*const Self, isize, isize),
         b: (*const Self, isize, isize),
-        beta: Self,
+        accumulate: bool,
         c: (*mut Self, isize, isize),
     );
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $erf:path, $gemm:path) => {
+    ($t:ty, $name:literal, $erf:path) => {
         impl Scalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -152,15 +156,23 @@ macro_rules! impl_scalar {
                 alpha: Self,
                 a: (*const Self, isize, isize),
                 b: (*const Self, isize, isize),
-                beta: Self,
+                accumulate: bool,
                 c: (*mut Self, isize, isize),
             ) {
                 // SAFETY: forwarded from the caller's contract.
-                unsafe { $gemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
+                let (a, b, c) = unsafe {
+                    (
+                        MatRef::from_raw_parts(a.0, m, k, a.1, a.2),
+                        MatRef::from_raw_parts(b.0, k, n, b.1, b.2),
+                        MatMut::from_raw_parts_mut(c.0, m, n, c.1, c.2),
+                    )
+                };
+                let accum = if accumulate { Accum::Add } else { Accum::Replace };
+                matmul(c, accum, a, b, alpha, Par::Seq);
             }
         }
     };
 }
 
-impl_scalar!(f32, "f32", libm::erff, matrixmultiply::sgemm);
-impl_scalar!(f64, "f64", libm::erf, matrixmultiply::dgemm);
+impl_scalar!(f32, "f32", libm::erff);
+impl_scalar!(f64, "f64", libm::erf);

@@ -147,17 +147,26 @@ impl<T: Scalar> std::fmt::Display for Matrix<T> {
     }
 }
 
-/// `C = alpha * op_a(A) * op_b(B) + beta * C`.
+/// Whether a product overwrites or accumulates into its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    /// `C = alpha op_a(A) op_b(B)`; old contents of `C` are ignored (NaN-safe).
+    Replace,
+    /// `C += alpha op_a(A) op_b(B)`.
+    Add,
+}
+
+/// `C = alpha * op_a(A) * op_b(B)` or `C += ...`, per `out`.
 ///
 /// Shapes: `op_a(A)` is `[m, k]`, `op_b(B)` is `[k, n]`, and `C` must already be
-/// `[m, n]`. With `beta == 0` the old contents of `C` are ignored (NaN-safe).
+/// `[m, n]`. Transposed operands are read in place through strides.
 pub fn gemm<T: Scalar>(
     alpha: T,
     a: &Matrix<T>,
     op_a: Op,
     b: &Matrix<T>,
     op_b: Op,
-    beta: T,
+    out: Out,
     c: &mut Matrix<T>,
 ) -> Result<()> {
     let (m, k) = a.op_shape(op_a);
@@ -176,8 +185,8 @@ pub fn gemm<T: Scalar>(
     let (rsb, csb) = b.op_strides(op_b);
     let (rsc, csc) = (c.cols as isize, 1isize);
     // SAFETY: the shapes were checked above, each pointer addresses a buffer
-    // of exactly rows*cols elements, and `c` is borrowed mutably so it cannot
-    // alias `a` or `b`.
+    // of exactly rows*cols elements with the strides of its layout, and `c`
+    // is borrowed mutably so it cannot alias `a` or `b`.
     unsafe {
         T::gemm_raw(
             m,
@@ -186,7 +195,7 @@ pub fn gemm<T: Scalar>(
             alpha,
             (a.data.as_ptr(), rsa, csa),
             (b.data.as_ptr(), rsb, csb),
-            beta,
+            out == Out::Add,
             (c.data.as_mut_ptr(), rsc, csc),
         );
     }
@@ -231,13 +240,16 @@ mod tests {
         for (op_a, op_b) in [(Op::N, Op::N), (Op::N, Op::T), (Op::T, Op::N), (Op::T, Op::T)] {
             let a = if op_a == Op::N { seq(m, k, 0.3) } else { seq(k, m, 0.3) };
             let b = if op_b == Op::N { seq(k, n, 0.7) } else { seq(n, k, 0.7) };
-            let mut c = seq(m, n, 1.1);
-            let c0 = c.clone();
-            gemm(2.0, &a, op_a, &b, op_b, 0.5, &mut c).unwrap();
             let r = matmul_reference(&a, op_a, &b, op_b);
-            for i in 0..m * n {
-                let want = 2.0 * r.data[i] + 0.5 * c0.data[i];
-                assert!((c.data[i] - want).abs() < 1e-12, "{op_a:?}{op_b:?} at {i}");
+            for out in [Out::Replace, Out::Add] {
+                let mut c = seq(m, n, 1.1);
+                let c0 = c.clone();
+                gemm(2.0, &a, op_a, &b, op_b, out, &mut c).unwrap();
+                let keep = if out == Out::Add { 1.0 } else { 0.0 };
+                for i in 0..m * n {
+                    let want = 2.0 * r.data[i] + keep * c0.data[i];
+                    assert!((c.data[i] - want).abs() < 1e-12, "{op_a:?}{op_b:?}{out:?} at {i}");
+                }
             }
         }
     }
@@ -247,15 +259,15 @@ mod tests {
         let a = seq(2, 3, 1.0);
         let b = seq(4, 2, 1.0);
         let mut c = Matrix::zeros(2, 2);
-        let err = gemm(1.0, &a, Op::N, &b, Op::N, 0.0, &mut c).unwrap_err();
+        let err = gemm(1.0, &a, Op::N, &b, Op::N, Out::Replace, &mut c).unwrap_err();
         assert!(err.to_string().contains("gemm"), "{err}");
     }
 
     #[test]
-    fn beta_zero_ignores_nan_in_output() {
+    fn replace_ignores_nan_in_output() {
         let a = seq(2, 2, 1.0);
         let mut c = Matrix::from_vec(2, 2, vec![f64::NAN; 4]).unwrap();
-        gemm(1.0, &a, Op::N, &a, Op::N, 0.0, &mut c).unwrap();
+        gemm(1.0, &a, Op::N, &a, Op::N, Out::Replace, &mut c).unwrap();
         assert!(c.as_slice().iter().all(|v| v.is_finite()));
     }
 }

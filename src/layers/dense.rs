@@ -7,7 +7,7 @@
 use super::{Mode, Param, ParamKind};
 use crate::error::{Error, Result};
 use crate::scalar::Scalar;
-use crate::tensor::{Matrix, Op, gemm};
+use crate::tensor::{Matrix, Op, Out, gemm};
 
 /// A fully connected (affine) layer.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ impl<T: Scalar> Dense<T> {
             return Err(Error::shape("dense forward", format!("[_, {}]", self.in_features()), x));
         }
         self.out.resize(x.rows(), self.out_features());
-        gemm(T::ONE, x, Op::N, &self.weight.value, Op::T, T::ZERO, &mut self.out)?;
+        gemm(T::ONE, x, Op::N, &self.weight.value, Op::T, Out::Replace, &mut self.out)?;
         if let Some(b) = &self.bias {
             let b = b.value.as_slice();
             for r in 0..self.out.rows() {
@@ -74,7 +74,7 @@ impl<T: Scalar> Dense<T> {
                 dy,
             ));
         }
-        gemm(T::ONE, dy, Op::T, x, Op::N, T::ONE, &mut self.weight.grad)?;
+        gemm(T::ONE, dy, Op::T, x, Op::N, Out::Add, &mut self.weight.grad)?;
         if let Some(b) = &mut self.bias {
             let db = b.grad.as_mut_slice();
             for r in 0..dy.rows() {
@@ -85,7 +85,7 @@ impl<T: Scalar> Dense<T> {
         }
         if need_dx {
             self.dx.resize(x.rows(), self.in_features());
-            gemm(T::ONE, dy, Op::N, &self.weight.value, Op::N, T::ZERO, &mut self.dx)?;
+            gemm(T::ONE, dy, Op::N, &self.weight.value, Op::N, Out::Replace, &mut self.dx)?;
         }
         Ok(())
     }

@@ -1,0 +1,118 @@
+//! `bpnet bench`: times training steps (or eval-mode forward passes) of a
+//! network on random data, after a warm-up, and reports ms/step, samples/s
+//! and GFLOP/s (counting 6 * batch * sum(in * out) FLOPs per training step and
+//! 2 * batch * sum(in * out) per inference pass).
+
+use super::optimizer_config;
+use bpnet::{Activation, BnPlacement, Error, Init, Loss, Matrix, Mode, ModelSpec, Optimizer, Result, Sequential};
+use bpnet::{Target, Trainer};
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::time::Instant;
+
+/// Options of `bpnet bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Layer widths including input and output, e.g. 784,100,100,100,10.
+    #[arg(long, default_value = "784,100,100,100,10")]
+    dims: String,
+    /// Hidden activation.
+    #[arg(long, default_value = "sigmoid")]
+    activation: String,
+    /// Batch normalization before each hidden activation.
+    #[arg(long)]
+    batch_norm: bool,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 60)]
+    batch_size: usize,
+    /// Optimizer: sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad.
+    #[arg(long, default_value = "sgd")]
+    optimizer: String,
+    /// Learning rate (default per optimizer, as in `train`).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Timed steps.
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 50)]
+    warmup: usize,
+    /// Time eval-mode forward passes instead of training steps.
+    #[arg(long)]
+    inference: bool,
+    /// Print a JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Distinct random batches cycled through, so timing does not hinge on one batch.
+const POOL: usize = 8;
+
+/// Runs `bpnet bench`.
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let dims = ModelSpec::parse_dims(&a.dims)?;
+    if a.batch_size < 2 || a.steps == 0 {
+        return Err(Error::config(
+            "--batch-size/--steps",
+            "need a batch of at least 2 rows and at least 1 step",
+        ));
+    }
+    let spec = ModelSpec {
+        dims: dims.clone(),
+        activation: a.activation.parse::<Activation>()?,
+        batch_norm: if a.batch_norm {
+            BnPlacement::BeforeActivation
+        } else {
+            BnPlacement::None
+        },
+        bn: Default::default(),
+        dropout: 0.0,
+        init: Init::XavierUniform,
+    };
+    spec.validate()?;
+    let (inp, classes) = (dims[0], dims[dims.len() - 1]);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    let mut batch = || -> Result<(Matrix<f32>, Vec<usize>)> {
+        let x = (0..a.batch_size * inp).map(|_| rng.random::<f32>()).collect();
+        let y = (0..a.batch_size).map(|_| rng.random_range(0..classes)).collect();
+        Ok((Matrix::from_vec(a.batch_size, inp, x)?, y))
+    };
+    let pool = (0..POOL).map(|_| batch()).collect::<Result<Vec<_>>>()?;
+    let model = Sequential::<f32>::from_spec(&spec, 1)?;
+    let opt = Optimizer::new(optimizer_config(&a.optimizer, a.lr, 0.9, 0.0)?)?;
+    let mut t = Trainer::new(model, opt, Loss::CrossEntropy);
+    let mut step = |i: usize| -> Result<()> {
+        let (x, y) = &pool[i % POOL];
+        if a.inference {
+            t.model.forward(x, Mode::Eval)?;
+        } else {
+            t.step(x, Target::Labels(y))?;
+        }
+        Ok(())
+    };
+    for i in 0..a.warmup {
+        step(i)?;
+    }
+    let start = Instant::now();
+    for i in 0..a.steps {
+        step(i)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let macs: usize = dims.windows(2).map(|w| w[0] * w[1]).sum();
+    let flops_per_step = (if a.inference { 2 } else { 6 } * a.batch_size * macs) as f64;
+    let ms = secs * 1e3 / a.steps as f64;
+    let samples = a.batch_size as f64 * a.steps as f64 / secs;
+    let gflops = flops_per_step * a.steps as f64 / secs / 1e9;
+    let what = if a.inference { "inference pass" } else { "training step" };
+    println!(
+        "{} {what}s of {}, batch {}: {ms:.4} ms/step, {samples:.0} samples/s, {gflops:.1} GFLOP/s",
+        a.steps, a.dims, a.batch_size
+    );
+    if a.json {
+        println!(
+            "{{\"ms_per_step\": {ms}, \"samples_per_s\": {samples}, \"gflops\": {gflops}, \"steps\": {}, \"batch_size\": {}, \"dims\": \"{}\", \"batch_norm\": {}, \"inference\": {}, \"threads\": 1}}",
+            a.steps, a.batch_size, a.dims, a.batch_norm, a.inference
+        );
+    }
+    Ok(())
+}
