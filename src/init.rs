@@ -10,7 +10,8 @@ use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// How a Dense layer's weights (and bias) start.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Init {
     /// `W ~ N(0, std^2)`, bias 0: the "small random Gaussian" of the BN
     /// paper's MNIST experiment.

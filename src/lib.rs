@@ -21,6 +21,7 @@
 pub mod data;
 pub mod error;
 pub mod init;
+pub mod io;
 pub mod layers;
 pub mod loss;
 pub mod model;

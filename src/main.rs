@@ -15,10 +15,26 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a network on MNIST and report test accuracy.
+    /// Train a network on a CSV file or MNIST and write a model file.
     ///
-    /// Example: bpnet train --data mnist --hidden 100,100,100 --activation sigmoid --epochs 1
-    Train(cli::train::TrainArgs),
+    /// Examples:
+    ///   bpnet train --data data/iris.csv --target species --out iris.safetensors
+    ///   bpnet train --data mnist --hidden 100,100,100 --activation sigmoid --epochs 1
+    ///   bpnet train --config run.toml --lr 0.01     (flags override the file)
+    ///   bpnet train --data houses.csv --target price --print-config > run.toml
+    Train(Box<cli::train::TrainArgs>),
+    /// Metrics of a model file on labelled data.
+    ///
+    /// Example: bpnet eval --model iris.safetensors --data data/iris.csv
+    Eval(cli::eval::EvalArgs),
+    /// Predictions of a model file for new rows, as CSV.
+    ///
+    /// Example: bpnet predict --model iris.safetensors --data new.csv --output predictions.csv
+    Predict(cli::predict::PredictArgs),
+    /// Architecture, parameters, preprocessing and training config of a model file.
+    ///
+    /// Example: bpnet inspect iris.safetensors
+    Inspect(cli::inspect::InspectArgs),
     /// Time training steps (or inference) on random data.
     ///
     /// Example: bpnet bench --dims 784,100,100,100,10 --activation sigmoid --batch-norm --batch-size 60 --steps 2000 --json
@@ -26,9 +42,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => cli::train::run(&args),
+        Command::Eval(args) => cli::eval::run(&args),
+        Command::Predict(args) => cli::predict::run(&args),
+        Command::Inspect(args) => cli::inspect::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
     };
     match result {
@@ -37,5 +57,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets `bpnet ... | head` end quietly: Rust ignores SIGPIPE, which turns a
+/// closed pipe into a panic in `println!`; the default action ends the process.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -13,7 +13,8 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Where batch normalization goes in each hidden block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BnPlacement {
     /// No batch normalization: `Dense(bias) -> act`.
     None,
@@ -24,7 +25,8 @@ pub enum BnPlacement {
 }
 
 /// The architecture of a fully connected network.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Widths `[inputs, hidden..., outputs]`, at least two entries.
     pub dims: Vec<usize>,
@@ -159,6 +161,20 @@ impl<T: Scalar> Sequential<T> {
             Layer::Dense(d) => Some(d.in_features()),
             _ => None,
         })
+    }
+
+    /// Output width (of the last Dense layer).
+    pub fn out_features(&self) -> Option<usize> {
+        self.layers.iter().rev().find_map(|l| match l {
+            Layer::Dense(d) => Some(d.out_features()),
+            _ => None,
+        })
+    }
+
+    /// Whether any layer is batch normalization (training then needs batches
+    /// of at least two rows).
+    pub fn has_batch_norm(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l, Layer::BatchNorm(_)))
     }
 
     /// Runs every layer on `x: [batch, in]`; returns the output `[batch, out]`.

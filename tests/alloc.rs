@@ -1,8 +1,8 @@
 //! A training step allocates nothing on the heap once warm: counted by a
 //! global allocator wrapper, per thread.
 
-use bpnet::data::{Batches, Dataset};
-use bpnet::loss::{Loss, Target};
+use bpnet::data::{Batches, Dataset, TargetBuf};
+use bpnet::loss::Loss;
 use bpnet::{Activation, BnPlacement, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Trainer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -48,10 +48,10 @@ fn steady_state_allocations(spec: ModelSpec, opt: OptimizerConfig) -> usize {
     // 250 rows in batches of 60: the last batch of each epoch has 10 rows, so
     // buffers also shrink and regrow within their capacity.
     let mut batches = Batches::new(data.len(), 60, 2, 1);
-    let (mut x, mut y) = (Matrix::default(), Vec::new());
-    let mut step = |x: &mut Matrix<f32>, y: &mut Vec<usize>| {
+    let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
+    let mut step = |x: &mut Matrix<f32>, y: &mut TargetBuf| {
         data.gather(batches.next_batch(), x, y);
-        t.step(x, Target::Labels(y)).unwrap()
+        t.step(x, y.target()).unwrap()
     };
     for _ in 0..6 {
         step(&mut x, &mut y);

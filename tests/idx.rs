@@ -114,8 +114,8 @@ fn mnist_folder_with_disagreeing_counts_is_rejected() {
 fn bundled_mnist_is_complete() {
     let (train, test) = load_mnist(&bpnet::data::bundled_mnist_dir()).unwrap();
     assert_eq!((train.len(), test.len(), train.features.cols()), (60000, 10000, 784));
-    assert_eq!(&train.labels[..5], &[5, 0, 4, 1, 9]);
-    assert_eq!(&test.labels[..5], &[7, 2, 1, 0, 4]);
+    assert_eq!(&train.labels().unwrap()[..5], &[5, 0, 4, 1, 9]);
+    assert_eq!(&test.labels().unwrap()[..5], &[7, 2, 1, 0, 4]);
     let mean = train.features.as_slice().iter().map(|&v| v as f64).sum::<f64>() / (60000.0 * 784.0);
     assert!((mean - 0.130660).abs() < 1e-5, "pixel mean {mean}");
 }

@@ -1,6 +1,13 @@
 //! Subcommands of the `bpnet` binary and the option parsing they share.
 
 pub mod bench;
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod history;
+pub mod inspect;
+pub mod predict;
+pub mod progress;
 pub mod train;
 
 use bpnet::{Error, OptimizerConfig, Result};

@@ -1,147 +1,369 @@
-//! `bpnet train`: train a network on MNIST-format data and report test accuracy.
+//! `bpnet train`: load data, build the network, train with validation, early
+//! stopping and a schedule, evaluate on the test set, and write the model file
+//! with its history.
 
-use super::optimizer_config;
-use bpnet::data::{Batches, bundled_mnist_dir, load_mnist};
-use bpnet::train::accuracy;
-use bpnet::{
-    Activation, BnPlacement, Error, Init, Loss, Matrix, ModelSpec, Optimizer, Result, Sequential, Target, Trainer,
-};
-use std::path::PathBuf;
-use std::time::Instant;
+use super::config::TrainConfig;
+use super::data::{Prepared, load};
+use super::{optimizer_config, progress::Progress};
+use crate::overlay;
+use bpnet::io::save_model;
+use bpnet::train::schedule::Schedule;
+use bpnet::train::{EarlyStopping, Event, FitConfig, History, Monitor, default_loss, fit};
+use bpnet::{Activation, BnPlacement, Error, Init, ModelSpec, Optimizer, Result, Sequential, Trainer};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
 
-#[derive(clap::Args, Debug)]
+/// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
+#[derive(clap::Args, Debug, Default)]
 pub struct TrainArgs {
-    /// `mnist` for the bundled MNIST, or a folder with MNIST-format IDX files.
-    #[arg(long, default_value = "mnist")]
-    data: String,
-    /// Hidden layer widths, comma-separated.
-    #[arg(long, default_value = "100,100,100")]
-    hidden: String,
-    /// Hidden activation: sigmoid, tanh, relu, leaky_relu[:slope], elu[:alpha], gelu, softplus, identity.
-    #[arg(long, default_value = "sigmoid")]
-    activation: String,
-    /// Batch normalization before each hidden activation (the default).
-    #[arg(long, overrides_with = "no_batch_norm")]
-    batch_norm: bool,
+    /// `mnist` (bundled), a CSV file, or a folder of MNIST-format IDX files.
+    #[arg(long)]
+    data: Option<String>,
+    /// Target column(s) of a CSV by name or 0-based index [default: last column].
+    #[arg(long, value_delimiter = ',')]
+    target: Option<Vec<String>>,
+    /// classify, regress or auto.
+    #[arg(long)]
+    task: Option<String>,
+    /// The CSV has no header row.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    no_header: Option<bool>,
+    /// CSV field delimiter.
+    #[arg(long)]
+    delimiter: Option<char>,
+    /// Fill missing numeric cells: none, mean, median.
+    #[arg(long)]
+    impute: Option<String>,
+    /// Feature scaling: auto, zscore, minmax, none.
+    #[arg(long)]
+    scaling: Option<String>,
+    /// Hidden layer widths, e.g. 100,100,100.
+    #[arg(long)]
+    hidden: Option<String>,
+    /// sigmoid, tanh, relu, leaky_relu[:slope], elu[:alpha], gelu, softplus, identity.
+    #[arg(long)]
+    activation: Option<String>,
+    /// Batch normalization in each hidden block (default).
+    #[arg(long, num_args = 0, default_missing_value = "true", overrides_with = "no_batch_norm")]
+    batch_norm: Option<bool>,
     /// No batch normalization.
-    #[arg(long)]
-    no_batch_norm: bool,
-    /// Put batch normalization after the activation instead of before it.
-    #[arg(long)]
-    bn_after: bool,
+    #[arg(long, num_args = 0, default_missing_value = "true", overrides_with = "batch_norm")]
+    no_batch_norm: Option<bool>,
+    /// Batch normalization after the activation instead of before it.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    bn_after: Option<bool>,
     /// Dropout rate after each hidden block.
-    #[arg(long, default_value_t = 0.0)]
-    dropout: f64,
-    /// Weight init: normal[:std], xavier_uniform, xavier_normal, he_uniform, he_normal, torch.
-    #[arg(long, default_value = "normal:0.1")]
-    init: String,
-    /// Optimizer: sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad.
-    #[arg(long, default_value = "sgd")]
-    optimizer: String,
-    /// Learning rate [default: 0.5 for sgd, 0.05 for momentum and nesterov,
-    /// 0.001 for adam, adamw and rmsprop, 0.01 for adagrad].
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// normal[:std], xavier_uniform, xavier_normal, he_uniform, he_normal, torch.
+    #[arg(long)]
+    init: Option<String>,
+    /// gd (full batch), sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad.
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Learning rate [default per optimizer: sgd/gd 0.5, momentum/nesterov 0.05, adam/adamw/rmsprop 0.001, adagrad 0.01].
     #[arg(long)]
     lr: Option<f64>,
-    /// Momentum for `momentum` and `nesterov`.
-    #[arg(long, default_value_t = 0.9)]
-    momentum: f64,
+    /// Momentum for momentum and nesterov.
+    #[arg(long)]
+    momentum: Option<f64>,
     /// Weight decay (L2; decoupled for adamw).
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
+    #[arg(long)]
+    weight_decay: Option<f64>,
     /// Rows per mini-batch.
-    #[arg(long, default_value_t = 60)]
-    batch_size: usize,
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 1)]
-    epochs: usize,
-    /// Train for this many steps instead of whole epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Train for this many optimizer steps instead.
     #[arg(long)]
     steps: Option<usize>,
+    /// constant, step[:every[:gamma]], exponential[:gamma], cosine[:warmup_steps], plateau[:patience[:factor]].
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Fraction of training rows for validation (0 = none).
+    #[arg(long)]
+    val_split: Option<f64>,
+    /// Labelled test data (CSV or IDX folder).
+    #[arg(long)]
+    test: Option<String>,
+    /// Fraction of rows held out as test set when --test is not given.
+    #[arg(long)]
+    test_split: Option<f64>,
+    /// Early-stopping patience in epochs (0 = off).
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Smallest improvement of the monitored value that counts.
+    #[arg(long)]
+    min_delta: Option<f64>,
+    /// val_loss or val_metric (accuracy, or R² for regression).
+    #[arg(long)]
+    monitor: Option<String>,
     /// Use only the first N training rows.
     #[arg(long)]
-    train_limit: Option<usize>,
-    /// Seed for weights, shuffling and dropout.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    limit: Option<usize>,
+    /// Seed for splits, weights, shuffling and dropout.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Model file to write.
+    #[arg(long)]
+    out: Option<String>,
+    /// Write a checkpoint every N epochs.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// TOML file with any of the options above (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the resolved configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Print only the final result.
     #[arg(long)]
     quiet: bool,
+    /// Print a JSON summary as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The resolved configuration: defaults, then the config file, then flags.
+pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::from_file(p)?,
+        None => TrainConfig::default(),
+    };
+    overlay!(
+        cfg,
+        a,
+        [
+            data,
+            target,
+            task,
+            no_header,
+            delimiter,
+            impute,
+            scaling,
+            hidden,
+            activation,
+            batch_norm,
+            bn_after,
+            dropout,
+            init,
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            batch_size,
+            epochs,
+            steps,
+            schedule,
+            val_split,
+            test,
+            test_split,
+            patience,
+            min_delta,
+            monitor,
+            limit,
+            seed,
+            out,
+            checkpoint_every,
+        ]
+    );
+    if a.no_batch_norm == Some(true) {
+        cfg.batch_norm = false;
+    }
+    Ok(cfg)
 }
 
 /// Runs `bpnet train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
-    let dir = if a.data == "mnist" {
-        bundled_mnist_dir()
-    } else {
-        PathBuf::from(&a.data)
+    let cfg = resolve(a)?;
+    if a.print_config {
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
+    let data = load(&cfg)?;
+    let say = |s: &str| {
+        if !a.quiet {
+            println!("{s}");
+        }
     };
-    let (mut train, test) = load_mnist(&dir)?;
-    if let Some(n) = a.train_limit {
-        train = train.head(n);
+    data.notes.iter().for_each(|n| say(n));
+    let spec = model_spec(&cfg, data.train.features.cols(), data.train.outputs())?;
+    let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
+    let (opt, full_batch) = optimizer(&cfg)?;
+    let mut trainer = Trainer::new(model, Optimizer::new(opt)?, default_loss(&data.train));
+    let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
+    say(&format!("model:\n{}", trainer.model.summary()));
+    say(&format!(
+        "training on {} rows ({} validation, {} test)",
+        data.train.len(),
+        data.val.as_ref().map_or(0, |v| v.len()),
+        data.test.as_ref().map_or(0, |t| t.len())
+    ));
+    let out = PathBuf::from(&cfg.out);
+    let mut progress = Progress::new(a.quiet);
+    let mut on_event = |e: Event<'_>| -> Result<()> {
+        progress.event(&e);
+        if let Event::Epoch(r, model) = e
+            && cfg.checkpoint_every > 0
+            && r.epoch % cfg.checkpoint_every == 0
+        {
+            save_model(&out, &spec, model, &metadata(&cfg, &data, None, None))?;
+        }
+        Ok(())
+    };
+    let history = fit(&mut trainer, &data.train, data.val.as_ref(), &fit_cfg, &mut on_event)?;
+    progress.finish();
+    history.notes.iter().for_each(|n| say(n));
+    finish(a, &cfg, &data, &spec, &mut trainer, &history, &out)
+}
+
+/// After training: test metrics, history files, the model file, the summary.
+fn finish(
+    a: &TrainArgs,
+    cfg: &TrainConfig,
+    data: &Prepared,
+    spec: &ModelSpec,
+    trainer: &mut Trainer<f32>,
+    history: &History,
+    out: &Path,
+) -> Result<()> {
+    if history.stopped_early && !a.quiet {
+        println!(
+            "early stopping after epoch {}; restored the weights of epoch {}",
+            history.epochs.len(),
+            history.best_epoch
+        );
     }
-    if a.batch_size == 0 {
-        return Err(Error::config("--batch-size", "must be at least 1"));
+    let test = match &data.test {
+        Some(t) => Some(super::eval::metrics(
+            &mut trainer.model,
+            trainer.loss,
+            t,
+            &data.pipeline,
+        )?),
+        None => None,
+    };
+    if let (Some(t), false) = (&test, a.quiet) {
+        println!("test: {}", t.summary);
     }
-    let mut dims = vec![train.features.cols()];
-    dims.extend(ModelSpec::parse_dims(&a.hidden)?);
-    dims.push(train.classes);
-    let bn = !a.no_batch_norm;
+    let (hist_csv, hist_json) = super::history::write(out, history)?;
+    save_model(
+        out,
+        spec,
+        &trainer.model,
+        &metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json)),
+    )?;
+    if !a.quiet {
+        println!(
+            "wrote {} (history: {}, {})",
+            out.display(),
+            hist_csv.display(),
+            hist_json.display()
+        );
+    }
+    if a.quiet && !a.json {
+        println!(
+            "{}",
+            test.as_ref().map_or_else(
+                || format!("wrote {}", out.display()),
+                |t| format!("test: {}", t.summary)
+            )
+        );
+    }
+    if a.json {
+        let summary = json!({
+            "model": out, "history_csv": hist_csv, "history_json": hist_json,
+            "epochs": history.epochs.len(), "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
+            "final": history.epochs.last().map(super::history::record_json),
+            "test": test.map(|t| t.json),
+        });
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+fn model_spec(cfg: &TrainConfig, inputs: usize, outputs: usize) -> Result<ModelSpec> {
+    let mut dims = vec![inputs];
+    if !cfg.hidden.trim().is_empty() {
+        dims.extend(ModelSpec::parse_dims(&cfg.hidden)?);
+    }
+    dims.push(outputs);
     let spec = ModelSpec {
         dims,
-        activation: a.activation.parse::<Activation>()?,
-        batch_norm: match (bn, a.bn_after) {
+        activation: cfg.activation.parse::<Activation>()?,
+        batch_norm: match (cfg.batch_norm, cfg.bn_after) {
             (false, _) => BnPlacement::None,
             (true, false) => BnPlacement::BeforeActivation,
             (true, true) => BnPlacement::AfterActivation,
         },
         bn: Default::default(),
-        dropout: a.dropout,
-        init: a.init.parse::<Init>()?,
+        dropout: cfg.dropout,
+        init: cfg.init.parse::<Init>()?,
     };
-    let model = Sequential::<f32>::from_spec(&spec, a.seed)?;
-    let mut trainer = Trainer::new(
-        model,
-        Optimizer::new(optimizer_config(&a.optimizer, a.lr, a.momentum, a.weight_decay)?)?,
-        Loss::CrossEntropy,
-    );
-    let mut batches = Batches::new(
-        train.len(),
-        a.batch_size,
-        if bn { 2 } else { 1 },
-        a.seed.wrapping_add(1),
-    );
-    let steps = a.steps.unwrap_or(a.epochs * batches.per_epoch());
-    if !a.quiet {
-        println!("model:\n{}", trainer.model.summary());
-        println!(
-            "training on {} rows for {steps} steps of batch {}",
-            train.len(),
-            a.batch_size
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// The optimizer config, and whether it is full-batch gradient descent.
+fn optimizer(cfg: &TrainConfig) -> Result<(bpnet::OptimizerConfig, bool)> {
+    let full = cfg.optimizer == "gd";
+    let name = if full { "sgd" } else { cfg.optimizer.as_str() };
+    let lr = (cfg.lr != 0.0).then_some(cfg.lr);
+    Ok((optimizer_config(name, lr, cfg.momentum, cfg.weight_decay)?, full))
+}
+
+fn fit_config(cfg: &TrainConfig, full_batch: bool, has_val: bool) -> Result<FitConfig> {
+    let monitor = match cfg.monitor.as_str() {
+        "val_loss" => Monitor::ValLoss,
+        "val_metric" | "val_accuracy" | "val_r2" => Monitor::ValMetric,
+        m => {
+            return Err(Error::config(
+                "monitor",
+                format!("unknown '{m}' (expected val_loss or val_metric)"),
+            ));
+        }
+    };
+    if !(cfg.min_delta >= 0.0 && cfg.min_delta.is_finite()) {
+        return Err(Error::config(
+            "min-delta",
+            format!("{} is not a non-negative number", cfg.min_delta),
+        ));
+    }
+    if cfg.batch_size == 0 {
+        return Err(Error::config("batch-size", "must be at least 1"));
+    }
+    Ok(FitConfig {
+        epochs: cfg.epochs,
+        steps: (cfg.steps > 0).then_some(cfg.steps),
+        batch_size: (!full_batch).then_some(cfg.batch_size),
+        schedule: Schedule::parse(&cfg.schedule)?,
+        monitor,
+        early_stopping: (cfg.patience > 0 && has_val).then_some(EarlyStopping {
+            patience: cfg.patience,
+            min_delta: cfg.min_delta,
+        }),
+        seed: cfg.seed.wrapping_add(1),
+    })
+}
+
+/// The model file's metadata sections.
+fn metadata(cfg: &TrainConfig, data: &Prepared, history: Option<&History>, test: Option<&Value>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("preprocessing".into(), data.preprocessing.clone());
+    m.insert("training".into(), serde_json::to_value(cfg).unwrap_or(Value::Null));
+    if let Some(h) = history {
+        m.insert(
+            "history".into(),
+            json!({
+                "epochs": h.epochs.len(), "best_epoch": h.best_epoch, "stopped_early": h.stopped_early,
+                "final": h.epochs.last().map(super::history::record_json),
+            }),
         );
     }
-    let (mut x, mut y) = (Matrix::default(), Vec::new());
-    let start = Instant::now();
-    let mut running = 0.0f64;
-    for step in 1..=steps {
-        train.gather(batches.next_batch(), &mut x, &mut y);
-        running += trainer.step(&x, Target::Labels(&y))? as f64;
-        if !a.quiet && (step % 500 == 0 || step == steps) {
-            let k = if step % 500 == 0 { 500 } else { step % 500 };
-            println!(
-                "step {step:>6}  loss {:.4}  {:.1}s",
-                running / k as f64,
-                start.elapsed().as_secs_f64()
-            );
-            running = 0.0;
-        }
+    if let Some(t) = test {
+        m.insert("test_metrics".into(), t.clone());
     }
-    let secs = start.elapsed().as_secs_f64();
-    let acc = accuracy(&mut trainer.model, &test, 1000)?;
-    println!(
-        "test accuracy {:.2}% ({} test images) after {steps} steps in {secs:.1}s ({:.3} ms/step)",
-        acc * 100.0,
-        test.len(),
-        secs * 1e3 / steps.max(1) as f64
-    );
-    Ok(())
+    m
 }

@@ -2,28 +2,71 @@
 //! seeded shuffled mini-batches.
 
 mod batches;
+pub mod csv;
 pub mod idx;
 mod mnist;
+pub mod preprocess;
+pub mod split;
 
 pub use batches::Batches;
+pub use csv::{ColumnRef, CsvOptions, RawTable, read_csv};
 pub use mnist::{bundled_mnist_dir, load_mnist};
+pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};
+pub use split::split;
 
 use crate::error::{Error, Result};
+use crate::loss::Target;
 use crate::tensor::Matrix;
 
-/// A classification dataset held in memory.
+/// What a dataset's rows are labelled with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// A class index per row, each below `classes`.
+    Classes {
+        /// `[rows]` class indices.
+        labels: Vec<usize>,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// Real-valued targets `[rows, outputs]` (regression, already scaled).
+    Values(Matrix<f32>),
+}
+
+/// A dataset held in memory: features and targets, one row per example.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Features `[rows, features]`.
     pub features: Matrix<f32>,
-    /// Class index of each row, `[rows]`.
-    pub labels: Vec<usize>,
-    /// Number of classes.
-    pub classes: usize,
+    /// Targets of each row.
+    pub targets: Targets,
+}
+
+/// Reusable buffers for one mini-batch's targets (see [`Dataset::gather`]).
+#[derive(Debug, Clone, Default)]
+pub struct TargetBuf {
+    labels: Vec<usize>,
+    values: Matrix<f32>,
+    is_values: bool,
+}
+
+impl TargetBuf {
+    /// The batch's targets, as the loss takes them.
+    pub fn target(&self) -> Target<'_, f32> {
+        if self.is_values {
+            Target::Values(&self.values)
+        } else {
+            Target::Labels(&self.labels)
+        }
+    }
+
+    /// The batch's class labels (empty for regression).
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
 }
 
 impl Dataset {
-    /// Checks that there is one label per row and each is below `classes`.
+    /// A classification dataset; checks one label per row, each below `classes`.
     pub fn new(features: Matrix<f32>, labels: Vec<usize>, classes: usize) -> Result<Self> {
         if labels.len() != features.rows() {
             return Err(Error::shape("dataset labels", features.rows(), labels.len()));
@@ -33,41 +76,88 @@ impl Dataset {
         }
         Ok(Dataset {
             features,
-            labels,
-            classes,
+            targets: Targets::Classes { labels, classes },
+        })
+    }
+
+    /// A regression dataset; checks one target row per feature row.
+    pub fn regression(features: Matrix<f32>, values: Matrix<f32>) -> Result<Self> {
+        if values.rows() != features.rows() {
+            return Err(Error::shape("dataset targets", features.rows(), values.rows()));
+        }
+        Ok(Dataset {
+            features,
+            targets: Targets::Values(values),
         })
     }
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.features.rows()
     }
 
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
+    }
+
+    /// Output width a model needs: the number of classes or of target columns.
+    pub fn outputs(&self) -> usize {
+        match &self.targets {
+            Targets::Classes { classes, .. } => *classes,
+            Targets::Values(v) => v.cols(),
+        }
+    }
+
+    /// Class labels, for a classification dataset.
+    pub fn labels(&self) -> Option<&[usize]> {
+        match &self.targets {
+            Targets::Classes { labels, .. } => Some(labels),
+            Targets::Values(_) => None,
+        }
+    }
+
+    /// The rows `idx`, in that order, as a new dataset.
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let mut x = Matrix::default();
+        let mut y = TargetBuf::default();
+        self.gather(idx, &mut x, &mut y);
+        let targets = match &self.targets {
+            Targets::Classes { classes, .. } => Targets::Classes {
+                labels: y.labels,
+                classes: *classes,
+            },
+            Targets::Values(_) => Targets::Values(y.values),
+        };
+        Dataset { features: x, targets }
     }
 
     /// The first `n` rows (all if fewer).
     pub fn head(&self, n: usize) -> Dataset {
-        let n = n.min(self.len());
-        let cols = self.features.cols();
-        let features = Matrix::from_vec(n, cols, self.features.as_slice()[..n * cols].to_vec()).unwrap_or_default();
-        Dataset {
-            features,
-            labels: self.labels[..n].to_vec(),
-            classes: self.classes,
-        }
+        let idx: Vec<usize> = (0..n.min(self.len())).collect();
+        self.subset(&idx)
     }
 
-    /// Copies rows `idx` into `x: [idx.len(), features]` and their labels into
+    /// Copies rows `idx` into `x: [idx.len(), features]` and their targets into
     /// `y`, reusing both buffers' allocations.
-    pub fn gather(&self, idx: &[usize], x: &mut Matrix<f32>, y: &mut Vec<usize>) {
+    pub fn gather(&self, idx: &[usize], x: &mut Matrix<f32>, y: &mut TargetBuf) {
         x.resize(idx.len(), self.features.cols());
-        y.clear();
         for (r, &i) in idx.iter().enumerate() {
             x.row_mut(r).copy_from_slice(self.features.row(i));
-            y.push(self.labels[i]);
+        }
+        y.labels.clear();
+        match &self.targets {
+            Targets::Classes { labels, .. } => {
+                y.is_values = false;
+                y.labels.extend(idx.iter().map(|&i| labels[i]));
+            }
+            Targets::Values(v) => {
+                y.is_values = true;
+                y.values.resize(idx.len(), v.cols());
+                for (r, &i) in idx.iter().enumerate() {
+                    y.values.row_mut(r).copy_from_slice(v.row(i));
+                }
+            }
         }
     }
 }

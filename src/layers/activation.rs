@@ -7,7 +7,8 @@ use crate::scalar::Scalar;
 use crate::tensor::Matrix;
 
 /// An activation function.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// `f(x) = x`.
     Identity,

@@ -23,7 +23,8 @@ use crate::scalar::Scalar;
 use crate::tensor::Matrix;
 
 /// How running statistics follow the batch statistics during training.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Momentum {
     /// PyTorch's convention: `running = (1 - m) * running + m * batch`
     /// (default `m = 0.1`).
@@ -37,7 +38,8 @@ pub enum Momentum {
 }
 
 /// Batch normalization settings. The defaults are PyTorch's `BatchNorm1d`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BatchNormConfig {
     /// Added to the variance before the square root (PyTorch 1e-5, Keras 1e-3).
     pub eps: f64,

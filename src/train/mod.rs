@@ -1,11 +1,18 @@
-//! The training step and evaluation.
+//! The training step, evaluation, and the training loop with its schedules,
+//! early stopping, history and metrics.
 //!
 //! [`Trainer::step`] = zero gradients, forward in training mode, loss and its
 //! gradient, backward through every layer, optimizer update. Every buffer is
 //! owned by a layer, the loss or the optimizer and sized on first use, so
 //! after the first step a step allocates nothing on the heap.
 
-use crate::data::Dataset;
+mod fit;
+pub mod metrics;
+pub mod schedule;
+
+pub use fit::{EarlyStopping, EpochRecord, Event, FitConfig, History, Monitor, default_loss, fit};
+
+use crate::data::{Dataset, TargetBuf};
 use crate::error::Result;
 use crate::layers::Mode;
 use crate::loss::{Loss, Target};
@@ -67,17 +74,56 @@ pub fn argmax<T: Scalar>(row: &[T]) -> usize {
     best
 }
 
-/// Classification accuracy of `model` in evaluation mode on `data`, computed
-/// in chunks of `chunk` rows.
-pub fn accuracy(model: &mut Sequential<f32>, data: &Dataset, chunk: usize) -> Result<f64> {
-    let mut x = Matrix::default();
-    let mut y = Vec::new();
-    let mut correct = 0usize;
+/// Model outputs in evaluation mode over a dataset, and the mean loss.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Mean loss over all rows.
+    pub loss: f64,
+    /// Raw outputs `[rows, outputs]` (logits, or scaled regression values).
+    pub outputs: Matrix<f32>,
+}
+
+impl Evaluation {
+    /// Predicted class of each row (argmax of the outputs).
+    pub fn classes(&self) -> Vec<usize> {
+        (0..self.outputs.rows()).map(|r| argmax(self.outputs.row(r))).collect()
+    }
+
+    /// Fraction of rows whose predicted class equals `labels`.
+    pub fn accuracy(&self, labels: &[usize]) -> f64 {
+        let hits = self.classes().iter().zip(labels).filter(|(p, l)| p == l).count();
+        hits as f64 / labels.len().max(1) as f64
+    }
+}
+
+/// Runs `model` in evaluation mode over `data` in chunks of `chunk` rows;
+/// returns the outputs and the mean `loss`.
+pub fn evaluate(model: &mut Sequential<f32>, data: &Dataset, loss: Loss, chunk: usize) -> Result<Evaluation> {
+    let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
+    let mut grad = Matrix::default();
+    let width = model.out_features().unwrap_or(0);
+    let mut outputs = Matrix::zeros(data.len(), width);
     let idx: Vec<usize> = (0..data.len()).collect();
+    let mut total = 0.0f64;
+    let mut row = 0;
     for part in idx.chunks(chunk.max(1)) {
         data.gather(part, &mut x, &mut y);
         let out = model.forward(&x, Mode::Eval)?;
-        correct += (0..out.rows()).filter(|&r| argmax(out.row(r)) == y[r]).count();
+        total += loss.forward_backward(out, y.target(), &mut grad)? as f64 * part.len() as f64;
+        for r in 0..out.rows() {
+            outputs.row_mut(row).copy_from_slice(out.row(r));
+            row += 1;
+        }
     }
-    Ok(correct as f64 / data.len().max(1) as f64)
+    Ok(Evaluation {
+        loss: total / data.len().max(1) as f64,
+        outputs,
+    })
+}
+
+/// Classification accuracy of `model` in evaluation mode on `data` (0 for a
+/// regression dataset), computed in chunks of `chunk` rows.
+pub fn accuracy(model: &mut Sequential<f32>, data: &Dataset, chunk: usize) -> Result<f64> {
+    let Some(labels) = data.labels() else { return Ok(0.0) };
+    Ok(evaluate(model, data, Loss::CrossEntropy, chunk)?.accuracy(labels))
 }

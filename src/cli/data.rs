@@ -1,0 +1,296 @@
+//! Loading the data a command works on: the bundled MNIST, an IDX folder or a
+//! CSV file; splitting it; fitting the preprocessing on the training rows; and
+//! the `Pipeline` stored in the model file so eval and predict apply the same
+//! preprocessing to new files.
+
+use super::config::TrainConfig;
+use bpnet::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
+use bpnet::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task};
+use bpnet::data::split::split;
+use bpnet::data::{Dataset, bundled_mnist_dir, load_mnist};
+use bpnet::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// How raw input becomes features, as stored in a model file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pipeline {
+    /// MNIST-format images: pixels / 255, classes `0`..`9`.
+    Images {
+        /// Pixels per image.
+        features: usize,
+    },
+    /// A CSV table with its fitted preprocessing.
+    Table {
+        /// Field delimiter.
+        delimiter: char,
+        /// Whether the training file had a header.
+        header: bool,
+        /// The fitted preprocessing.
+        preprocessor: Preprocessor,
+    },
+}
+
+/// Data ready for training.
+pub struct Prepared {
+    /// Training rows.
+    pub train: Dataset,
+    /// Validation rows (from `--val-split`).
+    pub val: Option<Dataset>,
+    /// Test rows (`--test` or `--test-split`, or MNIST's test set).
+    pub test: Option<Dataset>,
+    /// The preprocessing, as stored in the model file.
+    pub pipeline: Pipeline,
+    /// JSON of `pipeline`.
+    pub preprocessing: Value,
+    /// Messages for the user (task detection, dropped batches...).
+    pub notes: Vec<String>,
+}
+
+impl Pipeline {
+    /// Class names for classification models.
+    pub fn class_names(&self) -> Option<Vec<String>> {
+        match self {
+            Pipeline::Images { .. } => Some((0..10).map(|d| d.to_string()).collect()),
+            Pipeline::Table { preprocessor, .. } => preprocessor.class_names().map(|c| c.to_vec()),
+        }
+    }
+
+    /// Reads the pipeline back from a model file's metadata.
+    pub fn from_metadata(meta: &serde_json::Map<String, Value>, path: &Path) -> Result<Self> {
+        let bad = |reason: String| Error::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let v = meta
+            .get("preprocessing")
+            .ok_or_else(|| bad("model file has no 'preprocessing' metadata".into()))?;
+        serde_json::from_value(v.clone()).map_err(|e| bad(format!("invalid 'preprocessing' metadata: {e}")))
+    }
+}
+
+fn is_image_source(data: &str) -> bool {
+    data == "mnist" || Path::new(data).is_dir()
+}
+
+fn image_dir(data: &str) -> PathBuf {
+    if data == "mnist" {
+        bundled_mnist_dir()
+    } else {
+        PathBuf::from(data)
+    }
+}
+
+/// Loads and splits the training data named by `cfg`.
+pub fn load(cfg: &TrainConfig) -> Result<Prepared> {
+    check_fraction("val-split", cfg.val_split)?;
+    check_fraction("test-split", cfg.test_split)?;
+    if is_image_source(&cfg.data) {
+        load_images(cfg)
+    } else {
+        load_table(cfg)
+    }
+}
+
+fn check_fraction(name: &str, f: f64) -> Result<()> {
+    if (0.0..1.0).contains(&f) {
+        Ok(())
+    } else {
+        Err(Error::config(name, format!("{f} is not in [0, 1)")))
+    }
+}
+
+/// Splits `data` into (kept, held out) with `fraction` held out, stratified by label.
+fn hold_out(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option<Dataset>)> {
+    if fraction == 0.0 {
+        return Ok((data.clone(), None));
+    }
+    let strata: Option<Vec<String>> = data.labels().map(|l| l.iter().map(|c| c.to_string()).collect());
+    let (keep, out) = split(data.len(), strata.as_deref(), fraction, seed)?;
+    Ok((data.subset(&keep), Some(data.subset(&out))))
+}
+
+fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
+    let (mut train, mnist_test) = load_mnist(&image_dir(&cfg.data))?;
+    if cfg.limit > 0 {
+        train = train.head(cfg.limit);
+    }
+    let test = if !cfg.test.is_empty() {
+        Some(load_mnist(&image_dir(&cfg.test))?.1)
+    } else if cfg.test_split > 0.0 {
+        let (kept, held) = hold_out(&train, cfg.test_split, cfg.seed ^ 0x7E57)?;
+        train = kept;
+        held
+    } else {
+        Some(mnist_test)
+    };
+    let (train, val) = hold_out(&train, cfg.val_split, cfg.seed ^ 0x0A11D)?;
+    let pipeline = Pipeline::Images {
+        features: train.features.cols(),
+    };
+    let preprocessing = serde_json::to_value(&pipeline).unwrap_or(Value::Null);
+    Ok(Prepared {
+        train,
+        val,
+        test,
+        pipeline,
+        preprocessing,
+        notes: Vec::new(),
+    })
+}
+
+fn csv_options(cfg: &TrainConfig) -> Result<CsvOptions> {
+    let delimiter = u8::try_from(cfg.delimiter).map_err(|_| {
+        Error::config(
+            "delimiter",
+            format!("'{}' is not a single-byte character", cfg.delimiter),
+        )
+    })?;
+    Ok(CsvOptions {
+        header: cfg.no_header.then_some(false),
+        delimiter,
+    })
+}
+
+fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
+    let task = match cfg.task.as_str() {
+        "auto" => None,
+        "classify" | "classification" => Some(Task::Classify),
+        "regress" | "regression" => Some(Task::Regress),
+        t => {
+            return Err(Error::config(
+                "task",
+                format!("unknown '{t}' (expected auto, classify, regress)"),
+            ));
+        }
+    };
+    let scaling = match cfg.scaling.as_str() {
+        "auto" | "zscore" | "z-score" => Scaling::ZScore,
+        "minmax" | "min-max" => Scaling::MinMax,
+        "none" => Scaling::None,
+        s => {
+            return Err(Error::config(
+                "scaling",
+                format!("unknown '{s}' (expected auto, zscore, minmax, none)"),
+            ));
+        }
+    };
+    let impute = match cfg.impute.as_str() {
+        "none" | "" => None,
+        "mean" => Some(Impute::Mean),
+        "median" => Some(Impute::Median),
+        i => {
+            return Err(Error::config(
+                "impute",
+                format!("unknown '{i}' (expected none, mean, median)"),
+            ));
+        }
+    };
+    let targets = cfg
+        .target
+        .iter()
+        .map(|t| t.parse::<ColumnRef>())
+        .collect::<Result<Vec<_>>>()?;
+    Ok(PreprocessSpec {
+        targets,
+        task,
+        scaling,
+        impute,
+        ..PreprocessSpec::default()
+    })
+}
+
+/// Rows of a table as a dataset, with the fitted preprocessing.
+pub fn table_dataset(p: &Preprocessor, table: &RawTable, rows: &[usize]) -> Result<Dataset> {
+    let x = p.transform_features(table, rows)?;
+    match p.transform_targets(table, rows)? {
+        TableTargets::Labels(l) => Dataset::new(x, l, p.n_outputs()),
+        TableTargets::Values(v) => Dataset::regression(x, v),
+    }
+}
+
+fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
+    let opts = csv_options(cfg)?;
+    let table = read_csv(Path::new(&cfg.data), &opts)?;
+    let spec = preprocess_spec(cfg)?;
+    let mut rows: Vec<usize> = (0..table.len()).collect();
+    if cfg.limit > 0 {
+        rows.truncate(cfg.limit);
+    }
+    // Stratify on the raw target cells (the first target column).
+    let strata_col = match spec.targets.first() {
+        Some(t) => t.resolve(&table)?,
+        None => table.n_cols().saturating_sub(1),
+    };
+    let strata = |rows: &[usize]| table.column_cells(strata_col, rows);
+    let mut test_rows = Vec::new();
+    if cfg.test.is_empty() && cfg.test_split > 0.0 {
+        let (keep, out) = split(rows.len(), Some(&strata(&rows)), cfg.test_split, cfg.seed ^ 0x7E57)?;
+        test_rows = out.iter().map(|&i| rows[i]).collect();
+        rows = keep.iter().map(|&i| rows[i]).collect();
+    }
+    let mut val_rows = Vec::new();
+    if cfg.val_split > 0.0 {
+        let (keep, out) = split(rows.len(), Some(&strata(&rows)), cfg.val_split, cfg.seed ^ 0x0A11D)?;
+        val_rows = out.iter().map(|&i| rows[i]).collect();
+        rows = keep.iter().map(|&i| rows[i]).collect();
+    }
+    let (pre, notes) = Preprocessor::fit(&table, &rows, &spec)?;
+    let train = table_dataset(&pre, &table, &rows)?;
+    let val = (!val_rows.is_empty())
+        .then(|| table_dataset(&pre, &table, &val_rows))
+        .transpose()?;
+    let test = if !cfg.test.is_empty() {
+        let t = read_csv(Path::new(&cfg.test), &opts)?;
+        let all: Vec<usize> = (0..t.len()).collect();
+        Some(table_dataset(&pre, &t, &all)?)
+    } else {
+        (!test_rows.is_empty())
+            .then(|| table_dataset(&pre, &table, &test_rows))
+            .transpose()?
+    };
+    let pipeline = Pipeline::Table {
+        delimiter: cfg.delimiter,
+        header: table.has_header,
+        preprocessor: pre,
+    };
+    let preprocessing = serde_json::to_value(&pipeline).map_err(|e| Error::State(e.to_string()))?;
+    Ok(Prepared {
+        train,
+        val,
+        test,
+        pipeline,
+        preprocessing,
+        notes,
+    })
+}
+
+/// Labelled data for `bpnet eval`, read with the model's pipeline.
+pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
+    match pipeline {
+        Pipeline::Images { .. } => Ok(load_mnist(&image_dir(data))?.1),
+        Pipeline::Table {
+            delimiter,
+            header,
+            preprocessor,
+        } => {
+            let table = read_table(data, *delimiter, *header)?;
+            let rows: Vec<usize> = (0..table.len()).collect();
+            table_dataset(preprocessor, &table, &rows)
+        }
+    }
+}
+
+/// Reads a CSV the way the training file was read.
+pub fn read_table(data: &str, delimiter: char, header: bool) -> Result<RawTable> {
+    let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
+    read_csv(
+        Path::new(data),
+        &CsvOptions {
+            header: Some(header),
+            delimiter,
+        },
+    )
+}

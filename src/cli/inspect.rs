@@ -1,0 +1,30 @@
+//! `bpnet inspect`: what a model file holds.
+
+use bpnet::Result;
+use bpnet::io::{describe, load_model};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Options of `bpnet inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Model file.
+    model: PathBuf,
+    /// Print a JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `bpnet inspect`.
+pub fn run(a: &InspectArgs) -> Result<()> {
+    let mut file = load_model(&a.model)?;
+    println!("{}", describe(&file));
+    if a.json {
+        let params = file.model.num_params();
+        println!(
+            "{}",
+            json!({"model": a.model, "parameters": params, "architecture": serde_json::to_value(&file.spec).ok(), "metadata": file.metadata})
+        );
+    }
+    Ok(())
+}

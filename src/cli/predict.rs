@@ -1,0 +1,106 @@
+//! `bpnet predict`: predictions of a saved model for new rows, as CSV.
+
+use super::data::{Pipeline, read_table};
+use bpnet::data::load_mnist;
+use bpnet::io::{load_model, write_atomic};
+use bpnet::layers::sigmoid;
+use bpnet::train::argmax;
+use bpnet::{Matrix, Mode, Result};
+use std::path::{Path, PathBuf};
+
+/// Options of `bpnet predict`.
+#[derive(clap::Args, Debug)]
+pub struct PredictArgs {
+    /// Model file written by `bpnet train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Rows to predict: a CSV with the training features (target columns may be absent), or an IDX folder / `mnist`.
+    #[arg(long)]
+    data: String,
+    /// Write the predictions here (CSV) instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// Runs `bpnet predict`.
+pub fn run(a: &PredictArgs) -> Result<()> {
+    let mut file = load_model(&a.model)?;
+    let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
+    let x = features(&pipeline, &a.data)?;
+    let out = file.model.forward(&x, Mode::Eval)?.clone();
+    let csv = match &pipeline {
+        Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
+            let values = preprocessor.decode_targets(&out);
+            let mut s = preprocessor.target_columns().join(",") + "\n";
+            for r in 0..values.rows() {
+                s += &values
+                    .row(r)
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                s.push('\n');
+            }
+            s
+        }
+        _ => class_csv(&out, &pipeline.class_names().unwrap_or_default()),
+    };
+    match &a.output {
+        Some(p) => {
+            write_atomic(p, csv.as_bytes())?;
+            println!("wrote {} predictions to {}", out.rows(), p.display());
+        }
+        None => print!("{csv}"),
+    }
+    Ok(())
+}
+
+fn features(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
+    match pipeline {
+        Pipeline::Images { .. } => {
+            let dir = if data == "mnist" {
+                bpnet::data::bundled_mnist_dir()
+            } else {
+                Path::new(data).to_path_buf()
+            };
+            Ok(load_mnist(&dir)?.1.features)
+        }
+        Pipeline::Table {
+            delimiter,
+            header,
+            preprocessor,
+        } => {
+            let table = read_table(data, *delimiter, *header)?;
+            let rows: Vec<usize> = (0..table.len()).collect();
+            preprocessor.transform_features(&table, &rows)
+        }
+    }
+}
+
+/// `prediction,p_<class>...` rows: the class name and softmax probabilities
+/// (or the sigmoid probability for one-output models).
+fn class_csv(logits: &Matrix<f32>, names: &[String]) -> String {
+    let mut s = String::from("prediction");
+    for n in names {
+        s += &format!(",p_{n}");
+    }
+    s.push('\n');
+    for r in 0..logits.rows() {
+        let z = logits.row(r);
+        let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let e: Vec<f32> = z.iter().map(|&v| (v - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        let probs: Vec<f32> = if z.len() == 1 {
+            vec![sigmoid(z[0])]
+        } else {
+            e.iter().map(|v| v / sum).collect()
+        };
+        let class = argmax(z);
+        s += names.get(class).map_or(&class.to_string(), |n| n);
+        for p in probs {
+            s += &format!(",{p:.6}");
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,383 @@
+//! CSV files read into memory as a table of strings, with the 1-based line of
+//! every row kept for error messages.
+//!
+//! Parsing goes through the `csv` crate: quoted fields may hold the delimiter,
+//! quotes (`""`) and newlines; CRLF and LF line ends both work; a UTF-8 byte
+//! order mark is skipped; blank lines are skipped; whitespace around fields is
+//! trimmed. Every row must have as many fields as the first one.
+//!
+//! Errors are one line: `path: line N, column 'name': what is wrong`.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ::csv::{ByteRecord, ReaderBuilder, Trim};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Cell texts that mean "no value", compared case-insensitively after
+/// trimming: the empty cell, `NA`, `N/A`, `NaN`, `null` and `?`.
+pub const MISSING_TOKENS: [&str; 6] = ["", "na", "n/a", "nan", "null", "?"];
+
+/// True when `cell` is one of the [`MISSING_TOKENS`].
+pub fn is_missing(cell: &str) -> bool {
+    let t = cell.trim();
+    MISSING_TOKENS.iter().any(|m| t.eq_ignore_ascii_case(m))
+}
+
+/// True when `cell` is a number (anything `f64` parses, `inf` included) and
+/// not a missing token.
+pub fn is_number(cell: &str) -> bool {
+    !is_missing(cell) && cell.trim().parse::<f64>().is_ok()
+}
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// `Some(true)`: the first row names the columns; `Some(false)`: it is
+    /// data; `None`: detect it (see [`read_csv`]).
+    pub header: Option<bool>,
+    /// Field delimiter, e.g. `b','`, `b';'` or `b'\t'`.
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    /// Header detected, comma-separated.
+    fn default() -> Self {
+        CsvOptions {
+            header: None,
+            delimiter: b',',
+        }
+    }
+}
+
+/// A CSV file held as strings: `rows[r][c]` is the trimmed text of column `c`
+/// in data row `r`, and every row has `columns.len()` cells.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawTable {
+    /// The file it was read from (named in every error).
+    pub path: PathBuf,
+    /// Column names: from the header, or `col0`, `col1`, ... without one.
+    pub columns: Vec<String>,
+    /// Whether the first line of the file was a header.
+    pub has_header: bool,
+    /// Data rows `[rows][columns]`.
+    pub rows: Vec<Vec<String>>,
+    /// 1-based line in the file where each data row starts, `[rows]`.
+    pub lines: Vec<u64>,
+}
+
+impl RawTable {
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there are no data rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Number of columns.
+    pub fn n_cols(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Index of the column called `name`, if any.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// The cells of column `col` in `rows`, e.g. the raw target strings to
+    /// stratify a split by. Out-of-range indices are skipped.
+    pub fn column_cells(&self, col: usize, rows: &[usize]) -> Vec<String> {
+        rows.iter()
+            .filter_map(|&r| self.rows.get(r)?.get(col).cloned())
+            .collect()
+    }
+
+    /// The error `path: line N, column 'name': what` for data row `row`.
+    pub(crate) fn cell_error(&self, row: usize, col: usize, what: impl Display) -> Error {
+        let line = self.lines.get(row).copied().unwrap_or(0);
+        let name = self.columns.get(col).map_or("?", String::as_str);
+        self.error(format!("line {line}, column '{name}': {what}"))
+    }
+
+    /// A [`Error::Format`] about this table's file.
+    pub(crate) fn error(&self, reason: impl Into<String>) -> Error {
+        Error::Format {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The column names quoted and joined, for error messages.
+    pub(crate) fn column_list(&self) -> String {
+        quoted_list(&self.columns)
+    }
+}
+
+/// `'a', 'b', 'c'`.
+pub(crate) fn quoted_list(names: &[String]) -> String {
+    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// A column chosen by name or by 0-based index. Parsed from text: all digits
+/// means an index, anything else a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnRef {
+    /// The column with this header name.
+    Name(String),
+    /// The column at this 0-based position.
+    Index(usize),
+}
+
+impl FromStr for ColumnRef {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::config("column", "empty column name"));
+        }
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            let i = s
+                .parse()
+                .map_err(|_| Error::config("column", format!("index {s} is too large")))?;
+            return Ok(ColumnRef::Index(i));
+        }
+        Ok(ColumnRef::Name(s.to_string()))
+    }
+}
+
+impl Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColumnRef::Name(n) => write!(f, "'{n}'"),
+            ColumnRef::Index(i) => write!(f, "index {i}"),
+        }
+    }
+}
+
+impl ColumnRef {
+    /// The column's index in `table`; an unknown name or an index out of
+    /// range is an error that lists the columns there are.
+    pub fn resolve(&self, table: &RawTable) -> Result<usize> {
+        match self {
+            ColumnRef::Name(n) => table
+                .column_index(n)
+                .ok_or_else(|| table.error(format!("no column '{n}'; the columns are {}", table.column_list()))),
+            ColumnRef::Index(i) if *i < table.n_cols() => Ok(*i),
+            ColumnRef::Index(i) => Err(table.error(format!(
+                "no column at index {i}: there are {} columns (0-based), {}",
+                table.n_cols(),
+                table.column_list()
+            ))),
+        }
+    }
+}
+
+/// Reads a CSV file into a [`RawTable`].
+///
+/// Header rule when `opts.header` is `None`: the first row is a header when
+/// none of its cells is a number and some cell below it, in any column, is a
+/// number; a single row of text alone is a header too (and then an error, as
+/// there is no data). Without a header the columns are named `col0`, `col1`,
+/// ... A header's empty names become `colN`; duplicate names are an error.
+///
+/// Errors: an empty or header-only file, a row with a different number of
+/// fields than the first (naming the line and both counts), invalid UTF-8
+/// (naming the line and column), and read errors.
+pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
+    let (mut rows, mut lines) = read_records(path, opts.delimiter)?;
+    let fmt_err = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let Some(first) = rows.first() else {
+        return Err(fmt_err("empty file: no rows to read".into()));
+    };
+    let has_header = opts.header.unwrap_or_else(|| detect_header(&rows));
+    let columns = if has_header {
+        let names = header_names(first).map_err(|r| fmt_err(format!("line {}, {r}", lines[0])))?;
+        let header_line = lines.remove(0);
+        rows.remove(0);
+        if rows.is_empty() {
+            let cols = quoted_list(&names);
+            return Err(fmt_err(format!(
+                "line {header_line}: only a header row ({cols}), no data rows"
+            )));
+        }
+        names
+    } else {
+        (0..first.len()).map(|j| format!("col{j}")).collect()
+    };
+    Ok(RawTable {
+        path: path.to_path_buf(),
+        columns,
+        has_header,
+        rows,
+        lines,
+    })
+}
+
+/// Every non-blank record as trimmed UTF-8 strings, with its starting line;
+/// checks that all records have the first one's field count.
+fn read_records(path: &Path, delimiter: u8) -> Result<(Vec<Vec<String>>, Vec<u64>)> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .trim(Trim::All)
+        .from_reader(&bytes[..]);
+    let (mut rows, mut lines): (Vec<Vec<String>>, Vec<u64>) = (Vec::new(), Vec::new());
+    let mut rec = ByteRecord::new();
+    let mut counter = LineCounter::default();
+    loop {
+        match reader.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, e)),
+        }
+        let start = rec.position().map_or(0, |p| p.byte() as usize);
+        let line = counter.line_at(&bytes, start);
+        if rec.len() == 1 && rec[0].is_empty() {
+            continue; // a line of blanks
+        }
+        let cells = decode_record(path, &rec, line, rows.is_empty())?;
+        if let (Some(first), Some(&first_line)) = (rows.first(), lines.first()) {
+            check_width(path, first, first_line, &cells, line)?;
+        }
+        rows.push(cells);
+        lines.push(line);
+    }
+    Ok((rows, lines))
+}
+
+/// 1-based line numbers of byte offsets, counted incrementally.
+#[derive(Default)]
+struct LineCounter {
+    pos: usize,
+    newlines: u64,
+}
+
+impl LineCounter {
+    /// The line where the record starting at byte `start` begins. A record's
+    /// reported start may sit on the line end before it (`\r` of CRLF, or
+    /// blank lines): those bytes are skipped first.
+    fn line_at(&mut self, bytes: &[u8], start: usize) -> u64 {
+        let mut s = start.min(bytes.len());
+        while s < bytes.len() && matches!(bytes[s], b'\r' | b'\n') {
+            s += 1;
+        }
+        if s >= self.pos {
+            self.newlines += bytes[self.pos..s].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.pos = s;
+        }
+        self.newlines + 1
+    }
+}
+
+/// A ragged row is an error naming its line and both field counts.
+fn check_width(path: &Path, first: &[String], first_line: u64, cells: &[String], line: u64) -> Result<()> {
+    if cells.len() == first.len() {
+        return Ok(());
+    }
+    let what = if cells.len() < first.len() {
+        "too few"
+    } else {
+        "too many"
+    };
+    Err(Error::Format {
+        path: path.to_path_buf(),
+        reason: format!(
+            "line {line}: {what} fields: expected {} (as on line {first_line}), found {}",
+            first.len(),
+            cells.len()
+        ),
+    })
+}
+
+/// Decodes each field as UTF-8 (skipping a byte order mark at the start of
+/// the file); an invalid field is reported at its own line.
+fn decode_record(path: &Path, rec: &ByteRecord, line: u64, first: bool) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(rec.len());
+    let mut field_line = line;
+    for (j, field) in rec.iter().enumerate() {
+        let field = match field.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) if first && j == 0 => rest,
+            _ => field,
+        };
+        match std::str::from_utf8(field) {
+            Ok(s) => out.push(s.trim().to_string()),
+            Err(e) => {
+                let bad = field_line + field[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64;
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "line {bad}, column {}: invalid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
+                        j + 1,
+                        field[e.valid_up_to()]
+                    ),
+                });
+            }
+        }
+        field_line += field.iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok(out)
+}
+
+/// Maps a `csv` crate error to ours, with the line where it has one.
+fn csv_error(path: &Path, e: ::csv::Error) -> Error {
+    let line = e.position().map(|p| p.line());
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(source) => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        kind => Error::Format {
+            path: path.to_path_buf(),
+            reason: match line {
+                Some(l) => format!("line {l}: {kind:?}"),
+                None => format!("{kind:?}"),
+            },
+        },
+    }
+}
+
+/// The header rule of [`read_csv`].
+fn detect_header(rows: &[Vec<String>]) -> bool {
+    let Some(first) = rows.first() else {
+        return false;
+    };
+    if first.iter().any(|c| is_number(c)) {
+        return false;
+    }
+    rows.len() == 1 || rows[1..].iter().any(|r| r.iter().any(|c| is_number(c)))
+}
+
+/// Column names from a header row: empty names become `colN`, duplicates
+/// are an error.
+fn header_names(first: &[String]) -> std::result::Result<Vec<String>, String> {
+    let names: Vec<String> = first
+        .iter()
+        .enumerate()
+        .map(|(j, c)| if c.is_empty() { format!("col{j}") } else { c.clone() })
+        .collect();
+    for (j, n) in names.iter().enumerate() {
+        if let Some(k) = names[..j].iter().position(|m| m == n) {
+            return Err(format!(
+                "column '{n}': duplicate column name (columns {} and {})",
+                k + 1,
+                j + 1
+            ));
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,394 @@
+//! The pieces of preprocessing that work on single columns: task, scaling and
+//! imputation choices, target resolution and encoding, task detection and
+//! matching another file's columns to the training file's.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::Targets;
+use crate::data::csv::{ColumnRef, RawTable, is_missing, is_number, quoted_list};
+use crate::error::{Error, Result};
+use crate::tensor::Matrix;
+
+/// Largest number of distinct integer values a numeric target may have to be
+/// taken as class labels by [`detect_task`].
+pub const MAX_AUTO_CLASSES: usize = 20;
+
+/// Largest magnitude accepted in a numeric cell.
+const ABSURD: f64 = 1e30;
+
+/// Classification (softmax over classes) or regression (real-valued outputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// One class label per row.
+    Classify,
+    /// One or more real values per row.
+    Regress,
+}
+
+/// How numeric features are scaled, fitted on the training rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scaling {
+    /// `(x - mean) / std`, population std (like scikit-learn's StandardScaler).
+    #[default]
+    ZScore,
+    /// Linearly to `[-1, 1]` from the training min and max (MATLAB `mapminmax`).
+    MinMax,
+    /// Unchanged.
+    None,
+}
+
+/// How missing cells of feature columns are filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Impute {
+    /// The training mean (numeric columns); the most frequent category (text).
+    Mean,
+    /// The training median (numeric columns); the most frequent category (text).
+    Median,
+}
+
+/// Parses `s` case-insensitively against `options`, or lists them.
+fn parse_choice<T: Copy>(field: &str, s: &str, options: &[(&str, T)]) -> Result<T> {
+    let t = s.trim().to_ascii_lowercase();
+    options.iter().find(|(n, _)| *n == t).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        Error::config(
+            field,
+            format!("unknown value '{s}'; expected one of {}", names.join(", ")),
+        )
+    })
+}
+
+impl FromStr for Task {
+    type Err = Error;
+    /// `classify` (or `classification`) or `regress` (or `regression`).
+    fn from_str(s: &str) -> Result<Self> {
+        let opts = [("classify", Task::Classify), ("classification", Task::Classify)];
+        let more = [("regress", Task::Regress), ("regression", Task::Regress)];
+        parse_choice("task", s, &[opts, more].concat())
+    }
+}
+
+impl FromStr for Scaling {
+    type Err = Error;
+    /// `zscore` (`z-score`, `standard`), `minmax` (`min-max`, `mapminmax`) or `none`.
+    fn from_str(s: &str) -> Result<Self> {
+        let opts = [
+            ("zscore", Scaling::ZScore),
+            ("z-score", Scaling::ZScore),
+            ("standard", Scaling::ZScore),
+        ];
+        let more = [
+            ("minmax", Scaling::MinMax),
+            ("min-max", Scaling::MinMax),
+            ("mapminmax", Scaling::MinMax),
+        ];
+        parse_choice(
+            "scaling",
+            s,
+            &[&opts[..], &more[..], &[("none", Scaling::None)]].concat(),
+        )
+    }
+}
+
+impl FromStr for Impute {
+    type Err = Error;
+    /// `mean` or `median`.
+    fn from_str(s: &str) -> Result<Self> {
+        parse_choice("impute", s, &[("mean", Impute::Mean), ("median", Impute::Median)])
+    }
+}
+
+impl Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if *self == Task::Classify { "classify" } else { "regress" })
+    }
+}
+
+impl Display for Scaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scaling::ZScore => "zscore",
+            Scaling::MinMax => "minmax",
+            Scaling::None => "none",
+        })
+    }
+}
+
+impl Display for Impute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if *self == Impute::Mean { "mean" } else { "median" })
+    }
+}
+
+impl Scaling {
+    /// `(center, scale)` for `values` (non-empty); a constant column gets
+    /// scale 1, so it maps to 0 (z-score, min-max) and never divides by zero.
+    pub(crate) fn fit(self, values: &[f64]) -> (f64, f64) {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        match self {
+            Scaling::None => (0.0, 1.0),
+            _ if lo == hi => (lo, 1.0),
+            Scaling::ZScore => (
+                mean,
+                (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt(),
+            ),
+            Scaling::MinMax => ((hi + lo) / 2.0, (hi - lo) / 2.0),
+        }
+    }
+}
+
+impl Impute {
+    /// The fill value of `values` (non-empty; sorted in place for the median).
+    pub(crate) fn fill(self, values: &mut [f64]) -> f64 {
+        let n = values.len();
+        match self {
+            Impute::Mean => values.iter().sum::<f64>() / n.max(1) as f64,
+            Impute::Median => {
+                values.sort_by(f64::total_cmp);
+                if n % 2 == 1 {
+                    values[n / 2]
+                } else {
+                    (values[n / 2 - 1] + values[n / 2]) / 2.0
+                }
+            }
+        }
+    }
+}
+
+/// The number in cell `(r, c)`, `None` when it is a missing token. Text, an
+/// infinite value or one beyond 1e30 in magnitude is an error.
+pub(crate) fn numeric_cell(table: &RawTable, r: usize, c: usize) -> Result<Option<f64>> {
+    let cell = &table.rows[r][c];
+    if is_missing(cell) {
+        return Ok(None);
+    }
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_infinite() => Err(table.cell_error(r, c, format!("infinite value '{cell}'"))),
+        Ok(v) if v.abs() > ABSURD => Err(table.cell_error(r, c, format!("value {cell} is beyond ±1e30"))),
+        Ok(v) => Ok(Some(v)),
+        Err(_) => Err(table.cell_error(r, c, format!("'{cell}' is not a number (the column is numeric)"))),
+    }
+}
+
+/// The target column indices: `refs` resolved, or the last column when
+/// `refs` is empty (with a note saying so).
+pub(crate) fn resolve_targets(table: &RawTable, refs: &[ColumnRef], notes: &mut Vec<String>) -> Result<Vec<usize>> {
+    if refs.is_empty() {
+        let last = table.n_cols().saturating_sub(1);
+        notes.push(format!("target: last column '{}' (none given)", table.columns[last]));
+        return Ok(vec![last]);
+    }
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        let c = r.resolve(table)?;
+        if out.contains(&c) {
+            return Err(table.error(format!("target column '{}' given twice", table.columns[c])));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Chooses the task from the target column(s) over `rows` and says why.
+///
+/// Rule: several targets → regress. One target: any non-numeric value →
+/// classify; otherwise classify when every value is an integer, there are at
+/// most [`MAX_AUTO_CLASSES`] distinct values and at least two rows per
+/// distinct value on average; else regress. Missing cells are not counted.
+pub fn detect_task(table: &RawTable, targets: &[usize], rows: &[usize]) -> Result<(Task, String)> {
+    let &[t] = targets else {
+        let names: Vec<String> = targets.iter().map(|&c| table.columns[c].clone()).collect();
+        return Ok((
+            Task::Regress,
+            format!(
+                "task: regress ({} target columns {})",
+                targets.len(),
+                quoted_list(&names)
+            ),
+        ));
+    };
+    let name = &table.columns[t];
+    let cells: Vec<&str> = rows
+        .iter()
+        .map(|&r| table.rows[r][t].as_str())
+        .filter(|c| !is_missing(c))
+        .collect();
+    if cells.iter().any(|c| !is_number(c)) {
+        let mut distinct = cells.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let n = distinct.len();
+        return Ok((
+            Task::Classify,
+            format!("task: classify (target '{name}' has {n} distinct string values)"),
+        ));
+    }
+    let mut values: Vec<f64> = cells.iter().filter_map(|c| c.parse().ok()).collect();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    let n = values.len();
+    let integers = values.iter().all(|v| v.fract() == 0.0);
+    if integers && n <= MAX_AUTO_CLASSES && 2 * n <= cells.len() {
+        let why = format!("target '{name}' has {n} distinct integer values; use --task regress to override");
+        return Ok((Task::Classify, format!("task: classify ({why})")));
+    }
+    let kind = if integers { "integer" } else { "numeric" };
+    Ok((
+        Task::Regress,
+        format!("task: regress (target '{name}' has {n} distinct {kind} values)"),
+    ))
+}
+
+/// How the target column(s) are encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum TargetMap {
+    /// Class `k` is `names[k]`; with `numeric` the labels are numbers,
+    /// sorted and matched by value, else strings sorted lexicographically.
+    Classes { names: Vec<String>, numeric: bool },
+    /// Per target column: `(y - mean) / std`.
+    Values { mean: Vec<f64>, std: Vec<f64> },
+}
+
+/// Fits the target encoding on the training rows.
+pub(crate) fn fit_target(table: &RawTable, targets: &[usize], rows: &[usize], task: Task) -> Result<TargetMap> {
+    match (task, targets) {
+        (Task::Classify, &[c]) => {
+            let mut labels = Vec::with_capacity(rows.len());
+            for &r in rows {
+                labels.push(label_cell(table, r, c)?);
+            }
+            let numeric = labels.iter().all(|l| is_number(l));
+            if numeric {
+                let value = |s: &String| s.parse::<f64>().unwrap_or(f64::NAN);
+                labels.sort_by(|a, b| value(a).total_cmp(&value(b)));
+                labels.dedup_by(|a, b| value(a) == value(b));
+            } else {
+                labels.sort();
+                labels.dedup();
+            }
+            if labels.len() < 2 {
+                let only = labels.first().map_or("", String::as_str);
+                let what = format!("only one class '{only}' in the training rows; classification needs two or more");
+                return Err(table.cell_error(rows[0], c, what));
+            }
+            Ok(TargetMap::Classes { names: labels, numeric })
+        }
+        (Task::Classify, _) => Err(Error::config(
+            "task",
+            "classification takes one target column; several need regression",
+        )),
+        (Task::Regress, _) => {
+            let (mut mean, mut std) = (Vec::new(), Vec::new());
+            for &c in targets {
+                let mut values = Vec::with_capacity(rows.len());
+                for &r in rows {
+                    values.push(value_cell(table, r, c)?);
+                }
+                let (m, s) = Scaling::ZScore.fit(&values);
+                mean.push(m);
+                std.push(s);
+            }
+            Ok(TargetMap::Values { mean, std })
+        }
+    }
+}
+
+/// The class label text of cell `(r, c)`; missing is an error.
+fn label_cell(table: &RawTable, r: usize, c: usize) -> Result<String> {
+    let cell = &table.rows[r][c];
+    if is_missing(cell) {
+        return Err(table.cell_error(r, c, "missing target value"));
+    }
+    Ok(cell.clone())
+}
+
+/// The regression target in cell `(r, c)`; missing is an error.
+fn value_cell(table: &RawTable, r: usize, c: usize) -> Result<f64> {
+    numeric_cell(table, r, c)?.ok_or_else(|| table.cell_error(r, c, "missing target value"))
+}
+
+impl TargetMap {
+    /// The targets of `rows`, the target columns being at `cols` in `table`.
+    pub(crate) fn encode(&self, table: &RawTable, rows: &[usize], cols: &[usize]) -> Result<Targets> {
+        match self {
+            TargetMap::Classes { names, numeric } => {
+                let c = cols.first().copied().unwrap_or(0);
+                let values: Vec<f64> = names.iter().map(|n| n.parse().unwrap_or(f64::NAN)).collect();
+                let mut labels = Vec::with_capacity(rows.len());
+                for &r in rows {
+                    let cell = label_cell(table, r, c)?;
+                    let k = if *numeric {
+                        cell.parse::<f64>()
+                            .ok()
+                            .and_then(|v| values.iter().position(|&x| x == v))
+                    } else {
+                        names.binary_search(&cell).ok()
+                    };
+                    let known = quoted_list(names);
+                    labels.push(k.ok_or_else(|| {
+                        table.cell_error(
+                            r,
+                            c,
+                            format!("class '{cell}' was not seen in training (classes: {known})"),
+                        )
+                    })?);
+                }
+                Ok(Targets::Labels(labels))
+            }
+            TargetMap::Values { mean, std } => {
+                let mut data = Vec::with_capacity(rows.len() * cols.len());
+                for &r in rows {
+                    for (j, &c) in cols.iter().enumerate() {
+                        data.push(((value_cell(table, r, c)? - mean[j]) / std[j]) as f32);
+                    }
+                }
+                Ok(Targets::Values(Matrix::from_vec(rows.len(), cols.len(), data)?))
+            }
+        }
+    }
+}
+
+/// Where each training column is in `table`: matched by name when both have
+/// a header, else by position, where `table` may lack the target columns.
+pub(crate) fn locate(
+    table: &RawTable,
+    columns: &[String],
+    has_header: bool,
+    targets: &[usize],
+) -> Result<Vec<Option<usize>>> {
+    if has_header && table.has_header {
+        return Ok(columns.iter().map(|n| table.column_index(n)).collect());
+    }
+    let n = columns.len();
+    if table.n_cols() == n {
+        return Ok((0..n).map(Some).collect());
+    }
+    if table.n_cols() + targets.len() == n {
+        let mut next = 0;
+        let map = (0..n)
+            .map(|i| {
+                (!targets.contains(&i)).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        return Ok(map);
+    }
+    let line = table.lines.first().copied().unwrap_or(1);
+    Err(table.error(format!(
+        "line {line}: {} columns, but the model was trained on {n} ({} without the target); \
+         give the file a header to match columns by name",
+        table.n_cols(),
+        n - targets.len()
+    )))
+}

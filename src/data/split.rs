@@ -1,0 +1,73 @@
+//! Seeded train/held-out splits of row indices, optionally stratified by class.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::error::{Error, Result};
+
+/// Splits rows `0..n` into `(kept, held_out)`, each sorted ascending, with
+/// about `fraction * n` rows held out.
+///
+/// With `strata` (one string per row, e.g. the raw target cells), each
+/// stratum is split on its own: it holds out `round(fraction * size)` rows,
+/// at least one and at most `size - 1` when it has two rows or more, none when
+/// it has one. Without, the rows are shuffled and `round(fraction * n)` held
+/// out. The same `seed` gives the same split.
+///
+/// Errors: `fraction` outside `(0, 1)`, a `strata` of the wrong length, or a
+/// split that would leave either side empty.
+pub fn split(n: usize, strata: Option<&[String]>, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(Error::config(
+            "split fraction",
+            format!("{fraction} is not strictly between 0 and 1"),
+        ));
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    match strata {
+        Some(s) if s.len() != n => {
+            return Err(Error::shape("split strata", n, s.len()));
+        }
+        Some(s) => {
+            let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for (i, key) in s.iter().enumerate() {
+                groups.entry(key.as_str()).or_default().push(i);
+            }
+            for rows in groups.values_mut() {
+                let size = rows.len();
+                let take = if size < 2 {
+                    0
+                } else {
+                    ((fraction * size as f64).round() as usize).clamp(1, size - 1)
+                };
+                rows.shuffle(&mut rng);
+                held.extend_from_slice(&rows[..take]);
+                kept.extend_from_slice(&rows[take..]);
+            }
+        }
+        None => {
+            let mut rows: Vec<usize> = (0..n).collect();
+            rows.shuffle(&mut rng);
+            let take = ((fraction * n as f64).round() as usize).min(n);
+            held.extend_from_slice(&rows[..take]);
+            kept.extend_from_slice(&rows[take..]);
+        }
+    }
+    if kept.is_empty() || held.is_empty() {
+        return Err(Error::config(
+            "split fraction",
+            format!(
+                "holding out {fraction} of {n} rows leaves {} kept and {} held out; both need at least one",
+                kept.len(),
+                held.len()
+            ),
+        ));
+    }
+    kept.sort_unstable();
+    held.sort_unstable();
+    Ok((kept, held))
+}

@@ -1,0 +1,57 @@
+//! Model files: one `.safetensors` file per model, readable by any
+//! safetensors reader (e.g. Python's `safetensors.numpy.load_file`).
+//!
+//! # Layout
+//!
+//! Tensors are named by path exactly as PyTorch's `nn.Sequential` state_dict
+//! stored under the attribute `layers` (little-endian, row-major):
+//!
+//! - Dense: `layers.{i}.weight` F32 `[out, in]`, `layers.{i}.bias` F32 `[out]`
+//!   (absent when batch normalization follows);
+//! - BatchNorm: `layers.{i}.weight` (gamma) and `layers.{i}.bias` (beta) F32
+//!   `[F]` when affine; `layers.{i}.running_mean`, `layers.{i}.running_var`
+//!   F32 `[F]` and `layers.{i}.num_batches_tracked` I64 `[]` when tracking
+//!   running statistics;
+//! - activations and dropout hold no tensors, but keep their index `i`.
+//!
+//! The header's `__metadata__` (string to string) holds:
+//!
+//! | key | value |
+//! |---|---|
+//! | `format` | `"bpnet"` |
+//! | `format_version` | [`FORMAT_VERSION`] as decimal text |
+//! | `bpnet_version` | the writing crate's version |
+//! | `architecture` | the [`ModelSpec`](crate::ModelSpec) as JSON |
+//! | `layers` | JSON list of layer descriptions, e.g. `"Dense(784 -> 100, no bias)"` |
+//! | any other key | one free-form section (`preprocessing`, `training`, `metrics`, ...) as JSON |
+//!
+//! Loading rebuilds the network from `architecture` and overwrites every
+//! tensor, after checking the container (sizes against the file length,
+//! before allocating), the format and version, and each tensor's presence,
+//! dtype, shape and values.
+//!
+//! ```
+//! use bpnet::io::{load_model, save_model};
+//! use bpnet::{ModelSpec, Sequential};
+//! let dir = std::env::temp_dir().join(format!("bpnet-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).map_err(|source| bpnet::Error::Io { path: dir.clone(), source })?;
+//! let path = dir.join("model.safetensors");
+//! let spec = ModelSpec { dims: vec![4, 8, 3], ..ModelSpec::paper_mnist(true, 0.1) };
+//! let model = Sequential::<f32>::from_spec(&spec, 42)?;
+//! let mut sections = serde_json::Map::new();
+//! sections.insert("training".into(), serde_json::json!({ "epochs": 3 }));
+//! save_model(&path, &spec, &model, &sections)?;
+//! let file = load_model(&path)?;
+//! assert_eq!(file.spec, spec);
+//! assert_eq!(file.metadata["training"]["epochs"], 3);
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! # Ok::<(), bpnet::Error>(())
+//! ```
+
+mod atomic;
+mod container;
+mod model_file;
+mod tensors;
+
+pub use atomic::write_atomic;
+pub use model_file::{FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model, save_model};

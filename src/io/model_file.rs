@@ -1,0 +1,334 @@
+//! One `.safetensors` file per model: the tensors named by path, plus the
+//! format version, the architecture and free-form JSON sections in the
+//! header's `__metadata__`. See the [module docs](super) for the layout.
+
+use super::atomic::write_atomic;
+use super::container::{PREFIX, check_container, check_prefix};
+use super::tensors::{Tensor, assign, check_info, decode, model_tensors};
+use crate::error::{Error, Result};
+use crate::model::{ModelSpec, Sequential};
+use safetensors::SafeTensors;
+use safetensors::tensor::TensorInfo;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Version of the model file layout written by this build; files with a
+/// larger `format_version` are refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Value of the `format` metadata key that marks a bpnet model.
+pub const FORMAT_NAME: &str = "bpnet";
+
+/// Metadata keys bpnet itself writes; free-form sections may not use them.
+pub const RESERVED_KEYS: [&str; 5] = ["format", "format_version", "bpnet_version", "architecture", "layers"];
+
+/// A model read back from a file.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    /// The architecture.
+    pub spec: ModelSpec,
+    /// The network with every parameter and running statistic restored.
+    /// Dropout layers get fresh random streams (seed 0): masks are not saved.
+    pub model: Sequential<f32>,
+    /// Free-form sections (`"preprocessing"`, `"training"`, `"metrics"`, ...).
+    pub metadata: Map<String, Value>,
+    /// The file's `format_version` (at most [`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The bpnet version that wrote the file (`"unknown"` if not recorded).
+    pub bpnet_version: String,
+}
+
+/// Saves `model` (built from `spec`) with the free-form `metadata` sections to
+/// `path`, atomically: an existing file is replaced only once the new one is
+/// complete on disk.
+///
+/// Refuses (writing nothing) a model whose tensors do not match `spec`, a
+/// model holding non-finite values, and metadata sections named like a
+/// [reserved key](RESERVED_KEYS).
+pub fn save_model(path: &Path, spec: &ModelSpec, model: &Sequential<f32>, metadata: &Map<String, Value>) -> Result<()> {
+    let bytes = encode(spec, model, metadata).map_err(|reason| Error::Format {
+        path: path.to_path_buf(),
+        reason: format!("not saved: {reason}"),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads a model file written by [`save_model`] (or by any safetensors writer
+/// following the same names and metadata). Every check happens before the
+/// model is used; errors are one line naming the file, the problem and a hint.
+pub fn load_model(path: &Path) -> Result<ModelFile> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let format = |reason| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    // Look at the length prefix first, so that a large file of another kind
+    // is refused without being read.
+    let mut first = Vec::with_capacity(PREFIX);
+    (&mut file).take(PREFIX as u64).read_to_end(&mut first).map_err(io)?;
+    check_prefix(&first, len).map_err(format)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(io)?;
+    decode_file(&bytes).map_err(format)
+}
+
+/// The whole file as bytes, or why it cannot be written.
+fn encode(spec: &ModelSpec, model: &Sequential<f32>, metadata: &Map<String, Value>) -> Result<Vec<u8>, String> {
+    let reference = Sequential::<f32>::from_spec(spec, 0).map_err(|e| e.to_string())?;
+    let expected = model_tensors(&reference);
+    let tensors = model_tensors(model);
+    let found: HashMap<&str, &Tensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    for e in &expected {
+        let t = found
+            .get(e.name.as_str())
+            .ok_or_else(|| format!("the model has no tensor `{}` but its architecture implies one", e.name))?;
+        if t.shape != e.shape || t.dtype != e.dtype {
+            return Err(format!(
+                "tensor `{}` has shape {:?} but the architecture implies {:?}",
+                e.name, t.shape, e.shape
+            ));
+        }
+    }
+    if let Some(extra) = tensors.iter().find(|t| !expected.iter().any(|e| e.name == t.name)) {
+        return Err(format!(
+            "the model has a tensor `{}` its architecture does not imply",
+            extra.name
+        ));
+    }
+    for t in &tensors {
+        decode(&t.name, t.dtype, &t.bytes)?;
+    }
+    let header = header_metadata(spec, model, metadata)?;
+    safetensors::serialize(tensors.iter().map(|t| (t.name.clone(), t)), Some(header)).map_err(|e| e.to_string())
+}
+
+/// The `__metadata__` map: bpnet's own keys plus each section as JSON text.
+fn header_metadata(
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    metadata: &Map<String, Value>,
+) -> Result<HashMap<String, String>, String> {
+    let layers: Vec<String> = model.layers().iter().map(|l| l.describe()).collect();
+    let mut header = HashMap::from([
+        ("format".to_string(), FORMAT_NAME.to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("bpnet_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("architecture".to_string(), to_json(spec)?),
+        ("layers".to_string(), to_json(&layers)?),
+    ]);
+    for (key, value) in metadata {
+        if RESERVED_KEYS.contains(&key.as_str()) {
+            return Err(format!("metadata section `{key}` clashes with a key bpnet reserves"));
+        }
+        header.insert(key.clone(), to_json(value)?);
+    }
+    Ok(header)
+}
+
+/// Compact JSON text of a metadata value.
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| format!("cannot write metadata as JSON: {e}"))
+}
+
+/// Parses and checks a whole file; the error is the reason, without the path.
+fn decode_file(bytes: &[u8]) -> Result<ModelFile, String> {
+    check_container(bytes)?;
+    let (n, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("corrupt safetensors header: {e}; the file is damaged"))?;
+    let empty = HashMap::new();
+    let header = meta.metadata().as_ref().unwrap_or(&empty);
+    let format_version = check_format(header)?;
+    let spec = read_architecture(header)?;
+    let tensors = meta.tensors();
+    check_size(&spec, meta.data_len())?;
+    let mut model = Sequential::<f32>::from_spec(&spec, 0).map_err(|e| format!("invalid architecture: {e}"))?;
+    let expected = model_tensors(&model);
+    check_names(&spec, &expected, &tensors)?;
+    let data = bytes.get(PREFIX + n..).unwrap_or_default();
+    for e in &expected {
+        let info = tensors
+            .get(&e.name)
+            .ok_or_else(|| format!("missing tensor `{}`", e.name))?;
+        let (begin, end) = info.data_offsets;
+        let raw = data
+            .get(begin..end)
+            .ok_or_else(|| format!("tensor `{}` lies outside the file", e.name))?;
+        let values = decode(&e.name, info.dtype, raw)?;
+        assign(&mut model, &e.name, values)?;
+    }
+    let metadata = read_sections(header);
+    let bpnet_version = header.get("bpnet_version").cloned().unwrap_or_else(|| "unknown".into());
+    Ok(ModelFile {
+        spec,
+        model,
+        metadata,
+        format_version,
+        bpnet_version,
+    })
+}
+
+/// The free-form sections: every non-reserved key, parsed as JSON (a value
+/// that is not JSON, as other writers may store, is kept as a string).
+fn read_sections(header: &HashMap<String, String>) -> Map<String, Value> {
+    header
+        .iter()
+        .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone())),
+            )
+        })
+        .collect()
+}
+
+/// Checks `format` and `format_version`; returns the version.
+fn check_format(header: &HashMap<String, String>) -> Result<u32, String> {
+    match header.get("format") {
+        Some(f) if f == FORMAT_NAME => {}
+        Some(f) => {
+            return Err(format!(
+                "not a bpnet model: its metadata says format \"{f}\", not \"{FORMAT_NAME}\" \
+                 (a safetensors file from another tool?)"
+            ));
+        }
+        None => {
+            return Err(
+                "not a bpnet model: a safetensors file without `format: bpnet` in its metadata \
+                        (written by another tool?)"
+                    .into(),
+            );
+        }
+    }
+    let raw = header
+        .get("format_version")
+        .ok_or("bpnet model without a `format_version` in its metadata; the header is damaged")?;
+    let version = raw.parse::<u32>().ok().filter(|&v| v > 0).ok_or_else(|| {
+        format!("invalid format_version \"{raw}\" (expected a positive integer); the header is damaged")
+    })?;
+    if version > FORMAT_VERSION {
+        return Err(format!(
+            "written by a newer bpnet (format {version}); this build reads format {FORMAT_VERSION}: upgrade bpnet \
+             to load it"
+        ));
+    }
+    Ok(version)
+}
+
+/// Parses and validates the `architecture` entry.
+fn read_architecture(header: &HashMap<String, String>) -> Result<ModelSpec, String> {
+    let raw = header
+        .get("architecture")
+        .ok_or("bpnet model without an `architecture` in its metadata; the header is damaged")?;
+    let spec: ModelSpec = serde_json::from_str(raw)
+        .map_err(|e| format!("invalid `architecture` metadata ({e}); the header is damaged"))?;
+    spec.validate()
+        .map_err(|e| format!("invalid `architecture` metadata: {e}"))?;
+    Ok(spec)
+}
+
+/// Refuses an architecture whose weights alone would need more bytes than the
+/// file's tensor data holds, before any of it is allocated.
+fn check_size(spec: &ModelSpec, data_len: usize) -> Result<(), String> {
+    let weights = spec
+        .dims
+        .windows(2)
+        .try_fold(0usize, |acc, w| w[0].checked_mul(w[1])?.checked_add(acc))
+        .and_then(|n| n.checked_mul(4));
+    match weights {
+        Some(need) if need <= data_len => Ok(()),
+        _ => Err(format!(
+            "the architecture {} needs more than the {data_len} bytes of tensor data in the file; \
+             the header is damaged or the tensors are missing",
+            dims_text(spec)
+        )),
+    }
+}
+
+/// Every expected tensor present with its dtype and shape, and no other.
+fn check_names(spec: &ModelSpec, expected: &[Tensor], found: &HashMap<String, &TensorInfo>) -> Result<(), String> {
+    for e in expected {
+        let info = found.get(&e.name).ok_or_else(|| {
+            format!(
+                "missing tensor `{}` ({:?} {:?}) that the architecture {} implies",
+                e.name,
+                e.dtype,
+                e.shape,
+                dims_text(spec)
+            )
+        })?;
+        check_info(e, info)?;
+    }
+    let mut extra: Vec<&String> = found
+        .keys()
+        .filter(|name| !expected.iter().any(|e| &e.name == *name))
+        .collect();
+    extra.sort();
+    match extra.first() {
+        Some(name) => Err(format!(
+            "unexpected tensor `{name}`: the architecture {} has no such parameter",
+            dims_text(spec)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Widths as `784-100-10`.
+fn dims_text(spec: &ModelSpec) -> String {
+    let dims: Vec<String> = spec.dims.iter().map(|d| d.to_string()).collect();
+    dims.join("-")
+}
+
+/// A multi-line description for `bpnet inspect`: versions, architecture, one
+/// line per layer, parameter counts per tensor and in total, and the metadata
+/// sections pretty-printed.
+pub fn describe(file: &ModelFile) -> String {
+    let mut out = vec![
+        format!(
+            "bpnet model, format {}, written by bpnet {}",
+            file.format_version, file.bpnet_version
+        ),
+        format!(
+            "architecture: {}",
+            serde_json::to_string(&file.spec).unwrap_or_else(|e| format!("({e})"))
+        ),
+        "layers:".to_string(),
+    ];
+    out.extend(file.model.summary().lines().map(|l| format!("  {l}")));
+    let tensors = model_tensors(&file.model);
+    let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    let trainable: usize = tensors.iter().filter(|t| t.trainable).map(Tensor::numel).sum();
+    let buffers: usize = tensors.iter().filter(|t| !t.trainable).map(Tensor::numel).sum();
+    out.push(format!(
+        "parameters: {trainable} trainable, {buffers} in running statistics"
+    ));
+    for t in &tensors {
+        let kind = if t.trainable { "" } else { "  (running statistic)" };
+        out.push(format!(
+            "  {:width$}  {:?} {:<12} {:>10}{kind}",
+            t.name,
+            t.dtype,
+            format!("{:?}", t.shape),
+            t.numel()
+        ));
+    }
+    if file.metadata.is_empty() {
+        out.push("metadata: none".to_string());
+    } else {
+        out.push("metadata:".to_string());
+        for (key, value) in &file.metadata {
+            let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("({e})"));
+            out.push(format!("  {key}: {}", pretty.replace('\n', "\n  ")));
+        }
+    }
+    out.join("\n")
+}

@@ -1,0 +1,156 @@
+//! Evaluation metrics. Classification: accuracy, per-class precision, recall
+//! and F1, confusion matrix. Regression: MSE, RMSE, MAE, R² (per output,
+//! averaged), all in the targets' original units.
+
+use crate::tensor::Matrix;
+
+/// Classification results over `classes` classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMetrics {
+    /// Fraction of rows predicted correctly.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts, `[classes, classes]`.
+    pub confusion: Vec<Vec<u64>>,
+    /// Per class: precision = TP / (TP + FP) (0 when nothing was predicted).
+    pub precision: Vec<f64>,
+    /// Per class: recall = TP / (TP + FN) (0 when the class is absent).
+    pub recall: Vec<f64>,
+    /// Per class: harmonic mean of precision and recall (0 when both are 0).
+    pub f1: Vec<f64>,
+}
+
+impl ClassMetrics {
+    /// Metrics of `predicted` against `truth` (equal lengths, values < classes).
+    pub fn new(truth: &[usize], predicted: &[usize], classes: usize) -> Self {
+        let mut confusion = vec![vec![0u64; classes]; classes];
+        for (&t, &p) in truth.iter().zip(predicted) {
+            confusion[t][p] += 1;
+        }
+        let total: u64 = confusion.iter().flatten().sum();
+        let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let mut precision = Vec::with_capacity(classes);
+        let mut recall = Vec::with_capacity(classes);
+        let mut f1 = Vec::with_capacity(classes);
+        for (c, row) in confusion.iter().enumerate() {
+            let tp = row[c];
+            let predicted_c: u64 = confusion.iter().map(|r| r[c]).sum();
+            let actual_c: u64 = row.iter().sum();
+            let (p, r) = (ratio(tp, predicted_c), ratio(tp, actual_c));
+            precision.push(p);
+            recall.push(r);
+            f1.push(if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) });
+        }
+        ClassMetrics {
+            accuracy: ratio(correct, total),
+            confusion,
+            precision,
+            recall,
+            f1,
+        }
+    }
+
+    /// Unweighted mean of the per-class F1 scores.
+    pub fn macro_f1(&self) -> f64 {
+        self.f1.iter().sum::<f64>() / self.f1.len().max(1) as f64
+    }
+
+    /// A text table: per-class precision/recall/F1 and the confusion matrix,
+    /// classes labelled by `names`.
+    pub fn report(&self, names: &[String]) -> String {
+        let width = names.iter().map(|n| n.len()).max().unwrap_or(5).max(5);
+        let mut s = format!("{:>width$}  precision  recall  f1      support\n", "class");
+        for (c, name) in names.iter().enumerate() {
+            let support: u64 = self.confusion[c].iter().sum();
+            s += &format!(
+                "{name:>width$}  {:<9.4}  {:<6.4}  {:<6.4}  {support}\n",
+                self.precision[c], self.recall[c], self.f1[c]
+            );
+        }
+        s += &format!(
+            "confusion matrix (rows: true class, columns: predicted), order {}\n",
+            names.join(", ")
+        );
+        for row in &self.confusion {
+            s += &row.iter().map(|v| format!("{v:>6}")).collect::<String>();
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Regression results, averaged over outputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegressionMetrics {
+    /// Mean squared error.
+    pub mse: f64,
+    /// Square root of the MSE.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination `1 - SS_res / SS_tot`, averaged over outputs
+    /// (an output with constant truth contributes 0 when predicted exactly, else -inf is avoided by skipping it).
+    pub r2: f64,
+}
+
+impl RegressionMetrics {
+    /// Metrics of `predicted` against `truth`, both `[rows, outputs]`.
+    pub fn new(truth: &Matrix<f64>, predicted: &Matrix<f64>) -> Self {
+        let (n, k) = (truth.rows(), truth.cols());
+        let count = (n * k).max(1) as f64;
+        let mut se = 0.0;
+        let mut ae = 0.0;
+        for (t, p) in truth.as_slice().iter().zip(predicted.as_slice()) {
+            se += (t - p) * (t - p);
+            ae += (t - p).abs();
+        }
+        let mut r2_sum = 0.0;
+        let mut r2_count = 0;
+        for j in 0..k {
+            let mean = (0..n).map(|i| truth.get(i, j)).sum::<f64>() / n.max(1) as f64;
+            let ss_tot: f64 = (0..n).map(|i| (truth.get(i, j) - mean).powi(2)).sum();
+            let ss_res: f64 = (0..n).map(|i| (truth.get(i, j) - predicted.get(i, j)).powi(2)).sum();
+            if ss_tot > 0.0 {
+                r2_sum += 1.0 - ss_res / ss_tot;
+                r2_count += 1;
+            }
+        }
+        let mse = se / count;
+        RegressionMetrics {
+            mse,
+            rmse: mse.sqrt(),
+            mae: ae / count,
+            r2: r2_sum / r2_count.max(1) as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_metrics_by_hand() {
+        // truth 0 0 1 1 2, predicted 0 1 1 1 0
+        let m = ClassMetrics::new(&[0, 0, 1, 1, 2], &[0, 1, 1, 1, 0], 3);
+        assert_eq!(m.confusion, vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 0]]);
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        assert_eq!(m.precision, vec![0.5, 2.0 / 3.0, 0.0]);
+        assert_eq!(m.recall, vec![0.5, 1.0, 0.0]);
+        assert!((m.f1[1] - 0.8).abs() < 1e-12 && m.f1[2] == 0.0);
+        assert!(
+            m.report(&["a".into(), "b".into(), "c".into()])
+                .contains("confusion matrix")
+        );
+    }
+
+    #[test]
+    fn regression_metrics_by_hand() {
+        let t = Matrix::from_vec(4, 1, vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        let p = Matrix::from_vec(4, 1, vec![1.0, 2.0, 3.0, 6.0]).unwrap();
+        let m = RegressionMetrics::new(&t, &p);
+        assert!((m.mse - 1.0).abs() < 1e-12 && (m.rmse - 1.0).abs() < 1e-12 && (m.mae - 0.5).abs() < 1e-12);
+        // SS_tot = 5, SS_res = 4
+        assert!((m.r2 - 0.2).abs() < 1e-12);
+    }
+}
