@@ -120,14 +120,17 @@ impl TrainConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| Error::Format {
-            path: path.to_path_buf(),
-            reason: e
-                .to_string()
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .collect::<Vec<_>>()
-                .join(" "),
+        toml::from_str(&text).map_err(|e| {
+            let at = e.span().map_or(String::new(), |s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            Error::Format {
+                path: path.to_path_buf(),
+                reason: format!("{at}{}", e.message().trim()),
+            }
         })
     }
 

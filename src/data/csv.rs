@@ -183,8 +183,10 @@ impl ColumnRef {
 ///
 /// Header rule when `opts.header` is `None`: the first row is a header when
 /// none of its cells is a number and some cell below it, in any column, is a
-/// number; a single row of text alone is a header too (and then an error, as
-/// there is no data). Without a header the columns are named `col0`, `col1`,
+/// number. When every cell is text, it is a header when none of its cells
+/// appears again in its column below while some column below repeats a value
+/// (categorical data). A single row of text alone is a header too (and then
+/// an error, as there is no data). Without a header the columns are named `col0`, `col1`,
 /// ... A header's empty names become `colN`; duplicate names are an error.
 ///
 /// Errors: an empty or header-only file, a row with a different number of
@@ -353,13 +355,27 @@ fn csv_error(path: &Path, e: ::csv::Error) -> Error {
 
 /// The header rule of [`read_csv`].
 fn detect_header(rows: &[Vec<String>]) -> bool {
-    let Some(first) = rows.first() else {
+    let Some((first, rest)) = rows.split_first() else {
         return false;
     };
     if first.iter().any(|c| is_number(c)) {
         return false;
     }
-    rows.len() == 1 || rows[1..].iter().any(|r| r.iter().any(|c| is_number(c)))
+    if rest.is_empty() || rest.iter().any(|r| r.iter().any(|c| is_number(c))) {
+        return true;
+    }
+    // All text: a header when no first-row cell recurs in its column below
+    // while some column below repeats a value (categorical data).
+    let recurs = first
+        .iter()
+        .enumerate()
+        .any(|(j, c)| rest.iter().any(|r| r.get(j) == Some(c)));
+    let repeats = (0..first.len()).any(|j| {
+        let mut col: Vec<&String> = rest.iter().filter_map(|r| r.get(j)).collect();
+        col.sort_unstable();
+        col.windows(2).any(|w| w[0] == w[1])
+    });
+    !recurs && repeats
 }
 
 /// Column names from a header row: empty names become `colN`, duplicates

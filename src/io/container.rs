@@ -26,10 +26,13 @@ pub(crate) fn check_prefix(first: &[u8], file_len: u64) -> Result<u64, String> {
     })?;
     let n = u64::from_le_bytes(prefix);
     if n > MAX_HEADER {
-        return Err(format!(
-            "not a safetensors file: its first 8 bytes declare a {n}-byte header, more than the format allows \
-             ({MAX_HEADER}); is it a bpnet model?"
-        ));
+        let text = prefix.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+        let looks = if text {
+            "it starts like a text file"
+        } else {
+            "its first 8 bytes are no plausible header length"
+        };
+        return Err(format!("not a safetensors file ({looks}); is it a bpnet model file?"));
     }
     let after_prefix = file_len.saturating_sub(PREFIX as u64);
     if n > after_prefix {
