@@ -22,22 +22,27 @@ enum Command {
     ///   bpnet train --data mnist --hidden 100,100,100 --activation sigmoid --epochs 1
     ///   bpnet train --config run.toml --lr 0.01     (flags override the file)
     ///   bpnet train --data houses.csv --target price --print-config > run.toml
+    #[command(verbatim_doc_comment)]
     Train(Box<cli::train::TrainArgs>),
     /// Metrics of a model file on labelled data.
     ///
     /// Example: bpnet eval --model iris.safetensors --data data/iris.csv
+    #[command(verbatim_doc_comment)]
     Eval(cli::eval::EvalArgs),
     /// Predictions of a model file for new rows, as CSV.
     ///
     /// Example: bpnet predict --model iris.safetensors --data new.csv --output predictions.csv
+    #[command(verbatim_doc_comment)]
     Predict(cli::predict::PredictArgs),
     /// Architecture, parameters, preprocessing and training config of a model file.
     ///
     /// Example: bpnet inspect iris.safetensors
+    #[command(verbatim_doc_comment)]
     Inspect(cli::inspect::InspectArgs),
     /// Time training steps (or inference) on random data.
     ///
     /// Example: bpnet bench --dims 784,100,100,100,10 --activation sigmoid --batch-norm --batch-size 60 --steps 2000 --json
+    #[command(verbatim_doc_comment)]
     Bench(cli::bench::BenchArgs),
 }
 

@@ -152,6 +152,8 @@ fn csv_regression_reports_original_units() {
         ],
     );
     let j = last_json(&out);
+    // 20% of 442 rows, not stratified by target value (every value is rare).
+    assert_eq!(j["test"]["rows"], 88);
     let (rmse, r2) = (j["test"]["rmse"].as_f64().unwrap(), j["test"]["r2"].as_f64().unwrap());
     // Targets range 25..346 with std ~77: an RMSE in those units, and a useful fit.
     assert!(rmse > 20.0 && rmse < 77.0 && r2 > 0.2, "rmse {rmse} r2 {r2}");

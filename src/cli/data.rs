@@ -5,7 +5,9 @@
 
 use super::config::TrainConfig;
 use bpnet::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
-use bpnet::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task};
+use bpnet::data::preprocess::{
+    Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
+};
 use bpnet::data::split::split;
 use bpnet::data::{Dataset, bundled_mnist_dir, load_mnist};
 use bpnet::{Error, Result};
@@ -219,21 +221,30 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
     if cfg.limit > 0 {
         rows.truncate(cfg.limit);
     }
-    // Stratify on the raw target cells (the first target column).
-    let strata_col = match spec.targets.first() {
-        Some(t) => t.resolve(&table)?,
-        None => table.n_cols().saturating_sub(1),
+    // Stratify classification splits on the raw target cells (the first target
+    // column); regression splits are plain random.
+    let target_cols = match spec.targets.is_empty() {
+        true => vec![table.n_cols().saturating_sub(1)],
+        false => spec
+            .targets
+            .iter()
+            .map(|t| t.resolve(&table))
+            .collect::<Result<Vec<_>>>()?,
     };
-    let strata = |rows: &[usize]| table.column_cells(strata_col, rows);
+    let task = match spec.task {
+        Some(t) => t,
+        None => detect_task(&table, &target_cols, &rows)?.0,
+    };
+    let strata = |rows: &[usize]| (task == Task::Classify).then(|| table.column_cells(target_cols[0], rows));
     let mut test_rows = Vec::new();
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
-        let (keep, out) = split(rows.len(), Some(&strata(&rows)), cfg.test_split, cfg.seed ^ 0x7E57)?;
+        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.test_split, cfg.seed ^ 0x7E57)?;
         test_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
     let mut val_rows = Vec::new();
     if cfg.val_split > 0.0 {
-        let (keep, out) = split(rows.len(), Some(&strata(&rows)), cfg.val_split, cfg.seed ^ 0x0A11D)?;
+        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.val_split, cfg.seed ^ 0x0A11D)?;
         val_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
