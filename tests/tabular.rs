@@ -153,8 +153,11 @@ fn malformed_files_are_clear_errors() {
     assert_err(read_csv(&fixture("empty.csv"), &opts), &["empty.csv", "empty file"]);
     assert_err(
         read_csv(&fixture("invalid_utf8.csv"), &opts),
-        &["invalid_utf8.csv", "line 3", "column 2", "UTF-8"],
+        &["invalid_utf8.csv", "line 3", "column 'b'", "UTF-8"],
     );
+    // Inside a quoted field that spans lines 2-3, the bad byte is on line 3.
+    let err = read_csv(&fixture("invalid_utf8_multiline.csv"), &opts);
+    assert_err(err, &["line 3", "column 'a'", "0xff"]);
     assert_err(
         read_csv(&fixture("duplicate_header.csv"), &opts),
         &["line 1", "column 'x'", "duplicate"],

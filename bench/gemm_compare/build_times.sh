@@ -9,7 +9,9 @@
 # user and system seconds; candidates are interleaved within every repeat.
 # The tiny crates use Cargo's default release profile (as bpnet's root
 # Cargo.toml does); set BT_LTO=1 to use lto = "fat", codegen-units = 1.
-# Results: target/buildtime/results.tsv and a Markdown table on stdout.
+# BT_ONLY='regex' keeps only the candidates whose name matches.
+# Results: target/buildtime/results.tsv (results_lto.tsv with BT_LTO=1) and a
+# Markdown table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")"
 REPEATS="${1:-3}"
@@ -19,7 +21,9 @@ mkdir -p "$ROOT"
 if [[ "${BT_LTO:-0}" == "1" ]]; then
   export CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
   PROFILE_DESC='release, lto = "fat", codegen-units = 1'
+  RES_NAME=results_lto.tsv
 else
+  RES_NAME=results.tsv
   PROFILE_DESC='release (Cargo defaults: no LTO, codegen-units = 16)'
 fi
 
@@ -40,6 +44,14 @@ CANDIDATES=(
 
 # busy jiffies (user nice system irq softirq) of the whole machine
 busy_jiffies() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+
+if [[ -n "${BT_ONLY:-}" ]]; then
+  kept=()
+  for c in "${CANDIDATES[@]}"; do
+    [[ "${c%%|*}" =~ $BT_ONLY ]] && kept+=("$c")
+  done
+  CANDIDATES=("${kept[@]}")
+fi
 
 dir_of() { echo "$ROOT/$(echo "$1" | tr -c 'A-Za-z0-9_\n-' '_')"; }
 
@@ -71,7 +83,7 @@ RS
   (cd "$d" && cargo fetch -q)
 done
 
-RES="$ROOT/results.tsv"
+RES="$ROOT/$RES_NAME"
 echo -e "repeat\tcandidate\twall_s\tuser_s\tsys_s\tloadavg\tbackground_cores" >"$RES"
 n=${#CANDIDATES[@]}
 for ((r = 0; r < REPEATS; r++)); do

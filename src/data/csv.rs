@@ -193,7 +193,7 @@ impl ColumnRef {
 /// fields than the first (naming the line and both counts), invalid UTF-8
 /// (naming the line and column), and read errors.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
-    let (mut rows, mut lines) = read_records(path, opts.delimiter)?;
+    let (mut rows, mut lines, bad_utf8) = read_records(path, opts.delimiter)?;
     let fmt_err = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
@@ -216,6 +216,16 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
     } else {
         (0..first.len()).map(|j| format!("col{j}")).collect()
     };
+    if let Some(b) = bad_utf8 {
+        let col = match columns.get(b.col) {
+            Some(name) if !(has_header && b.record == 0) => format!("'{name}'"),
+            _ => (b.col + 1).to_string(),
+        };
+        return Err(fmt_err(format!(
+            "line {}, column {col}: invalid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
+            b.line, b.byte
+        )));
+    }
     Ok(RawTable {
         path: path.to_path_buf(),
         columns,
@@ -225,9 +235,13 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
     })
 }
 
-/// Every non-blank record as trimmed UTF-8 strings, with its starting line;
+/// Records as strings, the line where each starts, and the first field that
+/// was not valid UTF-8.
+type Records = (Vec<Vec<String>>, Vec<u64>, Option<BadUtf8>);
+
+/// Every non-blank record as trimmed strings, with its starting line;
 /// checks that all records have the first one's field count.
-fn read_records(path: &Path, delimiter: u8) -> Result<(Vec<Vec<String>>, Vec<u64>)> {
+fn read_records(path: &Path, delimiter: u8) -> Result<Records> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -241,6 +255,7 @@ fn read_records(path: &Path, delimiter: u8) -> Result<(Vec<Vec<String>>, Vec<u64
     let (mut rows, mut lines): (Vec<Vec<String>>, Vec<u64>) = (Vec::new(), Vec::new());
     let mut rec = ByteRecord::new();
     let mut counter = LineCounter::default();
+    let mut bad_utf8 = None;
     loop {
         match reader.read_byte_record(&mut rec) {
             Ok(true) => {}
@@ -252,14 +267,15 @@ fn read_records(path: &Path, delimiter: u8) -> Result<(Vec<Vec<String>>, Vec<u64
         if rec.len() == 1 && rec[0].is_empty() {
             continue; // a line of blanks
         }
-        let cells = decode_record(path, &rec, line, rows.is_empty())?;
+        let (cells, bad) = decode_record(&rec, line, rows.len());
+        bad_utf8 = bad_utf8.or(bad);
         if let (Some(first), Some(&first_line)) = (rows.first(), lines.first()) {
             check_width(path, first, first_line, &cells, line)?;
         }
         rows.push(cells);
         lines.push(line);
     }
-    Ok((rows, lines))
+    Ok((rows, lines, bad_utf8))
 }
 
 /// 1-based line numbers of byte offsets, counted incrementally.
@@ -306,33 +322,41 @@ fn check_width(path: &Path, first: &[String], first_line: u64, cells: &[String],
     })
 }
 
+/// The first field that is not valid UTF-8: its line, record, column and
+/// the offending byte.
+#[derive(Debug, Clone, Copy)]
+struct BadUtf8 {
+    line: u64,
+    record: usize,
+    col: usize,
+    byte: u8,
+}
+
 /// Decodes each field as UTF-8 (skipping a byte order mark at the start of
-/// the file); an invalid field is reported at its own line.
-fn decode_record(path: &Path, rec: &ByteRecord, line: u64, first: bool) -> Result<Vec<String>> {
+/// the file); an invalid field is decoded lossily and reported at its own line.
+fn decode_record(rec: &ByteRecord, line: u64, record: usize) -> (Vec<String>, Option<BadUtf8>) {
     let mut out = Vec::with_capacity(rec.len());
+    let mut bad = None;
     let mut field_line = line;
     for (j, field) in rec.iter().enumerate() {
         let field = match field.strip_prefix(b"\xEF\xBB\xBF") {
-            Some(rest) if first && j == 0 => rest,
+            Some(rest) if record == 0 && j == 0 => rest,
             _ => field,
         };
-        match std::str::from_utf8(field) {
-            Ok(s) => out.push(s.trim().to_string()),
-            Err(e) => {
-                let bad = field_line + field[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64;
-                return Err(Error::Format {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "line {bad}, column {}: invalid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
-                        j + 1,
-                        field[e.valid_up_to()]
-                    ),
-                });
-            }
+        let newlines = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count() as u64;
+        if let (Err(e), None) = (std::str::from_utf8(field), bad) {
+            let ok = e.valid_up_to();
+            bad = Some(BadUtf8 {
+                line: field_line + newlines(&field[..ok]),
+                record,
+                col: j,
+                byte: field[ok],
+            });
         }
-        field_line += field.iter().filter(|&&b| b == b'\n').count() as u64;
+        out.push(String::from_utf8_lossy(field).trim().to_string());
+        field_line += newlines(field);
     }
-    Ok(out)
+    (out, bad)
 }
 
 /// Maps a `csv` crate error to ours, with the line where it has one.

@@ -250,6 +250,7 @@ pub fn detect_task(table: &RawTable, targets: &[usize], rows: &[usize]) -> Resul
 
 /// How the target column(s) are encoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum TargetMap {
     /// Class `k` is `names[k]`; with `numeric` the labels are numbers,
     /// sorted and matched by value, else strings sorted lexicographically.

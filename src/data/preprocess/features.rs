@@ -10,6 +10,7 @@ use crate::error::Result;
 
 /// How one input column becomes features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FeatureKind {
     /// One feature `(x - center) / scale`; a missing cell takes `fill`.
     Numeric {
