@@ -10,7 +10,7 @@ use bpnet::data::preprocess::{
 };
 use bpnet::data::split::split;
 use bpnet::data::{Dataset, bundled_mnist_dir, load_mnist};
-use bpnet::{Error, Result};
+use bpnet::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,26 @@ pub struct Prepared {
     pub preprocessing: Value,
     /// Messages for the user (task detection, dropped batches...).
     pub notes: Vec<String>,
+}
+
+impl Prepared {
+    fn new(
+        train: Dataset,
+        val: Option<Dataset>,
+        test: Option<Dataset>,
+        pipeline: Pipeline,
+        notes: Vec<String>,
+    ) -> Result<Self> {
+        let preprocessing = serde_json::to_value(&pipeline).map_err(|e| Error::State(e.to_string()))?;
+        Ok(Prepared {
+            train,
+            val,
+            test,
+            pipeline,
+            preprocessing,
+            notes,
+        })
+    }
 }
 
 impl Pipeline {
@@ -132,15 +152,7 @@ fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
     let pipeline = Pipeline::Images {
         features: train.features.cols(),
     };
-    let preprocessing = serde_json::to_value(&pipeline).unwrap_or(Value::Null);
-    Ok(Prepared {
-        train,
-        val,
-        test,
-        pipeline,
-        preprocessing,
-        notes: Vec::new(),
-    })
+    Prepared::new(train, val, test, pipeline, Vec::new())
 }
 
 fn csv_options(cfg: &TrainConfig) -> Result<CsvOptions> {
@@ -267,15 +279,7 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
         header: table.has_header,
         preprocessor: pre,
     };
-    let preprocessing = serde_json::to_value(&pipeline).map_err(|e| Error::State(e.to_string()))?;
-    Ok(Prepared {
-        train,
-        val,
-        test,
-        pipeline,
-        preprocessing,
-        notes,
-    })
+    Prepared::new(train, val, test, pipeline, notes)
 }
 
 /// Labelled data for `bpnet eval`, read with the model's pipeline.
@@ -288,14 +292,33 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
             preprocessor,
         } => {
             let table = read_table(data, *delimiter, *header)?;
-            let rows: Vec<usize> = (0..table.len()).collect();
-            table_dataset(preprocessor, &table, &rows)
+            table_dataset(preprocessor, &table, &all_rows(&table))
         }
     }
 }
 
+/// Feature rows for `bpnet predict` (targets may be absent), read with the
+/// model's pipeline; for images, the folder's test images.
+pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
+    match pipeline {
+        Pipeline::Images { .. } => Ok(load_mnist(&image_dir(data))?.1.features),
+        Pipeline::Table {
+            delimiter,
+            header,
+            preprocessor,
+        } => {
+            let table = read_table(data, *delimiter, *header)?;
+            preprocessor.transform_features(&table, &all_rows(&table))
+        }
+    }
+}
+
+fn all_rows(table: &RawTable) -> Vec<usize> {
+    (0..table.len()).collect()
+}
+
 /// Reads a CSV the way the training file was read.
-pub fn read_table(data: &str, delimiter: char, header: bool) -> Result<RawTable> {
+fn read_table(data: &str, delimiter: char, header: bool) -> Result<RawTable> {
     let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
     read_csv(
         Path::new(data),

@@ -1,12 +1,11 @@
 //! `bpnet predict`: predictions of a saved model for new rows, as CSV.
 
-use super::data::{Pipeline, read_table};
-use bpnet::data::load_mnist;
+use super::data::{Pipeline, unlabelled};
 use bpnet::io::{load_model, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::argmax;
 use bpnet::{Matrix, Mode, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Options of `bpnet predict`.
 #[derive(clap::Args, Debug)]
@@ -26,7 +25,7 @@ pub struct PredictArgs {
 pub fn run(a: &PredictArgs) -> Result<()> {
     let mut file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
-    let x = features(&pipeline, &a.data)?;
+    let x = unlabelled(&pipeline, &a.data)?;
     let out = file.model.forward(&x, Mode::Eval)?.clone();
     let csv = match &pipeline {
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
@@ -53,28 +52,6 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         None => print!("{csv}"),
     }
     Ok(())
-}
-
-fn features(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
-    match pipeline {
-        Pipeline::Images { .. } => {
-            let dir = if data == "mnist" {
-                bpnet::data::bundled_mnist_dir()
-            } else {
-                Path::new(data).to_path_buf()
-            };
-            Ok(load_mnist(&dir)?.1.features)
-        }
-        Pipeline::Table {
-            delimiter,
-            header,
-            preprocessor,
-        } => {
-            let table = read_table(data, *delimiter, *header)?;
-            let rows: Vec<usize> = (0..table.len()).collect();
-            preprocessor.transform_features(&table, &rows)
-        }
-    }
 }
 
 /// `prediction,p_<class>...` rows: the class name and softmax probabilities
