@@ -85,8 +85,12 @@ pub struct History {
 
 /// Progress reports from [`fit`].
 pub enum Event<'a> {
-    /// After each optimizer step (1-based `step` of `total`).
+    /// After each optimizer step (1-based `step` of `total`), with the model
+    /// as the step left it (gradients of this batch, layer outputs of its
+    /// forward pass).
     Step {
+        /// The model.
+        model: &'a Sequential<f32>,
         /// Steps done.
         step: usize,
         /// Steps planned.
@@ -183,7 +187,7 @@ pub fn fit(
             loss_sum += loss;
             count += 1;
             step += 1;
-            on_event(Event::Step { step, total, loss, lr })?;
+            on_event(Event::Step { model: &trainer.model, step, total, loss, lr })?;
         }
         epoch += 1;
         let record = validate_epoch(trainer, val, epoch, step, loss_sum / count as f64, start)?;
