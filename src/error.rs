@@ -48,6 +48,18 @@ pub enum Error {
         /// Number of classes (output width).
         classes: usize,
     },
+    /// Training produced a non-finite loss or gradient.
+    #[error(
+        "training diverged at step {step}: {detail}; the weights from before this step are kept. \
+         Try a lower learning rate (--lr), batch normalization (--batch-norm), gradient clipping \
+         (--clip-grad-norm 1.0), or --on-nan skip-batch"
+    )]
+    Diverged {
+        /// 1-based step at which it happened.
+        step: usize,
+        /// Where the first non-finite value appeared.
+        detail: String,
+    },
     /// An operation was called in a state that does not allow it.
     #[error("{0}")]
     State(String),

@@ -177,6 +177,70 @@ impl<T: Scalar> Sequential<T> {
         self.layers.iter().any(|l| matches!(l, Layer::BatchNorm(_)))
     }
 
+    /// Copies every batch-norm layer's running statistics into `buf` (cleared
+    /// first; no allocation once `buf` has grown to size).
+    pub fn save_running(&self, buf: &mut Vec<T>) {
+        buf.clear();
+        for l in &self.layers {
+            if let Layer::BatchNorm(bn) = l {
+                buf.extend_from_slice(&bn.running.mean);
+                buf.extend_from_slice(&bn.running.var);
+                buf.push(T::from_f64(bn.running.batches as f64));
+            }
+        }
+    }
+
+    /// Restores running statistics saved by [`Sequential::save_running`].
+    pub fn restore_running(&mut self, buf: &[T]) {
+        let mut at = 0;
+        for l in &mut self.layers {
+            if let Layer::BatchNorm(bn) = l {
+                let f = bn.running.mean.len();
+                if buf.len() < at + 2 * f + 1 {
+                    return;
+                }
+                bn.running.mean.copy_from_slice(&buf[at..at + f]);
+                bn.running.var.copy_from_slice(&buf[at + f..at + 2 * f]);
+                bn.running.batches = buf[at + 2 * f].to_f64() as u64;
+                at += 2 * f + 1;
+            }
+        }
+    }
+
+    /// Where the first non-finite value is, looking at the loss, each layer's
+    /// last output in order, then each parameter gradient; `None` if all are
+    /// finite.
+    pub fn find_non_finite(&self, loss: T) -> Option<String> {
+        let bad = |v: &[T]| v.iter().find(|x| !x.is_finite()).map(|x| x.to_f64());
+        for (i, l) in self.layers.iter().enumerate() {
+            if let Some(v) = bad(l.output().as_slice()) {
+                return Some(format!("the output of layers.{i} ({}) holds {v}", l.describe()));
+            }
+        }
+        if !loss.is_finite() {
+            return Some(format!("the loss is {loss}"));
+        }
+        let mut found = None;
+        for l in &self.layers {
+            l.params(&mut |p| {
+                if found.is_none() {
+                    found = bad(p.grad.as_slice()).map(|v| format!("the gradient of {} holds {v}", p.name));
+                }
+            });
+        }
+        found
+    }
+
+    /// True when every parameter gradient is finite (checked before each
+    /// optimizer update by the training loop's divergence guard).
+    pub fn grads_finite(&self) -> bool {
+        let mut ok = true;
+        for l in &self.layers {
+            l.params(&mut |p| ok = ok && p.grad.as_slice().iter().all(|v| v.is_finite()));
+        }
+        ok
+    }
+
     /// Runs every layer on `x: [batch, in]`; returns the output `[batch, out]`.
     pub fn forward<'a>(&'a mut self, x: &'a Matrix<T>, mode: Mode) -> Result<&'a Matrix<T>> {
         for i in 0..self.layers.len() {
@@ -217,6 +281,15 @@ impl<T: Scalar> Sequential<T> {
         for l in &mut self.layers {
             l.visit_params(f);
         }
+    }
+
+    /// Names of the trainable parameters, in [`Sequential::visit_params`] order.
+    pub fn param_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for l in &self.layers {
+            l.params(&mut |p| names.push(p.name.clone()));
+        }
+        names
     }
 
     /// Number of trainable scalars.

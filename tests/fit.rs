@@ -4,7 +4,7 @@
 
 use bpnet::data::Dataset;
 use bpnet::train::schedule::Schedule;
-use bpnet::train::{EarlyStopping, Event, FitConfig, Monitor, evaluate, fit};
+use bpnet::train::{EarlyStopping, Event, FitConfig, Monitor, OnNan, evaluate, fit};
 use bpnet::{Activation, BnPlacement, Init, Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Trainer};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -52,6 +52,9 @@ fn config(epochs: usize) -> FitConfig {
         monitor: Monitor::ValLoss,
         early_stopping: None,
         seed: 1,
+        on_nan: OnNan::Stop,
+        checkpoint_epochs: 0,
+        checkpoint_steps: 0,
     }
 }
 

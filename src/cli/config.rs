@@ -71,8 +71,14 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Model file to write.
     pub out: String,
-    /// Also write a checkpoint every N epochs (0 = only at the end).
+    /// Write a resumable checkpoint (`NAME.ckpt.safetensors`) every N epochs (0 = never).
     pub checkpoint_every: usize,
+    /// Also write one every N steps (0 = never).
+    pub checkpoint_steps: usize,
+    /// On a non-finite loss or gradient: `stop` or `skip-batch`.
+    pub on_nan: String,
+    /// Rescale gradients to this global L2 norm at most (0 = off).
+    pub clip_grad_norm: f64,
 }
 
 impl Default for TrainConfig {
@@ -109,6 +115,9 @@ impl Default for TrainConfig {
             seed: 0,
             out: "model.safetensors".into(),
             checkpoint_every: 0,
+            checkpoint_steps: 0,
+            on_nan: "stop".into(),
+            clip_grad_norm: 0.0,
         }
     }
 }

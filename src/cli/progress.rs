@@ -37,7 +37,9 @@ impl Progress {
     /// Handles one event.
     pub fn event(&mut self, e: &Event<'_>) {
         match e {
-            Event::Step { step, total, loss, lr, .. } => {
+            Event::Step {
+                step, total, loss, lr, ..
+            } => {
                 if let Some(bar) = &self.bar {
                     bar.set_length(*total as u64);
                     bar.set_position(*step as u64);
@@ -46,6 +48,7 @@ impl Progress {
                     }
                 }
             }
+            Event::Checkpoint { .. } => {}
             Event::Epoch(r, _) => {
                 let line = epoch_line(r);
                 match &self.bar {

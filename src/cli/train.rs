@@ -6,9 +6,9 @@ use super::config::TrainConfig;
 use super::data::{Prepared, load};
 use super::{optimizer_config, progress::Progress};
 use crate::overlay;
-use bpnet::io::save_model;
+use bpnet::io::{load_model, load_run, save_model, save_run};
 use bpnet::train::schedule::Schedule;
-use bpnet::train::{EarlyStopping, Event, FitConfig, History, Monitor, default_loss, fit};
+use bpnet::train::{EarlyStopping, Event, FitConfig, History, Monitor, OnNan, default_loss, fit_resume};
 use bpnet::{Activation, BnPlacement, Error, Init, ModelSpec, Optimizer, Result, Sequential, Trainer};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
@@ -109,9 +109,22 @@ pub struct TrainArgs {
     /// Model file to write.
     #[arg(long)]
     out: Option<String>,
-    /// Write a checkpoint every N epochs.
+    /// Write a resumable checkpoint NAME.ckpt.safetensors every N epochs.
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Also write the checkpoint every N steps.
+    #[arg(long)]
+    checkpoint_steps: Option<usize>,
+    /// On a non-finite loss or gradient: stop (keeping the last good weights) or skip-batch.
+    #[arg(long)]
+    on_nan: Option<String>,
+    /// Rescale gradients to at most this global L2 norm.
+    #[arg(long)]
+    clip_grad_norm: Option<f64>,
+    /// Continue the run saved in this checkpoint (its configuration, data
+    /// splits, weights, optimizer and loop state); flags such as --epochs override.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// TOML file with any of the options above (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -128,9 +141,10 @@ pub struct TrainArgs {
 
 /// The resolved configuration: defaults, then the config file, then flags.
 pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => TrainConfig::from_file(p)?,
-        None => TrainConfig::default(),
+    let mut cfg = match (&a.resume, &a.config) {
+        (Some(ckpt), _) => config_of_checkpoint(ckpt)?,
+        (None, Some(p)) => TrainConfig::from_file(p)?,
+        (None, None) => TrainConfig::default(),
     };
     overlay!(
         cfg,
@@ -167,12 +181,35 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             seed,
             out,
             checkpoint_every,
+            checkpoint_steps,
+            on_nan,
+            clip_grad_norm,
         ]
     );
     if a.no_batch_norm == Some(true) {
         cfg.batch_norm = false;
     }
     Ok(cfg)
+}
+
+/// The resolved configuration stored in a checkpoint's `training` section.
+fn config_of_checkpoint(path: &Path) -> Result<TrainConfig> {
+    let file = load_model(path)?;
+    let bad = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let training = file
+        .metadata
+        .get("training")
+        .ok_or_else(|| bad("no `training` section to resume from".into()))?;
+    serde_json::from_value(training.clone()).map_err(|e| bad(format!("invalid `training` section: {e}")))
+}
+
+/// `NAME.ckpt.safetensors` beside the model file `NAME.safetensors`.
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    out.with_file_name(format!("{stem}.ckpt.safetensors"))
 }
 
 /// Runs `bpnet train`.
@@ -189,10 +226,26 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
     };
     data.notes.iter().for_each(|n| say(n));
-    let spec = model_spec(&cfg, data.train.features.cols(), data.train.outputs())?;
-    let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
     let (opt, full_batch) = optimizer(&cfg)?;
-    let mut trainer = Trainer::new(model, Optimizer::new(opt)?, default_loss(&data.train));
+    let loss = default_loss(&data.train);
+    let (spec, mut trainer, resume) = match &a.resume {
+        Some(ckpt) => {
+            let run = load_run(ckpt)?;
+            let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
+            run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
+            say(&format!(
+                "resuming {} at step {}",
+                ckpt.display(),
+                run.resume.state.step
+            ));
+            (run.file.spec.clone(), trainer, Some(run.resume))
+        }
+        None => {
+            let spec = model_spec(&cfg, data.train.features.cols(), data.train.outputs())?;
+            let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
+            (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
+        }
+    };
     let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
     say(&format!("model:\n{}", trainer.model.summary()));
     say(&format!(
@@ -202,19 +255,33 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         data.test.as_ref().map_or(0, |t| t.len())
     ));
     let out = PathBuf::from(&cfg.out);
+    let ckpt = checkpoint_path(&out);
     let mut progress = Progress::new(a.quiet);
     let mut on_event = |e: Event<'_>| -> Result<()> {
         progress.event(&e);
-        if let Event::Epoch(r, model) = e
-            && cfg.checkpoint_every > 0
-            && r.epoch % cfg.checkpoint_every == 0
-        {
-            save_model(&out, &spec, model, &metadata(&cfg, &data, None, None))?;
+        if let Event::Checkpoint { trainer, state, best } = e {
+            save_run(&ckpt, &spec, trainer, state, best, &metadata(&cfg, &data, None, None))?;
         }
         Ok(())
     };
-    let history = fit(&mut trainer, &data.train, data.val.as_ref(), &fit_cfg, &mut on_event)?;
+    let fitted = fit_resume(
+        &mut trainer,
+        &data.train,
+        data.val.as_ref(),
+        &fit_cfg,
+        resume,
+        &mut on_event,
+    );
     progress.finish();
+    let history = match fitted {
+        Ok(h) => h,
+        Err(e @ Error::Diverged { .. }) => {
+            // The trainer still holds the weights from before the bad step.
+            save_model(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     history.notes.iter().for_each(|n| say(n));
     finish(a, &cfg, &data, &spec, &mut trainer, &history, &out)
 }
@@ -311,7 +378,10 @@ fn optimizer(cfg: &TrainConfig) -> Result<(bpnet::OptimizerConfig, bool)> {
     let full = cfg.optimizer == "gd";
     let name = if full { "sgd" } else { cfg.optimizer.as_str() };
     let lr = (cfg.lr != 0.0).then_some(cfg.lr);
-    Ok((optimizer_config(name, lr, cfg.momentum, cfg.weight_decay)?, full))
+    let mut c = optimizer_config(name, lr, cfg.momentum, cfg.weight_decay)?;
+    c.clip_grad_norm = (cfg.clip_grad_norm != 0.0).then_some(cfg.clip_grad_norm);
+    c.validate()?;
+    Ok((c, full))
 }
 
 fn fit_config(cfg: &TrainConfig, full_batch: bool, has_val: bool) -> Result<FitConfig> {
@@ -345,6 +415,18 @@ fn fit_config(cfg: &TrainConfig, full_batch: bool, has_val: bool) -> Result<FitC
             min_delta: cfg.min_delta,
         }),
         seed: cfg.seed.wrapping_add(1),
+        on_nan: match cfg.on_nan.as_str() {
+            "stop" => OnNan::Stop,
+            "skip-batch" | "skip_batch" => OnNan::SkipBatch,
+            o => {
+                return Err(Error::config(
+                    "on-nan",
+                    format!("unknown '{o}' (expected stop or skip-batch)"),
+                ));
+            }
+        },
+        checkpoint_epochs: cfg.checkpoint_every,
+        checkpoint_steps: cfg.checkpoint_steps,
     })
 }
 

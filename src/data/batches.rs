@@ -4,11 +4,13 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use serde::{Deserialize, Serialize};
+
 /// Yields row-index batches, reshuffling at the start of every epoch.
 ///
 /// The last partial batch of an epoch is kept, except that with
 /// `min_batch = 2` (batch normalization) a final batch of one row is dropped.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batches {
     order: Vec<usize>,
     batch_size: usize,

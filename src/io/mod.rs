@@ -49,9 +49,16 @@
 //! ```
 
 mod atomic;
+mod checkpoint;
 mod container;
+mod digest;
 mod model_file;
 mod tensors;
 
 pub use atomic::write_atomic;
-pub use model_file::{FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model, save_model};
+pub use checkpoint::{RunCheckpoint, load_run, save_run};
+pub use digest::CHECKSUM_KEY;
+pub use model_file::{
+    CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model,
+    save_checkpoint, save_model,
+};

@@ -4,6 +4,7 @@
 
 use super::atomic::write_atomic;
 use super::container::{PREFIX, check_container, check_prefix};
+use super::digest::{CHECKSUM_KEY, content_digest};
 use super::tensors::{Tensor, assign, check_info, decode, model_tensors};
 use crate::error::{Error, Result};
 use crate::model::{ModelSpec, Sequential};
@@ -23,7 +24,29 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const FORMAT_NAME: &str = "bpnet";
 
 /// Metadata keys bpnet itself writes; free-form sections may not use them.
-pub const RESERVED_KEYS: [&str; 5] = ["format", "format_version", "bpnet_version", "architecture", "layers"];
+pub const RESERVED_KEYS: [&str; 6] = [
+    "format",
+    "format_version",
+    "bpnet_version",
+    "architecture",
+    "layers",
+    CHECKSUM_KEY,
+];
+
+/// Name prefixes of the extra tensors a training checkpoint carries besides
+/// the model's own (optimizer state, best weights under early stopping).
+pub const CHECKPOINT_PREFIXES: [&str; 2] = ["optimizer.", "best."];
+
+/// An extra named f32 tensor of a checkpoint (see [`CHECKPOINT_PREFIXES`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraTensor {
+    /// Name, starting with one of [`CHECKPOINT_PREFIXES`].
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
+}
 
 /// A model read back from a file.
 #[derive(Debug, Clone)]
@@ -39,6 +62,8 @@ pub struct ModelFile {
     pub format_version: u32,
     /// The bpnet version that wrote the file (`"unknown"` if not recorded).
     pub bpnet_version: String,
+    /// Checkpoint tensors (optimizer state, best weights), by name.
+    pub extra: HashMap<String, Vec<f32>>,
 }
 
 /// Saves `model` (built from `spec`) with the free-form `metadata` sections to
@@ -49,7 +74,20 @@ pub struct ModelFile {
 /// model holding non-finite values, and metadata sections named like a
 /// [reserved key](RESERVED_KEYS).
 pub fn save_model(path: &Path, spec: &ModelSpec, model: &Sequential<f32>, metadata: &Map<String, Value>) -> Result<()> {
-    let bytes = encode(spec, model, metadata).map_err(|reason| Error::Format {
+    save_checkpoint(path, spec, model, metadata, &[])
+}
+
+/// [`save_model`] plus `extra` checkpoint tensors (names must start with one
+/// of [`CHECKPOINT_PREFIXES`]); [`load_model`] returns them in
+/// [`ModelFile::extra`].
+pub fn save_checkpoint(
+    path: &Path,
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    metadata: &Map<String, Value>,
+    extra: &[ExtraTensor],
+) -> Result<()> {
+    let bytes = encode(spec, model, metadata, extra).map_err(|reason| Error::Format {
         path: path.to_path_buf(),
         reason: format!("not saved: {reason}"),
     })?;
@@ -82,10 +120,15 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
 }
 
 /// The whole file as bytes, or why it cannot be written.
-fn encode(spec: &ModelSpec, model: &Sequential<f32>, metadata: &Map<String, Value>) -> Result<Vec<u8>, String> {
+fn encode(
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    metadata: &Map<String, Value>,
+    extra: &[ExtraTensor],
+) -> Result<Vec<u8>, String> {
     let reference = Sequential::<f32>::from_spec(spec, 0).map_err(|e| e.to_string())?;
     let expected = model_tensors(&reference);
-    let tensors = model_tensors(model);
+    let mut tensors = model_tensors(model);
     let found: HashMap<&str, &Tensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     for e in &expected {
         let t = found
@@ -104,10 +147,35 @@ fn encode(spec: &ModelSpec, model: &Sequential<f32>, metadata: &Map<String, Valu
             extra.name
         ));
     }
+    for e in extra {
+        if !CHECKPOINT_PREFIXES.iter().any(|p| e.name.starts_with(p)) || found.contains_key(e.name.as_str()) {
+            return Err(format!(
+                "extra tensor `{}` needs a name starting with optimizer. or best.",
+                e.name
+            ));
+        }
+    }
+    tensors.extend(
+        extra
+            .iter()
+            .map(|e| Tensor::f32(e.name.clone(), e.shape.clone(), false, &e.values)),
+    );
     for t in &tensors {
         decode(&t.name, t.dtype, &t.bytes)?;
     }
-    let header = header_metadata(spec, model, metadata)?;
+    let mut header = header_metadata(spec, model, metadata)?;
+    let digest = content_digest(
+        tensors.iter().map(|t| {
+            (
+                t.name.as_str(),
+                format!("{:?}", t.dtype),
+                t.shape.as_slice(),
+                t.bytes.as_slice(),
+            )
+        }),
+        &header,
+    );
+    header.insert(CHECKSUM_KEY.to_string(), digest);
     safetensors::serialize(tensors.iter().map(|t| (t.name.clone(), t)), Some(header)).map_err(|e| e.to_string())
 }
 
@@ -165,6 +233,18 @@ fn decode_file(bytes: &[u8]) -> Result<ModelFile, String> {
         let values = decode(&e.name, info.dtype, raw)?;
         assign(&mut model, &e.name, values)?;
     }
+    let mut extra = HashMap::new();
+    for (name, info) in tensors.iter().filter(|(n, _)| is_extra(n)) {
+        let (begin, end) = info.data_offsets;
+        let raw = data
+            .get(begin..end)
+            .ok_or_else(|| format!("tensor `{name}` lies outside the file"))?;
+        match decode(name, info.dtype, raw)? {
+            super::tensors::Values::F32(v) => extra.insert(name.clone(), v),
+            _ => return Err(format!("checkpoint tensor `{name}` is not F32")),
+        };
+    }
+    verify_checksum(header, &tensors, data)?;
     let metadata = read_sections(header);
     let bpnet_version = header.get("bpnet_version").cloned().unwrap_or_else(|| "unknown".into());
     Ok(ModelFile {
@@ -173,7 +253,39 @@ fn decode_file(bytes: &[u8]) -> Result<ModelFile, String> {
         metadata,
         format_version,
         bpnet_version,
+        extra,
     })
+}
+
+fn is_extra(name: &str) -> bool {
+    CHECKPOINT_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Recomputes the content checksum and compares it with the stored one.
+fn verify_checksum(
+    header: &HashMap<String, String>,
+    tensors: &HashMap<String, &TensorInfo>,
+    data: &[u8],
+) -> Result<(), String> {
+    let stored = header
+        .get(CHECKSUM_KEY)
+        .ok_or("no `checksum` in the metadata, so its integrity cannot be verified; the header is damaged or the file was not written by bpnet")?;
+    let items = tensors.iter().map(|(name, info)| {
+        let (begin, end) = info.data_offsets;
+        (
+            name.as_str(),
+            format!("{:?}", info.dtype),
+            info.shape.as_slice(),
+            data.get(begin..end).unwrap_or_default(),
+        )
+    });
+    let actual = content_digest(items, header);
+    if &actual != stored {
+        return Err(
+            "checksum mismatch: the contents were altered or damaged after writing (bit flip, partial copy?)".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The free-form sections: every non-reserved key, parsed as JSON (a value
@@ -270,7 +382,7 @@ fn check_names(spec: &ModelSpec, expected: &[Tensor], found: &HashMap<String, &T
     }
     let mut extra: Vec<&String> = found
         .keys()
-        .filter(|name| !expected.iter().any(|e| &e.name == *name))
+        .filter(|name| !expected.iter().any(|e| &e.name == *name) && !is_extra(name))
         .collect();
     extra.sort();
     match extra.first() {

@@ -52,7 +52,7 @@ impl View for &Tensor {
 }
 
 impl Tensor {
-    fn f32(name: String, shape: Vec<usize>, trainable: bool, values: &[f32]) -> Self {
+    pub(crate) fn f32(name: String, shape: Vec<usize>, trainable: bool, values: &[f32]) -> Self {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Tensor {
             name,

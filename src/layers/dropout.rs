@@ -97,6 +97,17 @@ impl<T: Scalar> Dropout<T> {
         &self.dx
     }
 
+    /// The state of the mask stream (saved in checkpoints so that a resumed
+    /// run draws the same masks).
+    pub fn rng(&self) -> &Xoshiro256PlusPlus {
+        &self.rng
+    }
+
+    /// Replaces the mask stream's state.
+    pub fn set_rng(&mut self, rng: Xoshiro256PlusPlus) {
+        self.rng = rng;
+    }
+
     /// E.g. `Dropout(0.5)`.
     pub fn describe(&self) -> String {
         format!("Dropout({})", self.p)

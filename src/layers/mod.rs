@@ -155,6 +155,26 @@ impl<T: Scalar> Layer<T> {
         }
     }
 
+    /// Calls `f` on every trainable parameter, read-only, in the order of
+    /// [`Layer::visit_params`].
+    pub fn params(&self, f: &mut dyn FnMut(&Param<T>)) {
+        match self {
+            Layer::Dense(d) => {
+                f(&d.weight);
+                if let Some(b) = &d.bias {
+                    f(b);
+                }
+            }
+            Layer::BatchNorm(b) => {
+                if let Some((g, beta)) = &b.affine {
+                    f(g);
+                    f(beta);
+                }
+            }
+            Layer::Activation(_) | Layer::Dropout(_) => {}
+        }
+    }
+
     /// Short description, e.g. `Dense(784 -> 100, no bias)`.
     pub fn describe(&self) -> String {
         each!(self, l => l.describe())

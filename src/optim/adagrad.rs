@@ -12,7 +12,7 @@ use crate::scalar::Scalar;
 /// The running sum of squared gradients.
 #[derive(Debug, Clone)]
 pub(super) struct AdagradState<T> {
-    sum: Vec<T>,
+    pub(super) sum: Vec<T>,
 }
 
 impl<T: Scalar> AdagradState<T> {

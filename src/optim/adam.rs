@@ -14,8 +14,8 @@ use crate::scalar::Scalar;
 /// First and second moment estimates.
 #[derive(Debug, Clone)]
 pub(super) struct AdamState<T> {
-    m: Vec<T>,
-    v: Vec<T>,
+    pub(super) m: Vec<T>,
+    pub(super) v: Vec<T>,
 }
 
 impl<T: Scalar> AdamState<T> {

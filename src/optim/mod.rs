@@ -11,6 +11,9 @@ mod adagrad;
 mod adam;
 mod rmsprop;
 mod sgd;
+mod state;
+
+pub use state::StateTensor;
 
 use crate::error::{Error, Result};
 use crate::layers::{Param, ParamKind};

@@ -16,9 +16,9 @@ use crate::scalar::Scalar;
 /// when used (empty otherwise).
 #[derive(Debug, Clone)]
 pub(super) struct RmsPropState<T> {
-    square_avg: Vec<T>,
-    grad_avg: Vec<T>,
-    buf: Vec<T>,
+    pub(super) square_avg: Vec<T>,
+    pub(super) grad_avg: Vec<T>,
+    pub(super) buf: Vec<T>,
 }
 
 impl<T: Scalar> RmsPropState<T> {

@@ -14,7 +14,7 @@ use crate::scalar::Scalar;
 /// The momentum buffer, created on the first step that uses it.
 #[derive(Debug, Clone)]
 pub(super) struct SgdState<T> {
-    buf: Vec<T>,
+    pub(super) buf: Vec<T>,
 }
 
 impl<T: Scalar> SgdState<T> {

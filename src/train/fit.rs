@@ -1,7 +1,9 @@
 //! The training loop: seeded shuffled mini-batches, a learning-rate schedule,
 //! validation after every epoch, early stopping that restores the best
-//! weights, and a per-epoch history. Progress is reported through events, so
-//! the caller decides how to show it (progress bar, lines, nothing).
+//! weights, a divergence guard, and a per-epoch history. Progress and
+//! checkpoints are reported through events, so the caller decides how to show
+//! and where to save them. The loop's whole state ([`FitState`]) is
+//! serializable, so a run can be resumed exactly.
 
 use super::schedule::Schedule;
 use super::{Trainer, evaluate};
@@ -10,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::Sequential;
 use crate::tensor::Matrix;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// The quantity early stopping and plateau schedules watch.
@@ -31,6 +34,17 @@ pub struct EarlyStopping {
     pub min_delta: f64,
 }
 
+/// What to do when a batch gives a non-finite loss or gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnNan {
+    /// Stop with [`Error::Diverged`]; the model keeps the weights from before
+    /// the bad step (running statistics included).
+    Stop,
+    /// Skip the batch (no update, running statistics restored) and go on;
+    /// stop after 10 consecutive skipped batches.
+    SkipBatch,
+}
+
 /// Settings of [`fit`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitConfig {
@@ -48,10 +62,16 @@ pub struct FitConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Seed of the batch order.
     pub seed: u64,
+    /// Divergence policy.
+    pub on_nan: OnNan,
+    /// Emit [`Event::Checkpoint`] every this many epochs (0 = never).
+    pub checkpoint_epochs: usize,
+    /// Emit [`Event::Checkpoint`] every this many steps (0 = never).
+    pub checkpoint_steps: usize,
 }
 
 /// One row of the training history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch.
     pub epoch: usize,
@@ -65,12 +85,12 @@ pub struct EpochRecord {
     pub val_metric: Option<f64>,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
-    /// Wall seconds since training started.
+    /// Wall seconds since training started (across resumes).
     pub seconds: f64,
 }
 
 /// What happened during training.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// One record per completed epoch.
     pub epochs: Vec<EpochRecord>,
@@ -81,6 +101,45 @@ pub struct History {
     pub stopped_early: bool,
     /// Notes for the user (e.g. a dropped one-row batch).
     pub notes: Vec<String>,
+}
+
+/// Watches the monitored value for early stopping and the plateau schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Watch {
+    best: Option<f64>,
+    since_best: usize,
+    since_reduce: usize,
+    plateau_scale: f64,
+}
+
+/// Everything the loop needs to continue exactly where it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitState {
+    /// Optimizer steps taken (including skipped batches).
+    pub step: usize,
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Sum and count of the batch losses of the epoch in progress.
+    epoch_loss: (f64, usize),
+    /// Batches skipped by the divergence guard, in a row.
+    skipped_in_a_row: usize,
+    /// The batch order and its random stream.
+    pub batches: Batches,
+    watch: Watch,
+    /// The history so far.
+    pub history: History,
+    /// Wall seconds spent before this run segment.
+    pub seconds: f64,
+}
+
+/// A saved run to continue: its loop state and, with early stopping, the best
+/// weights so far.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// The loop state.
+    pub state: FitState,
+    /// The best model so far (early stopping), if any.
+    pub best: Option<Sequential<f32>>,
 }
 
 /// Progress reports from [`fit`].
@@ -102,6 +161,16 @@ pub enum Event<'a> {
     },
     /// After each epoch's validation, with the current model.
     Epoch(&'a EpochRecord, &'a Sequential<f32>),
+    /// Time to save a checkpoint (per `checkpoint_epochs` / `checkpoint_steps`):
+    /// everything needed to resume.
+    Checkpoint {
+        /// Model and optimizer.
+        trainer: &'a Trainer<f32>,
+        /// Loop state.
+        state: &'a FitState,
+        /// Best model so far under early stopping.
+        best: Option<&'a Sequential<f32>>,
+    },
 }
 
 impl FitConfig {
@@ -119,16 +188,8 @@ impl FitConfig {
     }
 }
 
-/// Watches the monitored value for early stopping and the plateau schedule.
-struct Watch {
-    best: Option<f64>,
-    since_best: usize,
-    since_reduce: usize,
-    plateau_scale: f64,
-}
-
 impl Watch {
-    /// Records `value` (higher is better after sign flip); returns whether it improved.
+    /// Records `value` (higher is better); returns whether it improved.
     fn observe(&mut self, value: f64, min_delta: f64) -> bool {
         let improved = self.best.is_none_or(|b| value > b + min_delta);
         if improved {
@@ -143,6 +204,33 @@ impl Watch {
     }
 }
 
+/// The loop state at the start of a fresh run.
+fn initial_state(trainer: &Trainer<f32>, rows: usize, cfg: &FitConfig) -> FitState {
+    let batch = cfg.batch_size.unwrap_or(rows).min(rows);
+    let min_batch = if trainer.model.has_batch_norm() { 2 } else { 1 };
+    let mut history = History::default();
+    if rows % batch == 1 && min_batch == 2 && rows > 1 {
+        history.notes.push(format!(
+            "note: {rows} rows in batches of {batch} leave a last batch of 1 row, which batch normalization cannot use; it is dropped each epoch (a different row each time)"
+        ));
+    }
+    FitState {
+        step: 0,
+        epoch: 0,
+        epoch_loss: (0.0, 0),
+        skipped_in_a_row: 0,
+        batches: Batches::new(rows, batch, min_batch, cfg.seed),
+        watch: Watch {
+            best: None,
+            since_best: 0,
+            since_reduce: 0,
+            plateau_scale: 1.0,
+        },
+        history,
+        seconds: 0.0,
+    }
+}
+
 /// Trains `trainer` on `train`, validating on `val` after every epoch.
 pub fn fit(
     trainer: &mut Trainer<f32>,
@@ -151,60 +239,127 @@ pub fn fit(
     cfg: &FitConfig,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<History> {
+    fit_resume(trainer, train, val, cfg, None, on_event)
+}
+
+/// [`fit`], continuing from `resume` when given (the trainer must hold the
+/// weights and optimizer state saved with it): the result is bit-identical to
+/// an uninterrupted run.
+pub fn fit_resume(
+    trainer: &mut Trainer<f32>,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &FitConfig,
+    resume: Option<Resume>,
+    on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+) -> Result<History> {
     cfg.validate(train.len())?;
-    let n = train.len();
-    let batch = cfg.batch_size.unwrap_or(n).min(n);
-    let min_batch = if trainer.model.has_batch_norm() { 2 } else { 1 };
-    let mut history = History::default();
-    if n % batch == 1 && min_batch == 2 && n > 1 {
-        history.notes.push(format!(
-            "note: {n} rows in batches of {batch} leave a last batch of 1 row, which batch normalization cannot use; it is dropped each epoch (a different row each time)"
-        ));
-    }
-    let mut batches = Batches::new(n, batch, min_batch, cfg.seed);
-    let per_epoch = batches.per_epoch().max(1);
+    let (mut s, mut best_model) = match resume {
+        Some(r) => (r.state, r.best),
+        None => (initial_state(trainer, train.len(), cfg), None),
+    };
+    let per_epoch = s.batches.per_epoch().max(1);
     let total = cfg.steps.unwrap_or(cfg.epochs * per_epoch);
     let lr0 = trainer.optimizer.config().lr;
-    let mut watch = Watch {
-        best: None,
-        since_best: 0,
-        since_reduce: 0,
-        plateau_scale: 1.0,
-    };
-    let mut best_model: Option<Sequential<f32>> = None;
-    let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
+    let (mut x, mut y, mut saved) = (Matrix::default(), TargetBuf::default(), Vec::new());
     let start = Instant::now();
-    let (mut step, mut epoch) = (0, 0);
-    while step < total {
-        let mut loss_sum = 0.0;
-        let mut count = 0;
-        let epoch_steps = per_epoch.min(total - step);
-        for _ in 0..epoch_steps {
-            let lr = cfg.schedule.lr(lr0, step, total, epoch, watch.plateau_scale);
-            trainer.optimizer.set_lr(lr);
-            train.gather(batches.next_batch(), &mut x, &mut y);
-            let loss = trainer.step(&x, y.target())? as f64;
-            loss_sum += loss;
-            count += 1;
-            step += 1;
-            on_event(Event::Step { model: &trainer.model, step, total, loss, lr })?;
+    while s.step < total && !s.history.stopped_early {
+        let lr = cfg.schedule.lr(lr0, s.step, total, s.epoch, s.watch.plateau_scale);
+        trainer.optimizer.set_lr(lr);
+        train.gather(s.batches.next_batch(), &mut x, &mut y);
+        trainer.model.save_running(&mut saved);
+        let loss = trainer.compute_gradients(&x, y.target())?;
+        s.step += 1;
+        if !loss.is_finite() || !trainer.model.grads_finite() {
+            guard(trainer, &saved, loss, &mut s, cfg.on_nan)?;
+        } else {
+            trainer.optimizer.step(&mut trainer.model)?;
+            s.skipped_in_a_row = 0;
+            s.epoch_loss.0 += loss as f64;
+            s.epoch_loss.1 += 1;
         }
-        epoch += 1;
-        let record = validate_epoch(trainer, val, epoch, step, loss_sum / count as f64, start)?;
-        on_event(Event::Epoch(&record, &trainer.model))?;
-        let stop = track(&record, cfg, &mut watch, &mut history, &mut best_model, &trainer.model);
-        history.epochs.push(record);
-        if stop {
-            history.stopped_early = true;
-            break;
+        let step = s.step;
+        on_event(Event::Step {
+            model: &trainer.model,
+            step,
+            total,
+            loss: loss as f64,
+            lr,
+        })?;
+        let epoch_done = step % per_epoch == 0 || step == total;
+        if epoch_done {
+            end_epoch(trainer, val, cfg, &mut s, &mut best_model, start, on_event)?;
+        }
+        let by_steps = cfg.checkpoint_steps > 0 && step % cfg.checkpoint_steps == 0;
+        let by_epochs = epoch_done && cfg.checkpoint_epochs > 0 && s.epoch % cfg.checkpoint_epochs == 0;
+        if by_steps || by_epochs {
+            s.seconds += start.elapsed().as_secs_f64();
+            on_event(Event::Checkpoint {
+                trainer,
+                state: &s,
+                best: best_model.as_ref(),
+            })?;
+            s.seconds -= start.elapsed().as_secs_f64();
         }
     }
-    if let Some(best) = best_model {
-        trainer.model = best;
-    } else {
-        history.best_epoch = epoch;
+    let mut history = s.history;
+    match best_model {
+        Some(best) => trainer.model = best,
+        None => history.best_epoch = s.epoch,
     }
     Ok(history)
+}
+
+/// Handles a non-finite loss or gradient: restores the running statistics the
+/// bad forward pass changed, then stops or skips per `policy`.
+fn guard(trainer: &mut Trainer<f32>, saved: &[f32], loss: f32, s: &mut FitState, policy: OnNan) -> Result<()> {
+    let detail = trainer
+        .model
+        .find_non_finite(loss)
+        .unwrap_or_else(|| "a non-finite value".into());
+    trainer.model.restore_running(saved);
+    trainer.model.zero_grad();
+    s.skipped_in_a_row += 1;
+    if policy == OnNan::Stop || s.skipped_in_a_row > 10 {
+        let detail = if policy == OnNan::Stop {
+            detail
+        } else {
+            format!("{detail} (10 batches in a row skipped)")
+        };
+        return Err(Error::Diverged { step: s.step, detail });
+    }
+    s.history
+        .notes
+        .push(format!("note: skipped the batch of step {}: {detail}", s.step));
+    Ok(())
+}
+
+/// Validation, history, early stopping and the plateau schedule at the end of an epoch.
+fn end_epoch(
+    trainer: &mut Trainer<f32>,
+    val: Option<&Dataset>,
+    cfg: &FitConfig,
+    s: &mut FitState,
+    best_model: &mut Option<Sequential<f32>>,
+    start: Instant,
+    on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+) -> Result<()> {
+    s.epoch += 1;
+    let (sum, count) = std::mem::take(&mut s.epoch_loss);
+    let train_loss = if count == 0 { f64::NAN } else { sum / count as f64 };
+    let record = validate_epoch(
+        trainer,
+        val,
+        s.epoch,
+        s.step,
+        train_loss,
+        s.seconds + start.elapsed().as_secs_f64(),
+    )?;
+    on_event(Event::Epoch(&record, &trainer.model))?;
+    let stop = track(&record, cfg, s, best_model, &trainer.model);
+    s.history.epochs.push(record);
+    s.history.stopped_early = stop;
+    Ok(())
 }
 
 fn validate_epoch(
@@ -213,7 +368,7 @@ fn validate_epoch(
     epoch: usize,
     step: usize,
     train_loss: f64,
-    start: Instant,
+    seconds: f64,
 ) -> Result<EpochRecord> {
     let (mut val_loss, mut val_metric) = (None, None);
     if let Some(v) = val.filter(|v| !v.is_empty()) {
@@ -225,14 +380,15 @@ fn validate_epoch(
             (None, _) => 0.0,
         });
     }
+    let lr = trainer.optimizer.lr();
     Ok(EpochRecord {
         epoch,
         step,
         train_loss,
         val_loss,
         val_metric,
-        lr: trainer.optimizer.lr(),
-        seconds: start.elapsed().as_secs_f64(),
+        lr,
+        seconds,
     })
 }
 
@@ -241,8 +397,7 @@ fn validate_epoch(
 fn track(
     record: &EpochRecord,
     cfg: &FitConfig,
-    watch: &mut Watch,
-    history: &mut History,
+    s: &mut FitState,
     best_model: &mut Option<Sequential<f32>>,
     model: &Sequential<f32>,
 ) -> bool {
@@ -252,19 +407,19 @@ fn track(
     };
     let Some(value) = value else { return false };
     let min_delta = cfg.early_stopping.map_or(0.0, |e| e.min_delta);
-    if watch.observe(value, min_delta) {
-        history.best_epoch = record.epoch;
+    if s.watch.observe(value, min_delta) {
+        s.history.best_epoch = record.epoch;
         if cfg.early_stopping.is_some() {
             *best_model = Some(model.clone());
         }
     }
     if let Schedule::Plateau { factor, patience } = cfg.schedule
-        && watch.since_reduce > patience
+        && s.watch.since_reduce > patience
     {
-        watch.plateau_scale *= factor;
-        watch.since_reduce = 0;
+        s.watch.plateau_scale *= factor;
+        s.watch.since_reduce = 0;
     }
-    cfg.early_stopping.is_some_and(|e| watch.since_best > e.patience)
+    cfg.early_stopping.is_some_and(|e| s.watch.since_best > e.patience)
 }
 
 /// Mean R² over outputs of `pred` against `truth` (same scaling).

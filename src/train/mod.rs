@@ -10,7 +10,10 @@ mod fit;
 pub mod metrics;
 pub mod schedule;
 
-pub use fit::{EarlyStopping, EpochRecord, Event, FitConfig, History, Monitor, default_loss, fit};
+pub use fit::{
+    EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, default_loss, fit,
+    fit_resume,
+};
 
 use crate::data::{Dataset, TargetBuf};
 use crate::error::Result;
