@@ -299,6 +299,7 @@ fn plain_reading_finds_the_metadata_keys() {
     let expected = [
         "architecture",
         "bpnet_version",
+        "checksum",
         "format",
         "format_version",
         "layers",

@@ -11,7 +11,7 @@ pub const CHECKSUM_KEY: &str = "checksum";
 
 /// Hex SHA-256 of `tensors` (name, dtype name, shape, bytes) and `header`
 /// (excluding [`CHECKSUM_KEY`]).
-pub(crate) fn content_digest<'a>(
+pub fn content_digest<'a>(
     tensors: impl IntoIterator<Item = (&'a str, String, &'a [usize], &'a [u8])>,
     header: &HashMap<String, String>,
 ) -> String {

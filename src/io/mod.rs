@@ -57,7 +57,7 @@ mod tensors;
 
 pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
-pub use digest::CHECKSUM_KEY;
+pub use digest::{CHECKSUM_KEY, content_digest};
 pub use model_file::{
     CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model,
     save_checkpoint, save_model,

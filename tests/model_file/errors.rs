@@ -38,6 +38,12 @@ fn rewrite(
         .map(|(name, v)| (name, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
         .collect();
     edit(&mut metadata, &mut tensors);
+    // Re-seal the edited file, so each test reaches the check it is about.
+    let items = tensors
+        .iter()
+        .map(|(n, (d, s, b))| (n.as_str(), format!("{d:?}"), s.as_slice(), b.as_slice()));
+    let digest = bpnet::io::content_digest(items, &metadata);
+    metadata.insert(bpnet::io::CHECKSUM_KEY.to_string(), digest);
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, (d, s, b))| {
@@ -297,4 +303,33 @@ fn non_finite_and_impossible_values_are_refused() {
         t.get_mut("layers.5.num_batches_tracked").unwrap().2 = (-3i64).to_le_bytes().to_vec();
     });
     assert!(write_and_load_error(&path, &negative_count).contains("negative count (-3)"));
+}
+
+#[test]
+fn edits_that_keep_the_file_well_formed_fail_the_checksum() {
+    let (_dir, path, bytes) = fixture();
+    // A finite weight changed in place: still a valid safetensors file.
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut flipped = bytes.clone();
+    flipped[8 + n] ^= 0x01;
+    std::fs::write(&path, &flipped).unwrap();
+    let e = load_model(&path).unwrap_err().to_string();
+    assert!(e.contains("checksum mismatch"), "{e}");
+    // A metadata value changed, and the checksum removed.
+    let text = String::from_utf8_lossy(&bytes[8..8 + n]).into_owned();
+    let altered = text.replacen("\\\"relu\\\"", "\\\"tanh\\\"", 1);
+    if altered != text && altered.len() == text.len() {
+        let mut b = bytes.clone();
+        b[8..8 + n].copy_from_slice(altered.as_bytes());
+        std::fs::write(&path, &b).unwrap();
+        assert!(load_model(&path).unwrap_err().to_string().contains("checksum mismatch"));
+    }
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = meta.metadata().clone().unwrap();
+    metadata.remove(bpnet::io::CHECKSUM_KEY);
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let unsealed = safetensors::serialize(st.tensors(), Some(metadata)).unwrap();
+    std::fs::write(&path, unsealed).unwrap();
+    let e = load_model(&path).unwrap_err().to_string();
+    assert!(e.contains("no `checksum`"), "{e}");
 }
