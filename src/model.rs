@@ -12,6 +12,10 @@ use crate::tensor::Matrix;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+/// Largest number of Dense weights a network may have (2^28, 1 GiB of f32
+/// before gradients and optimizer state).
+pub const MAX_WEIGHTS: u64 = 1 << 28;
+
 /// Where batch normalization goes in each hidden block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +88,16 @@ impl ModelSpec {
         }
         if let Some(w) = self.dims.iter().find(|&&w| w == 0 || w > 1 << 24) {
             return Err(Error::config("layer widths", format!("{w} is not in 1..=16777216")));
+        }
+        let weights = self.dims.windows(2).try_fold(0u64, |acc, w| (w[0] as u64).checked_mul(w[1] as u64)?.checked_add(acc));
+        match weights {
+            Some(n) if n <= MAX_WEIGHTS => {}
+            _ => {
+                return Err(Error::config(
+                    "layer widths",
+                    format!("{} would need more than {MAX_WEIGHTS} weights", self.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-")),
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::config("dropout", format!("{} is not in [0, 1)", self.dropout)));

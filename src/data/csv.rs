@@ -193,7 +193,16 @@ impl ColumnRef {
 /// fields than the first (naming the line and both counts), invalid UTF-8
 /// (naming the line and column), and read errors.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
-    let (mut rows, mut lines, bad_utf8) = read_records(path, opts.delimiter)?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_csv(&bytes, path, opts)
+}
+
+/// [`read_csv`] on the bytes of a file already read; `path` names it in errors.
+pub fn parse_csv(bytes: &[u8], path: &Path, opts: &CsvOptions) -> Result<RawTable> {
+    let (mut rows, mut lines, bad_utf8) = read_records(bytes, path, opts.delimiter)?;
     let fmt_err = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
@@ -241,17 +250,13 @@ type Records = (Vec<Vec<String>>, Vec<u64>, Option<BadUtf8>);
 
 /// Every non-blank record as trimmed strings, with its starting line;
 /// checks that all records have the first one's field count.
-fn read_records(path: &Path, delimiter: u8) -> Result<Records> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+fn read_records(bytes: &[u8], path: &Path, delimiter: u8) -> Result<Records> {
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
         .trim(Trim::All)
-        .from_reader(&bytes[..]);
+        .from_reader(bytes);
     let (mut rows, mut lines): (Vec<Vec<String>>, Vec<u64>) = (Vec::new(), Vec::new());
     let mut rec = ByteRecord::new();
     let mut counter = LineCounter::default();
@@ -263,7 +268,7 @@ fn read_records(path: &Path, delimiter: u8) -> Result<Records> {
             Err(e) => return Err(csv_error(path, e)),
         }
         let start = rec.position().map_or(0, |p| p.byte() as usize);
-        let line = counter.line_at(&bytes, start);
+        let line = counter.line_at(bytes, start);
         if rec.len() == 1 && rec[0].is_empty() {
             continue; // a line of blanks
         }

@@ -41,6 +41,17 @@ pub fn read_idx(path: &Path, expected_ndims: u8) -> Result<IdxArray> {
     }
 }
 
+/// [`read_idx`] on bytes already in memory (gzip detected the same way);
+/// `path` names them in errors.
+pub fn parse_idx(bytes: &[u8], path: &Path, expected_ndims: u8) -> Result<IdxArray> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        read_stream(path, GzDecoder::new(bytes), expected_ndims)
+    } else {
+        read_stream(path, bytes, expected_ndims)
+    }
+}
+
+/// Parses an uncompressed IDX stream; `path` names it in errors.
 fn read_stream(path: &Path, mut r: impl Read, expected_ndims: u8) -> Result<IdxArray> {
     let bad = |reason: String| Error::Format {
         path: path.to_path_buf(),

@@ -9,7 +9,7 @@ pub mod preprocess;
 pub mod split;
 
 pub use batches::Batches;
-pub use csv::{ColumnRef, CsvOptions, RawTable, read_csv};
+pub use csv::{ColumnRef, CsvOptions, RawTable, parse_csv, read_csv};
 pub use mnist::{bundled_mnist_dir, load_mnist};
 pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};
 pub use split::split;

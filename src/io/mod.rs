@@ -59,6 +59,6 @@ pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
 pub use model_file::{
-    CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model,
+    CHECKPOINT_PREFIXES, ExtraTensor, decode_model, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model,
     save_checkpoint, save_model,
 };

@@ -173,13 +173,27 @@ pub enum Event<'a> {
     },
 }
 
+/// Largest `batch * width` of one layer's activation buffer (2^30 values).
+const MAX_ACTIVATIONS: usize = 1 << 30;
+
 impl FitConfig {
-    fn validate(&self, rows: usize) -> Result<()> {
+    fn validate(&self, rows: usize, widest: usize) -> Result<()> {
         if rows == 0 {
             return Err(Error::config("training data", "has no rows"));
         }
-        if self.batch_size == Some(0) {
-            return Err(Error::config("batch size", "must be at least 1"));
+        match self.batch_size {
+            Some(0) => return Err(Error::config("batch size", "must be at least 1")),
+            Some(b) if b > rows => {
+                return Err(Error::config("batch size", format!("{b} is larger than the {rows} training rows")));
+            }
+            _ => {}
+        }
+        let batch = self.batch_size.unwrap_or(rows);
+        if batch.saturating_mul(widest) > MAX_ACTIVATIONS {
+            return Err(Error::config(
+                "batch size",
+                format!("{batch} rows x {widest} units exceeds {MAX_ACTIVATIONS} activations per layer; use smaller batches"),
+            ));
         }
         if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {
             return Err(Error::config("epochs/steps", "must be at least 1"));
@@ -253,7 +267,8 @@ pub fn fit_resume(
     resume: Option<Resume>,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<History> {
-    cfg.validate(train.len())?;
+    let widest = trainer.model.layers().iter().map(|l| l.out_features(0)).max().unwrap_or(0);
+    cfg.validate(train.len(), widest.max(train.features.cols()))?;
     let (mut s, mut best_model) = match resume {
         Some(r) => (r.state, r.best),
         None => (initial_state(trainer, train.len(), cfg), None),
