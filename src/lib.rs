@@ -20,17 +20,20 @@
 
 pub mod data;
 pub mod error;
+pub mod fold;
 pub mod init;
 pub mod io;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod onnx;
 pub mod optim;
 pub mod scalar;
 pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use fold::fold_batch_norm;
 pub use init::Init;
 pub use layers::{Activation, BatchNormConfig, Layer, Mode, Momentum, Param};
 pub use loss::{Loss, Target};

@@ -39,6 +39,16 @@ enum Command {
     /// Example: bpnet inspect iris.safetensors
     #[command(verbatim_doc_comment)]
     Inspect(cli::inspect::InspectArgs),
+    /// Write a model file as an ONNX model (preprocessing, layers, optional probabilities).
+    ///
+    /// Example: bpnet export --model iris.safetensors --onnx iris.onnx --fold-bn --probabilities
+    #[command(verbatim_doc_comment)]
+    Export(cli::export::ExportArgs),
+    /// Make a bpnet model file from a PyTorch nn.Sequential state dict saved with safetensors.
+    ///
+    /// Example: bpnet import --torch mlp.safetensors --spec linear,bn,relu,linear --out mlp.safetensors
+    #[command(verbatim_doc_comment)]
+    Import(cli::import::ImportArgs),
     /// Time training steps (or inference) on random data.
     ///
     /// Example: bpnet bench --dims 784,100,100,100,10 --activation sigmoid --batch-norm --batch-size 60 --steps 2000 --json
@@ -58,6 +68,8 @@ fn main() -> ExitCode {
         Command::Predict(args) => cli::predict::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
+        Command::Export(args) => cli::export::run(&args),
+        Command::Import(args) => cli::import::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

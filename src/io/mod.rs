@@ -54,6 +54,7 @@ mod container;
 mod digest;
 mod model_file;
 mod tensors;
+mod torch;
 
 pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
@@ -62,3 +63,4 @@ pub use model_file::{
     CHECKPOINT_PREFIXES, ExtraTensor, decode_model, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model,
     save_checkpoint, save_model,
 };
+pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

@@ -1,0 +1,168 @@
+//! `bpnet export`: a model file as an ONNX model of the whole predictor.
+
+use super::data::Pipeline;
+use bpnet::data::preprocess::Task;
+use bpnet::io::{load_model, write_atomic};
+use bpnet::onnx::{ExportOptions, Head, InputScaling, OutputScaling, export_onnx};
+use bpnet::{Error, Result};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Options of `bpnet export`.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Model file written by `bpnet train` or `bpnet import`.
+    #[arg(long)]
+    model: PathBuf,
+    /// ONNX file to write.
+    #[arg(long)]
+    onnx: PathBuf,
+    /// Fold batch normalization into the Dense weights instead of writing BatchNormalization nodes.
+    #[arg(long)]
+    fold_bn: bool,
+    /// Output class probabilities (softmax, or sigmoid for one output) instead of logits.
+    #[arg(long)]
+    probabilities: bool,
+    /// Leave out the stored preprocessing: the ONNX input is then the preprocessed feature matrix.
+    #[arg(long)]
+    no_preprocessing: bool,
+    /// ONNX opset, 15..=21 [default: 15, or 20 when the model uses GELU].
+    #[arg(long)]
+    opset: Option<i64>,
+    /// Name of the graph input.
+    #[arg(long, default_value = "features")]
+    input_name: String,
+    /// Name of the graph output [default: logits, probabilities or predictions].
+    #[arg(long)]
+    output_name: Option<String>,
+    /// Print a JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `bpnet export`.
+pub fn run(a: &ExportArgs) -> Result<()> {
+    let file = load_model(&a.model)?;
+    // Imported models carry no preprocessing: their input is the feature matrix.
+    let pipeline = match file.metadata.get("preprocessing") {
+        Some(_) => Some(Pipeline::from_metadata(&file.metadata, &a.model)?),
+        None => None,
+    };
+    let outputs = file.model.out_features().unwrap_or(0);
+    let mut input_scaling = None;
+    let mut output_scaling = None;
+    let mut regression = false;
+    if let Some(p) = &pipeline {
+        match p {
+            Pipeline::Images { features } => input_scaling = Some(InputScaling::images(*features)),
+            Pipeline::Table { preprocessor, .. } => {
+                input_scaling = Some(InputScaling::from_preprocessor(preprocessor));
+                output_scaling = OutputScaling::from_preprocessor(preprocessor)?;
+                regression = preprocessor.task() == Task::Regress;
+            }
+        }
+    }
+    if a.no_preprocessing {
+        input_scaling = None;
+    }
+    if regression && a.probabilities {
+        return Err(Error::config(
+            "--probabilities",
+            "the model does regression; its outputs are values, not class scores",
+        ));
+    }
+    let head = match (a.probabilities, outputs) {
+        (false, _) => Head::Raw,
+        (true, 1) => Head::Sigmoid,
+        (true, _) => Head::Softmax,
+    };
+    let output_name = a.output_name.clone().unwrap_or_else(|| {
+        match (head, regression) {
+            (Head::Raw, true) => "predictions",
+            (Head::Raw, false) => "logits",
+            _ => "probabilities",
+        }
+        .to_string()
+    });
+    let mut metadata = vec![
+        (
+            "architecture".to_string(),
+            serde_json::to_string(&file.spec).map_err(|e| Error::State(e.to_string()))?,
+        ),
+        (
+            "bpnet_model_format_version".to_string(),
+            file.format_version.to_string(),
+        ),
+        ("bpnet_model_written_by".to_string(), file.bpnet_version.clone()),
+    ];
+    if let Some(names) = pipeline.as_ref().and_then(Pipeline::class_names) {
+        metadata.push(("class_names".to_string(), json!(names).to_string()));
+    }
+    for (key, value) in &file.metadata {
+        metadata.push((key.clone(), value.to_string()));
+    }
+    let source = a
+        .model
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let options = ExportOptions {
+        fold_bn: a.fold_bn,
+        input_scaling,
+        output_scaling,
+        head,
+        input_name: a.input_name.clone(),
+        output_name,
+        opset: a.opset,
+        metadata,
+        doc: format!("bpnet model {source}: {}", file.model.summary().replace('\n', "; ")),
+    };
+    let onnx = export_onnx(&file.model, &options)?;
+    write_atomic(&a.onnx, &onnx.bytes)?;
+    println!(
+        "wrote {} ({} bytes): opset {}, IR {}, {} nodes: {}",
+        a.onnx.display(),
+        onnx.bytes.len(),
+        onnx.opset,
+        onnx.ir_version,
+        onnx.ops.len(),
+        onnx.ops.join(" -> ")
+    );
+    println!(
+        "input '{}' f32 [batch, {}]: {}",
+        options.input_name,
+        onnx.inputs,
+        input_contract(pipeline.as_ref(), &options)
+    );
+    println!("output '{}' f32 [batch, {}]", options.output_name, onnx.outputs);
+    if a.json {
+        println!(
+            "{}",
+            json!({"onnx": a.onnx, "bytes": onnx.bytes.len(), "opset": onnx.opset, "ir_version": onnx.ir_version,
+                   "ops": onnx.ops, "input": options.input_name, "output": options.output_name,
+                   "inputs": onnx.inputs, "outputs": onnx.outputs, "fold_bn": a.fold_bn})
+        );
+    }
+    Ok(())
+}
+
+/// One line saying what the input must hold.
+fn input_contract(pipeline: Option<&Pipeline>, o: &ExportOptions) -> String {
+    match (&o.input_scaling, pipeline) {
+        (None, _) => "the preprocessed feature matrix (no preprocessing in the graph)".to_string(),
+        (Some(_), Some(Pipeline::Images { .. })) => "raw pixel values 0..255 (the graph divides by 255)".to_string(),
+        (Some(s), _) => {
+            let one_hot = s.names.iter().any(|n| n.contains('='));
+            let missing = if s.fill.iter().any(|v| !v.is_nan()) {
+                "; a missing numeric value may be NaN (filled as in training)"
+            } else {
+                ""
+            };
+            let cats = if one_hot {
+                "; a `column=category` feature is 1 when the row's column holds that category, else 0"
+            } else {
+                ""
+            };
+            format!("raw values of the columns {}{cats}{missing}", s.names.join(", "))
+        }
+    }
+}

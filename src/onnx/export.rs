@@ -1,0 +1,421 @@
+//! The exported graph: preprocessing, layers, postprocessing and output head,
+//! and the model around it (opset, IR version, metadata).
+
+use super::graph::{BATCH_DIM, Graph, attr_float, attr_int, attr_string, batch_matrix};
+use super::proto::{ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use super::scaling::{InputScaling, OutputScaling};
+use crate::error::{Error, Result};
+use crate::fold::fold_batch_norm;
+use crate::layers::{Activation, BatchNorm, Dense, Layer};
+use crate::model::Sequential;
+use prost::Message;
+
+/// Lowest opset written: BatchNormalization-15, Gemm-13, Softmax-13.
+pub const MIN_OPSET: i64 = 15;
+/// Highest opset that may be requested.
+pub const MAX_OPSET: i64 = 21;
+/// The first opset with a `Gelu` operator; below it GELU is written as
+/// `x * 0.5 * (1 + Erf(x / sqrt 2))`.
+pub const GELU_OPSET: i64 = 20;
+
+/// What the exported model's output holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Head {
+    /// The last Dense layer's output (class scores, or regression values
+    /// after the optional [`OutputScaling`]).
+    #[default]
+    Raw,
+    /// Softmax over the outputs: class probabilities.
+    Softmax,
+    /// Element-wise logistic sigmoid: the probability of a one-output
+    /// (binary) classifier.
+    Sigmoid,
+}
+
+/// How to export a model; see [`export_onnx`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportOptions {
+    /// Fold batch normalization into the Dense layers
+    /// ([`fold_batch_norm`](crate::fold_batch_norm)) instead of writing
+    /// `BatchNormalization` nodes.
+    pub fold_bn: bool,
+    /// Preprocessing of the raw input features, if any.
+    pub input_scaling: Option<InputScaling>,
+    /// Mapping of the outputs back to target units, if any.
+    pub output_scaling: Option<OutputScaling>,
+    /// Output head.
+    pub head: Head,
+    /// Graph input name.
+    pub input_name: String,
+    /// Graph output name.
+    pub output_name: String,
+    /// Opset to write; `None` picks [`MIN_OPSET`], or [`GELU_OPSET`] when the
+    /// model uses GELU.
+    pub opset: Option<i64>,
+    /// Extra `metadata_props` entries (key, value); they override the ones
+    /// bpnet writes itself under the same key.
+    pub metadata: Vec<(String, String)>,
+    /// The model's `doc_string`.
+    pub doc: String,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            fold_bn: false,
+            input_scaling: None,
+            output_scaling: None,
+            head: Head::Raw,
+            input_name: "input".into(),
+            output_name: "output".into(),
+            opset: None,
+            metadata: Vec::new(),
+            doc: String::new(),
+        }
+    }
+}
+
+/// An exported model: the serialized `ModelProto` and a summary of it.
+#[derive(Debug, Clone)]
+pub struct OnnxModel {
+    /// The `.onnx` file contents.
+    pub bytes: Vec<u8>,
+    /// Opset version of the default domain.
+    pub opset: i64,
+    /// ONNX IR version.
+    pub ir_version: i64,
+    /// Operator type of every node, in order.
+    pub ops: Vec<String>,
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+}
+
+/// The IR version that goes with an opset (the ONNX release that introduced
+/// the opset): opsets 15-18 are IR 8, 19-20 IR 9, 21 IR 10.
+fn ir_version(opset: i64) -> i64 {
+    match opset {
+        ..=18 => 8,
+        19 | 20 => 9,
+        _ => 10,
+    }
+}
+
+/// Exports the inference function of `model` (eval mode: BN with running
+/// statistics, no dropout) as an ONNX model.
+///
+/// The graph is, in order: optional missing-value filling
+/// (`Where(IsNaN(x), fill, x)`) and feature scaling (`Sub`, `Div`), one
+/// `Gemm` per Dense layer (`transB = 1`, weights `[out, in]` as stored),
+/// `BatchNormalization` in inference form (unless folded), one node per
+/// activation (`Sigmoid`, `Tanh`, `Relu`, `LeakyRelu`, `Elu`, `Softplus`,
+/// `Gelu`; identity writes nothing), dropout omitted, optional output scaling
+/// (`Mul`, `Add`) and head (`Softmax` on the last axis or `Sigmoid`). The
+/// input and output are f32 `[batch, width]` with a symbolic batch dimension.
+/// `metadata_props` holds `bpnet_version`, `bpnet_layers`, `bpnet_fold_bn`,
+/// `bpnet_head`, the feature and output names when known, and
+/// `options.metadata`.
+pub fn export_onnx(model: &Sequential<f32>, options: &ExportOptions) -> Result<OnnxModel> {
+    let folded;
+    let model = if options.fold_bn {
+        folded = fold_batch_norm(model)?;
+        &folded
+    } else {
+        model
+    };
+    let inputs = model
+        .in_features()
+        .ok_or_else(|| Error::config("onnx export", "the model has no Dense layer"))?;
+    let outputs = model.out_features().unwrap_or(inputs);
+    let gelu = model
+        .layers()
+        .iter()
+        .any(|l| matches!(l, Layer::Activation(a) if a.kind == Activation::Gelu));
+    let opset = options.opset.unwrap_or(if gelu { GELU_OPSET } else { MIN_OPSET });
+    check_options(options, opset, inputs, outputs)?;
+
+    let mut g = Graph::default();
+    let mut x = options.input_name.clone();
+    if let Some(s) = &options.input_scaling {
+        x = input_scaling(&mut g, s, &x);
+    }
+    for (i, layer) in model.layers().iter().enumerate() {
+        let path = format!("layers.{i}");
+        x = match layer {
+            Layer::Dense(d) => dense(&mut g, d, &path, &x)?,
+            Layer::BatchNorm(bn) => batch_norm(&mut g, bn, &path, &x)?,
+            Layer::Activation(a) => activation(&mut g, a.kind, &path, &x, opset),
+            Layer::Dropout(_) => x,
+        };
+    }
+    if let Some(s) = &options.output_scaling {
+        x = output_scaling(&mut g, s, &x);
+    }
+    match options.head {
+        Head::Raw => {}
+        Head::Softmax => x = g.node("Softmax", "head", &[&x], "head.out", vec![attr_int("axis", -1)]),
+        Head::Sigmoid => x = g.node("Sigmoid", "head", &[&x], "head.out", Vec::new()),
+    }
+    if x == options.input_name || !g.rename_last_output(&options.output_name) {
+        // Only reachable for a model without layers, refused above.
+        return Err(Error::config("onnx export", "the graph has no node"));
+    }
+    let ops = g.op_types();
+    let model_proto = model_proto(model, options, g, opset, inputs, outputs);
+    Ok(OnnxModel {
+        bytes: model_proto.encode_to_vec(),
+        opset,
+        ir_version: ir_version(opset),
+        ops,
+        inputs,
+        outputs,
+    })
+}
+
+fn check_options(o: &ExportOptions, opset: i64, inputs: usize, outputs: usize) -> Result<()> {
+    if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
+        return Err(Error::config(
+            "opset",
+            format!("{opset} is not in {MIN_OPSET}..={MAX_OPSET}"),
+        ));
+    }
+    if o.input_name.is_empty() || o.output_name.is_empty() || o.input_name == o.output_name {
+        return Err(Error::config(
+            "onnx names",
+            "input and output names must be non-empty and different",
+        ));
+    }
+    if let Some(s) = &o.input_scaling {
+        s.validate()?;
+        if s.len() != inputs {
+            return Err(Error::shape(
+                "onnx input scaling",
+                format!("{inputs} features"),
+                s.len(),
+            ));
+        }
+    }
+    if o.head != Head::Raw && o.output_scaling.is_some() {
+        return Err(Error::config(
+            "onnx head",
+            "a probability head (softmax or sigmoid) on a regression model with output scaling makes no sense",
+        ));
+    }
+    if o.head == Head::Softmax && outputs < 2 {
+        return Err(Error::config(
+            "onnx head",
+            "softmax over a single output is always 1; use sigmoid",
+        ));
+    }
+    if let Some(s) = &o.output_scaling {
+        s.validate()?;
+        if s.center.len() != outputs {
+            return Err(Error::shape(
+                "onnx output scaling",
+                format!("{outputs} outputs"),
+                s.center.len(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn f32s(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str) -> String {
+    let n = s.len();
+    let mut x = x.to_string();
+    if s.has_fill() {
+        let nan = g.node("IsNaN", "preprocess/isnan", &[&x], "preprocess.missing", Vec::new());
+        let fill = g.constant("preprocess.fill", &[n], &f32s(&s.fill));
+        x = g.node(
+            "Where",
+            "preprocess/fill",
+            &[&nan, &fill, &x],
+            "preprocess.filled",
+            Vec::new(),
+        );
+    }
+    if s.center.iter().any(|&c| c != 0.0) {
+        let c = g.constant("preprocess.center", &[n], &f32s(&s.center));
+        x = g.node("Sub", "preprocess/center", &[&x, &c], "preprocess.centered", Vec::new());
+    }
+    if s.scale.iter().any(|&v| v != 1.0) {
+        let c = g.constant("preprocess.scale", &[n], &f32s(&s.scale));
+        x = g.node("Div", "preprocess/scale", &[&x, &c], "preprocess.scaled", Vec::new());
+    }
+    x
+}
+
+fn output_scaling(g: &mut Graph, s: &OutputScaling, x: &str) -> String {
+    let n = s.center.len();
+    let mut x = x.to_string();
+    if s.scale.iter().any(|&v| v != 1.0) {
+        let c = g.constant("postprocess.scale", &[n], &f32s(&s.scale));
+        x = g.node("Mul", "postprocess/scale", &[&x, &c], "postprocess.scaled", Vec::new());
+    }
+    if s.center.iter().any(|&v| v != 0.0) {
+        let c = g.constant("postprocess.center", &[n], &f32s(&s.center));
+        x = g.node(
+            "Add",
+            "postprocess/center",
+            &[&x, &c],
+            "postprocess.centered",
+            Vec::new(),
+        );
+    }
+    x
+}
+
+fn dense(g: &mut Graph, d: &Dense<f32>, path: &str, x: &str) -> Result<String> {
+    let w = g.constant(
+        &d.weight.name,
+        &[d.out_features(), d.in_features()],
+        d.weight.value.as_slice(),
+    );
+    let b = match &d.bias {
+        Some(b) => g.constant(&b.name, &[d.out_features()], b.value.as_slice()),
+        None => String::new(),
+    };
+    let inputs: Vec<&str> = if b.is_empty() { vec![x, &w] } else { vec![x, &w, &b] };
+    Ok(g.node(
+        "Gemm",
+        &format!("{path}/Gemm"),
+        &inputs,
+        &format!("{path}.out"),
+        vec![attr_int("transB", 1)],
+    ))
+}
+
+fn batch_norm(g: &mut Graph, bn: &BatchNorm<f32>, path: &str, x: &str) -> Result<String> {
+    if !bn.config().track_running_stats {
+        return Err(Error::config(
+            "onnx export",
+            format!(
+                "{}: batch normalization without running statistics (track_running_stats = false) uses each \
+                 batch's statistics at inference, which ONNX BatchNormalization cannot express",
+                bn.path()
+            ),
+        ));
+    }
+    let f = bn.features();
+    let (gamma, beta) = match &bn.affine {
+        Some((gm, bt)) => (gm.value.as_slice().to_vec(), bt.value.as_slice().to_vec()),
+        None => (vec![1.0; f], vec![0.0; f]),
+    };
+    let scale = g.constant(&format!("{path}.weight"), &[f], &gamma);
+    let bias = g.constant(&format!("{path}.bias"), &[f], &beta);
+    let mean = g.constant(&format!("{path}.running_mean"), &[f], &bn.running.mean);
+    let var = g.constant(&format!("{path}.running_var"), &[f], &bn.running.var);
+    let eps = attr_float("epsilon", bn.config().eps as f32);
+    let inputs = [x, scale.as_str(), bias.as_str(), mean.as_str(), var.as_str()];
+    Ok(g.node(
+        "BatchNormalization",
+        &format!("{path}/BatchNormalization"),
+        &inputs,
+        &format!("{path}.out"),
+        vec![eps],
+    ))
+}
+
+fn activation(g: &mut Graph, kind: Activation, path: &str, x: &str, opset: i64) -> String {
+    let out = format!("{path}.out");
+    let mut unary = |op: &str, attrs| g.node(op, &format!("{path}/{op}"), &[x], &out, attrs);
+    match kind {
+        Activation::Identity => x.to_string(),
+        Activation::Sigmoid => unary("Sigmoid", Vec::new()),
+        Activation::Tanh => unary("Tanh", Vec::new()),
+        Activation::Relu => unary("Relu", Vec::new()),
+        Activation::LeakyRelu(s) => unary("LeakyRelu", vec![attr_float("alpha", s as f32)]),
+        Activation::Elu(a) => unary("Elu", vec![attr_float("alpha", a as f32)]),
+        Activation::Softplus => unary("Softplus", Vec::new()),
+        Activation::Gelu if opset >= GELU_OPSET => unary("Gelu", vec![attr_string("approximate", "none")]),
+        Activation::Gelu => {
+            // x * 0.5 * (1 + erf(x / sqrt 2)), as bpnet computes it.
+            let c = |g: &mut Graph, name: &str, v: f32| g.constant(&format!("{path}.{name}"), &[], &[v]);
+            let inv_sqrt2 = c(g, "inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+            let (half, one) = (c(g, "half", 0.5), c(g, "one", 1.0));
+            let n = |op: &str, k: usize| (format!("{path}/{op}{k}"), format!("{path}.gelu{k}"));
+            let (n1, o1) = n("Mul", 1);
+            let t = g.node("Mul", &n1, &[x, &inv_sqrt2], &o1, Vec::new());
+            let (n2, o2) = n("Erf", 2);
+            let t = g.node("Erf", &n2, &[&t], &o2, Vec::new());
+            let (n3, o3) = n("Add", 3);
+            let t = g.node("Add", &n3, &[&t, &one], &o3, Vec::new());
+            let (n4, o4) = n("Mul", 4);
+            let t = g.node("Mul", &n4, &[&t, &half], &o4, Vec::new());
+            g.node("Mul", &format!("{path}/Mul5"), &[x, &t], &out, Vec::new())
+        }
+    }
+}
+
+fn model_proto(
+    model: &Sequential<f32>,
+    o: &ExportOptions,
+    g: Graph,
+    opset: i64,
+    inputs: usize,
+    outputs: usize,
+) -> ModelProto {
+    let version = env!("CARGO_PKG_VERSION");
+    let layers: Vec<String> = model.layers().iter().map(|l| l.describe()).collect();
+    let head = match o.head {
+        Head::Raw if o.output_scaling.is_some() => "values",
+        Head::Raw => "raw",
+        Head::Softmax => "softmax",
+        Head::Sigmoid => "sigmoid",
+    };
+    let mut meta: Vec<(String, String)> = vec![
+        ("bpnet_version".into(), version.into()),
+        ("bpnet_layers".into(), serde_json::Value::from(layers).to_string()),
+        ("bpnet_fold_bn".into(), o.fold_bn.to_string()),
+        ("bpnet_head".into(), head.into()),
+    ];
+    let input_doc = match &o.input_scaling {
+        Some(s) => {
+            meta.push((
+                "input_features".into(),
+                serde_json::Value::from(s.names.clone()).to_string(),
+            ));
+            format!(
+                "raw features [{BATCH_DIM}, {inputs}] in the order of metadata input_features; the model scales them"
+            )
+        }
+        None => format!("features [{BATCH_DIM}, {inputs}], already preprocessed"),
+    };
+    if let Some(s) = &o.output_scaling {
+        meta.push((
+            "output_names".into(),
+            serde_json::Value::from(s.names.clone()).to_string(),
+        ));
+    }
+    for (k, v) in &o.metadata {
+        meta.retain(|(key, _)| key != k);
+        meta.push((k.clone(), v.clone()));
+    }
+    let input = batch_matrix(&o.input_name, inputs, &input_doc);
+    let output = batch_matrix(&o.output_name, outputs, &format!("{head} [{BATCH_DIM}, {outputs}]"));
+    ModelProto {
+        ir_version: Some(ir_version(opset)),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        producer_name: Some("bpnet".into()),
+        producer_version: Some(version.into()),
+        model_version: Some(1),
+        doc_string: Some(o.doc.clone()),
+        graph: Some(g.finish("bpnet", &o.doc, input, output)),
+        metadata_props: meta
+            .into_iter()
+            .map(|(key, value)| StringStringEntryProto {
+                key: Some(key),
+                value: Some(value),
+            })
+            .collect(),
+        ..ModelProto::default()
+    }
+}
