@@ -38,8 +38,18 @@ fn idx_dir(root: &Path, name: &str, images: Vec<u8>, labels: Vec<u8>) {
 fn setup(d: &Path) {
     let good_images = idx(3, &[4, 2, 2], &[7; 16]);
     let good_labels = idx(1, &[4], &[0, 1, 0, 1]);
-    idx_dir(d, "idx_truncated", good_images[..good_images.len() - 3].to_vec(), good_labels.clone());
-    idx_dir(d, "idx_corrupt_gz", gz(&good_images)[..25].to_vec(), good_labels.clone());
+    idx_dir(
+        d,
+        "idx_truncated",
+        good_images[..good_images.len() - 3].to_vec(),
+        good_labels.clone(),
+    );
+    idx_dir(
+        d,
+        "idx_corrupt_gz",
+        gz(&good_images)[..25].to_vec(),
+        good_labels.clone(),
+    );
     let mut magic = good_images.clone();
     magic[2] = 0x0b;
     idx_dir(d, "idx_magic", magic, good_labels.clone());
@@ -56,7 +66,10 @@ fn setup(d: &Path) {
         ("huge_cell.csv", "a,b,y\n1,2,x\n3,1e300,y\n5,6,x\n7,8,y\n"),
         ("one_class.csv", "a,b,y\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n"),
         ("narrow.csv", "sepal_length,sepal_width,petal_length\n1,2,3\n"),
-        ("cats.csv", "colour,size,y\nred,1,a\nblue,2,b\nred,3,a\nblue,1,b\nred,2,a\nblue,3,b\n"),
+        (
+            "cats.csv",
+            "colour,size,y\nred,1,a\nblue,2,b\nred,3,a\nblue,1,b\nred,2,a\nblue,3,b\n",
+        ),
         ("unseen.csv", "colour,size\ngreen,1\n"),
         ("run.toml", "learning_rate = 0.1\n"),
     ];
@@ -66,14 +79,44 @@ fn setup(d: &Path) {
 }
 
 fn bpnet(d: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bpnet")).args(args).current_dir(d).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(args)
+        .current_dir(d)
+        .output()
+        .unwrap()
+}
+
+/// `bytes` with the first occurrence of `from` replaced by `to` (same length).
+fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in fixture");
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
 }
 
 /// Trains small models the model-file cases damage.
 fn models(d: &Path) {
     let iris = format!("{ROOT}/data/iris.csv");
     for (out, data) in [("iris.safetensors", iris.as_str()), ("cats.safetensors", "cats.csv")] {
-        let o = bpnet(d, &["train", "--data", data, "--epochs", "2", "--val-split", "0", "--quiet", "--out", out]);
+        let o = bpnet(
+            d,
+            &[
+                "train",
+                "--data",
+                data,
+                "--epochs",
+                "2",
+                "--val-split",
+                "0",
+                "--quiet",
+                "--out",
+                out,
+            ],
+        );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let good = std::fs::read(d.join("iris.safetensors")).unwrap();
@@ -82,13 +125,10 @@ fn models(d: &Path) {
     let n = flipped.len();
     flipped[n - 100] ^= 0x10;
     std::fs::write(d.join("flipped.safetensors"), flipped).unwrap();
-    let text = String::from_utf8_lossy(&good).into_owned();
-    let future = text.replacen("\"format_version\":\"1\"", "\"format_version\":\"9\"", 1);
-    assert_ne!(future, text, "fixture: format_version not found");
-    std::fs::write(d.join("future.safetensors"), future.as_bytes()).unwrap();
-    let reshaped = text.replacen("\"shape\":[100,4]", "\"shape\":[4,100]", 1);
-    assert_ne!(reshaped, text, "fixture: weight shape not found");
-    std::fs::write(d.join("reshaped.safetensors"), reshaped.as_bytes()).unwrap();
+    let future = replace_bytes(&good, b"\"format_version\":\"1\"", b"\"format_version\":\"9\"");
+    std::fs::write(d.join("future.safetensors"), future).unwrap();
+    let reshaped = replace_bytes(&good, b"\"shape\":[100,4]", b"\"shape\":[4,100]");
+    std::fs::write(d.join("reshaped.safetensors"), reshaped).unwrap();
 }
 
 #[test]
@@ -115,10 +155,43 @@ fn every_bad_input_fails_cleanly() {
         (vec!["train", "--data", "huge_cell.csv"], "line 3"),
         (vec!["train", "--data", i, "--target", "colour"], "colour"),
         (vec!["train", "--data", "one_class.csv"], "one class"),
-        (vec!["predict", "--model", "iris.safetensors", "--data", "narrow.csv", "--output", "p.csv"], "petal_width"),
-        (vec!["predict", "--model", "cats.safetensors", "--data", "unseen.csv", "--output", "p.csv"], "green"),
+        (
+            vec![
+                "predict",
+                "--model",
+                "iris.safetensors",
+                "--data",
+                "narrow.csv",
+                "--output",
+                "p.csv",
+            ],
+            "petal_width",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                "cats.safetensors",
+                "--data",
+                "unseen.csv",
+                "--output",
+                "p.csv",
+            ],
+            "green",
+        ),
         (vec!["inspect", "truncated.safetensors"], "truncated"),
-        (vec!["predict", "--model", "flipped.safetensors", "--data", i, "--output", "p.csv"], "flipped.safetensors"),
+        (
+            vec![
+                "predict",
+                "--model",
+                "flipped.safetensors",
+                "--data",
+                i,
+                "--output",
+                "p.csv",
+            ],
+            "flipped.safetensors",
+        ),
         (vec!["inspect", "future.safetensors"], "newer bpnet"),
         (vec!["inspect", "reshaped.safetensors"], "layers.0.weight"),
         (vec!["eval", "--model", "empty.csv", "--data", i], "empty.csv"),
@@ -130,10 +203,13 @@ fn every_bad_input_fails_cleanly() {
         (vec!["train", "--data", i, "--hidden", "1000000000000"], "1000000000000"),
         (vec!["train", "--data", i, "--hidden", "16777216,16777216"], "weights"),
         (vec!["train", "--data", i, "--lr", "NaN"], "learning rate"),
-        (vec!["train", "--data", i, "--lr", "-1"], "learning rate"),
+        (vec!["train", "--data", i, "--lr=-1"], "learning rate"),
         (vec!["train", "--data", i, "--dropout", "2"], "dropout"),
         (vec!["train", "--data", i, "--val-split", "1"], "val-split"),
-        (vec!["train", "--data", i, "--momentum", "1.5", "--optimizer", "momentum"], "momentum"),
+        (
+            vec!["train", "--data", i, "--momentum", "1.5", "--optimizer", "momentum"],
+            "momentum",
+        ),
         (vec!["train", "--config", "run.toml"], "learning_rate"),
         (vec!["train", "--resume", "iris.safetensors"], "checkpoint"),
     ];
@@ -155,5 +231,11 @@ fn every_bad_input_fails_cleanly() {
         }
     }
     println!("{} bad inputs tried", cases.len());
-    assert!(failures.is_empty(), "{} of {} cases misbehaved:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases misbehaved:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -247,6 +247,12 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
     };
     let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
+    if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
+        return Err(Error::config(
+            "--batch-size",
+            format!("{b} is larger than the {} training rows", data.train.len()),
+        ));
+    }
     say(&format!("model:\n{}", trainer.model.summary()));
     say(&format!(
         "training on {} rows ({} validation, {} test)",

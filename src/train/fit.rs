@@ -52,7 +52,8 @@ pub struct FitConfig {
     pub epochs: usize,
     /// Total optimizer steps instead of whole epochs.
     pub steps: Option<usize>,
-    /// Rows per mini-batch; `None` = the whole training set (full-batch gradient descent).
+    /// Rows per mini-batch (at most the training rows); `None` = the whole
+    /// training set (full-batch gradient descent).
     pub batch_size: Option<usize>,
     /// Learning-rate schedule.
     pub schedule: Schedule,
@@ -181,18 +182,16 @@ impl FitConfig {
         if rows == 0 {
             return Err(Error::config("training data", "has no rows"));
         }
-        match self.batch_size {
-            Some(0) => return Err(Error::config("batch size", "must be at least 1")),
-            Some(b) if b > rows => {
-                return Err(Error::config("batch size", format!("{b} is larger than the {rows} training rows")));
-            }
-            _ => {}
+        if self.batch_size == Some(0) {
+            return Err(Error::config("batch size", "must be at least 1"));
         }
-        let batch = self.batch_size.unwrap_or(rows);
+        let batch = self.batch_size.unwrap_or(rows).min(rows);
         if batch.saturating_mul(widest) > MAX_ACTIVATIONS {
             return Err(Error::config(
                 "batch size",
-                format!("{batch} rows x {widest} units exceeds {MAX_ACTIVATIONS} activations per layer; use smaller batches"),
+                format!(
+                    "{batch} rows x {widest} units exceeds {MAX_ACTIVATIONS} activations per layer; use smaller batches"
+                ),
             ));
         }
         if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {
@@ -267,7 +266,13 @@ pub fn fit_resume(
     resume: Option<Resume>,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<History> {
-    let widest = trainer.model.layers().iter().map(|l| l.out_features(0)).max().unwrap_or(0);
+    let widest = trainer
+        .model
+        .layers()
+        .iter()
+        .map(|l| l.out_features(0))
+        .max()
+        .unwrap_or(0);
     cfg.validate(train.len(), widest.max(train.features.cols()))?;
     let (mut s, mut best_model) = match resume {
         Some(r) => (r.state, r.best),
