@@ -84,12 +84,19 @@ fn main() -> ExitCode {
 /// stderr (clap's first line plus a pointer to --help) and exit code 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
     let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
     eprintln!("error: {first} (see bpnet --help)");
     ExitCode::from(2)
 }

@@ -89,13 +89,19 @@ impl ModelSpec {
         if let Some(w) = self.dims.iter().find(|&&w| w == 0 || w > 1 << 24) {
             return Err(Error::config("layer widths", format!("{w} is not in 1..=16777216")));
         }
-        let weights = self.dims.windows(2).try_fold(0u64, |acc, w| (w[0] as u64).checked_mul(w[1] as u64)?.checked_add(acc));
+        let weights = self
+            .dims
+            .windows(2)
+            .try_fold(0u64, |acc, w| (w[0] as u64).checked_mul(w[1] as u64)?.checked_add(acc));
         match weights {
             Some(n) if n <= MAX_WEIGHTS => {}
             _ => {
                 return Err(Error::config(
                     "layer widths",
-                    format!("{} would need more than {MAX_WEIGHTS} weights", self.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-")),
+                    format!(
+                        "{} would need more than {MAX_WEIGHTS} weights",
+                        self.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-")
+                    ),
                 ));
             }
         }

@@ -60,7 +60,7 @@ pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
 pub use model_file::{
-    CHECKPOINT_PREFIXES, ExtraTensor, decode_model, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, describe, load_model,
-    save_checkpoint, save_model,
+    CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, decode_model, describe,
+    load_model, save_checkpoint, save_model,
 };
 pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

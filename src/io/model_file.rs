@@ -122,7 +122,10 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
 /// [`load_model`] on the bytes of a file already read; `path` names it in errors.
 pub fn decode_model(bytes: &[u8], path: &Path) -> Result<ModelFile> {
     let len = bytes.len() as u64;
-    let format = |reason| Error::Format { path: path.to_path_buf(), reason };
+    let format = |reason| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
     check_prefix(bytes.get(..PREFIX.min(bytes.len())).unwrap_or_default(), len).map_err(format)?;
     decode_file(bytes).map_err(format)
 }
