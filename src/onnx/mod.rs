@@ -28,6 +28,7 @@
 
 mod export;
 mod graph;
+mod nodes;
 /// The ONNX protobuf messages (`ModelProto`, `GraphProto`, ...), generated
 /// from the official `onnx.proto`; decode an exported model with
 /// `prost::Message::decode`.

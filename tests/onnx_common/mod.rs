@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod interp;
+pub mod reference;
 
 use bpnet::{Activation, BnPlacement, Layer, Matrix, ModelSpec, Scalar, Sequential};
 use rand::{RngExt, SeedableRng};
