@@ -20,6 +20,7 @@
 
 pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod fold;
 pub mod init;
 pub mod io;
@@ -28,6 +29,7 @@ pub mod loss;
 pub mod model;
 pub mod onnx;
 pub mod optim;
+pub mod plot;
 pub mod scalar;
 pub mod tensor;
 pub mod train;

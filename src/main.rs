@@ -54,6 +54,19 @@ enum Command {
     /// Example: bpnet bench --dims 784,100,100,100,10 --activation sigmoid --batch-norm --batch-size 60 --steps 2000 --json
     #[command(verbatim_doc_comment)]
     Bench(cli::bench::BenchArgs),
+    /// What batch normalization does: the paper's MNIST experiment and beyond.
+    ///
+    /// Examples:
+    ///   bpnet experiment bn-mnist --quick          (a few minutes; Figure 1 of the paper)
+    ///   bpnet experiment all --out docs/experiments (the full run, every study)
+    ///   bpnet experiment sweep --steps 5000        (learning rate x init std grid)
+    #[command(verbatim_doc_comment)]
+    Experiment(Box<cli::experiment::ExperimentArgs>),
+    /// Loss and metric curves (and diagnostics) of a training history, as PNG and SVG.
+    ///
+    /// Example: bpnet plot model.history.json        (writes model.plots/curves.png, ...)
+    #[command(verbatim_doc_comment)]
+    Plot(cli::plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +83,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(&args),
         Command::Export(args) => cli::export::run(&args),
         Command::Import(args) => cli::import::run(&args),
+        Command::Experiment(args) => cli::experiment::run(&args),
+        Command::Plot(args) => cli::plot::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

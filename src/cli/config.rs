@@ -79,6 +79,10 @@ pub struct TrainConfig {
     pub on_nan: String,
     /// Rescale gradients to this global L2 norm at most (0 = off).
     pub clip_grad_norm: f64,
+    /// Record per-layer diagnostics in the history (`--diagnostics`).
+    pub diagnostics: bool,
+    /// Draw the history as figures after training (`--plot`).
+    pub plot: bool,
 }
 
 impl Default for TrainConfig {
@@ -118,6 +122,8 @@ impl Default for TrainConfig {
             checkpoint_steps: 0,
             on_nan: "stop".into(),
             clip_grad_norm: 0.0,
+            diagnostics: false,
+            plot: false,
         }
     }
 }

@@ -3,11 +3,14 @@
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod diagnostics;
 pub mod eval;
 pub mod export;
+pub mod experiment;
 pub mod history;
 pub mod import;
 pub mod inspect;
+pub mod plot;
 pub mod predict;
 pub mod progress;
 pub mod train;

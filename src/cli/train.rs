@@ -125,6 +125,12 @@ pub struct TrainArgs {
     /// splits, weights, optimizer and loop state); flags such as --epochs override.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Record per-layer diagnostics (activation statistics, saturated or dead units, gradient norms) in the history and warn about problems.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    diagnostics: Option<bool>,
+    /// Draw the loss/metric curves (and diagnostics) as PNG and SVG into NAME.plots/ after training.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    plot: Option<bool>,
     /// TOML file with any of the options above (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -184,6 +190,8 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             checkpoint_steps,
             on_nan,
             clip_grad_norm,
+            diagnostics,
+            plot,
         ]
     );
     if a.no_batch_norm == Some(true) {
@@ -263,8 +271,10 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     let out = PathBuf::from(&cfg.out);
     let ckpt = checkpoint_path(&out);
     let mut progress = Progress::new(a.quiet);
+    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &data.train);
     let mut on_event = |e: Event<'_>| -> Result<()> {
         progress.event(&e);
+        extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
             save_run(&ckpt, &spec, trainer, state, best, &metadata(&cfg, &data, None, None))?;
         }
@@ -289,7 +299,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     history.notes.iter().for_each(|n| say(n));
-    finish(a, &cfg, &data, &spec, &mut trainer, &history, &out)
+    finish(a, &cfg, &data, &spec, &mut trainer, &history, &out)?;
+    extras.finish(&out, a.quiet)
 }
 
 /// After training: test metrics, history files, the model file, the summary.

@@ -6,6 +6,7 @@
 //! owned by a layer, the loss or the optimizer and sized on first use, so
 //! after the first step a step allocates nothing on the heap.
 
+pub mod diagnostics;
 mod fit;
 pub mod metrics;
 pub mod schedule;

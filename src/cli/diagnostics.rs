@@ -1,0 +1,126 @@
+//! `bpnet train --diagnostics` and `--plot`: per-layer diagnostics collected
+//! from the training events, added to the history (`NAME.history.json` gets a
+//! `diagnostics` section; `NAME.diagnostics.csv` has one value per line),
+//! warnings printed in plain words, and figures drawn at the end.
+
+use bpnet::data::Dataset;
+use bpnet::io::write_atomic;
+use bpnet::train::Event;
+use bpnet::train::diagnostics::{Diagnostics, EpochDiagnostics};
+use bpnet::{Error, Result};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Training rows on which diagnostics measure the training metric.
+const TRAIN_SAMPLE: usize = 10_000;
+
+/// What the two flags add to a training run.
+pub struct TrainExtras {
+    diagnostics: Option<Diagnostics>,
+    plot: bool,
+}
+
+impl TrainExtras {
+    /// Collects diagnostics if `diagnostics`; draws figures at the end if `plot`.
+    pub fn new(diagnostics: bool, plot: bool, train: &Dataset) -> Self {
+        TrainExtras {
+            diagnostics: diagnostics.then(|| Diagnostics::new().with_train_sample(train.head(TRAIN_SAMPLE))),
+            plot,
+        }
+    }
+
+    /// Handles one training event.
+    pub fn observe(&mut self, e: &Event<'_>) -> Result<()> {
+        match &mut self.diagnostics {
+            Some(d) => d.observe(e),
+            None => Ok(()),
+        }
+    }
+
+    /// After the history was written next to the model file `model`: adds
+    /// the diagnostics to it, prints the warnings, draws the figures.
+    pub fn finish(&self, model: &Path, quiet: bool) -> Result<()> {
+        let json_path = history_json(model);
+        if let Some(d) = &self.diagnostics {
+            let warnings = d.warnings();
+            add_to_history(&json_path, d)?;
+            let csv = write_csv(model, d.records())?;
+            if warnings.is_empty() {
+                if !quiet {
+                    println!(
+                        "diagnostics: no vanishing or exploding gradients, saturated or dead units ({} and {})",
+                        json_path.display(),
+                        csv.display()
+                    );
+                }
+            } else {
+                for w in &warnings {
+                    eprintln!("warning: {}", w.message);
+                }
+            }
+        }
+        if self.plot {
+            let dir = super::plot::default_dir(&json_path);
+            let files = super::plot::plot_history(&json_path, &dir)?;
+            if !quiet {
+                let names: Vec<String> = files.iter().map(|f| f.png.display().to_string()).collect();
+                println!("plots: {} (and SVG)", names.join(", "));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `NAME.history.json` beside the model file `NAME.safetensors` (the name
+/// `super::history::write` gives it).
+fn history_json(model: &Path) -> PathBuf {
+    let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    model.with_file_name(format!("{stem}.history.json"))
+}
+
+fn add_to_history(path: &Path, d: &Diagnostics) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut doc: Value = serde_json::from_str(&text).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let section = json!({
+        "definitions": "per epoch, over its training steps: mean/std of each activation layer's outputs; saturated = fraction of sigmoid outputs outside [0.01, 0.99] or tanh outputs with |y| > 0.99; dead = fraction of ReLU units that output 0 for every row of the epoch; grad_norms = mean per-step L2 norm of each parameter's gradient; train_metric = accuracy or R² in evaluation mode on the first 10,000 training rows",
+        "epochs": d.records(),
+        "warnings": d.warnings(),
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("diagnostics".into(), section);
+    }
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::State(e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// `NAME.diagnostics.csv`: `epoch,step,name,quantity,value`, one value per line.
+fn write_csv(model: &Path, records: &[EpochDiagnostics]) -> Result<PathBuf> {
+    let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let path = model.with_file_name(format!("{stem}.diagnostics.csv"));
+    let mut s = String::from("epoch,step,name,quantity,value\n");
+    for r in records {
+        let mut line = |name: &str, q: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                s += &format!("{},{},{name},{q},{v}\n", r.epoch, r.step);
+            }
+        };
+        line("model", "train_metric", r.train_metric);
+        for a in &r.activations {
+            line(&a.layer, "activation_mean", Some(a.mean));
+            line(&a.layer, "activation_std", Some(a.std));
+            line(&a.layer, "saturated_fraction", a.saturated);
+            line(&a.layer, "dead_fraction", a.dead);
+        }
+        for g in &r.grad_norms {
+            line(&g.param, "grad_norm", Some(g.norm));
+        }
+    }
+    write_atomic(&path, s.as_bytes())?;
+    Ok(path)
+}
