@@ -85,6 +85,32 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
     write_csv(out, &arms, &probe)?;
     let grads = grad_figure(cfg, &arms, &probe).save(out, "depth_grad_norms")?;
     let acc = accuracy_figure(cfg, &arms).save(out, "depth_accuracy")?;
+    let mut html = para(&format!(
+        "A deep network, 784-{}-10 with {} hidden sigmoid layers of 100 units, weights from N(0, {}^2), SGD at learning rate {}, {} steps, with and without BN before each sigmoid. The gradient norm of each Dense layer's weight matrix is averaged over the steps between evaluations (every {} steps).",
+        vec!["100"; cfg.depth].join("-"),
+        cfg.depth,
+        cfg.init_std,
+        cfg.lr,
+        cfg.steps,
+        cfg.eval_every
+    ));
+    html += &report::figure(
+        &grads,
+        "Gradient L2 norm of every Dense layer's weights (log scale; dark = first layer, yellow = output layer).",
+    )?;
+    html += &report::figure(&acc, "Test accuracy of the deep networks.")?;
+    html += &table(&arms, &probe);
+    let summary = summary(&arms, &probe);
+    let section = Section {
+        id: "depth".into(),
+        title: "Depth and vanishing gradients".into(),
+        html,
+    };
+    Ok((section, json!({ "depth": cfg.depth, "networks": summary })))
+}
+
+/// The study's table: accuracy and the first/last gradient-norm ratio.
+fn table(arms: &[Arm], probe: &GradProbe) -> String {
     let first_last = |rows: &[(usize, Vec<f64>)], i: usize| rows.get(i).map_or(f64::NAN, |r| ratio(&r.1));
     let table_rows: Vec<Vec<String>> = arms
         .iter()
@@ -106,23 +132,11 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         "first/last layer gradient norm, first window",
         "same, last window",
     ];
-    let mut html = para(&format!(
-        "A deep network, 784-{}-10 with {} hidden sigmoid layers of 100 units, weights from N(0, {}^2), SGD at learning rate {}, {} steps, with and without BN before each sigmoid. The gradient norm of each Dense layer's weight matrix is averaged over the steps between evaluations (every {} steps).",
-        vec!["100"; cfg.depth].join("-"),
-        cfg.depth,
-        cfg.init_std,
-        cfg.lr,
-        cfg.steps,
-        cfg.eval_every
-    ));
-    html += &report::figure(
-        &grads,
-        "Gradient L2 norm of every Dense layer's weights (log scale; dark = first layer, yellow = output layer).",
-    )?;
-    html += &report::figure(&acc, "Test accuracy of the deep networks.")?;
-    html += &report::table(&head, &table_rows);
-    let summary: Vec<Value> = arms
-        .iter()
+    report::table(&head, &table_rows)
+}
+
+fn summary(arms: &[Arm], probe: &GradProbe) -> Vec<Value> {
+    arms.iter()
         .zip(&probe.rows)
         .map(|(a, rows)| {
             json!({
@@ -133,13 +147,7 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
                 "grad_norms_last_window": rows.last().map(|r| &r.1),
             })
         })
-        .collect();
-    let section = Section {
-        id: "depth".into(),
-        title: "Depth and vanishing gradients".into(),
-        html,
-    };
-    Ok((section, json!({ "depth": cfg.depth, "networks": summary })))
+        .collect()
 }
 
 fn write_csv(out: &Path, arms: &[Arm], probe: &GradProbe) -> Result<()> {

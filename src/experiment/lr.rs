@@ -23,6 +23,33 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
     lockstep::run(&mut arms, &data.train, &data.test, &cfg.plan(), &mut NoProbe, log)?;
     write_curves(out, &arms)?;
     let files = figure(cfg, &arms).save(out, "lr_study")?;
+    let (head, rows) = table(&arms);
+    let mut html = para(&format!(
+        "The paper's network at the base learning rate {} times {}, with and without BN, {} steps each on the same batches. A network diverges when its training loss stops being finite (training stops there).",
+        cfg.lr,
+        cfg.lr_multipliers
+            .iter()
+            .map(|m| format!("{m}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        cfg.steps
+    ));
+    html += &report::figure(
+        &files,
+        "Test accuracy at each learning rate, without BN (left) and with BN (right).",
+    )?;
+    html += &report::table(&head, &rows);
+    let summary: Vec<Value> = arms.iter().map(|a| arm_summary(&a.result)).collect();
+    let section = Section {
+        id: "lr".into(),
+        title: "Learning rates".into(),
+        html,
+    };
+    Ok((section, json!({ "networks": summary })))
+}
+
+/// The study's table: head and one row per network.
+fn table(arms: &[Arm]) -> ([&'static str; 7], Vec<Vec<String>>) {
     let rows: Vec<Vec<String>> = arms
         .iter()
         .map(|a| {
@@ -47,39 +74,16 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         "first step at 97%",
         "diverged",
     ];
-    let mut html = para(&format!(
-        "The paper's network at the base learning rate {} times {}, with and without BN, {} steps each on the same batches. A network diverges when its training loss stops being finite (training stops there).",
-        cfg.lr,
-        cfg.lr_multipliers
-            .iter()
-            .map(|m| format!("{m}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        cfg.steps
-    ));
-    html += &report::figure(
-        &files,
-        "Test accuracy at each learning rate, without BN (left) and with BN (right).",
-    )?;
-    html += &report::table(&head, &rows);
-    let summary: Vec<Value> = arms
-        .iter()
-        .map(|a| {
-            let r = &a.result;
-            json!({
-                "label": r.label, "batch_norm": r.batch_norm, "lr": r.lr,
-                "final_accuracy": r.final_accuracy(), "best_accuracy": r.best_accuracy(),
-                "first_step_95": r.first_reaching(0.95), "first_step_97": r.first_reaching(0.97),
-                "diverged_at": r.diverged_at,
-            })
-        })
-        .collect();
-    let section = Section {
-        id: "lr".into(),
-        title: "Learning rates".into(),
-        html,
-    };
-    Ok((section, json!({ "networks": summary })))
+    (head, rows)
+}
+
+fn arm_summary(r: &super::ArmResult) -> Value {
+    json!({
+        "label": r.label, "batch_norm": r.batch_norm, "lr": r.lr,
+        "final_accuracy": r.final_accuracy(), "best_accuracy": r.best_accuracy(),
+        "first_step_95": r.first_reaching(0.95), "first_step_97": r.first_reaching(0.97),
+        "diverged_at": r.diverged_at,
+    })
 }
 
 fn write_curves(out: &Path, arms: &[Arm]) -> Result<()> {

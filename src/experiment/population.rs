@@ -52,6 +52,9 @@ pub fn recalibrate(
     Ok(count)
 }
 
+/// Legend and table name of the recomputed statistics.
+const POPULATION: &str = "population statistics (Algorithm 2)";
+
 struct PopulationProbe<'a> {
     train: &'a Dataset,
     test: &'a Dataset,
@@ -108,27 +111,38 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
     };
     lockstep::run(&mut arms, &data.train, &data.test, &cfg.plan(), &mut probe, log)?;
     let identical = same_weights(arms[0].model(), arms[1].model());
-    let pop_label = "population statistics (Algorithm 2)";
-    let header: Vec<String> = ["step", "running_average", "cumulative_average", "population"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let rows: Vec<Vec<String>> = probe
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(i, &(step, pop))| {
-            let at = |a: &Arm| num(a.result.curve.get(i).map_or(f64::NAN, |p| p.test_accuracy));
-            vec![step.to_string(), at(&arms[0]), at(&arms[1]), num(pop)]
-        })
-        .collect();
-    report::write_csv(&out.join("population_curves.csv"), &header, &rows)?;
-    let files = figure(cfg, &arms, &probe.rows, pop_label).save(out, "population")?;
+    write_curves(out, &arms, &probe.rows)?;
+    let files = figure(cfg, &arms, &probe.rows, POPULATION).save(out, "population")?;
+    let html = section_html(cfg, &arms, &probe, identical, &files)?;
+    let summary = json!({
+        "identical_weights": identical,
+        "population_batches": probe.used,
+        "final_accuracy": {
+            "running_average_momentum_0.1": arms[0].result.final_accuracy(),
+            "cumulative_average": arms[1].result.final_accuracy(),
+            "population": probe.rows.last().map_or(f64::NAN, |r| r.1),
+        },
+    });
+    let section = Section {
+        id: "population".into(),
+        title: "Inference statistics: running, cumulative, population".into(),
+        html,
+    };
+    Ok((section, summary))
+}
+
+fn section_html(
+    cfg: &ExperimentConfig,
+    arms: &[Arm],
+    probe: &PopulationProbe<'_>,
+    identical: bool,
+    files: &crate::plot::FigureFiles,
+) -> Result<String> {
     let final_pop = probe.rows.last().map_or(f64::NAN, |r| r.1);
     let table_rows = vec![
         vec![arms[0].result.label.clone(), pct(arms[0].result.final_accuracy())],
         vec![arms[1].result.label.clone(), pct(arms[1].result.final_accuracy())],
-        vec![pop_label.to_string(), pct(final_pop)],
+        vec![POPULATION.to_string(), pct(final_pop)],
     ];
     let mut html = para(&format!(
         "The paper's BN network ({} steps, learning rate {}) at inference with three kinds of statistics. Running statistics do not influence training, so both trained networks have {} weights. Population statistics: mean = average of batch means, variance = average of unbiased batch variances over {} training mini-batches of {}, weights frozen, recomputed at every evaluation.",
@@ -143,28 +157,31 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         cfg.batch_size
     ));
     html += &report::figure(
-        &files,
+        files,
         "Test accuracy of the BN network with each kind of inference statistics.",
     )?;
     html += &report::table(
         &["inference statistics", &format!("test accuracy at step {}", cfg.steps)],
         &table_rows,
     );
-    let summary = json!({
-        "identical_weights": identical,
-        "population_batches": probe.used,
-        "final_accuracy": {
-            "running_average_momentum_0.1": arms[0].result.final_accuracy(),
-            "cumulative_average": arms[1].result.final_accuracy(),
-            "population": final_pop,
-        },
-    });
-    let section = Section {
-        id: "population".into(),
-        title: "Inference statistics: running, cumulative, population".into(),
-        html,
-    };
-    Ok((section, summary))
+    Ok(html)
+}
+
+/// `population_curves.csv`: test accuracy per evaluation with each kind of statistics.
+fn write_curves(out: &Path, arms: &[Arm], pop: &[(usize, f64)]) -> Result<()> {
+    let header: Vec<String> = ["step", "running_average", "cumulative_average", "population"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rows: Vec<Vec<String>> = pop
+        .iter()
+        .enumerate()
+        .map(|(i, &(step, pop))| {
+            let at = |a: &Arm| num(a.result.curve.get(i).map_or(f64::NAN, |p| p.test_accuracy));
+            vec![step.to_string(), at(&arms[0]), at(&arms[1]), num(pop)]
+        })
+        .collect();
+    report::write_csv(&out.join("population_curves.csv"), &header, &rows)
 }
 
 fn figure(cfg: &ExperimentConfig, arms: &[Arm], pop: &[(usize, f64)], pop_label: &str) -> Figure {

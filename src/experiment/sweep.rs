@@ -46,40 +46,59 @@ pub fn sweep(
     plan.extra_evals.clear();
     for &std in stds {
         for &lr in lrs {
-            let c = ExperimentConfig {
-                lr,
-                init_std: std,
-                ..cfg.clone()
-            };
-            let mut arms = vec![
-                Arm::new("without BN", &c.paper_spec(false), lr, c.seed)?,
-                Arm::new("with BN", &c.paper_spec(true), lr, c.seed)?,
-            ];
             log(&format!("-- lr {lr}, init std {std}"));
-            lockstep::run(&mut arms, &data.train, &data.test, &plan, &mut NoProbe, &mut |_| {})?;
-            for arm in &arms {
-                let r = &arm.result;
-                let row = SweepRow {
-                    lr,
-                    init_std: std,
-                    batch_norm: r.batch_norm,
-                    final_accuracy: r.final_accuracy(),
-                    steps_to_95: r.first_reaching(0.95),
-                    diverged_at: r.diverged_at,
-                };
-                log(&format!(
-                    "   {:<10} final {:.2}%  95% at {}",
-                    r.label,
-                    100.0 * row.final_accuracy,
-                    row.steps_to_95.map_or("-".into(), |s| s.to_string())
-                ));
-                rows.push(row);
-            }
+            rows.extend(pair(cfg, data, &plan, lr, std, log)?);
         }
     }
+    write_csv(out, &rows)?;
+    Ok(rows)
+}
+
+/// The paper's network with and without BN at one `(lr, std)`.
+fn pair(
+    cfg: &ExperimentConfig,
+    data: &Mnist,
+    plan: &lockstep::Plan,
+    lr: f64,
+    std: f64,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<SweepRow>> {
+    let c = ExperimentConfig {
+        lr,
+        init_std: std,
+        ..cfg.clone()
+    };
+    let mut arms = vec![
+        Arm::new("without BN", &c.paper_spec(false), lr, c.seed)?,
+        Arm::new("with BN", &c.paper_spec(true), lr, c.seed)?,
+    ];
+    lockstep::run(&mut arms, &data.train, &data.test, plan, &mut NoProbe, &mut |_| {})?;
+    let mut rows = Vec::new();
+    for arm in &arms {
+        let r = &arm.result;
+        let row = SweepRow {
+            lr,
+            init_std: std,
+            batch_norm: r.batch_norm,
+            final_accuracy: r.final_accuracy(),
+            steps_to_95: r.first_reaching(0.95),
+            diverged_at: r.diverged_at,
+        };
+        log(&format!(
+            "   {:<10} final {:.2}%  95% at {}",
+            r.label,
+            100.0 * row.final_accuracy,
+            row.steps_to_95.map_or("-".into(), |s| s.to_string())
+        ));
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn write_csv(out: &Path, rows: &[SweepRow]) -> Result<()> {
     let mut csv = String::from("lr,init_std,batch_norm,final_accuracy,steps_to_95,diverged_at\n");
     let opt = |v: Option<usize>| v.map_or(String::new(), |s| s.to_string());
-    for r in &rows {
+    for r in rows {
         csv += &format!(
             "{},{},{},{:.4},{},{}\n",
             r.lr,
@@ -90,6 +109,5 @@ pub fn sweep(
             opt(r.diverged_at)
         );
     }
-    write_atomic(&out.join("sweep.csv"), csv.as_bytes())?;
-    Ok(rows)
+    write_atomic(&out.join("sweep.csv"), csv.as_bytes())
 }
