@@ -219,10 +219,17 @@ fn an_invalid_architecture_is_refused() {
     let msg = write_and_load_error(
         &path,
         &rewrite(&bytes, |m, _| {
-            m.insert("architecture".into(), spec_json("[16777216,16777216,16777216]"));
+            m.insert("architecture".into(), spec_json("[4096,4096,4096]"));
         }),
     );
     assert!(msg.contains("needs more than the"), "{msg}");
+    let msg = write_and_load_error(
+        &path,
+        &rewrite(&bytes, |m, _| {
+            m.insert("architecture".into(), spec_json("[16777216,16777216,16777216]"));
+        }),
+    );
+    assert!(msg.contains("would need more than 268435456 weights"), "{msg}");
     let msg = write_and_load_error(
         &path,
         &rewrite(&bytes, |m, _| {
