@@ -57,7 +57,7 @@ enum Command {
     /// What batch normalization does: the paper's MNIST experiment and beyond.
     ///
     /// Examples:
-    ///   bpnet experiment bn-mnist --quick          (a few minutes; Figure 1 of the paper)
+    ///   bpnet experiment bn-mnist --quick          (seconds; Figure 1 of the paper)
     ///   bpnet experiment all --out docs/experiments (the full run, every study)
     ///   bpnet experiment sweep --steps 5000        (learning rate x init std grid)
     #[command(verbatim_doc_comment)]
