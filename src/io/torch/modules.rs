@@ -273,3 +273,63 @@ fn block_pattern(inner: &[TorchModule]) -> Option<(BnPlacement, Activation, f64)
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TorchModule::{BatchNorm as Bn, Dropout, Linear};
+
+    const RELU: TorchModule = TorchModule::Activation(Activation::Relu);
+
+    fn infer(kinds: &[Option<TorchModule>]) -> Result<Vec<TorchModule>> {
+        infer_modules(kinds, Some(Activation::Relu), 0.5)
+    }
+
+    #[test]
+    fn gaps_are_read_from_their_context() {
+        // Linear, act, BN, dropout, Linear: BN after the activation.
+        let m = infer(&[Some(Linear), None, Some(Bn), None, Some(Linear)]).unwrap();
+        assert_eq!(m, [Linear, RELU, Bn, Dropout(0.5), Linear]);
+        assert_eq!(blocks(&m).unwrap().placement, BnPlacement::AfterActivation);
+        // Linear, BN, act, dropout, Linear: BN before the activation.
+        let m = infer(&[Some(Linear), Some(Bn), None, None, Some(Linear)]).unwrap();
+        assert_eq!(m, [Linear, Bn, RELU, Dropout(0.5), Linear]);
+        // Adjacent Linear layers: no activation between them.
+        let m = infer(&[Some(Linear), Some(Linear)]).unwrap();
+        assert_eq!(blocks(&m).unwrap().activation, Activation::Identity);
+    }
+
+    #[test]
+    fn ambiguous_layouts_are_refused() {
+        let three = infer(&[Some(Linear), None, None, None, Some(Linear)])
+            .unwrap_err()
+            .to_string();
+        assert!(three.contains("index 1") && three.contains("--spec"), "{three}");
+        let leading = infer(&[None, Some(Linear)]).unwrap_err().to_string();
+        assert!(leading.contains("before the first Linear"), "{leading}");
+        let no_act = infer_modules(&[Some(Linear), None, Some(Linear)], None, 0.5)
+            .unwrap_err()
+            .to_string();
+        assert!(no_act.contains("--activation"), "{no_act}");
+    }
+
+    #[test]
+    fn blocks_must_share_one_pattern() {
+        let mixed = [Linear, Bn, RELU, Linear, RELU, Linear];
+        assert!(blocks(&mixed).unwrap_err().to_string().contains("one pattern"));
+        let two_bn = [Linear, Bn, RELU, Bn, Linear];
+        assert!(
+            blocks(&two_bn)
+                .unwrap_err()
+                .to_string()
+                .contains("not one of bpnet's hidden blocks")
+        );
+        let m = parse_modules("linear, BatchNorm1d, GELU, Dropout:0.2, linear").unwrap();
+        let b = blocks(&m).unwrap();
+        assert_eq!(
+            (b.placement, b.activation, b.dropout),
+            (BnPlacement::BeforeActivation, Activation::Gelu, 0.2)
+        );
+        assert!(parse_modules("dropout:1.5").is_err());
+    }
+}
