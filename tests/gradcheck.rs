@@ -192,3 +192,25 @@ fn every_loss_through_a_network() {
         grad_check(&model, &x, Mode::Train, &value_loss(Loss::BceWithLogits, bits)),
     );
 }
+
+/// A case random testing found: one input feature, so BN sees `w * x` whose
+/// batch variance can be tiny next to eps, making the loss sharply curved in
+/// the first layer's weights (gradient ~24). Plain central differences were
+/// off by 1.5e-5 relative here; the Richardson-extrapolated ones are not.
+#[test]
+fn near_singular_batch_norm_from_random_testing() {
+    let spec = ModelSpec {
+        dims: vec![1, 3, 1],
+        activation: Activation::Gelu,
+        batch_norm: BnPlacement::BeforeActivation,
+        bn: BatchNormConfig::default(),
+        dropout: 0.0,
+        init: Init::XavierNormal,
+    };
+    let model = Sequential::<f64>::from_spec(&spec, 159).unwrap();
+    let x = random_matrix(4, 1, 160);
+    assert_check(
+        "near-singular bn",
+        grad_check(&model, &x, Mode::Train, &projection_loss(4, 1, 161)),
+    );
+}
