@@ -161,16 +161,7 @@ fn write_csv(out: &Path, arms: &[Arm], probe: &GradProbe) -> Result<()> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let rows: Vec<Vec<String>> = (0..arms[0].result.curve.len())
-        .map(|i| {
-            let mut row = vec![arms[0].result.curve[i].step.to_string()];
-            for a in arms {
-                row.push(num(a.result.curve[i].test_accuracy));
-                row.push(num(a.result.curve[i].train_loss));
-            }
-            row
-        })
-        .collect();
+    let rows = report::curve_rows(arms);
     report::write_csv(&out.join("depth_curves.csv"), &header, &rows)?;
     let header: Vec<String> = ["network", "step", "layer", "grad_norm"]
         .iter()

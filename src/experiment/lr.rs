@@ -4,7 +4,7 @@
 //! they still train (the paper's BN-x5 and BN-x30 idea, on MNIST).
 
 use super::lockstep::{self, Arm, NoProbe};
-use super::report::{self, Section, num, para, pct, step_or_never};
+use super::report::{self, Section, para, pct, step_or_never};
 use super::{ExperimentConfig, Mnist};
 use crate::error::Result;
 use crate::plot::{Figure, Panel, Series, Ticks, WITH_BN, WITHOUT_BN};
@@ -93,16 +93,7 @@ fn write_curves(out: &Path, arms: &[Arm]) -> Result<()> {
         header.push(format!("test_accuracy_{tag}"));
         header.push(format!("train_loss_{tag}"));
     }
-    let rows: Vec<Vec<String>> = (0..arms[0].result.curve.len())
-        .map(|i| {
-            let mut row = vec![arms[0].result.curve[i].step.to_string()];
-            for a in arms {
-                row.push(num(a.result.curve[i].test_accuracy));
-                row.push(num(a.result.curve[i].train_loss));
-            }
-            row
-        })
-        .collect();
+    let rows = report::curve_rows(arms);
     report::write_csv(&out.join("lr_curves.csv"), &header, &rows)
 }
 

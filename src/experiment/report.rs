@@ -133,6 +133,22 @@ pub fn accuracy_head(steps: &[usize]) -> Vec<String> {
     head
 }
 
+/// One row per evaluation step: the step, then each arm's test accuracy and
+/// training loss (all arms share the evaluation steps of the first).
+pub fn curve_rows(arms: &[super::lockstep::Arm]) -> Vec<Vec<String>> {
+    let Some(first) = arms.first() else { return Vec::new() };
+    (0..first.result.curve.len())
+        .map(|i| {
+            let mut row = vec![first.result.curve[i].step.to_string()];
+            for a in arms {
+                row.push(num(a.result.curve[i].test_accuracy));
+                row.push(num(a.result.curve[i].train_loss));
+            }
+            row
+        })
+        .collect()
+}
+
 /// Writes a CSV file from a header line and rows of already formatted cells.
 pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
     let mut s = header.join(",") + "\n";
