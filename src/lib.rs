@@ -32,6 +32,7 @@ pub mod optim;
 pub mod plot;
 pub mod scalar;
 pub mod tensor;
+pub mod threads;
 pub mod train;
 
 pub use error::{Error, Result};
@@ -43,4 +44,5 @@ pub use model::{BnPlacement, ModelSpec, Sequential};
 pub use optim::{Method, Optimizer, OptimizerConfig};
 pub use scalar::Scalar;
 pub use tensor::Matrix;
+pub use threads::set_threads;
 pub use train::Trainer;

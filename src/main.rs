@@ -9,6 +9,10 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "bpnet", version, about, long_about = None)]
 struct Cli {
+    /// Threads for matrix products (default: every core). Only products big
+    /// enough to profit are split; results are the same for any count.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    bpnet::set_threads(cli.threads.map_or(usize::MAX, |t| t as usize));
     let result = match cli.command {
         Command::Train(args) => cli::train::run(&args),
         Command::Eval(args) => cli::eval::run(&args),

@@ -84,6 +84,7 @@ pub trait Scalar:
         b: (*const Self, isize, isize),
         accumulate: bool,
         c: (*mut Self, isize, isize),
+        par: Par,
     );
 }
 
@@ -158,6 +159,7 @@ macro_rules! impl_scalar {
                 b: (*const Self, isize, isize),
                 accumulate: bool,
                 c: (*mut Self, isize, isize),
+                par: Par,
             ) {
                 // SAFETY: forwarded from the caller's contract.
                 let (a, b, c) = unsafe {
@@ -168,7 +170,7 @@ macro_rules! impl_scalar {
                     )
                 };
                 let accum = if accumulate { Accum::Add } else { Accum::Replace };
-                matmul(c, accum, a, b, alpha, Par::Seq);
+                matmul(c, accum, a, b, alpha, par);
                 clear_upper_vector_state();
             }
         }

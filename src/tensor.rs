@@ -197,6 +197,7 @@ pub fn gemm<T: Scalar>(
             (b.data.as_ptr(), rsb, csb),
             out == Out::Add,
             (c.data.as_mut_ptr(), rsc, csc),
+            crate::threads::par_for(m, k, n),
         );
     }
     Ok(())

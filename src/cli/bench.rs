@@ -110,8 +110,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     );
     if a.json {
         println!(
-            "{{\"ms_per_step\": {ms}, \"samples_per_s\": {samples}, \"gflops\": {gflops}, \"steps\": {}, \"batch_size\": {}, \"dims\": \"{}\", \"batch_norm\": {}, \"inference\": {}, \"threads\": 1}}",
-            a.steps, a.batch_size, a.dims, a.batch_norm, a.inference
+            "{{\"ms_per_step\": {ms}, \"samples_per_s\": {samples}, \"gflops\": {gflops}, \"steps\": {}, \"batch_size\": {}, \"dims\": \"{}\", \"batch_norm\": {}, \"inference\": {}, \"threads\": {}}}",
+            a.steps,
+            a.batch_size,
+            a.dims,
+            a.batch_norm,
+            a.inference,
+            bpnet::threads::threads()
         );
     }
     Ok(())
