@@ -3,7 +3,8 @@ random data, timed the same way (warm-up, then N training steps or eval-mode
 forward passes under torch.no_grad()). Prints one JSON line with ms_per_step,
 samples_per_s and gflops, like `bpnet bench --json`.
 
-Run through bench/side_by_side.sh, which creates the virtual environment.
+Run through bench/compare.sh (or bench/side_by_side.sh), which create the
+virtual environment. `--gemm N` times one n x n matrix product instead.
 """
 import argparse
 import json
@@ -38,8 +39,12 @@ def main():
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--inference", action="store_true")
+    p.add_argument("--fused", action="store_true", help="accepted for symmetry with bpnet; PyTorch has no fused path")
+    p.add_argument("--gemm", type=int, default=0, help="time C = A B for n x n matrices instead")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.gemm:
+        return gemm(a)
     torch.manual_seed(7)
     dims = [int(d) for d in a.dims.split(",")]
     model = build(dims, a.activation, a.batch_norm)
@@ -79,6 +84,25 @@ def main():
         "ms_per_step": secs * 1e3 / a.steps,
         "samples_per_s": a.batch_size * a.steps / secs,
         "gflops": flops * a.steps / secs / 1e9,
+        "threads": a.threads,
+        "torch": torch.__version__,
+    }))
+
+
+def gemm(a):
+    """Times torch.mm(A, B, out=C) for n x n float32 matrices."""
+    n = a.gemm
+    x, y, out = torch.rand(n, n), torch.rand(n, n), torch.empty(n, n)
+    for _ in range(a.warmup):
+        torch.mm(x, y, out=out)
+    start = time.perf_counter()
+    for _ in range(a.steps):
+        torch.mm(x, y, out=out)
+    secs = time.perf_counter() - start
+    print(json.dumps({
+        "ms_per_step": secs * 1e3 / a.steps,
+        "samples_per_s": 0.0,
+        "gflops": 2 * n ** 3 * a.steps / secs / 1e9,
         "threads": a.threads,
         "torch": torch.__version__,
     }))

@@ -22,6 +22,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod fold;
+pub mod infer;
 pub mod init;
 pub mod io;
 pub mod layers;
@@ -31,12 +32,15 @@ pub mod onnx;
 pub mod optim;
 pub mod plot;
 pub mod scalar;
+#[macro_use]
+pub mod simd;
 pub mod tensor;
 pub mod threads;
 pub mod train;
 
 pub use error::{Error, Result};
 pub use fold::fold_batch_norm;
+pub use infer::InferenceNet;
 pub use init::Init;
 pub use layers::{Activation, BatchNormConfig, Layer, Mode, Momentum, Param};
 pub use loss::{Loss, Target};

@@ -82,6 +82,35 @@ fn trains_the_paper_network_on_a_subset_of_mnist() {
     assert!(dir.path().join("paper-mnist.safetensors").is_file());
 }
 
+/// Peak memory of paper-network training on the full MNIST training set stays
+/// under twice that set's size in memory (60,000 x 784 f32 = 188 MB), data
+/// loading included (the 10,000 test images are loaded too).
+#[test]
+fn full_mnist_training_peaks_under_twice_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!("{ROOT}/configs/paper-mnist.toml");
+    let out = ok(
+        dir.path(),
+        &["train", "--config", &cfg, "--steps", "200", "--quiet", "--json"],
+    );
+    let j = last_json(&out);
+    let Some(peak) = j["peak_memory_bytes"].as_u64() else {
+        eprintln!("SKIP: this system reports no peak memory");
+        return;
+    };
+    let dataset = 60_000 * 784 * 4;
+    println!(
+        "peak {:.1} MB = {:.2} x the training set",
+        peak as f64 / 1e6,
+        peak as f64 / dataset as f64
+    );
+    assert!(
+        peak > dataset,
+        "peak {peak} below the data it must hold: not measuring the process?"
+    );
+    assert!(peak < 2 * dataset, "peak memory {peak} bytes >= 2 x {dataset}");
+}
+
 #[test]
 fn csv_classification_train_eval_predict_inspect() {
     let dir = tempfile::tempdir().unwrap();

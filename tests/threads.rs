@@ -97,3 +97,42 @@ fn training_is_bit_identical_for_one_and_two_threads() {
     assert_eq!(one, train(1), "two single-threaded runs differ");
     assert_eq!(one, train(2), "one and two threads differ");
 }
+
+fn train_with(opt: OptimizerConfig, activation: bpnet::Activation) -> Vec<Vec<u32>> {
+    let spec = ModelSpec {
+        dims: vec![37, 29, 19, 5],
+        activation,
+        ..ModelSpec::paper_mnist(true, 0.1)
+    };
+    let model = Sequential::<f32>::from_spec(&spec, 5).unwrap();
+    let mut tr = Trainer::new(model, Optimizer::new(opt).unwrap(), Loss::CrossEntropy);
+    for s in 0..4 {
+        let x = random(23, 37, 20 + s);
+        let y: Vec<usize> = (0..23).map(|i| (i * 3 + s as usize) % 5).collect();
+        tr.step(&x, Target::Labels(&y)).unwrap();
+    }
+    let mut out = Vec::new();
+    tr.model.visit_params(&mut |p| out.push(bits(&p.value)));
+    out
+}
+
+#[test]
+fn wide_vector_code_gives_the_bits_of_baseline_code() {
+    let _g = LOCK.lock().unwrap();
+    let mut momentum = OptimizerConfig::momentum(0.05, 0.9, true);
+    momentum.weight_decay = 1e-3;
+    let mut adamw = OptimizerConfig::adamw(1e-3);
+    adamw.weight_decay = 1e-2;
+    let configs = [OptimizerConfig::sgd(0.1), momentum, OptimizerConfig::adam(1e-3), adamw];
+    for act in ["sigmoid", "relu", "tanh", "gelu"] {
+        for opt in configs.iter() {
+            let act = act.parse().unwrap();
+            bpnet::simd::set_baseline_only(true);
+            let base = train_with(opt.clone(), act);
+            bpnet::simd::set_baseline_only(false);
+            let wide = train_with(opt.clone(), act);
+            assert!(base == wide, "{act:?} {:?}: widened code differs", opt.method);
+        }
+    }
+    eprintln!("vector level {}", bpnet::simd::level());
+}

@@ -4,7 +4,10 @@
 //! 2 * batch * sum(in * out) per inference pass).
 
 use super::optimizer_config;
-use bpnet::{Activation, BnPlacement, Error, Init, Loss, Matrix, Mode, ModelSpec, Optimizer, Result, Sequential};
+use bpnet::tensor::{Op, Out, gemm};
+use bpnet::{
+    Activation, BnPlacement, Error, InferenceNet, Init, Loss, Matrix, Mode, ModelSpec, Optimizer, Result, Sequential,
+};
 use bpnet::{Target, Trainer};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -40,6 +43,13 @@ pub struct BenchArgs {
     /// Time eval-mode forward passes instead of training steps.
     #[arg(long)]
     inference: bool,
+    /// With --inference: fold batch norm into the Dense layers and time the
+    /// fused, row-blocked inference path (`bpnet::InferenceNet`).
+    #[arg(long, requires = "inference")]
+    fused: bool,
+    /// Time one n x n matrix product `C = A B` (f32) instead of a network.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16384))]
+    gemm: Option<u32>,
     /// Print a JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -50,6 +60,9 @@ const POOL: usize = 8;
 
 /// Runs `bpnet bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if let Some(n) = a.gemm {
+        return gemm_only(a, n as usize);
+    }
     let dims = ModelSpec::parse_dims(&a.dims)?;
     if a.batch_size < 2 || a.steps == 0 {
         return Err(Error::config(
@@ -80,10 +93,18 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let pool = (0..POOL).map(|_| batch()).collect::<Result<Vec<_>>>()?;
     let model = Sequential::<f32>::from_spec(&spec, 1)?;
     let opt = Optimizer::new(optimizer_config(&a.optimizer, a.lr, 0.9, 0.0)?)?;
+    let fused = if a.fused {
+        Some(InferenceNet::new(&model)?)
+    } else {
+        None
+    };
+    let mut fused_out = Matrix::zeros(0, 0);
     let mut t = Trainer::new(model, opt, Loss::CrossEntropy);
     let mut step = |i: usize| -> Result<()> {
         let (x, y) = &pool[i % POOL];
-        if a.inference {
+        if let Some(net) = &fused {
+            net.forward_into(x, &mut fused_out)?;
+        } else if a.inference {
             t.model.forward(x, Mode::Eval)?;
         } else {
             t.step(x, Target::Labels(y))?;
@@ -103,21 +124,53 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let ms = secs * 1e3 / a.steps as f64;
     let samples = a.batch_size as f64 * a.steps as f64 / secs;
     let gflops = flops_per_step * a.steps as f64 / secs / 1e9;
-    let what = if a.inference { "inference pass" } else { "training step" };
+    let what = match (a.inference, a.fused) {
+        (true, true) => "fused inference passes",
+        (true, false) => "inference passes",
+        _ => "training steps",
+    };
     println!(
-        "{} {what}s of {}, batch {}: {ms:.4} ms/step, {samples:.0} samples/s, {gflops:.1} GFLOP/s",
+        "{} {what} of {}, batch {}: {ms:.4} ms/step, {samples:.0} samples/s, {gflops:.1} GFLOP/s",
         a.steps, a.dims, a.batch_size
     );
     if a.json {
-        println!(
-            "{{\"ms_per_step\": {ms}, \"samples_per_s\": {samples}, \"gflops\": {gflops}, \"steps\": {}, \"batch_size\": {}, \"dims\": \"{}\", \"batch_norm\": {}, \"inference\": {}, \"threads\": {}}}",
-            a.steps,
-            a.batch_size,
-            a.dims,
-            a.batch_norm,
-            a.inference,
-            bpnet::threads::threads()
-        );
+        let summary = serde_json::json!({
+            "ms_per_step": ms, "samples_per_s": samples, "gflops": gflops, "steps": a.steps,
+            "batch_size": a.batch_size, "dims": a.dims, "activation": a.activation, "batch_norm": a.batch_norm,
+            "optimizer": a.optimizer, "inference": a.inference, "fused": a.fused,
+            "threads": bpnet::threads::threads(),
+        });
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// `bpnet bench --gemm N`: times `C = A B` for random `n x n` f32 matrices.
+fn gemm_only(a: &BenchArgs, n: usize) -> Result<()> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    let mut random = || -> Result<Matrix<f32>> { Matrix::from_vec(n, n, (0..n * n).map(|_| rng.random()).collect()) };
+    let (x, y) = (random()?, random()?);
+    let mut c = Matrix::zeros(n, n);
+    for _ in 0..a.warmup {
+        gemm(1.0, &x, Op::N, &y, Op::N, Out::Replace, &mut c)?;
+    }
+    let start = Instant::now();
+    for _ in 0..a.steps {
+        gemm(1.0, &x, Op::N, &y, Op::N, Out::Replace, &mut c)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let ms = secs * 1e3 / a.steps as f64;
+    let gflops = 2.0 * (n as f64).powi(3) * a.steps as f64 / secs / 1e9;
+    let threads = bpnet::threads::threads();
+    println!(
+        "{} products {n} x {n} x {n} ({threads} threads): {ms:.4} ms each, {gflops:.1} GFLOP/s",
+        a.steps
+    );
+    if a.json {
+        let summary = serde_json::json!({
+            "ms_per_step": ms, "samples_per_s": 0.0, "gflops": gflops, "steps": a.steps, "gemm": n, "threads": threads,
+        });
+        println!("{summary}");
     }
     Ok(())
 }

@@ -124,10 +124,11 @@ fn check_fraction(name: &str, f: f64) -> Result<()> {
     }
 }
 
-/// Splits `data` into (kept, held out) with `fraction` held out, stratified by label.
-fn hold_out(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option<Dataset>)> {
+/// Splits `data` into (kept, held out) with `fraction` held out, stratified
+/// by label; with `fraction` 0, `data` itself is kept (no copy).
+fn hold_out(data: Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option<Dataset>)> {
     if fraction == 0.0 {
-        return Ok((data.clone(), None));
+        return Ok((data, None));
     }
     let strata: Option<Vec<String>> = data.labels().map(|l| l.iter().map(|c| c.to_string()).collect());
     let (keep, out) = split(data.len(), strata.as_deref(), fraction, seed)?;
@@ -142,13 +143,13 @@ fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
     let test = if !cfg.test.is_empty() {
         Some(load_mnist(&image_dir(&cfg.test))?.1)
     } else if cfg.test_split > 0.0 {
-        let (kept, held) = hold_out(&train, cfg.test_split, cfg.seed ^ 0x7E57)?;
+        let (kept, held) = hold_out(train, cfg.test_split, cfg.seed ^ 0x7E57)?;
         train = kept;
         held
     } else {
         Some(mnist_test)
     };
-    let (train, val) = hold_out(&train, cfg.val_split, cfg.seed ^ 0x0A11D)?;
+    let (train, val) = hold_out(train, cfg.val_split, cfg.seed ^ 0x0A11D)?;
     let pipeline = Pipeline::Images {
         features: train.features.cols(),
     };

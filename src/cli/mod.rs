@@ -42,3 +42,17 @@ pub fn optimizer_config(name: &str, lr: Option<f64>, momentum: f64, weight_decay
     c.validate()?;
     Ok(c)
 }
+
+/// The process's peak resident memory so far (Linux `ru_maxrss`, reported in
+/// KiB), or `None` where the system does not say.
+pub fn peak_memory_bytes() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage only writes into the zeroed struct we pass.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+            return u64::try_from(usage.ru_maxrss).ok().map(|kib| kib * 1024);
+        }
+    }
+    None
+}

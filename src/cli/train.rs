@@ -362,6 +362,7 @@ fn finish(
             "epochs": history.epochs.len(), "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
             "final": history.epochs.last().map(super::history::record_json),
             "test": test.map(|t| t.json),
+            "peak_memory_bytes": super::peak_memory_bytes(),
         });
         println!("{summary}");
     }

@@ -92,6 +92,62 @@ impl Activation {
         }
     }
 
+    /// `y = f(x)` element-wise. Sigmoid and ReLU run as branch-free loops
+    /// the compiler vectorizes; the others call [`Activation::apply`].
+    #[inline(always)]
+    pub fn apply_slice<T: Scalar>(self, x: &[T], y: &mut [T]) {
+        match self {
+            Activation::Sigmoid => map(x, y, sigmoid),
+            Activation::Relu => map(x, y, |v: T| v.max(T::ZERO)),
+            Activation::Identity => y.copy_from_slice(x),
+            k => map(x, y, |v| k.apply(v)),
+        }
+    }
+
+    /// `y[i] = f(y[i] + b[i])`: a bias add fused with the activation.
+    #[inline(always)]
+    pub fn bias_apply<T: Scalar>(self, y: &mut [T], b: &[T]) {
+        match self {
+            Activation::Sigmoid => update(y, b, |v, c| sigmoid(v + c)),
+            Activation::Relu => update(y, b, |v, c| (v + c).max(T::ZERO)),
+            Activation::Identity => update(y, b, |v, c| v + c),
+            k => update(y, b, |v, c| k.apply(v + c)),
+        }
+    }
+
+    /// `y[i] = f(y[i])`.
+    #[inline(always)]
+    pub fn apply_in_place<T: Scalar>(self, y: &mut [T]) {
+        match self {
+            Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
+            Activation::Identity => {}
+            k => y.iter_mut().for_each(|v| *v = k.apply(*v)),
+        }
+    }
+
+    /// `dx = f'(x) dy` element-wise, given `x`, `y = f(x)` and `dy`.
+    #[inline(always)]
+    pub fn backward_slice<T: Scalar>(self, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
+        match self {
+            Activation::Sigmoid => {
+                for ((d, &g), &s) in dx.iter_mut().zip(dy).zip(y) {
+                    *d = g * (s * (T::ONE - s));
+                }
+            }
+            Activation::Relu => {
+                for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+                    *d = g * if v > T::ZERO { T::ONE } else { T::ZERO };
+                }
+            }
+            k => {
+                for ((d, &g), (&v, &s)) in dx.iter_mut().zip(dy).zip(x.iter().zip(y)) {
+                    *d = g * k.derivative(v, s);
+                }
+            }
+        }
+    }
+
     /// Checks the parameter of LeakyReLU / ELU is finite.
     pub fn validate(self) -> Result<()> {
         match self {
@@ -155,14 +211,28 @@ impl std::str::FromStr for Activation {
     }
 }
 
-/// Logistic sigmoid without overflow for large `|x|`.
-#[inline]
+/// Logistic sigmoid `1 / (1 + e^-x)`, branch-free through
+/// [`Scalar::exp_vec`] so that loops over it vectorize. No overflow: for
+/// very negative `x`, `e^-x` saturates (f32) or is infinite (f64) and the
+/// quotient goes to 0.
+#[inline(always)]
 pub fn sigmoid<T: Scalar>(x: T) -> T {
-    if x >= T::ZERO {
-        T::ONE / (T::ONE + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::ONE + e)
+    T::ONE / (T::ONE + (-x).exp_vec())
+}
+
+/// `y[i] = f(y[i], b[i])`.
+#[inline(always)]
+fn update<T: Scalar>(y: &mut [T], b: &[T], f: impl Fn(T, T) -> T) {
+    for (o, &c) in y.iter_mut().zip(b) {
+        *o = f(*o, c);
+    }
+}
+
+/// `y[i] = f(x[i])`.
+#[inline(always)]
+fn map<T: Scalar>(x: &[T], y: &mut [T], f: impl Fn(T) -> T) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = f(v);
     }
 }
 
@@ -170,6 +240,37 @@ pub fn sigmoid<T: Scalar>(x: T) -> T {
 #[inline]
 fn std_normal_cdf<T: Scalar>(x: T) -> T {
     T::from_f64(0.5) * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
+}
+
+crate::vectorized! {
+    /// [`Activation::apply_slice`], widened.
+    pub(crate) fn forward_kernel<T: Scalar>(kind: Activation, x: &[T], y: &mut [T]) {
+        kind.apply_slice(x, y)
+    }
+}
+
+crate::vectorized! {
+    /// [`Activation::backward_slice`], widened.
+    pub(crate) fn backward_kernel<T: Scalar>(kind: Activation, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
+        kind.backward_slice(x, y, dy, dx)
+    }
+}
+
+crate::vectorized! {
+    /// `y[r, j] = f(y[r, j] + b[j])` for every row of `y: [_, b.len()]`, widened.
+    pub(crate) fn bias_act_kernel<T: Scalar>(acts: &[Activation], y: &mut [T], b: &[T]) {
+        for row in y.chunks_exact_mut(b.len()) {
+            match acts {
+                [] => row.iter_mut().zip(b).for_each(|(v, &c)| *v += c),
+                [a, rest @ ..] => {
+                    a.bias_apply(row, b);
+                    for k in rest {
+                        k.apply_in_place(row);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A layer applying an [`Activation`] element-wise.
@@ -195,10 +296,7 @@ impl<T: Scalar> ActivationLayer<T> {
     /// `y = f(x)`.
     pub fn forward(&mut self, x: &Matrix<T>, _mode: Mode) -> Result<()> {
         self.out.resize(x.rows(), x.cols());
-        let kind = self.kind;
-        for (y, &v) in self.out.as_mut_slice().iter_mut().zip(x.as_slice()) {
-            *y = kind.apply(v);
-        }
+        forward_kernel(self.kind, x.as_slice(), self.out.as_mut_slice());
         Ok(())
     }
 
@@ -209,11 +307,8 @@ impl<T: Scalar> ActivationLayer<T> {
         }
         if need_dx {
             self.dx.resize(x.rows(), x.cols());
-            let kind = self.kind;
-            let xs = x.as_slice().iter().zip(self.out.as_slice());
-            for ((d, &g), (&v, &y)) in self.dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(xs) {
-                *d = g * kind.derivative(v, y);
-            }
+            let (xs, ys) = (x.as_slice(), self.out.as_slice());
+            backward_kernel(self.kind, xs, ys, dy.as_slice(), self.dx.as_mut_slice());
         }
         Ok(())
     }

@@ -242,19 +242,12 @@ impl<T: Scalar> BatchNorm<T> {
                 dy,
             ));
         }
-        self.sum_dy.fill(T::ZERO);
-        self.sum_dy_xhat.fill(T::ZERO);
-        for r in 0..m {
-            for ((g, xh), (s, sx)) in dy
-                .row(r)
-                .iter()
-                .zip(self.xhat.row(r))
-                .zip(self.sum_dy.iter_mut().zip(self.sum_dy_xhat.iter_mut()))
-            {
-                *s += *g;
-                *sx += *g * *xh;
-            }
-        }
+        backward_sums(
+            dy.as_slice(),
+            self.xhat.as_slice(),
+            &mut self.sum_dy,
+            &mut self.sum_dy_xhat,
+        );
         if let Some((gamma, beta)) = &mut self.affine {
             for j in 0..f {
                 gamma.grad.as_mut_slice()[j] += self.sum_dy_xhat[j];
@@ -329,26 +322,7 @@ impl<T: Scalar> BatchNorm<T> {
     /// Two-pass per-feature mean and biased variance of `x` into `mean`,
     /// `var` and `inv_std`.
     fn batch_statistics(&mut self, x: &Matrix<T>, eps: T) {
-        let m = x.rows();
-        let inv_m = T::ONE / T::from_f64(m as f64);
-        self.mean.fill(T::ZERO);
-        for r in 0..m {
-            for (mu, &v) in self.mean.iter_mut().zip(x.row(r)) {
-                *mu += v;
-            }
-        }
-        self.mean.iter_mut().for_each(|mu| *mu *= inv_m);
-        self.var.fill(T::ZERO);
-        for r in 0..m {
-            for ((s, &v), &mu) in self.var.iter_mut().zip(x.row(r)).zip(&self.mean) {
-                let d = v - mu;
-                *s += d * d;
-            }
-        }
-        for (var, is) in self.var.iter_mut().zip(self.inv_std.iter_mut()) {
-            *var *= inv_m;
-            *is = T::ONE / (*var + eps).sqrt();
-        }
+        statistics_kernel(x.as_slice(), &mut self.mean, &mut self.var, &mut self.inv_std, eps);
     }
 
     /// `xhat = (x - mean) * inv_std`, `y = gamma * xhat + beta`.
@@ -356,29 +330,12 @@ impl<T: Scalar> BatchNorm<T> {
         let (m, f) = (x.rows(), x.cols());
         self.xhat.resize(m, f);
         self.out.resize(m, f);
-        for r in 0..m {
-            for (((xh, &v), &mu), &is) in self
-                .xhat
-                .row_mut(r)
-                .iter_mut()
-                .zip(x.row(r))
-                .zip(&self.mean)
-                .zip(&self.inv_std)
-            {
-                *xh = (v - mu) * is;
-            }
-        }
-        match &self.affine {
-            Some((g, b)) => {
-                let (g, b) = (g.value.as_slice(), b.value.as_slice());
-                for r in 0..m {
-                    for (((y, &xh), &gj), &bj) in self.out.row_mut(r).iter_mut().zip(self.xhat.row(r)).zip(g).zip(b) {
-                        *y = gj * xh + bj;
-                    }
-                }
-            }
-            None => self.out.as_mut_slice().copy_from_slice(self.xhat.as_slice()),
-        }
+        let (xh, out) = (self.xhat.as_mut_slice(), self.out.as_mut_slice());
+        let affine = self
+            .affine
+            .as_ref()
+            .map(|(g, b)| (g.value.as_slice(), b.value.as_slice()));
+        normalize_kernel(x.as_slice(), &self.mean, &self.inv_std, affine, xh, out);
     }
 
     fn update_running(&mut self, m: usize) {
@@ -423,10 +380,82 @@ impl<T: Scalar> BatchNorm<T> {
             self.sum_dy[j] *= inv_m * keep;
             self.sum_dy_xhat[j] *= inv_m * keep;
         }
-        for r in 0..m {
-            let rows = dy.row(r).iter().zip(self.xhat.row(r));
-            for (j, (d, (&g, &xh))) in self.dx.row_mut(r).iter_mut().zip(rows).enumerate() {
-                *d = self.scale[j] * (g - self.sum_dy[j] - xh * self.sum_dy_xhat[j]);
+        let dx = self.dx.as_mut_slice();
+        let sums = [&self.scale[..], &self.sum_dy, &self.sum_dy_xhat];
+        input_gradient_kernel(dy.as_slice(), self.xhat.as_slice(), sums, dx);
+    }
+}
+
+crate::vectorized! {
+    /// Per-feature mean, biased variance (two passes) and `1 / sqrt(var + eps)`
+    /// of `x: [m, f]`, `f = mean.len()`, widened across features.
+    fn statistics_kernel<T: Scalar>(x: &[T], mean: &mut [T], var: &mut [T], inv_std: &mut [T], eps: T) {
+        let inv_m = T::ONE / T::from_f64((x.len() / mean.len()) as f64);
+        mean.fill(T::ZERO);
+        for row in x.chunks_exact(mean.len()) {
+            mean.iter_mut().zip(row).for_each(|(mu, &v)| *mu += v);
+        }
+        mean.iter_mut().for_each(|mu| *mu *= inv_m);
+        var.fill(T::ZERO);
+        for row in x.chunks_exact(mean.len()) {
+            for ((s, &v), &mu) in var.iter_mut().zip(row).zip(&*mean) {
+                let d = v - mu;
+                *s += d * d;
+            }
+        }
+        for (var, is) in var.iter_mut().zip(inv_std.iter_mut()) {
+            *var *= inv_m;
+            *is = T::ONE / (*var + eps).sqrt();
+        }
+    }
+}
+
+crate::vectorized! {
+    /// `xhat = (x - mean) inv_std` and `out = gamma xhat + beta` (or `xhat`),
+    /// all `[m, f]`, widened.
+    fn normalize_kernel<T: Scalar>(x: &[T], mean: &[T], inv_std: &[T], affine: Option<(&[T], &[T])>, xhat: &mut [T], out: &mut [T]) {
+        let f = mean.len();
+        for ((xr, hr), or) in x.chunks_exact(f).zip(xhat.chunks_exact_mut(f)).zip(out.chunks_exact_mut(f)) {
+            for (((xh, &v), &mu), &is) in hr.iter_mut().zip(xr).zip(mean).zip(inv_std) {
+                *xh = (v - mu) * is;
+            }
+            match affine {
+                Some((g, b)) => {
+                    for (((y, &xh), &gj), &bj) in or.iter_mut().zip(&*hr).zip(g).zip(b) {
+                        *y = gj * xh + bj;
+                    }
+                }
+                None => or.copy_from_slice(hr),
+            }
+        }
+    }
+}
+
+crate::vectorized! {
+    /// `sum_dy[j] = sum_r dy[r, j]`, `sum_dy_xhat[j] = sum_r dy[r, j] xhat[r, j]`,
+    /// one pass over `[m, f]`, widened.
+    fn backward_sums<T: Scalar>(dy: &[T], xhat: &[T], sum_dy: &mut [T], sum_dy_xhat: &mut [T]) {
+        let f = sum_dy.len();
+        sum_dy.fill(T::ZERO);
+        sum_dy_xhat.fill(T::ZERO);
+        for (gr, hr) in dy.chunks_exact(f).zip(xhat.chunks_exact(f)) {
+            for ((g, xh), (s, sx)) in gr.iter().zip(hr).zip(sum_dy.iter_mut().zip(sum_dy_xhat.iter_mut())) {
+                *s += *g;
+                *sx += *g * *xh;
+            }
+        }
+    }
+}
+
+crate::vectorized! {
+    /// `dx[r, j] = scale[j] (dy[r, j] - a[j] - xhat[r, j] b[j])` with
+    /// `sums = [scale, a, b]`, widened.
+    fn input_gradient_kernel<T: Scalar>(dy: &[T], xhat: &[T], sums: [&[T]; 3], dx: &mut [T]) {
+        let [scale, a, b] = sums;
+        let f = scale.len();
+        for ((dr, gr), hr) in dx.chunks_exact_mut(f).zip(dy.chunks_exact(f)).zip(xhat.chunks_exact(f)) {
+            for (j, (d, (&g, &xh))) in dr.iter_mut().zip(gr.iter().zip(hr)).enumerate() {
+                *d = scale[j] * (g - a[j] - xh * b[j]);
             }
         }
     }

@@ -12,6 +12,7 @@
 //! ([`Layer::zero_grad`]).
 
 mod activation;
+pub(crate) use activation::bias_act_kernel;
 mod batch_norm;
 mod dense;
 mod dropout;

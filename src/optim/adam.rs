@@ -7,7 +7,7 @@
 //! p = p - lr / (1 - b1^t) * m / denom
 //! ```
 
-use super::{StepCtx, decayed_grad};
+use super::StepCtx;
 use crate::layers::Param;
 use crate::scalar::Scalar;
 
@@ -47,15 +47,29 @@ impl<T: Scalar> AdamState<T> {
         } else {
             (T::from_f64(ctx.weight_decay), T::ONE)
         };
-        for i in 0..n {
-            let g = decayed_grad(p, i, coupled);
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+        let (w, g) = (p.value.as_mut_slice(), p.grad.as_slice());
+        adam_kernel(
+            w,
+            g,
+            &mut self.m,
+            &mut self.v,
+            [coupled, b1, b2, one_m_b2, bc2_sqrt, eps, step_size, shrink],
+        );
+        true
+    }
+}
+
+crate::vectorized! {
+    /// The Adam update of one tensor (see [`AdamState::update`]), widened;
+    /// `k = [coupled decay, 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps, step size, shrink]`.
+    fn adam_kernel<T: Scalar>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: [T; 8]) {
+        let [coupled, b1, b2, one_m_b2, bc2_sqrt, eps, step_size, shrink] = k;
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = if coupled == T::ZERO { g } else { g + coupled * *w };
             *m += b1 * (g - *m);
             *v = b2 * *v + one_m_b2 * g * g;
             let denom = v.sqrt() / bc2_sqrt + eps;
-            let w = &mut p.value.as_mut_slice()[i];
             *w = *w * shrink - step_size * (*m / denom);
         }
-        true
     }
 }

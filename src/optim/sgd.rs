@@ -7,7 +7,7 @@
 //! p = p - lr d
 //! ```
 
-use super::{StepCtx, decayed_grad};
+use super::StepCtx;
 use crate::layers::Param;
 use crate::scalar::Scalar;
 
@@ -44,17 +44,38 @@ impl<T: Scalar> SgdState<T> {
         if momentum != 0.0 && self.buf.len() != n {
             return false;
         }
-        for i in 0..n {
-            let g = decayed_grad(p, i, wd);
-            let d = if momentum == 0.0 {
-                g
-            } else {
-                let b = &mut self.buf[i];
-                *b = if first { g } else { mu * *b + damp * g };
-                if nesterov { g + mu * *b } else { *b }
-            };
-            p.value.as_mut_slice()[i] -= lr * d;
+        let (w, g) = (p.value.as_mut_slice(), p.grad.as_slice());
+        if momentum == 0.0 {
+            sgd_kernel(w, g, [lr, wd]);
+        } else {
+            momentum_kernel(w, g, &mut self.buf, [lr, wd, mu, damp], [first, nesterov]);
         }
         true
+    }
+}
+
+crate::vectorized! {
+    /// Plain SGD on one tensor, widened: `w -= lr (g + wd w)`.
+    fn sgd_kernel<T: Scalar>(w: &mut [T], g: &[T], k: [T; 2]) {
+        let [lr, wd] = k;
+        for (w, &g) in w.iter_mut().zip(g) {
+            let g = if wd == T::ZERO { g } else { g + wd * *w };
+            *w -= lr * g;
+        }
+    }
+}
+
+crate::vectorized! {
+    /// SGD with (Nesterov) momentum on one tensor, widened (PyTorch's form:
+    /// the first step sets the buffer to the gradient).
+    fn momentum_kernel<T: Scalar>(w: &mut [T], g: &[T], buf: &mut [T], k: [T; 4], flags: [bool; 2]) {
+        let [lr, wd, mu, damp] = k;
+        let [first, nesterov] = flags;
+        for ((w, &g), b) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+            let g = if wd == T::ZERO { g } else { g + wd * *w };
+            *b = if first { g } else { mu * *b + damp * g };
+            let d = if nesterov { g + mu * *b } else { *b };
+            *w -= lr * d;
+        }
     }
 }

@@ -1,0 +1,84 @@
+//! The fused inference path (`InferenceNet`): batch norm folded into the
+//! Dense layers, bias and activation in one pass, blocks of rows over
+//! threads. It computes the unfolded network's eval output up to rounding,
+//! and the same bits for any thread count.
+//!
+//! Bounds (measured values are printed): f64 `|fused - eval| <= 1e-13 *
+//! max(1, max|y|)`; f32 `<= 2e-6 * max(1, max|y|)`, the folding bound of
+//! `tests/onnx_export.rs` (the fused path adds no rounding of its own beyond
+//! the sigmoid's polynomial exponential, which both paths share).
+
+mod onnx_common;
+
+use bpnet::threads;
+use bpnet::{Activation, BnPlacement, InferenceNet, Matrix, Mode, Scalar, infer::BLOCK_ROWS};
+use onnx_common::*;
+
+fn check<T: Scalar>(rows: usize, dims: &[usize], bound: f64) -> f64 {
+    let mut worst: f64 = 0.0;
+    let x = uniform::<T>(rows, dims[0], -2.0, 2.0, 3);
+    for act in activations() {
+        for bn in [
+            BnPlacement::BeforeActivation,
+            BnPlacement::AfterActivation,
+            BnPlacement::None,
+        ] {
+            for dropout in [0.0, 0.25] {
+                let spec = spec(dims, act, bn, dropout);
+                let mut model = network::<T>(&spec, 21);
+                let net = InferenceNet::new(&model).unwrap();
+                let y = model.forward(&x, Mode::Eval).unwrap().clone();
+                let yf = net.forward(&x).unwrap();
+                assert_eq!(yf.shape(), y.shape());
+                let rel = max_abs_diff(&y, &yf) / max_abs(&y).max(1.0);
+                worst = worst.max(rel);
+                assert!(rel <= bound, "{act:?} {bn:?} dropout {dropout}: relative diff {rel:e}");
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn fused_path_computes_the_eval_output_f64() {
+    // 300 rows: two full blocks and a partial one.
+    let worst = check::<f64>(2 * BLOCK_ROWS + 44, &[6, 9, 7, 4], 1e-13);
+    println!("fused f64: max relative diff {worst:e} (bound 1e-13)");
+}
+
+#[test]
+fn fused_path_computes_the_eval_output_f32() {
+    let worst = check::<f32>(BLOCK_ROWS + 1, &[12, 16, 16, 5], 2e-6);
+    println!("fused f32: max relative diff {worst:e} (bound 2e-6)");
+}
+
+#[test]
+fn fused_output_has_the_same_bits_for_any_thread_count() {
+    let spec = spec(
+        &[30, 64, 64, 10],
+        Activation::Sigmoid,
+        BnPlacement::BeforeActivation,
+        0.0,
+    );
+    let net = InferenceNet::new(&network::<f32>(&spec, 4)).unwrap();
+    let x = uniform::<f32>(5 * BLOCK_ROWS + 7, 30, -1.0, 1.0, 9);
+    let bits = |m: &Matrix<f32>| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    threads::set_threads(1);
+    let one = bits(&net.forward(&x).unwrap());
+    threads::set_threads(threads::available());
+    let many = bits(&net.forward(&x).unwrap());
+    threads::set_threads(1);
+    assert!(one == many, "1 and {} threads differ", threads::available());
+    // A block computed alone equals the same rows inside a large batch.
+    let head = Matrix::from_vec(3, 30, x.as_slice()[..90].to_vec()).unwrap();
+    assert_eq!(bits(&net.forward(&head).unwrap()), one[..30]);
+}
+
+#[test]
+fn fused_path_rejects_a_wrong_width() {
+    let spec = spec(&[8, 5, 3], Activation::Relu, BnPlacement::BeforeActivation, 0.0);
+    let net = InferenceNet::new(&network::<f32>(&spec, 1)).unwrap();
+    assert_eq!((net.in_features(), net.out_features()), (8, 3));
+    let err = net.forward(&Matrix::zeros(4, 7)).unwrap_err().to_string();
+    assert!(err.contains("fused inference") && err.contains('7'), "{err}");
+}
