@@ -45,7 +45,7 @@ def run(cmd):
 def measure(args, steps, extra, threads):
     """One bpnet run and one PyTorch run, back to back."""
     a = args.split() + ["--steps", str(steps), "--json"]
-    b = run([BPNET] + a + extra.split() + ["--threads", str(threads)])
+    b = run([BPNET, "bench"] + a + extra.split() + ["--threads", str(threads)])
     t = run(PEER + a + ["--threads", str(threads)])
     return b, t
 

@@ -40,6 +40,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--inference", action="store_true")
     p.add_argument("--fused", action="store_true", help="accepted for symmetry with bpnet; PyTorch has no fused path")
+    p.add_argument("--json", action="store_true", help="accepted for symmetry with bpnet; the last line is always JSON")
     p.add_argument("--gemm", type=int, default=0, help="time C = A B for n x n matrices instead")
     a = p.parse_args()
     torch.set_num_threads(a.threads)

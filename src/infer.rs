@@ -9,7 +9,7 @@
 //! [`fold_batch_norm`]), with the bias add and the activation in one pass
 //! right after each GEMM, on blocks of [`BLOCK_ROWS`] rows whose
 //! intermediates stay in cache. Blocks are independent, so they are spread
-//! over the threads of [`crate::threads`]; each block is computed the same
+//! over the threads of [`crate::threads`] (one contiguous run of blocks each); each block is computed the same
 //! way on whichever thread, so the output is bit-identical for any thread
 //! count. It equals the unfolded eval output up to rounding (folding changes
 //! the order of operations; measured and bounded in `tests/infer.rs`).
@@ -22,11 +22,19 @@ use crate::layers::{Activation, Layer};
 use crate::model::Sequential;
 use crate::scalar::Scalar;
 use crate::tensor::Matrix;
-use rayon::prelude::*;
+use std::sync::Mutex;
 
-/// Rows per block: large enough for efficient GEMMs, small enough that a
-/// block's activations (`BLOCK_ROWS x` the widest layer) stay in L2.
-pub const BLOCK_ROWS: usize = 128;
+/// Rows per block. Measured on the 2-core machine of `docs/PERFORMANCE.md`
+/// (W1 and W3 networks, batch 1000, blocks of 64 to 1000 rows): 512 was the
+/// fastest or within 3% of it for 1 and 2 threads; smaller blocks repeat the
+/// packing of the weights too often for 1024-wide layers.
+pub const BLOCK_ROWS: usize = 512;
+
+/// Networks with a layer at least this wide run each stage over the whole
+/// batch instead, with every product split over the threads by output
+/// columns: for 1024-wide layers (W3, batch 1000, one thread) whole-batch
+/// products took 25.9 ms per pass against 30.6 ms in blocks of 512 rows.
+pub const WIDE: usize = 512;
 
 /// One stage `y = act_k(... act_1(x W^T + b))`.
 #[derive(Debug, Clone)]
@@ -40,9 +48,29 @@ struct Stage<T> {
 }
 
 /// A network prepared for fast eval-mode forward passes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct InferenceNet<T> {
     stages: Vec<Stage<T>>,
+    /// Per-thread ping-pong buffers, kept between calls (allocating them per
+    /// call cost page faults: measured 1-4 ms per pass on the W3 network).
+    workspaces: Vec<Mutex<Workspace<T>>>,
+}
+
+type Workspace<T> = (Vec<T>, Vec<T>);
+
+impl<T: Scalar> Clone for InferenceNet<T> {
+    fn clone(&self) -> Self {
+        InferenceNet {
+            stages: self.stages.clone(),
+            workspaces: new_workspaces(),
+        }
+    }
+}
+
+fn new_workspaces<T>() -> Vec<Mutex<Workspace<T>>> {
+    (0..crate::threads::available())
+        .map(|_| Mutex::new((Vec::new(), Vec::new())))
+        .collect()
 }
 
 impl<T: Scalar> InferenceNet<T> {
@@ -84,7 +112,10 @@ impl<T: Scalar> InferenceNet<T> {
         if stages.is_empty() {
             return Err(Error::config("fused inference", "the network has no Dense layer"));
         }
-        Ok(InferenceNet { stages })
+        Ok(InferenceNet {
+            stages,
+            workspaces: new_workspaces(),
+        })
     }
 
     /// Input width.
@@ -106,23 +137,45 @@ impl<T: Scalar> InferenceNet<T> {
         }
         out.resize(x.rows(), outw);
         let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
-        let (xs, os) = (x.as_slice(), out.as_mut_slice());
-        let run = |bufs: &mut (Vec<T>, Vec<T>), (xb, ob): (&[T], &mut [T])| self.block(xb, ob, bufs);
-        let init = || (vec![T::ZERO; BLOCK_ROWS * widest], vec![T::ZERO; BLOCK_ROWS * widest]);
-        let threads = crate::threads::threads();
-        if threads > 1 && x.rows() > BLOCK_ROWS {
-            // At most `threads` tasks, each taking a contiguous run of blocks.
-            let per_task = x.rows().div_ceil(BLOCK_ROWS).div_ceil(threads) * BLOCK_ROWS;
-            let tasks = xs.par_chunks(per_task * inp).zip(os.par_chunks_mut(per_task * outw));
-            tasks.for_each_init(init, |bufs, (xt, ot)| {
-                xt.chunks(BLOCK_ROWS * inp)
-                    .zip(ot.chunks_mut(BLOCK_ROWS * outw))
-                    .for_each(|b| run(bufs, b))
-            });
+        let rows = x.rows();
+        let (xs, os) = (x.as_slice(), crate::team::SharedMut::new(out.as_mut_slice()));
+        let run_rows = |i: usize, r: std::ops::Range<usize>, block: usize| {
+            // SAFETY: the parts' row ranges are disjoint.
+            let ob = unsafe { os.range(r.start * outw..r.end * outw) };
+            // Part i has workspace i to itself unless another thread runs a
+            // forward pass on this network at the same time (then it waits).
+            let mut ws = self.workspaces[i % self.workspaces.len()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let bufs = &mut *ws;
+            for b in [&mut bufs.0, &mut bufs.1] {
+                if b.len() < block * widest {
+                    b.resize(block * widest, T::ZERO);
+                }
+            }
+            let xb = &xs[r.start * inp..r.end * inp];
+            for (xc, oc) in xb.chunks(block * inp).zip(ob.chunks_mut(block * outw)) {
+                self.block(xc, oc, bufs);
+            }
+        };
+        if widest >= WIDE {
+            // Whole batch per stage; `block` splits each product by columns.
+            run_rows(0, 0..rows, rows.max(1));
         } else {
-            let mut bufs = init();
-            let blocks = xs.chunks(BLOCK_ROWS * inp).zip(os.chunks_mut(BLOCK_ROWS * outw));
-            blocks.for_each(|b| run(&mut bufs, b));
+            // One part per thread, each a contiguous run of whole blocks; a
+            // block is computed the same way whichever part holds it (its
+            // products stay on that thread: the team is busy).
+            let blocks = rows.div_ceil(BLOCK_ROWS);
+            let parts = crate::threads::threads().min(blocks).max(1);
+            let per_part = blocks.div_ceil(parts) * BLOCK_ROWS;
+            if parts == 1 {
+                // One block (or one thread): its products may use the threads.
+                run_rows(0, 0..rows, BLOCK_ROWS);
+            } else {
+                crate::team::run(parts, &|i| {
+                    run_rows(i, (i * per_part).min(rows)..((i + 1) * per_part).min(rows), BLOCK_ROWS)
+                });
+            }
         }
         Ok(())
     }
@@ -165,7 +218,7 @@ impl<T: Scalar> Stage<T> {
         // `w` has out * inp elements by construction), and `dst` is a distinct
         // mutable slice, so it overlaps neither input.
         unsafe {
-            T::gemm_raw(
+            crate::tensor::gemm_strided(
                 rows,
                 inp,
                 out,
@@ -174,7 +227,6 @@ impl<T: Scalar> Stage<T> {
                 (w.as_ptr(), 1, inp as isize),
                 false,
                 (dst.as_mut_ptr(), out as isize, 1),
-                faer::Par::Seq,
             );
         }
         crate::layers::bias_act_kernel(&self.acts, dst, &self.bias);

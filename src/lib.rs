@@ -34,6 +34,7 @@ pub mod plot;
 pub mod scalar;
 #[macro_use]
 pub mod simd;
+pub mod team;
 pub mod tensor;
 pub mod threads;
 pub mod train;

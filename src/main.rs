@@ -111,13 +111,22 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
+    // clap's message up to its usage block, on one line (some messages put
+    // the argument names on the lines after a colon).
     let text = e.to_string();
-    let first = text
+    let message = text
         .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
-    eprintln!("error: {first} (see bpnet --help)");
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = if message.is_empty() {
+        "invalid arguments"
+    } else {
+        &message
+    };
+    eprintln!("error: {} (see bpnet --help)", message.trim_start_matches("error: "));
     ExitCode::from(2)
 }
 

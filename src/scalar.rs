@@ -89,7 +89,6 @@ pub trait Scalar:
         b: (*const Self, isize, isize),
         accumulate: bool,
         c: (*mut Self, isize, isize),
-        par: Par,
     );
 }
 
@@ -168,7 +167,6 @@ macro_rules! impl_scalar {
                 b: (*const Self, isize, isize),
                 accumulate: bool,
                 c: (*mut Self, isize, isize),
-                par: Par,
             ) {
                 // SAFETY: forwarded from the caller's contract.
                 let (a, b, c) = unsafe {
@@ -179,7 +177,7 @@ macro_rules! impl_scalar {
                     )
                 };
                 let accum = if accumulate { Accum::Add } else { Accum::Replace };
-                matmul(c, accum, a, b, alpha, par);
+                matmul(c, accum, a, b, alpha, Par::Seq);
                 clear_upper_vector_state();
             }
         }

@@ -183,12 +183,12 @@ pub fn gemm<T: Scalar>(
     }
     let (rsa, csa) = a.op_strides(op_a);
     let (rsb, csb) = b.op_strides(op_b);
-    let (rsc, csc) = (c.cols as isize, 1isize);
-    // SAFETY: the shapes were checked above, each pointer addresses a buffer
-    // of exactly rows*cols elements with the strides of its layout, and `c`
-    // is borrowed mutably so it cannot alias `a` or `b`.
+    let c = (c.data.as_mut_ptr(), c.cols as isize, 1);
+    // SAFETY: the shapes were checked above and each pointer addresses a
+    // buffer of exactly rows*cols elements with the strides of its layout;
+    // `c` is borrowed mutably so it cannot alias `a` or `b`.
     unsafe {
-        T::gemm_raw(
+        gemm_strided(
             m,
             k,
             n,
@@ -196,11 +196,108 @@ pub fn gemm<T: Scalar>(
             (a.data.as_ptr(), rsa, csa),
             (b.data.as_ptr(), rsb, csb),
             out == Out::Add,
-            (c.data.as_mut_ptr(), rsc, csc),
-            crate::threads::par_for(m, k, n),
-        );
-    }
+            c,
+        )
+    };
     Ok(())
+}
+
+/// [`Scalar::gemm_raw`], split over threads when the product is large
+/// enough ([`crate::threads`]): one block of output rows or columns per
+/// thread, each computed by the single-threaded kernel.
+///
+/// # Safety
+/// As [`Scalar::gemm_raw`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_strided<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: (*const T, isize, isize),
+    b: (*const T, isize, isize),
+    accumulate: bool,
+    c: (*mut T, isize, isize),
+) {
+    let job = Job {
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        b,
+        accumulate,
+        c,
+    };
+    let parts = crate::threads::gemm_parts(m, k, n);
+    if parts > 1 {
+        // SAFETY: the caller's contract; the parts write disjoint blocks of `c`.
+        crate::team::run(parts, &|i| unsafe { job.part(i, parts).run() });
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { job.run() };
+    }
+}
+
+/// One product on raw strided storage (see [`Scalar::gemm_raw`]).
+#[derive(Clone, Copy)]
+struct Job<T> {
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: (*const T, isize, isize),
+    b: (*const T, isize, isize),
+    accumulate: bool,
+    c: (*mut T, isize, isize),
+}
+
+// SAFETY: jobs are shared between threads only by `gemm`, whose parts write
+// disjoint blocks of `c` and only read `a` and `b`.
+unsafe impl<T: Sync> Sync for Job<T> {}
+
+impl<T: Scalar> Job<T> {
+    /// # Safety
+    /// As [`Scalar::gemm_raw`].
+    unsafe fn run(self) {
+        if self.m == 0 || self.n == 0 {
+            return;
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            T::gemm_raw(
+                self.m,
+                self.k,
+                self.n,
+                self.alpha,
+                self.a,
+                self.b,
+                self.accumulate,
+                self.c,
+            )
+        };
+    }
+
+    /// Part `i` of `parts`: a block of the output's longer dimension, cut at
+    /// multiples of 16 rows or columns (the later parts may be smaller or
+    /// empty; on the paper network this measured 2% faster than cuts at the
+    /// multiple of 16 nearest an even split).
+    fn part(mut self, i: usize, parts: usize) -> Self {
+        let long = self.n.max(self.m);
+        let cut = |i: usize| (i * long.div_ceil(parts).div_ceil(16) * 16).min(long);
+        let (lo, hi) = (cut(i), cut(i + 1));
+        // Offsets stay within the buffers: lo <= the dimension's length.
+        if self.n >= self.m {
+            self.n = hi - lo;
+            self.b.0 = self.b.0.wrapping_offset(lo as isize * self.b.2);
+            self.c.0 = self.c.0.wrapping_offset(lo as isize * self.c.2);
+        } else {
+            self.m = hi - lo;
+            self.a.0 = self.a.0.wrapping_offset(lo as isize * self.a.1);
+            self.c.0 = self.c.0.wrapping_offset(lo as isize * self.c.1);
+        }
+        self
+    }
 }
 
 /// Naive triple-loop reference for `op_a(A) * op_b(B)`, accumulated in `f64`.

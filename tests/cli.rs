@@ -399,3 +399,42 @@ fn bad_data_and_model_files_give_one_clear_line_and_no_output() {
     );
     assert!(!d.join("out.csv").exists());
 }
+
+/// The benchmark harness works end to end at tiny size (no timing is checked:
+/// benchmarks are measured by bench/compare.sh, never asserted in tests).
+#[test]
+fn bench_reports_json_for_training_inference_fused_and_gemm() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = [
+        "bench",
+        "--dims",
+        "20,16,16,4",
+        "--batch-size",
+        "8",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+    ];
+    let cases: [&[&str]; 4] = [
+        &["--batch-norm", "--optimizer", "adam", "--threads", "1"],
+        &["--activation", "relu", "--inference"],
+        &["--batch-norm", "--inference", "--fused", "--threads", "2"],
+        &["--gemm", "64"],
+    ];
+    for extra in cases {
+        let args: Vec<&str> = net.iter().chain(extra).copied().collect();
+        let j = last_json(&ok(dir.path(), &args));
+        for key in ["ms_per_step", "samples_per_s", "gflops"] {
+            assert!(
+                j[key].as_f64().is_some_and(|v| v.is_finite() && v >= 0.0),
+                "{key} in {j}"
+            );
+        }
+        assert!(j["ms_per_step"].as_f64().unwrap() > 0.0, "{j}");
+        assert!(j["threads"].as_u64().is_some_and(|t| t >= 1), "{j}");
+    }
+    assert_clean_failure(&["bench", "--fused"], "--inference");
+    assert_clean_failure(&["bench", "--threads", "0"], "threads");
+}

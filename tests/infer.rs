@@ -41,7 +41,7 @@ fn check<T: Scalar>(rows: usize, dims: &[usize], bound: f64) -> f64 {
 
 #[test]
 fn fused_path_computes_the_eval_output_f64() {
-    // 300 rows: two full blocks and a partial one.
+    // Two full blocks and a partial one.
     let worst = check::<f64>(2 * BLOCK_ROWS + 44, &[6, 9, 7, 4], 1e-13);
     println!("fused f64: max relative diff {worst:e} (bound 1e-13)");
 }

@@ -2,7 +2,7 @@
 //! training run does too.
 
 use bpnet::tensor::{Op, Out, gemm};
-use bpnet::threads::{self, MIN_MACS_PER_THREAD};
+use bpnet::threads::{self, MIN_MACS_SPLIT};
 use bpnet::{Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Target, Trainer};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -28,16 +28,23 @@ fn products_are_bit_identical_for_one_and_two_threads() {
         eprintln!("SKIP: rayon sees one core");
         return;
     }
-    // Shapes of W3 (batch 256, widths 784/1024) and odd sizes, each large
-    // enough to be split; every transpose combination the layers use.
-    for &(m, k, n) in &[
+    // Shapes of W3 (batch 256, widths 784/1024: split by faer), of the
+    // paper network (batch 60, widths 784/100: split by bpnet's team) and odd
+    // sizes; every transpose combination the layers use.
+    let shapes = [
         (256, 784, 1024),
         (1024, 256, 784),
         (256, 1024, 1024),
         (333, 517, 129),
         (1000, 100, 784),
-    ] {
-        assert!(m * k * n >= 2 * MIN_MACS_PER_THREAD, "{m}x{k}x{n} would not be split");
+        (60, 784, 100),
+        (100, 60, 784),
+        (60, 100, 100),
+        (37, 301, 41),
+        (130, 70, 33),
+    ];
+    for &(m, k, n) in &shapes {
+        assert!(m * k * n >= MIN_MACS_SPLIT, "{m}x{k}x{n} would not be split");
         for (op_a, op_b) in [(Op::N, Op::T), (Op::T, Op::N), (Op::N, Op::N)] {
             let a = if op_a == Op::N {
                 random(m, k, 1)

@@ -10,6 +10,7 @@
 use super::StepCtx;
 use crate::layers::Param;
 use crate::scalar::Scalar;
+use crate::team::{SharedMut, for_ranges};
 
 /// First and second moment estimates.
 #[derive(Debug, Clone)]
@@ -47,14 +48,18 @@ impl<T: Scalar> AdamState<T> {
         } else {
             (T::from_f64(ctx.weight_decay), T::ONE)
         };
-        let (w, g) = (p.value.as_mut_slice(), p.grad.as_slice());
-        adam_kernel(
-            w,
-            g,
-            &mut self.m,
-            &mut self.v,
-            [coupled, b1, b2, one_m_b2, bc2_sqrt, eps, step_size, shrink],
+        let k = [coupled, b1, b2, one_m_b2, bc2_sqrt, eps, step_size, shrink];
+        let g = p.grad.as_slice();
+        let (w, m, v) = (
+            SharedMut::new(p.value.as_mut_slice()),
+            SharedMut::new(&mut self.m),
+            SharedMut::new(&mut self.v),
         );
+        for_ranges(n, &|r| {
+            // SAFETY: `for_ranges` hands out disjoint ranges.
+            let (w, m, v) = unsafe { (w.range(r.clone()), m.range(r.clone()), v.range(r.clone())) };
+            adam_kernel(w, &g[r], m, v, k);
+        });
         true
     }
 }

@@ -10,6 +10,7 @@
 use super::StepCtx;
 use crate::layers::Param;
 use crate::scalar::Scalar;
+use crate::team::{SharedMut, for_ranges};
 
 /// The momentum buffer, created on the first step that uses it.
 #[derive(Debug, Clone)]
@@ -44,12 +45,19 @@ impl<T: Scalar> SgdState<T> {
         if momentum != 0.0 && self.buf.len() != n {
             return false;
         }
-        let (w, g) = (p.value.as_mut_slice(), p.grad.as_slice());
-        if momentum == 0.0 {
-            sgd_kernel(w, g, [lr, wd]);
-        } else {
-            momentum_kernel(w, g, &mut self.buf, [lr, wd, mu, damp], [first, nesterov]);
-        }
+        let g = p.grad.as_slice();
+        let (w, buf) = (SharedMut::new(p.value.as_mut_slice()), SharedMut::new(&mut self.buf));
+        for_ranges(n, &|r| {
+            // SAFETY: `for_ranges` hands out disjoint ranges.
+            let w = unsafe { w.range(r.clone()) };
+            if momentum == 0.0 {
+                sgd_kernel(w, &g[r], [lr, wd]);
+            } else {
+                // SAFETY: as above; `buf` has n elements when momentum is on.
+                let b = unsafe { buf.range(r.clone()) };
+                momentum_kernel(w, &g[r], b, [lr, wd, mu, damp], [first, nesterov]);
+            }
+        });
         true
     }
 }
