@@ -121,7 +121,10 @@ fn training_steps_allocate_nothing_after_warm_up() {
             let threads = bpnet::set_threads(threads);
             let n = steady_state_allocations(spec.clone(), opt.clone());
             println!("{name}, {threads} threads: {n} allocations in 20 steady-state steps");
-            assert_eq!(n, 0, "{name}, {threads} threads: {n} heap allocations in 20 steps after warm-up");
+            assert_eq!(
+                n, 0,
+                "{name}, {threads} threads: {n} heap allocations in 20 steps after warm-up"
+            );
         }
     }
 }
