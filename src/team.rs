@@ -1,17 +1,20 @@
 //! A team of worker threads for fork-join work of a few microseconds.
 //!
-//! A training step of the paper's network is ~0.15 ms: its eleven matrix
-//! products take 5-40 µs each, too short for a thread pool that puts idle
+//! A training step of the paper's network is ~0.1 ms: its eleven matrix
+//! products take 5-50 µs each, too short for a thread pool that puts idle
 //! workers to sleep (waking one costs about as much as the product; measured
 //! with rayon: 0.20 -> 0.32 ms per step with two threads). The workers here
 //! spin for [`SPIN`] after each job before they sleep, so a burst of small
-//! jobs (one training step) pays a hand-off of well under a microsecond.
+//! jobs (one training step) pays a hand-off of about 0.1 µs.
 //!
-//! [`run`] splits a job into `parts` numbered pieces: the caller runs part 0
-//! and the workers the others, and it returns when all are done. Which thread
-//! runs which part does not change any result. If the team is already busy
-//! (a concurrent caller) or the job has one part, the caller runs every part
-//! itself.
+//! [`run`] splits a job into `parts` numbered pieces. The caller and the
+//! workers *claim* parts one at a time from a shared counter, so a worker
+//! that the operating system has not scheduled (a busy machine) delays
+//! nothing: the caller claims and runs the remaining parts itself, and only
+//! waits for parts a worker has already started. [`run`] returns when every
+//! part is done. Which thread runs which part does not change any result.
+//! If the team is already busy (a concurrent caller), the job has one part,
+//! or the caller is itself running a part, the caller runs every part.
 
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -22,15 +25,20 @@ use std::time::{Duration, Instant};
 /// How long an idle worker spins before it sleeps.
 pub const SPIN: Duration = Duration::from_micros(200);
 
+/// Parts are claimed from the low bits of [`Shared::state`]; the epoch (one
+/// per job) is in the high bits.
+const PART_BITS: u32 = 16;
+const PART_MASK: u64 = (1 << PART_BITS) - 1;
+
 type Job = dyn Fn(usize) + Sync;
 
 struct Shared {
-    /// Bumped by the leader to publish a job.
-    epoch: AtomicU64,
-    /// The job of the current epoch; written only while no worker reads it.
+    /// `epoch << PART_BITS | next unclaimed part` of the current job.
+    state: AtomicU64,
+    /// The current job; written only while no part of any job is claimable.
     job: UnsafeCell<Option<*const Job>>,
     parts: AtomicUsize,
-    /// Workers that finished the current epoch.
+    /// Parts of the current job that workers have finished.
     done: AtomicUsize,
     panicked: AtomicBool,
     sleepers: AtomicUsize,
@@ -38,18 +46,19 @@ struct Shared {
     wake: Condvar,
 }
 
-// SAFETY: `job` is written by the leader only between epochs (after every
-// worker has reported done and before the next epoch is published with
-// Release); workers read it only after observing the new epoch with Acquire.
-// The pointee is `Sync`.
+// SAFETY: `job` is written by the leader only between jobs, when every part
+// of the previous job has been claimed and finished, so no thread reads it;
+// a thread reads it only after claiming a part of the current job (an
+// Acquire CAS on `state` that follows the leader's Release publication), and
+// the leader keeps the job alive until every part is done. The pointee is
+// `Sync`.
 unsafe impl Sync for Shared {}
 // SAFETY: as above; the raw pointer is only dereferenced under that protocol.
 unsafe impl Send for Shared {}
 
-/// A leader (the caller of [`run`]) and `workers` spinning threads.
+/// A leader (the caller of [`run`]) and its spinning worker threads.
 struct Team {
     shared: Arc<Shared>,
-    workers: usize,
     busy: AtomicBool,
 }
 
@@ -83,8 +92,8 @@ fn as_part(f: &(dyn Fn(usize) + Sync), i: usize) {
 /// team's workers (at most [`crate::threads::available`] threads in all),
 /// and returns when all have finished. A panic in any part is re-raised here.
 pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
-    let team = if parts > 1 { team() } else { None };
-    let Some(team) = team.filter(|t| t.workers + 1 >= parts) else {
+    let team = if parts > 1 && !in_job() { team() } else { None };
+    let Some(team) = team.filter(|_| parts as u64 <= PART_MASK) else {
         (0..parts).for_each(|i| as_part(f, i));
         return;
     };
@@ -107,7 +116,7 @@ impl Team {
             return None;
         }
         let shared = Arc::new(Shared {
-            epoch: AtomicU64::new(0),
+            state: AtomicU64::new(0),
             job: UnsafeCell::new(None),
             parts: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
@@ -120,37 +129,49 @@ impl Team {
             let s = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("bpnet-team-{id}"))
-                .spawn(move || work(&s, id))
+                .spawn(move || work(&s))
                 .ok()?;
         }
         Some(Team {
             shared,
-            workers,
             busy: AtomicBool::new(false),
         })
     }
 
     fn lead(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
         let s = &*self.shared;
-        // SAFETY: lifetime erasure; `lead` does not return before every
-        // worker has finished with the job (the wait below), so the pointer
-        // is never used after `f` goes out of scope.
+        // SAFETY: lifetime erasure; `lead` does not return before every part
+        // has finished (the wait below), and no part can be claimed after
+        // that, so the pointer is never used after `f` goes out of scope.
         let job: *const Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(f) };
-        // SAFETY: no worker reads `job` now: all reported done for the last
-        // epoch, and the next is published only below.
+        // SAFETY: every part of the previous job was claimed and finished, so
+        // no thread can claim one and read `job` until the publication below.
         unsafe { *s.job.get() = Some(job) };
         s.parts.store(parts, Ordering::Relaxed);
         s.done.store(0, Ordering::Relaxed);
-        s.epoch.fetch_add(1, Ordering::SeqCst);
+        // The leader holds part 0 from the start; the others are claimable.
+        let epoch = (s.state.load(Ordering::Relaxed) >> PART_BITS) + 1;
+        s.state.store(epoch << PART_BITS | 1, Ordering::SeqCst);
         if s.sleepers.load(Ordering::SeqCst) > 0 {
             let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.wake.notify_all();
         }
-        let mine = catch_unwind(AssertUnwindSafe(|| as_part(f, 0)));
-        while s.done.load(Ordering::Acquire) < self.workers {
+        // The leader counts its own parts; `done` counts the workers'.
+        let mut mine = 0;
+        let mut failure = Ok(());
+        let mut next = Some(0);
+        while let Some(i) = next {
+            let r = catch_unwind(AssertUnwindSafe(|| as_part(f, i)));
+            mine += 1;
+            if r.is_err() && failure.is_ok() {
+                failure = r;
+            }
+            next = claim(s, epoch);
+        }
+        while s.done.load(Ordering::Acquire) < parts - mine {
             std::hint::spin_loop();
         }
-        if let Err(p) = mine {
+        if let Err(p) = failure {
             resume_unwind(p);
         }
         if s.panicked.swap(false, Ordering::Relaxed) {
@@ -159,48 +180,67 @@ impl Team {
     }
 }
 
-/// A worker's loop: wait for a new epoch (spinning, then sleeping), run its
-/// part if the job has one, report done.
-fn work(s: &Shared, id: usize) {
-    let mut seen = 0u64;
+/// Claims the next unclaimed part of job `epoch`, if any.
+fn claim(s: &Shared, epoch: u64) -> Option<usize> {
+    let mut cur = s.state.load(Ordering::Acquire);
     loop {
-        seen = wait_for_epoch(s, seen);
-        // SAFETY: the new epoch was observed with Acquire after the leader
-        // wrote `job`; the leader does not touch it until we report done.
-        let job = unsafe { *s.job.get() };
-        if let Some(job) = job
-            && id < s.parts.load(Ordering::Relaxed)
-        {
-            // SAFETY: the leader keeps the closure alive until we report done.
-            let f = unsafe { &*job };
-            if catch_unwind(AssertUnwindSafe(|| as_part(f, id))).is_err() {
-                s.panicked.store(true, Ordering::Relaxed);
-            }
+        let next = (cur & PART_MASK) as usize;
+        if cur >> PART_BITS != epoch || next >= s.parts.load(Ordering::Relaxed) {
+            return None;
         }
-        s.done.fetch_add(1, Ordering::Release);
+        match s
+            .state
+            .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return Some(next),
+            Err(now) => cur = now,
+        }
     }
 }
 
+/// A worker's loop: wait for a new job (spinning, then sleeping), then claim
+/// and run its parts until none is left.
+fn work(s: &Shared) {
+    let mut seen = 0u64;
+    loop {
+        seen = wait_for_epoch(s, seen);
+        while let Some(i) = claim(s, seen) {
+            // SAFETY: a part of job `seen` was claimed, so the leader has
+            // published `job` for it and keeps it alive until this part is
+            // counted done.
+            if let Some(job) = unsafe { *s.job.get() } {
+                // SAFETY: as above.
+                let f = unsafe { &*job };
+                if catch_unwind(AssertUnwindSafe(|| as_part(f, i))).is_err() {
+                    s.panicked.store(true, Ordering::Relaxed);
+                }
+            }
+            s.done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Waits until the epoch differs from `seen`; returns the new one.
 fn wait_for_epoch(s: &Shared, seen: u64) -> u64 {
+    let epoch = || s.state.load(Ordering::Acquire) >> PART_BITS;
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        let e = s.epoch.load(Ordering::Acquire);
+        let e = epoch();
         if e != seen {
             return e;
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
         if spins.is_multiple_of(256) && start.elapsed() > SPIN {
-            let g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.sleepers.fetch_add(1, Ordering::SeqCst);
-            let mut g = g;
-            while s.epoch.load(Ordering::SeqCst) == seen {
+            while s.state.load(Ordering::SeqCst) >> PART_BITS == seen {
                 g = s.wake.wait(g).unwrap_or_else(|e| e.into_inner());
             }
             drop(g);
             s.sleepers.fetch_sub(1, Ordering::SeqCst);
-            return s.epoch.load(Ordering::Acquire);
+            return epoch();
         }
     }
 }
