@@ -218,16 +218,17 @@ impl<T: Scalar> Stage<T> {
         // `w` has out * inp elements by construction), and `dst` is a distinct
         // mutable slice, so it overlaps neither input.
         unsafe {
-            crate::tensor::gemm_strided(
-                rows,
-                inp,
-                out,
-                T::ONE,
-                (src.as_ptr(), inp as isize, 1),
-                (w.as_ptr(), 1, inp as isize),
-                false,
-                (dst.as_mut_ptr(), out as isize, 1),
-            );
+            crate::tensor::Job {
+                m: rows,
+                k: inp,
+                n: out,
+                alpha: T::ONE,
+                a: (src.as_ptr(), inp as isize, 1),
+                b: (w.as_ptr(), 1, inp as isize),
+                accumulate: false,
+                c: (dst.as_mut_ptr(), out as isize, 1),
+            }
+            .run_split();
         }
         crate::layers::bias_act_kernel(&self.acts, dst, &self.bias);
     }

@@ -41,6 +41,8 @@ struct Shared {
     /// Parts of the current job that workers have finished.
     done: AtomicUsize,
     panicked: AtomicBool,
+    /// Workers that have started and warmed up (see [`Team::start`]).
+    ready: AtomicUsize,
     sleepers: AtomicUsize,
     lock: Mutex<()>,
     wake: Condvar,
@@ -121,6 +123,7 @@ impl Team {
             parts: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
+            ready: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -131,6 +134,11 @@ impl Team {
                 .name(format!("bpnet-team-{id}"))
                 .spawn(move || work(&s))
                 .ok()?;
+        }
+        // Wait until every worker has set up its per-thread GEMM scratch, so
+        // that no allocation happens later in the middle of training.
+        while shared.ready.load(Ordering::Acquire) < workers {
+            std::thread::yield_now();
         }
         Some(Team {
             shared,
@@ -201,6 +209,9 @@ fn claim(s: &Shared, epoch: u64) -> Option<usize> {
 /// A worker's loop: wait for a new job (spinning, then sleeping), then claim
 /// and run its parts until none is left.
 fn work(s: &Shared) {
+    // Counted ready even if warming failed, so that `Team::start` never waits forever.
+    let _ = catch_unwind(crate::tensor::warm_thread);
+    s.ready.fetch_add(1, Ordering::Release);
     let mut seen = 0u64;
     loop {
         seen = wait_for_epoch(s, seen);

@@ -183,73 +183,63 @@ pub fn gemm<T: Scalar>(
     }
     let (rsa, csa) = a.op_strides(op_a);
     let (rsb, csb) = b.op_strides(op_b);
-    let c = (c.data.as_mut_ptr(), c.cols as isize, 1);
-    // SAFETY: the shapes were checked above and each pointer addresses a
-    // buffer of exactly rows*cols elements with the strides of its layout;
-    // `c` is borrowed mutably so it cannot alias `a` or `b`.
-    unsafe {
-        gemm_strided(
-            m,
-            k,
-            n,
-            alpha,
-            (a.data.as_ptr(), rsa, csa),
-            (b.data.as_ptr(), rsb, csb),
-            out == Out::Add,
-            c,
-        )
-    };
-    Ok(())
-}
-
-/// [`Scalar::gemm_raw`], split over threads when the product is large
-/// enough ([`crate::threads`]): one block of output rows or columns per
-/// thread, each computed by the single-threaded kernel.
-///
-/// # Safety
-/// As [`Scalar::gemm_raw`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_strided<T: Scalar>(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: (*const T, isize, isize),
-    b: (*const T, isize, isize),
-    accumulate: bool,
-    c: (*mut T, isize, isize),
-) {
     let job = Job {
         m,
         k,
         n,
         alpha,
-        a,
-        b,
-        accumulate,
-        c,
+        a: (a.data.as_ptr(), rsa, csa),
+        b: (b.data.as_ptr(), rsb, csb),
+        accumulate: out == Out::Add,
+        c: (c.data.as_mut_ptr(), c.cols as isize, 1),
     };
-    let parts = crate::threads::gemm_parts(m, k, n);
-    if parts > 1 {
-        // SAFETY: the caller's contract; the parts write disjoint blocks of `c`.
-        crate::team::run(parts, &|i| unsafe { job.part(i, parts).run() });
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { job.run() };
-    }
+    // SAFETY: the shapes were checked above and each pointer addresses a
+    // buffer of exactly rows*cols elements with the strides of its layout;
+    // `c` is borrowed mutably so it cannot alias `a` or `b`.
+    unsafe { job.run_split() };
+    Ok(())
 }
 
-/// One product on raw strided storage (see [`Scalar::gemm_raw`]).
+/// Runs one small product in f32 and in f64 on the calling thread, so that
+/// the GEMM kernel's per-thread scratch memory exists before training
+/// starts (the team's workers call this when they start; otherwise a
+/// worker's first product could allocate in the middle of a training run).
+pub(crate) fn warm_thread() {
+    fn warm<T: Scalar>() {
+        let a = Matrix::<T>::filled(64, 64, T::ONE);
+        let mut c = Matrix::<T>::zeros(64, 64);
+        let job = Job {
+            m: 64,
+            k: 64,
+            n: 64,
+            alpha: T::ONE,
+            a: (a.data.as_ptr(), 64, 1),
+            b: (a.data.as_ptr(), 1, 64),
+            accumulate: false,
+            c: (c.data.as_mut_ptr(), 64, 1),
+        };
+        // SAFETY: three 64 x 64 row-major buffers (`b` reads `a` transposed),
+        // `c` distinct from `a`. Run unsplit: a split would need the team,
+        // which is still starting when its workers call this.
+        unsafe { job.run() };
+    }
+    warm::<f32>();
+    warm::<f64>();
+}
+
+/// One product `C = alpha A B` (or `C +=` with `accumulate`) on raw
+/// strided storage given as (pointer, row stride, column stride); `A` is
+/// `m x k`, `B` is `k x n`, `C` is `m x n` (see [`Scalar::gemm_raw`]).
 #[derive(Clone, Copy)]
-struct Job<T> {
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: (*const T, isize, isize),
-    b: (*const T, isize, isize),
-    accumulate: bool,
-    c: (*mut T, isize, isize),
+pub(crate) struct Job<T> {
+    pub(crate) m: usize,
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    pub(crate) alpha: T,
+    pub(crate) a: (*const T, isize, isize),
+    pub(crate) b: (*const T, isize, isize),
+    pub(crate) accumulate: bool,
+    pub(crate) c: (*mut T, isize, isize),
 }
 
 // SAFETY: jobs are shared between threads only by `gemm`, whose parts write
@@ -257,6 +247,23 @@ struct Job<T> {
 unsafe impl<T: Sync> Sync for Job<T> {}
 
 impl<T: Scalar> Job<T> {
+    /// Runs the product, split over threads when it is large enough
+    /// ([`crate::threads`]): one block of output rows or columns per thread,
+    /// each computed by the single-threaded kernel.
+    ///
+    /// # Safety
+    /// As [`Scalar::gemm_raw`].
+    pub(crate) unsafe fn run_split(self) {
+        let parts = crate::threads::gemm_parts(self.m, self.k, self.n);
+        if parts > 1 {
+            // SAFETY: the caller's contract; the parts write disjoint blocks of `c`.
+            crate::team::run(parts, &|i| unsafe { self.part(i, parts).run() });
+        } else {
+            // SAFETY: the caller's contract.
+            unsafe { self.run() };
+        }
+    }
+
     /// # Safety
     /// As [`Scalar::gemm_raw`].
     unsafe fn run(self) {

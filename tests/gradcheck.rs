@@ -214,3 +214,27 @@ fn near_singular_batch_norm_from_random_testing() {
         grad_check(&model, &x, Mode::Train, &projection_loss(4, 1, 161)),
     );
 }
+
+/// The second case random testing found: a 1-wide sigmoid network with BN
+/// after the activation, where the first bias's gradient (-1.9253e-4) is tiny
+/// next to the loss, so central differences at step 1e-5 are limited by
+/// roundoff (they gave -1.92528e-4, relative error 1.2e-6 against the
+/// 1e-3-floored bound); at step 1e-2 the extrapolated difference matches the
+/// analytic gradient to 11 digits. `grad_check` falls back to those steps.
+#[test]
+fn tiny_gradient_of_a_large_loss_from_random_testing() {
+    let spec = ModelSpec {
+        dims: vec![1, 1, 1, 1],
+        activation: Activation::Sigmoid,
+        batch_norm: BnPlacement::AfterActivation,
+        bn: BatchNormConfig::default(),
+        dropout: 0.0,
+        init: Init::XavierNormal,
+    };
+    let model = Sequential::<f64>::from_spec(&spec, 389).unwrap();
+    let x = random_matrix(5, 1, 390);
+    assert_check(
+        "tiny gradient, large loss",
+        grad_check(&model, &x, Mode::Train, &projection_loss(5, 1, 391)),
+    );
+}

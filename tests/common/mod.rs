@@ -58,7 +58,8 @@ pub fn rel_err(a: f64, n: f64) -> f64 {
 }
 
 /// Compares the analytic gradients of `loss(model(x))` (training mode) with
-/// Richardson-extrapolated central differences (steps 1e-5 and 5e-6) for
+/// Richardson-extrapolated central differences (steps 1e-5 and 5e-6, and
+/// 1e-2 and 5e-3 where the small steps are limited by roundoff) for
 /// every parameter element and every
 /// input element. Every evaluation runs on a fresh clone of `model`, so
 /// dropout masks and running statistics are identical across evaluations.
@@ -91,8 +92,28 @@ pub fn grad_check(model: &Sequential<f64>, x: &Matrix<f64>, mode: Mode, loss: &L
     };
     // Richardson extrapolation of central differences at steps h and h/2:
     // (4 D(h/2) - D(h)) / 3 cancels the h^2 error term, which matters where a
-    // small batch makes batch normalization sharply curved.
-    let richardson = |d: &dyn Fn(f64) -> f64| (4.0 * d(h / 2.0) - d(h)) / 3.0;
+    // small batch makes batch normalization sharply curved. At h = 1e-5 the
+    // estimate carries roundoff of about 1e-16 |L| / h; for a tiny gradient
+    // entry of a large loss that alone can exceed the bound (found by the
+    // property test: a 1-wide sigmoid network with BN after it, gradient
+    // -1.9253e-4, where h = 1e-5 gives -1.92528e-4 and h = 1e-2 agrees with
+    // the analytic value to 11 digits; `tests/gradcheck.rs` keeps that case).
+    // So an entry that misses the bound at h = 1e-5 is also compared at
+    // h = 1e-2 and the closer estimate is kept: a wrong analytic gradient
+    // disagrees with both.
+    let richardson = |d: &dyn Fn(f64) -> f64, h: f64| (4.0 * d(h / 2.0) - d(h)) / 3.0;
+    let numeric = |d: &dyn Fn(f64) -> f64, a: f64| {
+        let fine = richardson(d, h);
+        if rel_err(a, fine) < 1e-7 {
+            return fine;
+        }
+        let coarse = richardson(d, 1e-2);
+        if rel_err(a, coarse) < rel_err(a, fine) {
+            coarse
+        } else {
+            fine
+        }
+    };
     for (k, (name, g)) in grads.iter().enumerate() {
         for (e, &a) in g.iter().enumerate() {
             let d = |step: f64| {
@@ -101,7 +122,7 @@ pub fn grad_check(model: &Sequential<f64>, x: &Matrix<f64>, mode: Mode, loss: &L
                 with_param(&mut minus, k, &mut |v| v[e] -= step);
                 (eval(&plus, x) - eval(&minus, x)) / (2.0 * step)
             };
-            record(format!("{name}[{e}]"), a, richardson(&d));
+            record(format!("{name}[{e}]"), a, numeric(&d, a));
         }
     }
     let dx = analytic.input_grad().unwrap().clone();
@@ -112,7 +133,7 @@ pub fn grad_check(model: &Sequential<f64>, x: &Matrix<f64>, mode: Mode, loss: &L
             xm.as_mut_slice()[e] -= step;
             (eval(model, &xp) - eval(model, &xm)) / (2.0 * step)
         };
-        record(format!("input[{e}]"), dx.as_slice()[e], richardson(&d));
+        record(format!("input[{e}]"), dx.as_slice()[e], numeric(&d, dx.as_slice()[e]));
     }
     check
 }
