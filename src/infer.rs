@@ -1,5 +1,5 @@
 //! Fused inference: the eval-mode function of a network with every batch
-//! normalization folded into its Dense layer, computed in blocks of rows.
+//! normalization folded into its Dense layer.
 //!
 //! A trained [`Sequential`] in [`Mode::Eval`] runs layer by layer over the
 //! whole batch: per hidden layer one GEMM, a bias pass, a BN pass and an
@@ -7,12 +7,14 @@
 //! computes the same function as a chain of stages
 //! `h <- act(h W'^T + b')` (`W': [out, in]`, BN folded into `W'` and `b'` by
 //! [`fold_batch_norm`]), with the bias add and the activation in one pass
-//! right after each GEMM, on blocks of [`BLOCK_ROWS`] rows whose
-//! intermediates stay in cache. Blocks are independent, so they are spread
-//! over the threads of [`crate::threads`] (one contiguous run of blocks each); each block is computed the same
-//! way on whichever thread, so the output is bit-identical for any thread
-//! count. It equals the unfolded eval output up to rounding (folding changes
-//! the order of operations; measured and bounded in `tests/infer.rs`).
+//! right after each GEMM. Narrow networks run on blocks of [`BLOCK_ROWS`]
+//! rows whose intermediates stay in cache, one contiguous run of blocks per
+//! thread of [`crate::threads`]; networks with a layer of [`WIDE`] or more
+//! run each stage over the whole batch with the products split over the
+//! threads. Either way each output element is computed the same way on
+//! whichever thread, so the output is bit-identical for any thread count.
+//! It equals the unfolded eval output up to rounding (folding changes the
+//! order of operations; measured and bounded in `tests/infer.rs`).
 //!
 //! [`Mode::Eval`]: crate::Mode::Eval
 
