@@ -3,7 +3,7 @@ random data, timed the same way (warm-up, then N training steps or eval-mode
 forward passes under torch.no_grad()). Prints one JSON line with ms_per_step,
 samples_per_s and gflops, like `bpnet bench --json`.
 
-Run through bench/compare.sh (or bench/side_by_side.sh), which create the
+Run through bench/compare.sh, which creates the
 virtual environment. `--gemm N` times one n x n matrix product instead.
 """
 import argparse
