@@ -28,10 +28,10 @@ fn product(m: usize, k: usize, n: usize, threads: usize) -> f64 {
 fn main() {
     let got = bpnet::set_threads(2);
     let nothing = |_: usize| {};
-    per_call_us(1000, || bpnet::team::run(2, &nothing));
+    per_call_us(1000, || bpnet::parallel::run(2, &nothing));
     println!(
         "empty 2-part job: {:.3} us ({got} threads)",
-        per_call_us(200_000, || bpnet::team::run(2, &nothing))
+        per_call_us(200_000, || bpnet::parallel::run(2, &nothing))
     );
     for (m, k, n) in [(60, 784, 100), (100, 60, 784), (60, 100, 100)] {
         let (one, two) = (product(m, k, n, 1), product(m, k, n, 2));

@@ -70,7 +70,7 @@ impl<T: Scalar> Clone for InferenceNet<T> {
 }
 
 fn new_workspaces<T>() -> Vec<Mutex<Workspace<T>>> {
-    (0..crate::threads::available())
+    (0..crate::parallel::MAX_THREADS)
         .map(|_| Mutex::new((Vec::new(), Vec::new())))
         .collect()
 }
@@ -140,7 +140,7 @@ impl<T: Scalar> InferenceNet<T> {
         out.resize(x.rows(), outw);
         let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
         let rows = x.rows();
-        let (xs, os) = (x.as_slice(), crate::team::SharedMut::new(out.as_mut_slice()));
+        let (xs, os) = (x.as_slice(), crate::parallel::split::SharedMut::new(out.as_mut_slice()));
         let run_rows = |i: usize, r: std::ops::Range<usize>, block: usize| {
             // SAFETY: the parts' row ranges are disjoint.
             let ob = unsafe { os.range(r.start * outw..r.end * outw) };
@@ -168,13 +168,13 @@ impl<T: Scalar> InferenceNet<T> {
             // block is computed the same way whichever part holds it (its
             // products stay on that thread: the team is busy).
             let blocks = rows.div_ceil(BLOCK_ROWS);
-            let parts = crate::threads::threads().min(blocks).max(1);
+            let parts = crate::parallel::threads().min(blocks).max(1);
             let per_part = blocks.div_ceil(parts) * BLOCK_ROWS;
             if parts == 1 {
                 // One block (or one thread): its products may use the threads.
                 run_rows(0, 0..rows, BLOCK_ROWS);
             } else {
-                crate::team::run(parts, &|i| {
+                crate::parallel::run(parts, &|i| {
                     run_rows(i, (i * per_part).min(rows)..((i + 1) * per_part).min(rows), BLOCK_ROWS)
                 });
             }

@@ -30,13 +30,12 @@ pub mod loss;
 pub mod model;
 pub mod onnx;
 pub mod optim;
+pub mod parallel;
 pub mod plot;
 pub mod scalar;
 #[macro_use]
 pub mod simd;
-pub mod team;
 pub mod tensor;
-pub mod threads;
 pub mod train;
 
 pub use error::{Error, Result};
@@ -47,7 +46,7 @@ pub use layers::{Activation, BatchNormConfig, Layer, Mode, Momentum, Param};
 pub use loss::{Loss, Target};
 pub use model::{BnPlacement, ModelSpec, Sequential};
 pub use optim::{Method, Optimizer, OptimizerConfig};
+pub use parallel::set_threads;
 pub use scalar::Scalar;
 pub use tensor::Matrix;
-pub use threads::set_threads;
 pub use train::Trainer;

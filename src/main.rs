@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    bpnet::set_threads(cli.threads.map_or(usize::MAX, |t| t as usize));
+    bpnet::set_threads(cli.threads.map_or_else(bpnet::parallel::available, |t| t as usize));
     let result = match cli.command {
         Command::Train(args) => cli::train::run(&args),
         Command::Eval(args) => cli::eval::run(&args),

@@ -1,6 +1,6 @@
 //! A training step allocates nothing on the heap once warm: counted by a
 //! global allocator wrapper, on every thread (this file holds one test, so
-//! nothing else runs in the process meanwhile), with 1 and with 2 threads
+//! nothing else runs in the process meanwhile), with 1, 2 and 3 threads
 //! (the spinning team and the split products and updates).
 
 use bpnet::data::{Batches, Dataset, TargetBuf};
@@ -117,8 +117,8 @@ fn training_steps_allocate_nothing_after_warm_up() {
             OptimizerConfig::adagrad(0.01),
         ),
     ] {
-        for threads in [1, 2] {
-            let threads = bpnet::set_threads(threads);
+        for threads in [1, 2, 3] {
+            assert_eq!(bpnet::set_threads(threads), threads);
             let n = steady_state_allocations(spec.clone(), opt.clone());
             println!("{name}, {threads} threads: {n} allocations in 20 steady-state steps");
             assert_eq!(

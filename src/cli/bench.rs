@@ -138,7 +138,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "ms_per_step": ms, "samples_per_s": samples, "gflops": gflops, "steps": a.steps,
             "batch_size": a.batch_size, "dims": a.dims, "activation": a.activation, "batch_norm": a.batch_norm,
             "optimizer": a.optimizer, "inference": a.inference, "fused": a.fused,
-            "threads": bpnet::threads::threads(),
+            "threads": bpnet::parallel::threads(),
         });
         println!("{summary}");
     }
@@ -161,7 +161,7 @@ fn gemm_only(a: &BenchArgs, n: usize) -> Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let ms = secs * 1e3 / a.steps as f64;
     let gflops = 2.0 * (n as f64).powi(3) * a.steps as f64 / secs / 1e9;
-    let threads = bpnet::threads::threads();
+    let threads = bpnet::parallel::threads();
     println!(
         "{} products {n} x {n} x {n} ({threads} threads): {ms:.4} ms each, {gflops:.1} GFLOP/s",
         a.steps

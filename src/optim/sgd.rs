@@ -9,8 +9,8 @@
 
 use super::StepCtx;
 use crate::layers::Param;
+use crate::parallel::split::{SharedMut, for_ranges};
 use crate::scalar::Scalar;
-use crate::team::{SharedMut, for_ranges};
 
 /// The momentum buffer, created on the first step that uses it.
 #[derive(Debug, Clone)]

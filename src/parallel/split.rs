@@ -1,0 +1,158 @@
+//! How work is cut into parts: blocks of a matrix product (a function of
+//! its shape only), ranges of element-wise work, and a slice whose disjoint
+//! ranges the parts write.
+
+use std::ops::Range;
+
+/// Products with fewer multiply-adds stay in one block. Measured on the
+/// 2-core machine of `docs/PERFORMANCE.md`: a 60 x 100 x 100 product
+/// (0.6 M) takes 6.3 µs on one thread and 3.4 µs split over two; the
+/// team's hand-off costs about 0.13 µs.
+pub const MIN_MACS_SPLIT: usize = 1 << 18;
+
+/// Element-wise work over fewer elements stays on one thread.
+pub const MIN_ELEMENTS_SPLIT: usize = 1 << 15;
+
+/// The most blocks a product is cut into.
+pub const MAX_GEMM_BLOCKS: usize = 8;
+
+/// Blocks are at least this many output rows or columns wide.
+pub const MIN_BLOCK_WIDTH: usize = 48;
+
+/// Blocks hold at least this many multiply-adds.
+pub const MIN_BLOCK_MACS: usize = MIN_MACS_SPLIT / 2;
+
+/// Into how many blocks an `m x k` by `k x n` product is cut: a power of two
+/// (so that 2 or 4 threads get equal shares), at most [`MAX_GEMM_BLOCKS`],
+/// each block at least [`MIN_BLOCK_WIDTH`] wide along the output's longer
+/// side and [`MIN_BLOCK_MACS`] big; 1 below [`MIN_MACS_SPLIT`]. A function
+/// of the shape only: see [`crate::parallel`] for why.
+pub fn gemm_blocks(m: usize, k: usize, n: usize) -> usize {
+    let macs = m.saturating_mul(k).saturating_mul(n);
+    if macs < MIN_MACS_SPLIT {
+        return 1;
+    }
+    let most = MAX_GEMM_BLOCKS
+        .min(m.max(n) / MIN_BLOCK_WIDTH)
+        .min(macs / MIN_BLOCK_MACS);
+    if most < 2 { 1 } else { 1 << most.ilog2() }
+}
+
+/// Block `i` of `blocks` along a side of length `len`: cut at the multiple
+/// of 16 nearest an even split (16 elements are one AVX-512 vector of f32),
+/// so no block is empty when `len >= blocks * MIN_BLOCK_WIDTH`.
+pub fn gemm_block(len: usize, blocks: usize, i: usize) -> Range<usize> {
+    let cut = |i: usize| {
+        if i >= blocks {
+            len
+        } else {
+            ((i * len / blocks + 8) / 16 * 16).min(len)
+        }
+    };
+    cut(i)..cut(i + 1)
+}
+
+/// Into how many parts element-wise work over `len` elements is split.
+pub(crate) fn parts_for(len: usize) -> usize {
+    if len >= MIN_ELEMENTS_SPLIT && !super::in_job() {
+        super::threads()
+    } else {
+        1
+    }
+}
+
+/// The `i`-th of `parts` contiguous ranges of `0..len`, with boundaries at
+/// multiples of 16 elements.
+pub(crate) fn range(len: usize, parts: usize, i: usize) -> Range<usize> {
+    let step = len.div_ceil(parts).div_ceil(16) * 16;
+    (i * step).min(len)..((i + 1) * step).min(len)
+}
+
+/// Runs `f` on disjoint ranges covering `0..len`: one range per thread when
+/// `len` is long enough to profit ([`parts_for`]), else `f(0..len)` on the
+/// calling thread. Element-wise work only: each element's result must not
+/// depend on the range it falls in.
+pub(crate) fn for_ranges(len: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let parts = parts_for(len);
+    if parts == 1 {
+        f(0..len);
+    } else {
+        super::run(parts, &|i| f(range(len, parts, i)));
+    }
+}
+
+/// A mutable slice whose disjoint ranges the parts of a [`super::run`] job
+/// write.
+pub(crate) struct SharedMut<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _slice: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: the parts only take disjoint ranges (the contract of `range`), so
+// no element is accessed from two threads; `T: Send` lets elements be written
+// from another thread.
+unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
+
+impl<'a, T> SharedMut<'a, T> {
+    /// Shares `s` for the duration of one job.
+    pub(crate) fn new(s: &'a mut [T]) -> Self {
+        SharedMut {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _slice: std::marker::PhantomData,
+        }
+    }
+
+    /// The elements `r` of the slice.
+    ///
+    /// # Safety
+    /// Ranges taken while another is alive must not overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, r: Range<usize>) -> &'a mut [T] {
+        assert!(
+            r.start <= r.end && r.end <= self.len,
+            "range {r:?} outside 0..{}",
+            self.len
+        );
+        // SAFETY: in bounds (checked), and not aliased (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.end - r.start) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_the_side_without_gaps_or_empty_blocks() {
+        for m in [1, 2, 31, 48, 60, 95, 96, 100, 256, 784, 1000, 1024, 4099] {
+            for n in [1, 3, 47, 100, 513, 1024] {
+                for k in [1, 64, 784, 10_000] {
+                    let blocks = gemm_blocks(m, k, n);
+                    assert!(blocks.is_power_of_two() && blocks <= MAX_GEMM_BLOCKS);
+                    let len = m.max(n);
+                    let mut at = 0;
+                    for i in 0..blocks {
+                        let r = gemm_block(len, blocks, i);
+                        assert_eq!(r.start, at, "{m}x{k}x{n} block {i}");
+                        assert!(r.len() >= 32 || blocks == 1, "{m}x{k}x{n} block {i}: {r:?}");
+                        at = r.end;
+                    }
+                    assert_eq!(at, len, "{m}x{k}x{n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_counts_of_the_benchmark_networks() {
+        // Paper net, batch 60: 2 blocks of the 100-wide side; first-layer
+        // weight gradient 100 x 60 x 784: 8 blocks.
+        assert_eq!(gemm_blocks(60, 784, 100), 2);
+        assert_eq!(gemm_blocks(60, 100, 100), 2);
+        assert_eq!(gemm_blocks(100, 60, 784), 8);
+        assert_eq!(gemm_blocks(60, 100, 10), 1);
+        assert_eq!(gemm_blocks(256, 1024, 1024), 8);
+    }
+}
