@@ -13,7 +13,7 @@ use bpnet::{Activation, BnPlacement, Error, Init, ModelSpec, Optimizer, Result, 
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
-/// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
+/// Options of `bpnet train`; each (but the last six) overrides the same key of `--config`.
 #[derive(clap::Args, Debug, Default)]
 pub struct TrainArgs {
     /// `mnist` (bundled), a CSV file, or a folder of MNIST-format IDX files.
@@ -137,6 +137,10 @@ pub struct TrainArgs {
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Replace existing output files even when they hold something else (an
+    /// input file is never replaced).
+    #[arg(long)]
+    overwrite: bool,
     /// Print only the final result.
     #[arg(long)]
     quiet: bool,
@@ -227,6 +231,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         print!("{}", cfg.to_toml());
         return Ok(());
     }
+    super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
     let data = load(&cfg)?;
     let say = |s: &str| {
         if !a.quiet {
