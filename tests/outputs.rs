@@ -20,7 +20,8 @@ fn bpnet(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Every file under `dir` (symlinks as their target text) with its bytes.
+/// Every file under `dir` (symlinks as their target text, pipes as a
+/// marker) with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -32,8 +33,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             );
         } else if t.is_dir() {
             out.extend(snapshot(&p));
-        } else {
+        } else if t.is_file() {
             out.insert(p.clone(), std::fs::read(&p).unwrap());
+        } else {
+            out.insert(p.clone(), b"(a pipe)".to_vec());
         }
     }
     out
@@ -333,7 +336,7 @@ fn replacing_another_kind_of_file_needs_overwrite() {
 }
 
 #[test]
-fn outputs_in_missing_folders_or_on_folders_are_refused_up_front() {
+fn outputs_in_missing_folders_on_folders_or_on_pipes_are_refused() {
     let dir = setup();
     let d = dir.path();
     refused(
@@ -348,6 +351,28 @@ fn outputs_in_missing_folders_or_on_folders_are_refused_up_front() {
     );
     std::fs::create_dir(d.join("f.safetensors")).unwrap();
     refused(d, &train("wine.csv", "f.safetensors"), &["is a folder"]);
+    // A rename over a pipe (or /dev/null) would replace the pipe itself.
+    assert!(Command::new("mkfifo").arg(d.join("pipe")).status().unwrap().success());
+    std::os::unix::fs::symlink("pipe", d.join("pipe-link")).unwrap();
+    let predict = [
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "wine.csv",
+        "--overwrite",
+        "--output",
+    ];
+    for name in ["pipe", "pipe-link"] {
+        refused(d, &with(predict.to_vec(), &[name]), &["is not a regular file"]);
+    }
+    refused(
+        d,
+        &["plot", "m.history.json", "--out", "pipe"],
+        &["must be a folder but holds a device, pipe"],
+    );
+    let err = bpnet::io::write_atomic(&d.join("pipe"), b"x").unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
 }
 
 #[test]

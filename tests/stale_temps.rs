@@ -31,7 +31,12 @@ fn stale_temporary_files_of_dead_writers_are_removed() {
     let d = dir.path();
     let dead = dead_pid();
     let mut running = live();
-    let stale = [temp(d, "m.safetensors", dead, 0), temp(d, "m.safetensors", dead, 7)];
+    let stale = [
+        temp(d, "m.safetensors", dead, 0),
+        temp(d, "m.safetensors", dead, 7),
+        temp(d, "m.safetensors", 0, 1),        // no process has id 0
+        temp(d, "m.safetensors", u32::MAX, 1), // nor one beyond pid_t
+    ];
     let kept = [
         temp(d, "m.safetensors", running.id(), 0),    // a concurrent writer
         temp(d, "other.safetensors", dead, 0),        // another file's

@@ -26,6 +26,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// by [`OutputPlan::check`](super::OutputPlan::check) is refused.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     super::guard::refuse_protected(path)?;
+    refuse_special(path)?;
     let name = path.file_name().ok_or_else(|| Error::Format {
         path: path.to_path_buf(),
         reason: "not a file name to save to".into(),
@@ -53,8 +54,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Removes `.{name}.tmp-{pid}-{n}` files in `dir` whose writer `pid` is
-/// neither this process nor any running one. Best effort: a file that
-/// cannot be listed or removed is left alone.
+/// neither this process nor any running one (and that is not a protected
+/// input). Best effort: a file that cannot be listed or removed is left alone.
 fn remove_stale_temps(dir: &Path, name: &str) {
     let prefix = format!(".{name}.tmp-");
     let Ok(entries) = fs::read_dir(dir) else {
@@ -72,7 +73,8 @@ fn remove_stale_temps(dir: &Path, name: &str) {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        let stale = pid != std::process::id() && !process_alive(pid);
+        let stale =
+            pid != std::process::id() && !process_alive(pid) && super::guard::refuse_protected(&entry.path()).is_ok();
         if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
             let _ = fs::remove_file(entry.path());
         }
@@ -84,11 +86,12 @@ fn remove_stale_temps(dir: &Path, name: &str) {
 fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
+        // No process has id 0 or one beyond pid_t: such a writer is gone.
         let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return true;
+            return false;
         };
         if pid <= 0 {
-            return true;
+            return false;
         }
         // SAFETY: signal 0 only checks whether the process exists; nothing is sent.
         if unsafe { libc::kill(pid, 0) } == 0 {
@@ -100,6 +103,18 @@ fn process_alive(pid: u32) -> bool {
     {
         let _ = pid;
         true
+    }
+}
+
+/// A device, pipe or socket at `path` would itself be replaced by the
+/// rename (e.g. `/dev/null` by a regular file): refused.
+fn refuse_special(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if !(m.is_file() || m.is_dir() || m.file_type().is_symlink()) => Err(Error::Format {
+            path: path.to_path_buf(),
+            reason: "not a regular file (a device, pipe or socket); refusing to replace it".into(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -8,8 +8,8 @@
 //!    given as input counts as all the files directly in it.
 //! 2. Two outputs that resolve to the same file are refused.
 //! 3. An output file must be writable where it is: its folder exists (or is
-//!    an output folder the run creates), it is not itself a folder, and an
-//!    output folder is not an existing file. A model file's name ends in
+//!    an output folder the run creates), it is not itself a folder, a device,
+//!    a pipe or a socket, and an output folder is not an existing file. A model file's name ends in
 //!    `.safetensors`.
 //! 4. Without `--overwrite`, an existing file is replaced only when it
 //!    already holds the same [`Kind`] (judged from its first bytes), e.g. a
@@ -294,6 +294,14 @@ impl OutputPlan {
                     &o.label,
                     format!("is a folder; choose a file name for {}", o.flag),
                 ));
+            }
+            if o.path.exists() && !o.path.is_file() {
+                // A rename would replace the device, pipe or socket itself.
+                let problem = format!(
+                    "is not a regular file (a device, pipe or socket); choose another {}",
+                    o.flag
+                );
+                return Err(refuse(&o.label, problem));
             }
             let parent = o.path.parent().filter(|p| !p.as_os_str().is_empty() && !o.in_folder);
             if let Some(parent) = parent.filter(|p| !p.is_dir()) {

@@ -41,6 +41,8 @@ pub(crate) enum Found {
     Json,
     /// Other UTF-8 text (CSV and the like), with its first line.
     Text(String),
+    /// A device, pipe or socket.
+    Special,
     /// Anything else.
     Binary,
     /// It could not be read (the reason).
@@ -66,6 +68,7 @@ impl Found {
                 let more = if shown.len() < first.len() { "..." } else { "" };
                 format!("a CSV or text file starting '{shown}{more}'")
             }
+            Found::Special => "a device, pipe or socket".into(),
             Found::Binary => "data of another kind".into(),
             Found::Unreadable(why) => format!("a file that cannot be read ({why})"),
         }
@@ -80,6 +83,9 @@ pub(crate) fn sniff(path: &Path) -> Found {
     };
     if meta.is_dir() {
         return Found::Folder;
+    }
+    if !meta.is_file() {
+        return Found::Special; // never opened: a pipe would block
     }
     if meta.len() == 0 {
         return Found::Empty;
