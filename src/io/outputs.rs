@@ -1,24 +1,7 @@
 //! A run's inputs and planned outputs, checked before any work so that no
 //! command ever replaces the files it reads.
 //!
-//! Rules, checked by [`OutputPlan::check`] in this order:
-//!
-//! 1. An output that resolves (after symlinks and `..`, or as a hard link)
-//!    to one of the run's inputs is refused, `--overwrite` or not. A folder
-//!    given as input counts as all the files directly in it.
-//! 2. Two outputs that resolve to the same file are refused.
-//! 3. An output file must be writable where it is: its folder exists (or is
-//!    an output folder the run creates), it is not itself a folder, a device,
-//!    a pipe or a socket, and an output folder is not an existing file. A model file's name ends in
-//!    `.safetensors`.
-//! 4. Without `--overwrite`, an existing file is replaced only when it
-//!    already holds the same [`Kind`] (judged from its first bytes), e.g. a
-//!    model over an older model, predictions over older predictions; an
-//!    empty file may always be replaced.
-//!
-//! Passing the check also registers the inputs with
-//! [`write_atomic`](super::write_atomic), which then refuses to replace any
-//! of them: the last line of defence behind the plan.
+//! The rules are on [`OutputPlan`].
 
 use super::guard::{Identity, identify, protect};
 use super::sniff::{Found, sniff};
@@ -117,7 +100,26 @@ struct Folder {
     path: PathBuf,
 }
 
-/// A run's inputs and outputs; see the [module docs](self) for the rules.
+/// A run's inputs and outputs.
+///
+/// Rules, checked by [`OutputPlan::check`] in this order:
+///
+/// 1. An output that resolves (after symlinks and `..`, or as a hard link)
+///    to one of the run's inputs is refused, `--overwrite` or not. A folder
+///    given as input counts as all the files directly in it.
+/// 2. Two outputs that resolve to the same file are refused.
+/// 3. An output file must be writable where it is: its folder exists (or is
+///    an output folder the run creates), it is not itself a folder, a device,
+///    a pipe or a socket, and an output folder is not an existing file. A
+///    model file's name ends in `.safetensors`.
+/// 4. Without `--overwrite` (`OutputPlan::new(true)`), an existing file is replaced only when it
+///    already holds the same [`Kind`] (judged from its first bytes), e.g. a
+///    model over an older model, predictions over older predictions; an
+///    empty file may always be replaced.
+///
+/// Passing the check also registers the inputs with
+/// [`write_atomic`](super::write_atomic), which then refuses to replace any
+/// of them: the last line of defence behind the plan.
 ///
 /// ```
 /// use bpnet::io::{Kind, OutputPlan};
