@@ -13,7 +13,7 @@ use bpnet::{Activation, BnPlacement, Error, Init, ModelSpec, Optimizer, Result, 
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
-/// Options of `bpnet train`; each (but the last six) overrides the same key of `--config`.
+/// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
 #[derive(clap::Args, Debug, Default)]
 pub struct TrainArgs {
     /// `mnist` (bundled), a CSV file, or a folder of MNIST-format IDX files.
