@@ -71,6 +71,15 @@ pub enum Error {
         /// The operating-system error.
         source: std::io::Error,
     },
+    /// An output of a command would replace one of its inputs, another of its
+    /// outputs, or an existing file of another kind (see [`crate::io::OutputPlan`]).
+    #[error("output {output} {problem}")]
+    Output {
+        /// The output as the user named it, e.g. `--out wine.csv`.
+        output: String,
+        /// What is wrong and what to do, e.g. `is the input --data wine.csv; choose another --out`.
+        problem: String,
+    },
     /// A data file is malformed.
     #[error("{path}: {reason}")]
     Format {

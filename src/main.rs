@@ -50,7 +50,7 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Make a bpnet model file from a PyTorch nn.Sequential state dict saved with safetensors.
     ///
-    /// Example: bpnet import --torch mlp.safetensors --spec linear,bn,relu,linear --out mlp.safetensors
+    /// Example: bpnet import --torch mlp.safetensors --spec linear,bn,relu,linear --out mlp-bpnet.safetensors
     #[command(verbatim_doc_comment)]
     Import(cli::import::ImportArgs),
     /// Time training steps (or inference) on random data.

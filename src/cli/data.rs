@@ -97,6 +97,11 @@ fn is_image_source(data: &str) -> bool {
     data == "mnist" || Path::new(data).is_dir()
 }
 
+/// The file or folder a `--data`/`--test` argument reads (`mnist` is the bundled folder).
+pub fn data_path(data: &str) -> PathBuf {
+    image_dir(data)
+}
+
 fn image_dir(data: &str) -> PathBuf {
     if data == "mnist" {
         bundled_mnist_dir()

@@ -74,8 +74,16 @@ impl TrainExtras {
 /// `NAME.history.json` beside the model file `NAME.safetensors` (the name
 /// `super::history::write` gives it).
 fn history_json(model: &Path) -> PathBuf {
+    super::history::paths(model).1
+}
+
+/// The header line of `NAME.diagnostics.csv`.
+pub const CSV_HEADER: &str = "epoch,step,name,quantity,value";
+
+/// `NAME.diagnostics.csv` beside the model file `NAME.safetensors`.
+pub fn csv_path(model: &Path) -> PathBuf {
     let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-    model.with_file_name(format!("{stem}.history.json"))
+    model.with_file_name(format!("{stem}.diagnostics.csv"))
 }
 
 fn add_to_history(path: &Path, d: &Diagnostics) -> Result<()> {
@@ -101,9 +109,8 @@ fn add_to_history(path: &Path, d: &Diagnostics) -> Result<()> {
 
 /// `NAME.diagnostics.csv`: `epoch,step,name,quantity,value`, one value per line.
 fn write_csv(model: &Path, records: &[EpochDiagnostics]) -> Result<PathBuf> {
-    let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-    let path = model.with_file_name(format!("{stem}.diagnostics.csv"));
-    let mut s = String::from("epoch,step,name,quantity,value\n");
+    let path = csv_path(model);
+    let mut s = format!("{CSV_HEADER}\n");
     for r in records {
         let mut line = |name: &str, q: &str, v: Option<f64>| {
             if let Some(v) = v {

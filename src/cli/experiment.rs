@@ -3,6 +3,7 @@
 //! learning-rate / init-scale sweep that chose their defaults.
 
 use bpnet::experiment::{self, ExperimentConfig, Mnist, Study};
+use bpnet::io::{Kind, OutputPlan};
 use bpnet::{Error, Result};
 use std::path::PathBuf;
 
@@ -69,6 +70,9 @@ pub struct ExperimentArgs {
     /// Print only the final summary.
     #[arg(long)]
     quiet: bool,
+    /// Replace existing files in --out even when they hold something else.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// The configuration: defaults (full or quick), then the flags.
@@ -108,6 +112,8 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
             println!("{s}");
         }
     };
+    let studies = studies(&a.which)?;
+    check_outputs(a, &cfg, &studies)?;
     let data = Mnist::load(&cfg)?;
     log(&format!(
         "MNIST: {} training, {} test images; plain SGD, learning rate {}, initial weights N(0, {}^2), batches of {}, {} steps, seed {}",
@@ -122,14 +128,6 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
     if a.which == "sweep" {
         return sweep(a, &cfg, &data, &mut log);
     }
-    let studies: Vec<Study> = match a.which.as_str() {
-        "bn-mnist" => vec![Study::Paper],
-        "lr" => vec![Study::LearningRate],
-        "depth" => vec![Study::Depth],
-        "population" => vec![Study::Population],
-        "all" => Study::ALL.to_vec(),
-        other => return Err(Error::config("experiment", format!("unknown '{other}'"))),
-    };
     let command = command_line();
     let outputs = experiment::run(&studies, &cfg, &data, &a.out, &command, &mut log)?;
     for o in &outputs {
@@ -140,6 +138,43 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
     }
     println!("wrote {}", a.out.join("report.html").display());
     Ok(())
+}
+
+/// The studies of `which` (none for `sweep`).
+fn studies(which: &str) -> Result<Vec<Study>> {
+    Ok(match which {
+        "bn-mnist" => vec![Study::Paper],
+        "lr" => vec![Study::LearningRate],
+        "depth" => vec![Study::Depth],
+        "population" => vec![Study::Population],
+        "all" => Study::ALL.to_vec(),
+        "sweep" => Vec::new(),
+        other => return Err(Error::config("experiment", format!("unknown '{other}'"))),
+    })
+}
+
+/// The MNIST folder in, the files of `--out` out (see `bpnet::io::OutputPlan`).
+fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) -> Result<()> {
+    let mut names: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
+    match a.which.as_str() {
+        "sweep" => names.push(experiment::SWEEP_FILE.into()),
+        _ => names.extend(experiment::REPORT_FILES.iter().map(|f| f.to_string())),
+    }
+    let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
+        "png" => Kind::Png,
+        "svg" => Kind::Svg,
+        "json" => Kind::Json,
+        "html" => Kind::Html,
+        _ => Kind::csv("experiment results", &["step,", "network,", "lr,"]),
+    };
+    let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), kind(n))).collect();
+    let mut plan = OutputPlan::new(a.overwrite);
+    plan.input(
+        "--mnist",
+        &cfg.mnist_dir.clone().unwrap_or_else(bpnet::data::bundled_mnist_dir),
+    );
+    plan.folder("--out", &a.out, None, &files);
+    plan.check()
 }
 
 fn sweep(a: &ExperimentArgs, cfg: &ExperimentConfig, data: &Mnist, log: &mut dyn FnMut(&str)) -> Result<()> {

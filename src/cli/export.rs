@@ -2,7 +2,7 @@
 
 use super::data::Pipeline;
 use bpnet::data::preprocess::Task;
-use bpnet::io::{load_model, write_atomic};
+use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
 use bpnet::onnx::{ExportOptions, Head, InputScaling, OutputScaling, export_onnx};
 use bpnet::{Error, Result};
 use serde_json::json;
@@ -38,10 +38,17 @@ pub struct ExportArgs {
     /// Print a JSON object as the last line.
     #[arg(long)]
     json: bool,
+    /// Replace an existing --onnx file even when it is not an ONNX model (the
+    /// model file is never replaced).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Runs `bpnet export`.
 pub fn run(a: &ExportArgs) -> Result<()> {
+    let mut plan = OutputPlan::new(a.overwrite);
+    plan.input("--model", &a.model).output("--onnx", &a.onnx, Kind::Onnx);
+    plan.check()?;
     let file = load_model(&a.model)?;
     // Imported models carry no preprocessing: their input is the feature matrix.
     let pipeline = match file.metadata.get("preprocessing") {

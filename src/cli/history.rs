@@ -15,16 +15,24 @@ pub fn record_json(r: &EpochRecord) -> Value {
     })
 }
 
-/// Writes both files atomically; returns their paths.
-pub fn write(model: &Path, h: &History) -> Result<(PathBuf, PathBuf)> {
+/// The header line of `NAME.history.csv`.
+pub const CSV_HEADER: &str = "epoch,step,train_loss,val_loss,val_metric,lr,seconds";
+
+/// `NAME.history.csv` and `NAME.history.json` beside the model file `NAME.safetensors`.
+pub fn paths(model: &Path) -> (PathBuf, PathBuf) {
     let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
     let dir = model.parent().unwrap_or(Path::new(""));
-    let (csv_path, json_path) = (
+    (
         dir.join(format!("{stem}.history.csv")),
         dir.join(format!("{stem}.history.json")),
-    );
+    )
+}
+
+/// Writes both files atomically; returns their paths.
+pub fn write(model: &Path, h: &History) -> Result<(PathBuf, PathBuf)> {
+    let (csv_path, json_path) = paths(model);
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
-    let mut csv = String::from("epoch,step,train_loss,val_loss,val_metric,lr,seconds\n");
+    let mut csv = format!("{CSV_HEADER}\n");
     for r in &h.epochs {
         csv += &format!(
             "{},{},{},{},{},{},{}\n",

@@ -1,7 +1,7 @@
 //! `bpnet import`: a PyTorch `nn.Sequential` state dict (safetensors) as a
 //! bpnet model file.
 
-use bpnet::io::{TorchImportOptions, import_torch, parse_modules, save_model};
+use bpnet::io::{Kind, OutputPlan, TorchImportOptions, import_torch, parse_modules, save_model};
 use bpnet::{Activation, BatchNormConfig, Error, Momentum, Result};
 use serde_json::{Map, json};
 use std::path::PathBuf;
@@ -34,10 +34,17 @@ pub struct ImportArgs {
     /// Print a JSON object as the last line.
     #[arg(long)]
     json: bool,
+    /// Replace an existing --out file even when it is not a bpnet model (the
+    /// --torch file is never replaced).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Runs `bpnet import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
+    let mut plan = OutputPlan::new(a.overwrite);
+    plan.input("--torch", &a.torch).output("--out", &a.out, Kind::Model);
+    plan.check()?;
     let momentum = match a.bn_momentum.to_ascii_lowercase().as_str() {
         "none" | "cumulative" => Momentum::Cumulative,
         m => Momentum::Torch(

@@ -10,6 +10,7 @@ pub mod export;
 pub mod history;
 pub mod import;
 pub mod inspect;
+pub mod outputs;
 pub mod plot;
 pub mod predict;
 pub mod progress;

@@ -2,6 +2,7 @@
 //! training history, and the per-layer diagnostics when the history has them
 //! (`bpnet train --diagnostics`). `bpnet train --plot` calls the same code.
 
+use bpnet::io::{Kind, OutputPlan};
 use bpnet::plot::{FOURTH, Figure, FigureFiles, Panel, Rgb, Series, THIRD};
 use bpnet::{Error, Result};
 use serde_json::Value;
@@ -15,15 +16,34 @@ pub struct PlotArgs {
     /// Output folder [default: NAME.plots beside the history].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace existing files in the folder even when they are not figures.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Runs `bpnet plot`.
 pub fn run(a: &PlotArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| default_dir(&a.history));
+    let mut plan = OutputPlan::new(a.overwrite);
+    plan.input("history", &a.history);
+    let role = format!("the plots folder of {}", a.history.display());
+    let role = a.out.is_none().then_some(role.as_str());
+    plan.folder("--out", &out, role, &figure_files(true));
+    plan.check()?;
     for f in plot_history(&a.history, &out)? {
         println!("wrote {} and {}", f.png.display(), f.svg.display());
     }
     Ok(())
+}
+
+/// The files [`plot_history`] may write into its folder: the curves, and the
+/// diagnostics figure when `diagnostics`.
+pub fn figure_files(diagnostics: bool) -> Vec<(&'static str, Kind)> {
+    let mut files = vec![("curves.png", Kind::Png), ("curves.svg", Kind::Svg)];
+    if diagnostics {
+        files.extend([("diagnostics.png", Kind::Png), ("diagnostics.svg", Kind::Svg)]);
+    }
+    files
 }
 
 /// `dir/NAME.plots` for `dir/NAME.history.json`.

@@ -1,7 +1,7 @@
 //! `bpnet predict`: predictions of a saved model for new rows, as CSV.
 
-use super::data::{Pipeline, unlabelled};
-use bpnet::io::{load_model, write_atomic};
+use super::data::{Pipeline, data_path, unlabelled};
+use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::argmax;
 use bpnet::{Matrix, Mode, Result};
@@ -19,12 +19,22 @@ pub struct PredictArgs {
     /// Write the predictions here (CSV) instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Replace an existing --output file even when it does not hold predictions
+    /// (an input file is never replaced).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Runs `bpnet predict`.
 pub fn run(a: &PredictArgs) -> Result<()> {
     let mut file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
+    if let Some(output) = &a.output {
+        let mut plan = OutputPlan::new(a.overwrite);
+        plan.input("--model", &a.model).input("--data", &data_path(&a.data));
+        plan.output("--output", output, predictions_kind(&pipeline));
+        plan.check()?;
+    }
     let x = unlabelled(&pipeline, &a.data)?;
     let out = file.model.forward(&x, Mode::Eval)?.clone();
     let csv = match &pipeline {
@@ -52,6 +62,17 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         None => print!("{csv}"),
     }
     Ok(())
+}
+
+/// Predictions as an output kind: an existing file holds them when its
+/// header is the one this model writes (`prediction,...` for classes).
+fn predictions_kind(pipeline: &Pipeline) -> Kind {
+    match pipeline {
+        Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
+            Kind::csv("predictions", &[&preprocessor.target_columns().join(",")])
+        }
+        _ => Kind::csv("predictions", &["prediction", "prediction,"]),
+    }
 }
 
 /// `prediction,p_<class>...` rows: the class name and softmax probabilities

@@ -137,6 +137,10 @@ pub struct TrainArgs {
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Replace existing output files even when they hold something else (an
+    /// input file is never replaced).
+    #[arg(long)]
+    overwrite: bool,
     /// Print only the final result.
     #[arg(long)]
     quiet: bool,
@@ -227,6 +231,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         print!("{}", cfg.to_toml());
         return Ok(());
     }
+    // A file that is not a checkpoint is reported as such before its outputs are checked.
+    let resumed = a.resume.as_deref().map(load_run).transpose()?;
+    super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
     let data = load(&cfg)?;
     let say = |s: &str| {
         if !a.quiet {
@@ -236,9 +243,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     data.notes.iter().for_each(|n| say(n));
     let (opt, full_batch) = optimizer(&cfg)?;
     let loss = default_loss(&data.train);
-    let (spec, mut trainer, resume) = match &a.resume {
-        Some(ckpt) => {
-            let run = load_run(ckpt)?;
+    let (spec, mut trainer, resume) = match (resumed, &a.resume) {
+        (Some(run), Some(ckpt)) => {
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(
@@ -248,7 +254,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             ));
             (run.file.spec.clone(), trainer, Some(run.resume))
         }
-        None => {
+        _ => {
             let spec = model_spec(&cfg, data.train.features.cols(), data.train.outputs())?;
             let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
             (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)

@@ -190,8 +190,9 @@ impl ColumnRef {
 /// ... A header's empty names become `colN`; duplicate names are an error.
 ///
 /// Errors: an empty or header-only file, a row with a different number of
-/// fields than the first (naming the line and both counts), invalid UTF-8
-/// (naming the line and column), and read errors.
+/// fields than the first (naming the line and both counts), a UTF-16 or
+/// UTF-32 file, invalid UTF-8 (naming the line and column, and how to
+/// convert from Latin-1), and read errors.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
@@ -202,10 +203,15 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
 
 /// [`read_csv`] on the bytes of a file already read; `path` names it in errors.
 pub fn parse_csv(bytes: &[u8], path: &Path, opts: &CsvOptions) -> Result<RawTable> {
-    let (mut rows, mut lines, bad_utf8) = read_records(bytes, path, opts.delimiter)?;
     let fmt_err = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
+    };
+    super::encoding::check_not_utf16(bytes, path).map_err(fmt_err)?;
+    let (mut rows, mut lines, bad_utf8) = match read_records(bytes, path, opts.delimiter) {
+        Ok(records) => records,
+        // A malformed file that is not UTF-8 either: the encoding is the likelier cause.
+        Err(e) => return Err(super::encoding::not_utf8(bytes, path).map_or(e, fmt_err)),
     };
     let Some(first) = rows.first() else {
         return Err(fmt_err("empty file: no rows to read".into()));
@@ -230,10 +236,8 @@ pub fn parse_csv(bytes: &[u8], path: &Path, opts: &CsvOptions) -> Result<RawTabl
             Some(name) if !(has_header && b.record == 0) => format!("'{name}'"),
             _ => (b.col + 1).to_string(),
         };
-        return Err(fmt_err(format!(
-            "line {}, column {col}: invalid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
-            b.line, b.byte
-        )));
+        let hint = super::encoding::latin1_hint(b.byte, path);
+        return Err(fmt_err(format!("line {}, column {col}: {hint}", b.line)));
     }
     Ok(RawTable {
         path: path.to_path_buf(),

@@ -3,6 +3,7 @@
 
 mod batches;
 pub mod csv;
+mod encoding;
 pub mod idx;
 mod mnist;
 pub mod preprocess;

@@ -275,7 +275,37 @@ impl Study {
             Study::Population => "population",
         }
     }
+
+    /// The files the study writes into the output folder (each figure as
+    /// `.png` and `.svg`); [`run`] adds [`REPORT_FILES`].
+    pub fn files(self) -> Vec<String> {
+        let (csvs, figures): (&[&str], &[&str]) = match self {
+            Study::Paper => (
+                &["paper_curves.csv"],
+                &[
+                    "fig1a_test_accuracy",
+                    "fig1b_sigmoid_input_without_bn",
+                    "fig1c_sigmoid_input_with_bn",
+                    "fig1_combined",
+                ],
+            ),
+            Study::LearningRate => (&["lr_curves.csv"], &["lr_study"]),
+            Study::Depth => (
+                &["depth_curves.csv", "depth_grad_norms.csv"],
+                &["depth_grad_norms", "depth_accuracy"],
+            ),
+            Study::Population => (&["population_curves.csv"], &["population"]),
+        };
+        let figures = figures.iter().flat_map(|f| [format!("{f}.png"), format!("{f}.svg")]);
+        csvs.iter().map(|c| c.to_string()).chain(figures).collect()
+    }
 }
+
+/// The files [`run`] writes after the studies' own.
+pub const REPORT_FILES: [&str; 3] = ["config.json", "results.json", "report.html"];
+
+/// The file [`sweep`] writes.
+pub const SWEEP_FILE: &str = "sweep.csv";
 
 /// What a study produced: a report section and a JSON summary.
 #[derive(Debug, Clone)]

@@ -109,5 +109,5 @@ fn write_csv(out: &Path, rows: &[SweepRow]) -> Result<()> {
             opt(r.diverged_at)
         );
     }
-    write_atomic(&out.join("sweep.csv"), csv.as_bytes())
+    write_atomic(&out.join(super::SWEEP_FILE), csv.as_bytes())
 }

@@ -52,7 +52,10 @@ mod atomic;
 mod checkpoint;
 mod container;
 mod digest;
+mod guard;
 mod model_file;
+mod outputs;
+mod sniff;
 mod tensors;
 mod torch;
 
@@ -63,4 +66,5 @@ pub use model_file::{
     CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, decode_model, describe,
     load_model, save_checkpoint, save_model,
 };
+pub use outputs::{Kind, OutputPlan};
 pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

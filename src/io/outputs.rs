@@ -1,0 +1,359 @@
+//! A run's inputs and planned outputs, checked before any work so that no
+//! command ever replaces the files it reads.
+//!
+//! The rules are on [`OutputPlan`].
+
+use super::guard::{Identity, identify, protect};
+use super::sniff::{Found, sniff};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// What a planned output file will hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A bpnet model file; its name must end in `.safetensors`.
+    Model,
+    /// A bpnet training checkpoint.
+    Checkpoint,
+    /// An ONNX model.
+    Onnx,
+    /// A PNG image.
+    Png,
+    /// An SVG image.
+    Svg,
+    /// An HTML page.
+    Html,
+    /// A JSON document.
+    Json,
+    /// A CSV file of `what` (e.g. `predictions`). An existing file is of this
+    /// kind when its first line equals one of `headers`, or, for an entry
+    /// ending in `,`, starts with it; with no `headers`, any text file is.
+    Csv {
+        /// What the rows are, for messages.
+        what: String,
+        /// Header lines (or first fields followed by `,`) of earlier versions.
+        headers: Vec<String>,
+    },
+}
+
+impl Kind {
+    /// A [`Kind::Csv`] of `what` recognised by `headers`.
+    pub fn csv(what: &str, headers: &[&str]) -> Kind {
+        Kind::Csv {
+            what: what.into(),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
+    fn accepts(&self, found: &Found) -> bool {
+        match (self, found) {
+            (_, Found::Empty) => true,
+            (Kind::Csv { headers, .. }, Found::Text(first)) => {
+                headers.is_empty()
+                    || headers.iter().any(|h| match h.ends_with(',') {
+                        true => first.starts_with(h.as_str()),
+                        false => first == h,
+                    })
+            }
+            (Kind::Model, f) => *f == Found::Model,
+            (Kind::Checkpoint, f) => *f == Found::Checkpoint,
+            (Kind::Onnx, f) => *f == Found::Onnx,
+            (Kind::Png, f) => *f == Found::Png,
+            (Kind::Svg, f) => *f == Found::Svg,
+            (Kind::Html, f) => *f == Found::Html,
+            (Kind::Json, f) => *f == Found::Json,
+            (Kind::Csv { .. }, _) => false,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Kind::Model => "a bpnet model".into(),
+            Kind::Checkpoint => "a bpnet training checkpoint".into(),
+            Kind::Onnx => "an ONNX model".into(),
+            Kind::Png => "a PNG image".into(),
+            Kind::Svg => "an SVG image".into(),
+            Kind::Html => "an HTML page".into(),
+            Kind::Json => "a JSON document".into(),
+            Kind::Csv { what, .. } => format!("{what} (CSV)"),
+        }
+    }
+}
+
+struct Input {
+    flag: String,
+    path: PathBuf,
+}
+
+struct Output {
+    label: String,
+    flag: String,
+    path: PathBuf,
+    kind: Kind,
+    /// Inside an output folder the run creates.
+    in_folder: bool,
+}
+
+struct Folder {
+    label: String,
+    flag: String,
+    path: PathBuf,
+}
+
+/// A run's inputs and outputs.
+///
+/// Rules, checked by [`OutputPlan::check`] in this order:
+///
+/// 1. An output that resolves (after symlinks and `..`, or as a hard link)
+///    to one of the run's inputs is refused, `--overwrite` or not. A folder
+///    given as input counts as all the files directly in it.
+/// 2. Two outputs that resolve to the same file are refused.
+/// 3. An output file must be writable where it is: its folder exists (or is
+///    an output folder the run creates), it is not itself a folder, a device,
+///    a pipe or a socket, and an output folder is not an existing file. A
+///    model file's name ends in `.safetensors`.
+/// 4. Without `--overwrite` (`OutputPlan::new(true)`), an existing file is replaced only when it
+///    already holds the same [`Kind`] (judged from its first bytes), e.g. a
+///    model over an older model, predictions over older predictions; an
+///    empty file may always be replaced.
+///
+/// Passing the check also registers the inputs with
+/// [`write_atomic`](super::write_atomic), which then refuses to replace any
+/// of them: the last line of defence behind the plan.
+///
+/// ```
+/// use bpnet::io::{Kind, OutputPlan};
+/// let dir = std::env::temp_dir().join(format!("bpnet-plan-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let data = dir.join("wine.csv");
+/// std::fs::write(&data, "a,y\n1,2\n").unwrap();
+/// let mut plan = OutputPlan::new(false);
+/// plan.input("--data", &data);
+/// plan.output("--out", &dir.join("sub/../wine.csv"), Kind::Model);
+/// let err = plan.check().unwrap_err().to_string();
+/// assert!(err.contains("is the input --data"), "{err}");
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// ```
+pub struct OutputPlan {
+    overwrite: bool,
+    inputs: Vec<Input>,
+    outputs: Vec<Output>,
+    folders: Vec<Folder>,
+}
+
+impl OutputPlan {
+    /// An empty plan; `overwrite` lets outputs replace files of another kind.
+    pub fn new(overwrite: bool) -> Self {
+        OutputPlan {
+            overwrite,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            folders: Vec::new(),
+        }
+    }
+
+    /// An input file or folder named by `flag` (missing ones are left to the
+    /// reader to report).
+    pub fn input(&mut self, flag: &str, path: &Path) -> &mut Self {
+        self.inputs.push(Input {
+            flag: flag.into(),
+            path: path.to_path_buf(),
+        });
+        self
+    }
+
+    /// An output file named by `flag`.
+    pub fn output(&mut self, flag: &str, path: &Path, kind: Kind) -> &mut Self {
+        let label = format!("{flag} {}", path.display());
+        self.push(label, flag, path, kind, false)
+    }
+
+    /// An output file whose name derives from `flag`; `role` says how, e.g.
+    /// `the history of --out m.safetensors`.
+    pub fn derived(&mut self, flag: &str, path: &Path, role: &str, kind: Kind) -> &mut Self {
+        let label = format!("{} ({role})", path.display());
+        self.push(label, flag, path, kind, false)
+    }
+
+    /// An output folder (created by the run) and the files written into it;
+    /// `role` as for [`derived`](Self::derived), or `None` when `flag` names
+    /// the folder itself.
+    pub fn folder(&mut self, flag: &str, dir: &Path, role: Option<&str>, files: &[(&str, Kind)]) -> &mut Self {
+        let label = match role {
+            Some(r) => format!("{} ({r})", dir.display()),
+            None => format!("{flag} {}", dir.display()),
+        };
+        for (name, kind) in files {
+            let path = dir.join(name);
+            let file_label = format!("{} (in {label})", path.display());
+            self.push(file_label, flag, &path, kind.clone(), true);
+        }
+        self.folders.push(Folder {
+            label,
+            flag: flag.into(),
+            path: dir.to_path_buf(),
+        });
+        self
+    }
+
+    fn push(&mut self, label: String, flag: &str, path: &Path, kind: Kind, in_folder: bool) -> &mut Self {
+        self.outputs.push(Output {
+            label,
+            flag: flag.into(),
+            path: path.to_path_buf(),
+            kind,
+            in_folder,
+        });
+        self
+    }
+
+    /// Applies the rules; on success registers the inputs as protected.
+    /// Errors are [`Error::Output`] (or [`Error::Config`] for a model file
+    /// name without `.safetensors`), naming both files of a collision.
+    pub fn check(&self) -> Result<()> {
+        let inputs = self.resolve_inputs();
+        self.check_folders(&inputs)?;
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|o| identify(&o.path).map_err(|p| refuse(&o.label, p)))
+            .collect::<Result<Vec<Identity>>>()?;
+        for (o, id) in self.outputs.iter().zip(&outputs) {
+            if let Some((label, input)) = inputs.iter().find(|(_, input)| input.same(id)) {
+                // Name the file itself when the two were spelled differently.
+                let shown = match label.ends_with(&format!(" {}", o.path.display())) {
+                    true => String::new(),
+                    false => format!(" (both are {})", input.path.display()),
+                };
+                let same = format!("is the input {label}{shown}; choose another {}", o.flag);
+                return Err(refuse(&o.label, same));
+            }
+        }
+        for (i, (o, id)) in self.outputs.iter().zip(&outputs).enumerate() {
+            if let Some(first) = self.outputs[..i].iter().zip(&outputs).find(|(_, other)| other.same(id)) {
+                let dup = format!("is also written as {}; choose another {}", first.0.label, o.flag);
+                return Err(refuse(&o.label, dup));
+            }
+        }
+        self.check_places()?;
+        if !self.overwrite {
+            self.check_kinds()?;
+        }
+        for (label, id) in inputs {
+            protect(label, id);
+        }
+        Ok(())
+    }
+
+    /// Every input file (those directly inside an input folder included)
+    /// with its label.
+    fn resolve_inputs(&self) -> Vec<(String, Identity)> {
+        let mut out = Vec::new();
+        for input in &self.inputs {
+            let Ok(id) = identify(&input.path) else { continue };
+            if input.path.is_dir() {
+                let entries = std::fs::read_dir(&input.path).into_iter().flatten().flatten();
+                for e in entries.filter(|e| e.path().is_file()) {
+                    if let Ok(id) = identify(&e.path()) {
+                        out.push((format!("{} {}", input.flag, e.path().display()), id));
+                    }
+                }
+            } else if input.path.exists() {
+                out.push((format!("{} {}", input.flag, input.path.display()), id));
+            }
+        }
+        out
+    }
+
+    /// An output folder that exists is a folder (and not an input file).
+    fn check_folders(&self, inputs: &[(String, Identity)]) -> Result<()> {
+        let Some(f) = self.folders.iter().find(|f| f.path.exists() && !f.path.is_dir()) else {
+            return Ok(());
+        };
+        let id = identify(&f.path).map_err(|p| refuse(&f.label, p))?;
+        let problem = match inputs.iter().find(|(_, input)| input.same(&id)) {
+            Some((label, _)) => format!("is the input {label}; choose another {}", f.flag),
+            None => format!(
+                "must be a folder but holds {}; choose another {}",
+                sniff(&f.path).describe(),
+                f.flag
+            ),
+        };
+        Err(refuse(&f.label, problem))
+    }
+
+    /// Files are files in existing folders; model names end in `.safetensors`.
+    fn check_places(&self) -> Result<()> {
+        for o in &self.outputs {
+            let Some(name) = o.path.file_name() else {
+                return Err(refuse(
+                    &o.label,
+                    format!("is not a file name; choose another {}", o.flag),
+                ));
+            };
+            if o.path.is_dir() {
+                return Err(refuse(
+                    &o.label,
+                    format!("is a folder; choose a file name for {}", o.flag),
+                ));
+            }
+            if o.path.exists() && !o.path.is_file() {
+                // A rename would replace the device, pipe or socket itself.
+                let problem = format!(
+                    "is not a regular file (a device, pipe or socket); choose another {}",
+                    o.flag
+                );
+                return Err(refuse(&o.label, problem));
+            }
+            let parent = o.path.parent().filter(|p| !p.as_os_str().is_empty() && !o.in_folder);
+            if let Some(parent) = parent.filter(|p| !p.is_dir()) {
+                let p = parent.display();
+                return Err(refuse(
+                    &o.label,
+                    format!("cannot be written: the folder {p} does not exist"),
+                ));
+            }
+            let ext = Path::new(name).extension().and_then(|e| e.to_str());
+            if o.kind == Kind::Model && !ext.is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
+                return Err(Error::config(
+                    o.flag.clone(),
+                    format!(
+                        "a model file name must end in .safetensors (NAME.safetensors; its history is \
+                         NAME.history.csv), not '{}'",
+                        o.path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Without `--overwrite`, existing files must hold the kind about to be written.
+    fn check_kinds(&self) -> Result<()> {
+        for o in &self.outputs {
+            if !o.path.exists() {
+                continue;
+            }
+            let found = sniff(&o.path);
+            if !o.kind.accepts(&found) {
+                return Err(refuse(
+                    &o.label,
+                    format!(
+                        "exists and holds {}, not {}; pass --overwrite to replace it, or choose another {}",
+                        found.describe(),
+                        o.kind.describe(),
+                        o.flag
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refuse(label: &str, problem: impl Into<String>) -> Error {
+    Error::Output {
+        output: label.into(),
+        problem: problem.into(),
+    }
+}
