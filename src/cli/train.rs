@@ -276,7 +276,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
-            save_run(&ckpt, &spec, trainer, state, best, &metadata(&cfg, &data, None, None))?;
+            save_run(&ckpt, &spec, trainer, state, best, &metadata(&cfg, &data, None, None)?)?;
         }
         Ok(())
     };
@@ -293,7 +293,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
             // The trainer still holds the weights from before the bad step.
-            save_model(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            save_model(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None)?)?;
             return Err(e);
         }
         Err(e) => return Err(e),
@@ -337,7 +337,7 @@ fn finish(
         out,
         spec,
         &trainer.model,
-        &metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json)),
+        &metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json))?,
     )?;
     if !a.quiet {
         println!(
@@ -449,9 +449,14 @@ fn fit_config(cfg: &TrainConfig, full_batch: bool, has_val: bool) -> Result<FitC
 }
 
 /// The model file's metadata sections.
-fn metadata(cfg: &TrainConfig, data: &Prepared, history: Option<&History>, test: Option<&Value>) -> Map<String, Value> {
+fn metadata(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    history: Option<&History>,
+    test: Option<&Value>,
+) -> Result<Map<String, Value>> {
     let mut m = Map::new();
-    m.insert("preprocessing".into(), data.preprocessing.clone());
+    m.insert("preprocessing".into(), data.pipeline.to_json()?);
     m.insert("training".into(), serde_json::to_value(cfg).unwrap_or(Value::Null));
     if let Some(h) = history {
         m.insert(
@@ -465,5 +470,5 @@ fn metadata(cfg: &TrainConfig, data: &Prepared, history: Option<&History>, test:
     if let Some(t) = test {
         m.insert("test_metrics".into(), t.clone());
     }
-    m
+    Ok(m)
 }

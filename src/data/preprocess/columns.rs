@@ -2,6 +2,7 @@
 //! imputation choices, target resolution and encoding, task detection and
 //! matching another file's columns to the training file's.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::str::FromStr;
 
@@ -187,13 +188,12 @@ pub(crate) fn resolve_targets(table: &RawTable, refs: &[ColumnRef], notes: &mut 
         notes.push(format!("target: last column '{}' (none given)", table.columns[last]));
         return Ok(vec![last]);
     }
-    let mut out = Vec::with_capacity(refs.len());
-    for r in refs {
-        let c = r.resolve(table)?;
-        if out.contains(&c) {
+    let out = ColumnRef::resolve_all(refs, table)?;
+    let mut seen = vec![false; table.n_cols()];
+    for &c in &out {
+        if std::mem::replace(&mut seen[c], true) {
             return Err(table.error(format!("target column '{}' given twice", table.columns[c])));
         }
-        out.push(c);
     }
     Ok(out)
 }
@@ -323,19 +323,22 @@ impl TargetMap {
         match self {
             TargetMap::Classes { names, numeric } => {
                 let c = cols.first().copied().unwrap_or(0);
-                let values: Vec<f64> = names.iter().map(|n| n.parse().unwrap_or(f64::NAN)).collect();
+                // Each row's class in constant (numeric) or logarithmic
+                // (text, sorted in fit_target) time, not by scanning the classes.
+                let values = numeric_class_index(names);
                 let mut labels = Vec::with_capacity(rows.len());
                 for &r in rows {
                     let cell = label_cell(table, r, c)?;
                     let k = if *numeric {
                         cell.parse::<f64>()
                             .ok()
-                            .and_then(|v| values.iter().position(|&x| x == v))
+                            .and_then(class_key)
+                            .and_then(|k| values.get(&k).copied())
                     } else {
                         names.binary_search(&cell).ok()
                     };
-                    let known = quoted_list(names);
                     labels.push(k.ok_or_else(|| {
+                        let known = quoted_list(names);
                         table.cell_error(
                             r,
                             c,
@@ -358,6 +361,24 @@ impl TargetMap {
     }
 }
 
+/// Numeric class names by [`class_key`] of their value (the first class, for
+/// values that compare equal); NaN matches nothing, as under `==`.
+fn numeric_class_index(names: &[String]) -> HashMap<u64, usize> {
+    let mut index = HashMap::with_capacity(names.len());
+    for (k, v) in names.iter().enumerate() {
+        if let Some(key) = v.parse::<f64>().ok().and_then(class_key) {
+            index.entry(key).or_insert(k);
+        }
+    }
+    index
+}
+
+/// A hash key under which numbers equal by `==` coincide (`-0.0` is `0.0`);
+/// none for NaN, which equals nothing.
+fn class_key(v: f64) -> Option<u64> {
+    (!v.is_nan()).then(|| (v + 0.0).to_bits())
+}
+
 /// Where each training column is in `table`: matched by name when both have
 /// a header, else by position, where `table` may lack the target columns.
 pub(crate) fn locate(
@@ -367,17 +388,22 @@ pub(crate) fn locate(
     targets: &[usize],
 ) -> Result<Vec<Option<usize>>> {
     if has_header && table.has_header {
-        return Ok(columns.iter().map(|n| table.column_index(n)).collect());
+        let index = table.column_indices();
+        return Ok(columns.iter().map(|n| index.get(n)).collect());
     }
     let n = columns.len();
     if table.n_cols() == n {
         return Ok((0..n).map(Some).collect());
     }
     if table.n_cols() + targets.len() == n {
+        let mut is_target = vec![false; n];
+        for &t in targets.iter().filter(|&&t| t < n) {
+            is_target[t] = true;
+        }
         let mut next = 0;
         let map = (0..n)
             .map(|i| {
-                (!targets.contains(&i)).then(|| {
+                (!is_target[i]).then(|| {
                     next += 1;
                     next - 1
                 })
