@@ -20,14 +20,22 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The `resume` metadata section.
+/// The `resume` metadata section. Every number reads back bit for bit (see
+/// [`crate::train::exact`]): counts as JSON integers, `f64`s as shortest
+/// round-trip text.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ResumeSection {
     state: FitState,
     optimizer_steps: u64,
+    #[serde(with = "crate::train::exact")]
     lr: f64,
     dropout_rngs: Vec<Xoshiro256PlusPlus>,
     has_best: bool,
+    /// The best model's batch-norm batch counts, in layer order: exact, where
+    /// its `best.*.num_batches_tracked` tensors are F32 (exact only to 2^24,
+    /// kept for older readers). Absent in older checkpoints.
+    #[serde(default)]
+    best_batches: Option<Vec<u64>>,
 }
 
 /// A checkpoint read back: the model file and what [`crate::train::fit_resume`] needs.
@@ -57,6 +65,7 @@ pub fn save_run(
         lr: trainer.optimizer.lr(),
         dropout_rngs: dropout_layers(&trainer.model).map(|d| d.rng().clone()).collect(),
         has_best: best.is_some(),
+        best_batches: best.map(batch_counts),
     };
     let mut meta = metadata.clone();
     meta.insert(
@@ -101,7 +110,13 @@ pub fn load_run(path: &Path) -> Result<RunCheckpoint> {
         }
     }
     let best = match section.has_best {
-        true => Some(from_extra(&file.spec, &file.extra, "best.").map_err(bad)?),
+        true => {
+            let mut model = from_extra(&file.spec, &file.extra, "best.").map_err(bad)?;
+            if let Some(counts) = &section.best_batches {
+                set_batch_counts(&mut model, counts).map_err(bad)?;
+            }
+            Some(model)
+        }
         false => None,
     };
     Ok(RunCheckpoint {
@@ -129,6 +144,32 @@ impl RunCheckpoint {
     }
 }
 
+/// The batch count of every batch-norm layer of `model`, in layer order.
+fn batch_counts(model: &Sequential<f32>) -> Vec<u64> {
+    model
+        .layers()
+        .iter()
+        .filter_map(|l| match l {
+            Layer::BatchNorm(bn) => Some(bn.running.batches),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sets the batch counts read by [`batch_counts`].
+fn set_batch_counts(model: &mut Sequential<f32>, counts: &[u64]) -> Result<(), String> {
+    let mut it = counts.iter();
+    for l in model.layers_mut() {
+        if let Layer::BatchNorm(bn) = l {
+            bn.running.batches = *it.next().ok_or("fewer best batch counts than batch-norm layers")?;
+        }
+    }
+    match it.next() {
+        Some(_) => Err("more best batch counts than batch-norm layers".into()),
+        None => Ok(()),
+    }
+}
+
 fn dropout_layers(model: &Sequential<f32>) -> impl Iterator<Item = &crate::layers::Dropout<f32>> {
     model.layers().iter().filter_map(|l| match l {
         Layer::Dropout(d) => Some(d),
@@ -137,7 +178,8 @@ fn dropout_layers(model: &Sequential<f32>) -> impl Iterator<Item = &crate::layer
 }
 
 /// The model's tensors as f32 extra tensors named `{prefix}{name}` (batch
-/// counts as f32, exact below 2^24).
+/// counts as f32, exact below 2^24: the exact ones are in the `resume`
+/// section's `best_batches`).
 fn as_extra(model: &Sequential<f32>, prefix: &str) -> Vec<ExtraTensor> {
     model_tensors(model)
         .into_iter()
