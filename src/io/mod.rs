@@ -52,6 +52,7 @@ mod atomic;
 mod checkpoint;
 mod container;
 mod digest;
+mod header;
 mod model_file;
 mod tensors;
 mod torch;
@@ -59,6 +60,8 @@ mod torch;
 pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
+#[doc(hidden)]
+pub use model_file::decode_model_unchecked;
 pub use model_file::{
     CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, decode_model, describe,
     load_model, save_checkpoint, save_model,
