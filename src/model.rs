@@ -138,13 +138,27 @@ impl<T: Scalar> Sequential<T> {
     /// a Dense directly followed by BN has no bias. Dropout layer `i` draws
     /// its masks from its own stream seeded by `seed` and `i`.
     pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Self> {
+        Self::build(spec, seed, true)
+    }
+
+    /// The network of `spec` with every weight and bias 0 (dropout streams
+    /// as for seed 0), for loaders that overwrite them all: drawing random
+    /// weights first would cost as much as reading them.
+    pub(crate) fn zeroed(spec: &ModelSpec) -> Result<Self> {
+        Self::build(spec, 0, false)
+    }
+
+    fn build(spec: &ModelSpec, seed: u64, draw: bool) -> Result<Self> {
         spec.validate()?;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut layers = Vec::new();
         let last = spec.dims.len() - 2;
         for (i, pair) in spec.dims.windows(2).enumerate() {
             let (inp, out) = (pair[0], pair[1]);
-            let (w, b) = spec.init.sample::<T>(out, inp, &mut rng);
+            let (w, b) = match draw {
+                true => spec.init.sample::<T>(out, inp, &mut rng),
+                false => (Matrix::zeros(out, inp), Matrix::zeros(1, out)),
+            };
             let hidden = i < last;
             let bn_next = hidden && spec.batch_norm == BnPlacement::BeforeActivation;
             let path = format!("layers.{}", layers.len());

@@ -249,7 +249,7 @@ fn run(
         if let Event::Checkpoint { trainer, state, best } = e {
             snaps.push(snapshot(trainer, state, best));
             if let Some((k, path)) = stop_at.filter(|(k, _)| *k == state.step) {
-                save_run(path, &spec(), trainer, state, best, &Default::default())?;
+                save_run(path, &spec(), trainer, state, best, &serde_json::Map::new())?;
                 return Err(Error::State(format!("stopped at step {k}")));
             }
         }
@@ -339,7 +339,7 @@ fn checkpoints_read_back_identical_for_awkward_values() {
     let r = &mut state.history.epochs[0];
     (r.train_loss, r.val_loss, r.val_metric, r.lr) = (ONE_ULP_OFF, Some(f64::NAN), Some(f64::INFINITY), ONE_ULP_OFF);
     state.history.epochs[1].train_loss = f64::NEG_INFINITY;
-    save_run(&path, &spec(), &t, &state, Some(&best), &Default::default()).unwrap();
+    save_run(&path, &spec(), &t, &state, Some(&best), &serde_json::Map::new()).unwrap();
 
     let ckpt = load_run(&path).unwrap();
     let mut restored = trainer(&OptimizerConfig::adam(0.02));

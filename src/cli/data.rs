@@ -69,11 +69,6 @@ impl Prepared {
 }
 
 impl Pipeline {
-    /// The pipeline as the JSON of the model file's `preprocessing` section.
-    pub fn to_json(&self) -> Result<Value> {
-        serde_json::to_value(self).map_err(|e| Error::State(format!("cannot write the preprocessing as JSON: {e}")))
-    }
-
     /// Class names for classification models.
     pub fn class_names(&self) -> Option<Vec<String>> {
         match self {

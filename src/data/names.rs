@@ -51,6 +51,13 @@ impl<'a> ColumnIndex<'a> {
     }
 }
 
+/// Whether `a` and `b` are the same names in the same order (one
+/// comparison per name).
+pub(crate) fn same_names(a: &[String], b: &[String]) -> bool {
+    probe(a.len().min(b.len()));
+    a == b
+}
+
 /// The first name of `names` that repeats an earlier one, as `(first index,
 /// repeated index)`; one hash-set insertion per name.
 pub(crate) fn first_duplicate(names: &[String]) -> Option<(usize, usize)> {

@@ -22,12 +22,14 @@ use serde::{Deserialize, Serialize};
 
 mod columns;
 mod features;
+mod targets;
 
 use super::csv::{ColumnRef, RawTable, quoted_list};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
-use columns::{TargetMap, fit_target, locate, resolve_targets};
+use columns::{locate, resolve_targets};
 use features::{encode, fit_feature};
+use targets::{TargetMap, fit_target};
 
 pub use columns::{Impute, MAX_AUTO_CLASSES, Scaling, Task, detect_task};
 pub use features::{Feature, FeatureKind};

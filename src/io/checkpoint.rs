@@ -7,8 +7,9 @@
 //! state), the optimizer's step count and learning rate, and each dropout
 //! layer's random stream.
 
-use super::model_file::{ExtraTensor, ModelFile, load_model, save_checkpoint};
-use super::tensors::{Values, assign, model_tensors};
+use super::model_file::{ExtraTensor, ModelFile, load_model, save_sections};
+use super::sections::section_texts;
+use super::tensors::{Values, assign, model_layout, model_tensors};
 use crate::error::{Error, Result};
 use crate::layers::Layer;
 use crate::model::{ModelSpec, Sequential};
@@ -16,7 +17,6 @@ use crate::optim::Optimizer;
 use crate::train::{FitState, Resume, Trainer};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -51,13 +51,13 @@ pub struct RunCheckpoint {
 
 /// Writes a checkpoint of `trainer` (built from `spec`) at loop state `state`
 /// to `path`, atomically, with the free-form `metadata` sections.
-pub fn save_run(
+pub fn save_run<M: Serialize + ?Sized>(
     path: &Path,
     spec: &ModelSpec,
     trainer: &Trainer<f32>,
     state: &FitState,
     best: Option<&Sequential<f32>>,
-    metadata: &Map<String, Value>,
+    metadata: &M,
 ) -> Result<()> {
     let section = ResumeSection {
         state: state.clone(),
@@ -67,11 +67,13 @@ pub fn save_run(
         has_best: best.is_some(),
         best_batches: best.map(batch_counts),
     };
-    let mut meta = metadata.clone();
-    meta.insert(
-        "resume".into(),
-        serde_json::to_value(&section).map_err(|e| Error::State(e.to_string()))?,
-    );
+    let not_saved = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason: format!("not saved: {reason}"),
+    };
+    let mut sections = section_texts(metadata).map_err(not_saved)?;
+    let resume = serde_json::to_string(&section).map_err(|e| not_saved(e.to_string()))?;
+    sections.insert("resume".into(), resume);
     let mut extra: Vec<ExtraTensor> = trainer
         .optimizer
         .export_state(&trainer.model)
@@ -85,7 +87,7 @@ pub fn save_run(
     if let Some(b) = best {
         extra.extend(as_extra(b, "best."));
     }
-    save_checkpoint(path, spec, &trainer.model, &meta, &extra)
+    save_sections(path, spec, &trainer.model, sections, &extra)
 }
 
 /// Reads a checkpoint written by [`save_run`].
@@ -205,8 +207,8 @@ fn as_extra(model: &Sequential<f32>, prefix: &str) -> Vec<ExtraTensor> {
 
 /// Rebuilds a model of `spec` from `{prefix}{name}` extra tensors.
 fn from_extra(spec: &ModelSpec, extra: &HashMap<String, Vec<f32>>, prefix: &str) -> Result<Sequential<f32>, String> {
-    let mut model = Sequential::<f32>::from_spec(spec, 0).map_err(|e| e.to_string())?;
-    for t in model_tensors(&model) {
+    let mut model = Sequential::<f32>::zeroed(spec).map_err(|e| e.to_string())?;
+    for t in model_layout(&model) {
         let v = extra
             .get(&format!("{prefix}{}", t.name))
             .ok_or_else(|| format!("missing tensor `{prefix}{}`", t.name))?;

@@ -54,6 +54,7 @@ mod container;
 mod digest;
 mod header;
 mod model_file;
+mod sections;
 mod tensors;
 mod torch;
 
@@ -64,6 +65,6 @@ pub use digest::{CHECKSUM_KEY, content_digest};
 pub use model_file::decode_model_unchecked;
 pub use model_file::{
     CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, decode_model, describe,
-    load_model, save_checkpoint, save_model,
+    load_model, save_checkpoint, save_model, save_model_with,
 };
 pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

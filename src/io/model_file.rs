@@ -6,13 +6,15 @@ use super::atomic::write_atomic;
 use super::container::{PREFIX, check_container, check_prefix};
 use super::digest::{CHECKSUM_KEY, content_digest};
 use super::header::{check_format, check_names, check_size, read_architecture};
-use super::tensors::{Tensor, assign, decode, model_tensors};
+use super::sections::{header_metadata, read_sections, section_texts};
+use super::tensors::{Tensor, assign, decode, model_layout, model_tensors};
 use crate::error::{Error, Result};
 use crate::model::{ModelSpec, Sequential};
 use safetensors::SafeTensors;
 use safetensors::tensor::TensorInfo;
+use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -78,17 +80,47 @@ pub fn save_model(path: &Path, spec: &ModelSpec, model: &Sequential<f32>, metada
     save_checkpoint(path, spec, model, metadata, &[])
 }
 
-/// [`save_model`] plus `extra` checkpoint tensors (names must start with one
-/// of [`CHECKPOINT_PREFIXES`]); [`load_model`] returns them in
-/// [`ModelFile::extra`].
-pub fn save_checkpoint(
+/// [`save_model`] with the sections given as anything that serializes to a
+/// JSON object (e.g. a struct with one field per section): each is written
+/// straight to JSON text, without a [`Value`] tree in between, which for a
+/// large section (the preprocessing of a table of 200,000 columns) is most
+/// of the time and memory of saving.
+pub fn save_model_with<M: Serialize + ?Sized>(
     path: &Path,
     spec: &ModelSpec,
     model: &Sequential<f32>,
-    metadata: &Map<String, Value>,
+    metadata: &M,
+) -> Result<()> {
+    save_checkpoint(path, spec, model, metadata, &[])
+}
+
+/// [`save_model_with`] plus `extra` checkpoint tensors (names must start
+/// with one of [`CHECKPOINT_PREFIXES`]); [`load_model`] returns them in
+/// [`ModelFile::extra`].
+pub fn save_checkpoint<M: Serialize + ?Sized>(
+    path: &Path,
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    metadata: &M,
     extra: &[ExtraTensor],
 ) -> Result<()> {
-    let bytes = encode(spec, model, metadata, extra).map_err(|reason| Error::Format {
+    let not_saved = |reason| Error::Format {
+        path: path.to_path_buf(),
+        reason: format!("not saved: {reason}"),
+    };
+    let sections = section_texts(metadata).map_err(not_saved)?;
+    save_sections(path, spec, model, sections, extra)
+}
+
+/// [`save_checkpoint`] with the sections already JSON text.
+pub(crate) fn save_sections(
+    path: &Path,
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    sections: BTreeMap<String, String>,
+    extra: &[ExtraTensor],
+) -> Result<()> {
+    let bytes = encode(spec, model, sections, extra).map_err(|reason| Error::Format {
         path: path.to_path_buf(),
         reason: format!("not saved: {reason}"),
     })?;
@@ -154,11 +186,11 @@ pub fn decode_model_unchecked(bytes: &[u8], path: &Path) -> Result<ModelFile> {
 fn encode(
     spec: &ModelSpec,
     model: &Sequential<f32>,
-    metadata: &Map<String, Value>,
+    sections: BTreeMap<String, String>,
     extra: &[ExtraTensor],
 ) -> Result<Vec<u8>, String> {
-    let reference = Sequential::<f32>::from_spec(spec, 0).map_err(|e| e.to_string())?;
-    let expected = model_tensors(&reference);
+    let reference = Sequential::<f32>::zeroed(spec).map_err(|e| e.to_string())?;
+    let expected = model_layout(&reference);
     let mut tensors = model_tensors(model);
     let found: HashMap<&str, &Tensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     for e in &expected {
@@ -194,7 +226,7 @@ fn encode(
     for t in &tensors {
         decode(&t.name, t.dtype, &t.bytes)?;
     }
-    let mut header = header_metadata(spec, model, metadata)?;
+    let mut header = header_metadata(spec, model, sections)?;
     let digest = content_digest(
         tensors.iter().map(|t| {
             (
@@ -210,34 +242,6 @@ fn encode(
     safetensors::serialize(tensors.iter().map(|t| (t.name.clone(), t)), Some(header)).map_err(|e| e.to_string())
 }
 
-/// The `__metadata__` map: bpnet's own keys plus each section as JSON text.
-fn header_metadata(
-    spec: &ModelSpec,
-    model: &Sequential<f32>,
-    metadata: &Map<String, Value>,
-) -> Result<HashMap<String, String>, String> {
-    let layers: Vec<String> = model.layers().iter().map(|l| l.describe()).collect();
-    let mut header = HashMap::from([
-        ("format".to_string(), FORMAT_NAME.to_string()),
-        ("format_version".to_string(), FORMAT_VERSION.to_string()),
-        ("bpnet_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("architecture".to_string(), to_json(spec)?),
-        ("layers".to_string(), to_json(&layers)?),
-    ]);
-    for (key, value) in metadata {
-        if RESERVED_KEYS.contains(&key.as_str()) {
-            return Err(format!("metadata section `{key}` clashes with a key bpnet reserves"));
-        }
-        header.insert(key.clone(), to_json(value)?);
-    }
-    Ok(header)
-}
-
-/// Compact JSON text of a metadata value.
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, String> {
-    serde_json::to_string(value).map_err(|e| format!("cannot write metadata as JSON: {e}"))
-}
-
 /// Parses and checks a whole file (the checksum too, with `verify`); the
 /// error is the reason, without the path.
 fn decode_file(bytes: &[u8], verify: Checksum) -> Result<ModelFile, String> {
@@ -250,8 +254,8 @@ fn decode_file(bytes: &[u8], verify: Checksum) -> Result<ModelFile, String> {
     let spec = read_architecture(header)?;
     let tensors = meta.tensors();
     check_size(&spec, meta.data_len())?;
-    let mut model = Sequential::<f32>::from_spec(&spec, 0).map_err(|e| format!("invalid architecture: {e}"))?;
-    let expected = model_tensors(&model);
+    let mut model = Sequential::<f32>::zeroed(&spec).map_err(|e| format!("invalid architecture: {e}"))?;
+    let expected = model_layout(&model);
     check_names(&spec, &expected, &tensors)?;
     let data = bytes.get(PREFIX + n..).unwrap_or_default();
     for e in &expected {
@@ -329,21 +333,6 @@ fn verify_checksum(
     Ok(())
 }
 
-/// The free-form sections: every non-reserved key, parsed as JSON (a value
-/// that is not JSON, as other writers may store, is kept as a string).
-fn read_sections(header: &HashMap<String, String>) -> Map<String, Value> {
-    header
-        .iter()
-        .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone())),
-            )
-        })
-        .collect()
-}
-
 /// A multi-line description for `bpnet inspect`: versions, architecture, one
 /// line per layer, parameter counts per tensor and in total, and the metadata
 /// sections pretty-printed.
@@ -360,7 +349,7 @@ pub fn describe(file: &ModelFile) -> String {
         "layers:".to_string(),
     ];
     out.extend(file.model.summary().lines().map(|l| format!("  {l}")));
-    let tensors = model_tensors(&file.model);
+    let tensors = model_layout(&file.model);
     let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
     let trainable: usize = tensors.iter().filter(|t| t.trainable).map(Tensor::numel).sum();
     let buffers: usize = tensors.iter().filter(|t| !t.trainable).map(Tensor::numel).sum();
