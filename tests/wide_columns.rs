@@ -121,3 +121,17 @@ fn wide_tables_cost_work_linear_in_columns() {
         "model file grew from {size_1} to {size_4} bytes for 4x the columns"
     );
 }
+
+#[test]
+fn errors_about_a_wide_tables_columns_stay_short() {
+    let table = parse_csv(
+        &wide_csv(5000, true, false),
+        Path::new("wide.csv"),
+        &CsvOptions::default(),
+    )
+    .unwrap();
+    let err = ColumnRef::Name("gene".into()).resolve(&table).unwrap_err().to_string();
+    assert!(err.contains("no column 'gene'") && err.contains("'g0', 'g1'"), "{err}");
+    assert!(err.contains("... and 4982 more"), "{err}");
+    assert!(err.len() < 400, "{} characters: {err}", err.len());
+}

@@ -123,9 +123,15 @@ impl RawTable {
         }
     }
 
-    /// The column names quoted and joined, for error messages.
+    /// The column names quoted and joined, for error messages; past 20,
+    /// the first 20 and how many more (a wide table's error stays one
+    /// readable line).
     pub(crate) fn column_list(&self) -> String {
-        quoted_list(&self.columns)
+        const SHOWN: usize = 20;
+        match self.columns.len().checked_sub(SHOWN) {
+            Some(more) if more > 0 => format!("{}, ... and {more} more", quoted_list(&self.columns[..SHOWN])),
+            _ => quoted_list(&self.columns),
+        }
     }
 }
 
