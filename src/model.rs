@@ -16,6 +16,13 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 /// before gradients and optimizer state).
 pub const MAX_WEIGHTS: u64 = 1 << 28;
 
+/// Pieces of 22 bits a batch count is saved in by
+/// [`Sequential::save_running`] (3 x 22 = 66 bits hold any `u64`).
+pub const COUNT_PARTS: usize = 3;
+
+/// The low 22 bits: a piece of a batch count, exact in `f32`.
+const COUNT_MASK: u64 = (1 << 22) - 1;
+
 /// Where batch normalization goes in each hidden block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -131,13 +138,27 @@ impl<T: Scalar> Sequential<T> {
     /// a Dense directly followed by BN has no bias. Dropout layer `i` draws
     /// its masks from its own stream seeded by `seed` and `i`.
     pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Self> {
+        Self::build(spec, seed, true)
+    }
+
+    /// The network of `spec` with every weight and bias 0 (dropout streams
+    /// as for seed 0), for loaders that overwrite them all: drawing random
+    /// weights first would cost as much as reading them.
+    pub(crate) fn zeroed(spec: &ModelSpec) -> Result<Self> {
+        Self::build(spec, 0, false)
+    }
+
+    fn build(spec: &ModelSpec, seed: u64, draw: bool) -> Result<Self> {
         spec.validate()?;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut layers = Vec::new();
         let last = spec.dims.len() - 2;
         for (i, pair) in spec.dims.windows(2).enumerate() {
             let (inp, out) = (pair[0], pair[1]);
-            let (w, b) = spec.init.sample::<T>(out, inp, &mut rng);
+            let (w, b) = match draw {
+                true => spec.init.sample::<T>(out, inp, &mut rng),
+                false => (Matrix::zeros(out, inp), Matrix::zeros(1, out)),
+            };
             let hidden = i < last;
             let bn_next = hidden && spec.batch_norm == BnPlacement::BeforeActivation;
             let path = format!("layers.{}", layers.len());
@@ -198,14 +219,17 @@ impl<T: Scalar> Sequential<T> {
     }
 
     /// Copies every batch-norm layer's running statistics into `buf` (cleared
-    /// first; no allocation once `buf` has grown to size).
+    /// first; no allocation once `buf` has grown to size): per layer the
+    /// means, the variances and the batch count as [`COUNT_PARTS`] pieces of
+    /// 22 bits, each exact in `f32`, so any count comes back exactly.
     pub fn save_running(&self, buf: &mut Vec<T>) {
         buf.clear();
         for l in &self.layers {
             if let Layer::BatchNorm(bn) = l {
                 buf.extend_from_slice(&bn.running.mean);
                 buf.extend_from_slice(&bn.running.var);
-                buf.push(T::from_f64(bn.running.batches as f64));
+                let c = bn.running.batches;
+                buf.extend((0..COUNT_PARTS).map(|k| T::from_f64(((c >> (22 * k)) & COUNT_MASK) as f64)));
             }
         }
     }
@@ -216,13 +240,16 @@ impl<T: Scalar> Sequential<T> {
         for l in &mut self.layers {
             if let Layer::BatchNorm(bn) = l {
                 let f = bn.running.mean.len();
-                if buf.len() < at + 2 * f + 1 {
+                let Some(count) = buf.get(at + 2 * f..at + 2 * f + COUNT_PARTS) else {
                     return;
-                }
+                };
                 bn.running.mean.copy_from_slice(&buf[at..at + f]);
                 bn.running.var.copy_from_slice(&buf[at + f..at + 2 * f]);
-                bn.running.batches = buf[at + 2 * f].to_f64() as u64;
-                at += 2 * f + 1;
+                bn.running.batches = count
+                    .iter()
+                    .enumerate()
+                    .fold(0, |c, (k, v)| c | ((v.to_f64() as u64 & COUNT_MASK) << (22 * k)));
+                at += 2 * f + COUNT_PARTS;
             }
         }
     }

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 mod errors;
 #[path = "model_file/saving.rs"]
 mod saving;
+#[path = "model_file/unchecked.rs"]
+mod unchecked;
 
 const ACTIVATIONS: [Activation; 8] = [
     Activation::Identity,

@@ -1,6 +1,9 @@
 //! Checkpoints and resume: a run killed with SIGKILL at random moments always
 //! leaves a loadable checkpoint, and resuming from it ends bit-identical to
-//! the uninterrupted run; the divergence guard stops (or skips) cleanly.
+//! the uninterrupted run (weights, running statistics and counts, and the
+//! history but for wall-clock seconds); the divergence guard stops (or skips)
+//! cleanly. tests/resume_exact.rs checks every optimizer and every part of the
+//! state after every step.
 
 use bpnet::data::Dataset;
 use bpnet::io::{load_model, load_run};
@@ -82,17 +85,29 @@ fn bits(path: &Path) -> Vec<(String, Vec<u32>)> {
     m.visit_params(&mut |p| out.push((p.name.clone(), p.value.as_slice().iter().map(|v| v.to_bits()).collect())));
     for l in m.layers() {
         if let bpnet::Layer::BatchNorm(bn) = l {
-            let v: Vec<u32> = bn
+            let mut v: Vec<u32> = bn
                 .running
                 .mean
                 .iter()
                 .chain(&bn.running.var)
                 .map(|v| v.to_bits())
                 .collect();
+            let count = bn.running.batches;
+            v.extend([count as u32, (count >> 32) as u32]);
             out.push((format!("{}.running", bn.path()), v));
         }
     }
     out
+}
+
+/// The history a run wrote next to its model, without the wall-clock seconds.
+fn history(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for r in doc["epochs"].as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("seconds");
+    }
+    doc
 }
 
 fn kill_after(mut child: Child, delay: Duration) {
@@ -138,6 +153,11 @@ fn killed_runs_leave_valid_checkpoints_and_resume_bit_identically() {
                 bits(&d.join("resumed.safetensors")),
                 reference,
                 "round {round}: resumed at step {step}"
+            );
+            assert_eq!(
+                history(&d.join("resumed.history.json")),
+                history(&d.join("ref.history.json")),
+                "round {round}: history resumed at step {step}"
             );
             println!("round {round}: resumed at step {step} of {final_step}: bit-identical");
             resumed += 1;

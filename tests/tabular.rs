@@ -5,7 +5,8 @@
 
 use bpnet::data::preprocess::Targets;
 use bpnet::data::{
-    ColumnRef, CsvOptions, FeatureKind, Impute, PreprocessSpec, Preprocessor, RawTable, Scaling, Task, read_csv, split,
+    ColumnRef, CsvOptions, FeatureKind, Impute, PreprocessSpec, Preprocessor, RawTable, Scaling, Task, parse_csv,
+    read_csv, split,
 };
 use bpnet::{Matrix, Result};
 use std::path::PathBuf;
@@ -232,6 +233,38 @@ fn class_names_sorted_numerically_or_lexicographically() {
     assert_eq!(p.n_outputs(), 3);
     let err = p.transform_targets(&read("unseen_class.csv"), &[0, 1]);
     assert_err(err, &["unseen_class.csv", "line 3", "column 'label'", "class 'fish'"]);
+}
+
+#[test]
+fn numeric_classes_match_by_value_and_names_resolve_together() {
+    let parse = |text: &str| parse_csv(text.as_bytes(), "t.csv".as_ref(), &CsvOptions::default()).unwrap();
+    let t = parse("x,y\n1,0\n2,10\n3,2\n4,0\n5,10\n6,2\n");
+    let (p, _) = Preprocessor::fit(&t, &all(&t), &PreprocessSpec::default()).unwrap();
+    assert_eq!(p.class_names().unwrap(), ["0", "2", "10"]);
+    // Written differently, the same values: -0 is 0, 1e1 is 10.
+    let other = parse("x,y\n1,-0\n2,1e1\n3,2.0\n");
+    assert_eq!(
+        p.transform_targets(&other, &all(&other)).unwrap(),
+        Targets::Labels(vec![0, 2, 1])
+    );
+    assert_err(
+        p.transform_targets(&parse("x,y\n1,3\n"), &[0]),
+        &["t.csv", "class '3'", "'0', '2', '10'"],
+    );
+    let refs = [
+        ColumnRef::Name("y".into()),
+        ColumnRef::Index(0),
+        ColumnRef::Name("x".into()),
+    ];
+    assert_eq!(ColumnRef::resolve_all(&refs, &t).unwrap(), [1, 0, 0]);
+    assert_err(
+        ColumnRef::resolve_all(&[ColumnRef::Name("z".into())], &t),
+        &["no column 'z'", "'x', 'y'"],
+    );
+    assert_err(
+        parse_csv(b"a,b,c,b,a\n1,2,3,4,5\n", "d.csv".as_ref(), &CsvOptions::default()),
+        &["d.csv", "line 1", "column 'b': duplicate column name (columns 2 and 4)"],
+    );
 }
 
 #[test]

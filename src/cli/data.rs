@@ -43,10 +43,9 @@ pub struct Prepared {
     pub val: Option<Dataset>,
     /// Test rows (`--test` or `--test-split`, or MNIST's test set).
     pub test: Option<Dataset>,
-    /// The preprocessing, as stored in the model file.
+    /// The preprocessing, as stored in the model file (turned into JSON only
+    /// when a file is written: for a wide table that JSON is large).
     pub pipeline: Pipeline,
-    /// JSON of `pipeline`.
-    pub preprocessing: Value,
     /// Messages for the user (task detection, dropped batches...).
     pub notes: Vec<String>,
 }
@@ -59,13 +58,11 @@ impl Prepared {
         pipeline: Pipeline,
         notes: Vec<String>,
     ) -> Result<Self> {
-        let preprocessing = serde_json::to_value(&pipeline).map_err(|e| Error::State(e.to_string()))?;
         Ok(Prepared {
             train,
             val,
             test,
             pipeline,
-            preprocessing,
             notes,
         })
     }
@@ -89,7 +86,7 @@ impl Pipeline {
         let v = meta
             .get("preprocessing")
             .ok_or_else(|| bad("model file has no 'preprocessing' metadata".into()))?;
-        serde_json::from_value(v.clone()).map_err(|e| bad(format!("invalid 'preprocessing' metadata: {e}")))
+        Pipeline::deserialize(v).map_err(|e| bad(format!("invalid 'preprocessing' metadata: {e}")))
     }
 }
 
@@ -243,11 +240,7 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
     // column); regression splits are plain random.
     let target_cols = match spec.targets.is_empty() {
         true => vec![table.n_cols().saturating_sub(1)],
-        false => spec
-            .targets
-            .iter()
-            .map(|t| t.resolve(&table))
-            .collect::<Result<Vec<_>>>()?,
+        false => ColumnRef::resolve_all(&spec.targets, &table)?,
     };
     let task = match spec.task {
         Some(t) => t,

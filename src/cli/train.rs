@@ -6,11 +6,11 @@ use super::config::TrainConfig;
 use super::data::{Prepared, load};
 use super::{optimizer_config, progress::Progress};
 use crate::overlay;
-use bpnet::io::{load_model, load_run, save_model, save_run};
+use bpnet::io::{load_model, load_run, save_model_with, save_run};
 use bpnet::train::schedule::Schedule;
 use bpnet::train::{EarlyStopping, Event, FitConfig, History, Monitor, OnNan, default_loss, fit_resume};
 use bpnet::{Activation, BnPlacement, Error, Init, ModelSpec, Optimizer, Result, Sequential, Trainer};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 /// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
@@ -299,7 +299,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
             // The trainer still holds the weights from before the bad step.
-            save_model(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
             return Err(e);
         }
         Err(e) => return Err(e),
@@ -339,7 +339,7 @@ fn finish(
         println!("test: {}", t.summary);
     }
     let (hist_csv, hist_json) = super::history::write(out, history)?;
-    save_model(
+    save_model_with(
         out,
         spec,
         &trainer.model,
@@ -454,22 +454,33 @@ fn fit_config(cfg: &TrainConfig, full_batch: bool, has_val: bool) -> Result<FitC
     })
 }
 
-/// The model file's metadata sections.
-fn metadata(cfg: &TrainConfig, data: &Prepared, history: Option<&History>, test: Option<&Value>) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("preprocessing".into(), data.preprocessing.clone());
-    m.insert("training".into(), serde_json::to_value(cfg).unwrap_or(Value::Null));
-    if let Some(h) = history {
-        m.insert(
-            "history".into(),
+/// The model file's metadata sections, written straight to JSON (for a wide
+/// table the preprocessing section is large).
+#[derive(serde::Serialize)]
+struct Metadata<'a> {
+    preprocessing: &'a super::data::Pipeline,
+    training: &'a TrainConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_metrics: Option<&'a Value>,
+}
+
+fn metadata<'a>(
+    cfg: &'a TrainConfig,
+    data: &'a Prepared,
+    history: Option<&History>,
+    test: Option<&'a Value>,
+) -> Metadata<'a> {
+    Metadata {
+        preprocessing: &data.pipeline,
+        training: cfg,
+        history: history.map(|h| {
             json!({
                 "epochs": h.epochs.len(), "best_epoch": h.best_epoch, "stopped_early": h.stopped_early,
                 "final": h.epochs.last().map(super::history::record_json),
-            }),
-        );
+            })
+        }),
+        test_metrics: test,
     }
-    if let Some(t) = test {
-        m.insert("test_metrics".into(), t.clone());
-    }
-    m
 }

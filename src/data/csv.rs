@@ -15,6 +15,7 @@ use std::str::FromStr;
 use ::csv::{ByteRecord, ReaderBuilder, Trim};
 use serde::{Deserialize, Serialize};
 
+use super::names::{ColumnIndex, first_duplicate, probe};
 use crate::error::{Error, Result};
 
 /// Cell texts that mean "no value", compared case-insensitively after
@@ -85,9 +86,18 @@ impl RawTable {
         self.columns.len()
     }
 
-    /// Index of the column called `name`, if any.
+    /// Index of the column called `name`, if any. A linear search: to look up
+    /// many names, build [`RawTable::column_indices`] once.
     pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == name)
+        let found = self.columns.iter().position(|c| c == name);
+        probe(found.map_or(self.columns.len(), |i| i + 1));
+        found
+    }
+
+    /// The column names indexed in one pass, so that looking up all of
+    /// another file's columns stays linear in the number of columns.
+    pub fn column_indices(&self) -> ColumnIndex<'_> {
+        ColumnIndex::new(&self.columns)
     }
 
     /// The cells of column `col` in `rows`, e.g. the raw target strings to
@@ -113,9 +123,15 @@ impl RawTable {
         }
     }
 
-    /// The column names quoted and joined, for error messages.
+    /// The column names quoted and joined, for error messages; past 20,
+    /// the first 20 and how many more (a wide table's error stays one
+    /// readable line).
     pub(crate) fn column_list(&self) -> String {
-        quoted_list(&self.columns)
+        const SHOWN: usize = 20;
+        match self.columns.len().checked_sub(SHOWN) {
+            Some(more) if more > 0 => format!("{}, ... and {more} more", quoted_list(&self.columns[..SHOWN])),
+            _ => quoted_list(&self.columns),
+        }
     }
 }
 
@@ -165,10 +181,26 @@ impl ColumnRef {
     /// The column's index in `table`; an unknown name or an index out of
     /// range is an error that lists the columns there are.
     pub fn resolve(&self, table: &RawTable) -> Result<usize> {
+        self.resolve_with(table, |n| table.column_index(n))
+    }
+
+    /// Every reference in `refs` resolved as by [`ColumnRef::resolve`], with
+    /// one name index built for all of them (linear in columns + references,
+    /// where resolving each alone would be their product).
+    pub fn resolve_all(refs: &[ColumnRef], table: &RawTable) -> Result<Vec<usize>> {
+        if refs.iter().all(|r| matches!(r, ColumnRef::Index(_))) {
+            return refs.iter().map(|r| r.resolve(table)).collect();
+        }
+        let index = table.column_indices();
+        refs.iter().map(|r| r.resolve_with(table, |n| index.get(n))).collect()
+    }
+
+    /// [`ColumnRef::resolve`] with names looked up by `find`.
+    fn resolve_with(&self, table: &RawTable, find: impl Fn(&str) -> Option<usize>) -> Result<usize> {
         match self {
-            ColumnRef::Name(n) => table
-                .column_index(n)
-                .ok_or_else(|| table.error(format!("no column '{n}'; the columns are {}", table.column_list()))),
+            ColumnRef::Name(n) => {
+                find(n).ok_or_else(|| table.error(format!("no column '{n}'; the columns are {}", table.column_list())))
+            }
             ColumnRef::Index(i) if *i < table.n_cols() => Ok(*i),
             ColumnRef::Index(i) => Err(table.error(format!(
                 "no column at index {i}: there are {} columns (0-based), {}",
@@ -419,14 +451,13 @@ fn header_names(first: &[String]) -> std::result::Result<Vec<String>, String> {
         .enumerate()
         .map(|(j, c)| if c.is_empty() { format!("col{j}") } else { c.clone() })
         .collect();
-    for (j, n) in names.iter().enumerate() {
-        if let Some(k) = names[..j].iter().position(|m| m == n) {
-            return Err(format!(
-                "column '{n}': duplicate column name (columns {} and {})",
-                k + 1,
-                j + 1
-            ));
-        }
+    if let Some((k, j)) = first_duplicate(&names) {
+        return Err(format!(
+            "column '{}': duplicate column name (columns {} and {})",
+            names[j],
+            k + 1,
+            j + 1
+        ));
     }
     Ok(names)
 }

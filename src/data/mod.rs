@@ -6,12 +6,14 @@ pub mod csv;
 mod encoding;
 pub mod idx;
 mod mnist;
+pub mod names;
 pub mod preprocess;
 pub mod split;
 
 pub use batches::Batches;
 pub use csv::{ColumnRef, CsvOptions, RawTable, parse_csv, read_csv};
 pub use mnist::{bundled_mnist_dir, load_mnist};
+pub use names::ColumnIndex;
 pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};
 pub use split::split;
 

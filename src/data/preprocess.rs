@@ -22,12 +22,14 @@ use serde::{Deserialize, Serialize};
 
 mod columns;
 mod features;
+mod targets;
 
 use super::csv::{ColumnRef, RawTable, quoted_list};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
-use columns::{TargetMap, fit_target, locate, resolve_targets};
+use columns::{locate, resolve_targets};
 use features::{encode, fit_feature};
+use targets::{TargetMap, fit_target};
 
 pub use columns::{Impute, MAX_AUTO_CLASSES, Scaling, Task, detect_task};
 pub use features::{Feature, FeatureKind};
@@ -91,11 +93,7 @@ impl Preprocessor {
         }
         let mut notes = Vec::new();
         let targets = resolve_targets(table, &spec.targets, &mut notes)?;
-        let ignored = spec
-            .ignore
-            .iter()
-            .map(|c| c.resolve(table))
-            .collect::<Result<Vec<_>>>()?;
+        let ignored = ColumnRef::resolve_all(&spec.ignore, table)?;
         let task = match spec.task {
             Some(t) => t,
             None => {
@@ -105,8 +103,14 @@ impl Preprocessor {
             }
         };
         let target = fit_target(table, &targets, train_rows, task)?;
+        // Which columns are features, as a mask: linear in the column count
+        // however many columns are targets or ignored.
+        let mut is_feature = vec![true; table.n_cols()];
+        for &c in targets.iter().chain(&ignored) {
+            is_feature[c] = false;
+        }
         let mut features = Vec::new();
-        for c in (0..table.n_cols()).filter(|c| !targets.contains(c) && !ignored.contains(c)) {
+        for c in (0..table.n_cols()).filter(|&c| is_feature[c]) {
             features.push(fit_feature(table, c, train_rows, spec, &mut notes)?);
         }
         if features.is_empty() {

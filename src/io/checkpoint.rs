@@ -7,8 +7,9 @@
 //! state), the optimizer's step count and learning rate, and each dropout
 //! layer's random stream.
 
-use super::model_file::{ExtraTensor, ModelFile, load_model, save_checkpoint};
-use super::tensors::{Values, assign, model_tensors};
+use super::model_file::{ExtraTensor, ModelFile, load_model, save_sections};
+use super::sections::section_texts;
+use super::tensors::{Values, assign, model_layout, model_tensors};
 use crate::error::{Error, Result};
 use crate::layers::Layer;
 use crate::model::{ModelSpec, Sequential};
@@ -16,18 +17,25 @@ use crate::optim::Optimizer;
 use crate::train::{FitState, Resume, Trainer};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The `resume` metadata section.
+/// The `resume` metadata section. Every number reads back bit for bit (see
+/// [`crate::train::exact`]): counts as JSON integers, `f64`s as shortest
+/// round-trip text.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ResumeSection {
     state: FitState,
     optimizer_steps: u64,
+    #[serde(with = "crate::train::exact")]
     lr: f64,
     dropout_rngs: Vec<Xoshiro256PlusPlus>,
     has_best: bool,
+    /// The best model's batch-norm batch counts, in layer order: exact, where
+    /// its `best.*.num_batches_tracked` tensors are F32 (exact only to 2^24,
+    /// kept for older readers). Absent in older checkpoints.
+    #[serde(default)]
+    best_batches: Option<Vec<u64>>,
 }
 
 /// A checkpoint read back: the model file and what [`crate::train::fit_resume`] needs.
@@ -43,13 +51,13 @@ pub struct RunCheckpoint {
 
 /// Writes a checkpoint of `trainer` (built from `spec`) at loop state `state`
 /// to `path`, atomically, with the free-form `metadata` sections.
-pub fn save_run(
+pub fn save_run<M: Serialize + ?Sized>(
     path: &Path,
     spec: &ModelSpec,
     trainer: &Trainer<f32>,
     state: &FitState,
     best: Option<&Sequential<f32>>,
-    metadata: &Map<String, Value>,
+    metadata: &M,
 ) -> Result<()> {
     let section = ResumeSection {
         state: state.clone(),
@@ -57,12 +65,15 @@ pub fn save_run(
         lr: trainer.optimizer.lr(),
         dropout_rngs: dropout_layers(&trainer.model).map(|d| d.rng().clone()).collect(),
         has_best: best.is_some(),
+        best_batches: best.map(batch_counts),
     };
-    let mut meta = metadata.clone();
-    meta.insert(
-        "resume".into(),
-        serde_json::to_value(&section).map_err(|e| Error::State(e.to_string()))?,
-    );
+    let not_saved = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason: format!("not saved: {reason}"),
+    };
+    let mut sections = section_texts(metadata).map_err(not_saved)?;
+    let resume = serde_json::to_string(&section).map_err(|e| not_saved(e.to_string()))?;
+    sections.insert("resume".into(), resume);
     let mut extra: Vec<ExtraTensor> = trainer
         .optimizer
         .export_state(&trainer.model)
@@ -76,7 +87,7 @@ pub fn save_run(
     if let Some(b) = best {
         extra.extend(as_extra(b, "best."));
     }
-    save_checkpoint(path, spec, &trainer.model, &meta, &extra)
+    save_sections(path, spec, &trainer.model, sections, &extra)
 }
 
 /// Reads a checkpoint written by [`save_run`].
@@ -101,7 +112,13 @@ pub fn load_run(path: &Path) -> Result<RunCheckpoint> {
         }
     }
     let best = match section.has_best {
-        true => Some(from_extra(&file.spec, &file.extra, "best.").map_err(bad)?),
+        true => {
+            let mut model = from_extra(&file.spec, &file.extra, "best.").map_err(bad)?;
+            if let Some(counts) = &section.best_batches {
+                set_batch_counts(&mut model, counts).map_err(bad)?;
+            }
+            Some(model)
+        }
         false => None,
     };
     Ok(RunCheckpoint {
@@ -129,6 +146,32 @@ impl RunCheckpoint {
     }
 }
 
+/// The batch count of every batch-norm layer of `model`, in layer order.
+fn batch_counts(model: &Sequential<f32>) -> Vec<u64> {
+    model
+        .layers()
+        .iter()
+        .filter_map(|l| match l {
+            Layer::BatchNorm(bn) => Some(bn.running.batches),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sets the batch counts read by [`batch_counts`].
+fn set_batch_counts(model: &mut Sequential<f32>, counts: &[u64]) -> Result<(), String> {
+    let mut it = counts.iter();
+    for l in model.layers_mut() {
+        if let Layer::BatchNorm(bn) = l {
+            bn.running.batches = *it.next().ok_or("fewer best batch counts than batch-norm layers")?;
+        }
+    }
+    match it.next() {
+        Some(_) => Err("more best batch counts than batch-norm layers".into()),
+        None => Ok(()),
+    }
+}
+
 fn dropout_layers(model: &Sequential<f32>) -> impl Iterator<Item = &crate::layers::Dropout<f32>> {
     model.layers().iter().filter_map(|l| match l {
         Layer::Dropout(d) => Some(d),
@@ -137,7 +180,8 @@ fn dropout_layers(model: &Sequential<f32>) -> impl Iterator<Item = &crate::layer
 }
 
 /// The model's tensors as f32 extra tensors named `{prefix}{name}` (batch
-/// counts as f32, exact below 2^24).
+/// counts as f32, exact below 2^24: the exact ones are in the `resume`
+/// section's `best_batches`).
 fn as_extra(model: &Sequential<f32>, prefix: &str) -> Vec<ExtraTensor> {
     model_tensors(model)
         .into_iter()
@@ -163,8 +207,8 @@ fn as_extra(model: &Sequential<f32>, prefix: &str) -> Vec<ExtraTensor> {
 
 /// Rebuilds a model of `spec` from `{prefix}{name}` extra tensors.
 fn from_extra(spec: &ModelSpec, extra: &HashMap<String, Vec<f32>>, prefix: &str) -> Result<Sequential<f32>, String> {
-    let mut model = Sequential::<f32>::from_spec(spec, 0).map_err(|e| e.to_string())?;
-    for t in model_tensors(&model) {
+    let mut model = Sequential::<f32>::zeroed(spec).map_err(|e| e.to_string())?;
+    for t in model_layout(&model) {
         let v = extra
             .get(&format!("{prefix}{}", t.name))
             .ok_or_else(|| format!("missing tensor `{prefix}{}`", t.name))?;

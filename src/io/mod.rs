@@ -53,8 +53,10 @@ mod checkpoint;
 mod container;
 mod digest;
 mod guard;
+mod header;
 mod model_file;
 mod outputs;
+mod sections;
 mod sniff;
 mod tensors;
 mod torch;
@@ -62,9 +64,11 @@ mod torch;
 pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
+#[doc(hidden)]
+pub use model_file::decode_model_unchecked;
 pub use model_file::{
     CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, decode_model, describe,
-    load_model, save_checkpoint, save_model,
+    load_model, save_checkpoint, save_model, save_model_with,
 };
 pub use outputs::{Kind, OutputPlan};
 pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

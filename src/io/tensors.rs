@@ -72,6 +72,20 @@ impl Tensor {
 /// Every tensor of `model`, in layer order (weight, bias, running_mean,
 /// running_var, num_batches_tracked within a layer).
 pub(crate) fn model_tensors(model: &Sequential<f32>) -> Vec<Tensor> {
+    tensors_of(model, true)
+}
+
+/// [`model_tensors`] without their values (`bytes` empty): the names, dtypes
+/// and shapes a model of this architecture has, without copying its weights.
+pub(crate) fn model_layout(model: &Sequential<f32>) -> Vec<Tensor> {
+    tensors_of(model, false)
+}
+
+fn tensors_of(model: &Sequential<f32>, with_values: bool) -> Vec<Tensor> {
+    fn keep(v: &[f32], with_values: bool) -> &[f32] {
+        if with_values { v } else { &[] }
+    }
+    let values = |v| keep(v, with_values);
     let mut out = Vec::new();
     for (i, layer) in model.layers().iter().enumerate() {
         let path = format!("layers.{i}");
@@ -82,11 +96,11 @@ pub(crate) fn model_tensors(model: &Sequential<f32>) -> Vec<Tensor> {
                     format!("{path}.weight"),
                     w.shape().to_vec(),
                     true,
-                    w.as_slice(),
+                    values(w.as_slice()),
                 ));
                 if let Some(b) = &d.bias {
                     let b = b.value.as_slice();
-                    out.push(Tensor::f32(format!("{path}.bias"), vec![b.len()], true, b));
+                    out.push(Tensor::f32(format!("{path}.bias"), vec![b.len()], true, values(b)));
                 }
             }
             Layer::BatchNorm(bn) => {
@@ -96,19 +110,29 @@ pub(crate) fn model_tensors(model: &Sequential<f32>) -> Vec<Tensor> {
                         format!("{path}.weight"),
                         vec![f],
                         true,
-                        gamma.value.as_slice(),
+                        values(gamma.value.as_slice()),
                     ));
                     out.push(Tensor::f32(
                         format!("{path}.bias"),
                         vec![f],
                         true,
-                        beta.value.as_slice(),
+                        values(beta.value.as_slice()),
                     ));
                 }
                 if bn.config().track_running_stats {
                     let r = &bn.running;
-                    out.push(Tensor::f32(format!("{path}.running_mean"), vec![f], false, &r.mean));
-                    out.push(Tensor::f32(format!("{path}.running_var"), vec![f], false, &r.var));
+                    out.push(Tensor::f32(
+                        format!("{path}.running_mean"),
+                        vec![f],
+                        false,
+                        values(&r.mean),
+                    ));
+                    out.push(Tensor::f32(
+                        format!("{path}.running_var"),
+                        vec![f],
+                        false,
+                        values(&r.var),
+                    ));
                     // Counts beyond i64::MAX cannot occur in practice; saturate like a clamp.
                     let batches = i64::try_from(r.batches).unwrap_or(i64::MAX);
                     out.push(Tensor {
@@ -116,7 +140,11 @@ pub(crate) fn model_tensors(model: &Sequential<f32>) -> Vec<Tensor> {
                         dtype: Dtype::I64,
                         shape: Vec::new(),
                         trainable: false,
-                        bytes: batches.to_le_bytes().to_vec(),
+                        bytes: if with_values {
+                            batches.to_le_bytes().to_vec()
+                        } else {
+                            Vec::new()
+                        },
                     });
                 }
             }

@@ -24,9 +24,14 @@ pub enum Activation {
     Elu(f64),
     /// Exact GELU `f(x) = x Phi(x) = x/2 (1 + erf(x / sqrt 2))`.
     Gelu,
-    /// `f(x) = ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)`.
+    /// `f(x) = ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)`; as
+    /// PyTorch's `nn.Softplus()` (beta 1), `f(x) = x` and `f'(x) = 1` exactly
+    /// above [`SOFTPLUS_THRESHOLD`].
     Softplus,
 }
+
+/// Above this input softplus is the identity (PyTorch's default threshold).
+pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
 
 impl Activation {
     /// `f(x)`.
@@ -52,6 +57,7 @@ impl Activation {
                 }
             }
             Activation::Gelu => x * std_normal_cdf(x),
+            Activation::Softplus if x > T::from_f64(SOFTPLUS_THRESHOLD) => x,
             Activation::Softplus => x.max(T::ZERO) + (-x.abs()).exp().ln_1p(),
         }
     }
@@ -88,6 +94,7 @@ impl Activation {
                 let pdf = (T::from_f64(-0.5) * x * x).exp() * T::from_f64(0.398_942_280_401_432_7);
                 std_normal_cdf(x) + x * pdf
             }
+            Activation::Softplus if x > T::from_f64(SOFTPLUS_THRESHOLD) => T::ONE,
             Activation::Softplus => sigmoid(x),
         }
     }
@@ -342,6 +349,25 @@ mod tests {
         assert_eq!(sigmoid(-1000.0f64), 0.0);
         assert_eq!(Activation::Softplus.apply(1000.0f64), 1000.0);
         assert!((Activation::Softplus.apply(0.0f64) - 2f64.ln()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn softplus_is_the_identity_above_the_threshold_as_in_pytorch() {
+        // f64 shows the difference: sigmoid(20.5) = 1 - 1.25e-9, and
+        // 20.5 + ln(1 + e^-20.5) != 20.5.
+        for x in [20.000_000_1f64, 20.5, 35.0, 1e10] {
+            assert_eq!(Activation::Softplus.apply(x), x);
+            assert_eq!(Activation::Softplus.derivative(x, x), 1.0);
+            let mut dx = [0.0f64];
+            Activation::Softplus.backward_slice(&[x], &[x], &[0.75], &mut dx);
+            assert_eq!(dx[0], 0.75);
+        }
+        // At and below it, the smooth form (PyTorch: x * beta > threshold).
+        let at = Activation::Softplus.apply(20.0f64);
+        assert!(at > 20.0 && at - 20.0 < 3e-9, "{at}");
+        assert!(Activation::Softplus.derivative(20.0f64, at) < 1.0);
+        assert_eq!(Activation::Softplus.apply(20.5f32), 20.5);
+        assert_eq!(Activation::Softplus.derivative(21.0f32, 21.0), 1.0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod batch_norm;
 mod dense;
 mod dropout;
 
-pub use activation::{Activation, ActivationLayer, sigmoid};
+pub use activation::{Activation, ActivationLayer, SOFTPLUS_THRESHOLD, sigmoid};
 pub use batch_norm::{BatchNorm, BatchNormConfig, Momentum, RunningStats};
 pub use dense::Dense;
 pub use dropout::Dropout;

@@ -79,14 +79,19 @@ pub struct EpochRecord {
     /// Optimizer steps taken so far.
     pub step: usize,
     /// Mean training loss over the epoch's batches (training mode).
+    #[serde(with = "super::exact")]
     pub train_loss: f64,
     /// Validation loss (evaluation mode), if validation data was given.
+    #[serde(with = "super::exact::opt", default)]
     pub val_loss: Option<f64>,
     /// Validation accuracy (classification) or R² of the scaled targets (regression).
+    #[serde(with = "super::exact::opt", default)]
     pub val_metric: Option<f64>,
     /// Learning rate at the end of the epoch.
+    #[serde(with = "super::exact")]
     pub lr: f64,
     /// Wall seconds since training started (across resumes).
+    #[serde(with = "super::exact")]
     pub seconds: f64,
 }
 
@@ -107,9 +112,11 @@ pub struct History {
 /// Watches the monitored value for early stopping and the plateau schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Watch {
+    #[serde(with = "super::exact::opt", default)]
     best: Option<f64>,
     since_best: usize,
     since_reduce: usize,
+    #[serde(with = "super::exact")]
     plateau_scale: f64,
 }
 
@@ -121,6 +128,7 @@ pub struct FitState {
     /// Completed epochs.
     pub epoch: usize,
     /// Sum and count of the batch losses of the epoch in progress.
+    #[serde(with = "super::exact::pair")]
     epoch_loss: (f64, usize),
     /// Batches skipped by the divergence guard, in a row.
     skipped_in_a_row: usize,
@@ -130,6 +138,7 @@ pub struct FitState {
     /// The history so far.
     pub history: History,
     /// Wall seconds spent before this run segment.
+    #[serde(with = "super::exact")]
     pub seconds: f64,
 }
 
@@ -313,13 +322,16 @@ pub fn fit_resume(
         let by_steps = cfg.checkpoint_steps > 0 && step % cfg.checkpoint_steps == 0;
         let by_epochs = epoch_done && cfg.checkpoint_epochs > 0 && s.epoch % cfg.checkpoint_epochs == 0;
         if by_steps || by_epochs {
+            // The checkpoint holds the time so far; `seconds` itself is put
+            // back exactly (adding and subtracting would round).
+            let before = s.seconds;
             s.seconds += start.elapsed().as_secs_f64();
             on_event(Event::Checkpoint {
                 trainer,
                 state: &s,
                 best: best_model.as_ref(),
             })?;
-            s.seconds -= start.elapsed().as_secs_f64();
+            s.seconds = before;
         }
     }
     let mut history = s.history;

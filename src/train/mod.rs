@@ -7,6 +7,7 @@
 //! after the first step a step allocates nothing on the heap.
 
 pub mod diagnostics;
+pub(crate) mod exact;
 mod fit;
 pub mod metrics;
 pub mod schedule;

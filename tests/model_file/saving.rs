@@ -2,6 +2,53 @@
 //! the write fails.
 
 use super::*;
+
+#[test]
+fn sections_from_a_struct_read_back_as_from_a_map() {
+    #[derive(serde::Serialize)]
+    struct Sections<'a> {
+        preprocessing: &'a Value,
+        training: Vec<f64>,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec(&[4, 6, 2], Activation::Relu, BnPlacement::BeforeActivation, 0.0);
+    let model = trained(&s, 2, 3);
+    let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    let map = sections();
+    let training = vec![0.1, f64::from_bits(0x3fed_a140_1d66_056a), 1e300];
+    let mut expected = Map::new();
+    expected.insert("preprocessing".into(), map["preprocessing"].clone());
+    expected.insert("training".into(), json!(training));
+    bpnet::io::save_model_with(
+        &a,
+        &s,
+        &model,
+        &Sections {
+            preprocessing: &map["preprocessing"],
+            training,
+        },
+    )
+    .unwrap();
+    save_model(&b, &s, &model, &expected).unwrap();
+    let (fa, fb) = (load_model(&a).unwrap(), load_model(&b).unwrap());
+    assert_eq!(fa.metadata, expected);
+    assert_eq!(fb.metadata, expected);
+    let msg = bpnet::io::save_model_with(&a, &s, &model, &[1, 2])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("not saved") && msg.contains("JSON object"), "{msg}");
+    let reserved = json!({ "format": "mine" });
+    let msg = bpnet::io::save_model_with(&a, &s, &model, &reserved)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("reserves"), "{msg}");
+    assert_eq!(
+        load_model(&a).unwrap().metadata,
+        expected,
+        "a refused save keeps the old file"
+    );
+}
+
 #[test]
 fn saving_refuses_bad_input_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,16 +1,15 @@
 //! The pieces of preprocessing that work on single columns: task, scaling and
-//! imputation choices, target resolution and encoding, task detection and
-//! matching another file's columns to the training file's.
+//! imputation choices, target resolution, task detection and matching another
+//! file's columns to the training file's (target encoding is in `targets.rs`).
 
 use std::fmt::Display;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::Targets;
 use crate::data::csv::{ColumnRef, RawTable, is_missing, is_number, quoted_list};
+use crate::data::names::same_names;
 use crate::error::{Error, Result};
-use crate::tensor::Matrix;
 
 /// Largest number of distinct integer values a numeric target may have to be
 /// taken as class labels by [`detect_task`].
@@ -187,13 +186,12 @@ pub(crate) fn resolve_targets(table: &RawTable, refs: &[ColumnRef], notes: &mut 
         notes.push(format!("target: last column '{}' (none given)", table.columns[last]));
         return Ok(vec![last]);
     }
-    let mut out = Vec::with_capacity(refs.len());
-    for r in refs {
-        let c = r.resolve(table)?;
-        if out.contains(&c) {
+    let out = ColumnRef::resolve_all(refs, table)?;
+    let mut seen = vec![false; table.n_cols()];
+    for &c in &out {
+        if std::mem::replace(&mut seen[c], true) {
             return Err(table.error(format!("target column '{}' given twice", table.columns[c])));
         }
-        out.push(c);
     }
     Ok(out)
 }
@@ -248,116 +246,6 @@ pub fn detect_task(table: &RawTable, targets: &[usize], rows: &[usize]) -> Resul
     ))
 }
 
-/// How the target column(s) are encoded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum TargetMap {
-    /// Class `k` is `names[k]`; with `numeric` the labels are numbers,
-    /// sorted and matched by value, else strings sorted lexicographically.
-    Classes { names: Vec<String>, numeric: bool },
-    /// Per target column: `(y - mean) / std`.
-    Values { mean: Vec<f64>, std: Vec<f64> },
-}
-
-/// Fits the target encoding on the training rows.
-pub(crate) fn fit_target(table: &RawTable, targets: &[usize], rows: &[usize], task: Task) -> Result<TargetMap> {
-    match (task, targets) {
-        (Task::Classify, &[c]) => {
-            let mut labels = Vec::with_capacity(rows.len());
-            for &r in rows {
-                labels.push(label_cell(table, r, c)?);
-            }
-            let numeric = labels.iter().all(|l| is_number(l));
-            if numeric {
-                let value = |s: &String| s.parse::<f64>().unwrap_or(f64::NAN);
-                labels.sort_by(|a, b| value(a).total_cmp(&value(b)));
-                labels.dedup_by(|a, b| value(a) == value(b));
-            } else {
-                labels.sort();
-                labels.dedup();
-            }
-            if labels.len() < 2 {
-                let only = labels.first().map_or("", String::as_str);
-                let what = format!("only one class '{only}' in the training rows; classification needs two or more");
-                return Err(table.cell_error(rows[0], c, what));
-            }
-            Ok(TargetMap::Classes { names: labels, numeric })
-        }
-        (Task::Classify, _) => Err(Error::config(
-            "task",
-            "classification takes one target column; several need regression",
-        )),
-        (Task::Regress, _) => {
-            let (mut mean, mut std) = (Vec::new(), Vec::new());
-            for &c in targets {
-                let mut values = Vec::with_capacity(rows.len());
-                for &r in rows {
-                    values.push(value_cell(table, r, c)?);
-                }
-                let (m, s) = Scaling::ZScore.fit(&values);
-                mean.push(m);
-                std.push(s);
-            }
-            Ok(TargetMap::Values { mean, std })
-        }
-    }
-}
-
-/// The class label text of cell `(r, c)`; missing is an error.
-fn label_cell(table: &RawTable, r: usize, c: usize) -> Result<String> {
-    let cell = &table.rows[r][c];
-    if is_missing(cell) {
-        return Err(table.cell_error(r, c, "missing target value"));
-    }
-    Ok(cell.clone())
-}
-
-/// The regression target in cell `(r, c)`; missing is an error.
-fn value_cell(table: &RawTable, r: usize, c: usize) -> Result<f64> {
-    numeric_cell(table, r, c)?.ok_or_else(|| table.cell_error(r, c, "missing target value"))
-}
-
-impl TargetMap {
-    /// The targets of `rows`, the target columns being at `cols` in `table`.
-    pub(crate) fn encode(&self, table: &RawTable, rows: &[usize], cols: &[usize]) -> Result<Targets> {
-        match self {
-            TargetMap::Classes { names, numeric } => {
-                let c = cols.first().copied().unwrap_or(0);
-                let values: Vec<f64> = names.iter().map(|n| n.parse().unwrap_or(f64::NAN)).collect();
-                let mut labels = Vec::with_capacity(rows.len());
-                for &r in rows {
-                    let cell = label_cell(table, r, c)?;
-                    let k = if *numeric {
-                        cell.parse::<f64>()
-                            .ok()
-                            .and_then(|v| values.iter().position(|&x| x == v))
-                    } else {
-                        names.binary_search(&cell).ok()
-                    };
-                    let known = quoted_list(names);
-                    labels.push(k.ok_or_else(|| {
-                        table.cell_error(
-                            r,
-                            c,
-                            format!("class '{cell}' was not seen in training (classes: {known})"),
-                        )
-                    })?);
-                }
-                Ok(Targets::Labels(labels))
-            }
-            TargetMap::Values { mean, std } => {
-                let mut data = Vec::with_capacity(rows.len() * cols.len());
-                for &r in rows {
-                    for (j, &c) in cols.iter().enumerate() {
-                        data.push(((value_cell(table, r, c)? - mean[j]) / std[j]) as f32);
-                    }
-                }
-                Ok(Targets::Values(Matrix::from_vec(rows.len(), cols.len(), data)?))
-            }
-        }
-    }
-}
-
 /// Where each training column is in `table`: matched by name when both have
 /// a header, else by position, where `table` may lack the target columns.
 pub(crate) fn locate(
@@ -366,18 +254,25 @@ pub(crate) fn locate(
     has_header: bool,
     targets: &[usize],
 ) -> Result<Vec<Option<usize>>> {
-    if has_header && table.has_header {
-        return Ok(columns.iter().map(|n| table.column_index(n)).collect());
+    if has_header && table.has_header && !same_names(&table.columns, columns) {
+        let index = table.column_indices();
+        return Ok(columns.iter().map(|n| index.get(n)).collect());
     }
     let n = columns.len();
     if table.n_cols() == n {
+        // The same columns in the same order (the training file itself), or
+        // matched by position.
         return Ok((0..n).map(Some).collect());
     }
     if table.n_cols() + targets.len() == n {
+        let mut is_target = vec![false; n];
+        for &t in targets.iter().filter(|&&t| t < n) {
+            is_target[t] = true;
+        }
         let mut next = 0;
         let map = (0..n)
             .map(|i| {
-                (!targets.contains(&i)).then(|| {
+                (!is_target[i]).then(|| {
                     next += 1;
                     next - 1
                 })

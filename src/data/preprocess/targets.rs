@@ -1,0 +1,144 @@
+//! Targets: fitting the encoding of the target column(s) on the training
+//! rows (sorted class names, or per-column mean and standard deviation) and
+//! encoding any table's rows with it.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Targets;
+use super::columns::{Scaling, Task, numeric_cell};
+use crate::data::csv::{RawTable, is_missing, is_number, quoted_list};
+use crate::error::{Error, Result};
+use crate::tensor::Matrix;
+
+/// How the target column(s) are encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TargetMap {
+    /// Class `k` is `names[k]`; with `numeric` the labels are numbers,
+    /// sorted and matched by value, else strings sorted lexicographically.
+    Classes { names: Vec<String>, numeric: bool },
+    /// Per target column: `(y - mean) / std`.
+    Values { mean: Vec<f64>, std: Vec<f64> },
+}
+
+/// Fits the target encoding on the training rows.
+pub(crate) fn fit_target(table: &RawTable, targets: &[usize], rows: &[usize], task: Task) -> Result<TargetMap> {
+    match (task, targets) {
+        (Task::Classify, &[c]) => {
+            let mut labels = Vec::with_capacity(rows.len());
+            for &r in rows {
+                labels.push(label_cell(table, r, c)?);
+            }
+            let numeric = labels.iter().all(|l| is_number(l));
+            if numeric {
+                let value = |s: &String| s.parse::<f64>().unwrap_or(f64::NAN);
+                labels.sort_by(|a, b| value(a).total_cmp(&value(b)));
+                labels.dedup_by(|a, b| value(a) == value(b));
+            } else {
+                labels.sort();
+                labels.dedup();
+            }
+            if labels.len() < 2 {
+                let only = labels.first().map_or("", String::as_str);
+                let what = format!("only one class '{only}' in the training rows; classification needs two or more");
+                return Err(table.cell_error(rows[0], c, what));
+            }
+            Ok(TargetMap::Classes { names: labels, numeric })
+        }
+        (Task::Classify, _) => Err(Error::config(
+            "task",
+            "classification takes one target column; several need regression",
+        )),
+        (Task::Regress, _) => {
+            let (mut mean, mut std) = (Vec::new(), Vec::new());
+            for &c in targets {
+                let mut values = Vec::with_capacity(rows.len());
+                for &r in rows {
+                    values.push(value_cell(table, r, c)?);
+                }
+                let (m, s) = Scaling::ZScore.fit(&values);
+                mean.push(m);
+                std.push(s);
+            }
+            Ok(TargetMap::Values { mean, std })
+        }
+    }
+}
+
+/// The class label text of cell `(r, c)`; missing is an error.
+fn label_cell(table: &RawTable, r: usize, c: usize) -> Result<String> {
+    let cell = &table.rows[r][c];
+    if is_missing(cell) {
+        return Err(table.cell_error(r, c, "missing target value"));
+    }
+    Ok(cell.clone())
+}
+
+/// The regression target in cell `(r, c)`; missing is an error.
+fn value_cell(table: &RawTable, r: usize, c: usize) -> Result<f64> {
+    numeric_cell(table, r, c)?.ok_or_else(|| table.cell_error(r, c, "missing target value"))
+}
+
+impl TargetMap {
+    /// The targets of `rows`, the target columns being at `cols` in `table`.
+    pub(crate) fn encode(&self, table: &RawTable, rows: &[usize], cols: &[usize]) -> Result<Targets> {
+        match self {
+            TargetMap::Classes { names, numeric } => {
+                let c = cols.first().copied().unwrap_or(0);
+                // Each row's class in constant (numeric) or logarithmic
+                // (text, sorted in fit_target) time, not by scanning the classes.
+                let values = numeric_class_index(names);
+                let mut labels = Vec::with_capacity(rows.len());
+                for &r in rows {
+                    let cell = label_cell(table, r, c)?;
+                    let k = if *numeric {
+                        cell.parse::<f64>()
+                            .ok()
+                            .and_then(class_key)
+                            .and_then(|k| values.get(&k).copied())
+                    } else {
+                        names.binary_search(&cell).ok()
+                    };
+                    labels.push(k.ok_or_else(|| {
+                        let known = quoted_list(names);
+                        table.cell_error(
+                            r,
+                            c,
+                            format!("class '{cell}' was not seen in training (classes: {known})"),
+                        )
+                    })?);
+                }
+                Ok(Targets::Labels(labels))
+            }
+            TargetMap::Values { mean, std } => {
+                let mut data = Vec::with_capacity(rows.len() * cols.len());
+                for &r in rows {
+                    for (j, &c) in cols.iter().enumerate() {
+                        data.push(((value_cell(table, r, c)? - mean[j]) / std[j]) as f32);
+                    }
+                }
+                Ok(Targets::Values(Matrix::from_vec(rows.len(), cols.len(), data)?))
+            }
+        }
+    }
+}
+
+/// Numeric class names by [`class_key`] of their value (the first class, for
+/// values that compare equal); NaN matches nothing, as under `==`.
+fn numeric_class_index(names: &[String]) -> HashMap<u64, usize> {
+    let mut index = HashMap::with_capacity(names.len());
+    for (k, v) in names.iter().enumerate() {
+        if let Some(key) = v.parse::<f64>().ok().and_then(class_key) {
+            index.entry(key).or_insert(k);
+        }
+    }
+    index
+}
+
+/// A hash key under which numbers equal by `==` coincide (`-0.0` is `0.0`);
+/// none for NaN, which equals nothing.
+fn class_key(v: f64) -> Option<u64> {
+    (!v.is_nan()).then(|| (v + 0.0).to_bits())
+}
