@@ -9,8 +9,9 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "bpnet", version, about, long_about = None)]
 struct Cli {
-    /// Threads for matrix products (default: every core). Only products big
-    /// enough to profit are split; results are the same for any count.
+    /// Threads for matrix products and updates (default and most: every core).
+    /// Only work big enough to profit is split; results are bit-identical for
+    /// any count on one machine.
     #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
     #[command(subcommand)]
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    bpnet::set_threads(cli.threads.map_or_else(bpnet::parallel::available, |t| t as usize));
+    bpnet::set_threads(thread_count(cli.threads));
     let result = match cli.command {
         Command::Train(args) => cli::train::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
@@ -97,6 +98,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--threads`, at most the cores this process may use (more would only
+/// spin against each other; the library allows it, the tool does not).
+fn thread_count(asked: Option<u32>) -> usize {
+    let cores = bpnet::parallel::available();
+    match asked.map(|t| t as usize) {
+        Some(t) if t > cores => {
+            eprintln!("note: --threads {t} is more than the {cores} cores available; using {cores}");
+            cores
+        }
+        Some(t) => t,
+        None => cores,
     }
 }
 

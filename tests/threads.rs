@@ -297,7 +297,9 @@ fn cli_training_runs_are_bit_identical_on_1_to_4_threads() {
             model_bits(&out)
         };
         let one = run(1);
-        for t in 2..=4 {
+        // The tool uses at most the machine's cores (a larger count is
+        // lowered with a note); the library-level tests above cover 3 and 4.
+        for t in 2..=bpnet::parallel::available().clamp(2, 4) {
             assert!(one == run(t), "batch {batch}: 1 and {t} threads give different weights");
         }
     }
