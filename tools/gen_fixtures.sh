@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate tests/fixtures/torch_reference.json from tools/torch_reference.py.
+# Regenerate crates/bpnet/tests/fixtures/torch_reference.json from tools/torch_reference.py.
 #
 # Creates a virtual environment at tools/.venv if it is missing, installs the
 # pinned torch (and numpy) from PyPI into it when the installed torch is not the
@@ -14,7 +14,7 @@ cd "$ROOT"
 
 VENV="tools/.venv"
 PY="$VENV/bin/python"
-OUT="tests/fixtures/torch_reference.json"
+OUT="crates/bpnet/tests/fixtures/torch_reference.json"
 
 if [ ! -x "$PY" ]; then
     echo "creating virtual environment $VENV"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates src/onnx/proto.rs, the Rust types of the ONNX protobuf schema,
+# Regenerates crates/bpnet/src/onnx/proto.rs, the Rust types of the ONNX protobuf schema,
 # from tools/onnx_codegen/proto/onnx.proto.
 #
 # The schema is the official onnx.proto shipped in the `onnx` wheel on PyPI
@@ -17,7 +17,7 @@ ONNX_VERSION="1.23.2"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PROTO_DIR="tools/onnx_codegen/proto"
-OUT="src/onnx/proto.rs"
+OUT="crates/bpnet/src/onnx/proto.rs"
 
 if [ "${1:-}" = "--refresh" ]; then
     tmp="$(mktemp -d)"

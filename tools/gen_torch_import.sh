@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates tests/fixtures/torch_import/ from tools/torch_import_fixture.py.
+# Regenerates crates/bpnet/tests/fixtures/torch_import/ from tools/torch_import_fixture.py.
 #
 # Uses the virtual environment tools/.venv (created if missing, shared with
 # tools/gen_fixtures.sh) and installs the pinned torch, safetensors and numpy
@@ -15,7 +15,7 @@ cd "$ROOT"
 
 VENV="tools/.venv"
 PY="$VENV/bin/python"
-OUT="tests/fixtures/torch_import"
+OUT="crates/bpnet/tests/fixtures/torch_import"
 
 if [ ! -x "$PY" ]; then
     echo "creating virtual environment $VENV"

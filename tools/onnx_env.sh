@@ -3,7 +3,7 @@
 # uses, with pinned onnx, onnxruntime and numpy from PyPI, and prints the path
 # of its interpreter on the last line of stdout. Run from anywhere:
 #     export BPNET_ONNX_PYTHON="$(bash tools/onnx_env.sh | tail -n 1)"
-#     cargo test --test onnx_runtime
+#     cargo test -p bpnet-cli --test onnx_runtime
 # Progress goes to stderr. The environment lives in tools/.venv-onnx (ignored
 # by git); a second run with the pinned versions already there installs nothing.
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""Writes the PyTorch import fixtures in tests/fixtures/torch_import/.
+"""Writes the PyTorch import fixtures in crates/bpnet/tests/fixtures/torch_import/.
 
 Usage: python tools/torch_import_fixture.py OUT_DIR   (see tools/gen_torch_import.sh)
 

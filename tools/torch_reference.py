@@ -31,7 +31,7 @@ How to run
 ----------
     bash tools/gen_fixtures.sh
 or, with torch and numpy available:
-    python tools/torch_reference.py tests/fixtures/torch_reference.json
+    python tools/torch_reference.py crates/bpnet/tests/fixtures/torch_reference.json
 
 The output is deterministic: fixed seeds (numpy ``default_rng``), CPU only,
 single-threaded, deterministic algorithms, single-tensor optimizer code paths

@@ -1,0 +1,222 @@
+//! `bpnet experiment`: the batch-normalization experiments on MNIST (the
+//! paper's Figure 1, learning rates, depth, inference statistics) and the
+//! learning-rate / init-scale sweep that chose their defaults.
+
+use bpnet::io::{Kind, OutputPlan};
+use bpnet::{Error, Result};
+use bpnet_lab::experiment::{self, ExperimentConfig, Mnist, Study};
+use std::path::PathBuf;
+
+/// Options of `bpnet experiment`.
+#[derive(clap::Args, Debug)]
+pub struct ExperimentArgs {
+    /// bn-mnist (the paper's Figure 1), lr, depth, population, all (the four), or sweep.
+    #[arg(value_parser = ["bn-mnist", "lr", "depth", "population", "all", "sweep"])]
+    which: String,
+    /// A short run (5,000 steps, evaluated every 250) that still shows the effects.
+    #[arg(long)]
+    quick: bool,
+    /// Output folder for CSV files, figures and report.html.
+    #[arg(long, default_value = "bn-experiments")]
+    out: PathBuf,
+    /// Training steps per network [default: 50000, 5000 with --quick].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Base learning rate of plain SGD [default: 0.5].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Standard deviation of the Gaussian initial weights [default: 0.01].
+    #[arg(long)]
+    init_std: Option<f64>,
+    /// Rows per mini-batch [default: 60, as in the paper].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Evaluate every N steps [default: 500, 250 with --quick].
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Seed of weights and batch order [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Unit of the last hidden layer whose sigmoid input is followed [default: 0].
+    #[arg(long)]
+    unit: Option<usize>,
+    /// Test images in the fixed batch for the sigmoid-input percentiles [default: 1000].
+    #[arg(long)]
+    probe_rows: Option<usize>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    test_limit: Option<usize>,
+    /// Learning-rate multipliers of the lr study [default: 1,5,30].
+    #[arg(long, value_delimiter = ',')]
+    lr_multipliers: Option<Vec<f64>>,
+    /// Hidden layers of the depth study's network [default: 10].
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Training batches for the population statistics (0 = one pass over the training set).
+    #[arg(long)]
+    population_batches: Option<usize>,
+    /// Folder with the MNIST IDX files [default: the bundled copy].
+    #[arg(long)]
+    mnist: Option<PathBuf>,
+    /// Learning rates of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.5,1,2")]
+    sweep_lrs: Vec<f64>,
+    /// Initial weight standard deviations of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1")]
+    sweep_stds: Vec<f64>,
+    /// Print only the final summary.
+    #[arg(long)]
+    quiet: bool,
+    /// Replace existing files in --out even when they hold something else.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// The configuration: defaults (full or quick), then the flags.
+pub fn config(a: &ExperimentArgs) -> ExperimentConfig {
+    let mut c = if a.quick {
+        ExperimentConfig::quick()
+    } else {
+        ExperimentConfig::default()
+    };
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = a.$f.clone() { c.$f = v; })* };
+    }
+    set!(
+        steps,
+        lr,
+        init_std,
+        batch_size,
+        eval_every,
+        seed,
+        unit,
+        probe_rows,
+        train_limit,
+        test_limit
+    );
+    set!(lr_multipliers, depth, population_batches);
+    c.mnist_dir = a.mnist.clone();
+    c
+}
+
+/// Runs `bpnet experiment`.
+pub fn run(a: &ExperimentArgs) -> Result<()> {
+    let cfg = config(a);
+    cfg.validate()?;
+    let quiet = a.quiet;
+    let mut log = |s: &str| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    let studies = studies(&a.which)?;
+    check_outputs(a, &cfg, &studies)?;
+    let data = Mnist::load(&cfg)?;
+    log(&format!(
+        "MNIST: {} training, {} test images; plain SGD, learning rate {}, initial weights N(0, {}^2), batches of {}, {} steps, seed {}",
+        data.train.len(),
+        data.test.len(),
+        cfg.lr,
+        cfg.init_std,
+        cfg.batch_size,
+        cfg.steps,
+        cfg.seed
+    ));
+    if a.which == "sweep" {
+        return sweep(a, &cfg, &data, &mut log);
+    }
+    let command = command_line();
+    let outputs = experiment::run(&studies, &cfg, &data, &a.out, &command, &mut log)?;
+    for o in &outputs {
+        println!("{}: {:.1} s", o.section.title, o.seconds);
+    }
+    if let Some(paper) = outputs.iter().find(|o| o.study == Study::Paper) {
+        print_paper_summary(&paper.summary);
+    }
+    println!("wrote {}", a.out.join("report.html").display());
+    Ok(())
+}
+
+/// The studies of `which` (none for `sweep`).
+fn studies(which: &str) -> Result<Vec<Study>> {
+    Ok(match which {
+        "bn-mnist" => vec![Study::Paper],
+        "lr" => vec![Study::LearningRate],
+        "depth" => vec![Study::Depth],
+        "population" => vec![Study::Population],
+        "all" => Study::ALL.to_vec(),
+        "sweep" => Vec::new(),
+        other => return Err(Error::config("experiment", format!("unknown '{other}'"))),
+    })
+}
+
+/// The MNIST folder in, the files of `--out` out (see `bpnet::io::OutputPlan`).
+fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) -> Result<()> {
+    let mut names: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
+    match a.which.as_str() {
+        "sweep" => names.push(experiment::SWEEP_FILE.into()),
+        _ => names.extend(experiment::REPORT_FILES.iter().map(|f| f.to_string())),
+    }
+    let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
+        "png" => Kind::Png,
+        "svg" => Kind::Svg,
+        "json" => Kind::Json,
+        "html" => Kind::Html,
+        _ => Kind::csv("experiment results", &["step,", "network,", "lr,"]),
+    };
+    let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), kind(n))).collect();
+    let mut plan = OutputPlan::new(a.overwrite);
+    plan.input(
+        "--mnist",
+        &cfg.mnist_dir.clone().unwrap_or_else(bpnet::data::bundled_mnist_dir),
+    );
+    plan.folder("--out", &a.out, None, &files);
+    plan.check()
+}
+
+fn sweep(a: &ExperimentArgs, cfg: &ExperimentConfig, data: &Mnist, log: &mut dyn FnMut(&str)) -> Result<()> {
+    let rows = experiment::sweep(cfg, data, &a.sweep_lrs, &a.sweep_stds, &a.out, log)?;
+    println!("| init std | lr | without BN | with BN |");
+    println!("|---|---|---|---|");
+    for pair in rows.chunks(2) {
+        let cell = |r: &experiment::SweepRow| {
+            let reach = r
+                .steps_to_95
+                .map_or("95% not reached".into(), |s| format!("95% at {s}"));
+            format!("{:.2}% ({reach})", 100.0 * r.final_accuracy)
+        };
+        if let [plain, bn] = pair {
+            println!("| {} | {} | {} | {} |", plain.init_std, plain.lr, cell(plain), cell(bn));
+        }
+    }
+    println!("wrote {}", a.out.join("sweep.csv").display());
+    Ok(())
+}
+
+fn print_paper_summary(summary: &serde_json::Value) {
+    let Some(nets) = summary["networks"].as_array() else {
+        return;
+    };
+    for n in nets {
+        let step = |k: &str| n[k].as_u64().map_or("not reached".into(), |s| s.to_string());
+        println!(
+            "{}: final test accuracy {:.2}%, 95% at step {}, 97% at step {}",
+            n["label"].as_str().unwrap_or("?"),
+            100.0 * n["final_accuracy"].as_f64().unwrap_or(f64::NAN),
+            step("first_step_95"),
+            step("first_step_97")
+        );
+    }
+}
+
+/// The command line as typed, with the program shown as `bpnet`.
+fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        *first = "bpnet".into();
+    }
+    args.join(" ")
+}

@@ -1,0 +1,241 @@
+//! A corpus of bad inputs, each run through the real binary: every one must
+//! end with a non-zero exit, exactly one line on stderr naming the problem
+//! and where, no panic, no backtrace, no abort, and no output file left
+//! behind.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn idx(kind: u8, dims: &[u32], values: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    let _ = kind;
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(values);
+    b
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// An MNIST-format folder whose training images file is `images`.
+fn idx_dir(root: &Path, name: &str, images: Vec<u8>, labels: Vec<u8>) {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("train-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(d.join("train-labels-idx1-ubyte"), labels).unwrap();
+    std::fs::write(d.join("t10k-images-idx3-ubyte"), idx(3, &[2, 2, 2], &[0; 8])).unwrap();
+    std::fs::write(d.join("t10k-labels-idx1-ubyte"), idx(1, &[2], &[0, 1])).unwrap();
+}
+
+fn setup(d: &Path) {
+    let good_images = idx(3, &[4, 2, 2], &[7; 16]);
+    let good_labels = idx(1, &[4], &[0, 1, 0, 1]);
+    idx_dir(
+        d,
+        "idx_truncated",
+        good_images[..good_images.len() - 3].to_vec(),
+        good_labels.clone(),
+    );
+    idx_dir(
+        d,
+        "idx_corrupt_gz",
+        gz(&good_images)[..25].to_vec(),
+        good_labels.clone(),
+    );
+    let mut magic = good_images.clone();
+    magic[2] = 0x0b;
+    idx_dir(d, "idx_magic", magic, good_labels.clone());
+    idx_dir(d, "idx_counts", good_images.clone(), idx(1, &[3], &[0, 1, 0]));
+    idx_dir(d, "idx_empty", Vec::new(), good_labels.clone());
+    idx_dir(d, "idx_huge", idx(3, &[u32::MAX, 60000, 60000], &[]), good_labels);
+    let files: &[(&str, &str)] = &[
+        ("empty.csv", ""),
+        ("header_only.csv", "a,b,y\n"),
+        ("ragged.csv", "a,b,y\n1,2,x\n3,y\n5,6,x\n"),
+        ("text_cell.csv", "a,b,y\n1,2,x\n3,four,y\n5,6,x\n7,8,y\n"),
+        ("nan_cell.csv", "a,b,y\n1,2,x\n3,NaN,y\n5,6,x\n7,8,y\n"),
+        ("inf_cell.csv", "a,b,y\n1,2,x\n3,inf,y\n5,6,x\n7,8,y\n"),
+        ("huge_cell.csv", "a,b,y\n1,2,x\n3,1e300,y\n5,6,x\n7,8,y\n"),
+        ("one_class.csv", "a,b,y\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n"),
+        ("narrow.csv", "sepal_length,sepal_width,petal_length\n1,2,3\n"),
+        (
+            "cats.csv",
+            "colour,size,y\nred,1,a\nblue,2,b\nred,3,a\nblue,1,b\nred,2,a\nblue,3,b\n",
+        ),
+        ("unseen.csv", "colour,size\ngreen,1\n"),
+        ("run.toml", "learning_rate = 0.1\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(d.join(name), text).unwrap();
+    }
+}
+
+fn bpnet(d: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(args)
+        .current_dir(d)
+        .output()
+        .unwrap()
+}
+
+/// `bytes` with the first occurrence of `from` replaced by `to` (same length).
+fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in fixture");
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+/// Trains small models the model-file cases damage.
+fn models(d: &Path) {
+    let iris = format!("{ROOT}/data/iris.csv");
+    for (out, data) in [("iris.safetensors", iris.as_str()), ("cats.safetensors", "cats.csv")] {
+        let o = bpnet(
+            d,
+            &[
+                "train",
+                "--data",
+                data,
+                "--epochs",
+                "2",
+                "--val-split",
+                "0",
+                "--quiet",
+                "--out",
+                out,
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let good = std::fs::read(d.join("iris.safetensors")).unwrap();
+    std::fs::write(d.join("truncated.safetensors"), &good[..good.len() / 2]).unwrap();
+    let mut flipped = good.clone();
+    let n = flipped.len();
+    flipped[n - 100] ^= 0x10;
+    std::fs::write(d.join("flipped.safetensors"), flipped).unwrap();
+    let future = replace_bytes(&good, b"\"format_version\":\"1\"", b"\"format_version\":\"9\"");
+    std::fs::write(d.join("future.safetensors"), future).unwrap();
+    let reshaped = replace_bytes(&good, b"\"shape\":[100,4]", b"\"shape\":[4,100]");
+    std::fs::write(d.join("reshaped.safetensors"), reshaped).unwrap();
+}
+
+#[test]
+fn every_bad_input_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d);
+    models(d);
+    let iris = format!("{ROOT}/data/iris.csv");
+    let i = iris.as_str();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train", "--data", "idx_truncated"], "truncated"),
+        (vec!["train", "--data", "idx_corrupt_gz"], "cannot read IDX data"),
+        (vec!["train", "--data", "idx_magic"], "value type 0x0b"),
+        (vec!["train", "--data", "idx_counts"], "3 labels but"),
+        (vec!["train", "--data", "idx_empty"], "too short"),
+        (vec!["train", "--data", "idx_huge"], "more than the limit"),
+        (vec!["train", "--data", "empty.csv"], "empty.csv"),
+        (vec!["train", "--data", "header_only.csv"], "header_only.csv"),
+        (vec!["train", "--data", "ragged.csv"], "line 3"),
+        (vec!["train", "--data", "text_cell.csv"], "line 3"),
+        (vec!["train", "--data", "nan_cell.csv"], "line 3"),
+        (vec!["train", "--data", "inf_cell.csv"], "line 3"),
+        (vec!["train", "--data", "huge_cell.csv"], "line 3"),
+        (vec!["train", "--data", i, "--target", "colour"], "colour"),
+        (vec!["train", "--data", "one_class.csv"], "one class"),
+        (
+            vec![
+                "predict",
+                "--model",
+                "iris.safetensors",
+                "--data",
+                "narrow.csv",
+                "--output",
+                "p.csv",
+            ],
+            "petal_width",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                "cats.safetensors",
+                "--data",
+                "unseen.csv",
+                "--output",
+                "p.csv",
+            ],
+            "green",
+        ),
+        (vec!["inspect", "truncated.safetensors"], "truncated"),
+        (
+            vec![
+                "predict",
+                "--model",
+                "flipped.safetensors",
+                "--data",
+                i,
+                "--output",
+                "p.csv",
+            ],
+            "flipped.safetensors",
+        ),
+        (vec!["inspect", "future.safetensors"], "newer bpnet"),
+        (vec!["inspect", "reshaped.safetensors"], "layers.0.weight"),
+        (vec!["eval", "--model", "empty.csv", "--data", i], "empty.csv"),
+        (vec!["train", "--data", i, "--batch-size", "0"], "batch"),
+        (vec!["train", "--data", i, "--batch-size", "100000"], "larger than"),
+        (vec!["train", "--data", i, "--epochs", "0"], "epochs"),
+        (vec!["train", "--data", i, "--hidden", "0"], "layer widths"),
+        (vec!["train", "--data", i, "--hidden", "-5"], "-5"),
+        (vec!["train", "--data", i, "--hidden", "1000000000000"], "1000000000000"),
+        (vec!["train", "--data", i, "--hidden", "16777216,16777216"], "weights"),
+        (vec!["train", "--data", i, "--lr", "NaN"], "learning rate"),
+        (vec!["train", "--data", i, "--lr=-1"], "learning rate"),
+        (vec!["train", "--data", i, "--dropout", "2"], "dropout"),
+        (vec!["train", "--data", i, "--val-split", "1"], "val-split"),
+        (
+            vec!["train", "--data", i, "--momentum", "1.5", "--optimizer", "momentum"],
+            "momentum",
+        ),
+        (vec!["train", "--config", "run.toml"], "learning_rate"),
+        (vec!["train", "--resume", "iris.safetensors"], "checkpoint"),
+    ];
+    let mut failures = Vec::new();
+    for (args, want) in &cases {
+        let out = bpnet(d, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let code = out.status.code();
+        let ok = matches!(code, Some(1) | Some(2))
+            && stderr.lines().count() == 1
+            && stderr.starts_with("error: ")
+            && stderr.contains(want)
+            && !stderr.contains("panicked")
+            && !stderr.contains("backtrace")
+            && !d.join("p.csv").exists()
+            && !d.join("model.safetensors").exists();
+        if !ok {
+            failures.push(format!("{args:?} (exit {code:?}): {stderr}"));
+        }
+    }
+    println!("{} bad inputs tried", cases.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases misbehaved:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,169 @@
+//! The binary's `experiment`, `plot` and `train --diagnostics --plot`
+//! commands, run for real in temporary directories at a tiny size.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(args)
+        .current_dir(dir)
+        .env("BPNET_DATA_DIR", format!("{ROOT}/data"))
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> (String, String) {
+    let out = run_in(dir, args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?} failed:\n{stdout}{stderr}");
+    (stdout, stderr)
+}
+
+fn assert_png(p: &Path) {
+    let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", p.display());
+}
+
+#[test]
+fn experiment_bn_mnist_prints_its_settings_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "experiment",
+        "bn-mnist",
+        "--steps",
+        "40",
+        "--eval-every",
+        "20",
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "200",
+        "--probe-rows",
+        "50",
+        "--lr",
+        "0.8",
+        "--init-std",
+        "0.05",
+        "--seed",
+        "7",
+        "--out",
+        "run",
+    ];
+    let (out, _) = ok(dir.path(), &args);
+    assert!(
+        out.contains("learning rate 0.8, initial weights N(0, 0.05^2), batches of 60, 40 steps, seed 7"),
+        "{out}"
+    );
+    assert!(out.contains("with BN: final test accuracy"), "{out}");
+    let run = dir.path().join("run");
+    for f in [
+        "fig1a_test_accuracy.png",
+        "fig1b_sigmoid_input_without_bn.png",
+        "fig1c_sigmoid_input_with_bn.png",
+    ] {
+        assert_png(&run.join(f));
+        assert!(run.join(f.replace(".png", ".svg")).is_file());
+    }
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["config"]["lr"], 0.8);
+    assert_eq!(config["config"]["seed"], 7);
+    assert!(
+        config["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("bpnet experiment bn-mnist --steps 40")
+    );
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains("data:image/png;base64,") && report.contains("first step at 97%"));
+}
+
+#[test]
+fn experiment_rejects_bad_options_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["experiment", "bn-mnist", "--batch-size", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("batch size"), "{err}");
+}
+
+#[test]
+fn train_with_diagnostics_and_plot_then_plot_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--data",
+        "mnist",
+        "--limit",
+        "600",
+        "--hidden",
+        "64,64,64,64,64,64",
+        "--activation",
+        "sigmoid",
+        "--no-batch-norm",
+        "--init",
+        "normal:0.1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
+        "--batch-size",
+        "60",
+        "--epochs",
+        "2",
+        "--patience",
+        "0",
+        "--out",
+        "deep.safetensors",
+        "--diagnostics",
+        "--plot",
+        "--quiet",
+    ];
+    let (_, stderr) = ok(dir.path(), &args);
+    assert!(stderr.contains("warning: vanishing gradients"), "{stderr}");
+    let history: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("deep.history.json")).unwrap()).unwrap();
+    let diag = &history["diagnostics"];
+    assert_eq!(diag["epochs"].as_array().unwrap().len(), 2);
+    assert_eq!(diag["epochs"][0]["activations"].as_array().unwrap().len(), 6);
+    assert_eq!(diag["epochs"][0]["grad_norms"][0]["param"], "layers.0.weight");
+    assert_eq!(diag["warnings"][0]["kind"], "vanishing_gradients");
+    assert_eq!(
+        history["epochs"].as_array().unwrap().len(),
+        2,
+        "the history itself is kept"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("deep.diagnostics.csv")).unwrap();
+    assert!(
+        csv.starts_with("epoch,step,name,quantity,value\n1,9,model,train_metric,"),
+        "{csv}"
+    );
+    assert!(csv.contains(",layers.1,saturated_fraction,"));
+    for f in ["curves.png", "diagnostics.png"] {
+        assert_png(&dir.path().join("deep.plots").join(f));
+    }
+    let (out, _) = ok(dir.path(), &["plot", "deep.history.json", "--out", "again"]);
+    assert!(out.contains("curves.png") && out.contains("diagnostics.svg"), "{out}");
+    assert_png(&dir.path().join("again/diagnostics.png"));
+    // The CSV history has no diagnostics: loss and metric curves only.
+    ok(dir.path(), &["plot", "deep.history.csv", "--out", "from-csv"]);
+    assert_png(&dir.path().join("from-csv/curves.png"));
+    assert!(!dir.path().join("from-csv/diagnostics.png").exists());
+}
+
+#[test]
+fn plot_explains_a_file_that_is_not_a_history() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.json"), "{\"a\": 1}").unwrap();
+    let out = run_in(dir.path(), &["plot", "x.json"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a history written by bpnet train"), "{err}");
+}

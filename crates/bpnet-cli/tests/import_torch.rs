@@ -1,0 +1,362 @@
+//! PyTorch import: state dicts saved by `tools/torch_import_fixture.py`
+//! (`bash tools/gen_torch_import.sh`, PyTorch 2.15) in
+//! `tests/fixtures/torch_import/` become bpnet models whose eval output equals
+//! PyTorch's, that continue training exactly like PyTorch for one SGD step,
+//! and whose loss goes down when trained further. No Python at test time.
+//!
+//! Bound: `max |bpnet - torch| <= 1e-5` on outputs of magnitude up to about
+//! 5 (both sides compute in f32 in different orders); printed by each test.
+
+use bpnet::io::{TorchImport, TorchImportOptions, TorchModule, import_torch, load_model, parse_modules};
+use bpnet::loss::{Loss, Target};
+use bpnet::{Activation, Layer, Matrix, Mode, Optimizer, OptimizerConfig, Trainer};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BOUND: f64 = 1e-5;
+const CASES: [&str; 3] = ["mlp_bn_relu", "net_tanh_bn_after", "leaky_no_bn"];
+
+fn fixture(name: &str) -> (PathBuf, Value) {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bpnet/tests/fixtures/torch_import"
+    ));
+    let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+    (
+        dir.join(format!("{name}.safetensors")),
+        serde_json::from_str(&json).unwrap(),
+    )
+}
+
+fn matrix(v: &Value) -> Matrix<f32> {
+    let rows: Vec<Vec<f32>> = serde_json::from_value(v.clone()).unwrap();
+    Matrix::from_vec(rows.len(), rows[0].len(), rows.concat()).unwrap()
+}
+
+fn labels(v: &Value) -> Vec<usize> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn max_diff(a: &Matrix<f32>, b: &Matrix<f32>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.as_slice()
+        .iter()
+        .zip(b.as_slice())
+        .map(|(x, y)| (x - y).abs() as f64)
+        .fold(0.0, f64::max)
+}
+
+fn import_with_spec(name: &str) -> (TorchImport, Value) {
+    let (path, f) = fixture(name);
+    let options = TorchImportOptions {
+        modules: Some(parse_modules(f["spec"].as_str().unwrap()).unwrap()),
+        ..TorchImportOptions::default()
+    };
+    (import_torch(&path, &options).unwrap(), f)
+}
+
+#[test]
+fn eval_output_equals_pytorch() {
+    for name in CASES {
+        let (mut imported, f) = import_with_spec(name);
+        let y = imported.model.forward(&matrix(&f["x"]), Mode::Eval).unwrap().clone();
+        let d = max_diff(&y, &matrix(&f["eval_output"]));
+        println!("{name}: max |bpnet - torch| = {d:.2e} (bound {BOUND:e})");
+        assert!(d <= BOUND, "{name}: {d:e}");
+    }
+}
+
+#[test]
+fn inferring_the_modules_needs_only_the_activation() {
+    for name in CASES {
+        let (path, f) = fixture(name);
+        let options = TorchImportOptions {
+            activation: Some(f["activation"].as_str().unwrap().parse::<Activation>().unwrap()),
+            dropout: 0.1,
+            ..TorchImportOptions::default()
+        };
+        let inferred = import_torch(&path, &options).unwrap();
+        let (with_spec, _) = import_with_spec(name);
+        assert_eq!(inferred.modules, with_spec.modules, "{name}");
+        assert_eq!(inferred.spec, with_spec.spec, "{name}");
+    }
+    // Without an activation the error says what to give.
+    let (path, _) = fixture("mlp_bn_relu");
+    let err = import_torch(&path, &TorchImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--activation") && err.contains("index 2"), "{err}");
+}
+
+#[test]
+fn architecture_names_and_bias_absorption() {
+    let (imported, _) = import_with_spec("mlp_bn_relu");
+    let s = &imported.spec;
+    assert_eq!(s.dims, [6, 16, 16, 3]);
+    assert_eq!(
+        (s.activation, s.batch_norm, s.dropout),
+        (Activation::Relu, bpnet::BnPlacement::BeforeActivation, 0.1)
+    );
+    assert!(
+        imported
+            .names
+            .contains(&("layers.4.weight".to_string(), "4.weight".to_string()))
+    );
+    assert!(imported.names.contains(&(
+        "layers.1.num_batches_tracked".to_string(),
+        "1.num_batches_tracked".to_string()
+    )));
+    assert!(
+        imported
+            .notes
+            .iter()
+            .any(|n| n.contains("`0.bias`") && n.contains("running_mean")),
+        "{:?}",
+        imported.notes
+    );
+    let Layer::BatchNorm(bn) = &imported.model.layers()[1] else {
+        panic!("layer 1 is not BN")
+    };
+    assert_eq!(
+        bn.running.batches, 30,
+        "num_batches_tracked: 30 Adam steps in the fixture"
+    );
+    let (wrapped, _) = import_with_spec("net_tanh_bn_after");
+    assert_eq!(wrapped.spec.batch_norm, bpnet::BnPlacement::AfterActivation);
+    assert!(
+        wrapped
+            .names
+            .contains(&("layers.2.running_var".to_string(), "net.2.running_var".to_string()))
+    );
+}
+
+#[test]
+fn one_sgd_step_matches_pytorch() {
+    let (imported, f) = import_with_spec("net_tanh_bn_after");
+    let step = &f["step"];
+    let opt = Optimizer::new(OptimizerConfig::sgd(step["lr"].as_f64().unwrap())).unwrap();
+    let mut trainer = Trainer::new(imported.model, opt, Loss::CrossEntropy);
+    let loss = trainer
+        .step(&matrix(&step["x"]), Target::Labels(&labels(&step["labels"])))
+        .unwrap();
+    let dl = (loss as f64 - step["loss"].as_f64().unwrap()).abs();
+    let y = trainer.model.forward(&matrix(&f["x"]), Mode::Eval).unwrap().clone();
+    let d = max_diff(&y, &matrix(&step["eval_output"]));
+    let mut dm: f64 = 0.0;
+    for (torch_name, want) in step["running_mean"].as_object().unwrap() {
+        let index: usize = torch_name.split('.').nth(1).unwrap().parse().unwrap();
+        let Layer::BatchNorm(bn) = &trainer.model.layers()[index] else {
+            panic!("{torch_name}")
+        };
+        let want: Vec<f32> = serde_json::from_value(want.clone()).unwrap();
+        dm = bn
+            .running
+            .mean
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs() as f64)
+            .fold(dm, f64::max);
+    }
+    println!("one SGD step: |loss diff| {dl:.2e}, max |eval diff| {d:.2e}, max |running_mean diff| {dm:.2e}");
+    assert!(dl <= BOUND && d <= BOUND && dm <= BOUND);
+}
+
+#[test]
+fn training_further_lowers_the_loss() {
+    let (imported, f) = import_with_spec("mlp_bn_relu");
+    let (x, y) = (matrix(&f["train_x"]), labels(&f["train_labels"]));
+    let opt = Optimizer::new(OptimizerConfig::adam(0.01)).unwrap();
+    let mut trainer = Trainer::new(imported.model, opt, Loss::CrossEntropy);
+    let mut grad = Matrix::default();
+    let mut eval_loss = |t: &mut Trainer<f32>| {
+        let out = t.model.forward(&x, Mode::Eval).unwrap();
+        Loss::CrossEntropy
+            .forward_backward(out, Target::Labels(&y), &mut grad)
+            .unwrap()
+    };
+    let before = eval_loss(&mut trainer);
+    for epoch in 0..10 {
+        for start in (0..x.rows()).step_by(16) {
+            let rows: Vec<f32> = (start..start + 16).flat_map(|r| x.row(r % x.rows()).to_vec()).collect();
+            let batch = Matrix::from_vec(16, x.cols(), rows).unwrap();
+            let target: Vec<usize> = (start..start + 16).map(|r| y[r % y.len()]).collect();
+            trainer
+                .step(&batch, Target::Labels(&target))
+                .unwrap_or_else(|e| panic!("epoch {epoch}: {e}"));
+        }
+    }
+    let after = eval_loss(&mut trainer);
+    println!("training the imported model 60 Adam steps: eval loss {before:.4} -> {after:.4}");
+    assert!(after < 0.9 * before, "{before} -> {after}");
+}
+
+#[test]
+fn spec_mismatches_and_unsupported_layouts_are_clear_errors() {
+    let (path, _) = fixture("mlp_bn_relu");
+    let with = |spec: &str| {
+        let options = TorchImportOptions {
+            modules: Some(parse_modules(spec).unwrap()),
+            ..TorchImportOptions::default()
+        };
+        import_torch(&path, &options).unwrap_err().to_string()
+    };
+    let err = with("linear,relu,bn,linear,bn,relu,linear,relu,linear");
+    assert!(err.contains("module 1") && err.contains("BatchNorm"), "{err}");
+    let err = with("linear,bn,relu,dropout,linear,bn,relu,dropout,linear,relu");
+    assert!(err.contains("output layer") && err.contains("relu"), "{err}");
+    let err = with("linear,bn,relu");
+    assert!(err.contains("lists 3 modules"), "{err}");
+    assert!(
+        parse_modules("linear,conv2d")
+            .unwrap_err()
+            .to_string()
+            .contains("conv2d")
+    );
+    assert_eq!(
+        parse_modules("LeakyReLU:0.2,ELU,Dropout").unwrap()[..2],
+        [
+            TorchModule::Activation(Activation::LeakyRelu(0.2)),
+            TorchModule::Activation(Activation::Elu(1.0)),
+        ]
+    );
+}
+
+fn bpnet(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_import_inspect_and_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, f) = fixture("mlp_bn_relu");
+    let spec = f["spec"].as_str().unwrap();
+    let out = bpnet(
+        tmp.path(),
+        &[
+            "import",
+            "--torch",
+            path.to_str().unwrap(),
+            "--spec",
+            spec,
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("note:") && stdout.contains("wrote m.safetensors"),
+        "{stdout}"
+    );
+    let mut file = load_model(&tmp.path().join("m.safetensors")).unwrap();
+    assert!(file.metadata["imported"]["tensors"].as_array().unwrap().len() >= 14);
+    let y = file.model.forward(&matrix(&f["x"]), Mode::Eval).unwrap().clone();
+    assert!(max_diff(&y, &matrix(&f["eval_output"])) <= BOUND);
+    let out = bpnet(
+        tmp.path(),
+        &["export", "--model", "m.safetensors", "--onnx", "m.onnx", "--fold-bn"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("preprocessed feature matrix"));
+    // No activation given: one line naming the option, non-zero exit, no file.
+    let out = bpnet(
+        tmp.path(),
+        &["import", "--torch", path.to_str().unwrap(), "--out", "n.safetensors"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--activation") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("n.safetensors").exists());
+}
+
+/// Writes a safetensors file of `(name, dtype, shape, little-endian bytes)`.
+fn write_state(dir: &Path, file: &str, tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> PathBuf {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.to_string(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let path = dir.join(file);
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    path
+}
+
+fn f32s(n: usize, scale: f32) -> Vec<u8> {
+    (0..n).flat_map(|i| ((i as f32 - 2.0) * scale).to_le_bytes()).collect()
+}
+
+#[test]
+fn state_dict_layouts_and_dtypes() {
+    use safetensors::Dtype::{F32, F64};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let relu = TorchImportOptions {
+        activation: Some(Activation::Relu),
+        ..TorchImportOptions::default()
+    };
+    let err = |path: PathBuf| import_torch(&path, &relu).unwrap_err().to_string();
+    // F64 tensors are converted, with a note.
+    let w64: Vec<u8> = (0..6).flat_map(|i| (i as f64 * 0.25 - 0.5).to_le_bytes()).collect();
+    let ok = write_state(
+        dir,
+        "f64.safetensors",
+        &[
+            ("0.weight", F64, vec![2, 3], w64),
+            ("0.bias", F32, vec![2], f32s(2, 0.5)),
+        ],
+    );
+    let imported = import_torch(&ok, &relu).unwrap();
+    assert_eq!(imported.spec.dims, [3, 2]);
+    assert!(imported.notes.iter().any(|n| n.contains("F64")), "{:?}", imported.notes);
+    let Layer::Dense(d) = &imported.model.layers()[0] else {
+        panic!()
+    };
+    assert_eq!(d.weight.value.as_slice(), [-0.5, -0.25, 0.0, 0.25, 0.5, 0.75]);
+    let two = write_state(
+        dir,
+        "two.safetensors",
+        &[
+            ("a.0.weight", F32, vec![2, 3], f32s(6, 0.1)),
+            ("b.2.weight", F32, vec![1, 2], f32s(2, 0.1)),
+        ],
+    );
+    assert!(err(two).contains("two module paths"));
+    let conv = write_state(
+        dir,
+        "conv.safetensors",
+        &[("0.weight", F32, vec![2, 1, 3, 3], f32s(18, 0.1))],
+    );
+    assert!(err(conv).contains("[2, 1, 3, 3]"));
+    let field = write_state(
+        dir,
+        "field.safetensors",
+        &[("0.weight_orig", F32, vec![2, 3], f32s(6, 0.1))],
+    );
+    assert!(err(field).contains("unknown field `weight_orig`"));
+    let chain = write_state(
+        dir,
+        "chain.safetensors",
+        &[
+            ("0.weight", F32, vec![4, 3], f32s(12, 0.1)),
+            ("2.weight", F32, vec![1, 5], f32s(5, 0.1)),
+        ],
+    );
+    let e = err(chain);
+    assert!(
+        e.contains("`2.weight` has shape [1, 5] but the layer before outputs 4"),
+        "{e}"
+    );
+    let flat = write_state(dir, "flat.safetensors", &[("weight", F32, vec![2, 3], f32s(6, 0.1))]);
+    assert!(err(flat).contains("not named like an nn.Sequential entry"));
+}

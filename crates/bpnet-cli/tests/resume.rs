@@ -1,0 +1,284 @@
+//! Checkpoints and resume: a run killed with SIGKILL at random moments always
+//! leaves a loadable checkpoint, and resuming from it ends bit-identical to
+//! the uninterrupted run (weights, running statistics and counts, and the
+//! history but for wall-clock seconds); the divergence guard stops (or skips)
+//! cleanly. tests/resume_exact.rs checks every optimizer and every part of the
+//! state after every step.
+
+use bpnet::data::Dataset;
+use bpnet::io::{load_model, load_run};
+use bpnet::train::schedule::Schedule;
+use bpnet::train::{FitConfig, Monitor, OnNan, fit};
+use bpnet::{Error, Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Trainer};
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// Dropout, BN, Adam, a plateau schedule and early stopping: every kind of
+/// state a resume must carry.
+fn args(out: &str, epochs: &str) -> Vec<String> {
+    let wine = format!("{ROOT}/data/wine.csv");
+    [
+        "train",
+        "--data",
+        &wine,
+        "--hidden",
+        "32,16",
+        "--dropout",
+        "0.2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--schedule",
+        "plateau:2:0.5",
+        "--patience",
+        "6",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "16",
+        "--val-split",
+        "0.2",
+        "--seed",
+        "3",
+        "--checkpoint-steps",
+        "3",
+        "--checkpoint-every",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn bpnet(dir: &Path, args: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bpnet"));
+    c.args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn run_ok(dir: &Path, args: &[String]) {
+    let out = bpnet(dir, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every tensor of a model file as raw bits, by name.
+fn bits(path: &Path) -> Vec<(String, Vec<u32>)> {
+    let f = load_model(path).unwrap();
+    let mut out = Vec::new();
+    let mut m = f.model;
+    m.visit_params(&mut |p| out.push((p.name.clone(), p.value.as_slice().iter().map(|v| v.to_bits()).collect())));
+    for l in m.layers() {
+        if let bpnet::Layer::BatchNorm(bn) = l {
+            let mut v: Vec<u32> = bn
+                .running
+                .mean
+                .iter()
+                .chain(&bn.running.var)
+                .map(|v| v.to_bits())
+                .collect();
+            let count = bn.running.batches;
+            v.extend([count as u32, (count >> 32) as u32]);
+            out.push((format!("{}.running", bn.path()), v));
+        }
+    }
+    out
+}
+
+/// The history a run wrote next to its model, without the wall-clock seconds.
+fn history(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for r in doc["epochs"].as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("seconds");
+    }
+    doc
+}
+
+fn kill_after(mut child: Child, delay: Duration) {
+    std::thread::sleep(delay);
+    child.kill().unwrap(); // SIGKILL on unix
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_runs_leave_valid_checkpoints_and_resume_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t0 = Instant::now();
+    run_ok(d, &args("ref.safetensors", "60"));
+    // Kill moments scale with how long a whole run takes on this machine.
+    let whole = t0.elapsed().as_micros() as u64;
+    let reference = bits(&d.join("ref.safetensors"));
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let final_step = load_run(&d.join("ref.ckpt.safetensors")).unwrap().resume.state.step;
+    let (mut loaded, mut resumed, mut mid_run) = (0, 0, 0);
+    for round in 0..20 {
+        let ckpt = d.join("run.ckpt.safetensors");
+        let _ = std::fs::remove_file(&ckpt);
+        let _ = std::fs::remove_file(d.join("run.safetensors"));
+        let child = bpnet(d, &args("run.safetensors", "60")).spawn().unwrap();
+        let start = Instant::now();
+        // Wait for a first checkpoint (or a little), then kill at a random moment.
+        while !ckpt.exists() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        kill_after(child, Duration::from_micros(rng.random_range(0..whole * 6 / 10)));
+        if !ckpt.exists() {
+            continue;
+        }
+        let run = load_run(&ckpt).unwrap_or_else(|e| panic!("round {round}: checkpoint does not load: {e}"));
+        loaded += 1;
+        if round % 5 == 0 {
+            let step = run.resume.state.step;
+            let mut resume = vec!["train".to_string(), "--resume".into(), "run.ckpt.safetensors".into()];
+            resume.extend(["--out".into(), "resumed.safetensors".into(), "--quiet".into()]);
+            run_ok(d, &resume);
+            assert_eq!(
+                bits(&d.join("resumed.safetensors")),
+                reference,
+                "round {round}: resumed at step {step}"
+            );
+            assert_eq!(
+                history(&d.join("resumed.history.json")),
+                history(&d.join("ref.history.json")),
+                "round {round}: history resumed at step {step}"
+            );
+            println!("round {round}: resumed at step {step} of {final_step}: bit-identical");
+            resumed += 1;
+            mid_run += usize::from(step < final_step);
+        }
+    }
+    println!("{loaded} checkpoints loaded after SIGKILL, {resumed} resumed bit-identically");
+    assert!(loaded >= 14, "only {loaded} of 20 killed runs had written a checkpoint");
+    assert!(
+        resumed >= 2 && mid_run >= 2,
+        "{resumed} resumed, {mid_run} of them before the end"
+    );
+}
+
+fn data_with_a_nan_row() -> Dataset {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+    let mut x: Vec<f32> = (0..64 * 3).map(|_| rng.random_range(-1.0..1.0)).collect();
+    x[5 * 3] = f32::NAN;
+    let y = (0..64).map(|i| i % 2).collect();
+    Dataset::new(Matrix::from_vec(64, 3, x).unwrap(), y, 2).unwrap()
+}
+
+fn trainer() -> Trainer<f32> {
+    let spec = ModelSpec {
+        dims: vec![3, 8, 2],
+        ..ModelSpec::paper_mnist(true, 0.5)
+    };
+    let model = Sequential::from_spec(&spec, 1).unwrap();
+    Trainer::new(
+        model,
+        Optimizer::new(OptimizerConfig::sgd(0.1)).unwrap(),
+        Loss::CrossEntropy,
+    )
+}
+
+fn config(on_nan: OnNan) -> FitConfig {
+    FitConfig {
+        epochs: 3,
+        steps: None,
+        batch_size: Some(8),
+        schedule: Schedule::Constant,
+        monitor: Monitor::ValLoss,
+        early_stopping: None,
+        seed: 2,
+        on_nan,
+        checkpoint_epochs: 0,
+        checkpoint_steps: 0,
+    }
+}
+
+fn all_finite(t: &mut Trainer<f32>) -> bool {
+    let mut ok = true;
+    t.model
+        .visit_params(&mut |p| ok &= p.value.as_slice().iter().all(|v| v.is_finite()));
+    let mut buf = Vec::new();
+    t.model.save_running(&mut buf);
+    ok && buf.iter().all(|v| v.is_finite())
+}
+
+#[test]
+fn divergence_stops_with_the_step_and_layer_and_keeps_good_weights() {
+    let data = data_with_a_nan_row();
+    let mut t = trainer();
+    let err = fit(&mut t, &data, None, &config(OnNan::Stop), &mut |_| Ok(())).unwrap_err();
+    let Error::Diverged { step, detail } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        *step >= 1 && *step <= 8,
+        "the NaN row is in the first epoch: step {step}"
+    );
+    assert!(detail.contains("layers.0") && detail.contains("NaN"), "{detail}");
+    assert!(err.to_string().contains("lower learning rate"), "{err}");
+    assert!(
+        all_finite(&mut t),
+        "weights and running statistics from before the bad step"
+    );
+}
+
+#[test]
+fn skip_batch_policy_trains_past_a_bad_batch() {
+    let data = data_with_a_nan_row();
+    let mut t = trainer();
+    let h = fit(&mut t, &data, None, &config(OnNan::SkipBatch), &mut |_| Ok(())).unwrap();
+    let skipped = h.notes.iter().filter(|n| n.contains("skipped the batch")).count();
+    assert_eq!(skipped, 3, "one bad batch per epoch: {:?}", h.notes);
+    assert!(all_finite(&mut t));
+    assert!(h.epochs.iter().all(|r| r.train_loss.is_finite()));
+}
+
+#[test]
+fn cli_divergence_writes_the_last_good_model_and_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let wine = format!("{ROOT}/data/wine.csv");
+    let a: Vec<String> = [
+        "train",
+        "--data",
+        &wine,
+        "--no-batch-norm",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--epochs",
+        "5",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = bpnet(dir.path(), &a).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("training diverged at step") && stderr.contains("layers."),
+        "{stderr}"
+    );
+    let f = load_model(&dir.path().join("model.safetensors")).unwrap();
+    let mut m = f.model;
+    let mut finite = true;
+    m.visit_params(&mut |p| finite &= p.value.as_slice().iter().all(|v| v.is_finite()));
+    assert!(finite);
+}
