@@ -35,6 +35,7 @@ pub mod scalar;
 pub mod simd;
 pub mod tensor;
 pub mod train;
+pub mod workflow;
 
 pub use error::{Error, Result};
 pub use fold::fold_batch_norm;

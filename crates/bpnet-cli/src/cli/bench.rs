@@ -3,8 +3,8 @@
 //! and GFLOP/s (counting 6 * batch * sum(in * out) FLOPs per training step and
 //! 2 * batch * sum(in * out) per inference pass).
 
-use super::optimizer_config;
 use bpnet::tensor::{Op, Out, gemm};
+use bpnet::workflow::optimizer_config;
 use bpnet::{
     Activation, BnPlacement, Error, InferenceNet, Init, Loss, Matrix, Mode, ModelSpec, Optimizer, Result, Sequential,
 };

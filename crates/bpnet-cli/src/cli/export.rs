@@ -1,9 +1,9 @@
 //! `bpnet export`: a model file as an ONNX model of the whole predictor.
 
-use super::data::Pipeline;
 use bpnet::data::preprocess::Task;
 use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
 use bpnet::onnx::{ExportOptions, Head, InputScaling, OutputScaling, export_onnx};
+use bpnet::workflow::Pipeline;
 use bpnet::{Error, Result};
 use serde_json::json;
 use std::path::PathBuf;

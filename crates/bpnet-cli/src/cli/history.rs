@@ -2,18 +2,11 @@
 //! `NAME.history.json` (one record per epoch).
 
 use bpnet::io::write_atomic;
-use bpnet::train::{EpochRecord, History};
+use bpnet::train::History;
+use bpnet::workflow::record_json;
 use bpnet::{Error, Result};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
-
-/// One epoch as JSON.
-pub fn record_json(r: &EpochRecord) -> Value {
-    json!({
-        "epoch": r.epoch, "step": r.step, "train_loss": r.train_loss, "val_loss": r.val_loss,
-        "val_metric": r.val_metric, "lr": r.lr, "seconds": r.seconds,
-    })
-}
 
 /// The header line of `NAME.history.csv`.
 pub const CSV_HEADER: &str = "epoch,step,train_loss,val_loss,val_metric,lr,seconds";

@@ -2,10 +2,9 @@
 //! (see `bpnet::io::OutputPlan` for the rules). The other commands build
 //! their smaller plans where they run.
 
-use super::config::TrainConfig;
-use super::data::data_path;
 use bpnet::Result;
 use bpnet::io::{Kind, OutputPlan};
+use bpnet::workflow::{TrainConfig, data_path};
 use std::path::Path;
 
 /// Every file `bpnet train` with `cfg` reads and writes: `--data`, `--test`,

@@ -1,9 +1,9 @@
 //! `bpnet predict`: predictions of a saved model for new rows, as CSV.
 
-use super::data::{Pipeline, data_path, unlabelled};
 use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::argmax;
+use bpnet::workflow::{Pipeline, data_path, unlabelled};
 use bpnet::{Matrix, Mode, Result};
 use std::path::PathBuf;
 

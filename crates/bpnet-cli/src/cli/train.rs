@@ -2,15 +2,14 @@
 //! stopping and a schedule, evaluate on the test set, and write the model file
 //! with its history.
 
-use super::config::TrainConfig;
-use super::data::{Prepared, load};
-use super::{optimizer_config, progress::Progress};
+use super::config::TomlConfig;
+use super::progress::Progress;
 use crate::overlay;
 use bpnet::io::{load_model, load_run, save_model_with, save_run};
-use bpnet::train::schedule::Schedule;
-use bpnet::train::{EarlyStopping, Event, FitConfig, History, Monitor, OnNan, default_loss, fit_resume};
-use bpnet::{Activation, BnPlacement, Error, Init, ModelSpec, Optimizer, Result, Sequential, Trainer};
-use serde_json::{Value, json};
+use bpnet::train::{Event, History, default_loss, fit_resume};
+use bpnet::workflow::{Prepared, TrainConfig, fit_config, load, metadata, metrics, model_spec, optimizer, record_json};
+use bpnet::{Error, ModelSpec, Optimizer, Result, Sequential, Trainer};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
@@ -327,12 +326,7 @@ fn finish(
         );
     }
     let test = match &data.test {
-        Some(t) => Some(super::eval::metrics(
-            &mut trainer.model,
-            trainer.loss,
-            t,
-            &data.pipeline,
-        )?),
+        Some(t) => Some(metrics(&mut trainer.model, trainer.loss, t, &data.pipeline)?),
         None => None,
     };
     if let (Some(t), false) = (&test, a.quiet) {
@@ -366,121 +360,11 @@ fn finish(
         let summary = json!({
             "model": out, "history_csv": hist_csv, "history_json": hist_json,
             "epochs": history.epochs.len(), "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
-            "final": history.epochs.last().map(super::history::record_json),
+            "final": history.epochs.last().map(record_json),
             "test": test.map(|t| t.json),
             "peak_memory_bytes": super::peak_memory_bytes(),
         });
         println!("{summary}");
     }
     Ok(())
-}
-
-fn model_spec(cfg: &TrainConfig, inputs: usize, outputs: usize) -> Result<ModelSpec> {
-    let mut dims = vec![inputs];
-    if !cfg.hidden.trim().is_empty() {
-        dims.extend(ModelSpec::parse_dims(&cfg.hidden)?);
-    }
-    dims.push(outputs);
-    let spec = ModelSpec {
-        dims,
-        activation: cfg.activation.parse::<Activation>()?,
-        batch_norm: match (cfg.batch_norm, cfg.bn_after) {
-            (false, _) => BnPlacement::None,
-            (true, false) => BnPlacement::BeforeActivation,
-            (true, true) => BnPlacement::AfterActivation,
-        },
-        bn: Default::default(),
-        dropout: cfg.dropout,
-        init: cfg.init.parse::<Init>()?,
-    };
-    spec.validate()?;
-    Ok(spec)
-}
-
-/// The optimizer config, and whether it is full-batch gradient descent.
-fn optimizer(cfg: &TrainConfig) -> Result<(bpnet::OptimizerConfig, bool)> {
-    let full = cfg.optimizer == "gd";
-    let name = if full { "sgd" } else { cfg.optimizer.as_str() };
-    let lr = (cfg.lr != 0.0).then_some(cfg.lr);
-    let mut c = optimizer_config(name, lr, cfg.momentum, cfg.weight_decay)?;
-    c.clip_grad_norm = (cfg.clip_grad_norm != 0.0).then_some(cfg.clip_grad_norm);
-    c.validate()?;
-    Ok((c, full))
-}
-
-fn fit_config(cfg: &TrainConfig, full_batch: bool, has_val: bool) -> Result<FitConfig> {
-    let monitor = match cfg.monitor.as_str() {
-        "val_loss" => Monitor::ValLoss,
-        "val_metric" | "val_accuracy" | "val_r2" => Monitor::ValMetric,
-        m => {
-            return Err(Error::config(
-                "monitor",
-                format!("unknown '{m}' (expected val_loss or val_metric)"),
-            ));
-        }
-    };
-    if !(cfg.min_delta >= 0.0 && cfg.min_delta.is_finite()) {
-        return Err(Error::config(
-            "min-delta",
-            format!("{} is not a non-negative number", cfg.min_delta),
-        ));
-    }
-    if cfg.batch_size == 0 {
-        return Err(Error::config("batch-size", "must be at least 1"));
-    }
-    Ok(FitConfig {
-        epochs: cfg.epochs,
-        steps: (cfg.steps > 0).then_some(cfg.steps),
-        batch_size: (!full_batch).then_some(cfg.batch_size),
-        schedule: Schedule::parse(&cfg.schedule)?,
-        monitor,
-        early_stopping: (cfg.patience > 0 && has_val).then_some(EarlyStopping {
-            patience: cfg.patience,
-            min_delta: cfg.min_delta,
-        }),
-        seed: cfg.seed.wrapping_add(1),
-        on_nan: match cfg.on_nan.as_str() {
-            "stop" => OnNan::Stop,
-            "skip-batch" | "skip_batch" => OnNan::SkipBatch,
-            o => {
-                return Err(Error::config(
-                    "on-nan",
-                    format!("unknown '{o}' (expected stop or skip-batch)"),
-                ));
-            }
-        },
-        checkpoint_epochs: cfg.checkpoint_every,
-        checkpoint_steps: cfg.checkpoint_steps,
-    })
-}
-
-/// The model file's metadata sections, written straight to JSON (for a wide
-/// table the preprocessing section is large).
-#[derive(serde::Serialize)]
-struct Metadata<'a> {
-    preprocessing: &'a super::data::Pipeline,
-    training: &'a TrainConfig,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    history: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_metrics: Option<&'a Value>,
-}
-
-fn metadata<'a>(
-    cfg: &'a TrainConfig,
-    data: &'a Prepared,
-    history: Option<&History>,
-    test: Option<&'a Value>,
-) -> Metadata<'a> {
-    Metadata {
-        preprocessing: &data.pipeline,
-        training: cfg,
-        history: history.map(|h| {
-            json!({
-                "epochs": h.epochs.len(), "best_epoch": h.best_epoch, "stopped_early": h.stopped_early,
-                "final": h.epochs.last().map(super::history::record_json),
-            })
-        }),
-        test_metrics: test,
-    }
 }

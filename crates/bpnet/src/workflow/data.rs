@@ -4,13 +4,13 @@
 //! preprocessing to new files.
 
 use super::config::TrainConfig;
-use bpnet::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
-use bpnet::data::preprocess::{
+use crate::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
+use crate::data::preprocess::{
     Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
 };
-use bpnet::data::split::split;
-use bpnet::data::{Dataset, bundled_mnist_dir, load_mnist};
-use bpnet::{Error, Matrix, Result};
+use crate::data::split::split;
+use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
+use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

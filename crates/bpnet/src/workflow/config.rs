@@ -1,0 +1,127 @@
+//! The training configuration: every option of `bpnet train`, with the
+//! tool's defaults. The command-line tool reads it from TOML and flags; the
+//! Python package from an estimator's parameters; both train through
+//! [`super::train`], so the same configuration gives the same model.
+
+use serde::{Deserialize, Serialize};
+
+/// A fully resolved training configuration (the TOML file's schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `mnist`, a CSV file, or a folder of MNIST-format IDX files.
+    pub data: String,
+    /// Target column(s) of a CSV, by name or 0-based index (default: the last column).
+    pub target: Vec<String>,
+    /// `auto`, `classify` or `regress`.
+    pub task: String,
+    /// The CSV has no header row.
+    pub no_header: bool,
+    /// CSV field delimiter.
+    pub delimiter: char,
+    /// Fill missing numeric cells: `none`, `mean` or `median`.
+    pub impute: String,
+    /// Feature scaling: `auto` (z-score for CSV, none for images), `zscore`, `minmax`, `none`.
+    pub scaling: String,
+    /// Hidden layer widths, comma-separated.
+    pub hidden: String,
+    /// Hidden activation.
+    pub activation: String,
+    /// Batch normalization in every hidden block.
+    pub batch_norm: bool,
+    /// Put batch normalization after the activation instead of before it.
+    pub bn_after: bool,
+    /// Dropout rate after each hidden block.
+    pub dropout: f64,
+    /// Weight initialization.
+    pub init: String,
+    /// `gd` (full batch), `sgd`, `momentum`, `nesterov`, `adam`, `adamw`, `rmsprop`, `adagrad`.
+    pub optimizer: String,
+    /// Learning rate; 0 = the optimizer's default.
+    pub lr: f64,
+    /// Momentum for `momentum` and `nesterov`.
+    pub momentum: f64,
+    /// Weight decay (L2; decoupled for adamw).
+    pub weight_decay: f64,
+    /// Rows per mini-batch.
+    pub batch_size: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Train for this many steps instead (0 = use epochs).
+    pub steps: usize,
+    /// Learning-rate schedule.
+    pub schedule: String,
+    /// Fraction of the training rows held out for validation (0 = none).
+    pub val_split: f64,
+    /// A separate labelled test file (CSV, or IDX folder); empty = none.
+    pub test: String,
+    /// Fraction held out for testing when no test file is given (0 = none).
+    pub test_split: f64,
+    /// Early-stopping patience in epochs (0 = off; needs validation).
+    pub patience: usize,
+    /// Smallest improvement that resets the patience.
+    pub min_delta: f64,
+    /// `val_loss` or `val_metric` (accuracy or R²).
+    pub monitor: String,
+    /// Use only the first N training rows (0 = all).
+    pub limit: usize,
+    /// Seed for splits, weights, shuffling and dropout.
+    pub seed: u64,
+    /// Model file to write.
+    pub out: String,
+    /// Write a resumable checkpoint (`NAME.ckpt.safetensors`) every N epochs (0 = never).
+    pub checkpoint_every: usize,
+    /// Also write one every N steps (0 = never).
+    pub checkpoint_steps: usize,
+    /// On a non-finite loss or gradient: `stop` or `skip-batch`.
+    pub on_nan: String,
+    /// Rescale gradients to this global L2 norm at most (0 = off).
+    pub clip_grad_norm: f64,
+    /// Record per-layer diagnostics in the history (`--diagnostics`).
+    pub diagnostics: bool,
+    /// Draw the history as figures after training (`--plot`).
+    pub plot: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: "mnist".into(),
+            target: Vec::new(),
+            task: "auto".into(),
+            no_header: false,
+            delimiter: ',',
+            impute: "none".into(),
+            scaling: "auto".into(),
+            hidden: "100,100".into(),
+            activation: "relu".into(),
+            batch_norm: true,
+            bn_after: false,
+            dropout: 0.0,
+            init: "he_normal".into(),
+            optimizer: "adam".into(),
+            lr: 0.0,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            batch_size: 32,
+            epochs: 100,
+            steps: 0,
+            schedule: "constant".into(),
+            val_split: 0.1,
+            test: String::new(),
+            test_split: 0.0,
+            patience: 10,
+            min_delta: 0.0,
+            monitor: "val_loss".into(),
+            limit: 0,
+            seed: 0,
+            out: "model.safetensors".into(),
+            checkpoint_every: 0,
+            checkpoint_steps: 0,
+            on_nan: "stop".into(),
+            clip_grad_norm: 0.0,
+            diagnostics: false,
+            plot: false,
+        }
+    }
+}

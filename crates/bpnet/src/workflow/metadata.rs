@@ -1,0 +1,51 @@
+//! The metadata sections a trained model file carries: the preprocessing,
+//! the training configuration, a history summary and the test metrics.
+
+use super::config::TrainConfig;
+use super::data::Prepared;
+use crate::train::{EpochRecord, History};
+use serde_json::{Value, json};
+
+/// One epoch as JSON.
+pub fn record_json(r: &EpochRecord) -> Value {
+    json!({
+        "epoch": r.epoch, "step": r.step, "train_loss": r.train_loss, "val_loss": r.val_loss,
+        "val_metric": r.val_metric, "lr": r.lr, "seconds": r.seconds,
+    })
+}
+
+/// The model file's metadata sections, written straight to JSON (for a wide
+/// table the preprocessing section is large).
+#[derive(serde::Serialize)]
+pub struct Metadata<'a> {
+    /// How raw input becomes features.
+    pub preprocessing: &'a super::data::Pipeline,
+    /// The resolved configuration.
+    pub training: &'a TrainConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Epochs, best epoch, early stop, the last epoch's record.
+    pub history: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Metrics on the test rows.
+    pub test_metrics: Option<&'a Value>,
+}
+
+/// The sections of a model trained with `cfg` on `data`.
+pub fn metadata<'a>(
+    cfg: &'a TrainConfig,
+    data: &'a Prepared,
+    history: Option<&History>,
+    test: Option<&'a Value>,
+) -> Metadata<'a> {
+    Metadata {
+        preprocessing: &data.pipeline,
+        training: cfg,
+        history: history.map(|h| {
+            json!({
+                "epochs": h.epochs.len(), "best_epoch": h.best_epoch, "stopped_early": h.stopped_early,
+                "final": h.epochs.last().map(record_json),
+            })
+        }),
+        test_metrics: test,
+    }
+}
