@@ -64,10 +64,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         return gemm_only(a, n as usize);
     }
     let dims = ModelSpec::parse_dims(&a.dims)?;
-    if a.batch_size < 2 || a.steps == 0 {
+    // Training with batch normalization needs 2 rows; inference takes 1.
+    let min_batch = if a.inference { 1 } else { 2 };
+    if a.batch_size < min_batch || a.steps == 0 {
         return Err(Error::config(
             "--batch-size/--steps",
-            "need a batch of at least 2 rows and at least 1 step",
+            format!("need a batch of at least {min_batch} rows and at least 1 step"),
         ));
     }
     let spec = ModelSpec {
