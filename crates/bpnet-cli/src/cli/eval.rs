@@ -22,11 +22,11 @@ pub struct EvalArgs {
 
 /// Runs `bpnet eval`.
 pub fn run(a: &EvalArgs) -> Result<()> {
-    let mut file = load_model(&a.model)?;
+    let file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
     let data = labelled(&pipeline, &a.data)?;
     let loss = bpnet::train::default_loss(&data);
-    let m = metrics(&mut file.model, loss, &data, &pipeline)?;
+    let m = metrics(&file.model, loss, &data, &pipeline)?;
     println!("{}", m.summary);
     println!("{}", m.report.trim_end());
     if a.json {

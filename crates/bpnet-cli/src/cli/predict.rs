@@ -4,7 +4,7 @@ use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::argmax;
 use bpnet::workflow::{Pipeline, data_path, unlabelled};
-use bpnet::{Matrix, Mode, Result};
+use bpnet::{InferenceNet, Matrix, Result};
 use std::path::PathBuf;
 
 /// Options of `bpnet predict`.
@@ -27,7 +27,7 @@ pub struct PredictArgs {
 
 /// Runs `bpnet predict`.
 pub fn run(a: &PredictArgs) -> Result<()> {
-    let mut file = load_model(&a.model)?;
+    let file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
     if let Some(output) = &a.output {
         let mut plan = OutputPlan::new(a.overwrite);
@@ -36,7 +36,9 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         plan.check()?;
     }
     let x = unlabelled(&pipeline, &a.data)?;
-    let out = file.model.forward(&x, Mode::Eval)?.clone();
+    // The fused network (batch normalization folded into the Dense layers),
+    // as `bpnet eval` uses: equal to the eval-mode forward up to rounding.
+    let out = InferenceNet::new(&file.model)?.forward(&x)?;
     let csv = match &pipeline {
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             let values = preprocessor.decode_targets(&out);

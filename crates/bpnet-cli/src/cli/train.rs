@@ -326,7 +326,7 @@ fn finish(
         );
     }
     let test = match &data.test {
-        Some(t) => Some(metrics(&mut trainer.model, trainer.loss, t, &data.pipeline)?),
+        Some(t) => Some(metrics(&trainer.model, trainer.loss, t, &data.pipeline)?),
         None => None,
     };
     if let (Some(t), false) = (&test, a.quiet) {

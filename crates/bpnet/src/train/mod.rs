@@ -19,6 +19,7 @@ pub use fit::{
 
 use crate::data::{Dataset, TargetBuf};
 use crate::error::Result;
+use crate::infer::InferenceNet;
 use crate::layers::Mode;
 use crate::loss::{Loss, Target};
 use crate::model::Sequential;
@@ -104,16 +105,40 @@ impl Evaluation {
 /// Runs `model` in evaluation mode over `data` in chunks of `chunk` rows;
 /// returns the outputs and the mean `loss`.
 pub fn evaluate(model: &mut Sequential<f32>, data: &Dataset, loss: Loss, chunk: usize) -> Result<Evaluation> {
-    let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
-    let mut grad = Matrix::default();
     let width = model.out_features().unwrap_or(0);
+    evaluate_with(data, loss, chunk, width, &mut |x, out| {
+        out.copy_from(model.forward(x, Mode::Eval)?);
+        Ok(())
+    })
+}
+
+/// [`evaluate`] through the fused inference network of a trained model
+/// (batch normalization folded into the Dense layers): the same function up
+/// to rounding (`tests/infer.rs` bounds the difference), faster.
+pub fn evaluate_fused(net: &InferenceNet<f32>, data: &Dataset, loss: Loss, chunk: usize) -> Result<Evaluation> {
+    evaluate_with(data, loss, chunk, net.out_features(), &mut |x, out| {
+        net.forward_into(x, out)
+    })
+}
+
+/// Outputs `[rows, width]` of `forward(x, out)` over `data` in chunks, and the mean loss.
+fn evaluate_with(
+    data: &Dataset,
+    loss: Loss,
+    chunk: usize,
+    width: usize,
+    forward: &mut dyn FnMut(&Matrix<f32>, &mut Matrix<f32>) -> Result<()>,
+) -> Result<Evaluation> {
+    let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
+    let (mut grad, mut out) = (Matrix::default(), Matrix::default());
     let mut outputs = Matrix::zeros(data.len(), width);
     let idx: Vec<usize> = (0..data.len()).collect();
     let mut total = 0.0f64;
     let mut row = 0;
     for part in idx.chunks(chunk.max(1)) {
         data.gather(part, &mut x, &mut y);
-        let out = model.forward(&x, Mode::Eval)?;
+        forward(&x, &mut out)?;
+        let out = &out;
         total += loss.forward_backward(out, y.target(), &mut grad)? as f64 * part.len() as f64;
         for r in 0..out.rows() {
             outputs.row_mut(row).copy_from_slice(out.row(r));

@@ -4,9 +4,10 @@
 //! original units).
 
 use super::data::Pipeline;
+use crate::InferenceNet;
 use crate::data::{Dataset, Targets};
 use crate::loss::Loss;
-use crate::train::evaluate;
+use crate::train::evaluate_fused;
 use crate::train::metrics::{ClassMetrics, RegressionMetrics};
 use crate::{Result, Sequential};
 use serde_json::{Value, json};
@@ -21,9 +22,11 @@ pub struct TestMetrics {
     pub json: Value,
 }
 
-/// Evaluates `model` on `data`; regression metrics are in the targets' original units.
-pub fn metrics(model: &mut Sequential<f32>, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
-    let ev = evaluate(model, data, loss, 1024)?;
+/// Evaluates `model` on `data` through its fused inference network (as
+/// `bpnet eval` and `bpnet predict` do); regression metrics are in the
+/// targets' original units.
+pub fn metrics(model: &Sequential<f32>, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
+    let ev = evaluate_fused(&InferenceNet::new(model)?, data, loss, 1024)?;
     let rows = data.len();
     match &data.targets {
         Targets::Classes { labels, classes } => {
