@@ -121,13 +121,17 @@ pub fn evaluate_fused(net: &InferenceNet<f32>, data: &Dataset, loss: Loss, chunk
     })
 }
 
+/// A forward pass writing `[rows, out]` outputs for `x: [rows, in]` into its
+/// second argument.
+type ForwardInto<'a> = dyn FnMut(&Matrix<f32>, &mut Matrix<f32>) -> Result<()> + 'a;
+
 /// Outputs `[rows, width]` of `forward(x, out)` over `data` in chunks, and the mean loss.
 fn evaluate_with(
     data: &Dataset,
     loss: Loss,
     chunk: usize,
     width: usize,
-    forward: &mut dyn FnMut(&Matrix<f32>, &mut Matrix<f32>) -> Result<()>,
+    forward: &mut ForwardInto<'_>,
 ) -> Result<Evaluation> {
     let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
     let (mut grad, mut out) = (Matrix::default(), Matrix::default());
