@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// Time one n x n matrix product `C = A B` (f32) instead of a network.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16384))]
     gemm: Option<u32>,
+    /// With --inference: time this model file (written by `bpnet train` or
+    /// `bpnet import`) instead of a network built from --dims, so that the
+    /// same model can be timed in ONNX Runtime after `bpnet export`.
+    #[arg(long, requires = "inference")]
+    model: Option<std::path::PathBuf>,
     /// Print a JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -63,7 +68,6 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(n) = a.gemm {
         return gemm_only(a, n as usize);
     }
-    let dims = ModelSpec::parse_dims(&a.dims)?;
     // Training with batch normalization needs 2 rows; inference takes 1.
     let min_batch = if a.inference { 1 } else { 2 };
     if a.batch_size < min_batch || a.steps == 0 {
@@ -72,34 +76,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             format!("need a batch of at least {min_batch} rows and at least 1 step"),
         ));
     }
-    let spec = ModelSpec {
-        dims: dims.clone(),
-        activation: a.activation.parse::<Activation>()?,
-        batch_norm: if a.batch_norm {
-            BnPlacement::BeforeActivation
-        } else {
-            BnPlacement::None
-        },
-        bn: Default::default(),
-        dropout: 0.0,
-        init: Init::XavierUniform,
-    };
-    spec.validate()?;
-    let (inp, classes) = (dims[0], dims[dims.len() - 1]);
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
-    let mut batch = || -> Result<(Matrix<f32>, Vec<usize>)> {
-        let x = (0..a.batch_size * inp).map(|_| rng.random::<f32>()).collect();
-        let y = (0..a.batch_size).map(|_| rng.random_range(0..classes)).collect();
-        Ok((Matrix::from_vec(a.batch_size, inp, x)?, y))
-    };
-    let pool = (0..POOL).map(|_| batch()).collect::<Result<Vec<_>>>()?;
-    let model = Sequential::<f32>::from_spec(&spec, 1)?;
+    let (model, dims) = network(a)?;
+    let pool = random_batches(a.batch_size, dims[0], dims[dims.len() - 1])?;
     let opt = Optimizer::new(optimizer_config(&a.optimizer, a.lr, 0.9, 0.0)?)?;
-    let fused = if a.fused {
-        Some(InferenceNet::new(&model)?)
-    } else {
-        None
-    };
+    let fused = a.fused.then(|| InferenceNet::new(&model)).transpose()?;
     let mut fused_out = Matrix::zeros(0, 0);
     let mut t = Trainer::new(model, opt, Loss::CrossEntropy);
     let mut step = |i: usize| -> Result<()> {
@@ -120,7 +100,58 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     for i in 0..a.steps {
         step(i)?;
     }
-    let secs = start.elapsed().as_secs_f64();
+    report(a, &dims, start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The network to time: read from `--model`, or built from `--dims`,
+/// `--activation` and `--batch-norm` (Xavier-uniform weights, seed 1);
+/// with its widths `[in, ..., out]`.
+fn network(a: &BenchArgs) -> Result<(Sequential<f32>, Vec<usize>)> {
+    if let Some(path) = &a.model {
+        if !a.inference {
+            return Err(Error::config("--model", "times inference only: add --inference"));
+        }
+        let model = bpnet::io::load_model(path)?.model;
+        let mut dims = vec![model.in_features().unwrap_or(0)];
+        for l in model.layers() {
+            if let bpnet::Layer::Dense(d) = l {
+                dims.push(d.out_features());
+            }
+        }
+        return Ok((model, dims));
+    }
+    let dims = ModelSpec::parse_dims(&a.dims)?;
+    let spec = ModelSpec {
+        dims: dims.clone(),
+        activation: a.activation.parse::<Activation>()?,
+        batch_norm: if a.batch_norm {
+            BnPlacement::BeforeActivation
+        } else {
+            BnPlacement::None
+        },
+        bn: Default::default(),
+        dropout: 0.0,
+        init: Init::XavierUniform,
+    };
+    spec.validate()?;
+    Ok((Sequential::<f32>::from_spec(&spec, 1)?, dims))
+}
+
+/// [`POOL`] random batches `[batch, inputs]` with labels below `classes`.
+fn random_batches(batch: usize, inputs: usize, classes: usize) -> Result<Vec<(Matrix<f32>, Vec<usize>)>> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    (0..POOL)
+        .map(|_| {
+            let x = (0..batch * inputs).map(|_| rng.random::<f32>()).collect();
+            let y = (0..batch).map(|_| rng.random_range(0..classes.max(1))).collect();
+            Ok((Matrix::from_vec(batch, inputs, x)?, y))
+        })
+        .collect()
+}
+
+/// Prints the timing line (and the JSON summary).
+fn report(a: &BenchArgs, dims: &[usize], secs: f64) {
     let macs: usize = dims.windows(2).map(|w| w[0] * w[1]).sum();
     let flops_per_step = (if a.inference { 2 } else { 6 } * a.batch_size * macs) as f64;
     let ms = secs * 1e3 / a.steps as f64;
@@ -131,20 +162,20 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         (true, false) => "inference passes",
         _ => "training steps",
     };
+    let shape = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
     println!(
-        "{} {what} of {}, batch {}: {ms:.4} ms/step, {samples:.0} samples/s, {gflops:.1} GFLOP/s",
-        a.steps, a.dims, a.batch_size
+        "{} {what} of {shape}, batch {}: {ms:.4} ms/step, {samples:.0} samples/s, {gflops:.1} GFLOP/s",
+        a.steps, a.batch_size
     );
     if a.json {
         let summary = serde_json::json!({
             "ms_per_step": ms, "samples_per_s": samples, "gflops": gflops, "steps": a.steps,
-            "batch_size": a.batch_size, "dims": a.dims, "activation": a.activation, "batch_norm": a.batch_norm,
-            "optimizer": a.optimizer, "inference": a.inference, "fused": a.fused,
+            "batch_size": a.batch_size, "dims": shape, "activation": a.activation, "batch_norm": a.batch_norm,
+            "optimizer": a.optimizer, "inference": a.inference, "fused": a.fused, "model": a.model,
             "threads": bpnet::parallel::threads(),
         });
         println!("{summary}");
     }
-    Ok(())
 }
 
 /// `bpnet bench --gemm N`: times `C = A B` for random `n x n` f32 matrices.
