@@ -135,6 +135,22 @@ impl Dataset {
         Dataset { features: x, targets }
     }
 
+    /// Splits into (rows `keep`, rows `out`), both strictly increasing, as
+    /// [`Dataset::subset`] would but without holding two copies of the
+    /// kept rows: `out` is copied, then `keep` is compacted in place. The
+    /// peak is the dataset plus the `out` rows.
+    pub fn partition(mut self, keep: &[usize], out: &[usize]) -> (Dataset, Dataset) {
+        let held = self.subset(out);
+        self.features.retain_rows(keep);
+        match &mut self.targets {
+            Targets::Classes { labels, .. } => {
+                *labels = keep.iter().map(|&i| labels[i]).collect();
+            }
+            Targets::Values(v) => v.retain_rows(keep),
+        }
+        (self, held)
+    }
+
     /// The first `n` rows (all if fewer).
     pub fn head(&self, n: usize) -> Dataset {
         let idx: Vec<usize> = (0..n.min(self.len())).collect();

@@ -134,7 +134,8 @@ fn hold_out(data: Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option<
     }
     let strata: Option<Vec<String>> = data.labels().map(|l| l.iter().map(|c| c.to_string()).collect());
     let (keep, out) = split(data.len(), strata.as_deref(), fraction, seed)?;
-    Ok((data.subset(&keep), Some(data.subset(&out))))
+    let (kept, held) = data.partition(&keep, &out);
+    Ok((kept, Some(held)))
 }
 
 fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
