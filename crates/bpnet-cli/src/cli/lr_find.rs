@@ -162,7 +162,7 @@ pub fn figure(r: &LrFindResult, title: &str) -> Figure {
     mark("steepest", r.steepest, Rgb(214, 39, 40));
     mark("minimum/10", r.min_div10, Rgb(44, 160, 44));
     let first = r.smoothed.first().copied().unwrap_or(hi);
-    panel.y_range = Some((lo - 0.05 * (first - lo).abs(), first.max(lo) * 1.5 + 1e-9));
+    panel.y_range = Some((lo - 0.3 * (first - lo).abs(), first.max(lo) * 1.5 + 1e-9));
     Figure::new("", vec![panel])
 }
 
