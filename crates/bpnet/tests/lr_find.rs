@@ -1,6 +1,6 @@
 //! The learning-rate range test on a small synthetic problem: the model
 //! given is untouched, rates grow exponentially per batch, the run stops
-//! when the loss explodes, and a rate near the steepest-descent suggestion
+//! when the loss explodes, and the rate `--lr auto` picks (minimum / 10)
 //! trains.
 
 use bpnet::data::Dataset;
@@ -73,10 +73,11 @@ fn range_test_leaves_the_model_alone_and_stops_on_explosion() {
             r.lrs.len()
         );
         assert!(steep > 1e-4 && steep < *r.lrs.last().unwrap());
+        assert_eq!(r.suggestion(), Some(min10));
         // Training at the suggestion lowers the loss well below its start.
         let mut t = bpnet::Trainer::new(
             m.clone(),
-            bpnet::Optimizer::new(OptimizerConfig::sgd(steep)).unwrap(),
+            bpnet::Optimizer::new(OptimizerConfig::sgd(min10)).unwrap(),
             Loss::CrossEntropy,
         );
         let first = t.step(&data.features, bpnet::Target::Labels(labels(&data))).unwrap();
@@ -84,7 +85,7 @@ fn range_test_leaves_the_model_alone_and_stops_on_explosion() {
         for _ in 0..60 {
             last = t.step(&data.features, bpnet::Target::Labels(labels(&data))).unwrap();
         }
-        println!("bn {bn}: full-batch loss {first:.3} -> {last:.3} at lr {steep:.3e}");
+        println!("bn {bn}: full-batch loss {first:.3} -> {last:.3} at lr {min10:.3e}");
         assert!(last < 0.7 * first, "bn {bn}: loss {first} -> {last}");
     }
 }

@@ -1,7 +1,8 @@
 //! `bpnet lr-find`: the learning-rate range test (Smith 2017; fastai's
 //! `lr_find`) on the network and data `bpnet train` would use, with the
 //! smoothed loss against the rate as a figure and two suggested rates; and
-//! the `--lr auto` of `bpnet train`, which runs the same test first.
+//! the `--lr auto` of `bpnet train`, which runs the same test first and
+//! trains with its minimum / 10 suggestion.
 
 use super::train::TrainArgs;
 use bpnet::io::{Kind, OutputPlan, write_atomic};
