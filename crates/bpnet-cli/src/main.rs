@@ -54,6 +54,11 @@ enum Command {
     /// Example: bpnet import --torch mlp.safetensors --spec linear,bn,relu,linear --out mlp-bpnet.safetensors
     #[command(verbatim_doc_comment)]
     Import(cli::import::ImportArgs),
+    /// Learning-rate range test: loss against an exponentially growing rate, and two suggested rates.
+    ///
+    /// Example: bpnet lr-find --data mnist --hidden 100,100 --optimizer sgd --figure lr_find
+    #[command(verbatim_doc_comment)]
+    LrFind(Box<cli::lr_find::LrFindArgs>),
     /// Time training steps (or inference) on random data.
     ///
     /// Example: bpnet bench --dims 784,100,100,100,10 --activation sigmoid --batch-norm --batch-size 60 --steps 2000 --json
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cli::predict::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
+        Command::LrFind(args) => cli::lr_find::run(&args),
         Command::Export(args) => cli::export::run(&args),
         Command::Import(args) => cli::import::run(&args),
         Command::Experiment(args) => cli::experiment::run(&args),

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 /// Options of `bpnet experiment`.
 #[derive(clap::Args, Debug)]
 pub struct ExperimentArgs {
-    /// bn-mnist (the paper's Figure 1), lr, depth, population, all (the four), or sweep.
-    #[arg(value_parser = ["bn-mnist", "lr", "depth", "population", "all", "sweep"])]
+    /// bn-mnist (the paper's Figure 1), lr, depth, population, all (the four), sweep; or the
+    /// normalization studies batch-size, placement, dropout-bn, lr-range, norm (those four).
+    #[arg(value_parser = ["bn-mnist", "lr", "depth", "population", "all", "sweep", "batch-size", "placement", "dropout-bn", "lr-range", "norm"])]
     which: String,
     /// A short run (5,000 steps, evaluated every 250) that still shows the effects.
     #[arg(long)]
@@ -58,6 +59,24 @@ pub struct ExperimentArgs {
     /// Training batches for the population statistics (0 = one pass over the training set).
     #[arg(long)]
     population_batches: Option<usize>,
+    /// Seeds per arm in the normalization studies [default: 3].
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Batch sizes of the batch-size study [default: 2,4,8,16,32,60,256].
+    #[arg(long, value_delimiter = ',')]
+    batch_sizes: Option<Vec<usize>>,
+    /// Epochs at every batch size in the batch-size study [default: 1].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Ghost BN's virtual batch size in the batch-size study [default: 16].
+    #[arg(long)]
+    ghost_size: Option<usize>,
+    /// Dropout rate of the dropout-bn study [default: 0.5].
+    #[arg(long)]
+    dropout_rate: Option<f64>,
+    /// Learning rates of the lr-range study [default: 0.01,0.03,0.1,0.3,1,3,10,30].
+    #[arg(long, value_delimiter = ',')]
+    lr_range: Option<Vec<f64>>,
     /// Folder with the MNIST IDX files [default: the bundled copy].
     #[arg(long)]
     mnist: Option<PathBuf>,
@@ -98,6 +117,10 @@ pub fn config(a: &ExperimentArgs) -> ExperimentConfig {
         test_limit
     );
     set!(lr_multipliers, depth, population_batches);
+    set!(seeds, batch_sizes, ghost_size, dropout_rate, lr_range);
+    if let Some(e) = a.epochs {
+        c.norm_epochs = e;
+    }
     c.mnist_dir = a.mnist.clone();
     c
 }
@@ -148,6 +171,11 @@ fn studies(which: &str) -> Result<Vec<Study>> {
         "depth" => vec![Study::Depth],
         "population" => vec![Study::Population],
         "all" => Study::ALL.to_vec(),
+        "batch-size" => vec![Study::BatchSize],
+        "placement" => vec![Study::Placement],
+        "dropout-bn" => vec![Study::DropoutBn],
+        "lr-range" => vec![Study::LrRange],
+        "norm" => Study::NORM.to_vec(),
         "sweep" => Vec::new(),
         other => return Err(Error::config("experiment", format!("unknown '{other}'"))),
     })
@@ -165,7 +193,10 @@ fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) 
         "svg" => Kind::Svg,
         "json" => Kind::Json,
         "html" => Kind::Html,
-        _ => Kind::csv("experiment results", &["step,", "network,", "lr,"]),
+        _ => Kind::csv(
+            "experiment results",
+            &["step,", "network,", "lr,", "batch_size,", "activation,", "arm,"],
+        ),
     };
     let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), kind(n))).collect();
     let mut plan = OutputPlan::new(a.overwrite);

@@ -9,6 +9,7 @@ pub mod export;
 pub mod history;
 pub mod import;
 pub mod inspect;
+pub mod lr_find;
 pub mod outputs;
 pub mod plot;
 pub mod predict;

@@ -51,6 +51,9 @@ pub struct TrainArgs {
     /// Batch normalization after the activation instead of before it.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     bn_after: Option<bool>,
+    /// Normalization: batch, renorm[:rmax[:dmax[:warmup[:rmax_steps[:dmax_steps]]]]], ghost:N, layer or none.
+    #[arg(long)]
+    norm: Option<String>,
     /// Dropout rate after each hidden block.
     #[arg(long)]
     dropout: Option<f64>,
@@ -60,9 +63,9 @@ pub struct TrainArgs {
     /// gd (full batch), sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad.
     #[arg(long)]
     optimizer: Option<String>,
-    /// Learning rate [default per optimizer: sgd/gd 0.5, momentum/nesterov 0.05, adam/adamw/rmsprop 0.001, adagrad 0.01].
-    #[arg(long)]
-    lr: Option<f64>,
+    /// Learning rate, or `auto` (a learning-rate range test picks it) [default per optimizer: sgd/gd 0.5, momentum/nesterov 0.05, adam/adamw/rmsprop 0.001, adagrad 0.01].
+    #[arg(long, value_parser = crate::cli::lr_find::parse_lr)]
+    lr: Option<crate::cli::lr_find::LrArg>,
     /// Momentum for momentum and nesterov.
     #[arg(long)]
     momentum: Option<f64>,
@@ -170,10 +173,10 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             activation,
             batch_norm,
             bn_after,
+            norm,
             dropout,
             init,
             optimizer,
-            lr,
             momentum,
             weight_decay,
             batch_size,
@@ -200,6 +203,22 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
     if a.no_batch_norm == Some(true) {
         cfg.batch_norm = false;
     }
+    match a.lr {
+        Some(crate::cli::lr_find::LrArg::Auto) => cfg.lr_auto = true,
+        Some(crate::cli::lr_find::LrArg::Value(v)) => {
+            cfg.lr = v;
+            cfg.lr_auto = false;
+        }
+        None => {}
+    }
+    if let Some(n) = &a.norm
+        && n.trim() != "none"
+        && a.no_batch_norm != Some(true)
+    {
+        // `--norm KIND` asks for a normalization layer even where the config
+        // file said batch_norm = false.
+        cfg.batch_norm = true;
+    }
     Ok(cfg)
 }
 
@@ -225,7 +244,7 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 
 /// Runs `bpnet train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
-    let cfg = resolve(a)?;
+    let mut cfg = resolve(a)?;
     if a.print_config {
         print!("{}", cfg.to_toml());
         return Ok(());
@@ -240,6 +259,13 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
     };
     data.notes.iter().for_each(|n| say(n));
+    if cfg.lr_auto && resumed.is_none() {
+        // The range test runs on a copy of the network built below, so the
+        // weights trained are the same as with a given rate.
+        cfg.lr = super::lr_find::auto_lr(&cfg, &data, a.quiet)?;
+        cfg.lr_auto = false;
+        say(&format!("--lr auto: training with lr {:.3e}", cfg.lr));
+    }
     let (opt, full_batch) = optimizer(&cfg)?;
     let loss = default_loss(&data.train);
     let (spec, mut trainer, resume) = match (resumed, &a.resume) {

@@ -11,7 +11,10 @@
 //! - BatchNorm: `layers.{i}.weight` (gamma) and `layers.{i}.bias` (beta) F32
 //!   `[F]` when affine; `layers.{i}.running_mean`, `layers.{i}.running_var`
 //!   F32 `[F]` and `layers.{i}.num_batches_tracked` I64 `[]` when tracking
-//!   running statistics;
+//!   running statistics (Batch Renormalization and Ghost BN are BatchNorm
+//!   layers: same tensors, their kind is in `architecture`);
+//! - LayerNorm: `layers.{i}.weight` (gamma) and `layers.{i}.bias` (beta) F32
+//!   `[F]` when affine;
 //! - activations and dropout hold no tensors, but keep their index `i`.
 //!
 //! The header's `__metadata__` (string to string) holds:

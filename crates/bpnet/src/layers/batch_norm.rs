@@ -17,7 +17,7 @@
 //! statistics, making the layer the affine map
 //! `y = gamma/sqrt(Var+eps) * x + (beta - gamma E[x]/sqrt(Var+eps))`.
 
-use super::{Mode, Param, ParamKind};
+use super::{Mode, NormKind, Param, ParamKind};
 use crate::error::{Error, Result};
 use crate::scalar::Scalar;
 use crate::tensor::Matrix;
@@ -53,6 +53,12 @@ pub struct BatchNormConfig {
     /// Update the running variance with the unbiased batch variance
     /// `m/(m-1) var` (PyTorch) rather than the biased one (Keras).
     pub unbiased_running_var: bool,
+    /// Which normalization: batch (default), Batch Renormalization, Ghost BN
+    /// or layer normalization (a [`super::LayerNorm`] layer, which uses only
+    /// `eps` and `affine`). Plain batch normalization is not written to
+    /// files, so they stay readable by builds without this field.
+    #[serde(default, skip_serializing_if = "NormKind::is_batch")]
+    pub kind: NormKind,
 }
 
 impl Default for BatchNormConfig {
@@ -63,6 +69,7 @@ impl Default for BatchNormConfig {
             affine: true,
             track_running_stats: true,
             unbiased_running_var: true,
+            kind: NormKind::Batch,
         }
     }
 }
@@ -92,7 +99,13 @@ impl BatchNormConfig {
         {
             return Err(Error::config("batch-norm momentum", format!("{m} is not in [0, 1]")));
         }
-        Ok(())
+        if matches!(self.kind, NormKind::Renorm(_)) && !self.track_running_stats {
+            return Err(Error::config(
+                "batch renorm",
+                "needs running statistics (track_running_stats = true): its corrections are relative to them",
+            ));
+        }
+        self.kind.validate()
     }
 
     /// Weight of the new batch statistic in the running average, for the
@@ -129,8 +142,8 @@ struct Population {
 /// A batch normalization layer.
 #[derive(Debug, Clone)]
 pub struct BatchNorm<T> {
-    path: String,
-    config: BatchNormConfig,
+    pub(super) path: String,
+    pub(super) config: BatchNormConfig,
     /// Scale gamma `[1, features]` and shift beta `[1, features]`, if affine.
     pub affine: Option<(Param<T>, Param<T>)>,
     /// Running statistics used at inference.
@@ -138,16 +151,18 @@ pub struct BatchNorm<T> {
     population: Option<Population>,
     // Per-feature statistics of the last forward: mean, biased variance (batch
     // statistics only) and 1/sqrt(var + eps).
-    mean: Vec<T>,
-    var: Vec<T>,
-    inv_std: Vec<T>,
-    used_batch_stats: bool,
-    xhat: Matrix<T>,
-    out: Matrix<T>,
-    dx: Matrix<T>,
-    sum_dy: Vec<T>,
-    sum_dy_xhat: Vec<T>,
-    scale: Vec<T>,
+    pub(super) mean: Vec<T>,
+    pub(super) var: Vec<T>,
+    pub(super) inv_std: Vec<T>,
+    pub(super) used_batch_stats: bool,
+    pub(super) xhat: Matrix<T>,
+    pub(super) out: Matrix<T>,
+    pub(super) dx: Matrix<T>,
+    pub(super) sum_dy: Vec<T>,
+    pub(super) sum_dy_xhat: Vec<T>,
+    pub(super) scale: Vec<T>,
+    /// State of the renorm and ghost training passes (empty for plain BN).
+    pub(super) variant: super::batch_renorm::VariantState<T>,
 }
 
 impl<T: Scalar> BatchNorm<T> {
@@ -155,6 +170,12 @@ impl<T: Scalar> BatchNorm<T> {
     /// `{path}.weight`, beta `{path}.bias`, as in PyTorch).
     pub fn new(path: &str, features: usize, config: BatchNormConfig) -> Result<Self> {
         config.validate()?;
+        if config.kind == NormKind::Layer {
+            return Err(Error::config(
+                "batch norm",
+                format!("{path}: layer normalization is a LayerNorm layer, not a BatchNorm"),
+            ));
+        }
         let vec = |name: &str, kind, v| Param::new(format!("{path}.{name}"), kind, Matrix::filled(1, features, v));
         let affine = config.affine.then(|| {
             (
@@ -182,6 +203,7 @@ impl<T: Scalar> BatchNorm<T> {
             sum_dy: vec![T::ZERO; features],
             sum_dy_xhat: vec![T::ZERO; features],
             scale: vec![T::ZERO; features],
+            variant: Default::default(),
         })
     }
 
@@ -214,6 +236,12 @@ impl<T: Scalar> BatchNorm<T> {
             });
         }
         let eps = T::from_f64(self.config.eps);
+        self.variant.active = None;
+        match self.config.kind {
+            NormKind::Ghost { size } if batch_stats => return self.ghost_forward(x, mode, size),
+            NormKind::Renorm(c) if mode == Mode::Train => return self.renorm_forward(x, c),
+            _ => {}
+        }
         if batch_stats {
             self.batch_statistics(x, eps);
         } else {
@@ -241,6 +269,11 @@ impl<T: Scalar> BatchNorm<T> {
                 format!("[{m}, {f}] after a forward of that shape"),
                 dy,
             ));
+        }
+        match self.variant.active {
+            Some(super::batch_renorm::Variant::Ghost) => return self.ghost_backward(dy, need_dx),
+            Some(super::batch_renorm::Variant::Renorm) => return self.renorm_backward(dy, need_dx),
+            None => {}
         }
         backward_sums(
             dy.as_slice(),
@@ -282,8 +315,16 @@ impl<T: Scalar> BatchNorm<T> {
     pub fn describe(&self) -> String {
         let c = &self.config;
         let affine = if c.affine { "" } else { ", no affine" };
+        let name = match c.kind {
+            NormKind::Renorm(r) => format!(
+                "BatchRenorm(rmax {}, dmax {}, warm-up {}, ramps to {}/{}; ",
+                r.rmax, r.dmax, r.warmup_steps, r.rmax_steps, r.dmax_steps
+            ),
+            NormKind::Ghost { size } => format!("GhostBatchNorm(virtual batch {size}; "),
+            _ => "BatchNorm(".into(),
+        };
         format!(
-            "BatchNorm({}, eps {:e}, momentum {:?}{affine})",
+            "{name}{}, eps {:e}, momentum {:?}{affine})",
             self.features(),
             c.eps,
             c.momentum
@@ -326,7 +367,7 @@ impl<T: Scalar> BatchNorm<T> {
     }
 
     /// `xhat = (x - mean) * inv_std`, `y = gamma * xhat + beta`.
-    fn normalize(&mut self, x: &Matrix<T>) {
+    pub(super) fn normalize(&mut self, x: &Matrix<T>) {
         let (m, f) = (x.rows(), x.cols());
         self.xhat.resize(m, f);
         self.out.resize(m, f);
@@ -338,15 +379,19 @@ impl<T: Scalar> BatchNorm<T> {
         normalize_kernel(x.as_slice(), &self.mean, &self.inv_std, affine, xh, out);
     }
 
-    fn update_running(&mut self, m: usize) {
-        self.running.batches += 1;
-        let w = T::from_f64(self.config.new_weight(self.running.batches));
+    pub(super) fn update_running(&mut self, m: usize) {
         let unbias = if self.config.unbiased_running_var {
             m as f64 / (m as f64 - 1.0)
         } else {
             1.0
         };
-        let unbias = T::from_f64(unbias);
+        self.blend_running(T::from_f64(unbias));
+    }
+
+    /// Moves the running statistics towards `mean` and `unbias * var`.
+    pub(super) fn blend_running(&mut self, unbias: T) {
+        self.running.batches += 1;
+        let w = T::from_f64(self.config.new_weight(self.running.batches));
         for j in 0..self.features() {
             let var = self.var[j] * unbias;
             let (rm, rv) = (&mut self.running.mean[j], &mut self.running.var[j]);
@@ -355,8 +400,12 @@ impl<T: Scalar> BatchNorm<T> {
         }
     }
 
-    fn accumulate_population(&mut self, m: usize) {
-        let unbias = m as f64 / (m as f64 - 1.0);
+    pub(super) fn accumulate_population(&mut self, m: usize) {
+        self.accumulate_population_unbiased(m as f64 / (m as f64 - 1.0));
+    }
+
+    /// Adds `mean` and `unbias * var` to the population sums.
+    pub(super) fn accumulate_population_unbiased(&mut self, unbias: f64) {
         if let Some(p) = &mut self.population {
             for (j, (&mu, &var)) in self.mean.iter().zip(&self.var).enumerate() {
                 p.sum_mean[j] += mu.to_f64();
@@ -369,7 +418,7 @@ impl<T: Scalar> BatchNorm<T> {
     /// `dx` from the sums of the last backward: with batch statistics
     /// `dx = gamma inv_std (dy - mean(dy) - xhat mean(dy xhat))`, with fixed
     /// statistics `dx = gamma inv_std dy`.
-    fn input_gradient(&mut self, dy: &Matrix<T>) {
+    pub(super) fn input_gradient(&mut self, dy: &Matrix<T>) {
         let (m, f) = (dy.rows(), self.features());
         self.dx.resize(m, f);
         let inv_m = T::ONE / T::from_f64(m as f64);
@@ -389,7 +438,7 @@ impl<T: Scalar> BatchNorm<T> {
 crate::vectorized! {
     /// Per-feature mean, biased variance (two passes) and `1 / sqrt(var + eps)`
     /// of `x: [m, f]`, `f = mean.len()`, widened across features.
-    fn statistics_kernel<T: Scalar>(x: &[T], mean: &mut [T], var: &mut [T], inv_std: &mut [T], eps: T) {
+    pub(super) fn statistics_kernel<T: Scalar>(x: &[T], mean: &mut [T], var: &mut [T], inv_std: &mut [T], eps: T) {
         let inv_m = T::ONE / T::from_f64((x.len() / mean.len()) as f64);
         mean.fill(T::ZERO);
         for row in x.chunks_exact(mean.len()) {
@@ -413,7 +462,7 @@ crate::vectorized! {
 crate::vectorized! {
     /// `xhat = (x - mean) inv_std` and `out = gamma xhat + beta` (or `xhat`),
     /// all `[m, f]`, widened.
-    fn normalize_kernel<T: Scalar>(x: &[T], mean: &[T], inv_std: &[T], affine: Option<(&[T], &[T])>, xhat: &mut [T], out: &mut [T]) {
+    pub(super) fn normalize_kernel<T: Scalar>(x: &[T], mean: &[T], inv_std: &[T], affine: Option<(&[T], &[T])>, xhat: &mut [T], out: &mut [T]) {
         let f = mean.len();
         for ((xr, hr), or) in x.chunks_exact(f).zip(xhat.chunks_exact_mut(f)).zip(out.chunks_exact_mut(f)) {
             for (((xh, &v), &mu), &is) in hr.iter_mut().zip(xr).zip(mean).zip(inv_std) {
@@ -434,7 +483,7 @@ crate::vectorized! {
 crate::vectorized! {
     /// `sum_dy[j] = sum_r dy[r, j]`, `sum_dy_xhat[j] = sum_r dy[r, j] xhat[r, j]`,
     /// one pass over `[m, f]`, widened.
-    fn backward_sums<T: Scalar>(dy: &[T], xhat: &[T], sum_dy: &mut [T], sum_dy_xhat: &mut [T]) {
+    pub(super) fn backward_sums<T: Scalar>(dy: &[T], xhat: &[T], sum_dy: &mut [T], sum_dy_xhat: &mut [T]) {
         let f = sum_dy.len();
         sum_dy.fill(T::ZERO);
         sum_dy_xhat.fill(T::ZERO);
@@ -450,7 +499,7 @@ crate::vectorized! {
 crate::vectorized! {
     /// `dx[r, j] = scale[j] (dy[r, j] - a[j] - xhat[r, j] b[j])` with
     /// `sums = [scale, a, b]`, widened.
-    fn input_gradient_kernel<T: Scalar>(dy: &[T], xhat: &[T], sums: [&[T]; 3], dx: &mut [T]) {
+    pub(super) fn input_gradient_kernel<T: Scalar>(dy: &[T], xhat: &[T], sums: [&[T]; 3], dx: &mut [T]) {
         let [scale, a, b] = sums;
         let f = scale.len();
         for ((dr, gr), hr) in dx.chunks_exact_mut(f).zip(dy.chunks_exact(f)).zip(xhat.chunks_exact(f)) {

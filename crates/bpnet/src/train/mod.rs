@@ -9,6 +9,7 @@
 pub mod diagnostics;
 pub(crate) mod exact;
 mod fit;
+pub mod lr_find;
 pub mod metrics;
 pub mod schedule;
 
