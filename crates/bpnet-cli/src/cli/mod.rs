@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod config;
+pub mod cv;
 pub mod diagnostics;
+pub mod ensemble;
 pub mod eval;
 pub mod experiment;
 pub mod export;
