@@ -16,6 +16,7 @@ pub mod plot;
 pub mod predict;
 pub mod progress;
 pub mod train;
+pub mod tune;
 
 /// The process's peak resident memory so far (Linux `ru_maxrss`, reported in
 /// KiB), or `None` where the system does not say.
