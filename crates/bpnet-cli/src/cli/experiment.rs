@@ -4,7 +4,7 @@
 
 use bpnet::io::{Kind, OutputPlan};
 use bpnet::{Error, Result};
-use bpnet_lab::experiment::{self, ExperimentConfig, Mnist, Study};
+use bpnet_lab::experiment::{self, ExperimentConfig, Mnist, Study, seeds};
 use std::path::PathBuf;
 
 /// Options of `bpnet experiment`.
@@ -67,6 +67,11 @@ pub struct ExperimentArgs {
     /// Initial weight standard deviations of the sweep.
     #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1")]
     sweep_stds: Vec<f64>,
+    /// Run each study over N seeds (seed, seed+1, ...): every seed's run in
+    /// OUT/seed-S/, mean ± sd of every reported number in OUT/seeds.md,
+    /// seeds.json and seeds.html, accuracy curves with ± sd bands.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    seeds: u64,
     /// Print only the final summary.
     #[arg(long)]
     quiet: bool,
@@ -129,6 +134,9 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
         return sweep(a, &cfg, &data, &mut log);
     }
     let command = command_line();
+    if a.seeds > 1 {
+        return run_seeds(a, &cfg, &studies, &data, &command, &mut log);
+    }
     let outputs = experiment::run(&studies, &cfg, &data, &a.out, &command, &mut log)?;
     for o in &outputs {
         println!("{}: {:.1} s", o.section.title, o.seconds);
@@ -137,6 +145,39 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
         print_paper_summary(&paper.summary);
     }
     println!("wrote {}", a.out.join("report.html").display());
+    Ok(())
+}
+
+/// `--seeds N`: the studies over N seeds and their spread.
+fn run_seeds(
+    a: &ExperimentArgs,
+    cfg: &ExperimentConfig,
+    studies: &[Study],
+    data: &Mnist,
+    command: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if studies.is_empty() {
+        return Err(Error::config("--seeds", "the sweep runs one seed"));
+    }
+    let seeds = a.seeds as usize;
+    let spreads = seeds::run_seeds(studies, cfg, data, &a.out, seeds, command, log)?;
+    for s in spreads.iter().filter(|s| {
+        s.path.starts_with("paper/networks/")
+            && ["final_accuracy", "first_step_95", "first_step_97"]
+                .iter()
+                .any(|k| s.path.ends_with(k))
+    }) {
+        let reached = s.values.iter().flatten().count();
+        match reached {
+            0 => println!("{}: not reached with any of the {seeds} seeds", s.path),
+            _ => println!(
+                "{}: {:.4} ± {:.4} over {reached} of {seeds} seeds",
+                s.path, s.mean, s.sd
+            ),
+        }
+    }
+    println!("wrote {}", a.out.join("seeds.html").display());
     Ok(())
 }
 
@@ -155,9 +196,33 @@ fn studies(which: &str) -> Result<Vec<Study>> {
 
 /// The MNIST folder in, the files of `--out` out (see `bpnet::io::OutputPlan`).
 fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) -> Result<()> {
+    if a.seeds > 1 {
+        for k in 0..a.seeds {
+            check_folder(a, cfg, studies, &seeds::seed_dir(&a.out, cfg.seed + k), Vec::new())?;
+        }
+        let mut extra: Vec<String> = seeds::SEEDS_FILES.iter().map(|f| f.to_string()).collect();
+        extra.extend(
+            studies
+                .iter()
+                .flat_map(|s| [format!("{}_bands.png", s.name()), format!("{}_bands.svg", s.name())]),
+        );
+        return check_folder(a, cfg, &[], &a.out, extra);
+    }
+    check_folder(a, cfg, studies, &a.out, Vec::new())
+}
+
+/// The files of `studies` (and `extra`) in `dir`.
+fn check_folder(
+    a: &ExperimentArgs,
+    cfg: &ExperimentConfig,
+    studies: &[Study],
+    dir: &std::path::Path,
+    extra: Vec<String>,
+) -> Result<()> {
     let mut names: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
-    match a.which.as_str() {
-        "sweep" => names.push(experiment::SWEEP_FILE.into()),
+    match (a.which.as_str(), extra.is_empty()) {
+        (_, false) => names.extend(extra),
+        ("sweep", _) => names.push(experiment::SWEEP_FILE.into()),
         _ => names.extend(experiment::REPORT_FILES.iter().map(|f| f.to_string())),
     }
     let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
@@ -165,6 +230,7 @@ fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) 
         "svg" => Kind::Svg,
         "json" => Kind::Json,
         "html" => Kind::Html,
+        "md" => Kind::csv("a seeds table", &["# Spread over seeds"]),
         _ => Kind::csv("experiment results", &["step,", "network,", "lr,"]),
     };
     let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), kind(n))).collect();
@@ -173,7 +239,7 @@ fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) 
         "--mnist",
         &cfg.mnist_dir.clone().unwrap_or_else(bpnet::data::bundled_mnist_dir),
     );
-    plan.folder("--out", &a.out, None, &files);
+    plan.folder("--out", dir, None, &files);
     plan.check()
 }
 

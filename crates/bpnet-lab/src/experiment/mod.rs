@@ -23,6 +23,7 @@ mod lr;
 mod paper;
 mod population;
 pub mod report;
+pub mod seeds;
 mod sweep;
 
 pub use sweep::{SweepRow, sweep};
