@@ -29,6 +29,11 @@ enum Command {
     ///   bpnet train --data houses.csv --target price --print-config > run.toml
     #[command(verbatim_doc_comment)]
     Train(Box<cli::train::TrainArgs>),
+    /// Search network and training settings by k-fold cross-validation (TPE), refit the best.
+    ///
+    /// Example: bpnet tune --data houses.csv --target price --trials 40 --cv 5 --out houses.safetensors
+    #[command(verbatim_doc_comment)]
+    Tune(cli::tune::TuneArgs),
     /// Metrics of a model file on labelled data.
     ///
     /// Example: bpnet eval --model iris.safetensors --data data/iris.csv
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
     bpnet::set_threads(thread_count(cli.threads));
     let result = match cli.command {
         Command::Train(args) => cli::train::run(&args),
+        Command::Tune(args) => cli::tune::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
         Command::Predict(args) => cli::predict::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),

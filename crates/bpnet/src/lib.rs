@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod ensemble;
 pub mod error;
 pub mod fold;
 pub mod infer;
@@ -37,6 +38,7 @@ pub mod tensor;
 pub mod train;
 pub mod workflow;
 
+pub use ensemble::{Combine, EnsembleNet};
 pub use error::{Error, Result};
 pub use fold::fold_batch_norm;
 pub use infer::InferenceNet;

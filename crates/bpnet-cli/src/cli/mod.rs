@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod config;
+pub mod cv;
 pub mod diagnostics;
+pub mod ensemble;
 pub mod eval;
 pub mod experiment;
 pub mod export;
@@ -15,6 +17,7 @@ pub mod plot;
 pub mod predict;
 pub mod progress;
 pub mod train;
+pub mod tune;
 
 /// The process's peak resident memory so far (Linux `ru_maxrss`, reported in
 /// KiB), or `None` where the system does not say.

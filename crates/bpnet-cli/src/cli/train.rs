@@ -7,12 +7,12 @@ use super::progress::Progress;
 use crate::overlay;
 use bpnet::io::{load_model, load_run, save_model_with, save_run};
 use bpnet::train::{Event, History, default_loss, fit_resume};
-use bpnet::workflow::{Prepared, TrainConfig, fit_config, load, metadata, metrics, model_spec, optimizer, record_json};
+use bpnet::workflow::{Prepared, TrainConfig, fit_config, load, metadata, model_spec, optimizer, record_json};
 use bpnet::{Error, ModelSpec, Optimizer, Result, Sequential, Trainer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
+/// Options of `bpnet train`; each (but `--cv` and the last five) overrides the same key of `--config`.
 #[derive(clap::Args, Debug, Default)]
 pub struct TrainArgs {
     /// `mnist` (bundled), a CSV file, or a folder of MNIST-format IDX files.
@@ -127,12 +127,21 @@ pub struct TrainArgs {
     /// splits, weights, optimizer and loop state); flags such as --epochs override.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Train K networks from seeds seed..seed+K-1 on the same data and average
+    /// their predictions (probabilities, or values) in one model file.
+    #[arg(long, value_name = "K")]
+    ensemble: Option<usize>,
     /// Record per-layer diagnostics (activation statistics, saturated or dead units, gradient norms) in the history and warn about problems.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     diagnostics: Option<bool>,
     /// Draw the loss/metric curves (and diagnostics) as PNG and SVG into NAME.plots/ after training.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     plot: Option<bool>,
+    /// k-fold cross-validation (stratified for classification) before the final
+    /// fit: each fold's score and their mean ± sd; the model is then refit on
+    /// all training rows.
+    #[arg(long, value_name = "K")]
+    cv: Option<usize>,
     /// TOML file with any of the options above (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -196,6 +205,7 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             checkpoint_steps,
             on_nan,
             clip_grad_norm,
+            ensemble,
             diagnostics,
             plot,
         ]
@@ -266,6 +276,17 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         cfg.lr_auto = false;
         say(&format!("--lr auto: training with lr {:.3e}", cfg.lr));
     }
+    if cfg.ensemble == 0 || (cfg.ensemble > 1 && a.resume.is_some()) {
+        return Err(Error::config(
+            "--ensemble",
+            "needs at least 1 member and cannot be combined with --resume",
+        ));
+    }
+    let cv = match (a.cv, &a.resume) {
+        (Some(_), Some(_)) => return Err(Error::config("--cv", "cannot be combined with --resume")),
+        (Some(k), None) => Some(super::cv::run(&cfg, k, a.quiet)?),
+        (None, _) => None,
+    };
     let (opt, full_batch) = optimizer(&cfg)?;
     let loss = default_loss(&data.train);
     let (spec, mut trainer, resume) = match (resumed, &a.resume) {
@@ -330,7 +351,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     history.notes.iter().for_each(|n| say(n));
-    finish(a, &cfg, &data, &spec, &mut trainer, &history, &out)?;
+    let members = super::ensemble::train_members(trainer.model, &cfg, &data, a.quiet)?;
+    finish(a, &cfg, &data, &spec, &members, &history, cv)?;
     extras.finish(&out, a.quiet)
 }
 
@@ -340,10 +362,11 @@ fn finish(
     cfg: &TrainConfig,
     data: &Prepared,
     spec: &ModelSpec,
-    trainer: &mut Trainer<f32>,
+    members: &[Sequential<f32>],
     history: &History,
-    out: &Path,
+    cv: Option<serde_json::Value>,
 ) -> Result<()> {
+    let out = Path::new(&cfg.out);
     if history.stopped_early && !a.quiet {
         println!(
             "early stopping after epoch {}; restored the weights of epoch {}",
@@ -352,19 +375,15 @@ fn finish(
         );
     }
     let test = match &data.test {
-        Some(t) => Some(metrics(&trainer.model, trainer.loss, t, &data.pipeline)?),
+        Some(t) => Some(super::ensemble::test_metrics(members, t, &data.pipeline)?),
         None => None,
     };
     if let (Some(t), false) = (&test, a.quiet) {
         println!("test: {}", t.summary);
     }
     let (hist_csv, hist_json) = super::history::write(out, history)?;
-    save_model_with(
-        out,
-        spec,
-        &trainer.model,
-        &metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json)),
-    )?;
+    let meta = metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json));
+    super::ensemble::save(out, spec, members, &data.train, &meta)?;
     if !a.quiet {
         println!(
             "wrote {} (history: {}, {})",
@@ -374,6 +393,15 @@ fn finish(
         );
     }
     if a.quiet && !a.json {
+        if let Some(cv) = &cv {
+            println!(
+                "cv: {} {:.4} ± {:.4} over {} folds",
+                cv["metric"].as_str().unwrap_or(""),
+                cv["mean"].as_f64().unwrap_or(f64::NAN),
+                cv["sd"].as_f64().unwrap_or(f64::NAN),
+                cv["k"]
+            );
+        }
         println!(
             "{}",
             test.as_ref().map_or_else(
@@ -390,6 +418,10 @@ fn finish(
             "test": test.map(|t| t.json),
             "peak_memory_bytes": super::peak_memory_bytes(),
         });
+        let mut summary = summary;
+        if let Some(cv) = cv {
+            summary["cv"] = cv;
+        }
         println!("{summary}");
     }
     Ok(())

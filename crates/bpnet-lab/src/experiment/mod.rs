@@ -28,6 +28,7 @@ mod norm;
 mod paper;
 mod population;
 pub mod report;
+pub mod seeds;
 mod sweep;
 
 pub use sweep::{SweepRow, sweep};

@@ -55,6 +55,7 @@ mod atomic;
 mod checkpoint;
 mod container;
 mod digest;
+mod ensemble;
 mod guard;
 mod header;
 mod model_file;
@@ -67,6 +68,7 @@ mod torch;
 pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
+pub use ensemble::{ENSEMBLE_KEY, EnsembleSection, ensemble_members, save_ensemble};
 #[doc(hidden)]
 pub use model_file::decode_model_unchecked;
 pub use model_file::{

@@ -129,6 +129,36 @@ pub fn export_onnx(model: &Sequential<f32>, options: &ExportOptions) -> Result<O
     } else {
         model
     };
+    let (opset, inputs, outputs) = plan(model, options)?;
+    let mut g = Graph::default();
+    let mut x = options.input_name.clone();
+    if let Some(s) = &options.input_scaling {
+        x = input_scaling(&mut g, s, &x);
+    }
+    x = layers(&mut g, model, "", &x, opset)?;
+    finish(g, model, options, x, opset, inputs, outputs)
+}
+
+/// The nodes of every layer of `model` applied to `x`, node and constant
+/// names prefixed by `prefix`; returns the output name.
+pub(super) fn layers(g: &mut Graph, model: &Sequential<f32>, prefix: &str, x: &str, opset: i64) -> Result<String> {
+    let mut x = x.to_string();
+    for (i, layer) in model.layers().iter().enumerate() {
+        let path = format!("{prefix}layers.{i}");
+        x = match layer {
+            Layer::Dense(d) => dense(g, d, prefix, &path, &x)?,
+            Layer::BatchNorm(bn) => batch_norm(g, bn, &path, &x)?,
+            Layer::LayerNorm(n) => layer_norm(g, n, &path, &x),
+            Layer::Activation(a) => activation(g, a.kind, &path, &x, opset),
+            Layer::Dropout(_) => x,
+        };
+    }
+    Ok(x)
+}
+
+/// The opset to write for `model` and the input and output widths, with
+/// the options checked.
+pub(super) fn plan(model: &Sequential<f32>, options: &ExportOptions) -> Result<(i64, usize, usize)> {
     let inputs = model
         .in_features()
         .ok_or_else(|| Error::config("onnx export", "the model has no Dense layer"))?;
@@ -150,22 +180,19 @@ pub fn export_onnx(model: &Sequential<f32>, options: &ExportOptions) -> Result<O
             format!("{opset} has no LayerNormalization; layer normalization needs opset {LAYER_NORM_OPSET} or later"),
         ));
     }
+    Ok((opset, inputs, outputs))
+}
 
-    let mut g = Graph::default();
-    let mut x = options.input_name.clone();
-    if let Some(s) = &options.input_scaling {
-        x = input_scaling(&mut g, s, &x);
-    }
-    for (i, layer) in model.layers().iter().enumerate() {
-        let path = format!("layers.{i}");
-        x = match layer {
-            Layer::Dense(d) => dense(&mut g, d, &path, &x)?,
-            Layer::BatchNorm(bn) => batch_norm(&mut g, bn, &path, &x)?,
-            Layer::LayerNorm(n) => layer_norm(&mut g, n, &path, &x),
-            Layer::Activation(a) => activation(&mut g, a.kind, &path, &x, opset),
-            Layer::Dropout(_) => x,
-        };
-    }
+/// Output scaling, head, output name and the model around the graph.
+pub(super) fn finish(
+    mut g: Graph,
+    model: &Sequential<f32>,
+    options: &ExportOptions,
+    mut x: String,
+    opset: i64,
+    inputs: usize,
+    outputs: usize,
+) -> Result<OnnxModel> {
     if let Some(s) = &options.output_scaling {
         x = output_scaling(&mut g, s, &x);
     }
@@ -242,7 +269,7 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str) -> String {
+pub(super) fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str) -> String {
     let n = s.len();
     let mut x = x.to_string();
     if s.has_fill() {

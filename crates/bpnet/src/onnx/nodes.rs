@@ -7,15 +7,16 @@ use crate::error::{Error, Result};
 use crate::layers::{Activation, BatchNorm, Dense, LayerNorm};
 
 /// `Gemm(x, W, b)` with `transB = 1` (W is `[out, in]`); no `C` input when
-/// the layer has no bias. Returns the output name.
-pub(super) fn dense(g: &mut Graph, d: &Dense<f32>, path: &str, x: &str) -> Result<String> {
+/// the layer has no bias. Constants are named `{prefix}{parameter name}`.
+/// Returns the output name.
+pub(super) fn dense(g: &mut Graph, d: &Dense<f32>, prefix: &str, path: &str, x: &str) -> Result<String> {
     let w = g.constant(
-        &d.weight.name,
+        &format!("{prefix}{}", d.weight.name),
         &[d.out_features(), d.in_features()],
         d.weight.value.as_slice(),
     );
     let b = match &d.bias {
-        Some(b) => g.constant(&b.name, &[d.out_features()], b.value.as_slice()),
+        Some(b) => g.constant(&format!("{prefix}{}", b.name), &[d.out_features()], b.value.as_slice()),
         None => String::new(),
     };
     let inputs: Vec<&str> = if b.is_empty() { vec![x, &w] } else { vec![x, &w, &b] };

@@ -122,6 +122,14 @@ pub fn evaluate_fused(net: &InferenceNet<f32>, data: &Dataset, loss: Loss, chunk
     })
 }
 
+/// [`evaluate_fused`] for an ensemble: the averaged prediction as "logits"
+/// (see [`crate::ensemble`]); one member gives exactly [`evaluate_fused`].
+pub fn evaluate_ensemble(net: &crate::EnsembleNet, data: &Dataset, loss: Loss, chunk: usize) -> Result<Evaluation> {
+    evaluate_with(data, loss, chunk, net.out_features(), &mut |x, out| {
+        net.forward_into(x, out)
+    })
+}
+
 /// A forward pass writing `[rows, out]` outputs for `x: [rows, in]` into its
 /// second argument.
 type ForwardInto<'a> = dyn FnMut(&Matrix<f32>, &mut Matrix<f32>) -> Result<()> + 'a;

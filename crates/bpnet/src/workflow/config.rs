@@ -84,6 +84,9 @@ pub struct TrainConfig {
     pub on_nan: String,
     /// Rescale gradients to this global L2 norm at most (0 = off).
     pub clip_grad_norm: f64,
+    /// Train this many networks (seeds `seed`, `seed + 1`, ...) and average
+    /// their predictions in one model file (1 = a single network).
+    pub ensemble: usize,
     /// Record per-layer diagnostics in the history (`--diagnostics`).
     pub diagnostics: bool,
     /// Draw the history as figures after training (`--plot`).
@@ -129,6 +132,7 @@ impl Default for TrainConfig {
             checkpoint_steps: 0,
             on_nan: "stop".into(),
             clip_grad_norm: 0.0,
+            ensemble: 1,
             diagnostics: false,
             plot: false,
         }

@@ -4,11 +4,11 @@
 //! original units).
 
 use super::data::Pipeline;
-use crate::InferenceNet;
 use crate::data::{Dataset, Targets};
 use crate::loss::Loss;
-use crate::train::evaluate_fused;
 use crate::train::metrics::{ClassMetrics, RegressionMetrics};
+use crate::train::{Evaluation, evaluate_ensemble, evaluate_fused};
+use crate::{EnsembleNet, InferenceNet};
 use crate::{Result, Sequential};
 use serde_json::{Value, json};
 
@@ -27,6 +27,16 @@ pub struct TestMetrics {
 /// targets' original units.
 pub fn metrics(model: &Sequential<f32>, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
     let ev = evaluate_fused(&InferenceNet::new(model)?, data, loss, 1024)?;
+    metrics_of(ev, data, pipeline)
+}
+
+/// [`metrics`] of an ensemble's averaged prediction.
+pub fn ensemble_metrics(net: &EnsembleNet, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
+    let ev = evaluate_ensemble(net, data, loss, 1024)?;
+    metrics_of(ev, data, pipeline)
+}
+
+fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
     let rows = data.len();
     match &data.targets {
         Targets::Classes { labels, classes } => {
