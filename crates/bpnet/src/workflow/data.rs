@@ -4,11 +4,12 @@
 //! preprocessing to new files.
 
 use super::config::TrainConfig;
-use crate::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
+use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{
     Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
 };
-use crate::data::split::split;
+use crate::data::split::{split, split_by};
+use crate::data::table::{AsTable, Table, read_table};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
@@ -220,9 +221,10 @@ fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
 }
 
 /// Rows of a table as a dataset, with the fitted preprocessing.
-pub fn table_dataset(p: &Preprocessor, table: &RawTable, rows: &[usize]) -> Result<Dataset> {
-    let x = p.transform_features(table, rows)?;
-    match p.transform_targets(table, rows)? {
+pub fn table_dataset<T: AsTable + ?Sized>(p: &Preprocessor, table: &T, rows: &[usize]) -> Result<Dataset> {
+    let table = table.as_table();
+    let x = p.transform_features(&*table, rows)?;
+    match p.transform_targets(&*table, rows)? {
         TableTargets::Labels(l) => Dataset::new(x, l, p.n_outputs()),
         TableTargets::Values(v) => Dataset::regression(x, v),
     }
@@ -230,7 +232,7 @@ pub fn table_dataset(p: &Preprocessor, table: &RawTable, rows: &[usize]) -> Resu
 
 fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
     let opts = csv_options(cfg)?;
-    let table = read_csv(Path::new(&cfg.data), &opts)?;
+    let table = read_table(Path::new(&cfg.data), &opts)?;
     let spec = preprocess_spec(cfg)?;
     let mut rows: Vec<usize> = (0..table.len()).collect();
     if cfg.limit > 0 {
@@ -246,16 +248,16 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
         Some(t) => t,
         None => detect_task(&table, &target_cols, &rows)?.0,
     };
-    let strata = |rows: &[usize]| (task == Task::Classify).then(|| table.column_cells(target_cols[0], rows));
+    let strata = |rows: &[usize]| (task == Task::Classify).then(|| table.column_texts(target_cols[0], rows));
     let mut test_rows = Vec::new();
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
-        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.test_split, cfg.seed ^ 0x7E57)?;
+        let (keep, out) = split_by(rows.len(), strata(&rows).as_deref(), cfg.test_split, cfg.seed ^ 0x7E57)?;
         test_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
     let mut val_rows = Vec::new();
     if cfg.val_split > 0.0 {
-        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.val_split, cfg.seed ^ 0x0A11D)?;
+        let (keep, out) = split_by(rows.len(), strata(&rows).as_deref(), cfg.val_split, cfg.seed ^ 0x0A11D)?;
         val_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
@@ -265,7 +267,7 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
         .then(|| table_dataset(&pre, &table, &val_rows))
         .transpose()?;
     let test = if !cfg.test.is_empty() {
-        let t = read_csv(Path::new(&cfg.test), &opts)?;
+        let t = read_table(Path::new(&cfg.test), &opts)?;
         let all: Vec<usize> = (0..t.len()).collect();
         Some(table_dataset(&pre, &t, &all)?)
     } else {
@@ -290,7 +292,7 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
             header,
             preprocessor,
         } => {
-            let table = read_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header)?;
             table_dataset(preprocessor, &table, &all_rows(&table))
         }
     }
@@ -306,20 +308,20 @@ pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
             header,
             preprocessor,
         } => {
-            let table = read_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header)?;
             preprocessor.transform_features(&table, &all_rows(&table))
         }
     }
 }
 
-fn all_rows(table: &RawTable) -> Vec<usize> {
+fn all_rows(table: &Table) -> Vec<usize> {
     (0..table.len()).collect()
 }
 
 /// Reads a CSV the way the training file was read.
-fn read_table(data: &str, delimiter: char, header: bool) -> Result<RawTable> {
+fn read_model_table(data: &str, delimiter: char, header: bool) -> Result<Table> {
     let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
-    read_csv(
+    read_table(
         Path::new(data),
         &CsvOptions {
             header: Some(header),
