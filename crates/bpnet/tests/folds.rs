@@ -9,7 +9,7 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 #[test]
 fn folds_partition_the_rows_with_balanced_sizes() {
     for (n, k) in [(10, 2), (11, 3), (150, 5), (7, 7)] {
-        let folds = kfold(n, None, k, 3).unwrap();
+        let folds = kfold(n, None::<&[&str]>, k, 3).unwrap();
         assert_eq!(folds.len(), k);
         let mut all: Vec<usize> = folds.iter().flatten().copied().collect();
         all.sort_unstable();
@@ -49,14 +49,30 @@ fn stratified_folds_keep_class_proportions() {
 
 #[test]
 fn folds_are_seeded() {
-    assert_eq!(kfold(50, None, 5, 9).unwrap(), kfold(50, None, 5, 9).unwrap());
-    assert_ne!(kfold(50, None, 5, 9).unwrap(), kfold(50, None, 5, 10).unwrap());
+    assert_eq!(
+        kfold(50, None::<&[&str]>, 5, 9).unwrap(),
+        kfold(50, None::<&[&str]>, 5, 9).unwrap()
+    );
+    assert_ne!(
+        kfold(50, None::<&[&str]>, 5, 9).unwrap(),
+        kfold(50, None::<&[&str]>, 5, 10).unwrap()
+    );
 }
 
 #[test]
 fn bad_fold_counts_are_refused() {
-    assert!(kfold(10, None, 1, 0).unwrap_err().to_string().contains("at least 2"));
-    assert!(kfold(3, None, 4, 0).unwrap_err().to_string().contains("only 3 rows"));
+    assert!(
+        kfold(10, None::<&[&str]>, 1, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 2")
+    );
+    assert!(
+        kfold(3, None::<&[&str]>, 4, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("only 3 rows")
+    );
 }
 
 #[test]

@@ -252,6 +252,10 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.ckpt.safetensors"))
 }
 
+/// Seconds spent reading, splitting and preprocessing the data, and the
+/// peak memory right after, for --json (bench/csv_ingest.sh).
+static LOAD_STATS: std::sync::OnceLock<(f64, Option<u64>)> = std::sync::OnceLock::new();
+
 /// Runs `bpnet train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
     let mut cfg = resolve(a)?;
@@ -262,7 +266,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     // A file that is not a checkpoint is reported as such before its outputs are checked.
     let resumed = a.resume.as_deref().map(load_run).transpose()?;
     super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    let load_start = std::time::Instant::now();
     let data = load(&cfg)?;
+    let _ = LOAD_STATS.set((load_start.elapsed().as_secs_f64(), super::peak_memory_bytes()));
     let say = |s: &str| {
         if !a.quiet {
             println!("{s}");
@@ -417,6 +423,8 @@ fn finish(
             "final": history.epochs.last().map(record_json),
             "test": test.map(|t| t.json),
             "peak_memory_bytes": super::peak_memory_bytes(),
+            "load_seconds": LOAD_STATS.get().map(|l| l.0),
+            "load_peak_memory_bytes": LOAD_STATS.get().and_then(|l| l.1),
         });
         let mut summary = summary;
         if let Some(cv) = cv {

@@ -9,6 +9,7 @@ mod mnist;
 pub mod names;
 pub mod preprocess;
 pub mod split;
+pub mod table;
 
 pub use batches::Batches;
 pub use csv::{ColumnRef, CsvOptions, RawTable, parse_csv, read_csv};
@@ -16,6 +17,7 @@ pub use mnist::{bundled_mnist_dir, load_mnist};
 pub use names::ColumnIndex;
 pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};
 pub use split::split;
+pub use table::{AsTable, Cell, Column, Table, read_table};
 
 use crate::error::{Error, Result};
 use crate::loss::Target;

@@ -4,11 +4,12 @@
 //! preprocessing to new files.
 
 use super::config::TrainConfig;
-use crate::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
+use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{
     Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
 };
-use crate::data::split::split;
+use crate::data::split::{split, split_by};
+use crate::data::table::{AsTable, Table, read_table};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
@@ -221,9 +222,10 @@ fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
 }
 
 /// Rows of a table as a dataset, with the fitted preprocessing.
-pub fn table_dataset(p: &Preprocessor, table: &RawTable, rows: &[usize]) -> Result<Dataset> {
-    let x = p.transform_features(table, rows)?;
-    match p.transform_targets(table, rows)? {
+pub fn table_dataset<T: AsTable + ?Sized>(p: &Preprocessor, table: &T, rows: &[usize]) -> Result<Dataset> {
+    let table = table.as_table();
+    let x = p.transform_features(&*table, rows)?;
+    match p.transform_targets(&*table, rows)? {
         TableTargets::Labels(l) => Dataset::new(x, l, p.n_outputs()),
         TableTargets::Values(v) => Dataset::regression(x, v),
     }
@@ -233,7 +235,7 @@ pub fn table_dataset(p: &Preprocessor, table: &RawTable, rows: &[usize]) -> Resu
 /// `--limit` and `--test-split`, and the rows held out for testing.
 pub struct TableSource {
     /// The raw table.
-    pub table: RawTable,
+    pub table: Table,
     spec: PreprocessSpec,
     task: Task,
     target_cols: Vec<usize>,
@@ -251,9 +253,9 @@ impl TableSource {
 
     /// The raw cells of the first target column for `rows` (classification
     /// only): the strata of stratified splits.
-    pub fn strata(&self, rows: &[usize]) -> Option<Vec<String>> {
+    pub fn strata(&self, rows: &[usize]) -> Option<Vec<std::borrow::Cow<'_, str>>> {
         self.is_classification()
-            .then(|| self.table.column_cells(self.target_cols[0], rows))
+            .then(|| self.table.column_texts(self.target_cols[0], rows))
     }
 }
 
@@ -267,7 +269,7 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
     }
     check_fraction("test-split", cfg.test_split)?;
     let opts = csv_options(cfg)?;
-    let table = read_csv(Path::new(&cfg.data), &opts)?;
+    let table = read_table(Path::new(&cfg.data), &opts)?;
     let spec = preprocess_spec(cfg)?;
     let mut rows: Vec<usize> = (0..table.len()).collect();
     if cfg.limit > 0 {
@@ -293,7 +295,7 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
     };
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
         let rows = &src.rows;
-        let (keep, out) = split(
+        let (keep, out) = split_by(
             rows.len(),
             src.strata(rows).as_deref(),
             cfg.test_split,
@@ -318,7 +320,7 @@ pub fn prepare_rows(
     let mut rows = rows.to_vec();
     let mut val_rows = Vec::new();
     if cfg.val_split > 0.0 {
-        let (keep, out) = split(
+        let (keep, out) = split_by(
             rows.len(),
             src.strata(&rows).as_deref(),
             cfg.val_split,
@@ -336,7 +338,7 @@ pub fn prepare_rows(
     let test = match test_rows {
         Some(t) => Some(table_dataset(&pre, table, t)?),
         None if !cfg.test.is_empty() => {
-            let t = read_csv(Path::new(&cfg.test), &csv_options(cfg)?)?;
+            let t = read_table(Path::new(&cfg.test), &csv_options(cfg)?)?;
             let all: Vec<usize> = (0..t.len()).collect();
             Some(table_dataset(&pre, &t, &all)?)
         }
@@ -366,7 +368,7 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
             header,
             preprocessor,
         } => {
-            let table = read_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header)?;
             table_dataset(preprocessor, &table, &all_rows(&table))
         }
     }
@@ -382,20 +384,20 @@ pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
             header,
             preprocessor,
         } => {
-            let table = read_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header)?;
             preprocessor.transform_features(&table, &all_rows(&table))
         }
     }
 }
 
-fn all_rows(table: &RawTable) -> Vec<usize> {
+fn all_rows(table: &Table) -> Vec<usize> {
     (0..table.len()).collect()
 }
 
 /// Reads a CSV the way the training file was read.
-fn read_table(data: &str, delimiter: char, header: bool) -> Result<RawTable> {
+fn read_model_table(data: &str, delimiter: char, header: bool) -> Result<Table> {
     let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
-    read_csv(
+    read_table(
         Path::new(data),
         &CsvOptions {
             header: Some(header),

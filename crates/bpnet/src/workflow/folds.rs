@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 /// `seed` gives the same folds.
 ///
 /// Errors: `k < 2`, `k > n`, or `strata` of the wrong length.
-pub fn kfold(n: usize, strata: Option<&[String]>, k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+pub fn kfold<S: AsRef<str>>(n: usize, strata: Option<&[S]>, k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
     if k < 2 {
         return Err(Error::config("cv", format!("{k} folds: need at least 2")));
     }
@@ -30,7 +30,7 @@ pub fn kfold(n: usize, strata: Option<&[String]>, k: usize, seed: u64) -> Result
         Some(s) => {
             let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
             for (i, key) in s.iter().enumerate() {
-                groups.entry(key.as_str()).or_default().push(i);
+                groups.entry(key.as_ref()).or_default().push(i);
             }
             let mut order = Vec::with_capacity(n);
             for rows in groups.values_mut() {
