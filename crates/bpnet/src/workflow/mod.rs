@@ -7,12 +7,14 @@
 //! The same configuration, data and seed give the same model, bit for bit,
 //! whichever front end runs it.
 
+mod arrays;
 mod config;
 mod data;
 mod metadata;
 mod metrics;
 mod setup;
 
+pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};
 pub use config::TrainConfig;
 pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use metadata::{Metadata, metadata, record_json};

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub const MAX_AUTO_CLASSES: usize = 20;
 
 /// Largest magnitude accepted in a numeric cell.
-const ABSURD: f64 = 1e30;
+pub(crate) const ABSURD: f64 = 1e30;
 
 /// Classification (softmax over classes) or regression (real-valued outputs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
