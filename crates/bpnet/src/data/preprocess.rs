@@ -21,6 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 mod columns;
+mod dense;
 mod features;
 mod targets;
 
@@ -33,6 +34,7 @@ use features::{Encoder, fit_feature};
 use targets::{TargetMap, fit_target};
 
 pub use columns::{Impute, MAX_AUTO_CLASSES, Scaling, Task, detect_task};
+pub use dense::{DenseData, DenseMatrix, Layout, target_table};
 pub use features::{Feature, FeatureKind};
 
 /// What to fit: which columns are targets, which to leave out, the task and

@@ -73,7 +73,7 @@ pub use ensemble::{ENSEMBLE_KEY, EnsembleSection, ensemble_members, save_ensembl
 pub use model_file::decode_model_unchecked;
 pub use model_file::{
     CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, decode_model, describe,
-    load_model, save_checkpoint, save_model, save_model_with,
+    load_model, model_bytes, save_checkpoint, save_model, save_model_with,
 };
 pub use outputs::{Kind, OutputPlan};
 pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

@@ -95,6 +95,22 @@ pub fn save_model_with<M: Serialize + ?Sized>(
     save_checkpoint(path, spec, model, metadata, &[])
 }
 
+/// The bytes [`save_model_with`] would write (for a model kept in memory,
+/// e.g. pickled by the Python package); `what` names it in errors.
+pub fn model_bytes<M: Serialize + ?Sized>(
+    what: &Path,
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    metadata: &M,
+) -> Result<Vec<u8>> {
+    let not_saved = |reason| Error::Format {
+        path: what.to_path_buf(),
+        reason: format!("not saved: {reason}"),
+    };
+    let sections = section_texts(metadata).map_err(not_saved)?;
+    encode(spec, model, sections, &[]).map_err(not_saved)
+}
+
 /// [`save_model_with`] plus `extra` checkpoint tensors (names must start
 /// with one of [`CHECKPOINT_PREFIXES`]); [`load_model`] returns them in
 /// [`ModelFile::extra`].

@@ -58,6 +58,18 @@ pub fn set_threads(n: usize) -> usize {
     global::set(n.clamp(1, MAX_THREADS))
 }
 
+/// For a child process after `fork`, which holds only the thread that
+/// called `fork`: the team's workers do not exist there, so the team is
+/// forgotten (its memory leaked, its workers neither stopped nor joined)
+/// and [`set_threads`]`(n)` starts a new one. Call it in the child before
+/// anything else runs bpnet code (the Python package does, through
+/// `os.register_at_fork`); a child that forked while another thread was
+/// inside bpnet cannot be repaired.
+pub fn restart_after_fork(n: usize) -> usize {
+    global::forget();
+    set_threads(n)
+}
+
 /// The thread count in effect.
 pub fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
@@ -93,6 +105,14 @@ mod global {
         TEAM.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    pub(super) fn forget() {
+        let mut team = TEAM.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = team.take() {
+            std::mem::forget(t);
+        }
+        super::THREADS.store(1, super::Ordering::Relaxed);
+    }
+
     pub(super) fn set(n: usize) -> usize {
         let mut team = TEAM.write().unwrap_or_else(|e| e.into_inner());
         let current = team.as_ref().map_or(0, |t| t.workers()) + 1;
@@ -121,4 +141,6 @@ mod global {
     pub(super) fn set(_n: usize) -> usize {
         1
     }
+
+    pub(super) fn forget() {}
 }

@@ -119,7 +119,7 @@ pub fn load(cfg: &TrainConfig) -> Result<Prepared> {
     }
 }
 
-fn check_fraction(name: &str, f: f64) -> Result<()> {
+pub(super) fn check_fraction(name: &str, f: f64) -> Result<()> {
     if (0.0..1.0).contains(&f) {
         Ok(())
     } else {
@@ -173,7 +173,7 @@ fn csv_options(cfg: &TrainConfig) -> Result<CsvOptions> {
     })
 }
 
-fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
+pub(super) fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
     let task = match cfg.task.as_str() {
         "auto" => None,
         "classify" | "classification" => Some(Task::Classify),

@@ -7,6 +7,7 @@
 //! The same configuration, data and seed give the same model, bit for bit,
 //! whichever front end runs it.
 
+mod arrays;
 mod config;
 mod cv;
 mod data;
@@ -16,6 +17,7 @@ mod metrics;
 mod run;
 mod setup;
 
+pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};
 pub use config::TrainConfig;
 pub use cv::{CvReport, FoldScore, cross_validate, run_fold, table_folds};
 pub use data::{

@@ -1,0 +1,329 @@
+//! Preprocessing of numeric arrays held in memory (the Python package's
+//! input): the same fitted [`Preprocessor`] as for a CSV table whose feature
+//! columns hold the same numbers, so that training on an array and on the
+//! equivalent CSV file gives the same features, bit for bit.
+//!
+//! Feature values follow the CSV rules for a numeric cell: NaN is a missing
+//! value (filled when imputing, else an error), an infinite value or one
+//! beyond ±1e30 is an error. Targets go through the CSV code itself: they
+//! arrive as a [`RawTable`] of cell texts (class labels as written, numbers
+//! in their shortest round-trip form).
+
+use super::columns::{Task, detect_task};
+use super::features::FeatureKind;
+use super::targets::fit_target;
+use super::{Feature, PreprocessSpec, Preprocessor, Targets};
+use crate::data::csv::RawTable;
+use crate::data::table::{ABSURD, Table};
+use crate::error::{Error, Result};
+use crate::tensor::Matrix;
+
+/// Element layout of a [`DenseMatrix`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Row-major (C order): element `(r, c)` at `r * cols + c`.
+    RowMajor,
+    /// Column-major (Fortran order): element `(r, c)` at `c * rows + r`.
+    ColMajor,
+}
+
+/// The element buffer of a [`DenseMatrix`].
+#[derive(Debug, Clone, Copy)]
+pub enum DenseData<'a> {
+    /// Single precision.
+    F32(&'a [f32]),
+    /// Double precision.
+    F64(&'a [f64]),
+}
+
+/// A borrowed `[rows, cols]` matrix of numbers, f32 or f64, in either layout
+/// (no copy of the caller's buffer is made).
+#[derive(Debug, Clone, Copy)]
+pub struct DenseMatrix<'a> {
+    data: DenseData<'a>,
+    rows: usize,
+    cols: usize,
+    layout: Layout,
+}
+
+impl<'a> DenseMatrix<'a> {
+    /// Wraps `data` as a `[rows, cols]` matrix; its length must be `rows * cols`.
+    pub fn new(data: DenseData<'a>, rows: usize, cols: usize, layout: Layout) -> Result<Self> {
+        let len = match data {
+            DenseData::F32(d) => d.len(),
+            DenseData::F64(d) => d.len(),
+        };
+        if rows.checked_mul(cols) != Some(len) {
+            return Err(Error::shape("dense matrix", format!("{rows}x{cols} values"), len));
+        }
+        Ok(DenseMatrix {
+            data,
+            rows,
+            cols,
+            layout,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Element `(r, c)` as f64 (exact for f32).
+    #[inline]
+    pub fn get(&self, r: usize, c: usize) -> f64 {
+        let i = match self.layout {
+            Layout::RowMajor => r * self.cols + c,
+            Layout::ColMajor => c * self.rows + r,
+        };
+        match self.data {
+            DenseData::F32(d) => f64::from(d[i]),
+            DenseData::F64(d) => d[i],
+        }
+    }
+
+    /// The number at `(r, c)`, `None` for NaN (missing); an infinite value or
+    /// one beyond ±1e30 is an error naming the 0-based row and the column.
+    fn number(&self, r: usize, c: usize, name: &str) -> Result<Option<f64>> {
+        let v = self.get(r, c);
+        let bad = |what: String| Error::config("X", format!("row {r}, column '{name}': {what}"));
+        if v.is_nan() {
+            Ok(None)
+        } else if v.is_infinite() {
+            Err(bad(format!("infinite value {v}")))
+        } else if v.abs() > ABSURD {
+            Err(bad(format!("value {v} is beyond ±1e30")))
+        } else {
+            Ok(Some(v))
+        }
+    }
+}
+
+impl Preprocessor {
+    /// Fits on the `train_rows` of the numeric features `x` (columns named
+    /// `names`) and of the target table `y` (one row per row of `x`, its
+    /// columns the targets), as [`Preprocessor::fit`] would on a table holding
+    /// `x`'s columns followed by `y`'s. `has_header` is what a CSV of the
+    /// same data would have (it decides how `bpnet eval` reads files later).
+    pub fn fit_dense(
+        x: &DenseMatrix<'_>,
+        names: &[String],
+        y: &RawTable,
+        has_header: bool,
+        train_rows: &[usize],
+        spec: &PreprocessSpec,
+    ) -> Result<(Preprocessor, Vec<String>)> {
+        check_shapes(x, names, y)?;
+        if train_rows.is_empty() {
+            return Err(Error::config("X", "no training rows"));
+        }
+        if let Some(&r) = train_rows.iter().find(|&&r| r >= x.rows()) {
+            return Err(Error::config(
+                "X",
+                format!("row {r} is out of range: {} rows", x.rows()),
+            ));
+        }
+        let mut notes = Vec::new();
+        let targets: Vec<usize> = (0..y.n_cols()).collect();
+        let task = match spec.task {
+            Some(t) => t,
+            None => {
+                let (t, note) = detect_task(y, &targets, train_rows)?;
+                notes.push(note);
+                t
+            }
+        };
+        let target = fit_target(&Table::from_raw(y), &targets, train_rows, task)?;
+        let mut features = Vec::with_capacity(x.cols());
+        for (c, name) in names.iter().enumerate() {
+            features.push(fit_column(x, c, name, train_rows, spec, &mut notes)?);
+        }
+        let n = x.cols();
+        let pre = Preprocessor {
+            task,
+            scaling: spec.scaling,
+            impute: spec.impute,
+            has_header,
+            columns: names.iter().chain(&y.columns).cloned().collect(),
+            features,
+            target_columns: y.columns.clone(),
+            target_indices: (n..n + y.n_cols()).collect(),
+            target,
+        };
+        Ok((pre, notes))
+    }
+
+    /// The feature matrix `[rows.len(), n_features()]` of `x`'s `rows`, whose
+    /// columns are the model's feature columns in order; every feature must be
+    /// numeric (a model that one-hot encodes a text column takes a CSV).
+    pub fn transform_dense(&self, x: &DenseMatrix<'_>, rows: &[usize]) -> Result<Matrix<f32>> {
+        if x.cols() != self.features.len() {
+            return Err(Error::config(
+                "X",
+                format!(
+                    "{} columns, but the model takes {} features",
+                    x.cols(),
+                    self.features.len()
+                ),
+            ));
+        }
+        let mut scale = Vec::with_capacity(self.features.len());
+        for f in &self.features {
+            match &f.kind {
+                FeatureKind::Numeric { center, scale: s, fill } => scale.push((*center, *s, *fill)),
+                FeatureKind::Categorical { .. } => {
+                    return Err(Error::config(
+                        "X",
+                        format!(
+                            "the model one-hot encodes the text column '{}'; numeric arrays cannot feed it (use a CSV file)",
+                            f.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut data = Vec::with_capacity(rows.len() * scale.len());
+        for &r in rows {
+            if r >= x.rows() {
+                return Err(Error::config(
+                    "X",
+                    format!("row {r} is out of range: {} rows", x.rows()),
+                ));
+            }
+            for (c, (f, &(center, s, fill))) in self.features.iter().zip(&scale).enumerate() {
+                let v = match (x.number(r, c, &f.name)?, fill) {
+                    (Some(v), _) => v,
+                    (None, Some(fv)) => fv,
+                    (None, None) => {
+                        let what = format!("row {r}, column '{}': missing value (NaN; fit without impute)", f.name);
+                        return Err(Error::config("X", what));
+                    }
+                };
+                data.push(((v - center) / s) as f32);
+            }
+        }
+        Matrix::from_vec(rows.len(), scale.len(), data)
+    }
+}
+
+impl Preprocessor {
+    /// Replaces the classes with `classes` (texts, sorted as
+    /// [`Preprocessor::fit`] sorts labels), for incremental training whose
+    /// first rows need not hold every class. An error for regression.
+    pub fn set_classes(&mut self, classes: &[String]) -> Result<()> {
+        if self.task != Task::Classify {
+            return Err(Error::config("classes", "only classification has classes"));
+        }
+        let cells = classes.iter().map(|c| vec![c.clone()]).collect();
+        let table = target_table(self.target_columns.clone(), cells, self.has_header);
+        let rows: Vec<usize> = (0..classes.len()).collect();
+        if rows.is_empty() {
+            return Err(Error::config("classes", "no classes given"));
+        }
+        self.target = fit_target(&Table::from_raw(&table), &[0], &rows, Task::Classify)?;
+        Ok(())
+    }
+
+    /// The targets of `y`'s `rows`, `y` holding only the target column(s)
+    /// in the model's order (see [`target_table`]).
+    pub fn transform_dense_targets(&self, y: &RawTable, rows: &[usize]) -> Result<Targets> {
+        if y.n_cols() != self.target_indices.len() {
+            return Err(Error::config(
+                "y",
+                format!(
+                    "{} target columns, but the model has {}",
+                    y.n_cols(),
+                    self.target_indices.len()
+                ),
+            ));
+        }
+        if let Some(&r) = rows.iter().find(|&&r| r >= y.len()) {
+            return Err(Error::config("y", format!("row {r} is out of range: {} rows", y.len())));
+        }
+        let cols: Vec<usize> = (0..y.n_cols()).collect();
+        self.target.encode(&Table::from_raw(y), rows, &cols)
+    }
+}
+
+fn check_shapes(x: &DenseMatrix<'_>, names: &[String], y: &RawTable) -> Result<()> {
+    if names.len() != x.cols() {
+        return Err(Error::shape("feature names", x.cols(), names.len()));
+    }
+    if y.len() != x.rows() {
+        return Err(Error::config(
+            "y",
+            format!("{} rows, but X has {} rows", y.len(), x.rows()),
+        ));
+    }
+    if y.n_cols() == 0 || y.rows.iter().any(|r| r.len() != y.n_cols()) {
+        return Err(Error::config("y", "every row needs one cell per target column"));
+    }
+    if x.cols() == 0 {
+        return Err(Error::config("X", "no feature columns"));
+    }
+    Ok(())
+}
+
+/// Fits feature column `c` on the training rows, as `fit_feature` does for a
+/// numeric CSV column.
+fn fit_column(
+    x: &DenseMatrix<'_>,
+    c: usize,
+    name: &str,
+    rows: &[usize],
+    spec: &PreprocessSpec,
+    notes: &mut Vec<String>,
+) -> Result<Feature> {
+    let mut values = Vec::with_capacity(rows.len());
+    let mut first_missing = None;
+    for &r in rows {
+        match x.number(r, c, name)? {
+            Some(v) => values.push(v),
+            None => {
+                first_missing.get_or_insert(r);
+            }
+        }
+    }
+    let missing = rows.len() - values.len();
+    if values.is_empty() {
+        return Err(Error::config(
+            "X",
+            format!("column '{name}': every training value is missing (NaN)"),
+        ));
+    }
+    if let (Some(r), None) = (first_missing, spec.impute) {
+        return Err(Error::config(
+            "X",
+            format!("row {r}, column '{name}': missing value (NaN; use impute='mean' or 'median')"),
+        ));
+    }
+    let (center, scale) = spec.scaling.fit(&values);
+    let fill = spec.impute.map(|i| i.fill(&mut values));
+    if let (Some(f), true) = (fill, missing > 0) {
+        notes.push(format!("impute: {missing} missing cells of '{name}' filled with {f}"));
+    }
+    Ok(Feature {
+        name: name.to_string(),
+        index: c,
+        kind: FeatureKind::Numeric { center, scale, fill },
+    })
+}
+
+/// The target table of class labels or target values: one column per name,
+/// `cells[r][j]` the text of row `r`'s target `j` (path `y` in errors, line
+/// `r + 1` for row `r`).
+pub fn target_table(names: Vec<String>, cells: Vec<Vec<String>>, has_header: bool) -> RawTable {
+    let lines = (1..=cells.len() as u64).collect();
+    RawTable {
+        path: "y".into(),
+        columns: names,
+        has_header,
+        rows: cells,
+        lines,
+    }
+}
