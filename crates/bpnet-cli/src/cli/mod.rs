@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod config;
 pub mod diagnostics;
+pub mod dist;
 pub mod eval;
 pub mod experiment;
 pub mod export;

@@ -5,12 +5,17 @@
 use super::config::TomlConfig;
 use super::progress::Progress;
 use crate::overlay;
+use bpnet::comm::Comm;
 use bpnet::io::{load_model, load_run, save_model_with, save_run};
+use bpnet::train::BnSyncMode;
 use bpnet::train::{Event, History, default_loss, fit_resume};
-use bpnet::workflow::{Prepared, TrainConfig, fit_config, load, metadata, metrics, model_spec, optimizer, record_json};
+use bpnet::workflow::{
+    Prepared, TestMetrics, TrainConfig, fit_config, load, metadata, metrics_split, model_spec, optimizer, record_json,
+};
 use bpnet::{Error, ModelSpec, Optimizer, Result, Sequential, Trainer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
 #[derive(clap::Args, Debug, Default)]
@@ -130,6 +135,11 @@ pub struct TrainArgs {
     /// Draw the loss/metric curves (and diagnostics) as PNG and SVG into NAME.plots/ after training.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     plot: Option<bool>,
+    /// Under mpirun: batch normalization with the statistics of the whole
+    /// global batch (global, the same model as one process) or of each
+    /// process's rows (local, a different model); ignored in one process.
+    #[arg(long)]
+    bn_sync: Option<String>,
     /// TOML file with any of the options above (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -195,6 +205,7 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             clip_grad_norm,
             diagnostics,
             plot,
+            bn_sync,
         ]
     );
     if a.no_batch_norm == Some(true) {
@@ -223,19 +234,28 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.ckpt.safetensors"))
 }
 
-/// Runs `bpnet train`.
-pub fn run(a: &TrainArgs) -> Result<()> {
+/// Runs `bpnet train` as one rank of `comm` (alone: a world of one). Rank 0
+/// alone prints and writes files.
+pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let cfg = resolve(a)?;
+    let lead = comm.rank() == 0;
     if a.print_config {
-        print!("{}", cfg.to_toml());
+        if lead {
+            print!("{}", cfg.to_toml());
+        }
         return Ok(());
     }
+    let bn_sync: BnSyncMode = cfg.bn_sync.parse()?;
     // A file that is not a checkpoint is reported as such before its outputs are checked.
     let resumed = a.resume.as_deref().map(load_run).transpose()?;
-    super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    if lead {
+        super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    }
     let data = load(&cfg)?;
+    super::dist::agree_on_run(&**comm, &cfg, &data)?;
+    let quiet = a.quiet || !lead;
     let say = |s: &str| {
-        if !a.quiet {
+        if !quiet {
             println!("{s}");
         }
     };
@@ -259,6 +279,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
         }
     };
+    trainer.set_comm(comm.clone(), bn_sync);
+    if comm.size() > 1 {
+        say(&format!(
+            "data-parallel on {} processes ({}), batch normalization statistics: {}",
+            comm.size(),
+            comm.engine(),
+            cfg.bn_sync
+        ));
+    }
     let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
     if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
         return Err(Error::config(
@@ -275,9 +304,12 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     ));
     let out = PathBuf::from(&cfg.out);
     let ckpt = checkpoint_path(&out);
-    let mut progress = Progress::new(a.quiet);
-    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &data.train);
+    let mut progress = Progress::new(quiet);
+    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics && lead, cfg.plot && lead, &data.train);
     let mut on_event = |e: Event<'_>| -> Result<()> {
+        if !lead {
+            return Ok(());
+        }
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
@@ -298,13 +330,23 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
             // The trainer still holds the weights from before the bad step.
-            save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            if lead {
+                save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            }
             return Err(e);
         }
         Err(e) => return Err(e),
     };
     history.notes.iter().for_each(|n| say(n));
-    finish(a, &cfg, &data, &spec, &mut trainer, &history, &out)?;
+    // Every rank evaluates its block of the test rows; rank 0 writes.
+    let test = match &data.test {
+        Some(t) => Some(metrics_split(&trainer.model, trainer.loss, t, &data.pipeline, &**comm)?),
+        None => None,
+    };
+    if !lead {
+        return Ok(());
+    }
+    finish(a, &cfg, &data, &spec, &mut trainer, (&history, test), &out)?;
     extras.finish(&out, a.quiet)
 }
 
@@ -315,7 +357,7 @@ fn finish(
     data: &Prepared,
     spec: &ModelSpec,
     trainer: &mut Trainer<f32>,
-    history: &History,
+    (history, test): (&History, Option<TestMetrics>),
     out: &Path,
 ) -> Result<()> {
     if history.stopped_early && !a.quiet {
@@ -325,10 +367,6 @@ fn finish(
             history.best_epoch
         );
     }
-    let test = match &data.test {
-        Some(t) => Some(metrics(&trainer.model, trainer.loss, t, &data.pipeline)?),
-        None => None,
-    };
     if let (Some(t), false) = (&test, a.quiet) {
         println!("test: {}", t.summary);
     }

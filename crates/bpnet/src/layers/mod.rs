@@ -14,11 +14,13 @@
 mod activation;
 pub(crate) use activation::bias_act_kernel;
 mod batch_norm;
+mod bn_sync;
 mod dense;
 mod dropout;
 
 pub use activation::{Activation, ActivationLayer, SOFTPLUS_THRESHOLD, sigmoid};
 pub use batch_norm::{BatchNorm, BatchNormConfig, Momentum, RunningStats};
+pub use bn_sync::BnSync;
 pub use dense::Dense;
 pub use dropout::Dropout;
 

@@ -7,11 +7,13 @@
 //! after the first step a step allocates nothing on the heap.
 
 pub mod diagnostics;
+mod distributed;
 pub(crate) mod exact;
 mod fit;
 pub mod metrics;
 pub mod schedule;
 
+pub use distributed::{BnSyncMode, DIGEST_START, digest_f32, evaluate_fused_split, evaluate_split, replicas_agree};
 pub use fit::{
     EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, default_loss, fit,
     fit_resume,
@@ -37,6 +39,10 @@ pub struct Trainer<T> {
     /// The loss minimized.
     pub loss: Loss,
     dlogits: Matrix<T>,
+    /// The ranks training together (default: this process alone).
+    comm: std::sync::Arc<dyn crate::comm::Comm>,
+    /// Flat buffer of all gradients and the loss, summed over the ranks.
+    flat: Vec<T>,
 }
 
 impl<T: Scalar> Trainer<T> {
@@ -47,6 +53,8 @@ impl<T: Scalar> Trainer<T> {
             optimizer,
             loss,
             dlogits: Matrix::default(),
+            comm: crate::comm::single(),
+            flat: Vec::new(),
         }
     }
 

@@ -81,6 +81,9 @@ pub struct TrainConfig {
     pub diagnostics: bool,
     /// Draw the history as figures after training (`--plot`).
     pub plot: bool,
+    /// Batch normalization across processes (`mpirun`): `global` statistics
+    /// of the whole batch, or `local` ones of each process's rows.
+    pub bn_sync: String,
 }
 
 impl Default for TrainConfig {
@@ -122,6 +125,7 @@ impl Default for TrainConfig {
             clip_grad_norm: 0.0,
             diagnostics: false,
             plot: false,
+            bn_sync: "global".into(),
         }
     }
 }

@@ -16,5 +16,5 @@ mod setup;
 pub use config::TrainConfig;
 pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use metadata::{Metadata, metadata, record_json};
-pub use metrics::{TestMetrics, metrics};
+pub use metrics::{TestMetrics, metrics, metrics_split};
 pub use setup::{fit_config, model_spec, optimizer, optimizer_config};
