@@ -126,6 +126,7 @@ fn two_and_three_ranks_make_the_one_process_model() {
         let o = run(c, d);
         assert_ok(&o, &format!("mpirun -np {np}"));
         let (diff, name) = max_rel_diff(&d.join(&out), &d.join("one.safetensors"));
+        eprintln!("np {np}: largest relative difference {diff:e} ({name})");
         assert!(diff <= 1e-5, "np {np}: {name} differs by {diff:e} (relative)");
         // Local statistics are a different model, but it trains.
         let local = format!("local{np}.safetensors");
@@ -140,9 +141,10 @@ fn two_and_three_ranks_make_the_one_process_model() {
 fn ranks_with_different_settings_fail_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = mpirun(1);
-    c.arg(BIN).args(train_args("a.safetensors", 20, &["--lr", "0.01"]));
+    c.arg(BIN)
+        .args(train_args("a.safetensors", 20, &["--weight-decay", "0"]));
     c.args([":", "-np", "1", BIN])
-        .args(train_args("a.safetensors", 20, &["--lr", "0.02"]));
+        .args(train_args("a.safetensors", 20, &["--weight-decay", "0.001"]));
     let o = run(c, dir.path());
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -186,12 +188,16 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::E
 fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let steps = 400;
+    let steps = 200;
     let mut one = Command::new(BIN);
     one.args(train_args("ref.safetensors", steps, &[]));
     assert_ok(&run(one, d), "reference");
     let ckpt = d.join("run.ckpt.safetensors");
-    for (round, victim) in [(0, 1), (1, 0), (2, 1)] {
+    // Five moments after the first checkpoint, spread over the run; either rank.
+    for (round, (delay_ms, victim)) in [(0, 1), (150, 0), (400, 1), (800, 0), (1300, 1)]
+        .into_iter()
+        .enumerate()
+    {
         let _ = std::fs::remove_file(&ckpt);
         let mut c = mpirun(2);
         c.arg(BIN)
@@ -204,7 +210,7 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
         while !ckpt.exists() && start.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(7 * round));
+        std::thread::sleep(Duration::from_millis(delay_ms));
         let ranks = ranks_of(job.id());
         assert_eq!(ranks.len(), 2, "round {round}: rank pids {ranks:?}");
         // SAFETY: kill(2) with SIGKILL on a pid this test's mpirun started.
@@ -221,7 +227,13 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
         );
         let mut err = String::new();
         std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut err).unwrap();
-        assert!(err.contains("exited on signal 9"), "round {round}: {err}");
+        // OpenMPI's report names the rank: "mpirun noticed that process rank 1
+        // with PID ... exited on signal 9 (Killed)."
+        let named = format!("process rank {victim} with PID");
+        assert!(
+            err.contains(&named) && err.contains("exited on signal 9"),
+            "round {round}: {err}"
+        );
         // The last checkpoint loads; resuming on 1 and on 2 processes ends
         // with the uninterrupted run's model (the same f32 bound).
         let state = load_run(&ckpt).unwrap().resume.state;
@@ -240,8 +252,12 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
             };
             assert_ok(&resumed, &format!("round {round}: resume on {np}"));
             let (diff, name) = max_rel_diff(&d.join(&out), &d.join("ref.safetensors"));
+            eprintln!(
+                "round {round}: killed rank {victim} at step {}, resumed on {np}: {diff:e} ({name})",
+                state.step
+            );
             assert!(
-                diff <= 1e-3,
+                diff <= 1e-5,
                 "round {round}, resumed on {np}: {name} differs by {diff:e}"
             );
         }
