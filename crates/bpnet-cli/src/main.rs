@@ -91,13 +91,23 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     bpnet::set_threads(thread_count(cli.threads));
+    let comm = match cli::dist::world() {
+        Ok(c) => c,
+        Err(e) => return cli::dist::report(&bpnet::comm::Single, &e),
+    };
+    if comm.size() > 1 && !matches!(cli.command, Command::Train(_) | Command::Bench(_)) {
+        let e = bpnet::Error::Comm(
+            "only `bpnet train` and `bpnet bench` run on several processes; start other commands without mpirun".into(),
+        );
+        return cli::dist::report(&*comm, &e);
+    }
     let result = match cli.command {
-        Command::Train(args) => cli::train::run(&args),
+        Command::Train(args) => cli::train::run(&args, &comm),
         Command::Tune(args) => cli::tune::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
         Command::Predict(args) => cli::predict::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),
-        Command::Bench(args) => cli::bench::run(&args),
+        Command::Bench(args) => cli::bench::run(&args, &comm),
         Command::LrFind(args) => cli::lr_find::run(&args),
         Command::Export(args) => cli::export::run(&args),
         Command::Import(args) => cli::import::run(&args),
@@ -106,10 +116,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => cli::dist::report(&*comm, &e),
     }
 }
 

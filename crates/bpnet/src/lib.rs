@@ -18,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod comm;
 pub mod data;
 pub mod ensemble;
 pub mod error;

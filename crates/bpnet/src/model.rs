@@ -328,6 +328,30 @@ impl<T: Scalar> Sequential<T> {
         self.layers.first().map(|l| l.input_grad())
     }
 
+    /// Sets how every batch normalization layer treats a batch split over
+    /// ranks (`None`: each process's rows alone, the default).
+    ///
+    /// Errors for Batch Renormalization and Ghost BN layers with a sync.
+    pub fn set_bn_sync(&mut self, sync: Option<crate::layers::BnSync>) -> crate::Result<()> {
+        for l in &mut self.layers {
+            if let Layer::BatchNorm(b) = l {
+                b.set_sync(sync.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Data-parallel training: the next training forward's input holds rows
+    /// `start..` of a global batch of `rows` rows (dropout draws its masks
+    /// for the whole global batch; see [`crate::layers::Dropout::set_window`]).
+    pub fn set_row_window(&mut self, start: usize, rows: usize) {
+        for l in &mut self.layers {
+            if let Layer::Dropout(d) = l {
+                d.set_window(start, rows);
+            }
+        }
+    }
+
     /// Zeroes every parameter gradient.
     pub fn zero_grad(&mut self) {
         self.visit_params(&mut |p| p.zero_grad());

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod config;
 pub mod cv;
 pub mod diagnostics;
+pub mod dist;
 pub mod ensemble;
 pub mod eval;
 pub mod experiment;

@@ -5,12 +5,17 @@
 use super::config::TomlConfig;
 use super::progress::Progress;
 use crate::overlay;
+use bpnet::comm::Comm;
 use bpnet::io::{load_model, load_run, save_model_with, save_run};
+use bpnet::train::BnSyncMode;
 use bpnet::train::{Event, History, default_loss, fit_resume};
-use bpnet::workflow::{Prepared, TrainConfig, fit_config, load, metadata, model_spec, optimizer, record_json};
+use bpnet::workflow::{
+    Prepared, TestMetrics, TrainConfig, fit_config, load, metadata, metrics_split, model_spec, optimizer, record_json,
+};
 use bpnet::{Error, ModelSpec, Optimizer, Result, Sequential, Trainer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Options of `bpnet train`; each (but `--cv` and the last five) overrides the same key of `--config`.
 #[derive(clap::Args, Debug, Default)]
@@ -142,6 +147,11 @@ pub struct TrainArgs {
     /// all training rows.
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
+    /// Under mpirun: batch normalization with the statistics of the whole
+    /// global batch (global, the same model as one process) or of each
+    /// process's rows (local, a different model); ignored in one process.
+    #[arg(long)]
+    bn_sync: Option<String>,
     /// TOML file with any of the options above (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -208,6 +218,7 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             ensemble,
             diagnostics,
             plot,
+            bn_sync,
         ]
     );
     if a.no_batch_norm == Some(true) {
@@ -256,21 +267,36 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 /// peak memory right after, for --json (bench/csv_ingest.sh).
 static LOAD_STATS: std::sync::OnceLock<(f64, Option<u64>)> = std::sync::OnceLock::new();
 
-/// Runs `bpnet train`.
-pub fn run(a: &TrainArgs) -> Result<()> {
+/// Runs `bpnet train` as one rank of `comm` (alone: a world of one). Rank 0
+/// alone prints and writes files.
+pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let mut cfg = resolve(a)?;
+    let lead = comm.rank() == 0;
     if a.print_config {
-        print!("{}", cfg.to_toml());
+        if lead {
+            print!("{}", cfg.to_toml());
+        }
         return Ok(());
     }
+    let bn_sync: BnSyncMode = cfg.bn_sync.parse()?;
     // A file that is not a checkpoint is reported as such before its outputs are checked.
     let resumed = a.resume.as_deref().map(load_run).transpose()?;
-    super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    if lead {
+        super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    }
+    if comm.size() > 1 && (cfg.ensemble > 1 || a.cv.is_some()) {
+        return Err(Error::config(
+            "mpirun",
+            "--ensemble and --cv train in one process; start them without mpirun",
+        ));
+    }
     let load_start = std::time::Instant::now();
     let data = load(&cfg)?;
     let _ = LOAD_STATS.set((load_start.elapsed().as_secs_f64(), super::peak_memory_bytes()));
+    super::dist::agree_on_run(&**comm, &cfg, &data)?;
+    let quiet = a.quiet || !lead;
     let say = |s: &str| {
-        if !a.quiet {
+        if !quiet {
             println!("{s}");
         }
     };
@@ -278,7 +304,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     if cfg.lr_auto && resumed.is_none() {
         // The range test runs on a copy of the network built below, so the
         // weights trained are the same as with a given rate.
-        cfg.lr = super::lr_find::auto_lr(&cfg, &data, a.quiet)?;
+        cfg.lr = super::lr_find::auto_lr(&cfg, &data, quiet)?;
         cfg.lr_auto = false;
         say(&format!("--lr auto: training with lr {:.3e}", cfg.lr));
     }
@@ -312,6 +338,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
         }
     };
+    trainer.set_comm(comm.clone(), bn_sync)?;
+    if comm.size() > 1 {
+        say(&format!(
+            "data-parallel on {} processes ({}), batch normalization statistics: {}",
+            comm.size(),
+            comm.engine(),
+            cfg.bn_sync
+        ));
+    }
     let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
     if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
         return Err(Error::config(
@@ -328,9 +363,12 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     ));
     let out = PathBuf::from(&cfg.out);
     let ckpt = checkpoint_path(&out);
-    let mut progress = Progress::new(a.quiet);
-    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &data.train);
+    let mut progress = Progress::new(quiet);
+    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics && lead, cfg.plot && lead, &data.train);
     let mut on_event = |e: Event<'_>| -> Result<()> {
+        if !lead {
+            return Ok(());
+        }
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
@@ -351,14 +389,25 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
             // The trainer still holds the weights from before the bad step.
-            save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            if lead {
+                save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            }
             return Err(e);
         }
         Err(e) => return Err(e),
     };
     history.notes.iter().for_each(|n| say(n));
+    // Every rank evaluates its block of the test rows; rank 0 writes. An
+    // ensemble (one process) is evaluated as a whole after its members train.
+    let test = match (&data.test, cfg.ensemble) {
+        (Some(t), 1) => Some(metrics_split(&trainer.model, trainer.loss, t, &data.pipeline, &**comm)?),
+        _ => None,
+    };
+    if !lead {
+        return Ok(());
+    }
     let members = super::ensemble::train_members(trainer.model, &cfg, &data, a.quiet)?;
-    finish(a, &cfg, &data, &spec, &members, &history, cv)?;
+    finish(a, &cfg, &data, &spec, &members, (&history, test), cv)?;
     extras.finish(&out, a.quiet)
 }
 
@@ -369,7 +418,7 @@ fn finish(
     data: &Prepared,
     spec: &ModelSpec,
     members: &[Sequential<f32>],
-    history: &History,
+    (history, test): (&History, Option<TestMetrics>),
     cv: Option<serde_json::Value>,
 ) -> Result<()> {
     let out = Path::new(&cfg.out);
@@ -380,9 +429,10 @@ fn finish(
             history.best_epoch
         );
     }
-    let test = match &data.test {
-        Some(t) => Some(super::ensemble::test_metrics(members, t, &data.pipeline)?),
-        None => None,
+    let test = match (test, &data.test) {
+        (Some(t), _) => Some(t),
+        (None, Some(t)) => Some(super::ensemble::test_metrics(members, t, &data.pipeline)?),
+        (None, None) => None,
     };
     if let (Some(t), false) = (&test, a.quiet) {
         println!("test: {}", t.summary);

@@ -17,6 +17,7 @@
 //! statistics, making the layer the affine map
 //! `y = gamma/sqrt(Var+eps) * x + (beta - gamma E[x]/sqrt(Var+eps))`.
 
+use super::bn_sync::{self, BnSync};
 use super::{Mode, NormKind, Param, ParamKind};
 use crate::error::{Error, Result};
 use crate::scalar::Scalar;
@@ -163,6 +164,11 @@ pub struct BatchNorm<T> {
     pub(super) scale: Vec<T>,
     /// State of the renorm and ghost training passes (empty for plain BN).
     pub(super) variant: super::batch_renorm::VariantState<T>,
+    /// Statistics across ranks in data-parallel training (`None`: this process's rows).
+    sync: Option<BnSync>,
+    /// Rows the last training forward normalized over (all ranks' with global sync).
+    batch_rows: usize,
+    sync_buf: Vec<f64>,
 }
 
 impl<T: Scalar> BatchNorm<T> {
@@ -204,6 +210,9 @@ impl<T: Scalar> BatchNorm<T> {
             sum_dy_xhat: vec![T::ZERO; features],
             scale: vec![T::ZERO; features],
             variant: Default::default(),
+            sync: None,
+            batch_rows: 0,
+            sync_buf: Vec::new(),
         })
     }
 
@@ -222,38 +231,76 @@ impl<T: Scalar> BatchNorm<T> {
         &self.path
     }
 
-    /// Forward pass; see the module docs for the formulas per mode.
+    /// How training batches split over ranks are normalized (see
+    /// [`BnSync`]); `None` (the default) normalizes this process's rows.
+    ///
+    /// Errors for Batch Renormalization and Ghost BN, whose statistics are
+    /// not synchronized across ranks.
+    pub fn set_sync(&mut self, sync: Option<BnSync>) -> Result<()> {
+        if sync.is_some() && self.config.kind != NormKind::Batch {
+            return Err(Error::config(
+                "bn-sync",
+                format!(
+                    "{}: Batch Renormalization and Ghost BN are not synchronized across processes; train them in one process",
+                    self.path
+                ),
+            ));
+        }
+        self.sync = sync;
+        Ok(())
+    }
+
+    /// Forward pass; see the module docs for the formulas per mode. In
+    /// training mode with [`BnSync::Global`] every rank must call it (a rank
+    /// without rows with `x: [0, features]`).
     pub fn forward(&mut self, x: &Matrix<T>, mode: Mode) -> Result<()> {
         let (m, f) = (x.rows(), self.features());
         if x.cols() != f {
             return Err(Error::shape("batch-norm forward", format!("[_, {f}]"), x));
         }
         let batch_stats = mode != Mode::Eval || !self.config.track_running_stats;
-        if batch_stats && m < 2 {
+        let eps = T::from_f64(self.config.eps);
+        let global = match (&self.sync, mode) {
+            (Some(BnSync::Global(c)), Mode::Train) => Some(c.clone()),
+            _ => None,
+        };
+        self.batch_rows = match &global {
+            Some(comm) => {
+                let stats = [&mut self.mean[..], &mut self.var, &mut self.inv_std];
+                bn_sync::global_statistics(&**comm, x.as_slice(), stats, eps, &mut self.sync_buf)?
+            }
+            None => m,
+        };
+        // With local sync the ranks check their row counts together, in the
+        // running update's all-reduce (a rank may hold no rows).
+        let local_sync = matches!((&self.sync, mode), (Some(BnSync::Local(_)), Mode::Train));
+        if batch_stats && self.batch_rows < 2 && !(local_sync && self.config.track_running_stats) {
             return Err(Error::BatchTooSmall {
                 layer: self.path.clone(),
-                rows: m,
+                rows: self.batch_rows,
             });
         }
-        let eps = T::from_f64(self.config.eps);
         self.variant.active = None;
         match self.config.kind {
-            NormKind::Ghost { size } if batch_stats => return self.ghost_forward(x, mode, size),
-            NormKind::Renorm(c) if mode == Mode::Train => return self.renorm_forward(x, c),
+            NormKind::Ghost { size } if batch_stats && self.sync.is_none() => return self.ghost_forward(x, mode, size),
+            NormKind::Renorm(c) if mode == Mode::Train && self.sync.is_none() => return self.renorm_forward(x, c),
             _ => {}
         }
-        if batch_stats {
-            self.batch_statistics(x, eps);
-        } else {
-            for j in 0..f {
-                self.mean[j] = self.running.mean[j];
-                self.inv_std[j] = T::ONE / (self.running.var[j] + eps).sqrt();
+        match (&global, batch_stats) {
+            (Some(_), _) => {}
+            (None, true) if m > 0 => self.batch_statistics(x, eps),
+            (None, true) => {}
+            (None, false) => {
+                for j in 0..f {
+                    self.mean[j] = self.running.mean[j];
+                    self.inv_std[j] = T::ONE / (self.running.var[j] + eps).sqrt();
+                }
             }
         }
         self.used_batch_stats = batch_stats;
         self.normalize(x);
         match mode {
-            Mode::Train if self.config.track_running_stats => self.update_running(m),
+            Mode::Train if self.config.track_running_stats => self.update_running(m)?,
             Mode::Recalibrate => self.accumulate_population(m),
             _ => {}
         }
@@ -286,6 +333,11 @@ impl<T: Scalar> BatchNorm<T> {
                 gamma.grad.as_mut_slice()[j] += self.sum_dy_xhat[j];
                 beta.grad.as_mut_slice()[j] += self.sum_dy[j];
             }
+        }
+        // Parameter gradients keep this rank's share (the gradient all-reduce
+        // adds the shares); dx needs the sums over the whole global batch.
+        if let (Some(BnSync::Global(comm)), true, true) = (&self.sync, need_dx, self.used_batch_stats) {
+            bn_sync::global_backward_sums(&**comm, &mut self.sum_dy, &mut self.sum_dy_xhat, &mut self.sync_buf)?;
         }
         if need_dx {
             self.input_gradient(dy);
@@ -379,13 +431,31 @@ impl<T: Scalar> BatchNorm<T> {
         normalize_kernel(x.as_slice(), &self.mean, &self.inv_std, affine, xh, out);
     }
 
-    pub(super) fn update_running(&mut self, m: usize) {
+    /// Running statistics after a training batch of `m` rows on this rank
+    /// (with global sync, the global batch's statistics and count).
+    pub(super) fn update_running(&mut self, m: usize) -> Result<()> {
+        if let Some(BnSync::Local(comm)) = &self.sync {
+            self.running.batches += 1;
+            let w = T::from_f64(self.config.new_weight(self.running.batches));
+            let unbiased = self.config.unbiased_running_var;
+            let stats = [&self.mean[..], &self.var[..]];
+            let (mean, var) =
+                bn_sync::average_block_statistics(&**comm, m, stats, unbiased, &self.path, &mut self.sync_buf)?;
+            for j in 0..mean.len() {
+                let (rm, rv) = (&mut self.running.mean[j], &mut self.running.var[j]);
+                *rm = (T::ONE - w) * *rm + w * T::from_f64(mean[j]);
+                *rv = (T::ONE - w) * *rv + w * T::from_f64(var[j]);
+            }
+            return Ok(());
+        }
+        let m = if self.sync.is_some() { self.batch_rows } else { m };
         let unbias = if self.config.unbiased_running_var {
             m as f64 / (m as f64 - 1.0)
         } else {
             1.0
         };
         self.blend_running(T::from_f64(unbias));
+        Ok(())
     }
 
     /// Moves the running statistics towards `mean` and `unbias * var`.
@@ -421,7 +491,7 @@ impl<T: Scalar> BatchNorm<T> {
     pub(super) fn input_gradient(&mut self, dy: &Matrix<T>) {
         let (m, f) = (dy.rows(), self.features());
         self.dx.resize(m, f);
-        let inv_m = T::ONE / T::from_f64(m as f64);
+        let inv_m = T::ONE / T::from_f64(self.batch_rows.max(1) as f64);
         let keep = if self.used_batch_stats { T::ONE } else { T::ZERO };
         for j in 0..f {
             let gamma = self.affine.as_ref().map_or(T::ONE, |(g, _)| g.value.as_slice()[j]);

@@ -110,7 +110,7 @@ impl<T: Scalar> BatchNorm<T> {
             self.out.as_mut_slice(),
         );
         self.used_batch_stats = true;
-        self.update_running(m);
+        self.update_running(m)?;
         self.variant.active = Some(Variant::Renorm);
         Ok(())
     }

@@ -15,6 +15,7 @@ mod activation;
 pub(crate) use activation::bias_act_kernel;
 mod batch_norm;
 mod batch_renorm;
+mod bn_sync;
 mod dense;
 mod dropout;
 mod ghost_batch_norm;
@@ -23,6 +24,7 @@ mod norm_kind;
 
 pub use activation::{Activation, ActivationLayer, SOFTPLUS_THRESHOLD, sigmoid};
 pub use batch_norm::{BatchNorm, BatchNormConfig, Momentum, RunningStats};
+pub use bn_sync::BnSync;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use ghost_batch_norm::ghost_batches;

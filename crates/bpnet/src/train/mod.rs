@@ -7,12 +7,14 @@
 //! after the first step a step allocates nothing on the heap.
 
 pub mod diagnostics;
+mod distributed;
 pub(crate) mod exact;
 mod fit;
 pub mod lr_find;
 pub mod metrics;
 pub mod schedule;
 
+pub use distributed::{BnSyncMode, DIGEST_START, digest_f32, evaluate_fused_split, evaluate_split, replicas_agree};
 pub use fit::{
     EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, default_loss, fit,
     fit_resume,
@@ -38,6 +40,10 @@ pub struct Trainer<T> {
     /// The loss minimized.
     pub loss: Loss,
     dlogits: Matrix<T>,
+    /// The ranks training together (default: this process alone).
+    comm: std::sync::Arc<dyn crate::comm::Comm>,
+    /// Flat buffer of all gradients and the loss, summed over the ranks.
+    flat: Vec<T>,
 }
 
 impl<T: Scalar> Trainer<T> {
@@ -48,6 +54,8 @@ impl<T: Scalar> Trainer<T> {
             optimizer,
             loss,
             dlogits: Matrix::default(),
+            comm: crate::comm::single(),
+            flat: Vec::new(),
         }
     }
 

@@ -91,6 +91,9 @@ pub struct TrainConfig {
     pub diagnostics: bool,
     /// Draw the history as figures after training (`--plot`).
     pub plot: bool,
+    /// Batch normalization across processes (`mpirun`): `global` statistics
+    /// of the whole batch, or `local` ones of each process's rows.
+    pub bn_sync: String,
 }
 
 impl Default for TrainConfig {
@@ -135,6 +138,7 @@ impl Default for TrainConfig {
             ensemble: 1,
             diagnostics: false,
             plot: false,
+            bn_sync: "global".into(),
         }
     }
 }

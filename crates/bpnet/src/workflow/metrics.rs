@@ -6,8 +6,9 @@
 use super::data::Pipeline;
 use crate::data::{Dataset, Targets};
 use crate::loss::Loss;
+use crate::train::evaluate_fused_split;
 use crate::train::metrics::{ClassMetrics, RegressionMetrics};
-use crate::train::{Evaluation, evaluate_ensemble, evaluate_fused};
+use crate::train::{Evaluation, evaluate_ensemble};
 use crate::{EnsembleNet, InferenceNet};
 use crate::{Result, Sequential};
 use serde_json::{Value, json};
@@ -26,7 +27,19 @@ pub struct TestMetrics {
 /// `bpnet eval` and `bpnet predict` do); regression metrics are in the
 /// targets' original units.
 pub fn metrics(model: &Sequential<f32>, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
-    let ev = evaluate_fused(&InferenceNet::new(model)?, data, loss, 1024)?;
+    metrics_split(model, loss, data, pipeline, &crate::comm::Single)
+}
+
+/// [`metrics`] with the rows split over the ranks of `comm` (every rank
+/// gets the metrics of all rows).
+pub fn metrics_split(
+    model: &Sequential<f32>,
+    loss: Loss,
+    data: &Dataset,
+    pipeline: &Pipeline,
+    comm: &dyn crate::comm::Comm,
+) -> Result<TestMetrics> {
+    let ev = evaluate_fused_split(&InferenceNet::new(model)?, data, loss, 1024, comm)?;
     metrics_of(ev, data, pipeline)
 }
 

@@ -25,6 +25,6 @@ pub use data::{
 };
 pub use folds::{kfold, mean_sd};
 pub use metadata::{Metadata, metadata, record_json};
-pub use metrics::{TestMetrics, ensemble_metrics, metrics};
+pub use metrics::{TestMetrics, ensemble_metrics, metrics, metrics_split};
 pub use run::{Trained, train_prepared};
 pub use setup::{fit_config, model_spec, optimizer, optimizer_config};
