@@ -13,7 +13,7 @@
 use super::{mean_sd, mean_with_bars, num_sd, pct_sd, train, train_eval_gap};
 use crate::experiment::report::{self, Section, num, para};
 use crate::experiment::{ExperimentConfig, Mnist};
-use crate::plot::{Figure, Panel, Rgb, THIRD, Ticks, WITH_BN, WITHOUT_BN};
+use crate::plot::{Figure, Panel, Rgb, Series, THIRD, Ticks, WITH_BN, WITHOUT_BN};
 use bpnet::error::Result;
 use bpnet::layers::{Activation, Dropout, Layer, Mode};
 use bpnet::model::{BnPlacement, Sequential};
@@ -167,9 +167,15 @@ fn figure(cfg: &ExperimentConfig, outcome: &Outcome, layers: usize) -> Figure {
     for (i, ((name, _, color), seeds)) in arms().iter().zip(outcome).enumerate() {
         let groups: Vec<Vec<f64>> = (0..layers).map(|k| seeds.iter().map(|s| s.2[k]).collect()).collect();
         shift.series.extend(mean_with_bars(name, *color, &xs, &groups));
-        let accs = vec![seeds.iter().map(|s| s.0).collect::<Vec<_>>()];
+        // Each arm at x = 1, 2, 3: its mean as a short horizontal line, and a bar.
+        let accs: Vec<f64> = seeds.iter().map(|s| s.0).collect();
+        let (m, sd) = mean_sd(&accs);
+        let x = (i + 1) as f64;
         acc.series
-            .extend(mean_with_bars(name, *color, &[(i + 1) as f64], &accs));
+            .push(Series::new(*name, *color, vec![(x - 0.25, m), (x + 0.25, m)]).width(4));
+        let bar = vec![(x, m - sd), (x, m + sd)];
+        acc.series
+            .push(Series::new(format!("{name}: ± 1 sd"), color.lighten(0.4), bar).width(2));
     }
     Figure::new(
         format!(
