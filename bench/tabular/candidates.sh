@@ -22,3 +22,8 @@ run batch128 --batch-size 128
 run lr3e-3-cosine --lr 0.003 --schedule cosine
 run patience20 --patience 20
 run val20 --val-split 0.2
+# Second round (after the first): combinations of the first round's best.
+run p20-b128 --patience 20 --batch-size 128
+run p20-b64 --patience 20 --batch-size 64
+run p20-nobn --patience 20 --no-batch-norm
+run p30-b128-e200 --patience 30 --batch-size 128 --epochs 200

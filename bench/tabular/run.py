@@ -4,8 +4,13 @@ model (ridge / logistic regression, defaults), on the sets derived by
 derive.py, over several seeded train/test splits.
 
 Usage: python run.py DATA_DIR OUT.json --bpnet PATH [--half choice|held-out|all]
-       [--seeds N] [--sets a,b] [--methods bpnet,mlp,linear] [--bpnet-args "..."]
-       [--label NAME]
+       [--seeds N] [--sets a,b] [--methods bpnet,mlp,linear,realmlp,tune] [--bpnet-args "..."]
+       [--label NAME] [--tune-time SECONDS]
+
+Methods: bpnet (defaults, or --bpnet-args), mlp, linear, realmlp (pytabkit's
+RealMLP-TD; needs the .venv-realmlp environment), tune (`bpnet tune --time
+SECONDS --cv 3` on the training file, two trials at a time; its fit time is
+the whole search plus the refit).
 
 Every method sees the same train/test files. Missing numeric cells are
 filled with the training mean (bpnet --impute mean; SimpleImputer), missing
@@ -109,14 +114,19 @@ def realmlp_fit(task, train, test, seed):
     _, trows = test
     kinds = kinds_of(rows + trows, len(header) - 1)
 
+    # RealMLP refuses NaN: numeric cells are filled with the training mean
+    # (as for the other methods), missing categories become a category.
+    means = {j: np.mean([float(r[j]) for r in rows if r[j] != ""] or [0.0]) for j, k in enumerate(kinds) if k == "numeric"}
+
     def frame(rs):
         cols = {}
         for j, k in enumerate(kinds):
             if k == "numeric":
-                cols[header[j]] = [float(r[j]) if r[j] != "" else np.nan for r in rs]
+                cols[header[j]] = [float(r[j]) if r[j] != "" else means[j] for r in rs]
             else:
-                cols[header[j]] = pd.Categorical([r[j] if r[j] != "" else np.nan for r in rs],
-                                                 categories=sorted({r[j] for r in rows + trows if r[j] != ""}))
+                cells = [r[j] if r[j] != "" else "(missing)" for r in rs]
+                cats = sorted({r[j] if r[j] != "" else "(missing)" for r in rows + trows})
+                cols[header[j]] = pd.Categorical(cells, categories=cats)
         return pd.DataFrame(cols)
 
     x, xt = frame(rows), frame(trows)
@@ -134,11 +144,15 @@ def realmlp_fit(task, train, test, seed):
     return score, seconds
 
 
-def bpnet_fit(binary, task, train_path, test_path, target, seed, extra):
+def bpnet_fit(binary, task, train_path, test_path, target, seed, extra, tune_time=None):
     with tempfile.TemporaryDirectory() as d:
         model = os.path.join(d, "m.safetensors")
         cmd = [binary, "--threads", "1", "train", "--data", train_path, "--target", target, "--impute", "mean",
                "--task", task, "--seed", str(seed), "--out", model, "--quiet"] + extra
+        if tune_time:
+            # `bpnet tune` on the training file: trials two at a time, each on one thread.
+            cmd = [binary, "--threads", "2", "tune", "--data", train_path, "--target", target, "--task", task,
+                   "--time", str(tune_time), "--cv", "3", "--seed", str(seed), "--out", model, "--quiet"]
         began = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         seconds = time.perf_counter() - began
@@ -169,6 +183,9 @@ def main():
                 if method == "realmlp":
                     score, secs = realmlp_fit(s["task"], read(tr), read(te), seed)
                     method_name = "realmlp_td"
+                elif method == "tune":
+                    score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, [], float(arg("--tune-time", "45")))
+                    method_name = "bpnet_tune"
                 elif method == "bpnet":
                     score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, extra)
                     method_name = label

@@ -2,7 +2,7 @@
 method and its median fit time, and whether the first method is at least
 as good as each other (median over seeds).
 
-Usage: python summarize.py RESULTS.json [MORE.json ...] > table.md
+Usage: python summarize.py [--half choice|held-out] RESULTS.json [MORE.json ...] > table.md
 """
 
 import json
@@ -11,10 +11,14 @@ import sys
 
 
 def main():
+    args = sys.argv[1:]
+    half = None
+    if args[:1] == ["--half"]:
+        half, args = args[1], args[2:]
     results = []
-    for path in sys.argv[1:]:
+    for path in args:
         with open(path) as f:
-            results += json.load(f)["results"]
+            results += [r for r in json.load(f)["results"] if half is None or r["half"] == half]
     methods = list(dict.fromkeys(r["method"] for r in results))
     sets = list(dict.fromkeys(r["set"] for r in results))
     cell = {}
