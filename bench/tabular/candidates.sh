@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Candidate defaults, each run on the CHOICE half only (3 seeds): the
+# evidence for the defaults bpnet ships. Results: results/cand-NAME.json;
+# python summarize.py results/cand-*.json shows them side by side.
+# Usage: bash bench/tabular/candidates.sh   (after run.sh has derived the data and built the binary)
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="$HERE/.venv/bin/python"
+BIN="${BPNET_BIN:-$(cd "$HERE/../.." && pwd)/target/release/bpnet}"
+cd "$HERE"
+mkdir -p results
+run() {
+    local name="$1"; shift
+    "$PY" run.py data "results/cand-$name.json" --bpnet "$BIN" --half choice --methods bpnet \
+        --label "$name" --bpnet-args "$*"
+}
+run base
+run adamw-wd1e-4 --optimizer adamw --weight-decay 1e-4
+run wide-dropout --hidden 256,256 --dropout 0.1
+run no-bn --no-batch-norm
+run batch128 --batch-size 128
+run lr3e-3-cosine --lr 0.003 --schedule cosine
+run patience20 --patience 20
+run val20 --val-split 0.2
+# Second round (after the first): combinations of the first round's best.
+run p20-b128 --patience 20 --batch-size 128
+run p20-b64 --patience 20 --batch-size 64
+run p20-nobn --patience 20 --no-batch-norm
+run p30-b128-e200 --patience 30 --batch-size 128 --epochs 200
