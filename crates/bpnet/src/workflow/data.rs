@@ -8,12 +8,13 @@ use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{
     Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
 };
-use crate::data::split::{split, split_by};
+use crate::data::split::{split, split_with};
 use crate::data::table::{AsTable, Table, read_table};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// How raw input becomes features, as stored in a model file.
@@ -230,6 +231,11 @@ pub fn table_dataset<T: AsTable + ?Sized>(p: &Preprocessor, table: &T, rows: &[u
     }
 }
 
+/// For classification, the stratum of `rows[i]`: its cell of target column `t`.
+fn strata<'a>(table: &'a Table, classify: bool, t: usize, rows: &'a [usize]) -> Option<impl Fn(usize) -> Cow<'a, str>> {
+    classify.then_some(move |i: usize| table.cell_text(rows[i], t))
+}
+
 fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
     let opts = csv_options(cfg)?;
     let table = read_table(Path::new(&cfg.data), &opts)?;
@@ -248,16 +254,26 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
         Some(t) => t,
         None => detect_task(&table, &target_cols, &rows)?.0,
     };
-    let strata = |rows: &[usize]| (task == Task::Classify).then(|| table.column_texts(target_cols[0], rows));
+    let classify = task == Task::Classify;
     let mut test_rows = Vec::new();
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
-        let (keep, out) = split_by(rows.len(), strata(&rows).as_deref(), cfg.test_split, cfg.seed ^ 0x7E57)?;
+        let (keep, out) = split_with(
+            rows.len(),
+            strata(&table, classify, target_cols[0], &rows),
+            cfg.test_split,
+            cfg.seed ^ 0x7E57,
+        )?;
         test_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
     let mut val_rows = Vec::new();
     if cfg.val_split > 0.0 {
-        let (keep, out) = split_by(rows.len(), strata(&rows).as_deref(), cfg.val_split, cfg.seed ^ 0x0A11D)?;
+        let (keep, out) = split_with(
+            rows.len(),
+            strata(&table, classify, target_cols[0], &rows),
+            cfg.val_split,
+            cfg.seed ^ 0x0A11D,
+        )?;
         val_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
