@@ -7,6 +7,7 @@ mod encoding;
 pub mod idx;
 mod mnist;
 pub mod names;
+mod parts;
 pub mod preprocess;
 pub mod split;
 pub mod table;

@@ -26,6 +26,7 @@ mod features;
 mod targets;
 
 use super::csv::{ColumnRef, quoted_list};
+use super::parts::{fill_rows, in_parts};
 use super::table::{AsTable, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
@@ -121,9 +122,21 @@ impl Preprocessor {
         for &c in targets.iter().chain(&ignored) {
             is_feature[c] = false;
         }
-        let mut features = Vec::new();
-        for c in (0..table.n_cols()).filter(|&c| is_feature[c]) {
-            features.push(fit_feature(table, c, train_rows, spec, &mut notes)?);
+        // Columns fitted in parallel; the first error and the notes in column order.
+        let cols: Vec<usize> = (0..table.n_cols()).filter(|&c| is_feature[c]).collect();
+        let fitted = in_parts(cols.len(), cols.len() * train_rows.len(), |range| {
+            let mut notes = Vec::new();
+            let features: Result<Vec<Feature>> = cols[range]
+                .iter()
+                .map(|&c| fit_feature(table, c, train_rows, spec, &mut notes))
+                .collect();
+            features.map(|f| (f, notes))
+        });
+        let mut features = Vec::with_capacity(cols.len());
+        for part in fitted {
+            let (f, n) = part?;
+            features.extend(f);
+            notes.extend(n);
         }
         if features.is_empty() {
             return Err(table.error(format!(
@@ -170,14 +183,18 @@ impl Preprocessor {
             .map(|(f, &c)| (Encoder::new(table, c, &f.kind), c, f.width()))
             .collect();
         let width = self.n_features();
+        // Rows encoded in parallel; the first error in row order.
         let mut data = vec![0.0f32; rows.len() * width];
-        for (&r, out) in rows.iter().zip(data.chunks_exact_mut(width.max(1))) {
-            let mut at = 0;
-            for (e, c, w) in &encoders {
-                e.write(table, r, *c, &mut out[at..at + w])?;
-                at += w;
+        fill_rows(&mut data, rows.len(), width, |range, out| {
+            for (&r, out) in rows[range].iter().zip(out.chunks_exact_mut(width.max(1))) {
+                let mut at = 0;
+                for (e, c, w) in &encoders {
+                    e.write(table, r, *c, &mut out[at..at + w])?;
+                    at += w;
+                }
             }
-        }
+            Ok::<(), Error>(())
+        })?;
         Matrix::from_vec(rows.len(), width, data)
     }
 

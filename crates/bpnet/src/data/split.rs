@@ -31,6 +31,21 @@ pub fn split_by<S: AsRef<str>>(
     fraction: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
+    if let Some(s) = strata.filter(|s| s.len() != n) {
+        return Err(Error::shape("split strata", n, s.len()));
+    }
+    split_with(n, strata.map(|s| move |i: usize| s[i].as_ref()), fraction, seed)
+}
+
+/// [`split`] with the stratum of row `i` given by `key(i)` (strata are
+/// taken in the keys' order, as [`split`] takes them in string order), so
+/// no per-row string need be made.
+pub fn split_with<'k, K: Ord + 'k>(
+    n: usize,
+    key: Option<impl Fn(usize) -> K>,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(Error::config(
             "split fraction",
@@ -39,14 +54,11 @@ pub fn split_by<S: AsRef<str>>(
     }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let (mut kept, mut held) = (Vec::new(), Vec::new());
-    match strata {
-        Some(s) if s.len() != n => {
-            return Err(Error::shape("split strata", n, s.len()));
-        }
-        Some(s) => {
-            let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-            for (i, key) in s.iter().enumerate() {
-                groups.entry(key.as_ref()).or_default().push(i);
+    match key {
+        Some(key) => {
+            let mut groups: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+            for i in 0..n {
+                groups.entry(key(i)).or_default().push(i);
             }
             for rows in groups.values_mut() {
                 let size = rows.len();

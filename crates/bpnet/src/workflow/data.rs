@@ -8,12 +8,13 @@ use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{
     Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
 };
-use crate::data::split::{split, split_by};
+use crate::data::split::{split, split_with};
 use crate::data::table::{AsTable, Table, read_table};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// How raw input becomes features, as stored in a model file.
@@ -231,6 +232,11 @@ pub fn table_dataset<T: AsTable + ?Sized>(p: &Preprocessor, table: &T, rows: &[u
     }
 }
 
+/// For classification, the stratum of `rows[i]`: its cell of target column `t`.
+fn strata<'a>(table: &'a Table, classify: bool, t: usize, rows: &'a [usize]) -> Option<impl Fn(usize) -> Cow<'a, str>> {
+    classify.then_some(move |i: usize| table.cell_text(rows[i], t))
+}
+
 /// A CSV table opened for training: the rows left for training after
 /// `--limit` and `--test-split`, and the rows held out for testing.
 pub struct TableSource {
@@ -254,8 +260,11 @@ impl TableSource {
     /// The raw cells of the first target column for `rows` (classification
     /// only): the strata of stratified splits.
     pub fn strata(&self, rows: &[usize]) -> Option<Vec<std::borrow::Cow<'_, str>>> {
-        self.is_classification()
-            .then(|| self.table.column_texts(self.target_cols[0], rows))
+        self.is_classification().then(|| {
+            rows.iter()
+                .map(|&r| self.table.cell_text(r, self.target_cols[0]))
+                .collect()
+        })
     }
 }
 
@@ -295,9 +304,9 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
     };
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
         let rows = &src.rows;
-        let (keep, out) = split_by(
+        let (keep, out) = split_with(
             rows.len(),
-            src.strata(rows).as_deref(),
+            strata(&src.table, src.is_classification(), src.target_cols[0], rows),
             cfg.test_split,
             cfg.seed ^ 0x7E57,
         )?;
@@ -320,9 +329,9 @@ pub fn prepare_rows(
     let mut rows = rows.to_vec();
     let mut val_rows = Vec::new();
     if cfg.val_split > 0.0 {
-        let (keep, out) = split_by(
+        let (keep, out) = split_with(
             rows.len(),
-            src.strata(&rows).as_deref(),
+            strata(&src.table, src.is_classification(), src.target_cols[0], &rows),
             cfg.val_split,
             cfg.seed ^ 0x0A11D,
         )?;

@@ -7,7 +7,7 @@ use super::PreprocessSpec;
 use super::columns::{numeric_cell, parse_number};
 use crate::data::csv::{is_missing, is_number, quoted_list};
 use crate::data::table::build::TextBuilder;
-use crate::data::table::{Cell, Column, Table};
+use crate::data::table::{Column, Table};
 use crate::error::Result;
 use std::borrow::Cow;
 
@@ -204,11 +204,7 @@ impl<'a> Encoder<'a> {
 
 /// The text of cell `(r, c)`: a numeric column's value as Rust prints it.
 pub(crate) fn cell_text(table: &Table, r: usize, c: usize) -> Cow<'_, str> {
-    match table.cell(r, c) {
-        Cell::Text(t) => t.into(),
-        Cell::Num(v) => v.to_string().into(),
-        Cell::Missing => "".into(),
-    }
+    table.cell_text(r, c)
 }
 
 /// Fits the encoding of feature column `c` on the training rows.

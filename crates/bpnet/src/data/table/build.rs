@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::scan::{BOM, Scanner, Step, text};
+use super::scan::{BOM, Scanner, Step, fast_number, text};
 use super::{ABSURD, Column, FEW_VALUES};
 use crate::data::csv::is_missing;
 
@@ -179,9 +179,16 @@ pub(crate) fn parse_part(job: &Job<'_>, from: usize, stop: usize) -> Part {
         ..Part::default()
     };
     let mut sc = Scanner::new(job.delimiter);
+    // Without quotes, records are lines and fields are split at delimiters.
+    let plain = memchr::memchr(b'"', &job.block[from.min(job.block.len())..]).is_none();
     let (mut pos, mut nl, mut last_line, mut seen) = (from, 0u64, None, false);
     loop {
-        match sc.next(job.block, pos, job.eof) {
+        let step = if plain {
+            sc.next_plain(job.block, pos, job.eof)
+        } else {
+            sc.next(job.block, pos, job.eof)
+        };
+        match step {
             Step::End { newlines_before } => {
                 (p.next, p.to_next) = (job.block.len(), nl + newlines_before);
                 break;
@@ -208,8 +215,8 @@ pub(crate) fn parse_part(job: &Job<'_>, from: usize, stop: usize) -> Part {
                     p.slow = true;
                     break;
                 }
-                if !sc.is_blank() {
-                    if sc.len() != ncols || !add_row(&mut p, &sc, job.plan) {
+                if !sc.is_blank(job.block) {
+                    if sc.len() != ncols || !add_row(&mut p, &sc, job) {
                         p.slow = true;
                         break;
                     }
@@ -231,26 +238,33 @@ pub(crate) fn parse_part(job: &Job<'_>, from: usize, stop: usize) -> Part {
 }
 
 /// Adds the scanner's record to the part; false when a field is not UTF-8.
-fn add_row(p: &mut Part, sc: &Scanner, plan: &[Plan]) -> bool {
-    for (j, plan) in plan.iter().enumerate() {
+fn add_row(p: &mut Part, sc: &Scanner, job: &Job<'_>) -> bool {
+    for (j, plan) in job.plan.iter().enumerate() {
         match plan {
             Plan::Skip => {}
             Plan::Num(shift) => {
-                let Some(cell) = text(sc.field(j)) else {
-                    return false;
-                };
-                let v = match clean_number(cell) {
-                    Some(Some(v)) => (v - shift) as f32,
-                    Some(None) => f32::NAN,
-                    None => {
-                        p.bad[j] = true;
-                        f32::NAN
+                let field = sc.field(job.block, j);
+                let v = if field.is_empty() {
+                    f32::NAN
+                } else if let Some(v) = fast_number(field) {
+                    (v - shift) as f32
+                } else {
+                    let Some(cell) = text(field) else {
+                        return false;
+                    };
+                    match clean_number(cell) {
+                        Some(Some(v)) => (v - shift) as f32,
+                        Some(None) => f32::NAN,
+                        None => {
+                            p.bad[j] = true;
+                            f32::NAN
+                        }
                     }
                 };
                 p.num[j].push(v);
             }
             Plan::Text => {
-                let Some(cell) = text(sc.field(j)) else {
+                let Some(cell) = text(sc.field(job.block, j)) else {
                     return false;
                 };
                 p.text[j].push(cell);

@@ -228,21 +228,13 @@ impl Table {
         }
     }
 
-    /// The texts of column `c` in `rows` (a numeric column's values as Rust
-    /// prints them), e.g. the target cells to stratify a split by.
-    pub fn column_texts(&self, c: usize, rows: &[usize]) -> Vec<Cow<'_, str>> {
-        match &self.cols[c] {
-            Column::Text { dict, codes } => rows
-                .iter()
-                .map(|&r| Cow::Borrowed(dict[codes[r] as usize].as_str()))
-                .collect(),
-            Column::Num { .. } => rows
-                .iter()
-                .map(|&r| match self.cell(r, c) {
-                    Cell::Num(v) => Cow::Owned(v.to_string()),
-                    _ => Cow::Borrowed(""),
-                })
-                .collect(),
+    /// The text of cell `(r, c)`, e.g. a target cell to stratify a split
+    /// by (a numeric column's value as Rust prints it, empty if missing).
+    pub fn cell_text(&self, r: usize, c: usize) -> Cow<'_, str> {
+        match self.cell(r, c) {
+            Cell::Text(t) => Cow::Borrowed(t),
+            Cell::Num(v) => Cow::Owned(v.to_string()),
+            Cell::Missing => Cow::Borrowed(""),
         }
     }
 

@@ -175,10 +175,10 @@ fn parse_head(buf: &[u8], eof: bool, delimiter: u8) -> HeadStep {
                 let line = nl + 1;
                 nl += newlines_in;
                 pos = next;
-                if sc.is_blank() {
+                if sc.is_blank(buf) {
                     continue;
                 }
-                let Some(cells) = sc.strings() else {
+                let Some(cells) = sc.strings(buf) else {
                     return HeadStep::Done(None);
                 };
                 match &first {

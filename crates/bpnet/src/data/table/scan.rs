@@ -33,6 +33,10 @@ pub(crate) struct Scanner {
     out: Vec<u8>,
     ends: Vec<usize>,
     fields: usize,
+    /// The last record came from [`Scanner::next_plain`]: its fields are
+    /// `spans` of the input.
+    plain: bool,
+    spans: Vec<(usize, usize)>,
 }
 
 impl Scanner {
@@ -44,6 +48,8 @@ impl Scanner {
             out: vec![0; 4096],
             ends: vec![0; 64],
             fields: 0,
+            plain: false,
+            spans: Vec::new(),
         }
     }
 
@@ -65,6 +71,7 @@ impl Scanner {
         if start >= input.len() {
             return Step::End { newlines_before };
         }
+        self.plain = false;
         let line0 = self.rdr.line();
         let (mut at, mut outlen, mut endlen) = (pos, 0, 0);
         loop {
@@ -104,28 +111,69 @@ impl Scanner {
         }
     }
 
+    /// [`Scanner::next`] for input with no quote character, where a record
+    /// is simply the bytes up to a line end and fields are split at the
+    /// delimiter: the same records as `csv-core` makes of such input (which
+    /// ends a record at `\r` or `\n`), found with `memchr` and not copied.
+    pub(crate) fn next_plain(&mut self, input: &[u8], pos: usize, eof: bool) -> Step {
+        let mut start = pos;
+        let mut newlines_before = 0;
+        while start < input.len() && matches!(input[start], b'\r' | b'\n') {
+            newlines_before += u64::from(input[start] == b'\n');
+            start += 1;
+        }
+        if start >= input.len() {
+            return Step::End { newlines_before };
+        }
+        let end = match memchr::memchr2(b'\n', b'\r', &input[start..]) {
+            Some(k) => start + k,
+            None if eof => input.len(),
+            None => return Step::Incomplete { start, newlines_before },
+        };
+        self.spans.clear();
+        let mut from = start;
+        for k in memchr::memchr_iter(self.delimiter, &input[start..end]) {
+            self.spans.push((from, start + k));
+            from = start + k + 1;
+        }
+        self.spans.push((from, end));
+        (self.plain, self.fields) = (true, self.spans.len());
+        Step::Record {
+            start,
+            next: end,
+            newlines_before,
+            newlines_in: 0,
+        }
+    }
+
     /// Fields in the last record.
     pub(crate) fn len(&self) -> usize {
         self.fields
     }
 
-    /// Field `j` of the last record, ASCII whitespace trimmed (as the `csv`
-    /// crate's `Trim::All`).
-    pub(crate) fn field(&self, j: usize) -> &[u8] {
-        let from = if j == 0 { 0 } else { self.ends[j - 1] };
-        self.out[from..self.ends[j]].trim_ascii()
+    /// Field `j` of the last record read from `input`, ASCII whitespace
+    /// trimmed (as the `csv` crate's `Trim::All`).
+    pub(crate) fn field<'a>(&'a self, input: &'a [u8], j: usize) -> &'a [u8] {
+        let field = if self.plain {
+            let (from, to) = self.spans[j];
+            &input[from..to]
+        } else {
+            let from = if j == 0 { 0 } else { self.ends[j - 1] };
+            &self.out[from..self.ends[j]]
+        };
+        field.trim_ascii()
     }
 
     /// True when the last record is a blank line (one empty field).
-    pub(crate) fn is_blank(&self) -> bool {
-        self.fields == 1 && self.field(0).is_empty()
+    pub(crate) fn is_blank(&self, input: &[u8]) -> bool {
+        self.fields == 1 && self.field(input, 0).is_empty()
     }
 
     /// The last record's fields as trimmed strings, `None` if one is not
     /// UTF-8.
-    pub(crate) fn strings(&self) -> Option<Vec<String>> {
+    pub(crate) fn strings(&self, input: &[u8]) -> Option<Vec<String>> {
         (0..self.fields)
-            .map(|j| text(self.field(j)).map(str::to_string))
+            .map(|j| text(self.field(input, j)).map(str::to_string))
             .collect()
     }
 }
@@ -134,4 +182,98 @@ impl Scanner {
 /// it is not UTF-8.
 pub(crate) fn text(field: &[u8]) -> Option<&str> {
     std::str::from_utf8(field).ok().map(str::trim)
+}
+
+/// Powers of ten that are exact in `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// A plain decimal (`-12.345`, `+7`, `.5`: no exponent, at most 19 digits)
+/// whose digits make an integer `m <= 2^53` and with at most 22 decimals:
+/// `m / 10^k`, which is then exactly the correctly rounded value `str::parse`
+/// gives (both operands are exact, and IEEE division rounds correctly; the
+/// "fast path" of Clinger 1990). `None` for anything else.
+pub(crate) fn fast_number(b: &[u8]) -> Option<f64> {
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let (mut m, mut n, mut decimals, mut dot) = (0u64, 0usize, 0usize, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' if n < 19 => {
+                m = m * 10 + u64::from(c - b'0');
+                n += 1;
+                decimals += usize::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+    }
+    if n == 0 || m > 1 << 53 || decimals >= POW10.len() {
+        return None;
+    }
+    let v = m as f64 / POW10[decimals];
+    Some(if neg { -v } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every string the fast path takes parses to the same bits as `str::parse`.
+    #[test]
+    fn fast_numbers_are_exactly_what_parse_gives() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut taken, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let len = (next() % 21) as usize;
+            let mut s = String::new();
+            match next() % 4 {
+                0 => s.push('-'),
+                1 => s.push('+'),
+                _ => {}
+            }
+            for _ in 0..len {
+                s.push(char::from(b'0' + (next() % 10) as u8));
+            }
+            if len > 0 && next() % 3 > 0 {
+                let at = s.len() - (next() as usize % len);
+                s.insert(at, '.');
+            }
+            total += 1;
+            if let Some(v) = fast_number(s.as_bytes()) {
+                taken += 1;
+                let want: f64 = s.parse().unwrap();
+                assert_eq!(v.to_bits(), want.to_bits(), "{s}");
+            }
+        }
+        assert!(taken > total / 2, "{taken} of {total}");
+        for s in [
+            "",
+            "-",
+            ".",
+            "1e5",
+            "1.2.3",
+            "inf",
+            "nan",
+            "0x10",
+            "12345678901234567890",
+            " 1",
+        ] {
+            assert_eq!(fast_number(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(fast_number(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!(fast_number(b"5."), Some(5.0));
+        assert_eq!(fast_number(b".25"), Some(0.25));
+    }
 }
