@@ -68,10 +68,12 @@ fn config() -> FitConfig {
 }
 
 type Saved = (Trainer<f32>, FitState, Option<Sequential<f32>>);
+/// Named tensors of a model (see `distributed::state`).
+type Tensors = Vec<(String, Vec<f64>)>;
 
 /// Trains on the ranks of `comm` (from `resume` if given); returns the
 /// final state, the history and the checkpoint taken at step 7.
-fn train(comm: Arc<dyn Comm>, resume: Option<Saved>) -> (Vec<(String, Vec<f64>)>, History, Option<Saved>) {
+fn train(comm: Arc<dyn Comm>, resume: Option<Saved>) -> (Tensors, History, Option<Saved>) {
     let (train, val) = (data(70, 1), data(31, 2));
     let (mut t, resume) = match resume {
         Some((t, state, best)) => (t, Some(Resume { state, best })),
@@ -91,7 +93,7 @@ fn train(comm: Arc<dyn Comm>, resume: Option<Saved>) -> (Vec<(String, Vec<f64>)>
     (state(&t.model), history, saved)
 }
 
-fn assert_close(got: &(Vec<(String, Vec<f64>)>, History), want: &(Vec<(String, Vec<f64>)>, History), what: &str) {
+fn assert_close(got: &(Tensors, History), want: &(Tensors, History), what: &str) {
     let (diff, name) = max_rel_diff(&got.0, &want.0);
     assert!(diff <= 1e-5, "{what}: {name} differs by {diff:e} (relative)");
     assert_eq!(got.1.epochs.len(), want.1.epochs.len(), "{what}: epochs");
