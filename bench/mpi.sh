@@ -11,6 +11,7 @@
 #
 #   bash bench/mpi.sh                 # 3 rounds
 #   ROUNDS=5 NETS="w1 w3" bash bench/mpi.sh
+#   MPI_ARGS="--mca mpi_yield_when_idle 1" bash bench/mpi.sh   # busy machine
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
@@ -19,7 +20,8 @@ if [ -z "${BPNET:-}" ]; then
   cargo build --release -q -p bpnet-cli --features mpi
   BPNET=target/release/bpnet
 fi
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+# shellcheck disable=SC2206
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none ${MPI_ARGS:-})
 
 args_of() {
   case "$1" in
