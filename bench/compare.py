@@ -5,6 +5,14 @@ virtual environment with torch.
 
     python bench/compare.py [--rounds N] [--threads 2,1] [--only W1,W3] [--quick]
     python bench/compare.py --scaling [--rounds N] [--threads 2]
+    python bench/compare.py --end-to-end [--rounds N] [--threads 2]
+
+The I* workloads time a saved model (`bpnet bench --inference --fused
+--model M`) against ONNX Runtime running the same model exported with
+`bpnet export --fold-bn --no-preprocessing` (bench/ort_infer.py); the models
+are trained briefly on MNIST into bench/results/models on first use. The
+end-to-end row is bench/end_to_end.py (`bpnet train --data mnist` against
+bench/pytorch_train_mnist.py).
 
 Writes Markdown tables to stdout and raw rows (one JSON object per
 measurement) to bench/results/*.jsonl; --scaling also writes a plot.
@@ -20,6 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BPNET = os.path.join(ROOT, "target", "release", "bpnet")
 PEER = [sys.executable, os.path.join(ROOT, "bench", "pytorch_mlp.py")]
+ORT = [sys.executable, os.path.join(ROOT, "bench", "ort_infer.py")]
 PAPER = "--dims 784,100,100,100,10 --activation sigmoid"
 WIDE = "--dims 784,1024,1024,1024,10 --activation relu"
 
@@ -35,6 +44,41 @@ WORKLOADS = {
     "GEMM1024": ("C = A B, n = 1024", "--gemm 1024", 60, ""),
     "GEMM2048": ("C = A B, n = 2048", "--gemm 2048", 10, ""),
 }
+
+# Saved models against ONNX Runtime: name -> (description, model, batch, steps).
+ORT_WORKLOADS = {
+    "I1": ("W1 model, 1000 rows, vs ONNX Runtime", "W1", 1000, 400),
+    "I1-row": ("W1 model, 1 row, vs ONNX Runtime", "W1", 1, 20000),
+    "I3": ("W3 model, 1000 rows, vs ONNX Runtime", "W3", 1000, 40),
+}
+MODELS = {
+    "W1": "--hidden 100,100,100 --activation sigmoid",
+    "W3": "--hidden 1024,1024,1024 --activation relu",
+}
+
+
+def model_files(name, results):
+    """The model `name` (trained for 20 steps on MNIST) and its ONNX export."""
+    d = os.path.join(results, "models")
+    os.makedirs(d, exist_ok=True)
+    st, onnx = os.path.join(d, name + ".safetensors"), os.path.join(d, name + ".onnx")
+    if not os.path.exists(onnx):
+        subprocess.run([BPNET, "train", "--data", "mnist", "--steps", "20", "--quiet", "--overwrite", "--out", st]
+                       + MODELS[name].split(), check=True)
+        subprocess.run([BPNET, "export", "--model", st, "--onnx", onnx, "--fold-bn", "--no-preprocessing",
+                        "--overwrite"], check=True, capture_output=True)
+    return st, onnx
+
+
+def measure_ort(name, threads, results):
+    """One `bpnet bench --model` run and one ONNX Runtime run, back to back."""
+    _, model, batch, steps = ORT_WORKLOADS[name]
+    st, onnx = model_files(model, results)
+    a = ["--batch-size", str(batch), "--steps", str(steps), "--threads", str(threads), "--json"]
+    b = run([BPNET, "bench", "--inference", "--fused", "--model", st] + a)
+    t = run(ORT + ["--onnx", onnx] + a)
+    t.setdefault("gflops", b["gflops"] * b["ms_per_step"] / t["ms_per_step"])
+    return b, t
 
 
 def run(cmd):
@@ -55,17 +99,22 @@ def summary(values):
 
 
 def compare(opts):
-    names = opts.only.split(",") if opts.only else list(WORKLOADS)
+    names = opts.only.split(",") if opts.only else list(WORKLOADS) + list(ORT_WORKLOADS)
     scale = 0.1 if opts.quick else 1.0
     rows = []
     log = open(os.path.join(opts.results, "compare.jsonl"), "a")
     for threads in [int(t) for t in opts.threads.split(",")]:
         for name in names:
-            desc, args, steps, extra = WORKLOADS[name]
-            steps = max(2, int(steps * scale))
+            if name in ORT_WORKLOADS:
+                desc = ORT_WORKLOADS[name][0]
+                one = lambda: measure_ort(name, threads, opts.results)
+            else:
+                desc, args, steps, extra = WORKLOADS[name]
+                steps = max(2, int(steps * scale))
+                one = lambda: measure(args, steps, extra, threads)
             ratios, bms, tms, bgf, tgf = [], [], [], [], []
             for r in range(opts.rounds):
-                b, t = measure(args, steps, extra, threads)
+                b, t = one()
                 ratios.append(b["ms_per_step"] / t["ms_per_step"])
                 bms.append(b["ms_per_step"])
                 tms.append(t["ms_per_step"])
@@ -75,12 +124,13 @@ def compare(opts):
                                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
                 log.flush()
                 print(f"{name} t={threads} round {r + 1}: bpnet {b['ms_per_step']:.4f} ms, "
-                      f"torch {t['ms_per_step']:.4f} ms, ratio {ratios[-1]:.3f}", file=sys.stderr)
+                      f"peer {t['ms_per_step']:.4f} ms, ratio {ratios[-1]:.3f}", file=sys.stderr)
             rows.append((name, desc, threads, summary(bms), summary(tms), summary(ratios),
                          statistics.median(bgf), statistics.median(tgf)))
-    print(f"\n{opts.rounds} rounds, bpnet and PyTorch alternating; ratio = bpnet ms / PyTorch ms per round\n")
-    print("| workload | threads | bpnet ms (median, min–max) | PyTorch ms (median, min–max) | median ratio (min–max) "
-          "| bpnet GFLOP/s | PyTorch GFLOP/s |")
+    print(f"\n{opts.rounds} rounds, bpnet and the peer alternating; ratio = bpnet ms / peer ms per round; the peer "
+          "is PyTorch, or ONNX Runtime for the I* rows\n")
+    print("| workload | threads | bpnet ms (median, min–max) | peer ms (median, min–max) | median ratio (min–max) "
+          "| bpnet GFLOP/s | peer GFLOP/s |")
     print("|---|---|---|---|---|---|---|")
     for name, desc, threads, b, t, r, bg, tg in rows:
         print(f"| {name}: {desc} | {threads} | {b[0]:.4g} ({b[1]:.4g}–{b[2]:.4g}) | {t[0]:.4g} ({t[1]:.4g}–{t[2]:.4g}) "
@@ -152,11 +202,19 @@ def main():
     p.add_argument("--only", default="", help="comma-separated workloads: " + ",".join(WORKLOADS))
     p.add_argument("--quick", action="store_true", help="a tenth of the steps (to check that the harness works)")
     p.add_argument("--scaling", action="store_true", help="batch-size and width sweeps instead")
+    p.add_argument("--end-to-end", action="store_true", help="bpnet train --data mnist against a PyTorch script")
     p.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--plot", default=os.path.join(ROOT, "docs", "scaling.svg"))
     opts = p.parse_args()
     os.makedirs(opts.results, exist_ok=True)
-    scaling(opts) if opts.scaling else compare(opts)
+    if opts.end_to_end:
+        import end_to_end
+        threads = int(opts.threads.split(",")[0])
+        end_to_end.table(end_to_end.rows(opts.rounds, threads, opts.results), threads)
+    elif opts.scaling:
+        scaling(opts)
+    else:
+        compare(opts)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ enum Command {
     ///   bpnet train --data houses.csv --target price --print-config > run.toml
     #[command(verbatim_doc_comment)]
     Train(Box<cli::train::TrainArgs>),
+    /// Search network and training settings by k-fold cross-validation (TPE), refit the best.
+    ///
+    /// Example: bpnet tune --data houses.csv --target price --trials 40 --cv 5 --out houses.safetensors
+    #[command(verbatim_doc_comment)]
+    Tune(cli::tune::TuneArgs),
     /// Metrics of a model file on labelled data.
     ///
     /// Example: bpnet eval --model iris.safetensors --data data/iris.csv
@@ -54,6 +59,11 @@ enum Command {
     /// Example: bpnet import --torch mlp.safetensors --spec linear,bn,relu,linear --out mlp-bpnet.safetensors
     #[command(verbatim_doc_comment)]
     Import(cli::import::ImportArgs),
+    /// Learning-rate range test: loss against an exponentially growing rate, and two suggested rates.
+    ///
+    /// Example: bpnet lr-find --data mnist --hidden 100,100 --optimizer sgd --figure lr_find
+    #[command(verbatim_doc_comment)]
+    LrFind(Box<cli::lr_find::LrFindArgs>),
     /// Time training steps (or inference) on random data.
     ///
     /// Example: bpnet bench --dims 784,100,100,100,10 --activation sigmoid --batch-norm --batch-size 60 --steps 2000 --json
@@ -81,12 +91,24 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     bpnet::set_threads(thread_count(cli.threads));
+    let comm = match cli::dist::world() {
+        Ok(c) => c,
+        Err(e) => return cli::dist::report(&bpnet::comm::Single, &e),
+    };
+    if comm.size() > 1 && !matches!(cli.command, Command::Train(_) | Command::Bench(_)) {
+        let e = bpnet::Error::Comm(
+            "only `bpnet train` and `bpnet bench` run on several processes; start other commands without mpirun".into(),
+        );
+        return cli::dist::report(&*comm, &e);
+    }
     let result = match cli.command {
-        Command::Train(args) => cli::train::run(&args),
+        Command::Train(args) => cli::train::run(&args, &comm),
+        Command::Tune(args) => cli::tune::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
         Command::Predict(args) => cli::predict::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),
-        Command::Bench(args) => cli::bench::run(&args),
+        Command::Bench(args) => cli::bench::run(&args, &comm),
+        Command::LrFind(args) => cli::lr_find::run(&args),
         Command::Export(args) => cli::export::run(&args),
         Command::Import(args) => cli::import::run(&args),
         Command::Experiment(args) => cli::experiment::run(&args),
@@ -94,10 +116,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => cli::dist::report(&*comm, &e),
     }
 }
 

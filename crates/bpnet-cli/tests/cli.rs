@@ -82,16 +82,17 @@ fn trains_the_paper_network_on_a_subset_of_mnist() {
     assert!(dir.path().join("paper-mnist.safetensors").is_file());
 }
 
-/// Peak memory of paper-network training on the full MNIST training set stays
-/// under twice that set's size in memory (60,000 x 784 f32 = 188 MB), data
-/// loading included (the 10,000 test images are loaded too).
+/// Peak memory of `bpnet train --data mnist` with its defaults (a 10%
+/// stratified validation split held out of the 60,000 training images, the
+/// 10,000 test images loaded too) stays under 1.5 x the data set's size in
+/// memory (70,000 x 784 f32 = 219.5 MB): the validation rows are split off
+/// without a second copy of the training set (`Dataset::partition`).
 #[test]
-fn full_mnist_training_peaks_under_twice_the_dataset() {
+fn default_mnist_training_peaks_under_one_and_a_half_times_the_dataset() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = format!("{ROOT}/configs/paper-mnist.toml");
     let out = ok(
         dir.path(),
-        &["train", "--config", &cfg, "--steps", "200", "--quiet", "--json"],
+        &["train", "--data", "mnist", "--steps", "200", "--quiet", "--json"],
     );
     let j = last_json(&out);
     let Some(peak) = j["peak_memory_bytes"].as_u64() else {
@@ -100,9 +101,9 @@ fn full_mnist_training_peaks_under_twice_the_dataset() {
         eprintln!("SKIP: this system reports no peak memory");
         return;
     };
-    let dataset = 60_000 * 784 * 4;
+    let dataset = 70_000 * 784 * 4;
     println!(
-        "peak {:.1} MB = {:.2} x the training set",
+        "peak {:.1} MB = {:.2} x the data set",
         peak as f64 / 1e6,
         peak as f64 / dataset as f64
     );
@@ -110,7 +111,7 @@ fn full_mnist_training_peaks_under_twice_the_dataset() {
         peak > dataset,
         "peak {peak} below the data it must hold: not measuring the process?"
     );
-    assert!(peak < 2 * dataset, "peak memory {peak} bytes >= 2 x {dataset}");
+    assert!(2 * peak < 3 * dataset, "peak memory {peak} bytes >= 1.5 x {dataset}");
 }
 
 #[test]

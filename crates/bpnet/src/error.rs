@@ -80,6 +80,9 @@ pub enum Error {
         /// What is wrong and what to do, e.g. `is the input --data wine.csv; choose another --out`.
         problem: String,
     },
+    /// Ranks of a distributed run disagree, or their communication failed.
+    #[error("distributed training: {0}")]
+    Comm(String),
     /// A data file is malformed.
     #[error("{path}: {reason}")]
     Format {

@@ -122,7 +122,8 @@ impl DenseF64 {
 /// with every batch-normalization layer folded into a neighbouring Dense
 /// layer (see the [module docs](self) for the formulas). Layers are renamed
 /// `layers.{i}` in their new order; every Dense layer gets a bias; activation
-/// and dropout layers are kept.
+/// dropout and layer-normalization layers (not affine maps of the input,
+/// which depend on each row's statistics) are kept.
 ///
 /// A BN layer directly after a Dense layer folds into it; any other BN layer
 /// folds into the next Dense layer when only dropout layers lie between them.
@@ -179,6 +180,7 @@ pub fn fold_batch_norm<T: Scalar>(model: &Sequential<T>) -> Result<Sequential<T>
                 });
             }
             Layer::Activation(act) => out.push(Layer::Activation(ActivationLayer::new(act.kind)?)),
+            Layer::LayerNorm(n) => out.push(Layer::LayerNorm(n.renamed(&path)?)),
             Layer::Dropout(d) => out.push(Layer::Dropout(d.clone())),
         }
         i += 1;

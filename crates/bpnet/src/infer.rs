@@ -7,7 +7,8 @@
 //! computes the same function as a chain of stages
 //! `h <- act(h W'^T + b')` (`W': [out, in]`, BN folded into `W'` and `b'` by
 //! [`fold_batch_norm`]), with the bias add and the activation in one pass
-//! right after each GEMM. Narrow networks run on blocks of [`BLOCK_ROWS`]
+//! right after each GEMM (layer normalization, which cannot fold, runs in
+//! place on each row after them). Narrow networks run on blocks of [`BLOCK_ROWS`]
 //! rows whose intermediates stay in cache, one contiguous run of blocks per
 //! thread of [`crate::threads`]; networks with a layer of [`WIDE`] or more
 //! run each stage over the whole batch with the products split over the
@@ -38,7 +39,7 @@ pub const BLOCK_ROWS: usize = 512;
 /// products took 25.9 ms per pass against 30.6 ms in blocks of 512 rows.
 pub const WIDE: usize = 512;
 
-/// One stage `y = act_k(... act_1(x W^T + b))`.
+/// One stage `y = tail(act_k(... act_1(x W^T + b)))`.
 #[derive(Debug, Clone)]
 struct Stage<T> {
     /// `[out, in]`.
@@ -47,6 +48,18 @@ struct Stage<T> {
     bias: Vec<T>,
     /// Applied in order after the bias (usually zero or one).
     acts: Vec<Activation>,
+    /// Applied in order after those, from the first layer normalization on
+    /// (empty without layer normalization).
+    tail: Vec<TailOp<T>>,
+}
+
+/// A step after the fused bias and activations.
+#[derive(Debug, Clone)]
+enum TailOp<T> {
+    /// Layer normalization of each row with `eps`, gain and bias `[out]`.
+    LayerNorm { eps: T, gamma: Vec<T>, beta: Vec<T> },
+    /// An activation.
+    Act(Activation),
 }
 
 /// A network prepared for fast eval-mode forward passes.
@@ -94,10 +107,12 @@ impl<T: Scalar> InferenceNet<T> {
                         weight: d.weight.value.clone(),
                         bias,
                         acts: Vec::new(),
+                        tail: Vec::new(),
                     });
                 }
                 Layer::Activation(a) => match stages.last_mut() {
-                    Some(s) => s.acts.push(a.kind),
+                    Some(s) if s.tail.is_empty() => s.acts.push(a.kind),
+                    Some(s) => s.tail.push(TailOp::Act(a.kind)),
                     None => {
                         return Err(Error::config(
                             "fused inference",
@@ -106,6 +121,27 @@ impl<T: Scalar> InferenceNet<T> {
                     }
                 },
                 Layer::Dropout(_) => {}
+                Layer::LayerNorm(n) => {
+                    let f = n.features();
+                    let (gamma, beta) = match &n.affine {
+                        Some((g, b)) => (g.value.as_slice().to_vec(), b.value.as_slice().to_vec()),
+                        None => (vec![T::ONE; f], vec![T::ZERO; f]),
+                    };
+                    let op = TailOp::LayerNorm {
+                        eps: T::from_f64(n.eps()),
+                        gamma,
+                        beta,
+                    };
+                    match stages.last_mut() {
+                        Some(s) => s.tail.push(op),
+                        None => {
+                            return Err(Error::config(
+                                "fused inference",
+                                format!("{}: a layer normalization before the first Dense layer", n.path()),
+                            ));
+                        }
+                    }
+                }
                 Layer::BatchNorm(bn) => {
                     return Err(Error::State(format!("{}: left unfolded", bn.path())));
                 }
@@ -233,5 +269,11 @@ impl<T: Scalar> Stage<T> {
             .run_split();
         }
         crate::layers::bias_act_kernel(&self.acts, dst, &self.bias);
+        for op in &self.tail {
+            match op {
+                TailOp::LayerNorm { eps, gamma, beta } => crate::layers::layer_norm_in_place(dst, *eps, gamma, beta),
+                TailOp::Act(a) => a.apply_in_place(dst),
+            }
+        }
     }
 }

@@ -18,7 +18,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod comm;
 pub mod data;
+pub mod ensemble;
 pub mod error;
 pub mod fold;
 pub mod infer;
@@ -37,6 +39,7 @@ pub mod tensor;
 pub mod train;
 pub mod workflow;
 
+pub use ensemble::{Combine, EnsembleNet};
 pub use error::{Error, Result};
 pub use fold::fold_batch_norm;
 pub use infer::InferenceNet;

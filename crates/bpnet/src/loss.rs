@@ -46,11 +46,33 @@ impl Loss {
         if logits.rows() == 0 {
             return Err(Error::shape("loss", "a batch of at least one row", logits));
         }
+        self.forward_backward_share(logits, target, grad, logits.rows())
+    }
+
+    /// The share of `logits: [rows, out]` in the mean loss over a batch of
+    /// `batch_rows >= rows` rows of which they are a part (data-parallel
+    /// training: the sum over the parts is the batch's mean loss), and its
+    /// gradient `d share / d logits` in `grad`. With `batch_rows == rows` this
+    /// is [`Loss::forward_backward`]; `rows` may be 0 (share 0).
+    pub fn forward_backward_share<T: Scalar>(
+        self,
+        logits: &Matrix<T>,
+        target: Target<'_, T>,
+        grad: &mut Matrix<T>,
+        batch_rows: usize,
+    ) -> Result<T> {
+        if batch_rows == 0 || batch_rows < logits.rows() {
+            return Err(Error::shape(
+                "loss",
+                format!("a part of at most {batch_rows} rows of a non-empty batch"),
+                logits,
+            ));
+        }
         grad.resize(logits.rows(), logits.cols());
         match (self, target) {
-            (Loss::CrossEntropy, Target::Labels(y)) => cross_entropy(logits, y, grad),
-            (Loss::Mse, Target::Values(t)) => elementwise(logits, t, grad, mse_term),
-            (Loss::BceWithLogits, Target::Values(t)) => elementwise(logits, t, grad, bce_term),
+            (Loss::CrossEntropy, Target::Labels(y)) => cross_entropy(logits, y, grad, batch_rows),
+            (Loss::Mse, Target::Values(t)) => elementwise(logits, t, grad, mse_term, batch_rows),
+            (Loss::BceWithLogits, Target::Values(t)) => elementwise(logits, t, grad, bce_term, batch_rows),
             (loss, _) => Err(Error::config(
                 "loss target",
                 format!("{loss:?} needs {}", loss.target_kind()),
@@ -72,11 +94,13 @@ impl Loss {
     }
 }
 
-fn cross_entropy<T: Scalar>(z: &Matrix<T>, labels: &[usize], grad: &mut Matrix<T>) -> Result<T> {
+/// Mean cross-entropy over `batch_rows` rows, of which `z` holds some.
+fn cross_entropy<T: Scalar>(z: &Matrix<T>, labels: &[usize], grad: &mut Matrix<T>, batch_rows: usize) -> Result<T> {
     let (n, k) = (z.rows(), z.cols());
     if labels.len() != n {
         return Err(Error::shape("cross-entropy labels", n, labels.len()));
     }
+    let n = batch_rows;
     let inv_n = T::ONE / T::from_f64(n as f64);
     let mut total = 0.0f64;
     for (r, &y) in labels.iter().enumerate() {
@@ -113,11 +137,18 @@ fn bce_term<T: Scalar>(z: T, t: T) -> (T, T) {
     (l, sigmoid(z) - t)
 }
 
-fn elementwise<T: Scalar>(z: &Matrix<T>, t: &Matrix<T>, grad: &mut Matrix<T>, term: Term<T>) -> Result<T> {
+/// Mean of `term` over the `batch_rows x cols` elements of a batch, of which `z` holds some rows.
+fn elementwise<T: Scalar>(
+    z: &Matrix<T>,
+    t: &Matrix<T>,
+    grad: &mut Matrix<T>,
+    term: Term<T>,
+    batch_rows: usize,
+) -> Result<T> {
     if z.shape() != t.shape() {
         return Err(Error::shape("loss target", z, t));
     }
-    let count = z.as_slice().len().max(1);
+    let count = (batch_rows * z.cols()).max(1);
     let inv = T::ONE / T::from_f64(count as f64);
     let mut total = 0.0f64;
     for ((g, &zv), &tv) in grad.as_mut_slice().iter_mut().zip(z.as_slice()).zip(t.as_slice()) {

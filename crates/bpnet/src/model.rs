@@ -6,7 +6,9 @@
 
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::layers::{Activation, ActivationLayer, BatchNorm, BatchNormConfig, Dense, Dropout, Layer, Mode, Param};
+use crate::layers::{
+    Activation, ActivationLayer, BatchNorm, BatchNormConfig, Dense, Dropout, Layer, LayerNorm, Mode, NormKind, Param,
+};
 use crate::scalar::Scalar;
 use crate::tensor::Matrix;
 use rand::SeedableRng;
@@ -23,7 +25,8 @@ pub const COUNT_PARTS: usize = 3;
 /// The low 22 bits: a piece of a batch count, exact in `f32`.
 const COUNT_MASK: u64 = (1 << 22) - 1;
 
-/// Where batch normalization goes in each hidden block.
+/// Where the normalization layer (batch normalization or the kind of
+/// [`BatchNormConfig::kind`]) goes in each hidden block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BnPlacement {
@@ -44,9 +47,10 @@ pub struct ModelSpec {
     /// Hidden-layer activation (the output layer is linear; the loss applies
     /// softmax or sigmoid).
     pub activation: Activation,
-    /// Batch-normalization placement in every hidden block.
+    /// Normalization placement in every hidden block.
     pub batch_norm: BnPlacement,
-    /// Batch-normalization settings.
+    /// Normalization settings, including which normalization
+    /// ([`BatchNormConfig::kind`]: batch, renorm, ghost or layer).
     pub bn: BatchNormConfig,
     /// Dropout rate after each hidden block (0 = none).
     pub dropout: f64,
@@ -135,8 +139,9 @@ impl<T: Scalar> Sequential<T> {
 
     /// Builds the network of `spec` with weights drawn from `seed`. Each hidden
     /// block is `Dense -> [BN] -> act -> [BN] -> [Dropout]` per the placement;
-    /// a Dense directly followed by BN has no bias. Dropout layer `i` draws
-    /// its masks from its own stream seeded by `seed` and `i`.
+    /// a Dense directly followed by BN (or renorm, ghost BN) has no bias, one
+    /// followed by LayerNorm keeps it. Dropout layer `i` draws its masks from
+    /// its own stream seeded by `seed` and `i`.
     pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Self> {
         Self::build(spec, seed, true)
     }
@@ -161,14 +166,20 @@ impl<T: Scalar> Sequential<T> {
             };
             let hidden = i < last;
             let bn_next = hidden && spec.batch_norm == BnPlacement::BeforeActivation;
+            // Batch statistics remove a preceding bias; layer normalization
+            // removes only its mean over the features, so the bias stays.
+            let drop_bias = bn_next && spec.bn.kind.uses_batch_statistics();
             let path = format!("layers.{}", layers.len());
-            layers.push(Layer::Dense(Dense::new(&path, w, (!bn_next).then_some(b))?));
+            layers.push(Layer::Dense(Dense::new(&path, w, (!drop_bias).then_some(b))?));
             if !hidden {
                 break;
             }
             let push_bn = |layers: &mut Vec<Layer<T>>| -> Result<()> {
                 let path = format!("layers.{}", layers.len());
-                layers.push(Layer::BatchNorm(BatchNorm::new(&path, out, spec.bn.clone())?));
+                layers.push(match spec.bn.kind {
+                    NormKind::Layer => Layer::LayerNorm(LayerNorm::new(&path, out, spec.bn.eps, spec.bn.affine)?),
+                    _ => Layer::BatchNorm(BatchNorm::new(&path, out, spec.bn.clone())?),
+                });
                 Ok(())
             };
             if bn_next {
@@ -315,6 +326,30 @@ impl<T: Scalar> Sequential<T> {
     /// `dL/dx` from the last backward called with `input_grad = true`.
     pub fn input_grad(&self) -> Option<&Matrix<T>> {
         self.layers.first().map(|l| l.input_grad())
+    }
+
+    /// Sets how every batch normalization layer treats a batch split over
+    /// ranks (`None`: each process's rows alone, the default).
+    ///
+    /// Errors for Batch Renormalization and Ghost BN layers with a sync.
+    pub fn set_bn_sync(&mut self, sync: Option<crate::layers::BnSync>) -> crate::Result<()> {
+        for l in &mut self.layers {
+            if let Layer::BatchNorm(b) = l {
+                b.set_sync(sync.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Data-parallel training: the next training forward's input holds rows
+    /// `start..` of a global batch of `rows` rows (dropout draws its masks
+    /// for the whole global batch; see [`crate::layers::Dropout::set_window`]).
+    pub fn set_row_window(&mut self, start: usize, rows: usize) {
+        for l in &mut self.layers {
+            if let Layer::Dropout(d) = l {
+                d.set_window(start, rows);
+            }
+        }
     }
 
     /// Zeroes every parameter gradient.

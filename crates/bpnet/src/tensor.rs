@@ -104,6 +104,31 @@ impl<T: Scalar> Matrix<T> {
         self.data.resize(rows * cols, T::ZERO);
     }
 
+    /// Keeps only rows `idx` (strictly increasing), in that order, moving
+    /// them down in place and returning the freed memory: no second copy of
+    /// the matrix is ever held. Panics if `idx` is not strictly increasing
+    /// or names a row out of range.
+    pub fn retain_rows(&mut self, idx: &[usize]) {
+        assert!(
+            idx.windows(2).all(|w| w[0] < w[1]),
+            "retain_rows: indices must increase"
+        );
+        assert!(
+            idx.last().is_none_or(|&i| i < self.rows),
+            "retain_rows: row out of range"
+        );
+        let c = self.cols;
+        for (r, &i) in idx.iter().enumerate() {
+            // r <= i as idx increases: the source row is not yet overwritten.
+            if r != i {
+                self.data.copy_within(i * c..(i + 1) * c, r * c);
+            }
+        }
+        self.rows = idx.len();
+        self.data.truncate(idx.len() * c);
+        self.data.shrink_to_fit();
+    }
+
     /// Sets every element to `v`.
     pub fn fill(&mut self, v: T) {
         self.data.fill(v);

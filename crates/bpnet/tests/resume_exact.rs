@@ -142,6 +142,12 @@ fn model_bits(m: &Sequential<f32>) -> Vec<u64> {
                 out.extend(r.mean.iter().chain(&r.var).map(|v| u64::from(v.to_bits())));
                 out.push(r.batches);
             }
+            Layer::LayerNorm(n) => {
+                if let Some((g, b)) = &n.affine {
+                    let values = g.value.as_slice().iter().chain(b.value.as_slice());
+                    out.extend(values.map(|v| u64::from(v.to_bits())));
+                }
+            }
             Layer::Activation(_) | Layer::Dropout(_) => {}
         }
     }

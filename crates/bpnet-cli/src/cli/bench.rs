@@ -3,7 +3,9 @@
 //! and GFLOP/s (counting 6 * batch * sum(in * out) FLOPs per training step and
 //! 2 * batch * sum(in * out) per inference pass).
 
+use bpnet::comm::{Comm, block};
 use bpnet::tensor::{Op, Out, gemm};
+use bpnet::train::BnSyncMode;
 use bpnet::workflow::optimizer_config;
 use bpnet::{
     Activation, BnPlacement, Error, InferenceNet, Init, Loss, Matrix, Mode, ModelSpec, Optimizer, Result, Sequential,
@@ -11,6 +13,7 @@ use bpnet::{
 use bpnet::{Target, Trainer};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Options of `bpnet bench`.
@@ -63,8 +66,15 @@ pub struct BenchArgs {
 /// Distinct random batches cycled through, so timing does not hinge on one batch.
 const POOL: usize = 8;
 
-/// Runs `bpnet bench`.
-pub fn run(a: &BenchArgs) -> Result<()> {
+/// Runs `bpnet bench`. Under `mpirun` (training only) every rank takes its
+/// block of each batch of `--batch-size` rows, and rank 0 also reports the
+/// time of the gradient all-reduce alone.
+pub fn run(a: &BenchArgs, comm: &Arc<dyn Comm>) -> Result<()> {
+    if comm.size() > 1 && (a.inference || a.gemm.is_some()) {
+        return Err(Error::Comm(
+            "under mpirun `bpnet bench` times training steps only".into(),
+        ));
+    }
     if let Some(n) = a.gemm {
         return gemm_only(a, n as usize);
     }
@@ -82,12 +92,19 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let fused = a.fused.then(|| InferenceNet::new(&model)).transpose()?;
     let mut fused_out = Matrix::zeros(0, 0);
     let mut t = Trainer::new(model, opt, Loss::CrossEntropy);
+    t.set_comm(comm.clone(), BnSyncMode::Global)?;
+    let (lo, hi) = block(a.batch_size, comm.rank(), comm.size());
+    let parts: Vec<_> = pool.iter().map(|(x, y)| part(x, y, lo, hi)).collect::<Result<_>>()?;
     let mut step = |i: usize| -> Result<()> {
         let (x, y) = &pool[i % POOL];
         if let Some(net) = &fused {
             net.forward_into(x, &mut fused_out)?;
         } else if a.inference {
             t.model.forward(x, Mode::Eval)?;
+        } else if comm.size() > 1 {
+            let (x, y) = &parts[i % POOL];
+            t.compute_gradients_part(x, Target::Labels(y), lo, a.batch_size)?;
+            t.optimizer.step(&mut t.model)?;
         } else {
             t.step(x, Target::Labels(y))?;
         }
@@ -96,12 +113,44 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     for i in 0..a.warmup {
         step(i)?;
     }
+    comm.barrier()?;
     let start = Instant::now();
     for i in 0..a.steps {
         step(i)?;
     }
-    report(a, &dims, start.elapsed().as_secs_f64());
+    comm.barrier()?;
+    let secs = start.elapsed().as_secs_f64();
+    let reduce_ms = (comm.size() > 1)
+        .then(|| all_reduce_ms(&**comm, t.model.num_params() + 1, a.steps))
+        .transpose()?;
+    if comm.rank() == 0 {
+        report(a, &dims, secs, comm.size(), reduce_ms);
+    }
     Ok(())
+}
+
+/// Rows `lo..hi` of a batch.
+fn part(x: &Matrix<f32>, y: &[usize], lo: usize, hi: usize) -> Result<(Matrix<f32>, Vec<usize>)> {
+    let c = x.cols();
+    Ok((
+        Matrix::from_vec(hi - lo, c, x.as_slice()[lo * c..hi * c].to_vec())?,
+        y[lo..hi].to_vec(),
+    ))
+}
+
+/// Milliseconds of one all-reduce of `len` f32 values (the gradient buffer),
+/// averaged over `reps` after a warm-up.
+fn all_reduce_ms(comm: &dyn Comm, len: usize, reps: usize) -> Result<f64> {
+    let mut buf = vec![1.0f32; len];
+    for _ in 0..10 {
+        comm.all_reduce_f32(&mut buf)?;
+    }
+    comm.barrier()?;
+    let start = Instant::now();
+    for _ in 0..reps {
+        comm.all_reduce_f32(&mut buf)?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e3 / reps as f64)
 }
 
 /// The network to time: read from `--model`, or built from `--dims`,
@@ -150,8 +199,9 @@ fn random_batches(batch: usize, inputs: usize, classes: usize) -> Result<Vec<(Ma
         .collect()
 }
 
-/// Prints the timing line (and the JSON summary).
-fn report(a: &BenchArgs, dims: &[usize], secs: f64) {
+/// Prints the timing line (and the JSON summary); `ranks` processes, whose
+/// gradient all-reduce alone takes `reduce_ms`.
+fn report(a: &BenchArgs, dims: &[usize], secs: f64, ranks: usize, reduce_ms: Option<f64>) {
     let macs: usize = dims.windows(2).map(|w| w[0] * w[1]).sum();
     let flops_per_step = (if a.inference { 2 } else { 6 } * a.batch_size * macs) as f64;
     let ms = secs * 1e3 / a.steps as f64;
@@ -167,12 +217,18 @@ fn report(a: &BenchArgs, dims: &[usize], secs: f64) {
         "{} {what} of {shape}, batch {}: {ms:.4} ms/step, {samples:.0} samples/s, {gflops:.1} GFLOP/s",
         a.steps, a.batch_size
     );
+    if let Some(r) = reduce_ms {
+        println!(
+            "{ranks} processes; gradient all-reduce alone: {r:.4} ms ({:.1}% of a step)",
+            100.0 * r / ms
+        );
+    }
     if a.json {
         let summary = serde_json::json!({
             "ms_per_step": ms, "samples_per_s": samples, "gflops": gflops, "steps": a.steps,
             "batch_size": a.batch_size, "dims": shape, "activation": a.activation, "batch_norm": a.batch_norm,
             "optimizer": a.optimizer, "inference": a.inference, "fused": a.fused, "model": a.model,
-            "threads": bpnet::parallel::threads(),
+            "threads": bpnet::parallel::threads(), "ranks": ranks, "all_reduce_ms": reduce_ms,
         });
         println!("{summary}");
     }

@@ -2,7 +2,7 @@
 
 use bpnet::Result;
 use bpnet::io::load_model;
-use bpnet::workflow::{Pipeline, labelled, metrics};
+use bpnet::workflow::{Pipeline, ensemble_metrics, labelled};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -26,7 +26,8 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
     let data = labelled(&pipeline, &a.data)?;
     let loss = bpnet::train::default_loss(&data);
-    let m = metrics(&file.model, loss, &data, &pipeline)?;
+    let net = super::ensemble::net_of(&file, &a.model)?;
+    let m = ensemble_metrics(&net, loss, &data, &pipeline)?;
     println!("{}", m.summary);
     println!("{}", m.report.trim_end());
     if a.json {

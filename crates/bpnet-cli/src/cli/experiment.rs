@@ -4,14 +4,15 @@
 
 use bpnet::io::{Kind, OutputPlan};
 use bpnet::{Error, Result};
-use bpnet_lab::experiment::{self, ExperimentConfig, Mnist, Study};
+use bpnet_lab::experiment::{self, ExperimentConfig, Mnist, Study, seeds};
 use std::path::PathBuf;
 
 /// Options of `bpnet experiment`.
 #[derive(clap::Args, Debug)]
 pub struct ExperimentArgs {
-    /// bn-mnist (the paper's Figure 1), lr, depth, population, all (the four), or sweep.
-    #[arg(value_parser = ["bn-mnist", "lr", "depth", "population", "all", "sweep"])]
+    /// bn-mnist (the paper's Figure 1), lr, depth, population, all (the four), sweep; or the
+    /// normalization studies batch-size, placement, dropout-bn, lr-range, norm (those four).
+    #[arg(value_parser = ["bn-mnist", "lr", "depth", "population", "all", "sweep", "batch-size", "placement", "dropout-bn", "lr-range", "norm"])]
     which: String,
     /// A short run (5,000 steps, evaluated every 250) that still shows the effects.
     #[arg(long)]
@@ -58,6 +59,21 @@ pub struct ExperimentArgs {
     /// Training batches for the population statistics (0 = one pass over the training set).
     #[arg(long)]
     population_batches: Option<usize>,
+    /// Batch sizes of the batch-size study [default: 2,4,8,16,32,60,256].
+    #[arg(long, value_delimiter = ',')]
+    batch_sizes: Option<Vec<usize>>,
+    /// Epochs at every batch size in the batch-size study [default: 1].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Ghost BN's virtual batch size in the batch-size study [default: 16].
+    #[arg(long)]
+    ghost_size: Option<usize>,
+    /// Dropout rate of the dropout-bn study [default: 0.5].
+    #[arg(long)]
+    dropout_rate: Option<f64>,
+    /// Learning rates of the lr-range study [default: 0.01,0.03,0.1,0.3,1,3,10,30].
+    #[arg(long, value_delimiter = ',')]
+    lr_range: Option<Vec<f64>>,
     /// Folder with the MNIST IDX files [default: the bundled copy].
     #[arg(long)]
     mnist: Option<PathBuf>,
@@ -67,6 +83,13 @@ pub struct ExperimentArgs {
     /// Initial weight standard deviations of the sweep.
     #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1")]
     sweep_stds: Vec<f64>,
+    /// Seeds. The four paper studies run whole over N seeds (seed, seed+1,
+    /// ...): every seed's run in OUT/seed-S/, mean ± sd of every reported
+    /// number in OUT/seeds.md, seeds.json and seeds.html, accuracy curves
+    /// with ± sd bands [default: 1]. The normalization studies train N seeds
+    /// per arm and report their mean ± sd themselves [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    seeds: Option<u64>,
     /// Print only the final summary.
     #[arg(long)]
     quiet: bool,
@@ -98,6 +121,13 @@ pub fn config(a: &ExperimentArgs) -> ExperimentConfig {
         test_limit
     );
     set!(lr_multipliers, depth, population_batches);
+    set!(batch_sizes, ghost_size, dropout_rate, lr_range);
+    if let Some(n) = a.seeds {
+        c.seeds = n as usize;
+    }
+    if let Some(e) = a.epochs {
+        c.norm_epochs = e;
+    }
     c.mnist_dir = a.mnist.clone();
     c
 }
@@ -129,6 +159,9 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
         return sweep(a, &cfg, &data, &mut log);
     }
     let command = command_line();
+    if whole_runs(a, &studies) > 1 {
+        return run_seeds(a, &cfg, &studies, &data, &command, &mut log);
+    }
     let outputs = experiment::run(&studies, &cfg, &data, &a.out, &command, &mut log)?;
     for o in &outputs {
         println!("{}: {:.1} s", o.section.title, o.seconds);
@@ -140,6 +173,50 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--seeds N`: the studies over N seeds and their spread.
+fn run_seeds(
+    a: &ExperimentArgs,
+    cfg: &ExperimentConfig,
+    studies: &[Study],
+    data: &Mnist,
+    command: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if studies.is_empty() {
+        return Err(Error::config("--seeds", "the sweep runs one seed"));
+    }
+    let seeds = whole_runs(a, studies);
+    let spreads = seeds::run_seeds(studies, cfg, data, &a.out, seeds, command, log)?;
+    for s in spreads.iter().filter(|s| {
+        s.path.starts_with("paper/networks/")
+            && ["final_accuracy", "first_step_95", "first_step_97"]
+                .iter()
+                .any(|k| s.path.ends_with(k))
+    }) {
+        let reached = s.values.iter().flatten().count();
+        match reached {
+            0 => println!("{}: not reached with any of the {seeds} seeds", s.path),
+            _ => println!(
+                "{}: {:.4} ± {:.4} over {reached} of {seeds} seeds",
+                s.path, s.mean, s.sd
+            ),
+        }
+    }
+    println!("wrote {}", a.out.join("seeds.html").display());
+    Ok(())
+}
+
+/// How many whole runs `--seeds` asks of `studies`: N for the paper
+/// studies, 1 for the normalization studies (which spread their own arms
+/// over the seeds).
+fn whole_runs(a: &ExperimentArgs, studies: &[Study]) -> usize {
+    let norm = studies.iter().all(|s| Study::NORM.contains(s));
+    match (a.seeds, norm) {
+        (Some(n), false) => n as usize,
+        _ => 1,
+    }
+}
+
 /// The studies of `which` (none for `sweep`).
 fn studies(which: &str) -> Result<Vec<Study>> {
     Ok(match which {
@@ -148,6 +225,11 @@ fn studies(which: &str) -> Result<Vec<Study>> {
         "depth" => vec![Study::Depth],
         "population" => vec![Study::Population],
         "all" => Study::ALL.to_vec(),
+        "batch-size" => vec![Study::BatchSize],
+        "placement" => vec![Study::Placement],
+        "dropout-bn" => vec![Study::DropoutBn],
+        "lr-range" => vec![Study::LrRange],
+        "norm" => Study::NORM.to_vec(),
         "sweep" => Vec::new(),
         other => return Err(Error::config("experiment", format!("unknown '{other}'"))),
     })
@@ -155,9 +237,34 @@ fn studies(which: &str) -> Result<Vec<Study>> {
 
 /// The MNIST folder in, the files of `--out` out (see `bpnet::io::OutputPlan`).
 fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) -> Result<()> {
+    let runs = whole_runs(a, studies) as u64;
+    if runs > 1 {
+        for k in 0..runs {
+            check_folder(a, cfg, studies, &seeds::seed_dir(&a.out, cfg.seed + k), Vec::new())?;
+        }
+        let mut extra: Vec<String> = seeds::SEEDS_FILES.iter().map(|f| f.to_string()).collect();
+        extra.extend(
+            studies
+                .iter()
+                .flat_map(|s| [format!("{}_bands.png", s.name()), format!("{}_bands.svg", s.name())]),
+        );
+        return check_folder(a, cfg, &[], &a.out, extra);
+    }
+    check_folder(a, cfg, studies, &a.out, Vec::new())
+}
+
+/// The files of `studies` (and `extra`) in `dir`.
+fn check_folder(
+    a: &ExperimentArgs,
+    cfg: &ExperimentConfig,
+    studies: &[Study],
+    dir: &std::path::Path,
+    extra: Vec<String>,
+) -> Result<()> {
     let mut names: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
-    match a.which.as_str() {
-        "sweep" => names.push(experiment::SWEEP_FILE.into()),
+    match (a.which.as_str(), extra.is_empty()) {
+        (_, false) => names.extend(extra),
+        ("sweep", _) => names.push(experiment::SWEEP_FILE.into()),
         _ => names.extend(experiment::REPORT_FILES.iter().map(|f| f.to_string())),
     }
     let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
@@ -165,7 +272,11 @@ fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) 
         "svg" => Kind::Svg,
         "json" => Kind::Json,
         "html" => Kind::Html,
-        _ => Kind::csv("experiment results", &["step,", "network,", "lr,"]),
+        "md" => Kind::csv("a seeds table", &["# Spread over seeds"]),
+        _ => Kind::csv(
+            "experiment results",
+            &["step,", "network,", "lr,", "batch_size,", "activation,", "arm,"],
+        ),
     };
     let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), kind(n))).collect();
     let mut plan = OutputPlan::new(a.overwrite);
@@ -173,7 +284,7 @@ fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) 
         "--mnist",
         &cfg.mnist_dir.clone().unwrap_or_else(bpnet::data::bundled_mnist_dir),
     );
-    plan.folder("--out", &a.out, None, &files);
+    plan.folder("--out", dir, None, &files);
     plan.check()
 }
 

@@ -2,7 +2,7 @@
 
 use bpnet::data::preprocess::Task;
 use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
-use bpnet::onnx::{ExportOptions, Head, InputScaling, OutputScaling, export_onnx};
+use bpnet::onnx::{ExportOptions, Head, InputScaling, OutputScaling, export_onnx_ensemble};
 use bpnet::workflow::Pipeline;
 use bpnet::{Error, Result};
 use serde_json::json;
@@ -123,7 +123,8 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         metadata,
         doc: format!("bpnet model {source}: {}", file.model.summary().replace('\n', "; ")),
     };
-    let onnx = export_onnx(&file.model, &options)?;
+    let (members, combine) = super::ensemble::members_of(&file, &a.model)?;
+    let onnx = export_onnx_ensemble(&members, combine, &options)?;
     write_atomic(&a.onnx, &onnx.bytes)?;
     println!(
         "wrote {} ({} bytes): opset {}, IR {}, {} nodes: {}",

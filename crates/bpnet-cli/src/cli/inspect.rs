@@ -18,9 +18,17 @@ pub struct InspectArgs {
 /// Runs `bpnet inspect`.
 pub fn run(a: &InspectArgs) -> Result<()> {
     let mut file = load_model(&a.model)?;
+    let (members, combine) = super::ensemble::members_of(&file, &a.model)?;
+    if members.len() > 1 {
+        println!(
+            "ensemble of {} networks of the architecture below, predictions averaged ({combine:?}); \
+             the layers and parameter counts below are one member's",
+            members.len()
+        );
+    }
     println!("{}", describe(&file));
     if a.json {
-        let params = file.model.num_params();
+        let params = file.model.num_params() * members.len();
         println!(
             "{}",
             json!({"model": a.model, "parameters": params, "architecture": serde_json::to_value(&file.spec).ok(), "metadata": file.metadata})

@@ -2,18 +2,23 @@
 
 pub mod bench;
 pub mod config;
+pub mod cv;
 pub mod diagnostics;
+pub mod dist;
+pub mod ensemble;
 pub mod eval;
 pub mod experiment;
 pub mod export;
 pub mod history;
 pub mod import;
 pub mod inspect;
+pub mod lr_find;
 pub mod outputs;
 pub mod plot;
 pub mod predict;
 pub mod progress;
 pub mod train;
+pub mod tune;
 
 /// The process's peak resident memory so far (Linux `ru_maxrss`, reported in
 /// KiB), or `None` where the system does not say.

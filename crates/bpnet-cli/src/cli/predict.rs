@@ -4,7 +4,7 @@ use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::argmax;
 use bpnet::workflow::{Pipeline, data_path, unlabelled};
-use bpnet::{InferenceNet, Matrix, Result};
+use bpnet::{Matrix, Result};
 use std::path::PathBuf;
 
 /// Options of `bpnet predict`.
@@ -37,8 +37,9 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     }
     let x = unlabelled(&pipeline, &a.data)?;
     // The fused network (batch normalization folded into the Dense layers),
-    // as `bpnet eval` uses: equal to the eval-mode forward up to rounding.
-    let out = InferenceNet::new(&file.model)?.forward(&x)?;
+    // as `bpnet eval` uses: equal to the eval-mode forward up to rounding;
+    // an ensemble's members' probabilities (or values) averaged.
+    let out = super::ensemble::net_of(&file, &a.model)?.forward(&x)?;
     let csv = match &pipeline {
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             let values = preprocessor.decode_targets(&out);

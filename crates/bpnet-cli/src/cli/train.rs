@@ -5,14 +5,19 @@
 use super::config::TomlConfig;
 use super::progress::Progress;
 use crate::overlay;
+use bpnet::comm::Comm;
 use bpnet::io::{load_model, load_run, save_model_with, save_run};
+use bpnet::train::BnSyncMode;
 use bpnet::train::{Event, History, default_loss, fit_resume};
-use bpnet::workflow::{Prepared, TrainConfig, fit_config, load, metadata, metrics, model_spec, optimizer, record_json};
+use bpnet::workflow::{
+    Prepared, TestMetrics, TrainConfig, fit_config, load, metadata, metrics_split, model_spec, optimizer, record_json,
+};
 use bpnet::{Error, ModelSpec, Optimizer, Result, Sequential, Trainer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Options of `bpnet train`; each (but the last five) overrides the same key of `--config`.
+/// Options of `bpnet train`; each (but `--cv` and the last five) overrides the same key of `--config`.
 #[derive(clap::Args, Debug, Default)]
 pub struct TrainArgs {
     /// `mnist` (bundled), a CSV file, or a folder of MNIST-format IDX files.
@@ -51,6 +56,9 @@ pub struct TrainArgs {
     /// Batch normalization after the activation instead of before it.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     bn_after: Option<bool>,
+    /// Normalization: batch, renorm[:rmax[:dmax[:warmup[:rmax_steps[:dmax_steps]]]]], ghost:N, layer or none.
+    #[arg(long)]
+    norm: Option<String>,
     /// Dropout rate after each hidden block.
     #[arg(long)]
     dropout: Option<f64>,
@@ -60,9 +68,9 @@ pub struct TrainArgs {
     /// gd (full batch), sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad.
     #[arg(long)]
     optimizer: Option<String>,
-    /// Learning rate [default per optimizer: sgd/gd 0.5, momentum/nesterov 0.05, adam/adamw/rmsprop 0.001, adagrad 0.01].
-    #[arg(long)]
-    lr: Option<f64>,
+    /// Learning rate, or `auto` (a learning-rate range test picks it) [default per optimizer: sgd/gd 0.5, momentum/nesterov 0.05, adam/adamw/rmsprop 0.001, adagrad 0.01].
+    #[arg(long, value_parser = crate::cli::lr_find::parse_lr)]
+    lr: Option<crate::cli::lr_find::LrArg>,
     /// Momentum for momentum and nesterov.
     #[arg(long)]
     momentum: Option<f64>,
@@ -124,12 +132,26 @@ pub struct TrainArgs {
     /// splits, weights, optimizer and loop state); flags such as --epochs override.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Train K networks from seeds seed..seed+K-1 on the same data and average
+    /// their predictions (probabilities, or values) in one model file.
+    #[arg(long, value_name = "K")]
+    ensemble: Option<usize>,
     /// Record per-layer diagnostics (activation statistics, saturated or dead units, gradient norms) in the history and warn about problems.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     diagnostics: Option<bool>,
     /// Draw the loss/metric curves (and diagnostics) as PNG and SVG into NAME.plots/ after training.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     plot: Option<bool>,
+    /// k-fold cross-validation (stratified for classification) before the final
+    /// fit: each fold's score and their mean ± sd; the model is then refit on
+    /// all training rows.
+    #[arg(long, value_name = "K")]
+    cv: Option<usize>,
+    /// Under mpirun: batch normalization with the statistics of the whole
+    /// global batch (global, the same model as one process) or of each
+    /// process's rows (local, a different model); ignored in one process.
+    #[arg(long)]
+    bn_sync: Option<String>,
     /// TOML file with any of the options above (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -170,10 +192,10 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             activation,
             batch_norm,
             bn_after,
+            norm,
             dropout,
             init,
             optimizer,
-            lr,
             momentum,
             weight_decay,
             batch_size,
@@ -193,12 +215,30 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             checkpoint_steps,
             on_nan,
             clip_grad_norm,
+            ensemble,
             diagnostics,
             plot,
+            bn_sync,
         ]
     );
     if a.no_batch_norm == Some(true) {
         cfg.batch_norm = false;
+    }
+    match a.lr {
+        Some(crate::cli::lr_find::LrArg::Auto) => cfg.lr_auto = true,
+        Some(crate::cli::lr_find::LrArg::Value(v)) => {
+            cfg.lr = v;
+            cfg.lr_auto = false;
+        }
+        None => {}
+    }
+    if let Some(n) = &a.norm
+        && n.trim() != "none"
+        && a.no_batch_norm != Some(true)
+    {
+        // `--norm KIND` asks for a normalization layer even where the config
+        // file said batch_norm = false.
+        cfg.batch_norm = true;
     }
     Ok(cfg)
 }
@@ -223,23 +263,62 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.ckpt.safetensors"))
 }
 
-/// Runs `bpnet train`.
-pub fn run(a: &TrainArgs) -> Result<()> {
-    let cfg = resolve(a)?;
+/// Seconds spent reading, splitting and preprocessing the data, and the
+/// peak memory right after, for --json (bench/csv_ingest.sh).
+static LOAD_STATS: std::sync::OnceLock<(f64, Option<u64>)> = std::sync::OnceLock::new();
+
+/// Runs `bpnet train` as one rank of `comm` (alone: a world of one). Rank 0
+/// alone prints and writes files.
+pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
+    let mut cfg = resolve(a)?;
+    let lead = comm.rank() == 0;
     if a.print_config {
-        print!("{}", cfg.to_toml());
+        if lead {
+            print!("{}", cfg.to_toml());
+        }
         return Ok(());
     }
+    let bn_sync: BnSyncMode = cfg.bn_sync.parse()?;
     // A file that is not a checkpoint is reported as such before its outputs are checked.
     let resumed = a.resume.as_deref().map(load_run).transpose()?;
-    super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    if lead {
+        super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    }
+    if comm.size() > 1 && (cfg.ensemble > 1 || a.cv.is_some()) {
+        return Err(Error::config(
+            "mpirun",
+            "--ensemble and --cv train in one process; start them without mpirun",
+        ));
+    }
+    let load_start = std::time::Instant::now();
     let data = load(&cfg)?;
+    let _ = LOAD_STATS.set((load_start.elapsed().as_secs_f64(), super::peak_memory_bytes()));
+    super::dist::agree_on_run(&**comm, &cfg, &data)?;
+    let quiet = a.quiet || !lead;
     let say = |s: &str| {
-        if !a.quiet {
+        if !quiet {
             println!("{s}");
         }
     };
     data.notes.iter().for_each(|n| say(n));
+    if cfg.lr_auto && resumed.is_none() {
+        // The range test runs on a copy of the network built below, so the
+        // weights trained are the same as with a given rate.
+        cfg.lr = super::lr_find::auto_lr(&cfg, &data, quiet)?;
+        cfg.lr_auto = false;
+        say(&format!("--lr auto: training with lr {:.3e}", cfg.lr));
+    }
+    if cfg.ensemble == 0 || (cfg.ensemble > 1 && a.resume.is_some()) {
+        return Err(Error::config(
+            "--ensemble",
+            "needs at least 1 member and cannot be combined with --resume",
+        ));
+    }
+    let cv = match (a.cv, &a.resume) {
+        (Some(_), Some(_)) => return Err(Error::config("--cv", "cannot be combined with --resume")),
+        (Some(k), None) => Some(super::cv::run(&cfg, k, a.quiet)?),
+        (None, _) => None,
+    };
     let (opt, full_batch) = optimizer(&cfg)?;
     let loss = default_loss(&data.train);
     let (spec, mut trainer, resume) = match (resumed, &a.resume) {
@@ -259,6 +338,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
         }
     };
+    trainer.set_comm(comm.clone(), bn_sync)?;
+    if comm.size() > 1 {
+        say(&format!(
+            "data-parallel on {} processes ({}), batch normalization statistics: {}",
+            comm.size(),
+            comm.engine(),
+            cfg.bn_sync
+        ));
+    }
     let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
     if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
         return Err(Error::config(
@@ -275,9 +363,12 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     ));
     let out = PathBuf::from(&cfg.out);
     let ckpt = checkpoint_path(&out);
-    let mut progress = Progress::new(a.quiet);
-    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &data.train);
+    let mut progress = Progress::new(quiet);
+    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics && lead, cfg.plot && lead, &data.train);
     let mut on_event = |e: Event<'_>| -> Result<()> {
+        if !lead {
+            return Ok(());
+        }
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
@@ -298,13 +389,25 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
             // The trainer still holds the weights from before the bad step.
-            save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            if lead {
+                save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
+            }
             return Err(e);
         }
         Err(e) => return Err(e),
     };
     history.notes.iter().for_each(|n| say(n));
-    finish(a, &cfg, &data, &spec, &mut trainer, &history, &out)?;
+    // Every rank evaluates its block of the test rows; rank 0 writes. An
+    // ensemble (one process) is evaluated as a whole after its members train.
+    let test = match (&data.test, cfg.ensemble) {
+        (Some(t), 1) => Some(metrics_split(&trainer.model, trainer.loss, t, &data.pipeline, &**comm)?),
+        _ => None,
+    };
+    if !lead {
+        return Ok(());
+    }
+    let members = super::ensemble::train_members(trainer.model, &cfg, &data, a.quiet)?;
+    finish(a, &cfg, &data, &spec, &members, (&history, test), cv)?;
     extras.finish(&out, a.quiet)
 }
 
@@ -314,10 +417,11 @@ fn finish(
     cfg: &TrainConfig,
     data: &Prepared,
     spec: &ModelSpec,
-    trainer: &mut Trainer<f32>,
-    history: &History,
-    out: &Path,
+    members: &[Sequential<f32>],
+    (history, test): (&History, Option<TestMetrics>),
+    cv: Option<serde_json::Value>,
 ) -> Result<()> {
+    let out = Path::new(&cfg.out);
     if history.stopped_early && !a.quiet {
         println!(
             "early stopping after epoch {}; restored the weights of epoch {}",
@@ -325,20 +429,17 @@ fn finish(
             history.best_epoch
         );
     }
-    let test = match &data.test {
-        Some(t) => Some(metrics(&trainer.model, trainer.loss, t, &data.pipeline)?),
-        None => None,
+    let test = match (test, &data.test) {
+        (Some(t), _) => Some(t),
+        (None, Some(t)) => Some(super::ensemble::test_metrics(members, t, &data.pipeline)?),
+        (None, None) => None,
     };
     if let (Some(t), false) = (&test, a.quiet) {
         println!("test: {}", t.summary);
     }
     let (hist_csv, hist_json) = super::history::write(out, history)?;
-    save_model_with(
-        out,
-        spec,
-        &trainer.model,
-        &metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json)),
-    )?;
+    let meta = metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json));
+    super::ensemble::save(out, spec, members, &data.train, &meta)?;
     if !a.quiet {
         println!(
             "wrote {} (history: {}, {})",
@@ -348,6 +449,15 @@ fn finish(
         );
     }
     if a.quiet && !a.json {
+        if let Some(cv) = &cv {
+            println!(
+                "cv: {} {:.4} ± {:.4} over {} folds",
+                cv["metric"].as_str().unwrap_or(""),
+                cv["mean"].as_f64().unwrap_or(f64::NAN),
+                cv["sd"].as_f64().unwrap_or(f64::NAN),
+                cv["k"]
+            );
+        }
         println!(
             "{}",
             test.as_ref().map_or_else(
@@ -363,7 +473,13 @@ fn finish(
             "final": history.epochs.last().map(record_json),
             "test": test.map(|t| t.json),
             "peak_memory_bytes": super::peak_memory_bytes(),
+            "load_seconds": LOAD_STATS.get().map(|l| l.0),
+            "load_peak_memory_bytes": LOAD_STATS.get().and_then(|l| l.1),
         });
+        let mut summary = summary;
+        if let Some(cv) = cv {
+            summary["cv"] = cv;
+        }
         println!("{summary}");
     }
     Ok(())

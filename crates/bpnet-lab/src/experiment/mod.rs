@@ -12,7 +12,11 @@
 //!   (momentum 0.1), with cumulative averages, and with population statistics
 //!   recomputed after training (the paper's Algorithm 2).
 //!
-//! Every study trains its networks in lockstep ([`lockstep`]), writes its
+//! - [`Study::BatchSize`], [`Study::Placement`], [`Study::DropoutBn`],
+//!   [`Study::LrRange`]: where batch normalization breaks and what to use
+//!   then (module `norm`), each arm from several seeds.
+//!
+//! The first four studies train their networks in lockstep ([`lockstep`]), writes its
 //! curves as CSV and its figures as PNG and SVG, and adds a section to a
 //! self-contained HTML report ([`report`]). The same configuration and seed
 //! give the same numbers.
@@ -20,9 +24,11 @@
 mod depth;
 pub mod lockstep;
 mod lr;
+mod norm;
 mod paper;
 mod population;
 pub mod report;
+pub mod seeds;
 mod sweep;
 
 pub use sweep::{SweepRow, sweep};
@@ -66,6 +72,18 @@ pub struct ExperimentConfig {
     pub population_batches: usize,
     /// Folder of the MNIST IDX files (`None` = the bundled copy).
     pub mnist_dir: Option<PathBuf>,
+    /// Seeds per arm in the normalization studies (`seed`, `seed + 1`, ...).
+    pub seeds: usize,
+    /// Batch sizes of the batch-size study.
+    pub batch_sizes: Vec<usize>,
+    /// Epochs at every batch size in the batch-size study.
+    pub norm_epochs: usize,
+    /// Virtual batch size of Ghost BN in the batch-size study.
+    pub ghost_size: usize,
+    /// Dropout rate of the dropout study.
+    pub dropout_rate: f64,
+    /// Learning rates of the learning-rate range study.
+    pub lr_range: Vec<f64>,
 }
 
 impl Default for ExperimentConfig {
@@ -86,6 +104,12 @@ impl Default for ExperimentConfig {
             depth: 10,
             population_batches: 0,
             mnist_dir: None,
+            seeds: 3,
+            batch_sizes: vec![2, 4, 8, 16, 32, 60, 256],
+            norm_epochs: 1,
+            ghost_size: 16,
+            dropout_rate: 0.5,
+            lr_range: vec![0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
         }
     }
 }
@@ -123,6 +147,24 @@ impl ExperimentConfig {
             (
                 !self.lr_multipliers.is_empty() && self.lr_multipliers.iter().all(|&m| positive(m)),
                 "learning-rate multipliers",
+                "must be positive numbers",
+            ),
+            (self.seeds >= 1, "seeds", "must be at least 1"),
+            (
+                !self.batch_sizes.is_empty() && self.batch_sizes.iter().all(|&b| b >= 2),
+                "batch sizes",
+                "must be at least 2 (batch normalization)",
+            ),
+            (self.norm_epochs >= 1, "epochs", "must be at least 1"),
+            (self.ghost_size >= 2, "ghost size", "must be at least 2"),
+            (
+                (0.0..1.0).contains(&self.dropout_rate),
+                "dropout rate",
+                "must be in [0, 1)",
+            ),
+            (
+                !self.lr_range.is_empty() && self.lr_range.iter().all(|&m| positive(m)),
+                "learning-rate range",
                 "must be positive numbers",
             ),
         ];
@@ -260,11 +302,22 @@ pub enum Study {
     Depth,
     /// Running, cumulative and population statistics at inference.
     Population,
+    /// BN, Batch Renorm, Ghost BN, LayerNorm and none across batch sizes.
+    BatchSize,
+    /// BN before or after sigmoid, tanh and ReLU.
+    Placement,
+    /// Dropout before or after BN, and the variance shift.
+    DropoutBn,
+    /// Final accuracy over a sweep of learning rates, with and without BN.
+    LrRange,
 }
 
 impl Study {
     /// All studies, in report order.
     pub const ALL: [Study; 4] = [Study::Paper, Study::LearningRate, Study::Depth, Study::Population];
+
+    /// The normalization studies (`bpnet experiment norm`), in report order.
+    pub const NORM: [Study; 4] = [Study::BatchSize, Study::Placement, Study::DropoutBn, Study::LrRange];
 
     /// Short name used in file names and on the command line.
     pub fn name(self) -> &'static str {
@@ -273,6 +326,10 @@ impl Study {
             Study::LearningRate => "lr",
             Study::Depth => "depth",
             Study::Population => "population",
+            Study::BatchSize => "batch-size",
+            Study::Placement => "placement",
+            Study::DropoutBn => "dropout-bn",
+            Study::LrRange => "lr-range",
         }
     }
 
@@ -295,6 +352,10 @@ impl Study {
                 &["depth_grad_norms", "depth_accuracy"],
             ),
             Study::Population => (&["population_curves.csv"], &["population"]),
+            Study::BatchSize => (&["batch_size.csv"], &["batch_size"]),
+            Study::Placement => (&["placement.csv"], &["placement"]),
+            Study::DropoutBn => (&["dropout_bn.csv"], &["dropout_bn"]),
+            Study::LrRange => (&["lr_range.csv"], &["lr_range"]),
         };
         let figures = figures.iter().flat_map(|f| [format!("{f}.png"), format!("{f}.svg")]);
         csvs.iter().map(|c| c.to_string()).chain(figures).collect()
@@ -345,6 +406,10 @@ pub fn run(
             Study::LearningRate => lr::run(cfg, data, out, log)?,
             Study::Depth => depth::run(cfg, data, out, log)?,
             Study::Population => population::run(cfg, data, out, log)?,
+            Study::BatchSize => norm::batch_size::run(cfg, data, out, log)?,
+            Study::Placement => norm::placement::run(cfg, data, out, log)?,
+            Study::DropoutBn => norm::dropout::run(cfg, data, out, log)?,
+            Study::LrRange => norm::lr_range::run(cfg, data, out, log)?,
         };
         outputs.push(StudyOutput {
             study,

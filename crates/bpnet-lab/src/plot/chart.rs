@@ -213,13 +213,21 @@ fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
         .draw()
         .map_err(msg)?;
     let inside = legend_position(p.legend);
-    for (series, pieces) in lines {
+    for band in p.series.iter().filter(|s| s.style == LineStyle::Band) {
+        let c = band.color;
+        let fill = RGBColor(c.0, c.1, c.2).mix(0.2).filled();
+        let points: Vec<(f64, f64)> = band.points.iter().map(|&(x, y)| (x, y.clamp(y0, y1))).collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(points, fill)))
+            .map_err(msg)?;
+    }
+    for (series, pieces) in lines.into_iter().filter(|(s, _)| s.style != LineStyle::Band) {
         let style = style_of(series);
         let pieces = if pieces.is_empty() { vec![Vec::new()] } else { pieces };
         for (i, piece) in pieces.into_iter().enumerate() {
             let anno = match series.style {
                 LineStyle::Solid => chart.draw_series(LineSeries::new(piece, style)),
-                LineStyle::Dashed => chart.draw_series(DashedLineSeries::new(piece, 10, 6, style)),
+                LineStyle::Dashed | LineStyle::Band => chart.draw_series(DashedLineSeries::new(piece, 10, 6, style)),
             }
             .map_err(msg)?;
             if i == 0 && inside.is_some() && !series.label.is_empty() {

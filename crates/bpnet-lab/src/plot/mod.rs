@@ -78,6 +78,9 @@ pub enum LineStyle {
     Solid,
     /// Dashes.
     Dashed,
+    /// A filled translucent area: `points` run along the upper edge and back
+    /// along the lower edge (a closed polygon), e.g. mean ± sd over seeds.
+    Band,
 }
 
 /// One line of a chart.
@@ -103,6 +106,21 @@ impl Series {
             color,
             style: LineStyle::Solid,
             width: 2,
+            points,
+        }
+    }
+
+    /// A band (see [`LineStyle::Band`]) between `upper` and `lower`, both in
+    /// increasing x; non-finite points are left out. No legend entry.
+    pub fn band(color: Rgb, upper: &[(f64, f64)], lower: &[(f64, f64)]) -> Self {
+        let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+        let mut points: Vec<(f64, f64)> = upper.iter().filter(finite).copied().collect();
+        points.extend(lower.iter().rev().filter(finite).copied());
+        Series {
+            label: String::new(),
+            color,
+            style: LineStyle::Band,
+            width: 1,
             points,
         }
     }

@@ -108,13 +108,6 @@ impl RawTable {
             .collect()
     }
 
-    /// The error `path: line N, column 'name': what` for data row `row`.
-    pub(crate) fn cell_error(&self, row: usize, col: usize, what: impl Display) -> Error {
-        let line = self.lines.get(row).copied().unwrap_or(0);
-        let name = self.columns.get(col).map_or("?", String::as_str);
-        self.error(format!("line {line}, column '{name}': {what}"))
-    }
-
     /// A [`Error::Format`] about this table's file.
     pub(crate) fn error(&self, reason: impl Into<String>) -> Error {
         Error::Format {
@@ -177,35 +170,67 @@ impl Display for ColumnRef {
     }
 }
 
+/// A table whose columns [`ColumnRef`]s resolve against: a [`RawTable`] or
+/// a [`crate::data::Table`].
+pub trait Columns {
+    /// The column names.
+    fn names(&self) -> &[String];
+    /// The column names indexed in one pass.
+    fn name_index(&self) -> ColumnIndex<'_>;
+    /// Index of the column called `name` (a linear search).
+    fn find(&self, name: &str) -> Option<usize>;
+    /// A [`Error::Format`] about the table's file.
+    fn table_error(&self, reason: String) -> Error;
+    /// The names quoted and joined, for error messages.
+    fn name_list(&self) -> String;
+}
+
+impl Columns for RawTable {
+    fn names(&self) -> &[String] {
+        &self.columns
+    }
+    fn name_index(&self) -> ColumnIndex<'_> {
+        self.column_indices()
+    }
+    fn find(&self, name: &str) -> Option<usize> {
+        self.column_index(name)
+    }
+    fn table_error(&self, reason: String) -> Error {
+        self.error(reason)
+    }
+    fn name_list(&self) -> String {
+        self.column_list()
+    }
+}
+
 impl ColumnRef {
     /// The column's index in `table`; an unknown name or an index out of
     /// range is an error that lists the columns there are.
-    pub fn resolve(&self, table: &RawTable) -> Result<usize> {
-        self.resolve_with(table, |n| table.column_index(n))
+    pub fn resolve(&self, table: &(impl Columns + ?Sized)) -> Result<usize> {
+        self.resolve_with(table, |n| table.find(n))
     }
 
     /// Every reference in `refs` resolved as by [`ColumnRef::resolve`], with
     /// one name index built for all of them (linear in columns + references,
     /// where resolving each alone would be their product).
-    pub fn resolve_all(refs: &[ColumnRef], table: &RawTable) -> Result<Vec<usize>> {
+    pub fn resolve_all(refs: &[ColumnRef], table: &(impl Columns + ?Sized)) -> Result<Vec<usize>> {
         if refs.iter().all(|r| matches!(r, ColumnRef::Index(_))) {
             return refs.iter().map(|r| r.resolve(table)).collect();
         }
-        let index = table.column_indices();
+        let index = table.name_index();
         refs.iter().map(|r| r.resolve_with(table, |n| index.get(n))).collect()
     }
 
     /// [`ColumnRef::resolve`] with names looked up by `find`.
-    fn resolve_with(&self, table: &RawTable, find: impl Fn(&str) -> Option<usize>) -> Result<usize> {
+    fn resolve_with(&self, table: &(impl Columns + ?Sized), find: impl Fn(&str) -> Option<usize>) -> Result<usize> {
+        let n_cols = table.names().len();
         match self {
-            ColumnRef::Name(n) => {
-                find(n).ok_or_else(|| table.error(format!("no column '{n}'; the columns are {}", table.column_list())))
-            }
-            ColumnRef::Index(i) if *i < table.n_cols() => Ok(*i),
-            ColumnRef::Index(i) => Err(table.error(format!(
-                "no column at index {i}: there are {} columns (0-based), {}",
-                table.n_cols(),
-                table.column_list()
+            ColumnRef::Name(n) => find(n)
+                .ok_or_else(|| table.table_error(format!("no column '{n}'; the columns are {}", table.name_list()))),
+            ColumnRef::Index(i) if *i < n_cols => Ok(*i),
+            ColumnRef::Index(i) => Err(table.table_error(format!(
+                "no column at index {i}: there are {n_cols} columns (0-based), {}",
+                table.name_list()
             ))),
         }
     }
@@ -445,7 +470,7 @@ fn detect_header(rows: &[Vec<String>]) -> bool {
 
 /// Column names from a header row: empty names become `colN`, duplicates
 /// are an error.
-fn header_names(first: &[String]) -> std::result::Result<Vec<String>, String> {
+pub(crate) fn header_names(first: &[String]) -> std::result::Result<Vec<String>, String> {
     let names: Vec<String> = first
         .iter()
         .enumerate()

@@ -9,6 +9,7 @@ mod mnist;
 pub mod names;
 pub mod preprocess;
 pub mod split;
+pub mod table;
 
 pub use batches::Batches;
 pub use csv::{ColumnRef, CsvOptions, RawTable, parse_csv, read_csv};
@@ -16,6 +17,7 @@ pub use mnist::{bundled_mnist_dir, load_mnist};
 pub use names::ColumnIndex;
 pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};
 pub use split::split;
+pub use table::{AsTable, Cell, Column, Table, read_table};
 
 use crate::error::{Error, Result};
 use crate::loss::Target;
@@ -133,6 +135,22 @@ impl Dataset {
             Targets::Values(_) => Targets::Values(y.values),
         };
         Dataset { features: x, targets }
+    }
+
+    /// Splits into (rows `keep`, rows `out`), both strictly increasing, as
+    /// [`Dataset::subset`] would but without holding two copies of the
+    /// kept rows: `out` is copied, then `keep` is compacted in place. The
+    /// peak is the dataset plus the `out` rows.
+    pub fn partition(mut self, keep: &[usize], out: &[usize]) -> (Dataset, Dataset) {
+        let held = self.subset(out);
+        self.features.retain_rows(keep);
+        match &mut self.targets {
+            Targets::Classes { labels, .. } => {
+                *labels = keep.iter().map(|&i| labels[i]).collect();
+            }
+            Targets::Values(v) => v.retain_rows(keep),
+        }
+        (self, held)
     }
 
     /// The first `n` rows (all if fewer).

@@ -25,11 +25,12 @@ mod dense;
 mod features;
 mod targets;
 
-use super::csv::{ColumnRef, RawTable, quoted_list};
+use super::csv::{ColumnRef, quoted_list};
+use super::table::{AsTable, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
-use columns::{locate, resolve_targets};
-use features::{encode, fit_feature};
+use columns::{detect_task_in, locate, resolve_targets};
+use features::{Encoder, fit_feature};
 use targets::{TargetMap, fit_target};
 
 pub use columns::{Impute, MAX_AUTO_CLASSES, Scaling, Task, detect_task};
@@ -86,7 +87,16 @@ impl Preprocessor {
     /// A feature column is numeric when at least half of its non-missing
     /// training cells are numbers, else categorical; a text cell in a numeric
     /// column, an infinite value or one beyond 1e30 is an error.
-    pub fn fit(table: &RawTable, train_rows: &[usize], spec: &PreprocessSpec) -> Result<(Preprocessor, Vec<String>)> {
+    pub fn fit<T: AsTable + ?Sized>(
+        table: &T,
+        train_rows: &[usize],
+        spec: &PreprocessSpec,
+    ) -> Result<(Preprocessor, Vec<String>)> {
+        Self::fit_table(&table.as_table(), train_rows, spec)
+    }
+
+    /// [`Preprocessor::fit`] on a typed table.
+    fn fit_table(table: &Table, train_rows: &[usize], spec: &PreprocessSpec) -> Result<(Preprocessor, Vec<String>)> {
         if train_rows.is_empty() {
             return Err(table.error("no training rows"));
         }
@@ -99,7 +109,7 @@ impl Preprocessor {
         let task = match spec.task {
             Some(t) => t,
             None => {
-                let (t, note) = detect_task(table, &targets, train_rows)?;
+                let (t, note) = detect_task_in(table, &targets, train_rows)?;
                 notes.push(note);
                 t
             }
@@ -139,28 +149,47 @@ impl Preprocessor {
     /// `table` may be another file (evaluation or prediction data): columns
     /// are matched by name when both files have a header, else by position,
     /// with or without the target column(s).
-    pub fn transform_features(&self, table: &RawTable, rows: &[usize]) -> Result<Matrix<f32>> {
+    pub fn transform_features<T: AsTable + ?Sized>(&self, table: &T, rows: &[usize]) -> Result<Matrix<f32>> {
+        self.transform_table(&table.as_table(), rows)
+    }
+
+    /// [`Preprocessor::transform_features`] on a typed table.
+    fn transform_table(&self, table: &Table, rows: &[usize]) -> Result<Matrix<f32>> {
         let map = locate(table, &self.columns, self.has_header, &self.target_indices)?;
         let mut cols = Vec::with_capacity(self.features.len());
         for f in &self.features {
             cols.push(map[f.index].ok_or_else(|| missing_column(table, &f.name))?);
         }
-        let mut data = Vec::with_capacity(rows.len() * self.n_features());
-        for &r in rows {
-            if r >= table.len() {
-                return Err(table.error(format!("row {r} is out of range: {} rows", table.len())));
-            }
-            for (f, &c) in self.features.iter().zip(&cols) {
-                encode(table, r, c, &f.kind, &mut data)?;
+        if let Some(&r) = rows.iter().find(|&&r| r >= table.len()) {
+            return Err(table.error(format!("row {r} is out of range: {} rows", table.len())));
+        }
+        let encoders: Vec<(Encoder<'_>, usize, usize)> = self
+            .features
+            .iter()
+            .zip(&cols)
+            .map(|(f, &c)| (Encoder::new(table, c, &f.kind), c, f.width()))
+            .collect();
+        let width = self.n_features();
+        let mut data = vec![0.0f32; rows.len() * width];
+        for (&r, out) in rows.iter().zip(data.chunks_exact_mut(width.max(1))) {
+            let mut at = 0;
+            for (e, c, w) in &encoders {
+                e.write(table, r, *c, &mut out[at..at + w])?;
+                at += w;
             }
         }
-        Matrix::from_vec(rows.len(), self.n_features(), data)
+        Matrix::from_vec(rows.len(), width, data)
     }
 
     /// The targets of `table`'s `rows`: class indices, or standardized values
     /// `[rows.len(), n_outputs()]`. An unseen class or a missing value is an
     /// error naming the file, line and column.
-    pub fn transform_targets(&self, table: &RawTable, rows: &[usize]) -> Result<Targets> {
+    pub fn transform_targets<T: AsTable + ?Sized>(&self, table: &T, rows: &[usize]) -> Result<Targets> {
+        self.targets_table(&table.as_table(), rows)
+    }
+
+    /// [`Preprocessor::transform_targets`] on a typed table.
+    fn targets_table(&self, table: &Table, rows: &[usize]) -> Result<Targets> {
         let map = locate(table, &self.columns, self.has_header, &self.target_indices)?;
         let mut cols = Vec::with_capacity(self.target_indices.len());
         for (&i, name) in self.target_indices.iter().zip(&self.target_columns) {
@@ -291,8 +320,12 @@ impl Preprocessor {
 }
 
 /// The error for a feature or target column that `table` lacks.
-fn missing_column(table: &RawTable, name: &str) -> Error {
-    let line = table.lines.first().map_or(1, |l| l.saturating_sub(1).max(1));
+fn missing_column(table: &Table, name: &str) -> Error {
+    let line = if table.is_empty() {
+        1
+    } else {
+        table.line(0).saturating_sub(1).max(1)
+    };
     table.error(format!(
         "line {line}, column '{name}': missing; the file's columns are {}",
         table.column_list()

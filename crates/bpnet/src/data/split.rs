@@ -20,6 +20,17 @@ use crate::error::{Error, Result};
 /// Errors: `fraction` outside `(0, 1)`, a `strata` of the wrong length, or a
 /// split that would leave either side empty.
 pub fn split(n: usize, strata: Option<&[String]>, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    split_by(n, strata, fraction, seed)
+}
+
+/// [`split`] with strata of any string type (e.g. `&str` borrowed from a
+/// [`crate::data::Table`]'s dictionary).
+pub fn split_by<S: AsRef<str>>(
+    n: usize,
+    strata: Option<&[S]>,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(Error::config(
             "split fraction",
@@ -35,7 +46,7 @@ pub fn split(n: usize, strata: Option<&[String]>, fraction: f64, seed: u64) -> R
         Some(s) => {
             let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
             for (i, key) in s.iter().enumerate() {
-                groups.entry(key.as_str()).or_default().push(i);
+                groups.entry(key.as_ref()).or_default().push(i);
             }
             for rows in groups.values_mut() {
                 let size = rows.len();

@@ -182,7 +182,7 @@ fn dropout_layers(model: &Sequential<f32>) -> impl Iterator<Item = &crate::layer
 /// The model's tensors as f32 extra tensors named `{prefix}{name}` (batch
 /// counts as f32, exact below 2^24: the exact ones are in the `resume`
 /// section's `best_batches`).
-fn as_extra(model: &Sequential<f32>, prefix: &str) -> Vec<ExtraTensor> {
+pub(super) fn as_extra(model: &Sequential<f32>, prefix: &str) -> Vec<ExtraTensor> {
     model_tensors(model)
         .into_iter()
         .map(|t| {
@@ -206,7 +206,11 @@ fn as_extra(model: &Sequential<f32>, prefix: &str) -> Vec<ExtraTensor> {
 }
 
 /// Rebuilds a model of `spec` from `{prefix}{name}` extra tensors.
-fn from_extra(spec: &ModelSpec, extra: &HashMap<String, Vec<f32>>, prefix: &str) -> Result<Sequential<f32>, String> {
+pub(super) fn from_extra(
+    spec: &ModelSpec,
+    extra: &HashMap<String, Vec<f32>>,
+    prefix: &str,
+) -> Result<Sequential<f32>, String> {
     let mut model = Sequential::<f32>::zeroed(spec).map_err(|e| e.to_string())?;
     for t in model_layout(&model) {
         let v = extra

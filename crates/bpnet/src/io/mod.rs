@@ -11,7 +11,10 @@
 //! - BatchNorm: `layers.{i}.weight` (gamma) and `layers.{i}.bias` (beta) F32
 //!   `[F]` when affine; `layers.{i}.running_mean`, `layers.{i}.running_var`
 //!   F32 `[F]` and `layers.{i}.num_batches_tracked` I64 `[]` when tracking
-//!   running statistics;
+//!   running statistics (Batch Renormalization and Ghost BN are BatchNorm
+//!   layers: same tensors, their kind is in `architecture`);
+//! - LayerNorm: `layers.{i}.weight` (gamma) and `layers.{i}.bias` (beta) F32
+//!   `[F]` when affine;
 //! - activations and dropout hold no tensors, but keep their index `i`.
 //!
 //! The header's `__metadata__` (string to string) holds:
@@ -52,6 +55,7 @@ mod atomic;
 mod checkpoint;
 mod container;
 mod digest;
+mod ensemble;
 mod guard;
 mod header;
 mod model_file;
@@ -64,6 +68,7 @@ mod torch;
 pub use atomic::write_atomic;
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
+pub use ensemble::{ENSEMBLE_KEY, EnsembleSection, ensemble_members, save_ensemble};
 #[doc(hidden)]
 pub use model_file::decode_model_unchecked;
 pub use model_file::{

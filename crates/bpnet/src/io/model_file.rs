@@ -36,9 +36,10 @@ pub const RESERVED_KEYS: [&str; 6] = [
     CHECKSUM_KEY,
 ];
 
-/// Name prefixes of the extra tensors a training checkpoint carries besides
-/// the model's own (optimizer state, best weights under early stopping).
-pub const CHECKPOINT_PREFIXES: [&str; 2] = ["optimizer.", "best."];
+/// Name prefixes of the extra tensors a file carries besides the model's
+/// own: a training checkpoint's optimizer state and best weights under
+/// early stopping, and an ensemble's further members.
+pub const CHECKPOINT_PREFIXES: [&str; 3] = ["optimizer.", "best.", "ensemble."];
 
 /// An extra named f32 tensor of a checkpoint (see [`CHECKPOINT_PREFIXES`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -229,7 +230,7 @@ fn encode(
     for e in extra {
         if !CHECKPOINT_PREFIXES.iter().any(|p| e.name.starts_with(p)) || found.contains_key(e.name.as_str()) {
             return Err(format!(
-                "extra tensor `{}` needs a name starting with optimizer. or best.",
+                "extra tensor `{}` needs a name starting with optimizer., best. or ensemble.",
                 e.name
             ));
         }

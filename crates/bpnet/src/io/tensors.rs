@@ -6,6 +6,7 @@
 //! | Dense | `layers.{i}.weight` | F32 | `[out, in]` |
 //! | Dense with bias | `layers.{i}.bias` | F32 | `[out]` |
 //! | BatchNorm, affine | `layers.{i}.weight` (gamma), `layers.{i}.bias` (beta) | F32 | `[F]` |
+//! | LayerNorm, affine | `layers.{i}.weight` (gamma), `layers.{i}.bias` (beta) | F32 | `[F]` |
 //! | BatchNorm, tracking running stats | `layers.{i}.running_mean`, `layers.{i}.running_var` | F32 | `[F]` |
 //! | BatchNorm, tracking running stats | `layers.{i}.num_batches_tracked` | I64 | `[]` (or `[1]`) |
 //!
@@ -148,6 +149,23 @@ fn tensors_of(model: &Sequential<f32>, with_values: bool) -> Vec<Tensor> {
                     });
                 }
             }
+            Layer::LayerNorm(n) => {
+                if let Some((gamma, beta)) = &n.affine {
+                    let f = n.features();
+                    out.push(Tensor::f32(
+                        format!("{path}.weight"),
+                        vec![f],
+                        true,
+                        values(gamma.value.as_slice()),
+                    ));
+                    out.push(Tensor::f32(
+                        format!("{path}.bias"),
+                        vec![f],
+                        true,
+                        values(beta.value.as_slice()),
+                    ));
+                }
+            }
             Layer::Activation(_) | Layer::Dropout(_) => {}
         }
     }
@@ -246,6 +264,8 @@ fn f32_slot<'a>(layer: &'a mut Layer<f32>, field: &str) -> Option<&'a mut [f32]>
         (Layer::BatchNorm(bn), "bias") => bn.affine.as_mut().map(|(_, b)| b.value.as_mut_slice()),
         (Layer::BatchNorm(bn), "running_mean") => Some(&mut bn.running.mean),
         (Layer::BatchNorm(bn), "running_var") => Some(&mut bn.running.var),
+        (Layer::LayerNorm(n), "weight") => n.affine.as_mut().map(|(g, _)| g.value.as_mut_slice()),
+        (Layer::LayerNorm(n), "bias") => n.affine.as_mut().map(|(_, b)| b.value.as_mut_slice()),
         _ => None,
     }
 }

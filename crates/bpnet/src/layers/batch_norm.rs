@@ -17,7 +17,8 @@
 //! statistics, making the layer the affine map
 //! `y = gamma/sqrt(Var+eps) * x + (beta - gamma E[x]/sqrt(Var+eps))`.
 
-use super::{Mode, Param, ParamKind};
+use super::bn_sync::{self, BnSync};
+use super::{Mode, NormKind, Param, ParamKind};
 use crate::error::{Error, Result};
 use crate::scalar::Scalar;
 use crate::tensor::Matrix;
@@ -53,6 +54,12 @@ pub struct BatchNormConfig {
     /// Update the running variance with the unbiased batch variance
     /// `m/(m-1) var` (PyTorch) rather than the biased one (Keras).
     pub unbiased_running_var: bool,
+    /// Which normalization: batch (default), Batch Renormalization, Ghost BN
+    /// or layer normalization (a [`super::LayerNorm`] layer, which uses only
+    /// `eps` and `affine`). Plain batch normalization is not written to
+    /// files, so they stay readable by builds without this field.
+    #[serde(default, skip_serializing_if = "NormKind::is_batch")]
+    pub kind: NormKind,
 }
 
 impl Default for BatchNormConfig {
@@ -63,6 +70,7 @@ impl Default for BatchNormConfig {
             affine: true,
             track_running_stats: true,
             unbiased_running_var: true,
+            kind: NormKind::Batch,
         }
     }
 }
@@ -92,7 +100,13 @@ impl BatchNormConfig {
         {
             return Err(Error::config("batch-norm momentum", format!("{m} is not in [0, 1]")));
         }
-        Ok(())
+        if matches!(self.kind, NormKind::Renorm(_)) && !self.track_running_stats {
+            return Err(Error::config(
+                "batch renorm",
+                "needs running statistics (track_running_stats = true): its corrections are relative to them",
+            ));
+        }
+        self.kind.validate()
     }
 
     /// Weight of the new batch statistic in the running average, for the
@@ -129,8 +143,8 @@ struct Population {
 /// A batch normalization layer.
 #[derive(Debug, Clone)]
 pub struct BatchNorm<T> {
-    path: String,
-    config: BatchNormConfig,
+    pub(super) path: String,
+    pub(super) config: BatchNormConfig,
     /// Scale gamma `[1, features]` and shift beta `[1, features]`, if affine.
     pub affine: Option<(Param<T>, Param<T>)>,
     /// Running statistics used at inference.
@@ -138,16 +152,23 @@ pub struct BatchNorm<T> {
     population: Option<Population>,
     // Per-feature statistics of the last forward: mean, biased variance (batch
     // statistics only) and 1/sqrt(var + eps).
-    mean: Vec<T>,
-    var: Vec<T>,
-    inv_std: Vec<T>,
-    used_batch_stats: bool,
-    xhat: Matrix<T>,
-    out: Matrix<T>,
-    dx: Matrix<T>,
-    sum_dy: Vec<T>,
-    sum_dy_xhat: Vec<T>,
-    scale: Vec<T>,
+    pub(super) mean: Vec<T>,
+    pub(super) var: Vec<T>,
+    pub(super) inv_std: Vec<T>,
+    pub(super) used_batch_stats: bool,
+    pub(super) xhat: Matrix<T>,
+    pub(super) out: Matrix<T>,
+    pub(super) dx: Matrix<T>,
+    pub(super) sum_dy: Vec<T>,
+    pub(super) sum_dy_xhat: Vec<T>,
+    pub(super) scale: Vec<T>,
+    /// State of the renorm and ghost training passes (empty for plain BN).
+    pub(super) variant: super::batch_renorm::VariantState<T>,
+    /// Statistics across ranks in data-parallel training (`None`: this process's rows).
+    sync: Option<BnSync>,
+    /// Rows the last training forward normalized over (all ranks' with global sync).
+    batch_rows: usize,
+    sync_buf: Vec<f64>,
 }
 
 impl<T: Scalar> BatchNorm<T> {
@@ -155,6 +176,12 @@ impl<T: Scalar> BatchNorm<T> {
     /// `{path}.weight`, beta `{path}.bias`, as in PyTorch).
     pub fn new(path: &str, features: usize, config: BatchNormConfig) -> Result<Self> {
         config.validate()?;
+        if config.kind == NormKind::Layer {
+            return Err(Error::config(
+                "batch norm",
+                format!("{path}: layer normalization is a LayerNorm layer, not a BatchNorm"),
+            ));
+        }
         let vec = |name: &str, kind, v| Param::new(format!("{path}.{name}"), kind, Matrix::filled(1, features, v));
         let affine = config.affine.then(|| {
             (
@@ -182,6 +209,10 @@ impl<T: Scalar> BatchNorm<T> {
             sum_dy: vec![T::ZERO; features],
             sum_dy_xhat: vec![T::ZERO; features],
             scale: vec![T::ZERO; features],
+            variant: Default::default(),
+            sync: None,
+            batch_rows: 0,
+            sync_buf: Vec::new(),
         })
     }
 
@@ -200,32 +231,76 @@ impl<T: Scalar> BatchNorm<T> {
         &self.path
     }
 
-    /// Forward pass; see the module docs for the formulas per mode.
+    /// How training batches split over ranks are normalized (see
+    /// [`BnSync`]); `None` (the default) normalizes this process's rows.
+    ///
+    /// Errors for Batch Renormalization and Ghost BN, whose statistics are
+    /// not synchronized across ranks.
+    pub fn set_sync(&mut self, sync: Option<BnSync>) -> Result<()> {
+        if sync.is_some() && self.config.kind != NormKind::Batch {
+            return Err(Error::config(
+                "bn-sync",
+                format!(
+                    "{}: Batch Renormalization and Ghost BN are not synchronized across processes; train them in one process",
+                    self.path
+                ),
+            ));
+        }
+        self.sync = sync;
+        Ok(())
+    }
+
+    /// Forward pass; see the module docs for the formulas per mode. In
+    /// training mode with [`BnSync::Global`] every rank must call it (a rank
+    /// without rows with `x: [0, features]`).
     pub fn forward(&mut self, x: &Matrix<T>, mode: Mode) -> Result<()> {
         let (m, f) = (x.rows(), self.features());
         if x.cols() != f {
             return Err(Error::shape("batch-norm forward", format!("[_, {f}]"), x));
         }
         let batch_stats = mode != Mode::Eval || !self.config.track_running_stats;
-        if batch_stats && m < 2 {
+        let eps = T::from_f64(self.config.eps);
+        let global = match (&self.sync, mode) {
+            (Some(BnSync::Global(c)), Mode::Train) => Some(c.clone()),
+            _ => None,
+        };
+        self.batch_rows = match &global {
+            Some(comm) => {
+                let stats = [&mut self.mean[..], &mut self.var, &mut self.inv_std];
+                bn_sync::global_statistics(&**comm, x.as_slice(), stats, eps, &mut self.sync_buf)?
+            }
+            None => m,
+        };
+        // With local sync the ranks check their row counts together, in the
+        // running update's all-reduce (a rank may hold no rows).
+        let local_sync = matches!((&self.sync, mode), (Some(BnSync::Local(_)), Mode::Train));
+        if batch_stats && self.batch_rows < 2 && !(local_sync && self.config.track_running_stats) {
             return Err(Error::BatchTooSmall {
                 layer: self.path.clone(),
-                rows: m,
+                rows: self.batch_rows,
             });
         }
-        let eps = T::from_f64(self.config.eps);
-        if batch_stats {
-            self.batch_statistics(x, eps);
-        } else {
-            for j in 0..f {
-                self.mean[j] = self.running.mean[j];
-                self.inv_std[j] = T::ONE / (self.running.var[j] + eps).sqrt();
+        self.variant.active = None;
+        match self.config.kind {
+            NormKind::Ghost { size } if batch_stats && self.sync.is_none() => return self.ghost_forward(x, mode, size),
+            NormKind::Renorm(c) if mode == Mode::Train && self.sync.is_none() => return self.renorm_forward(x, c),
+            _ => {}
+        }
+        match (&global, batch_stats) {
+            (Some(_), _) => {}
+            (None, true) if m > 0 => self.batch_statistics(x, eps),
+            (None, true) => {}
+            (None, false) => {
+                for j in 0..f {
+                    self.mean[j] = self.running.mean[j];
+                    self.inv_std[j] = T::ONE / (self.running.var[j] + eps).sqrt();
+                }
             }
         }
         self.used_batch_stats = batch_stats;
         self.normalize(x);
         match mode {
-            Mode::Train if self.config.track_running_stats => self.update_running(m),
+            Mode::Train if self.config.track_running_stats => self.update_running(m)?,
             Mode::Recalibrate => self.accumulate_population(m),
             _ => {}
         }
@@ -242,6 +317,11 @@ impl<T: Scalar> BatchNorm<T> {
                 dy,
             ));
         }
+        match self.variant.active {
+            Some(super::batch_renorm::Variant::Ghost) => return self.ghost_backward(dy, need_dx),
+            Some(super::batch_renorm::Variant::Renorm) => return self.renorm_backward(dy, need_dx),
+            None => {}
+        }
         backward_sums(
             dy.as_slice(),
             self.xhat.as_slice(),
@@ -253,6 +333,11 @@ impl<T: Scalar> BatchNorm<T> {
                 gamma.grad.as_mut_slice()[j] += self.sum_dy_xhat[j];
                 beta.grad.as_mut_slice()[j] += self.sum_dy[j];
             }
+        }
+        // Parameter gradients keep this rank's share (the gradient all-reduce
+        // adds the shares); dx needs the sums over the whole global batch.
+        if let (Some(BnSync::Global(comm)), true, true) = (&self.sync, need_dx, self.used_batch_stats) {
+            bn_sync::global_backward_sums(&**comm, &mut self.sum_dy, &mut self.sum_dy_xhat, &mut self.sync_buf)?;
         }
         if need_dx {
             self.input_gradient(dy);
@@ -282,8 +367,16 @@ impl<T: Scalar> BatchNorm<T> {
     pub fn describe(&self) -> String {
         let c = &self.config;
         let affine = if c.affine { "" } else { ", no affine" };
+        let name = match c.kind {
+            NormKind::Renorm(r) => format!(
+                "BatchRenorm(rmax {}, dmax {}, warm-up {}, ramps to {}/{}; ",
+                r.rmax, r.dmax, r.warmup_steps, r.rmax_steps, r.dmax_steps
+            ),
+            NormKind::Ghost { size } => format!("GhostBatchNorm(virtual batch {size}; "),
+            _ => "BatchNorm(".into(),
+        };
         format!(
-            "BatchNorm({}, eps {:e}, momentum {:?}{affine})",
+            "{name}{}, eps {:e}, momentum {:?}{affine})",
             self.features(),
             c.eps,
             c.momentum
@@ -326,7 +419,7 @@ impl<T: Scalar> BatchNorm<T> {
     }
 
     /// `xhat = (x - mean) * inv_std`, `y = gamma * xhat + beta`.
-    fn normalize(&mut self, x: &Matrix<T>) {
+    pub(super) fn normalize(&mut self, x: &Matrix<T>) {
         let (m, f) = (x.rows(), x.cols());
         self.xhat.resize(m, f);
         self.out.resize(m, f);
@@ -338,15 +431,37 @@ impl<T: Scalar> BatchNorm<T> {
         normalize_kernel(x.as_slice(), &self.mean, &self.inv_std, affine, xh, out);
     }
 
-    fn update_running(&mut self, m: usize) {
-        self.running.batches += 1;
-        let w = T::from_f64(self.config.new_weight(self.running.batches));
+    /// Running statistics after a training batch of `m` rows on this rank
+    /// (with global sync, the global batch's statistics and count).
+    pub(super) fn update_running(&mut self, m: usize) -> Result<()> {
+        if let Some(BnSync::Local(comm)) = &self.sync {
+            self.running.batches += 1;
+            let w = T::from_f64(self.config.new_weight(self.running.batches));
+            let unbiased = self.config.unbiased_running_var;
+            let stats = [&self.mean[..], &self.var[..]];
+            let (mean, var) =
+                bn_sync::average_block_statistics(&**comm, m, stats, unbiased, &self.path, &mut self.sync_buf)?;
+            for j in 0..mean.len() {
+                let (rm, rv) = (&mut self.running.mean[j], &mut self.running.var[j]);
+                *rm = (T::ONE - w) * *rm + w * T::from_f64(mean[j]);
+                *rv = (T::ONE - w) * *rv + w * T::from_f64(var[j]);
+            }
+            return Ok(());
+        }
+        let m = if self.sync.is_some() { self.batch_rows } else { m };
         let unbias = if self.config.unbiased_running_var {
             m as f64 / (m as f64 - 1.0)
         } else {
             1.0
         };
-        let unbias = T::from_f64(unbias);
+        self.blend_running(T::from_f64(unbias));
+        Ok(())
+    }
+
+    /// Moves the running statistics towards `mean` and `unbias * var`.
+    pub(super) fn blend_running(&mut self, unbias: T) {
+        self.running.batches += 1;
+        let w = T::from_f64(self.config.new_weight(self.running.batches));
         for j in 0..self.features() {
             let var = self.var[j] * unbias;
             let (rm, rv) = (&mut self.running.mean[j], &mut self.running.var[j]);
@@ -355,8 +470,12 @@ impl<T: Scalar> BatchNorm<T> {
         }
     }
 
-    fn accumulate_population(&mut self, m: usize) {
-        let unbias = m as f64 / (m as f64 - 1.0);
+    pub(super) fn accumulate_population(&mut self, m: usize) {
+        self.accumulate_population_unbiased(m as f64 / (m as f64 - 1.0));
+    }
+
+    /// Adds `mean` and `unbias * var` to the population sums.
+    pub(super) fn accumulate_population_unbiased(&mut self, unbias: f64) {
         if let Some(p) = &mut self.population {
             for (j, (&mu, &var)) in self.mean.iter().zip(&self.var).enumerate() {
                 p.sum_mean[j] += mu.to_f64();
@@ -369,10 +488,10 @@ impl<T: Scalar> BatchNorm<T> {
     /// `dx` from the sums of the last backward: with batch statistics
     /// `dx = gamma inv_std (dy - mean(dy) - xhat mean(dy xhat))`, with fixed
     /// statistics `dx = gamma inv_std dy`.
-    fn input_gradient(&mut self, dy: &Matrix<T>) {
+    pub(super) fn input_gradient(&mut self, dy: &Matrix<T>) {
         let (m, f) = (dy.rows(), self.features());
         self.dx.resize(m, f);
-        let inv_m = T::ONE / T::from_f64(m as f64);
+        let inv_m = T::ONE / T::from_f64(self.batch_rows.max(1) as f64);
         let keep = if self.used_batch_stats { T::ONE } else { T::ZERO };
         for j in 0..f {
             let gamma = self.affine.as_ref().map_or(T::ONE, |(g, _)| g.value.as_slice()[j]);
@@ -389,7 +508,7 @@ impl<T: Scalar> BatchNorm<T> {
 crate::vectorized! {
     /// Per-feature mean, biased variance (two passes) and `1 / sqrt(var + eps)`
     /// of `x: [m, f]`, `f = mean.len()`, widened across features.
-    fn statistics_kernel<T: Scalar>(x: &[T], mean: &mut [T], var: &mut [T], inv_std: &mut [T], eps: T) {
+    pub(super) fn statistics_kernel<T: Scalar>(x: &[T], mean: &mut [T], var: &mut [T], inv_std: &mut [T], eps: T) {
         let inv_m = T::ONE / T::from_f64((x.len() / mean.len()) as f64);
         mean.fill(T::ZERO);
         for row in x.chunks_exact(mean.len()) {
@@ -413,7 +532,7 @@ crate::vectorized! {
 crate::vectorized! {
     /// `xhat = (x - mean) inv_std` and `out = gamma xhat + beta` (or `xhat`),
     /// all `[m, f]`, widened.
-    fn normalize_kernel<T: Scalar>(x: &[T], mean: &[T], inv_std: &[T], affine: Option<(&[T], &[T])>, xhat: &mut [T], out: &mut [T]) {
+    pub(super) fn normalize_kernel<T: Scalar>(x: &[T], mean: &[T], inv_std: &[T], affine: Option<(&[T], &[T])>, xhat: &mut [T], out: &mut [T]) {
         let f = mean.len();
         for ((xr, hr), or) in x.chunks_exact(f).zip(xhat.chunks_exact_mut(f)).zip(out.chunks_exact_mut(f)) {
             for (((xh, &v), &mu), &is) in hr.iter_mut().zip(xr).zip(mean).zip(inv_std) {
@@ -434,7 +553,7 @@ crate::vectorized! {
 crate::vectorized! {
     /// `sum_dy[j] = sum_r dy[r, j]`, `sum_dy_xhat[j] = sum_r dy[r, j] xhat[r, j]`,
     /// one pass over `[m, f]`, widened.
-    fn backward_sums<T: Scalar>(dy: &[T], xhat: &[T], sum_dy: &mut [T], sum_dy_xhat: &mut [T]) {
+    pub(super) fn backward_sums<T: Scalar>(dy: &[T], xhat: &[T], sum_dy: &mut [T], sum_dy_xhat: &mut [T]) {
         let f = sum_dy.len();
         sum_dy.fill(T::ZERO);
         sum_dy_xhat.fill(T::ZERO);
@@ -450,7 +569,7 @@ crate::vectorized! {
 crate::vectorized! {
     /// `dx[r, j] = scale[j] (dy[r, j] - a[j] - xhat[r, j] b[j])` with
     /// `sums = [scale, a, b]`, widened.
-    fn input_gradient_kernel<T: Scalar>(dy: &[T], xhat: &[T], sums: [&[T]; 3], dx: &mut [T]) {
+    pub(super) fn input_gradient_kernel<T: Scalar>(dy: &[T], xhat: &[T], sums: [&[T]; 3], dx: &mut [T]) {
         let [scale, a, b] = sums;
         let f = scale.len();
         for ((dr, gr), hr) in dx.chunks_exact_mut(f).zip(dy.chunks_exact(f)).zip(xhat.chunks_exact(f)) {

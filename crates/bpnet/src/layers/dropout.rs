@@ -19,6 +19,9 @@ pub struct Dropout<T> {
     mask: Matrix<T>,
     out: Matrix<T>,
     dx: Matrix<T>,
+    /// Data-parallel training: this rank's rows start at row `.0` of a
+    /// global batch of `.1` rows (see [`Dropout::set_window`]).
+    window: Option<(usize, usize)>,
 }
 
 impl<T: Scalar> Dropout<T> {
@@ -33,6 +36,7 @@ impl<T: Scalar> Dropout<T> {
             mask: Matrix::default(),
             out: Matrix::default(),
             dx: Matrix::default(),
+            window: None,
         })
     }
 
@@ -46,6 +50,11 @@ impl<T: Scalar> Dropout<T> {
         }
         self.mask.resize(x.rows(), x.cols());
         let keep = T::from_f64(1.0 / (1.0 - self.p));
+        let (skip_before, skip_after) = match self.window {
+            Some((start, rows)) => (start, rows.saturating_sub(start + x.rows())),
+            None => (0, 0),
+        };
+        self.skip(skip_before * x.cols());
         for ((y, m), &v) in self
             .out
             .as_mut_slice()
@@ -60,7 +69,24 @@ impl<T: Scalar> Dropout<T> {
             };
             *y = v * *m;
         }
+        self.skip(skip_after * x.cols());
         Ok(())
+    }
+
+    /// In data-parallel training, the next training forward's `x` holds rows
+    /// `start..start + x.rows()` of a global batch of `rows` rows: the mask
+    /// stream advances over the whole global batch and this rank uses its
+    /// rows' part, so N ranks drop exactly what one process with the global
+    /// batch drops.
+    pub fn set_window(&mut self, start: usize, rows: usize) {
+        self.window = Some((start, rows));
+    }
+
+    /// Draws and discards `n` mask values.
+    fn skip(&mut self, n: usize) {
+        for _ in 0..n {
+            let _ = self.rng.random::<f64>();
+        }
     }
 
     /// `dx = dy * mask` (or `dy` after a non-training forward).

@@ -14,13 +14,23 @@
 mod activation;
 pub(crate) use activation::bias_act_kernel;
 mod batch_norm;
+mod batch_renorm;
+mod bn_sync;
 mod dense;
 mod dropout;
+mod ghost_batch_norm;
+mod layer_norm;
+mod norm_kind;
 
 pub use activation::{Activation, ActivationLayer, SOFTPLUS_THRESHOLD, sigmoid};
 pub use batch_norm::{BatchNorm, BatchNormConfig, Momentum, RunningStats};
+pub use bn_sync::BnSync;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use ghost_batch_norm::ghost_batches;
+pub use layer_norm::LayerNorm;
+pub(crate) use layer_norm::layer_norm_in_place;
+pub use norm_kind::{NormKind, RenormConfig};
 
 use crate::error::Result;
 use crate::scalar::Scalar;
@@ -97,8 +107,11 @@ impl<T: Scalar> Param<T> {
 pub enum Layer<T> {
     /// Fully connected affine map.
     Dense(Dense<T>),
-    /// Batch normalization over features.
+    /// Batch normalization over features (also Batch Renormalization and
+    /// Ghost BN, which differ from it only in training).
     BatchNorm(BatchNorm<T>),
+    /// Layer normalization over the features of each row.
+    LayerNorm(LayerNorm<T>),
     /// Element-wise nonlinearity.
     Activation(ActivationLayer<T>),
     /// Inverted dropout.
@@ -110,6 +123,7 @@ macro_rules! each {
         match $self {
             Layer::Dense($l) => $e,
             Layer::BatchNorm($l) => $e,
+            Layer::LayerNorm($l) => $e,
             Layer::Activation($l) => $e,
             Layer::Dropout($l) => $e,
         }
@@ -152,6 +166,7 @@ impl<T: Scalar> Layer<T> {
         match self {
             Layer::Dense(d) => d.visit_params(f),
             Layer::BatchNorm(b) => b.visit_params(f),
+            Layer::LayerNorm(n) => n.visit_params(f),
             Layer::Activation(_) | Layer::Dropout(_) => {}
         }
     }
@@ -168,6 +183,12 @@ impl<T: Scalar> Layer<T> {
             }
             Layer::BatchNorm(b) => {
                 if let Some((g, beta)) = &b.affine {
+                    f(g);
+                    f(beta);
+                }
+            }
+            Layer::LayerNorm(n) => {
+                if let Some((g, beta)) = &n.affine {
                     f(g);
                     f(beta);
                 }

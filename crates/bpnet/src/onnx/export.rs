@@ -2,7 +2,7 @@
 //! and the model around it (opset, IR version, metadata).
 
 use super::graph::{BATCH_DIM, Graph, attr_int, batch_matrix};
-use super::nodes::{activation, batch_norm, dense};
+use super::nodes::{activation, batch_norm, dense, layer_norm};
 use super::proto::{ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use super::scaling::{InputScaling, OutputScaling};
 use crate::error::{Error, Result};
@@ -15,6 +15,8 @@ use prost::Message;
 pub const MIN_OPSET: i64 = 15;
 /// Highest opset that may be requested.
 pub const MAX_OPSET: i64 = 21;
+/// The first opset with a `LayerNormalization` operator.
+pub const LAYER_NORM_OPSET: i64 = 17;
 /// The first opset with a `Gelu` operator; below it GELU is written as
 /// `x * 0.5 * (1 + Erf(x / sqrt 2))`.
 pub const GELU_OPSET: i64 = 20;
@@ -50,8 +52,8 @@ pub struct ExportOptions {
     pub input_name: String,
     /// Graph output name.
     pub output_name: String,
-    /// Opset to write; `None` picks [`MIN_OPSET`], or [`GELU_OPSET`] when the
-    /// model uses GELU.
+    /// Opset to write; `None` picks [`MIN_OPSET`], [`LAYER_NORM_OPSET`] when
+    /// the model uses layer normalization, or [`GELU_OPSET`] when it uses GELU.
     pub opset: Option<i64>,
     /// Extra `metadata_props` entries (key, value); they override the ones
     /// bpnet writes itself under the same key.
@@ -109,7 +111,9 @@ fn ir_version(opset: i64) -> i64 {
 /// The graph is, in order: optional missing-value filling
 /// (`Where(IsNaN(x), fill, x)`) and feature scaling (`Sub`, `Div`), one
 /// `Gemm` per Dense layer (`transB = 1`, weights `[out, in]` as stored),
-/// `BatchNormalization` in inference form (unless folded), one node per
+/// `BatchNormalization` in inference form (unless folded; Batch
+/// Renormalization and Ghost BN have the same inference form),
+/// `LayerNormalization` (opset 17 or later, never folded), one node per
 /// activation (`Sigmoid`, `Tanh`, `Relu`, `LeakyRelu`, `Elu`, `Softplus`,
 /// `Gelu`; identity writes nothing), dropout omitted, optional output scaling
 /// (`Mul`, `Add`) and head (`Softmax` on the last axis or `Sigmoid`). The
@@ -125,6 +129,36 @@ pub fn export_onnx(model: &Sequential<f32>, options: &ExportOptions) -> Result<O
     } else {
         model
     };
+    let (opset, inputs, outputs) = plan(model, options)?;
+    let mut g = Graph::default();
+    let mut x = options.input_name.clone();
+    if let Some(s) = &options.input_scaling {
+        x = input_scaling(&mut g, s, &x);
+    }
+    x = layers(&mut g, model, "", &x, opset)?;
+    finish(g, model, options, x, opset, inputs, outputs)
+}
+
+/// The nodes of every layer of `model` applied to `x`, node and constant
+/// names prefixed by `prefix`; returns the output name.
+pub(super) fn layers(g: &mut Graph, model: &Sequential<f32>, prefix: &str, x: &str, opset: i64) -> Result<String> {
+    let mut x = x.to_string();
+    for (i, layer) in model.layers().iter().enumerate() {
+        let path = format!("{prefix}layers.{i}");
+        x = match layer {
+            Layer::Dense(d) => dense(g, d, prefix, &path, &x)?,
+            Layer::BatchNorm(bn) => batch_norm(g, bn, &path, &x)?,
+            Layer::LayerNorm(n) => layer_norm(g, n, &path, &x),
+            Layer::Activation(a) => activation(g, a.kind, &path, &x, opset),
+            Layer::Dropout(_) => x,
+        };
+    }
+    Ok(x)
+}
+
+/// The opset to write for `model` and the input and output widths, with
+/// the options checked.
+pub(super) fn plan(model: &Sequential<f32>, options: &ExportOptions) -> Result<(i64, usize, usize)> {
     let inputs = model
         .in_features()
         .ok_or_else(|| Error::config("onnx export", "the model has no Dense layer"))?;
@@ -133,23 +167,32 @@ pub fn export_onnx(model: &Sequential<f32>, options: &ExportOptions) -> Result<O
         .layers()
         .iter()
         .any(|l| matches!(l, Layer::Activation(a) if a.kind == Activation::Gelu));
-    let opset = options.opset.unwrap_or(if gelu { GELU_OPSET } else { MIN_OPSET });
+    let layer_norm_used = model.layers().iter().any(|l| matches!(l, Layer::LayerNorm(_)));
+    let opset = options.opset.unwrap_or(match (gelu, layer_norm_used) {
+        (true, _) => GELU_OPSET,
+        (false, true) => LAYER_NORM_OPSET,
+        _ => MIN_OPSET,
+    });
     check_options(options, opset, inputs, outputs)?;
+    if layer_norm_used && opset < LAYER_NORM_OPSET {
+        return Err(Error::config(
+            "opset",
+            format!("{opset} has no LayerNormalization; layer normalization needs opset {LAYER_NORM_OPSET} or later"),
+        ));
+    }
+    Ok((opset, inputs, outputs))
+}
 
-    let mut g = Graph::default();
-    let mut x = options.input_name.clone();
-    if let Some(s) = &options.input_scaling {
-        x = input_scaling(&mut g, s, &x);
-    }
-    for (i, layer) in model.layers().iter().enumerate() {
-        let path = format!("layers.{i}");
-        x = match layer {
-            Layer::Dense(d) => dense(&mut g, d, &path, &x)?,
-            Layer::BatchNorm(bn) => batch_norm(&mut g, bn, &path, &x)?,
-            Layer::Activation(a) => activation(&mut g, a.kind, &path, &x, opset),
-            Layer::Dropout(_) => x,
-        };
-    }
+/// Output scaling, head, output name and the model around the graph.
+pub(super) fn finish(
+    mut g: Graph,
+    model: &Sequential<f32>,
+    options: &ExportOptions,
+    mut x: String,
+    opset: i64,
+    inputs: usize,
+    outputs: usize,
+) -> Result<OnnxModel> {
     if let Some(s) = &options.output_scaling {
         x = output_scaling(&mut g, s, &x);
     }
@@ -226,7 +269,7 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str) -> String {
+pub(super) fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str) -> String {
     let n = s.len();
     let mut x = x.to_string();
     if s.has_fill() {

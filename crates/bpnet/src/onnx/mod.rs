@@ -26,6 +26,7 @@
 //! # Ok::<(), bpnet::Error>(())
 //! ```
 
+mod ensemble;
 mod export;
 mod graph;
 mod nodes;
@@ -36,6 +37,7 @@ mod nodes;
 pub mod proto;
 mod scaling;
 
+pub use ensemble::export_onnx_ensemble;
 pub use export::{ExportOptions, GELU_OPSET, Head, MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx};
 pub use graph::BATCH_DIM;
 pub use scaling::{InputScaling, OutputScaling};

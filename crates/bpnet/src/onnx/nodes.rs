@@ -4,18 +4,19 @@
 use super::export::GELU_OPSET;
 use super::graph::{Graph, attr_float, attr_int, attr_string};
 use crate::error::{Error, Result};
-use crate::layers::{Activation, BatchNorm, Dense};
+use crate::layers::{Activation, BatchNorm, Dense, LayerNorm};
 
 /// `Gemm(x, W, b)` with `transB = 1` (W is `[out, in]`); no `C` input when
-/// the layer has no bias. Returns the output name.
-pub(super) fn dense(g: &mut Graph, d: &Dense<f32>, path: &str, x: &str) -> Result<String> {
+/// the layer has no bias. Constants are named `{prefix}{parameter name}`.
+/// Returns the output name.
+pub(super) fn dense(g: &mut Graph, d: &Dense<f32>, prefix: &str, path: &str, x: &str) -> Result<String> {
     let w = g.constant(
-        &d.weight.name,
+        &format!("{prefix}{}", d.weight.name),
         &[d.out_features(), d.in_features()],
         d.weight.value.as_slice(),
     );
     let b = match &d.bias {
-        Some(b) => g.constant(&b.name, &[d.out_features()], b.value.as_slice()),
+        Some(b) => g.constant(&format!("{prefix}{}", b.name), &[d.out_features()], b.value.as_slice()),
         None => String::new(),
     };
     let inputs: Vec<&str> = if b.is_empty() { vec![x, &w] } else { vec![x, &w, &b] };
@@ -59,6 +60,25 @@ pub(super) fn batch_norm(g: &mut Graph, bn: &BatchNorm<f32>, path: &str, x: &str
         &format!("{path}.out"),
         vec![eps],
     ))
+}
+
+/// `LayerNormalization` (opset 17) over the last axis with gain and bias
+/// (ones and zeros when the layer is not affine). Returns the output name.
+pub(super) fn layer_norm(g: &mut Graph, n: &LayerNorm<f32>, path: &str, x: &str) -> String {
+    let f = n.features();
+    let (gamma, beta) = match &n.affine {
+        Some((gm, bt)) => (gm.value.as_slice().to_vec(), bt.value.as_slice().to_vec()),
+        None => (vec![1.0; f], vec![0.0; f]),
+    };
+    let scale = g.constant(&format!("{path}.weight"), &[f], &gamma);
+    let bias = g.constant(&format!("{path}.bias"), &[f], &beta);
+    g.node(
+        "LayerNormalization",
+        &format!("{path}/LayerNormalization"),
+        &[x, scale.as_str(), bias.as_str()],
+        &format!("{path}.out"),
+        vec![attr_int("axis", -1), attr_float("epsilon", n.eps() as f32)],
+    )
 }
 
 /// The activation's operator (nothing for identity; GELU below opset 20 as

@@ -30,6 +30,7 @@
 //! shape with 1 to 80 rows and columns on 1 to 4 threads, and whole
 //! training runs with odd batch sizes on 1 to 4 threads.
 
+pub mod pacing;
 pub mod split;
 mod sync;
 pub mod team;

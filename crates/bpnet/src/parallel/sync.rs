@@ -42,6 +42,37 @@ impl<T> UnsafeCell<T> {
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
+/// A monotonic clock for the team's pacing; under loom a stopped one (time
+/// is not modelled: every wait looks short, so pacing never engages).
+#[derive(Clone, Copy)]
+pub(crate) struct Clock(#[cfg(not(loom))] std::time::Instant);
+
+impl Clock {
+    pub(crate) fn now() -> Self {
+        #[cfg(not(loom))]
+        {
+            Clock(std::time::Instant::now())
+        }
+        #[cfg(loom)]
+        {
+            Clock()
+        }
+    }
+
+    /// Time from `earlier` to this reading.
+    pub(crate) fn since(self, earlier: Clock) -> std::time::Duration {
+        #[cfg(not(loom))]
+        {
+            self.0.saturating_duration_since(earlier.0)
+        }
+        #[cfg(loom)]
+        {
+            let _ = earlier;
+            std::time::Duration::ZERO
+        }
+    }
+}
+
 /// One turn of a busy-wait loop: a CPU pause hint, or under loom a yield
 /// that lets the model checker schedule another thread.
 #[inline]

@@ -40,11 +40,14 @@
 //!
 //! A worker that the operating system has not scheduled delays nothing: the
 //! leader claims and runs the remaining parts itself, and only waits for
-//! parts a worker has already started. Which thread runs which part does not
+//! parts a worker has already started. If a started part stalls (the
+//! machine's cores are taken by other work), the team runs the next jobs on
+//! the leader alone for a while ([`super::pacing`]). Which thread runs which part does not
 //! change any result of bpnet (see [`crate::parallel`]).
 
+use super::pacing::Pacing;
 use super::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, SpinBudget, UnsafeCell, spin, thread, thread_local,
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Clock, Condvar, Mutex, SpinBudget, UnsafeCell, spin, thread, thread_local,
 };
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -106,6 +109,8 @@ pub struct Team {
     shared: Arc<Shared>,
     workers: Vec<thread::JoinHandle<()>>,
     busy: AtomicBool,
+    /// When to run jobs on the caller alone (a busy machine).
+    pacing: Pacing,
 }
 
 thread_local! {
@@ -169,6 +174,7 @@ impl Team {
             shared,
             workers: Vec::with_capacity(workers),
             busy: AtomicBool::new(false),
+            pacing: Pacing::default(),
         };
         for id in 1..=workers {
             let s = Arc::clone(&team.shared);
@@ -202,6 +208,10 @@ impl Team {
             return;
         }
         let _busy = ClearOnDrop(&self.busy);
+        if self.pacing.skip() {
+            serial(parts, f);
+            return;
+        }
         self.lead(parts, f);
     }
 
@@ -223,6 +233,7 @@ impl Team {
             let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.wake.notify_all();
         }
+        let start = Clock::now();
         let (mut mine, mut failure) = (0, None);
         let mut next = Some(0);
         while let Some(i) = next {
@@ -232,9 +243,12 @@ impl Team {
             mine += 1;
             next = claim(s, epoch);
         }
+        let own = Clock::now();
         while s.done.load(Acquire) < parts - mine {
             spin();
         }
+        self.pacing
+            .observe(own.since(start), Clock::now().since(own), parts - mine);
         // Every claimed part is done: no thread reads `job` any more.
         // SAFETY: invariant 1.
         s.job.with_mut(|j| unsafe { *j = None });

@@ -238,6 +238,7 @@ pub fn params(layer: &Layer<f32>) -> Vec<&Param<f32>> {
     match layer {
         Layer::Dense(d) => std::iter::once(&d.weight).chain(d.bias.as_ref()).collect(),
         Layer::BatchNorm(b) => b.affine.iter().flat_map(|(g, b)| [g, b]).collect(),
+        Layer::LayerNorm(n) => n.affine.iter().flat_map(|(g, b)| [g, b]).collect(),
         Layer::Activation(_) | Layer::Dropout(_) => Vec::new(),
     }
 }

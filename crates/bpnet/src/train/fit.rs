@@ -5,8 +5,8 @@
 //! and where to save them. The loop's whole state ([`FitState`]) is
 //! serializable, so a run can be resumed exactly.
 
+use super::Trainer;
 use super::schedule::Schedule;
-use super::{Trainer, evaluate};
 use crate::data::{Batches, Dataset, TargetBuf};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -295,9 +295,13 @@ pub fn fit_resume(
     while s.step < total && !s.history.stopped_early {
         let lr = cfg.schedule.lr(lr0, s.step, total, s.epoch, s.watch.plateau_scale);
         trainer.optimizer.set_lr(lr);
-        train.gather(s.batches.next_batch(), &mut x, &mut y);
+        // Every rank draws the same global batch and takes its block of it.
+        let batch = s.batches.next_batch();
+        let (lo, hi) = crate::comm::block(batch.len(), trainer.comm().rank(), trainer.comm().size());
+        let rows = batch.len();
+        train.gather(&batch[lo..hi], &mut x, &mut y);
         trainer.model.save_running(&mut saved);
-        let loss = trainer.compute_gradients(&x, y.target())?;
+        let loss = trainer.compute_gradients_part(&x, y.target(), lo, rows)?;
         s.step += 1;
         if !loss.is_finite() || !trainer.model.grads_finite() {
             guard(trainer, &saved, loss, &mut s, cfg.on_nan)?;
@@ -334,6 +338,11 @@ pub fn fit_resume(
             s.seconds = before;
         }
     }
+    super::replicas_agree(
+        &**trainer.comm(),
+        &trainer.model,
+        &format!("at the end (step {})", s.step),
+    )?;
     let mut history = s.history;
     match best_model {
         Some(best) => trainer.model = best,
@@ -387,6 +396,7 @@ fn end_epoch(
         train_loss,
         s.seconds + start.elapsed().as_secs_f64(),
     )?;
+    super::replicas_agree(&**trainer.comm(), &trainer.model, &format!("after step {}", s.step))?;
     on_event(Event::Epoch(&record, &trainer.model))?;
     let stop = track(&record, cfg, s, best_model, &trainer.model);
     s.history.epochs.push(record);
@@ -404,7 +414,8 @@ fn validate_epoch(
 ) -> Result<EpochRecord> {
     let (mut val_loss, mut val_metric) = (None, None);
     if let Some(v) = val.filter(|v| !v.is_empty()) {
-        let ev = evaluate(&mut trainer.model, v, trainer.loss, 1024)?;
+        let comm = trainer.comm().clone();
+        let ev = super::evaluate_split(&mut trainer.model, v, trainer.loss, 1024, &*comm)?;
         val_loss = Some(ev.loss);
         val_metric = Some(match (v.labels(), &v.targets) {
             (Some(labels), _) => ev.accuracy(labels),

@@ -7,11 +7,14 @@
 //! after the first step a step allocates nothing on the heap.
 
 pub mod diagnostics;
+mod distributed;
 pub(crate) mod exact;
 mod fit;
+pub mod lr_find;
 pub mod metrics;
 pub mod schedule;
 
+pub use distributed::{BnSyncMode, DIGEST_START, digest_f32, evaluate_fused_split, evaluate_split, replicas_agree};
 pub use fit::{
     EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, default_loss, fit,
     fit_resume,
@@ -37,6 +40,10 @@ pub struct Trainer<T> {
     /// The loss minimized.
     pub loss: Loss,
     dlogits: Matrix<T>,
+    /// The ranks training together (default: this process alone).
+    comm: std::sync::Arc<dyn crate::comm::Comm>,
+    /// Flat buffer of all gradients and the loss, summed over the ranks.
+    flat: Vec<T>,
 }
 
 impl<T: Scalar> Trainer<T> {
@@ -47,6 +54,8 @@ impl<T: Scalar> Trainer<T> {
             optimizer,
             loss,
             dlogits: Matrix::default(),
+            comm: crate::comm::single(),
+            flat: Vec::new(),
         }
     }
 
@@ -116,6 +125,14 @@ pub fn evaluate(model: &mut Sequential<f32>, data: &Dataset, loss: Loss, chunk: 
 /// (batch normalization folded into the Dense layers): the same function up
 /// to rounding (`tests/infer.rs` bounds the difference), faster.
 pub fn evaluate_fused(net: &InferenceNet<f32>, data: &Dataset, loss: Loss, chunk: usize) -> Result<Evaluation> {
+    evaluate_with(data, loss, chunk, net.out_features(), &mut |x, out| {
+        net.forward_into(x, out)
+    })
+}
+
+/// [`evaluate_fused`] for an ensemble: the averaged prediction as "logits"
+/// (see [`crate::ensemble`]); one member gives exactly [`evaluate_fused`].
+pub fn evaluate_ensemble(net: &crate::EnsembleNet, data: &Dataset, loss: Loss, chunk: usize) -> Result<Evaluation> {
     evaluate_with(data, loss, chunk, net.out_features(), &mut |x, out| {
         net.forward_into(x, out)
     })

@@ -31,6 +31,10 @@ pub struct TrainConfig {
     pub batch_norm: bool,
     /// Put batch normalization after the activation instead of before it.
     pub bn_after: bool,
+    /// Which normalization: `batch`, `renorm[:rmax[:dmax[:warmup[:rmax_steps[:dmax_steps]]]]]`,
+    /// `ghost:N`, `layer` or `none` (`none`, like `batch_norm = false`, means
+    /// no normalization layer; placement follows `bn_after`).
+    pub norm: String,
     /// Dropout rate after each hidden block.
     pub dropout: f64,
     /// Weight initialization.
@@ -39,6 +43,9 @@ pub struct TrainConfig {
     pub optimizer: String,
     /// Learning rate; 0 = the optimizer's default.
     pub lr: f64,
+    /// Choose the learning rate with a learning-rate range test before
+    /// training (`--lr auto`); the rate found is stored in `lr`.
+    pub lr_auto: bool,
     /// Momentum for `momentum` and `nesterov`.
     pub momentum: f64,
     /// Weight decay (L2; decoupled for adamw).
@@ -77,10 +84,16 @@ pub struct TrainConfig {
     pub on_nan: String,
     /// Rescale gradients to this global L2 norm at most (0 = off).
     pub clip_grad_norm: f64,
+    /// Train this many networks (seeds `seed`, `seed + 1`, ...) and average
+    /// their predictions in one model file (1 = a single network).
+    pub ensemble: usize,
     /// Record per-layer diagnostics in the history (`--diagnostics`).
     pub diagnostics: bool,
     /// Draw the history as figures after training (`--plot`).
     pub plot: bool,
+    /// Batch normalization across processes (`mpirun`): `global` statistics
+    /// of the whole batch, or `local` ones of each process's rows.
+    pub bn_sync: String,
 }
 
 impl Default for TrainConfig {
@@ -97,10 +110,12 @@ impl Default for TrainConfig {
             activation: "relu".into(),
             batch_norm: true,
             bn_after: false,
+            norm: "batch".into(),
             dropout: 0.0,
             init: "he_normal".into(),
             optimizer: "adam".into(),
             lr: 0.0,
+            lr_auto: false,
             momentum: 0.9,
             weight_decay: 0.0,
             batch_size: 32,
@@ -120,8 +135,10 @@ impl Default for TrainConfig {
             checkpoint_steps: 0,
             on_nan: "stop".into(),
             clip_grad_norm: 0.0,
+            ensemble: 1,
             diagnostics: false,
             plot: false,
+            bn_sync: "global".into(),
         }
     }
 }

@@ -4,11 +4,12 @@
 //! preprocessing to new files.
 
 use super::config::TrainConfig;
-use crate::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
+use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{
     Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
 };
-use crate::data::split::split;
+use crate::data::split::{split, split_by};
+use crate::data::table::{AsTable, Table, read_table};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
@@ -134,7 +135,8 @@ fn hold_out(data: Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option<
     }
     let strata: Option<Vec<String>> = data.labels().map(|l| l.iter().map(|c| c.to_string()).collect());
     let (keep, out) = split(data.len(), strata.as_deref(), fraction, seed)?;
-    Ok((data.subset(&keep), Some(data.subset(&out))))
+    let (kept, held) = data.partition(&keep, &out);
+    Ok((kept, Some(held)))
 }
 
 fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
@@ -220,17 +222,54 @@ pub(super) fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
 }
 
 /// Rows of a table as a dataset, with the fitted preprocessing.
-pub fn table_dataset(p: &Preprocessor, table: &RawTable, rows: &[usize]) -> Result<Dataset> {
-    let x = p.transform_features(table, rows)?;
-    match p.transform_targets(table, rows)? {
+pub fn table_dataset<T: AsTable + ?Sized>(p: &Preprocessor, table: &T, rows: &[usize]) -> Result<Dataset> {
+    let table = table.as_table();
+    let x = p.transform_features(&*table, rows)?;
+    match p.transform_targets(&*table, rows)? {
         TableTargets::Labels(l) => Dataset::new(x, l, p.n_outputs()),
         TableTargets::Values(v) => Dataset::regression(x, v),
     }
 }
 
-fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
+/// A CSV table opened for training: the rows left for training after
+/// `--limit` and `--test-split`, and the rows held out for testing.
+pub struct TableSource {
+    /// The raw table.
+    pub table: Table,
+    spec: PreprocessSpec,
+    task: Task,
+    target_cols: Vec<usize>,
+    /// Training rows (validation rows are split from them later).
+    pub rows: Vec<usize>,
+    /// Rows held out by `--test-split`.
+    pub test_rows: Vec<usize>,
+}
+
+impl TableSource {
+    /// Whether the task is classification.
+    pub fn is_classification(&self) -> bool {
+        self.task == Task::Classify
+    }
+
+    /// The raw cells of the first target column for `rows` (classification
+    /// only): the strata of stratified splits.
+    pub fn strata(&self, rows: &[usize]) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+        self.is_classification()
+            .then(|| self.table.column_texts(self.target_cols[0], rows))
+    }
+}
+
+/// Reads the CSV named by `cfg` and splits off its test rows.
+pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
+    if is_image_source(&cfg.data) {
+        return Err(Error::config(
+            "data",
+            format!("'{}' is not a CSV file (this needs a table)", cfg.data),
+        ));
+    }
+    check_fraction("test-split", cfg.test_split)?;
     let opts = csv_options(cfg)?;
-    let table = read_csv(Path::new(&cfg.data), &opts)?;
+    let table = read_table(Path::new(&cfg.data), &opts)?;
     let spec = preprocess_spec(cfg)?;
     let mut rows: Vec<usize> = (0..table.len()).collect();
     if cfg.limit > 0 {
@@ -246,32 +285,66 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
         Some(t) => t,
         None => detect_task(&table, &target_cols, &rows)?.0,
     };
-    let strata = |rows: &[usize]| (task == Task::Classify).then(|| table.column_cells(target_cols[0], rows));
-    let mut test_rows = Vec::new();
+    let mut src = TableSource {
+        table,
+        spec,
+        task,
+        target_cols,
+        rows,
+        test_rows: Vec::new(),
+    };
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
-        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.test_split, cfg.seed ^ 0x7E57)?;
-        test_rows = out.iter().map(|&i| rows[i]).collect();
-        rows = keep.iter().map(|&i| rows[i]).collect();
+        let rows = &src.rows;
+        let (keep, out) = split_by(
+            rows.len(),
+            src.strata(rows).as_deref(),
+            cfg.test_split,
+            cfg.seed ^ 0x7E57,
+        )?;
+        src.test_rows = out.iter().map(|&i| rows[i]).collect();
+        src.rows = keep.iter().map(|&i| rows[i]).collect();
     }
+    Ok(src)
+}
+
+/// Training (less `--val-split` validation rows) on `rows` of `src`, the
+/// preprocessing fitted on them; the test set is `test_rows` of the same
+/// table when given, else `cfg.test` or the source's own test rows.
+pub fn prepare_rows(
+    cfg: &TrainConfig,
+    src: &TableSource,
+    rows: &[usize],
+    test_rows: Option<&[usize]>,
+) -> Result<Prepared> {
+    check_fraction("val-split", cfg.val_split)?;
+    let mut rows = rows.to_vec();
     let mut val_rows = Vec::new();
     if cfg.val_split > 0.0 {
-        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.val_split, cfg.seed ^ 0x0A11D)?;
+        let (keep, out) = split_by(
+            rows.len(),
+            src.strata(&rows).as_deref(),
+            cfg.val_split,
+            cfg.seed ^ 0x0A11D,
+        )?;
         val_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
-    let (pre, notes) = Preprocessor::fit(&table, &rows, &spec)?;
-    let train = table_dataset(&pre, &table, &rows)?;
+    let table = &src.table;
+    let (pre, notes) = Preprocessor::fit(table, &rows, &src.spec)?;
+    let train = table_dataset(&pre, table, &rows)?;
     let val = (!val_rows.is_empty())
-        .then(|| table_dataset(&pre, &table, &val_rows))
+        .then(|| table_dataset(&pre, table, &val_rows))
         .transpose()?;
-    let test = if !cfg.test.is_empty() {
-        let t = read_csv(Path::new(&cfg.test), &opts)?;
-        let all: Vec<usize> = (0..t.len()).collect();
-        Some(table_dataset(&pre, &t, &all)?)
-    } else {
-        (!test_rows.is_empty())
-            .then(|| table_dataset(&pre, &table, &test_rows))
-            .transpose()?
+    let test = match test_rows {
+        Some(t) => Some(table_dataset(&pre, table, t)?),
+        None if !cfg.test.is_empty() => {
+            let t = read_table(Path::new(&cfg.test), &csv_options(cfg)?)?;
+            let all: Vec<usize> = (0..t.len()).collect();
+            Some(table_dataset(&pre, &t, &all)?)
+        }
+        None => (!src.test_rows.is_empty())
+            .then(|| table_dataset(&pre, table, &src.test_rows))
+            .transpose()?,
     };
     let pipeline = Pipeline::Table {
         delimiter: cfg.delimiter,
@@ -279,6 +352,11 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
         preprocessor: pre,
     };
     Prepared::new(train, val, test, pipeline, notes)
+}
+
+fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
+    let src = open_table(cfg)?;
+    prepare_rows(cfg, &src, &src.rows, None)
 }
 
 /// Labelled data for `bpnet eval`, read with the model's pipeline.
@@ -290,7 +368,7 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
             header,
             preprocessor,
         } => {
-            let table = read_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header)?;
             table_dataset(preprocessor, &table, &all_rows(&table))
         }
     }
@@ -306,20 +384,20 @@ pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
             header,
             preprocessor,
         } => {
-            let table = read_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header)?;
             preprocessor.transform_features(&table, &all_rows(&table))
         }
     }
 }
 
-fn all_rows(table: &RawTable) -> Vec<usize> {
+fn all_rows(table: &Table) -> Vec<usize> {
     (0..table.len()).collect()
 }
 
 /// Reads a CSV the way the training file was read.
-fn read_table(data: &str, delimiter: char, header: bool) -> Result<RawTable> {
+fn read_model_table(data: &str, delimiter: char, header: bool) -> Result<Table> {
     let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
-    read_csv(
+    read_table(
         Path::new(data),
         &CsvOptions {
             header: Some(header),

@@ -4,11 +4,12 @@
 //! original units).
 
 use super::data::Pipeline;
-use crate::InferenceNet;
 use crate::data::{Dataset, Targets};
 use crate::loss::Loss;
-use crate::train::evaluate_fused;
+use crate::train::evaluate_fused_split;
 use crate::train::metrics::{ClassMetrics, RegressionMetrics};
+use crate::train::{Evaluation, evaluate_ensemble};
+use crate::{EnsembleNet, InferenceNet};
 use crate::{Result, Sequential};
 use serde_json::{Value, json};
 
@@ -26,7 +27,29 @@ pub struct TestMetrics {
 /// `bpnet eval` and `bpnet predict` do); regression metrics are in the
 /// targets' original units.
 pub fn metrics(model: &Sequential<f32>, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
-    let ev = evaluate_fused(&InferenceNet::new(model)?, data, loss, 1024)?;
+    metrics_split(model, loss, data, pipeline, &crate::comm::Single)
+}
+
+/// [`metrics`] with the rows split over the ranks of `comm` (every rank
+/// gets the metrics of all rows).
+pub fn metrics_split(
+    model: &Sequential<f32>,
+    loss: Loss,
+    data: &Dataset,
+    pipeline: &Pipeline,
+    comm: &dyn crate::comm::Comm,
+) -> Result<TestMetrics> {
+    let ev = evaluate_fused_split(&InferenceNet::new(model)?, data, loss, 1024, comm)?;
+    metrics_of(ev, data, pipeline)
+}
+
+/// [`metrics`] of an ensemble's averaged prediction.
+pub fn ensemble_metrics(net: &EnsembleNet, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
+    let ev = evaluate_ensemble(net, data, loss, 1024)?;
+    metrics_of(ev, data, pipeline)
+}
+
+fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
     let rows = data.len();
     match &data.targets {
         Targets::Classes { labels, classes } => {

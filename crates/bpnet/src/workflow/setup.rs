@@ -3,9 +3,10 @@
 //! an error that names the option.
 
 use super::config::TrainConfig;
+use crate::layers::NormKind;
 use crate::train::schedule::Schedule;
 use crate::train::{EarlyStopping, FitConfig, Monitor, OnNan};
-use crate::{Activation, BnPlacement, Error, Init, ModelSpec, OptimizerConfig, Result};
+use crate::{Activation, BatchNormConfig, BnPlacement, Error, Init, ModelSpec, OptimizerConfig, Result};
 
 /// The optimizer called `name` with its default learning rate
 /// unless `lr` is given.
@@ -40,15 +41,23 @@ pub fn model_spec(cfg: &TrainConfig, inputs: usize, outputs: usize) -> Result<Mo
         dims.extend(ModelSpec::parse_dims(&cfg.hidden)?);
     }
     dims.push(outputs);
+    let (normalize, kind) = match cfg.norm.trim() {
+        "none" => (false, NormKind::Batch),
+        "" => (cfg.batch_norm, NormKind::Batch),
+        other => (cfg.batch_norm, NormKind::parse(other)?),
+    };
     let spec = ModelSpec {
         dims,
         activation: cfg.activation.parse::<Activation>()?,
-        batch_norm: match (cfg.batch_norm, cfg.bn_after) {
+        batch_norm: match (normalize, cfg.bn_after) {
             (false, _) => BnPlacement::None,
             (true, false) => BnPlacement::BeforeActivation,
             (true, true) => BnPlacement::AfterActivation,
         },
-        bn: Default::default(),
+        bn: BatchNormConfig {
+            kind: if normalize { kind } else { NormKind::Batch },
+            ..Default::default()
+        },
         dropout: cfg.dropout,
         init: cfg.init.parse::<Init>()?,
     };

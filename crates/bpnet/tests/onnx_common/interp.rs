@@ -100,6 +100,20 @@ pub fn run(model: &ModelProto, x: &Matrix<f32>) -> Matrix<f64> {
                         .collect();
                 (x.0.clone(), data)
             }
+            "LayerNormalization" => {
+                assert_eq!(attr(n, "axis").and_then(|a| a.i), Some(-1));
+                let eps = attr(n, "epsilon").and_then(|a| a.f).unwrap_or(1e-5) as f64;
+                let (x, g, b) = (get(0), get(1), get(2));
+                let cols = x.0[1];
+                let mut data = Vec::with_capacity(x.1.len());
+                for row in x.1.chunks(cols) {
+                    let mean = row.iter().sum::<f64>() / cols as f64;
+                    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / cols as f64;
+                    let s = 1.0 / (var + eps).sqrt();
+                    data.extend(row.iter().enumerate().map(|(j, v)| g.1[j] * (v - mean) * s + b.1[j]));
+                }
+                (x.0.clone(), data)
+            }
             "Sigmoid" => act(Activation::Sigmoid),
             "Tanh" => act(Activation::Tanh),
             "Relu" => act(Activation::Relu),

@@ -45,6 +45,12 @@ pub fn network<T: Scalar>(spec: &ModelSpec, seed: u64) -> Sequential<T> {
                 bn.running.var.iter_mut().for_each(|v| *v = draw(0.3, 2.0));
                 bn.running.batches = 100;
             }
+            Layer::LayerNorm(ln) => {
+                if let Some((g, b)) = &mut ln.affine {
+                    g.value.as_mut_slice().iter_mut().for_each(|v| *v = draw(0.5, 1.5));
+                    b.value.as_mut_slice().iter_mut().for_each(|v| *v = draw(-0.5, 0.5));
+                }
+            }
             _ => {}
         }
     }

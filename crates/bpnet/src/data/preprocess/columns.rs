@@ -7,16 +7,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::csv::{ColumnRef, RawTable, is_missing, is_number, quoted_list};
+use crate::data::csv::{ColumnRef, is_missing, is_number, quoted_list};
 use crate::data::names::same_names;
+use crate::data::table::{ABSURD, Cell, Column, Table};
 use crate::error::{Error, Result};
 
 /// Largest number of distinct integer values a numeric target may have to be
 /// taken as class labels by [`detect_task`].
 pub const MAX_AUTO_CLASSES: usize = 20;
-
-/// Largest magnitude accepted in a numeric cell.
-pub(crate) const ABSURD: f64 = 1e30;
 
 /// Classification (softmax over classes) or regression (real-valued outputs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,22 +163,31 @@ impl Impute {
 
 /// The number in cell `(r, c)`, `None` when it is a missing token. Text, an
 /// infinite value or one beyond 1e30 in magnitude is an error.
-pub(crate) fn numeric_cell(table: &RawTable, r: usize, c: usize) -> Result<Option<f64>> {
-    let cell = &table.rows[r][c];
+pub(crate) fn numeric_cell(table: &Table, r: usize, c: usize) -> Result<Option<f64>> {
+    match table.cell(r, c) {
+        Cell::Missing => Ok(None),
+        Cell::Num(v) => Ok(Some(v)),
+        Cell::Text(cell) => parse_number(cell).map_err(|what| table.cell_error(r, c, what)),
+    }
+}
+
+/// A text cell as a number: `None` for a missing token; what is wrong
+/// with it otherwise.
+pub(crate) fn parse_number(cell: &str) -> std::result::Result<Option<f64>, String> {
     if is_missing(cell) {
         return Ok(None);
     }
     match cell.parse::<f64>() {
-        Ok(v) if v.is_infinite() => Err(table.cell_error(r, c, format!("infinite value '{cell}'"))),
-        Ok(v) if v.abs() > ABSURD => Err(table.cell_error(r, c, format!("value {cell} is beyond ±1e30"))),
+        Ok(v) if v.is_infinite() => Err(format!("infinite value '{cell}'")),
+        Ok(v) if v.abs() > ABSURD => Err(format!("value {cell} is beyond ±1e30")),
         Ok(v) => Ok(Some(v)),
-        Err(_) => Err(table.cell_error(r, c, format!("'{cell}' is not a number (the column is numeric)"))),
+        Err(_) => Err(format!("'{cell}' is not a number (the column is numeric)")),
     }
 }
 
 /// The target column indices: `refs` resolved, or the last column when
 /// `refs` is empty (with a note saying so).
-pub(crate) fn resolve_targets(table: &RawTable, refs: &[ColumnRef], notes: &mut Vec<String>) -> Result<Vec<usize>> {
+pub(crate) fn resolve_targets(table: &Table, refs: &[ColumnRef], notes: &mut Vec<String>) -> Result<Vec<usize>> {
     if refs.is_empty() {
         let last = table.n_cols().saturating_sub(1);
         notes.push(format!("target: last column '{}' (none given)", table.columns[last]));
@@ -202,7 +209,16 @@ pub(crate) fn resolve_targets(table: &RawTable, refs: &[ColumnRef], notes: &mut 
 /// classify; otherwise classify when every value is an integer, there are at
 /// most [`MAX_AUTO_CLASSES`] distinct values and at least two rows per
 /// distinct value on average; else regress. Missing cells are not counted.
-pub fn detect_task(table: &RawTable, targets: &[usize], rows: &[usize]) -> Result<(Task, String)> {
+pub fn detect_task<T: crate::data::AsTable + ?Sized>(
+    table: &T,
+    targets: &[usize],
+    rows: &[usize],
+) -> Result<(Task, String)> {
+    detect_task_in(&table.as_table(), targets, rows)
+}
+
+/// [`detect_task`] on a typed table.
+pub(crate) fn detect_task_in(table: &Table, targets: &[usize], rows: &[usize]) -> Result<(Task, String)> {
     let &[t] = targets else {
         let names: Vec<String> = targets.iter().map(|&c| table.columns[c].clone()).collect();
         return Ok((
@@ -215,27 +231,44 @@ pub fn detect_task(table: &RawTable, targets: &[usize], rows: &[usize]) -> Resul
         ));
     };
     let name = &table.columns[t];
-    let cells: Vec<&str> = rows
-        .iter()
-        .map(|&r| table.rows[r][t].as_str())
-        .filter(|c| !is_missing(c))
-        .collect();
-    if cells.iter().any(|c| !is_number(c)) {
-        let mut distinct = cells.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let n = distinct.len();
-        return Ok((
-            Task::Classify,
-            format!("task: classify (target '{name}' has {n} distinct string values)"),
-        ));
-    }
-    let mut values: Vec<f64> = cells.iter().filter_map(|c| c.parse().ok()).collect();
+    // The distinct present values (as numbers where every one is), and how
+    // many present cells there are.
+    let (present, mut values) = match &table.cols[t] {
+        Column::Num { shift, values } => {
+            let v: Vec<f64> = rows
+                .iter()
+                .map(|&r| values[r])
+                .filter(|v| !v.is_nan())
+                .map(|v| shift + f64::from(v))
+                .collect();
+            (v.len(), v)
+        }
+        Column::Text { dict, codes } => {
+            let mut count = vec![0usize; dict.len()];
+            rows.iter().for_each(|&r| count[codes[r] as usize] += 1);
+            let seen: Vec<&str> = (0..dict.len())
+                .filter(|&k| count[k] > 0 && !is_missing(&dict[k]))
+                .map(|k| dict[k].as_str())
+                .collect();
+            let present = (0..dict.len())
+                .filter(|&k| !is_missing(&dict[k]))
+                .map(|k| count[k])
+                .sum();
+            if seen.iter().any(|c| !is_number(c)) {
+                let n = seen.len();
+                return Ok((
+                    Task::Classify,
+                    format!("task: classify (target '{name}' has {n} distinct string values)"),
+                ));
+            }
+            (present, seen.iter().filter_map(|c| c.parse().ok()).collect())
+        }
+    };
     values.sort_by(f64::total_cmp);
     values.dedup();
     let n = values.len();
     let integers = values.iter().all(|v| v.fract() == 0.0);
-    if integers && n <= MAX_AUTO_CLASSES && 2 * n <= cells.len() {
+    if integers && n <= MAX_AUTO_CLASSES && 2 * n <= present {
         let why = format!("target '{name}' has {n} distinct integer values; use --task regress to override");
         return Ok((Task::Classify, format!("task: classify ({why})")));
     }
@@ -249,7 +282,7 @@ pub fn detect_task(table: &RawTable, targets: &[usize], rows: &[usize]) -> Resul
 /// Where each training column is in `table`: matched by name when both have
 /// a header, else by position, where `table` may lack the target columns.
 pub(crate) fn locate(
-    table: &RawTable,
+    table: &Table,
     columns: &[String],
     has_header: bool,
     targets: &[usize],
@@ -280,7 +313,7 @@ pub(crate) fn locate(
             .collect();
         return Ok(map);
     }
-    let line = table.lines.first().copied().unwrap_or(1);
+    let line = if table.is_empty() { 1 } else { table.line(0) };
     Err(table.error(format!(
         "line {line}: {} columns, but the model was trained on {n} ({} without the target); \
          give the file a header to match columns by name",

@@ -9,11 +9,12 @@
 //! arrive as a [`RawTable`] of cell texts (class labels as written, numbers
 //! in their shortest round-trip form).
 
-use super::columns::{ABSURD, Task, detect_task};
+use super::columns::{Task, detect_task};
 use super::features::FeatureKind;
 use super::targets::fit_target;
 use super::{Feature, PreprocessSpec, Preprocessor, Targets};
 use crate::data::csv::RawTable;
+use crate::data::table::{ABSURD, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
 
@@ -86,10 +87,50 @@ impl<'a> DenseMatrix<'a> {
         }
     }
 
-    /// The number at `(r, c)`, `None` for NaN (missing); an infinite value or
-    /// one beyond ±1e30 is an error naming the 0-based row and the column.
-    fn number(&self, r: usize, c: usize, name: &str) -> Result<Option<f64>> {
+    /// Per column, the shift a [`crate::data::table::Table`] read from the
+    /// CSV of this matrix (a header line, then the shortest round-trip text
+    /// of every value, NaN as an empty cell) stores its numbers from, `None`
+    /// where that table keeps the column's text (at most
+    /// [`crate::data::table::FEW_VALUES`] distinct values in the first
+    /// [`crate::data::table::SAMPLE`] rows, or no number there): those
+    /// columns hold exact f64 values, the others `shift + (v - shift) as
+    /// f32`, so that arrays and their CSV give bit-identical features.
+    /// Without a header line the file's first record is data but not part
+    /// of the sample, as in the CSV reader.
+    pub fn csv_shifts(&self, has_header: bool) -> Vec<Option<f64>> {
+        use crate::data::table::{FEW_VALUES, SAMPLE};
+        let skip = usize::from(!has_header);
+        (0..self.cols)
+            .map(|c| {
+                let (mut sum, mut n) = (0.0, 0usize);
+                let mut distinct = std::collections::HashSet::new();
+                for r in skip..self.rows.min(SAMPLE + skip) {
+                    let v = self.get(r, c);
+                    if v.is_nan() {
+                        distinct.insert(u64::MAX);
+                        continue;
+                    }
+                    sum += v;
+                    n += 1;
+                    if distinct.len() <= FEW_VALUES {
+                        distinct.insert(v.to_bits());
+                    }
+                }
+                (n > 0 && distinct.len() > FEW_VALUES).then(|| (sum / n as f64).round())
+            })
+            .collect()
+    }
+
+    /// The number at `(r, c)` as a CSV of the same data holds it (see
+    /// [`DenseMatrix::csv_shifts`]), `None` for NaN (missing); an infinite
+    /// value or one beyond ±1e30 is an error naming the 0-based row and the
+    /// column.
+    fn number(&self, r: usize, c: usize, name: &str, shift: Option<f64>) -> Result<Option<f64>> {
         let v = self.get(r, c);
+        let v = match shift {
+            Some(s) if v.is_finite() && v.abs() <= ABSURD => s + f64::from((v - s) as f32),
+            _ => v,
+        };
         let bad = |what: String| Error::config("X", format!("row {r}, column '{name}': {what}"));
         if v.is_nan() {
             Ok(None)
@@ -137,10 +178,11 @@ impl Preprocessor {
                 t
             }
         };
-        let target = fit_target(y, &targets, train_rows, task)?;
+        let target = fit_target(&Table::from_raw(y), &targets, train_rows, task)?;
+        let shifts = x.csv_shifts(has_header);
         let mut features = Vec::with_capacity(x.cols());
         for (c, name) in names.iter().enumerate() {
-            features.push(fit_column(x, c, name, train_rows, spec, &mut notes)?);
+            features.push(fit_column(x, (c, shifts[c]), name, train_rows, spec, &mut notes)?);
         }
         let n = x.cols();
         let pre = Preprocessor {
@@ -186,6 +228,7 @@ impl Preprocessor {
                 }
             }
         }
+        let shifts = x.csv_shifts(self.has_header);
         let mut data = Vec::with_capacity(rows.len() * scale.len());
         for &r in rows {
             if r >= x.rows() {
@@ -195,7 +238,7 @@ impl Preprocessor {
                 ));
             }
             for (c, (f, &(center, s, fill))) in self.features.iter().zip(&scale).enumerate() {
-                let v = match (x.number(r, c, &f.name)?, fill) {
+                let v = match (x.number(r, c, &f.name, shifts[c])?, fill) {
                     (Some(v), _) => v,
                     (None, Some(fv)) => fv,
                     (None, None) => {
@@ -224,7 +267,7 @@ impl Preprocessor {
         if rows.is_empty() {
             return Err(Error::config("classes", "no classes given"));
         }
-        self.target = fit_target(&table, &[0], &rows, Task::Classify)?;
+        self.target = fit_target(&Table::from_raw(&table), &[0], &rows, Task::Classify)?;
         Ok(())
     }
 
@@ -245,7 +288,7 @@ impl Preprocessor {
             return Err(Error::config("y", format!("row {r} is out of range: {} rows", y.len())));
         }
         let cols: Vec<usize> = (0..y.n_cols()).collect();
-        self.target.encode(y, rows, &cols)
+        self.target.encode(&Table::from_raw(y), rows, &cols)
     }
 }
 
@@ -272,7 +315,7 @@ fn check_shapes(x: &DenseMatrix<'_>, names: &[String], y: &RawTable) -> Result<(
 /// numeric CSV column.
 fn fit_column(
     x: &DenseMatrix<'_>,
-    c: usize,
+    (c, shift): (usize, Option<f64>),
     name: &str,
     rows: &[usize],
     spec: &PreprocessSpec,
@@ -281,7 +324,7 @@ fn fit_column(
     let mut values = Vec::with_capacity(rows.len());
     let mut first_missing = None;
     for &r in rows {
-        match x.number(r, c, name)? {
+        match x.number(r, c, name, shift)? {
             Some(v) => values.push(v),
             None => {
                 first_missing.get_or_insert(r);

@@ -4,9 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::PreprocessSpec;
-use super::columns::numeric_cell;
-use crate::data::csv::{RawTable, is_missing, is_number, quoted_list};
+use super::columns::{numeric_cell, parse_number};
+use crate::data::csv::{is_missing, is_number, quoted_list};
+use crate::data::table::build::TextBuilder;
+use crate::data::table::{Cell, Column, Table};
 use crate::error::Result;
+use std::borrow::Cow;
 
 /// How one input column becomes features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,69 +54,194 @@ impl Feature {
     }
 }
 
-/// Appends the features of cell `(r, c)` to `out`.
-pub(crate) fn encode(table: &RawTable, r: usize, c: usize, kind: &FeatureKind, out: &mut Vec<f32>) -> Result<()> {
-    match kind {
-        FeatureKind::Numeric { center, scale, fill } => {
-            let v = match (numeric_cell(table, r, c)?, fill) {
-                (Some(v), _) => v,
-                (None, Some(f)) => *f,
-                (None, None) => return Err(table.cell_error(r, c, "missing value (fit without --impute)")),
-            };
-            out.push(((v - center) / scale) as f32);
-        }
-        FeatureKind::Categorical { categories, fill } => {
-            let cell = &table.rows[r][c];
-            let cell = match (is_missing(cell), fill) {
-                (false, _) => cell,
-                (true, Some(f)) => f,
-                (true, None) => return Err(table.cell_error(r, c, "missing value (fit without --impute)")),
-            };
-            let k = categories.binary_search(cell).map_err(|_| {
-                let known = quoted_list(categories);
-                table.cell_error(
-                    r,
-                    c,
-                    format!("category '{cell}' was not seen in training (known: {known})"),
-                )
-            })?;
-            let start = out.len();
-            out.resize(start + categories.len(), 0.0);
-            out[start + k] = 1.0;
+/// How one column of a table becomes the features of one [`Feature`]:
+/// per row, in [`Encoder::write`].
+pub(crate) enum Encoder<'a> {
+    /// A numeric feature from a numeric column.
+    Num {
+        shift: f64,
+        values: &'a [f32],
+        center: f64,
+        scale: f64,
+        fill: Option<f64>,
+    },
+    /// A numeric feature from a text column: each dictionary entry parsed
+    /// once (`Err` entries are reported by [`numeric_cell`]).
+    NumText {
+        codes: &'a [u32],
+        parsed: Vec<std::result::Result<Option<f64>, ()>>,
+        center: f64,
+        scale: f64,
+        fill: Option<f64>,
+    },
+    /// A one-hot feature: the category index of each dictionary entry
+    /// (`None`: unseen; a missing entry maps to the fill's index).
+    Cat {
+        codes: Cow<'a, [u32]>,
+        index: Vec<Option<usize>>,
+        missing: Vec<bool>,
+        width: usize,
+        categories: &'a [String],
+    },
+}
+
+impl<'a> Encoder<'a> {
+    /// The encoder of feature kind `kind` for column `c` of `table`.
+    pub(crate) fn new(table: &'a Table, c: usize, kind: &'a FeatureKind) -> Encoder<'a> {
+        match (kind, &table.cols[c]) {
+            (FeatureKind::Numeric { center, scale, fill }, Column::Num { shift, values }) => Encoder::Num {
+                shift: *shift,
+                values,
+                center: *center,
+                scale: *scale,
+                fill: *fill,
+            },
+            (FeatureKind::Numeric { center, scale, fill }, Column::Text { dict, codes }) => Encoder::NumText {
+                codes,
+                parsed: dict.iter().map(|s| parse_number(s).map_err(|_| ())).collect(),
+                center: *center,
+                scale: *scale,
+                fill: *fill,
+            },
+            (FeatureKind::Categorical { categories, fill }, col) => {
+                // A numeric column of another file is matched by its values' text.
+                let (dict, codes): (Cow<'a, [String]>, Cow<'a, [u32]>) = match col {
+                    Column::Text { dict, codes } => (Cow::Borrowed(dict), Cow::Borrowed(codes)),
+                    Column::Num { .. } => {
+                        let mut t = TextBuilder::default();
+                        (0..table.len()).for_each(|r| t.push(&cell_text(table, r, c)));
+                        match t.finish() {
+                            Column::Text { dict, codes } => (Cow::Owned(dict), Cow::Owned(codes)),
+                            Column::Num { .. } => (Cow::Owned(Vec::new()), Cow::Owned(Vec::new())),
+                        }
+                    }
+                };
+                let find = |s: &str| categories.binary_search_by(|k| k.as_str().cmp(s)).ok();
+                let missing: Vec<bool> = dict.iter().map(|s| is_missing(s)).collect();
+                let index = dict
+                    .iter()
+                    .zip(&missing)
+                    .map(|(s, &m)| match (m, fill) {
+                        (false, _) => find(s),
+                        (true, Some(f)) => find(f),
+                        (true, None) => None,
+                    })
+                    .collect();
+                Encoder::Cat {
+                    codes,
+                    index,
+                    missing,
+                    width: categories.len(),
+                    categories,
+                }
+            }
         }
     }
-    Ok(())
+
+    /// Writes the features of row `r` (column `c` of `table`) into `out`
+    /// (`[width]`, zeroed for one-hot features).
+    pub(crate) fn write(&self, table: &Table, r: usize, c: usize, out: &mut [f32]) -> Result<()> {
+        let scaled = |v: f64, center: f64, scale: f64| ((v - center) / scale) as f32;
+        let missing = || table.cell_error(r, c, "missing value (fit without --impute)");
+        match self {
+            Encoder::Num {
+                shift,
+                values,
+                center,
+                scale,
+                fill,
+            } => {
+                let v = values[r];
+                out[0] = match (v.is_nan(), fill) {
+                    (false, _) => scaled(shift + f64::from(v), *center, *scale),
+                    (true, Some(f)) => scaled(*f, *center, *scale),
+                    (true, None) => return Err(missing()),
+                };
+            }
+            Encoder::NumText {
+                codes,
+                parsed,
+                center,
+                scale,
+                fill,
+            } => {
+                out[0] = match (&parsed[codes[r] as usize], fill) {
+                    (Ok(Some(v)), _) => scaled(*v, *center, *scale),
+                    (Ok(None), Some(f)) => scaled(*f, *center, *scale),
+                    (Ok(None), None) => return Err(missing()),
+                    (Err(()), _) => return Err(numeric_cell(table, r, c).err().unwrap_or_else(missing)),
+                };
+            }
+            Encoder::Cat {
+                codes,
+                index,
+                missing: is_missing,
+                width,
+                categories,
+            } => {
+                let k = codes[r] as usize;
+                match index[k] {
+                    Some(i) => {
+                        out[..*width].fill(0.0);
+                        out[i] = 1.0;
+                    }
+                    None if is_missing[k] => return Err(missing()),
+                    None => {
+                        let cell = cell_text(table, r, c);
+                        let known = quoted_list(categories);
+                        return Err(table.cell_error(
+                            r,
+                            c,
+                            format!("category '{cell}' was not seen in training (known: {known})"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The text of cell `(r, c)`: a numeric column's value as Rust prints it.
+pub(crate) fn cell_text(table: &Table, r: usize, c: usize) -> Cow<'_, str> {
+    match table.cell(r, c) {
+        Cell::Text(t) => t.into(),
+        Cell::Num(v) => v.to_string().into(),
+        Cell::Missing => "".into(),
+    }
 }
 
 /// Fits the encoding of feature column `c` on the training rows.
 pub(crate) fn fit_feature(
-    table: &RawTable,
+    table: &Table,
     c: usize,
     rows: &[usize],
     spec: &PreprocessSpec,
     notes: &mut Vec<String>,
 ) -> Result<Feature> {
     let name = table.columns[c].clone();
-    let present: Vec<&str> = rows
-        .iter()
-        .map(|&r| table.rows[r][c].as_str())
-        .filter(|s| !is_missing(s))
-        .collect();
-    let missing = rows.len() - present.len();
-    if present.is_empty() {
+    let missing = rows.iter().filter(|&&r| table.is_missing(r, c)).count();
+    if missing == rows.len() {
         return Err(table.cell_error(rows[0], c, "every training value is missing"));
     }
     if missing > 0 && spec.impute.is_none() {
         let r = rows
             .iter()
             .copied()
-            .find(|&r| is_missing(&table.rows[r][c]))
+            .find(|&r| table.is_missing(r, c))
             .unwrap_or(rows[0]);
         return Err(table.cell_error(r, c, "missing value (use --impute mean or --impute median)"));
     }
-    let numbers = present.iter().filter(|s| is_number(s)).count();
-    let kind = if 2 * numbers >= present.len() {
-        let mut values = Vec::with_capacity(present.len());
+    let present = rows.len() - missing;
+    let numbers = match &table.cols[c] {
+        Column::Num { .. } => present,
+        Column::Text { dict, codes } => {
+            let number: Vec<bool> = dict.iter().map(|s| is_number(s)).collect();
+            rows.iter().filter(|&&r| number[codes[r] as usize]).count()
+        }
+    };
+    let kind = if 2 * numbers >= present {
+        let mut values = Vec::with_capacity(present);
         for &r in rows {
             values.extend(numeric_cell(table, r, c)?);
         }
@@ -124,10 +252,7 @@ pub(crate) fn fit_feature(
         }
         FeatureKind::Numeric { center, scale, fill }
     } else {
-        let mut categories: Vec<String> = present.iter().map(|s| s.to_string()).collect();
-        categories.sort();
-        let fill = spec.impute.map(|_| most_frequent(&categories));
-        categories.dedup();
+        let (categories, fill) = categories(table, c, rows, spec.impute.is_some());
         notes.push(format!(
             "column '{name}': categorical, one-hot over {} categories",
             categories.len()
@@ -142,16 +267,32 @@ pub(crate) fn fit_feature(
     Ok(Feature { name, index: c, kind })
 }
 
-/// The most frequent value of a sorted list (the first one on ties).
-fn most_frequent(sorted: &[String]) -> String {
-    let mut best = (0, "");
-    let mut i = 0;
-    while i < sorted.len() {
-        let run = sorted[i..].iter().take_while(|s| **s == sorted[i]).count();
-        if run > best.0 {
-            best = (run, sorted[i].as_str());
+/// The sorted distinct present cells of column `c` over `rows`, and with
+/// `impute` the most frequent one (the first in sorted order on ties).
+fn categories(table: &Table, c: usize, rows: &[usize], impute: bool) -> (Vec<String>, Option<String>) {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    match &table.cols[c] {
+        Column::Text { dict, codes } => {
+            let mut count = vec![0usize; dict.len()];
+            rows.iter().for_each(|&r| count[codes[r] as usize] += 1);
+            for (k, s) in dict.iter().enumerate() {
+                if count[k] > 0 && !is_missing(s) {
+                    *counts.entry(s.clone()).or_default() += count[k];
+                }
+            }
         }
-        i += run;
+        Column::Num { .. } => {
+            for &r in rows.iter().filter(|&&r| !table.is_missing(r, c)) {
+                *counts.entry(cell_text(table, r, c).into_owned()).or_default() += 1;
+            }
+        }
     }
-    best.1.to_string()
+    let mut best: Option<(&String, usize)> = None;
+    for (s, &n) in &counts {
+        if best.is_none_or(|b| n > b.1) {
+            best = Some((s, n));
+        }
+    }
+    let fill = best.filter(|_| impute).map(|b| b.0.clone());
+    (counts.into_keys().collect(), fill)
 }

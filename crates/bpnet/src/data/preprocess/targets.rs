@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Targets;
 use super::columns::{Scaling, Task, numeric_cell};
-use crate::data::csv::{RawTable, is_missing, is_number, quoted_list};
+use super::features::cell_text;
+use crate::data::csv::{is_number, quoted_list};
+use crate::data::table::{Column, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
 
@@ -24,13 +26,10 @@ pub(crate) enum TargetMap {
 }
 
 /// Fits the target encoding on the training rows.
-pub(crate) fn fit_target(table: &RawTable, targets: &[usize], rows: &[usize], task: Task) -> Result<TargetMap> {
+pub(crate) fn fit_target(table: &Table, targets: &[usize], rows: &[usize], task: Task) -> Result<TargetMap> {
     match (task, targets) {
         (Task::Classify, &[c]) => {
-            let mut labels = Vec::with_capacity(rows.len());
-            for &r in rows {
-                labels.push(label_cell(table, r, c)?);
-            }
+            let mut labels = distinct_labels(table, rows, c)?;
             let numeric = labels.iter().all(|l| is_number(l));
             if numeric {
                 let value = |s: &String| s.parse::<f64>().unwrap_or(f64::NAN);
@@ -67,42 +66,77 @@ pub(crate) fn fit_target(table: &RawTable, targets: &[usize], rows: &[usize], ta
     }
 }
 
-/// The class label text of cell `(r, c)`; missing is an error.
-fn label_cell(table: &RawTable, r: usize, c: usize) -> Result<String> {
-    let cell = &table.rows[r][c];
-    if is_missing(cell) {
+/// The distinct label texts of column `c` over `rows`, in order of first
+/// appearance (so that a stable sort keeps, among texts of equal value, the
+/// first one); a missing label is an error.
+fn distinct_labels(table: &Table, rows: &[usize], c: usize) -> Result<Vec<String>> {
+    if let Some(&r) = rows.iter().find(|&&r| table.is_missing(r, c)) {
         return Err(table.cell_error(r, c, "missing target value"));
     }
-    Ok(cell.clone())
+    let mut labels = Vec::new();
+    match &table.cols[c] {
+        Column::Text { dict, codes } => {
+            let mut seen = vec![false; dict.len()];
+            for &r in rows {
+                let k = codes[r] as usize;
+                if !std::mem::replace(&mut seen[k], true) {
+                    labels.push(dict[k].clone());
+                }
+            }
+        }
+        Column::Num { .. } => {
+            let mut seen = std::collections::HashSet::new();
+            for &r in rows {
+                let s = cell_text(table, r, c).into_owned();
+                if seen.insert(s.clone()) {
+                    labels.push(s);
+                }
+            }
+        }
+    }
+    Ok(labels)
 }
 
 /// The regression target in cell `(r, c)`; missing is an error.
-fn value_cell(table: &RawTable, r: usize, c: usize) -> Result<f64> {
+fn value_cell(table: &Table, r: usize, c: usize) -> Result<f64> {
     numeric_cell(table, r, c)?.ok_or_else(|| table.cell_error(r, c, "missing target value"))
 }
 
 impl TargetMap {
     /// The targets of `rows`, the target columns being at `cols` in `table`.
-    pub(crate) fn encode(&self, table: &RawTable, rows: &[usize], cols: &[usize]) -> Result<Targets> {
+    pub(crate) fn encode(&self, table: &Table, rows: &[usize], cols: &[usize]) -> Result<Targets> {
         match self {
             TargetMap::Classes { names, numeric } => {
                 let c = cols.first().copied().unwrap_or(0);
-                // Each row's class in constant (numeric) or logarithmic
-                // (text, sorted in fit_target) time, not by scanning the classes.
+                // Each distinct cell's class found once: by value (numeric
+                // classes, in constant time) or by binary search (text).
                 let values = numeric_class_index(names);
-                let mut labels = Vec::with_capacity(rows.len());
-                for &r in rows {
-                    let cell = label_cell(table, r, c)?;
-                    let k = if *numeric {
+                let class_of = |cell: &str| {
+                    if *numeric {
                         cell.parse::<f64>()
                             .ok()
                             .and_then(class_key)
                             .and_then(|k| values.get(&k).copied())
                     } else {
-                        names.binary_search(&cell).ok()
+                        names.binary_search_by(|n| n.as_str().cmp(cell)).ok()
+                    }
+                };
+                let per_code: Option<Vec<Option<usize>>> = match &table.cols[c] {
+                    Column::Text { dict, .. } => Some(dict.iter().map(|s| class_of(s)).collect()),
+                    Column::Num { .. } => None,
+                };
+                let mut labels = Vec::with_capacity(rows.len());
+                for &r in rows {
+                    if table.is_missing(r, c) {
+                        return Err(table.cell_error(r, c, "missing target value"));
+                    }
+                    let k = match (&table.cols[c], &per_code) {
+                        (Column::Text { codes, .. }, Some(pc)) => pc[codes[r] as usize],
+                        _ => class_of(&cell_text(table, r, c)),
                     };
                     labels.push(k.ok_or_else(|| {
                         let known = quoted_list(names);
+                        let cell = cell_text(table, r, c);
                         table.cell_error(
                             r,
                             c,

@@ -1,0 +1,100 @@
+"""End to end: `bpnet train --data mnist` with its defaults against the
+equivalent PyTorch script (bench/pytorch_train_mnist.py: same network,
+optimizer, batch size, epochs, validation split and early stopping; data
+loading and test evaluation included), alternating, each run a fresh
+process. Wall time is the parent's clock around the child; peak memory is
+the child's maximum resident set (getrusage via os.wait4).
+
+    python bench/end_to_end.py [--rounds 3] [--threads 2]
+
+Prints a Markdown table (medians, min-max, median ratio) and appends raw
+rows to bench/results/end_to_end.jsonl. Run through bench/compare.sh.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BPNET = os.path.join(ROOT, "target", "release", "bpnet")
+
+
+def run_pair(threads, tmp):
+    """One bpnet run and one PyTorch run, back to back, with peak memory."""
+    model = os.path.join(tmp, "m.safetensors")
+    for f in os.listdir(tmp):
+        os.remove(os.path.join(tmp, f))
+    b = measure([BPNET, "train", "--data", "mnist", "--threads", str(threads), "--quiet", "--json",
+                 "--out", model], ROOT)
+    t = measure([sys.executable, os.path.join(ROOT, "bench", "pytorch_train_mnist.py"), "--threads", str(threads)],
+                ROOT)
+    return b, t
+
+
+def measure(cmd, cwd):
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    secs = time.perf_counter() - t0
+    if status != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({status}): {err.strip()[-400:]}")
+    last = json.loads(out.strip().splitlines()[-1])
+    return {"seconds": secs, "peak_mb": usage.ru_maxrss / 1024, "json": last}
+
+
+def accuracy(run):
+    j = run["json"]
+    if "test_accuracy" in j:
+        return j["test_accuracy"]
+    return j.get("test", {}).get("accuracy")
+
+
+def rows(rounds, threads, results):
+    log = open(os.path.join(results, "end_to_end.jsonl"), "a")
+    pairs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            b, t = run_pair(threads, tmp)
+            pairs.append((b, t))
+            log.write(json.dumps({"threads": threads, "round": r, "bpnet": b, "torch": t,
+                                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+            log.flush()
+            print(f"end-to-end t={threads} round {r + 1}: bpnet {b['seconds']:.1f} s {b['peak_mb']:.0f} MB "
+                  f"acc {accuracy(b)}, torch {t['seconds']:.1f} s {t['peak_mb']:.0f} MB acc {accuracy(t)}",
+                  file=sys.stderr)
+    return pairs
+
+
+def table(pairs, threads):
+    med = lambda xs: (statistics.median(xs), min(xs), max(xs))
+    bs, ts = med([b["seconds"] for b, _ in pairs]), med([t["seconds"] for _, t in pairs])
+    ratio = med([b["seconds"] / t["seconds"] for b, t in pairs])
+    bm, tm = med([b["peak_mb"] for b, _ in pairs]), med([t["peak_mb"] for _, t in pairs])
+    ba = statistics.median([accuracy(b) for b, _ in pairs])
+    ta = statistics.median([accuracy(t) for _, t in pairs])
+    print(f"\nEnd to end, MNIST, defaults, {threads} threads, {len(pairs)} rounds alternating\n")
+    print("| tool | wall s (median, min–max) | peak MB | test accuracy | ratio bpnet/PyTorch |")
+    print("|---|---|---|---|---|")
+    print(f"| bpnet train --data mnist | {bs[0]:.1f} ({bs[1]:.1f}–{bs[2]:.1f}) | {bm[0]:.0f} | {ba:.4f} "
+          f"| **{ratio[0]:.3f}** ({ratio[1]:.3f}–{ratio[2]:.3f}) |")
+    print(f"| PyTorch script | {ts[0]:.1f} ({ts[1]:.1f}–{ts[2]:.1f}) | {tm[0]:.0f} | {ta:.4f} | |")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
+    a = p.parse_args()
+    os.makedirs(a.results, exist_ok=True)
+    table(rows(a.rounds, a.threads, a.results), a.threads)
+
+
+if __name__ == "__main__":
+    main()

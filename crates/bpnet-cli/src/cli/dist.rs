@@ -1,0 +1,71 @@
+//! Running under `mpirun`: the world of processes, the checks that every
+//! rank runs the same command on the same data, and how errors end the job.
+//! Without the cargo feature `mpi` the world is this process alone.
+
+use super::config::TomlConfig;
+use bpnet::comm::{Comm, agree};
+use bpnet::train::{DIGEST_START, digest_f32};
+use bpnet::workflow::{Prepared, TrainConfig};
+use bpnet::{Error, Result};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The ranks started together (`mpirun -np N`), or this process alone.
+pub fn world() -> Result<Arc<dyn Comm>> {
+    #[cfg(feature = "mpi")]
+    {
+        Ok(Arc::new(bpnet::comm::mpi::MpiComm::init()?))
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        Ok(bpnet::comm::single())
+    }
+}
+
+/// Fails on every rank, before training, when a rank's resolved
+/// configuration or prepared data differs from rank 0's (rank 0's are
+/// broadcast and compared; the data by a digest of every value).
+pub fn agree_on_run(comm: &dyn Comm, cfg: &TrainConfig, data: &Prepared) -> Result<()> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    agree(comm, "configuration (flags and --config)", cfg.to_toml().as_bytes())?;
+    let mut h = DIGEST_START;
+    for d in [Some(&data.train), data.val.as_ref(), data.test.as_ref()] {
+        let Some(d) = d else {
+            h = digest_f32(h, &[f32::NAN]);
+            continue;
+        };
+        h = digest_f32(h, d.features.as_slice());
+        h = match &d.targets {
+            bpnet::data::Targets::Classes { labels, .. } => {
+                let as_f32: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+                digest_f32(h, &as_f32)
+            }
+            bpnet::data::Targets::Values(v) => digest_f32(h, v.as_slice()),
+        };
+    }
+    agree(comm, "training data (digest of the prepared rows)", &h.to_le_bytes())
+}
+
+/// Reports a failed command and picks the exit code. Alone: `error: ...`.
+/// Under mpirun, errors every rank meets together (disagreement, divergence,
+/// a too-small batch) are printed once, by rank 0; any other error is
+/// printed with its rank and ends the whole job (`MPI_Abort`), so no rank
+/// waits forever for one that stopped.
+pub fn report(comm: &dyn Comm, e: &Error) -> ExitCode {
+    if comm.size() == 1 {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let agreed = matches!(e, Error::Comm(_) | Error::Diverged { .. } | Error::BatchTooSmall { .. });
+    if agreed {
+        if comm.rank() == 0 {
+            eprintln!("error: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
+    eprintln!("error: rank {} of {}: {e}", comm.rank(), comm.size());
+    comm.abort(1);
+    ExitCode::FAILURE
+}

@@ -1,0 +1,179 @@
+//! `bpnet lr-find`: the learning-rate range test (Smith 2017; fastai's
+//! `lr_find`) on the network and data `bpnet train` would use, with the
+//! smoothed loss against the rate as a figure and two suggested rates; and
+//! the `--lr auto` of `bpnet train`, which runs the same test first and
+//! trains with its minimum / 10 suggestion.
+
+use super::train::TrainArgs;
+use bpnet::io::{Kind, OutputPlan, write_atomic};
+use bpnet::train::default_loss;
+use bpnet::train::lr_find::{LrFindConfig, LrFindResult, lr_find};
+use bpnet::workflow::{Prepared, TrainConfig, data_path, load, model_spec, optimizer};
+use bpnet::{Error, Result, Sequential};
+use bpnet_lab::plot::{Figure, Panel, Rgb, Series};
+use std::path::{Path, PathBuf};
+
+/// A `--lr` value: a number or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LrArg {
+    /// A learning rate.
+    Value(f64),
+    /// Run the range test and use its suggestion.
+    Auto,
+}
+
+/// Parses `--lr`: `auto` or a number.
+pub fn parse_lr(s: &str) -> std::result::Result<LrArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(LrArg::Auto);
+    }
+    s.trim()
+        .parse::<f64>()
+        .map(LrArg::Value)
+        .map_err(|_| format!("'{s}' is neither a number nor 'auto'"))
+}
+
+/// Options of `bpnet lr-find`: those of `bpnet train` (data, network,
+/// optimizer, batch size, seed; `--lr` is ignored) and the range.
+#[derive(clap::Args, Debug)]
+pub struct LrFindArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// First learning rate.
+    #[arg(long, default_value_t = 1e-7)]
+    start_lr: f64,
+    /// Last learning rate.
+    #[arg(long, default_value_t = 10.0)]
+    end_lr: f64,
+    /// Batches in the run (at most; it stops when the loss explodes).
+    #[arg(long, default_value_t = 100)]
+    iterations: usize,
+    /// Where the figure and the table go: STEM.png, STEM.svg and STEM.csv.
+    #[arg(long, default_value = "lr_find")]
+    figure: PathBuf,
+}
+
+/// Runs `bpnet lr-find`.
+pub fn run(a: &LrFindArgs) -> Result<()> {
+    let cfg = super::train::resolve(&a.train)?;
+    let (png, svg, csv) = stem_paths(&a.figure);
+    let mut plan = OutputPlan::new(false);
+    plan.input("--data", &data_path(&cfg.data));
+    plan.output("--figure", &png, Kind::Png);
+    plan.output("--figure", &svg, Kind::Svg);
+    plan.output("--figure", &csv, Kind::csv("an lr-find table", &[CSV_HEADER]));
+    plan.check()?;
+    let data = load(&cfg)?;
+    let range = LrFindConfig {
+        start_lr: a.start_lr,
+        end_lr: a.end_lr,
+        steps: a.iterations,
+        ..LrFindConfig::default()
+    };
+    let r = find(&cfg, &data, range)?;
+    print_result(&r);
+    write_atomic(&csv, table(&r).as_bytes())?;
+    figure(&r, &format!("learning-rate range test ({})", cfg.data))
+        .save(png.parent().unwrap_or(Path::new(".")), &stem_name(&a.figure))?;
+    println!("wrote {}, {} and {}", png.display(), svg.display(), csv.display());
+    Ok(())
+}
+
+/// The range test for the network, optimizer, batch size and seed of `cfg`
+/// on the training split of `data` (the rate of `cfg` is ignored).
+pub fn find(cfg: &TrainConfig, data: &Prepared, range: LrFindConfig) -> Result<LrFindResult> {
+    let spec = model_spec(cfg, data.train.features.cols(), data.train.outputs())?;
+    let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
+    let (opt, full_batch) = optimizer(cfg)?;
+    let rows = data.train.len();
+    let range = LrFindConfig {
+        batch_size: if full_batch { rows } else { cfg.batch_size.min(rows) },
+        seed: cfg.seed.wrapping_add(1),
+        ..range
+    };
+    lr_find(&model, &opt, default_loss(&data.train), &data.train, &range)
+}
+
+/// `--lr auto`: the suggested rate, or an error naming what went wrong.
+pub fn auto_lr(cfg: &TrainConfig, data: &Prepared, quiet: bool) -> Result<f64> {
+    let r = find(cfg, data, LrFindConfig::default())?;
+    if !quiet {
+        print_result(&r);
+    }
+    r.suggestion().ok_or_else(|| {
+        Error::config(
+            "--lr auto",
+            format!(
+                "the range test ({} batches) found no rate where the loss falls; give --lr",
+                r.lrs.len()
+            ),
+        )
+    })
+}
+
+fn print_result(r: &LrFindResult) {
+    let show = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.3e}"));
+    let end = r.lrs.last().copied().unwrap_or(f64::NAN);
+    let why = if r.stopped_early {
+        "the loss exploded"
+    } else {
+        "the last rate"
+    };
+    println!(
+        "lr-find: {} batches, stopped at lr {end:.3e} ({why}); suggestions: steepest descent {}, minimum/10 {}",
+        r.lrs.len(),
+        show(r.steepest),
+        show(r.min_div10)
+    );
+}
+
+/// Header of the table `bpnet lr-find` writes.
+pub const CSV_HEADER: &str = "step,lr,loss,smoothed_loss";
+
+fn table(r: &LrFindResult) -> String {
+    let mut s = format!("{CSV_HEADER}\n");
+    for (i, ((lr, l), sm)) in r.lrs.iter().zip(&r.losses).zip(&r.smoothed).enumerate() {
+        s.push_str(&format!("{i},{lr:e},{l},{sm}\n"));
+    }
+    s
+}
+
+/// Smoothed and raw loss against log10(rate), with the two suggestions as
+/// vertical lines.
+pub fn figure(r: &LrFindResult, title: &str) -> Figure {
+    let pts = |v: &[f64]| r.lrs.iter().zip(v).map(|(lr, l)| (lr.log10(), *l)).collect::<Vec<_>>();
+    let mut panel = Panel::new(title, "learning rate (log10)", "training loss");
+    panel
+        .series
+        .push(Series::new("batch loss", Rgb(180, 180, 180), pts(&r.losses)).width(1));
+    panel
+        .series
+        .push(Series::new("smoothed loss", Rgb(31, 119, 180), pts(&r.smoothed)));
+    let (lo, hi) = r
+        .smoothed
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let mut mark = |label: &str, lr: Option<f64>, color: Rgb| {
+        if let Some(lr) = lr {
+            let x = lr.log10();
+            let s = Series::new(format!("{label} {lr:.2e}"), color, vec![(x, lo), (x, hi)]);
+            panel.series.push(s.dashed());
+        }
+    };
+    mark("steepest", r.steepest, Rgb(214, 39, 40));
+    mark("minimum/10", r.min_div10, Rgb(44, 160, 44));
+    let first = r.smoothed.first().copied().unwrap_or(hi);
+    panel.y_range = Some((lo - 0.3 * (first - lo).abs(), first.max(lo) * 1.5 + 1e-9));
+    Figure::new("", vec![panel])
+}
+
+fn stem_paths(stem: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let name = stem_name(stem);
+    let at = |ext: &str| stem.with_file_name(format!("{name}.{ext}"));
+    (at("png"), at("svg"), at("csv"))
+}
+
+fn stem_name(stem: &Path) -> String {
+    stem.file_name()
+        .map_or("lr_find".into(), |n| n.to_string_lossy().into_owned())
+}

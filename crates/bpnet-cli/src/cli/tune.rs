@@ -1,0 +1,201 @@
+//! `bpnet tune`: search network and training settings by k-fold
+//! cross-validation (TPE sampling, median pruning, parallel trials,
+//! resumable), then refit the best on all training rows and write the
+//! model, a leaderboard CSV and an HTML report.
+
+use bpnet::io::{Kind, OutputPlan, save_model_with, write_atomic};
+use bpnet::workflow::{TrainConfig, data_path, load, metadata, train_prepared};
+use bpnet::{Error, Result};
+use bpnet_lab::tune::{TuneOptions, TuneOutcome, report, tune};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Options of `bpnet tune`.
+#[derive(clap::Args, Debug)]
+pub struct TuneArgs {
+    /// Training data (CSV).
+    #[arg(long)]
+    data: String,
+    /// Target column(s) by name or 0-based index [default: last column].
+    #[arg(long, value_delimiter = ',')]
+    target: Option<Vec<String>>,
+    /// classify, regress or auto.
+    #[arg(long, default_value = "auto")]
+    task: String,
+    /// Fill missing numeric cells: none, mean, median.
+    #[arg(long, default_value = "mean")]
+    impute: String,
+    /// Number of trials (default 20 unless --time is given).
+    #[arg(long)]
+    trials: Option<usize>,
+    /// Start no new trials after this many seconds.
+    #[arg(long)]
+    time: Option<f64>,
+    /// Folds of the cross-validation.
+    #[arg(long, default_value_t = 5)]
+    cv: usize,
+    /// Most epochs per training run (early stopping on a 10% validation split ends most sooner).
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Trials run at once, each on one thread [default: the --threads count].
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// Seed of the search, the folds and every training run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Model file to write; NAME.leaderboard.csv, NAME.report.html and the
+    /// journal NAME.tune.jsonl (read back to resume) go beside it.
+    #[arg(long, default_value = "tuned.safetensors")]
+    out: PathBuf,
+    /// Replace existing outputs of another kind.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print only the result.
+    #[arg(long)]
+    quiet: bool,
+    /// Print a JSON summary as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn beside(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("tuned");
+    out.with_file_name(format!("{stem}.{suffix}"))
+}
+
+/// Runs `bpnet tune`.
+pub fn run(a: &TuneArgs) -> Result<()> {
+    let (board, html, journal) = (
+        beside(&a.out, "leaderboard.csv"),
+        beside(&a.out, "report.html"),
+        beside(&a.out, "tune.jsonl"),
+    );
+    let mut plan = OutputPlan::new(a.overwrite);
+    plan.input("--data", &data_path(&a.data));
+    plan.output("--out", &a.out, Kind::Model);
+    plan.derived(
+        "--out",
+        &board,
+        "the leaderboard",
+        Kind::csv("a leaderboard", &["rank,"]),
+    );
+    plan.derived("--out", &html, "the report", Kind::Html);
+    plan.check()?;
+    let base = TrainConfig {
+        data: a.data.clone(),
+        target: a.target.clone().unwrap_or_default(),
+        task: a.task.clone(),
+        impute: a.impute.clone(),
+        epochs: a.epochs,
+        seed: a.seed,
+        out: a.out.to_string_lossy().into_owned(),
+        ..TrainConfig::default()
+    };
+    let threads = bpnet::parallel::threads();
+    let workers = a.parallel.unwrap_or(threads).max(1);
+    let opts = TuneOptions {
+        base: base.clone(),
+        trials: a.trials.or(a.time.is_none().then_some(20)),
+        time: a.time,
+        cv: a.cv,
+        workers,
+        journal: journal.clone(),
+    };
+    if !a.quiet {
+        println!(
+            "tuning on {} with {}-fold cross-validation, {} trial(s) at once, seed {}; journal {}",
+            a.data,
+            a.cv,
+            workers,
+            a.seed,
+            journal.display()
+        );
+    }
+    // Several trials at once run each on one engine thread (the products of
+    // a table's small networks gain little from more); one at a time, the
+    // trial may use every thread.
+    if workers > 1 {
+        bpnet::set_threads(1);
+    }
+    let bar = progress(a.quiet, opts.trials);
+    let outcome = tune(&opts, &mut |r, n| {
+        let line = format!(
+            "trial {:>3}: {:.4}{}{} ({:.1} s)",
+            r.trial,
+            r.score,
+            if r.pruned { " pruned" } else { "" },
+            r.failed.as_ref().map_or(String::new(), |e| format!(" failed: {e}")),
+            r.seconds
+        );
+        match &bar {
+            Some(b) => {
+                b.set_position(n as u64);
+                b.println(line);
+            }
+            None if !a.quiet => println!("{line}"),
+            None => {}
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if workers > 1 {
+        bpnet::set_threads(threads);
+    }
+    let outcome = outcome?;
+    finish(a, &base, &outcome, [&board, &html, &journal])
+}
+
+fn progress(quiet: bool, trials: Option<usize>) -> Option<ProgressBar> {
+    (!quiet && std::io::stdout().is_terminal()).then(|| {
+        let bar = ProgressBar::new(trials.unwrap_or(0) as u64);
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {elapsed}") {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+/// Refits the best settings on all rows, writes the outputs, prints the summary.
+fn finish(a: &TuneArgs, base: &TrainConfig, o: &TuneOutcome, [board, html, journal]: [&PathBuf; 3]) -> Result<()> {
+    let best = o.best();
+    let data = load(base)?;
+    let cfg = best.params.apply(base, data.train.len());
+    if !a.quiet {
+        println!(
+            "best: trial {} with cross-validated {} {:.4} ({}); refitting it on all {} rows ({} trained on, {} for early stopping)",
+            best.trial,
+            o.metric,
+            best.score,
+            best.params.values().join(", "),
+            data.train.len() + data.val.as_ref().map_or(0, |v| v.len()),
+            data.train.len(),
+            data.val.as_ref().map_or(0, |v| v.len())
+        );
+    }
+    let trained = train_prepared(&cfg, &data, &mut |_| Ok(()))?;
+    save_model_with(
+        &a.out,
+        &trained.spec,
+        &trained.trainer.model,
+        &metadata(&cfg, &data, Some(&trained.history), None),
+    )?;
+    write_atomic(board, report::leaderboard_csv(o).as_bytes())?;
+    write_atomic(html, report::html(o, &format!("bpnet tune: {}", a.data)).as_bytes())?;
+    if !a.quiet {
+        println!("wrote {}, {}, {}", a.out.display(), board.display(), html.display());
+    }
+    if a.json {
+        let summary = json!({
+            "model": a.out, "leaderboard": board, "report": html, "journal": journal,
+            "trials": o.records.len(), "resumed": o.resumed, "pruned": o.records.iter().filter(|r| r.pruned).count(),
+            "metric": o.metric, "best_trial": best.trial, "best_score": best.score, "best_folds": best.folds,
+            "best_params": bpnet_lab::tune::space::NAMES.iter().zip(best.params.values()).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "config": serde_json::to_value(&cfg).map_err(|e| Error::State(e.to_string()))?,
+        });
+        println!("{summary}");
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! `bpnet experiment ... --seeds N`: each seed's run in its own folder,
+//! identical to a run with that seed alone; mean ± sd over seeds of every
+//! reported number; band figures.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn bpnet(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+const TINY: [&str; 10] = [
+    "--steps",
+    "40",
+    "--eval-every",
+    "20",
+    "--train-limit",
+    "600",
+    "--test-limit",
+    "200",
+    "--probe-rows",
+    "50",
+];
+
+/// Every `final_accuracy` in a results.json, in order (the paper study's
+/// two networks: without BN, with BN).
+fn final_accuracies(results: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(results).unwrap();
+    let text = serde_json::to_string(&serde_json::from_str::<Value>(&text).unwrap()).unwrap();
+    let mut found = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("\"final_accuracy\":") {
+        rest = &rest[i + 17..];
+        let end = rest.find([',', '}']).unwrap();
+        found.push(rest[..end].trim().parse::<f64>().unwrap());
+    }
+    assert_eq!(found.len(), 2, "{text}");
+    found
+}
+
+#[test]
+fn seeds_runs_each_seed_and_reports_the_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut args = vec![
+        "experiment",
+        "bn-mnist",
+        "--quiet",
+        "--seeds",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        "multi",
+    ];
+    args.extend(TINY);
+    let out = bpnet(d, &args);
+    assert!(out.contains("paper/networks/1/final_accuracy: "), "{out}");
+    for f in [
+        "seeds.json",
+        "seeds.md",
+        "seeds.html",
+        "paper_bands.png",
+        "paper_bands.svg",
+    ] {
+        assert!(d.join("multi").join(f).exists(), "{f}");
+    }
+    // Seed 6's folder holds exactly what a run with --seed 6 alone gives.
+    let mut single = vec!["experiment", "bn-mnist", "--quiet", "--seed", "6", "--out", "single"];
+    single.extend(TINY);
+    bpnet(d, &single);
+    let (a, b) = (
+        final_accuracies(&d.join("multi/seed-6/results.json")),
+        final_accuracies(&d.join("single/results.json")),
+    );
+    assert_eq!(a, b);
+    // The spread is the mean and sample sd of the two seeds' numbers.
+    let s5 = final_accuracies(&d.join("multi/seed-5/results.json"));
+    let seeds: Value = serde_json::from_str(&std::fs::read_to_string(d.join("multi/seeds.json")).unwrap()).unwrap();
+    let row = seeds["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "paper/networks/1/final_accuracy")
+        .unwrap();
+    let (x, y) = (s5[1], a[1]);
+    let mean = (x + y) / 2.0;
+    let sd = ((x - mean).powi(2) + (y - mean).powi(2)).sqrt();
+    assert!((row["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((row["sd"].as_f64().unwrap() - sd).abs() < 1e-12);
+    let md = std::fs::read_to_string(d.join("multi/seeds.md")).unwrap();
+    assert!(md.contains("| `paper/networks/1/final_accuracy` |"), "{md}");
+}

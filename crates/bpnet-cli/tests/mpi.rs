@@ -1,0 +1,265 @@
+//! `bpnet train` under `mpirun` (cargo feature `mpi`; OpenMPI's `mpirun` on
+//! the PATH): 2 and 3 ranks against one process, disagreeing ranks, a rank
+//! killed mid-run and its checkpoint resumed on 1 and 2 processes.
+//!
+//! Equivalence bound: after 20 steps every tensor (parameters and running
+//! statistics) of the N-rank model is within 1e-5 of the one-process model,
+//! relative to the tensor's largest value (f32; the ranks' sums are added in
+//! another order, so bit identity is not expected). The ranks themselves are
+//! checked bit-identical by the training loop at every epoch's end and at the
+//! end of training.
+#![cfg(feature = "mpi")]
+
+use bpnet::io::{load_model, load_run};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const BIN: &str = env!("CARGO_BIN_EXE_bpnet");
+
+fn train_args(out: &str, steps: usize, extra: &[&str]) -> Vec<String> {
+    let wine = format!("{ROOT}/data/wine.csv");
+    let steps = steps.to_string();
+    let mut a: Vec<&str> = vec![
+        "--threads",
+        "1",
+        "train",
+        "--data",
+        &wine,
+        "--hidden",
+        "24,16",
+        "--dropout",
+        "0.1",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "16",
+        "--val-split",
+        "0.2",
+        "--test-split",
+        "0.1",
+        "--seed",
+        "3",
+        "--steps",
+        &steps,
+        "--checkpoint-steps",
+        "5",
+        "--quiet",
+        "--out",
+        out,
+    ];
+    a.extend_from_slice(extra);
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn mpirun(np: usize) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args([
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+        "-np",
+        &np.to_string(),
+    ]);
+    c
+}
+
+fn run(mut c: Command, dir: &Path) -> Output {
+    c.current_dir(dir)
+        .output()
+        .expect("mpirun or bpnet could not be started")
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every parameter and running statistic of a model file, by name.
+fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut m = load_model(path).unwrap().model;
+    let mut out = Vec::new();
+    m.visit_params(&mut |p| out.push((p.name.clone(), p.value.as_slice().to_vec())));
+    for l in m.layers() {
+        if let bpnet::Layer::BatchNorm(b) = l {
+            out.push((format!("{}.running_mean", b.path()), b.running.mean.clone()));
+            out.push((format!("{}.running_var", b.path()), b.running.var.clone()));
+        }
+    }
+    out
+}
+
+/// Largest per-tensor `max|a - b| / max|b|`, with the tensor's name.
+fn max_rel_diff(a: &Path, b: &Path) -> (f64, String) {
+    let (a, b) = (tensors(a), tensors(b));
+    assert_eq!(a.len(), b.len());
+    let mut worst = (0.0, String::new());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let scale = y.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
+        let d = x.iter().zip(y).fold(0.0f64, |m, (p, q)| m.max((p - q).abs() as f64));
+        if d / scale > worst.0 {
+            worst = (d / scale, name.clone());
+        }
+    }
+    worst
+}
+
+#[test]
+fn two_and_three_ranks_make_the_one_process_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut one = Command::new(BIN);
+    one.args(train_args("one.safetensors", 20, &[]));
+    assert_ok(&run(one, d), "one process");
+    for np in [2, 3] {
+        let out = format!("np{np}.safetensors");
+        let mut c = mpirun(np);
+        c.arg(BIN).args(train_args(&out, 20, &[]));
+        let o = run(c, d);
+        assert_ok(&o, &format!("mpirun -np {np}"));
+        let (diff, name) = max_rel_diff(&d.join(&out), &d.join("one.safetensors"));
+        eprintln!("np {np}: largest relative difference {diff:e} ({name})");
+        assert!(diff <= 1e-5, "np {np}: {name} differs by {diff:e} (relative)");
+        // Local statistics are a different model, but it trains.
+        let local = format!("local{np}.safetensors");
+        let mut c = mpirun(np);
+        c.arg(BIN).args(train_args(&local, 20, &["--bn-sync", "local"]));
+        assert_ok(&run(c, d), &format!("mpirun -np {np} --bn-sync local"));
+        assert!(max_rel_diff(&d.join(&local), &d.join("one.safetensors")).0 > 1e-4);
+    }
+}
+
+#[test]
+fn ranks_with_different_settings_fail_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = mpirun(1);
+    c.arg(BIN)
+        .args(train_args("a.safetensors", 20, &["--weight-decay", "0"]));
+    c.args([":", "-np", "1", BIN])
+        .args(train_args("a.safetensors", 20, &["--weight-decay", "0.001"]));
+    let o = run(c, dir.path());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        lines,
+        [
+            "error: distributed training: configuration (flags and --config): rank 1 disagrees with rank 0 (reported by rank 0)"
+        ],
+        "{err}"
+    );
+    assert!(!dir.path().join("a.safetensors").exists());
+}
+
+/// Pids of the rank processes `mpirun` (pid `parent`) started.
+fn ranks_of(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{parent}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        pids.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    pids
+}
+
+fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let steps = 200;
+    let mut one = Command::new(BIN);
+    one.args(train_args("ref.safetensors", steps, &[]));
+    assert_ok(&run(one, d), "reference");
+    let ckpt = d.join("run.ckpt.safetensors");
+    // Five moments after the first checkpoint, spread over the run; either rank.
+    for (round, (delay_ms, victim)) in [(0, 1), (150, 0), (400, 1), (800, 0), (1300, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let _ = std::fs::remove_file(&ckpt);
+        let mut c = mpirun(2);
+        c.arg(BIN)
+            .args(train_args("run.safetensors", steps, &[]))
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut job = c.spawn().unwrap();
+        let start = Instant::now();
+        while !ckpt.exists() && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let ranks = ranks_of(job.id());
+        assert_eq!(ranks.len(), 2, "round {round}: rank pids {ranks:?}");
+        // SAFETY: kill(2) with SIGKILL on a pid this test's mpirun started.
+        assert_eq!(unsafe { libc::kill(ranks[victim] as i32, libc::SIGKILL) }, 0);
+        // A generous limit against a hang, not a timing assertion.
+        let status = wait_with_limit(&mut job, Duration::from_secs(120));
+        let Some(status) = status else {
+            let _ = job.kill();
+            panic!("round {round}: the job did not end after a rank was killed");
+        };
+        assert!(
+            !status.success(),
+            "round {round}: the job succeeded after a rank was killed"
+        );
+        let mut err = String::new();
+        std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut err).unwrap();
+        // OpenMPI's report names the rank: "mpirun noticed that process rank 1
+        // with PID ... exited on signal 9 (Killed)."
+        let named = format!("process rank {victim} with PID");
+        assert!(
+            err.contains(&named) && err.contains("exited on signal 9"),
+            "round {round}: {err}"
+        );
+        // The last checkpoint loads; resuming on 1 and on 2 processes ends
+        // with the uninterrupted run's model (the same f32 bound).
+        let state = load_run(&ckpt).unwrap().resume.state;
+        assert!(state.step < steps);
+        for np in [1, 2] {
+            let out = format!("resumed{np}.safetensors");
+            let args = train_args(&out, steps, &["--resume", ckpt.to_str().unwrap()]);
+            let resumed = if np == 1 {
+                let mut c = Command::new(BIN);
+                c.args(args);
+                run(c, d)
+            } else {
+                let mut c = mpirun(np);
+                c.arg(BIN).args(args);
+                run(c, d)
+            };
+            assert_ok(&resumed, &format!("round {round}: resume on {np}"));
+            let (diff, name) = max_rel_diff(&d.join(&out), &d.join("ref.safetensors"));
+            eprintln!(
+                "round {round}: killed rank {victim} at step {}, resumed on {np}: {diff:e} ({name})",
+                state.step
+            );
+            assert!(
+                diff <= 1e-5,
+                "round {round}, resumed on {np}: {name} differs by {diff:e}"
+            );
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! `--norm`, `bpnet lr-find` and `--lr auto` through the real binary, on the
+//! bundled iris table (tiny runs).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const IRIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv");
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bpnet {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn train(dir: &Path, out: &str, extra: &[&str]) -> String {
+    let base = [
+        "train",
+        "--data",
+        IRIS,
+        "--target",
+        "species",
+        "--hidden",
+        "8,8",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        "--out",
+        out,
+    ];
+    ok(dir, &[&base[..], extra].concat())
+}
+
+#[test]
+fn every_norm_kind_trains_saves_and_inspects() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (norm, shows) in [
+        ("batch", "BatchNorm(8"),
+        ("renorm:2:1:4:10:8", "BatchRenorm(rmax 2, dmax 1, warm-up 4"),
+        ("ghost:4", "GhostBatchNorm(virtual batch 4"),
+        ("layer", "LayerNorm(8"),
+    ] {
+        let out = format!("{}.safetensors", norm.split(':').next().unwrap());
+        train(d, &out, &["--norm", norm, "--quiet"]);
+        let inspect = ok(d, &["inspect", &out]);
+        assert!(inspect.contains(shows), "{norm}: {inspect}");
+        let onnx = format!("{out}.onnx");
+        ok(d, &["export", "--model", &out, "--onnx", &onnx]);
+        ok(d, &["eval", "--model", &out, "--data", IRIS]);
+    }
+    train(d, "none.safetensors", &["--norm", "none", "--quiet"]);
+    let inspect = ok(d, &["inspect", "none.safetensors"]);
+    assert!(!inspect.contains("Norm("), "{inspect}");
+    // The old flags keep working, and --no-batch-norm wins over --norm.
+    train(d, "old.safetensors", &["--no-batch-norm", "--norm", "layer", "--quiet"]);
+    assert!(!ok(d, &["inspect", "old.safetensors"]).contains("Norm("));
+    train(d, "after.safetensors", &["--bn-after", "--norm", "ghost:4", "--quiet"]);
+    let inspect = ok(d, &["inspect", "after.safetensors"]);
+    let act = inspect.find("Activation").unwrap();
+    assert!(inspect[act..].contains("GhostBatchNorm"), "{inspect}");
+    // The TOML config takes `norm` too.
+    std::fs::write(d.join("run.toml"), "norm = \"layer\"\nhidden = \"8\"\n").unwrap();
+    ok(
+        d,
+        &[
+            "train",
+            "--config",
+            "run.toml",
+            "--data",
+            IRIS,
+            "--target",
+            "species",
+            "--epochs",
+            "1",
+            "--out",
+            "t.safetensors",
+            "--quiet",
+        ],
+    );
+    assert!(ok(d, &["inspect", "t.safetensors"]).contains("LayerNorm(8"));
+}
+
+#[test]
+fn bad_norm_is_one_line_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["ghost:1", "ghost", "renorm:0.5", "group"] {
+        let out = run_in(
+            dir.path(),
+            &["train", "--data", IRIS, "--target", "species", "--norm", bad],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert_eq!(err.trim().lines().count(), 1, "{bad}: {err}");
+        assert!(
+            err.contains("norm") || err.contains("ghost") || err.contains("renorm"),
+            "{bad}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn lr_find_writes_the_figure_and_prints_both_suggestions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(
+        d,
+        &[
+            "lr-find",
+            "--data",
+            IRIS,
+            "--target",
+            "species",
+            "--hidden",
+            "8",
+            "--optimizer",
+            "sgd",
+            "--batch-size",
+            "16",
+            "--iterations",
+            "60",
+            "--start-lr",
+            "1e-5",
+            "--end-lr",
+            "1e3",
+            "--figure",
+            "lr",
+        ],
+    );
+    assert!(out.contains("steepest descent") && out.contains("minimum/10"), "{out}");
+    for ext in ["png", "svg", "csv"] {
+        let p = d.join(format!("lr.{ext}"));
+        assert!(
+            p.metadata().map(|m| m.len() > 100).unwrap_or(false),
+            "{} missing",
+            p.display()
+        );
+    }
+    let csv = std::fs::read_to_string(d.join("lr.csv")).unwrap();
+    assert!(csv.starts_with("step,lr,loss,smoothed_loss\n"), "{csv}");
+    // SGD up to lr 1000 blows the loss up before the last rate.
+    assert!(out.contains("the loss exploded"), "{out}");
+    assert!(csv.lines().count() < 61, "ran every batch despite the explosion");
+}
+
+#[test]
+fn train_lr_auto_records_the_rate_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = train(d, "auto.safetensors", &["--optimizer", "sgd", "--lr", "auto", "--json"]);
+    assert!(out.contains("--lr auto: training with lr"), "{out}");
+    let inspect = ok(d, &["inspect", "auto.safetensors", "--json"]);
+    let v: Value = serde_json::from_str(inspect.lines().last().unwrap()).unwrap();
+    let text = v.to_string();
+    assert!(text.contains("\"lr_auto\":false"), "{text}");
+    let bad = run_in(d, &["train", "--data", IRIS, "--target", "species", "--lr", "fast"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a number nor 'auto'"));
+}

@@ -1,0 +1,251 @@
+//! Exported ensembles run in ONNX Runtime and agree with bpnet: library
+//! ensembles (softmax probabilities, "logits" = ln of the mean probability,
+//! sigmoid, regression in target units; BN folded or not) and an ensemble
+//! trained with `bpnet train --ensemble 3`, exported with `bpnet export`
+//! and compared with `bpnet predict`. Checked by `tools/onnx_check.py` with
+//! the Python named by `BPNET_ONNX_PYTHON` (see tests/onnx_runtime.rs);
+//! without it the test prints SKIP and passes, unless `CI` is set.
+//!
+//! Bound: `max |onnxruntime - bpnet| <= 1e-5` (predict's CSV rounds to 6
+//! decimals: the CLI case adds up to 5e-7).
+
+#[path = "../../bpnet/tests/onnx_common/mod.rs"]
+mod onnx_common;
+
+use bpnet::onnx::{ExportOptions, Head, OutputScaling, export_onnx_ensemble};
+use bpnet::{Activation, BnPlacement, Combine, Matrix, Sequential};
+use onnx_common::reference::{Rows, bpnet_outputs, raw_inputs};
+use onnx_common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+const BOUND: f64 = 1e-5;
+
+fn case(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    opset: [i64; 2],
+    raw: &dyn Rows,
+    want: &dyn Rows,
+    io: [&str; 2],
+) -> Value {
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, bytes).unwrap();
+    json!({"name": name, "onnx": path, "input_name": io[0], "output_name": io[1], "opset": opset[0],
+           "ir_version": opset[1], "input": raw.rows_json(), "expected": want.rows_json(), "metadata": {}})
+}
+
+/// Mean over members of bpnet's prediction with `o`'s head and scaling.
+fn mean_outputs(members: &mut [Sequential<f32>], raw: &Matrix<f32>, o: &ExportOptions) -> Matrix<f64> {
+    let outs: Vec<Matrix<f64>> = members.iter_mut().map(|m| bpnet_outputs(m, raw, o)).collect();
+    let mut mean = outs[0].clone();
+    for (i, v) in mean.as_mut_slice().iter_mut().enumerate() {
+        *v = outs.iter().map(|o| o.as_slice()[i]).sum::<f64>() / outs.len() as f64;
+    }
+    mean
+}
+
+fn library_cases(dir: &Path) -> Vec<Value> {
+    let (raw, scaling) = raw_inputs(6, 40, 200);
+    let mut cases = Vec::new();
+    for fold_bn in [false, true] {
+        let s = spec(&[6, 16, 8, 3], Activation::Relu, BnPlacement::BeforeActivation, 0.0);
+        let mut members: Vec<Sequential<f32>> = (0..3).map(|k| network(&s, 300 + k)).collect();
+        for head in [Head::Softmax, Head::Raw] {
+            let o = ExportOptions {
+                fold_bn,
+                head,
+                input_scaling: Some(scaling.clone()),
+                ..ExportOptions::default()
+            };
+            let onnx = export_onnx_ensemble(&members, Combine::Softmax, &o).unwrap();
+            let probs = ExportOptions {
+                head: Head::Softmax,
+                ..o.clone()
+            };
+            let mut want = mean_outputs(&mut members, &raw, &probs);
+            if head == Head::Raw {
+                want.as_mut_slice().iter_mut().for_each(|v| *v = v.ln());
+            }
+            let name = format!("ensemble_softmax_{head:?}_fold{fold_bn}");
+            cases.push(case(
+                dir,
+                &name,
+                &onnx.bytes,
+                [onnx.opset, onnx.ir_version],
+                &raw,
+                &want,
+                ["input", "output"],
+            ));
+        }
+    }
+    let s = spec(&[6, 10, 1], Activation::Tanh, BnPlacement::AfterActivation, 0.0);
+    let mut members: Vec<Sequential<f32>> = (0..2).map(|k| network(&s, 400 + k)).collect();
+    let o = ExportOptions {
+        head: Head::Sigmoid,
+        input_scaling: Some(scaling.clone()),
+        ..ExportOptions::default()
+    };
+    let onnx = export_onnx_ensemble(&members, Combine::Sigmoid, &o).unwrap();
+    let want = mean_outputs(&mut members, &raw, &o);
+    cases.push(case(
+        dir,
+        "ensemble_sigmoid",
+        &onnx.bytes,
+        [onnx.opset, onnx.ir_version],
+        &raw,
+        &want,
+        ["input", "output"],
+    ));
+    let s = spec(&[6, 12, 2], Activation::Gelu, BnPlacement::BeforeActivation, 0.0);
+    let mut members: Vec<Sequential<f32>> = (0..4).map(|k| network(&s, 500 + k)).collect();
+    let o = ExportOptions {
+        input_scaling: Some(scaling),
+        output_scaling: Some(OutputScaling {
+            center: vec![10.0, -2.0],
+            scale: vec![3.0, 0.25],
+            names: vec!["a".into(), "b".into()],
+        }),
+        ..ExportOptions::default()
+    };
+    let onnx = export_onnx_ensemble(&members, Combine::Mean, &o).unwrap();
+    let want = mean_outputs(&mut members, &raw, &o);
+    cases.push(case(
+        dir,
+        "ensemble_regression",
+        &onnx.bytes,
+        [onnx.opset, onnx.ir_version],
+        &raw,
+        &want,
+        ["input", "output"],
+    ));
+    cases
+}
+
+fn bpnet(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bpnet {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `bpnet train --ensemble 3` on iris, exported with probabilities, against `bpnet predict`.
+fn cli_case(dir: &Path) -> Value {
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv");
+    bpnet(
+        dir,
+        &[
+            "train",
+            "--data",
+            iris,
+            "--epochs",
+            "5",
+            "--hidden",
+            "8",
+            "--ensemble",
+            "3",
+            "--quiet",
+            "--out",
+            "e.safetensors",
+        ],
+    );
+    let info = bpnet(
+        dir,
+        &[
+            "export",
+            "--model",
+            "e.safetensors",
+            "--onnx",
+            "e.onnx",
+            "--probabilities",
+            "--json",
+        ],
+    );
+    let info: Value = serde_json::from_str(info.lines().last().unwrap()).unwrap();
+    let predictions = bpnet(dir, &["predict", "--model", "e.safetensors", "--data", iris]);
+    let want: Vec<f64> = predictions
+        .lines()
+        .skip(1)
+        .flat_map(|l| {
+            l.split(',')
+                .skip(1)
+                .map(|c| c.parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let text = std::fs::read_to_string(iris).unwrap();
+    let raw: Vec<f32> = text
+        .lines()
+        .skip(1)
+        .flat_map(|l| {
+            l.split(',')
+                .take(4)
+                .map(|c| c.parse::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let raw = Matrix::from_vec(150, 4, raw).unwrap();
+    let want = Matrix::from_vec(150, 3, want).unwrap();
+    let bytes = std::fs::read(dir.join("e.onnx")).unwrap();
+    let io = [info["input"].as_str().unwrap(), info["output"].as_str().unwrap()];
+    let opset = [info["opset"].as_i64().unwrap(), info["ir_version"].as_i64().unwrap()];
+    assert_eq!(
+        info["ops"].as_array().unwrap().iter().filter(|o| *o == "Mean").count(),
+        1
+    );
+    case(dir, "cli_ensemble_probabilities", &bytes, opset, &raw, &want, io)
+}
+
+#[test]
+fn exported_ensembles_agree_with_bpnet_in_onnx_runtime() {
+    let Some(python) = std::env::var_os("BPNET_ONNX_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "BPNET_ONNX_PYTHON is not set but CI is"
+        );
+        eprintln!("SKIP onnx_ensemble: BPNET_ONNX_PYTHON is not set (bash tools/onnx_env.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cases = library_cases(tmp.path());
+    cases.push(cli_case(tmp.path()));
+    let (manifest, results) = (tmp.path().join("manifest.json"), tmp.path().join("results.json"));
+    std::fs::write(&manifest, json!({"cases": cases}).to_string()).unwrap();
+    let checker = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/onnx_check.py");
+    let out = Command::new(&python)
+        .arg(checker)
+        .arg(&manifest)
+        .arg(&results)
+        .output()
+        .unwrap();
+    let results: Value = serde_json::from_slice(&std::fs::read(&results).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no results ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let mut failures = Vec::new();
+    for c in &cases {
+        let name = c["name"].as_str().unwrap();
+        let r = &results[name];
+        if let Some(e) = r["error"].as_str() {
+            failures.push(format!("{name}: {e}"));
+            continue;
+        }
+        let d = r["max_abs_diff"]
+            .as_f64()
+            .unwrap()
+            .max(r["max_abs_diff_one_row"].as_f64().unwrap());
+        eprintln!("  {name:<40} max |diff| {d:.2e}");
+        if d > BOUND {
+            failures.push(format!("{name}: max |diff| {d:e} > {BOUND:e}"));
+        }
+    }
+    assert!(out.status.success() && failures.is_empty(), "{}", failures.join("\n"));
+}

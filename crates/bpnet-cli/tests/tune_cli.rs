@@ -1,0 +1,156 @@
+//! `bpnet tune` at tiny size, as the real binary: the outputs (model,
+//! leaderboard, report, journal), reproducibility for any number of trials
+//! at once, resuming from the journal, and a journal of another search.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn last_json(stdout: &str) -> Value {
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+fn iris() -> String {
+    format!("{ROOT}/data/iris.csv")
+}
+
+/// A tiny search: 3 folds, 5 epochs per run.
+fn tune(dir: &Path, trials: &str, parallel: &str) -> Value {
+    let args = [
+        "tune",
+        "--data",
+        &iris(),
+        "--target",
+        "species",
+        "--trials",
+        trials,
+        "--cv",
+        "3",
+        "--epochs",
+        "5",
+        "--parallel",
+        parallel,
+        "--seed",
+        "3",
+        "--out",
+        "t.safetensors",
+        "--json",
+    ];
+    last_json(&ok(dir, &args))
+}
+
+/// The leaderboard without its `seconds` column (wall-clock times differ).
+fn board(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("t.leaderboard.csv")).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let secs = header.iter().position(|h| *h == "seconds").unwrap();
+    text.lines()
+        .map(|l| {
+            let mut cells: Vec<&str> = l.split(',').collect();
+            cells.remove(secs);
+            cells.join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn tune_writes_the_model_leaderboard_report_and_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let j = tune(d, "6", "2");
+    assert_eq!(j["trials"], 6);
+    assert_eq!(j["metric"], "accuracy");
+    let rows = board(d);
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert!(
+        rows[0].starts_with("rank,trial,accuracy,sd,folds,pruned"),
+        "{}",
+        rows[0]
+    );
+    assert!(rows[1].starts_with(&format!("1,{},", j["best_trial"])), "{}", rows[1]);
+    let html = std::fs::read_to_string(d.join("t.report.html")).unwrap();
+    assert!(html.contains("Score by trial") && html.contains("<svg") && html.contains("Parameter influence"));
+    let journal = std::fs::read_to_string(d.join("t.tune.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 7, "header + 6 trials");
+    // The refit model predicts.
+    let p = ok(d, &["predict", "--model", "t.safetensors", "--data", &iris()]);
+    assert_eq!(p.lines().count(), 151);
+    let inspect = ok(d, &["inspect", "t.safetensors"]);
+    assert!(inspect.contains("training"), "{inspect}");
+}
+
+#[test]
+fn results_do_not_depend_on_trials_at_once_nor_on_resuming() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let ja = tune(a.path(), "8", "1");
+    let jb = tune(b.path(), "8", "3");
+    assert_eq!(board(a.path()), board(b.path()));
+    assert_eq!(ja["best_params"], jb["best_params"]);
+    // Interrupted after 4 trials (and a cut-short line), resumed to 8.
+    tune(c.path(), "4", "2");
+    let journal = c.path().join("t.tune.jsonl");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str("{\"trial\": 4, \"par");
+    std::fs::write(&journal, text).unwrap();
+    let jc = tune(c.path(), "8", "2");
+    assert_eq!(jc["resumed"], 4);
+    assert_eq!(board(a.path()), board(c.path()));
+    assert_eq!(ja["best_score"], jc["best_score"]);
+}
+
+#[test]
+fn a_journal_of_another_search_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tune(d, "4", "2");
+    let out = run_in(
+        d,
+        &[
+            "tune",
+            "--data",
+            &iris(),
+            "--target",
+            "species",
+            "--trials",
+            "4",
+            "--cv",
+            "3",
+            "--epochs",
+            "5",
+            "--seed",
+            "4",
+            "--out",
+            "t.safetensors",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("t.tune.jsonl") && err.contains("another search"), "{err}");
+}

@@ -1,0 +1,128 @@
+//! The tuner's journal: one JSON line per finished trial, appended as each
+//! trial ends, read back on start so that an interrupted search resumes
+//! where it stopped (finished trials are not run again).
+
+use super::space::{Params, Space};
+use bpnet::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One finished trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// Trial number, 0-based.
+    pub trial: usize,
+    /// The point tried.
+    pub params: Params,
+    /// Mean cross-validated score over the folds run (higher is better).
+    pub score: f64,
+    /// Each fold's score, in order (fewer than k when pruned).
+    pub folds: Vec<f64>,
+    /// Stopped early by the median rule.
+    pub pruned: bool,
+    /// Wall-clock seconds the trial took.
+    pub seconds: f64,
+    /// Why training failed (the score is then the floor), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// The first line of a journal: what the search was, so that a journal of
+/// another search is not resumed by mistake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalHeader {
+    /// The training file.
+    pub data: String,
+    /// Target columns.
+    pub target: Vec<String>,
+    /// Folds.
+    pub cv: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Epochs per trial.
+    pub epochs: usize,
+}
+
+/// An open journal file.
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Opens the journal at `path`: the finished trials of an earlier run of
+    /// the same search (`header`), or a new journal. A journal of another
+    /// search, or a damaged one, is an error naming the file and line.
+    pub fn open(path: &Path, header: &JournalHeader) -> Result<(Journal, Vec<TrialRecord>)> {
+        let bad = |line: usize, reason: String| Error::Format {
+            path: path.to_path_buf(),
+            reason: format!("line {line}: {reason}"),
+        };
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut records = Vec::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => {
+                let mut lines = text.lines().enumerate();
+                let (_, first) = lines.next().unwrap_or((0, ""));
+                let found: JournalHeader =
+                    serde_json::from_str(first).map_err(|e| bad(1, format!("not a tune journal header ({e})")))?;
+                if &found != header {
+                    return Err(bad(
+                        1,
+                        format!(
+                            "journal of another search ({}); remove it or choose another --out",
+                            serde_json::to_string(&found).unwrap_or_default()
+                        ),
+                    ));
+                }
+                for (i, line) in lines {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let r: TrialRecord = match serde_json::from_str(line) {
+                        Ok(r) => r,
+                        // A last line cut short by an interruption is dropped.
+                        Err(_) if i + 1 == text.lines().count() && !text.ends_with('\n') => break,
+                        Err(e) => return Err(bad(i + 1, e.to_string())),
+                    };
+                    if !Space::contains(&r.params) || !r.score.is_finite() {
+                        return Err(bad(i + 1, "parameters out of range or a non-finite score".into()));
+                    }
+                    records.push(r);
+                }
+                // Rewrite without a cut-short last line.
+                let mut clean = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
+                for r in &records {
+                    clean += &(serde_json::to_string(r).map_err(|e| Error::State(e.to_string()))? + "\n");
+                }
+                std::fs::write(path, clean).map_err(io)?;
+            }
+            Ok(_) | Err(_) => {
+                let first = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
+                std::fs::write(path, first).map_err(io)?;
+            }
+        }
+        records.sort_by_key(|r| r.trial);
+        Ok((
+            Journal {
+                path: path.to_path_buf(),
+            },
+            records,
+        ))
+    }
+
+    /// Appends one finished trial (flushed at once).
+    pub fn append(&self, r: &TrialRecord) -> Result<()> {
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let line = serde_json::to_string(r).map_err(|e| Error::State(e.to_string()))? + "\n";
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).map_err(io)?;
+        f.write_all(line.as_bytes()).map_err(io)?;
+        f.sync_data().map_err(io)
+    }
+}

@@ -1,0 +1,200 @@
+//! The tuner's outputs besides the model: a leaderboard CSV (every trial,
+//! best first) and a self-contained HTML report with the score of each
+//! trial and the influence of each parameter (SVG drawn inline).
+
+use super::TuneOutcome;
+use super::journal::TrialRecord;
+use super::space::{CATEGORICAL, NAMES};
+use std::fmt::Write;
+
+/// Trials best first: complete ones by score, then pruned and failed ones.
+fn ranked(o: &TuneOutcome) -> Vec<&TrialRecord> {
+    let mut r: Vec<&TrialRecord> = o.records.iter().collect();
+    r.sort_by(|a, b| {
+        let full = |x: &TrialRecord| !x.pruned && x.failed.is_none();
+        full(b)
+            .cmp(&full(a))
+            .then(b.score.total_cmp(&a.score))
+            .then(a.trial.cmp(&b.trial))
+    });
+    r
+}
+
+/// The leaderboard: `rank,trial,score,sd,folds,pruned,failed,seconds,` then
+/// every parameter.
+pub fn leaderboard_csv(o: &TuneOutcome) -> String {
+    let mut s = format!(
+        "rank,trial,{},sd,folds,pruned,failed,seconds,{}\n",
+        o.metric,
+        NAMES.join(",")
+    );
+    for (rank, r) in ranked(o).into_iter().enumerate() {
+        let sd = bpnet::workflow::mean_sd(&r.folds).1;
+        let failed = r.failed.as_deref().unwrap_or("").replace([',', '\n', '"'], " ");
+        let _ = writeln!(
+            s,
+            "{},{},{:.6},{:.6},{},{},{},{:.3},{}",
+            rank + 1,
+            r.trial,
+            r.score,
+            sd,
+            r.folds.len(),
+            r.pruned,
+            failed,
+            r.seconds,
+            r.params.values().join(",")
+        );
+    }
+    s
+}
+
+/// Share of the score variance of the complete trials that parameter `p`
+/// explains: between-group variance over total, grouping by category (or
+/// by quartile for numeric parameters). 0 when fewer than 4 trials.
+pub fn influence(o: &TuneOutcome, p: usize) -> f64 {
+    let full: Vec<&TrialRecord> = o.records.iter().filter(|r| !r.pruned && r.failed.is_none()).collect();
+    if full.len() < 4 {
+        return 0.0;
+    }
+    let key = |r: &TrialRecord| -> usize {
+        if CATEGORICAL[p] {
+            r.params.values()[p].parse::<usize>().unwrap_or_else(|_| {
+                // Named categories: group by the raw sampler cell.
+                r.params.raw[p].max(0.0) as usize
+            })
+        } else {
+            let mut v: Vec<f64> = full.iter().map(|x| x.params.raw[p]).collect();
+            v.sort_by(f64::total_cmp);
+            v.iter().take_while(|&&x| x < r.params.raw[p]).count() * 4 / v.len()
+        }
+    };
+    let mean = full.iter().map(|r| r.score).sum::<f64>() / full.len() as f64;
+    let total: f64 = full.iter().map(|r| (r.score - mean).powi(2)).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let mut groups: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+    for r in &full {
+        groups.entry(key(r)).or_default().push(r.score);
+    }
+    let between: f64 = groups
+        .values()
+        .map(|g| g.len() as f64 * (g.iter().sum::<f64>() / g.len() as f64 - mean).powi(2))
+        .sum();
+    between / total
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Scatter of score by trial (pruned grey, failed red) with the best-so-far line.
+fn score_svg(o: &TuneOutcome) -> String {
+    let (w, h, m) = (640.0, 260.0, 40.0);
+    let n = o.records.len().max(1) as f64;
+    let scores: Vec<f64> = o.records.iter().map(|r| r.score).collect();
+    let lo = scores.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+    let x = |t: f64| m + (w - 2.0 * m) * (t + 0.5) / n;
+    let y = |s: f64| h - m - (h - 2.0 * m) * (s - lo) / (hi - lo);
+    let mut svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="11">"#);
+    let _ = write!(
+        svg,
+        r##"<rect x="{m}" y="{m}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
+        w - 2.0 * m,
+        h - 2.0 * m
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="{m}" y="{}">{hi:.4}</text><text x="{m}" y="{}">{lo:.4}</text>"#,
+        m - 5.0,
+        h - m + 14.0
+    );
+    let _ = write!(svg, r#"<text x="{}" y="{}">trial</text>"#, w / 2.0, h - 8.0);
+    let mut best = f64::NEG_INFINITY;
+    let mut line = String::new();
+    for (i, r) in o.records.iter().enumerate() {
+        let color = match (r.failed.is_some(), r.pruned) {
+            (true, _) => "#c33",
+            (_, true) => "#bbb",
+            _ => "#2a6",
+        };
+        let _ = write!(
+            svg,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>trial {}: {:.4}</title></circle>"#,
+            x(i as f64),
+            y(r.score),
+            r.trial,
+            r.score
+        );
+        if !r.pruned && r.failed.is_none() {
+            best = best.max(r.score);
+        }
+        if best.is_finite() {
+            let _ = write!(line, "{:.1},{:.1} ", x(i as f64), y(best));
+        }
+    }
+    let _ = write!(svg, r##"<polyline points="{line}" fill="none" stroke="#26a"/></svg>"##);
+    svg
+}
+
+/// The HTML report.
+pub fn html(o: &TuneOutcome, title: &str) -> String {
+    let best = o.best();
+    let mut s = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{padding:2px 8px;text-align:right}}\
+         .bar{{background:#26a;height:10px;display:inline-block}}</style></head><body><h1>{t}</h1>",
+        t = esc(title)
+    );
+    let pruned = o.records.iter().filter(|r| r.pruned).count();
+    let _ = write!(
+        s,
+        "<p>{} trials ({} pruned by the median rule, {} read back from the journal). Best: trial {} with \
+         cross-validated {} {:.4} ± {:.4} over {} folds.</p>",
+        o.records.len(),
+        pruned,
+        o.resumed,
+        best.trial,
+        o.metric,
+        best.score,
+        bpnet::workflow::mean_sd(&best.folds).1,
+        best.folds.len()
+    );
+    s += "<h2>Score by trial</h2><p>Green: every fold run; grey: pruned (mean of the folds run); red: failed. Line: best complete trial so far.</p>";
+    s += &score_svg(o);
+    s += "<h2>Parameter influence</h2><p>Share of the score variance of the complete trials explained by each parameter \
+          (grouped by value, numeric ones by quartile); high values mean the parameter mattered in this search.</p><table>";
+    for (p, name) in NAMES.iter().enumerate() {
+        let v = influence(o, p);
+        let _ = write!(
+            s,
+            "<tr><th>{name}</th><td>{v:.3}</td><td style=\"text-align:left\"><span class=\"bar\" style=\"width:{:.0}px\"></span></td><td>best: {}</td></tr>",
+            v * 300.0,
+            esc(&best.params.values()[p])
+        );
+    }
+    s += "</table><h2>Leaderboard (top 20)</h2><table><tr><th>rank</th><th>trial</th><th>score</th><th>folds</th>";
+    for n in NAMES {
+        let _ = write!(s, "<th>{n}</th>");
+    }
+    s += "</tr>";
+    for (rank, r) in ranked(o).into_iter().take(20).enumerate() {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{}{}</td>",
+            rank + 1,
+            r.trial,
+            r.score,
+            r.folds.len(),
+            if r.pruned { " (pruned)" } else { "" }
+        );
+        for v in r.params.values() {
+            let _ = write!(s, "<td>{}</td>", esc(&v));
+        }
+        s += "</tr>";
+    }
+    s += "</table></body></html>\n";
+    s
+}

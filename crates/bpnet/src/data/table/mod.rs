@@ -1,0 +1,275 @@
+//! Typed tables: the columns of a CSV file held compactly, as the
+//! preprocessing works on them.
+//!
+//! A numeric column is `f32` values stored as offsets from a per-column
+//! `shift` (an integer near the column's mean, from the first
+//! [`SAMPLE`] rows), so integers stay exact and a decimal keeps 24 bits
+//! relative to its distance from the shift: `value = shift + offset`, NaN
+//! for a missing cell. Every other column is text, dictionary encoded: a
+//! `u32` code per row into its distinct trimmed strings. Memory is 4 bytes a
+//! cell plus the distinct strings, where a [`RawTable`] holds a `String` per
+//! cell.
+//!
+//! [`read_table`] reads a CSV file straight into this form (`read.rs`: a
+//! bounded buffer, the work split over the threads of
+//! [`crate::parallel`]); [`Table::from_raw`] converts a [`RawTable`]. Both
+//! give the same table for the same file: columns, types, values, lines.
+
+pub(crate) mod build;
+mod read;
+mod scan;
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::path::PathBuf;
+
+use super::csv::{RawTable, is_missing, quoted_list};
+use super::names::{ColumnIndex, probe};
+use crate::error::Error;
+
+pub use read::{BLOCK, read_table, read_table_tuned, reader_counts};
+
+/// Rows after the first record from which column types and shifts are
+/// chosen.
+pub const SAMPLE: usize = 1000;
+
+/// A column with at most this many distinct values in the sample is kept
+/// as text even when numeric (class labels keep their spelling).
+pub const FEW_VALUES: usize = 64;
+
+/// Largest magnitude accepted in a numeric cell (beyond it, the cell is an
+/// error when used; the column is then kept as text).
+pub(crate) const ABSURD: f64 = 1e30;
+
+/// One column of a [`Table`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Numbers: `shift + values[r]`, NaN where the cell is missing.
+    Num {
+        /// Added to every value.
+        shift: f64,
+        /// Offsets from `shift`, `[rows]`.
+        values: Vec<f32>,
+    },
+    /// Text, dictionary encoded: the cell of row `r` is `dict[codes[r]]`.
+    Text {
+        /// Distinct trimmed cell texts, in order of first appearance.
+        dict: Vec<String>,
+        /// `[rows]` indices into `dict`.
+        codes: Vec<u32>,
+    },
+}
+
+/// A cell of a [`Table`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    /// A missing token in a numeric column.
+    Missing,
+    /// A number of a numeric column.
+    Num(f64),
+    /// The text of a text column (which may be a missing token or a number).
+    Text(&'a str),
+}
+
+/// A table of typed columns with the 1-based file line of every row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    /// The file it was read from (named in every error).
+    pub path: PathBuf,
+    /// Column names: from the header, or `col0`, `col1`, ... without one.
+    pub columns: Vec<String>,
+    /// Whether the first line of the file was a header.
+    pub has_header: bool,
+    /// The columns, `[n_cols]`, each with `len()` rows.
+    pub cols: Vec<Column>,
+    rows: usize,
+    /// `(row, line)` where the line of a row stops being the previous
+    /// row's plus one (blank lines, quoted line ends), ascending by row.
+    breaks: Vec<(usize, u64)>,
+}
+
+/// Anything preprocessing reads: a [`Table`], or a [`RawTable`] converted.
+pub trait AsTable {
+    /// The typed table (borrowed, or converted).
+    fn as_table(&self) -> Cow<'_, Table>;
+}
+
+impl AsTable for Table {
+    fn as_table(&self) -> Cow<'_, Table> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl AsTable for RawTable {
+    fn as_table(&self) -> Cow<'_, Table> {
+        Cow::Owned(Table::from_raw(self))
+    }
+}
+
+impl Table {
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when there are no data rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Number of columns.
+    pub fn n_cols(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The 1-based line of the file where data row `r` starts.
+    pub fn line(&self, r: usize) -> u64 {
+        let i = self.breaks.partition_point(|&(row, _)| row <= r);
+        match i.checked_sub(1).and_then(|i| self.breaks.get(i)) {
+            Some(&(row, line)) => line + (r - row) as u64,
+            None => r as u64 + 1,
+        }
+    }
+
+    /// Cell `(r, c)`.
+    pub fn cell(&self, r: usize, c: usize) -> Cell<'_> {
+        match &self.cols[c] {
+            Column::Num { shift, values } => {
+                let v = values[r];
+                if v.is_nan() {
+                    Cell::Missing
+                } else {
+                    Cell::Num(shift + f64::from(v))
+                }
+            }
+            Column::Text { dict, codes } => Cell::Text(&dict[codes[r] as usize]),
+        }
+    }
+
+    /// Index of the column called `name`, if any (a linear search).
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        let found = self.columns.iter().position(|c| c == name);
+        probe(found.map_or(self.columns.len(), |i| i + 1));
+        found
+    }
+
+    /// The column names indexed in one pass.
+    pub fn column_indices(&self) -> ColumnIndex<'_> {
+        ColumnIndex::new(&self.columns)
+    }
+
+    /// The error `path: line N, column 'name': what` for data row `row`.
+    pub(crate) fn cell_error(&self, row: usize, col: usize, what: impl Display) -> Error {
+        let line = if row < self.rows { self.line(row) } else { 0 };
+        let name = self.columns.get(col).map_or("?", String::as_str);
+        self.error(format!("line {line}, column '{name}': {what}"))
+    }
+
+    /// A [`Error::Format`] about this table's file.
+    pub(crate) fn error(&self, reason: impl Into<String>) -> Error {
+        Error::Format {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The column names quoted and joined (the first 20 and a count past 20).
+    pub(crate) fn column_list(&self) -> String {
+        const SHOWN: usize = 20;
+        match self.columns.len().checked_sub(SHOWN) {
+            Some(more) if more > 0 => format!("{}, ... and {more} more", quoted_list(&self.columns[..SHOWN])),
+            _ => quoted_list(&self.columns),
+        }
+    }
+
+    /// The same table typed: a column is numeric when every cell is a
+    /// number or missing, at least one is a number, no number is infinite,
+    /// NaN or beyond 1e30, and the sample rows hold more than
+    /// [`FEW_VALUES`] distinct values; any other column is text.
+    pub fn from_raw(raw: &RawTable) -> Table {
+        // The sample: the rows after the file's first record.
+        let skip = usize::from(!raw.has_header);
+        let sample = skip..raw.len().min(SAMPLE + skip).max(skip);
+        let cols = (0..raw.n_cols())
+            .map(|c| {
+                let cell = |r: usize| raw.rows[r][c].as_str();
+                match build::sample_kind(sample.clone().map(cell)) {
+                    Some(shift) if (0..raw.len()).all(|r| build::clean_number(cell(r)).is_some()) => {
+                        let values = (0..raw.len())
+                            .map(|r| {
+                                build::clean_number(cell(r))
+                                    .flatten()
+                                    .map_or(f32::NAN, |v| (v - shift) as f32)
+                            })
+                            .collect();
+                        Column::Num { shift, values }
+                    }
+                    _ => {
+                        let mut text = build::TextBuilder::default();
+                        (0..raw.len()).for_each(|r| text.push(cell(r)));
+                        text.finish()
+                    }
+                }
+            })
+            .collect();
+        let mut breaks = Vec::new();
+        for (r, &line) in raw.lines.iter().enumerate() {
+            if r == 0 || raw.lines[r - 1] + 1 != line {
+                breaks.push((r, line));
+            }
+        }
+        Table {
+            path: raw.path.clone(),
+            columns: raw.columns.clone(),
+            has_header: raw.has_header,
+            cols,
+            rows: raw.len(),
+            breaks,
+        }
+    }
+
+    /// The texts of column `c` in `rows` (a numeric column's values as Rust
+    /// prints them), e.g. the target cells to stratify a split by.
+    pub fn column_texts(&self, c: usize, rows: &[usize]) -> Vec<Cow<'_, str>> {
+        match &self.cols[c] {
+            Column::Text { dict, codes } => rows
+                .iter()
+                .map(|&r| Cow::Borrowed(dict[codes[r] as usize].as_str()))
+                .collect(),
+            Column::Num { .. } => rows
+                .iter()
+                .map(|&r| match self.cell(r, c) {
+                    Cell::Num(v) => Cow::Owned(v.to_string()),
+                    _ => Cow::Borrowed(""),
+                })
+                .collect(),
+        }
+    }
+
+    /// True when cell `(r, c)` is a missing token.
+    pub(crate) fn is_missing(&self, r: usize, c: usize) -> bool {
+        match self.cell(r, c) {
+            Cell::Missing => true,
+            Cell::Num(_) => false,
+            Cell::Text(t) => is_missing(t),
+        }
+    }
+}
+
+impl crate::data::csv::Columns for Table {
+    fn names(&self) -> &[String] {
+        &self.columns
+    }
+    fn name_index(&self) -> ColumnIndex<'_> {
+        self.column_indices()
+    }
+    fn find(&self, name: &str) -> Option<usize> {
+        self.column_index(name)
+    }
+    fn table_error(&self, reason: String) -> Error {
+        self.error(reason)
+    }
+    fn name_list(&self) -> String {
+        self.column_list()
+    }
+}

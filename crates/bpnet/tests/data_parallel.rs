@@ -1,0 +1,177 @@
+//! Data-parallel training (ranks as threads, no MPI): N ranks with a global
+//! batch of B rows make the update of one process with batch B.
+//!
+//! Bounds (per tensor, `max|a - b| / max|b|` over parameters and running
+//! statistics): f64 1e-10 after 1 step and 1e-8 after 20 steps; f32 1e-5
+//! after 20 steps. Exact equality is not expected: the ranks' gradient sums
+//! and the batch statistics are added in another order.
+
+mod common;
+mod distributed;
+
+use bpnet::comm::{Comm, Reduce, block};
+use bpnet::train::{BnSyncMode, replicas_agree};
+use bpnet::{
+    Activation, BnPlacement, Init, Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig, Scalar, Sequential, Target,
+    Trainer,
+};
+use distributed::{max_rel_diff, on_ranks, state};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::sync::Arc;
+
+const ROWS: usize = 40;
+const CLASSES: usize = 3;
+
+fn spec(dropout: f64) -> ModelSpec {
+    ModelSpec {
+        dims: vec![5, 16, 12, CLASSES],
+        activation: Activation::Tanh,
+        batch_norm: BnPlacement::BeforeActivation,
+        bn: Default::default(),
+        dropout,
+        init: Init::HeNormal,
+    }
+}
+
+/// Data `[ROWS, 5]`, labels, and per step the row indices of the global
+/// batch: 7 rows, except steps of 2 rows (on 3 ranks one rank has none).
+fn problem<T: Scalar>() -> (Matrix<T>, Vec<usize>, Vec<Vec<usize>>) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    let x = (0..ROWS * 5)
+        .map(|_| T::from_f64(rng.random_range(-2.0..2.0)))
+        .collect();
+    let labels = (0..ROWS).map(|_| rng.random_range(0..CLASSES)).collect();
+    let batches = (0..20)
+        .map(|s| {
+            let mut idx: Vec<usize> = (0..ROWS).collect();
+            idx.shuffle(&mut rng);
+            idx.truncate(if s % 6 == 4 { 2 } else { 7 });
+            idx
+        })
+        .collect();
+    (Matrix::from_vec(ROWS, 5, x).unwrap(), labels, batches)
+}
+
+fn gather<T: Scalar>(x: &Matrix<T>, labels: &[usize], idx: &[usize]) -> (Matrix<T>, Vec<usize>) {
+    let data = idx.iter().flat_map(|&i| x.row(i).to_vec()).collect();
+    (
+        Matrix::from_vec(idx.len(), x.cols(), data).unwrap(),
+        idx.iter().map(|&i| labels[i]).collect(),
+    )
+}
+
+fn trainer<T: Reduce>(opt: &OptimizerConfig, dropout: f64) -> Trainer<T> {
+    let model = Sequential::<T>::from_spec(&spec(dropout), 9).unwrap();
+    Trainer::new(model, Optimizer::new(opt.clone()).unwrap(), Loss::CrossEntropy)
+}
+
+/// States after 1 step and after all steps on one process (the plain step).
+fn single<T: Reduce>(opt: &OptimizerConfig, dropout: f64) -> [Vec<(String, Vec<f64>)>; 2] {
+    let (x, labels, batches) = problem::<T>();
+    let mut t = trainer::<T>(opt, dropout);
+    let mut first = Vec::new();
+    for (s, idx) in batches.iter().enumerate() {
+        let (xb, yb) = gather(&x, &labels, idx);
+        t.step(&xb, Target::Labels(&yb)).unwrap();
+        if s == 0 {
+            first = state(&t.model);
+        }
+    }
+    [first, state(&t.model)]
+}
+
+/// The same on the ranks of `comm`, each taking its block of every batch.
+fn rank<T: Reduce>(comm: Arc<dyn Comm>, opt: &OptimizerConfig, dropout: f64) -> [Vec<(String, Vec<f64>)>; 2] {
+    let (x, labels, batches) = problem::<T>();
+    let mut t = trainer::<T>(opt, dropout);
+    t.set_comm(comm.clone(), BnSyncMode::Global).unwrap();
+    let mut first = Vec::new();
+    for (s, idx) in batches.iter().enumerate() {
+        let (lo, hi) = block(idx.len(), comm.rank(), comm.size());
+        let (xb, yb) = gather(&x, &labels, &idx[lo..hi]);
+        t.compute_gradients_part(&xb, Target::Labels(&yb), lo, idx.len())
+            .unwrap();
+        t.optimizer.step(&mut t.model).unwrap();
+        if s == 0 {
+            first = state(&t.model);
+        }
+    }
+    [first, state(&t.model)]
+}
+
+fn optimizers() -> Vec<OptimizerConfig> {
+    vec![
+        OptimizerConfig::sgd(0.2),
+        OptimizerConfig::momentum(0.05, 0.9, true),
+        OptimizerConfig::adam(0.01),
+    ]
+}
+
+/// Checks N in {2, 3} ranks against one process. `bounds` are the relative
+/// bounds after 1 step and after 20 steps; where one f32 process is itself
+/// further than the 20-step bound from exact (f64) arithmetic, the bound is
+/// twice that distance (training amplifies rounding; SGD with lr 0.2 here
+/// moves one f32 process 4.1e-5 away from f64, and 2 ranks 1.2e-5 away
+/// from one f32 process).
+fn check<T: Reduce>(bounds: [f64; 2], dropout: f64) {
+    for opt in optimizers() {
+        let reference = single::<T>(&opt, dropout);
+        let rounding = max_rel_diff(&reference[1], &single::<f64>(&opt, dropout)[1]).0;
+        let bounds = [bounds[0], bounds[1].max(2.0 * rounding)];
+        for n in [2, 3] {
+            let ranks = on_ranks(n, |c| rank::<T>(c, &opt, dropout));
+            for (r, got) in ranks.iter().enumerate() {
+                assert_eq!(
+                    got[1], ranks[0][1],
+                    "{:?}: rank {r} of {n} differs from rank 0",
+                    opt.method
+                );
+                for (k, (bound, when)) in bounds.iter().zip(["1 step", "20 steps"]).enumerate() {
+                    let (diff, name) = max_rel_diff(&got[k], &reference[k]);
+                    assert!(
+                        diff <= *bound,
+                        "{} {:?}, {n} ranks, after {when}: {name} differs by {diff:e} (relative)",
+                        T::NAME,
+                        opt.method
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f64_ranks_make_the_single_process_update() {
+    check::<f64>([1e-10, 1e-8], 0.0);
+}
+
+#[test]
+fn f64_dropout_masks_follow_the_global_batch() {
+    check::<f64>([1e-10, 1e-8], 0.25);
+}
+
+#[test]
+fn f32_ranks_make_the_single_process_update() {
+    check::<f32>([1e-5, 1e-5], 0.0);
+}
+
+#[test]
+fn a_replica_that_differs_is_reported_by_every_rank() {
+    let errors = on_ranks(3, |comm| {
+        let mut model = Sequential::<f32>::from_spec(&spec(0.0), 1).unwrap();
+        assert!(replicas_agree(&*comm, &model, "after step 3").is_ok());
+        if comm.rank() == 2 {
+            model
+                .visit_params(&mut |p| p.value.as_mut_slice()[0] = f32::from_bits(p.value.as_slice()[0].to_bits() ^ 1));
+        }
+        replicas_agree(&*comm, &model, "after step 4").unwrap_err().to_string()
+    });
+    for e in errors {
+        assert!(
+            e.contains("parameters after step 4: rank 2 disagrees with rank 0"),
+            "{e}"
+        );
+    }
+}

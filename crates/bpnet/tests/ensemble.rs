@@ -1,0 +1,166 @@
+//! Ensembles: one member is exactly the single network; several average
+//! probabilities (softmax or sigmoid) or values; the one-file format keeps
+//! every member's tensors and refuses damaged metadata; ONNX export of an
+//! ensemble has one subgraph per member and a Mean node.
+
+use bpnet::io::{ensemble_members, load_model, save_ensemble, save_model_with};
+use bpnet::layers::sigmoid;
+use bpnet::onnx::{ExportOptions, Head, export_onnx_ensemble};
+use bpnet::{Activation, BnPlacement, Combine, EnsembleNet, InferenceNet, Matrix, ModelSpec, Sequential};
+use serde_json::json;
+
+fn spec(dims: &[usize]) -> ModelSpec {
+    ModelSpec {
+        dims: dims.to_vec(),
+        activation: Activation::Relu,
+        batch_norm: BnPlacement::BeforeActivation,
+        init: bpnet::Init::XavierUniform,
+        ..ModelSpec::paper_mnist(true, 0.1)
+    }
+}
+
+fn input(rows: usize, cols: usize) -> Matrix<f32> {
+    let v = (0..rows * cols).map(|i| ((i * 37 % 23) as f32 - 11.0) / 5.0).collect();
+    Matrix::from_vec(rows, cols, v).unwrap()
+}
+
+fn members(dims: &[usize], k: u64) -> Vec<Sequential<f32>> {
+    (0..k)
+        .map(|s| Sequential::from_spec(&spec(dims), 10 + s).unwrap())
+        .collect()
+}
+
+#[test]
+fn one_member_is_the_network_itself_bit_for_bit() {
+    let m = members(&[5, 8, 3], 1);
+    let x = input(17, 5);
+    let single = InferenceNet::new(&m[0]).unwrap().forward(&x).unwrap();
+    for c in [Combine::Softmax, Combine::Sigmoid, Combine::Mean] {
+        let ens = EnsembleNet::new(&m, c).unwrap().forward(&x).unwrap();
+        assert_eq!(ens.as_slice(), single.as_slice());
+    }
+}
+
+fn softmax(z: &[f32]) -> Vec<f64> {
+    let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - max).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+#[test]
+fn several_members_average_probabilities_or_values() {
+    let x = input(9, 4);
+    // Softmax: forward gives ln of the mean probability.
+    let m = members(&[4, 6, 3], 3);
+    let outs: Vec<Matrix<f32>> = m
+        .iter()
+        .map(|n| InferenceNet::new(n).unwrap().forward(&x).unwrap())
+        .collect();
+    let ens = EnsembleNet::new(&m, Combine::Softmax).unwrap().forward(&x).unwrap();
+    for r in 0..x.rows() {
+        let p: Vec<Vec<f64>> = outs.iter().map(|o| softmax(o.row(r))).collect();
+        for c in 0..3 {
+            let mean = p.iter().map(|p| p[c]).sum::<f64>() / 3.0;
+            assert!((ens.get(r, c) as f64 - mean.ln()).abs() < 1e-5, "row {r} class {c}");
+        }
+    }
+    // Sigmoid: forward gives the logit of the mean probability.
+    let m = members(&[4, 5, 1], 2);
+    let outs: Vec<Matrix<f32>> = m
+        .iter()
+        .map(|n| InferenceNet::new(n).unwrap().forward(&x).unwrap())
+        .collect();
+    let ens = EnsembleNet::new(&m, Combine::Sigmoid).unwrap().forward(&x).unwrap();
+    for r in 0..x.rows() {
+        let mean = outs.iter().map(|o| sigmoid(o.get(r, 0)) as f64).sum::<f64>() / 2.0;
+        assert!((sigmoid(ens.get(r, 0)) as f64 - mean).abs() < 1e-6, "row {r}");
+    }
+    // Mean: plain average.
+    let m = members(&[4, 5, 2], 4);
+    let outs: Vec<Matrix<f32>> = m
+        .iter()
+        .map(|n| InferenceNet::new(n).unwrap().forward(&x).unwrap())
+        .collect();
+    let ens = EnsembleNet::new(&m, Combine::Mean).unwrap().forward(&x).unwrap();
+    for (i, &v) in ens.as_slice().iter().enumerate() {
+        let mean = outs.iter().map(|o| o.as_slice()[i] as f64).sum::<f64>() / 4.0;
+        assert!((v as f64 - mean).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn members_of_different_widths_are_refused() {
+    let mut m = members(&[4, 6, 3], 1);
+    m.push(Sequential::from_spec(&spec(&[4, 6, 2]), 1).unwrap());
+    assert!(EnsembleNet::new(&m, Combine::Mean).is_err());
+}
+
+#[test]
+fn an_ensemble_file_keeps_every_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.safetensors");
+    let m = members(&[4, 6, 3], 3);
+    save_ensemble(&path, &spec(&[4, 6, 3]), &m, Combine::Softmax, &json!({"note": "x"})).unwrap();
+    let file = load_model(&path).unwrap();
+    let (back, combine) = ensemble_members(&file, &path, Combine::Mean).unwrap();
+    assert_eq!(combine, Combine::Softmax);
+    assert_eq!(back.len(), 3);
+    let x = input(5, 4);
+    for (a, b) in m.iter().zip(&back) {
+        let (ya, yb) = (
+            InferenceNet::new(a).unwrap().forward(&x).unwrap(),
+            InferenceNet::new(b).unwrap().forward(&x).unwrap(),
+        );
+        assert_eq!(ya.as_slice(), yb.as_slice());
+    }
+    // A plain model file is one member.
+    let single = dir.path().join("s.safetensors");
+    save_model_with(&single, &spec(&[4, 6, 3]), &m[0], &json!({})).unwrap();
+    let file = load_model(&single).unwrap();
+    assert_eq!(ensemble_members(&file, &single, Combine::Mean).unwrap().0.len(), 1);
+}
+
+#[test]
+fn ensemble_metadata_without_its_members_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.safetensors");
+    let m = members(&[4, 6, 3], 1);
+    let meta = json!({"ensemble": {"members": 3, "combine": "softmax"}});
+    save_model_with(&path, &spec(&[4, 6, 3]), &m[0], &meta).unwrap();
+    let file = load_model(&path).unwrap();
+    let err = ensemble_members(&file, &path, Combine::Mean).unwrap_err().to_string();
+    assert!(err.contains("bad.safetensors") && err.contains("ensemble.1."), "{err}");
+    let meta = json!({"ensemble": {"members": 1, "combine": "mean"}});
+    save_model_with(&path, &spec(&[4, 6, 3]), &m[0], &meta).unwrap();
+    let file = load_model(&path).unwrap();
+    let err = ensemble_members(&file, &path, Combine::Mean).unwrap_err().to_string();
+    assert!(err.contains("at least 2"), "{err}");
+}
+
+#[test]
+fn onnx_export_of_an_ensemble_has_a_subgraph_per_member_and_a_mean() {
+    let m = members(&[4, 6, 3], 3);
+    let options = ExportOptions {
+        head: Head::Softmax,
+        ..ExportOptions::default()
+    };
+    let onnx = export_onnx_ensemble(&m, Combine::Softmax, &options).unwrap();
+    let count = |op: &str| onnx.ops.iter().filter(|o| *o == op).count();
+    assert_eq!(count("Gemm"), 6);
+    assert_eq!(count("Softmax"), 3);
+    assert_eq!(count("Mean"), 1);
+    assert_eq!(onnx.ops.last().unwrap(), "Mean");
+    let raw = export_onnx_ensemble(&m, Combine::Softmax, &ExportOptions::default()).unwrap();
+    assert_eq!(raw.ops.last().unwrap(), "Log");
+    let folded = ExportOptions {
+        fold_bn: true,
+        ..options.clone()
+    };
+    let onnx = export_onnx_ensemble(&m, Combine::Softmax, &folded).unwrap();
+    assert!(!onnx.ops.iter().any(|o| o == "BatchNormalization"));
+    // One member: exactly the single-model export.
+    let one = export_onnx_ensemble(&m[..1], Combine::Softmax, &options).unwrap();
+    let single = bpnet::onnx::export_onnx(&m[0], &options).unwrap();
+    assert_eq!(one.bytes, single.bytes);
+}

@@ -1,0 +1,169 @@
+//! The fast CSV reader (`read_table`) against the full one (`read_csv` +
+//! `Table::from_raw`): on every fixture, and on generated files with quoted
+//! delimiters, quotes and line ends, CRLF, blank lines, missing cells and
+//! late text in numeric columns, read with tiny blocks and several threads
+//! so that every block and range boundary is crossed. Same columns, header,
+//! types, cells, lines, errors and preprocessing.
+
+use bpnet::data::preprocess::PreprocessSpec;
+use bpnet::data::table::{read_table_tuned, reader_counts};
+use bpnet::data::{Cell, Column, CsvOptions, Preprocessor, Table, read_csv, read_table};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+/// The full reader's table, or its error message.
+fn slow(path: &Path, opts: &CsvOptions) -> Result<Table, String> {
+    read_csv(path, opts)
+        .map(|raw| Table::from_raw(&raw))
+        .map_err(|e| e.to_string())
+}
+
+/// Asserts two tables hold the same columns, types, cells and lines.
+fn assert_same(a: &Table, b: &Table, what: &str) {
+    assert_eq!(a.columns, b.columns, "{what}: columns");
+    assert_eq!(a.has_header, b.has_header, "{what}: header");
+    assert_eq!(a.len(), b.len(), "{what}: rows");
+    for r in 0..a.len() {
+        assert_eq!(a.line(r), b.line(r), "{what}: line of row {r}");
+    }
+    for c in 0..a.n_cols() {
+        let kind = |t: &Table| matches!(t.cols[c], Column::Num { .. });
+        assert_eq!(kind(a), kind(b), "{what}: type of column {c}");
+        for r in 0..a.len() {
+            let (x, y) = (a.cell(r, c), b.cell(r, c));
+            let same = match (x, y) {
+                (Cell::Num(p), Cell::Num(q)) => p.to_bits() == q.to_bits(),
+                _ => x == y,
+            };
+            assert!(same, "{what}: cell ({r}, {c}): {x:?} vs {y:?}");
+        }
+    }
+}
+
+/// Both readers on `path`: the same table or the same error; and the same
+/// preprocessing fitted on all rows.
+fn check(path: &Path, opts: &CsvOptions, block: usize, min_range: usize) {
+    let what = format!("{} (block {block})", path.display());
+    let fast = read_table_tuned(path, opts, block, min_range).map_err(|e| e.to_string());
+    match (fast, slow(path, opts)) {
+        (Ok(a), Ok(b)) => {
+            assert_same(&a, &b, &what);
+            let all: Vec<usize> = (0..a.len()).collect();
+            let spec = PreprocessSpec::default();
+            let fa = Preprocessor::fit(&a, &all, &spec).map_err(|e| e.to_string());
+            let fb = Preprocessor::fit(&b, &all, &spec).map_err(|e| e.to_string());
+            assert_eq!(fa, fb, "{what}: fit");
+            if let (Ok((pa, _)), Ok((pb, _))) = (fa, fb) {
+                let xa = pa.transform_features(&a, &all).map_err(|e| e.to_string());
+                let xb = pb.transform_features(&b, &all).map_err(|e| e.to_string());
+                assert_eq!(xa, xb, "{what}: features");
+                let ya = pa.transform_targets(&a, &all).map_err(|e| e.to_string());
+                let yb = pb.transform_targets(&b, &all).map_err(|e| e.to_string());
+                assert_eq!(ya, yb, "{what}: targets");
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "{what}: error"),
+        (a, b) => panic!("{what}: fast {:?} vs full {:?}", a.map(|t| t.len()), b.map(|t| t.len())),
+    }
+}
+
+#[test]
+fn every_fixture_reads_the_same_as_the_full_reader() {
+    bpnet::set_threads(3);
+    for path in fixtures() {
+        for delimiter in [b',', b';'] {
+            for header in [None, Some(true), Some(false)] {
+                let opts = CsvOptions { header, delimiter };
+                check(&path, &opts, 16, 1);
+                check(&path, &opts, 1 << 20, 1 << 10);
+            }
+        }
+    }
+}
+
+/// A deterministic generator (xorshift).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A CSV of `rows` rows: a float column, an integer label, a quoted text
+/// column, and a numeric column that turns to text at row `late` (if any).
+fn generated(seed: u64, rows: usize, crlf: bool, late: Option<usize>) -> String {
+    let mut g = Gen(seed | 1);
+    let eol = if crlf { "\r\n" } else { "\n" };
+    let mut s = format!("\u{feff}x, note ,z,label{eol}");
+    let texts = [
+        "plain",
+        "\"a, b\"",
+        "\"say \"\"hi\"\"\"",
+        "\"two\nlines\"",
+        "\"cr\r\nlf\"",
+        " pad ",
+        "NA",
+    ];
+    for r in 0..rows {
+        if g.below(50) == 0 {
+            s += eol; // a blank line
+        }
+        let x = match g.below(20) {
+            0 => "NA".to_string(),
+            1 => String::new(),
+            2 => format!("{}e-3", g.below(100_000)),
+            _ => format!("{:.4}", (g.below(2_000_000) as f64 - 1e6) / 997.0),
+        };
+        let note = texts[g.below(texts.len() as u64) as usize];
+        let z = match late {
+            Some(l) if r == l => "oops".to_string(),
+            _ => format!(" {} ", g.below(1000) as f64 / 8.0),
+        };
+        s += &format!("{x},{note},{z},{}{eol}", g.below(3));
+    }
+    s
+}
+
+#[test]
+fn generated_files_read_the_same_across_blocks_ranges_and_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = CsvOptions::default();
+    let (reparsed, handed_over) = reader_counts();
+    for (seed, late, crlf) in [
+        (1, None, false),
+        (2, Some(2500), true),
+        (3, Some(10), false),
+        (4, None, true),
+    ] {
+        let path = dir.path().join(format!("g{seed}.csv"));
+        std::fs::write(&path, generated(seed, 3000, crlf, late)).unwrap();
+        for threads in [1, 2, 4] {
+            bpnet::set_threads(threads);
+            for (block, min_range) in [(4096, 256), (1000, 64), (64 << 10, 1 << 10)] {
+                check(&path, &opts, block, min_range);
+            }
+        }
+        // The numeric column with a late word is text in both readers.
+        let t = read_table(&path, &opts).unwrap();
+        assert_eq!(matches!(t.cols[2], Column::Text { .. }), late.is_some(), "seed {seed}");
+        assert!(matches!(t.cols[0], Column::Num { .. }), "seed {seed}");
+    }
+    bpnet::set_threads(1);
+    // Ranges did begin inside quoted fields, and no file needed the full reader.
+    let (r, h) = reader_counts();
+    assert!(r > reparsed, "no range was parsed again");
+    assert_eq!(h, handed_over, "a generated file went to the full reader");
+}
