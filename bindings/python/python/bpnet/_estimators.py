@@ -1,0 +1,539 @@
+"""scikit-learn estimators over the bpnet engine.
+
+Training goes through the same code as ``bpnet train`` (preprocessing
+fitted on the training rows, the validation split, the network, optimizer,
+schedule and early stopping), so the same data, parameters and seed give
+the same weights, bit for bit, as ``bpnet train`` on the equivalent CSV file.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from . import _bpnet
+
+# Every `bpnet train` option that shapes training, as a constructor
+# parameter, with the command-line default (see `bpnet train --help`).
+_COMMON_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100, 100)
+        Widths of the hidden layers (``--hidden 100,100``); ``()`` for none.
+    activation : str, default="relu"
+        Hidden activation: sigmoid, tanh, relu, leaky_relu[:slope],
+        elu[:alpha], gelu, softplus, identity (``--activation``).
+    batch_norm : bool, default=True
+        Batch normalization in every hidden block (``--batch-norm`` /
+        ``--no-batch-norm``).
+    bn_after : bool, default=False
+        Put batch normalization after the activation instead of before it
+        (``--bn-after``; before is the paper's placement).
+    bn_momentum : float, default=0.1
+        Running-average momentum of batch normalization, PyTorch's
+        convention: ``running = (1 - m) * running + m * batch`` (the command
+        line always uses 0.1).
+    bn_eps : float, default=1e-5
+        Added to the batch variance before the square root (the command line
+        always uses 1e-5).
+    dropout : float, default=0.0
+        Dropout rate after each hidden block (``--dropout``).
+    init : str, default="he_normal"
+        Weight initialization: normal[:std], xavier_uniform, xavier_normal,
+        he_uniform, he_normal, torch (``--init``).
+    optimizer : str, default="adam"
+        gd (full batch), sgd, momentum, nesterov, adam, adamw, rmsprop,
+        adagrad (``--optimizer``).
+    lr : float or None, default=None
+        Learning rate; None takes the optimizer's default (sgd/gd 0.5,
+        momentum/nesterov 0.05, adam/adamw/rmsprop 0.001, adagrad 0.01).
+    momentum : float, default=0.9
+        Momentum of the momentum and nesterov optimizers.
+    weight_decay : float, default=0.0
+        L2 weight decay (decoupled for adamw).
+    batch_size : int, default=32
+        Rows per mini-batch (at most the training rows are used).
+    epochs : int, default=100
+        Passes over the training set (``--epochs``).
+    steps : int, default=0
+        Train for this many optimizer steps instead (0: use ``epochs``).
+    schedule : str, default="constant"
+        Learning-rate schedule: constant, step[:every[:gamma]],
+        exponential[:gamma], cosine[:warmup_steps], plateau[:patience[:factor]].
+    val_split : float, default=0.1
+        Fraction of the training rows held out (stratified for classes) for
+        validation, early stopping and ``history_`` (0: none). Ignored when
+        ``fit`` gets an ``eval_set``.
+    patience : int, default=10
+        Early-stopping patience in epochs (0: off; needs validation data).
+        The weights of the best epoch are restored.
+    min_delta : float, default=0.0
+        Smallest improvement of the monitored value that resets the patience.
+    monitor : str, default="val_loss"
+        ``val_loss`` or ``val_metric`` (accuracy, or R² for regression).
+    scaling : str, default="auto"
+        Feature scaling fitted on the training rows: auto (z-score), zscore,
+        minmax, none.
+    impute : str, default="none"
+        Fill missing values (NaN) in X: none (NaN is an error), mean, median.
+    clip_grad_norm : float, default=0.0
+        Rescale gradients to at most this global L2 norm (0: off).
+    on_nan : str, default="stop"
+        On a non-finite loss or gradient: stop (RuntimeError; the weights
+        from before the bad step are kept) or skip-batch.
+    random_state : int, RandomState or None, default=0
+        Seed of the splits, weights, batch order and dropout (``--seed``).
+        None draws a seed from numpy's global generator.
+    threads : int or None, default=None
+        Threads bpnet uses (``--threads``; process-wide); None: every core.
+        Results do not depend on it.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of str
+        Column names, when X was a pandas DataFrame with string names.
+    history_ : list of dict
+        One record per epoch: epoch, step, train_loss, val_loss, val_metric
+        (accuracy or R² of the standardized targets), lr, seconds.
+    loss_curve_ : list of float
+        Training loss of every epoch.
+    validation_scores_ : list of float or None
+        ``val_metric`` of every epoch, when there was validation data.
+    best_epoch_ : int
+        The epoch whose weights the model holds.
+    n_iter_ : int
+        Epochs trained.
+    notes_ : list of str
+        Notes from preprocessing and training.
+"""
+
+_TRAIN_KEYS = (
+    "activation", "batch_norm", "bn_after", "dropout", "init", "optimizer", "momentum", "weight_decay",
+    "batch_size", "epochs", "steps", "schedule", "val_split", "patience", "min_delta", "monitor", "scaling",
+    "impute", "clip_grad_norm", "on_nan",
+)
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared by MLPClassifier and MLPRegressor."""
+
+    _task = "auto"
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100, 100),
+        activation="relu",
+        batch_norm=True,
+        bn_after=False,
+        bn_momentum=0.1,
+        bn_eps=1e-5,
+        dropout=0.0,
+        init="he_normal",
+        optimizer="adam",
+        lr=None,
+        momentum=0.9,
+        weight_decay=0.0,
+        batch_size=32,
+        epochs=100,
+        steps=0,
+        schedule="constant",
+        val_split=0.1,
+        patience=10,
+        min_delta=0.0,
+        monitor="val_loss",
+        scaling="auto",
+        impute="none",
+        clip_grad_norm=0.0,
+        on_nan="stop",
+        random_state=0,
+        threads=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.batch_norm = batch_norm
+        self.bn_after = bn_after
+        self.bn_momentum = bn_momentum
+        self.bn_eps = bn_eps
+        self.dropout = dropout
+        self.init = init
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.steps = steps
+        self.schedule = schedule
+        self.val_split = val_split
+        self.patience = patience
+        self.min_delta = min_delta
+        self.monitor = monitor
+        self.scaling = scaling
+        self.impute = impute
+        self.clip_grad_norm = clip_grad_norm
+        self.on_nan = on_nan
+        self.random_state = random_state
+        self.threads = threads
+
+    # ----- configuration -------------------------------------------------
+
+    def _config(self):
+        """The `bpnet train` configuration of these parameters, as JSON."""
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = (sizes,)
+        try:
+            hidden = ",".join(str(int(w)) for w in sizes)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"hidden_layer_sizes must be a tuple of ints, got {sizes!r}") from e
+        cfg = {k: getattr(self, k) for k in _TRAIN_KEYS}
+        for k in ("batch_size", "epochs", "steps", "patience"):
+            v = cfg[k]
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{k} must be a non-negative int, got {v!r}")
+            cfg[k] = int(v)
+        for k in ("dropout", "momentum", "weight_decay", "val_split", "min_delta", "clip_grad_norm"):
+            v = cfg[k]
+            if not isinstance(v, numbers.Real) or isinstance(v, bool):
+                raise ValueError(f"{k} must be a number, got {v!r}")
+            cfg[k] = float(v)
+        cfg["hidden"] = hidden
+        cfg["lr"] = 0.0 if self.lr is None else float(self.lr)
+        cfg["seed"] = self._seed()
+        cfg["task"] = self._task
+        cfg["batch_norm"] = bool(cfg["batch_norm"])
+        cfg["bn_after"] = bool(cfg["bn_after"])
+        return json.dumps(cfg)
+
+    def _seed(self):
+        rs = self.random_state
+        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            if rs < 0:
+                raise ValueError(f"random_state must be non-negative, got {rs}")
+            return int(rs)
+        return int(check_random_state(rs).randint(0, 2**31 - 1))
+
+    def _set_threads(self):
+        n = self.threads
+        if n is None:
+            n = _bpnet.available_cores()
+        if not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"threads must be a positive int or None, got {n!r}")
+        _bpnet.set_threads(int(n))
+
+    # ----- input ---------------------------------------------------------
+
+    def _check_X(self, X, reset, y="no_validation", multi_output=False):
+        allow_nan = self.impute not in ("none", "", None)
+        kw = dict(
+            dtype=(np.float64, np.float32),
+            order=None,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+            accept_sparse=False,
+        )
+        if isinstance(y, str) and y == "no_validation":
+            X = validate_data(self, X, reset=reset, **kw)
+        else:
+            X, y = validate_data(self, X, y, reset=reset, multi_output=multi_output, y_numeric=multi_output, **kw)
+        if not (X.flags.c_contiguous or X.flags.f_contiguous):
+            X = np.ascontiguousarray(X)
+        if X.shape[0] < 1:
+            raise ValueError("X has 0 samples")
+        return X, y
+
+    def _names(self):
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else [str(n) for n in names]
+
+    # ----- results -------------------------------------------------------
+
+    def _adopt(self, native):
+        self._native = native
+        self.history_ = json.loads(native.history_json)
+        self.loss_curve_ = [r["train_loss"] for r in self.history_]
+        vals = [r["val_metric"] for r in self.history_]
+        self.validation_scores_ = vals if any(v is not None for v in vals) else None
+        self.best_epoch_ = native.best_epoch
+        self.n_iter_ = len(self.history_)
+        self.notes_ = list(native.notes)
+        return self
+
+    def _native_model(self):
+        check_is_fitted(self, "_native")
+        return self._native
+
+    def save(self, path):
+        """Write the model file ``path`` (.safetensors), the format of
+        ``bpnet train``: ``bpnet eval``, ``predict``, ``export`` and
+        ``inspect`` read it, and ``bpnet.load`` reads it back."""
+        self._native_model().save(str(path))
+        return self
+
+    def to_onnx(self, path, probabilities=False, fold_bn=False, opset=None):
+        """Write the model, its preprocessing included, as ONNX (as ``bpnet
+        export``): input ``features`` (raw column values, float32 [batch,
+        n_features]); output ``logits`` (or ``probabilities``) for
+        classification, ``predictions`` in the target's units for regression."""
+        self._native_model().to_onnx(str(path), probabilities, fold_bn, opset)
+        return self
+
+    @property
+    def summary_(self):
+        """The network's layers, one a line."""
+        return self._native_model().summary
+
+    def coefs(self):
+        """Trainable tensors by name (``layers.0.weight``, ...), float32."""
+        return dict(self._native_model().tensors())
+
+    # ----- pickling: the model travels as its model-file bytes ------------
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        native = state.pop("_native", None)
+        if native is not None:
+            state["_native_bytes"] = native.to_bytes()
+        return state
+
+    def __setstate__(self, state):
+        data = state.pop("_native_bytes", None)
+        self.__dict__.update(state)
+        if data is not None:
+            self._native = _bpnet.NativeModel.from_bytes(data)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.impute not in ("none", "", None)
+        tags.non_deterministic = self.random_state is None or not isinstance(self.random_state, numbers.Integral)
+        return tags
+
+
+def _target_names(y):
+    """Column names of a pandas y (a named Series or a DataFrame), else None."""
+    name = getattr(y, "name", None)
+    if isinstance(name, str):
+        return [name]
+    cols = getattr(y, "columns", None)
+    if cols is not None and all(isinstance(c, str) for c in cols):
+        return [str(c) for c in cols]
+    return None
+
+
+def _labels_as_text(y):
+    """Class labels as the texts a CSV of them holds, and the classes."""
+    classes, inverse = np.unique(y, return_inverse=True)
+    names = np.array([str(c) for c in classes], dtype=object)
+    if len(set(names)) != len(names):
+        raise ValueError("two class labels have the same text; use distinct labels")
+    return classes, names, names[inverse].tolist()
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = (
+        "A backprop network with batch normalization for classification: "
+        "softmax cross-entropy over the classes, trained as ``bpnet train --task classify``.\n"
+        + _COMMON_DOC
+        + """    classes_ : ndarray
+        The class labels, in output order.
+"""
+    )
+
+    _task = "classify"
+
+    def fit(self, X, y, eval_set=None):
+        """Train on X [n_samples, n_features] and class labels y.
+
+        eval_set : (X_val, y_val), optional
+            Validation rows instead of the ``val_split`` hold-out (for early
+            stopping and ``history_``).
+        """
+        target = (_target_names(y) or ["target"])[:1]
+        X, y = self._check_X(X, reset=True, y=y)
+        check_classification_targets(y)
+        y = column_or_1d(y, warn=True)
+        if X.shape[0] < 2:
+            raise ValueError(f"bpnet needs at least 2 samples, got n_samples = {X.shape[0]}")
+        classes, names, cells = _labels_as_text(y)
+        lookup = dict(zip(names, classes))
+        ex, ey = self._eval(eval_set, lookup)
+        cfg = self._config()
+        self._set_threads()
+        native = _bpnet.NativeModel.fit(
+            cfg, X, cells, self._names(), target, ex, ey, float(self.bn_momentum), float(self.bn_eps)
+        )
+        self.classes_ = np.array([lookup[n] for n in native.class_names], dtype=classes.dtype)
+        return self._adopt(native)
+
+    def _eval(self, eval_set, lookup):
+        if eval_set is None:
+            return None, None
+        ex, ey = eval_set
+        ex, _ = self._check_X(ex, reset=False)
+        ey = column_or_1d(np.asarray(ey))
+        return ex, [str(v) for v in ey]
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over X, y, continuing training (optimizer state kept).
+
+        The first call fits the preprocessing on its rows and needs
+        ``classes`` (every label that will ever be seen)."""
+        first = not hasattr(self, "_native")
+        X, y = self._check_X(X, reset=first, y=y)
+        check_classification_targets(y)
+        y = column_or_1d(y, warn=True)
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            classes = np.unique(np.asarray(classes))
+            names = [str(c) for c in classes]
+            lookup = dict(zip(names, classes))
+            unknown = set(str(v) for v in np.unique(y)) - set(names)
+            if unknown:
+                raise ValueError(f"y holds labels not in classes: {sorted(unknown)}")
+            self._set_threads()
+            native = _bpnet.NativeModel.start_partial(
+                self._config(), X, [str(v) for v in y], self._names(), ["target"], names,
+                float(self.bn_momentum), float(self.bn_eps),
+            )
+            self.classes_ = np.array([lookup[n] for n in native.class_names], dtype=classes.dtype)
+        else:
+            if classes is not None and not np.array_equal(np.unique(classes), np.sort(self.classes_)):
+                raise ValueError("classes differ from those of the first partial_fit call")
+            native = self._native
+            native.partial_fit(X, [str(v) for v in y])
+        return self._adopt(native)
+
+    def predict(self, X):
+        """Class labels of X (the highest output, as ``bpnet predict``)."""
+        native = self._native_model()
+        X, _ = self._check_X(X, reset=False)
+        return self.classes_[np.asarray(native.predict_classes(X), dtype=np.intp)]
+
+    def predict_proba(self, X):
+        """Class probabilities [n_samples, n_classes] (softmax), float64."""
+        native = self._native_model()
+        X, _ = self._check_X(X, reset=False)
+        return native.predict_proba(X).astype(np.float64)
+
+    def predict_log_proba(self, X):
+        """Logarithm of ``predict_proba``."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = (
+        "A backprop network with batch normalization for regression: mean "
+        "squared error on standardized targets (one or several), trained as "
+        "``bpnet train --task regress``; predictions are in the targets' units.\n" + _COMMON_DOC
+    )
+
+    _task = "regress"
+
+    def _targets(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            return np.ascontiguousarray(y.reshape(-1, 1)), 1
+        return np.ascontiguousarray(y), 2
+
+    def fit(self, X, y, eval_set=None):
+        """Train on X [n_samples, n_features] and targets y [n_samples] or
+        [n_samples, n_targets].
+
+        eval_set : (X_val, y_val), optional
+            Validation rows instead of the ``val_split`` hold-out."""
+        names = _target_names(y)
+        X, y = self._check_X(X, reset=True, y=y, multi_output=True)
+        if X.shape[0] < 2:
+            raise ValueError(f"bpnet needs at least 2 samples, got n_samples = {X.shape[0]}")
+        y2, self._y_ndim = self._targets(y)
+        if names is None or len(names) != y2.shape[1]:
+            names = ["target"] if y2.shape[1] == 1 else [f"target{j}" for j in range(y2.shape[1])]
+        ex = ey = None
+        if eval_set is not None:
+            ex, _ = self._check_X(eval_set[0], reset=False)
+            ey, _ = self._targets(eval_set[1])
+        self._set_threads()
+        native = _bpnet.NativeModel.fit(
+            self._config(), X, y2, self._names(), names, ex, ey, float(self.bn_momentum), float(self.bn_eps)
+        )
+        return self._adopt(native)
+
+    def partial_fit(self, X, y):
+        """One epoch over X, y, continuing training (optimizer state kept);
+        the first call fits the preprocessing on its rows."""
+        first = not hasattr(self, "_native")
+        X, y = self._check_X(X, reset=first, y=y, multi_output=True)
+        y2, ndim = self._targets(y)
+        if first:
+            self._y_ndim = ndim
+            names = ["target"] if y2.shape[1] == 1 else [f"target{j}" for j in range(y2.shape[1])]
+            self._set_threads()
+            native = _bpnet.NativeModel.start_partial(
+                self._config(), X, y2, self._names(), names, None, float(self.bn_momentum), float(self.bn_eps)
+            )
+        else:
+            native = self._native
+            native.partial_fit(X, y2)
+        return self._adopt(native)
+
+    def predict(self, X):
+        """Predictions in the targets' units: [n_samples] for a 1-D y,
+        else [n_samples, n_targets] (float64)."""
+        native = self._native_model()
+        X, _ = self._check_X(X, reset=False)
+        out = native.predict_values(X)
+        return out.ravel() if getattr(self, "_y_ndim", 1) == 1 and out.shape[1] == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.regressor_tags.poor_score = False
+        return tags
+
+
+def load(path):
+    """Read a model file written by ``bpnet train`` or by ``save`` as a
+    fitted MLPClassifier or MLPRegressor (its parameters from the file's
+    training configuration)."""
+    native = _bpnet.NativeModel.load(str(path))
+    return _from_native(native)
+
+
+def _from_native(native):
+    cfg = json.loads(native.config_json)
+    est = MLPRegressor() if native.task == "regress" else MLPClassifier()
+    params = {k: cfg[k] for k in _TRAIN_KEYS if k in cfg}
+    hidden = cfg.get("hidden", "")
+    params["hidden_layer_sizes"] = tuple(int(w) for w in hidden.replace("-", ",").split(",") if w.strip())
+    params["lr"] = cfg["lr"] if cfg.get("lr") else None
+    params["random_state"] = cfg.get("seed", 0)
+    est.set_params(**params)
+    names = native.feature_names
+    est.n_features_in_ = native.n_features
+    if names is not None:
+        est.feature_names_in_ = np.array(names, dtype=object)
+    if native.task == "classify":
+        est.classes_ = _class_array(native.class_names)
+    else:
+        est._y_ndim = 1 if len(native.target_names) == 1 else 2
+    return est._adopt(native)
+
+
+def _class_array(names):
+    """Class names as numbers when they all are (integers stay integers)."""
+    try:
+        values = np.array([float(n) for n in names])
+    except ValueError:
+        return np.array(names, dtype=object)
+    if np.all(values == np.round(values)) and all("." not in n and "e" not in n.lower() for n in names):
+        return values.astype(np.int64)
+    return values

@@ -1,0 +1,76 @@
+//! The native module `bpnet._bpnet` of the Python package `bpnet`: the
+//! engine's training workflow, model files, inference and ONNX export for
+//! numpy arrays. The scikit-learn estimators (python/bpnet) are thin
+//! Python classes over [`model::NativeModel`].
+
+mod arrays;
+mod experiment;
+mod model;
+mod onnx;
+mod train;
+
+use bpnet::Error;
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+/// An engine error as the Python exception a user expects: bad values,
+/// shapes, data and files are `ValueError`, missing files
+/// `FileNotFoundError`, other I/O `OSError`, divergence `RuntimeError`.
+pub(crate) fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+        Error::Io { .. } | Error::Output { .. } => PyOSError::new_err(msg),
+        Error::Diverged { .. } | Error::State(_) => PyRuntimeError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+/// A `RuntimeError` with `msg`.
+pub(crate) fn state_err(msg: String) -> PyErr {
+    PyRuntimeError::new_err(msg)
+}
+
+/// Lets bpnet use `n` threads (the caller included); returns the count in
+/// effect. Results do not depend on it.
+#[pyfunction]
+fn set_threads(n: usize) -> usize {
+    bpnet::set_threads(n)
+}
+
+/// The thread count in effect.
+#[pyfunction]
+fn threads() -> usize {
+    bpnet::parallel::threads()
+}
+
+/// The cores this process may run on.
+#[pyfunction]
+fn available_cores() -> usize {
+    bpnet::parallel::available()
+}
+
+/// In a child process after `os.fork()`: forgets the parent's thread team
+/// (its workers do not exist in the child) and starts `n` threads afresh.
+#[pyfunction]
+fn restart_after_fork(n: usize) -> usize {
+    bpnet::parallel::restart_after_fork(n)
+}
+
+/// The engine's version.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _bpnet(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<model::NativeModel>()?;
+    m.add_function(wrap_pyfunction!(set_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(threads, m)?)?;
+    m.add_function(wrap_pyfunction!(available_cores, m)?)?;
+    m.add_function(wrap_pyfunction!(restart_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::run_experiment, m)?)?;
+    Ok(())
+}

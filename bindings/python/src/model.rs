@@ -1,0 +1,445 @@
+//! `NativeModel`: a trained network with its preprocessing, training
+//! configuration and history, as the Python estimators hold it. Training
+//! goes through the engine's workflow (the code `bpnet train` runs), so the
+//! same data, options and seed give the same weights; prediction through the
+//! fused inference network (as `bpnet eval` and `bpnet predict`).
+
+use crate::arrays::{Input, to_numpy};
+use crate::train::{Targets, fit_checked, names_for, new_trainer};
+use crate::{state_err, to_py};
+use bpnet::io::{ModelFile, decode_model, load_model, model_bytes, save_model};
+use bpnet::layers::sigmoid;
+use bpnet::train::{History, argmax};
+use bpnet::workflow::{
+    ArrayTable, Pipeline, TrainConfig, array_dataset, fit_config, load_arrays, load_arrays_increment, record_json,
+};
+use bpnet::{Error, InferenceNet, Matrix, ModelSpec, Trainer};
+use numpy::PyArray2;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+
+/// A trained bpnet network, its preprocessing and its history.
+#[pyclass(module = "bpnet._bpnet", name = "NativeModel")]
+pub struct NativeModel {
+    pub(crate) spec: ModelSpec,
+    pub(crate) trainer: Trainer<f32>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) config: TrainConfig,
+    pub(crate) history: History,
+    pub(crate) notes: Vec<String>,
+    /// Completed `partial_fit` calls (each shuffles with its own seed).
+    pub(crate) increments: u64,
+}
+
+impl NativeModel {
+    /// The features of `x` through the stored preprocessing.
+    fn features(&self, x: &bpnet::data::preprocess::DenseMatrix<'_>) -> bpnet::Result<Matrix<f32>> {
+        let rows: Vec<usize> = (0..x.rows()).collect();
+        match &self.pipeline {
+            Pipeline::Table { preprocessor, .. } => preprocessor.transform_dense(x, &rows),
+            Pipeline::Images { features } => {
+                if x.cols() != *features {
+                    return Err(Error::config(
+                        "X",
+                        format!("{} columns, but the model takes {features} pixels", x.cols()),
+                    ));
+                }
+                let mut data = Vec::with_capacity(x.rows() * x.cols());
+                for r in 0..x.rows() {
+                    for c in 0..x.cols() {
+                        data.push(x.get(r, c) as f32 / 255.0);
+                    }
+                }
+                Matrix::from_vec(x.rows(), x.cols(), data)
+            }
+        }
+    }
+
+    /// Raw network outputs for `x` (logits, or standardized values).
+    fn outputs(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Matrix<f32>> {
+        let input = Input::new(x, "X")?;
+        let dense = input.dense()?;
+        py.detach(|| {
+            let m = self.features(&dense)?;
+            InferenceNet::new(&self.trainer.model)?.forward(&m)
+        })
+        .map_err(to_py)
+    }
+
+    /// The model file's metadata sections.
+    fn metadata(&self) -> PyResult<Map<String, Value>> {
+        let mut m = Map::new();
+        let h = &self.history;
+        let v = |r: serde_json::Result<Value>| r.map_err(|e| state_err(e.to_string()));
+        m.insert("preprocessing".into(), v(serde_json::to_value(&self.pipeline))?);
+        m.insert("training".into(), v(serde_json::to_value(&self.config))?);
+        m.insert(
+            "history".into(),
+            json!({"epochs": h.epochs.len(), "best_epoch": h.best_epoch, "stopped_early": h.stopped_early,
+                   "final": h.epochs.last().map(record_json)}),
+        );
+        m.insert("history_records".into(), v(serde_json::to_value(&h.epochs))?);
+        Ok(m)
+    }
+
+    fn from_file(file: ModelFile, path: &Path) -> PyResult<Self> {
+        let pipeline = Pipeline::from_metadata(&file.metadata, path).map_err(to_py)?;
+        let config: TrainConfig = match file.metadata.get("training") {
+            Some(t) => serde_json::from_value(t.clone())
+                .map_err(|e| state_err(format!("{}: invalid training section: {e}", path.display())))?,
+            None => TrainConfig::default(),
+        };
+        let mut history = History::default();
+        if let Some(records) = file.metadata.get("history_records") {
+            history.epochs = serde_json::from_value(records.clone()).unwrap_or_default();
+        }
+        if let Some(best) = file
+            .metadata
+            .get("history")
+            .and_then(|h| h.get("best_epoch"))
+            .and_then(Value::as_u64)
+        {
+            history.best_epoch = best as usize;
+        }
+        let trainer = new_trainer(&config, file.model, &pipeline).map_err(to_py)?;
+        Ok(NativeModel {
+            spec: file.spec,
+            trainer,
+            pipeline,
+            config,
+            history,
+            notes: Vec::new(),
+            increments: 0,
+        })
+    }
+}
+
+fn config_from(json: &str) -> PyResult<TrainConfig> {
+    serde_json::from_str(json).map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("invalid parameters: {e}")))
+}
+
+#[pymethods]
+impl NativeModel {
+    /// Trains a new model as `bpnet train` does: `config` is the training
+    /// configuration as JSON (the keys of `bpnet train --print-config`),
+    /// `x` a float32/float64 array [rows, features], `y` the targets (a list
+    /// of class-label texts, or a float64 array [rows, targets]),
+    /// `feature_names` the column names (None: headerless, `col0`...),
+    /// `target_names` the target column names; `eval_x`/`eval_y` replace the
+    /// validation split. `bn_momentum`/`bn_eps`: batch normalization's
+    /// running-average momentum (PyTorch convention) and epsilon.
+    #[staticmethod]
+    #[pyo3(signature = (config, x, y, feature_names, target_names, eval_x=None, eval_y=None, bn_momentum=0.1, bn_eps=1e-5))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit(
+        py: Python<'_>,
+        config: &str,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        feature_names: Option<Vec<String>>,
+        target_names: Vec<String>,
+        eval_x: Option<&Bound<'_, PyAny>>,
+        eval_y: Option<&Bound<'_, PyAny>>,
+        bn_momentum: f64,
+        bn_eps: f64,
+    ) -> PyResult<Self> {
+        let mut cfg = config_from(config)?;
+        cfg.data = "<arrays>".into();
+        let input = Input::new(x, "X")?;
+        let dense = input.dense()?;
+        let (names, y_table) = names_for(dense.cols(), feature_names, target_names, Targets::new(y)?)?;
+        let train = ArrayTable { x: dense, y: y_table };
+        let eval_input = eval_x.map(|e| Input::new(e, "eval X")).transpose()?;
+        let eval = match (&eval_input, eval_y) {
+            (Some(ei), Some(ey)) => {
+                let table = crate::train::eval_table(&train.y, Targets::new(ey)?)?;
+                Some(ArrayTable {
+                    x: ei.dense()?,
+                    y: table,
+                })
+            }
+            (None, None) => None,
+            _ => return Err(pyo3::exceptions::PyValueError::new_err("give both eval X and eval y")),
+        };
+        let data = py
+            .detach(|| load_arrays(&cfg, &train, &names, eval.as_ref()))
+            .map_err(to_py)?;
+        let (spec, mut trainer) = crate::train::build(&cfg, &data, bn_momentum, bn_eps).map_err(to_py)?;
+        let (opt_full, has_val) = (bpnet::workflow::optimizer(&cfg).map_err(to_py)?.1, data.val.is_some());
+        let fit_cfg = fit_config(&cfg, opt_full, has_val).map_err(to_py)?;
+        let history = fit_checked(py, &mut trainer, &data.train, data.val.as_ref(), &fit_cfg)?;
+        let mut notes = data.notes;
+        notes.extend(history.notes.iter().cloned());
+        Ok(NativeModel {
+            spec,
+            trainer,
+            pipeline: data.pipeline,
+            config: cfg,
+            history,
+            notes,
+            increments: 0,
+        })
+    }
+
+    /// The first `partial_fit`: fits the preprocessing on these rows
+    /// (classes from `classes` when given), builds the network and trains
+    /// one epoch over them.
+    #[staticmethod]
+    #[pyo3(signature = (config, x, y, feature_names, target_names, classes=None, bn_momentum=0.1, bn_eps=1e-5))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_partial(
+        py: Python<'_>,
+        config: &str,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        feature_names: Option<Vec<String>>,
+        target_names: Vec<String>,
+        classes: Option<Vec<String>>,
+        bn_momentum: f64,
+        bn_eps: f64,
+    ) -> PyResult<Self> {
+        let mut cfg = config_from(config)?;
+        cfg.data = "<arrays>".into();
+        let input = Input::new(x, "X")?;
+        let dense = input.dense()?;
+        let (names, y_table) = names_for(dense.cols(), feature_names, target_names, Targets::new(y)?)?;
+        let train = ArrayTable { x: dense, y: y_table };
+        let data = py
+            .detach(|| load_arrays_increment(&cfg, &train, &names, classes.as_deref()))
+            .map_err(to_py)?;
+        let (spec, trainer) = crate::train::build(&cfg, &data, bn_momentum, bn_eps).map_err(to_py)?;
+        let mut model = NativeModel {
+            spec,
+            trainer,
+            pipeline: data.pipeline,
+            config: cfg,
+            history: History::default(),
+            notes: data.notes,
+            increments: 0,
+        };
+        model.epoch_on(py, &data.train)?;
+        Ok(model)
+    }
+
+    /// One more epoch over `x`, `y` (a later `partial_fit`), continuing the
+    /// optimizer's state.
+    fn partial_fit(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<()> {
+        let input = Input::new(x, "X")?;
+        let dense = input.dense()?;
+        let Pipeline::Table { preprocessor, .. } = &self.pipeline else {
+            return Err(state_err("partial_fit needs a model trained on a table".into()));
+        };
+        let table = crate::train::target_table_like(preprocessor, Targets::new(y)?)?;
+        let rows: Vec<usize> = (0..dense.rows()).collect();
+        let t = ArrayTable { x: dense, y: table };
+        let data = py.detach(|| array_dataset(preprocessor, &t, &rows)).map_err(to_py)?;
+        self.epoch_on(py, &data)
+    }
+
+    /// Raw outputs [rows, outputs] (float32): class logits, or the
+    /// standardized regression values.
+    fn decision_function<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        to_numpy(py, &self.outputs(py, x)?)
+    }
+
+    /// Class indices [rows] (the first highest logit, as `bpnet predict`).
+    fn predict_classes(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+        let out = self.outputs(py, x)?;
+        Ok((0..out.rows()).map(|r| argmax(out.row(r))).collect())
+    }
+
+    /// Class probabilities [rows, classes] (float32): the softmax that
+    /// `bpnet predict` prints, or the sigmoid for one output.
+    fn predict_proba<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let z = self.outputs(py, x)?;
+        let mut p = Vec::with_capacity(z.as_slice().len());
+        for r in 0..z.rows() {
+            let row = z.row(r);
+            if row.len() == 1 {
+                p.push(sigmoid(row[0]));
+                continue;
+            }
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let e: Vec<f32> = row.iter().map(|&v| (v - max).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            p.extend(e.iter().map(|v| v / sum));
+        }
+        to_numpy(py, &Matrix::from_vec(z.rows(), z.cols(), p).map_err(to_py)?)
+    }
+
+    /// Regression predictions [rows, targets] (float64) in the targets'
+    /// units, as `bpnet predict` prints them.
+    fn predict_values<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let out = self.outputs(py, x)?;
+        let values = match &self.pipeline {
+            Pipeline::Table { preprocessor, .. } => preprocessor.decode_targets(&out),
+            Pipeline::Images { .. } => out.cast(),
+        };
+        to_numpy(py, &values)
+    }
+
+    /// Writes the model file (the format `bpnet train` writes).
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        save_model(&path, &self.spec, &self.trainer.model, &self.metadata()?).map_err(to_py)
+    }
+
+    /// Reads a model file written by `bpnet train` or by `save`.
+    #[staticmethod]
+    fn load(path: PathBuf) -> PyResult<Self> {
+        let file = load_model(&path).map_err(to_py)?;
+        Self::from_file(file, &path)
+    }
+
+    /// The model file as bytes (for pickling).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = model_bytes(
+            Path::new("<pickle>"),
+            &self.spec,
+            &self.trainer.model,
+            &self.metadata()?,
+        )
+        .map_err(to_py)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A model from `to_bytes`.
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        let path = Path::new("<pickle>");
+        let file = decode_model(data, path).map_err(to_py)?;
+        Self::from_file(file, path)
+    }
+
+    /// Writes the model as ONNX (as `bpnet export`), preprocessing included.
+    #[pyo3(signature = (path, probabilities=false, fold_bn=false, opset=None))]
+    fn to_onnx(&self, path: PathBuf, probabilities: bool, fold_bn: bool, opset: Option<i64>) -> PyResult<()> {
+        crate::onnx::export(self, &path, probabilities, fold_bn, opset).map_err(to_py)
+    }
+
+    /// Class names in output order (None for regression).
+    #[getter]
+    fn class_names(&self) -> Option<Vec<String>> {
+        match &self.pipeline {
+            Pipeline::Table { preprocessor, .. } => preprocessor.class_names().map(|c| c.to_vec()),
+            p => p.class_names(),
+        }
+    }
+
+    /// `classify` or `regress`.
+    #[getter]
+    fn task(&self) -> &'static str {
+        match &self.pipeline {
+            Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => "regress",
+            _ => "classify",
+        }
+    }
+
+    /// Input column names (None for images or a headerless table).
+    #[getter]
+    fn feature_names(&self) -> Option<Vec<String>> {
+        match &self.pipeline {
+            Pipeline::Table {
+                preprocessor,
+                header: true,
+                ..
+            } => Some(preprocessor.features().iter().map(|f| f.name.clone()).collect()),
+            _ => None,
+        }
+    }
+
+    /// Target column names.
+    #[getter]
+    fn target_names(&self) -> Vec<String> {
+        match &self.pipeline {
+            Pipeline::Table { preprocessor, .. } => preprocessor.target_columns().to_vec(),
+            Pipeline::Images { .. } => vec!["label".into()],
+        }
+    }
+
+    /// Number of input columns the model takes.
+    #[getter]
+    fn n_features(&self) -> usize {
+        match &self.pipeline {
+            Pipeline::Table { preprocessor, .. } => preprocessor.features().len(),
+            Pipeline::Images { features } => *features,
+        }
+    }
+
+    /// The training configuration as JSON.
+    #[getter]
+    fn config_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.config).map_err(|e| state_err(e.to_string()))
+    }
+
+    /// The per-epoch history as JSON (a list of records).
+    #[getter]
+    fn history_json(&self) -> String {
+        Value::Array(self.history.epochs.iter().map(record_json).collect()).to_string()
+    }
+
+    /// The epoch whose weights the model holds; whether early stopping ended training.
+    #[getter]
+    fn best_epoch(&self) -> usize {
+        self.history.best_epoch
+    }
+
+    /// True if early stopping ended training.
+    #[getter]
+    fn stopped_early(&self) -> bool {
+        self.history.stopped_early
+    }
+
+    /// Notes from preprocessing and training (task detection, dropped batches...).
+    #[getter]
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    /// The architecture, one layer a line.
+    #[getter]
+    fn summary(&self) -> String {
+        self.trainer.model.summary()
+    }
+
+    /// Every trainable parameter by name (`layers.0.weight`...), as float32 arrays.
+    fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArray2<f32>>)>> {
+        let mut out = Vec::new();
+        for layer in self.trainer.model.layers() {
+            let mut err = None;
+            layer.params(&mut |p| match to_numpy(py, &p.value) {
+                Ok(a) => out.push((p.name.clone(), a)),
+                Err(e) => err = Some(e),
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl NativeModel {
+    /// One epoch over `data` (a `partial_fit` call), appended to the history.
+    fn epoch_on(&mut self, py: Python<'_>, data: &bpnet::data::Dataset) -> PyResult<()> {
+        let mut cfg = self.config.clone();
+        cfg.epochs = 1;
+        cfg.steps = 0;
+        cfg.patience = 0;
+        cfg.seed = cfg.seed.wrapping_add(self.increments);
+        let full = cfg.optimizer == "gd";
+        let fit_cfg = fit_config(&cfg, full, false).map_err(to_py)?;
+        let h = fit_checked(py, &mut self.trainer, data, None, &fit_cfg)?;
+        self.increments += 1;
+        let done = self.history.epochs.last().map_or((0, 0), |r| (r.epoch, r.step));
+        for mut r in h.epochs {
+            r.epoch += done.0;
+            r.step += done.1;
+            self.history.epochs.push(r);
+        }
+        self.history.best_epoch = self.history.epochs.len();
+        self.notes.extend(h.notes);
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+"""Estimator behaviour: GIL release, pickling, partial_fit, eval sets,
+scikit-learn composition, ONNX export, fork safety, docstrings."""
+
+import os
+import pickle
+import threading
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import bpnet
+from conftest import blobs, linear
+
+FAST = dict(hidden_layer_sizes=(16,), epochs=5, random_state=0)
+
+
+def test_gil_is_released_during_fit():
+    """A second Python thread keeps counting while fit runs."""
+    X, y = blobs(n=4000, d=30, classes=5)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(256, 256), epochs=3, val_split=0.0, threads=1)
+    counts = []
+    done = threading.Event()
+
+    def count():
+        n = 0
+        while not done.is_set():
+            n += 1
+        counts.append(n)
+
+    # Count during a fit; then count for the same wall time with the GIL
+    # held by a Python busy loop would starve it: the check is only that the
+    # counter thread made real progress while fit ran.
+    t = threading.Thread(target=count)
+    t.start()
+    est.fit(X, y)
+    done.set()
+    t.join()
+    assert counts[0] > 10_000, f"the counting thread ran only {counts[0]} iterations during fit"
+
+
+def test_pickle_round_trip_keeps_predictions():
+    X, y = blobs()
+    est = bpnet.MLPClassifier(**FAST).fit(X, y)
+    again = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(again.predict_proba(X), est.predict_proba(X))
+    assert again.history_ == est.history_
+    assert pickle.loads(pickle.dumps(bpnet.MLPRegressor())).get_params() == bpnet.MLPRegressor().get_params()
+
+
+def test_partial_fit_continues_training():
+    X, y = blobs(n=300)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
+    with pytest.raises(ValueError, match="classes"):
+        est.partial_fit(X[:100], y[:100])
+    est.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    first = est.loss_curve_[0]
+    for _ in range(15):
+        est.partial_fit(X, y)
+    assert est.n_iter_ == 16
+    assert est.loss_curve_[-1] < first
+    assert est.score(X, y) > 0.9
+    reg = bpnet.MLPRegressor(hidden_layer_sizes=(16,))
+    Xr, yr = linear()
+    for _ in range(10):
+        reg.partial_fit(Xr, yr)
+    assert reg.n_iter_ == 10 and reg.predict(Xr).shape == yr.shape
+
+
+def test_eval_set_is_the_validation_data():
+    X, y = blobs(n=300)
+    est = bpnet.MLPClassifier(**FAST).fit(X[:200], y[:200], eval_set=(X[200:], y[200:]))
+    assert all(r["val_loss"] is not None for r in est.history_)
+    # The weights are the best epoch's: its validation accuracy is the score
+    # on the evaluation rows (the unfused and fused forward may differ on a tie).
+    best = est.validation_scores_[est.best_epoch_ - 1]
+    assert best == pytest.approx(est.score(X[200:], y[200:]), abs=0.01)
+    no_val = bpnet.MLPClassifier(**{**FAST, "val_split": 0.0}).fit(X, y)
+    assert no_val.validation_scores_ is None
+
+
+def test_early_stopping_restores_the_best_epoch():
+    X, y = blobs(n=300, seed=3)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(32,), epochs=200, patience=2, lr=0.05).fit(X, y)
+    assert est.n_iter_ < 200
+    assert est.best_epoch_ <= est.n_iter_
+
+
+def test_pipeline_grid_search_and_cross_validation():
+    X, y = blobs(n=150)
+    pipe = make_pipeline(StandardScaler(), bpnet.MLPClassifier(**{**FAST, "epochs": 40}))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.8
+    grid = GridSearchCV(bpnet.MLPClassifier(**FAST), {"hidden_layer_sizes": [(4,), (16,)], "lr": [None, 0.01]}, cv=2)
+    grid.fit(X, y)
+    assert grid.best_params_["hidden_layer_sizes"] in [(4,), (16,)]
+    Xr, yr = linear()
+    assert cross_val_score(bpnet.MLPRegressor(**{**FAST, "epochs": 60, "lr": 0.01}), Xr, yr, cv=3).mean() > 0.8
+
+
+def test_onnx_export_writes_a_model(tmp_path):
+    X, y = blobs()
+    est = bpnet.MLPClassifier(**FAST).fit(X, y)
+    path = tmp_path / "m.onnx"
+    est.to_onnx(path, probabilities=True)
+    data = path.read_bytes()
+    assert len(data) > 1000 and b"probabilities" in data and b"features" in data
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(path))
+    got = sess.run(None, {"features": X.astype(np.float32)})[0]
+    assert np.allclose(got, est.predict_proba(X), atol=1e-5)
+
+
+def test_regression_to_onnx_refuses_probabilities(tmp_path):
+    X, y = linear()
+    est = bpnet.MLPRegressor(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="regression"):
+        est.to_onnx(tmp_path / "r.onnx", probabilities=True)
+    est.to_onnx(tmp_path / "r.onnx")
+    assert (tmp_path / "r.onnx").stat().st_size > 500
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_fork_after_threads_started_works_in_the_child():
+    X, y = blobs(n=2000, d=20)
+    bpnet.set_threads(2)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(128,), epochs=1, threads=2).fit(X, y)
+    expected = est.predict(X)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: train and predict with the re-created team
+        ok = 0
+        try:
+            child = bpnet.MLPClassifier(hidden_layer_sizes=(128,), epochs=1, threads=2).fit(X, y)
+            ok = int(np.array_equal(child.predict(X), expected))
+        finally:
+            os.write(w, bytes([ok]))
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.waitpid(pid, 0)
+    assert got == b"\x01"
+
+
+def test_threads_do_not_change_results():
+    X, y = blobs(n=500, d=10)
+    a = bpnet.MLPClassifier(hidden_layer_sizes=(64, 64), epochs=2, threads=1).fit(X, y).coefs()
+    b = bpnet.MLPClassifier(hidden_layer_sizes=(64, 64), epochs=2, threads=2).fit(X, y).coefs()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_docstrings_reach_help():
+    assert "hidden_layer_sizes" in bpnet.MLPClassifier.__doc__
+    assert "bpnet train" in bpnet.MLPRegressor.__doc__
+    assert bpnet.load.__doc__ and bpnet.experiment.bn_mnist.__doc__
+    assert "model file" in bpnet.MLPClassifier.save.__doc__
+    stubs = os.path.join(os.path.dirname(bpnet.__file__), "__init__.pyi")
+    assert os.path.exists(stubs)

@@ -1,0 +1,127 @@
+"""Python and the command line share model files and training: a model
+saved in Python predicts the same through `bpnet predict`; a `bpnet train`
+model loads in Python and predicts the same; and the same data, options and
+seed train the same weights, bit for bit."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+import bpnet
+from conftest import blobs, linear, write_csv, write_rows
+
+OPTS = dict(hidden_layer_sizes=(16, 8), epochs=7, batch_size=20, random_state=3, patience=3)
+CLI_OPTS = ["--hidden", "16,8", "--epochs", "7", "--batch-size", "20", "--seed", "3", "--patience", "3"]
+
+
+def _predict_csv(run_cli, model, data):
+    rows = list(csv.reader(io.StringIO(run_cli("predict", "--model", model, "--data", data))))
+    return rows[0], rows[1:]
+
+
+def _same_weights(a, b):
+    ta, tb = a.coefs(), b.coefs()
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert ta[k].tobytes() == tb[k].tobytes(), f"{k} differs"
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_classifier_weights_match_bpnet_train(tmp_path, run_cli, order, dtype):
+    X, y = blobs(n=203, d=5)
+    X = X.astype(dtype)
+    data = tmp_path / "train.csv"
+    write_csv(data, X.astype(np.float64), y)
+    cli_model = tmp_path / "cli.safetensors"
+    run_cli("train", "--data", data, "--out", cli_model, "--quiet", *CLI_OPTS)
+    est = bpnet.MLPClassifier(**OPTS).fit(np.asarray(X, order=order), y)
+    _same_weights(est, bpnet.load(cli_model))
+    # The same run: the same per-epoch losses as the CLI's history file.
+    cli_history = json.loads((tmp_path / "cli.history.json").read_text())
+    cli_losses = [r["train_loss"] for r in _records(cli_history)]
+    assert est.loss_curve_ == cli_losses
+    assert [r["val_loss"] for r in est.history_] == [r["val_loss"] for r in _records(cli_history)]
+
+
+def _records(history):
+    return history["epochs"] if isinstance(history, dict) else history
+
+
+def test_regressor_weights_match_bpnet_train(tmp_path, run_cli):
+    X, y = linear()
+    data = tmp_path / "train.csv"
+    write_csv(data, X, y)
+    cli_model = tmp_path / "cli.safetensors"
+    run_cli("train", "--data", data, "--out", cli_model, "--quiet", "--task", "regress", "--optimizer", "sgd",
+            "--lr", "0.01", *CLI_OPTS)
+    est = bpnet.MLPRegressor(optimizer="sgd", lr=0.01, **OPTS).fit(X, y)
+    _same_weights(est, bpnet.load(cli_model))
+
+
+def test_python_model_predicts_the_same_in_bpnet_predict(tmp_path, run_cli):
+    X, y = blobs(n=150, d=4, classes=3, seed=5)
+    est = bpnet.MLPClassifier(**OPTS).fit(X, y)
+    model = tmp_path / "py.safetensors"
+    est.save(model)
+    new = tmp_path / "new.csv"
+    # A headerless model (numpy input) reads headerless files.
+    write_rows(new, X[:40])
+    head, rows = _predict_csv(run_cli, model, new)
+    assert head == ["prediction"] + [f"p_{c}" for c in est.classes_]
+    assert [int(r[0]) for r in rows] == list(est.predict(X[:40]))
+    proba = est.predict_proba(X[:40])
+    for r, p in zip(rows, proba):
+        assert [f"{v:.6f}" for v in np.float32(p)] == r[1:]
+    out = run_cli("eval", "--model", model, "--data", _labelled(tmp_path, X[:40], y[:40]))
+    acc = float(out.split("accuracy ")[1].split("%")[0])
+    assert acc == pytest.approx(100 * est.score(X[:40], y[:40]), abs=0.006)
+
+
+def _labelled(tmp_path, X, y):
+    p = tmp_path / "eval.csv"
+    write_csv(p, X, y, header=False)
+    return p
+
+
+def test_regression_predictions_identical_in_bpnet_predict(tmp_path, run_cli):
+    X, y = linear(seed=4)
+    est = bpnet.MLPRegressor(**OPTS).fit(X, y)
+    model = tmp_path / "r.safetensors"
+    est.save(model)
+    new = tmp_path / "new.csv"
+    write_rows(new, X[:30])
+    _, rows = _predict_csv(run_cli, model, new)
+    assert np.array_equal(np.array([float(r[0]) for r in rows]), est.predict(X[:30]))
+
+
+def test_cli_model_loads_in_python_and_predicts_the_same(tmp_path, run_cli):
+    X, y = blobs(n=180, d=3, classes=4, seed=9)
+    data = tmp_path / "train.csv"
+    write_csv(data, X, y)
+    model = tmp_path / "cli.safetensors"
+    run_cli("train", "--data", data, "--out", model, "--quiet", *CLI_OPTS)
+    est = bpnet.load(model)
+    assert isinstance(est, bpnet.MLPClassifier)
+    assert list(est.feature_names_in_) == ["f0", "f1", "f2"]
+    assert est.hidden_layer_sizes == (16, 8) and est.random_state == 3
+    _, rows = _predict_csv(run_cli, model, data)
+    assert [int(r[0]) for r in rows] == list(est.predict(X))
+    assert list(est.classes_) == [0, 1, 2, 3]
+
+
+def test_dataframe_model_matches_columns_by_name_in_bpnet_predict(tmp_path, run_cli):
+    pd = pytest.importorskip("pandas")
+    X, y = linear(seed=6)
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    est = bpnet.MLPRegressor(**OPTS).fit(df, pd.Series(y, name="price"))
+    model = tmp_path / "df.safetensors"
+    est.save(model)
+    new = tmp_path / "new.csv"
+    write_rows(new, df[["d", "c", "b", "a"]].iloc[:10].to_numpy(), header=["d", "c", "b", "a"])
+    head, rows = _predict_csv(run_cli, model, new)
+    assert head == ["price"]
+    assert np.array_equal(np.array([float(r[0]) for r in rows]), est.predict(df.iloc[:10]))

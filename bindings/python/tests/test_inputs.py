@@ -1,0 +1,128 @@
+"""Inputs: float32/float64, C/Fortran order, read-only arrays, memory maps,
+pandas DataFrames, lists; bad inputs raise ValueError/TypeError naming the
+problem, never crash the interpreter."""
+
+import numpy as np
+import pytest
+
+import bpnet
+from conftest import blobs, linear
+
+FAST = dict(hidden_layer_sizes=(8,), epochs=3, random_state=1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = blobs(n=120, d=4)
+    return bpnet.MLPClassifier(**FAST).fit(X, y), X, y
+
+
+def test_layouts_and_dtypes_give_the_same_predictions(fitted, tmp_path):
+    est, X, _ = fitted
+    ref = est.predict_proba(X)
+    ro = X.copy()
+    ro.setflags(write=False)
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float64, shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    mm_ro = np.load(tmp_path / "x.npy", mmap_mode="r")
+    for variant in (np.asfortranarray(X), ro, mm_ro, X.tolist(), X[:, ::1]):
+        assert np.array_equal(est.predict_proba(variant), ref)
+    # A strided view is copied to a contiguous array first.
+    wide = np.repeat(X, 2, axis=1)[:, ::2]
+    assert np.array_equal(est.predict_proba(wide), ref)
+    # float32 input: the same values as float64 of them.
+    X32 = X.astype(np.float32)
+    assert np.array_equal(est.predict_proba(X32), est.predict_proba(X32.astype(np.float64)))
+
+
+def test_fit_on_readonly_and_memmap_and_fortran_is_identical(tmp_path):
+    X, y = blobs(n=100, d=3, seed=2)
+    ref = bpnet.MLPClassifier(**FAST).fit(X, y).coefs()
+    np.save(tmp_path / "x.npy", X)
+    for variant in (np.load(tmp_path / "x.npy", mmap_mode="r"), np.asfortranarray(X)):
+        got = bpnet.MLPClassifier(**FAST).fit(variant, y).coefs()
+        assert all(np.array_equal(ref[k], got[k]) for k in ref)
+
+
+def test_pandas_dataframe_keeps_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, y = linear()
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    est = bpnet.MLPRegressor(**FAST).fit(df, y)
+    assert list(est.feature_names_in_) == ["a", "b", "c", "d"]
+    assert np.array_equal(est.predict(df), est.predict(X))
+
+
+@pytest.mark.parametrize(
+    "bad, exc, words",
+    [
+        (lambda X: X[:, :2], ValueError, "features"),
+        (lambda X: X[0], ValueError, "2D array"),
+        (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), ValueError, "NaN"),
+        (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.inf, X), ValueError, "infinity"),
+        (lambda X: X.astype(str).astype(object) + "x", ValueError, "could not convert"),
+        (lambda X: X.astype(np.complex128), ValueError, "Complex"),
+        (lambda X: X[:0], ValueError, "0 sample"),
+    ],
+)
+def test_bad_prediction_inputs(fitted, bad, exc, words):
+    est, X, _ = fitted
+    with pytest.raises(exc, match=words):
+        est.predict(bad(X))
+
+
+def test_bad_training_inputs():
+    X, y = blobs(n=50, d=3)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        bpnet.MLPClassifier(**FAST).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        bpnet.MLPClassifier(**FAST).fit(X, y + 0.5)
+    with pytest.raises(ValueError, match="one class"):
+        bpnet.MLPClassifier(**FAST).fit(X, np.zeros(len(y)))
+    with pytest.raises(ValueError, match="NaN"):
+        bpnet.MLPRegressor(**FAST).fit(X, np.where(np.arange(len(y)) == 3, np.nan, 1.0 * y))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        bpnet.MLPClassifier(**FAST).fit(X[:1], y[:1])
+    with pytest.raises(TypeError, match="dense data is required"):
+        import scipy.sparse
+
+        bpnet.MLPClassifier(**FAST).fit(scipy.sparse.csr_matrix(X), y)
+
+
+@pytest.mark.parametrize(
+    "param, value, words",
+    [
+        ("activation", "swish", "activation"),
+        ("optimizer", "lbfgs", "optimizer"),
+        ("dropout", 1.5, "dropout"),
+        ("val_split", 1.0, "val-split"),
+        ("schedule", "sometimes", "schedule"),
+        ("hidden_layer_sizes", ("a",), "hidden_layer_sizes"),
+        ("epochs", -1, "epochs"),
+        ("scaling", "log", "scaling"),
+        ("bn_momentum", 2.0, "momentum"),
+    ],
+)
+def test_bad_parameters_are_value_errors(param, value, words):
+    X, y = blobs(n=60, d=3)
+    with pytest.raises(ValueError, match=words):
+        bpnet.MLPClassifier(**{**FAST, param: value}).fit(X, y)
+
+
+def test_impute_accepts_nan():
+    X, y = linear()
+    X[3, 1] = np.nan
+    est = bpnet.MLPRegressor(impute="median", **FAST).fit(X, y)
+    assert np.isfinite(est.predict(X)).all()
+    with pytest.raises(ValueError, match="NaN"):
+        bpnet.MLPRegressor(**FAST).fit(X, y)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        bpnet.load(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model file at all")
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        bpnet.load(bad)
