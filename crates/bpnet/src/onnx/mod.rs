@@ -36,6 +36,6 @@ mod nodes;
 pub mod proto;
 mod scaling;
 
-pub use export::{ExportOptions, GELU_OPSET, Head, MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx};
+pub use export::{ExportOptions, GELU_OPSET, Head, LAYER_NORM_OPSET, MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx};
 pub use graph::BATCH_DIM;
 pub use scaling::{InputScaling, OutputScaling};
