@@ -79,7 +79,7 @@ fn train(comm: Arc<dyn Comm>, resume: Option<Saved>) -> (Tensors, History, Optio
         Some((t, state, best)) => (t, Some(Resume { state, best })),
         None => (trainer(), None),
     };
-    t.set_comm(comm, BnSyncMode::Global);
+    t.set_comm(comm, BnSyncMode::Global).unwrap();
     let mut saved = None;
     let history = fit_resume(&mut t, &train, Some(&val), &config(), resume, &mut |e| {
         if let Event::Checkpoint { trainer, state, best } = e

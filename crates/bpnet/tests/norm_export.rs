@@ -163,3 +163,27 @@ fn layer_norm_networks_train_with_batches_of_one() {
     assert!(model.layers().iter().any(|l| matches!(l, Layer::LayerNorm(_))));
     model.forward(&uniform::<f32>(1, 5, -1.0, 1.0, 9), Mode::Train).unwrap();
 }
+
+/// A model file written by a build without the normalization kinds (`bpnet
+/// train --data data/iris.csv --hidden 6 --epochs 3 --seed 2`, see
+/// `tests/fixtures/README.md`) loads as plain batch normalization, and
+/// saving it again writes no `kind`, so older builds can still read it.
+#[test]
+fn a_file_from_before_the_norm_kinds_loads_and_saves_unchanged() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/model_before_norm_kinds.safetensors"
+    );
+    let mut file = load_model(std::path::Path::new(path)).unwrap();
+    assert_eq!(file.spec.bn.kind, NormKind::Batch);
+    assert!(file.model.summary().contains("BatchNorm(6"), "{}", file.model.summary());
+    assert!(!serde_json::to_string(&file.spec).unwrap().contains("kind"));
+    let dir = tempfile::tempdir().unwrap();
+    let again = dir.path().join("again.safetensors");
+    save_model(&again, &file.spec, &file.model, &Default::default()).unwrap();
+    let mut reloaded = load_model(&again).unwrap();
+    let x = uniform::<f32>(7, 4, -2.0, 2.0, 3);
+    let a = file.model.forward(&x, Mode::Eval).unwrap().clone();
+    let b = reloaded.model.forward(&x, Mode::Eval).unwrap().clone();
+    assert_eq!(a.as_slice(), b.as_slice());
+}

@@ -16,6 +16,11 @@
 //! Inference (Algorithm 2) replaces `mu, var` by running or population
 //! statistics, making the layer the affine map
 //! `y = gamma/sqrt(Var+eps) * x + (beta - gamma E[x]/sqrt(Var+eps))`.
+//!
+//! The same layer is Batch Renormalization or Ghost BN when
+//! [`BatchNormConfig::kind`] says so: only their training passes differ
+//! (`batch_renorm.rs`, `ghost_batch_norm.rs`); parameters, running
+//! statistics, inference, folding and files are shared.
 
 use super::bn_sync::{self, BnSync};
 use super::{Mode, NormKind, Param, ParamKind};

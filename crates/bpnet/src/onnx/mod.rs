@@ -38,6 +38,6 @@ pub mod proto;
 mod scaling;
 
 pub use ensemble::export_onnx_ensemble;
-pub use export::{ExportOptions, GELU_OPSET, Head, MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx};
+pub use export::{ExportOptions, GELU_OPSET, Head, LAYER_NORM_OPSET, MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx};
 pub use graph::BATCH_DIM;
 pub use scaling::{InputScaling, OutputScaling};
