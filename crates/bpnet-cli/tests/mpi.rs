@@ -216,7 +216,12 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
         // SAFETY: kill(2) with SIGKILL on a pid this test's mpirun started.
         assert_eq!(unsafe { libc::kill(ranks[victim] as i32, libc::SIGKILL) }, 0);
         // A generous limit against a hang, not a timing assertion.
+        let killed = Instant::now();
         let status = wait_with_limit(&mut job, Duration::from_secs(120));
+        eprintln!(
+            "round {round}: the job ended {:.2} s after rank {victim} was killed",
+            killed.elapsed().as_secs_f64()
+        );
         let Some(status) = status else {
             let _ = job.kill();
             panic!("round {round}: the job did not end after a rank was killed");
