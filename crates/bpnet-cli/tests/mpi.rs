@@ -159,6 +159,36 @@ fn ranks_with_different_settings_fail_before_training() {
     assert!(!dir.path().join("a.safetensors").exists());
 }
 
+#[test]
+fn ranks_reading_different_data_fail_before_training() {
+    // The same command in two folders whose d.csv differ in one value.
+    let dir = tempfile::tempdir().unwrap();
+    let wine = std::fs::read_to_string(format!("{ROOT}/data/wine.csv")).unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (folder, text) in [(&a, wine.clone()), (&b, wine.replacen("14.23", "14.24", 1))] {
+        std::fs::create_dir(folder).unwrap();
+        std::fs::write(folder.join("d.csv"), text).unwrap();
+    }
+    let mut args = train_args("m.safetensors", 20, &[]);
+    let at = args.iter().position(|x| x == "--data").unwrap() + 1;
+    args[at] = "d.csv".into();
+    let mut c = mpirun(1);
+    c.arg("-wdir").arg(&a).arg(BIN).args(&args);
+    c.args([":", "-np", "1", "-wdir"]).arg(&b).arg(BIN).args(&args);
+    let o = run(c, dir.path());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        lines,
+        [
+            "error: distributed training: training data (digest of the prepared rows): rank 1 disagrees with rank 0 (reported by rank 0)"
+        ],
+        "{err}"
+    );
+    assert!(!a.join("m.safetensors").exists() && !b.join("m.safetensors").exists());
+}
+
 /// Pids of the rank processes `mpirun` (pid `parent`) started.
 fn ranks_of(parent: u32) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -216,7 +246,12 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
         // SAFETY: kill(2) with SIGKILL on a pid this test's mpirun started.
         assert_eq!(unsafe { libc::kill(ranks[victim] as i32, libc::SIGKILL) }, 0);
         // A generous limit against a hang, not a timing assertion.
+        let killed = Instant::now();
         let status = wait_with_limit(&mut job, Duration::from_secs(120));
+        eprintln!(
+            "round {round}: the job ended {:.2} s after rank {victim} was killed",
+            killed.elapsed().as_secs_f64()
+        );
         let Some(status) = status else {
             let _ = job.kill();
             panic!("round {round}: the job did not end after a rank was killed");

@@ -344,6 +344,7 @@ impl<T: Scalar> Sequential<T> {
     /// Data-parallel training: the next training forward's input holds rows
     /// `start..` of a global batch of `rows` rows (dropout draws its masks
     /// for the whole global batch; see [`crate::layers::Dropout::set_window`]).
+    /// Applies to the next training forward only.
     pub fn set_row_window(&mut self, start: usize, rows: usize) {
         for l in &mut self.layers {
             if let Layer::Dropout(d) = l {

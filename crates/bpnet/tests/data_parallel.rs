@@ -1,6 +1,9 @@
 //! Data-parallel training (ranks as threads, no MPI): N ranks with a global
 //! batch of B rows make the update of one process with batch B.
 //!
+//! With `--bn-sync local` the gradient equals that of one process that
+//! normalizes each rank's block alone (ghost batches), within 1e-12.
+//!
 //! Bounds (per tensor, `max|a - b| / max|b|` over parameters and running
 //! statistics): f64 1e-10 after 1 step and 1e-8 after 20 steps; f32 1e-5
 //! after 20 steps. Exact equality is not expected: the ranks' gradient sums
@@ -173,5 +176,57 @@ fn a_replica_that_differs_is_reported_by_every_rank() {
             e.contains("parameters after step 4: rank 2 disagrees with rank 0"),
             "{e}"
         );
+    }
+}
+
+/// Every parameter gradient of `t`, flat.
+fn grads<T: Reduce>(t: &mut Trainer<T>) -> Vec<f64> {
+    let mut g = Vec::new();
+    t.model
+        .visit_params(&mut |p| g.extend(p.grad.as_slice().iter().map(|v| v.to_f64())));
+    g
+}
+
+#[test]
+fn local_statistics_equal_ghost_batches_in_one_process() {
+    let opt = OptimizerConfig::sgd(0.2);
+    let (x, labels, batches) = problem::<f64>();
+    let idx = &batches[0];
+    for n in [2, 3] {
+        // One process: each rank's block normalized alone (a ghost batch),
+        // the blocks' gradients of their shares of the batch loss summed.
+        let mut t = trainer::<f64>(&opt, 0.0);
+        let mut ghost = Vec::new();
+        for r in 0..n {
+            let (lo, hi) = block(idx.len(), r, n);
+            let (xb, yb) = gather(&x, &labels, &idx[lo..hi]);
+            t.compute_gradients_part(&xb, Target::Labels(&yb), lo, idx.len())
+                .unwrap();
+            let g = grads(&mut t);
+            if ghost.is_empty() {
+                ghost = g;
+            } else {
+                ghost.iter_mut().zip(g).for_each(|(s, v)| *s += v);
+            }
+        }
+        let on = |mode: BnSyncMode| {
+            on_ranks(n, |c| {
+                let mut t = trainer::<f64>(&opt, 0.0);
+                t.set_comm(c.clone(), mode);
+                let (lo, hi) = block(idx.len(), c.rank(), c.size());
+                let (xb, yb) = gather(&x, &labels, &idx[lo..hi]);
+                t.compute_gradients_part(&xb, Target::Labels(&yb), lo, idx.len())
+                    .unwrap();
+                grads(&mut t)
+            })
+        };
+        let scale = ghost.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let diff = |g: &[f64]| g.iter().zip(&ghost).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
+        for g in on(BnSyncMode::Local) {
+            assert!(diff(&g) <= 1e-12, "{n} ranks, local statistics: {:e}", diff(&g));
+        }
+        // Global statistics are another model: its gradient differs.
+        let global = on(BnSyncMode::Global);
+        assert!(diff(&global[0]) > 1e-3, "{n} ranks: global sync equals ghost batches?");
     }
 }

@@ -50,7 +50,7 @@ impl<T: Scalar> Dropout<T> {
         }
         self.mask.resize(x.rows(), x.cols());
         let keep = T::from_f64(1.0 / (1.0 - self.p));
-        let (skip_before, skip_after) = match self.window {
+        let (skip_before, skip_after) = match self.window.take() {
             Some((start, rows)) => (start, rows.saturating_sub(start + x.rows())),
             None => (0, 0),
         };
@@ -77,7 +77,7 @@ impl<T: Scalar> Dropout<T> {
     /// `start..start + x.rows()` of a global batch of `rows` rows: the mask
     /// stream advances over the whole global batch and this rank uses its
     /// rows' part, so N ranks drop exactly what one process with the global
-    /// batch drops.
+    /// batch drops. Applies to that one forward only.
     pub fn set_window(&mut self, start: usize, rows: usize) {
         self.window = Some((start, rows));
     }
