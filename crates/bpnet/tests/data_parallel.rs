@@ -212,7 +212,7 @@ fn local_statistics_equal_ghost_batches_in_one_process() {
         let on = |mode: BnSyncMode| {
             on_ranks(n, |c| {
                 let mut t = trainer::<f64>(&opt, 0.0);
-                t.set_comm(c.clone(), mode);
+                t.set_comm(c.clone(), mode).unwrap();
                 let (lo, hi) = block(idx.len(), c.rank(), c.size());
                 let (xb, yb) = gather(&x, &labels, &idx[lo..hi]);
                 t.compute_gradients_part(&xb, Target::Labels(&yb), lo, idx.len())
