@@ -5,9 +5,7 @@
 
 use super::config::TrainConfig;
 use crate::data::csv::{ColumnRef, CsvOptions, RawTable, read_csv};
-use crate::data::preprocess::{
-    Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
-};
+use crate::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task};
 use crate::data::split::split;
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
@@ -51,7 +49,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    fn new(
+    pub(super) fn new(
         train: Dataset,
         val: Option<Dataset>,
         test: Option<Dataset>,
@@ -90,7 +88,7 @@ impl Pipeline {
     }
 }
 
-fn is_image_source(data: &str) -> bool {
+pub(super) fn is_image_source(data: &str) -> bool {
     data == "mnist" || Path::new(data).is_dir()
 }
 
@@ -118,7 +116,7 @@ pub fn load(cfg: &TrainConfig) -> Result<Prepared> {
     }
 }
 
-fn check_fraction(name: &str, f: f64) -> Result<()> {
+pub(super) fn check_fraction(name: &str, f: f64) -> Result<()> {
     if (0.0..1.0).contains(&f) {
         Ok(())
     } else {
@@ -158,7 +156,7 @@ fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
     Prepared::new(train, val, test, pipeline, Vec::new())
 }
 
-fn csv_options(cfg: &TrainConfig) -> Result<CsvOptions> {
+pub(super) fn csv_options(cfg: &TrainConfig) -> Result<CsvOptions> {
     let delimiter = u8::try_from(cfg.delimiter).map_err(|_| {
         Error::config(
             "delimiter",
@@ -171,7 +169,7 @@ fn csv_options(cfg: &TrainConfig) -> Result<CsvOptions> {
     })
 }
 
-fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
+pub(super) fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
     let task = match cfg.task.as_str() {
         "auto" => None,
         "classify" | "classification" => Some(Task::Classify),
@@ -228,130 +226,8 @@ pub fn table_dataset(p: &Preprocessor, table: &RawTable, rows: &[usize]) -> Resu
     }
 }
 
-/// A CSV table opened for training: the rows left for training after
-/// `--limit` and `--test-split`, and the rows held out for testing.
-pub struct TableSource {
-    /// The raw table.
-    pub table: RawTable,
-    spec: PreprocessSpec,
-    task: Task,
-    target_cols: Vec<usize>,
-    /// Training rows (validation rows are split from them later).
-    pub rows: Vec<usize>,
-    /// Rows held out by `--test-split`.
-    pub test_rows: Vec<usize>,
-}
-
-impl TableSource {
-    /// Whether the task is classification.
-    pub fn is_classification(&self) -> bool {
-        self.task == Task::Classify
-    }
-
-    /// The raw cells of the first target column for `rows` (classification
-    /// only): the strata of stratified splits.
-    pub fn strata(&self, rows: &[usize]) -> Option<Vec<String>> {
-        self.is_classification()
-            .then(|| self.table.column_cells(self.target_cols[0], rows))
-    }
-}
-
-/// Reads the CSV named by `cfg` and splits off its test rows.
-pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
-    if is_image_source(&cfg.data) {
-        return Err(Error::config(
-            "data",
-            format!("'{}' is not a CSV file (this needs a table)", cfg.data),
-        ));
-    }
-    check_fraction("test-split", cfg.test_split)?;
-    let opts = csv_options(cfg)?;
-    let table = read_csv(Path::new(&cfg.data), &opts)?;
-    let spec = preprocess_spec(cfg)?;
-    let mut rows: Vec<usize> = (0..table.len()).collect();
-    if cfg.limit > 0 {
-        rows.truncate(cfg.limit);
-    }
-    // Stratify classification splits on the raw target cells (the first target
-    // column); regression splits are plain random.
-    let target_cols = match spec.targets.is_empty() {
-        true => vec![table.n_cols().saturating_sub(1)],
-        false => ColumnRef::resolve_all(&spec.targets, &table)?,
-    };
-    let task = match spec.task {
-        Some(t) => t,
-        None => detect_task(&table, &target_cols, &rows)?.0,
-    };
-    let mut src = TableSource {
-        table,
-        spec,
-        task,
-        target_cols,
-        rows,
-        test_rows: Vec::new(),
-    };
-    if cfg.test.is_empty() && cfg.test_split > 0.0 {
-        let rows = &src.rows;
-        let (keep, out) = split(
-            rows.len(),
-            src.strata(rows).as_deref(),
-            cfg.test_split,
-            cfg.seed ^ 0x7E57,
-        )?;
-        src.test_rows = out.iter().map(|&i| rows[i]).collect();
-        src.rows = keep.iter().map(|&i| rows[i]).collect();
-    }
-    Ok(src)
-}
-
-/// Training (less `--val-split` validation rows) on `rows` of `src`, the
-/// preprocessing fitted on them; the test set is `test_rows` of the same
-/// table when given, else `cfg.test` or the source's own test rows.
-pub fn prepare_rows(
-    cfg: &TrainConfig,
-    src: &TableSource,
-    rows: &[usize],
-    test_rows: Option<&[usize]>,
-) -> Result<Prepared> {
-    check_fraction("val-split", cfg.val_split)?;
-    let mut rows = rows.to_vec();
-    let mut val_rows = Vec::new();
-    if cfg.val_split > 0.0 {
-        let (keep, out) = split(
-            rows.len(),
-            src.strata(&rows).as_deref(),
-            cfg.val_split,
-            cfg.seed ^ 0x0A11D,
-        )?;
-        val_rows = out.iter().map(|&i| rows[i]).collect();
-        rows = keep.iter().map(|&i| rows[i]).collect();
-    }
-    let table = &src.table;
-    let (pre, notes) = Preprocessor::fit(table, &rows, &src.spec)?;
-    let train = table_dataset(&pre, table, &rows)?;
-    let val = (!val_rows.is_empty())
-        .then(|| table_dataset(&pre, table, &val_rows))
-        .transpose()?;
-    let test = match test_rows {
-        Some(t) => Some(table_dataset(&pre, table, t)?),
-        None if !cfg.test.is_empty() => {
-            let t = read_csv(Path::new(&cfg.test), &csv_options(cfg)?)?;
-            let all: Vec<usize> = (0..t.len()).collect();
-            Some(table_dataset(&pre, &t, &all)?)
-        }
-        None => (!src.test_rows.is_empty())
-            .then(|| table_dataset(&pre, table, &src.test_rows))
-            .transpose()?,
-    };
-    let pipeline = Pipeline::Table {
-        delimiter: cfg.delimiter,
-        header: table.has_header,
-        preprocessor: pre,
-    };
-    Prepared::new(train, val, test, pipeline, notes)
-}
-
 fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
+    use super::table::{open_table, prepare_rows};
     let src = open_table(cfg)?;
     prepare_rows(cfg, &src, &src.rows, None)
 }
