@@ -195,8 +195,9 @@ def main():
                 results.append({"set": name, "seed": seed, "method": method_name, "score": score, "seconds": secs,
                                 "task": s["task"], "half": s["half"]})
                 print(f"{name:14} seed {seed} {method_name:12} {score:.4f} {secs:7.2f} s", flush=True)
-    with open(out, "w") as f:
-        json.dump({"bpnet_args": extra, "results": results}, f, indent=1)
+                # Written after every run, so that an interrupted run keeps what it measured.
+                with open(out, "w") as f:
+                    json.dump({"bpnet_args": extra, "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

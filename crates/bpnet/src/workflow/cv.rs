@@ -5,10 +5,10 @@
 //! scored on the held-out fold.
 
 use super::config::TrainConfig;
-use super::data::{TableSource, open_table, prepare_rows};
 use super::folds::{kfold, mean_sd};
 use super::metrics::metrics;
 use super::run::train_prepared;
+use super::table::{TableSource, open_table, prepare_rows};
 use crate::{Error, Result};
 use serde_json::{Value, json};
 

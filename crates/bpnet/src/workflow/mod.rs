@@ -16,15 +16,15 @@ mod metadata;
 mod metrics;
 mod run;
 mod setup;
+mod table;
 
 pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};
 pub use config::TrainConfig;
 pub use cv::{CvReport, FoldScore, cross_validate, run_fold, table_folds};
-pub use data::{
-    Pipeline, Prepared, TableSource, data_path, labelled, load, open_table, prepare_rows, table_dataset, unlabelled,
-};
+pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use folds::{kfold, mean_sd};
 pub use metadata::{Metadata, metadata, record_json};
 pub use metrics::{TestMetrics, ensemble_metrics, metrics, metrics_split};
 pub use run::{Trained, train_prepared};
 pub use setup::{fit_config, model_spec, optimizer, optimizer_config};
+pub use table::{TableSource, open_table, prepare_rows};
