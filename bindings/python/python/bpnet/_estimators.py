@@ -57,7 +57,7 @@ _COMMON_DOC = """
         Momentum of the momentum and nesterov optimizers.
     weight_decay : float, default=0.0
         L2 weight decay (decoupled for adamw).
-    batch_size : int, default=32
+    batch_size : int, default=128
         Rows per mini-batch (at most the training rows are used).
     epochs : int, default=100
         Passes over the training set (``--epochs``).
@@ -70,7 +70,7 @@ _COMMON_DOC = """
         Fraction of the training rows held out (stratified for classes) for
         validation, early stopping and ``history_`` (0: none). Ignored when
         ``fit`` gets an ``eval_set``.
-    patience : int, default=10
+    patience : int, default=20
         Early-stopping patience in epochs (0: off; needs validation data).
         The weights of the best epoch are restored.
     min_delta : float, default=0.0
@@ -141,12 +141,12 @@ class _BaseMLP(BaseEstimator):
         lr=None,
         momentum=0.9,
         weight_decay=0.0,
-        batch_size=32,
+        batch_size=128,
         epochs=100,
         steps=0,
         schedule="constant",
         val_split=0.1,
-        patience=10,
+        patience=20,
         min_delta=0.0,
         monitor="val_loss",
         scaling="auto",
