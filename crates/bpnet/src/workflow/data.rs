@@ -9,7 +9,7 @@ use crate::data::preprocess::{
     Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task, detect_task,
 };
 use crate::data::split::{split, split_with};
-use crate::data::table::{AsTable, Table, read_table};
+use crate::data::table::{AsTable, Table, read_data};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
@@ -238,7 +238,7 @@ fn strata<'a>(table: &'a Table, classify: bool, t: usize, rows: &'a [usize]) -> 
 
 fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
     let opts = csv_options(cfg)?;
-    let table = read_table(Path::new(&cfg.data), &opts)?;
+    let table = read_data(Path::new(&cfg.data), &opts, None)?;
     let spec = preprocess_spec(cfg)?;
     let mut rows: Vec<usize> = (0..table.len()).collect();
     if cfg.limit > 0 {
@@ -283,7 +283,7 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
         .then(|| table_dataset(&pre, &table, &val_rows))
         .transpose()?;
     let test = if !cfg.test.is_empty() {
-        let t = read_table(Path::new(&cfg.test), &opts)?;
+        let t = read_data(Path::new(&cfg.test), &opts, pre.needed_columns().as_deref())?;
         let all: Vec<usize> = (0..t.len()).collect();
         Some(table_dataset(&pre, &t, &all)?)
     } else {
@@ -308,7 +308,7 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
             header,
             preprocessor,
         } => {
-            let table = read_model_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header, preprocessor)?;
             table_dataset(preprocessor, &table, &all_rows(&table))
         }
     }
@@ -324,7 +324,7 @@ pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
             header,
             preprocessor,
         } => {
-            let table = read_model_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header, preprocessor)?;
             preprocessor.transform_features(&table, &all_rows(&table))
         }
     }
@@ -335,13 +335,14 @@ fn all_rows(table: &Table) -> Vec<usize> {
 }
 
 /// Reads a CSV the way the training file was read.
-fn read_model_table(data: &str, delimiter: char, header: bool) -> Result<Table> {
+fn read_model_table(data: &str, delimiter: char, header: bool, pre: &Preprocessor) -> Result<Table> {
     let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
-    read_table(
+    read_data(
         Path::new(data),
         &CsvOptions {
             header: Some(header),
             delimiter,
         },
+        pre.needed_columns().as_deref(),
     )
 }

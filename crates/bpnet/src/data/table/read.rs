@@ -482,6 +482,7 @@ fn read_fast(path: &Path, opts: &CsvOptions, tune: Tune) -> Result<Option<Table>
         cols,
         rows,
         breaks,
+        columnar: false,
     };
     if !has_header {
         prepend_first(&mut table, &head.first, head.first_line);
