@@ -13,6 +13,7 @@ pub mod outputs;
 pub mod plot;
 pub mod predict;
 pub mod progress;
+pub mod read_progress;
 pub mod train;
 
 /// The process's peak resident memory so far (Linux `ru_maxrss`, reported in

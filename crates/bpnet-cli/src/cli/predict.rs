@@ -35,6 +35,8 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         plan.output("--output", output, predictions_kind(&pipeline));
         plan.check()?;
     }
+    super::read_progress::install(false);
+    super::read_progress::install(false);
     let x = unlabelled(&pipeline, &a.data)?;
     // The fused network (batch normalization folded into the Dense layers),
     // as `bpnet eval` uses: equal to the eval-mode forward up to rounding.

@@ -237,6 +237,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     // A file that is not a checkpoint is reported as such before its outputs are checked.
     let resumed = a.resume.as_deref().map(load_run).transpose()?;
     super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    super::read_progress::install(a.quiet);
+    super::read_progress::install(a.quiet);
     let load_start = std::time::Instant::now();
     let data = load(&cfg)?;
     let _ = LOAD_STATS.set((load_start.elapsed().as_secs_f64(), super::peak_memory_bytes()));

@@ -31,7 +31,7 @@ use crate::error::Error;
 
 #[cfg(feature = "columnar")]
 pub use columnar::{csv_to_parquet, read_ipc, read_parquet};
-pub use read::{BLOCK, read_table, read_table_tuned, reader_counts};
+pub use read::{BLOCK, ProgressHook, ReadProgress, read_table, read_table_tuned, reader_counts, set_read_progress};
 
 /// A data file's format, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
