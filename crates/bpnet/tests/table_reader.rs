@@ -192,7 +192,10 @@ fn progress_is_reported_block_by_block() {
     set_read_progress(None);
     let seen = seen.lock().unwrap();
     assert!(seen.len() > 10, "{} reports", seen.len());
-    assert!(seen.windows(2).all(|w| w[0].bytes <= w[1].bytes && w[0].rows <= w[1].rows));
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].bytes <= w[1].bytes && w[0].rows <= w[1].rows)
+    );
     let last = seen.last().unwrap();
     assert_eq!((last.bytes, last.rows, last.done), (total, t.len() as u64, true));
     assert_eq!(seen.iter().filter(|p| p.done).count(), 1);

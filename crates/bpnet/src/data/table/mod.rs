@@ -81,8 +81,9 @@ pub fn read_data(path: &Path, opts: &CsvOptions, columns: Option<&[String]>) -> 
 /// chosen.
 pub const SAMPLE: usize = 1000;
 
-/// A column with at most this many distinct values in the sample is kept
-/// as text even when numeric (class labels keep their spelling).
+/// A column with at most this many distinct values in the sample, each seen
+/// twice on average, is kept as text even when numeric (class labels keep
+/// their spelling).
 pub const FEW_VALUES: usize = 64;
 
 /// Largest magnitude accepted in a numeric cell (beyond it, the cell is an
@@ -249,8 +250,9 @@ impl Table {
 
     /// The same table typed: a column is numeric when every cell is a
     /// number or missing, at least one is a number, no number is infinite,
-    /// NaN or beyond 1e30, and the sample rows hold more than
-    /// [`FEW_VALUES`] distinct values; any other column is text.
+    /// NaN or beyond 1e30, and the sample rows are not class-like (at most
+    /// [`FEW_VALUES`] distinct values, each seen twice on average); any other
+    /// column is text.
     pub fn from_raw(raw: &RawTable) -> Table {
         // The sample: the rows after the file's first record.
         let skip = usize::from(!raw.has_header);
