@@ -31,6 +31,9 @@ READERS = {
     "pandas": "import pandas as pd\nf = lambda p: pd.read_csv(p)",
 }
 
+# With --parquet: the same table as Parquet (written by polars, zstd).
+PARQUET_READER = "import polars as pl\nf = lambda p: pl.read_parquet(p)"
+
 
 def make_csv(path, rows, cols, seed=0):
     """Features: standard normal with 6 decimals; label: argmax of 4 fixed linear scores."""
@@ -59,7 +62,7 @@ def run(cmd):
 
 
 def python_reader(name, path, load=True):
-    body = READERS[name] + "\nimport time\n"
+    body = (READERS.get(name) or PARQUET_READER) + "\nimport time\n"
     if load:
         body += "t = time.perf_counter(); df = f(%r); print(time.perf_counter() - t)\n" % path
     else:
@@ -89,6 +92,7 @@ def main():
     ap.add_argument("--cols", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "bpnet-ingest"))
+    ap.add_argument("--parquet", action="store_true", help="also time the table as Parquet")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     path = os.path.join(a.dir, f"t{a.rows}x{a.cols + 1}.csv")
@@ -131,6 +135,36 @@ def main():
           f"bpnet load / pandas: {ratio_pd:.2f}x")
     print(f"bpnet peak after load / f32 matrix: {peak['bpnet_load'] / matrix:.2f}x")
     print("rounds:", json.dumps({k: [round(x, 3) for x in v] for k, v in t.items()}))
+    if a.parquet:
+        parquet_rounds(a, path)
+
+
+def parquet_rounds(a, csv_path):
+    """polars.read_parquet against bpnet train on the same table as Parquet."""
+    import polars as pl
+
+    path = csv_path[:-4] + ".parquet"
+    if not os.path.exists(path):
+        pl.read_csv(csv_path).write_parquet(path)
+    t = {"polars": [], "bpnet": []}
+    peak = {"polars": 0, "bpnet": 0}
+    with tempfile.TemporaryDirectory() as work:
+        for r in range(a.rounds):
+            for name in (["polars", "bpnet"] if r % 2 == 0 else ["bpnet", "polars"]):
+                if name == "bpnet":
+                    load, _, lrss, _ = bpnet_train(a.bpnet, path, work, r)
+                    t["bpnet"].append(load)
+                    peak["bpnet"] = max(peak["bpnet"], lrss)
+                else:
+                    s, m = python_reader("polars_parquet", path)
+                    t["polars"].append(s)
+                    peak["polars"] = max(peak["polars"], m)
+    ratio = statistics.median(b / p for b, p in zip(t["bpnet"], t["polars"]))
+    print(f"parquet {path}: {os.path.getsize(path) / 1e6:.1f} MB")
+    print(f"| polars.read_parquet | {statistics.median(t['polars']):.3f} | {peak['polars'] / 1e6:.0f} |")
+    print(f"| bpnet load + preprocess (Parquet) | {statistics.median(t['bpnet']):.3f} | {peak['bpnet'] / 1e6:.0f} |")
+    print(f"bpnet Parquet load / polars.read_parquet: {ratio:.2f}x (median of {a.rounds} per-round ratios)")
+    print("parquet rounds:", json.dumps({k: [round(x, 3) for x in v] for k, v in t.items()}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #   bash bench/csv_ingest.sh                    # 3 rounds, 1,000,000 rows
 #   ROUNDS=5 ROWS=200000 bash bench/csv_ingest.sh
 #   BPNET=/tmp/bpnet-old bash bench/csv_ingest.sh
+#   PARQUET=1 bash bench/csv_ingest.sh          # also the table as Parquet
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BPNET:-}" ]; then
@@ -18,4 +19,4 @@ if [ -z "${BPNET:-}" ]; then
 fi
 PY="$(bash tools/data_bench_env.sh | tail -n 1)"
 exec "$PY" bench/csv_ingest.py --bpnet "$BPNET" --rows "${ROWS:-1000000}" --cols "${COLS:-20}" \
-  --rounds "${ROUNDS:-3}" --dir "${DIR:-${TMPDIR:-/tmp}/bpnet-ingest}"
+  --rounds "${ROUNDS:-3}" --dir "${DIR:-${TMPDIR:-/tmp}/bpnet-ingest}" ${PARQUET:+--parquet}

@@ -167,3 +167,36 @@ fn generated_files_read_the_same_across_blocks_ranges_and_threads() {
     assert!(r > reparsed, "no range was parsed again");
     assert_eq!(h, handed_over, "a generated file went to the full reader");
 }
+
+#[test]
+fn progress_is_reported_block_by_block() {
+    use bpnet::data::table::{ReadProgress, set_read_progress};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.csv");
+    // 12,345 rows of a size no other test's file has.
+    let mut text = String::from("a,b\n");
+    for i in 0..12_345 {
+        text += &format!("{},{}\n", i % 97, i % 2);
+    }
+    std::fs::write(&path, &text).unwrap();
+    let total = text.len() as u64;
+    let seen: Arc<Mutex<Vec<ReadProgress>>> = Arc::default();
+    let sink = seen.clone();
+    set_read_progress(Some(Arc::new(move |p: &ReadProgress| {
+        if p.total == total {
+            sink.lock().unwrap().push(*p);
+        }
+    })));
+    let t = read_table_tuned(&path, &CsvOptions::default(), 4096, 512).unwrap();
+    set_read_progress(None);
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() > 10, "{} reports", seen.len());
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].bytes <= w[1].bytes && w[0].rows <= w[1].rows)
+    );
+    let last = seen.last().unwrap();
+    assert_eq!((last.bytes, last.rows, last.done), (total, t.len() as u64, true));
+    assert_eq!(seen.iter().filter(|p| p.done).count(), 1);
+}

@@ -24,6 +24,8 @@ pub struct EvalArgs {
 pub fn run(a: &EvalArgs) -> Result<()> {
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
+    super::read_progress::install(false);
+    super::read_progress::install(false);
     let data = labelled(&pipeline, &a.data)?;
     let loss = bpnet::train::default_loss(&data);
     let net = super::ensemble::net_of(&file, &a.model)?;

@@ -17,6 +17,7 @@ pub mod outputs;
 pub mod plot;
 pub mod predict;
 pub mod progress;
+pub mod read_progress;
 pub mod train;
 pub mod tune;
 

@@ -35,6 +35,8 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         plan.output("--output", output, predictions_kind(&pipeline));
         plan.check()?;
     }
+    super::read_progress::install(false);
+    super::read_progress::install(false);
     let x = unlabelled(&pipeline, &a.data)?;
     // The fused network (batch normalization folded into the Dense layers),
     // as `bpnet eval` uses: equal to the eval-mode forward up to rounding;
@@ -58,6 +60,10 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         _ => class_csv(&out, &pipeline.class_names().unwrap_or_default()),
     };
     match &a.output {
+        Some(p) if bpnet::data::Format::of(p) == bpnet::data::Format::Parquet => {
+            write_atomic(p, &parquet_bytes(&csv, p)?)?;
+            println!("wrote {} predictions to {}", out.rows(), p.display());
+        }
         Some(p) => {
             write_atomic(p, csv.as_bytes())?;
             println!("wrote {} predictions to {}", out.rows(), p.display());
@@ -65,6 +71,24 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         None => print!("{csv}"),
     }
     Ok(())
+}
+
+/// The predictions as a Parquet file (`--output x.parquet`): the same
+/// columns as the CSV, numbers as `Float64`, class names as strings.
+#[cfg(feature = "columnar")]
+fn parquet_bytes(csv: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    bpnet::data::table::csv_to_parquet(csv, path)
+}
+
+#[cfg(not(feature = "columnar"))]
+fn parquet_bytes(_csv: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    Err(bpnet::Error::config(
+        "--output",
+        format!(
+            "{}: this bpnet was built without the 'columnar' feature (Parquet)",
+            path.display()
+        ),
+    ))
 }
 
 /// Predictions as an output kind: an existing file holds them when its

@@ -284,6 +284,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     if lead {
         super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
     }
+    super::read_progress::install(a.quiet || comm.rank() != 0);
     if comm.size() > 1 && (cfg.ensemble > 1 || a.cv.is_some()) {
         return Err(Error::config(
             "mpirun",

@@ -18,7 +18,7 @@ pub use mnist::{bundled_mnist_dir, load_mnist};
 pub use names::ColumnIndex;
 pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};
 pub use split::split;
-pub use table::{AsTable, Cell, Column, Table, read_table};
+pub use table::{AsTable, Cell, Column, Format, Table, read_data, read_table};
 
 use crate::error::{Error, Result};
 use crate::loss::Target;

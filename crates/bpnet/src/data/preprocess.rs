@@ -265,6 +265,15 @@ impl Preprocessor {
         &self.features
     }
 
+    /// The training file's columns that features and targets come from,
+    /// by name (`None` when it had no header: columns match by position).
+    pub fn needed_columns(&self) -> Option<Vec<String>> {
+        self.has_header.then(|| {
+            let features = self.features.iter().map(|f| f.name.clone());
+            features.chain(self.target_columns.iter().cloned()).collect()
+        })
+    }
+
     /// Names of the target column(s).
     pub fn target_columns(&self) -> &[String] {
         &self.target_columns
@@ -338,13 +347,13 @@ impl Preprocessor {
 
 /// The error for a feature or target column that `table` lacks.
 fn missing_column(table: &Table, name: &str) -> Error {
-    let line = if table.is_empty() {
-        1
-    } else {
-        table.line(0).saturating_sub(1).max(1)
+    let at = match (table.is_columnar(), table.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => "line 1, ".into(),
+        (false, false) => format!("line {}, ", table.line(0).saturating_sub(1).max(1)),
     };
     table.error(format!(
-        "line {line}, column '{name}': missing; the file's columns are {}",
+        "{at}column '{name}': missing; the file's columns are {}",
         table.column_list()
     ))
 }

@@ -6,8 +6,9 @@
 use super::config::TrainConfig;
 use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task};
+use crate::data::read_data;
 use crate::data::split::split;
-use crate::data::table::{AsTable, Table, read_table};
+use crate::data::table::{AsTable, Table};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
@@ -244,7 +245,7 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
             header,
             preprocessor,
         } => {
-            let table = read_model_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header, preprocessor)?;
             table_dataset(preprocessor, &table, &all_rows(&table))
         }
     }
@@ -260,7 +261,7 @@ pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
             header,
             preprocessor,
         } => {
-            let table = read_model_table(data, *delimiter, *header)?;
+            let table = read_model_table(data, *delimiter, *header, preprocessor)?;
             preprocessor.transform_features(&table, &all_rows(&table))
         }
     }
@@ -271,13 +272,14 @@ fn all_rows(table: &Table) -> Vec<usize> {
 }
 
 /// Reads a CSV the way the training file was read.
-fn read_model_table(data: &str, delimiter: char, header: bool) -> Result<Table> {
+fn read_model_table(data: &str, delimiter: char, header: bool, pre: &Preprocessor) -> Result<Table> {
     let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
-    read_table(
+    read_data(
         Path::new(data),
         &CsvOptions {
             header: Some(header),
             delimiter,
         },
+        pre.needed_columns().as_deref(),
     )
 }

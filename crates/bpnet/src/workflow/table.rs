@@ -8,7 +8,7 @@ use super::data::{Pipeline, Prepared, check_fraction, csv_options, is_image_sour
 use crate::data::csv::ColumnRef;
 use crate::data::preprocess::{PreprocessSpec, Preprocessor, Task, detect_task};
 use crate::data::split::split_with;
-use crate::data::table::{Table, read_table};
+use crate::data::table::{Table, read_data};
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::path::Path;
@@ -59,7 +59,7 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
     }
     check_fraction("test-split", cfg.test_split)?;
     let opts = csv_options(cfg)?;
-    let table = read_table(Path::new(&cfg.data), &opts)?;
+    let table = read_data(Path::new(&cfg.data), &opts, None)?;
     let spec = preprocess_spec(cfg)?;
     let mut rows: Vec<usize> = (0..table.len()).collect();
     if cfg.limit > 0 {
@@ -128,7 +128,11 @@ pub fn prepare_rows(
     let test = match test_rows {
         Some(t) => Some(table_dataset(&pre, table, t)?),
         None if !cfg.test.is_empty() => {
-            let t = read_table(Path::new(&cfg.test), &csv_options(cfg)?)?;
+            let t = read_data(
+                Path::new(&cfg.test),
+                &csv_options(cfg)?,
+                pre.needed_columns().as_deref(),
+            )?;
             let all: Vec<usize> = (0..t.len()).collect();
             Some(table_dataset(&pre, &t, &all)?)
         }

@@ -313,9 +313,13 @@ pub(crate) fn locate(
             .collect();
         return Ok(map);
     }
-    let line = if table.is_empty() { 1 } else { table.line(0) };
+    let at = if table.is_empty() && !table.is_columnar() {
+        "line 1".to_string()
+    } else {
+        table.place(0)
+    };
     Err(table.error(format!(
-        "line {line}: {} columns, but the model was trained on {n} ({} without the target); \
+        "{at}: {} columns, but the model was trained on {n} ({} without the target); \
          give the file a header to match columns by name",
         table.n_cols(),
         n - targets.len()

@@ -23,7 +23,8 @@ pub(crate) fn clean_number(cell: &str) -> Option<Option<f64>> {
 
 /// The shift of a numeric column judged on its sample cells, `None` when
 /// the column is text: a cell that is not a clean number, no number at
-/// all, or at most [`FEW_VALUES`] distinct cells. The shift is the mean of
+/// all, or at most [`FEW_VALUES`] distinct cells seen twice each on average.
+/// The shift is the mean of
 /// the sample's numbers rounded to an integer.
 pub(crate) fn sample_kind<'a>(cells: impl Iterator<Item = &'a str>) -> Option<f64> {
     let (mut sum, mut n) = (0.0, 0usize);
@@ -37,7 +38,10 @@ pub(crate) fn sample_kind<'a>(cells: impl Iterator<Item = &'a str>) -> Option<f6
             distinct.insert(cell);
         }
     }
-    (n > 0 && distinct.len() > FEW_VALUES).then(|| (sum / n as f64).round())
+    // Few values, each seen twice on average: class-like, kept as text. (A
+    // short sample of distinct numbers, as in a 10-row wide table, is numeric.)
+    let class_like = distinct.len() <= FEW_VALUES && 2 * distinct.len() <= n;
+    (n > 0 && !class_like).then(|| (sum / n as f64).round())
 }
 
 /// A fast non-cryptographic hash for the dictionaries (FxHash's mixing).

@@ -16,25 +16,74 @@
 //! give the same table for the same file: columns, types, values, lines.
 
 pub(crate) mod build;
+#[cfg(feature = "columnar")]
+mod columnar;
 mod read;
 mod scan;
 
 use std::borrow::Cow;
 use std::fmt::Display;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::csv::{RawTable, is_missing, quoted_list};
+use super::csv::{CsvOptions, RawTable, is_missing, quoted_list};
 use super::names::{ColumnIndex, probe};
 use crate::error::Error;
 
-pub use read::{BLOCK, read_table, read_table_tuned, reader_counts};
+#[cfg(feature = "columnar")]
+pub use columnar::{csv_to_parquet, read_ipc, read_parquet};
+pub use read::{BLOCK, ProgressHook, ReadProgress, read_table, read_table_tuned, reader_counts, set_read_progress};
+
+/// A data file's format, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma (or other delimiter) separated text: any other extension.
+    Csv,
+    /// Apache Parquet: `.parquet`, `.pq`.
+    Parquet,
+    /// Arrow IPC file (Feather v2): `.arrow`, `.feather`, `.ipc`.
+    Ipc,
+}
+
+impl Format {
+    /// The format of `path`, by its extension (case-insensitive).
+    pub fn of(path: &Path) -> Format {
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("parquet" | "pq") => Format::Parquet,
+            Some("arrow" | "feather" | "ipc") => Format::Ipc,
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// Reads a data file in the format of its extension ([`Format::of`]):
+/// CSV through [`read_table`] with `opts`; Parquet and Arrow IPC (feature
+/// `columnar`) reading only `columns` when given.
+pub fn read_data(path: &Path, opts: &CsvOptions, columns: Option<&[String]>) -> crate::Result<Table> {
+    match Format::of(path) {
+        Format::Csv => read_table(path, opts),
+        #[cfg(feature = "columnar")]
+        Format::Parquet => read_parquet(path, columns),
+        #[cfg(feature = "columnar")]
+        Format::Ipc => read_ipc(path, columns),
+        #[cfg(not(feature = "columnar"))]
+        _ => {
+            let _ = columns;
+            Err(Error::Format {
+                path: path.to_path_buf(),
+                reason: "a Parquet or Arrow file, but this bpnet was built without the 'columnar' feature".into(),
+            })
+        }
+    }
+}
 
 /// Rows after the first record from which column types and shifts are
 /// chosen.
 pub const SAMPLE: usize = 1000;
 
-/// A column with at most this many distinct values in the sample is kept
-/// as text even when numeric (class labels keep their spelling).
+/// A column with at most this many distinct values in the sample, each seen
+/// twice on average, is kept as text even when numeric (class labels keep
+/// their spelling).
 pub const FEW_VALUES: usize = 64;
 
 /// Largest magnitude accepted in a numeric cell (beyond it, the cell is an
@@ -86,6 +135,8 @@ pub struct Table {
     /// `(row, line)` where the line of a row stops being the previous
     /// row's plus one (blank lines, quoted line ends), ascending by row.
     breaks: Vec<(usize, u64)>,
+    /// Read from a Parquet or Arrow file: errors name rows, not lines.
+    columnar: bool,
 }
 
 /// Anything preprocessing reads: a [`Table`], or a [`RawTable`] converted.
@@ -158,11 +209,26 @@ impl Table {
         ColumnIndex::new(&self.columns)
     }
 
-    /// The error `path: line N, column 'name': what` for data row `row`.
+    /// Where data row `r` is, for errors: `line N` of a text file, `row N`
+    /// (from 1) of a Parquet or Arrow file.
+    pub(crate) fn place(&self, r: usize) -> String {
+        match (self.columnar, r < self.rows) {
+            (true, _) => format!("row {}", r + 1),
+            (false, true) => format!("line {}", self.line(r)),
+            (false, false) => "line 0".into(),
+        }
+    }
+
+    /// True for a table read from a Parquet or Arrow file.
+    pub fn is_columnar(&self) -> bool {
+        self.columnar
+    }
+
+    /// The error `path: line N, column 'name': what` for data row `row`
+    /// (`row N` for Parquet and Arrow files).
     pub(crate) fn cell_error(&self, row: usize, col: usize, what: impl Display) -> Error {
-        let line = if row < self.rows { self.line(row) } else { 0 };
         let name = self.columns.get(col).map_or("?", String::as_str);
-        self.error(format!("line {line}, column '{name}': {what}"))
+        self.error(format!("{}, column '{name}': {what}", self.place(row)))
     }
 
     /// A [`Error::Format`] about this table's file.
@@ -184,8 +250,9 @@ impl Table {
 
     /// The same table typed: a column is numeric when every cell is a
     /// number or missing, at least one is a number, no number is infinite,
-    /// NaN or beyond 1e30, and the sample rows hold more than
-    /// [`FEW_VALUES`] distinct values; any other column is text.
+    /// NaN or beyond 1e30, and the sample rows are not class-like (at most
+    /// [`FEW_VALUES`] distinct values, each seen twice on average); any other
+    /// column is text.
     pub fn from_raw(raw: &RawTable) -> Table {
         // The sample: the rows after the file's first record.
         let skip = usize::from(!raw.has_header);
@@ -225,6 +292,7 @@ impl Table {
             cols,
             rows: raw.len(),
             breaks,
+            columnar: false,
         }
     }
 

@@ -57,6 +57,40 @@ fn count(reparsed: u64, handed_over: u64) {
     });
 }
 
+/// How far a reader has got through a file, told to the hook installed by
+/// [`set_read_progress`] after each block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadProgress {
+    /// Bytes of the file read so far.
+    pub bytes: u64,
+    /// The file's size in bytes.
+    pub total: u64,
+    /// Data rows parsed so far.
+    pub rows: u64,
+    /// The last report for this file.
+    pub done: bool,
+}
+
+/// A function shown [`ReadProgress`] (e.g. a progress bar in the CLI).
+pub type ProgressHook = std::sync::Arc<dyn Fn(&ReadProgress) + Send + Sync>;
+
+static HOOK: std::sync::RwLock<Option<ProgressHook>> = std::sync::RwLock::new(None);
+
+/// Installs `hook` (or removes it, with `None`): every CSV read by
+/// [`read_table`] then reports its progress to it after each block. The
+/// engine itself draws nothing.
+pub fn set_read_progress(hook: Option<ProgressHook>) {
+    if let Ok(mut h) = HOOK.write() {
+        *h = hook;
+    }
+}
+
+fn report(p: ReadProgress) {
+    if let Some(hook) = HOOK.read().ok().and_then(|h| h.clone()) {
+        hook(&p);
+    }
+}
+
 /// Buffer sizes.
 #[derive(Debug, Clone, Copy)]
 struct Tune {
@@ -292,6 +326,8 @@ fn read_body(
     file.seek(SeekFrom::Start(head.body)).map_err(io_error(path))?;
     let mut out = Body::new(plan, reserve);
     let (mut buf, mut base, mut want) = (Vec::with_capacity(tune.block), head.body_lines, tune.block);
+    let total = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = head.body;
     loop {
         let before = buf.len();
         let eof = fill(
@@ -300,6 +336,7 @@ fn read_body(
             want.saturating_sub(before).max(tune.min_range),
             path,
         )?;
+        bytes += (buf.len() - before) as u64;
         if buf[before..].contains(&0) {
             return Ok(None);
         }
@@ -323,7 +360,14 @@ fn read_body(
             base = from_base + part.to_next;
             out.append(part, from_base);
         }
-        if eof && !incomplete {
+        let done = eof && !incomplete;
+        report(ReadProgress {
+            bytes,
+            total,
+            rows: out.rows as u64,
+            done,
+        });
+        if done {
             return Ok(Some(out));
         }
         buf.drain(..next);
@@ -482,6 +526,7 @@ fn read_fast(path: &Path, opts: &CsvOptions, tune: Tune) -> Result<Option<Table>
         cols,
         rows,
         breaks,
+        columnar: false,
     };
     if !has_header {
         prepend_first(&mut table, &head.first, head.first_line);

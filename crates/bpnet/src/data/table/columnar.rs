@@ -1,0 +1,380 @@
+//! Parquet and Arrow IPC files read into a [`Table`] (feature `columnar`),
+//! through the arrow-rs crates: only the columns asked for, row group by
+//! row group, numbers straight into the typed columns.
+//!
+//! Types: floats and integers are numbers (null and NaN are missing;
+//! chosen as for CSV: a column with at most [`super::FEW_VALUES`] distinct values
+//! in its first [`SAMPLE`] rows is kept as text, its values written as Rust
+//! prints them; a column holding an infinite value or one beyond 1e30 is
+//! read again as text, so that preprocessing names the cell); booleans are
+//! the text `true`/`false`; strings (plain, large, view or dictionary
+//! encoded) are text, trimmed as CSV cells are; any other type is an error
+//! naming the column. Errors name the file, and the column or row where
+//! known ("row N" counts data rows from 1).
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Schema};
+
+use super::build::TextBuilder;
+use super::{ABSURD, Column, SAMPLE, Table};
+use crate::data::csv::header_names;
+use crate::error::{Error, Result};
+
+fn format_error(path: &Path, reason: String) -> Error {
+    Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Reads the Parquet file at `path`; `columns` (when given) names the
+/// columns wanted, others are never decoded (a name the file lacks is
+/// skipped: preprocessing reports it).
+pub fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+    table_from_batches(path, columns, |columns| {
+        use parquet::arrow::ProjectionMask;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
+        let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(bad)?;
+        let schema = builder.schema().clone();
+        let wanted = wanted_indices(&schema, columns);
+        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(bad)?;
+        let fields: Vec<_> = wanted.iter().map(|&i| schema.field(i).clone()).collect();
+        Ok((Schema::new(fields), Box::new(reader) as Batches))
+    })
+}
+
+/// Reads the Arrow IPC file (`.arrow`, Feather v2) at `path`, as
+/// [`read_parquet`].
+pub fn read_ipc(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+    table_from_batches(path, columns, |columns| {
+        use arrow_ipc::reader::FileReader;
+        let bad = |e: ArrowError| format_error(path, format!("not a readable Arrow IPC file: {e}"));
+        let schema = FileReader::try_new(open(path)?, None).map_err(bad)?.schema();
+        let wanted = wanted_indices(&schema, columns);
+        let reader = FileReader::try_new(open(path)?, Some(wanted.clone())).map_err(bad)?;
+        let fields: Vec<_> = wanted.iter().map(|&i| schema.field(i).clone()).collect();
+        Ok((Schema::new(fields), Box::new(reader) as Batches))
+    })
+}
+
+/// Record batches as a reader yields them.
+type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
+
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Indices of the schema's fields named in `columns` (all without).
+fn wanted_indices(schema: &Schema, columns: Option<&[String]>) -> Vec<usize> {
+    match columns {
+        None => (0..schema.fields().len()).collect(),
+        Some(names) => {
+            let set: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+            (0..schema.fields().len())
+                .filter(|&i| set.contains(schema.field(i).name().as_str()))
+                .collect()
+        }
+    }
+}
+
+/// A column being read from record batches.
+enum Acc {
+    /// Not decided yet (no batch seen).
+    Start,
+    Num {
+        shift: f64,
+        values: Vec<f32>,
+        bad: bool,
+    },
+    Text(TextBuilder),
+}
+
+/// The table of the batches `read(columns)` yields; columns of numbers
+/// that preprocessing must report on (infinite, beyond 1e30) are read a
+/// second time, as text.
+fn table_from_batches(
+    path: &Path,
+    columns: Option<&[String]>,
+    read: impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
+) -> Result<Table> {
+    let (schema, batches) = read(columns)?;
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let columns = header_names(&names).map_err(|r| format_error(path, format!("schema: {r}")))?;
+    for (f, name) in schema.fields().iter().zip(&columns) {
+        if !readable(f.data_type()) {
+            return Err(format_error(
+                path,
+                format!(
+                    "column '{name}' has type {}, which bpnet cannot read (numbers, booleans and strings only)",
+                    f.data_type()
+                ),
+            ));
+        }
+    }
+    let (mut cols, rows) = match columns_of(path, batches, columns.len(), false) {
+        Ok(read) => read,
+        Err(e) => return Err(name_the_column(path, &names, &read).unwrap_or(e)),
+    };
+    let bad: Vec<String> = (0..cols.len())
+        .filter(|&j| cols[j].is_none())
+        .map(|j| names[j].clone())
+        .collect();
+    if !bad.is_empty() {
+        let (_, again) = read(Some(&bad))?;
+        let (text, _) = columns_of(path, again, bad.len(), true)?;
+        let mut text = text.into_iter();
+        for c in cols.iter_mut().filter(|c| c.is_none()) {
+            *c = text.next().flatten();
+        }
+    }
+    let empty = || Column::Text {
+        dict: Vec::new(),
+        codes: Vec::new(),
+    };
+    Ok(Table {
+        path: path.to_path_buf(),
+        columns,
+        has_header: true,
+        cols: cols.into_iter().map(|c| c.unwrap_or_else(empty)).collect(),
+        rows,
+        breaks: Vec::new(),
+        columnar: true,
+    })
+}
+
+/// After a failed read: the same error for the first column that fails
+/// alone, with its name (a decoding error does not say which column).
+fn name_the_column(
+    path: &Path,
+    names: &[String],
+    read: &impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
+) -> Option<Error> {
+    for name in names {
+        let one = [name.clone()];
+        let Ok((_, batches)) = read(Some(&one)) else {
+            continue;
+        };
+        let mut rows = 0;
+        for batch in batches {
+            match batch {
+                Ok(b) => rows += b.num_rows(),
+                Err(e) => {
+                    return Some(format_error(path, format!("column '{name}', after row {rows}: {e}")));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The `n` columns of `batches` (all as text with `text`), and the row
+/// count; `None` for a numeric column holding a value beyond 1e30.
+fn columns_of(path: &Path, batches: Batches, n: usize, text: bool) -> Result<(Vec<Option<Column>>, usize)> {
+    let mut accs: Vec<Acc> = (0..n)
+        .map(|_| {
+            if text {
+                Acc::Text(TextBuilder::default())
+            } else {
+                Acc::Start
+            }
+        })
+        .collect();
+    let mut rows = 0usize;
+    for batch in batches {
+        let batch = batch.map_err(|e| format_error(path, format!("after row {rows}: {e}")))?;
+        for (acc, array) in accs.iter_mut().zip(batch.columns()) {
+            append(acc, array);
+        }
+        rows += batch.num_rows();
+    }
+    let cols = accs
+        .into_iter()
+        .map(|acc| match acc {
+            Acc::Start => Some(Column::Text {
+                dict: Vec::new(),
+                codes: Vec::new(),
+            }),
+            Acc::Num {
+                shift,
+                values,
+                bad: false,
+            } => Some(Column::Num { shift, values }),
+            Acc::Num { bad: true, .. } => None,
+            Acc::Text(t) => Some(t.finish()),
+        })
+        .collect();
+    Ok((cols, rows))
+}
+
+/// Types read as numbers or text.
+fn readable(t: &DataType) -> bool {
+    use DataType::*;
+    match t {
+        Null | Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float32 | Float64 | Utf8
+        | LargeUtf8 | Utf8View => true,
+        Dictionary(_, v) => matches!(**v, Utf8 | LargeUtf8 | Utf8View),
+        _ => false,
+    }
+}
+
+/// The numbers of a numeric array (NaN where null), `None` for other types.
+fn numbers(a: &dyn Array) -> Option<Vec<f64>> {
+    macro_rules! prim {
+        ($t:ty) => {
+            if let Some(p) = a.as_primitive_opt::<$t>() {
+                return Some(
+                    (0..p.len())
+                        .map(|i| if p.is_null(i) { f64::NAN } else { p.value(i) as f64 })
+                        .collect(),
+                );
+            }
+        };
+    }
+    prim!(Float64Type);
+    prim!(Float32Type);
+    prim!(Int64Type);
+    prim!(Int32Type);
+    prim!(Int16Type);
+    prim!(Int8Type);
+    prim!(UInt64Type);
+    prim!(UInt32Type);
+    prim!(UInt16Type);
+    prim!(UInt8Type);
+    None
+}
+
+/// Appends one batch's array to a column.
+fn append(acc: &mut Acc, array: &ArrayRef) {
+    let nums = numbers(array.as_ref());
+    if let Acc::Start = acc {
+        *acc = match &nums {
+            Some(v) => match numeric_shift(v) {
+                Some(shift) => Acc::Num {
+                    shift,
+                    values: Vec::new(),
+                    bad: false,
+                },
+                None => Acc::Text(TextBuilder::default()),
+            },
+            None => Acc::Text(TextBuilder::default()),
+        };
+    }
+    match (acc, nums) {
+        (Acc::Num { shift, values, bad }, Some(v)) => {
+            for x in v {
+                *bad |= x.is_infinite() || x.abs() > ABSURD;
+                values.push((x - *shift) as f32);
+            }
+        }
+        (Acc::Text(t), Some(v)) => v.iter().for_each(|x| t.push(&number_text(*x))),
+        (Acc::Text(t), None) => push_texts(t, array.as_ref()),
+        (Acc::Num { bad, .. }, None) => *bad = true,
+        (Acc::Start, _) => {}
+    }
+}
+
+/// The text of a number as a CSV cell would hold it (empty for missing).
+fn number_text(x: f64) -> String {
+    if x.is_nan() { String::new() } else { x.to_string() }
+}
+
+/// The shift of a numeric column judged on its first values, as for CSV
+/// ([`super::build::sample_kind`]): `None` keeps it as text.
+fn numeric_shift(v: &[f64]) -> Option<f64> {
+    let sample = &v[..v.len().min(SAMPLE)];
+    let texts: Vec<String> = sample.iter().map(|&x| number_text(x)).collect();
+    super::build::sample_kind(texts.iter().map(String::as_str))
+}
+
+/// Appends the cells of a boolean or string array as text.
+fn push_texts(t: &mut TextBuilder, a: &dyn Array) {
+    let null = |i: usize| a.is_null(i);
+    if let Some(b) = a.as_boolean_opt() {
+        (0..b.len()).for_each(|i| {
+            t.push(if null(i) {
+                ""
+            } else if b.value(i) {
+                "true"
+            } else {
+                "false"
+            })
+        });
+    } else if let Some(s) = a.as_string_opt::<i32>() {
+        (0..s.len()).for_each(|i| t.push(if null(i) { "" } else { s.value(i).trim() }));
+    } else if let Some(s) = a.as_string_opt::<i64>() {
+        (0..s.len()).for_each(|i| t.push(if null(i) { "" } else { s.value(i).trim() }));
+    } else if let Some(s) = a.as_string_view_opt() {
+        (0..s.len()).for_each(|i| t.push(if null(i) { "" } else { s.value(i).trim() }));
+    } else if let Some(d) = a.as_any_dictionary_opt() {
+        let keys = d.normalized_keys();
+        let mut values = TextBuilder::default();
+        push_texts(&mut values, d.values().as_ref());
+        if let Column::Text { dict, codes } = values.finish() {
+            for (i, &k) in keys.iter().enumerate() {
+                let cell = if null(i) {
+                    ""
+                } else {
+                    codes.get(k).map_or("", |&c| dict[c as usize].as_str())
+                };
+                t.push(cell);
+            }
+        }
+    } else {
+        (0..a.len()).for_each(|_| t.push(""));
+    }
+}
+
+/// Writes `table_csv` (a header line and rows, as `bpnet predict` prints
+/// them) as Parquet: a column whose every cell is a number is `Float64`,
+/// any other `Utf8`. Returns the file's bytes.
+pub fn csv_to_parquet(table_csv: &str, path: &Path) -> Result<Vec<u8>> {
+    use arrow_array::{Float64Array, StringArray};
+    let raw = crate::data::parse_csv(
+        table_csv.as_bytes(),
+        path,
+        &crate::data::CsvOptions {
+            header: Some(true),
+            delimiter: b',',
+        },
+    )?;
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (c, name) in raw.columns.iter().enumerate() {
+        let cells: Vec<&str> = raw.rows.iter().map(|r| r[c].as_str()).collect();
+        let parsed: Option<Vec<f64>> = cells.iter().map(|s| s.parse::<f64>().ok()).collect();
+        match parsed {
+            Some(v) => {
+                fields.push(arrow_schema::Field::new(name, DataType::Float64, false));
+                arrays.push(Arc::new(Float64Array::from(v)));
+            }
+            None => {
+                fields.push(arrow_schema::Field::new(name, DataType::Utf8, false));
+                arrays.push(Arc::new(StringArray::from(cells)));
+            }
+        }
+    }
+    let bad = |e: String| format_error(path, format!("writing Parquet: {e}"));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).map_err(|e| bad(e.to_string()))?;
+    w.write(&batch).map_err(|e| bad(e.to_string()))?;
+    w.close().map_err(|e| bad(e.to_string()))?;
+    Ok(out)
+}

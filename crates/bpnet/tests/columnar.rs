@@ -1,0 +1,310 @@
+//! Parquet and Arrow IPC input (feature `columnar`): the same table, the
+//! same preprocessing and the same matrices as from the CSV holding the same
+//! values; only the columns asked for are read; every error path names the
+//! file (and the column or row): truncated files, a type bpnet cannot read,
+//! strings that are not UTF-8, an infinite value, a column missing from a
+//! prediction file, an empty row group. Fixtures are made here with
+//! arrow-rs's writers.
+#![cfg(feature = "columnar")]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use bpnet::data::preprocess::Targets;
+use bpnet::data::{CsvOptions, Impute, PreprocessSpec, Preprocessor, Table, read_data};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+const ROWS: usize = 2500;
+
+/// Column values: x (float, some missing), n (integer feature), color
+/// (text), label (integer class).
+/// The four columns' values: x, n, color, label.
+type Values = (Vec<Option<f64>>, Vec<i64>, Vec<&'static str>, Vec<i64>);
+
+fn values() -> Values {
+    let colors = ["red", "green", "blue"];
+    let x = (0..ROWS)
+        .map(|i| (i % 37 != 5).then(|| ((i * 7919) % 1000) as f64 / 8.0 - 40.0))
+        .collect();
+    let n = (0..ROWS).map(|i| ((i * 31) % 977) as i64 - 400).collect();
+    let color = (0..ROWS).map(|i| colors[(i * 13) % 3]).collect();
+    let label = (0..ROWS).map(|i| ((i * 17) % 4) as i64).collect();
+    (x, n, color, label)
+}
+
+fn batch() -> RecordBatch {
+    let (x, n, color, label) = values();
+    let schema = Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("n", DataType::Int64, false),
+        Field::new("color", DataType::Utf8, false),
+        Field::new("label", DataType::Int64, false),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(x)),
+        Arc::new(Int64Array::from(n)),
+        Arc::new(StringArray::from(color)),
+        Arc::new(Int64Array::from(label)),
+    ];
+    RecordBatch::try_new(Arc::new(schema), cols).unwrap()
+}
+
+fn csv_text() -> String {
+    let (x, n, color, label) = values();
+    let mut s = String::from("x,n,color,label\n");
+    for i in 0..ROWS {
+        let xs = x[i].map_or("NA".to_string(), |v| v.to_string());
+        s += &format!("{xs},{},{},{}\n", n[i], color[i], label[i]);
+    }
+    s
+}
+
+/// Writes `batches` as Parquet with row groups of at most `group` rows.
+fn write_parquet(path: &Path, batches: &[RecordBatch], group: usize) {
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .build();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batches[0].schema(), Some(props)).unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+        w.flush().unwrap();
+    }
+    w.close().unwrap();
+}
+
+fn write_ipc(path: &Path, batches: &[RecordBatch]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = arrow_ipc::writer::FileWriter::try_new(file, &batches[0].schema()).unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn read(path: &Path) -> Table {
+    read_data(path, &CsvOptions::default(), None).unwrap()
+}
+
+fn err(path: &Path) -> String {
+    read_data(path, &CsvOptions::default(), None).unwrap_err().to_string()
+}
+
+fn read_csv_text(dir: &Path) -> Table {
+    let csv = dir.join("t.csv");
+    std::fs::write(&csv, csv_text()).unwrap();
+    read(&csv)
+}
+
+fn spec() -> PreprocessSpec {
+    PreprocessSpec {
+        impute: Some(Impute::Mean),
+        ..PreprocessSpec::default()
+    }
+}
+
+#[test]
+fn csv_parquet_and_arrow_give_the_same_matrices() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, csv_text()).unwrap();
+    let pq = dir.path().join("t.parquet");
+    write_parquet(&pq, &[batch()], 1000); // three row groups
+    let ipc = dir.path().join("t.arrow");
+    write_ipc(&ipc, &[batch().slice(0, 1200), batch().slice(1200, ROWS - 1200)]);
+    let all: Vec<usize> = (0..ROWS).collect();
+    let train: Vec<usize> = (0..ROWS).filter(|i| i % 5 != 0).collect();
+    let from_csv = read(&csv);
+    let (p, notes) = Preprocessor::fit(&from_csv, &train, &spec()).unwrap();
+    assert_eq!(p.feature_names(), ["x", "n", "color=blue", "color=green", "color=red"]);
+    assert_eq!(p.class_names().unwrap(), ["0", "1", "2", "3"]);
+    let x = p.transform_features(&from_csv, &all).unwrap();
+    let y = p.transform_targets(&from_csv, &all).unwrap();
+    for path in [&pq, &ipc] {
+        let t = read(path);
+        assert!(t.is_columnar());
+        assert_eq!((t.columns.clone(), t.len()), (from_csv.columns.clone(), ROWS));
+        let (q, notes2) = Preprocessor::fit(&t, &train, &spec()).unwrap();
+        assert_eq!(p, q, "{}", path.display());
+        assert_eq!(notes, notes2);
+        assert_eq!(x, q.transform_features(&t, &all).unwrap(), "{}", path.display());
+        assert_eq!(y, q.transform_targets(&t, &all).unwrap());
+        // A model fitted on the CSV applies to the Parquet file too.
+        assert_eq!(x, p.transform_features(&t, &all).unwrap());
+    }
+    assert!(matches!(y, Targets::Labels(_)));
+}
+
+#[test]
+fn only_the_columns_asked_for_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("t.parquet");
+    write_parquet(&pq, &[batch()], 1 << 20);
+    let want = ["label".to_string(), "x".to_string(), "absent".to_string()];
+    let t = read_data(&pq, &CsvOptions::default(), Some(&want)).unwrap();
+    assert_eq!(t.columns, ["x", "label"]);
+    // A prediction file without a model column: named, with the file's columns.
+    let (p, _) = Preprocessor::fit(&read(&pq), &(0..ROWS).collect::<Vec<_>>(), &spec()).unwrap();
+    let e = p.transform_features(&t, &[0]).unwrap_err().to_string();
+    assert!(
+        e.contains("t.parquet") && e.contains("column 'n': missing") && e.contains("'x', 'label'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncated_files_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pq, ipc) = (dir.path().join("t.parquet"), dir.path().join("t.feather"));
+    write_parquet(&pq, &[batch()], 1 << 20);
+    write_ipc(&ipc, &[batch()]);
+    for (path, what) in [
+        (&pq, "not a readable Parquet file"),
+        (&ipc, "not a readable Arrow IPC file"),
+    ] {
+        let bytes = std::fs::read(path).unwrap();
+        for keep in [0, 7, bytes.len() / 2, bytes.len() - 3] {
+            std::fs::write(path, &bytes[..keep]).unwrap();
+            let e = err(path);
+            assert!(
+                e.contains(&path.display().to_string()) && e.contains(what),
+                "{keep}: {e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}
+
+#[test]
+fn unreadable_types_non_utf8_and_infinite_values_name_the_column_or_row() {
+    let dir = tempfile::tempdir().unwrap();
+    // A date column: not a number, boolean or string.
+    let date = dir.path().join("date.parquet");
+    let schema = Schema::new(vec![Field::new("when", DataType::Date32, false)]);
+    let b = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(Date32Array::from(vec![1, 2])) as ArrayRef],
+    )
+    .unwrap();
+    write_parquet(&date, &[b], 10);
+    let e = err(&date);
+    assert!(
+        e.contains("date.parquet") && e.contains("column 'when' has type Date32"),
+        "{e}"
+    );
+    // Strings that are not UTF-8 (made without the check arrow normally does).
+    let bad = dir.path().join("bad.parquet");
+    let binary = arrow_array::BinaryArray::from(vec![b"ok".as_ref(), b"fine\xff\xfe".as_ref()]);
+    // SAFETY: the test relabels bytes that are not UTF-8 as strings on
+    // purpose, to see the reader refuse them.
+    let data = unsafe {
+        binary
+            .to_data()
+            .into_builder()
+            .data_type(DataType::Utf8)
+            .build_unchecked()
+    };
+    let strings = StringArray::from(data);
+    let schema = Schema::new(vec![Field::new("s", DataType::Utf8, false)]);
+    let b = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(strings) as ArrayRef]).unwrap();
+    write_parquet(&bad, &[b], 10);
+    let e = err(&bad);
+    assert!(
+        e.contains("bad.parquet") && e.contains("column 's'") && e.to_lowercase().contains("utf"),
+        "{e}"
+    );
+    // A column of the wrong type for the model: text where it was trained on numbers.
+    let (p, _) = Preprocessor::fit(&read_csv_text(dir.path()), &(0..ROWS).collect::<Vec<_>>(), &spec()).unwrap();
+    let wrong = dir.path().join("wrong.parquet");
+    let schema = Schema::new(vec![
+        Field::new("x", DataType::Utf8, false),
+        Field::new("n", DataType::Int64, false),
+        Field::new("color", DataType::Utf8, false),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["1.5", "abc"])),
+        Arc::new(Int64Array::from(vec![1, 2])),
+        Arc::new(StringArray::from(vec!["red", "blue"])),
+    ];
+    write_parquet(&wrong, &[RecordBatch::try_new(Arc::new(schema), cols).unwrap()], 10);
+    let e = p.transform_features(&read(&wrong), &[0, 1]).unwrap_err().to_string();
+    assert!(
+        e.contains("wrong.parquet") && e.contains("row 2, column 'x': 'abc' is not a number"),
+        "{e}"
+    );
+    // An infinite value: the column is kept as text and fitting names the row.
+    let inf = dir.path().join("inf.parquet");
+    let schema = Schema::new(vec![
+        Field::new("x", DataType::Float64, false),
+        Field::new("label", DataType::Utf8, false),
+    ]);
+    let x: Vec<f64> = (0..200)
+        .map(|i| if i == 150 { f64::INFINITY } else { i as f64 * 0.37 })
+        .collect();
+    let label: Vec<&str> = (0..200).map(|i| if i % 2 == 0 { "a" } else { "b" }).collect();
+    let b = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Float64Array::from(x)) as ArrayRef,
+            Arc::new(StringArray::from(label)),
+        ],
+    )
+    .unwrap();
+    write_parquet(&inf, &[b], 64);
+    let t = read(&inf);
+    let e = Preprocessor::fit(&t, &(0..200).collect::<Vec<_>>(), &PreprocessSpec::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("inf.parquet") && e.contains("row 151, column 'x'") && e.contains("infinite value 'inf'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_empty_row_group_adds_no_rows() {
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::writer::SerializedFileWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("e.parquet");
+    // Row groups of 3, 0 and 2 rows, written column by column (arrow-rs's
+    // ArrowWriter never writes an empty one).
+    let schema =
+        parquet::schema::parser::parse_message_type("message t { required double x; required binary label (UTF8); }")
+            .unwrap();
+    let file = std::fs::File::create(&pq).unwrap();
+    let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
+    let groups: [(&[f64], &[&str]); 3] = [
+        (&[1.0, 2.0, 3.0], &["a", "b", "a"]),
+        (&[], &[]),
+        (&[4.0, 5.0], &["b", "a"]),
+    ];
+    for (x, label) in groups {
+        let mut rg = w.next_row_group().unwrap();
+        let mut col = rg.next_column().unwrap().unwrap();
+        col.typed::<DoubleType>().write_batch(x, None, None).unwrap();
+        col.close().unwrap();
+        let mut col = rg.next_column().unwrap().unwrap();
+        let label: Vec<ByteArray> = label.iter().map(|s| ByteArray::from(*s)).collect();
+        col.typed::<ByteArrayType>().write_batch(&label, None, None).unwrap();
+        col.close().unwrap();
+        rg.close().unwrap();
+    }
+    w.close().unwrap();
+    let meta = SerializedFileReader::new(std::fs::File::open(&pq).unwrap()).unwrap();
+    let rows: Vec<i64> = meta.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+    assert_eq!(rows, [3, 0, 2], "the file holds an empty row group");
+    let t = read(&pq);
+    assert_eq!(
+        (t.columns.clone(), t.len()),
+        (vec!["x".to_string(), "label".to_string()], 5)
+    );
+    let cells: Vec<String> = (0..5).map(|r| t.cell_text(r, 1).into_owned()).collect();
+    assert_eq!(cells, ["a", "b", "a", "b", "a"]);
+    let all: Vec<usize> = (0..5).collect();
+    let (p, _) = Preprocessor::fit(&t, &all, &PreprocessSpec::default()).unwrap();
+    assert_eq!(p.transform_features(&t, &all).unwrap().rows(), 5);
+}
