@@ -164,7 +164,11 @@ def main():
     ap.add_argument("--digits-epochs", type=int, default=30)
     ap.add_argument("--skip", default="", help="comma-separated contenders to leave out (bpnet, bpnet+bn, sklearn, torch)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--torch-site", help="a site-packages folder with torch (e.g. bench/.venv's, made by "
+                    "bench/compare.sh), appended to sys.path so this environment's numpy stays first")
     args = ap.parse_args()
+    if args.torch_site:
+        sys.path.append(args.torch_site)
     contenders = {"bpnet": run_bpnet, "bpnet+bn": run_bpnet_bn, "sklearn": run_sklearn, "torch": run_torch}
     try:
         import torch  # noqa: F401

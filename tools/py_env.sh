@@ -10,6 +10,8 @@
 # package (cargo reuses target/, so an unchanged crate builds in seconds).
 # BPNET_PY_TORCH=1 also installs PyTorch (for bench/python_vs_sklearn.py).
 # BPNET_PY_SKIP_BUILD=1 leaves the installed package as it is.
+# BPNET_PY_DEBUG=1 builds the dev profile (dependencies optimized, the
+# engine not: quicker to build, slower to train; what .ci/run uses).
 set -euo pipefail
 
 MATURIN_VERSION="1.16.0"
@@ -52,9 +54,11 @@ if [ "${BPNET_PY_SKIP_BUILD:-0}" != "1" ]; then
     # maturin develop builds in release mode into the workspace's target/
     # (shared with cargo, so repeated runs are incremental) and installs the
     # package into the environment, as `pip install ./bindings/python` would.
-    echo "building and installing bindings/python (maturin develop --release)" >&2
+    profile="--release"
+    if [ "${BPNET_PY_DEBUG:-0}" = "1" ]; then profile=""; fi
+    echo "building and installing bindings/python (maturin develop $profile)" >&2
     (cd "$ROOT/bindings/python" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
-        "$VENV/bin/maturin" develop --release --quiet >&2)
+        "$VENV/bin/maturin" develop $profile --quiet >&2)
 fi
 
 echo "$PY"

@@ -121,6 +121,22 @@ impl<'a> DenseMatrix<'a> {
             .collect()
     }
 
+    /// [`DenseMatrix::number`] for the common case, a finite value within
+    /// ±1e30 (`None` otherwise: then `number` says what it is); kept small
+    /// so that the loops over every cell inline it.
+    #[inline(always)]
+    fn plain(&self, r: usize, c: usize, shift: Option<f64>) -> Option<f64> {
+        let v = self.get(r, c);
+        if !(v.is_finite() && v.abs() <= ABSURD) {
+            return None;
+        }
+        let v = match shift {
+            Some(s) => s + f64::from((v - s) as f32),
+            None => v,
+        };
+        (v.abs() <= ABSURD).then_some(v)
+    }
+
     /// The number at `(r, c)` as a CSV of the same data holds it (see
     /// [`DenseMatrix::csv_shifts`]), `None` for NaN (missing); an infinite
     /// value or one beyond ±1e30 is an error naming the 0-based row and the
@@ -238,7 +254,11 @@ impl Preprocessor {
                 ));
             }
             for (c, (f, &(center, s, fill))) in self.features.iter().zip(&scale).enumerate() {
-                let v = match (x.number(r, c, &f.name, shifts[c])?, fill) {
+                let v = match x.plain(r, c, shifts[c]) {
+                    Some(v) => Some(v),
+                    None => x.number(r, c, &f.name, shifts[c])?,
+                };
+                let v = match (v, fill) {
                     (Some(v), _) => v,
                     (None, Some(fv)) => fv,
                     (None, None) => {
@@ -324,7 +344,11 @@ fn fit_column(
     let mut values = Vec::with_capacity(rows.len());
     let mut first_missing = None;
     for &r in rows {
-        match x.number(r, c, name, shift)? {
+        let v = match x.plain(r, c, shift) {
+            Some(v) => Some(v),
+            None => x.number(r, c, name, shift)?,
+        };
+        match v {
             Some(v) => values.push(v),
             None => {
                 first_missing.get_or_insert(r);
