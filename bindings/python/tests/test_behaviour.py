@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 import bpnet
 from conftest import blobs, linear
 
-FAST = dict(hidden_layer_sizes=(16,), epochs=5, random_state=0)
+FAST = dict(batch_size=32, hidden_layer_sizes=(16,), epochs=5, random_state=0)
 
 
 def test_gil_is_released_during_fit():
@@ -52,7 +52,7 @@ def test_pickle_round_trip_keeps_predictions():
 
 def test_partial_fit_continues_training():
     X, y = blobs(n=300)
-    est = bpnet.MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(16,), random_state=0, batch_size=32)
     with pytest.raises(ValueError, match="classes"):
         est.partial_fit(X[:100], y[:100])
     est.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
@@ -62,7 +62,7 @@ def test_partial_fit_continues_training():
     assert est.n_iter_ == 16
     assert est.loss_curve_[-1] < first
     assert est.score(X, y) > 0.9
-    reg = bpnet.MLPRegressor(hidden_layer_sizes=(16,))
+    reg = bpnet.MLPRegressor(hidden_layer_sizes=(16,), batch_size=32)
     Xr, yr = linear()
     for _ in range(10):
         reg.partial_fit(Xr, yr)
