@@ -2,6 +2,7 @@
 
 use bpnet::Result;
 use bpnet::io::load_model;
+use bpnet::workflow::stream::choose_stream;
 use bpnet::workflow::{Pipeline, ensemble_metrics, labelled};
 use serde_json::json;
 use std::path::PathBuf;
@@ -18,6 +19,13 @@ pub struct EvalArgs {
     /// Print a JSON object with the metrics as the last line.
     #[arg(long)]
     json: bool,
+    /// Read the data in chunks (bounded memory) [default: only when the
+    /// file would not fit in memory].
+    #[arg(long, overrides_with = "no_stream")]
+    stream: bool,
+    /// Load the data in memory even when it seems not to fit.
+    #[arg(long, overrides_with = "stream")]
+    no_stream: bool,
 }
 
 /// Runs `bpnet eval`.
@@ -25,11 +33,29 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
     super::read_progress::install(false);
-    super::read_progress::install(false);
-    let data = labelled(&pipeline, &a.data)?;
-    let loss = bpnet::train::default_loss(&data);
-    let net = super::ensemble::net_of(&file, &a.model)?;
-    let m = ensemble_metrics(&net, loss, &data, &pipeline)?;
+    let streamed = match &pipeline {
+        Pipeline::Table { delimiter, header, .. } => {
+            let opts = super::stream_eval::csv_options(*delimiter, *header)?;
+            let mode = super::predict::stream_mode(a.stream, a.no_stream);
+            match choose_stream(&a.data, mode, &opts)? {
+                Some(note) => {
+                    eprintln!("{note}");
+                    Some(super::stream_eval::eval(&a.data, &opts, &pipeline, &file, &a.model)?)
+                }
+                None => None,
+            }
+        }
+        Pipeline::Images { .. } => None,
+    };
+    let m = match streamed {
+        Some(m) => m,
+        None => {
+            let data = labelled(&pipeline, &a.data)?;
+            let loss = bpnet::train::default_loss(&data);
+            let net = super::ensemble::net_of(&file, &a.model)?;
+            ensemble_metrics(&net, loss, &data, &pipeline)?
+        }
+    };
     println!("{}", m.summary);
     println!("{}", m.report.trim_end());
     if a.json {

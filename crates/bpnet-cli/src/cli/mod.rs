@@ -18,6 +18,8 @@ pub mod plot;
 pub mod predict;
 pub mod progress;
 pub mod read_progress;
+pub mod stream_eval;
+pub mod stream_train;
 pub mod train;
 pub mod tune;
 

@@ -3,6 +3,7 @@
 use bpnet::io::{Kind, OutputPlan, load_model, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::argmax;
+use bpnet::workflow::stream::choose_stream;
 use bpnet::workflow::{Pipeline, data_path, unlabelled};
 use bpnet::{Matrix, Result};
 use std::path::PathBuf;
@@ -23,6 +24,22 @@ pub struct PredictArgs {
     /// (an input file is never replaced).
     #[arg(long)]
     overwrite: bool,
+    /// Read the data in chunks and write predictions as they are computed
+    /// (bounded memory) [default: only when the file would not fit in memory].
+    #[arg(long, overrides_with = "no_stream")]
+    stream: bool,
+    /// Load the data in memory even when it seems not to fit.
+    #[arg(long, overrides_with = "stream")]
+    no_stream: bool,
+}
+
+/// `on`, `off` or `auto` from `--stream` / `--no-stream`.
+pub fn stream_mode(stream: bool, no_stream: bool) -> &'static str {
+    match (stream, no_stream) {
+        (true, _) => "on",
+        (_, true) => "off",
+        _ => "auto",
+    }
 }
 
 /// Runs `bpnet predict`.
@@ -36,7 +53,18 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         plan.check()?;
     }
     super::read_progress::install(false);
-    super::read_progress::install(false);
+    if let Pipeline::Table {
+        delimiter,
+        header,
+        preprocessor,
+    } = &pipeline
+    {
+        let opts = super::stream_eval::csv_options(*delimiter, *header)?;
+        if let Some(note) = choose_stream(&a.data, stream_mode(a.stream, a.no_stream), &opts)? {
+            eprintln!("{note}");
+            return super::stream_eval::predict(a.output.as_deref(), &a.data, &opts, preprocessor, &file, &a.model);
+        }
+    }
     let x = unlabelled(&pipeline, &a.data)?;
     // The fused network (batch normalization folded into the Dense layers),
     // as `bpnet eval` uses: equal to the eval-mode forward up to rounding;
@@ -46,15 +74,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             let values = preprocessor.decode_targets(&out);
             let mut s = preprocessor.target_columns().join(",") + "\n";
-            for r in 0..values.rows() {
-                s += &values
-                    .row(r)
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                s.push('\n');
-            }
+            value_rows(&values, &mut s);
             s
         }
         _ => class_csv(&out, &pipeline.class_names().unwrap_or_default()),
@@ -93,7 +113,7 @@ fn parquet_bytes(_csv: &str, path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Predictions as an output kind: an existing file holds them when its
 /// header is the one this model writes (`prediction,...` for classes).
-fn predictions_kind(pipeline: &Pipeline) -> Kind {
+pub fn predictions_kind(pipeline: &Pipeline) -> Kind {
     match pipeline {
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             Kind::csv("predictions", &[&preprocessor.target_columns().join(",")])
@@ -105,11 +125,23 @@ fn predictions_kind(pipeline: &Pipeline) -> Kind {
 /// `prediction,p_<class>...` rows: the class name and softmax probabilities
 /// (or the sigmoid probability for one-output models).
 fn class_csv(logits: &Matrix<f32>, names: &[String]) -> String {
+    let mut s = class_header(names);
+    class_rows(logits, names, &mut s);
+    s
+}
+
+/// The header line of [`class_csv`].
+pub fn class_header(names: &[String]) -> String {
     let mut s = String::from("prediction");
     for n in names {
         s += &format!(",p_{n}");
     }
     s.push('\n');
+    s
+}
+
+/// The rows of [`class_csv`] for `logits`, appended to `s`.
+pub fn class_rows(logits: &Matrix<f32>, names: &[String], s: &mut String) {
     for r in 0..logits.rows() {
         let z = logits.row(r);
         let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -121,11 +153,23 @@ fn class_csv(logits: &Matrix<f32>, names: &[String]) -> String {
             e.iter().map(|v| v / sum).collect()
         };
         let class = argmax(z);
-        s += names.get(class).map_or(&class.to_string(), |n| n);
+        *s += names.get(class).map_or(&class.to_string(), |n| n);
         for p in probs {
-            s += &format!(",{p:.6}");
+            *s += &format!(",{p:.6}");
         }
         s.push('\n');
     }
-    s
+}
+
+/// Regression predictions `values` (original units) as CSV rows, appended to `s`.
+pub fn value_rows(values: &Matrix<f64>, s: &mut String) {
+    for r in 0..values.rows() {
+        *s += &values
+            .row(r)
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        s.push('\n');
+    }
 }

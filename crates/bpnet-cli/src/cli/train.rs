@@ -152,6 +152,18 @@ pub struct TrainArgs {
     /// process's rows (local, a different model); ignored in one process.
     #[arg(long)]
     bn_sync: Option<String>,
+    /// Read the data file in chunks, for data larger than memory [default:
+    /// only when its estimated size in memory exceeds the memory available].
+    #[arg(long, num_args = 0, default_missing_value = "true", overrides_with = "no_stream")]
+    stream: Option<bool>,
+    /// Load the data in memory even when it seems not to fit.
+    #[arg(long, num_args = 0, default_missing_value = "true", overrides_with = "stream")]
+    no_stream: Option<bool>,
+    /// Rows of the shuffle buffer while streaming [default: a quarter of the
+    /// available memory, at most 1048576 rows]; when every training row fits,
+    /// they are held and batched as in memory.
+    #[arg(long, value_name = "ROWS")]
+    shuffle_buffer: Option<usize>,
     /// TOML file with any of the options above (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -219,8 +231,14 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             diagnostics,
             plot,
             bn_sync,
+            shuffle_buffer,
         ]
     );
+    match (a.stream, a.no_stream) {
+        (Some(true), _) => cfg.stream = "on".into(),
+        (_, Some(true)) => cfg.stream = "off".into(),
+        _ => {}
+    }
     if a.no_batch_norm == Some(true) {
         cfg.batch_norm = false;
     }
@@ -285,6 +303,9 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
     }
     super::read_progress::install(a.quiet || comm.rank() != 0);
+    if let Some(note) = bpnet::workflow::stream::stream_choice(&cfg)? {
+        return super::stream_train::run(a, &cfg, resumed, &note, comm.size());
+    }
     if comm.size() > 1 && (cfg.ensemble > 1 || a.cv.is_some()) {
         return Err(Error::config(
             "mpirun",
@@ -412,8 +433,25 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     extras.finish(&out, a.quiet)
 }
 
+impl TrainArgs {
+    /// Whether `--cv` was given.
+    pub(super) fn cv_given(&self) -> bool {
+        self.cv.is_some()
+    }
+
+    /// `--quiet`.
+    pub(super) fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// `--batch-size`, when given.
+    pub(super) fn batch_size_given(&self) -> Option<usize> {
+        self.batch_size
+    }
+}
+
 /// After training: test metrics, history files, the model file, the summary.
-fn finish(
+pub(super) fn finish(
     a: &TrainArgs,
     cfg: &TrainConfig,
     data: &Prepared,

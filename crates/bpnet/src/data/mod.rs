@@ -69,6 +69,33 @@ impl TargetBuf {
     pub fn labels(&self) -> &[usize] {
         &self.labels
     }
+
+    /// Makes room for `rows` class labels, or with `values = Some(k)` for
+    /// `rows` rows of `k` target values (contents unspecified; allocations
+    /// kept).
+    pub(crate) fn reset(&mut self, rows: usize, values: Option<usize>) {
+        self.labels.clear();
+        match values {
+            Some(k) => {
+                self.is_values = true;
+                self.values.resize(rows, k);
+            }
+            None => {
+                self.is_values = false;
+                self.labels.resize(rows, 0);
+            }
+        }
+    }
+
+    /// The labels, to fill after [`TargetBuf::reset`].
+    pub(crate) fn labels_mut(&mut self) -> &mut [usize] {
+        &mut self.labels
+    }
+
+    /// The target values `[rows, k]`, to fill after [`TargetBuf::reset`].
+    pub(crate) fn values_mut(&mut self) -> &mut Matrix<f32> {
+        &mut self.values
+    }
 }
 
 impl Dataset {

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 mod columns;
 mod dense;
 mod features;
+mod stream;
+mod stream_target;
 mod targets;
 
 use super::csv::{ColumnRef, quoted_list};
@@ -37,6 +39,8 @@ use targets::{TargetMap, fit_target};
 pub use columns::{Impute, MAX_AUTO_CLASSES, Scaling, Task, detect_task};
 pub use dense::{DenseData, DenseMatrix, Layout, target_table};
 pub use features::{Feature, FeatureKind};
+pub use stream::StreamFit;
+pub use stream_target::MAX_STREAM_CLASSES;
 
 /// What to fit: which columns are targets, which to leave out, the task and
 /// the feature scaling and imputation.

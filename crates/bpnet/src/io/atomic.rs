@@ -25,32 +25,105 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// those of running processes are kept. A `path` that is an input registered
 /// by [`OutputPlan::check`](super::OutputPlan::check) is refused.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    super::guard::refuse_protected(path)?;
-    refuse_special(path)?;
-    let name = path.file_name().ok_or_else(|| Error::Format {
-        path: path.to_path_buf(),
-        reason: "not a file name to save to".into(),
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id()));
-    let written = write_synced(&tmp, bytes).and_then(|()| {
-        fs::rename(&tmp, path).map_err(|source| Error::Io {
+    let mut w = AtomicWriter::create(path)?;
+    w.write(bytes)?;
+    w.commit()
+}
+
+/// A file written piece by piece (e.g. predictions as they are computed)
+/// and put in place as [`write_atomic`] does by [`AtomicWriter::commit`]:
+/// until then only the temporary file exists, and an error or a drop
+/// without commit removes it, leaving an existing target untouched.
+pub struct AtomicWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    dir: PathBuf,
+    name: String,
+    file: Option<std::io::BufWriter<File>>,
+}
+
+impl AtomicWriter {
+    /// Creates the temporary file for `path` (refusing a protected input
+    /// or a device, as [`write_atomic`] does).
+    pub fn create(path: &Path) -> Result<AtomicWriter> {
+        super::guard::refuse_protected(path)?;
+        refuse_special(path)?;
+        let name = path.file_name().ok_or_else(|| Error::Format {
             path: path.to_path_buf(),
-            source,
+            reason: "not a file name to save to".into(),
+        })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = name.to_string_lossy().into_owned();
+        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|source| Error::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+        Ok(AtomicWriter {
+            path: path.to_path_buf(),
+            tmp,
+            dir: dir.to_path_buf(),
+            name,
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
         })
-    });
-    if let Err(e) = written {
-        // Best effort: the temporary file may not exist if creating it failed.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
     }
-    sync_dir(dir)?;
-    remove_stale_temps(dir, &name.to_string_lossy());
-    Ok(())
+
+    fn io(&self) -> impl Fn(std::io::Error) -> Error + '_ {
+        |source| Error::Io {
+            path: self.tmp.clone(),
+            source,
+        }
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let r = match self.file.as_mut() {
+            Some(f) => f.write_all(bytes),
+            None => Ok(()),
+        };
+        r.map_err(self.io())
+    }
+
+    /// Flushes and syncs the temporary file, renames it over the target and
+    /// syncs the directory; removes stale temporary files of the target.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(file) = self.file.take() else { return Ok(()) };
+        let done = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .map_err(self.io())
+            .and_then(|()| {
+                fs::rename(&self.tmp, &self.path).map_err(|source| Error::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            });
+        if let Err(e) = done {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(e);
+        }
+        sync_dir(&self.dir)?;
+        remove_stale_temps(&self.dir, &self.name);
+        Ok(())
+    }
+}
+
+impl Drop for AtomicWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Not committed: nothing half-written is left behind.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Removes `.{name}.tmp-{pid}-{n}` files in `dir` whose writer `pid` is
@@ -116,18 +189,6 @@ fn refuse_special(path: &Path) -> Result<()> {
         }),
         _ => Ok(()),
     }
-}
-
-/// Creates `tmp` (which must not exist), writes `bytes`, flushes and syncs.
-fn write_synced(tmp: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
-        path: tmp.to_path_buf(),
-        source,
-    };
-    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.flush().map_err(io)?;
-    file.sync_all().map_err(io)
 }
 
 /// Syncs a directory so that a rename inside it is durable (Unix only; other

@@ -65,7 +65,7 @@ mod sniff;
 mod tensors;
 mod torch;
 
-pub use atomic::write_atomic;
+pub use atomic::{AtomicWriter, write_atomic};
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
 pub use ensemble::{ENSEMBLE_KEY, EnsembleSection, ensemble_members, save_ensemble};

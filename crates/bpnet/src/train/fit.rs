@@ -7,6 +7,7 @@
 
 use super::Trainer;
 use super::schedule::Schedule;
+use super::source::{BatchSource, DatasetSource};
 use crate::data::{Batches, Dataset, TargetBuf};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -227,7 +228,8 @@ impl Watch {
 }
 
 /// The loop state at the start of a fresh run.
-fn initial_state(trainer: &Trainer<f32>, rows: usize, cfg: &FitConfig) -> FitState {
+fn initial_state(trainer: &Trainer<f32>, source: &dyn BatchSource, cfg: &FitConfig) -> FitState {
+    let rows = source.rows();
     let batch = cfg.batch_size.unwrap_or(rows).min(rows);
     let min_batch = if trainer.model.has_batch_norm() { 2 } else { 1 };
     let mut history = History::default();
@@ -241,7 +243,7 @@ fn initial_state(trainer: &Trainer<f32>, rows: usize, cfg: &FitConfig) -> FitSta
         epoch: 0,
         epoch_loss: (0.0, 0),
         skipped_in_a_row: 0,
-        batches: Batches::new(rows, batch, min_batch, cfg.seed),
+        batches: source.start_order(batch, min_batch, cfg.seed),
         watch: Watch {
             best: None,
             since_best: 0,
@@ -275,6 +277,19 @@ pub fn fit_resume(
     resume: Option<Resume>,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<History> {
+    fit_source(trainer, &mut DatasetSource(train), val, cfg, resume, on_event)
+}
+
+/// [`fit_resume`] over any [`BatchSource`] (an in-memory dataset, or a file
+/// streamed chunk by chunk); validation data is held in memory.
+pub fn fit_source(
+    trainer: &mut Trainer<f32>,
+    source: &mut dyn BatchSource,
+    val: Option<&Dataset>,
+    cfg: &FitConfig,
+    resume: Option<Resume>,
+    on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+) -> Result<History> {
     let widest = trainer
         .model
         .layers()
@@ -282,24 +297,30 @@ pub fn fit_resume(
         .map(|l| l.out_features(0))
         .max()
         .unwrap_or(0);
-    cfg.validate(train.len(), widest.max(train.features.cols()))?;
+    cfg.validate(source.rows(), widest.max(source.width()))?;
+    if cfg.checkpoint_steps > 0 && !source.resumes_mid_epoch() {
+        return Err(Error::config(
+            "checkpoint steps",
+            "this data source resumes only at epoch boundaries; checkpoint every N epochs instead",
+        ));
+    }
     let (mut s, mut best_model) = match resume {
         Some(r) => (r.state, r.best),
-        None => (initial_state(trainer, train.len(), cfg), None),
+        None => (initial_state(trainer, source, cfg), None),
     };
-    let per_epoch = s.batches.per_epoch().max(1);
+    let per_epoch = source.per_epoch(&s.batches).max(1);
+    source.resume_at(s.step, per_epoch)?;
     let total = cfg.steps.unwrap_or(cfg.epochs * per_epoch);
     let lr0 = trainer.optimizer.config().lr;
     let (mut x, mut y, mut saved) = (Matrix::default(), TargetBuf::default(), Vec::new());
     let start = Instant::now();
+    let ranks = (trainer.comm().rank(), trainer.comm().size());
     while s.step < total && !s.history.stopped_early {
         let lr = cfg.schedule.lr(lr0, s.step, total, s.epoch, s.watch.plateau_scale);
         trainer.optimizer.set_lr(lr);
         // Every rank draws the same global batch and takes its block of it.
-        let batch = s.batches.next_batch();
-        let (lo, hi) = crate::comm::block(batch.len(), trainer.comm().rank(), trainer.comm().size());
-        let rows = batch.len();
-        train.gather(&batch[lo..hi], &mut x, &mut y);
+        let rows = source.next_batch(&mut s.batches, ranks, &mut x, &mut y)?;
+        let (lo, _) = crate::comm::block(rows, ranks.0, ranks.1);
         trainer.model.save_running(&mut saved);
         let loss = trainer.compute_gradients_part(&x, y.target(), lo, rows)?;
         s.step += 1;

@@ -26,6 +26,13 @@ impl ClassMetrics {
         for (&t, &p) in truth.iter().zip(predicted) {
             confusion[t][p] += 1;
         }
+        Self::from_confusion(confusion)
+    }
+
+    /// The metrics of a confusion matrix `[classes, classes]` (rows: true
+    /// class, columns: predicted), e.g. counted chunk by chunk.
+    pub fn from_confusion(confusion: Vec<Vec<u64>>) -> Self {
+        let classes = confusion.len();
         let total: u64 = confusion.iter().flatten().sum();
         let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
@@ -120,6 +127,61 @@ impl RegressionMetrics {
             mse,
             rmse: mse.sqrt(),
             mae: ae / count,
+            r2: r2_sum / r2_count.max(1) as f64,
+        }
+    }
+}
+
+/// [`RegressionMetrics`] accumulated row by row, for data streamed in
+/// chunks: squared and absolute errors summed in row order (the same sums
+/// as [`RegressionMetrics::new`]); each output's `SS_tot` by Welford's
+/// update (equal to the two-pass sum up to rounding).
+#[derive(Debug, Clone, Default)]
+pub struct RegressionSums {
+    se: f64,
+    ae: f64,
+    count: usize,
+    /// Per output: rows, running mean of the truth, `SS_tot`, `SS_res`.
+    outputs: Vec<(f64, f64, f64, f64)>,
+}
+
+impl RegressionSums {
+    /// Adds rows `truth`, `predicted` (`[rows, k]`, original units).
+    pub fn push(&mut self, truth: &Matrix<f64>, predicted: &Matrix<f64>) {
+        let k = truth.cols();
+        self.outputs.resize(k, (0.0, 0.0, 0.0, 0.0));
+        for (t, p) in truth.as_slice().iter().zip(predicted.as_slice()) {
+            self.se += (t - p) * (t - p);
+            self.ae += (t - p).abs();
+        }
+        self.count += truth.rows() * k;
+        for i in 0..truth.rows() {
+            for (j, o) in self.outputs.iter_mut().enumerate() {
+                let (t, p) = (truth.get(i, j), predicted.get(i, j));
+                o.0 += 1.0;
+                let d = t - o.1;
+                o.1 += d / o.0;
+                o.2 += d * (t - o.1);
+                o.3 += (t - p).powi(2);
+            }
+        }
+    }
+
+    /// The metrics of the rows pushed.
+    pub fn finish(&self) -> RegressionMetrics {
+        let count = self.count.max(1) as f64;
+        let (mut r2_sum, mut r2_count) = (0.0, 0);
+        for &(_, _, ss_tot, ss_res) in &self.outputs {
+            if ss_tot > 0.0 {
+                r2_sum += 1.0 - ss_res / ss_tot;
+                r2_count += 1;
+            }
+        }
+        let mse = self.se / count;
+        RegressionMetrics {
+            mse,
+            rmse: mse.sqrt(),
+            mae: self.ae / count,
             r2: r2_sum / r2_count.max(1) as f64,
         }
     }

@@ -13,12 +13,14 @@ mod fit;
 pub mod lr_find;
 pub mod metrics;
 pub mod schedule;
+mod source;
 
 pub use distributed::{BnSyncMode, DIGEST_START, digest_f32, evaluate_fused_split, evaluate_split, replicas_agree};
 pub use fit::{
     EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, default_loss, fit,
-    fit_resume,
+    fit_resume, fit_source,
 };
+pub use source::{BatchSource, DatasetSource, batches_per_epoch};
 
 use crate::data::{Dataset, TargetBuf};
 use crate::error::Result;

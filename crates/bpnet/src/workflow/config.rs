@@ -94,6 +94,11 @@ pub struct TrainConfig {
     /// Batch normalization across processes (`mpirun`): `global` statistics
     /// of the whole batch, or `local` ones of each process's rows.
     pub bn_sync: String,
+    /// Read the data in chunks instead of all at once: `auto` (when it
+    /// would not fit in memory), `on` or `off`.
+    pub stream: String,
+    /// Rows of the shuffle buffer when streaming (0: from the memory available).
+    pub shuffle_buffer: usize,
 }
 
 impl Default for TrainConfig {
@@ -139,6 +144,8 @@ impl Default for TrainConfig {
             diagnostics: false,
             plot: false,
             bn_sync: "global".into(),
+            stream: "auto".into(),
+            shuffle_buffer: 0,
         }
     }
 }

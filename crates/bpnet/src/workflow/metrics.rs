@@ -54,22 +54,7 @@ fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<Tes
     match &data.targets {
         Targets::Classes { labels, classes } => {
             let m = ClassMetrics::new(labels, &ev.classes(), *classes);
-            let names = pipeline
-                .class_names()
-                .unwrap_or_else(|| (0..*classes).map(|c| c.to_string()).collect());
-            Ok(TestMetrics {
-                summary: format!(
-                    "accuracy {:.2}%, macro F1 {:.4}, loss {:.4} ({rows} rows)",
-                    m.accuracy * 100.0,
-                    m.macro_f1(),
-                    ev.loss
-                ),
-                report: m.report(&names),
-                json: json!({
-                    "rows": rows, "loss": ev.loss, "accuracy": m.accuracy, "macro_f1": m.macro_f1(), "classes": names,
-                    "precision": m.precision, "recall": m.recall, "f1": m.f1, "confusion": m.confusion,
-                }),
-            })
+            Ok(class_metrics(m, ev.loss, rows, pipeline))
         }
         Targets::Values(v) => {
             let (truth, pred) = match pipeline {
@@ -78,16 +63,41 @@ fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<Tes
                 }
                 Pipeline::Images { .. } => (v.cast(), ev.outputs.cast()),
             };
-            let m = RegressionMetrics::new(&truth, &pred);
-            let summary = format!(
-                "RMSE {:.4}, MAE {:.4}, R² {:.4}, MSE {:.4} ({rows} rows)",
-                m.rmse, m.mae, m.r2, m.mse
-            );
-            Ok(TestMetrics {
-                report: summary.clone(),
-                summary,
-                json: json!({"rows": rows, "mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "loss": ev.loss}),
-            })
+            Ok(regression_metrics(RegressionMetrics::new(&truth, &pred), ev.loss, rows))
         }
+    }
+}
+
+/// Classification metrics for display and scripts.
+pub(crate) fn class_metrics(m: ClassMetrics, loss: f64, rows: usize, pipeline: &Pipeline) -> TestMetrics {
+    let classes = m.confusion.len();
+    let names = pipeline
+        .class_names()
+        .unwrap_or_else(|| (0..classes).map(|c| c.to_string()).collect());
+    TestMetrics {
+        summary: format!(
+            "accuracy {:.2}%, macro F1 {:.4}, loss {:.4} ({rows} rows)",
+            m.accuracy * 100.0,
+            m.macro_f1(),
+            loss
+        ),
+        report: m.report(&names),
+        json: json!({
+            "rows": rows, "loss": loss, "accuracy": m.accuracy, "macro_f1": m.macro_f1(), "classes": names,
+            "precision": m.precision, "recall": m.recall, "f1": m.f1, "confusion": m.confusion,
+        }),
+    }
+}
+
+/// Regression metrics (original units) for display and scripts.
+pub(crate) fn regression_metrics(m: RegressionMetrics, loss: f64, rows: usize) -> TestMetrics {
+    let summary = format!(
+        "RMSE {:.4}, MAE {:.4}, R² {:.4}, MSE {:.4} ({rows} rows)",
+        m.rmse, m.mae, m.r2, m.mse
+    );
+    TestMetrics {
+        report: summary.clone(),
+        summary,
+        json: json!({"rows": rows, "mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "loss": loss}),
     }
 }

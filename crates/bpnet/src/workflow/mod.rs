@@ -16,6 +16,7 @@ mod metadata;
 mod metrics;
 mod run;
 mod setup;
+pub mod stream;
 mod table;
 
 pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};

@@ -16,6 +16,7 @@
 //! give the same table for the same file: columns, types, values, lines.
 
 pub(crate) mod build;
+mod chunks;
 #[cfg(feature = "columnar")]
 mod columnar;
 mod read;
@@ -31,6 +32,7 @@ use crate::error::Error;
 
 #[cfg(feature = "columnar")]
 pub use columnar::{csv_to_parquet, read_ipc, read_parquet};
+pub use chunks::{CHUNK, Chunk, ChunkReader, Span};
 pub use read::{BLOCK, ProgressHook, ReadProgress, read_table, read_table_tuned, reader_counts, set_read_progress};
 
 /// A data file's format, by its extension.
@@ -303,6 +305,18 @@ impl Table {
             Cell::Text(t) => Cow::Borrowed(t),
             Cell::Num(v) => Cow::Owned(v.to_string()),
             Cell::Missing => Cow::Borrowed(""),
+        }
+    }
+
+    /// The same file, columns and header, with no rows (for errors about
+    /// the file once its rows are gone).
+    pub(crate) fn head_only(&self) -> Table {
+        Table {
+            path: self.path.clone(),
+            columns: self.columns.clone(),
+            has_header: self.has_header,
+            columnar: self.columnar,
+            ..Table::default()
         }
     }
 

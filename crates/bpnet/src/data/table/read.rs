@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 pub const BLOCK: usize = 8 << 20;
 
 /// Smallest range given to a thread.
-const MIN_RANGE: usize = 256 << 10;
+pub(super) const MIN_RANGE: usize = 256 << 10;
 
 thread_local! {
     /// Ranges parsed again because they began inside a quoted field, and
@@ -85,7 +85,7 @@ pub fn set_read_progress(hook: Option<ProgressHook>) {
     }
 }
 
-fn report(p: ReadProgress) {
+pub(super) fn report(p: ReadProgress) {
     if let Some(hook) = HOOK.read().ok().and_then(|h| h.clone()) {
         hook(&p);
     }
@@ -93,9 +93,9 @@ fn report(p: ReadProgress) {
 
 /// Buffer sizes.
 #[derive(Debug, Clone, Copy)]
-struct Tune {
-    block: usize,
-    min_range: usize,
+pub(super) struct Tune {
+    pub(super) block: usize,
+    pub(super) min_range: usize,
 }
 
 /// Reads a CSV file into a [`Table`]: the same columns, header, cells and
@@ -122,7 +122,7 @@ pub fn read_table_tuned(path: &Path, opts: &CsvOptions, block: usize, min_range:
     }
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+pub(super) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -130,7 +130,7 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 /// Appends up to `want` bytes of `file` to `buf`; true at the end of the file.
-fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize, path: &Path) -> Result<bool> {
+pub(super) fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize, path: &Path) -> Result<bool> {
     let start = buf.len();
     buf.resize(start + want, 0);
     let mut got = 0;
@@ -147,20 +147,20 @@ fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize, path: &Path) -> Result<
 }
 
 /// The first record, the sample after it, and where the rest begins.
-struct Head {
-    first: Vec<String>,
-    first_line: u64,
+pub(super) struct Head {
+    pub(super) first: Vec<String>,
+    pub(super) first_line: u64,
     /// Byte offset just after the first record.
-    body: u64,
+    pub(super) body: u64,
     /// Newlines before `body`.
-    body_lines: u64,
-    sample: Vec<Vec<String>>,
+    pub(super) body_lines: u64,
+    pub(super) sample: Vec<Vec<String>>,
     /// Bytes from `body` to the end of the sample.
     sample_bytes: usize,
 }
 
 /// Reads the head of the file; `None` for files the full reader handles.
-fn read_head(path: &Path, delimiter: u8, tune: Tune) -> Result<Option<Head>> {
+pub(super) fn read_head(path: &Path, delimiter: u8, tune: Tune) -> Result<Option<Head>> {
     let mut file = File::open(path).map_err(io_error(path))?;
     let mut buf = Vec::new();
     let mut want = tune.block;
@@ -255,23 +255,23 @@ fn parse_head(buf: &[u8], eof: bool, delimiter: u8) -> HeadStep {
 }
 
 /// A column being read.
-enum Acc {
+pub(super) enum Acc {
     Num(f64, Vec<f32>),
     Text(TextBuilder),
     Skip,
 }
 
 /// The columns of the file after its first record.
-struct Body {
-    cols: Vec<Acc>,
-    rows: usize,
+pub(super) struct Body {
+    pub(super) cols: Vec<Acc>,
+    pub(super) rows: usize,
     /// `(row, line)` breaks, rows counted after the first record.
-    breaks: Vec<(usize, u64)>,
-    bad: Vec<bool>,
+    pub(super) breaks: Vec<(usize, u64)>,
+    pub(super) bad: Vec<bool>,
 }
 
 impl Body {
-    fn new(plan: &[Plan], reserve: usize) -> Self {
+    pub(super) fn new(plan: &[Plan], reserve: usize) -> Self {
         let cols = plan
             .iter()
             .map(|p| match p {
@@ -289,7 +289,7 @@ impl Body {
     }
 
     /// Appends a verified part whose range starts after `base` newlines.
-    fn append(&mut self, mut part: Part, base: u64) {
+    pub(super) fn append(&mut self, mut part: Part, base: u64) {
         for (j, acc) in self.cols.iter_mut().enumerate() {
             match acc {
                 Acc::Num(_, v) => v.extend_from_slice(&part.num[j]),
@@ -378,7 +378,7 @@ fn read_body(
 }
 
 /// The block's records, parsed in one range per thread and verified.
-fn parse_block(job: &Job<'_>, min_range: usize) -> Result<Vec<Part>> {
+pub(super) fn parse_block(job: &Job<'_>, min_range: usize) -> Result<Vec<Part>> {
     let len = job.block.len();
     let n = crate::parallel::threads().min(len / min_range).max(1);
     let mut starts = vec![0];
@@ -431,7 +431,7 @@ fn parse_block(job: &Job<'_>, min_range: usize) -> Result<Vec<Part>> {
 
 /// The header rule of [`read_csv`] on the first record and the typed
 /// columns of the rest.
-fn detect_header(first: &[String], cols: &[Column], rows: usize) -> bool {
+pub(super) fn detect_header(first: &[String], cols: &[Column], rows: usize) -> bool {
     if first.iter().any(|c| is_number(c)) {
         return false;
     }
@@ -456,7 +456,7 @@ fn detect_header(first: &[String], cols: &[Column], rows: usize) -> bool {
     !recurs && repeats
 }
 
-fn finish(acc: Acc) -> Column {
+pub(super) fn finish(acc: Acc) -> Column {
     match acc {
         Acc::Num(shift, values) => Column::Num { shift, values },
         Acc::Text(t) => t.finish(),
@@ -535,7 +535,7 @@ fn read_fast(path: &Path, opts: &CsvOptions, tune: Tune) -> Result<Option<Table>
 }
 
 /// Makes the first record data row 0.
-fn prepend_first(t: &mut Table, first: &[String], line: u64) {
+pub(super) fn prepend_first(t: &mut Table, first: &[String], line: u64) {
     for (c, cell) in t.cols.iter_mut().zip(first) {
         match c {
             Column::Num { shift, values } => {

@@ -1,0 +1,192 @@
+//! `bpnet train` on a CSV file read in chunks (`--stream`, or automatically
+//! when it would not fit in memory): the preprocessing fitted in one pass,
+//! validation and test rows chosen by a hash of the row index, then either
+//! the training rows held in memory (when they fit in the shuffle buffer:
+//! the in-memory batch order) or read again every epoch in a shuffled chunk
+//! order through the shuffle buffer. See docs/STREAMING.md.
+
+use super::progress::Progress;
+use super::train::{TrainArgs, checkpoint_path, finish};
+use bpnet::data::Dataset;
+use bpnet::data::table::ChunkReader;
+use bpnet::io::{RunCheckpoint, save_model_with, save_run};
+use bpnet::loss::Loss;
+use bpnet::train::{Event, fit_resume, fit_source};
+use bpnet::workflow::stream::{Role, StreamFile, StreamSource, buffer_rows, open_train_stream, stream_metrics};
+use bpnet::workflow::{Pipeline, Prepared, TestMetrics, TrainConfig, fit_config, model_spec, optimizer};
+use bpnet::{Combine, EnsembleNet, Error, Matrix, Optimizer, Result, Sequential, Trainer};
+use std::path::PathBuf;
+
+/// Options a streamed run cannot honour, as an error naming the first.
+fn refuse(a: &TrainArgs, cfg: &TrainConfig, size: usize) -> Result<()> {
+    let bad = [
+        (size > 1, "mpirun (data-parallel training)"),
+        (cfg.ensemble > 1, "--ensemble"),
+        (a.cv_given(), "--cv"),
+        (cfg.lr_auto, "--lr auto"),
+    ];
+    match bad.iter().find(|b| b.0) {
+        Some((_, what)) => Err(Error::config(
+            "--stream",
+            format!("{what} is not available while streaming the data; use --no-stream on a machine where it fits"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Trains on `cfg.data` streamed; `note` says why it streams.
+pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, note: &str, size: usize) -> Result<()> {
+    refuse(a, cfg, size)?;
+    let quiet = a.is_quiet();
+    let say = |s: &str| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    say(note);
+    let mut file = open_train_stream(cfg, bpnet::workflow::stream::chunk_bytes())?;
+    file.notes.iter().for_each(|n| say(n));
+    let pre = file.preprocessor.clone();
+    let regression = pre.class_names().is_none();
+    let (cap, why) = buffer_rows(cfg.shuffle_buffer, pre.n_features(), pre.n_outputs())?;
+    let n = file.counts[0];
+    let resident = n <= cap;
+    let (opt, full_batch) = optimizer(cfg)?;
+    if (full_batch || cfg.diagnostics) && !resident {
+        let what = if full_batch { "--optimizer gd (full batch)" } else { "--diagnostics" };
+        return Err(Error::config(
+            "--stream",
+            format!("{what} needs every training row in memory: {n} rows do not fit in the shuffle buffer of {cap}"),
+        ));
+    }
+    let roles: &[Role] = if resident { &[Role::Train, Role::Val] } else { &[Role::Val] };
+    let mut sets = file.collect(roles)?;
+    let val = sets.pop().filter(|v| !v.is_empty());
+    let train = match sets.pop() {
+        Some(t) => t,
+        None => empty_like(&pre, regression)?,
+    };
+    say(&match resident {
+        true => format!(
+            "note: the {n} training rows fit in the shuffle buffer ({cap} rows: {why}); they are held in memory and batched as in memory"
+        ),
+        false => format!(
+            "note: a shuffle buffer of {cap} rows ({why}) over {n} training rows in {} chunks; every epoch reads the file again, chunks in a shuffled order",
+            file.spans.len()
+        ),
+    });
+    let pipeline = Pipeline::Table {
+        delimiter: cfg.delimiter,
+        header: file.reader.has_header(),
+        preprocessor: pre.clone(),
+    };
+    let loss = if regression { Loss::Mse } else { Loss::CrossEntropy };
+    let (spec, mut trainer, resume) = match resumed {
+        Some(run) => {
+            let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
+            run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
+            say(&format!("resuming at step {}", run.resume.state.step));
+            (run.file.spec.clone(), trainer, Some(run.resume))
+        }
+        None => {
+            let spec = model_spec(cfg, pre.n_features(), pre.n_outputs())?;
+            let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
+            (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
+        }
+    };
+    let fit_cfg = fit_config(cfg, full_batch, val.is_some())?;
+    if let Some(b) = a.batch_size_given().filter(|&b| b > n) {
+        return Err(Error::config(
+            "--batch-size",
+            format!("{b} is larger than the {n} training rows"),
+        ));
+    }
+    say(&format!("model:\n{}", trainer.model.summary()));
+    say(&format!(
+        "training on {n} rows ({} validation, {} test)",
+        val.as_ref().map_or(0, Dataset::len),
+        file.counts[2]
+    ));
+    let out = PathBuf::from(&cfg.out);
+    let data = Prepared {
+        train,
+        val,
+        test: None,
+        pipeline,
+        notes: Vec::new(),
+    };
+    let meta = || bpnet::workflow::metadata(cfg, &data, None, None);
+    let mut progress = Progress::new(quiet);
+    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &data.train);
+    let ckpt = checkpoint_path(&out);
+    let mut on_event = |e: Event<'_>| -> Result<()> {
+        progress.event(&e);
+        extras.observe(&e)?;
+        if let Event::Checkpoint { trainer, state, best } = e {
+            save_run(&ckpt, &spec, trainer, state, best, &meta())?;
+        }
+        Ok(())
+    };
+    let fitted = if resident {
+        fit_resume(&mut trainer, &data.train, data.val.as_ref(), &fit_cfg, resume, &mut on_event)
+    } else {
+        let min_batch = if trainer.model.has_batch_norm() { 2 } else { 1 };
+        let batch = fit_cfg.batch_size.unwrap_or(n);
+        let mut source = StreamSource::new(file, batch, min_batch, cap, fit_cfg.seed)?;
+        let h = fit_source(&mut trainer, &mut source, data.val.as_ref(), &fit_cfg, resume, &mut on_event);
+        file = source.into_file();
+        h
+    };
+    progress.finish();
+    let history = match fitted {
+        Ok(h) => h,
+        Err(e @ Error::Diverged { .. }) => {
+            save_model_with(&out, &spec, &trainer.model, &meta())?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    history.notes.iter().for_each(|n| say(n));
+    let test = test_metrics(cfg, &mut file, &trainer.model, loss, &data.pipeline)?;
+    finish(a, cfg, &data, &spec, &[trainer.model], (&history, test), None)?;
+    extras.finish(&out, quiet)
+}
+
+/// A dataset of no rows with the targets' kind (for the model file's
+/// ensemble combination when the training rows are not held).
+fn empty_like(pre: &bpnet::data::Preprocessor, regression: bool) -> Result<Dataset> {
+    let x = Matrix::zeros(0, pre.n_features());
+    match regression {
+        true => Dataset::regression(x, Matrix::zeros(0, pre.n_outputs())),
+        false => Dataset::new(x, Vec::new(), pre.n_outputs()),
+    }
+}
+
+/// Test metrics, streamed: `--test FILE` whole, or the `--test-split` rows.
+fn test_metrics(
+    cfg: &TrainConfig,
+    file: &mut StreamFile,
+    model: &Sequential<f32>,
+    loss: Loss,
+    pipeline: &Pipeline,
+) -> Result<Option<TestMetrics>> {
+    let net = EnsembleNet::new(
+        std::slice::from_ref(model),
+        Combine::for_loss(loss, model.out_features().unwrap_or(1)),
+    )?;
+    let pre = &file.preprocessor;
+    let m = if !cfg.test.is_empty() {
+        let opts = bpnet::data::CsvOptions {
+            header: cfg.no_header.then_some(false),
+            delimiter: u8::try_from(cfg.delimiter).unwrap_or(b','),
+        };
+        let mut reader = ChunkReader::open(std::path::Path::new(&cfg.test), &opts, bpnet::workflow::stream::chunk_bytes())?;
+        stream_metrics(&mut reader, pre, &|_| true, &net, loss)?
+    } else if file.counts[2] > 0 {
+        let split = file.split;
+        stream_metrics(&mut file.reader, pre, &|r| split.role(r) == Role::Test, &net, loss)?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(m.finish(pipeline)))
+}

@@ -1,0 +1,226 @@
+//! `bpnet train`, `predict` and `eval` streaming a CSV in chunks: with every
+//! training row in the shuffle buffer the model is the in-memory one, bit
+//! for bit; streamed predictions and metrics are byte for byte the
+//! in-memory ones; errors name the file and line and leave nothing behind;
+//! the automatic choice says why it streams.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bpnet"));
+    cmd.args(args).current_dir(dir).env_remove("BPNET_MEMORY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = run_env(dir, args, env);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+fn ok(dir: &Path, args: &[&str]) -> Output {
+    ok_env(dir, args, &[])
+}
+
+fn data(name: &str) -> String {
+    format!("{ROOT}/data/{name}")
+}
+
+/// A deterministic generator (xorshift).
+struct Gen(u64);
+
+impl Gen {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// `rows` rows of 4 numeric features, a category and a 3-class label that
+/// depends on them.
+fn generated(path: &Path, rows: usize, seed: u64) {
+    let mut g = Gen(seed | 1);
+    let mut s = String::from("a,b,c,d,kind,label\n");
+    for _ in 0..rows {
+        let v: Vec<f64> = (0..4).map(|_| g.below(20_000) as f64 / 1000.0 - 10.0).collect();
+        let kind = ["x", "y", "z"][g.below(3) as usize];
+        let score = v[0] + 0.5 * v[1] - v[2] + if kind == "z" { 3.0 } else { 0.0 };
+        let label = if score < -3.0 { "low" } else if score < 3.0 { "mid" } else { "high" };
+        s += &format!("{:.3},{:.3},{:.3},{:.3},{kind},{label}\n", v[0], v[1], v[2], v[3]);
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// The tensors of a safetensors file by name, as raw bytes.
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn with_every_row_in_the_buffer_streaming_trains_the_in_memory_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("gen.csv");
+    generated(&csv, 3000, 3);
+    let csv = csv.to_str().unwrap();
+    // Min-max scaling and no validation split: the streamed fit's
+    // statistics and the training rows are exactly the in-memory ones.
+    let base = [
+        "train", "--data", csv, "--val-split", "0", "--scaling", "minmax", "--epochs", "3", "--seed", "5",
+        "--batch-size", "64", "--quiet",
+    ];
+    ok(d, &[&base[..], &["--out", "mem.safetensors"]].concat());
+    let out = ok(d, &[&base[..], &["--stream", "--shuffle-buffer", "5000", "--out", "st.safetensors"]].concat());
+    let (mem, st) = (tensors(&d.join("mem.safetensors")), tensors(&d.join("st.safetensors")));
+    assert!(!mem.is_empty());
+    assert_eq!(mem.len(), st.len());
+    for ((na, a), (nb, b)) in mem.iter().zip(&st) {
+        assert_eq!(na, nb);
+        assert!(a == b, "tensor {na} differs between in-memory and streamed training");
+    }
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("wrote st.safetensors"), "{stdout}");
+    // A smaller buffer streams: a different batch order, a model as good.
+    let small = ok(
+        d,
+        &[
+            &base[..],
+            &["--stream", "--shuffle-buffer", "500", "--test-split", "0.2", "--json", "--out", "small.safetensors"],
+        ]
+        .concat(),
+    );
+    let last = text(&small.stdout).lines().last().unwrap().to_string();
+    let j: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let acc = j["test"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.85, "streamed model's test accuracy {acc}");
+}
+
+#[test]
+fn streamed_predict_and_eval_print_what_in_memory_ones_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("gen.csv");
+    generated(&csv, 2600, 11);
+    let csv = csv.to_str().unwrap();
+    ok(d, &["train", "--data", csv, "--epochs", "2", "--out", "m.safetensors", "--quiet"]);
+    let diabetes = data("diabetes.csv");
+    ok(d, &["train", "--data", &diabetes, "--epochs", "2", "--out", "r.safetensors", "--quiet"]);
+    // Small chunks: rows cross chunk and 1024-row group boundaries.
+    let small = [("BPNET_STREAM_CHUNK", "8K")];
+    for (model, file) in [("m.safetensors", csv), ("r.safetensors", diabetes.as_str())] {
+        let mem = ok(d, &["predict", "--model", model, "--data", file]);
+        let st = ok_env(d, &["predict", "--model", model, "--data", file, "--stream"], &small);
+        assert!(mem.stdout == st.stdout, "{model}: streamed predictions differ");
+        assert!(text(&st.stderr).contains("note: streaming"), "{}", text(&st.stderr));
+        ok_env(d, &["predict", "--model", model, "--data", file, "--stream", "--output", "p.csv"], &small);
+        assert!(std::fs::read(d.join("p.csv")).unwrap() == mem.stdout, "{model}: --output differs");
+        let mem = ok(d, &["eval", "--model", model, "--data", file, "--json"]);
+        let st = ok_env(d, &["eval", "--model", model, "--data", file, "--json", "--stream"], &small);
+        if model == "m.safetensors" {
+            assert_eq!(text(&mem.stdout), text(&st.stdout), "{model}: eval");
+        } else {
+            // Regression: R² from Welford's sums, equal up to rounding.
+            let (a, b) = (text(&mem.stdout), text(&st.stdout));
+            assert_eq!(a.lines().next(), b.lines().next(), "{model}: eval summary");
+        }
+    }
+}
+
+/// Files in `dir` whose name starts with `.` (temporary files).
+fn hidden(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn streamed_errors_name_the_file_and_line_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("gen.csv");
+    generated(&csv, 3000, 5);
+    let good = std::fs::read_to_string(&csv).unwrap();
+    let small = [("BPNET_STREAM_CHUNK", "8K")];
+    // A ragged row deep in the file (line 2901, many chunks in).
+    let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+    lines[2900] += ",extra";
+    let ragged = d.join("ragged.csv");
+    std::fs::write(&ragged, lines.join("\n") + "\n").unwrap();
+    let out = run_env(
+        d,
+        &["train", "--data", ragged.to_str().unwrap(), "--stream", "--out", "x.safetensors"],
+        &small,
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("ragged.csv") && err.contains("line 2901"), "{err}");
+    assert!(err.contains("too many fields"), "{err}");
+    assert!(!d.join("x.safetensors").exists());
+    // An unseen category while predicting: no output, no temporary file.
+    ok(d, &["train", "--data", csv.to_str().unwrap(), "--epochs", "1", "--out", "m.safetensors", "--quiet"]);
+    let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+    lines[2500] = lines[2500].replace(",x,", ",w,").replace(",y,", ",w,").replace(",z,", ",w,");
+    let unseen = d.join("unseen.csv");
+    std::fs::write(&unseen, lines.join("\n") + "\n").unwrap();
+    let args = [
+        "predict", "--model", "m.safetensors", "--data", unseen.to_str().unwrap(), "--stream", "--output", "p.csv",
+    ];
+    let out = run_env(d, &args, &small);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("unseen.csv") && err.contains("line 2501") && err.contains("'w'"), "{err}");
+    assert!(!d.join("p.csv").exists());
+    assert!(hidden(d).is_empty(), "left behind: {:?}", hidden(d));
+    // What streaming cannot do is refused by name.
+    let out = run_env(d, &["train", "--data", csv.to_str().unwrap(), "--stream", "--impute", "median"], &[]);
+    assert!(text(&out.stderr).contains("median"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_file_that_would_not_fit_streams_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("gen.csv");
+    generated(&csv, 3000, 9);
+    let args = [
+        "train", "--data", csv.to_str().unwrap(), "--epochs", "1", "--out", "m.safetensors",
+    ];
+    let out = ok_env(d, &args, &[("BPNET_MEMORY", "100K")]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("note: streaming") && stdout.contains("BPNET_MEMORY"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("shuffle buffer of"), "{stdout}");
+    let out = ok_env(d, &[&args[..], &["--no-stream"]].concat(), &[("BPNET_MEMORY", "100K")]);
+    assert!(!text(&out.stdout).contains("note: streaming"));
+    let out = ok(d, &args);
+    assert!(!text(&out.stdout).contains("note: streaming"));
+}
