@@ -261,8 +261,8 @@ fn drawn(path: &Path, rows: usize, batch: usize, min_batch: usize, capacity: usi
         seed: 0,
         limit: rows,
     };
-    let file = StreamFile::fit(path, &CsvOptions::default(), &spec, split, SMALL).unwrap();
-    let mut src = StreamSource::new(file, batch, min_batch, capacity, 42).unwrap();
+    let mut file = StreamFile::fit(path, &CsvOptions::default(), &spec, split, SMALL).unwrap();
+    let mut src = StreamSource::new(&mut file, batch, min_batch, capacity, 42).unwrap();
     let mut order = Batches::new(0, 1, 1, 0);
     let per_epoch = src.per_epoch(&order);
     let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
@@ -303,4 +303,40 @@ fn streamed_batches_draw_every_row_once_an_epoch_in_a_seeded_order() {
     // Mixing: most batches hold rows from more than one 4 KiB chunk.
     let spread = batches.iter().filter(|b| b.iter().max().unwrap() - b.iter().min().unwrap() > 200).count();
     assert!(spread > batches.len() / 2, "{spread} of {} batches span over 200 rows", batches.len());
+}
+
+/// How close the streamed order is to a full shuffle, for the docs
+/// (`cargo test -p bpnet --test stream -- --ignored --nocapture`): 20,000
+/// rows in 4 KiB chunks (about 90 rows each), batches of 100. Full
+/// shuffle: file neighbours share a batch with probability `99/19999`
+/// (0.5%), and a row's epoch position is independent of its file position
+/// (rank correlation 0).
+#[test]
+#[ignore]
+fn shuffle_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gen.csv");
+    std::fs::write(&path, generated(13, 20_000)).unwrap();
+    println!("| buffer rows | file neighbours in one batch | rank correlation file/epoch position | batches spanning > 1 chunk |");
+    println!("|---|---|---|---|");
+    for capacity in [100, 1000, 5000, 19_999] {
+        let batches = drawn(&path, 20_000, 100, 1, capacity, 1);
+        let order: Vec<u32> = batches.concat();
+        let mut pos = vec![0usize; 20_000];
+        for (i, &id) in order.iter().enumerate() {
+            pos[id as usize] = i;
+        }
+        let together = (1..20_000).filter(|&i| pos[i] / 100 == pos[i - 1] / 100).count();
+        let n = 20_000f64;
+        let mean = (n - 1.0) / 2.0;
+        let cov: f64 = (0..20_000).map(|i| (i as f64 - mean) * (pos[i] as f64 - mean)).sum();
+        let var: f64 = (0..20_000).map(|i| (i as f64 - mean).powi(2)).sum();
+        let span = batches.iter().filter(|b| b.iter().max().unwrap() - b.iter().min().unwrap() > 90).count();
+        println!(
+            "| {capacity} | {:.2}% | {:.3} | {:.0}% |",
+            100.0 * together as f64 / (n - 1.0),
+            cov / var,
+            100.0 * span as f64 / batches.len() as f64
+        );
+    }
 }

@@ -11,10 +11,10 @@ use bpnet::data::Dataset;
 use bpnet::data::table::ChunkReader;
 use bpnet::io::{RunCheckpoint, save_model_with, save_run};
 use bpnet::loss::Loss;
-use bpnet::train::{Event, fit_resume, fit_source};
+use bpnet::train::{Event, FitConfig, History, Resume, fit_resume, fit_source};
 use bpnet::workflow::stream::{Role, StreamFile, StreamSource, buffer_rows, open_train_stream, stream_metrics};
 use bpnet::workflow::{Pipeline, Prepared, TestMetrics, TrainConfig, fit_config, model_spec, optimizer};
-use bpnet::{Combine, EnsembleNet, Error, Matrix, Optimizer, Result, Sequential, Trainer};
+use bpnet::{Combine, EnsembleNet, Error, Matrix, ModelSpec, Optimizer, Result, Sequential, Trainer};
 use std::path::PathBuf;
 
 /// Options a streamed run cannot honour, as an error naming the first.
@@ -34,24 +34,26 @@ fn refuse(a: &TrainArgs, cfg: &TrainConfig, size: usize) -> Result<()> {
     }
 }
 
-/// Trains on `cfg.data` streamed; `note` says why it streams.
-pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, note: &str, size: usize) -> Result<()> {
-    refuse(a, cfg, size)?;
-    let quiet = a.is_quiet();
-    let say = |s: &str| {
-        if !quiet {
-            println!("{s}");
-        }
-    };
-    say(note);
+/// The streamed training data: the file, the rows held in memory (the
+/// validation rows, and the training rows when they fit in the buffer).
+struct Streamed {
+    file: StreamFile,
+    data: Prepared,
+    /// Shuffle buffer rows.
+    cap: usize,
+    /// Training rows.
+    rows: usize,
+    resident: bool,
+}
+
+/// Opens and fits the file, chooses the buffer, collects the held rows.
+fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str)) -> Result<Streamed> {
     let mut file = open_train_stream(cfg, bpnet::workflow::stream::chunk_bytes())?;
     file.notes.iter().for_each(|n| say(n));
     let pre = file.preprocessor.clone();
-    let regression = pre.class_names().is_none();
     let (cap, why) = buffer_rows(cfg.shuffle_buffer, pre.n_features(), pre.n_outputs())?;
     let n = file.counts[0];
     let resident = n <= cap;
-    let (opt, full_batch) = optimizer(cfg)?;
     if (full_batch || cfg.diagnostics) && !resident {
         let what = if full_batch { "--optimizer gd (full batch)" } else { "--diagnostics" };
         return Err(Error::config(
@@ -64,7 +66,7 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     let val = sets.pop().filter(|v| !v.is_empty());
     let train = match sets.pop() {
         Some(t) => t,
-        None => empty_like(&pre, regression)?,
+        None => empty_like(&pre, pre.class_names().is_none())?,
     };
     say(&match resident {
         true => format!(
@@ -78,10 +80,34 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     let pipeline = Pipeline::Table {
         delimiter: cfg.delimiter,
         header: file.reader.has_header(),
-        preprocessor: pre.clone(),
+        preprocessor: pre,
     };
-    let loss = if regression { Loss::Mse } else { Loss::CrossEntropy };
-    let (spec, mut trainer, resume) = match resumed {
+    let data = Prepared {
+        train,
+        val,
+        test: None,
+        pipeline,
+        notes: Vec::new(),
+    };
+    Ok(Streamed {
+        file,
+        data,
+        cap,
+        rows: n,
+        resident,
+    })
+}
+
+/// The network (fresh from `cfg.seed`, or the checkpoint's) and its trainer.
+fn trainer(
+    cfg: &TrainConfig,
+    pre: &bpnet::data::Preprocessor,
+    opt: bpnet::OptimizerConfig,
+    resumed: Option<RunCheckpoint>,
+    say: &dyn Fn(&str),
+) -> Result<(ModelSpec, Trainer<f32>, Option<Resume>)> {
+    let loss = if pre.class_names().is_none() { Loss::Mse } else { Loss::CrossEntropy };
+    Ok(match resumed {
         Some(run) => {
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
@@ -93,63 +119,85 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
             let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
             (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
         }
+    })
+}
+
+/// Trains on `cfg.data` streamed; `note` says why it streams.
+pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, note: &str, size: usize) -> Result<()> {
+    refuse(a, cfg, size)?;
+    let quiet = a.is_quiet();
+    let say = |s: &str| {
+        if !quiet {
+            println!("{s}");
+        }
     };
-    let fit_cfg = fit_config(cfg, full_batch, val.is_some())?;
-    if let Some(b) = a.batch_size_given().filter(|&b| b > n) {
+    say(note);
+    let (opt, full_batch) = optimizer(cfg)?;
+    let mut s = open(cfg, full_batch, &say)?;
+    let (spec, mut trainer, resume) = trainer(cfg, &s.file.preprocessor, opt, resumed, &say)?;
+    let fit_cfg = fit_config(cfg, full_batch, s.data.val.is_some())?;
+    if let Some(b) = a.batch_size_given().filter(|&b| b > s.rows) {
         return Err(Error::config(
             "--batch-size",
-            format!("{b} is larger than the {n} training rows"),
+            format!("{b} is larger than the {} training rows", s.rows),
         ));
     }
     say(&format!("model:\n{}", trainer.model.summary()));
     say(&format!(
-        "training on {n} rows ({} validation, {} test)",
-        val.as_ref().map_or(0, Dataset::len),
-        file.counts[2]
+        "training on {} rows ({} validation, {} test)",
+        s.rows,
+        s.data.val.as_ref().map_or(0, Dataset::len),
+        s.file.counts[2]
     ));
     let out = PathBuf::from(&cfg.out);
-    let data = Prepared {
-        train,
-        val,
-        test: None,
-        pipeline,
-        notes: Vec::new(),
-    };
-    let meta = || bpnet::workflow::metadata(cfg, &data, None, None);
-    let mut progress = Progress::new(quiet);
-    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &data.train);
+    let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &s.data.train);
+    let history = train(cfg, &mut s, (&spec, &mut trainer), &fit_cfg, resume, &mut extras, quiet)?;
+    history.notes.iter().for_each(|n| say(n));
+    let test = test_metrics(cfg, &mut s.file, &trainer.model, trainer.loss, &s.data.pipeline)?;
+    finish(a, cfg, &s.data, &spec, &[trainer.model], (&history, test), None)?;
+    extras.finish(&out, quiet)
+}
+
+/// The training loop over the held rows or the streamed file, with
+/// progress, checkpoints and, on divergence, the last good weights saved.
+fn train(
+    cfg: &TrainConfig,
+    s: &mut Streamed,
+    (spec, trainer): (&ModelSpec, &mut Trainer<f32>),
+    fit_cfg: &FitConfig,
+    resume: Option<Resume>,
+    extras: &mut super::diagnostics::TrainExtras,
+    quiet: bool,
+) -> Result<History> {
+    let out = PathBuf::from(&cfg.out);
     let ckpt = checkpoint_path(&out);
+    let data = &s.data;
+    let meta = || bpnet::workflow::metadata(cfg, data, None, None);
+    let mut progress = Progress::new(quiet);
     let mut on_event = |e: Event<'_>| -> Result<()> {
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
-            save_run(&ckpt, &spec, trainer, state, best, &meta())?;
+            save_run(&ckpt, spec, trainer, state, best, &meta())?;
         }
         Ok(())
     };
-    let fitted = if resident {
-        fit_resume(&mut trainer, &data.train, data.val.as_ref(), &fit_cfg, resume, &mut on_event)
+    let fitted = if s.resident {
+        fit_resume(trainer, &data.train, data.val.as_ref(), fit_cfg, resume, &mut on_event)
     } else {
         let min_batch = if trainer.model.has_batch_norm() { 2 } else { 1 };
-        let batch = fit_cfg.batch_size.unwrap_or(n);
-        let mut source = StreamSource::new(file, batch, min_batch, cap, fit_cfg.seed)?;
-        let h = fit_source(&mut trainer, &mut source, data.val.as_ref(), &fit_cfg, resume, &mut on_event);
-        file = source.into_file();
-        h
+        let batch = fit_cfg.batch_size.unwrap_or(s.rows);
+        let mut source = StreamSource::new(&mut s.file, batch, min_batch, s.cap, fit_cfg.seed)?;
+        fit_source(trainer, &mut source, data.val.as_ref(), fit_cfg, resume, &mut on_event)
     };
     progress.finish();
-    let history = match fitted {
-        Ok(h) => h,
+    match fitted {
         Err(e @ Error::Diverged { .. }) => {
-            save_model_with(&out, &spec, &trainer.model, &meta())?;
-            return Err(e);
+            save_model_with(&out, spec, &trainer.model, &meta())?;
+            Err(e)
         }
-        Err(e) => return Err(e),
-    };
-    history.notes.iter().for_each(|n| say(n));
-    let test = test_metrics(cfg, &mut file, &trainer.model, loss, &data.pipeline)?;
-    finish(a, cfg, &data, &spec, &[trainer.model], (&history, test), None)?;
-    extras.finish(&out, quiet)
+        other => other,
+    }
 }
 
 /// A dataset of no rows with the targets' kind (for the model file's

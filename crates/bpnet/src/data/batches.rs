@@ -40,6 +40,12 @@ impl Batches {
         self.epoch
     }
 
+    /// Rows the order covers (0 for the empty order of a source that keeps
+    /// its own).
+    pub fn rows(&self) -> usize {
+        self.order.len()
+    }
+
     /// Batches per epoch.
     pub fn per_epoch(&self) -> usize {
         let n = self.order.len();

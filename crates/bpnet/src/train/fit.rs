@@ -308,6 +308,12 @@ pub fn fit_source(
         Some(r) => (r.state, r.best),
         None => (initial_state(trainer, source, cfg), None),
     };
+    if !source.accepts(&s.batches) {
+        return Err(Error::config(
+            "resume",
+            "the checkpoint's batch order is not one of this data (streamed and in-memory runs do not resume each other)",
+        ));
+    }
     let per_epoch = source.per_epoch(&s.batches).max(1);
     source.resume_at(s.step, per_epoch)?;
     let total = cfg.steps.unwrap_or(cfg.epochs * per_epoch);

@@ -48,6 +48,11 @@ pub trait BatchSource {
         Ok(())
     }
 
+    /// Whether `order` (e.g. from a checkpoint) is an order of this source.
+    fn accepts(&self, order: &Batches) -> bool {
+        order.rows() == self.rows()
+    }
+
     /// Whether a checkpoint taken inside an epoch resumes exactly.
     fn resumes_mid_epoch(&self) -> bool {
         true

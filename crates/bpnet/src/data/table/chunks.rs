@@ -81,6 +81,8 @@ pub struct ChunkReader {
     pass: (u64, u64),
     /// Rows and bytes of the first chunk.
     first_size: (usize, u64),
+    /// Whether progress is reported.
+    report: bool,
 }
 
 impl ChunkReader {
@@ -120,6 +122,7 @@ impl ChunkReader {
             pending: None,
             pass: (0, 0),
             first_size: (0, 0),
+            report: true,
             first: head.first,
         };
         r.file.seek(SeekFrom::Start(head.body)).map_err(io_error(path))?;
@@ -298,12 +301,21 @@ impl ChunkReader {
     /// Tells the progress hook ([`super::set_read_progress`]) the bytes and
     /// rows read in this pass.
     fn progress(&self, done: bool) {
+        if !self.report {
+            return;
+        }
         report(ReadProgress {
             bytes: self.pass.0,
             total: self.total,
             rows: self.pass.1,
             done,
         });
+    }
+
+    /// Reports progress to the hook of [`super::set_read_progress`] or not
+    /// (e.g. while training shows its own progress).
+    pub fn set_progress(&mut self, on: bool) {
+        self.report = on;
     }
 
     /// Ends a pass over the chunks (in any order): a last progress report,

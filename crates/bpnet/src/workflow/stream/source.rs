@@ -34,8 +34,8 @@ pub fn shuffle_seed(seed: u64, epoch: u64) -> u64 {
 }
 
 /// Training batches streamed from a file (see the module docs).
-pub struct StreamSource {
-    file: StreamFile,
+pub struct StreamSource<'a> {
+    file: &'a mut StreamFile,
     rows: usize,
     width: usize,
     /// Target values per row for regression (`None`: class labels).
@@ -58,11 +58,13 @@ pub struct StreamSource {
     buf_len: usize,
 }
 
-impl StreamSource {
+impl<'a> StreamSource<'a> {
     /// Batches of `batch` rows (`min_batch`: 2 with batch normalization)
     /// over the training rows of `file`, with a shuffle buffer of
     /// `capacity` rows, epochs seeded from `seed`.
-    pub fn new(file: StreamFile, batch: usize, min_batch: usize, capacity: usize, seed: u64) -> Result<Self> {
+    pub fn new(file: &'a mut StreamFile, batch: usize, min_batch: usize, capacity: usize, seed: u64) -> Result<Self> {
+        // Training reports its own progress (steps), not the passes' bytes.
+        file.reader.set_progress(false);
         let rows = file.counts[0];
         if rows == 0 {
             return Err(Error::config("training data", "has no rows"));
@@ -92,10 +94,6 @@ impl StreamSource {
         })
     }
 
-    /// The file back (for test metrics after training).
-    pub fn into_file(self) -> StreamFile {
-        self.file
-    }
 
     fn start_epoch(&mut self) {
         if self.next_epoch > 0 {
@@ -184,7 +182,13 @@ impl StreamSource {
     }
 }
 
-impl BatchSource for StreamSource {
+impl Drop for StreamSource<'_> {
+    fn drop(&mut self) {
+        self.file.reader.set_progress(true);
+    }
+}
+
+impl BatchSource for StreamSource<'_> {
     fn rows(&self) -> usize {
         self.rows
     }
@@ -237,6 +241,10 @@ impl BatchSource for StreamSource {
         self.next_epoch = (step / per_epoch.max(1)) as u64;
         self.emitted = None;
         Ok(())
+    }
+
+    fn accepts(&self, order: &Batches) -> bool {
+        order.rows() == 0
     }
 
     fn resumes_mid_epoch(&self) -> bool {
