@@ -62,7 +62,13 @@ fn generated(path: &Path, rows: usize, seed: u64) {
         let v: Vec<f64> = (0..4).map(|_| g.below(20_000) as f64 / 1000.0 - 10.0).collect();
         let kind = ["x", "y", "z"][g.below(3) as usize];
         let score = v[0] + 0.5 * v[1] - v[2] + if kind == "z" { 3.0 } else { 0.0 };
-        let label = if score < -3.0 { "low" } else if score < 3.0 { "mid" } else { "high" };
+        let label = if score < -3.0 {
+            "low"
+        } else if score < 3.0 {
+            "mid"
+        } else {
+            "high"
+        };
         s += &format!("{:.3},{:.3},{:.3},{:.3},{kind},{label}\n", v[0], v[1], v[2], v[3]);
     }
     std::fs::write(path, s).unwrap();
@@ -91,11 +97,30 @@ fn with_every_row_in_the_buffer_streaming_trains_the_in_memory_model() {
     // Min-max scaling and no validation split: the streamed fit's
     // statistics and the training rows are exactly the in-memory ones.
     let base = [
-        "train", "--data", csv, "--val-split", "0", "--scaling", "minmax", "--epochs", "3", "--seed", "5",
-        "--batch-size", "64", "--quiet",
+        "train",
+        "--data",
+        csv,
+        "--val-split",
+        "0",
+        "--scaling",
+        "minmax",
+        "--epochs",
+        "3",
+        "--seed",
+        "5",
+        "--batch-size",
+        "64",
+        "--quiet",
     ];
     ok(d, &[&base[..], &["--out", "mem.safetensors"]].concat());
-    let out = ok(d, &[&base[..], &["--stream", "--shuffle-buffer", "5000", "--out", "st.safetensors"]].concat());
+    let out = ok(
+        d,
+        &[
+            &base[..],
+            &["--stream", "--shuffle-buffer", "5000", "--out", "st.safetensors"],
+        ]
+        .concat(),
+    );
     let (mem, st) = (tensors(&d.join("mem.safetensors")), tensors(&d.join("st.safetensors")));
     assert!(!mem.is_empty());
     assert_eq!(mem.len(), st.len());
@@ -110,7 +135,16 @@ fn with_every_row_in_the_buffer_streaming_trains_the_in_memory_model() {
         d,
         &[
             &base[..],
-            &["--stream", "--shuffle-buffer", "500", "--test-split", "0.2", "--json", "--out", "small.safetensors"],
+            &[
+                "--stream",
+                "--shuffle-buffer",
+                "500",
+                "--test-split",
+                "0.2",
+                "--json",
+                "--out",
+                "small.safetensors",
+            ],
         ]
         .concat(),
     );
@@ -127,9 +161,33 @@ fn streamed_predict_and_eval_print_what_in_memory_ones_print() {
     let csv = d.join("gen.csv");
     generated(&csv, 2600, 11);
     let csv = csv.to_str().unwrap();
-    ok(d, &["train", "--data", csv, "--epochs", "2", "--out", "m.safetensors", "--quiet"]);
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            csv,
+            "--epochs",
+            "2",
+            "--out",
+            "m.safetensors",
+            "--quiet",
+        ],
+    );
     let diabetes = data("diabetes.csv");
-    ok(d, &["train", "--data", &diabetes, "--epochs", "2", "--out", "r.safetensors", "--quiet"]);
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            &diabetes,
+            "--epochs",
+            "2",
+            "--out",
+            "r.safetensors",
+            "--quiet",
+        ],
+    );
     // Small chunks: rows cross chunk and 1024-row group boundaries.
     let small = [("BPNET_STREAM_CHUNK", "8K")];
     for (model, file) in [("m.safetensors", csv), ("r.safetensors", diabetes.as_str())] {
@@ -137,10 +195,22 @@ fn streamed_predict_and_eval_print_what_in_memory_ones_print() {
         let st = ok_env(d, &["predict", "--model", model, "--data", file, "--stream"], &small);
         assert!(mem.stdout == st.stdout, "{model}: streamed predictions differ");
         assert!(text(&st.stderr).contains("note: streaming"), "{}", text(&st.stderr));
-        ok_env(d, &["predict", "--model", model, "--data", file, "--stream", "--output", "p.csv"], &small);
-        assert!(std::fs::read(d.join("p.csv")).unwrap() == mem.stdout, "{model}: --output differs");
+        let p = format!("p-{model}.csv");
+        ok_env(
+            d,
+            &["predict", "--model", model, "--data", file, "--stream", "--output", &p],
+            &small,
+        );
+        assert!(
+            std::fs::read(d.join(&p)).unwrap() == mem.stdout,
+            "{model}: --output differs"
+        );
         let mem = ok(d, &["eval", "--model", model, "--data", file, "--json"]);
-        let st = ok_env(d, &["eval", "--model", model, "--data", file, "--json", "--stream"], &small);
+        let st = ok_env(
+            d,
+            &["eval", "--model", model, "--data", file, "--json", "--stream"],
+            &small,
+        );
         if model == "m.safetensors" {
             assert_eq!(text(&mem.stdout), text(&st.stdout), "{model}: eval");
         } else {
@@ -175,7 +245,14 @@ fn streamed_errors_name_the_file_and_line_and_leave_nothing_behind() {
     std::fs::write(&ragged, lines.join("\n") + "\n").unwrap();
     let out = run_env(
         d,
-        &["train", "--data", ragged.to_str().unwrap(), "--stream", "--out", "x.safetensors"],
+        &[
+            "train",
+            "--data",
+            ragged.to_str().unwrap(),
+            "--stream",
+            "--out",
+            "x.safetensors",
+        ],
         &small,
     );
     let err = text(&out.stderr);
@@ -184,22 +261,58 @@ fn streamed_errors_name_the_file_and_line_and_leave_nothing_behind() {
     assert!(err.contains("too many fields"), "{err}");
     assert!(!d.join("x.safetensors").exists());
     // An unseen category while predicting: no output, no temporary file.
-    ok(d, &["train", "--data", csv.to_str().unwrap(), "--epochs", "1", "--out", "m.safetensors", "--quiet"]);
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            csv.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            "m.safetensors",
+            "--quiet",
+        ],
+    );
     let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
-    lines[2500] = lines[2500].replace(",x,", ",w,").replace(",y,", ",w,").replace(",z,", ",w,");
+    lines[2500] = lines[2500]
+        .replace(",x,", ",w,")
+        .replace(",y,", ",w,")
+        .replace(",z,", ",w,");
     let unseen = d.join("unseen.csv");
     std::fs::write(&unseen, lines.join("\n") + "\n").unwrap();
     let args = [
-        "predict", "--model", "m.safetensors", "--data", unseen.to_str().unwrap(), "--stream", "--output", "p.csv",
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--data",
+        unseen.to_str().unwrap(),
+        "--stream",
+        "--output",
+        "p.csv",
     ];
     let out = run_env(d, &args, &small);
     let err = text(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("unseen.csv") && err.contains("line 2501") && err.contains("'w'"), "{err}");
+    assert!(
+        err.contains("unseen.csv") && err.contains("line 2501") && err.contains("'w'"),
+        "{err}"
+    );
     assert!(!d.join("p.csv").exists());
     assert!(hidden(d).is_empty(), "left behind: {:?}", hidden(d));
     // What streaming cannot do is refused by name.
-    let out = run_env(d, &["train", "--data", csv.to_str().unwrap(), "--stream", "--impute", "median"], &[]);
+    let out = run_env(
+        d,
+        &[
+            "train",
+            "--data",
+            csv.to_str().unwrap(),
+            "--stream",
+            "--impute",
+            "median",
+        ],
+        &[],
+    );
     assert!(text(&out.stderr).contains("median"), "{}", text(&out.stderr));
 }
 
@@ -210,7 +323,13 @@ fn a_file_that_would_not_fit_streams_and_says_why() {
     let csv = d.join("gen.csv");
     generated(&csv, 3000, 9);
     let args = [
-        "train", "--data", csv.to_str().unwrap(), "--epochs", "1", "--out", "m.safetensors",
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        "m.safetensors",
     ];
     let out = ok_env(d, &args, &[("BPNET_MEMORY", "100K")]);
     let stdout = text(&out.stdout);

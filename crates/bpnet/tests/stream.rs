@@ -52,7 +52,10 @@ fn generated(seed: u64, rows: usize) -> String {
         };
         let color = colors[g.below(5) as usize];
         let note = notes[g.below(4) as usize];
-        s += &format!("{r},{x},{color},{note},{}\n", ["yes", "no", "maybe"][g.below(3) as usize]);
+        s += &format!(
+            "{r},{x},{color},{note},{}\n",
+            ["yes", "no", "maybe"][g.below(3) as usize]
+        );
     }
     s
 }
@@ -105,9 +108,16 @@ fn check_chunks(path: &Path, opts: &CsvOptions) {
         }
         (Err(e), Err(s)) => {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            assert!(s.contains(&name), "{what}: streamed error names no file: {s} (in memory: {e})");
+            assert!(
+                s.contains(&name),
+                "{what}: streamed error names no file: {s} (in memory: {e})"
+            );
         }
-        (a, b) => panic!("{what}: in memory {:?}, streamed {:?}", a.map(|t| t.len()), b.map(|c| c.len())),
+        (a, b) => panic!(
+            "{what}: in memory {:?}, streamed {:?}",
+            a.map(|t| t.len()),
+            b.map(|c| c.len())
+        ),
     }
 }
 
@@ -115,7 +125,13 @@ fn check_chunks(path: &Path, opts: &CsvOptions) {
 fn chunks_hold_the_rows_cells_and_lines_of_the_whole_table() {
     for f in fixtures() {
         let delimiter = if f.ends_with("semicolon.csv") { b';' } else { b',' };
-        check_chunks(&f, &CsvOptions { delimiter, ..CsvOptions::default() });
+        check_chunks(
+            &f,
+            &CsvOptions {
+                delimiter,
+                ..CsvOptions::default()
+            },
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     for seed in 1..4 {
@@ -134,7 +150,10 @@ fn close(a: &Value, b: &Value, at: &str) {
         }
         (Value::Array(x), Value::Array(y)) => {
             assert_eq!(x.len(), y.len(), "{at}: length");
-            x.iter().zip(y).enumerate().for_each(|(i, (p, q))| close(p, q, &format!("{at}[{i}]")));
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .for_each(|(i, (p, q))| close(p, q, &format!("{at}[{i}]")));
         }
         (Value::Object(x), Value::Object(y)) => {
             assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "{at}: keys");
@@ -154,7 +173,10 @@ fn check_fit(path: &Path, opts: &CsvOptions, spec: &PreprocessSpec, split: RowSp
     let streamed = StreamFile::fit(path, opts, spec, split, SMALL).map_err(|e| e.to_string());
     match (mem, streamed) {
         (Ok((p, notes)), Ok(s)) => {
-            let (a, b) = (serde_json::to_value(&p).unwrap(), serde_json::to_value(&s.preprocessor).unwrap());
+            let (a, b) = (
+                serde_json::to_value(&p).unwrap(),
+                serde_json::to_value(&s.preprocessor).unwrap(),
+            );
             close(&a, &b, &what);
             assert_eq!(notes, s.notes, "{what}: notes");
             assert_eq!(s.counts[0], rows.len(), "{what}: training rows");
@@ -193,7 +215,15 @@ fn one_pass_fit_equals_the_in_memory_fit() {
     for f in fixtures() {
         let delimiter = if f.ends_with("semicolon.csv") { b';' } else { b',' };
         for spec in specs() {
-            check_fit(&f, &CsvOptions { delimiter, ..CsvOptions::default() }, &spec, all);
+            check_fit(
+                &f,
+                &CsvOptions {
+                    delimiter,
+                    ..CsvOptions::default()
+                },
+                &spec,
+                all,
+            );
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -214,7 +244,9 @@ fn one_pass_fit_equals_the_in_memory_fit() {
         impute: Some(Impute::Median),
         ..PreprocessSpec::default()
     };
-    let e = StreamFile::fit(&path, &CsvOptions::default(), &median, split, SMALL).err().unwrap();
+    let e = StreamFile::fit(&path, &CsvOptions::default(), &median, split, SMALL)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("median"), "{e}");
 }
 
@@ -295,14 +327,25 @@ fn streamed_batches_draw_every_row_once_an_epoch_in_a_seeded_order() {
         assert!(ids.iter().all(|&i| i < 2001));
     }
     assert_ne!(epochs[0], epochs[1], "each epoch has its own order");
-    assert_eq!(batches, drawn(&path, 2001, 50, 2, 300, 3), "the same seed gives the same batches");
+    assert_eq!(
+        batches,
+        drawn(&path, 2001, 50, 2, 300, 3),
+        "the same seed gives the same batches"
+    );
     // Without batch normalization the last row is a batch of its own.
     let single = drawn(&path, 2001, 50, 1, 300, 1);
     assert_eq!(single.len(), 41);
     assert_eq!(single[40].len(), 1);
     // Mixing: most batches hold rows from more than one 4 KiB chunk.
-    let spread = batches.iter().filter(|b| b.iter().max().unwrap() - b.iter().min().unwrap() > 200).count();
-    assert!(spread > batches.len() / 2, "{spread} of {} batches span over 200 rows", batches.len());
+    let spread = batches
+        .iter()
+        .filter(|b| b.iter().max().unwrap() - b.iter().min().unwrap() > 200)
+        .count();
+    assert!(
+        spread > batches.len() / 2,
+        "{spread} of {} batches span over 200 rows",
+        batches.len()
+    );
 }
 
 /// How close the streamed order is to a full shuffle, for the docs
@@ -317,7 +360,9 @@ fn shuffle_statistics() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gen.csv");
     std::fs::write(&path, generated(13, 20_000)).unwrap();
-    println!("| buffer rows | file neighbours in one batch | rank correlation file/epoch position | batches spanning > 1 chunk |");
+    println!(
+        "| buffer rows | file neighbours in one batch | rank correlation file/epoch position | batches spanning > 1 chunk |"
+    );
     println!("|---|---|---|---|");
     for capacity in [100, 1000, 5000, 19_999] {
         let batches = drawn(&path, 20_000, 100, 1, capacity, 1);
@@ -331,7 +376,10 @@ fn shuffle_statistics() {
         let mean = (n - 1.0) / 2.0;
         let cov: f64 = (0..20_000).map(|i| (i as f64 - mean) * (pos[i] as f64 - mean)).sum();
         let var: f64 = (0..20_000).map(|i| (i as f64 - mean).powi(2)).sum();
-        let span = batches.iter().filter(|b| b.iter().max().unwrap() - b.iter().min().unwrap() > 90).count();
+        let span = batches
+            .iter()
+            .filter(|b| b.iter().max().unwrap() - b.iter().min().unwrap() > 90)
+            .count();
         println!(
             "| {capacity} | {:.2}% | {:.3} | {:.0}% |",
             100.0 * together as f64 / (n - 1.0),

@@ -55,13 +55,21 @@ fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str)) -> Result<Strea
     let n = file.counts[0];
     let resident = n <= cap;
     if (full_batch || cfg.diagnostics) && !resident {
-        let what = if full_batch { "--optimizer gd (full batch)" } else { "--diagnostics" };
+        let what = if full_batch {
+            "--optimizer gd (full batch)"
+        } else {
+            "--diagnostics"
+        };
         return Err(Error::config(
             "--stream",
             format!("{what} needs every training row in memory: {n} rows do not fit in the shuffle buffer of {cap}"),
         ));
     }
-    let roles: &[Role] = if resident { &[Role::Train, Role::Val] } else { &[Role::Val] };
+    let roles: &[Role] = if resident {
+        &[Role::Train, Role::Val]
+    } else {
+        &[Role::Val]
+    };
     let mut sets = file.collect(roles)?;
     let val = sets.pop().filter(|v| !v.is_empty());
     let train = match sets.pop() {
@@ -106,7 +114,11 @@ fn trainer(
     resumed: Option<RunCheckpoint>,
     say: &dyn Fn(&str),
 ) -> Result<(ModelSpec, Trainer<f32>, Option<Resume>)> {
-    let loss = if pre.class_names().is_none() { Loss::Mse } else { Loss::CrossEntropy };
+    let loss = if pre.class_names().is_none() {
+        Loss::Mse
+    } else {
+        Loss::CrossEntropy
+    };
     Ok(match resumed {
         Some(run) => {
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
@@ -228,7 +240,11 @@ fn test_metrics(
             header: cfg.no_header.then_some(false),
             delimiter: u8::try_from(cfg.delimiter).unwrap_or(b','),
         };
-        let mut reader = ChunkReader::open(std::path::Path::new(&cfg.test), &opts, bpnet::workflow::stream::chunk_bytes())?;
+        let mut reader = ChunkReader::open(
+            std::path::Path::new(&cfg.test),
+            &opts,
+            bpnet::workflow::stream::chunk_bytes(),
+        )?;
         stream_metrics(&mut reader, pre, &|_| true, &net, loss)?
     } else if file.counts[2] > 0 {
         let split = file.split;

@@ -335,7 +335,10 @@ fn finish_column(
         let (center, scale) = st.moments.fit(spec.scaling);
         let fill = spec.impute.map(|_| st.moments.mean());
         if let (Some(f), true) = (fill, st.missing > 0) {
-            notes.push(format!("impute: {} missing cells of '{name}' filled with {f}", st.missing));
+            notes.push(format!(
+                "impute: {} missing cells of '{name}' filled with {f}",
+                st.missing
+            ));
         }
         FeatureKind::Numeric { center, scale, fill }
     } else {

@@ -188,7 +188,8 @@ impl TargetStats {
                 }
                 if labels.len() < 2 {
                     let only = labels.first().map_or("", String::as_str);
-                    let what = format!("only one class '{only}' in the training rows; classification needs two or more");
+                    let what =
+                        format!("only one class '{only}' in the training rows; classification needs two or more");
                     return Err(first.error(&self.names[0], what));
                 }
                 Ok(TargetMap::Classes { names: labels, numeric })

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use super::build::{self, Job, Plan};
 use super::read::{
-    Body, MIN_RANGE, ReadProgress, Tune, detect_header, fill, finish, io_error, parse_block, prepend_first,
-    read_head, report,
+    Body, MIN_RANGE, ReadProgress, Tune, detect_header, fill, finish, io_error, parse_block, prepend_first, read_head,
+    report,
 };
 use super::scan::{BOM, Scanner, Step, text};
 use super::{Column, Table};
@@ -127,7 +127,9 @@ impl ChunkReader {
         };
         r.file.seek(SeekFrom::Start(head.body)).map_err(io_error(path))?;
         let first = r.read_next()?;
-        let (cols, rows) = first.as_ref().map_or((&[][..], 0), |c| (&c.table.cols[..], c.table.len()));
+        let (cols, rows) = first
+            .as_ref()
+            .map_or((&[][..], 0), |c| (&c.table.cols[..], c.table.len()));
         r.has_header = opts.header.unwrap_or_else(|| detect_header(&r.first, cols, rows));
         if r.has_header && rows == 0 {
             return Err(head_error(path, opts)); // a lone header: read_csv says so
@@ -136,7 +138,9 @@ impl ChunkReader {
             true => header_names(&r.first).map_err(|e| r.error(format!("line {}, {e}", r.first_line)))?,
             false => (0..r.first.len()).map(|j| format!("col{j}")).collect(),
         };
-        r.first_size = first.as_ref().map_or((0, 0), |c| (c.table.len(), c.span.end - c.span.start));
+        r.first_size = first
+            .as_ref()
+            .map_or((0, 0), |c| (c.table.len(), c.span.end - c.span.start));
         r.pending = first.map(|c| r.finish_chunk(c));
         Ok(r)
     }
@@ -173,7 +177,9 @@ impl ChunkReader {
     /// The chunk at `span` (from an earlier pass), read again.
     pub fn read_span(&mut self, span: &Span) -> Result<Chunk> {
         self.pending = None;
-        self.file.seek(SeekFrom::Start(span.start)).map_err(io_error(&self.path))?;
+        self.file
+            .seek(SeekFrom::Start(span.start))
+            .map_err(io_error(&self.path))?;
         let len = usize::try_from(span.end - span.start).map_err(|_| self.error("chunk too large"))?;
         self.buf.clear();
         let eof = fill(&mut self.file, &mut self.buf, len, &self.path)?;
@@ -183,7 +189,9 @@ impl ChunkReader {
         self.at = (span.start, span.lines, span.row);
         self.eof = true;
         self.done = false;
-        let c = self.parse_buffer()?.ok_or_else(|| self.error("the file changed while it was read"))?;
+        let c = self
+            .parse_buffer()?
+            .ok_or_else(|| self.error("the file changed while it was read"))?;
         let mut c = self.finish_chunk(c);
         c.span.row = span.row;
         Ok(c)
@@ -192,7 +200,9 @@ impl ChunkReader {
     /// Starts again at the first chunk (for another pass in file order).
     pub fn rewind(&mut self) -> Result<()> {
         self.pending = None;
-        self.file.seek(SeekFrom::Start(self.body.0)).map_err(io_error(&self.path))?;
+        self.file
+            .seek(SeekFrom::Start(self.body.0))
+            .map_err(io_error(&self.path))?;
         self.buf.clear();
         self.at = (self.body.0, self.body.1, 0);
         self.eof = false;
@@ -266,7 +276,11 @@ impl ChunkReader {
         let mut cols: Vec<Column> = body.cols.into_iter().map(finish).collect();
         if body.bad.iter().any(|&b| b) {
             // Those columns again, as text, from the same bytes.
-            let plan2: Vec<Plan> = body.bad.iter().map(|&b| if b { Plan::Text } else { Plan::Skip }).collect();
+            let plan2: Vec<Plan> = body
+                .bad
+                .iter()
+                .map(|&b| if b { Plan::Text } else { Plan::Skip })
+                .collect();
             let (again, ..) = self.parse_with(&plan2)?;
             for (j, acc) in again.cols.into_iter().enumerate() {
                 if body.bad[j] {
@@ -381,7 +395,10 @@ impl ChunkReader {
             if let Some(j) = (0..sc.len()).find(|&j| text(sc.field(&self.buf, j)).is_none()) {
                 let field = sc.field(&self.buf, j);
                 let ok = std::str::from_utf8(field).map_or_else(|e| e.valid_up_to(), |_| 0);
-                let name = self.columns.get(j).map_or_else(|| (j + 1).to_string(), |n| format!("'{n}'"));
+                let name = self
+                    .columns
+                    .get(j)
+                    .map_or_else(|| (j + 1).to_string(), |n| format!("'{n}'"));
                 let hint = crate::data::encoding::latin1_hint(field.get(ok).copied().unwrap_or(0), &self.path);
                 return self.error(format!("line {line}, column {name}: {hint}"));
             }

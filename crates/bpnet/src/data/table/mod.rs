@@ -30,9 +30,9 @@ use super::csv::{CsvOptions, RawTable, is_missing, quoted_list};
 use super::names::{ColumnIndex, probe};
 use crate::error::Error;
 
+pub use chunks::{CHUNK, Chunk, ChunkReader, Span};
 #[cfg(feature = "columnar")]
 pub use columnar::{csv_to_parquet, read_ipc, read_parquet};
-pub use chunks::{CHUNK, Chunk, ChunkReader, Span};
 pub use read::{BLOCK, ProgressHook, ReadProgress, read_table, read_table_tuned, reader_counts, set_read_progress};
 
 /// A data file's format, by its extension.

@@ -4,9 +4,9 @@
 //! runs the fused network on chunks of the same size); regression's `R²`
 //! uses Welford's `SS_tot` (equal up to rounding).
 
-use super::{for_each_group, target_of};
 #[cfg(doc)]
 use super::GROUP;
+use super::{for_each_group, target_of};
 use crate::data::Targets;
 use crate::data::preprocess::Preprocessor;
 use crate::data::table::ChunkReader;

@@ -38,7 +38,9 @@ pub fn choose_stream(data: &str, mode: &str, opts: &CsvOptions) -> Result<Option
         return match forced {
             true => Err(Error::config(
                 "--stream",
-                format!("'{data}' is not a CSV file: streaming reads CSV files only (Parquet and Arrow are read in memory)"),
+                format!(
+                    "'{data}' is not a CSV file: streaming reads CSV files only (Parquet and Arrow are read in memory)"
+                ),
             )),
             false => Ok(None),
         };
@@ -108,7 +110,14 @@ pub fn buffer_rows(asked: usize, width: usize, targets: usize) -> Result<(usize,
     Ok(match available_memory()? {
         Some(l) => {
             let rows = (l.bytes / 4 / row).clamp(1, MAX_BUFFER as u64) as usize;
-            (rows, format!("a quarter of the {} available ({}), at most {MAX_BUFFER} rows", mb(l.bytes), l.source))
+            (
+                rows,
+                format!(
+                    "a quarter of the {} available ({}), at most {MAX_BUFFER} rows",
+                    mb(l.bytes),
+                    l.source
+                ),
+            )
         }
         None => (MAX_BUFFER, "the default".into()),
     })

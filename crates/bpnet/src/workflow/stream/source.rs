@@ -19,8 +19,8 @@
 //! rows. State for checkpoints: the epoch; a run resumes at an epoch
 //! boundary only.
 
-use rand::{RngExt, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::{Role, StreamFile, mix};
@@ -94,7 +94,6 @@ impl<'a> StreamSource<'a> {
         })
     }
 
-
     fn start_epoch(&mut self) {
         if self.next_epoch > 0 {
             self.file.reader.end_pass();
@@ -160,7 +159,10 @@ impl<'a> StreamSource<'a> {
     fn draw(&mut self, out: Option<usize>, x: &mut Matrix<f32>, y: &mut TargetBuf) -> Result<()> {
         self.fill()?;
         if self.buf_len == 0 {
-            return Err(Error::config("streamed data", "fewer training rows than counted; did the file change?"));
+            return Err(Error::config(
+                "streamed data",
+                "fewer training rows than counted; did the file change?",
+            ));
         }
         let j = self.rng.random_range(0..self.buf_len);
         let (w, k) = (self.width, self.values.unwrap_or(0));
@@ -168,7 +170,10 @@ impl<'a> StreamSource<'a> {
             x.row_mut(o).copy_from_slice(&self.buf_x[j * w..(j + 1) * w]);
             match self.values {
                 None => y.labels_mut()[o] = self.buf_labels[j],
-                Some(_) => y.values_mut().row_mut(o).copy_from_slice(&self.buf_values[j * k..(j + 1) * k]),
+                Some(_) => y
+                    .values_mut()
+                    .row_mut(o)
+                    .copy_from_slice(&self.buf_values[j * k..(j + 1) * k]),
             }
         }
         if !self.pull(j)? {
@@ -235,7 +240,9 @@ impl BatchSource for StreamSource<'_> {
         if step % per_epoch.max(1) != 0 {
             return Err(Error::config(
                 "resume",
-                format!("a streamed run resumes only at an epoch boundary; this checkpoint is at step {step}, inside an epoch of {per_epoch} steps"),
+                format!(
+                    "a streamed run resumes only at an epoch boundary; this checkpoint is at step {step}, inside an epoch of {per_epoch} steps"
+                ),
             ));
         }
         self.next_epoch = (step / per_epoch.max(1)) as u64;
