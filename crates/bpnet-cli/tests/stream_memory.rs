@@ -35,7 +35,7 @@ fn generate(path: &Path) {
     for _ in 0..ROWS {
         let v: Vec<f64> = (0..6).map(|_| g.below(20_000) as f64 / 1000.0 - 10.0).collect();
         let c = g.below(CATEGORIES);
-        let score = v[0] - v[1] + 0.5 * v[2] + if c % 4 == 0 { 4.0 } else { 0.0 };
+        let score = v[0] - v[1] + 0.5 * v[2] + if c.is_multiple_of(4) { 4.0 } else { 0.0 };
         let label = if score < -4.0 {
             0
         } else if score < 4.0 {
@@ -62,6 +62,8 @@ fn run_measured(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, u64
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // The child is reaped by `wait4` below (for its own resource usage).
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().unwrap();
     let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let reader = std::thread::spawn(move || {

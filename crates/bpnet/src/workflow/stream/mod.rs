@@ -230,7 +230,7 @@ impl Grow {
 
     /// The first `k` rows, removed.
     fn split_off_front(&mut self, k: usize, width: usize) -> Grow {
-        let per = if self.n == 0 { 0 } else { self.values.len() / self.n };
+        let per = self.values.len().checked_div(self.n).unwrap_or(0);
         let head = Grow {
             x: self.x.drain(..k * width).collect(),
             labels: self.labels.drain(..k.min(self.labels.len())).collect(),

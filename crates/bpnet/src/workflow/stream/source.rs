@@ -237,7 +237,7 @@ impl BatchSource for StreamSource<'_> {
     }
 
     fn resume_at(&mut self, step: usize, per_epoch: usize) -> Result<()> {
-        if step % per_epoch.max(1) != 0 {
+        if !step.is_multiple_of(per_epoch.max(1)) {
             return Err(Error::config(
                 "resume",
                 format!(
