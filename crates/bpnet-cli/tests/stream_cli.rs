@@ -343,3 +343,63 @@ fn a_file_that_would_not_fit_streams_and_says_why() {
     let out = ok(d, &args);
     assert!(!text(&out.stdout).contains("note: streaming"));
 }
+
+#[test]
+fn a_streamed_run_resumes_exactly_at_an_epoch_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("gen.csv");
+    generated(&csv, 3000, 21);
+    let small = [("BPNET_STREAM_CHUNK", "8K")];
+    let base = [
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--stream",
+        "--shuffle-buffer",
+        "300",
+        "--seed",
+        "2",
+        "--patience",
+        "0",
+        "--quiet",
+    ];
+    ok_env(
+        d,
+        &[&base[..], &["--epochs", "4", "--out", "full.safetensors"]].concat(),
+        &small,
+    );
+    let half = [
+        &base[..],
+        &["--epochs", "2", "--checkpoint-every", "1", "--out", "half.safetensors"],
+    ]
+    .concat();
+    ok_env(d, &half, &small);
+    let resume = [
+        "train",
+        "--resume",
+        "half.ckpt.safetensors",
+        "--epochs",
+        "4",
+        "--out",
+        "resumed.safetensors",
+        "--quiet",
+    ];
+    ok_env(d, &resume, &small);
+    let (full, resumed) = (
+        tensors(&d.join("full.safetensors")),
+        tensors(&d.join("resumed.safetensors")),
+    );
+    assert_eq!(full.len(), resumed.len());
+    for ((na, a), (_, b)) in full.iter().zip(&resumed) {
+        assert!(
+            a == b,
+            "tensor {na}: the resumed run differs from the uninterrupted one"
+        );
+    }
+    // A checkpoint inside an epoch could not be resumed exactly: refused.
+    let steps = [&base[..], &["--checkpoint-steps", "5", "--out", "s.safetensors"]].concat();
+    let out = run_env(d, &steps, &small);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("epoch"), "{}", text(&out.stderr));
+}
