@@ -308,3 +308,57 @@ fn an_empty_row_group_adds_no_rows() {
     let (p, _) = Preprocessor::fit(&t, &all, &PreprocessSpec::default()).unwrap();
     assert_eq!(p.transform_features(&t, &all).unwrap().rows(), 5);
 }
+
+/// `a` and `b` equal, numbers within `1e-12` relative.
+fn close(a: &serde_json::Value, b: &serde_json::Value) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-12 * x.abs().max(y.abs()), "{x} vs {y}");
+        }
+        (Value::Array(x), Value::Array(y)) => x.iter().zip(y).for_each(|(p, q)| close(p, q)),
+        (Value::Object(x), Value::Object(y)) => x.iter().for_each(|(k, p)| close(p, &y[k])),
+        _ => assert_eq!(a, b),
+    }
+}
+
+#[test]
+fn a_parquet_file_streams_row_group_by_row_group() {
+    use bpnet::workflow::stream::{Role, RowSplit, StreamFile};
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("t.parquet");
+    write_parquet(&pq, &[batch()], 700); // four row groups
+    let split = RowSplit {
+        test: 0.0,
+        val: 0.2,
+        seed: 3,
+        limit: 0,
+    };
+    let mut file = StreamFile::fit(&pq, &CsvOptions::default(), &spec(), split, 0).unwrap();
+    assert_eq!(file.spans.len(), 4);
+    let t = read(&pq);
+    let train: Vec<usize> = (0..ROWS).filter(|&r| split.role(r) == Role::Train).collect();
+    let (p, notes) = Preprocessor::fit(&t, &train, &spec()).unwrap();
+    close(
+        &serde_json::to_value(&p).unwrap(),
+        &serde_json::to_value(&file.preprocessor).unwrap(),
+    );
+    assert_eq!(notes, file.notes);
+    let sets = file.collect(&[Role::Train]).unwrap();
+    let x = file.preprocessor.transform_features(&t, &train).unwrap();
+    assert_eq!(sets[0].features, x, "rows preprocessed group by group");
+    // Errors name the row in the file, not in its row group.
+    let mut values: Vec<Option<f64>> = values().0;
+    values[2100] = Some(f64::INFINITY);
+    let schema = batch().schema();
+    let mut cols: Vec<ArrayRef> = batch().columns().to_vec();
+    cols[0] = Arc::new(Float64Array::from(values));
+    let bad = dir.path().join("bad.parquet");
+    write_parquet(&bad, &[RecordBatch::try_new(schema, cols).unwrap()], 700);
+    let e = StreamFile::fit(&bad, &CsvOptions::default(), &spec(), split, 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("bad.parquet") && e.contains("row 2101"), "{e}");
+}

@@ -39,22 +39,48 @@ fn format_error(path: &Path, reason: String) -> Error {
 /// columns wanted, others are never decoded (a name the file lacks is
 /// skipped: preprocessing reports it).
 pub fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
-    table_from_batches(path, columns, |columns| {
-        use parquet::arrow::ProjectionMask;
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
-        let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(bad)?;
-        let schema = builder.schema().clone();
-        let wanted = wanted_indices(&schema, columns);
-        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(bad)?;
-        let fields: Vec<_> = wanted.iter().map(|&i| schema.field(i).clone()).collect();
-        Ok((Schema::new(fields), Box::new(reader) as Batches))
-    })
+    table_from_batches(path, columns, |columns| parquet_batches(path, columns, None))
+}
+
+/// Row group `group` of the Parquet file at `path` (rows counted from
+/// `row_base` in errors), every column.
+pub(super) fn read_parquet_group(path: &Path, group: usize, row_base: usize) -> Result<Table> {
+    let mut t = table_from_batches(path, None, |columns| parquet_batches(path, columns, Some(group)))?;
+    t.row_base = row_base;
+    Ok(t)
+}
+
+/// The columns and the rows of each row group of the Parquet file at `path`.
+pub(super) fn parquet_groups(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(bad)?;
+    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let columns = header_names(&names).map_err(|r| format_error(path, format!("schema: {r}")))?;
+    let meta = builder.metadata();
+    let rows = (0..meta.num_row_groups())
+        .map(|g| usize::try_from(meta.row_group(g).num_rows()).unwrap_or(0))
+        .collect();
+    Ok((columns, rows))
+}
+
+/// The record batches of `columns` (all without) of a Parquet file, of one
+/// row group or all.
+fn parquet_batches(path: &Path, columns: Option<&[String]>, group: Option<usize>) -> Result<(Schema, Batches)> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(bad)?;
+    let schema = builder.schema().clone();
+    let wanted = wanted_indices(&schema, columns);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
+    let mut builder = builder.with_projection(mask).with_batch_size(64 * 1024);
+    if let Some(g) = group {
+        builder = builder.with_row_groups(vec![g]);
+    }
+    let reader = builder.build().map_err(bad)?;
+    let fields: Vec<_> = wanted.iter().map(|&i| schema.field(i).clone()).collect();
+    Ok((Schema::new(fields), Box::new(reader) as Batches))
 }
 
 /// Reads the Arrow IPC file (`.arrow`, Feather v2) at `path`, as
@@ -156,6 +182,7 @@ fn table_from_batches(
         rows,
         breaks: Vec::new(),
         columnar: true,
+        row_base: 0,
     })
 }
 

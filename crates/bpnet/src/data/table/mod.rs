@@ -19,6 +19,7 @@ pub(crate) mod build;
 mod chunks;
 #[cfg(feature = "columnar")]
 mod columnar;
+mod csv_chunks;
 mod read;
 mod scan;
 
@@ -139,6 +140,9 @@ pub struct Table {
     breaks: Vec<(usize, u64)>,
     /// Read from a Parquet or Arrow file: errors name rows, not lines.
     columnar: bool,
+    /// Rows of the file before this table's first (a chunk of a Parquet
+    /// file: errors name the row in the file).
+    row_base: usize,
 }
 
 /// Anything preprocessing reads: a [`Table`], or a [`RawTable`] converted.
@@ -215,7 +219,7 @@ impl Table {
     /// (from 1) of a Parquet or Arrow file.
     pub(crate) fn place(&self, r: usize) -> String {
         match (self.columnar, r < self.rows) {
-            (true, _) => format!("row {}", r + 1),
+            (true, _) => format!("row {}", self.row_base + r + 1),
             (false, true) => format!("line {}", self.line(r)),
             (false, false) => "line 0".into(),
         }
@@ -295,6 +299,7 @@ impl Table {
             rows: raw.len(),
             breaks,
             columnar: false,
+            row_base: 0,
         }
     }
 

@@ -527,6 +527,7 @@ fn read_fast(path: &Path, opts: &CsvOptions, tune: Tune) -> Result<Option<Table>
         rows,
         breaks,
         columnar: false,
+        row_base: 0,
     };
     if !has_header {
         prepend_first(&mut table, &head.first, head.first_line);

@@ -34,12 +34,17 @@ pub fn choose_stream(data: &str, mode: &str, opts: &CsvOptions) -> Result<Option
         }
     };
     let path = Path::new(data);
-    if is_image_source(data) || Format::of(path) != Format::Csv {
+    let streamable = match Format::of(path) {
+        Format::Csv => true,
+        Format::Parquet => cfg!(feature = "columnar"),
+        Format::Ipc => false,
+    };
+    if is_image_source(data) || !streamable {
         return match forced {
             true => Err(Error::config(
                 "--stream",
                 format!(
-                    "'{data}' is not a CSV file: streaming reads CSV files only (Parquet and Arrow are read in memory)"
+                    "'{data}' is not a CSV or Parquet file: streaming reads those only (Arrow files are read in memory)"
                 ),
             )),
             false => Ok(None),
