@@ -59,7 +59,12 @@ pub fn choose_stream(data: &str, mode: &str, opts: &CsvOptions) -> Result<Option
     let Some(limit) = available_memory()? else {
         return Ok(None);
     };
-    let est = estimate(&ChunkReader::open(path, opts, chunk_bytes())?);
+    // A file the chunked reader cannot open is left to the in-memory
+    // reader, whose errors are the reference.
+    let Ok(reader) = ChunkReader::open(path, opts, chunk_bytes()) else {
+        return Ok(None);
+    };
+    let est = estimate(&reader);
     let peak = (est.matrix_bytes as f64 * LOAD_PEAK) as u64;
     Ok((peak > limit.bytes).then(|| {
         format!(

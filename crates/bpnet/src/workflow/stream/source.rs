@@ -2,11 +2,13 @@
 //! shuffled chunk order through a seeded shuffle buffer.
 //!
 //! Epoch `e` draws a generator seeded by [`shuffle_seed`]`(seed, e)`; it
-//! permutes the chunks, then feeds their training rows, in file order
-//! within a chunk, through a buffer of `R` rows: the buffer is filled,
-//! then each batch row is a uniformly chosen buffer slot, whose place the
-//! next incoming row takes (once the input is used up, the last row
-//! does). Every training row is drawn exactly once an epoch (less a last
+//! permutes the chunks and reads them [`LANES`] at a time: each incoming
+//! row is the next row (in file order within its chunk) of one of the
+//! chunks being read, chosen at random, a used-up chunk replaced by the
+//! next in the order. The rows go through a buffer of `R` rows: the buffer
+//! is filled, then each batch row is a uniformly chosen buffer slot, whose
+//! place the next incoming row takes (once the input is used up, the last
+//! row does). Every training row is drawn exactly once an epoch (less a last
 //! row that batch normalization cannot use alone, as in memory), with
 //! `⌊n/b⌋` batches of `b` rows and a last partial batch as [`Batches`]
 //! counts them. A row leaves the buffer after a geometric number of draws
@@ -15,8 +17,8 @@
 //! With `R ≥ n` the workflow does not stream: it holds the rows and uses
 //! the in-memory order itself (the same model as training in memory).
 //!
-//! Memory: the buffer (`R` rows), one chunk's table and its preprocessed
-//! rows. State for checkpoints: the epoch; a run resumes at an epoch
+//! Memory: the buffer (`R` rows), one chunk's table and the preprocessed
+//! rows of [`LANES`] chunks. State for checkpoints: the epoch; a run resumes at an epoch
 //! boundary only.
 
 use rand::seq::SliceRandom;
@@ -27,6 +29,9 @@ use super::{Role, StreamFile, mix};
 use crate::data::{Batches, Dataset, TargetBuf, Targets};
 use crate::train::{BatchSource, batches_per_epoch};
 use crate::{Error, Matrix, Result};
+
+/// Chunks read at once, their rows interleaved at random into the buffer.
+pub const LANES: usize = 4;
 
 /// The seed of epoch `epoch`'s chunk order and shuffle buffer.
 pub fn shuffle_seed(seed: u64, epoch: u64) -> u64 {
@@ -51,7 +56,9 @@ pub struct StreamSource<'a> {
     rng: Xoshiro256PlusPlus,
     order: Vec<usize>,
     next_chunk: usize,
-    incoming: Option<(Dataset, usize)>,
+    /// Chunks being read at once (their preprocessed training rows and the
+    /// next row of each).
+    lanes: Vec<(Dataset, usize)>,
     buf_x: Vec<f32>,
     buf_labels: Vec<usize>,
     buf_values: Vec<f32>,
@@ -85,7 +92,7 @@ impl<'a> StreamSource<'a> {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             order: Vec::new(),
             next_chunk: 0,
-            incoming: None,
+            lanes: Vec::new(),
             buf_x: Vec::new(),
             buf_labels: Vec::new(),
             buf_values: Vec::new(),
@@ -102,42 +109,55 @@ impl<'a> StreamSource<'a> {
         self.next_epoch += 1;
         self.order = (0..self.file.spans.len()).collect();
         self.order.shuffle(&mut self.rng);
-        (self.next_chunk, self.incoming, self.buf_len) = (0, None, 0);
+        (self.next_chunk, self.buf_len) = (0, 0);
+        self.lanes.clear();
         self.emitted = Some(0);
     }
 
-    /// Copies the next incoming training row into buffer slot `slot`;
+    /// Copies the next incoming training row into buffer slot `slot`: the
+    /// next row of a chunk chosen at random among the [`LANES`] being read;
     /// false when the epoch's input is used up.
     fn pull(&mut self, slot: usize) -> Result<bool> {
-        loop {
-            if let Some((d, pos)) = &mut self.incoming
-                && *pos < d.len()
-            {
-                let (r, w) = (*pos, self.width);
-                *pos += 1;
-                self.buf_x[slot * w..(slot + 1) * w].copy_from_slice(d.features.row(r));
-                match &d.targets {
-                    Targets::Classes { labels, .. } => self.buf_labels[slot] = labels[r],
-                    Targets::Values(v) => {
-                        let k = v.cols();
-                        self.buf_values[slot * k..(slot + 1) * k].copy_from_slice(v.row(r));
-                    }
-                }
-                return Ok(true);
+        while self.lanes.len() < LANES {
+            match self.next_lane()? {
+                Some(d) => self.lanes.push((d, 0)),
+                None => break,
             }
-            let Some(&i) = self.order.get(self.next_chunk) else {
-                return Ok(false);
-            };
+        }
+        if self.lanes.is_empty() {
+            return Ok(false);
+        }
+        let k = self.rng.random_range(0..self.lanes.len());
+        let (d, pos) = &mut self.lanes[k];
+        let (r, w) = (*pos, self.width);
+        *pos += 1;
+        self.buf_x[slot * w..(slot + 1) * w].copy_from_slice(d.features.row(r));
+        match &d.targets {
+            Targets::Classes { labels, .. } => self.buf_labels[slot] = labels[r],
+            Targets::Values(v) => {
+                let k = v.cols();
+                self.buf_values[slot * k..(slot + 1) * k].copy_from_slice(v.row(r));
+            }
+        }
+        if *pos == d.len() {
+            self.lanes.swap_remove(k);
+        }
+        Ok(true)
+    }
+
+    /// The preprocessed training rows of the next chunk in the epoch's
+    /// order that has some; `None` at the end of the order.
+    fn next_lane(&mut self) -> Result<Option<Dataset>> {
+        while let Some(&i) = self.order.get(self.next_chunk) {
             self.next_chunk += 1;
             let span = self.file.spans[i];
             let c = self.file.reader.read_span(&span)?;
             let rows = self.file.split.rows(&c.span, c.table.len(), Role::Train);
-            self.incoming = None;
             if !rows.is_empty() {
-                let d = crate::workflow::table_dataset(&self.file.preprocessor, &c.table, &rows)?;
-                self.incoming = Some((d, 0));
+                return crate::workflow::table_dataset(&self.file.preprocessor, &c.table, &rows).map(Some);
             }
         }
+        Ok(None)
     }
 
     /// The buffer filled as far as the input allows.
