@@ -68,11 +68,13 @@ pub fn choose_stream(data: &str, mode: &str, opts: &CsvOptions) -> Result<Option
     let peak = (est.matrix_bytes as f64 * LOAD_PEAK) as u64;
     Ok((peak > limit.bytes).then(|| {
         format!(
-            "note: streaming {data} in chunks: in memory it would take about {} (about {} rows x {} columns as f32, \
-             {LOAD_PEAK}x that while loading), more than the {} available ({}); --no-stream loads it anyway",
+            "note: streaming {data} in chunks: its f32 matrix would take about {} (about {} rows x {} columns, \
+             one-hot columns not counted) and loading it about {}, more than the {} available ({}); \
+             --no-stream loads it anyway",
             mb(est.matrix_bytes),
             est.rows,
             est.cols,
+            mb(peak),
             mb(limit.bytes),
             limit.source
         )
