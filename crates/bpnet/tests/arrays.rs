@@ -117,6 +117,52 @@ fn arrays_match_the_csv_file_bit_for_bit() {
     }
 }
 
+/// Short tables, where the CSV reader's sample holds fewer distinct values
+/// than its class-like threshold (64): distinct numbers are still typed as
+/// numbers (an offset from a shift), a column of few repeated values as
+/// text; the array path must type each column alike. 1, 2, 33, 40 and 67
+/// rows, with and without a header line (without one, the first record is
+/// data but not in the sample).
+#[test]
+fn short_arrays_are_typed_as_their_csv_is() {
+    for n in [2, 3, 33, 40, 67, 130] {
+        for header in [true, false] {
+            let d = 3;
+            let (mut x, _) = data(n, d, n as u64);
+            let y: Vec<String> = (0..n).map(|r| (r % 2).to_string()).collect();
+            for r in 0..n {
+                x[r * d + 2] = (r % 4) as f64 * 0.1 + 2.0; // class-like: 4 values, repeated
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.csv");
+            let text = csv(&x, &y, d);
+            let text = if header {
+                text
+            } else {
+                text.split_once('\n').unwrap().1.to_string()
+            };
+            std::fs::write(&path, text).unwrap();
+            let cfg = TrainConfig {
+                data: path.to_string_lossy().into_owned(),
+                hidden: "4".into(),
+                epochs: 1,
+                val_split: 0.0,
+                seed: 2,
+                ..TrainConfig::default()
+            };
+            let from_csv = load(&cfg).unwrap();
+            let cells: Vec<Vec<String>> = y.iter().map(|l| vec![l.clone()]).collect();
+            let t = ArrayTable {
+                x: DenseMatrix::new(DenseData::F64(&x), n, d, Layout::RowMajor).unwrap(),
+                y: target_table(vec!["label".into()], cells, header),
+            };
+            let names = if header { names(d) } else { ArrayNames::headerless(d) };
+            let from_arrays = load_arrays(&cfg, &t, &names, None).unwrap();
+            same_prepared(&from_csv, &from_arrays);
+        }
+    }
+}
+
 #[test]
 fn f32_arrays_match_their_f64_values_and_regression_targets_match() {
     let (n, d) = (120, 3);

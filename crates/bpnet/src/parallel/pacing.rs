@@ -15,8 +15,29 @@
 //! when a probe's workers ran parts without stalling). Which thread runs a
 //! part never changes a result (see [`crate::parallel`]), so this changes
 //! speed only.
+//!
+//! Two more signals, because on a machine shared with a process that keeps
+//! a core busy, stalls alone make a poor rule: one lucky probe resets the
+//! backoff, and the next stall (a scheduler time slice) costs more than
+//! the parallel jobs in between gained, and the caller itself loses time
+//! slices, which `wait` does not show. Measured with `bench/busy.py` on 2
+//! cores and one competing process, the paper network's training step took
+//! 1.39x as long on 2 threads as on 1 with the stall rule alone.
+//! - **Crowding:** over every [`CHECK_EVERY`] parallel jobs in a row, the
+//!   caller's CPU time must be at least [`MIN_SHARE`] of the wall time (it
+//!   never sleeps during a job: it runs parts or spins). Less counts as a
+//!   stall.
+//! - **Room before a probe** (Linux): the kernel's count of running threads
+//!   (`procs_running` in `/proc/stat`, the caller included) plus the
+//!   sleeping workers a probe would wake must not exceed the cores this
+//!   process may use; otherwise the stretch doubles without a probe. This
+//!   gate applies from a stretch of [`GATE_FROM`] jobs (repeated stalls):
+//!   an idle machine stalls now and then too (a time slice lost to the
+//!   host). The count is noisy while workers spin (a third running thread
+//!   in 25-50% of reads on an idle 2-core machine with one thread
+//!   spinning), so the least of three reads counts.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Whether pacing may run jobs serially (see [`set_enabled`]).
@@ -35,6 +56,17 @@ const FIRST_BACKOFF: u32 = 8;
 const MAX_BACKOFF: u32 = 16_384;
 /// Waits below this are hand-off noise, never a stall.
 const SLACK: Duration = Duration::from_micros(20);
+/// The serial stretch from which a probe waits for room (see the module
+/// docs): shorter stretches follow isolated stalls, which an idle machine
+/// has too (a time slice lost to the host), and probe at once.
+const GATE_FROM: u32 = 64;
+/// Parallel jobs per window over which the caller's share of the wall time
+/// is checked (two clock reads per window).
+const CHECK_EVERY: u32 = 128;
+/// The least share of the wall time the caller gets on a machine that has
+/// a core for each thread of the team (about 1 then; 2/3 with two threads
+/// and one competing process on two cores).
+const MIN_SHARE: f64 = 0.85;
 
 /// The team's pacing state. Only the caller that holds the team's `busy`
 /// flag reads or writes it (whose Acquire/Release orders the accesses), so
@@ -45,24 +77,65 @@ pub(crate) struct Pacing {
     serial_left: AtomicU32,
     /// The current serial stretch (0: workers are healthy).
     backoff: AtomicU32,
+    /// Parallel jobs in the current window (see [`Pacing::observe`]).
+    since_check: AtomicU32,
+    /// Wall and CPU time (ns, see [`sample`]) when the window began.
+    window_wall: AtomicU64,
+    window_cpu: AtomicU64,
 }
 
+/// `(wall, cpu)` nanoseconds: a monotonic clock, and the CPU time of the
+/// calling thread.
+pub(crate) type Sample = (u64, u64);
+
 impl Pacing {
-    /// Whether the next job runs on the calling thread (counts it).
-    pub(crate) fn skip(&self) -> bool {
-        let left = self.serial_left.load(Relaxed);
-        if left == 0 || !ENABLED.load(Relaxed) {
+    /// Whether the next job runs on the calling thread (counts it). When a
+    /// probe is due after a serial stretch, `room()` says whether the
+    /// machine has a core for each worker (see [`room_for`]); if not, the
+    /// stretch doubles and no probe is made.
+    pub(crate) fn skip(&self, room: impl FnOnce() -> bool) -> bool {
+        if !ENABLED.load(Relaxed) {
             return false;
         }
-        self.serial_left.store(left - 1, Relaxed);
+        let left = self.serial_left.load(Relaxed);
+        if left > 0 {
+            self.serial_left.store(left - 1, Relaxed);
+            return true;
+        }
+        let backoff = self.backoff.load(Relaxed);
+        if backoff < GATE_FROM || room() {
+            return false;
+        }
+        let next = (backoff * 2).min(MAX_BACKOFF);
+        self.backoff.store(next, Relaxed);
+        self.serial_left.store(next - 1, Relaxed);
         true
     }
 
     /// Records a parallel job: the caller ran its parts for `mine`, then
     /// waited `wait` for the `worker_parts` parts the workers claimed.
-    pub(crate) fn observe(&self, mine: Duration, wait: Duration, worker_parts: usize) {
+    /// Every [`CHECK_EVERY`] parallel jobs in a row, the calling thread's
+    /// share of the wall time over them (its CPU time / elapsed time, from
+    /// `now()`, see [`sample`]) must be at least [`MIN_SHARE`]; below, the
+    /// machine is crowded and this counts as a stall: a competing process
+    /// that takes the caller's core does not show in `wait`, only in the
+    /// time slices the caller loses (the caller never sleeps during a job:
+    /// it runs parts or spins).
+    pub(crate) fn observe(&self, mine: Duration, wait: Duration, worker_parts: usize, now: impl Fn() -> Sample) {
         let backoff = self.backoff.load(Relaxed);
-        let stalled = wait > 2 * mine + SLACK;
+        let jobs = self.since_check.load(Relaxed);
+        if jobs == 0 {
+            let (wall, cpu) = now();
+            self.window_wall.store(wall, Relaxed);
+            self.window_cpu.store(cpu, Relaxed);
+        }
+        let crowded = jobs + 1 >= CHECK_EVERY && {
+            let (wall, cpu) = now();
+            let elapsed = wall.saturating_sub(self.window_wall.load(Relaxed));
+            let ran = cpu.saturating_sub(self.window_cpu.load(Relaxed));
+            (ran as f64) < MIN_SHARE * elapsed as f64
+        };
+        let stalled = crowded || wait > 2 * mine + SLACK;
         let next = match (stalled, worker_parts) {
             (true, _) => (backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF),
             // Workers claimed nothing: no evidence either way; keep backing
@@ -70,6 +143,9 @@ impl Pacing {
             (false, 0) if backoff > 0 => (backoff * 2).min(MAX_BACKOFF),
             _ => 0,
         };
+        // A new window after each check and after each serial stretch.
+        let restart = next > 0 || jobs + 1 >= CHECK_EVERY;
+        self.since_check.store(if restart { 0 } else { jobs + 1 }, Relaxed);
         self.backoff.store(next, Relaxed);
         self.serial_left.store(next, Relaxed);
     }
@@ -81,44 +157,167 @@ impl Pacing {
     }
 }
 
+/// Whether the machine has a core for each of `waking` threads more: the
+/// running threads the kernel counts (`procs_running` in `/proc/stat`,
+/// the caller and any spinning worker included) plus `waking` do not exceed
+/// the cores this process may use. `true` where that count cannot be read
+/// (not Linux, no `/proc`): then the stall rule alone decides.
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) fn room_for(waking: usize) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The least of three reads: a thread that runs for an instant (the
+    // kernel's own, another program starting) must not block the probe.
+    let running = (0..3).filter_map(|_| running_threads()).min();
+    running.is_none_or(|running| running + waking <= cores)
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+pub(crate) fn room_for(_waking: usize) -> bool {
+    true
+}
+
+/// The wall clock (ns since the first call) and the calling thread's CPU
+/// time (ns); the CPU time is taken as the wall time where it cannot be
+/// read, so that a window never looks crowded then.
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) fn sample() -> Sample {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let wall = BASE.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer to
+    // a local; CLOCK_THREAD_CPUTIME_ID needs no other argument.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    let cpu = (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64;
+    (wall, if ok { cpu } else { wall })
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+pub(crate) fn sample() -> Sample {
+    (0, 0)
+}
+
+/// The kernel's count of running threads, from `/proc/stat`.
+#[cfg(all(target_os = "linux", not(loom)))]
+fn running_threads() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let at = stat.find("procs_running ")?;
+    stat[at + "procs_running ".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const US: Duration = Duration::from_micros(1);
 
+    /// A sampler whose window shows the caller on its core all the time.
+    fn healthy() -> Sample {
+        (1, 1)
+    }
+
     #[test]
     fn a_stall_backs_off_exponentially_and_a_healthy_probe_resets() {
         let p = Pacing::default();
-        p.observe(50 * US, 10 * US, 1);
+        p.observe(50 * US, 10 * US, 1, healthy);
         assert_eq!(p.backoff(), 0, "a short wait is not a stall");
-        p.observe(50 * US, 3000 * US, 1);
+        p.observe(50 * US, 3000 * US, 1, healthy);
         assert_eq!(p.backoff(), FIRST_BACKOFF);
-        let skipped = (0..100).take_while(|_| p.skip()).count();
+        let skipped = (0..100).take_while(|_| p.skip(|| true)).count();
         assert_eq!(skipped, FIRST_BACKOFF as usize, "then the probe runs in parallel");
-        p.observe(50 * US, 3000 * US, 1);
+        p.observe(50 * US, 3000 * US, 1, healthy);
         assert_eq!(p.backoff(), 2 * FIRST_BACKOFF);
-        (0..16).for_each(|_| assert!(p.skip()));
-        p.observe(50 * US, Duration::ZERO, 0);
+        (0..16).for_each(|_| assert!(p.skip(|| true)));
+        p.observe(50 * US, Duration::ZERO, 0, healthy);
         assert_eq!(
             p.backoff(),
             4 * FIRST_BACKOFF,
             "no claims while backing off: keep backing off"
         );
-        (0..32).for_each(|_| assert!(p.skip()));
-        p.observe(50 * US, 30 * US, 2);
+        (0..32).for_each(|_| assert!(p.skip(|| true)));
+        p.observe(50 * US, 30 * US, 2, healthy);
         assert_eq!(p.backoff(), 0, "workers ran parts without stalling");
-        assert!(!p.skip());
+        assert!(!p.skip(|| true));
+    }
+
+    #[test]
+    fn no_probe_while_the_machine_has_no_room() {
+        let p = Pacing::default();
+        assert!(!p.skip(|| false), "healthy workers: no check, no skip");
+        // Isolated stalls probe at once, room or not.
+        p.observe(50 * US, 3000 * US, 1, healthy);
+        (0..FIRST_BACKOFF).for_each(|_| assert!(p.skip(|| panic!("checked during the stretch"))));
+        assert!(
+            !p.skip(|| panic!("checked below GATE_FROM")),
+            "a short stretch probes at once"
+        );
+        // Repeated stalls: from GATE_FROM on, a probe waits for room.
+        while p.backoff() < GATE_FROM {
+            p.observe(50 * US, 3000 * US, 1, healthy);
+            while p.skip(|| true) {}
+        }
+        p.observe(50 * US, 3000 * US, 1, healthy);
+        let stretch = p.backoff();
+        (0..stretch).for_each(|_| assert!(p.skip(|| panic!("checked during the stretch"))));
+        assert!(p.skip(|| false), "no room: no probe");
+        assert_eq!(p.backoff(), 2 * stretch, "and the stretch doubles");
+        (1..2 * stretch).for_each(|_| assert!(p.skip(|| panic!("checked during the stretch"))));
+        assert!(!p.skip(|| true), "room again: the probe runs in parallel");
+    }
+
+    #[test]
+    fn a_crowded_window_counts_as_a_stall() {
+        let p = Pacing::default();
+        // The caller ran 0.7 ms of each ms over the window: crowded.
+        let t = std::cell::Cell::new(0u64);
+        let crowded = || {
+            t.set(t.get() + 1_000_000);
+            (t.get(), t.get() * 7 / 10)
+        };
+        for _ in 1..CHECK_EVERY {
+            p.observe(50 * US, 10 * US, 1, crowded);
+        }
+        assert_eq!(p.backoff(), 0, "no check before the window is full");
+        p.observe(50 * US, 10 * US, 1, crowded);
+        assert_eq!(p.backoff(), FIRST_BACKOFF, "a crowded window: back off");
+        for _ in 0..CHECK_EVERY {
+            p.observe(50 * US, 10 * US, 1, healthy);
+        }
+        assert_eq!(p.backoff(), 0, "the caller had its core: parallel");
+    }
+
+    #[test]
+    fn the_thread_cpu_clock_advances_and_never_outruns_the_wall_clock() {
+        let (w0, c0) = sample();
+        let mut x = 0u64;
+        while sample().0 < w0 + 20_000_000 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let (w1, c1) = sample();
+        // Not a timing assertion: CPU time can never exceed wall time for
+        // one thread (beyond clock granularity).
+        assert!(c1 - c0 <= w1 - w0 + 1_000_000, "cpu {} > wall {}", c1 - c0, w1 - w0);
+        assert!(c1 > c0, "the thread's CPU clock advances");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_running_thread_count_is_read_and_counts_the_caller() {
+        let n = running_threads().expect("/proc/stat has procs_running");
+        assert!(n >= 1, "the caller itself is running");
     }
 
     #[test]
     fn long_parts_are_not_stalls_and_backoff_is_capped() {
         let p = Pacing::default();
         // A 2 ms wait after 1.5 ms of own work: one long part, not a stall.
-        p.observe(1500 * US, 2000 * US, 3);
+        p.observe(1500 * US, 2000 * US, 3, healthy);
         assert_eq!(p.backoff(), 0);
         for _ in 0..20 {
-            p.observe(10 * US, 5000 * US, 1);
+            p.observe(10 * US, 5000 * US, 1, healthy);
         }
         assert_eq!(p.backoff(), MAX_BACKOFF);
     }

@@ -208,7 +208,9 @@ impl Team {
             return;
         }
         let _busy = ClearOnDrop(&self.busy);
-        if self.pacing.skip() {
+        // A probe wakes the workers that sleep (spinning ones are running).
+        let room = || super::pacing::room_for(self.shared.sleepers.load(Relaxed));
+        if self.pacing.skip(room) {
             serial(parts, f);
             return;
         }
@@ -247,8 +249,12 @@ impl Team {
         while s.done.load(Acquire) < parts - mine {
             spin();
         }
-        self.pacing
-            .observe(own.since(start), Clock::now().since(own), parts - mine);
+        self.pacing.observe(
+            own.since(start),
+            Clock::now().since(own),
+            parts - mine,
+            super::pacing::sample,
+        );
         // Every claimed part is done: no thread reads `job` any more.
         // SAFETY: invariant 1.
         s.job.with_mut(|j| unsafe { *j = None });

@@ -14,9 +14,11 @@ use super::features::FeatureKind;
 use super::targets::fit_target;
 use super::{Feature, PreprocessSpec, Preprocessor, Targets};
 use crate::data::csv::RawTable;
+use crate::data::parts::{fill_rows, in_parts};
 use crate::data::table::{ABSURD, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
+use std::ops::Range;
 
 /// Element layout of a [`DenseMatrix`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +94,8 @@ impl<'a> DenseMatrix<'a> {
     /// of every value, NaN as an empty cell) stores its numbers from, `None`
     /// where that table keeps the column's text (at most
     /// [`crate::data::table::FEW_VALUES`] distinct values in the first
-    /// [`crate::data::table::SAMPLE`] rows, or no number there): those
+    /// [`crate::data::table::SAMPLE`] rows, each seen twice on average, or
+    /// no number there; the rule is the CSV reader's own): those
     /// columns hold exact f64 values, the others `shift + (v - shift) as
     /// f32`, so that arrays and their CSV give bit-identical features.
     /// Without a header line the file's first record is data but not part
@@ -116,7 +119,7 @@ impl<'a> DenseMatrix<'a> {
                         distinct.insert(v.to_bits());
                     }
                 }
-                (n > 0 && distinct.len() > FEW_VALUES).then(|| (sum / n as f64).round())
+                crate::data::table::build::shift_of_sample(sum, n, distinct.len())
             })
             .collect()
     }
@@ -196,10 +199,7 @@ impl Preprocessor {
         };
         let target = fit_target(&Table::from_raw(y), &targets, train_rows, task)?;
         let shifts = x.csv_shifts(has_header);
-        let mut features = Vec::with_capacity(x.cols());
-        for (c, name) in names.iter().enumerate() {
-            features.push(fit_column(x, (c, shifts[c]), name, train_rows, spec, &mut notes)?);
-        }
+        let features = fit_columns(x, &shifts, names, train_rows, spec, &mut notes)?;
         let n = x.cols();
         let pre = Preprocessor {
             task,
@@ -244,31 +244,37 @@ impl Preprocessor {
                 }
             }
         }
-        let shifts = x.csv_shifts(self.has_header);
-        let mut data = Vec::with_capacity(rows.len() * scale.len());
-        for &r in rows {
-            if r >= x.rows() {
-                return Err(Error::config(
-                    "X",
-                    format!("row {r} is out of range: {} rows", x.rows()),
-                ));
-            }
-            for (c, (f, &(center, s, fill))) in self.features.iter().zip(&scale).enumerate() {
-                let v = match x.plain(r, c, shifts[c]) {
-                    Some(v) => Some(v),
-                    None => x.number(r, c, &f.name, shifts[c])?,
-                };
-                let v = match (v, fill) {
-                    (Some(v), _) => v,
-                    (None, Some(fv)) => fv,
-                    (None, None) => {
-                        let what = format!("row {r}, column '{}': missing value (NaN; fit without impute)", f.name);
-                        return Err(Error::config("X", what));
-                    }
-                };
-                data.push(((v - center) / s) as f32);
-            }
+        if let Some(&r) = rows.iter().find(|&&r| r >= x.rows()) {
+            return Err(Error::config(
+                "X",
+                format!("row {r} is out of range: {} rows", x.rows()),
+            ));
         }
+        let shifts = x.csv_shifts(self.has_header);
+        let width = scale.len();
+        // Rows scaled in parallel; the first error in row order.
+        let mut data = vec![0.0f32; rows.len() * width];
+        fill_rows(&mut data, rows.len(), width, |range, out| {
+            for (&r, out) in rows[range].iter().zip(out.chunks_exact_mut(width.max(1))) {
+                for (c, (o, &(center, s, fill))) in out.iter_mut().zip(&scale).enumerate() {
+                    let v = match x.plain(r, c, shifts[c]) {
+                        Some(v) => Some(v),
+                        None => x.number(r, c, &self.features[c].name, shifts[c])?,
+                    };
+                    let v = match (v, fill) {
+                        (Some(v), _) => v,
+                        (None, Some(fv)) => fv,
+                        (None, None) => {
+                            let name = &self.features[c].name;
+                            let what = format!("row {r}, column '{name}': missing value (NaN; fit without impute)");
+                            return Err(Error::config("X", what));
+                        }
+                    };
+                    *o = ((v - center) / s) as f32;
+                }
+            }
+            Ok(())
+        })?;
         Matrix::from_vec(rows.len(), scale.len(), data)
     }
 }
@@ -331,31 +337,104 @@ fn check_shapes(x: &DenseMatrix<'_>, names: &[String], y: &RawTable) -> Result<(
     Ok(())
 }
 
-/// Fits feature column `c` on the training rows, as `fit_feature` does for a
-/// numeric CSV column.
-fn fit_column(
+/// Columns gathered per sweep over the rows: one 64-byte cache line of f32
+/// (row-major data is read a line per row, not a value per line).
+const COLUMN_BLOCK: usize = 16;
+
+/// Fits every feature column on the training rows, as `fit_feature` does
+/// for numeric CSV columns: column blocks spread over threads, each block's
+/// training values gathered in one sweep over the rows (in row order, so
+/// every sum is the CSV path's); the first error and the notes in column
+/// order.
+fn fit_columns(
     x: &DenseMatrix<'_>,
-    (c, shift): (usize, Option<f64>),
-    name: &str,
+    shifts: &[Option<f64>],
+    names: &[String],
     rows: &[usize],
     spec: &PreprocessSpec,
     notes: &mut Vec<String>,
-) -> Result<Feature> {
-    let mut values = Vec::with_capacity(rows.len());
-    let mut first_missing = None;
+) -> Result<Vec<Feature>> {
+    let blocks = x.cols().div_ceil(COLUMN_BLOCK);
+    let parts = in_parts(blocks, x.cols() * rows.len(), |range| {
+        let mut notes = Vec::new();
+        let mut features = Vec::new();
+        for b in range {
+            let cols = b * COLUMN_BLOCK..((b + 1) * COLUMN_BLOCK).min(x.cols());
+            for (c, (values, first_missing)) in cols.clone().zip(gather(x, cols, shifts, names, rows)?) {
+                features.push(fit_column(
+                    values,
+                    first_missing,
+                    (c, &names[c]),
+                    rows.len(),
+                    spec,
+                    &mut notes,
+                )?);
+            }
+        }
+        Ok((features, notes))
+    });
+    let mut features = Vec::with_capacity(x.cols());
+    for part in parts {
+        let (f, n): (Vec<Feature>, Vec<String>) = part?;
+        features.extend(f);
+        notes.extend(n);
+    }
+    Ok(features)
+}
+
+/// The non-missing values of columns `cols` over `rows` (in row order), and
+/// each column's first missing row; for an infinite or absurd value, the
+/// error of the first such column (its first such row), as a column-by-column
+/// pass would give.
+fn gather(
+    x: &DenseMatrix<'_>,
+    cols: Range<usize>,
+    shifts: &[Option<f64>],
+    names: &[String],
+    rows: &[usize],
+) -> Result<Vec<(Vec<f64>, Option<usize>)>> {
+    let mut out: Vec<(Vec<f64>, Option<usize>)> =
+        cols.clone().map(|_| (Vec::with_capacity(rows.len()), None)).collect();
+    let mut errors: Vec<Option<Error>> = cols.clone().map(|_| None).collect();
     for &r in rows {
-        let v = match x.plain(r, c, shift) {
-            Some(v) => Some(v),
-            None => x.number(r, c, name, shift)?,
-        };
-        match v {
-            Some(v) => values.push(v),
-            None => {
-                first_missing.get_or_insert(r);
+        for (c, ((values, first_missing), error)) in cols.clone().zip(out.iter_mut().zip(errors.iter_mut())) {
+            let v = match x.plain(r, c, shifts[c]) {
+                Some(v) => Some(v),
+                None if error.is_some() => continue,
+                None => match x.number(r, c, &names[c], shifts[c]) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        *error = Some(e);
+                        continue;
+                    }
+                },
+            };
+            match v {
+                Some(v) => values.push(v),
+                None => {
+                    first_missing.get_or_insert(r);
+                }
             }
         }
     }
-    let missing = rows.len() - values.len();
+    match errors.into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Fits feature column `c` (named `name`) from its training `values` (the
+/// non-missing ones of `n_rows` rows), as `fit_feature` does for a numeric
+/// CSV column.
+fn fit_column(
+    mut values: Vec<f64>,
+    first_missing: Option<usize>,
+    (c, name): (usize, &str),
+    n_rows: usize,
+    spec: &PreprocessSpec,
+    notes: &mut Vec<String>,
+) -> Result<Feature> {
+    let missing = n_rows - values.len();
     if values.is_empty() {
         return Err(Error::config(
             "X",

@@ -38,9 +38,18 @@ pub(crate) fn sample_kind<'a>(cells: impl Iterator<Item = &'a str>) -> Option<f6
             distinct.insert(cell);
         }
     }
-    // Few values, each seen twice on average: class-like, kept as text. (A
-    // short sample of distinct numbers, as in a 10-row wide table, is numeric.)
-    let class_like = distinct.len() <= FEW_VALUES && 2 * distinct.len() <= n;
+    shift_of_sample(sum, n, distinct.len())
+}
+
+/// The rule of [`sample_kind`] on a sample whose `n` numbers add up to
+/// `sum` and which holds `distinct` distinct cells (a missing cell counts
+/// as one; counting may stop past [`FEW_VALUES`]): few values, each seen
+/// twice on average, are class-like and kept as text (`None`); a short
+/// sample of distinct numbers, as in a 10-row wide table, is numeric.
+/// Shared with arrays ([`crate::data::preprocess::DenseMatrix::csv_shifts`])
+/// so that an array and its CSV are typed alike.
+pub(crate) fn shift_of_sample(sum: f64, n: usize, distinct: usize) -> Option<f64> {
+    let class_like = distinct <= FEW_VALUES && 2 * distinct <= n;
     (n > 0 && !class_like).then(|| (sum / n as f64).round())
 }
 
