@@ -62,11 +62,6 @@ def test_regressor_weights_match_bpnet_train(tmp_path, run_cli):
     _same_weights(est, bpnet.load(cli_model))
 
 
-@pytest.mark.xfail(
-    reason="since the typed CSV reader (issue 17) replaced the string table, `bpnet predict` on a CSV and "
-    "predict() on the same array differ in the last printed digit; not yet traced (see the closing note)",
-    strict=False,
-)
 def test_python_model_predicts_the_same_in_bpnet_predict(tmp_path, run_cli):
     X, y = blobs(n=150, d=4, classes=3, seed=5)
     est = bpnet.MLPClassifier(**OPTS).fit(X, y)
@@ -92,11 +87,6 @@ def _labelled(tmp_path, X, y):
     return p
 
 
-@pytest.mark.xfail(
-    reason="since the typed CSV reader (issue 17) replaced the string table, `bpnet predict` on a CSV and "
-    "predict() on the same array differ in the last printed digit; not yet traced (see the closing note)",
-    strict=False,
-)
 def test_regression_predictions_identical_in_bpnet_predict(tmp_path, run_cli):
     X, y = linear(seed=4)
     est = bpnet.MLPRegressor(**OPTS).fit(X, y)
@@ -123,11 +113,6 @@ def test_cli_model_loads_in_python_and_predicts_the_same(tmp_path, run_cli):
     assert list(est.classes_) == [0, 1, 2, 3]
 
 
-@pytest.mark.xfail(
-    reason="since the typed CSV reader (issue 17) replaced the string table, `bpnet predict` on a CSV and "
-    "predict() on the same array differ in the last printed digit; not yet traced (see the closing note)",
-    strict=False,
-)
 def test_dataframe_model_matches_columns_by_name_in_bpnet_predict(tmp_path, run_cli):
     pd = pytest.importorskip("pandas")
     X, y = linear(seed=6)

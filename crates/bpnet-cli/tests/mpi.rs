@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const BIN: &str = env!("CARGO_BIN_EXE_bpnet");
+/// Steps of the killed runs: enough that the run outlives the latest kill
+/// moment (step 550) by far, whatever the machine's load.
+const KILL_RUN_STEPS: usize = 1500;
 
 fn train_args(out: &str, steps: usize, extra: &[&str]) -> Vec<String> {
     let wine = format!("{ROOT}/data/wine.csv");
@@ -214,23 +217,64 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::E
     None
 }
 
-// Ignored: the kill moments are fixed delays, and on an idle machine the
-// whole run (about 20 µs a step) ends before the later ones, so the test
-// fails for want of a rank to kill, not for a fault in bpnet. It passed all
-// five rounds on the loaded machine it was written on; run it with
-// `--ignored` until the kill moments follow the run's own progress.
+/// The step of the checkpoint at `ckpt`, read when the file changed since
+/// `seen` (it is replaced atomically, so a read sees a whole file).
+fn checkpoint_step(ckpt: &Path, seen: &mut Option<std::time::SystemTime>) -> Option<usize> {
+    let modified = std::fs::metadata(ckpt).and_then(|m| m.modified()).ok()?;
+    if *seen == Some(modified) {
+        return None;
+    }
+    *seen = Some(modified);
+    load_run(ckpt).ok().map(|r| r.resume.state.step)
+}
+
+/// Sends `sig` to `pid`.
+fn signal(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) on a pid this test's mpirun started.
+    unsafe { libc::kill(pid as i32, sig) == 0 }
+}
+
+/// Freezes the job once its checkpoint reaches `step` (SIGSTOP to every
+/// rank: the moment follows the run's own progress, not a delay), then
+/// SIGKILLs rank `victim` and lets the other run on. `false` if the job
+/// ended before it could be frozen.
+fn kill_at_step(job: &mut Child, ckpt: &Path, step: usize, victim: usize) -> bool {
+    let (start, mut seen) = (Instant::now(), None);
+    while start.elapsed() < Duration::from_secs(120) {
+        if job.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if checkpoint_step(ckpt, &mut seen).is_some_and(|s| s >= step) {
+            let ranks = ranks_of(job.id());
+            assert_eq!(ranks.len(), 2, "rank pids {ranks:?}");
+            if !ranks.iter().all(|&r| signal(r, libc::SIGSTOP)) || job.try_wait().unwrap().is_some() {
+                return false;
+            }
+            assert!(signal(ranks[victim], libc::SIGKILL));
+            for (i, &r) in ranks.iter().enumerate() {
+                if i != victim {
+                    signal(r, libc::SIGCONT);
+                }
+            }
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("no checkpoint at step {step} within 120 s");
+}
+
 #[test]
-#[ignore = "timing-dependent kill moments: the run can end before the rank is killed"]
 fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let steps = 200;
+    let steps = KILL_RUN_STEPS;
     let mut one = Command::new(BIN);
     one.args(train_args("ref.safetensors", steps, &[]));
     assert_ok(&run(one, d), "reference");
     let ckpt = d.join("run.ckpt.safetensors");
-    // Five moments after the first checkpoint, spread over the run; either rank.
-    for (round, (delay_ms, victim)) in [(0, 1), (150, 0), (400, 1), (800, 0), (1300, 1)]
+    // Five moments in the run's own steps, from the first checkpoint to past
+    // the middle; either rank.
+    for (round, (at_step, victim)) in [(5, 1), (100, 0), (250, 1), (400, 0), (550, 1)]
         .into_iter()
         .enumerate()
     {
@@ -242,15 +286,11 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut job = c.spawn().unwrap();
-        let start = Instant::now();
-        while !ckpt.exists() && start.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let ranks = ranks_of(job.id());
-        assert_eq!(ranks.len(), 2, "round {round}: rank pids {ranks:?}");
-        // SAFETY: kill(2) with SIGKILL on a pid this test's mpirun started.
-        assert_eq!(unsafe { libc::kill(ranks[victim] as i32, libc::SIGKILL) }, 0);
+        let killed = kill_at_step(&mut job, &ckpt, at_step, victim);
+        assert!(
+            killed,
+            "round {round}: the run ended before its checkpoint reached step {at_step}"
+        );
         // A generous limit against a hang, not a timing assertion.
         let killed = Instant::now();
         let status = wait_with_limit(&mut job, Duration::from_secs(120));
@@ -278,7 +318,7 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
         // The last checkpoint loads; resuming on 1 and on 2 processes ends
         // with the uninterrupted run's model (the same f32 bound).
         let state = load_run(&ckpt).unwrap().resume.state;
-        assert!(state.step < steps);
+        assert!(state.step >= at_step && state.step < steps, "round {round}: step {}", state.step);
         for np in [1, 2] {
             let out = format!("resumed{np}.safetensors");
             let args = train_args(&out, steps, &["--resume", ckpt.to_str().unwrap()]);
