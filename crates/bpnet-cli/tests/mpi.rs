@@ -274,10 +274,7 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
     let ckpt = d.join("run.ckpt.safetensors");
     // Five moments in the run's own steps, from the first checkpoint to past
     // the middle; either rank.
-    for (round, (at_step, victim)) in [(5, 1), (100, 0), (250, 1), (400, 0), (550, 1)]
-        .into_iter()
-        .enumerate()
-    {
+    for (round, (at_step, victim)) in [(5, 1), (100, 0), (250, 1), (400, 0), (550, 1)].into_iter().enumerate() {
         let _ = std::fs::remove_file(&ckpt);
         let mut c = mpirun(2);
         c.arg(BIN)
@@ -318,7 +315,11 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
         // The last checkpoint loads; resuming on 1 and on 2 processes ends
         // with the uninterrupted run's model (the same f32 bound).
         let state = load_run(&ckpt).unwrap().resume.state;
-        assert!(state.step >= at_step && state.step < steps, "round {round}: step {}", state.step);
+        assert!(
+            state.step >= at_step && state.step < steps,
+            "round {round}: step {}",
+            state.step
+        );
         for np in [1, 2] {
             let out = format!("resumed{np}.safetensors");
             let args = train_args(&out, steps, &["--resume", ckpt.to_str().unwrap()]);

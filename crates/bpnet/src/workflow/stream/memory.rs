@@ -133,3 +133,20 @@ pub fn estimate(reader: &ChunkReader) -> Estimate {
         matrix_bytes: est.saturating_mul(cols as u64 * 4),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_bytes("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_bytes("512K").unwrap(), 512 << 10);
+        assert_eq!(parse_bytes("6M").unwrap(), 6 << 20);
+        assert_eq!(parse_bytes("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_bytes(" 2gb ").unwrap(), 2 << 30);
+        for bad in ["", "M", "-1M", "12Q", "lots"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -259,3 +259,29 @@ pub(crate) fn target_of(d: &Dataset) -> crate::loss::Target<'_, f32> {
         Targets::Values(v) => crate::loss::Target::Values(v),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Role, RowSplit};
+
+    #[test]
+    fn hashed_split_holds_out_the_fractions_asked_for_and_is_seeded() {
+        let split = RowSplit {
+            test: 0.1,
+            val: 0.2,
+            seed: 7,
+            limit: 90_000,
+        };
+        let roles: Vec<Role> = (0..100_000).map(|r| split.role(r)).collect();
+        let count = |role| roles.iter().filter(|&&r| r == role).count();
+        assert_eq!(count(Role::Skip), 10_000, "rows from --limit on");
+        // 90,000 rows: 10% test, then 20% of the other 81,000 for validation.
+        assert!((8_700..9_300).contains(&count(Role::Test)), "{}", count(Role::Test));
+        assert!((15_800..16_600).contains(&count(Role::Val)), "{}", count(Role::Val));
+        let again: Vec<Role> = (0..100_000).map(|r| split.role(r)).collect();
+        assert_eq!(roles, again);
+        let other = RowSplit { seed: 8, ..split };
+        let moved = (0..90_000).filter(|&r| other.role(r) != roles[r]).count();
+        assert!(moved > 10_000, "another seed chooses other rows ({moved} moved)");
+    }
+}
