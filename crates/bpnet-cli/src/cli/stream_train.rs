@@ -72,6 +72,13 @@ fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str)) -> Result<Strea
     };
     let mut sets = file.collect(roles)?;
     let val = sets.pop().filter(|v| !v.is_empty());
+    if let Some(v) = val.as_ref().filter(|v| v.len() > cap) {
+        say(&format!(
+            "note: the {} validation rows are held in memory ({:.0} MB), more than the shuffle buffer's {cap}; a smaller --val-split bounds that",
+            v.len(),
+            (v.len() * (pre.n_features() + pre.n_outputs()) * 4) as f64 / 1e6
+        ));
+    }
     let train = match sets.pop() {
         Some(t) => t,
         None => empty_like(&pre, pre.class_names().is_none())?,
