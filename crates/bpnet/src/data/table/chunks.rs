@@ -1,5 +1,7 @@
-//! [`ChunkReader`]: a CSV file read as a sequence of small [`Table`]s, for
-//! data larger than memory.
+//! [`ChunkReader`]: a data file read as a sequence of small
+//! [`super::Table`]s, for data larger than memory: a Parquet file (feature
+//! `columnar`) row group by row group, a CSV file as follows
+//! (`csv_chunks.rs`).
 //!
 //! The file is typed once, as [`super::read_table`] types it: the first
 //! record and the [`super::SAMPLE`] records after it choose each column's

@@ -11,7 +11,7 @@
 //! - [`StreamFile::collect`]: rows of some roles, preprocessed, in memory
 //!   (the validation set; the training set when it fits in the shuffle
 //!   buffer).
-//! - [`StreamFile::for_each_group`]: preprocessed rows in groups of
+//! - [`for_each_group`]: preprocessed rows in groups of
 //!   [`GROUP`] (aligned with the in-memory evaluation's chunks, so outputs
 //!   and losses are the same bits), for `eval`, `predict` and test metrics.
 //! - [`StreamSource`]: training batches, chunk order and a shuffle buffer.
@@ -33,7 +33,7 @@ use crate::data::{Dataset, Targets};
 use crate::{Matrix, Result};
 use std::path::Path;
 
-/// Rows per group of [`StreamFile::for_each_group`]: the in-memory
+/// Rows per group of [`for_each_group`]: the in-memory
 /// evaluation's chunk (and a multiple of the fused network's blocks).
 pub const GROUP: usize = 1024;
 
