@@ -2,41 +2,12 @@
 //! MNIST and on CSV files, eval / predict / inspect, the config file and its
 //! precedence, the README walkthrough, and clean one-line errors.
 
-use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{last_json, ok, run_in, text};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .args(args)
-        .current_dir(dir)
-        .env("BPNET_DATA_DIR", format!("{ROOT}/data"))
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs and expects success; returns stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run_in(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// The JSON object on the last line of stdout.
-fn last_json(stdout: &str) -> Value {
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
-}
 
 fn data(name: &str) -> String {
     format!("{ROOT}/data/{name}")

@@ -3,24 +3,8 @@
 //! same model and predictions as from the CSV.
 #![cfg(feature = "columnar")]
 
-use std::path::Path;
-use std::process::Command;
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+mod common;
+use common::ok;
 
 fn csv() -> String {
     let mut s = String::from("x1,x2,kind,label\n");

@@ -1,0 +1,42 @@
+//! Helpers shared by the command-line tests: run the `bpnet` binary in a
+//! folder and read what it printed.
+#![allow(dead_code)] // each test file uses its own subset
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The repository root.
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// Runs `bpnet args` in `dir`, with the bundled data folder for `--data mnist`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(args)
+        .current_dir(dir)
+        .env("BPNET_DATA_DIR", format!("{ROOT}/data"))
+        .output()
+        .unwrap()
+}
+
+/// Bytes as text (lossy).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// [`run_in`], which must succeed; its standard output.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The last line of `stdout` as JSON (`--json` output).
+pub fn last_json(stdout: &str) -> Value {
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
