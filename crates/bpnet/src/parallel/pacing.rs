@@ -28,7 +28,7 @@
 //!   never sleeps during a job: it runs parts or spins). Less counts as a
 //!   stall.
 //! - **Room before a probe** (Linux): the kernel's count of running threads
-//!   (`procs_running` in `/proc/stat`, the caller included) plus the
+//!   (`procs_running`, read from `/proc/loadavg`, the caller included) plus the
 //!   sleeping workers a probe would wake must not exceed the cores this
 //!   process may use; otherwise the stretch doubles without a probe. This
 //!   gate applies from a stretch of [`GATE_FROM`] jobs (repeated stalls):
@@ -158,13 +158,13 @@ impl Pacing {
 }
 
 /// Whether the machine has a core for each of `waking` threads more: the
-/// running threads the kernel counts (`procs_running` in `/proc/stat`,
+/// running threads the kernel counts (`nr_running`, from `/proc/loadavg`,
 /// the caller and any spinning worker included) plus `waking` do not exceed
-/// the cores this process may use. `true` where that count cannot be read
-/// (not Linux, no `/proc`): then the stall rule alone decides.
+/// the `cores` this process may use. `true` where that count cannot be read
+/// (not Linux, no `/proc`): then the stall rule alone decides. Allocates
+/// nothing.
 #[cfg(all(target_os = "linux", not(loom)))]
-pub(crate) fn room_for(waking: usize) -> bool {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+pub(crate) fn room_for(waking: usize, cores: usize) -> bool {
     // The least of three reads: a thread that runs for an instant (the
     // kernel's own, another program starting) must not block the probe.
     let running = (0..3).filter_map(|_| running_threads()).min();
@@ -172,7 +172,7 @@ pub(crate) fn room_for(waking: usize) -> bool {
 }
 
 #[cfg(not(all(target_os = "linux", not(loom))))]
-pub(crate) fn room_for(_waking: usize) -> bool {
+pub(crate) fn room_for(_waking: usize, _cores: usize) -> bool {
     true
 }
 
@@ -196,16 +196,37 @@ pub(crate) fn sample() -> Sample {
     (0, 0)
 }
 
-/// The kernel's count of running threads, from `/proc/stat`.
+/// The kernel's count of running threads: the first number of the fourth
+/// field of `/proc/loadavg` ("running/total"), the same `nr_running()` that
+/// `/proc/stat` reports as `procs_running`. Read into a stack buffer, so
+/// that a probe allocates nothing (training steps allocate nothing once
+/// warm, `tests/alloc.rs`); the file is one short line.
 #[cfg(all(target_os = "linux", not(loom)))]
 fn running_threads() -> Option<usize> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let at = stat.find("procs_running ")?;
-    stat[at + "procs_running ".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    use std::io::Read;
+    let mut buf = [0u8; 128];
+    // `File::open` builds the C path on the stack for short paths.
+    let mut file = std::fs::File::open("/proc/loadavg").ok()?;
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]).ok()? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    parse_running(&buf[..len])
+}
+
+/// The running count from a `/proc/loadavg` line
+/// (`"0.52 0.58 0.59 3/467 12345"` gives 3).
+#[cfg(any(test, all(target_os = "linux", not(loom))))]
+fn parse_running(line: &[u8]) -> Option<usize> {
+    let field = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .nth(3)?;
+    let running = field.split(|&b| b == b'/').next()?;
+    std::str::from_utf8(running).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -303,10 +324,18 @@ mod tests {
         assert!(c1 > c0, "the thread's CPU clock advances");
     }
 
-    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_running_count_is_parsed_from_a_loadavg_line() {
+        assert_eq!(parse_running(b"0.52 0.58 0.59 3/467 12345\n"), Some(3));
+        assert_eq!(parse_running(b"0.00 0.00 0.00 12/78 1"), Some(12));
+        assert_eq!(parse_running(b"0.00 0.00 0.00"), None);
+        assert_eq!(parse_running(b"0.00 0.00 0.00 x/78 1"), None);
+    }
+
+    #[cfg(all(target_os = "linux", not(loom)))]
     #[test]
     fn the_running_thread_count_is_read_and_counts_the_caller() {
-        let n = running_threads().expect("/proc/stat has procs_running");
+        let n = running_threads().expect("/proc/loadavg has the running count");
         assert!(n >= 1, "the caller itself is running");
     }
 

@@ -111,6 +111,9 @@ pub struct Team {
     busy: AtomicBool,
     /// When to run jobs on the caller alone (a busy machine).
     pacing: Pacing,
+    /// The cores this process may use, read once: reading it again (the
+    /// cgroup quota) would allocate during a job.
+    cores: usize,
 }
 
 thread_local! {
@@ -175,6 +178,7 @@ impl Team {
             workers: Vec::with_capacity(workers),
             busy: AtomicBool::new(false),
             pacing: Pacing::default(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         for id in 1..=workers {
             let s = Arc::clone(&team.shared);
@@ -209,7 +213,7 @@ impl Team {
         }
         let _busy = ClearOnDrop(&self.busy);
         // A probe wakes the workers that sleep (spinning ones are running).
-        let room = || super::pacing::room_for(self.shared.sleepers.load(Relaxed));
+        let room = || super::pacing::room_for(self.shared.sleepers.load(Relaxed), self.cores);
         if self.pacing.skip(room) {
             serial(parts, f);
             return;
