@@ -3,11 +3,12 @@
 //! and where, no panic, no backtrace, no abort, and no output file left
 //! behind.
 
+mod common;
+use common::run_in as bpnet;
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+use common::ROOT;
 
 fn idx(kind: u8, dims: &[u32], values: &[u8]) -> Vec<u8> {
     let mut b = vec![0, 0, 8, dims.len() as u8];
@@ -76,14 +77,6 @@ fn setup(d: &Path) {
     for (name, text) in files {
         std::fs::write(d.join(name), text).unwrap();
     }
-}
-
-fn bpnet(d: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .args(args)
-        .current_dir(d)
-        .output()
-        .unwrap()
 }
 
 /// `bytes` with the first occurrence of `from` replaced by `to` (same length).

@@ -2,25 +2,10 @@
 //! identical to a run with that seed alone; mean ± sd over seeds of every
 //! reported number; band figures.
 
+mod common;
+use common::ok as bpnet;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
-
-fn bpnet(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 const TINY: [&str; 10] = [
     "--steps",

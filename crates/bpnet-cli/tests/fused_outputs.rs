@@ -5,30 +5,15 @@
 //! classifier (iris, BN before the activation) and a BN regressor
 //! (diabetes, BN after the activation).
 
+mod common;
 use bpnet::io::load_model;
 use bpnet::train::{default_loss, evaluate};
 use bpnet::workflow::{Pipeline, labelled, unlabelled};
 use bpnet::{Mode, Sequential};
+use common::ok as bpnet;
 use std::path::Path;
-use std::process::Command;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-fn bpnet(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+use common::ROOT;
 
 /// Trains `data` with `extra` options; returns the model path.
 fn train(dir: &Path, data: &str, target: &str, extra: &[&str]) -> String {

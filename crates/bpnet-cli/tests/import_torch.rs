@@ -7,12 +7,13 @@
 //! Bound: `max |bpnet - torch| <= 1e-5` on outputs of magnitude up to about
 //! 5 (both sides compute in f32 in different orders); printed by each test.
 
+mod common;
 use bpnet::io::{TorchImport, TorchImportOptions, TorchModule, import_torch, load_model, parse_modules};
 use bpnet::loss::{Loss, Target};
 use bpnet::{Activation, Layer, Matrix, Mode, Optimizer, OptimizerConfig, Trainer};
+use common::run_in as bpnet;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const BOUND: f64 = 1e-5;
 const CASES: [&str; 3] = ["mlp_bn_relu", "net_tanh_bn_after", "leaky_no_bn"];
@@ -220,14 +221,6 @@ fn spec_mismatches_and_unsupported_layouts_are_clear_errors() {
             TorchModule::Activation(Activation::Elu(1.0)),
         ]
     );
-}
-
-fn bpnet(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

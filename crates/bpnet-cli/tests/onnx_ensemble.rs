@@ -12,8 +12,10 @@
 #[path = "../../bpnet/tests/onnx_common/mod.rs"]
 mod onnx_common;
 
+mod common;
 use bpnet::onnx::{ExportOptions, Head, OutputScaling, export_onnx_ensemble};
 use bpnet::{Activation, BnPlacement, Combine, Matrix, Sequential};
+use common::ok as bpnet;
 use onnx_common::reference::{Rows, bpnet_outputs, raw_inputs};
 use onnx_common::*;
 use serde_json::{Value, json};
@@ -122,21 +124,6 @@ fn library_cases(dir: &Path) -> Vec<Value> {
         ["input", "output"],
     ));
     cases
-}
-
-fn bpnet(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "bpnet {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// `bpnet train --ensemble 3` on iris, exported with probabilities, against `bpnet predict`.

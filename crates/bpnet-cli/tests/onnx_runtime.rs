@@ -24,8 +24,10 @@
 #[path = "../../bpnet/tests/onnx_common/mod.rs"]
 mod onnx_common;
 
+mod common;
 use bpnet::onnx::{ExportOptions, Head, OutputScaling, export_onnx};
 use bpnet::{Activation, BatchNormConfig, BnPlacement, Matrix, Sequential};
+use common::ok as bpnet;
 use onnx_common::reference::{Rows, bpnet_outputs, raw_inputs};
 use onnx_common::*;
 use serde_json::{Value, json};
@@ -157,21 +159,6 @@ fn library_cases(cases: &mut Cases) {
         impute,
         &holes,
     );
-}
-
-fn bpnet(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "bpnet {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Trains on a CSV with the binary, exports, and records bpnet predict's

@@ -5,23 +5,15 @@
 //! replaced only with `--overwrite`. Every case runs the real binary in a
 //! temporary folder and compares every file there before and after.
 
+mod common;
+use common::run_in as bpnet;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 #[path = "outputs/kinds.rs"]
 mod kinds;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-fn bpnet(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpnet"))
-        .args(args)
-        .current_dir(dir)
-        .env("BPNET_DATA_DIR", format!("{ROOT}/data"))
-        .output()
-        .unwrap()
-}
+use common::ROOT;
 
 /// Every file under `dir` (symlinks as their target text, pipes as a
 /// marker) with its bytes.
