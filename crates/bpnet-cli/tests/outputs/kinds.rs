@@ -2,6 +2,7 @@
 //! successful runs (see `tests/outputs.rs`).
 
 use super::*;
+use std::process::Command;
 
 #[test]
 fn replacing_another_kind_of_file_needs_overwrite() {
