@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 mod columns;
 mod dense;
+mod dense_fit;
 mod features;
 mod stream;
 mod stream_target;

@@ -10,15 +10,15 @@
 //! in their shortest round-trip form).
 
 use super::columns::{Task, detect_task};
+use super::dense_fit::fit_columns;
 use super::features::FeatureKind;
 use super::targets::fit_target;
-use super::{Feature, PreprocessSpec, Preprocessor, Targets};
+use super::{PreprocessSpec, Preprocessor, Targets};
 use crate::data::csv::RawTable;
-use crate::data::parts::{fill_rows, in_parts};
+use crate::data::parts::fill_rows;
 use crate::data::table::{ABSURD, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
-use std::ops::Range;
 
 /// Element layout of a [`DenseMatrix`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,11 +124,22 @@ impl<'a> DenseMatrix<'a> {
             .collect()
     }
 
+    /// Row `r`'s values in columns `cols`, as a slice of the buffer, for
+    /// row-major data (`None` for column-major data).
+    pub(super) fn row_slice(&self, r: usize, cols: std::ops::Range<usize>) -> Option<DenseData<'a>> {
+        let at = r * self.cols;
+        match (self.layout, self.data) {
+            (Layout::RowMajor, DenseData::F32(d)) => Some(DenseData::F32(&d[at + cols.start..at + cols.end])),
+            (Layout::RowMajor, DenseData::F64(d)) => Some(DenseData::F64(&d[at + cols.start..at + cols.end])),
+            (Layout::ColMajor, _) => None,
+        }
+    }
+
     /// [`DenseMatrix::number`] for the common case, a finite value within
     /// ±1e30 (`None` otherwise: then `number` says what it is); kept small
     /// so that the loops over every cell inline it.
     #[inline(always)]
-    fn plain(&self, r: usize, c: usize, shift: Option<f64>) -> Option<f64> {
+    pub(super) fn plain(&self, r: usize, c: usize, shift: Option<f64>) -> Option<f64> {
         let v = self.get(r, c);
         if !(v.is_finite() && v.abs() <= ABSURD) {
             return None;
@@ -144,7 +155,7 @@ impl<'a> DenseMatrix<'a> {
     /// [`DenseMatrix::csv_shifts`]), `None` for NaN (missing); an infinite
     /// value or one beyond ±1e30 is an error naming the 0-based row and the
     /// column.
-    fn number(&self, r: usize, c: usize, name: &str, shift: Option<f64>) -> Result<Option<f64>> {
+    pub(super) fn number(&self, r: usize, c: usize, name: &str, shift: Option<f64>) -> Result<Option<f64>> {
         let v = self.get(r, c);
         let v = match shift {
             Some(s) if v.is_finite() && v.abs() <= ABSURD => s + f64::from((v - s) as f32),
@@ -161,6 +172,26 @@ impl<'a> DenseMatrix<'a> {
             Ok(Some(v))
         }
     }
+}
+
+/// A row's values (a slice of row-major data) under the CSV rules, where each is a plain
+/// number (see [`DenseMatrix::plain`]): written to `out`; `false` if any is
+/// not (missing, infinite or absurd). Branch-free over the row, so that the
+/// compiler can vectorize it.
+#[inline]
+pub(super) fn plain_row<T: Copy + Into<f64>>(row: &[T], shift: &[f64], shifted: &[bool], out: &mut [f64]) -> bool {
+    let k = row.len();
+    let (shift, shifted, out) = (&shift[..k], &shifted[..k], &mut out[..k]);
+    let mut ok = true;
+    for j in 0..k {
+        let v: f64 = row[j].into();
+        let s = shift[j];
+        // As `plain`: shifted only when v is a finite number within ±1e30.
+        let w = if shifted[j] { s + f64::from((v - s) as f32) } else { v };
+        out[j] = w;
+        ok &= v.is_finite() & (v.abs() <= ABSURD) & (w.abs() <= ABSURD);
+    }
+    ok
 }
 
 impl Preprocessor {
@@ -252,10 +283,27 @@ impl Preprocessor {
         }
         let shifts = x.csv_shifts(self.has_header);
         let width = scale.len();
-        // Rows scaled in parallel; the first error in row order.
+        let shift: Vec<f64> = shifts.iter().map(|s| s.unwrap_or(0.0)).collect();
+        let shifted: Vec<bool> = shifts.iter().map(Option::is_some).collect();
+        let (center, spread): (Vec<f64>, Vec<f64>) = scale.iter().map(|&(c, s, _)| (c, s)).unzip();
+        // Rows scaled in parallel; the first error in row order. A row of
+        // plain numbers (see `plain_row`) is scaled at once, any other value
+        // by value.
         let mut data = vec![0.0f32; rows.len() * width];
         fill_rows(&mut data, rows.len(), width, |range, out| {
+            let mut vals = vec![0.0; width];
             for (&r, out) in rows[range].iter().zip(out.chunks_exact_mut(width.max(1))) {
+                let whole = match x.row_slice(r, 0..width) {
+                    Some(DenseData::F32(row)) => plain_row(row, &shift, &shifted, &mut vals),
+                    Some(DenseData::F64(row)) => plain_row(row, &shift, &shifted, &mut vals),
+                    None => false,
+                };
+                if whole {
+                    for (o, ((&v, &c), &s)) in out.iter_mut().zip(vals.iter().zip(&center).zip(&spread)) {
+                        *o = ((v - c) / s) as f32;
+                    }
+                    continue;
+                }
                 for (c, (o, &(center, s, fill))) in out.iter_mut().zip(&scale).enumerate() {
                     let v = match x.plain(r, c, shifts[c]) {
                         Some(v) => Some(v),
@@ -335,128 +383,6 @@ fn check_shapes(x: &DenseMatrix<'_>, names: &[String], y: &RawTable) -> Result<(
         return Err(Error::config("X", "no feature columns"));
     }
     Ok(())
-}
-
-/// Columns gathered per sweep over the rows: one 64-byte cache line of f32
-/// (row-major data is read a line per row, not a value per line).
-const COLUMN_BLOCK: usize = 16;
-
-/// Fits every feature column on the training rows, as `fit_feature` does
-/// for numeric CSV columns: column blocks spread over threads, each block's
-/// training values gathered in one sweep over the rows (in row order, so
-/// every sum is the CSV path's); the first error and the notes in column
-/// order.
-fn fit_columns(
-    x: &DenseMatrix<'_>,
-    shifts: &[Option<f64>],
-    names: &[String],
-    rows: &[usize],
-    spec: &PreprocessSpec,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Feature>> {
-    let blocks = x.cols().div_ceil(COLUMN_BLOCK);
-    let parts = in_parts(blocks, x.cols() * rows.len(), |range| {
-        let mut notes = Vec::new();
-        let mut features = Vec::new();
-        for b in range {
-            let cols = b * COLUMN_BLOCK..((b + 1) * COLUMN_BLOCK).min(x.cols());
-            for (c, (values, first_missing)) in cols.clone().zip(gather(x, cols, shifts, names, rows)?) {
-                features.push(fit_column(
-                    values,
-                    first_missing,
-                    (c, &names[c]),
-                    rows.len(),
-                    spec,
-                    &mut notes,
-                )?);
-            }
-        }
-        Ok((features, notes))
-    });
-    let mut features = Vec::with_capacity(x.cols());
-    for part in parts {
-        let (f, n): (Vec<Feature>, Vec<String>) = part?;
-        features.extend(f);
-        notes.extend(n);
-    }
-    Ok(features)
-}
-
-/// The non-missing values of columns `cols` over `rows` (in row order), and
-/// each column's first missing row; for an infinite or absurd value, the
-/// error of the first such column (its first such row), as a column-by-column
-/// pass would give.
-fn gather(
-    x: &DenseMatrix<'_>,
-    cols: Range<usize>,
-    shifts: &[Option<f64>],
-    names: &[String],
-    rows: &[usize],
-) -> Result<Vec<(Vec<f64>, Option<usize>)>> {
-    let mut out: Vec<(Vec<f64>, Option<usize>)> =
-        cols.clone().map(|_| (Vec::with_capacity(rows.len()), None)).collect();
-    let mut errors: Vec<Option<Error>> = cols.clone().map(|_| None).collect();
-    for &r in rows {
-        for (c, ((values, first_missing), error)) in cols.clone().zip(out.iter_mut().zip(errors.iter_mut())) {
-            let v = match x.plain(r, c, shifts[c]) {
-                Some(v) => Some(v),
-                None if error.is_some() => continue,
-                None => match x.number(r, c, &names[c], shifts[c]) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        *error = Some(e);
-                        continue;
-                    }
-                },
-            };
-            match v {
-                Some(v) => values.push(v),
-                None => {
-                    first_missing.get_or_insert(r);
-                }
-            }
-        }
-    }
-    match errors.into_iter().flatten().next() {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
-}
-
-/// Fits feature column `c` (named `name`) from its training `values` (the
-/// non-missing ones of `n_rows` rows), as `fit_feature` does for a numeric
-/// CSV column.
-fn fit_column(
-    mut values: Vec<f64>,
-    first_missing: Option<usize>,
-    (c, name): (usize, &str),
-    n_rows: usize,
-    spec: &PreprocessSpec,
-    notes: &mut Vec<String>,
-) -> Result<Feature> {
-    let missing = n_rows - values.len();
-    if values.is_empty() {
-        return Err(Error::config(
-            "X",
-            format!("column '{name}': every training value is missing (NaN)"),
-        ));
-    }
-    if let (Some(r), None) = (first_missing, spec.impute) {
-        return Err(Error::config(
-            "X",
-            format!("row {r}, column '{name}': missing value (NaN; use impute='mean' or 'median')"),
-        ));
-    }
-    let (center, scale) = spec.scaling.fit(&values);
-    let fill = spec.impute.map(|i| i.fill(&mut values));
-    if let (Some(f), true) = (fill, missing > 0) {
-        notes.push(format!("impute: {missing} missing cells of '{name}' filled with {f}"));
-    }
-    Ok(Feature {
-        name: name.to_string(),
-        index: c,
-        kind: FeatureKind::Numeric { center, scale, fill },
-    })
 }
 
 /// The target table of class labels or target values: one column per name,
