@@ -39,19 +39,38 @@ fn format_error(path: &Path, reason: String) -> Error {
 /// columns wanted, others are never decoded (a name the file lacks is
 /// skipped: preprocessing reports it).
 pub fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
-    table_from_batches(path, columns, |columns| parquet_batches(path, columns, None))
+    guarded(path, "Parquet", || {
+        table_from_batches(path, columns, |columns| parquet_batches(path, columns, None))
+    })
+}
+
+/// `read()`, with a panic of the decoder (a damaged file, see
+/// [`super::contain`]) as an error naming the file.
+fn guarded<T>(path: &Path, kind: &str, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    super::contain::contain(read).unwrap_or_else(|message| {
+        Err(format_error(
+            path,
+            format!("not a readable {kind} file: damaged data ({message})"),
+        ))
+    })
 }
 
 /// Row group `group` of the Parquet file at `path` (rows counted from
 /// `row_base` in errors), every column.
 pub(super) fn read_parquet_group(path: &Path, group: usize, row_base: usize) -> Result<Table> {
-    let mut t = table_from_batches(path, None, |columns| parquet_batches(path, columns, Some(group)))?;
+    let mut t = guarded(path, "Parquet", || {
+        table_from_batches(path, None, |columns| parquet_batches(path, columns, Some(group)))
+    })?;
     t.row_base = row_base;
     Ok(t)
 }
 
 /// The columns and the rows of each row group of the Parquet file at `path`.
 pub(super) fn parquet_groups(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
+    guarded(path, "Parquet", || parquet_groups_unguarded(path))
+}
+
+fn parquet_groups_unguarded(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
     let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(bad)?;
@@ -86,6 +105,14 @@ fn parquet_batches(path: &Path, columns: Option<&[String]>, group: Option<usize>
 /// Reads the Arrow IPC file (`.arrow`, Feather v2) at `path`, as
 /// [`read_parquet`].
 pub fn read_ipc(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+    guarded(path, "Arrow IPC", || {
+        super::ipc_check::check_compressed_lengths(path)
+            .map_err(|r| format_error(path, format!("not a readable Arrow IPC file: damaged data ({r})")))?;
+        read_ipc_unguarded(path, columns)
+    })
+}
+
+fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>) -> Result<Table> {
     table_from_batches(path, columns, |columns| {
         use arrow_ipc::reader::FileReader;
         let bad = |e: ArrowError| format_error(path, format!("not a readable Arrow IPC file: {e}"));

@@ -19,7 +19,11 @@ pub(crate) mod build;
 mod chunks;
 #[cfg(feature = "columnar")]
 mod columnar;
+#[cfg(feature = "columnar")]
+mod contain;
 mod csv_chunks;
+#[cfg(feature = "columnar")]
+mod ipc_check;
 mod read;
 mod scan;
 

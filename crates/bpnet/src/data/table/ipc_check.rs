@@ -1,0 +1,124 @@
+//! A check of an Arrow IPC file's compressed buffers before arrow-rs reads
+//! it: each compressed buffer starts with its uncompressed length (8 bytes),
+//! and the reader allocates that much before decompressing. A damaged
+//! length (random bytes: typically petabytes) makes that allocation fail,
+//! which aborts the process (`tests/columnar_mutations.rs` found it). No
+//! codec of the IPC format expands data more than [`MAX_RATIO`] to one
+//! (LZ4 frames at most about 255:1; zstd's densest block, run-length
+//! encoded, 128 KiB from 4 bytes), so a length beyond that bound is a
+//! damaged file, refused here with an error naming it.
+//!
+//! The check reads only the footer, each block's metadata and the 8-byte
+//! length of each compressed buffer. Anything it cannot parse is left to
+//! the reader, which reports it.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use arrow_ipc::{Block, CompressionType, root_as_footer, root_as_message};
+
+/// Bytes out per byte in that no IPC codec exceeds (see the module docs).
+const MAX_RATIO: u64 = 32_768;
+/// Slack for frame headers on tiny buffers.
+const SLACK: u64 = 1 << 20;
+
+/// `Err(reason)` when a compressed buffer of the IPC file at `path` claims
+/// an uncompressed length that no codec can produce from its bytes.
+pub(super) fn check_compressed_lengths(path: &Path) -> std::result::Result<(), String> {
+    let Ok(mut file) = File::open(path) else {
+        return Ok(());
+    };
+    let Some(footer) = footer_bytes(&mut file) else {
+        return Ok(());
+    };
+    let Ok(footer) = root_as_footer(&footer) else {
+        return Ok(());
+    };
+    let blocks = footer
+        .dictionaries()
+        .into_iter()
+        .chain(footer.recordBatches())
+        .flatten();
+    for block in blocks {
+        check_block(&mut file, block)?;
+    }
+    Ok(())
+}
+
+/// The footer's flatbuffer: the file ends with its length (i32) and
+/// `ARROW1`.
+fn footer_bytes(file: &mut File) -> Option<Vec<u8>> {
+    let size = file.seek(SeekFrom::End(0)).ok()?;
+    let mut tail = [0u8; 10];
+    file.seek(SeekFrom::Start(size.checked_sub(10)?)).ok()?;
+    file.read_exact(&mut tail).ok()?;
+    let len = u64::try_from(i32::from_le_bytes(tail[..4].try_into().ok()?)).ok()?;
+    let start = size.checked_sub(10 + len)?;
+    read_at(file, start, len)
+}
+
+/// `len` bytes at `offset` (`None` past the end or for absurd lengths).
+fn read_at(file: &mut File, offset: u64, len: u64) -> Option<Vec<u8>> {
+    let size = file.seek(SeekFrom::End(0)).ok()?;
+    if offset.checked_add(len)? > size {
+        return None;
+    }
+    let mut buf = vec![0u8; usize::try_from(len).ok()?];
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    file.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Checks the compressed buffers of one record or dictionary batch.
+fn check_block(file: &mut File, block: &Block) -> std::result::Result<(), String> {
+    let (Ok(offset), Ok(meta_len)) = (u64::try_from(block.offset()), u64::try_from(block.metaDataLength())) else {
+        return Ok(());
+    };
+    let Some(meta) = read_at(file, offset, meta_len) else {
+        return Ok(());
+    };
+    // The message follows a continuation marker and its length, or (the
+    // legacy format) its length alone.
+    let skip = if meta.starts_with(&[0xff; 4]) { 8 } else { 4 };
+    let Some(Ok(message)) = meta.get(skip..).map(root_as_message) else {
+        return Ok(());
+    };
+    let batch = message
+        .header_as_record_batch()
+        .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+    let Some(batch) = batch else {
+        return Ok(());
+    };
+    let (Some(compression), Some(buffers)) = (batch.compression(), batch.buffers()) else {
+        return Ok(());
+    };
+    let codec = match compression.codec() {
+        CompressionType::LZ4_FRAME => "LZ4",
+        _ => "zstd",
+    };
+    let body = offset + meta_len;
+    for buffer in buffers {
+        let (Ok(at), Ok(len)) = (u64::try_from(buffer.offset()), u64::try_from(buffer.length())) else {
+            continue;
+        };
+        if len < 8 {
+            continue;
+        }
+        let Some(prefix) = body.checked_add(at).and_then(|p| read_at(file, p, 8)) else {
+            continue;
+        };
+        let claimed = i64::from_le_bytes(prefix.try_into().unwrap_or([0; 8]));
+        // −1: stored uncompressed.
+        if claimed < 0 {
+            continue;
+        }
+        let bound = (len - 8).saturating_mul(MAX_RATIO).saturating_add(SLACK);
+        if claimed as u64 > bound {
+            return Err(format!(
+                "a {codec} buffer of {len} bytes claims {claimed} bytes uncompressed"
+            ));
+        }
+    }
+    Ok(())
+}

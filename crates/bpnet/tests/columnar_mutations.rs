@@ -1,0 +1,189 @@
+//! Damaged Parquet and Arrow IPC files: whatever the bytes, reading gives a
+//! table or a one-line error naming the file, never a panic; and a table
+//! that reads is preprocessed without a panic. Files made here (with every
+//! compression the readers take: snappy, zstd, lz4 and gzip for Parquet,
+//! lz4 and zstd for IPC), then damaged deterministically: bytes replaced at
+//! seeded places (1 to 8 of them), truncated, or cut and followed by
+//! garbage. The fuzz target `fuzz/fuzz_targets/parquet.rs` searches the
+//! same space with coverage guidance; this test runs in every test run.
+#![cfg(feature = "columnar")]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use bpnet::data::{CsvOptions, Impute, PreprocessSpec, Preprocessor, read_data};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// Mutations per file.
+const MUTATIONS: usize = 400;
+
+fn batch(rows: usize) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("k", DataType::Int32, false),
+        Field::new("color", DataType::Utf8, true),
+        Field::new("label", DataType::Utf8, false),
+    ]);
+    let x: Vec<Option<f64>> = (0..rows)
+        .map(|i| (i % 11 != 3).then_some(i as f64 * 0.37 - 9.0))
+        .collect();
+    let k: Vec<i32> = (0..rows).map(|i| (i * 7 % 13) as i32).collect();
+    let color: Vec<Option<&str>> = (0..rows)
+        .map(|i| (i % 17 != 0).then(|| ["red", "blue"][i % 2]))
+        .collect();
+    let label: Vec<&str> = (0..rows).map(|i| ["a", "b", "c"][i % 3]).collect();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(x)),
+        Arc::new(Int32Array::from(k)),
+        Arc::new(StringArray::from(color)),
+        Arc::new(StringArray::from(label)),
+    ];
+    RecordBatch::try_new(Arc::new(schema), cols).unwrap()
+}
+
+fn parquet_bytes(compression: Compression) -> Vec<u8> {
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(70))
+        .build();
+    let mut out = Vec::new();
+    let b = batch(200);
+    let mut w = ArrowWriter::try_new(&mut out, b.schema(), Some(props)).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    out
+}
+
+fn ipc_bytes(compression: Option<arrow_ipc::CompressionType>) -> Vec<u8> {
+    let b = batch(200);
+    let options = arrow_ipc::writer::IpcWriteOptions::default()
+        .try_with_compression(compression)
+        .unwrap();
+    let mut out = Vec::new();
+    let mut w = arrow_ipc::writer::FileWriter::try_new_with_options(&mut out, &b.schema(), options).unwrap();
+    w.write(&b.slice(0, 120)).unwrap();
+    w.write(&b.slice(120, 80)).unwrap();
+    w.finish().unwrap();
+    drop(w);
+    out
+}
+
+/// A damaged copy of `bytes` (mutation `i`, seeded).
+fn damaged(bytes: &[u8], i: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    match i % 5 {
+        // Truncated.
+        0 => b.truncate(rng.random_range(0..b.len())),
+        // Cut, then garbage.
+        1 => {
+            b.truncate(rng.random_range(0..b.len()));
+            let n = rng.random_range(1..64);
+            b.extend((0..n).map(|_| rng.random::<u8>()));
+        }
+        // Bytes replaced, anywhere or near the footer (the metadata).
+        _ => {
+            let near_end = i % 5 == 4;
+            for _ in 0..rng.random_range(1..=8) {
+                let at = if near_end {
+                    b.len() - 1 - rng.random_range(0..b.len().min(400))
+                } else {
+                    rng.random_range(0..b.len())
+                };
+                b[at] = rng.random();
+            }
+        }
+    }
+    b
+}
+
+/// Reads `path` and, when it reads, fits and applies the preprocessing;
+/// `Err` with the message when a panic escaped.
+fn read_and_prepare(path: &Path) -> Result<Option<String>, String> {
+    catch_unwind(AssertUnwindSafe(|| {
+        match read_data(path, &CsvOptions::default(), None) {
+            Err(e) => Some(e.to_string()),
+            Ok(table) => {
+                let rows: Vec<usize> = (0..table.len()).collect();
+                let spec = PreprocessSpec {
+                    impute: Some(Impute::Mean),
+                    ..PreprocessSpec::default()
+                };
+                if let Ok((p, _)) = Preprocessor::fit(&table, &rows, &spec) {
+                    let _ = p.transform_features(&table, &rows);
+                    let _ = p.transform_targets(&table, &rows);
+                }
+                None
+            }
+        }
+    }))
+    .map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    })
+}
+
+fn check_file(name: &str, bytes: &[u8], seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(read_and_prepare(&path), Ok(None), "{name}: the undamaged file reads");
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let (mut errors, mut panics) = (0, Vec::new());
+    for i in 0..MUTATIONS {
+        let b = damaged(bytes, i, &mut rng);
+        std::fs::write(&path, &b).unwrap();
+        match read_and_prepare(&path) {
+            Ok(Some(e)) => {
+                errors += 1;
+                assert!(e.contains(&path.display().to_string()), "{name} #{i}: {e}");
+                assert!(!e.contains('\n'), "{name} #{i}: {e}");
+            }
+            Ok(None) => {}
+            Err(p) => panics.push(format!("#{i} ({} bytes): {p}", b.len())),
+        }
+    }
+    assert!(
+        panics.is_empty(),
+        "{name}: panics on damaged files:\n{}",
+        panics.join("\n")
+    );
+    assert!(
+        errors > MUTATIONS / 5,
+        "{name}: only {errors} of {MUTATIONS} damaged files were refused"
+    );
+}
+
+#[test]
+fn damaged_parquet_files_read_or_fail_cleanly() {
+    let files = [
+        ("plain.parquet", Compression::UNCOMPRESSED),
+        ("snappy.parquet", Compression::SNAPPY),
+        ("zstd.parquet", Compression::ZSTD(ZstdLevel::default())),
+        ("lz4.parquet", Compression::LZ4_RAW),
+        ("gzip.parquet", Compression::GZIP(GzipLevel::default())),
+    ];
+    for (seed, (name, c)) in files.into_iter().enumerate() {
+        check_file(name, &parquet_bytes(c), seed as u64);
+    }
+}
+
+#[test]
+fn damaged_arrow_ipc_files_read_or_fail_cleanly() {
+    let files = [
+        ("plain.arrow", None),
+        ("lz4.arrow", Some(arrow_ipc::CompressionType::LZ4_FRAME)),
+        ("zstd.arrow", Some(arrow_ipc::CompressionType::ZSTD)),
+    ];
+    for (seed, (name, c)) in files.into_iter().enumerate() {
+        check_file(name, &ipc_bytes(c), 100 + seed as u64);
+    }
+}
