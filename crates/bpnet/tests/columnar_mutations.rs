@@ -132,6 +132,14 @@ fn read_and_prepare(path: &Path) -> Result<Option<String>, String> {
 }
 
 fn check_file(name: &str, bytes: &[u8], seed: u64) {
+    // The fuzz target's seed corpus (docs/RELIABILITY.md): the undamaged
+    // files, with the target's format byte in front.
+    if let Some(seeds) = std::env::var_os("BPNET_FUZZ_SEEDS") {
+        let kind = if name.ends_with(".parquet") { 0u8 } else { 1 };
+        let mut seed_file = vec![kind];
+        seed_file.extend_from_slice(bytes);
+        std::fs::write(Path::new(&seeds).join(name), seed_file).unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -185,5 +193,33 @@ fn damaged_arrow_ipc_files_read_or_fail_cleanly() {
     ];
     for (seed, (name, c)) in files.into_iter().enumerate() {
         check_file(name, &ipc_bytes(c), 100 + seed as u64);
+    }
+}
+
+/// Inputs the fuzz target found (`fuzz/fuzz_targets/columnar.rs`), kept as
+/// regression tests: `batch_past_end.arrow` claims a 4 GiB batch in a
+/// 6.9 KB file (reading it took 13 s and 4.2 GB before an error);
+/// `no_columns.arrow` has a schema without fields (preprocessing indexed
+/// its last column and panicked).
+#[test]
+fn inputs_the_fuzzer_found_are_refused_at_once() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/damaged");
+    for (name, what) in [
+        ("batch_past_end.arrow", "past the end of the 6914-byte file"),
+        ("no_columns.arrow", "the file has no columns"),
+    ] {
+        let path = dir.join(name);
+        let e = match read_data(&path, &CsvOptions::default(), None) {
+            Err(e) => e.to_string(),
+            Ok(table) => {
+                let rows: Vec<usize> = (0..table.len()).collect();
+                let fit = Preprocessor::fit(&table, &rows, &PreprocessSpec::default());
+                fit.err().map(|e| e.to_string()).unwrap_or_default()
+            }
+        };
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains(what),
+            "{name}: {e}"
+        );
     }
 }

@@ -188,8 +188,12 @@ pub(crate) fn parse_number(cell: &str) -> std::result::Result<Option<f64>, Strin
 /// The target column indices: `refs` resolved, or the last column when
 /// `refs` is empty (with a note saying so).
 pub(crate) fn resolve_targets(table: &Table, refs: &[ColumnRef], notes: &mut Vec<String>) -> Result<Vec<usize>> {
+    if table.n_cols() == 0 {
+        // A Parquet or Arrow file can hold a schema without fields.
+        return Err(table.error("the file has no columns".to_string()));
+    }
     if refs.is_empty() {
-        let last = table.n_cols().saturating_sub(1);
+        let last = table.n_cols() - 1;
         notes.push(format!("target: last column '{}' (none given)", table.columns[last]));
         return Ok(vec![last]);
     }

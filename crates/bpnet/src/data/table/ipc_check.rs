@@ -8,6 +8,9 @@
 //! encoded, 128 KiB from 4 bytes), so a length beyond that bound is a
 //! damaged file, refused here with an error naming it.
 //!
+//! The same goes for a batch's own length (the reader allocates it before
+//! reading): a batch that would end past the end of the file is refused.
+//!
 //! The check reads only the footer, each block's metadata and the 8-byte
 //! length of each compressed buffer. Anything it cannot parse is left to
 //! the reader, which reports it.
@@ -70,11 +73,22 @@ fn read_at(file: &mut File, offset: u64, len: u64) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// Checks the compressed buffers of one record or dictionary batch.
+/// Checks that one record or dictionary batch lies within the file (the
+/// reader allocates its claimed size before reading it: gigabytes for a
+/// damaged length) and that its compressed buffers claim possible sizes.
 fn check_block(file: &mut File, block: &Block) -> std::result::Result<(), String> {
     let (Ok(offset), Ok(meta_len)) = (u64::try_from(block.offset()), u64::try_from(block.metaDataLength())) else {
         return Ok(());
     };
+    let size = file.seek(SeekFrom::End(0)).unwrap_or(u64::MAX);
+    let body_len = u64::try_from(block.bodyLength()).unwrap_or(0);
+    let end = offset.saturating_add(meta_len).saturating_add(body_len);
+    if end > size {
+        return Err(format!(
+            "a batch at byte {offset} claims {} bytes, past the end of the {size}-byte file",
+            meta_len.saturating_add(body_len)
+        ));
+    }
     let Some(meta) = read_at(file, offset, meta_len) else {
         return Ok(());
     };
