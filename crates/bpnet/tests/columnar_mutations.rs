@@ -200,13 +200,17 @@ fn damaged_arrow_ipc_files_read_or_fail_cleanly() {
 /// regression tests: `batch_past_end.arrow` claims a 4 GiB batch in a
 /// 6.9 KB file (reading it took 13 s and 4.2 GB before an error);
 /// `no_columns.arrow` has a schema without fields (preprocessing indexed
-/// its last column and panicked).
+/// its last column and panicked); `lz4_length.arrow` has an LZ4 buffer
+/// whose length prefix claims 672 GiB and whose message points past its
+/// metadata into the body (the first length check read the metadata alone,
+/// missed it, and the process aborted on the allocation).
 #[test]
 fn inputs_the_fuzzer_found_are_refused_at_once() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/damaged");
     for (name, what) in [
         ("batch_past_end.arrow", "past the end of the 6914-byte file"),
         ("no_columns.arrow", "the file has no columns"),
+        ("lz4_length.arrow", "claims 721554505896 bytes uncompressed"),
     ] {
         let path = dir.join(name);
         let e = match read_data(&path, &CsvOptions::default(), None) {

@@ -11,9 +11,8 @@
 //! The same goes for a batch's own length (the reader allocates it before
 //! reading): a batch that would end past the end of the file is refused.
 //!
-//! The check reads only the footer, each block's metadata and the 8-byte
-//! length of each compressed buffer. Anything it cannot parse is left to
-//! the reader, which reports it.
+//! The check reads the footer and each batch (as the reader will).
+//! Anything it cannot parse is left to the reader, which reports it.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -89,13 +88,15 @@ fn check_block(file: &mut File, block: &Block) -> std::result::Result<(), String
             meta_len.saturating_add(body_len)
         ));
     }
-    let Some(meta) = read_at(file, offset, meta_len) else {
+    // The block as the reader reads it: metadata and body together (the
+    // message's flatbuffer may point past its metadata into the body, and
+    // the reader accepts that), then the message after a continuation
+    // marker and its length, or (the legacy format) its length alone.
+    let Some(block_bytes) = read_at(file, offset, meta_len + body_len) else {
         return Ok(());
     };
-    // The message follows a continuation marker and its length, or (the
-    // legacy format) its length alone.
-    let skip = if meta.starts_with(&[0xff; 4]) { 8 } else { 4 };
-    let Some(Ok(message)) = meta.get(skip..).map(root_as_message) else {
+    let skip = if block_bytes.starts_with(&[0xff; 4]) { 8 } else { 4 };
+    let Some(Ok(message)) = block_bytes.get(skip..).map(root_as_message) else {
         return Ok(());
     };
     let batch = message
@@ -111,15 +112,15 @@ fn check_block(file: &mut File, block: &Block) -> std::result::Result<(), String
         CompressionType::LZ4_FRAME => "LZ4",
         _ => "zstd",
     };
-    let body = offset + meta_len;
+    let body = &block_bytes[usize::try_from(meta_len).unwrap_or(usize::MAX).min(block_bytes.len())..];
     for buffer in buffers {
-        let (Ok(at), Ok(len)) = (u64::try_from(buffer.offset()), u64::try_from(buffer.length())) else {
+        let (Ok(at), Ok(len)) = (usize::try_from(buffer.offset()), u64::try_from(buffer.length())) else {
             continue;
         };
         if len < 8 {
             continue;
         }
-        let Some(prefix) = body.checked_add(at).and_then(|p| read_at(file, p, 8)) else {
+        let Some(prefix) = at.checked_add(8).and_then(|end| body.get(at..end)) else {
             continue;
         };
         let claimed = i64::from_le_bytes(prefix.try_into().unwrap_or([0; 8]));
