@@ -203,7 +203,10 @@ fn damaged_arrow_ipc_files_read_or_fail_cleanly() {
 /// its last column and panicked); `lz4_length.arrow` has an LZ4 buffer
 /// whose length prefix claims 672 GiB and whose message points past its
 /// metadata into the body (the first length check read the metadata alone,
-/// missed it, and the process aborted on the allocation).
+/// missed it, and the process aborted on the allocation);
+/// `page_header_past_end.parquet` has a page header whose field runs past
+/// the end of the file (the reader kept reading 0 bytes at the end: `bpnet
+/// train` on it ran for minutes).
 #[test]
 fn inputs_the_fuzzer_found_are_refused_at_once() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/damaged");
@@ -211,6 +214,7 @@ fn inputs_the_fuzzer_found_are_refused_at_once() {
         ("batch_past_end.arrow", "past the end of the 6914-byte file"),
         ("no_columns.arrow", "the file has no columns"),
         ("lz4_length.arrow", "claims 721554505896 bytes uncompressed"),
+        ("page_header_past_end.parquet", "unexpected end of file"),
     ] {
         let path = dir.join(name);
         let e = match read_data(&path, &CsvOptions::default(), None) {

@@ -73,7 +73,7 @@ pub(super) fn parquet_groups(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
 fn parquet_groups_unguarded(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
-    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(bad)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(parquet_file(path)?).map_err(bad)?;
     let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let columns = header_names(&names).map_err(|r| format_error(path, format!("schema: {r}")))?;
     let meta = builder.metadata();
@@ -89,7 +89,7 @@ fn parquet_batches(path: &Path, columns: Option<&[String]>, group: Option<usize>
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
-    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(bad)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(parquet_file(path)?).map_err(bad)?;
     let schema = builder.schema().clone();
     let wanted = wanted_indices(&schema, columns);
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
@@ -126,6 +126,11 @@ fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>) -> Result<Table> 
 
 /// Record batches as a reader yields them.
 type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
+
+/// The Parquet file at `path`, read through [`super::parquet_file`].
+fn parquet_file(path: &Path) -> Result<super::parquet_file::ParquetFile> {
+    super::parquet_file::ParquetFile::new(open(path)?).map_err(|e| format_error(path, format!("cannot read: {e}")))
+}
 
 fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|source| Error::Io {

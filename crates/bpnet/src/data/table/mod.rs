@@ -24,6 +24,8 @@ mod contain;
 mod csv_chunks;
 #[cfg(feature = "columnar")]
 mod ipc_check;
+#[cfg(feature = "columnar")]
+mod parquet_file;
 mod read;
 mod scan;
 
