@@ -145,6 +145,46 @@ fn two_and_three_ranks_make_the_one_process_model() {
     }
 }
 
+/// `args` with the values of some flags replaced.
+fn with_values(mut args: Vec<String>, values: &[(&str, &str)]) -> Vec<String> {
+    for (flag, value) in values {
+        let at = args.iter().position(|a| a == flag).unwrap() + 1;
+        args[at] = value.to_string();
+    }
+    args
+}
+
+/// A hidden layer of 2800 units gives a 24 x 2800 weight gradient, large
+/// enough to be summed on its own (`bpnet::train::OWN_SUM`, into a spare
+/// that takes its place) while the others go through the flat buffer.
+/// Momentum, not Adam: in this wide network Adam turns the rounding noise
+/// of the directions BN removes into steps of the learning rate's size, and
+/// 20 f32 steps on 2 ranks end 1.2e-5 to 4e-5 from one process (the same
+/// before and after large gradients were summed on their own).
+#[test]
+fn a_wide_network_on_two_and_three_ranks_makes_the_one_process_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wide = |out: &str| {
+        with_values(
+            train_args(out, 20, &[]),
+            &[("--hidden", "24,2800"), ("--optimizer", "momentum")],
+        )
+    };
+    let mut one = Command::new(BIN);
+    one.args(wide("one.safetensors"));
+    assert_ok(&run(one, d), "one process");
+    for np in [2, 3] {
+        let out = format!("np{np}.safetensors");
+        let mut c = mpirun(np);
+        c.arg(BIN).args(wide(&out));
+        assert_ok(&run(c, d), &format!("mpirun -np {np}"));
+        let (diff, name) = max_rel_diff(&d.join(&out), &d.join("one.safetensors"));
+        eprintln!("wide, np {np}: largest relative difference {diff:e} ({name})");
+        assert!(diff <= 1e-5, "wide, np {np}: {name} differs by {diff:e} (relative)");
+    }
+}
+
 #[test]
 fn ranks_with_different_settings_fail_before_training() {
     let dir = tempfile::tempdir().unwrap();

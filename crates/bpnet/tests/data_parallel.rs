@@ -230,3 +230,64 @@ fn local_statistics_equal_ghost_batches_in_one_process() {
         assert!(diff(&global[0]) > 1e-3, "{n} ranks: global sync equals ghost batches?");
     }
 }
+
+/// A network whose 16 x 4100 weight gradient reaches `OWN_SUM` (summed on
+/// its own, into a spare that takes its place) while the others go through
+/// the flat buffer.
+fn wide_trainer() -> Trainer<f64> {
+    let spec = ModelSpec {
+        dims: vec![5, 16, 4100, CLASSES],
+        ..spec(0.0)
+    };
+    let model = Sequential::<f64>::from_spec(&spec, 3).unwrap();
+    Trainer::new(
+        model,
+        Optimizer::new(OptimizerConfig::adam(1e-3)).unwrap(),
+        Loss::CrossEntropy,
+    )
+}
+
+#[test]
+fn large_gradients_summed_on_their_own_equal_one_process() {
+    let mut sizes = Vec::new();
+    wide_trainer()
+        .model
+        .visit_params(&mut |p| sizes.push(p.grad.as_slice().len()));
+    assert!(sizes.iter().any(|&n| n >= bpnet::train::OWN_SUM), "{sizes:?}");
+    assert!(sizes.iter().any(|&n| n < bpnet::train::OWN_SUM), "{sizes:?}");
+    let (x, labels, batches) = problem::<f64>();
+    // One process: the gradients of 4 steps (the spares are reused from the
+    // second step on).
+    let mut t = wide_trainer();
+    let mut reference = Vec::new();
+    for idx in &batches[..4] {
+        let (xb, yb) = gather(&x, &labels, idx);
+        t.compute_gradients(&xb, Target::Labels(&yb)).unwrap();
+        reference.push(grads(&mut t));
+        t.optimizer.step(&mut t.model).unwrap();
+    }
+    for n in [2, 3] {
+        let ranks = on_ranks(n, |c| {
+            let mut t = wide_trainer();
+            t.set_comm(c.clone(), BnSyncMode::Global).unwrap();
+            let mut got = Vec::new();
+            for idx in &batches[..4] {
+                let (lo, hi) = block(idx.len(), c.rank(), c.size());
+                let (xb, yb) = gather(&x, &labels, &idx[lo..hi]);
+                t.compute_gradients_part(&xb, Target::Labels(&yb), lo, idx.len())
+                    .unwrap();
+                got.push(grads(&mut t));
+                t.optimizer.step(&mut t.model).unwrap();
+            }
+            got
+        });
+        for (r, got) in ranks.iter().enumerate() {
+            assert_eq!(got, &ranks[0], "{n} ranks: rank {r} differs from rank 0");
+            for (s, (g, want)) in got.iter().zip(&reference).enumerate() {
+                let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let diff = g.iter().zip(want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
+                assert!(diff <= 1e-10, "{n} ranks, step {}: gradients differ by {diff:e}", s + 1);
+            }
+        }
+    }
+}

@@ -34,6 +34,21 @@ pub trait Comm: Send + Sync + Debug {
     fn all_reduce_f32(&self, buf: &mut [f32]) -> Result<()>;
     /// `buf[i] = sum over ranks of buf[i]` on every rank, in `f64`.
     fn all_reduce_f64(&self, buf: &mut [f64]) -> Result<()>;
+    /// `recv[i] = sum over ranks of send[i]` on every rank (`send` and `recv`
+    /// of one length, the same on every rank). An engine that sums from one
+    /// buffer into another (MPI) saves the copy [`Comm::all_reduce_f32`]
+    /// makes; the default copies and sums in place.
+    fn all_reduce_into_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        same_len(send.len(), recv.len())?;
+        recv.copy_from_slice(send);
+        self.all_reduce_f32(recv)
+    }
+    /// [`Comm::all_reduce_into_f32`] in `f64`.
+    fn all_reduce_into_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()> {
+        same_len(send.len(), recv.len())?;
+        recv.copy_from_slice(send);
+        self.all_reduce_f64(recv)
+    }
     /// Replaces `bytes` on every rank by `root`'s `bytes` (any length).
     fn broadcast(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()>;
     /// Returns once every rank has called it.
@@ -81,6 +96,13 @@ pub fn single() -> Arc<dyn Comm> {
     Arc::new(Single)
 }
 
+pub(crate) fn same_len(send: usize, recv: usize) -> Result<()> {
+    if send != recv {
+        return Err(Error::Comm(format!("all-reduce from {send} values into {recv}")));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_root(root: usize, size: usize) -> Result<()> {
     if root >= size {
         return Err(Error::Comm(format!("broadcast root {root} is not a rank of {size}")));
@@ -92,17 +114,25 @@ pub(crate) fn check_root(root: usize, size: usize) -> Result<()> {
 pub trait Reduce: Scalar {
     /// Sums `buf` element-wise over the ranks of `comm`.
     fn all_reduce(comm: &dyn Comm, buf: &mut [Self]) -> Result<()>;
+    /// Sums `send` element-wise over the ranks of `comm` into `recv`.
+    fn all_reduce_into(comm: &dyn Comm, send: &[Self], recv: &mut [Self]) -> Result<()>;
 }
 
 impl Reduce for f32 {
     fn all_reduce(comm: &dyn Comm, buf: &mut [f32]) -> Result<()> {
         comm.all_reduce_f32(buf)
     }
+    fn all_reduce_into(comm: &dyn Comm, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        comm.all_reduce_into_f32(send, recv)
+    }
 }
 
 impl Reduce for f64 {
     fn all_reduce(comm: &dyn Comm, buf: &mut [f64]) -> Result<()> {
         comm.all_reduce_f64(buf)
+    }
+    fn all_reduce_into(comm: &dyn Comm, send: &[f64], recv: &mut [f64]) -> Result<()> {
+        comm.all_reduce_into_f64(send, recv)
     }
 }
 

@@ -3,7 +3,7 @@
 //! of one. MPI's errors are fatal (its default handler): a failed collective
 //! ends the job instead of returning.
 
-use super::{Comm, check_root};
+use super::{Comm, check_root, same_len};
 use crate::error::{Error, Result};
 use mpi::Threading;
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
@@ -99,6 +99,26 @@ impl Comm for MpiComm {
     fn all_reduce_f64(&self, buf: &mut [f64]) -> Result<()> {
         if self.size > 1 {
             self.with(|w| sum(w, buf));
+        }
+        Ok(())
+    }
+
+    fn all_reduce_into_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        same_len(send.len(), recv.len())?;
+        if self.size > 1 {
+            self.with(|w| w.comm.all_reduce_into(send, recv, SystemOperation::sum()));
+        } else {
+            recv.copy_from_slice(send);
+        }
+        Ok(())
+    }
+
+    fn all_reduce_into_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()> {
+        same_len(send.len(), recv.len())?;
+        if self.size > 1 {
+            self.with(|w| w.comm.all_reduce_into(send, recv, SystemOperation::sum()));
+        } else {
+            recv.copy_from_slice(send);
         }
         Ok(())
     }

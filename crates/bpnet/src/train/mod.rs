@@ -15,7 +15,9 @@ pub mod metrics;
 pub mod schedule;
 mod source;
 
-pub use distributed::{BnSyncMode, DIGEST_START, digest_f32, evaluate_fused_split, evaluate_split, replicas_agree};
+pub use distributed::{
+    BnSyncMode, DIGEST_START, OWN_SUM, digest_f32, evaluate_fused_split, evaluate_split, replicas_agree,
+};
 pub use fit::{
     EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, default_loss, fit,
     fit_resume, fit_source,
@@ -44,8 +46,10 @@ pub struct Trainer<T> {
     dlogits: Matrix<T>,
     /// The ranks training together (default: this process alone).
     comm: std::sync::Arc<dyn crate::comm::Comm>,
-    /// Flat buffer of all gradients and the loss, summed over the ranks.
+    /// Flat buffer of the small gradients and the loss, summed over the ranks.
     flat: Vec<T>,
+    /// One spare per large gradient, the target of its sum over the ranks.
+    spares: Vec<Matrix<T>>,
 }
 
 impl<T: Scalar> Trainer<T> {
@@ -58,6 +62,7 @@ impl<T: Scalar> Trainer<T> {
             dlogits: Matrix::default(),
             comm: crate::comm::single(),
             flat: Vec::new(),
+            spares: Vec::new(),
         }
     }
 
