@@ -95,9 +95,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return cli::dist::report(&bpnet::comm::Single, &e),
     };
-    if comm.size() > 1 && !matches!(cli.command, Command::Train(_) | Command::Bench(_)) {
+    if comm.size() > 1
+        && !matches!(
+            cli.command,
+            Command::Train(_) | Command::Bench(_) | Command::Experiment(_)
+        )
+    {
         let e = bpnet::Error::Comm(
-            "only `bpnet train` and `bpnet bench` run on several processes; start other commands without mpirun".into(),
+            "only `bpnet train`, `bpnet experiment` and `bpnet bench` run on several processes; start other commands without mpirun".into(),
         );
         return cli::dist::report(&*comm, &e);
     }
@@ -111,7 +116,7 @@ fn main() -> ExitCode {
         Command::LrFind(args) => cli::lr_find::run(&args),
         Command::Export(args) => cli::export::run(&args),
         Command::Import(args) => cli::import::run(&args),
-        Command::Experiment(args) => cli::experiment::run(&args),
+        Command::Experiment(args) => cli::experiment::run(&args, &comm),
         Command::Plot(args) => cli::plot::run(&args),
     };
     match result {

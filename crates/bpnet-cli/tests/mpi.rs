@@ -1,6 +1,7 @@
 //! `bpnet train` under `mpirun` (cargo feature `mpi`; OpenMPI's `mpirun` on
 //! the PATH): 2 and 3 ranks against one process, disagreeing ranks, a rank
-//! killed mid-run and its checkpoint resumed on 1 and 2 processes.
+//! killed mid-run and its checkpoint resumed on 1 and 2 processes; `bpnet
+//! experiment` on 2 ranks against one process.
 //!
 //! Equivalence bound: after 20 steps every tensor (parameters and running
 //! statistics) of the N-rank model is within 1e-5 of the one-process model,
@@ -389,4 +390,102 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_fewer_ranks() {
             );
         }
     }
+}
+
+fn experiment_args(which: &str, out: &str) -> Vec<String> {
+    [
+        "--threads",
+        "1",
+        "experiment",
+        which,
+        "--steps",
+        "300",
+        "--eval-every",
+        "100",
+        "--train-limit",
+        "3000",
+        "--test-limit",
+        "1000",
+        "--probe-rows",
+        "200",
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The cells of a CSV file (header row first).
+fn csv_cells(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The paper study on 2 ranks trains the one-process networks: the same
+/// files, one report printed, and curves within 1e-4 (test accuracy over
+/// 1,000 images, i.e. the same count of correct images; training loss and
+/// the sigmoid-input percentiles, relative to max(1, |value|)).
+#[test]
+fn an_experiment_on_two_ranks_trains_the_one_process_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut one = Command::new(BIN);
+    one.args(experiment_args("bn-mnist", "one"));
+    assert_ok(&run(one, d), "one process");
+    let mut c = mpirun(2);
+    c.arg(BIN).args(experiment_args("bn-mnist", "two"));
+    let out = run(c, d);
+    assert_ok(&out, "mpirun -np 2 bpnet experiment");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("wrote ").count(), 1, "{stdout}");
+    assert_eq!(file_names(&d.join("one")), file_names(&d.join("two")));
+    let (a, b) = (
+        csv_cells(&d.join("one/paper_curves.csv")),
+        csv_cells(&d.join("two/paper_curves.csv")),
+    );
+    assert_eq!(a[0], b[0]);
+    assert_eq!(a.len(), b.len());
+    for (ra, rb) in a[1..].iter().zip(&b[1..]) {
+        for ((name, x), y) in a[0].iter().zip(ra).zip(rb) {
+            if x.is_empty() || y.is_empty() {
+                assert_eq!(x, y, "{name} at step {}", ra[0]);
+                continue;
+            }
+            let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+            let diff = (x - y).abs() / x.abs().max(1.0);
+            assert!(
+                diff <= 1e-4,
+                "{name} at step {}: {x} (one process) vs {y} (2 ranks)",
+                ra[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_batch_size_study_refuses_several_ranks_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = mpirun(2);
+    c.arg(BIN).args(experiment_args("batch-size", "bs"));
+    let out = run(c, dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("batch-size study trains Batch Renormalization and Ghost BN"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("bs").exists());
 }

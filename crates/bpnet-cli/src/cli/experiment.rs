@@ -2,10 +2,12 @@
 //! paper's Figure 1, learning rates, depth, inference statistics) and the
 //! learning-rate / init-scale sweep that chose their defaults.
 
+use bpnet::comm::Comm;
 use bpnet::io::{Kind, OutputPlan};
 use bpnet::{Error, Result};
 use bpnet_lab::experiment::{self, ExperimentConfig, Mnist, Study, seeds};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Options of `bpnet experiment`.
 #[derive(clap::Args, Debug)]
@@ -133,18 +135,33 @@ pub fn config(a: &ExperimentArgs) -> ExperimentConfig {
 }
 
 /// Runs `bpnet experiment`.
-pub fn run(a: &ExperimentArgs) -> Result<()> {
+///
+/// Under `mpirun` every rank trains every network on its block of each
+/// mini-batch (batch normalization synchronized over the global batch: the
+/// networks of one process); rank 0 alone prints and writes.
+pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let cfg = config(a);
     cfg.validate()?;
-    let quiet = a.quiet;
+    let quiet = a.quiet || comm.rank() != 0;
     let mut log = |s: &str| {
         if !quiet {
             println!("{s}");
         }
     };
     let studies = studies(&a.which)?;
+    if comm.size() > 1 && studies.contains(&Study::BatchSize) {
+        return Err(Error::Comm(
+            "the batch-size study trains Batch Renormalization and Ghost BN, which run in one process only; start it without mpirun".into(),
+        ));
+    }
     check_outputs(a, &cfg, &studies)?;
-    let data = Mnist::load(&cfg)?;
+    let settings = serde_json::to_vec(&(&cfg, &a.which, a.seeds, &a.sweep_lrs, &a.sweep_stds))
+        .map_err(|e| Error::State(format!("experiment settings: {e}")))?;
+    bpnet::comm::agree(&**comm, "experiment settings", &settings)?;
+    let data = Mnist::load(&cfg)?.on_ranks(comm.clone())?;
+    if comm.rank() != 0 {
+        return run_quietly(a, &cfg, &studies, &data, &mut log);
+    }
     log(&format!(
         "MNIST: {} training, {} test images; plain SGD, learning rate {}, initial weights N(0, {}^2), batches of {}, {} steps, seed {}",
         data.train.len(),
@@ -170,6 +187,24 @@ pub fn run(a: &ExperimentArgs) -> Result<()> {
         print_paper_summary(&paper.summary);
     }
     println!("wrote {}", a.out.join("report.html").display());
+    Ok(())
+}
+
+/// The work of a rank other than 0: the same training, no output.
+fn run_quietly(
+    a: &ExperimentArgs,
+    cfg: &ExperimentConfig,
+    studies: &[Study],
+    data: &Mnist,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if a.which == "sweep" {
+        experiment::sweep(cfg, data, &a.sweep_lrs, &a.sweep_stds, &a.out, log)?;
+    } else if whole_runs(a, studies) > 1 {
+        seeds::run_seeds(studies, cfg, data, &a.out, whole_runs(a, studies), "", log)?;
+    } else {
+        experiment::run(studies, cfg, data, &a.out, "", log)?;
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use super::lockstep::{self, Arm, Probe};
 use super::report::{self, Section, num, para, pct, step_or_never};
-use super::{ExperimentConfig, Mnist};
+use super::{ExperimentConfig, Mnist, save};
 use crate::plot::{Figure, Panel, Rgb, Series, Ticks, WITH_BN, WITHOUT_BN};
 use bpnet::error::Result;
 use bpnet::layers::Layer;
@@ -81,10 +81,12 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         sums: vec![(Vec::new(), 0); 2],
         rows: vec![Vec::new(); 2],
     };
-    lockstep::run(&mut arms, &data.train, &data.test, &cfg.plan(), &mut probe, log)?;
-    write_csv(out, &arms, &probe)?;
-    let grads = grad_figure(cfg, &arms, &probe).save(out, "depth_grad_norms")?;
-    let acc = accuracy_figure(cfg, &arms).save(out, "depth_accuracy")?;
+    lockstep::run(&mut arms, data, &cfg.plan(), &mut probe, log)?;
+    if data.writes() {
+        write_csv(out, &arms, &probe)?;
+    }
+    let grads = save(data, &grad_figure(cfg, &arms, &probe), out, "depth_grad_norms")?;
+    let acc = save(data, &accuracy_figure(cfg, &arms), out, "depth_accuracy")?;
     let mut html = para(&format!(
         "A deep network, 784-{}-10 with {} hidden sigmoid layers of 100 units, weights from N(0, {}^2), SGD at learning rate {}, {} steps, with and without BN before each sigmoid. The gradient norm of each Dense layer's weight matrix is averaged over the steps between evaluations (every {} steps).",
         vec!["100"; cfg.depth].join("-"),

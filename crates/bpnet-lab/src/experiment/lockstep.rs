@@ -4,7 +4,8 @@
 //! order. Test accuracy and the mean training loss are recorded at fixed
 //! evaluation steps; a [`Probe`] can record more.
 
-use super::{ArmResult, EvalPoint};
+use super::{ArmResult, EvalPoint, Mnist};
+use bpnet::comm::{Comm, block};
 use bpnet::data::{Batches, Dataset, TargetBuf};
 use bpnet::error::{Error, Result};
 use bpnet::layers::Mode;
@@ -12,7 +13,7 @@ use bpnet::loss::Loss;
 use bpnet::model::{BnPlacement, ModelSpec, Sequential};
 use bpnet::optim::{Optimizer, OptimizerConfig};
 use bpnet::tensor::Matrix;
-use bpnet::train::{Trainer, accuracy};
+use bpnet::train::{BnSyncMode, Trainer, accuracy, evaluate_split};
 
 /// One network of a lockstep run, with its optimizer and record.
 #[derive(Debug, Clone)]
@@ -50,13 +51,21 @@ impl Arm {
         &self.trainer.model
     }
 
-    /// One SGD step on `(x, labels)` unless the arm has diverged (its loss
-    /// was not finite at an earlier step; it then stops training).
-    fn step(&mut self, x: &Matrix<f32>, y: &TargetBuf, step: usize) -> Result<()> {
+    /// One SGD step unless the arm has diverged (its loss was not finite at
+    /// an earlier step; it then stops training). `(x, y)` are rows
+    /// `start..` of a mini-batch of `rows` rows: the whole batch in one
+    /// process, this rank's block of it when several share the step.
+    fn step(&mut self, x: &Matrix<f32>, y: &TargetBuf, step: usize, start: usize, rows: usize) -> Result<()> {
         if self.result.diverged_at.is_some() {
             return Ok(());
         }
-        let loss = self.trainer.step(x, y.target())? as f64;
+        let loss = if self.trainer.comm().size() == 1 {
+            self.trainer.step(x, y.target())?
+        } else {
+            let loss = self.trainer.compute_gradients_part(x, y.target(), start, rows)?;
+            self.trainer.optimizer.step(&mut self.trainer.model)?;
+            loss
+        } as f64;
         if loss.is_finite() {
             self.loss_sum += loss;
             self.loss_count += 1;
@@ -69,7 +78,8 @@ impl Arm {
     /// Test accuracy (evaluation mode) and the mean training loss since the
     /// previous evaluation (NaN when no finite loss was seen).
     fn evaluate(&mut self, step: usize, test: &Dataset) -> Result<EvalPoint> {
-        let test_accuracy = accuracy(&mut self.trainer.model, test, 2000)?;
+        let comm = self.trainer.comm().clone();
+        let test_accuracy = test_accuracy(&mut self.trainer.model, test, 2000, &*comm)?;
         let train_loss = if self.loss_count > 0 {
             self.loss_sum / self.loss_count as f64
         } else {
@@ -135,16 +145,27 @@ impl Plan {
     }
 }
 
-/// Trains `arms` in lockstep on `train` per `plan`, evaluating on `test`;
-/// `log` receives one line per evaluation.
+/// Test accuracy of `model` (evaluation mode, `chunk` rows at a time), the
+/// rows split over the ranks of `comm` when there are several.
+pub fn test_accuracy(model: &mut Sequential<f32>, test: &Dataset, chunk: usize, comm: &dyn Comm) -> Result<f64> {
+    if comm.size() == 1 {
+        return accuracy(model, test, chunk);
+    }
+    let Some(labels) = test.labels() else { return Ok(0.0) };
+    Ok(evaluate_split(model, test, Loss::CrossEntropy, chunk, comm)?.accuracy(labels))
+}
+
+/// Trains `arms` in lockstep on `data.train` per `plan`, evaluating on
+/// `data.test`, shared between `data.ranks`; `log` receives one line per
+/// evaluation.
 pub fn run(
     arms: &mut [Arm],
-    train: &Dataset,
-    test: &Dataset,
+    data: &Mnist,
     plan: &Plan,
     probe: &mut dyn Probe,
     log: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    let (train, test, ranks) = (&data.train, &data.test, &data.ranks);
     if plan.steps == 0 || plan.batch_size < 2 || train.len() < 2 {
         return Err(Error::config(
             "experiment",
@@ -156,13 +177,18 @@ pub fn run(
             ),
         ));
     }
+    for arm in arms.iter_mut() {
+        arm.trainer.set_comm(ranks.clone(), BnSyncMode::Global)?;
+    }
     let mut batches = Batches::new(train.len(), plan.batch_size, 2, plan.seed);
     let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
     evaluate_all(arms, 0, plan, test, probe, log)?;
     for step in 1..=plan.steps {
-        train.gather(batches.next_batch(), &mut x, &mut y);
+        let batch = batches.next_batch();
+        let (lo, hi) = block(batch.len(), ranks.rank(), ranks.size());
+        train.gather(&batch[lo..hi], &mut x, &mut y);
         for arm in arms.iter_mut() {
-            arm.step(&x, &y, step)?;
+            arm.step(&x, &y, step, lo, batch.len())?;
         }
         probe.after_step(step, arms)?;
         if plan.is_eval(step) {

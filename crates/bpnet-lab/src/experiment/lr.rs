@@ -5,7 +5,7 @@
 
 use super::lockstep::{self, Arm, NoProbe};
 use super::report::{self, Section, para, pct, step_or_never};
-use super::{ExperimentConfig, Mnist};
+use super::{ExperimentConfig, Mnist, save};
 use crate::plot::{Figure, Panel, Series, Ticks, WITH_BN, WITHOUT_BN};
 use bpnet::error::Result;
 use serde_json::{Value, json};
@@ -20,9 +20,11 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
             arms.push(Arm::new(label, &cfg.paper_spec(bn), cfg.lr * m, cfg.seed)?);
         }
     }
-    lockstep::run(&mut arms, &data.train, &data.test, &cfg.plan(), &mut NoProbe, log)?;
-    write_curves(out, &arms)?;
-    let files = figure(cfg, &arms).save(out, "lr_study")?;
+    lockstep::run(&mut arms, data, &cfg.plan(), &mut NoProbe, log)?;
+    if data.writes() {
+        write_curves(out, &arms)?;
+    }
+    let files = save(data, &figure(cfg, &arms), out, "lr_study")?;
     let (head, rows) = table(&arms);
     let mut html = para(&format!(
         "The paper's network at the base learning rate {} times {}, with and without BN, {} steps each on the same batches. A network diverges when its training loss stops being finite (training stops there).",

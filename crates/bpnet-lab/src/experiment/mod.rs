@@ -33,12 +33,14 @@ mod sweep;
 
 pub use sweep::{SweepRow, sweep};
 
+use bpnet::comm::Comm;
 use bpnet::data::{Dataset, bundled_mnist_dir, load_mnist};
 use bpnet::error::{Error, Result};
 use bpnet::init::Init;
 use bpnet::model::{BnPlacement, ModelSpec};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Settings shared by all studies.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -268,13 +270,21 @@ impl ArmResult {
     }
 }
 
-/// MNIST, possibly cut to its first rows.
+/// MNIST, possibly cut to its first rows, and the processes that share
+/// the studies' training.
 #[derive(Debug, Clone)]
 pub struct Mnist {
     /// Training images.
     pub train: Dataset,
     /// Test images.
     pub test: Dataset,
+    /// The ranks of a data-parallel run (one process by default): every
+    /// rank trains every network on its block of each mini-batch, with
+    /// gradients summed and batch normalization synchronized over the
+    /// ranks (`BnSyncMode::Global`), so the networks are those of one
+    /// process; test evaluation is split over the ranks. Rank 0 alone
+    /// writes files.
+    pub ranks: Arc<dyn Comm>,
 }
 
 impl Mnist {
@@ -287,8 +297,47 @@ impl Mnist {
         Ok(Mnist {
             train: cut(train, cfg.train_limit),
             test: cut(test, cfg.test_limit),
+            ranks: bpnet::comm::single(),
         })
     }
+
+    /// Shares the studies' training between the ranks of `ranks`, after
+    /// checking that every rank holds the same images and labels (one error
+    /// line naming the ranks that differ otherwise).
+    pub fn on_ranks(mut self, ranks: Arc<dyn Comm>) -> Result<Self> {
+        let digest = |d: &Dataset| {
+            let h = bpnet::train::digest_f32(bpnet::train::DIGEST_START, d.features.as_slice());
+            let labels = d.labels().unwrap_or(&[]);
+            labels
+                .iter()
+                .fold(h, |h, &l| (h ^ l as u64).wrapping_mul(0x0100_0000_01b3))
+        };
+        let bytes: Vec<u8> = [digest(&self.train), digest(&self.test)]
+            .iter()
+            .flat_map(|h| h.to_le_bytes())
+            .collect();
+        bpnet::comm::agree(&*ranks, "MNIST images and labels", &bytes)?;
+        self.ranks = ranks;
+        Ok(self)
+    }
+
+    /// Whether this process writes the studies' files (rank 0).
+    pub fn writes(&self) -> bool {
+        self.ranks.rank() == 0
+    }
+}
+
+/// Saves `fig` as `stem.png` and `stem.svg` in `dir` on the rank that
+/// writes (see [`Mnist::writes`]); names the files on every rank.
+fn save(data: &Mnist, fig: &crate::plot::Figure, dir: &Path, stem: &str) -> Result<crate::plot::FigureFiles> {
+    if data.writes() {
+        return fig.save(dir, stem);
+    }
+    Ok(crate::plot::FigureFiles {
+        png: dir.join(format!("{stem}.png")),
+        svg: dir.join(format!("{stem}.svg")),
+        written: false,
+    })
 }
 
 /// One of the experiments.
@@ -393,10 +442,12 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<StudyOutput>> {
     cfg.validate()?;
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    if data.writes() {
+        std::fs::create_dir_all(out).map_err(|source| Error::Io {
+            path: out.to_path_buf(),
+            source,
+        })?;
+    }
     let mut outputs = Vec::new();
     for &study in studies {
         log(&format!("== {} study", study.name()));
@@ -418,6 +469,8 @@ pub fn run(
             seconds: start.elapsed().as_secs_f64(),
         });
     }
-    report::write_all(out, cfg, data, command, &outputs)?;
+    if data.writes() {
+        report::write_all(out, cfg, data, command, &outputs)?;
+    }
     Ok(outputs)
 }

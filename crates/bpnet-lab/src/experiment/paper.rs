@@ -5,7 +5,7 @@
 
 use super::lockstep::{self, Arm, Probe, last_hidden_input};
 use super::report::{self, Section, num, para};
-use super::{ExperimentConfig, Mnist};
+use super::{ExperimentConfig, Mnist, save};
 use crate::plot::{Figure, Panel, Series, Ticks, WITH_BN, WITHOUT_BN};
 use bpnet::error::{Error, Result};
 use bpnet::tensor::Matrix;
@@ -61,12 +61,14 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         Arm::new("with BN", &cfg.paper_spec(true), cfg.lr, cfg.seed)?,
     ];
     let mut probe = PercentileProbe::new(&data.test, cfg.probe_rows, cfg.unit, arms.len());
-    lockstep::run(&mut arms, &data.train, &data.test, &cfg.plan(), &mut probe, log)?;
-    write_curves(out, &arms, &probe)?;
+    lockstep::run(&mut arms, data, &cfg.plan(), &mut probe, log)?;
+    if data.writes() {
+        write_curves(out, &arms, &probe)?;
+    }
     let figs = figures(cfg, &arms, &probe)?;
     let mut files = Vec::new();
     for (stem, fig) in &figs {
-        files.push(fig.save(out, stem)?);
+        files.push(save(data, fig, out, stem)?);
     }
     let steps = cfg.table_steps();
     let results: Vec<_> = arms.iter().map(|a| &a.result).collect();

@@ -11,7 +11,7 @@
 
 use super::lockstep::{self, Arm, Probe};
 use super::report::{self, Section, num, para, pct};
-use super::{ExperimentConfig, Mnist};
+use super::{ExperimentConfig, Mnist, save};
 use crate::plot::{Figure, Panel, Series, THIRD, Ticks, WITH_BN};
 use bpnet::data::{Batches, Dataset, TargetBuf};
 use bpnet::error::Result;
@@ -68,7 +68,10 @@ struct PopulationProbe<'a> {
 
 impl Probe for PopulationProbe<'_> {
     fn at_eval(&mut self, step: usize, arms: &mut [Arm]) -> Result<()> {
+        // Each rank recomputes the statistics over all the batches alone
+        // (the same numbers everywhere), not synchronized.
         let mut model = arms[0].model().clone();
+        model.set_bn_sync(None)?;
         self.used = recalibrate(&mut model, self.train, self.batch, self.batches, self.seed)?;
         self.rows.push((step, accuracy(&mut model, self.test, 2000)?));
         Ok(())
@@ -109,10 +112,12 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         rows: Vec::new(),
         used: 0,
     };
-    lockstep::run(&mut arms, &data.train, &data.test, &cfg.plan(), &mut probe, log)?;
+    lockstep::run(&mut arms, data, &cfg.plan(), &mut probe, log)?;
     let identical = same_weights(arms[0].model(), arms[1].model());
-    write_curves(out, &arms, &probe.rows)?;
-    let files = figure(cfg, &arms, &probe.rows, POPULATION).save(out, "population")?;
+    if data.writes() {
+        write_curves(out, &arms, &probe.rows)?;
+    }
+    let files = save(data, &figure(cfg, &arms, &probe.rows, POPULATION), out, "population")?;
     let html = section_html(cfg, &arms, &probe, identical, &files)?;
     let summary = json!({
         "identical_weights": identical,

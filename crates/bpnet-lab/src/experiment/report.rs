@@ -55,8 +55,12 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 /// A `<figure>` embedding the PNG of `files` (read back from disk), with
-/// `caption` and links to the PNG and SVG files (relative to the report).
+/// `caption` and links to the PNG and SVG files (relative to the report);
+/// empty for files this process did not write.
 pub fn figure(files: &FigureFiles, caption: &str) -> Result<String> {
+    if !files.written {
+        return Ok(String::new());
+    }
     let png = std::fs::read(&files.png).map_err(|source| Error::Io {
         path: files.png.clone(),
         source,
@@ -184,6 +188,7 @@ pub fn write_all(
         "config": cfg,
         "train_rows": data.train.len(),
         "test_rows": data.test.len(),
+        "ranks": data.ranks.size(),
     });
     let results: serde_json::Map<String, serde_json::Value> = outputs
         .iter()

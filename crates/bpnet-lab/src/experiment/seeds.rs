@@ -55,6 +55,9 @@ pub fn run_seeds(
         runs.push(run(studies, &c, data, &seed_dir(out, seed), command, log)?);
     }
     let spreads = spreads(&runs);
+    if !data.writes() {
+        return Ok(spreads);
+    }
     let mut figures = Vec::new();
     for &study in studies {
         if let Some(files) = band_figure(study, out, &seed_list)? {

@@ -37,10 +37,12 @@ pub fn sweep(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<SweepRow>> {
     cfg.validate()?;
-    std::fs::create_dir_all(out).map_err(|source| bpnet::Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    if data.writes() {
+        std::fs::create_dir_all(out).map_err(|source| bpnet::Error::Io {
+            path: out.to_path_buf(),
+            source,
+        })?;
+    }
     let mut rows = Vec::new();
     let mut plan = cfg.plan();
     plan.extra_evals.clear();
@@ -50,7 +52,9 @@ pub fn sweep(
             rows.extend(pair(cfg, data, &plan, lr, std, log)?);
         }
     }
-    write_csv(out, &rows)?;
+    if data.writes() {
+        write_csv(out, &rows)?;
+    }
     Ok(rows)
 }
 
@@ -72,7 +76,7 @@ fn pair(
         Arm::new("without BN", &c.paper_spec(false), lr, c.seed)?,
         Arm::new("with BN", &c.paper_spec(true), lr, c.seed)?,
     ];
-    lockstep::run(&mut arms, &data.train, &data.test, plan, &mut NoProbe, &mut |_| {})?;
+    lockstep::run(&mut arms, data, plan, &mut NoProbe, &mut |_| {})?;
     let mut rows = Vec::new();
     for arm in &arms {
         let r = &arm.result;

@@ -227,6 +227,9 @@ pub struct FigureFiles {
     pub png: PathBuf,
     /// `STEM.svg`.
     pub svg: PathBuf,
+    /// Whether the files were written (not by the ranks other than 0 of a
+    /// distributed experiment, which only name them).
+    pub written: bool,
 }
 
 impl Figure {
@@ -265,6 +268,7 @@ impl Figure {
         let files = FigureFiles {
             png: dir.join(format!("{stem}.png")),
             svg: dir.join(format!("{stem}.svg")),
+            written: true,
         };
         write_atomic(&files.png, &self.render_png()?)?;
         write_atomic(&files.svg, self.render_svg()?.as_bytes())?;

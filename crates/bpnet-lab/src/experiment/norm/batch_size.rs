@@ -92,8 +92,10 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
     ]
     .map(String::from)
     .to_vec();
-    report::write_csv(&out.join("batch_size.csv"), &header, &csv)?;
-    let files = figure(cfg, &names, &grid).save(out, "batch_size")?;
+    if data.writes() {
+        report::write_csv(&out.join("batch_size.csv"), &header, &csv)?;
+    }
+    let files = super::super::save(data, &figure(cfg, &names, &grid), out, "batch_size")?;
     let mut html = para(&format!(
         "The paper's network (784-100-100-100-10, sigmoid, normalization before each sigmoid, N(0, {}^2) weights) trained by SGD at learning rate {} for {} epoch(s) of {} images at every batch size, so smaller batches take more steps; {} seeds per cell (mean ± sample sd). Ghost BN normalizes over virtual batches of {} rows (the same as BN at batches up to {}). Batch Renormalization uses the paper's schedule scaled to each run (plain BN for the first 5% of the steps, dmax reaching 5 at 25% and rmax reaching 3 at 40%). The train/eval gap is the total-variation distance between the softmax outputs in training mode (batch statistics of test batches of the training size; dropout is off) and in evaluation mode, averaged over the test images: 0 means the two modes agree.",
         cfg.init_std,

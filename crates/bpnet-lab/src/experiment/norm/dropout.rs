@@ -105,8 +105,10 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         .map(String::from)
         .to_vec();
     header.extend((1..=layers).map(|k| format!("variance_shift_bn{k}")));
-    report::write_csv(&out.join("dropout_bn.csv"), &header, &csv)?;
-    let files = figure(cfg, &outcome, layers).save(out, "dropout_bn")?;
+    if data.writes() {
+        report::write_csv(&out.join("dropout_bn.csv"), &header, &csv)?;
+    }
+    let files = super::super::save(data, &figure(cfg, &outcome, layers), out, "dropout_bn")?;
     let mut html = para(&format!(
         "ReLU networks of the paper's shape (784-100-100-100-10) with BN before each ReLU and dropout of rate {} either inside every hidden block (after the ReLU, so the next block's BN normalizes dropped-out inputs in training but full inputs at inference) or only after the last BN (before the output layer), against no dropout; SGD at learning rate {}, batches of {}, {} steps, {} seeds. The variance shift of a BN layer is the variance of its input over the test images in evaluation mode divided by its running variance, averaged over its units (1 = no shift; the first BN layer sees no dropout in either arm). The gap is the train/eval total-variation distance of the outputs.",
         cfg.dropout_rate, cfg.lr, cfg.batch_size, cfg.steps, cfg.seeds

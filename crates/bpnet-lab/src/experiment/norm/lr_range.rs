@@ -72,8 +72,10 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
     let header: Vec<String> = ["network", "lr", "seed", "test_accuracy", "diverged_at"]
         .map(String::from)
         .to_vec();
-    report::write_csv(&out.join("lr_range.csv"), &header, &csv)?;
-    let files = figure(cfg, &grid, &finds).save(out, "lr_range")?;
+    if data.writes() {
+        report::write_csv(&out.join("lr_range.csv"), &header, &csv)?;
+    }
+    let files = super::super::save(data, &figure(cfg, &grid, &finds), out, "lr_range")?;
     let mut html = para(&format!(
         "The paper's network (784-100-100-100-10, sigmoid, N(0, {}^2) weights) with and without BN before each sigmoid, trained by SGD for {} steps of {} images at each learning rate, {} seeds per rate (mean ± sample sd of the final test accuracy; a run whose loss stops being finite stops there and counts as diverged). The dashed vertical lines are the suggestions of the learning-rate range test (bpnet lr-find: 100 batches, rates 1e-4 to 1e3) on each network: steepest descent of the smoothed loss.",
         cfg.init_std, cfg.steps, cfg.batch_size, cfg.seeds

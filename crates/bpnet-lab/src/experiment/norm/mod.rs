@@ -12,7 +12,9 @@ pub(super) mod lr_range;
 pub(super) mod placement;
 
 use super::Mnist;
+use super::lockstep::test_accuracy;
 use crate::plot::{Rgb, Series};
+use bpnet::comm::block;
 use bpnet::data::{Batches, Dataset, TargetBuf};
 use bpnet::error::Result;
 use bpnet::layers::Mode;
@@ -20,7 +22,7 @@ use bpnet::loss::Loss;
 use bpnet::model::Sequential;
 use bpnet::optim::{Optimizer, OptimizerConfig};
 use bpnet::tensor::Matrix;
-use bpnet::train::{Trainer, accuracy};
+use bpnet::train::{BnSyncMode, Trainer};
 
 /// Rows per evaluation chunk.
 const EVAL_CHUNK: usize = 1000;
@@ -58,6 +60,8 @@ pub(super) fn train(
 ) -> Result<Run> {
     let min_batch = if model.has_batch_norm() { 2 } else { 1 };
     let mut t = Trainer::new(model, Optimizer::new(OptimizerConfig::sgd(lr))?, Loss::CrossEntropy);
+    let ranks = &data.ranks;
+    t.set_comm(ranks.clone(), BnSyncMode::Global)?;
     let mut batches = Batches::new(data.train.len(), batch, min_batch, seed ^ 0x5EED);
     let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
     let every = (steps / evals.max(1)).max(1);
@@ -67,19 +71,30 @@ pub(super) fn train(
         model: Sequential::new(Vec::new()),
     };
     for step in 1..=steps {
-        data.train.gather(batches.next_batch(), &mut x, &mut y);
-        let loss = t.compute_gradients(&x, y.target())?;
+        // One process takes the whole batch; several ranks each their block.
+        let rows = batches.next_batch();
+        let (lo, hi) = block(rows.len(), ranks.rank(), ranks.size());
+        data.train.gather(&rows[lo..hi], &mut x, &mut y);
+        let loss = if ranks.size() == 1 {
+            t.compute_gradients(&x, y.target())?
+        } else {
+            t.compute_gradients_part(&x, y.target(), lo, rows.len())?
+        };
         if !loss.is_finite() || !t.model.grads_finite() {
             run.diverged_at = Some(step);
             break;
         }
         t.optimizer.step(&mut t.model)?;
         if step % every == 0 && step != steps {
-            run.curve.push((step, accuracy(&mut t.model, &data.test, EVAL_CHUNK)?));
+            run.curve
+                .push((step, test_accuracy(&mut t.model, &data.test, EVAL_CHUNK, &**ranks)?));
         }
     }
     let last = run.diverged_at.unwrap_or(steps);
-    run.curve.push((last, accuracy(&mut t.model, &data.test, EVAL_CHUNK)?));
+    run.curve
+        .push((last, test_accuracy(&mut t.model, &data.test, EVAL_CHUNK, &**ranks)?));
+    // The trained network, on its own (its batch statistics unsynchronized).
+    t.model.set_bn_sync(None)?;
     run.model = t.model;
     Ok(run)
 }

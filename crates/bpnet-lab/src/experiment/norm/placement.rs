@@ -63,8 +63,10 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
     let header: Vec<String> = ["activation", "placement", "seed", "step", "test_accuracy"]
         .map(String::from)
         .to_vec();
-    report::write_csv(&out.join("placement.csv"), &header, &csv)?;
-    let files = figure(cfg, &curves).save(out, "placement")?;
+    if data.writes() {
+        report::write_csv(&out.join("placement.csv"), &header, &csv)?;
+    }
+    let files = super::super::save(data, &figure(cfg, &curves), out, "placement")?;
     let mut html = para(&format!(
         "Networks of the paper's shape (784-100-100-100-10, N(0, {}^2) weights) with sigmoid, tanh or ReLU units and BN before each activation (the Dense layer then has no bias), after it (Dense with bias), or no BN; SGD at learning rate {}, batches of {}, {} steps, {} seeds (mean ± sample sd of the final test accuracy).",
         cfg.init_std, cfg.lr, cfg.batch_size, cfg.steps, cfg.seeds
