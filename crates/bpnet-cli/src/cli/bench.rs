@@ -138,17 +138,19 @@ fn part(x: &Matrix<f32>, y: &[usize], lo: usize, hi: usize) -> Result<(Matrix<f3
     ))
 }
 
-/// Milliseconds of one all-reduce of `len` f32 values (the gradient buffer),
-/// averaged over `reps` after a warm-up.
+/// Milliseconds of one sum over the ranks of `len` f32 values (as many as
+/// the gradients) from one buffer into another, as training sums its large
+/// gradients; averaged over `reps` after a warm-up.
 fn all_reduce_ms(comm: &dyn Comm, len: usize, reps: usize) -> Result<f64> {
-    let mut buf = vec![1.0f32; len];
+    let send = vec![1.0f32; len];
+    let mut recv = vec![0.0f32; len];
     for _ in 0..10 {
-        comm.all_reduce_f32(&mut buf)?;
+        comm.all_reduce_into_f32(&send, &mut recv)?;
     }
     comm.barrier()?;
     let start = Instant::now();
     for _ in 0..reps {
-        comm.all_reduce_f32(&mut buf)?;
+        comm.all_reduce_into_f32(&send, &mut recv)?;
     }
     Ok(start.elapsed().as_secs_f64() * 1e3 / reps as f64)
 }
