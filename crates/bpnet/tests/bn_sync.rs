@@ -95,9 +95,17 @@ fn synced_backward_matches_finite_differences() {
     }
 }
 
+/// 2 ranks gather every rank's moments, 3 and 5 (one with a single row)
+/// take the two fixed-size passes (`GATHER_RANKS`).
 #[test]
 fn global_sync_equals_one_layer_over_the_whole_batch() {
-    let (m, n) = (9, 3);
+    for n in [2, 3, 5] {
+        global_sync_on(n);
+    }
+}
+
+fn global_sync_on(n: usize) {
+    let m = 9;
     let (x, dy) = (random_matrix(m, F, 21), random_matrix(m, F, 22));
     let mut single = layer();
     single.forward(&x, Mode::Train).unwrap();

@@ -2,21 +2,33 @@
 //!
 //! [`BnSync::Global`] (PyTorch's `SyncBatchNorm`): a training forward
 //! normalizes with the mean and biased variance of the whole global batch of
-//! `M = sum_r m_r` rows. Each rank computes its block's count `m_r`, mean
-//! `mu_r` and `M2_r = sum (x - mu_r)^2` in `f64` (two passes); the triples of
-//! all ranks are gathered with one all-reduce (each rank fills its own slot
-//! of a zeroed `[size, 2f+1]` buffer; adding zeros is exact) and every rank
-//! combines them in rank order with Chan et al.'s pairwise formula
+//! `M = sum_r m_r` rows, in one of two ways, both in `f64` and both giving
+//! every rank the same bits:
 //!
-//! ```text
-//! n = n_a + n_b   d = mu_b - mu_a   mu = mu_a + d n_b / n   M2 = M2_a + M2_b + d^2 n_a n_b / n
-//! ```
+//! - **Gather** (up to [`GATHER_RANKS`] ranks: one collective). Each rank
+//!   computes its block's count `m_r`, mean `mu_r` and
+//!   `M2_r = sum (x - mu_r)^2` (two passes); the triples of all ranks are
+//!   gathered with one all-reduce (each rank fills its own slot of a zeroed
+//!   `[size, 2f+1]` buffer; adding zeros is exact) and every rank combines
+//!   them in rank order with Chan et al.'s pairwise formula
 //!
-//! so every rank gets the same bits. Unlike `E[x^2] - E[x]^2` this never
-//! subtracts two large nearly equal numbers: each term is a sum of squares
-//! of deviations, so the variance keeps full `f32` accuracy even where
-//! `|mean| >> std` (the combination itself is in `f64`, far below `f32`'s
-//! rounding). Backward all-reduces `[sum dy, sum dy*xhat]` (`2f` values) and
+//!   ```text
+//!   n = n_a + n_b   d = mu_b - mu_a   mu = mu_a + d n_b / n   M2 = M2_a + M2_b + d^2 n_a n_b / n
+//!   ```
+//!
+//! - **Two passes over the ranks** (more ranks: two collectives of a fixed
+//!   size, `f+1` then `f` values, however many ranks). An all-reduce of
+//!   `[m_r, sum x]` gives the global count and mean `mu`; each rank then
+//!   sums `(x - mu)^2` over its rows and a second all-reduce gives the
+//!   global `M2`. This is one process's two-pass variance with the sums
+//!   split over ranks.
+//!
+//! Unlike `E[x^2] - E[x]^2` neither subtracts two large nearly equal
+//! numbers: `M2` is a sum of squares of deviations, so the variance keeps
+//! full `f32` accuracy even where `|mean| >> std` (the sums themselves are in
+//! `f64`, far below `f32`'s rounding). The gather's payload grows with the
+//! ranks, `size (2f+1)` values; at 2 ranks it is one collective instead of
+//! two, which is what a small machine's latency favours. Backward all-reduces `[sum dy, sum dy*xhat]` (`2f` values) and
 //! forms `dx` with the global sums and `M`; gamma and beta receive the local
 //! sums, which the gradient all-reduce then adds up. Running statistics use
 //! the global mean and the unbiased `M/(M-1)` variance, identical on all ranks.
@@ -62,6 +74,10 @@ fn local_moments<T: Scalar>(x: &[T], f: usize, mean: &mut [f64], m2: &mut [f64])
     m
 }
 
+/// Ranks up to which the global statistics gather every rank's moments in
+/// one collective; beyond, two collectives of a fixed size.
+pub const GATHER_RANKS: usize = 2;
+
 /// Global per-feature mean and biased variance of the batch whose block on
 /// this rank is `x: [m_r, f]`; writes them (and `inv_std = 1/sqrt(var+eps)`)
 /// and returns the global row count `M`. `buf` is scratch.
@@ -72,6 +88,9 @@ pub(super) fn global_statistics<T: Scalar>(
     eps: T,
     buf: &mut Vec<f64>,
 ) -> Result<usize> {
+    if comm.size() > GATHER_RANKS {
+        return two_pass_statistics(comm, x, stats, eps, buf);
+    }
     let [mean, var, inv_std] = stats;
     let f = mean.len();
     let (size, rank, slot) = (comm.size(), comm.rank(), 2 * f + 1);
@@ -102,6 +121,45 @@ pub(super) fn global_statistics<T: Scalar>(
     for j in 0..f {
         mean[j] = T::from_f64(g_mu[j]);
         var[j] = T::from_f64(if n > 0.0 { g_m2[j] / n } else { 0.0 });
+        inv_std[j] = T::ONE / (var[j] + eps).sqrt();
+    }
+    Ok(n as usize)
+}
+
+/// [`global_statistics`] in two collectives of a fixed size: `[m_r, sum x]`
+/// summed gives the count and mean; `sum (x - mean)^2` summed gives `M2`.
+fn two_pass_statistics<T: Scalar>(
+    comm: &dyn Comm,
+    x: &[T],
+    stats: [&mut [T]; 3],
+    eps: T,
+    buf: &mut Vec<f64>,
+) -> Result<usize> {
+    let [mean, var, inv_std] = stats;
+    let f = mean.len();
+    buf.clear();
+    buf.resize(2 * f + 1, 0.0);
+    let (sums, m2) = buf.split_at_mut(f + 1);
+    for row in x.chunks_exact(f.max(1)) {
+        sums[1..].iter_mut().zip(row).for_each(|(s, &v)| *s += v.to_f64());
+    }
+    sums[0] = (x.len() / f.max(1)) as f64;
+    comm.all_reduce_f64(sums)?;
+    let n = sums[0];
+    if n > 0.0 {
+        sums[1..].iter_mut().for_each(|s| *s /= n);
+    }
+    let mu = &sums[1..];
+    for row in x.chunks_exact(f.max(1)) {
+        for ((s, &v), &u) in m2.iter_mut().zip(row).zip(mu) {
+            let d = v.to_f64() - u;
+            *s += d * d;
+        }
+    }
+    comm.all_reduce_f64(m2)?;
+    for j in 0..f {
+        mean[j] = T::from_f64(mu[j]);
+        var[j] = T::from_f64(if n > 0.0 { m2[j] / n } else { 0.0 });
         inv_std[j] = T::ONE / (var[j] + eps).sqrt();
     }
     Ok(n as usize)
