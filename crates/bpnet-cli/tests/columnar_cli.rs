@@ -63,3 +63,56 @@ fn parquet_trains_evaluates_and_predicts_like_the_csv() {
         assert!((back - prob).abs() <= 1e-6, "row {r}: {back} vs {prob}");
     }
 }
+
+/// `predict --stream --output x.parquet` (in chunks of 1 KiB of the CSV:
+/// many chunks and row groups of predictions) writes the file the in-memory
+/// command writes: the same columns and every cell the same, for a
+/// classifier (class names and probabilities) and a regression model.
+#[test]
+fn streamed_parquet_predictions_equal_the_in_memory_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("t.csv"), csv()).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--data", "t.csv", "--epochs", "3", "--out", out, "--quiet"];
+        args.extend_from_slice(extra);
+        ok(d, &args)
+    };
+    train("c.safetensors", &[]);
+    train("r.safetensors", &["--target", "x2"]);
+    for (model, columns) in [("c.safetensors", 3), ("r.safetensors", 1)] {
+        let predict = |out: &str, stream: bool| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"));
+            c.args(["predict", "--model", model, "--data", "t.csv", "--output", out])
+                .current_dir(d)
+                .env("BPNET_STREAM_CHUNK", "1K");
+            if stream {
+                c.arg("--stream");
+            }
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "{model}: {}", String::from_utf8_lossy(&o.stderr));
+            (
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        };
+        let (mem, streamed) = (format!("m-{model}.parquet"), format!("s-{model}.parquet"));
+        predict(&mem, false);
+        let (stdout, stderr) = predict(&streamed, true);
+        assert!(stderr.contains("note: streaming"), "{stderr}");
+        assert!(
+            stdout.contains(&format!("wrote 240 predictions to {streamed}")),
+            "{stdout}"
+        );
+        let m = bpnet::data::read_data(&d.join(&mem), &Default::default(), None).unwrap();
+        let s = bpnet::data::read_data(&d.join(&streamed), &Default::default(), None).unwrap();
+        assert_eq!(m.columns.len(), columns);
+        assert_eq!(m.columns, s.columns);
+        assert_eq!((m.len(), s.len()), (240, 240));
+        for r in 0..240 {
+            for c in 0..columns {
+                assert_eq!(m.cell_text(r, c), s.cell_text(r, c), "{model}: row {r}, column {c}");
+            }
+        }
+    }
+}

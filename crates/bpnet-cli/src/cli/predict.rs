@@ -81,7 +81,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     };
     match &a.output {
         Some(p) if bpnet::data::Format::of(p) == bpnet::data::Format::Parquet => {
-            write_atomic(p, &parquet_bytes(&csv, p)?)?;
+            write_atomic(p, &parquet_bytes(&csv, &text_columns(&pipeline), p)?)?;
             println!("wrote {} predictions to {}", out.rows(), p.display());
         }
         Some(p) => {
@@ -94,21 +94,47 @@ pub fn run(a: &PredictArgs) -> Result<()> {
 }
 
 /// The predictions as a Parquet file (`--output x.parquet`): the same
-/// columns as the CSV, numbers as `Float64`, class names as strings.
+/// columns as the CSV, numbers as `Float64`, class names as strings (see
+/// [`text_columns`]).
 #[cfg(feature = "columnar")]
-fn parquet_bytes(csv: &str, path: &std::path::Path) -> Result<Vec<u8>> {
-    bpnet::data::table::csv_to_parquet(csv, path)
+fn parquet_bytes(csv: &str, text: &[bool], path: &std::path::Path) -> Result<Vec<u8>> {
+    bpnet::data::table::predictions_to_parquet(csv, text, path)
 }
 
 #[cfg(not(feature = "columnar"))]
-fn parquet_bytes(_csv: &str, path: &std::path::Path) -> Result<Vec<u8>> {
-    Err(bpnet::Error::config(
+fn parquet_bytes(_csv: &str, _text: &[bool], path: &std::path::Path) -> Result<Vec<u8>> {
+    Err(no_parquet(path))
+}
+
+/// The error for a Parquet output from a build without it.
+#[cfg(not(feature = "columnar"))]
+pub fn no_parquet(path: &std::path::Path) -> bpnet::Error {
+    bpnet::Error::config(
         "--output",
         format!(
             "{}: this bpnet was built without the 'columnar' feature (Parquet)",
             path.display()
         ),
-    ))
+    )
+}
+
+/// Which prediction columns hold text: the predicted class, unless every
+/// class name of the model is a number; probabilities and regression
+/// values are numbers. From the model alone, so that a file written in
+/// chunks has the types of one written at once.
+pub fn text_columns(pipeline: &Pipeline) -> Vec<bool> {
+    match pipeline {
+        Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
+            vec![false; preprocessor.target_columns().len()]
+        }
+        _ => class_text_columns(&pipeline.class_names().unwrap_or_default()),
+    }
+}
+
+/// [`text_columns`] of `prediction,p_<class>...`.
+pub fn class_text_columns(names: &[String]) -> Vec<bool> {
+    let text = !names.iter().all(|n| n.parse::<f64>().is_ok());
+    std::iter::once(text).chain(names.iter().map(|_| false)).collect()
 }
 
 /// Predictions as an output kind: an existing file holds them when its

@@ -3,7 +3,7 @@
 //! computed (to the temporary file that replaces `--output` at the end, or
 //! to stdout), byte for byte what the in-memory commands write.
 
-use super::predict::{class_header, class_rows, value_rows};
+use super::predict::{class_header, class_rows, class_text_columns, value_rows};
 use bpnet::data::CsvOptions;
 use bpnet::data::preprocess::Preprocessor;
 use bpnet::data::table::{ChunkReader, Format};
@@ -24,21 +24,79 @@ pub fn csv_options(delimiter: char, header: bool) -> Result<CsvOptions> {
     })
 }
 
-/// Where predictions go: the temporary file of `--output`, or stdout.
+/// Where predictions go: the temporary file of `--output` (CSV or
+/// Parquet), or stdout.
 enum Sink {
     File(AtomicWriter),
+    #[cfg(feature = "columnar")]
+    Parquet(Box<bpnet::data::table::PredictionParquet<AtomicIo>>),
     Stdout(std::io::StdoutLock<'static>),
 }
 
 impl Sink {
+    /// A Parquet file of the columns of `header` (`text`: which hold class names).
+    #[cfg(feature = "columnar")]
+    fn parquet(path: &Path, header: &str, text: &[bool]) -> Result<Sink> {
+        let out = AtomicIo(AtomicWriter::create(path)?);
+        Ok(Sink::Parquet(Box::new(bpnet::data::table::PredictionParquet::new(
+            out, header, text, path,
+        )?)))
+    }
+
+    #[cfg(not(feature = "columnar"))]
+    fn parquet(path: &Path, _header: &str, _text: &[bool]) -> Result<Sink> {
+        Err(super::predict::no_parquet(path))
+    }
+
+    /// The header line (a Parquet file has its columns already).
+    fn write_header(&mut self, header: &str) -> Result<()> {
+        match self {
+            #[cfg(feature = "columnar")]
+            Sink::Parquet(_) => Ok(()),
+            _ => self.write(header),
+        }
+    }
+
+    /// Prediction rows as CSV lines.
     fn write(&mut self, s: &str) -> Result<()> {
         match self {
             Sink::File(w) => w.write(s.as_bytes()),
+            #[cfg(feature = "columnar")]
+            Sink::Parquet(w) => w.write_rows(s),
             Sink::Stdout(o) => o.write_all(s.as_bytes()).map_err(|source| Error::Io {
                 path: "<stdout>".into(),
                 source,
             }),
         }
+    }
+
+    /// Completes the output: a file is renamed into place.
+    fn finish(self) -> Result<()> {
+        match self {
+            Sink::File(w) => w.commit(),
+            #[cfg(feature = "columnar")]
+            Sink::Parquet(w) => w.finish()?.0.commit(),
+            Sink::Stdout(mut o) => o.flush().map_err(|source| Error::Io {
+                path: "<stdout>".into(),
+                source,
+            }),
+        }
+    }
+}
+
+/// An [`AtomicWriter`] as [`std::io::Write`], for the Parquet writer.
+#[cfg(feature = "columnar")]
+struct AtomicIo(AtomicWriter);
+
+#[cfg(feature = "columnar")]
+impl Write for AtomicIo {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -52,24 +110,22 @@ pub fn predict(
     file: &ModelFile,
     model: &Path,
 ) -> Result<()> {
-    if let Some(p) = output.filter(|p| Format::of(p) != Format::Csv) {
-        return Err(Error::config(
-            "--output",
-            format!("{}: while streaming, predictions are written as CSV only", p.display()),
-        ));
-    }
     let net = super::ensemble::net_of(file, model)?;
     let mut reader = ChunkReader::open(Path::new(data), opts, bpnet::workflow::stream::chunk_bytes())?;
+    let names = pre.class_names();
+    let (header, text) = match names {
+        Some(n) => (class_header(n), class_text_columns(n)),
+        None => (
+            pre.target_columns().join(",") + "\n",
+            vec![false; pre.target_columns().len()],
+        ),
+    };
     let mut sink = match output {
+        Some(p) if Format::of(p) == Format::Parquet => Sink::parquet(p, &header, &text)?,
         Some(p) => Sink::File(AtomicWriter::create(p)?),
         None => Sink::Stdout(std::io::stdout().lock()),
     };
-    let names = pre.class_names();
-    let header = match names {
-        Some(n) => class_header(n),
-        None => pre.target_columns().join(",") + "\n",
-    };
-    sink.write(&header)?;
+    sink.write_header(&header)?;
     let mut text = String::new();
     let rows = stream_outputs(&mut reader, pre, &net, &mut |out| {
         text.clear();
@@ -79,16 +135,9 @@ pub fn predict(
         }
         sink.write(&text)
     })?;
-    match (sink, output) {
-        (Sink::File(w), Some(p)) => {
-            w.commit()?;
-            println!("wrote {rows} predictions to {}", p.display());
-        }
-        (Sink::Stdout(mut o), _) => o.flush().map_err(|source| Error::Io {
-            path: "<stdout>".into(),
-            source,
-        })?,
-        (Sink::File(w), None) => w.commit()?,
+    sink.finish()?;
+    if let Some(p) = output {
+        println!("wrote {rows} predictions to {}", p.display());
     }
     Ok(())
 }

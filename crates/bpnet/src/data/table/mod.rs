@@ -26,6 +26,8 @@ mod csv_chunks;
 mod ipc_check;
 #[cfg(feature = "columnar")]
 mod parquet_file;
+#[cfg(feature = "columnar")]
+mod parquet_out;
 mod read;
 mod scan;
 
@@ -40,6 +42,8 @@ use crate::error::Error;
 pub use chunks::{CHUNK, Chunk, ChunkReader, Span};
 #[cfg(feature = "columnar")]
 pub use columnar::{csv_to_parquet, read_ipc, read_parquet};
+#[cfg(feature = "columnar")]
+pub use parquet_out::{PredictionParquet, ROW_GROUP, predictions_to_parquet};
 pub use read::{BLOCK, ProgressHook, ReadProgress, read_table, read_table_tuned, reader_counts, set_read_progress};
 
 /// A data file's format, by its extension.
