@@ -48,6 +48,34 @@ fn parquet_trains_evaluates_and_predicts_like_the_csv() {
             "p.parquet",
         ],
     );
+    // An existing predictions file is recognized and replaced; a Parquet
+    // file of other columns is not.
+    let again = [
+        "predict",
+        "--model",
+        "a.safetensors",
+        "--data",
+        "t.csv",
+        "--output",
+        "p.parquet",
+    ];
+    ok(d, &again);
+    std::fs::copy(d.join("t.parquet"), d.join("other.parquet")).unwrap();
+    let refused = common::run_in(
+        d,
+        &[
+            "predict",
+            "--model",
+            "a.safetensors",
+            "--data",
+            "t.csv",
+            "--output",
+            "other.parquet",
+        ],
+    );
+    assert!(!refused.status.success());
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(e.contains("a Parquet file with columns 'x1,x2,kind,label'"), "{e}");
     let p = bpnet::data::read_data(&d.join("p.parquet"), &Default::default(), None).unwrap();
     assert!(p.is_columnar());
     assert_eq!(p.columns, ["prediction", "p_big", "p_small"]);

@@ -48,7 +48,7 @@ impl Kind {
     fn accepts(&self, found: &Found) -> bool {
         match (self, found) {
             (_, Found::Empty) => true,
-            (Kind::Csv { headers, .. }, Found::Text(first)) => {
+            (Kind::Csv { headers, .. }, Found::Text(first) | Found::Parquet(first)) => {
                 headers.is_empty()
                     || headers.iter().any(|h| match h.ends_with(',') {
                         true => first.starts_with(h.as_str()),

@@ -41,6 +41,9 @@ pub(crate) enum Found {
     Json,
     /// Other UTF-8 text (CSV and the like), with its first line.
     Text(String),
+    /// A readable Parquet file, with its column names joined by commas
+    /// (as a CSV header line).
+    Parquet(String),
     /// A device, pipe or socket.
     Special,
     /// Anything else.
@@ -67,6 +70,11 @@ impl Found {
                 let shown: String = first.chars().take(60).collect();
                 let more = if shown.len() < first.len() { "..." } else { "" };
                 format!("a CSV or text file starting '{shown}{more}'")
+            }
+            Found::Parquet(columns) => {
+                let shown: String = columns.chars().take(60).collect();
+                let more = if shown.len() < columns.len() { "..." } else { "" };
+                format!("a Parquet file with columns '{shown}{more}'")
             }
             Found::Special => "a device, pipe or socket".into(),
             Found::Binary => "data of another kind".into(),
@@ -98,6 +106,9 @@ pub(crate) fn sniff(path: &Path) -> Found {
     if head.starts_with(PNG_MAGIC) {
         return Found::Png;
     }
+    if head.starts_with(b"PAR1") {
+        return parquet(path);
+    }
     if let Some(found) = safetensors(path, &head, meta.len()) {
         return found;
     }
@@ -105,6 +116,21 @@ pub(crate) fn sniff(path: &Path) -> Found {
         return Found::Onnx;
     }
     text(&head).unwrap_or(Found::Binary)
+}
+
+/// A file that starts as Parquet does: its columns when it reads as one
+/// (through the guarded reader: a damaged file is data of another kind).
+#[cfg(feature = "columnar")]
+fn parquet(path: &Path) -> Found {
+    match crate::data::table::parquet_columns(path) {
+        Some(columns) => Found::Parquet(columns.join(",")),
+        None => Found::Binary,
+    }
+}
+
+#[cfg(not(feature = "columnar"))]
+fn parquet(_path: &Path) -> Found {
+    Found::Binary
 }
 
 /// A safetensors file: bpnet's (model or checkpoint) or another.

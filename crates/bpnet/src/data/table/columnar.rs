@@ -70,6 +70,12 @@ pub(super) fn parquet_groups(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
     guarded(path, "Parquet", || parquet_groups_unguarded(path))
 }
 
+/// The column names of the Parquet file at `path`, or `None` when it does
+/// not read as one (its footer and schema only; guarded like the readers).
+pub fn parquet_columns(path: &Path) -> Option<Vec<String>> {
+    parquet_groups(path).ok().map(|(columns, _)| columns)
+}
+
 fn parquet_groups_unguarded(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
