@@ -1,11 +1,12 @@
-//! The Parquet and Arrow IPC readers and the preprocessing fitted on what
-//! they read: any bytes give a table or an error, never a panic or an
-//! abort. The first byte picks the format (even: Parquet, odd: Arrow IPC);
+//! The Parquet and Arrow IPC readers (whole, and chunk by chunk as
+//! streaming reads them) and the preprocessing fitted on what they read:
+//! any bytes give a table or an error, never a panic or an abort. The first byte picks the format (even: Parquet, odd: Arrow IPC);
 //! the rest is the file, written to a temporary file per process (the
 //! readers take paths).
 #![no_main]
 
 use bpnet::data::preprocess::{PreprocessSpec, Preprocessor};
+use bpnet::data::table::{CHUNK, ChunkReader};
 use bpnet::data::{CsvOptions, Impute, read_data};
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
@@ -37,5 +38,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = p.transform_features(&table, &rows);
             let _ = p.transform_targets(&table, &rows);
         }
+    }
+    if let Ok(mut chunks) = ChunkReader::open(&path, &CsvOptions::default(), CHUNK) {
+        while let Ok(Some(_)) = chunks.next_chunk() {}
     }
 });

@@ -144,3 +144,80 @@ fn streamed_parquet_predictions_equal_the_in_memory_file() {
         }
     }
 }
+
+/// [`csv`] as an Arrow IPC file of record batches of 80 rows.
+fn write_arrow(path: &std::path::Path) {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let text = csv();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x1", DataType::Float64, false),
+        Field::new("x2", DataType::Float64, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("label", DataType::Utf8, false),
+    ]));
+    let mut w = arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(path).unwrap(), &schema).unwrap();
+    for part in rows.chunks(80) {
+        let num = |c: usize| -> ArrayRef {
+            Arc::new(Float64Array::from_iter_values(
+                part.iter().map(|r| r[c].parse::<f64>().unwrap()),
+            ))
+        };
+        let txt = |c: usize| -> ArrayRef { Arc::new(StringArray::from_iter_values(part.iter().map(|r| r[c]))) };
+        let batch = RecordBatch::try_new(schema.clone(), vec![num(0), num(1), txt(2), txt(3)]).unwrap();
+        w.write(&batch).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// An Arrow IPC file streams record batch by record batch: `predict` and
+/// `eval --stream` print what the in-memory commands print, and training
+/// streams it.
+#[test]
+fn an_arrow_file_streams_like_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_arrow(&d.join("t.arrow"));
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "t.arrow",
+            "--epochs",
+            "3",
+            "--out",
+            "a.safetensors",
+            "--quiet",
+        ],
+    );
+    let run = |args: &[&str]| {
+        let o = common::run_in(d, args);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let predict = ["predict", "--model", "a.safetensors", "--data", "t.arrow"];
+    let (mem, _) = run(&predict);
+    let (streamed, note) = run(&[&predict[..], &["--stream"]].concat());
+    assert!(note.contains("note: streaming t.arrow"), "{note}");
+    assert_eq!(mem.lines().count(), 241);
+    assert_eq!(mem, streamed);
+    let eval = ["eval", "--model", "a.safetensors", "--data", "t.arrow", "--json"];
+    assert_eq!(run(&eval).0, run(&[&eval[..], &["--stream"]].concat()).0);
+    let (out, err) = run(&[
+        "train",
+        "--data",
+        "t.arrow",
+        "--stream",
+        "--epochs",
+        "2",
+        "--out",
+        "s.safetensors",
+    ]);
+    assert!((out.clone() + &err).contains("streaming t.arrow"), "{out}{err}");
+}

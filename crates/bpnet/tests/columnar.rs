@@ -323,12 +323,35 @@ fn close(a: &serde_json::Value, b: &serde_json::Value) {
     }
 }
 
+/// `batch` as Parquet with row groups of 700 rows, or as Arrow IPC with
+/// record batches of 700 rows: four chunks either way.
+fn write_in_fours(path: &Path, batch: RecordBatch) {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        write_parquet(path, &[batch], 700);
+        return;
+    }
+    let parts: Vec<RecordBatch> = (0..batch.num_rows())
+        .step_by(700)
+        .map(|at| batch.slice(at, 700.min(batch.num_rows() - at)))
+        .collect();
+    write_ipc(path, &parts);
+}
+
 #[test]
 fn a_parquet_file_streams_row_group_by_row_group() {
+    streams_chunk_by_chunk("parquet");
+}
+
+#[test]
+fn an_arrow_file_streams_record_batch_by_record_batch() {
+    streams_chunk_by_chunk("arrow");
+}
+
+fn streams_chunk_by_chunk(ext: &str) {
     use bpnet::workflow::stream::{Role, RowSplit, StreamFile};
     let dir = tempfile::tempdir().unwrap();
-    let pq = dir.path().join("t.parquet");
-    write_parquet(&pq, &[batch()], 700); // four row groups
+    let pq = dir.path().join(format!("t.{ext}"));
+    write_in_fours(&pq, batch());
     let split = RowSplit {
         test: 0.0,
         val: 0.2,
@@ -354,11 +377,11 @@ fn a_parquet_file_streams_row_group_by_row_group() {
     let schema = batch().schema();
     let mut cols: Vec<ArrayRef> = batch().columns().to_vec();
     cols[0] = Arc::new(Float64Array::from(values));
-    let bad = dir.path().join("bad.parquet");
-    write_parquet(&bad, &[RecordBatch::try_new(schema, cols).unwrap()], 700);
+    let bad = dir.path().join(format!("bad.{ext}"));
+    write_in_fours(&bad, RecordBatch::try_new(schema, cols).unwrap());
     let e = StreamFile::fit(&bad, &CsvOptions::default(), &spec(), split, 0)
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("bad.parquet") && e.contains("row 2101"), "{e}");
+    assert!(e.contains(&format!("bad.{ext}")) && e.contains("row 2101"), "{e}");
 }

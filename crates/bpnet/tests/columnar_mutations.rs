@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use bpnet::data::table::{CHUNK, ChunkReader};
 use bpnet::data::{CsvOptions, Impute, PreprocessSpec, Preprocessor, read_data};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
@@ -103,10 +104,29 @@ fn damaged(bytes: &[u8], i: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<u8> {
     b
 }
 
+/// Reads `path` chunk by chunk as streaming does (Parquet row groups,
+/// Arrow record batches): `Some(error)` when a chunk does not read, `Err`
+/// with the message when a panic escaped.
+fn read_in_chunks(path: &Path) -> Result<Option<String>, String> {
+    unwound(catch_unwind(AssertUnwindSafe(|| {
+        let mut r = match ChunkReader::open(path, &CsvOptions::default(), CHUNK) {
+            Ok(r) => r,
+            Err(e) => return Some(e.to_string()),
+        };
+        loop {
+            match r.next_chunk() {
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+    })))
+}
+
 /// Reads `path` and, when it reads, fits and applies the preprocessing;
 /// `Err` with the message when a panic escaped.
 fn read_and_prepare(path: &Path) -> Result<Option<String>, String> {
-    catch_unwind(AssertUnwindSafe(|| {
+    unwound(catch_unwind(AssertUnwindSafe(|| {
         match read_data(path, &CsvOptions::default(), None) {
             Err(e) => Some(e.to_string()),
             Ok(table) => {
@@ -122,8 +142,12 @@ fn read_and_prepare(path: &Path) -> Result<Option<String>, String> {
                 None
             }
         }
-    }))
-    .map_err(|p| {
+    })))
+}
+
+/// A caught panic's message as `Err`.
+fn unwound<T>(r: std::thread::Result<T>) -> Result<T, String> {
+    r.map_err(|p| {
         p.downcast_ref::<String>()
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
@@ -144,6 +168,11 @@ fn check_file(name: &str, bytes: &[u8], seed: u64) {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     assert_eq!(read_and_prepare(&path), Ok(None), "{name}: the undamaged file reads");
+    assert_eq!(
+        read_in_chunks(&path),
+        Ok(None),
+        "{name}: the undamaged file reads in chunks"
+    );
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let (mut errors, mut panics) = (0, Vec::new());
     for i in 0..MUTATIONS {
@@ -157,6 +186,14 @@ fn check_file(name: &str, bytes: &[u8], seed: u64) {
             }
             Ok(None) => {}
             Err(p) => panics.push(format!("#{i} ({} bytes): {p}", b.len())),
+        }
+        match read_in_chunks(&path) {
+            Ok(Some(e)) => {
+                assert!(e.contains(&path.display().to_string()), "{name} #{i}, in chunks: {e}");
+                assert!(!e.contains('\n'), "{name} #{i}, in chunks: {e}");
+            }
+            Ok(None) => {}
+            Err(p) => panics.push(format!("#{i} ({} bytes), in chunks: {p}", b.len())),
         }
     }
     assert!(

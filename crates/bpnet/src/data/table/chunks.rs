@@ -1,7 +1,7 @@
 //! [`ChunkReader`]: a data file read as a sequence of small
 //! [`super::Table`]s, for data larger than memory: a Parquet file (feature
-//! `columnar`) row group by row group, a CSV file as follows
-//! (`csv_chunks.rs`).
+//! `columnar`) row group by row group, an Arrow IPC file record batch by
+//! record batch, a CSV file as follows (`csv_chunks.rs`).
 //!
 //! The file is typed once, as [`super::read_table`] types it: the first
 //! record and the [`super::SAMPLE`] records after it choose each column's
@@ -51,7 +51,8 @@ pub struct Chunk {
 }
 
 /// Reads a data file chunk by chunk: a CSV file in byte ranges (see the
-/// module docs), a Parquet file (feature `columnar`) row group by row group.
+/// module docs), a Parquet file (feature `columnar`) row group by row
+/// group, an Arrow IPC file record batch by record batch.
 pub struct ChunkReader(Inner);
 
 enum Inner {
@@ -61,14 +62,15 @@ enum Inner {
 }
 
 impl ChunkReader {
-    /// Opens `path`: a Parquet file (`.parquet`, `.pq`) by row groups, any
+    /// Opens `path`: a Parquet file (`.parquet`, `.pq`) by row groups, an
+    /// Arrow IPC file (`.arrow`, `.feather`, `.ipc`) by record batches, any
     /// other as CSV, typed on its head; reads the first chunk (which settles
     /// the header question when `opts` leaves it open, with the rule of
     /// [`crate::data::read_csv`] applied to that chunk). `chunk`: bytes of
     /// CSV text per chunk (at least 4 KiB are used).
     pub fn open(path: &Path, opts: &CsvOptions, chunk: usize) -> Result<ChunkReader> {
         #[cfg(feature = "columnar")]
-        if super::Format::of(path) == super::Format::Parquet {
+        if super::Format::of(path) != super::Format::Csv {
             return Ok(ChunkReader(Inner::Parquet(ParquetChunks::open(path)?)));
         }
         Ok(ChunkReader(Inner::Csv(Box::new(CsvChunks::open(path, opts, chunk)?))))
@@ -83,7 +85,7 @@ impl ChunkReader {
         }
     }
 
-    /// Whether the first line is a header (always, for Parquet).
+    /// Whether the first line is a header (always, for Parquet and Arrow).
     pub fn has_header(&self) -> bool {
         match &self.0 {
             Inner::Csv(c) => c.has_header(),
@@ -161,11 +163,13 @@ impl ChunkReader {
     }
 }
 
-/// A Parquet file read row group by row group: a chunk's [`Span`] is the
-/// group (`start`, `end` = group, group + 1) and its first row.
+/// A Parquet file read row group by row group, or an Arrow IPC file record
+/// batch by record batch: a chunk's [`Span`] is the group (`start`, `end` =
+/// group, group + 1) and its first row.
 #[cfg(feature = "columnar")]
 struct ParquetChunks {
     path: std::path::PathBuf,
+    ipc: bool,
     columns: Vec<String>,
     /// Rows of each row group.
     groups: Vec<usize>,
@@ -176,10 +180,15 @@ struct ParquetChunks {
 #[cfg(feature = "columnar")]
 impl ParquetChunks {
     fn open(path: &Path) -> Result<Self> {
-        let (columns, groups) = super::columnar::parquet_groups(path)?;
+        let ipc = super::Format::of(path) == super::Format::Ipc;
+        let (columns, groups) = match ipc {
+            true => super::columnar::ipc_batches(path)?,
+            false => super::columnar::parquet_groups(path)?,
+        };
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
         Ok(ParquetChunks {
             path: path.to_path_buf(),
+            ipc,
             columns,
             groups,
             next: 0,
@@ -205,7 +214,10 @@ impl ParquetChunks {
 
     fn read(&self, g: usize) -> Result<Chunk> {
         let row: usize = self.groups[..g.min(self.groups.len())].iter().sum();
-        let table = super::columnar::read_parquet_group(&self.path, g, row)?;
+        let table = match self.ipc {
+            true => super::columnar::read_ipc_batch(&self.path, g, row)?,
+            false => super::columnar::read_parquet_group(&self.path, g, row)?,
+        };
         let span = Span {
             start: g as u64,
             end: g as u64 + 1,

@@ -130,6 +130,43 @@ fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>) -> Result<Table> 
     })
 }
 
+/// The columns and the rows of each record batch of the Arrow IPC file at
+/// `path`, for reading it batch by batch ([`read_ipc_batch`]): the rows
+/// from each batch's metadata, without reading the batches' data.
+pub(super) fn ipc_batches(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
+    guarded(path, "Arrow IPC", || {
+        use arrow_ipc::reader::FileReader;
+        let damaged = |r: String| format_error(path, format!("not a readable Arrow IPC file: damaged data ({r})"));
+        let rows = super::ipc_check::batch_rows(path).map_err(damaged)?;
+        let bad = |e: ArrowError| format_error(path, format!("not a readable Arrow IPC file: {e}"));
+        let reader = FileReader::try_new(open(path)?, None).map_err(bad)?;
+        let names: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let columns = header_names(&names).map_err(|r| format_error(path, format!("schema: {r}")))?;
+        Ok((columns, rows))
+    })
+}
+
+/// Record batch `batch` of the Arrow IPC file at `path` as a table whose
+/// rows are numbered from `row_base` in errors (its buffers' lengths checked
+/// first, as [`read_ipc`] checks every batch's).
+pub(super) fn read_ipc_batch(path: &Path, batch: usize, row_base: usize) -> Result<Table> {
+    let mut t = guarded(path, "Arrow IPC", || {
+        table_from_batches(path, None, |_| {
+            use arrow_ipc::reader::FileReader;
+            super::ipc_check::check_batch(path, batch)
+                .map_err(|r| format_error(path, format!("not a readable Arrow IPC file: damaged data ({r})")))?;
+            let bad = |e: ArrowError| format_error(path, format!("not a readable Arrow IPC file: {e}"));
+            let mut reader = FileReader::try_new(open(path)?, None).map_err(bad)?;
+            let schema = reader.schema().as_ref().clone();
+            reader.set_index(batch).map_err(bad)?;
+            let one = reader.next();
+            Ok((schema, Box::new(one.into_iter()) as Batches))
+        })
+    })?;
+    t.row_base = row_base;
+    Ok(t)
+}
+
 /// Record batches as a reader yields them.
 type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
 

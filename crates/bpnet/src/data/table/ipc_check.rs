@@ -48,6 +48,55 @@ pub(super) fn check_compressed_lengths(path: &Path) -> std::result::Result<(), S
     Ok(())
 }
 
+/// The rows of each record batch of the IPC file at `path`, from each
+/// batch's message metadata alone (its body is not read), and a check of
+/// the dictionary batches (which the reader reads when it opens the file).
+/// `Err(reason)` when the footer or a batch's metadata does not parse.
+pub(super) fn batch_rows(path: &Path) -> std::result::Result<Vec<usize>, String> {
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let footer = footer_bytes(&mut file).ok_or("no footer")?;
+    let footer =
+        root_as_footer(&footer).map_err(|e| format!("footer: {}", e.to_string().lines().next().unwrap_or("")))?;
+    for block in footer.dictionaries().into_iter().flatten() {
+        check_block(&mut file, block)?;
+    }
+    let mut rows = Vec::new();
+    for block in footer.recordBatches().into_iter().flatten() {
+        let (Ok(offset), Ok(meta_len)) = (u64::try_from(block.offset()), u64::try_from(block.metaDataLength())) else {
+            return Err("a batch with a negative offset or length".into());
+        };
+        let meta = read_at(&mut file, offset, meta_len).ok_or("a batch's metadata lies past the end of the file")?;
+        let skip = if meta.starts_with(&[0xff; 4]) { 8 } else { 4 };
+        let batch = meta
+            .get(skip..)
+            .and_then(|m| root_as_message(m).ok())
+            .and_then(|m| m.header_as_record_batch().map(|b| b.length()))
+            .ok_or_else(|| format!("the batch at byte {offset} has no readable metadata"))?;
+        rows.push(usize::try_from(batch).map_err(|_| format!("the batch at byte {offset} claims {batch} rows"))?);
+    }
+    Ok(rows)
+}
+
+/// [`check_compressed_lengths`] for record batch `index` alone.
+pub(super) fn check_batch(path: &Path, index: usize) -> std::result::Result<(), String> {
+    let Ok(mut file) = File::open(path) else {
+        return Ok(());
+    };
+    let Some(footer) = footer_bytes(&mut file) else {
+        return Ok(());
+    };
+    let Ok(footer) = root_as_footer(&footer) else {
+        return Ok(());
+    };
+    match footer
+        .recordBatches()
+        .and_then(|b| (index < b.len()).then(|| *b.get(index)))
+    {
+        Some(block) => check_block(&mut file, &block),
+        None => Ok(()),
+    }
+}
+
 /// The footer's flatbuffer: the file ends with its length (i32) and
 /// `ARROW1`.
 fn footer_bytes(file: &mut File) -> Option<Vec<u8>> {

@@ -37,15 +37,13 @@ pub fn choose_stream(data: &str, mode: &str, opts: &CsvOptions) -> Result<Option
     let streamable = match Format::of(path) {
         Format::Csv => true,
         Format::Parquet => cfg!(feature = "columnar"),
-        Format::Ipc => false,
+        Format::Ipc => cfg!(feature = "columnar"),
     };
     if is_image_source(data) || !streamable {
         return match forced {
             true => Err(Error::config(
                 "--stream",
-                format!(
-                    "'{data}' is not a CSV or Parquet file: streaming reads those only (Arrow files are read in memory)"
-                ),
+                format!("'{data}' is not a CSV, Parquet or Arrow IPC file: streaming reads those only"),
             )),
             false => Ok(None),
         };
