@@ -403,3 +403,81 @@ fn a_streamed_run_resumes_exactly_at_an_epoch_boundary() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("epoch"), "{}", text(&out.stderr));
 }
+
+/// Validation rows that do not fit in the shuffle buffer are not held:
+/// every epoch reads the file again for them. Each epoch's `val_loss` and
+/// `val_metric` equal what `bpnet eval` prints for the model of that epoch
+/// on a file of just those rows (the same groups of rows, the same fused
+/// network: bit for bit).
+#[test]
+fn validation_rows_beyond_the_buffer_are_read_again_every_epoch() {
+    use bpnet::workflow::stream::{Role, RowSplit};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rows = Vec::new();
+    for i in 0..6000u64 {
+        let f = |k: u64| ((i * 7919 + k * 104_729) % 10_007) as f64 / 5003.5 - 1.0;
+        let (a, b, c) = (f(1), f(2), f(3));
+        let y = if a + 0.5 * b - c > 0.0 { "p" } else { "n" };
+        rows.push(format!("{a:.4},{b:.4},{c:.4},{y}"));
+    }
+    std::fs::write(d.join("d.csv"), format!("a,b,c,y\n{}\n", rows.join("\n"))).unwrap();
+    let split = RowSplit {
+        test: 0.0,
+        val: 0.1,
+        seed: 7,
+        limit: 0,
+    };
+    let val: Vec<&String> = (0..rows.len())
+        .filter(|&r| split.role(r) == Role::Val)
+        .map(|r| &rows[r])
+        .collect();
+    assert!(val.len() > 400, "{} validation rows", val.len());
+    let lines = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n");
+    std::fs::write(d.join("val.csv"), format!("a,b,c,y\n{}\n", lines(&val))).unwrap();
+    let args = [
+        "train",
+        "--data",
+        "d.csv",
+        "--stream",
+        "--shuffle-buffer",
+        "400",
+        "--val-split",
+        "0.1",
+        "--test-split",
+        "0",
+        "--seed",
+        "7",
+        "--patience",
+        "0",
+    ];
+    for epochs in ["1", "2"] {
+        let out = format!("m{epochs}.safetensors");
+        let o = ok_env(d, &[&args[..], &["--epochs", epochs, "--out", &out]].concat(), &[]);
+        let said = text(&o.stdout);
+        assert!(
+            said.contains("validation rows do not fit in the shuffle buffer"),
+            "{said}"
+        );
+        let history = std::fs::read_to_string(d.join(format!("m{epochs}.history.csv"))).unwrap();
+        let last: Vec<f64> = history
+            .lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let e = ok_env(d, &["eval", "--model", &out, "--data", "val.csv", "--json"], &[]);
+        let json: serde_json::Value = serde_json::from_str(text(&e.stdout).lines().last().unwrap()).unwrap();
+        assert_eq!(
+            last[3],
+            json["metrics"]["loss"].as_f64().unwrap(),
+            "epoch {epochs}: val_loss"
+        );
+        assert_eq!(
+            last[4],
+            json["metrics"]["accuracy"].as_f64().unwrap(),
+            "epoch {epochs}: val_metric"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use bpnet::data::Dataset;
 use bpnet::data::table::ChunkReader;
 use bpnet::io::{RunCheckpoint, save_model_with, save_run};
 use bpnet::loss::Loss;
-use bpnet::train::{Event, FitConfig, History, Resume, fit_resume, fit_source};
+use bpnet::train::{DatasetSource, Event, FitConfig, History, Resume, Validation, fit_source};
 use bpnet::workflow::stream::{Role, StreamFile, StreamSource, buffer_rows, open_train_stream, stream_metrics};
 use bpnet::workflow::{Pipeline, Prepared, TestMetrics, TrainConfig, fit_config, model_spec, optimizer};
 use bpnet::{Combine, EnsembleNet, Error, Matrix, ModelSpec, Optimizer, Result, Sequential, Trainer};
@@ -44,6 +44,9 @@ struct Streamed {
     /// Training rows.
     rows: usize,
     resident: bool,
+    /// Validation rows, held in `data.val` when they fit in the shuffle
+    /// buffer, else evaluated by reading the file again every epoch.
+    val_rows: usize,
 }
 
 /// Opens and fits the file, chooses the buffer, collects the held rows.
@@ -65,18 +68,20 @@ fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str)) -> Result<Strea
             format!("{what} needs every training row in memory: {n} rows do not fit in the shuffle buffer of {cap}"),
         ));
     }
-    let roles: &[Role] = if resident {
-        &[Role::Train, Role::Val]
-    } else {
-        &[Role::Val]
+    let val_rows = file.counts[1];
+    let hold_val = val_rows > 0 && val_rows <= cap;
+    let roles: Vec<Role> = [(resident, Role::Train), (hold_val, Role::Val)]
+        .iter()
+        .filter_map(|&(on, role)| on.then_some(role))
+        .collect();
+    let mut sets = file.collect(&roles)?;
+    let val = match hold_val {
+        true => sets.pop().filter(|v| !v.is_empty()),
+        false => None,
     };
-    let mut sets = file.collect(roles)?;
-    let val = sets.pop().filter(|v| !v.is_empty());
-    if let Some(v) = val.as_ref().filter(|v| v.len() > cap) {
+    if val_rows > 0 && !hold_val {
         say(&format!(
-            "note: the {} validation rows are held in memory ({:.0} MB), more than the shuffle buffer's {cap}; a smaller --val-split bounds that",
-            v.len(),
-            (v.len() * (pre.n_features() + pre.n_outputs()) * 4) as f64 / 1e6
+            "note: the {val_rows} validation rows do not fit in the shuffle buffer of {cap} rows; every epoch's validation reads the file again"
         ));
     }
     let train = match sets.pop() {
@@ -110,6 +115,7 @@ fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str)) -> Result<Strea
         cap,
         rows: n,
         resident,
+        val_rows,
     })
 }
 
@@ -154,7 +160,7 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     let (opt, full_batch) = optimizer(cfg)?;
     let mut s = open(cfg, full_batch, &say)?;
     let (spec, mut trainer, resume) = trainer(cfg, &s.file.preprocessor, opt, resumed, &say)?;
-    let fit_cfg = fit_config(cfg, full_batch, s.data.val.is_some())?;
+    let fit_cfg = fit_config(cfg, full_batch, s.val_rows > 0)?;
     if let Some(b) = a.batch_size_given().filter(|&b| b > s.rows) {
         return Err(Error::config(
             "--batch-size",
@@ -164,9 +170,7 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     say(&format!("model:\n{}", trainer.model.summary()));
     say(&format!(
         "training on {} rows ({} validation, {} test)",
-        s.rows,
-        s.data.val.as_ref().map_or(0, Dataset::len),
-        s.file.counts[2]
+        s.rows, s.val_rows, s.file.counts[2]
     ));
     let out = PathBuf::from(&cfg.out);
     let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &s.data.train);
@@ -201,13 +205,28 @@ fn train(
         }
         Ok(())
     };
+    let mut streamed_val = match (&data.val, s.val_rows) {
+        (None, 1..) => Some(val_pass(cfg, &s.file, trainer.loss)?),
+        _ => None,
+    };
+    let val = match streamed_val.as_mut() {
+        Some(pass) => Validation::Pass(pass),
+        None => Validation::rows(data.val.as_ref()),
+    };
     let fitted = if s.resident {
-        fit_resume(trainer, &data.train, data.val.as_ref(), fit_cfg, resume, &mut on_event)
+        fit_source(
+            trainer,
+            &mut DatasetSource(&data.train),
+            val,
+            fit_cfg,
+            resume,
+            &mut on_event,
+        )
     } else {
         let min_batch = if trainer.model.has_batch_norm() { 2 } else { 1 };
         let batch = fit_cfg.batch_size.unwrap_or(s.rows);
         let mut source = StreamSource::new(&mut s.file, batch, min_batch, s.cap, fit_cfg.seed)?;
-        fit_source(trainer, &mut source, data.val.as_ref(), fit_cfg, resume, &mut on_event)
+        fit_source(trainer, &mut source, val, fit_cfg, resume, &mut on_event)
     };
     progress.finish();
     match fitted {
@@ -217,6 +236,38 @@ fn train(
         }
         other => other,
     }
+}
+
+/// The validation of the rows of `file` that its split makes validation
+/// rows, read from a reader of its own every epoch (groups of
+/// [`bpnet::workflow::stream::GROUP`] rows, the fused network): `(mean loss,
+/// accuracy or R²)`.
+fn val_pass(
+    cfg: &TrainConfig,
+    file: &StreamFile,
+    loss: Loss,
+) -> Result<impl FnMut(&Sequential<f32>) -> Result<(f64, f64)> + use<>> {
+    // The training reader's settled header question, not the flag's.
+    let opts = bpnet::data::CsvOptions {
+        header: Some(file.reader.has_header()),
+        delimiter: u8::try_from(cfg.delimiter).map_err(|_| Error::config("--delimiter", "not a single byte"))?,
+    };
+    let mut reader = ChunkReader::open(
+        std::path::Path::new(&cfg.data),
+        &opts,
+        bpnet::workflow::stream::chunk_bytes(),
+    )?;
+    reader.set_progress(false);
+    let (pre, split) = (file.preprocessor.clone(), file.split);
+    Ok(move |model: &Sequential<f32>| {
+        let net = EnsembleNet::new(
+            std::slice::from_ref(model),
+            Combine::for_loss(loss, model.out_features().unwrap_or(1)),
+        )?;
+        let m = stream_metrics(&mut reader, &pre, &|r| split.role(r) == Role::Val, &net, loss)?;
+        reader.end_pass();
+        Ok(m.loss_and_metric())
+    })
 }
 
 /// A dataset of no rows with the targets' kind (for the model file's

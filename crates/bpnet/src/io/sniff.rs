@@ -43,6 +43,7 @@ pub(crate) enum Found {
     Text(String),
     /// A readable Parquet file, with its column names joined by commas
     /// (as a CSV header line).
+    #[cfg_attr(not(feature = "columnar"), allow(dead_code))] // only read with the feature
     Parquet(String),
     /// A device, pipe or socket.
     Special,

@@ -255,6 +255,31 @@ fn initial_state(trainer: &Trainer<f32>, source: &dyn BatchSource, cfg: &FitConf
     }
 }
 
+/// Where the validation of every epoch's end comes from.
+pub enum Validation<'a> {
+    /// No validation.
+    None,
+    /// Rows held in memory, evaluated split over the trainer's ranks.
+    Rows(&'a Dataset),
+    /// A pass computed by the caller (e.g. rows streamed from a file):
+    /// `(mean loss, metric)` of the model in evaluation mode, the metric
+    /// being accuracy for classes and R² for values.
+    Pass(&'a mut ValidationPass),
+}
+
+/// The callback of [`Validation::Pass`].
+pub type ValidationPass = dyn FnMut(&Sequential<f32>) -> Result<(f64, f64)>;
+
+impl<'a> Validation<'a> {
+    /// [`Validation::Rows`] for `Some` rows (not empty), else none.
+    pub fn rows(val: Option<&'a Dataset>) -> Self {
+        match val.filter(|v| !v.is_empty()) {
+            Some(v) => Validation::Rows(v),
+            None => Validation::None,
+        }
+    }
+}
+
 /// Trains `trainer` on `train`, validating on `val` after every epoch.
 pub fn fit(
     trainer: &mut Trainer<f32>,
@@ -277,15 +302,22 @@ pub fn fit_resume(
     resume: Option<Resume>,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<History> {
-    fit_source(trainer, &mut DatasetSource(train), val, cfg, resume, on_event)
+    fit_source(
+        trainer,
+        &mut DatasetSource(train),
+        Validation::rows(val),
+        cfg,
+        resume,
+        on_event,
+    )
 }
 
 /// [`fit_resume`] over any [`BatchSource`] (an in-memory dataset, or a file
-/// streamed chunk by chunk); validation data is held in memory.
+/// streamed chunk by chunk), validated by `val` after every epoch.
 pub fn fit_source(
     trainer: &mut Trainer<f32>,
     source: &mut dyn BatchSource,
-    val: Option<&Dataset>,
+    mut val: Validation<'_>,
     cfg: &FitConfig,
     resume: Option<Resume>,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
@@ -348,7 +380,7 @@ pub fn fit_source(
         })?;
         let epoch_done = step % per_epoch == 0 || step == total;
         if epoch_done {
-            end_epoch(trainer, val, cfg, &mut s, &mut best_model, start, on_event)?;
+            end_epoch(trainer, &mut val, cfg, &mut s, &mut best_model, start, on_event)?;
         }
         let by_steps = cfg.checkpoint_steps > 0 && step % cfg.checkpoint_steps == 0;
         let by_epochs = epoch_done && cfg.checkpoint_epochs > 0 && s.epoch % cfg.checkpoint_epochs == 0;
@@ -405,7 +437,7 @@ fn guard(trainer: &mut Trainer<f32>, saved: &[f32], loss: f32, s: &mut FitState,
 /// Validation, history, early stopping and the plateau schedule at the end of an epoch.
 fn end_epoch(
     trainer: &mut Trainer<f32>,
-    val: Option<&Dataset>,
+    val: &mut Validation<'_>,
     cfg: &FitConfig,
     s: &mut FitState,
     best_model: &mut Option<Sequential<f32>>,
@@ -433,22 +465,31 @@ fn end_epoch(
 
 fn validate_epoch(
     trainer: &mut Trainer<f32>,
-    val: Option<&Dataset>,
+    val: &mut Validation<'_>,
     epoch: usize,
     step: usize,
     train_loss: f64,
     seconds: f64,
 ) -> Result<EpochRecord> {
     let (mut val_loss, mut val_metric) = (None, None);
-    if let Some(v) = val.filter(|v| !v.is_empty()) {
-        let comm = trainer.comm().clone();
-        let ev = super::evaluate_split(&mut trainer.model, v, trainer.loss, 1024, &*comm)?;
-        val_loss = Some(ev.loss);
-        val_metric = Some(match (v.labels(), &v.targets) {
-            (Some(labels), _) => ev.accuracy(labels),
-            (None, crate::data::Targets::Values(t)) => r2(t, &ev.outputs),
-            (None, _) => 0.0,
-        });
+    match val {
+        Validation::None => {}
+        Validation::Rows(v) if v.is_empty() => {}
+        Validation::Rows(v) => {
+            let comm = trainer.comm().clone();
+            let ev = super::evaluate_split(&mut trainer.model, v, trainer.loss, 1024, &*comm)?;
+            val_loss = Some(ev.loss);
+            val_metric = Some(match (v.labels(), &v.targets) {
+                (Some(labels), _) => ev.accuracy(labels),
+                (None, crate::data::Targets::Values(t)) => r2(t, &ev.outputs),
+                (None, _) => 0.0,
+            });
+        }
+        Validation::Pass(pass) => {
+            let (loss, metric) = pass(&trainer.model)?;
+            val_loss = Some(loss);
+            val_metric = Some(metric);
+        }
     }
     let lr = trainer.optimizer.lr();
     Ok(EpochRecord {

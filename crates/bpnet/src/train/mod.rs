@@ -19,8 +19,8 @@ pub use distributed::{
     BnSyncMode, DIGEST_START, OWN_SUM, digest_f32, evaluate_fused_split, evaluate_split, replicas_agree,
 };
 pub use fit::{
-    EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, default_loss, fit,
-    fit_resume, fit_source,
+    EarlyStopping, EpochRecord, Event, FitConfig, FitState, History, Monitor, OnNan, Resume, Validation, default_loss,
+    fit, fit_resume, fit_source,
 };
 pub use source::{BatchSource, DatasetSource, batches_per_epoch};
 

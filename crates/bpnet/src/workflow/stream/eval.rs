@@ -29,6 +29,20 @@ pub struct StreamMetrics {
 }
 
 impl StreamMetrics {
+    /// The mean loss and the metric an epoch's validation records:
+    /// accuracy for classes, `R²` (of the values in their own units) for
+    /// regression.
+    pub fn loss_and_metric(self) -> (f64, f64) {
+        let loss = self.loss / self.rows.max(1) as f64;
+        match self.regression {
+            Some(r) => (loss, r.finish().r2),
+            None => {
+                let hits: u64 = (0..self.confusion.len()).map(|i| self.confusion[i][i]).sum();
+                (loss, hits as f64 / self.rows.max(1) as f64)
+            }
+        }
+    }
+
     /// The metrics as [`crate::workflow::metrics`] reports them.
     pub fn finish(self, pipeline: &Pipeline) -> TestMetrics {
         let loss = self.loss / self.rows.max(1) as f64;
