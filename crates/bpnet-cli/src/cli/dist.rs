@@ -11,15 +11,31 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// The ranks started together (`mpirun -np N`), or this process alone.
+/// A process that no MPI launcher started does not initialize MPI: a
+/// singleton `MPI_Init` costs about 0.3 s of start on every command
+/// (measured: `bpnet inspect` 0.31-0.34 s against 0.00 s).
 pub fn world() -> Result<Arc<dyn Comm>> {
     #[cfg(feature = "mpi")]
     {
+        if !launched_by_mpi() {
+            return Ok(bpnet::comm::single());
+        }
         Ok(Arc::new(bpnet::comm::mpi::MpiComm::init()?))
     }
     #[cfg(not(feature = "mpi"))]
     {
         Ok(bpnet::comm::single())
     }
+}
+
+/// Whether an MPI launcher started this process: OpenMPI's `mpirun` sets
+/// `OMPI_COMM_WORLD_SIZE`, PMIx launchers `PMIX_RANK`, PMI ones (MPICH's
+/// hydra, Slurm's `srun --mpi=pmi2`) `PMI_RANK` and `PMI_SIZE`.
+#[cfg(feature = "mpi")]
+fn launched_by_mpi() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
 }
 
 /// Fails on every rank, before training, when a rank's resolved
