@@ -61,14 +61,22 @@ def run(cmd):
     return out.decode(), wall, usage.ru_maxrss * 1024
 
 
+# The child's own high-water mark (VmHWM). Not wait4's ru_maxrss: that also
+# counts what the child held before exec, i.e. this process's memory at the
+# fork (430 MB once numpy and polars are imported here).
+HWM = ("import re\n"
+       "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024)\n")
+
+
 def python_reader(name, path, load=True):
     body = (READERS.get(name) or PARQUET_READER) + "\nimport time\n"
     if load:
         body += "t = time.perf_counter(); df = f(%r); print(time.perf_counter() - t)\n" % path
     else:
         body += "print(0.0)\n"
-    out, _, rss = run([sys.executable, "-c", body])
-    return float(out.strip().splitlines()[-1]), rss
+    out, _, _ = run([sys.executable, "-c", body + HWM])
+    lines = out.strip().splitlines()
+    return float(lines[-2]), int(lines[-1])
 
 
 def bpnet_train(bpnet, path, work, i):
@@ -82,7 +90,8 @@ def bpnet_train(bpnet, path, work, i):
     # A binary from before --json reported the load: the whole command's time
     # and peak stand in for it (an upper bound).
     load = summary.get("load_seconds") or wall
-    return load, wall, summary.get("load_peak_memory_bytes") or rss, rss
+    # bpnet's own figures are its VmHWM (since 2026-12-03; ru_maxrss before).
+    return load, wall, summary.get("load_peak_memory_bytes") or rss, summary.get("peak_memory_bytes") or rss
 
 
 def main():
