@@ -65,6 +65,17 @@ impl MpiComm {
     fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         f(&mut self.world.lock().unwrap_or_else(PoisonError::into_inner))
     }
+
+    /// `recv = sum over ranks of send`, straight from one buffer into the other.
+    fn sum_into<T: Copy + mpi::datatype::Equivalence>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        same_len(send.len(), recv.len())?;
+        if self.size > 1 {
+            self.with(|w| w.comm.all_reduce_into(send, recv, SystemOperation::sum()));
+        } else {
+            recv.copy_from_slice(send);
+        }
+        Ok(())
+    }
 }
 
 /// Sums `buf` over the ranks of `w`: rsmpi has no in-place all-reduce, so
@@ -104,23 +115,11 @@ impl Comm for MpiComm {
     }
 
     fn all_reduce_into_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
-        same_len(send.len(), recv.len())?;
-        if self.size > 1 {
-            self.with(|w| w.comm.all_reduce_into(send, recv, SystemOperation::sum()));
-        } else {
-            recv.copy_from_slice(send);
-        }
-        Ok(())
+        self.sum_into(send, recv)
     }
 
     fn all_reduce_into_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()> {
-        same_len(send.len(), recv.len())?;
-        if self.size > 1 {
-            self.with(|w| w.comm.all_reduce_into(send, recv, SystemOperation::sum()));
-        } else {
-            recv.copy_from_slice(send);
-        }
-        Ok(())
+        self.sum_into(send, recv)
     }
 
     fn broadcast(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {

@@ -118,11 +118,7 @@ pub(super) fn global_statistics<T: Scalar>(
         }
         n = total;
     }
-    for j in 0..f {
-        mean[j] = T::from_f64(g_mu[j]);
-        var[j] = T::from_f64(if n > 0.0 { g_m2[j] / n } else { 0.0 });
-        inv_std[j] = T::ONE / (var[j] + eps).sqrt();
-    }
+    write_statistics(g_mu, g_m2, n, [mean, var, inv_std], eps);
     Ok(n as usize)
 }
 
@@ -157,12 +153,19 @@ fn two_pass_statistics<T: Scalar>(
         }
     }
     comm.all_reduce_f64(m2)?;
-    for j in 0..f {
+    write_statistics(mu, m2, n, [mean, var, inv_std], eps);
+    Ok(n as usize)
+}
+
+/// Writes the global mean `mu`, the biased variance `m2 / n` (0 without
+/// rows) and `1/sqrt(var + eps)` into `stats` (`[mean, var, inv_std]`).
+fn write_statistics<T: Scalar>(mu: &[f64], m2: &[f64], n: f64, stats: [&mut [T]; 3], eps: T) {
+    let [mean, var, inv_std] = stats;
+    for j in 0..mean.len() {
         mean[j] = T::from_f64(mu[j]);
         var[j] = T::from_f64(if n > 0.0 { m2[j] / n } else { 0.0 });
         inv_std[j] = T::ONE / (var[j] + eps).sqrt();
     }
-    Ok(n as usize)
 }
 
 /// Sums `[sum_dy, sum_dy_xhat]` over the ranks (in `f64`).

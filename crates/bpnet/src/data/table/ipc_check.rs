@@ -28,6 +28,13 @@ const SLACK: u64 = 1 << 20;
 /// `Err(reason)` when a compressed buffer of the IPC file at `path` claims
 /// an uncompressed length that no codec can produce from its bytes.
 pub(super) fn check_compressed_lengths(path: &Path) -> std::result::Result<(), String> {
+    check_blocks(path, None)
+}
+
+/// [`check_compressed_lengths`] for every dictionary and record batch
+/// (`batch` `None`) or record batch `batch` alone; a file whose footer
+/// does not parse is left to the reader.
+fn check_blocks(path: &Path, batch: Option<usize>) -> std::result::Result<(), String> {
     let Ok(mut file) = File::open(path) else {
         return Ok(());
     };
@@ -37,12 +44,21 @@ pub(super) fn check_compressed_lengths(path: &Path) -> std::result::Result<(), S
     let Ok(footer) = root_as_footer(&footer) else {
         return Ok(());
     };
-    let blocks = footer
-        .dictionaries()
-        .into_iter()
-        .chain(footer.recordBatches())
-        .flatten();
-    for block in blocks {
+    let blocks: Vec<Block> = match batch {
+        None => footer
+            .dictionaries()
+            .into_iter()
+            .chain(footer.recordBatches())
+            .flatten()
+            .copied()
+            .collect(),
+        Some(i) => footer
+            .recordBatches()
+            .and_then(|b| (i < b.len()).then(|| *b.get(i)))
+            .into_iter()
+            .collect(),
+    };
+    for block in &blocks {
         check_block(&mut file, block)?;
     }
     Ok(())
@@ -79,22 +95,7 @@ pub(super) fn batch_rows(path: &Path) -> std::result::Result<Vec<usize>, String>
 
 /// [`check_compressed_lengths`] for record batch `index` alone.
 pub(super) fn check_batch(path: &Path, index: usize) -> std::result::Result<(), String> {
-    let Ok(mut file) = File::open(path) else {
-        return Ok(());
-    };
-    let Some(footer) = footer_bytes(&mut file) else {
-        return Ok(());
-    };
-    let Ok(footer) = root_as_footer(&footer) else {
-        return Ok(());
-    };
-    match footer
-        .recordBatches()
-        .and_then(|b| (index < b.len()).then(|| *b.get(index)))
-    {
-        Some(block) => check_block(&mut file, &block),
-        None => Ok(()),
-    }
+    check_blocks(path, Some(index))
 }
 
 /// The footer's flatbuffer: the file ends with its length (i32) and
