@@ -221,3 +221,40 @@ fn an_arrow_file_streams_like_in_memory() {
     ]);
     assert!((out.clone() + &err).contains("streaming t.arrow"), "{out}{err}");
 }
+
+/// A Parquet file whose numbers would not fit in the memory allowed
+/// (`BPNET_MEMORY`) is refused in memory before anything is allocated for
+/// them, with one line that names the file and the sizes and points to
+/// `--stream`.
+#[test]
+fn a_parquet_file_beyond_the_memory_allowed_is_a_one_line_error_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bytes = bpnet::data::table::csv_to_parquet(&csv(), &d.join("t.parquet")).unwrap();
+    std::fs::write(d.join("t.parquet"), bytes).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(args)
+            .current_dir(d)
+            .env("BPNET_MEMORY", "1K")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "train",
+        "--data",
+        "t.parquet",
+        "--no-stream",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(
+        e.contains("t.parquet") && e.contains("metadata says 240 rows") && e.contains("--stream"),
+        "{e}"
+    );
+    assert!(!d.join("model.safetensors").exists());
+}

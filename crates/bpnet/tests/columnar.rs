@@ -385,3 +385,104 @@ fn streams_chunk_by_chunk(ext: &str) {
         .to_string();
     assert!(e.contains(&format!("bad.{ext}")) && e.contains("row 2101"), "{e}");
 }
+
+/// A table of 1009 rows (a prime) in every type the reader takes, with
+/// nulls, NaN, a class label stored as integers, a dictionary column, and a
+/// float column holding an infinite value late in the file (read again as
+/// text).
+fn mixed_batch() -> RecordBatch {
+    use arrow_array::{BooleanArray, DictionaryArray, Float32Array, Int32Array, UInt8Array};
+    use arrow_schema::DataType::*;
+    const N: usize = 1009;
+    let f64s: Vec<Option<f64>> = (0..N)
+        .map(|i| match i % 41 {
+            3 => None,
+            7 => Some(f64::NAN),
+            _ => Some(((i * 7919) % 1013) as f64 / 16.0 - 20.0),
+        })
+        .collect();
+    let late_inf: Vec<f64> = (0..N)
+        .map(|i| {
+            if i == 1003 {
+                f64::INFINITY
+            } else {
+                (i * 37 % 101) as f64 + 0.5
+            }
+        })
+        .collect();
+    let words = ["alpha", " beta", "gamma ", "delta"];
+    let dict: DictionaryArray<arrow_array::types::Int32Type> = (0..N).map(|i| words[(i * 5) % 4]).collect();
+    let fields = vec![
+        Field::new("f64", Float64, true),
+        Field::new("f32", Float32, false),
+        Field::new("i32", Int32, true),
+        Field::new("u8", UInt8, false),
+        Field::new("label", Int64, false),
+        Field::new("word", Utf8, true),
+        Field::new("dict", dict.data_type().clone(), false),
+        Field::new("flag", Boolean, false),
+        Field::new("late_inf", Float64, false),
+    ];
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(f64s)),
+        Arc::new(Float32Array::from_iter_values(
+            (0..N).map(|i| (i % 977) as f32 * 0.25 - 3.0),
+        )),
+        Arc::new(Int32Array::from_iter(
+            (0..N).map(|i| (i % 13 != 0).then_some((i * 31 % 977) as i32 - 400)),
+        )),
+        Arc::new(UInt8Array::from_iter_values((0..N).map(|i| (i * 7 % 251) as u8))),
+        Arc::new(Int64Array::from_iter_values((0..N).map(|i| (i * 17 % 5) as i64))),
+        Arc::new(StringArray::from_iter(
+            (0..N).map(|i| (i % 11 != 4).then(|| words[i % 4])),
+        )),
+        Arc::new(dict),
+        Arc::new(BooleanArray::from_iter((0..N).map(|i| Some(i % 3 == 0)))),
+        Arc::new(Float64Array::from(late_inf)),
+    ];
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+/// The cells of `t` as text, numbers by their `f32` bits (NaN included).
+fn cells_of(t: &Table) -> Vec<Vec<String>> {
+    use bpnet::data::Column;
+    t.cols
+        .iter()
+        .map(|c| match c {
+            Column::Num { shift, values } => std::iter::once(format!("num {shift}"))
+                .chain(values.iter().map(|v| format!("{:08x}", v.to_bits())))
+                .collect(),
+            Column::Text { dict, codes } => std::iter::once("text".to_string())
+                .chain(codes.iter().map(|&k| dict[k as usize].clone()))
+                .collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn parquet_read_on_1_to_4_threads_equals_the_arrow_file_read_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = mixed_batch();
+    let ipc = dir.path().join("m.arrow");
+    write_ipc(&ipc, std::slice::from_ref(&batch));
+    let serial = read(&ipc);
+    let cells = cells_of(&serial);
+    let kinds: Vec<&str> = cells.iter().map(|c| c[0].split(' ').next().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["num", "num", "num", "num", "text", "text", "text", "text", "text"],
+        "one column of each kind the reader makes"
+    );
+    // Row groups of 1009 (one), 33, 7 and 1 rows: ranges cut anywhere.
+    for group in [1009, 33, 7, 1] {
+        let pq = dir.path().join(format!("m{group}.parquet"));
+        write_parquet(&pq, std::slice::from_ref(&batch), group);
+        for threads in 1..=4 {
+            bpnet::set_threads(threads);
+            let t = read(&pq);
+            assert_eq!((t.columns.clone(), t.len()), (serial.columns.clone(), serial.len()));
+            assert_eq!(cells_of(&t), cells, "row groups of {group}, {threads} threads");
+        }
+    }
+    bpnet::set_threads(1);
+}

@@ -216,7 +216,15 @@ pub(crate) fn fit_feature(
     notes: &mut Vec<String>,
 ) -> Result<Feature> {
     let name = table.columns[c].clone();
-    let missing = rows.iter().filter(|&&r| table.is_missing(r, c)).count();
+    // A numeric column's present values, gathered in one pass over the rows.
+    let gathered = match &table.cols[c] {
+        Column::Num { shift, values } => Some(present_values(*shift, values, rows)),
+        Column::Text { .. } => None,
+    };
+    let missing = match &gathered {
+        Some(v) => rows.len() - v.len(),
+        None => rows.iter().filter(|&&r| table.is_missing(r, c)).count(),
+    };
     if missing == rows.len() {
         return Err(table.cell_error(rows[0], c, "every training value is missing"));
     }
@@ -237,10 +245,16 @@ pub(crate) fn fit_feature(
         }
     };
     let kind = if 2 * numbers >= present {
-        let mut values = Vec::with_capacity(present);
-        for &r in rows {
-            values.extend(numeric_cell(table, r, c)?);
-        }
+        let mut values = match gathered {
+            Some(v) => v,
+            None => {
+                let mut values = Vec::with_capacity(present);
+                for &r in rows {
+                    values.extend(numeric_cell(table, r, c)?);
+                }
+                values
+            }
+        };
         let (center, scale) = spec.scaling.fit(&values);
         let fill = spec.impute.map(|i| i.fill(&mut values));
         if let (Some(f), true) = (fill, missing > 0) {
@@ -261,6 +275,20 @@ pub(crate) fn fit_feature(
         FeatureKind::Categorical { categories, fill }
     };
     Ok(Feature { name, index: c, kind })
+}
+
+/// The present values `shift + values[r]` of a numeric column over `rows`,
+/// in row order (the values [`numeric_cell`] gives, without its per-cell
+/// dispatch).
+fn present_values(shift: f64, values: &[f32], rows: &[usize]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(rows.len());
+    out.extend(
+        rows.iter()
+            .map(|&r| values[r])
+            .filter(|v| !v.is_nan())
+            .map(|v| shift + f64::from(v)),
+    );
+    out
 }
 
 /// The sorted distinct present cells of column `c` over `rows`, and with

@@ -81,7 +81,22 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TextBuilder {
     map: FxMap<Box<str>, u32>,
+    /// Codes of the numbers [`TextBuilder::push_number`] has seen, by
+    /// their bits (at most [`NUMBER_CACHE`] of them).
+    #[cfg(feature = "columnar")]
+    numbers: FxMap<u64, u32>,
     pub(crate) codes: Vec<u32>,
+}
+
+/// Distinct numbers whose codes a [`TextBuilder`] remembers.
+#[cfg(feature = "columnar")]
+const NUMBER_CACHE: usize = 1 << 16;
+
+/// The text of a number as a CSV cell would hold it: as Rust prints it,
+/// empty for missing (NaN).
+#[cfg(feature = "columnar")]
+pub(crate) fn number_text(x: f64) -> String {
+    if x.is_nan() { String::new() } else { x.to_string() }
 }
 
 impl TextBuilder {
@@ -106,6 +121,23 @@ impl TextBuilder {
     /// Appends a cell.
     pub(crate) fn push(&mut self, s: &str) {
         let k = self.code(s);
+        self.codes.push(k);
+    }
+
+    /// Appends a number as the cell [`number_text`] writes, formatting
+    /// each distinct value once (a class label read as a number).
+    #[cfg(feature = "columnar")]
+    pub(crate) fn push_number(&mut self, x: f64) {
+        let k = match self.numbers.get(&x.to_bits()) {
+            Some(&k) => k,
+            None => {
+                let k = self.code(&number_text(x));
+                if self.numbers.len() < NUMBER_CACHE {
+                    self.numbers.insert(x.to_bits(), k);
+                }
+                k
+            }
+        };
         self.codes.push(k);
     }
 

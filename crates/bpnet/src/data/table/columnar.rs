@@ -23,12 +23,12 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Schema};
 
-use super::build::TextBuilder;
+use super::build::{Plan, TextBuilder, number_text};
 use super::{ABSURD, Column, SAMPLE, Table};
 use crate::data::csv::header_names;
 use crate::error::{Error, Result};
 
-fn format_error(path: &Path, reason: String) -> Error {
+pub(super) fn format_error(path: &Path, reason: String) -> Error {
     Error::Format {
         path: path.to_path_buf(),
         reason,
@@ -40,7 +40,8 @@ fn format_error(path: &Path, reason: String) -> Error {
 /// skipped: preprocessing reports it).
 pub fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
     guarded(path, "Parquet", || {
-        table_from_batches(path, columns, |columns| parquet_batches(path, columns, None))
+        let (names, read_all) = super::parquet_read::read_columns(path, columns)?;
+        finish_table(path, &names, read_all, &|columns| parquet_batches(path, columns, None))
     })
 }
 
@@ -91,7 +92,11 @@ fn parquet_groups_unguarded(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
 
 /// The record batches of `columns` (all without) of a Parquet file, of one
 /// row group or all.
-fn parquet_batches(path: &Path, columns: Option<&[String]>, group: Option<usize>) -> Result<(Schema, Batches)> {
+pub(super) fn parquet_batches(
+    path: &Path,
+    columns: Option<&[String]>,
+    group: Option<usize>,
+) -> Result<(Schema, Batches)> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |e: parquet::errors::ParquetError| format_error(path, format!("not a readable Parquet file: {e}"));
@@ -168,10 +173,10 @@ pub(super) fn read_ipc_batch(path: &Path, batch: usize, row_base: usize) -> Resu
 }
 
 /// Record batches as a reader yields them.
-type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
+pub(super) type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
 
 /// The Parquet file at `path`, read through [`super::parquet_file`].
-fn parquet_file(path: &Path) -> Result<super::parquet_file::ParquetFile> {
+pub(super) fn parquet_file(path: &Path) -> Result<super::parquet_file::ParquetFile> {
     super::parquet_file::ParquetFile::new(open(path)?).map_err(|e| format_error(path, format!("cannot read: {e}")))
 }
 
@@ -183,7 +188,7 @@ fn open(path: &Path) -> Result<File> {
 }
 
 /// Indices of the schema's fields named in `columns` (all without).
-fn wanted_indices(schema: &Schema, columns: Option<&[String]>) -> Vec<usize> {
+pub(super) fn wanted_indices(schema: &Schema, columns: Option<&[String]>) -> Vec<usize> {
     match columns {
         None => (0..schema.fields().len()).collect(),
         Some(names) => {
@@ -216,6 +221,14 @@ fn table_from_batches(
     read: impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
 ) -> Result<Table> {
     let (schema, batches) = read(columns)?;
+    let names = checked_names(path, &schema)?;
+    let read_all = columns_of(path, batches, names.len(), false);
+    finish_table(path, &names, read_all, &read)
+}
+
+/// The names of the schema's fields, after checking that each has a type
+/// bpnet reads ([`readable`]).
+pub(super) fn checked_names(path: &Path, schema: &Schema) -> Result<Vec<String>> {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let columns = header_names(&names).map_err(|r| format_error(path, format!("schema: {r}")))?;
     for (f, name) in schema.fields().iter().zip(&columns) {
@@ -229,9 +242,22 @@ fn table_from_batches(
             ));
         }
     }
-    let (mut cols, rows) = match columns_of(path, batches, columns.len(), false) {
-        Ok(read) => read,
-        Err(e) => return Err(name_the_column(path, &names, &read).unwrap_or(e)),
+    Ok(names)
+}
+
+/// The table of the columns read (`None` for a numeric column to read
+/// again as text, with `read`), or, after an error, the same error naming
+/// the first column that fails alone.
+pub(super) fn finish_table(
+    path: &Path,
+    names: &[String],
+    read_all: Result<(Vec<Option<Column>>, usize)>,
+    read: &impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
+) -> Result<Table> {
+    let columns = header_names(names).map_err(|r| format_error(path, format!("schema: {r}")))?;
+    let (mut cols, rows) = match read_all {
+        Ok(read_all) => read_all,
+        Err(e) => return Err(name_the_column(path, names, read).unwrap_or(e)),
     };
     let bad: Vec<String> = (0..cols.len())
         .filter(|&j| cols[j].is_none())
@@ -245,20 +271,24 @@ fn table_from_batches(
             *c = text.next().flatten();
         }
     }
-    let empty = || Column::Text {
-        dict: Vec::new(),
-        codes: Vec::new(),
-    };
     Ok(Table {
         path: path.to_path_buf(),
         columns,
         has_header: true,
-        cols: cols.into_iter().map(|c| c.unwrap_or_else(empty)).collect(),
+        cols: cols.into_iter().map(|c| c.unwrap_or_else(empty_text)).collect(),
         rows,
         breaks: Vec::new(),
         columnar: true,
         row_base: 0,
     })
+}
+
+/// A text column without rows.
+fn empty_text() -> Column {
+    Column::Text {
+        dict: Vec::new(),
+        codes: Vec::new(),
+    }
 }
 
 /// After a failed read: the same error for the first column that fails
@@ -309,10 +339,7 @@ fn columns_of(path: &Path, batches: Batches, n: usize, text: bool) -> Result<(Ve
     let cols = accs
         .into_iter()
         .map(|acc| match acc {
-            Acc::Start => Some(Column::Text {
-                dict: Vec::new(),
-                codes: Vec::new(),
-            }),
+            Acc::Start => Some(empty_text()),
             Acc::Num {
                 shift,
                 values,
@@ -364,45 +391,93 @@ fn numbers(a: &dyn Array) -> Option<Vec<f64>> {
 
 /// Appends one batch's array to a column.
 fn append(acc: &mut Acc, array: &ArrayRef) {
-    let nums = numbers(array.as_ref());
     if let Acc::Start = acc {
-        *acc = match &nums {
-            Some(v) => match numeric_shift(v) {
-                Some(shift) => Acc::Num {
-                    shift,
-                    values: Vec::new(),
-                    bad: false,
-                },
-                None => Acc::Text(TextBuilder::default()),
+        *acc = match plan_of(array.as_ref()) {
+            Plan::Num(shift) => Acc::Num {
+                shift,
+                values: Vec::new(),
+                bad: false,
             },
-            None => Acc::Text(TextBuilder::default()),
+            _ => Acc::Text(TextBuilder::default()),
         };
     }
-    match (acc, nums) {
-        (Acc::Num { shift, values, bad }, Some(v)) => {
-            for x in v {
-                *bad |= x.is_infinite() || x.abs() > ABSURD;
-                values.push((x - *shift) as f32);
+    match acc {
+        Acc::Num { shift, values, bad } => {
+            let old = values.len();
+            values.resize(old + array.len(), 0.0);
+            match put_numbers(array.as_ref(), *shift, &mut values[old..]) {
+                Some(b) => *bad |= b,
+                None => *bad = true,
             }
         }
-        (Acc::Text(t), Some(v)) => v.iter().for_each(|x| t.push(&number_text(*x))),
-        (Acc::Text(t), None) => push_texts(t, array.as_ref()),
-        (Acc::Num { bad, .. }, None) => *bad = true,
-        (Acc::Start, _) => {}
+        Acc::Text(t) => push_cells(t, array.as_ref()),
+        Acc::Start => {}
     }
 }
 
-/// The text of a number as a CSV cell would hold it (empty for missing).
-fn number_text(x: f64) -> String {
-    if x.is_nan() { String::new() } else { x.to_string() }
+/// How to keep a column whose first values are `first` (as for CSV,
+/// [`super::build::sample_kind`] on its first [`SAMPLE`] cells): numbers
+/// as offsets from a shift, or text.
+pub(super) fn plan_of(first: &dyn Array) -> Plan {
+    let Some(v) = numbers(&first.slice(0, first.len().min(SAMPLE))) else {
+        return Plan::Text;
+    };
+    let texts: Vec<String> = v.iter().map(|&x| number_text(x)).collect();
+    match super::build::sample_kind(texts.iter().map(String::as_str)) {
+        Some(shift) => Plan::Num(shift),
+        None => Plan::Text,
+    }
 }
 
-/// The shift of a numeric column judged on its first values, as for CSV
-/// ([`super::build::sample_kind`]): `None` keeps it as text.
-fn numeric_shift(v: &[f64]) -> Option<f64> {
-    let sample = &v[..v.len().min(SAMPLE)];
-    let texts: Vec<String> = sample.iter().map(|&x| number_text(x)).collect();
-    super::build::sample_kind(texts.iter().map(String::as_str))
+/// Appends the cells of any readable array as text: numbers as Rust
+/// prints them (each distinct value formatted once).
+pub(super) fn push_cells(t: &mut TextBuilder, a: &dyn Array) {
+    match numbers(a) {
+        Some(v) => v.iter().for_each(|&x| t.push_number(x)),
+        None => push_texts(t, a),
+    }
+}
+
+/// Writes the numbers of a numeric array less `shift`, as `f32`, into
+/// `out` (`[a.len()]`; NaN where null), without an `f64` copy. Returns
+/// whether one is infinite or beyond 1e30 (the column must be read as
+/// text), `None` for an array of another type.
+pub(super) fn put_numbers(a: &dyn Array, shift: f64, out: &mut [f32]) -> Option<bool> {
+    macro_rules! prim {
+        ($t:ty) => {
+            if let Some(p) = a.as_primitive_opt::<$t>() {
+                let values = p.values();
+                let mut bad = false;
+                for (o, &x) in out.iter_mut().zip(values.iter()) {
+                    let x = x as f64;
+                    bad |= x.abs() > ABSURD;
+                    *o = (x - shift) as f32;
+                }
+                if let Some(nulls) = p.nulls().filter(|n| n.null_count() > 0) {
+                    // A null slot's value is arbitrary: NaN in its place,
+                    // and only valid values decide `bad`.
+                    for (o, valid) in out.iter_mut().zip(nulls.iter()) {
+                        if !valid {
+                            *o = f32::NAN;
+                        }
+                    }
+                    bad = bad && (0..p.len()).any(|i| p.is_valid(i) && (values[i] as f64).abs() > ABSURD);
+                }
+                return Some(bad);
+            }
+        };
+    }
+    prim!(Float64Type);
+    prim!(Float32Type);
+    prim!(Int64Type);
+    prim!(Int32Type);
+    prim!(Int16Type);
+    prim!(Int8Type);
+    prim!(UInt64Type);
+    prim!(UInt32Type);
+    prim!(UInt16Type);
+    prim!(UInt8Type);
+    None
 }
 
 /// Appends the cells of a boolean or string array as text.

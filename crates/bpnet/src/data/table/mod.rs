@@ -28,6 +28,8 @@ mod ipc_check;
 mod parquet_file;
 #[cfg(feature = "columnar")]
 mod parquet_out;
+#[cfg(feature = "columnar")]
+mod parquet_read;
 mod read;
 mod scan;
 
