@@ -486,3 +486,19 @@ fn parquet_read_on_1_to_4_threads_equals_the_arrow_file_read_in_one() {
     }
     bpnet::set_threads(1);
 }
+
+/// Asking only for columns the file lacks reads no column, the file's rows
+/// and no error (preprocessing then names the missing column), on any
+/// thread count.
+#[test]
+fn asking_only_for_absent_columns_reads_no_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("t.parquet");
+    write_parquet(&pq, &[batch()], 1000);
+    for threads in 1..=3 {
+        bpnet::set_threads(threads);
+        let t = read_data(&pq, &CsvOptions::default(), Some(&["absent".to_string()])).unwrap();
+        assert_eq!((t.n_cols(), t.len()), (0, ROWS));
+    }
+    bpnet::set_threads(1);
+}
