@@ -2,7 +2,8 @@
 //! streaming reads them) and the preprocessing fitted on what they read:
 //! any bytes give a table or an error, never a panic or an abort. The first byte picks the format (even: Parquet, odd: Arrow IPC);
 //! the rest is the file, written to a temporary file per process (the
-//! readers take paths).
+//! readers take paths). Two threads, so that the whole-file Parquet read
+//! splits its row groups into ranges read in parallel.
 #![no_main]
 
 use bpnet::data::preprocess::{PreprocessSpec, Preprocessor};
@@ -23,6 +24,10 @@ fn path(ext: &str) -> PathBuf {
 }
 
 fuzz_target!(|data: &[u8]| {
+    static THREADS: std::sync::Once = std::sync::Once::new();
+    THREADS.call_once(|| {
+        bpnet::set_threads(2);
+    });
     let Some((&kind, bytes)) = data.split_first() else {
         return;
     };

@@ -207,8 +207,24 @@ fn check_file(name: &str, bytes: &[u8], seed: u64) {
     );
 }
 
+/// Panics that reached the panic hook, i.e. that no reader contained
+/// (`bpnet`'s containment hook hands only those on to this one).
+static UNCONTAINED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Installs the counting hook before any read in this process (each test
+/// calls it first), so that the readers' containment hook wraps it.
+fn count_uncontained_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|_| {
+            UNCONTAINED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }))
+    });
+}
+
 #[test]
 fn damaged_parquet_files_read_or_fail_cleanly() {
+    count_uncontained_panics();
     let files = [
         ("plain.parquet", Compression::UNCOMPRESSED),
         ("snappy.parquet", Compression::SNAPPY),
@@ -223,6 +239,7 @@ fn damaged_parquet_files_read_or_fail_cleanly() {
 
 #[test]
 fn damaged_arrow_ipc_files_read_or_fail_cleanly() {
+    count_uncontained_panics();
     let files = [
         ("plain.arrow", None),
         ("lz4.arrow", Some(arrow_ipc::CompressionType::LZ4_FRAME)),
@@ -246,6 +263,7 @@ fn damaged_arrow_ipc_files_read_or_fail_cleanly() {
 /// train` on it ran for minutes).
 #[test]
 fn inputs_the_fuzzer_found_are_refused_at_once() {
+    count_uncontained_panics();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/damaged");
     for (name, what) in [
         ("batch_past_end.arrow", "past the end of the 6914-byte file"),
@@ -267,4 +285,42 @@ fn inputs_the_fuzzer_found_are_refused_at_once() {
             "{name}: {e}"
         );
     }
+}
+
+/// The damaged Parquet files read on two threads, so that the row groups
+/// (70 rows each) are split into ranges read in parallel: a decoder's panic
+/// in the thread reading a range is contained there, silently. No panic
+/// reaches the hook, which would print it beside the one-line error.
+#[test]
+fn damaged_parquet_files_on_two_threads_panic_in_no_thread() {
+    count_uncontained_panics();
+    bpnet::set_threads(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut errors = 0;
+    for (seed, c) in [
+        Compression::ZSTD(ZstdLevel::default()),
+        Compression::SNAPPY,
+        Compression::UNCOMPRESSED,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bytes = parquet_bytes(c);
+        let path = dir.path().join(format!("{seed}.parquet"));
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(200 + seed as u64);
+        for i in 0..MUTATIONS {
+            std::fs::write(&path, damaged(&bytes, i, &mut rng)).unwrap();
+            match read_and_prepare(&path) {
+                Ok(Some(e)) => {
+                    errors += 1;
+                    assert!(!e.contains('\n'), "#{i}: {e}");
+                }
+                Ok(None) => {}
+                Err(p) => panic!("#{i}: a panic escaped: {p}"),
+            }
+        }
+    }
+    bpnet::set_threads(1);
+    assert!(errors > MUTATIONS / 5, "only {errors} damaged files were refused");
+    assert_eq!(UNCONTAINED.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

@@ -47,7 +47,7 @@ pub fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
 
 /// `read()`, with a panic of the decoder (a damaged file, see
 /// [`super::contain`]) as an error naming the file.
-fn guarded<T>(path: &Path, kind: &str, read: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(super) fn guarded<T>(path: &Path, kind: &str, read: impl FnOnce() -> Result<T>) -> Result<T> {
     super::contain::contain(read).unwrap_or_else(|message| {
         Err(format_error(
             path,

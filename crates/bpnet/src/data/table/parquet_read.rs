@@ -113,7 +113,12 @@ fn read_groups(
     crate::parallel::run(ranges.len(), &|i| {
         let mut out = slots[i].lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
         let stated = group_rows[ranges[i].clone()].iter().sum();
-        let part = read_range(path, wanted, plans, (ranges[i].clone(), starts[i], stated), &mut out);
+        // Contained on this thread too: a decoder's panic in a worker
+        // becomes this range's error, silently (the hook of
+        // `contain` is silent only on a thread inside it).
+        let part = super::columnar::guarded(path, "Parquet", || {
+            read_range(path, wanted, plans, (ranges[i].clone(), starts[i], stated), &mut out)
+        });
         if let Ok(mut slot) = results[i].lock() {
             *slot = Some(part);
         }
