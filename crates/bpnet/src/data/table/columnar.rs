@@ -363,6 +363,23 @@ fn readable(t: &DataType) -> bool {
     }
 }
 
+/// `$m!(T)` for each Arrow numeric type read as numbers (the one list of
+/// them, for [`numbers`] and [`put_numbers`]).
+macro_rules! numeric_types {
+    ($m:ident) => {
+        $m!(Float64Type);
+        $m!(Float32Type);
+        $m!(Int64Type);
+        $m!(Int32Type);
+        $m!(Int16Type);
+        $m!(Int8Type);
+        $m!(UInt64Type);
+        $m!(UInt32Type);
+        $m!(UInt16Type);
+        $m!(UInt8Type);
+    };
+}
+
 /// The numbers of a numeric array (NaN where null), `None` for other types.
 fn numbers(a: &dyn Array) -> Option<Vec<f64>> {
     macro_rules! prim {
@@ -376,16 +393,7 @@ fn numbers(a: &dyn Array) -> Option<Vec<f64>> {
             }
         };
     }
-    prim!(Float64Type);
-    prim!(Float32Type);
-    prim!(Int64Type);
-    prim!(Int32Type);
-    prim!(Int16Type);
-    prim!(Int8Type);
-    prim!(UInt64Type);
-    prim!(UInt32Type);
-    prim!(UInt16Type);
-    prim!(UInt8Type);
+    numeric_types!(prim);
     None
 }
 
@@ -467,16 +475,7 @@ pub(super) fn put_numbers(a: &dyn Array, shift: f64, out: &mut [f32]) -> Option<
             }
         };
     }
-    prim!(Float64Type);
-    prim!(Float32Type);
-    prim!(Int64Type);
-    prim!(Int32Type);
-    prim!(Int16Type);
-    prim!(Int8Type);
-    prim!(UInt64Type);
-    prim!(UInt32Type);
-    prim!(UInt16Type);
-    prim!(UInt8Type);
+    numeric_types!(prim);
     None
 }
 

@@ -124,10 +124,7 @@ fn read_groups(
         }
     });
     drop(slots);
-    let mut text: Vec<Option<TextBuilder>> = plans
-        .iter()
-        .map(|p| (!matches!(p, Plan::Num(_))).then(TextBuilder::default))
-        .collect();
+    let mut text = text_builders(plans);
     let mut bad = vec![false; plans.len()];
     for result in results {
         let part = result.into_inner().ok().flatten();
@@ -171,6 +168,15 @@ fn check_fits(path: &Path, total: usize, numeric: usize) -> Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// An empty dictionary for each text column of `plans` (`None` for
+/// numeric ones).
+fn text_builders(plans: &[Plan]) -> Vec<Option<TextBuilder>> {
+    plans
+        .iter()
+        .map(|p| (!matches!(p, Plan::Num(_))).then(TextBuilder::default))
+        .collect()
 }
 
 /// Contiguous ranges of row groups, at most `parts`, of about equal rows.
@@ -224,10 +230,7 @@ fn read_range(
     out: &mut [&mut [f32]],
 ) -> Result<Part> {
     let mut part = Part {
-        text: plans
-            .iter()
-            .map(|p| (!matches!(p, Plan::Num(_))).then(TextBuilder::default))
-            .collect(),
+        text: text_builders(plans),
         bad: vec![false; plans.len()],
     };
     let mut at = 0usize;
