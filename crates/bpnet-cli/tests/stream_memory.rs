@@ -7,22 +7,13 @@
 //!
 //! Peak memory is each child process's own maximum resident set, from
 //! `wait4` (its `ru_maxrss`), not a figure the process reports about itself.
-//! This test is alone in its binary so that nothing else runs beside it.
+//! This test is alone in its binary so that nothing else runs beside it
+//! (a child's peak counts the memory of the test process it was forked
+//! from, so another test's generated file would count in it).
 
+mod common;
+use common::measure::{Gen, run_measured};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-/// A deterministic generator (xorshift).
-struct Gen(u64);
-
-impl Gen {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 const ROWS: usize = 420_000;
 const CATEGORIES: u64 = 40;
@@ -49,45 +40,6 @@ fn generate(path: &Path) {
         );
     }
     std::fs::write(path, s).unwrap();
-}
-
-/// Runs `bpnet` to the end; its stdout and its peak resident set in bytes.
-fn run_measured(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, u64) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bpnet"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("BPNET_MEMORY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    // The child is reaped by `wait4` below (for its own resource usage).
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd.spawn().unwrap();
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 writes the status and the usage into our locals.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4 failed");
-    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{args:?} failed:\n{stdout}{stderr}"
-    );
-    (stdout, usage.ru_maxrss as u64 * 1024)
 }
 
 fn accuracy(stdout: &str) -> f64 {

@@ -2,6 +2,8 @@
 //! folder and read what it printed.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod measure;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};

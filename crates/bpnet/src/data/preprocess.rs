@@ -26,6 +26,7 @@ mod dense_fit;
 mod features;
 mod stream;
 mod stream_target;
+mod take;
 mod targets;
 
 use super::csv::{ColumnRef, quoted_list};
@@ -173,24 +174,35 @@ impl Preprocessor {
 
     /// [`Preprocessor::transform_features`] on a typed table.
     fn transform_table(&self, table: &Table, rows: &[usize]) -> Result<Matrix<f32>> {
+        let cols = self.feature_columns(table)?;
+        check_rows(table, rows)?;
+        let width = self.n_features();
+        let mut data = vec![0.0f32; rows.len() * width];
+        self.encode_rows(table, &cols, rows, &mut data)?;
+        Matrix::from_vec(rows.len(), width, data)
+    }
+
+    /// The column of `table` that each feature reads (by name or position).
+    fn feature_columns(&self, table: &Table) -> Result<Vec<usize>> {
         let map = locate(table, &self.columns, self.has_header, &self.target_indices)?;
         let mut cols = Vec::with_capacity(self.features.len());
         for f in &self.features {
             cols.push(map[f.index].ok_or_else(|| missing_column(table, &f.name))?);
         }
-        if let Some(&r) = rows.iter().find(|&&r| r >= table.len()) {
-            return Err(table.error(format!("row {r} is out of range: {} rows", table.len())));
-        }
+        Ok(cols)
+    }
+
+    /// Encodes `rows` of `table` (features read from `cols`) into `out`,
+    /// `[rows.len(), n_features()]`, in parallel; the first error in row order.
+    fn encode_rows(&self, table: &Table, cols: &[usize], rows: &[usize], out: &mut [f32]) -> Result<()> {
         let encoders: Vec<(Encoder<'_>, usize, usize)> = self
             .features
             .iter()
-            .zip(&cols)
+            .zip(cols)
             .map(|(f, &c)| (Encoder::new(table, c, &f.kind), c, f.width()))
             .collect();
         let width = self.n_features();
-        // Rows encoded in parallel; the first error in row order.
-        let mut data = vec![0.0f32; rows.len() * width];
-        fill_rows(&mut data, rows.len(), width, |range, out| {
+        fill_rows(out, rows.len(), width, |range, out| {
             for (&r, out) in rows[range].iter().zip(out.chunks_exact_mut(width.max(1))) {
                 let mut at = 0;
                 for (e, c, w) in &encoders {
@@ -199,8 +211,7 @@ impl Preprocessor {
                 }
             }
             Ok::<(), Error>(())
-        })?;
-        Matrix::from_vec(rows.len(), width, data)
+        })
     }
 
     /// The targets of `table`'s `rows`: class indices, or standardized values
@@ -217,9 +228,7 @@ impl Preprocessor {
         for (&i, name) in self.target_indices.iter().zip(&self.target_columns) {
             cols.push(map[i].ok_or_else(|| missing_column(table, name))?);
         }
-        if let Some(&r) = rows.iter().find(|&&r| r >= table.len()) {
-            return Err(table.error(format!("row {r} is out of range: {} rows", table.len())));
-        }
+        check_rows(table, rows)?;
         self.target.encode(table, rows, &cols)
     }
 
@@ -347,6 +356,14 @@ impl Preprocessor {
             }
         }
         s
+    }
+}
+
+/// An error naming the first of `rows` beyond `table`'s rows.
+fn check_rows(table: &Table, rows: &[usize]) -> Result<()> {
+    match rows.iter().find(|&&r| r >= table.len()) {
+        Some(&r) => Err(table.error(format!("row {r} is out of range: {} rows", table.len()))),
+        None => Ok(()),
     }
 }
 

@@ -224,16 +224,20 @@ pub(super) fn preprocess_spec(cfg: &TrainConfig) -> Result<PreprocessSpec> {
 pub fn table_dataset<T: AsTable + ?Sized>(p: &Preprocessor, table: &T, rows: &[usize]) -> Result<Dataset> {
     let table = table.as_table();
     let x = p.transform_features(&*table, rows)?;
-    match p.transform_targets(&*table, rows)? {
+    dataset(p, x, p.transform_targets(&*table, rows)?)
+}
+
+/// A dataset of features `x` and their targets, with the fitted preprocessing.
+pub(super) fn dataset(p: &Preprocessor, x: Matrix<f32>, y: TableTargets) -> Result<Dataset> {
+    match y {
         TableTargets::Labels(l) => Dataset::new(x, l, p.n_outputs()),
         TableTargets::Values(v) => Dataset::regression(x, v),
     }
 }
 
 fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
-    use super::table::{open_table, prepare_rows};
-    let src = open_table(cfg)?;
-    prepare_rows(cfg, &src, &src.rows, None)
+    use super::table::{open_table, prepare_all};
+    prepare_all(cfg, open_table(cfg)?)
 }
 
 /// Labelled data for `bpnet eval`, read with the model's pipeline.
@@ -245,8 +249,12 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
             header,
             preprocessor,
         } => {
-            let table = read_model_table(data, *delimiter, *header, preprocessor)?;
-            table_dataset(preprocessor, &table, &all_rows(&table))
+            // Built while the table is released: the data held once.
+            let mut table = read_model_table(data, *delimiter, *header, preprocessor)?;
+            let all = all_rows(&table);
+            let mut sets = preprocessor.take_sets(&mut table, &[&all])?;
+            let (x, y) = sets.pop().ok_or_else(|| Error::shape("labelled sets", 1, 0))?;
+            dataset(preprocessor, x, y)
         }
     }
 }
@@ -261,8 +269,9 @@ pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
             header,
             preprocessor,
         } => {
-            let table = read_model_table(data, *delimiter, *header, preprocessor)?;
-            preprocessor.transform_features(&table, &all_rows(&table))
+            let mut table = read_model_table(data, *delimiter, *header, preprocessor)?;
+            let all = all_rows(&table);
+            preprocessor.take_features(&mut table, &all)
         }
     }
 }

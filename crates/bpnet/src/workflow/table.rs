@@ -4,11 +4,16 @@
 //! training rows), as `bpnet train`, cross-validation and the tuner use them.
 
 use super::config::TrainConfig;
-use super::data::{Pipeline, Prepared, check_fraction, csv_options, is_image_source, preprocess_spec, table_dataset};
+use super::data::{
+    Pipeline, Prepared, check_fraction, csv_options, dataset, is_image_source, preprocess_spec, table_dataset,
+};
+use crate::data::Dataset;
 use crate::data::csv::ColumnRef;
+use crate::data::preprocess::Targets;
 use crate::data::preprocess::{PreprocessSpec, Preprocessor, Task, detect_task};
 use crate::data::split::split_with;
 use crate::data::table::{Table, read_data};
+use crate::tensor::Matrix;
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::path::Path;
@@ -106,19 +111,7 @@ pub fn prepare_rows(
     rows: &[usize],
     test_rows: Option<&[usize]>,
 ) -> Result<Prepared> {
-    check_fraction("val-split", cfg.val_split)?;
-    let mut rows = rows.to_vec();
-    let mut val_rows = Vec::new();
-    if cfg.val_split > 0.0 {
-        let (keep, out) = split_with(
-            rows.len(),
-            strata(&src.table, src.is_classification(), src.target_cols[0], &rows),
-            cfg.val_split,
-            cfg.seed ^ 0x0A11D,
-        )?;
-        val_rows = out.iter().map(|&i| rows[i]).collect();
-        rows = keep.iter().map(|&i| rows[i]).collect();
-    }
+    let (rows, val_rows) = split_validation(cfg, src, rows)?;
     let table = &src.table;
     let (pre, notes) = Preprocessor::fit(table, &rows, &src.spec)?;
     let train = table_dataset(&pre, table, &rows)?;
@@ -127,23 +120,74 @@ pub fn prepare_rows(
         .transpose()?;
     let test = match test_rows {
         Some(t) => Some(table_dataset(&pre, table, t)?),
-        None if !cfg.test.is_empty() => {
-            let t = read_data(
-                Path::new(&cfg.test),
-                &csv_options(cfg)?,
-                pre.needed_columns().as_deref(),
-            )?;
-            let all: Vec<usize> = (0..t.len()).collect();
-            Some(table_dataset(&pre, &t, &all)?)
-        }
+        None if !cfg.test.is_empty() => Some(test_file(cfg, &pre)?),
         None => (!src.test_rows.is_empty())
             .then(|| table_dataset(&pre, table, &src.test_rows))
             .transpose()?,
     };
-    let pipeline = Pipeline::Table {
-        delimiter: cfg.delimiter,
-        header: table.has_header,
-        preprocessor: pre,
+    let header = table.has_header;
+    Prepared::new(train, val, test, table_pipeline(cfg, header, pre), notes)
+}
+
+/// [`prepare_rows`] on all of `src`'s training rows, consuming it: the
+/// training, validation and test matrices are built while the table's rows
+/// are released ([`Preprocessor::take_sets`]), so the data is held about
+/// once, not twice. The same datasets and errors as [`prepare_rows`].
+pub fn prepare_all(cfg: &TrainConfig, mut src: TableSource) -> Result<Prepared> {
+    // The list of all training rows is not needed past the split.
+    let all = std::mem::take(&mut src.rows);
+    let (rows, val_rows) = split_validation(cfg, &src, &all)?;
+    drop(all);
+    let (pre, notes) = Preprocessor::fit(&src.table, &rows, &src.spec)?;
+    let header = src.table.has_header;
+    let mut sets = pre.take_sets(&mut src.table, &[&rows, &val_rows, &src.test_rows])?;
+    let into = |s: Option<(Matrix<f32>, Targets)>, keep: bool| -> Result<Option<Dataset>> {
+        s.filter(|_| keep).map(|(x, y)| dataset(&pre, x, y)).transpose()
     };
-    Prepared::new(train, val, test, pipeline, notes)
+    let own_test = into(sets.pop(), !src.test_rows.is_empty())?;
+    let val = into(sets.pop(), !val_rows.is_empty())?;
+    let train = into(sets.pop(), true)?.ok_or_else(|| Error::shape("training sets", 3, 0))?;
+    let test = match cfg.test.is_empty() {
+        true => own_test,
+        false => Some(test_file(cfg, &pre)?),
+    };
+    Prepared::new(train, val, test, table_pipeline(cfg, header, pre), notes)
+}
+
+/// `rows` less the `--val-split` validation rows, and those rows (both
+/// ascending when `rows` is).
+fn split_validation(cfg: &TrainConfig, src: &TableSource, rows: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
+    check_fraction("val-split", cfg.val_split)?;
+    if cfg.val_split <= 0.0 {
+        return Ok((rows.to_vec(), Vec::new()));
+    }
+    let (keep, out) = split_with(
+        rows.len(),
+        strata(&src.table, src.is_classification(), src.target_cols[0], rows),
+        cfg.val_split,
+        cfg.seed ^ 0x0A11D,
+    )?;
+    Ok((
+        keep.iter().map(|&i| rows[i]).collect(),
+        out.iter().map(|&i| rows[i]).collect(),
+    ))
+}
+
+/// The `--test` file as a dataset, read with the fitted preprocessing.
+fn test_file(cfg: &TrainConfig, pre: &Preprocessor) -> Result<Dataset> {
+    let t = read_data(
+        Path::new(&cfg.test),
+        &csv_options(cfg)?,
+        pre.needed_columns().as_deref(),
+    )?;
+    let all: Vec<usize> = (0..t.len()).collect();
+    table_dataset(pre, &t, &all)
+}
+
+fn table_pipeline(cfg: &TrainConfig, header: bool, preprocessor: Preprocessor) -> Pipeline {
+    Pipeline::Table {
+        delimiter: cfg.delimiter,
+        header,
+        preprocessor,
+    }
 }

@@ -337,6 +337,29 @@ impl Table {
         }
     }
 
+    /// Drops rows `n..`: every column truncated and its memory handed back
+    /// to the system ([`return_freed_memory`]). The lines of the rows kept
+    /// still name them in errors.
+    pub(crate) fn release_rows_from(&mut self, n: usize) {
+        if n >= self.rows {
+            return;
+        }
+        for col in &mut self.cols {
+            match col {
+                Column::Num { values, .. } => {
+                    values.truncate(n);
+                    values.shrink_to_fit();
+                }
+                Column::Text { codes, .. } => {
+                    codes.truncate(n);
+                    codes.shrink_to_fit();
+                }
+            }
+        }
+        self.rows = n;
+        return_freed_memory();
+    }
+
     /// True when cell `(r, c)` is a missing token.
     pub(crate) fn is_missing(&self, r: usize, c: usize) -> bool {
         match self.cell(r, c) {
@@ -344,6 +367,19 @@ impl Table {
             Cell::Num(_) => false,
             Cell::Text(t) => is_missing(t),
         }
+    }
+}
+
+/// Asks the C allocator to hand the free pages it keeps back to the system.
+/// glibc keeps memory freed amid its heaps resident (a column shrunk in
+/// place frees its tail there), so released rows would still count in the
+/// process's memory; elsewhere nothing is done.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointers; it only walks the
+    // allocator's own free lists, under the allocator's locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
