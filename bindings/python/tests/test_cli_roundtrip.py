@@ -14,7 +14,8 @@ import bpnet
 from conftest import blobs, linear, write_csv, write_rows
 
 OPTS = dict(hidden_layer_sizes=(16, 8), epochs=7, batch_size=20, random_state=3, patience=3)
-CLI_OPTS = ["--hidden", "16,8", "--epochs", "7", "--batch-size", "20", "--seed", "3", "--patience", "3"]
+# One network (`--ensemble 1`), as the Python estimators train.
+CLI_OPTS = ["--hidden", "16,8", "--epochs", "7", "--batch-size", "20", "--seed", "3", "--patience", "3", "--ensemble", "1"]
 
 
 def _predict_csv(run_cli, model, data):

@@ -118,7 +118,10 @@ fn ensemble_is_the_average(data: &str, extra: &[&str], classify: bool, tolerance
     let mut singles = Vec::new();
     for seed in ["5", "6", "7"] {
         let name = format!("s{seed}.safetensors");
-        ok(d, &[&common[..], &["--seed", seed, "--out", &name]].concat());
+        ok(
+            d,
+            &[&common[..], &["--seed", seed, "--ensemble", "1", "--out", &name]].concat(),
+        );
         singles.push(prediction_rows(
             &ok(d, &["predict", "--model", &name, "--data", data]),
             classify,
@@ -183,25 +186,45 @@ fn bad_member_counts_fail_and_single_files_stay_single() {
             "e.safetensors",
         ],
     );
-    let out = run_in(d, &["train", "--data", &iris(), "--ensemble", "0"]);
+    let out = run_in(d, &["train", "--data", &iris(), "--ensemble", "two"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ensemble"));
     // A single-model file loads as before (an ensemble of one).
+    let short = ["train", "--data", &iris(), "--epochs", "2", "--hidden", "4", "--quiet"];
     ok(
         d,
-        &[
-            "train",
-            "--data",
-            &iris(),
-            "--epochs",
-            "2",
-            "--hidden",
-            "4",
-            "--quiet",
-            "--out",
-            "one.safetensors",
-        ],
+        &[&short[..], &["--ensemble", "1", "--out", "one.safetensors"]].concat(),
     );
     let inspect = ok(d, &["inspect", "one.safetensors"]);
+    assert!(!inspect.contains("ensemble of"), "{inspect}");
+}
+
+/// The default (`--ensemble 0`) averages 5 networks on a small table
+/// trained in one process, and trains one network when checkpoints are
+/// written (a run that may be resumed) or on images.
+#[test]
+fn the_default_is_an_ensemble_of_five_on_small_tables_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let short = ["train", "--data", &iris(), "--epochs", "2", "--hidden", "4", "--quiet"];
+    for (extra, want) in [
+        (&[][..], Some(5)),
+        (&["--ensemble", "0"][..], Some(5)),
+        (&["--ensemble", "3"][..], Some(3)),
+        (&["--checkpoint-every", "1"][..], None),
+    ] {
+        ok(
+            d,
+            &[&short[..], extra, &["--out", "m.safetensors", "--overwrite"]].concat(),
+        );
+        let inspect = ok(d, &["inspect", "m.safetensors"]);
+        match want {
+            Some(k) => assert!(inspect.contains(&format!("ensemble of {k}")), "{extra:?}: {inspect}"),
+            None => assert!(!inspect.contains("ensemble of"), "{extra:?}: {inspect}"),
+        }
+    }
+    let images = ["train", "--data", "mnist", "--limit", "600", "--steps", "3", "--quiet"];
+    ok(d, &[&images[..], &["--out", "i.safetensors"]].concat());
+    let inspect = ok(d, &["inspect", "i.safetensors"]);
     assert!(!inspect.contains("ensemble of"), "{inspect}");
 }

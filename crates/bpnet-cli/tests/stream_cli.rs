@@ -110,6 +110,8 @@ fn with_every_row_in_the_buffer_streaming_trains_the_in_memory_model() {
         "5",
         "--batch-size",
         "64",
+        "--ensemble",
+        "1",
         "--quiet",
     ];
     ok(d, &[&base[..], &["--out", "mem.safetensors"]].concat());

@@ -20,7 +20,7 @@ pub mod stream;
 mod table;
 
 pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};
-pub use config::TrainConfig;
+pub use config::{AUTO_ENSEMBLE, AUTO_ENSEMBLE_ROWS, TrainConfig, auto_ensemble};
 pub use cv::{CvReport, FoldScore, cross_validate, run_fold, table_folds};
 pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use folds::{kfold, mean_sd};
