@@ -39,7 +39,7 @@ for order in random sorted; do
   for mode in memory $BUFFERS; do
     accs=()
     for seed in $SEEDS; do
-      args=(train --data "$DIR/$order.csv" --test "$DIR/test.csv" --epochs "$EPOCHS" --patience 0 --seed "$seed" --quiet --json --out "$DIR/m.safetensors")
+      args=(train --data "$DIR/$order.csv" --test "$DIR/test.csv" --epochs "$EPOCHS" --patience 0 --seed "$seed" --ensemble 1 --quiet --json --out "$DIR/m.safetensors")
       if [ "$mode" = memory ]; then
         accs+=("$("$BPNET" "${args[@]}" --no-stream | acc)")
       else
