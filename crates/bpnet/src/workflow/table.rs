@@ -89,17 +89,22 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
         test_rows: Vec::new(),
     };
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
-        let rows = &src.rows;
-        let (keep, out) = split_with(
-            rows.len(),
-            strata(&src.table, src.is_classification(), src.target_cols[0], rows),
-            cfg.test_split,
-            cfg.seed ^ 0x7E57,
-        )?;
-        src.test_rows = out.iter().map(|&i| rows[i]).collect();
-        src.rows = keep.iter().map(|&i| rows[i]).collect();
+        (src.rows, src.test_rows) = src.split_rows(&src.rows, cfg.test_split, cfg.seed ^ 0x7E57)?;
     }
     Ok(src)
+}
+
+impl TableSource {
+    /// `rows` split into the kept rows and a held-out `fraction` of them
+    /// (stratified by class for classification), both in `rows`' order.
+    fn split_rows(&self, rows: &[usize], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+        let key = strata(&self.table, self.is_classification(), self.target_cols[0], rows);
+        let (keep, out) = split_with(rows.len(), key, fraction, seed)?;
+        Ok((
+            keep.iter().map(|&i| rows[i]).collect(),
+            out.iter().map(|&i| rows[i]).collect(),
+        ))
+    }
 }
 
 /// Training (less `--val-split` validation rows) on `rows` of `src`, the
@@ -161,16 +166,7 @@ fn split_validation(cfg: &TrainConfig, src: &TableSource, rows: &[usize]) -> Res
     if cfg.val_split <= 0.0 {
         return Ok((rows.to_vec(), Vec::new()));
     }
-    let (keep, out) = split_with(
-        rows.len(),
-        strata(&src.table, src.is_classification(), src.target_cols[0], rows),
-        cfg.val_split,
-        cfg.seed ^ 0x0A11D,
-    )?;
-    Ok((
-        keep.iter().map(|&i| rows[i]).collect(),
-        out.iter().map(|&i| rows[i]).collect(),
-    ))
+    src.split_rows(rows, cfg.val_split, cfg.seed ^ 0x0A11D)
 }
 
 /// The `--test` file as a dataset, read with the fitted preprocessing.
