@@ -77,6 +77,8 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert_eq!(p.lines().count(), 151);
     let inspect = ok(d, &["inspect", "t.safetensors"]);
     assert!(inspect.contains("training"), "{inspect}");
+    // Refit as `bpnet train` would: iris is a small table, so 5 networks.
+    assert!(inspect.contains("ensemble of 5"), "{inspect}");
 }
 
 #[test]
