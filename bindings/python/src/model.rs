@@ -7,7 +7,7 @@
 use crate::arrays::{Input, to_numpy};
 use crate::train::{Targets, fit_checked, names_for, new_trainer};
 use crate::{state_err, to_py};
-use bpnet::io::{ModelFile, decode_model, load_model, model_bytes, save_model};
+use bpnet::io::{ENSEMBLE_KEY, ModelFile, decode_model, load_model, model_bytes, save_model};
 use bpnet::layers::sigmoid;
 use bpnet::train::{History, argmax};
 use bpnet::workflow::{
@@ -85,6 +85,17 @@ impl NativeModel {
     }
 
     fn from_file(file: ModelFile, path: &Path) -> PyResult<Self> {
+        // An ensemble's further members are not in `file.model`: reading the
+        // first alone would predict differently from `bpnet predict`.
+        if let Some(section) = file.metadata.get(ENSEMBLE_KEY) {
+            let members = section.get("members").and_then(Value::as_u64).unwrap_or(0);
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{}: an ensemble of {members} networks (bpnet train's default on tables of at most \
+                 50,000 rows); bpnet.load reads a single network: train it with --ensemble 1, or use \
+                 bpnet predict, bpnet eval or bpnet export on this file",
+                path.display()
+            )));
+        }
         let pipeline = Pipeline::from_metadata(&file.metadata, path).map_err(to_py)?;
         let config: TrainConfig = match file.metadata.get("training") {
             Some(t) => serde_json::from_value(t.clone())

@@ -126,3 +126,15 @@ def test_dataframe_model_matches_columns_by_name_in_bpnet_predict(tmp_path, run_
     head, rows = _predict_csv(run_cli, model, new)
     assert head == ["price"]
     assert np.array_equal(np.array([float(r[0]) for r in rows]), est.predict(df.iloc[:10]))
+
+
+def test_a_cli_ensemble_is_refused_by_load_with_a_clear_error(tmp_path, run_cli):
+    # bpnet train's default on a small table averages 5 networks; bpnet.load
+    # reads one network and must not silently keep only the first.
+    X, y = blobs(n=120, d=3, classes=3, seed=4)
+    data = tmp_path / "train.csv"
+    write_csv(data, X, y)
+    model = tmp_path / "ens.safetensors"
+    run_cli("train", "--data", data, "--out", model, "--quiet", "--epochs", "2", "--hidden", "4")
+    with pytest.raises(ValueError, match="an ensemble of 5 networks"):
+        bpnet.load(model)
