@@ -223,6 +223,11 @@ fn the_default_is_an_ensemble_of_five_on_small_tables_only() {
             None => assert!(!inspect.contains("ensemble of"), "{extra:?}: {inspect}"),
         }
     }
+    // `bench --inference` times one network: an ensemble is refused.
+    ok(d, &[&short[..], &["--out", "e.safetensors"]].concat());
+    let out = run_in(d, &["bench", "--inference", "--model", "e.safetensors"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is an ensemble"));
     let images = ["train", "--data", "mnist", "--limit", "600", "--steps", "3", "--quiet"];
     ok(d, &[&images[..], &["--out", "i.safetensors"]].concat());
     let inspect = ok(d, &["inspect", "i.safetensors"]);

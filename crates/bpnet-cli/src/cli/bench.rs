@@ -163,7 +163,17 @@ fn network(a: &BenchArgs) -> Result<(Sequential<f32>, Vec<usize>)> {
         if !a.inference {
             return Err(Error::config("--model", "times inference only: add --inference"));
         }
-        let model = bpnet::io::load_model(path)?.model;
+        let file = bpnet::io::load_model(path)?;
+        if file.metadata.contains_key(bpnet::io::ENSEMBLE_KEY) {
+            return Err(Error::config(
+                "--model",
+                format!(
+                    "{} is an ensemble; bench times one network: train it with --ensemble 1",
+                    path.display()
+                ),
+            ));
+        }
+        let model = file.model;
         let mut dims = vec![model.in_features().unwrap_or(0)];
         for l in model.layers() {
             if let bpnet::Layer::Dense(d) = l {
