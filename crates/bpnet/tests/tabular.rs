@@ -15,6 +15,8 @@ use std::path::PathBuf;
 mod features;
 #[path = "tabular/split.rs"]
 mod split_and_data;
+#[path = "tabular/take.rs"]
+mod take;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -15,6 +15,11 @@ const BLOCKS: usize = 32;
 /// Rows in a block at the least (fewer, larger blocks on small tables).
 const MIN_BLOCK: usize = 4096;
 
+/// Rows released at a time from a table of `rows` rows.
+fn block_rows(rows: usize) -> usize {
+    rows.div_ceil(BLOCKS).max(MIN_BLOCK)
+}
+
 impl Preprocessor {
     /// The feature matrix `[part.len(), n_features()]` and the targets of
     /// each of `parts` (disjoint sets of `table`'s rows, each ascending),
@@ -28,7 +33,7 @@ impl Preprocessor {
     /// row order within each). A part that is not ascending is encoded
     /// whole, as those functions do, before anything is released.
     pub fn take_sets(&self, table: &mut Table, parts: &[&[usize]]) -> Result<Vec<(Matrix<f32>, Targets)>> {
-        let block = table.len().div_ceil(BLOCKS).max(MIN_BLOCK);
+        let block = block_rows(table.len());
         self.take_sets_by(table, parts, block)
     }
 
@@ -36,54 +41,59 @@ impl Preprocessor {
     /// table is released as [`Preprocessor::take_sets`] does; the result
     /// and errors of [`Preprocessor::transform_features`].
     pub fn take_features(&self, table: &mut Table, rows: &[usize]) -> Result<Matrix<f32>> {
-        let block = table.len().div_ceil(BLOCKS).max(MIN_BLOCK);
-        let mut x = self.take_features_by(table, &[rows], block)?;
+        let cols = self.checked_columns(table, &[rows])?;
+        let block = block_rows(table.len());
+        let mut x = self.take_encoded(table, &cols, &[rows], block);
         x.pop().unwrap_or_else(|| Err(table.error("no rows")))
     }
 
     /// [`Preprocessor::take_sets`] releasing `block` rows at a time.
     fn take_sets_by(&self, table: &mut Table, parts: &[&[usize]], block: usize) -> Result<Vec<(Matrix<f32>, Targets)>> {
+        let cols = self.checked_columns(table, parts)?;
         // Targets first: they need only the target columns, read whole.
-        let targets: Vec<Result<Targets>> = match self.feature_columns(table) {
-            Ok(_) => parts.iter().map(|rows| self.targets_table(table, rows)).collect(),
-            Err(e) => return Err(e),
-        };
-        let features = self.take_features_by(table, parts, block)?;
+        let targets: Vec<Result<Targets>> = parts.iter().map(|rows| self.targets_table(table, rows)).collect();
+        let features = self.take_encoded(table, &cols, parts, block);
         // The first error in part order, features before targets.
         features.into_iter().zip(targets).map(|(x, y)| Ok((x?, y?))).collect()
     }
 
-    /// The feature matrix of each of `parts`, or its first error, built
-    /// block by block from the table's end; afterwards `table` has no rows.
-    /// The outer error: a feature column missing, or a row out of range.
-    fn take_features_by(
-        &self,
-        table: &mut Table,
-        parts: &[&[usize]],
-        block: usize,
-    ) -> Result<Vec<Result<Matrix<f32>>>> {
+    /// The column of `table` each feature reads, after checking that every
+    /// row of `parts` is in `table`.
+    fn checked_columns(&self, table: &Table, parts: &[&[usize]]) -> Result<Vec<usize>> {
         let cols = self.feature_columns(table)?;
         for rows in parts {
             check_rows(table, rows)?;
         }
+        Ok(cols)
+    }
+
+    /// The feature matrix of each of `parts`, or its first error, built
+    /// block by block from the table's end; afterwards `table` has no rows.
+    fn take_encoded(
+        &self,
+        table: &mut Table,
+        cols: &[usize],
+        parts: &[&[usize]],
+        block: usize,
+    ) -> Vec<Result<Matrix<f32>>> {
         let width = self.n_features();
         let mut data: Vec<Vec<f32>> = parts.iter().map(|rows| vec![0.0f32; rows.len() * width]).collect();
         let mut errors: Vec<Option<Error>> = parts.iter().map(|_| None).collect();
         if parts.iter().all(|rows| rows.is_sorted()) {
-            self.encode_backwards(table, &cols, parts, block, &mut data, &mut errors);
+            self.encode_backwards(table, cols, parts, block, &mut data, &mut errors);
         } else {
             for ((rows, out), err) in parts.iter().zip(&mut data).zip(&mut errors) {
-                *err = self.encode_rows(table, &cols, rows, out).err();
+                *err = self.encode_rows(table, cols, rows, out).err();
             }
         }
         table.release_rows_from(0);
         let matrices = parts.iter().zip(data).zip(errors);
-        Ok(matrices
+        matrices
             .map(|((rows, out), err)| match err {
                 Some(e) => Err(e),
                 None => Matrix::from_vec(rows.len(), width, out),
             })
-            .collect())
+            .collect()
     }
 
     /// Encodes ascending `parts` block by block from the table's end,
@@ -263,7 +273,9 @@ mod tests {
         assert_eq!(pre.take_features(&mut owned, &rows).unwrap(), want);
         assert_eq!(owned.len(), 0);
         for block in [1, 6] {
-            let got = pre.take_features_by(&mut unlabelled.clone(), &[&rows], block).unwrap();
+            let mut owned = unlabelled.clone();
+            let cols = pre.checked_columns(&owned, &[&rows]).unwrap();
+            let got = pre.take_encoded(&mut owned, &cols, &[&rows], block);
             assert_eq!(got.into_iter().next().unwrap().unwrap(), want);
         }
     }
