@@ -5,6 +5,7 @@
 
 mod arrays;
 mod experiment;
+mod members;
 mod model;
 mod onnx;
 mod train;

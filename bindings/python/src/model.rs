@@ -5,26 +5,35 @@
 //! fused inference network (as `bpnet eval` and `bpnet predict`).
 
 use crate::arrays::{Input, to_numpy};
-use crate::train::{Targets, fit_checked, names_for, new_trainer};
+use crate::members::{combine_of, load_members, member_config, networks, train_others};
+use crate::train::{Targets, fit_checked, names_for};
 use crate::{state_err, to_py};
-use bpnet::io::{ENSEMBLE_KEY, ModelFile, decode_model, load_model, model_bytes, save_model};
+use bpnet::io::{ModelFile, decode_model, ensemble_bytes, load_model, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::{History, argmax};
 use bpnet::workflow::{
-    ArrayTable, Pipeline, TrainConfig, array_dataset, fit_config, load_arrays, load_arrays_increment, record_json,
+    ArrayTable, Pipeline, TrainConfig, array_dataset, auto_ensemble, fit_config, load_arrays, load_arrays_increment,
+    record_json,
 };
-use bpnet::{Error, InferenceNet, Matrix, ModelSpec, Trainer};
+use bpnet::{Combine, EnsembleNet, Error, Matrix, ModelSpec, Sequential, Trainer};
 use numpy::PyArray2;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
-/// A trained bpnet network, its preprocessing and its history.
+/// A trained bpnet network (or an ensemble of networks of one
+/// architecture whose predictions are averaged), its preprocessing and its
+/// history (member 0's).
 #[pyclass(module = "bpnet._bpnet", name = "NativeModel")]
 pub struct NativeModel {
     pub(crate) spec: ModelSpec,
+    /// Member 0 (the only one for a single network).
     pub(crate) trainer: Trainer<f32>,
+    /// Members 1..K of an ensemble (member k from seed `seed + k`).
+    pub(crate) others: Vec<Trainer<f32>>,
+    /// How the members' outputs are averaged.
+    pub(crate) combine: Combine,
     pub(crate) pipeline: Pipeline,
     pub(crate) config: TrainConfig,
     pub(crate) history: History,
@@ -57,15 +66,28 @@ impl NativeModel {
         }
     }
 
-    /// Raw network outputs for `x` (logits, or standardized values).
+    /// Raw network outputs for `x` (logits, or standardized values); for
+    /// an ensemble the averaged prediction as "logits" ([`EnsembleNet`]),
+    /// as `bpnet predict` computes it.
     fn outputs(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Matrix<f32>> {
         let input = Input::new(x, "X")?;
         let dense = input.dense()?;
         py.detach(|| {
             let m = self.features(&dense)?;
-            InferenceNet::new(&self.trainer.model)?.forward(&m)
+            EnsembleNet::of(self.networks(), self.combine)?.forward(&m)
         })
         .map_err(to_py)
+    }
+
+    /// Every member's network, member 0 first.
+    pub(crate) fn networks(&self) -> impl Iterator<Item = &Sequential<f32>> {
+        networks(&self.trainer, &self.others)
+    }
+
+    /// The model file's bytes; `what` names it in errors.
+    fn file_bytes(&self, what: &Path) -> PyResult<Vec<u8>> {
+        let members: Vec<&Sequential<f32>> = self.networks().collect();
+        ensemble_bytes(what, &self.spec, &members, self.combine, &self.metadata()?).map_err(to_py)
     }
 
     /// The model file's metadata sections.
@@ -85,17 +107,6 @@ impl NativeModel {
     }
 
     fn from_file(file: ModelFile, path: &Path) -> PyResult<Self> {
-        // An ensemble's further members are not in `file.model`: reading the
-        // first alone would predict differently from `bpnet predict`.
-        if let Some(section) = file.metadata.get(ENSEMBLE_KEY) {
-            let members = section.get("members").and_then(Value::as_u64).unwrap_or(0);
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "{}: an ensemble of {members} networks (bpnet train's default on tables of at most \
-                 50,000 rows); bpnet.load reads a single network: train it with --ensemble 1, or use \
-                 bpnet predict, bpnet eval or bpnet export on this file",
-                path.display()
-            )));
-        }
         let pipeline = Pipeline::from_metadata(&file.metadata, path).map_err(to_py)?;
         let config: TrainConfig = match file.metadata.get("training") {
             Some(t) => serde_json::from_value(t.clone())
@@ -114,10 +125,21 @@ impl NativeModel {
         {
             history.best_epoch = best as usize;
         }
-        let trainer = new_trainer(&config, file.model, &pipeline).map_err(to_py)?;
+        let (mut trainers, combine) = load_members(&file, path, &config, &pipeline).map_err(to_py)?;
+        let others = trainers.split_off(1);
+        let trainer = trainers
+            .pop()
+            .ok_or_else(|| state_err("a model file without a network".into()))?;
+        let combine = if others.is_empty() {
+            combine_of(&trainer)
+        } else {
+            combine
+        };
         Ok(NativeModel {
             spec: file.spec,
             trainer,
+            others,
+            combine,
             pipeline,
             config,
             history,
@@ -181,11 +203,19 @@ impl NativeModel {
         let (opt_full, has_val) = (bpnet::workflow::optimizer(&cfg).map_err(to_py)?.1, data.val.is_some());
         let fit_cfg = fit_config(&cfg, opt_full, has_val).map_err(to_py)?;
         let history = fit_checked(py, &mut trainer, &data.train, data.val.as_ref(), &fit_cfg)?;
+        cfg.ensemble = auto_ensemble(cfg.ensemble, true, data.train.len(), true);
+        let others = train_others(py, &cfg, cfg.ensemble, &data, (bn_momentum, bn_eps))?;
+        let combine = combine_of(&trainer);
         let mut notes = data.notes;
         notes.extend(history.notes.iter().cloned());
+        if cfg.ensemble > 1 {
+            notes.push(ensemble_note(cfg.ensemble, combine));
+        }
         Ok(NativeModel {
             spec,
             trainer,
+            others,
+            combine,
             pipeline: data.pipeline,
             config: cfg,
             history,
@@ -220,10 +250,19 @@ impl NativeModel {
         let data = py
             .detach(|| load_arrays_increment(&cfg, &train, &names, classes.as_deref()))
             .map_err(to_py)?;
+        // Rows arrive in parts, so the default (0) is one network here.
+        cfg.ensemble = cfg.ensemble.max(1);
         let (spec, trainer) = crate::train::build(&cfg, &data, bn_momentum, bn_eps).map_err(to_py)?;
+        let others = (1..cfg.ensemble)
+            .map(|m| crate::train::build(&member_config(&cfg, m), &data, bn_momentum, bn_eps).map(|b| b.1))
+            .collect::<bpnet::Result<Vec<_>>>()
+            .map_err(to_py)?;
+        let combine = combine_of(&trainer);
         let mut model = NativeModel {
             spec,
             trainer,
+            others,
+            combine,
             pipeline: data.pipeline,
             config: cfg,
             history: History::default(),
@@ -291,9 +330,10 @@ impl NativeModel {
         to_numpy(py, &values)
     }
 
-    /// Writes the model file (the format `bpnet train` writes).
+    /// Writes the model file (the format `bpnet train` writes; an ensemble
+    /// as `bpnet train --ensemble K` writes it).
     fn save(&self, path: PathBuf) -> PyResult<()> {
-        save_model(&path, &self.spec, &self.trainer.model, &self.metadata()?).map_err(to_py)
+        write_atomic(&path, &self.file_bytes(&path)?).map_err(to_py)
     }
 
     /// Reads a model file written by `bpnet train` or by `save`.
@@ -305,14 +345,7 @@ impl NativeModel {
 
     /// The model file as bytes (for pickling).
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = model_bytes(
-            Path::new("<pickle>"),
-            &self.spec,
-            &self.trainer.model,
-            &self.metadata()?,
-        )
-        .map_err(to_py)?;
-        Ok(PyBytes::new(py, &bytes))
+        Ok(PyBytes::new(py, &self.file_bytes(Path::new("<pickle>"))?))
     }
 
     /// A model from `to_bytes`.
@@ -408,31 +441,58 @@ impl NativeModel {
         self.notes.clone()
     }
 
-    /// The architecture, one layer a line.
+    /// The architecture, one layer a line (every member has it).
     #[getter]
     fn summary(&self) -> String {
         self.trainer.model.summary()
     }
 
-    /// Every trainable parameter by name (`layers.0.weight`...), as float32 arrays.
+    /// Networks whose predictions are averaged (1: a single network).
+    #[getter]
+    fn members(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// Every trainable parameter by name, as float32 arrays: member 0's as
+    /// `layers.0.weight`..., member k's as `ensemble.{k}.layers.0.weight`...
+    /// (the names of the model file).
     fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArray2<f32>>)>> {
         let mut out = Vec::new();
-        for layer in self.trainer.model.layers() {
-            let mut err = None;
-            layer.params(&mut |p| match to_numpy(py, &p.value) {
-                Ok(a) => out.push((p.name.clone(), a)),
-                Err(e) => err = Some(e),
-            });
-            if let Some(e) = err {
-                return Err(e);
+        for (k, net) in self.networks().enumerate() {
+            let prefix = if k == 0 {
+                String::new()
+            } else {
+                format!("ensemble.{k}.")
+            };
+            for layer in net.layers() {
+                let mut err = None;
+                layer.params(&mut |p| match to_numpy(py, &p.value) {
+                    Ok(a) => out.push((format!("{prefix}{}", p.name), a)),
+                    Err(e) => err = Some(e),
+                });
+                if let Some(e) = err {
+                    return Err(e);
+                }
             }
         }
         Ok(out)
     }
 }
 
+/// The note an ensemble's training leaves (what `bpnet train` prints).
+fn ensemble_note(k: usize, combine: Combine) -> String {
+    let what = match combine {
+        Combine::Softmax => "softmax probabilities",
+        Combine::Sigmoid => "sigmoid probabilities",
+        Combine::Mean => "values",
+    };
+    format!("ensemble of {k} networks: predictions averaged ({what})")
+}
+
 impl NativeModel {
-    /// One epoch over `data` (a `partial_fit` call), appended to the history.
+    /// One epoch over `data` for every member (a `partial_fit` call),
+    /// member 0's appended to the history. Member k shuffles with seed
+    /// `seed + k + calls so far`.
     fn epoch_on(&mut self, py: Python<'_>, data: &bpnet::data::Dataset) -> PyResult<()> {
         let mut cfg = self.config.clone();
         cfg.epochs = 1;
@@ -442,6 +502,10 @@ impl NativeModel {
         let full = cfg.optimizer == "gd";
         let fit_cfg = fit_config(&cfg, full, false).map_err(to_py)?;
         let h = fit_checked(py, &mut self.trainer, data, None, &fit_cfg)?;
+        for (m, other) in self.others.iter_mut().enumerate() {
+            let member_cfg = fit_config(&member_config(&cfg, m + 1), full, false).map_err(to_py)?;
+            fit_checked(py, other, data, None, &member_cfg)?;
+        }
         self.increments += 1;
         let done = self.history.epochs.last().map_or((0, 0), |r| (r.epoch, r.step));
         for mut r in h.epochs {

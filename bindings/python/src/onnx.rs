@@ -3,15 +3,16 @@
 
 use crate::model::NativeModel;
 use bpnet::data::preprocess::Task;
-use bpnet::io::write_atomic;
-use bpnet::onnx::{ExportOptions, Head, InputScaling, OutputScaling, export_onnx};
+use bpnet::io::{ENSEMBLE_KEY, EnsembleSection, write_atomic};
+use bpnet::onnx::{ExportOptions, Head, InputScaling, OutputScaling, export_onnx_ensemble};
 use bpnet::workflow::Pipeline;
-use bpnet::{Error, Result};
+use bpnet::{Error, Result, Sequential};
 use std::path::Path;
 
 /// Writes `model` to `path` as ONNX: input `features` (raw column values,
 /// f32 [batch, n_features]), output `logits`, `probabilities` or
-/// `predictions` (regression, in the targets' units).
+/// `predictions` (regression, in the targets' units); an ensemble's
+/// members averaged as `bpnet export` averages them.
 pub fn export(model: &NativeModel, path: &Path, probabilities: bool, fold_bn: bool, opset: Option<i64>) -> Result<()> {
     let (input_scaling, output_scaling, regression) = match &model.pipeline {
         Pipeline::Images { features } => (Some(InputScaling::images(*features)), None, false),
@@ -45,6 +46,14 @@ pub fn export(model: &NativeModel, path: &Path, probabilities: bool, fold_bn: bo
     if let Some(names) = model.pipeline.class_names() {
         metadata.push(("class_names".to_string(), serde_json::json!(names).to_string()));
     }
+    if !model.others.is_empty() {
+        let section = EnsembleSection {
+            members: 1 + model.others.len(),
+            combine: model.combine,
+        };
+        let text = serde_json::to_string(&section).map_err(|e| Error::State(e.to_string()))?;
+        metadata.push((ENSEMBLE_KEY.to_string(), text));
+    }
     let options = ExportOptions {
         fold_bn,
         input_scaling,
@@ -59,6 +68,8 @@ pub fn export(model: &NativeModel, path: &Path, probabilities: bool, fold_bn: bo
             model.trainer.model.summary().replace('\n', "; ")
         ),
     };
-    let onnx = export_onnx(&model.trainer.model, &options)?;
+    // One member exports exactly as `export_onnx`.
+    let members: Vec<Sequential<f32>> = model.networks().cloned().collect();
+    let onnx = export_onnx_ensemble(&members, model.combine, &options)?;
     write_atomic(path, &onnx.bytes)
 }

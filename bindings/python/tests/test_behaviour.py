@@ -20,7 +20,7 @@ FAST = dict(batch_size=32, hidden_layer_sizes=(16,), epochs=5, random_state=0)
 def test_gil_is_released_during_fit():
     """A second Python thread keeps counting while fit runs."""
     X, y = blobs(n=4000, d=30, classes=5)
-    est = bpnet.MLPClassifier(hidden_layer_sizes=(256, 256), epochs=3, val_split=0.0, threads=1)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(256, 256), epochs=3, val_split=0.0, threads=1, ensemble=1)
     counts = []
     done = threading.Event()
 
@@ -45,6 +45,7 @@ def test_pickle_round_trip_keeps_predictions():
     X, y = blobs()
     est = bpnet.MLPClassifier(**FAST).fit(X, y)
     again = pickle.loads(pickle.dumps(est))
+    assert est.n_networks_ == again.n_networks_ == 5  # the default on a small table
     assert np.array_equal(again.predict_proba(X), est.predict_proba(X))
     assert again.history_ == est.history_
     assert pickle.loads(pickle.dumps(bpnet.MLPRegressor())).get_params() == bpnet.MLPRegressor().get_params()
@@ -62,6 +63,7 @@ def test_partial_fit_continues_training():
     assert est.n_iter_ == 16
     assert est.loss_curve_[-1] < first
     assert est.score(X, y) > 0.9
+    assert est.n_networks_ == 1  # the default (0) is one network in partial_fit
     reg = bpnet.MLPRegressor(hidden_layer_sizes=(16,), batch_size=32)
     Xr, yr = linear()
     for _ in range(10):
@@ -69,12 +71,46 @@ def test_partial_fit_continues_training():
     assert reg.n_iter_ == 10 and reg.predict(Xr).shape == yr.shape
 
 
+def test_partial_fit_trains_every_member_of_an_ensemble():
+    X, y = blobs(n=300)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(16,), random_state=0, batch_size=32, ensemble=3)
+    est.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    before = est.coefs()
+    for _ in range(10):
+        est.partial_fit(X, y)
+    after = est.coefs()
+    assert est.n_networks_ == 3 and est.n_iter_ == 11
+    for k in ("layers.0.weight", "ensemble.1.layers.0.weight", "ensemble.2.layers.0.weight"):
+        assert not np.array_equal(before[k], after[k]), f"{k} did not train"
+    assert est.score(X, y) > 0.9
+    # The same calls from the start give the same networks.
+    again = bpnet.MLPClassifier(hidden_layer_sizes=(16,), random_state=0, batch_size=32, ensemble=3)
+    again.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    for _ in range(10):
+        again.partial_fit(X, y)
+    assert all(np.array_equal(after[k], again.coefs()[k]) for k in after)
+
+
+@pytest.mark.parametrize("rows,networks", [(50_000, 5), (50_001, 1)])
+def test_the_default_ensemble_follows_the_training_rows(rows, networks):
+    # 0 (the default) means 5 networks up to 50,000 training rows, as bpnet train.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, 2))
+    y = (X[:, 0] > 0).astype(int)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(2,), epochs=1, batch_size=4096, val_split=0.0).fit(X, y)
+    assert est.n_networks_ == networks
+    assert est.ensemble == 0  # the parameter is left as given
+    with pytest.raises(ValueError, match="ensemble must be a non-negative int"):
+        bpnet.MLPClassifier(ensemble=-1).fit(X[:10], y[:10])
+
+
 def test_eval_set_is_the_validation_data():
     X, y = blobs(n=300)
-    est = bpnet.MLPClassifier(**FAST).fit(X[:200], y[:200], eval_set=(X[200:], y[200:]))
+    est = bpnet.MLPClassifier(**FAST, ensemble=1).fit(X[:200], y[:200], eval_set=(X[200:], y[200:]))
     assert all(r["val_loss"] is not None for r in est.history_)
     # The weights are the best epoch's: its validation accuracy is the score
     # on the evaluation rows (the unfused and fused forward may differ on a tie).
+    # One network: an ensemble's history is its first network's.
     best = est.validation_scores_[est.best_epoch_ - 1]
     assert best == pytest.approx(est.score(X[200:], y[200:]), abs=0.01)
     no_val = bpnet.MLPClassifier(**{**FAST, "val_split": 0.0}).fit(X, y)
@@ -100,9 +136,11 @@ def test_pipeline_grid_search_and_cross_validation():
     assert cross_val_score(bpnet.MLPRegressor(**{**FAST, "epochs": 60, "lr": 0.01}), Xr, yr, cv=3).mean() > 0.8
 
 
-def test_onnx_export_writes_a_model(tmp_path):
+@pytest.mark.parametrize("networks", [1, 0])
+def test_onnx_export_writes_a_model(tmp_path, networks):
     X, y = blobs()
-    est = bpnet.MLPClassifier(**FAST).fit(X, y)
+    est = bpnet.MLPClassifier(**FAST, ensemble=networks).fit(X, y)
+    assert est.n_networks_ == (networks or 5)
     path = tmp_path / "m.onnx"
     est.to_onnx(path, probabilities=True)
     data = path.read_bytes()
@@ -120,6 +158,10 @@ def test_regression_to_onnx_refuses_probabilities(tmp_path):
         est.to_onnx(tmp_path / "r.onnx", probabilities=True)
     est.to_onnx(tmp_path / "r.onnx")
     assert (tmp_path / "r.onnx").stat().st_size > 500
+    ort = pytest.importorskip("onnxruntime")
+    got = ort.InferenceSession(str(tmp_path / "r.onnx")).run(None, {"features": X.astype(np.float32)})[0]
+    assert est.n_networks_ == 5
+    assert np.allclose(got.ravel(), est.predict(X), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")

@@ -1,7 +1,9 @@
 """Python and the command line share model files and training: a model
 saved in Python predicts the same through `bpnet predict`; a `bpnet train`
 model loads in Python and predicts the same; and the same data, options and
-seed train the same weights, bit for bit."""
+seed train the same weights, bit for bit. With their defaults both train an
+ensemble of 5 networks on these small tables; `--ensemble 1` / `ensemble=1`
+one."""
 
 import csv
 import io
@@ -14,8 +16,7 @@ import bpnet
 from conftest import blobs, linear, write_csv, write_rows
 
 OPTS = dict(hidden_layer_sizes=(16, 8), epochs=7, batch_size=20, random_state=3, patience=3)
-# One network (`--ensemble 1`), as the Python estimators train.
-CLI_OPTS = ["--hidden", "16,8", "--epochs", "7", "--batch-size", "20", "--seed", "3", "--patience", "3", "--ensemble", "1"]
+CLI_OPTS = ["--hidden", "16,8", "--epochs", "7", "--batch-size", "20", "--seed", "3", "--patience", "3"]
 
 
 def _predict_csv(run_cli, model, data):
@@ -23,9 +24,11 @@ def _predict_csv(run_cli, model, data):
     return rows[0], rows[1:]
 
 
-def _same_weights(a, b):
+def _same_weights(a, b, networks):
     ta, tb = a.coefs(), b.coefs()
     assert ta.keys() == tb.keys()
+    assert a.n_networks_ == b.n_networks_ == networks
+    assert sum(k.endswith("layers.0.weight") for k in ta) == networks
     for k in ta:
         assert ta[k].tobytes() == tb[k].tobytes(), f"{k} differs"
 
@@ -40,7 +43,7 @@ def test_classifier_weights_match_bpnet_train(tmp_path, run_cli, order, dtype):
     cli_model = tmp_path / "cli.safetensors"
     run_cli("train", "--data", data, "--out", cli_model, "--quiet", *CLI_OPTS)
     est = bpnet.MLPClassifier(**OPTS).fit(np.asarray(X, order=order), y)
-    _same_weights(est, bpnet.load(cli_model))
+    _same_weights(est, bpnet.load(cli_model), 5)
     # The same run: the same per-epoch losses as the CLI's history file.
     cli_history = json.loads((tmp_path / "cli.history.json").read_text())
     cli_losses = [r["train_loss"] for r in _records(cli_history)]
@@ -52,15 +55,18 @@ def _records(history):
     return history["epochs"] if isinstance(history, dict) else history
 
 
-def test_regressor_weights_match_bpnet_train(tmp_path, run_cli):
+@pytest.mark.parametrize("networks", [1, 3])
+def test_regressor_weights_match_bpnet_train(tmp_path, run_cli, networks):
     X, y = linear()
     data = tmp_path / "train.csv"
     write_csv(data, X, y)
     cli_model = tmp_path / "cli.safetensors"
     run_cli("train", "--data", data, "--out", cli_model, "--quiet", "--task", "regress", "--optimizer", "sgd",
-            "--lr", "0.01", *CLI_OPTS)
-    est = bpnet.MLPRegressor(optimizer="sgd", lr=0.01, **OPTS).fit(X, y)
-    _same_weights(est, bpnet.load(cli_model))
+            "--lr", "0.01", "--ensemble", str(networks), *CLI_OPTS)
+    est = bpnet.MLPRegressor(optimizer="sgd", lr=0.01, ensemble=networks, **OPTS).fit(X, y)
+    _same_weights(est, bpnet.load(cli_model), networks)
+    # Bit for bit, so the averaged predictions are the same too.
+    assert np.array_equal(est.predict(X), bpnet.load(cli_model).predict(X))
 
 
 def test_python_model_predicts_the_same_in_bpnet_predict(tmp_path, run_cli):
@@ -99,18 +105,26 @@ def test_regression_predictions_identical_in_bpnet_predict(tmp_path, run_cli):
     assert np.array_equal(np.array([float(r[0]) for r in rows]), est.predict(X[:30]))
 
 
-def test_cli_model_loads_in_python_and_predicts_the_same(tmp_path, run_cli):
+@pytest.mark.parametrize("networks", [1, 5])
+def test_cli_model_loads_in_python_and_predicts_the_same(tmp_path, run_cli, networks):
     X, y = blobs(n=180, d=3, classes=4, seed=9)
     data = tmp_path / "train.csv"
     write_csv(data, X, y)
     model = tmp_path / "cli.safetensors"
-    run_cli("train", "--data", data, "--out", model, "--quiet", *CLI_OPTS)
+    # 5 networks is bpnet train's default on this table; no --ensemble given.
+    more = ["--ensemble", "1"] if networks == 1 else []
+    run_cli("train", "--data", data, "--out", model, "--quiet", *CLI_OPTS, *more)
     est = bpnet.load(model)
     assert isinstance(est, bpnet.MLPClassifier)
+    assert est.n_networks_ == networks and est.ensemble == networks
     assert list(est.feature_names_in_) == ["f0", "f1", "f2"]
     assert est.hidden_layer_sizes == (16, 8) and est.random_state == 3
-    _, rows = _predict_csv(run_cli, model, data)
+    head, rows = _predict_csv(run_cli, model, data)
+    assert head == ["prediction", "p_0", "p_1", "p_2", "p_3"]
     assert [int(r[0]) for r in rows] == list(est.predict(X))
+    proba = est.predict_proba(X)
+    for r, p in zip(rows, proba):
+        assert [f"{v:.6f}" for v in np.float32(p)] == r[1:]
     assert list(est.classes_) == [0, 1, 2, 3]
 
 
@@ -128,13 +142,20 @@ def test_dataframe_model_matches_columns_by_name_in_bpnet_predict(tmp_path, run_
     assert np.array_equal(np.array([float(r[0]) for r in rows]), est.predict(df.iloc[:10]))
 
 
-def test_a_cli_ensemble_is_refused_by_load_with_a_clear_error(tmp_path, run_cli):
-    # bpnet train's default on a small table averages 5 networks; bpnet.load
-    # reads one network and must not silently keep only the first.
-    X, y = blobs(n=120, d=3, classes=3, seed=4)
-    data = tmp_path / "train.csv"
-    write_csv(data, X, y)
-    model = tmp_path / "ens.safetensors"
-    run_cli("train", "--data", data, "--out", model, "--quiet", "--epochs", "2", "--hidden", "4")
-    with pytest.raises(ValueError, match="an ensemble of 5 networks"):
-        bpnet.load(model)
+def test_an_ensemble_averages_its_members_probabilities(tmp_path, run_cli):
+    # Each member saved alone (ensemble=1 with the member's seed) predicts
+    # what that member of the ensemble predicts; the ensemble's
+    # probabilities are their mean (float32 rounding).
+    X, y = blobs(n=160, d=4, classes=3, seed=4)
+    # No validation split: it is drawn once, from the first seed.
+    opts = dict(hidden_layer_sizes=(8,), epochs=4, batch_size=16, patience=0, val_split=0.0)
+    ens = bpnet.MLPClassifier(ensemble=3, random_state=10, **opts).fit(X, y)
+    singles = [bpnet.MLPClassifier(ensemble=1, random_state=10 + k, **opts).fit(X, y) for k in range(3)]
+    for k, s in enumerate(singles):
+        prefix = "" if k == 0 else f"ensemble.{k}."
+        for name, w in s.coefs().items():
+            assert w.tobytes() == ens.coefs()[prefix + name].tobytes()
+    mean = np.mean([s.predict_proba(X) for s in singles], axis=0)
+    assert np.allclose(ens.predict_proba(X), mean, atol=2e-6)
+    assert not np.allclose(singles[0].predict_proba(X), mean, atol=1e-3)
+    assert any("ensemble of 3 networks" in n for n in ens.notes_)

@@ -52,7 +52,12 @@ const P_MIN: f32 = f32::MIN_POSITIVE;
 impl EnsembleNet {
     /// The fused networks of `members` (at least one, equal widths).
     pub fn new(members: &[Sequential<f32>], combine: Combine) -> Result<Self> {
-        let nets = members.iter().map(InferenceNet::new).collect::<Result<Vec<_>>>()?;
+        Self::of(members, combine)
+    }
+
+    /// [`EnsembleNet::new`] for members held apart (e.g. each in its own trainer).
+    pub fn of<'a>(members: impl IntoIterator<Item = &'a Sequential<f32>>, combine: Combine) -> Result<Self> {
+        let nets = members.into_iter().map(InferenceNet::new).collect::<Result<Vec<_>>>()?;
         let first = nets.first().ok_or_else(|| Error::config("ensemble", "no members"))?;
         let (i, o) = (first.in_features(), first.out_features());
         if nets.iter().any(|n| n.in_features() != i || n.out_features() != o) {

@@ -3,7 +3,7 @@
 //! every member's tensors and refuses damaged metadata; ONNX export of an
 //! ensemble has one subgraph per member and a Mean node.
 
-use bpnet::io::{ensemble_members, load_model, save_ensemble, save_model_with};
+use bpnet::io::{decode_model, ensemble_bytes, ensemble_members, load_model, save_ensemble, save_model_with};
 use bpnet::layers::sigmoid;
 use bpnet::onnx::{ExportOptions, Head, export_onnx_ensemble};
 use bpnet::{Activation, BnPlacement, Combine, EnsembleNet, InferenceNet, Matrix, ModelSpec, Sequential};
@@ -114,6 +114,22 @@ fn an_ensemble_file_keeps_every_member() {
         );
         assert_eq!(ya.as_slice(), yb.as_slice());
     }
+    // The bytes for members held apart decode to the same members and
+    // metadata (the header's key order is not fixed, so not byte-compared).
+    let refs: Vec<&Sequential<f32>> = m.iter().collect();
+    let bytes = ensemble_bytes(&path, &spec(&[4, 6, 3]), &refs, Combine::Softmax, &json!({"note": "x"})).unwrap();
+    let decoded = decode_model(&bytes, &path).unwrap();
+    assert_eq!(decoded.metadata, file.metadata);
+    let (again, combine) = ensemble_members(&decoded, &path, Combine::Mean).unwrap();
+    assert_eq!((again.len(), combine), (3, Combine::Softmax));
+    for (a, b) in m.iter().zip(&again) {
+        let (ya, yb) = (
+            InferenceNet::new(a).unwrap().forward(&x).unwrap(),
+            InferenceNet::new(b).unwrap().forward(&x).unwrap(),
+        );
+        assert_eq!(ya.as_slice(), yb.as_slice());
+    }
+    assert!(ensemble_bytes(&path, &spec(&[4, 6, 3]), &[], Combine::Softmax, &json!({})).is_err());
     // A plain model file is one member.
     let single = dir.path().join("s.safetensors");
     save_model_with(&single, &spec(&[4, 6, 3]), &m[0], &json!({})).unwrap();

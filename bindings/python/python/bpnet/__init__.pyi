@@ -38,6 +38,7 @@ class _BaseMLP(BaseEstimator):
     impute: str
     clip_grad_norm: float
     on_nan: str
+    ensemble: int
     random_state: int | np.random.RandomState | None
     threads: int | None
     n_features_in_: int
@@ -46,6 +47,7 @@ class _BaseMLP(BaseEstimator):
     loss_curve_: list[float]
     validation_scores_: list[float] | None
     best_epoch_: int
+    n_networks_: int
     n_iter_: int
     notes_: list[str]
     def __init__(
@@ -74,6 +76,7 @@ class _BaseMLP(BaseEstimator):
         impute: str = "none",
         clip_grad_norm: float = 0.0,
         on_nan: str = "stop",
+        ensemble: int = 0,
         random_state: int | np.random.RandomState | None = 0,
         threads: int | None = None,
     ) -> None: ...

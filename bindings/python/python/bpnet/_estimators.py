@@ -87,6 +87,13 @@ _COMMON_DOC = """
     on_nan : str, default="stop"
         On a non-finite loss or gradient: stop (RuntimeError; the weights
         from before the bad step are kept) or skip-batch.
+    ensemble : int, default=0
+        Networks trained on the same rows from seeds ``random_state``,
+        ``random_state + 1``, ... whose predictions are averaged
+        (probabilities for a classifier, values for regression;
+        ``--ensemble``). 0, the default: 5 when at most 50,000 rows are
+        trained on (after the validation split), else 1, as ``bpnet train``
+        chooses; one network in ``partial_fit``, whose rows come in parts.
     random_state : int, RandomState or None, default=0
         Seed of the splits, weights, batch order and dropout (``--seed``).
         None draws a seed from numpy's global generator.
@@ -108,7 +115,10 @@ _COMMON_DOC = """
     validation_scores_ : list of float or None
         ``val_metric`` of every epoch, when there was validation data.
     best_epoch_ : int
-        The epoch whose weights the model holds.
+        The epoch whose weights the model holds (``history_``,
+        ``loss_curve_`` and ``best_epoch_`` are those of the first network).
+    n_networks_ : int
+        Networks whose predictions are averaged (1: a single network).
     n_iter_ : int
         Epochs trained.
     notes_ : list of str
@@ -118,7 +128,7 @@ _COMMON_DOC = """
 _TRAIN_KEYS = (
     "activation", "batch_norm", "bn_after", "dropout", "init", "optimizer", "momentum", "weight_decay",
     "batch_size", "epochs", "steps", "schedule", "val_split", "patience", "min_delta", "monitor", "scaling",
-    "impute", "clip_grad_norm", "on_nan",
+    "impute", "clip_grad_norm", "on_nan", "ensemble",
 )
 
 
@@ -153,6 +163,7 @@ class _BaseMLP(BaseEstimator):
         impute="none",
         clip_grad_norm=0.0,
         on_nan="stop",
+        ensemble=0,
         random_state=0,
         threads=None,
     ):
@@ -180,6 +191,7 @@ class _BaseMLP(BaseEstimator):
         self.impute = impute
         self.clip_grad_norm = clip_grad_norm
         self.on_nan = on_nan
+        self.ensemble = ensemble
         self.random_state = random_state
         self.threads = threads
 
@@ -195,7 +207,7 @@ class _BaseMLP(BaseEstimator):
         except (TypeError, ValueError) as e:
             raise ValueError(f"hidden_layer_sizes must be a tuple of ints, got {sizes!r}") from e
         cfg = {k: getattr(self, k) for k in _TRAIN_KEYS}
-        for k in ("batch_size", "epochs", "steps", "patience"):
+        for k in ("batch_size", "epochs", "steps", "patience", "ensemble"):
             v = cfg[k]
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"{k} must be a non-negative int, got {v!r}")
@@ -262,6 +274,7 @@ class _BaseMLP(BaseEstimator):
         vals = [r["val_metric"] for r in self.history_]
         self.validation_scores_ = vals if any(v is not None for v in vals) else None
         self.best_epoch_ = native.best_epoch
+        self.n_networks_ = native.members
         self.n_iter_ = len(self.history_)
         self.notes_ = list(native.notes)
         return self
@@ -291,7 +304,8 @@ class _BaseMLP(BaseEstimator):
         return self._native_model().summary
 
     def coefs(self):
-        """Trainable tensors by name (``layers.0.weight``, ...), float32."""
+        """Trainable tensors by name (``layers.0.weight``, ...), float32; the
+        further networks of an ensemble as ``ensemble.1.layers.0.weight``..."""
         return dict(self._native_model().tensors())
 
     # ----- pickling: the model travels as its model-file bytes ------------
@@ -503,7 +517,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 def load(path):
     """Read a model file written by ``bpnet train`` or by ``save`` as a
     fitted MLPClassifier or MLPRegressor (its parameters from the file's
-    training configuration)."""
+    training configuration); an ensemble file (``bpnet train``'s default on
+    tables of at most 50,000 rows) keeps all its networks and averages
+    them as ``bpnet predict`` does."""
     native = _bpnet.NativeModel.load(str(path))
     return _from_native(native)
 

@@ -8,12 +8,13 @@
 //! rather than silently using member 0 alone.
 
 use super::checkpoint::{as_extra, from_extra};
-use super::model_file::{ExtraTensor, ModelFile, save_sections};
+use super::model_file::{ExtraTensor, ModelFile, encode_sections, save_sections};
 use super::sections::section_texts;
 use crate::ensemble::Combine;
 use crate::error::{Error, Result};
 use crate::model::{ModelSpec, Sequential};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Name of the metadata section that marks an ensemble.
@@ -38,13 +39,40 @@ pub fn save_ensemble<M: Serialize + ?Sized>(
     combine: Combine,
     metadata: &M,
 ) -> Result<()> {
+    let refs: Vec<&Sequential<f32>> = members.iter().collect();
+    let (sections, extra) = ensemble_parts(path, &refs, combine, metadata)?;
+    save_sections(path, spec, refs[0], sections, &extra)
+}
+
+/// The bytes [`save_ensemble`] would write, for members held apart (e.g. a
+/// model kept in memory and pickled by the Python package); `what` names it
+/// in errors.
+pub fn ensemble_bytes<M: Serialize + ?Sized>(
+    what: &Path,
+    spec: &ModelSpec,
+    members: &[&Sequential<f32>],
+    combine: Combine,
+    metadata: &M,
+) -> Result<Vec<u8>> {
+    let (sections, extra) = ensemble_parts(what, members, combine, metadata)?;
+    encode_sections(what, spec, members[0], sections, &extra)
+}
+
+/// The metadata sections (the `ensemble` section added for two members or
+/// more) and the further members' tensors; errors if `members` is empty.
+fn ensemble_parts<M: Serialize + ?Sized>(
+    path: &Path,
+    members: &[&Sequential<f32>],
+    combine: Combine,
+    metadata: &M,
+) -> Result<(BTreeMap<String, String>, Vec<ExtraTensor>)> {
     let not_saved = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason: format!("not saved: {reason}"),
     };
-    let first = members
-        .first()
-        .ok_or_else(|| not_saved("an ensemble without members".into()))?;
+    if members.is_empty() {
+        return Err(not_saved("an ensemble without members".into()));
+    }
     let mut sections = section_texts(metadata).map_err(not_saved)?;
     let mut extra: Vec<ExtraTensor> = Vec::new();
     if members.len() > 1 {
@@ -58,7 +86,7 @@ pub fn save_ensemble<M: Serialize + ?Sized>(
             extra.extend(as_extra(m, &format!("ensemble.{k}.")));
         }
     }
-    save_sections(path, spec, first, sections, &extra)
+    Ok((sections, extra))
 }
 
 /// The members of a loaded model file (the file's model alone when it has

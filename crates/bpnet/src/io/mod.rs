@@ -68,7 +68,7 @@ mod torch;
 pub use atomic::{AtomicWriter, write_atomic};
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
-pub use ensemble::{ENSEMBLE_KEY, EnsembleSection, ensemble_members, save_ensemble};
+pub use ensemble::{ENSEMBLE_KEY, EnsembleSection, ensemble_bytes, ensemble_members, save_ensemble};
 #[doc(hidden)]
 pub use model_file::decode_model_unchecked;
 pub use model_file::{

@@ -137,11 +137,21 @@ pub(crate) fn save_sections(
     sections: BTreeMap<String, String>,
     extra: &[ExtraTensor],
 ) -> Result<()> {
-    let bytes = encode(spec, model, sections, extra).map_err(|reason| Error::Format {
+    write_atomic(path, &encode_sections(path, spec, model, sections, extra)?)
+}
+
+/// The bytes [`save_sections`] writes; `path` names the model in errors.
+pub(crate) fn encode_sections(
+    path: &Path,
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    sections: BTreeMap<String, String>,
+    extra: &[ExtraTensor],
+) -> Result<Vec<u8>> {
+    encode(spec, model, sections, extra).map_err(|reason| Error::Format {
         path: path.to_path_buf(),
         reason: format!("not saved: {reason}"),
-    })?;
-    write_atomic(path, &bytes)
+    })
 }
 
 /// Loads a model file written by [`save_model`] (or by any safetensors writer
