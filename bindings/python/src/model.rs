@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A trained bpnet network (or an ensemble of networks of one
 /// architecture whose predictions are averaged), its preprocessing and its
@@ -40,6 +41,10 @@ pub struct NativeModel {
     pub(crate) notes: Vec<String>,
     /// Completed `partial_fit` calls (each shuffles with its own seed).
     pub(crate) increments: u64,
+    /// The fused inference networks, built at the first prediction and kept
+    /// until training changes the weights (building them per call cost
+    /// about 45 µs a network, most of a one-row prediction).
+    pub(crate) net: OnceLock<EnsembleNet>,
 }
 
 impl NativeModel {
@@ -74,9 +79,20 @@ impl NativeModel {
         let dense = input.dense()?;
         py.detach(|| {
             let m = self.features(&dense)?;
-            EnsembleNet::of(self.networks(), self.combine)?.forward(&m)
+            self.inference_net()?.forward(&m)
         })
         .map_err(to_py)
+    }
+
+    /// The cached inference networks (built on first use).
+    fn inference_net(&self) -> bpnet::Result<&EnsembleNet> {
+        if let Some(net) = self.net.get() {
+            return Ok(net);
+        }
+        let net = EnsembleNet::of(self.networks(), self.combine)?;
+        // Another thread may have built it meanwhile: either is the same.
+        let _ = self.net.set(net);
+        Ok(self.net.get().expect("set above"))
     }
 
     /// Every member's network, member 0 first.
@@ -145,6 +161,7 @@ impl NativeModel {
             history,
             notes: Vec::new(),
             increments: 0,
+            net: OnceLock::new(),
         })
     }
 }
@@ -221,6 +238,7 @@ impl NativeModel {
             history,
             notes,
             increments: 0,
+            net: OnceLock::new(),
         })
     }
 
@@ -268,6 +286,7 @@ impl NativeModel {
             history: History::default(),
             notes: data.notes,
             increments: 0,
+            net: OnceLock::new(),
         };
         model.epoch_on(py, &data.train)?;
         Ok(model)
@@ -501,6 +520,8 @@ impl NativeModel {
         cfg.seed = cfg.seed.wrapping_add(self.increments);
         let full = cfg.optimizer == "gd";
         let fit_cfg = fit_config(&cfg, full, false).map_err(to_py)?;
+        // The weights change: the cached inference networks are stale.
+        self.net = OnceLock::new();
         let h = fit_checked(py, &mut self.trainer, data, None, &fit_cfg)?;
         for (m, other) in self.others.iter_mut().enumerate() {
             let member_cfg = fit_config(&member_config(&cfg, m + 1), full, false).map_err(to_py)?;

@@ -76,9 +76,15 @@ def test_partial_fit_trains_every_member_of_an_ensemble():
     est = bpnet.MLPClassifier(hidden_layer_sizes=(16,), random_state=0, batch_size=32, ensemble=3)
     est.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
     before = est.coefs()
+    first = est.predict_proba(X)  # builds the inference networks, kept between calls
     for _ in range(10):
         est.partial_fit(X, y)
     after = est.coefs()
+    # Training dropped them: the predictions are the new weights', as a
+    # fresh copy of the model (pickled, so nothing cached) gives them.
+    fresh = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(est.predict_proba(X), fresh.predict_proba(X))
+    assert not np.allclose(est.predict_proba(X), first)
     assert est.n_networks_ == 3 and est.n_iter_ == 11
     for k in ("layers.0.weight", "ensemble.1.layers.0.weight", "ensemble.2.layers.0.weight"):
         assert not np.array_equal(before[k], after[k]), f"{k} did not train"
