@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate crates/bpnet/tests/fixtures/torch_reference.json from tools/torch_reference.py.
+# Regenerate crates/bpnet/tests/fixtures/torch_reference.json from tools/torch_reference.py
+# and crates/bpnet/tests/fixtures/label_smoothing.json from tools/torch_label_smoothing.py.
 #
 # Creates a virtual environment at tools/.venv if it is missing, installs the
 # pinned torch (and numpy) from PyPI into it when the installed torch is not the
@@ -36,3 +37,6 @@ fi
 mkdir -p "$(dirname "$OUT")"
 "$PY" tools/torch_reference.py "$OUT"
 sha256sum "$OUT"
+SMOOTH="crates/bpnet/tests/fixtures/label_smoothing.json"
+"$PY" tools/torch_label_smoothing.py "$SMOOTH"
+sha256sum "$SMOOTH"

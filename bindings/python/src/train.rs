@@ -93,10 +93,9 @@ pub fn build(
     spec.bn.eps = bn_eps;
     spec.validate()?;
     let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
-    Ok((
-        spec,
-        Trainer::new(model, Optimizer::new(opt)?, default_loss(&data.train)),
-    ))
+    let mut trainer = Trainer::new(model, Optimizer::new(opt)?, default_loss(&data.train));
+    bpnet::workflow::apply_label_smoothing(&mut trainer, cfg)?;
+    Ok((spec, trainer))
 }
 
 /// A trainer around a loaded model, with a fresh optimizer from `cfg`.
@@ -106,7 +105,9 @@ pub fn new_trainer(cfg: &TrainConfig, model: Sequential<f32>, pipeline: &Pipelin
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => Loss::Mse,
         _ => Loss::CrossEntropy,
     };
-    Ok(Trainer::new(model, Optimizer::new(opt)?, loss))
+    let mut trainer = Trainer::new(model, Optimizer::new(opt)?, loss);
+    bpnet::workflow::apply_label_smoothing(&mut trainer, cfg)?;
+    Ok(trainer)
 }
 
 /// [`fit`] with the GIL released; a pending Ctrl-C (or other signal whose

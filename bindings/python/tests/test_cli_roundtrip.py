@@ -159,3 +159,22 @@ def test_an_ensemble_averages_its_members_probabilities(tmp_path, run_cli):
     assert np.allclose(ens.predict_proba(X), mean, atol=2e-6)
     assert not np.allclose(singles[0].predict_proba(X), mean, atol=1e-3)
     assert any("ensemble of 3 networks" in n for n in ens.notes_)
+
+
+def test_label_smoothing_trains_as_the_command_line_and_is_refused_for_regression(tmp_path, run_cli):
+    X, y = blobs(n=150, d=4, classes=3, seed=6)
+    data = tmp_path / "train.csv"
+    write_csv(data, X, y)
+    cli_model = tmp_path / "cli.safetensors"
+    run_cli("train", "--data", data, "--out", cli_model, "--quiet", "--label-smoothing", "0.2", "--ensemble", "1",
+            *CLI_OPTS)
+    est = bpnet.MLPClassifier(label_smoothing=0.2, ensemble=1, **OPTS).fit(X, y)
+    _same_weights(est, bpnet.load(cli_model), 1)
+    assert bpnet.load(cli_model).label_smoothing == 0.2
+    plain = bpnet.MLPClassifier(ensemble=1, **OPTS).fit(X, y)
+    assert plain.loss_curve_ != est.loss_curve_
+    Xr, yr = linear()
+    with pytest.raises(ValueError, match="classification"):
+        bpnet.MLPRegressor(label_smoothing=0.1, **OPTS).fit(Xr, yr)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        bpnet.MLPClassifier(label_smoothing=1.0, **OPTS).fit(X, y)

@@ -412,3 +412,49 @@ fn bench_reports_json_for_training_inference_fused_and_gemm() {
     assert_clean_failure(&["bench", "--fused"], "--inference");
     assert_clean_failure(&["bench", "--threads", "0"], "threads");
 }
+
+#[test]
+fn label_smoothing_trains_is_recorded_and_is_refused_where_it_does_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = data("iris.csv");
+    let base = [
+        "train",
+        "--data",
+        &iris,
+        "--epochs",
+        "3",
+        "--ensemble",
+        "1",
+        "--quiet",
+        "--json",
+    ];
+    let plain = last_json(&ok(dir.path(), &[&base[..], &["--out", "a.safetensors"]].concat()));
+    let smooth = last_json(&ok(
+        dir.path(),
+        &[&base[..], &["--out", "b.safetensors", "--label-smoothing", "0.1"]].concat(),
+    ));
+    // Another objective: another training loss (and other weights).
+    let last = |j: &serde_json::Value| j["final"]["train_loss"].as_f64().unwrap();
+    assert_ne!(last(&smooth), last(&plain), "{smooth} against {plain}");
+    let inspect = ok(dir.path(), &["inspect", "b.safetensors", "--json"]);
+    assert!(inspect.contains("\"label_smoothing\":0.1"), "{inspect}");
+    // Regression, out of range, not a number: one line, non-zero exit, no model file.
+    for (args, want) in [
+        (
+            vec!["--data", &data("diabetes.csv") as &str, "--label-smoothing", "0.1"],
+            "classification",
+        ),
+        (vec!["--data", &iris, "--label-smoothing", "1"], "is not in [0, 1)"),
+        (vec!["--data", &iris, "--label-smoothing=-0.2"], "is not in [0, 1)"),
+    ] {
+        let out = run_in(
+            dir.path(),
+            &[&["train", "--epochs", "1", "--out", "c.safetensors"], &args[..]].concat(),
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains("label-smoothing") && err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!dir.path().join("c.safetensors").exists());
+    }
+}

@@ -80,6 +80,38 @@ impl Loss {
         }
     }
 
+    /// [`Loss::forward_backward_share`] with label smoothing `eps` in
+    /// `[0, 1)` (PyTorch's `CrossEntropyLoss(label_smoothing=eps)`): the
+    /// target of row `i` is `q = (1 - eps) onehot(y_i) + eps / K` over the
+    /// `K` classes, `L = mean_i (logsumexp(z_i) - sum_k q_k z_ik)`,
+    /// `dL/dz = (softmax(z) - q) / batch`. `eps = 0` is the plain loss, bit
+    /// for bit; only [`Loss::CrossEntropy`] takes `eps > 0`.
+    pub fn forward_backward_smoothed<T: Scalar>(
+        self,
+        logits: &Matrix<T>,
+        target: Target<'_, T>,
+        grad: &mut Matrix<T>,
+        batch_rows: usize,
+        eps: f64,
+    ) -> Result<T> {
+        if eps == 0.0 {
+            return self.forward_backward_share(logits, target, grad, batch_rows);
+        }
+        check_smoothing(self, eps)?;
+        if batch_rows == 0 || batch_rows < logits.rows() {
+            return Err(Error::shape(
+                "loss",
+                format!("a part of at most {batch_rows} rows of a non-empty batch"),
+                logits,
+            ));
+        }
+        grad.resize(logits.rows(), logits.cols());
+        match target {
+            Target::Labels(y) => smoothed_cross_entropy(logits, y, grad, batch_rows, eps),
+            Target::Values(_) => Err(Error::config("loss target", "cross-entropy needs integer class labels")),
+        }
+    }
+
     /// The loss value only (the gradient is computed into a scratch buffer).
     pub fn value<T: Scalar>(self, logits: &Matrix<T>, target: Target<'_, T>) -> Result<T> {
         let mut scratch = Matrix::default();
@@ -124,6 +156,60 @@ fn cross_entropy<T: Scalar>(z: &Matrix<T>, labels: &[usize], grad: &mut Matrix<T
     Ok(T::from_f64(total / n as f64))
 }
 
+/// Label smoothing `eps` must be in `[0, 1)`, and only for cross-entropy.
+pub fn check_smoothing(loss: Loss, eps: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&eps) {
+        return Err(Error::config("label-smoothing", format!("{eps} is not in [0, 1)")));
+    }
+    if eps > 0.0 && loss != Loss::CrossEntropy {
+        return Err(Error::config(
+            "label-smoothing",
+            format!("applies to classification (softmax cross-entropy), not to {loss:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// [`cross_entropy`] against the smoothed targets (see
+/// [`Loss::forward_backward_smoothed`]).
+fn smoothed_cross_entropy<T: Scalar>(
+    z: &Matrix<T>,
+    labels: &[usize],
+    grad: &mut Matrix<T>,
+    batch_rows: usize,
+    eps: f64,
+) -> Result<T> {
+    let (n, k) = (z.rows(), z.cols());
+    if labels.len() != n {
+        return Err(Error::shape("cross-entropy labels", n, labels.len()));
+    }
+    let inv_n = T::ONE / T::from_f64(batch_rows as f64);
+    let (off, on) = (eps / k as f64, 1.0 - eps + eps / k as f64);
+    let mut total = 0.0f64;
+    for (r, &y) in labels.iter().enumerate() {
+        if y >= k {
+            return Err(Error::Label {
+                row: r,
+                label: y,
+                classes: k,
+            });
+        }
+        let zr = z.row(r);
+        let max = zr.iter().fold(zr[0], |m, &v| m.max(v));
+        let sum: T = zr.iter().map(|&v| (v - max).exp()).sum();
+        let lse = (max + sum.ln()).to_f64();
+        // logsumexp - sum_k q_k z_k = sum_k q_k (lse - z_k), since sum_k q_k = 1.
+        let mut row = 0.0f64;
+        for (j, (g, &v)) in grad.row_mut(r).iter_mut().zip(zr).enumerate() {
+            let q = if j == y { on } else { off };
+            row += q * (lse - v.to_f64());
+            *g = (T::from_f64((v.to_f64() - lse).exp()) - T::from_f64(q)) * inv_n;
+        }
+        total += row;
+    }
+    Ok(T::from_f64(total / batch_rows as f64))
+}
+
 /// A per-element loss term and its derivative `(l(z, t), dl/dz)`.
 type Term<T> = fn(T, T) -> (T, T);
 
@@ -157,4 +243,74 @@ fn elementwise<T: Scalar>(
         *g = d * inv;
     }
     Ok(T::from_f64(total / count as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits() -> Matrix<f64> {
+        Matrix::from_vec(
+            3,
+            4,
+            vec![0.5, -1.0, 2.0, 0.1, 3.0, 0.0, -2.0, 1.0, -0.3, 0.3, 0.0, 0.7],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn no_smoothing_is_the_plain_loss_bit_for_bit() {
+        let z = logits().cast::<f32>();
+        let (mut a, mut b) = (Matrix::default(), Matrix::default());
+        let y = [2, 0, 3];
+        let la = Loss::CrossEntropy
+            .forward_backward(&z, Target::Labels(&y), &mut a)
+            .unwrap();
+        let lb = Loss::CrossEntropy
+            .forward_backward_smoothed(&z, Target::Labels(&y), &mut b, 3, 0.0)
+            .unwrap();
+        assert_eq!(la.to_bits(), lb.to_bits());
+        assert_eq!(a.as_slice(), b.as_slice());
+    }
+
+    #[test]
+    fn smoothing_matches_its_definition() {
+        // L = mean_i sum_k q_ik (lse_i - z_ik), q = (1 - e) onehot + e / K.
+        let z = logits();
+        let (y, eps, k) = ([2usize, 0, 3], 0.2, 4.0);
+        let mut g = Matrix::default();
+        let l = Loss::CrossEntropy
+            .forward_backward_smoothed(&z, Target::Labels(&y), &mut g, 3, eps)
+            .unwrap();
+        let mut want = 0.0;
+        for (r, &yr) in y.iter().enumerate() {
+            let row = z.row(r);
+            let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+            for (j, &v) in row.iter().enumerate() {
+                let q = eps / k + if j == yr { 1.0 - eps } else { 0.0 };
+                want += q * (lse - v) / 3.0;
+                let expect = ((v - lse).exp() - q) / 3.0;
+                assert!((g.row(r)[j] - expect).abs() < 1e-15, "grad ({r}, {j})");
+            }
+        }
+        assert!((l - want).abs() < 1e-14, "{l} against {want}");
+        // Each row's gradient sums to zero, as softmax and q both sum to one.
+        for r in 0..3 {
+            assert!(g.row(r).iter().sum::<f64>().abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn smoothing_is_refused_out_of_range_and_for_other_losses() {
+        for eps in [-0.1, 1.0, 1.5, f64::NAN] {
+            let e = check_smoothing(Loss::CrossEntropy, eps).unwrap_err().to_string();
+            assert!(e.contains("label-smoothing") && e.contains("[0, 1)"), "{e}");
+        }
+        let e = check_smoothing(Loss::Mse, 0.1).unwrap_err().to_string();
+        assert!(e.contains("classification"), "{e}");
+        assert!(check_smoothing(Loss::Mse, 0.0).is_ok());
+        let (z, t) = (logits(), logits());
+        let e = Loss::Mse.forward_backward_smoothed(&z, Target::Values(&t), &mut Matrix::default(), 3, 0.1);
+        assert!(e.is_err());
+    }
 }

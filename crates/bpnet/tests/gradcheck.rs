@@ -193,6 +193,31 @@ fn every_loss_through_a_network() {
     );
 }
 
+fn smoothed_ce_loss(labels: Vec<usize>, eps: f64) -> impl Fn(&Matrix<f64>) -> (f64, Matrix<f64>) {
+    move |out: &Matrix<f64>| {
+        let mut g = Matrix::default();
+        let l = Loss::CrossEntropy
+            .forward_backward_smoothed(out, Target::Labels(&labels), &mut g, out.rows(), eps)
+            .unwrap();
+        (l, g)
+    }
+}
+
+#[test]
+fn cross_entropy_with_label_smoothing_through_a_network() {
+    let x = random_matrix(8, 5, 42);
+    let labels = vec![0, 2, 1, 1, 0, 2, 2, 0];
+    for (a, eps) in [
+        (Activation::Relu, 0.1),
+        (Activation::Tanh, 0.35),
+        (Activation::Gelu, 0.9),
+    ] {
+        let model = network(a, BnPlacement::BeforeActivation, 0.0);
+        let c = grad_check(&model, &x, Mode::Train, &smoothed_ce_loss(labels.clone(), eps));
+        assert_check(&format!("smoothed ce {eps} {}", a.name()), c);
+    }
+}
+
 /// A case random testing found: one input feature, so BN sees `w * x` whose
 /// batch variance can be tiny next to eps, making the loss sharply curved in
 /// the first layer's weights (gradient ~24). Plain central differences were

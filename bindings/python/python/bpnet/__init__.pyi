@@ -21,6 +21,7 @@ class _BaseMLP(BaseEstimator):
     bn_momentum: float
     bn_eps: float
     dropout: float
+    label_smoothing: float
     init: str
     optimizer: str
     lr: float | None
@@ -59,6 +60,7 @@ class _BaseMLP(BaseEstimator):
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
         dropout: float = 0.0,
+        label_smoothing: float = 0.0,
         init: str = "he_normal",
         optimizer: str = "adam",
         lr: float | None = None,

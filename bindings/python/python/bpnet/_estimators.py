@@ -44,6 +44,11 @@ _COMMON_DOC = """
         always uses 1e-5).
     dropout : float, default=0.0
         Dropout rate after each hidden block (``--dropout``).
+    label_smoothing : float, default=0.0
+        Label smoothing of the cross-entropy loss, in [0, 1): each row's
+        target is ``1 - e`` on its class plus ``e / n_classes`` on every
+        class (``--label-smoothing``; classification only; the training
+        loss, not the validation loss).
     init : str, default="he_normal"
         Weight initialization: normal[:std], xavier_uniform, xavier_normal,
         he_uniform, he_normal, torch (``--init``).
@@ -126,7 +131,7 @@ _COMMON_DOC = """
 """
 
 _TRAIN_KEYS = (
-    "activation", "batch_norm", "bn_after", "dropout", "init", "optimizer", "momentum", "weight_decay",
+    "activation", "batch_norm", "bn_after", "dropout", "label_smoothing", "init", "optimizer", "momentum", "weight_decay",
     "batch_size", "epochs", "steps", "schedule", "val_split", "patience", "min_delta", "monitor", "scaling",
     "impute", "clip_grad_norm", "on_nan", "ensemble",
 )
@@ -146,6 +151,7 @@ class _BaseMLP(BaseEstimator):
         bn_momentum=0.1,
         bn_eps=1e-5,
         dropout=0.0,
+        label_smoothing=0.0,
         init="he_normal",
         optimizer="adam",
         lr=None,
@@ -174,6 +180,7 @@ class _BaseMLP(BaseEstimator):
         self.bn_momentum = bn_momentum
         self.bn_eps = bn_eps
         self.dropout = dropout
+        self.label_smoothing = label_smoothing
         self.init = init
         self.optimizer = optimizer
         self.lr = lr
@@ -212,7 +219,7 @@ class _BaseMLP(BaseEstimator):
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"{k} must be a non-negative int, got {v!r}")
             cfg[k] = int(v)
-        for k in ("dropout", "momentum", "weight_decay", "val_split", "min_delta", "clip_grad_norm"):
+        for k in ("dropout", "label_smoothing", "momentum", "weight_decay", "val_split", "min_delta", "clip_grad_norm"):
             v = cfg[k]
             if not isinstance(v, numbers.Real) or isinstance(v, bool):
                 raise ValueError(f"{k} must be a number, got {v!r}")

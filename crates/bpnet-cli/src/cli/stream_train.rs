@@ -136,13 +136,16 @@ fn trainer(
         Some(run) => {
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
+            bpnet::workflow::apply_label_smoothing(&mut trainer, cfg)?;
             say(&format!("resuming at step {}", run.resume.state.step));
             (run.file.spec.clone(), trainer, Some(run.resume))
         }
         None => {
             let spec = model_spec(cfg, pre.n_features(), pre.n_outputs())?;
             let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
-            (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
+            let mut trainer = Trainer::new(model, Optimizer::new(opt)?, loss);
+            bpnet::workflow::apply_label_smoothing(&mut trainer, cfg)?;
+            (spec, trainer, None)
         }
     })
 }

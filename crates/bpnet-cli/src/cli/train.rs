@@ -63,6 +63,9 @@ pub struct TrainArgs {
     /// Dropout rate after each hidden block.
     #[arg(long)]
     dropout: Option<f64>,
+    /// Label smoothing of the cross-entropy loss, in [0, 1): each row's target is (1 - e) on its class plus e / classes on every class (classification; training loss only).
+    #[arg(long)]
+    label_smoothing: Option<f64>,
     /// normal[:std], xavier_uniform, xavier_normal, he_uniform, he_normal, torch.
     #[arg(long)]
     init: Option<String>,
@@ -209,6 +212,7 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             bn_after,
             norm,
             dropout,
+            label_smoothing,
             init,
             optimizer,
             momentum,
@@ -364,6 +368,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             (spec, Trainer::new(model, Optimizer::new(opt)?, loss), None)
         }
     };
+    bpnet::workflow::apply_label_smoothing(&mut trainer, &cfg)?;
     trainer.set_comm(comm.clone(), bn_sync)?;
     if comm.size() > 1 {
         say(&format!(

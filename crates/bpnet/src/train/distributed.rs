@@ -76,9 +76,9 @@ impl<T: Reduce> Trainer<T> {
         self.model.zero_grad();
         self.model.set_row_window(start, batch_rows);
         let out = self.model.forward(x, Mode::Train)?;
-        let loss = self
-            .loss
-            .forward_backward_share(out, target, &mut self.dlogits, batch_rows)?;
+        let loss =
+            self.loss
+                .forward_backward_smoothed(out, target, &mut self.dlogits, batch_rows, self.label_smoothing)?;
         self.model.backward(x, &self.dlogits, false)?;
         if self.comm.size() == 1 {
             return Ok(loss);

@@ -25,7 +25,7 @@ pub use fit::{
 pub use source::{BatchSource, DatasetSource, batches_per_epoch};
 
 use crate::data::{Dataset, TargetBuf};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::infer::InferenceNet;
 use crate::layers::Mode;
 use crate::loss::{Loss, Target};
@@ -43,6 +43,10 @@ pub struct Trainer<T> {
     pub optimizer: Optimizer<T>,
     /// The loss minimized.
     pub loss: Loss,
+    /// Label smoothing of a cross-entropy loss, in `[0, 1)` (0: none; see
+    /// [`Loss::forward_backward_smoothed`]). Training steps use it; the
+    /// losses of evaluation do not. [`fit`] sets it from its configuration.
+    pub label_smoothing: f64,
     dlogits: Matrix<T>,
     /// The ranks training together (default: this process alone).
     comm: std::sync::Arc<dyn crate::comm::Comm>,
@@ -59,6 +63,7 @@ impl<T: Scalar> Trainer<T> {
             model,
             optimizer,
             loss,
+            label_smoothing: 0.0,
             dlogits: Matrix::default(),
             comm: crate::comm::single(),
             flat: Vec::new(),
@@ -79,7 +84,13 @@ impl<T: Scalar> Trainer<T> {
     pub fn compute_gradients(&mut self, x: &Matrix<T>, target: Target<'_, T>) -> Result<T> {
         self.model.zero_grad();
         let out = self.model.forward(x, Mode::Train)?;
-        let loss = self.loss.forward_backward(out, target, &mut self.dlogits)?;
+        let rows = out.rows();
+        if rows == 0 {
+            return Err(Error::shape("loss", "a batch of at least one row", out));
+        }
+        let loss = self
+            .loss
+            .forward_backward_smoothed(out, target, &mut self.dlogits, rows, self.label_smoothing)?;
         self.model.backward(x, &self.dlogits, false)?;
         Ok(loss)
     }

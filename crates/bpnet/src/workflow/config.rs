@@ -37,6 +37,9 @@ pub struct TrainConfig {
     pub norm: String,
     /// Dropout rate after each hidden block.
     pub dropout: f64,
+    /// Label smoothing of the cross-entropy loss in training, in `[0, 1)`
+    /// (0: none; classification only; see `Loss::forward_backward_smoothed`).
+    pub label_smoothing: f64,
     /// Weight initialization.
     pub init: String,
     /// `gd` (full batch), `sgd`, `momentum`, `nesterov`, `adam`, `adamw`, `rmsprop`, `adagrad`.
@@ -118,6 +121,7 @@ impl Default for TrainConfig {
             bn_after: false,
             norm: "batch".into(),
             dropout: 0.0,
+            label_smoothing: 0.0,
             init: "he_normal".into(),
             optimizer: "adam".into(),
             lr: 0.0,

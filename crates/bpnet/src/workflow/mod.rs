@@ -27,5 +27,5 @@ pub use folds::{kfold, mean_sd};
 pub use metadata::{Metadata, metadata, record_json};
 pub use metrics::{TestMetrics, ensemble_metrics, metrics, metrics_split};
 pub use run::{Trained, train_prepared};
-pub use setup::{fit_config, model_spec, optimizer, optimizer_config};
+pub use setup::{apply_label_smoothing, fit_config, model_spec, optimizer, optimizer_config};
 pub use table::{TableSource, open_table, prepare_rows};

@@ -30,6 +30,7 @@ pub fn train_prepared(
     let spec = model_spec(cfg, data.train.features.cols(), data.train.outputs())?;
     let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
     let mut trainer = Trainer::new(model, Optimizer::new(opt)?, default_loss(&data.train));
+    super::setup::apply_label_smoothing(&mut trainer, cfg)?;
     let fit_cfg = fit_config(cfg, full_batch, data.val.is_some())?;
     let history = fit_resume(&mut trainer, &data.train, data.val.as_ref(), &fit_cfg, None, on_event)?;
     Ok(Trained { spec, trainer, history })

@@ -6,7 +6,7 @@ use super::config::TrainConfig;
 use crate::layers::NormKind;
 use crate::train::schedule::Schedule;
 use crate::train::{EarlyStopping, FitConfig, Monitor, OnNan};
-use crate::{Activation, BatchNormConfig, BnPlacement, Error, Init, ModelSpec, OptimizerConfig, Result};
+use crate::{Activation, BatchNormConfig, BnPlacement, Error, Init, ModelSpec, OptimizerConfig, Result, Trainer};
 
 /// The optimizer called `name` with its default learning rate
 /// unless `lr` is given.
@@ -63,6 +63,15 @@ pub fn model_spec(cfg: &TrainConfig, inputs: usize, outputs: usize) -> Result<Mo
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// Sets `trainer`'s label smoothing from `cfg` (see
+/// [`crate::loss::check_smoothing`]: a value outside `[0, 1)`, or one for
+/// a loss other than cross-entropy, is an error).
+pub fn apply_label_smoothing(trainer: &mut Trainer<f32>, cfg: &TrainConfig) -> Result<()> {
+    crate::loss::check_smoothing(trainer.loss, cfg.label_smoothing)?;
+    trainer.label_smoothing = cfg.label_smoothing;
+    Ok(())
 }
 
 /// The optimizer config, and whether it is full-batch gradient descent.
