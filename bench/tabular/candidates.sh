@@ -47,3 +47,22 @@ run2 ens5-drop01 --ensemble 5 --dropout 0.1
 run2 h64 --ensemble 1 --hidden 64,64
 run2 h512 --ensemble 1 --hidden 512
 run2 ens5-h256-d02 --ensemble 5 --hidden 256,256 --dropout 0.2
+# Fourth round (2026-12-03, on top of the defaults then: an ensemble of 5):
+# label smoothing, on the choice half's classification sets (results kept
+# as docs/tabular/cand3-*.json). Not adopted.
+run3() {
+    local name="$1"; shift
+    "$PY" run.py data "results/cand3-$name.json" --bpnet "$BIN" --half choice --methods bpnet \
+        --sets pima,turnout,hdma,benefits --label "$name" --bpnet-args "$*"
+}
+run3 base
+run3 ls01 --label-smoothing 0.1
+run3 ls02 --label-smoothing 0.2
+# Feature scalings tried without changing bpnet (pilot_scaling.py rescales
+# copies of the data; results kept as docs/tabular/pilot-*.json). Not adopted.
+for mode in robust robust-noclip zscore-clip; do
+    "$PY" pilot_scaling.py data "results/data-$mode" "$mode"
+    "$PY" run.py "results/data-$mode" "results/pilot-$mode.json" --bpnet "$BIN" --half choice --methods bpnet \
+        --label "$mode" --bpnet-args "--scaling none"
+done
+"$PY" run.py data results/pilot-ens5.json --bpnet "$BIN" --half choice --methods bpnet --label ens5 --bpnet-args "--ensemble 5"
