@@ -23,21 +23,13 @@ import sys
 
 import numpy as np
 
+from run import kinds_of
+
 
 def read(path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     return rows[0], rows[1:]
-
-
-def numeric(rows, j):
-    for r in rows:
-        if r[j] != "":
-            try:
-                float(r[j])
-            except ValueError:
-                return False
-    return True
 
 
 def center_scale(v, mode):
@@ -63,8 +55,9 @@ def main(src, dst, mode):
         base = name[: -len(".train.csv")]
         header, train = read(os.path.join(src, name))
         _, test = read(os.path.join(src, base + ".test.csv"))
+        kinds = kinds_of(train + test, len(header) - 1)
         for j in range(len(header) - 1):
-            if not numeric(train + test, j):
+            if kinds[j] != "numeric":
                 continue
             v = np.array([float(r[j]) for r in train if r[j] != ""])
             if len(np.unique(v)) <= 2:

@@ -61,13 +61,7 @@ impl Loss {
         grad: &mut Matrix<T>,
         batch_rows: usize,
     ) -> Result<T> {
-        if batch_rows == 0 || batch_rows < logits.rows() {
-            return Err(Error::shape(
-                "loss",
-                format!("a part of at most {batch_rows} rows of a non-empty batch"),
-                logits,
-            ));
-        }
+        check_part(logits, batch_rows)?;
         grad.resize(logits.rows(), logits.cols());
         match (self, target) {
             (Loss::CrossEntropy, Target::Labels(y)) => cross_entropy(logits, y, grad, batch_rows),
@@ -98,13 +92,7 @@ impl Loss {
             return self.forward_backward_share(logits, target, grad, batch_rows);
         }
         check_smoothing(self, eps)?;
-        if batch_rows == 0 || batch_rows < logits.rows() {
-            return Err(Error::shape(
-                "loss",
-                format!("a part of at most {batch_rows} rows of a non-empty batch"),
-                logits,
-            ));
-        }
+        check_part(logits, batch_rows)?;
         grad.resize(logits.rows(), logits.cols());
         match target {
             Target::Labels(y) => smoothed_cross_entropy(logits, y, grad, batch_rows, eps),
@@ -126,27 +114,50 @@ impl Loss {
     }
 }
 
+/// `logits: [rows, out]` must be a part of a non-empty batch of `batch_rows` rows.
+fn check_part<T: Scalar>(logits: &Matrix<T>, batch_rows: usize) -> Result<()> {
+    if batch_rows == 0 || batch_rows < logits.rows() {
+        return Err(Error::shape(
+            "loss",
+            format!("a part of at most {batch_rows} rows of a non-empty batch"),
+            logits,
+        ));
+    }
+    Ok(())
+}
+
+/// One label per row of `z`.
+fn check_labels<T: Scalar>(z: &Matrix<T>, labels: &[usize]) -> Result<()> {
+    if labels.len() != z.rows() {
+        return Err(Error::shape("cross-entropy labels", z.rows(), labels.len()));
+    }
+    Ok(())
+}
+
+/// Row `r` of `z` and its `logsumexp`, after checking its label `y`.
+fn row_lse<T: Scalar>(z: &Matrix<T>, r: usize, y: usize) -> Result<(&[T], T)> {
+    let k = z.cols();
+    if y >= k {
+        return Err(Error::Label {
+            row: r,
+            label: y,
+            classes: k,
+        });
+    }
+    let zr = z.row(r);
+    let max = zr.iter().fold(zr[0], |m, &v| m.max(v));
+    let sum: T = zr.iter().map(|&v| (v - max).exp()).sum();
+    Ok((zr, max + sum.ln()))
+}
+
 /// Mean cross-entropy over `batch_rows` rows, of which `z` holds some.
 fn cross_entropy<T: Scalar>(z: &Matrix<T>, labels: &[usize], grad: &mut Matrix<T>, batch_rows: usize) -> Result<T> {
-    let (n, k) = (z.rows(), z.cols());
-    if labels.len() != n {
-        return Err(Error::shape("cross-entropy labels", n, labels.len()));
-    }
+    check_labels(z, labels)?;
     let n = batch_rows;
     let inv_n = T::ONE / T::from_f64(n as f64);
     let mut total = 0.0f64;
     for (r, &y) in labels.iter().enumerate() {
-        if y >= k {
-            return Err(Error::Label {
-                row: r,
-                label: y,
-                classes: k,
-            });
-        }
-        let zr = z.row(r);
-        let max = zr.iter().fold(zr[0], |m, &v| m.max(v));
-        let sum: T = zr.iter().map(|&v| (v - max).exp()).sum();
-        let lse = max + sum.ln();
+        let (zr, lse) = row_lse(z, r, y)?;
         total += (lse - zr[y]).to_f64();
         for (g, &v) in grad.row_mut(r).iter_mut().zip(zr) {
             *g = (v - lse).exp() * inv_n;
@@ -179,25 +190,14 @@ fn smoothed_cross_entropy<T: Scalar>(
     batch_rows: usize,
     eps: f64,
 ) -> Result<T> {
-    let (n, k) = (z.rows(), z.cols());
-    if labels.len() != n {
-        return Err(Error::shape("cross-entropy labels", n, labels.len()));
-    }
+    check_labels(z, labels)?;
+    let k = z.cols() as f64;
     let inv_n = T::ONE / T::from_f64(batch_rows as f64);
-    let (off, on) = (eps / k as f64, 1.0 - eps + eps / k as f64);
+    let (off, on) = (eps / k, 1.0 - eps + eps / k);
     let mut total = 0.0f64;
     for (r, &y) in labels.iter().enumerate() {
-        if y >= k {
-            return Err(Error::Label {
-                row: r,
-                label: y,
-                classes: k,
-            });
-        }
-        let zr = z.row(r);
-        let max = zr.iter().fold(zr[0], |m, &v| m.max(v));
-        let sum: T = zr.iter().map(|&v| (v - max).exp()).sum();
-        let lse = (max + sum.ln()).to_f64();
+        let (zr, lse) = row_lse(z, r, y)?;
+        let lse = lse.to_f64();
         // logsumexp - sum_k q_k z_k = sum_k q_k (lse - z_k), since sum_k q_k = 1.
         let mut row = 0.0f64;
         for (j, (g, &v)) in grad.row_mut(r).iter_mut().zip(zr).enumerate() {
