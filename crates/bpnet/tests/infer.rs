@@ -84,3 +84,46 @@ fn fused_path_rejects_a_wrong_width() {
     let err = net.forward(&Matrix::zeros(4, 7)).unwrap_err().to_string();
     assert!(err.contains("fused inference") && err.contains('7'), "{err}");
 }
+
+/// Rows predicted a few at a time against the same rows inside one batch,
+/// for the paper's network (784-100-100-100-10, sigmoid, BN). The product
+/// library picks its kernel and blocking by the shape (one row goes through
+/// a matrix-vector kernel), so the sums run in another order and the
+/// outputs agree up to rounding only: within the fused path's f32 bound,
+/// `2e-6 * max(1, max|y|)`. (The 3-row block of the small network in
+/// `fused_output_has_the_same_bits_for_any_thread_count` happens to match
+/// bit for bit; here 3 rows do not.)
+#[test]
+fn rows_predicted_apart_match_the_same_rows_in_a_batch_up_to_rounding() {
+    let spec = spec(
+        &[784, 100, 100, 100, 10],
+        Activation::Sigmoid,
+        BnPlacement::BeforeActivation,
+        0.0,
+    );
+    let net = InferenceNet::new(&network::<f32>(&spec, 7)).unwrap();
+    let rows = 41;
+    let x = uniform::<f32>(rows, 784, -1.0, 1.0, 11);
+    let all = net.forward(&x).unwrap();
+    let mut worst: f64 = 0.0;
+    let mut same_bits = Vec::new();
+    for size in [1, 2, 3, 4, 5, 17, 33] {
+        let mut identical = true;
+        for start in (0..rows - size).step_by(size.max(3)) {
+            let part = Matrix::from_vec(size, 784, x.as_slice()[start * 784..(start + size) * 784].to_vec()).unwrap();
+            let y = net.forward(&part).unwrap();
+            let want = &all.as_slice()[start * 10..(start + size) * 10];
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(f64::from(v.abs())));
+            for (a, b) in y.as_slice().iter().zip(want) {
+                let rel = f64::from((a - b).abs()) / scale;
+                identical &= a.to_bits() == b.to_bits();
+                worst = worst.max(rel);
+                assert!(rel <= 2e-6, "{size} rows from row {start}: {a} against {b}");
+            }
+        }
+        if identical {
+            same_bits.push(size);
+        }
+    }
+    println!("rows apart: max relative diff {worst:e} (bound 2e-6); the same bits with {same_bits:?} rows");
+}
