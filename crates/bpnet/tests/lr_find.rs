@@ -96,3 +96,41 @@ fn labels(d: &Dataset) -> &[usize] {
         _ => unreachable!(),
     }
 }
+
+#[test]
+fn the_range_test_trains_with_the_label_smoothing_it_is_given() {
+    let data = blobs(300, 2);
+    let m = model(true);
+    let base = LrFindConfig {
+        start_lr: 1e-4,
+        end_lr: 1.0,
+        steps: 30,
+        batch_size: 20,
+        ..LrFindConfig::default()
+    };
+    let run = |eps: f64| {
+        let cfg = LrFindConfig {
+            label_smoothing: eps,
+            ..base.clone()
+        };
+        lr_find(&m, &OptimizerConfig::sgd(0.1), Loss::CrossEntropy, &data, &cfg)
+    };
+    let (plain, smooth) = (run(0.0).unwrap(), run(0.2).unwrap());
+    // Same batches and rates; the smoothed objective gives other losses.
+    assert_eq!(plain.lrs, smooth.lrs);
+    assert_ne!(plain.losses, smooth.losses);
+    assert!(run(1.0).is_err());
+    let err = lr_find(
+        &m,
+        &OptimizerConfig::sgd(0.1),
+        Loss::Mse,
+        &data,
+        &LrFindConfig {
+            label_smoothing: 0.1,
+            ..base
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("classification"), "{err}");
+}

@@ -89,6 +89,7 @@ pub fn find(cfg: &TrainConfig, data: &Prepared, range: LrFindConfig) -> Result<L
     let range = LrFindConfig {
         batch_size: if full_batch { rows } else { cfg.batch_size.min(rows) },
         seed: cfg.seed.wrapping_add(1),
+        label_smoothing: cfg.label_smoothing,
         ..range
     };
     lr_find(&model, &opt, default_loss(&data.train), &data.train, &range)

@@ -44,6 +44,10 @@ pub struct LrFindConfig {
     pub diverge: f64,
     /// Seed of the batch order.
     pub seed: u64,
+    /// Label smoothing of a cross-entropy loss (see
+    /// [`crate::Loss::forward_backward_smoothed`]), as in the training it
+    /// chooses a rate for.
+    pub label_smoothing: f64,
 }
 
 impl Default for LrFindConfig {
@@ -56,6 +60,7 @@ impl Default for LrFindConfig {
             beta: 0.98,
             diverge: 4.0,
             seed: 0,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -132,6 +137,8 @@ pub fn lr_find(
         return Err(Error::config("lr-find data", "no training rows"));
     }
     let mut trainer = Trainer::new(model.clone(), Optimizer::new(optimizer.clone())?, loss);
+    crate::loss::check_smoothing(loss, cfg.label_smoothing)?;
+    trainer.label_smoothing = cfg.label_smoothing;
     let min_batch = if model.has_batch_norm() { 2 } else { 1 };
     let mut batches = Batches::new(train.len(), cfg.batch_size, min_batch, cfg.seed);
     let (mut x, mut y) = (Matrix::default(), TargetBuf::default());
