@@ -146,6 +146,26 @@ fn two_and_three_ranks_make_the_one_process_model() {
     }
 }
 
+#[test]
+fn label_smoothing_on_two_ranks_makes_the_one_process_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let smooth = ["--label-smoothing", "0.2"];
+    for (out, extra) in [("plain.safetensors", &[][..]), ("one.safetensors", &smooth[..])] {
+        let mut one = Command::new(BIN);
+        one.args(train_args(out, 20, extra));
+        assert_ok(&run(one, d), out);
+    }
+    let mut c = mpirun(2);
+    c.arg(BIN).args(train_args("np2.safetensors", 20, &smooth));
+    assert_ok(&run(c, d), "mpirun -np 2 --label-smoothing 0.2");
+    let (diff, name) = max_rel_diff(&d.join("np2.safetensors"), &d.join("one.safetensors"));
+    eprintln!("label smoothing, np 2: largest relative difference {diff:e} ({name})");
+    assert!(diff <= 1e-5, "np 2: {name} differs by {diff:e} (relative)");
+    // The smoothing is applied: the model is not the plain one.
+    assert!(max_rel_diff(&d.join("one.safetensors"), &d.join("plain.safetensors")).0 > 1e-4);
+}
+
 /// `args` with the values of some flags replaced.
 fn with_values(mut args: Vec<String>, values: &[(&str, &str)]) -> Vec<String> {
     for (flag, value) in values {

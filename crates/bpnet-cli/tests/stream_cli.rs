@@ -132,6 +132,27 @@ fn with_every_row_in_the_buffer_streaming_trains_the_in_memory_model() {
     }
     let stdout = text(&out.stdout);
     assert!(stdout.contains("wrote st.safetensors"), "{stdout}");
+    // With label smoothing too: streamed equals in memory, and both differ
+    // from the models trained without it.
+    let ls = [&base[..], &["--label-smoothing", "0.1"]].concat();
+    ok(d, &[&ls[..], &["--out", "mem-ls.safetensors"]].concat());
+    ok(
+        d,
+        &[
+            &ls[..],
+            &["--stream", "--shuffle-buffer", "5000", "--out", "st-ls.safetensors"],
+        ]
+        .concat(),
+    );
+    let (mem_ls, st_ls) = (
+        tensors(&d.join("mem-ls.safetensors")),
+        tensors(&d.join("st-ls.safetensors")),
+    );
+    assert!(
+        mem_ls == st_ls,
+        "streamed training with label smoothing differs from in-memory"
+    );
+    assert!(mem_ls != mem, "label smoothing changed nothing");
     // A smaller buffer streams: a different batch order, a model as good.
     let small = ok(
         d,
