@@ -458,3 +458,24 @@ fn label_smoothing_trains_is_recorded_and_is_refused_where_it_does_not_apply() {
         assert!(!dir.path().join("c.safetensors").exists());
     }
 }
+
+#[test]
+fn negative_numbers_reach_the_option_checks() {
+    // `--lr -1` is a value, not an unknown flag: the error is the option's own.
+    let dir = tempfile::tempdir().unwrap();
+    let iris = data("iris.csv");
+    for (flag, value, want) in [
+        ("--lr", "-1", "invalid learning rate"),
+        ("--dropout", "-0.5", "invalid dropout"),
+        ("--label-smoothing", "-0.2", "invalid label-smoothing"),
+        ("--weight-decay", "-1", "invalid weight decay"),
+        ("--val-split", "-0.1", "invalid val-split"),
+        ("--min-delta", "-1", "invalid min-delta"),
+        ("--clip-grad-norm", "-1", "invalid clip-grad-norm"),
+    ] {
+        let out = run_in(dir.path(), &["train", "--data", &iris, "--epochs", "1", flag, value]);
+        let err = text(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{flag} {value}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}

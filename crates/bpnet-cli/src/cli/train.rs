@@ -61,10 +61,10 @@ pub struct TrainArgs {
     #[arg(long)]
     norm: Option<String>,
     /// Dropout rate after each hidden block.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
     /// Label smoothing of the cross-entropy loss, in [0, 1): each row's target is (1 - e) on its class plus e / classes on every class (classification; training loss only).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     label_smoothing: Option<f64>,
     /// normal[:std], xavier_uniform, xavier_normal, he_uniform, he_normal, torch.
     #[arg(long)]
@@ -73,13 +73,13 @@ pub struct TrainArgs {
     #[arg(long)]
     optimizer: Option<String>,
     /// Learning rate, or `auto` (a learning-rate range test picks it) [default per optimizer: sgd/gd 0.5, momentum/nesterov 0.05, adam/adamw/rmsprop 0.001, adagrad 0.01].
-    #[arg(long, value_parser = crate::cli::lr_find::parse_lr)]
+    #[arg(long, value_parser = crate::cli::lr_find::parse_lr, allow_negative_numbers = true)]
     lr: Option<crate::cli::lr_find::LrArg>,
     /// Momentum for momentum and nesterov.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
     /// Weight decay (L2; decoupled for adamw).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Rows per mini-batch.
     #[arg(long)]
@@ -94,19 +94,19 @@ pub struct TrainArgs {
     #[arg(long)]
     schedule: Option<String>,
     /// Fraction of training rows for validation (0 = none).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     val_split: Option<f64>,
     /// Labelled test data (CSV or IDX folder).
     #[arg(long)]
     test: Option<String>,
     /// Fraction of rows held out as test set when --test is not given.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     test_split: Option<f64>,
     /// Early-stopping patience in epochs (0 = off).
     #[arg(long)]
     patience: Option<usize>,
     /// Smallest improvement of the monitored value that counts.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     min_delta: Option<f64>,
     /// val_loss or val_metric (accuracy, or R² for regression).
     #[arg(long)]
@@ -130,7 +130,7 @@ pub struct TrainArgs {
     #[arg(long)]
     on_nan: Option<String>,
     /// Rescale gradients to at most this global L2 norm.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip_grad_norm: Option<f64>,
     /// Continue the run saved in this checkpoint (its configuration, data
     /// splits, weights, optimizer and loop state); flags such as --epochs override.
