@@ -180,3 +180,32 @@ fn onnx_export_of_an_ensemble_has_a_subgraph_per_member_and_a_mean() {
     let single = bpnet::onnx::export_onnx(&m[0], &options).unwrap();
     assert_eq!(one.bytes, single.bytes);
 }
+
+#[test]
+fn train_ensemble_is_the_default_ensemble_of_train_prepared_runs() {
+    use bpnet::workflow::{TrainConfig, load, train_ensemble, train_prepared};
+    let cfg = TrainConfig {
+        data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
+        epochs: 4,
+        ..TrainConfig::default()
+    };
+    let data = load(&cfg).unwrap();
+    let e = train_ensemble(&cfg, &data, &mut |_| Ok(())).unwrap();
+    assert_eq!(e.members.len(), 5, "the default on a small table");
+    assert_eq!(e.combine, Combine::Softmax);
+    let x = data.train.features.clone();
+    for (k, member) in e.members.iter().enumerate() {
+        let single = TrainConfig {
+            seed: cfg.seed + k as u64,
+            ..cfg.clone()
+        };
+        let alone = train_prepared(&single, &data, &mut |_| Ok(())).unwrap().trainer.model;
+        let (a, b) = (
+            InferenceNet::new(member).unwrap().forward(&x).unwrap(),
+            InferenceNet::new(&alone).unwrap().forward(&x).unwrap(),
+        );
+        assert_eq!(a.as_slice(), b.as_slice(), "member {k}");
+    }
+    let one = TrainConfig { ensemble: 1, ..cfg };
+    assert_eq!(train_ensemble(&one, &data, &mut |_| Ok(())).unwrap().members.len(), 1);
+}

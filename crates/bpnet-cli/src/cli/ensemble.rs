@@ -6,13 +6,16 @@
 use bpnet::data::Dataset;
 use bpnet::io::{ModelFile, ensemble_members, save_ensemble};
 use bpnet::train::default_loss;
-use bpnet::workflow::{Pipeline, Prepared, TestMetrics, TrainConfig, ensemble_metrics, train_prepared};
+use bpnet::workflow::{
+    Pipeline, Prepared, TestMetrics, TrainConfig, combine_for, ensemble_metrics, train_further_members,
+};
 use bpnet::{Combine, EnsembleNet, ModelSpec, Result, Sequential};
 use serde::Serialize;
 use std::path::Path;
 
 /// Member 0 (`first`, trained with `cfg.seed`) and members 1..K trained on
-/// the same rows from seeds `cfg.seed + k`.
+/// the same rows from seeds `cfg.seed + k`
+/// ([`bpnet::workflow::train_further_members`]), each reported unless `quiet`.
 pub fn train_members(
     first: Sequential<f32>,
     cfg: &TrainConfig,
@@ -20,37 +23,27 @@ pub fn train_members(
     quiet: bool,
 ) -> Result<Vec<Sequential<f32>>> {
     let mut members = vec![first];
-    for k in 1..cfg.ensemble {
-        let member_cfg = TrainConfig {
-            seed: cfg.seed.wrapping_add(k as u64),
-            ..cfg.clone()
-        };
-        let trained = train_prepared(&member_cfg, data, &mut |_| Ok(()))?;
+    let mut report = |k: usize, trained: &bpnet::workflow::Trained| {
         if !quiet {
             println!(
                 "ensemble member {}/{} (seed {}): {} epochs, best epoch {}",
                 k + 1,
                 cfg.ensemble,
-                member_cfg.seed,
+                cfg.seed.wrapping_add(k as u64),
                 trained.history.epochs.len(),
                 trained.history.best_epoch
             );
         }
-        members.push(trained.trainer.model);
-    }
+    };
+    members.extend(train_further_members(cfg, data, cfg.ensemble, &mut report)?);
     if cfg.ensemble > 1 && !quiet {
         println!(
             "ensemble of {} networks: predictions averaged ({})",
             members.len(),
-            combine_words(combine(&data.train, &members[0]))
+            combine_words(combine_for(&data.train, &members[0]))
         );
     }
     Ok(members)
-}
-
-/// How an ensemble trained on `train` averages.
-fn combine(train: &Dataset, model: &Sequential<f32>) -> Combine {
-    Combine::for_loss(default_loss(train), model.out_features().unwrap_or(1))
 }
 
 fn combine_words(c: Combine) -> &'static str {
@@ -63,7 +56,7 @@ fn combine_words(c: Combine) -> &'static str {
 
 /// Test metrics of the members' averaged prediction (one member: its own).
 pub fn test_metrics(members: &[Sequential<f32>], test: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
-    let net = EnsembleNet::new(members, combine(test, &members[0]))?;
+    let net = EnsembleNet::new(members, combine_for(test, &members[0]))?;
     ensemble_metrics(&net, default_loss(test), test, pipeline)
 }
 
@@ -75,7 +68,7 @@ pub fn save<M: Serialize + ?Sized>(
     train: &Dataset,
     meta: &M,
 ) -> Result<()> {
-    save_ensemble(out, spec, members, combine(train, &members[0]), meta)
+    save_ensemble(out, spec, members, combine_for(train, &members[0]), meta)
 }
 
 /// The members of a loaded file and how they combine (a single model: itself).

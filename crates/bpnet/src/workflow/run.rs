@@ -1,12 +1,13 @@
 //! One training run from a configuration and prepared data, without files:
 //! what `bpnet train` does between loading and saving, for cross-validation,
-//! ensembles and the tuner.
+//! ensembles and the tuner; and the ensemble `bpnet train` trains.
 
-use super::config::TrainConfig;
-use super::data::Prepared;
+use super::config::{TrainConfig, auto_ensemble};
+use super::data::{Pipeline, Prepared};
 use super::setup::{fit_config, model_spec, optimizer};
+use crate::data::Dataset;
 use crate::train::{Event, History, default_loss, fit_resume};
-use crate::{ModelSpec, Optimizer, Result, Sequential, Trainer};
+use crate::{Combine, ModelSpec, Optimizer, Result, Sequential, Trainer};
 
 /// A trained network: its architecture, the trainer (model, optimizer,
 /// loss) and the history.
@@ -34,4 +35,68 @@ pub fn train_prepared(
     let fit_cfg = fit_config(cfg, full_batch, data.val.is_some())?;
     let history = fit_resume(&mut trainer, &data.train, data.val.as_ref(), &fit_cfg, None, on_event)?;
     Ok(Trained { spec, trainer, history })
+}
+
+/// An ensemble trained as `bpnet train` trains one: member 0 from
+/// `cfg.seed`, member k from `cfg.seed + k`, all on the same rows.
+pub struct TrainedEnsemble {
+    /// The architecture every member shares.
+    pub spec: ModelSpec,
+    /// The members' networks, member 0 first.
+    pub members: Vec<Sequential<f32>>,
+    /// How their predictions are averaged (see [`crate::EnsembleNet`]).
+    pub combine: Combine,
+    /// Member 0's per-epoch records.
+    pub history: History,
+}
+
+/// How an ensemble of `model`s trained on `train` averages: softmax or
+/// sigmoid probabilities for classifiers, values for regression.
+pub fn combine_for(train: &Dataset, model: &Sequential<f32>) -> Combine {
+    Combine::for_loss(default_loss(train), model.out_features().unwrap_or(1))
+}
+
+/// Members `1..k` of an ensemble on `data` (member 0 being trained from
+/// `cfg.seed`), member `m` from seed `cfg.seed + m`; `on_member(m, &trained)`
+/// sees each as it finishes.
+pub fn train_further_members(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    k: usize,
+    on_member: &mut dyn FnMut(usize, &Trained),
+) -> Result<Vec<Sequential<f32>>> {
+    let mut members = Vec::with_capacity(k.saturating_sub(1));
+    for m in 1..k {
+        let member_cfg = TrainConfig {
+            seed: cfg.seed.wrapping_add(m as u64),
+            ..cfg.clone()
+        };
+        let trained = train_prepared(&member_cfg, data, &mut |_| Ok(()))?;
+        on_member(m, &trained);
+        members.push(trained.trainer.model);
+    }
+    Ok(members)
+}
+
+/// Trains the ensemble `bpnet train` would train on `data` in one process:
+/// [`auto_ensemble`] members (5 on a table of at most 50,000 training rows
+/// when `cfg.ensemble` is 0, the default; else `cfg.ensemble`, or 1);
+/// `on_event` sees member 0's training events.
+pub fn train_ensemble(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+) -> Result<TrainedEnsemble> {
+    let table = matches!(data.pipeline, Pipeline::Table { .. });
+    let k = auto_ensemble(cfg.ensemble, table, data.train.len(), true);
+    let first = train_prepared(cfg, data, on_event)?;
+    let combine = combine_for(&data.train, &first.trainer.model);
+    let mut members = vec![first.trainer.model];
+    members.extend(train_further_members(cfg, data, k, &mut |_, _| {})?);
+    Ok(TrainedEnsemble {
+        spec: first.spec,
+        members,
+        combine,
+        history: first.history,
+    })
 }
