@@ -479,3 +479,30 @@ fn negative_numbers_reach_the_option_checks() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn momentum_given_to_an_optimizer_without_it_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = data("iris.csv");
+    let base = [
+        "train",
+        "--data",
+        &iris,
+        "--epochs",
+        "1",
+        "--ensemble",
+        "1",
+        "--momentum",
+        "0.5",
+    ];
+    let out = run_in(dir.path(), &[&base[..], &["--out", "a.safetensors"]].concat());
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("--momentum has no effect with --optimizer adam"), "{err}");
+    let out = run_in(
+        dir.path(),
+        &[&base[..], &["--optimizer", "nesterov", "--out", "b.safetensors"]].concat(),
+    );
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains("no effect"), "{}", text(&out.stderr));
+}

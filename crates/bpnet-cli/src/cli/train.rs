@@ -297,6 +297,12 @@ static LOAD_STATS: std::sync::OnceLock<(f64, Option<u64>)> = std::sync::OnceLock
 pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let mut cfg = resolve(a)?;
     let lead = comm.rank() == 0;
+    if a.momentum.is_some() && !matches!(cfg.optimizer.as_str(), "momentum" | "nesterov") && lead && !a.quiet {
+        eprintln!(
+            "note: --momentum has no effect with --optimizer {} (it is the momentum of the momentum and nesterov optimizers)",
+            cfg.optimizer
+        );
+    }
     if a.print_config {
         if lead {
             print!("{}", cfg.to_toml());
