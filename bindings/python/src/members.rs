@@ -47,19 +47,23 @@ pub fn member_config(cfg: &TrainConfig, m: usize) -> TrainConfig {
 }
 
 /// The members of a loaded model file as trainers (a fresh optimizer each,
-/// as a loaded single network gets), and how they combine.
+/// as a loaded single network gets), and how they combine (the file's
+/// averaging; for a single network, the one its loss implies).
 pub fn load_members(
     file: &bpnet::io::ModelFile,
     path: &Path,
     cfg: &TrainConfig,
     pipeline: &Pipeline,
 ) -> Result<(Vec<Trainer<f32>>, Combine)> {
-    let single = Combine::Mean;
-    let (members, combine) = ensemble_members(file, path, single)?;
+    let (members, combine) = ensemble_members(file, path, Combine::Mean)?;
     let trainers = members
         .into_iter()
         .map(|m| new_trainer(cfg, m, pipeline))
         .collect::<Result<Vec<_>>>()?;
+    let combine = match trainers.as_slice() {
+        [single] => combine_of(single),
+        _ => combine,
+    };
     Ok((trainers, combine))
 }
 

@@ -91,8 +91,7 @@ impl NativeModel {
         }
         let net = EnsembleNet::of(self.networks(), self.combine)?;
         // Another thread may have built it meanwhile: either is the same.
-        let _ = self.net.set(net);
-        Ok(self.net.get().expect("set above"))
+        Ok(self.net.get_or_init(|| net))
     }
 
     /// Every member's network, member 0 first.
@@ -146,11 +145,6 @@ impl NativeModel {
         let trainer = trainers
             .pop()
             .ok_or_else(|| state_err("a model file without a network".into()))?;
-        let combine = if others.is_empty() {
-            combine_of(&trainer)
-        } else {
-            combine
-        };
         Ok(NativeModel {
             spec: file.spec,
             trainer,

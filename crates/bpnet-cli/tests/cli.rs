@@ -293,6 +293,15 @@ fn bad_options_give_one_clear_line() {
         ("--target", "colour", "colour"),
         ("--val-split", "1.5", "val-split"),
         ("--schedule", "linear", "unknown 'linear'"),
+        // A negative number is a value, not an unknown flag: the error is
+        // the option's own check, not clap's "unexpected argument".
+        ("--lr", "-1", "invalid learning rate"),
+        ("--dropout", "-0.5", "invalid dropout"),
+        ("--label-smoothing", "-0.2", "invalid label-smoothing"),
+        ("--weight-decay", "-1", "invalid weight decay"),
+        ("--val-split", "-0.1", "invalid val-split"),
+        ("--min-delta", "-1", "invalid min-delta"),
+        ("--clip-grad-norm", "-1", "invalid clip-grad-norm"),
     ] {
         assert_clean_failure(&["train", "--data", &iris, flag, value], want);
     }
@@ -438,45 +447,25 @@ fn label_smoothing_trains_is_recorded_and_is_refused_where_it_does_not_apply() {
     assert_ne!(last(&smooth), last(&plain), "{smooth} against {plain}");
     let inspect = ok(dir.path(), &["inspect", "b.safetensors", "--json"]);
     assert!(inspect.contains("\"label_smoothing\":0.1"), "{inspect}");
-    // Regression, out of range, not a number: one line, non-zero exit, no model file.
-    for (args, want) in [
-        (
-            vec!["--data", &data("diabetes.csv") as &str, "--label-smoothing", "0.1"],
-            "classification",
-        ),
-        (vec!["--data", &iris, "--label-smoothing", "1"], "is not in [0, 1)"),
-        (vec!["--data", &iris, "--label-smoothing=-0.2"], "is not in [0, 1)"),
+    // Regression, out of range: one line, non-zero exit, no model file.
+    let diabetes = data("diabetes.csv");
+    for (file, value, want) in [
+        (&diabetes, "0.1", "label-smoothing: applies to classification"),
+        (&iris, "1", "label-smoothing: 1 is not in [0, 1)"),
     ] {
-        let out = run_in(
-            dir.path(),
-            &[&["train", "--epochs", "1", "--out", "c.safetensors"], &args[..]].concat(),
-        );
-        let err = text(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(err.contains("label-smoothing") && err.contains(want), "{args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        let args = [
+            "train",
+            "--epochs",
+            "1",
+            "--out",
+            "c.safetensors",
+            "--data",
+            file,
+            "--label-smoothing",
+            value,
+        ];
+        assert_clean_failure_in(dir.path(), &args, want);
         assert!(!dir.path().join("c.safetensors").exists());
-    }
-}
-
-#[test]
-fn negative_numbers_reach_the_option_checks() {
-    // `--lr -1` is a value, not an unknown flag: the error is the option's own.
-    let dir = tempfile::tempdir().unwrap();
-    let iris = data("iris.csv");
-    for (flag, value, want) in [
-        ("--lr", "-1", "invalid learning rate"),
-        ("--dropout", "-0.5", "invalid dropout"),
-        ("--label-smoothing", "-0.2", "invalid label-smoothing"),
-        ("--weight-decay", "-1", "invalid weight decay"),
-        ("--val-split", "-0.1", "invalid val-split"),
-        ("--min-delta", "-1", "invalid min-delta"),
-        ("--clip-grad-norm", "-1", "invalid clip-grad-norm"),
-    ] {
-        let out = run_in(dir.path(), &["train", "--data", &iris, "--epochs", "1", flag, value]);
-        let err = text(&out.stderr);
-        assert!(!out.status.success() && err.contains(want), "{flag} {value}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
 
