@@ -24,6 +24,7 @@ mod columns;
 mod dense;
 mod dense_fit;
 mod features;
+mod num_fit;
 mod stream;
 mod stream_target;
 mod take;
@@ -35,7 +36,10 @@ use super::table::{AsTable, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
 use columns::{detect_task_in, locate, resolve_targets};
-use features::{Encoder, fit_feature};
+use features::{Encoder, encode_by_row, encode_tile, fit_feature};
+
+/// Rows encoded column by column at a time (their features stay in cache).
+const TILE: usize = 64;
 use targets::{TargetMap, fit_target};
 
 pub use columns::{Impute, MAX_AUTO_CLASSES, Scaling, Task, detect_task};
@@ -130,11 +134,14 @@ impl Preprocessor {
         }
         // Columns fitted in parallel; the first error and the notes in column order.
         let cols: Vec<usize> = (0..table.n_cols()).filter(|&c| is_feature[c]).collect();
+        let stats = match spec.impute {
+            Some(Impute::Median) => vec![None; cols.len()],
+            _ => num_fit::num_stats(table, &cols, train_rows, spec.scaling),
+        };
         let fitted = in_parts(cols.len(), cols.len() * train_rows.len(), |range| {
             let mut notes = Vec::new();
-            let features: Result<Vec<Feature>> = cols[range]
-                .iter()
-                .map(|&c| fit_feature(table, c, train_rows, spec, &mut notes))
+            let features: Result<Vec<Feature>> = range
+                .map(|i| fit_feature(table, cols[i], train_rows, spec, stats[i].as_ref(), &mut notes))
                 .collect();
             features.map(|f| (f, notes))
         });
@@ -203,11 +210,11 @@ impl Preprocessor {
             .collect();
         let width = self.n_features();
         fill_rows(out, rows.len(), width, |range, out| {
-            for (&r, out) in rows[range].iter().zip(out.chunks_exact_mut(width.max(1))) {
-                let mut at = 0;
-                for (e, c, w) in &encoders {
-                    e.write(table, r, *c, &mut out[at..at + w])?;
-                    at += w;
+            // Tile by tile, column by column; a tile with an error again
+            // row by row, for the first error in row order.
+            for (rows, out) in rows[range].chunks(TILE).zip(out.chunks_mut(TILE * width.max(1))) {
+                if encode_tile(table, &encoders, rows, width, out).is_err() {
+                    encode_by_row(table, &encoders, rows, width, out)?;
                 }
             }
             Ok::<(), Error>(())

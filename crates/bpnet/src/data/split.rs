@@ -46,21 +46,66 @@ pub fn split_with<'k, K: Ord + 'k>(
     fraction: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
+    check_fraction(fraction)?;
+    let groups = key.map(|key| {
+        let mut groups: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+        for i in 0..n {
+            groups.entry(key(i)).or_default().push(i);
+        }
+        groups.into_values().collect()
+    });
+    split_groups(n, groups, fraction, seed)
+}
+
+/// [`split_with`] with the stratum of row `i` given by its rank `ranks[i]`
+/// (strata in rank order): grouped by counting, without a map.
+pub(crate) fn split_ranked(ranks: &[u32], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    check_fraction(fraction)?;
+    let strata = ranks.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut count = vec![0usize; strata];
+    ranks.iter().for_each(|&r| count[r as usize] += 1);
+    let mut groups: Vec<Vec<usize>> = count
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| Vec::with_capacity(c))
+        .collect();
+    // Rank to group, skipping ranks no row has.
+    let mut group = vec![0usize; strata];
+    let mut g = 0;
+    for (r, &c) in count.iter().enumerate() {
+        group[r] = g;
+        g += usize::from(c > 0);
+    }
+    for (i, &r) in ranks.iter().enumerate() {
+        groups[group[r as usize]].push(i);
+    }
+    split_groups(ranks.len(), Some(groups), fraction, seed)
+}
+
+fn check_fraction(fraction: f64) -> Result<()> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(Error::config(
             "split fraction",
             format!("{fraction} is not strictly between 0 and 1"),
         ));
     }
+    Ok(())
+}
+
+/// Splits rows `0..n`: each of `groups` (rows ascending) on its own, in
+/// order, or without groups all rows at once.
+fn split_groups(
+    n: usize,
+    groups: Option<Vec<Vec<usize>>>,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let (mut kept, mut held) = (Vec::new(), Vec::<usize>::new());
-    match key {
-        Some(key) => {
-            let mut groups: BTreeMap<K, Vec<usize>> = BTreeMap::new();
-            for i in 0..n {
-                groups.entry(key(i)).or_default().push(i);
-            }
-            for rows in groups.values_mut() {
+    // The held-out rows in the order drawn, and how many rows are kept.
+    let (mut kept, mut held) = (0usize, Vec::<usize>::new());
+    match groups {
+        Some(mut groups) => {
+            for rows in &mut groups {
                 let size = rows.len();
                 let take = if size < 2 {
                     0
@@ -69,7 +114,7 @@ pub fn split_with<'k, K: Ord + 'k>(
                 };
                 rows.shuffle(&mut rng);
                 held.extend_from_slice(&rows[..take]);
-                kept.extend_from_slice(&rows[take..]);
+                kept += size - take;
             }
         }
         None => {
@@ -77,22 +122,21 @@ pub fn split_with<'k, K: Ord + 'k>(
             rows.shuffle(&mut rng);
             let take = ((fraction * n as f64).round() as usize).min(n);
             held.extend_from_slice(&rows[..take]);
-            kept.extend_from_slice(&rows[take..]);
+            kept += n - take;
         }
     }
-    if kept.is_empty() || held.is_empty() {
+    if kept == 0 || held.is_empty() {
         return Err(Error::config(
             "split fraction",
             format!(
                 "holding out {fraction} of {n} rows leaves {} kept and {} held out; both need at least one",
-                kept.len(),
+                kept,
                 held.len()
             ),
         ));
     }
     // Every row is on one side: both sides in ascending order by one pass
     // over a mask (rather than sorting each), made at their final sizes.
-    drop(kept);
     let mut is_held = vec![false; n];
     held.iter().for_each(|&i| is_held[i] = true);
     let (mut kept, mut sorted) = (Vec::with_capacity(n - held.len()), Vec::with_capacity(held.len()));
@@ -100,4 +144,42 @@ pub fn split_with<'k, K: Ord + 'k>(
         if h { sorted.push(i) } else { kept.push(i) }
     }
     Ok((kept, sorted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Grouping by counting splits exactly as grouping in a map: for one,
+    /// 33 and prime row counts, ranks with gaps, one-row strata, and
+    /// several fractions and seeds.
+    #[test]
+    fn ranked_split_equals_the_keyed_split() {
+        for n in [2usize, 3, 33, 97, 1009] {
+            for strata in [1u32, 2, 5, 13] {
+                // Every third rank unused; rank 0 on a single row.
+                let ranks: Vec<u32> = (0..n)
+                    .map(|i| {
+                        if i == n / 2 {
+                            0
+                        } else {
+                            1 + 3 * ((i * 7 + i / 3) as u32 % strata)
+                        }
+                    })
+                    .collect();
+                for fraction in [0.1, 0.5, 0.9] {
+                    for seed in [0u64, 42] {
+                        let keyed = split_with(n, Some(|i: usize| ranks[i]), fraction, seed);
+                        let ranked = split_ranked(&ranks, fraction, seed);
+                        match (keyed, ranked) {
+                            (Ok(a), Ok(b)) => assert_eq!(a, b, "n {n} strata {strata} fraction {fraction}"),
+                            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                            (a, b) => panic!("n {n}: {a:?} against {b:?}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(split_ranked(&[0, 1], 1.5, 0).is_err());
+    }
 }

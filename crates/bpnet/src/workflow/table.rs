@@ -11,17 +11,11 @@ use crate::data::Dataset;
 use crate::data::csv::ColumnRef;
 use crate::data::preprocess::Targets;
 use crate::data::preprocess::{PreprocessSpec, Preprocessor, Task, detect_task};
-use crate::data::split::split_with;
-use crate::data::table::{Table, read_data};
+use crate::data::split::{split_ranked, split_with};
+use crate::data::table::{CellGroups, Table, read_data};
 use crate::tensor::Matrix;
 use crate::{Error, Result};
-use std::borrow::Cow;
 use std::path::Path;
-
-/// For classification, the stratum of `rows[i]`: its cell of target column `t`.
-fn strata<'a>(table: &'a Table, classify: bool, t: usize, rows: &'a [usize]) -> Option<impl Fn(usize) -> Cow<'a, str>> {
-    classify.then_some(move |i: usize| table.cell_text(rows[i], t))
-}
 
 /// A CSV table opened for training: the rows left for training after
 /// `--limit` and `--test-split`, and the rows held out for testing.
@@ -98,8 +92,17 @@ impl TableSource {
     /// `rows` split into the kept rows and a held-out `fraction` of them
     /// (stratified by class for classification), both in `rows`' order.
     fn split_rows(&self, rows: &[usize], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
-        let key = strata(&self.table, self.is_classification(), self.target_cols[0], rows);
-        let (keep, out) = split_with(rows.len(), key, fraction, seed)?;
+        // Strata by the rank of their text: the groups and order of a split
+        // on the texts themselves, with no text made per row.
+        let ranks = self.is_classification().then(|| {
+            let groups = CellGroups::of(&self.table, self.target_cols[0], rows);
+            let rank = groups.ranks();
+            groups.codes.iter().map(|&c| rank[c as usize]).collect::<Vec<u32>>()
+        });
+        let (keep, out) = match &ranks {
+            Some(ranks) => split_ranked(ranks, fraction, seed)?,
+            None => split_with(rows.len(), None::<fn(usize) -> u32>, fraction, seed)?,
+        };
         Ok((
             keep.iter().map(|&i| rows[i]).collect(),
             out.iter().map(|&i| rows[i]).collect(),

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::PreprocessSpec;
 use super::columns::{numeric_cell, parse_number};
+use super::num_fit::NumStats;
+use super::{Impute, PreprocessSpec};
 use crate::data::csv::{is_missing, is_number, quoted_list};
 use crate::data::table::build::TextBuilder;
 use crate::data::table::{Column, Table};
@@ -202,20 +203,87 @@ impl<'a> Encoder<'a> {
     }
 }
 
+/// Encodes `rows` of `table` into `out` (`[rows.len(), width]`) row by row,
+/// feature after feature; the first error in row order.
+pub(crate) fn encode_by_row(
+    table: &Table,
+    encoders: &[(Encoder<'_>, usize, usize)],
+    rows: &[usize],
+    width: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    for (&r, out) in rows.iter().zip(out.chunks_exact_mut(width.max(1))) {
+        let mut at = 0;
+        for (e, c, w) in encoders {
+            e.write(table, r, *c, &mut out[at..at + w])?;
+            at += w;
+        }
+    }
+    Ok(())
+}
+
+/// [`encode_by_row`] on a few rows, feature after feature: the numbers of
+/// numeric columns in one loop each. The same values; an error (`Err(())`)
+/// says that some cell failed, not which first.
+pub(crate) fn encode_tile(
+    table: &Table,
+    encoders: &[(Encoder<'_>, usize, usize)],
+    rows: &[usize],
+    width: usize,
+    out: &mut [f32],
+) -> std::result::Result<(), ()> {
+    let mut at = 0;
+    for (e, c, w) in encoders {
+        match e {
+            Encoder::Num {
+                shift,
+                values,
+                center,
+                scale,
+                fill,
+            } => {
+                let fill = fill.map(|f| ((f - center) / scale) as f32);
+                for (&r, out) in rows.iter().zip(out.chunks_exact_mut(width.max(1))) {
+                    let v = values[r];
+                    out[at] = match (v.is_nan(), fill) {
+                        (false, _) => (((shift + f64::from(v)) - center) / scale) as f32,
+                        (true, Some(f)) => f,
+                        (true, None) => return Err(()),
+                    };
+                }
+            }
+            _ => {
+                for (&r, out) in rows.iter().zip(out.chunks_exact_mut(width.max(1))) {
+                    e.write(table, r, *c, &mut out[at..at + w]).map_err(|_| ())?;
+                }
+            }
+        }
+        at += w;
+    }
+    Ok(())
+}
+
 /// The text of cell `(r, c)`: a numeric column's value as Rust prints it.
 pub(crate) fn cell_text(table: &Table, r: usize, c: usize) -> Cow<'_, str> {
     table.cell_text(r, c)
 }
 
-/// Fits the encoding of feature column `c` on the training rows.
+/// Fits the encoding of feature column `c` on the training rows; `stats`
+/// are its statistics over them when it is numeric and imputation (if any)
+/// is by the mean ([`super::num_fit`]), else they are computed here.
 pub(crate) fn fit_feature(
     table: &Table,
     c: usize,
     rows: &[usize],
     spec: &PreprocessSpec,
+    stats: Option<&NumStats>,
     notes: &mut Vec<String>,
 ) -> Result<Feature> {
     let name = table.columns[c].clone();
+    if let Some(s) = stats.filter(|_| spec.impute != Some(Impute::Median)) {
+        let kind = fitted_numeric(table, c, rows, spec, s, notes)?;
+        return Ok(Feature { name, index: c, kind });
+    }
     // A numeric column's present values, gathered in one pass over the rows.
     let gathered = match &table.cols[c] {
         Column::Num { shift, values } => Some(present_values(*shift, values, rows)),
@@ -225,17 +293,7 @@ pub(crate) fn fit_feature(
         Some(v) => rows.len() - v.len(),
         None => rows.iter().filter(|&&r| table.is_missing(r, c)).count(),
     };
-    if missing == rows.len() {
-        return Err(table.cell_error(rows[0], c, "every training value is missing"));
-    }
-    if missing > 0 && spec.impute.is_none() {
-        let r = rows
-            .iter()
-            .copied()
-            .find(|&r| table.is_missing(r, c))
-            .unwrap_or(rows[0]);
-        return Err(table.cell_error(r, c, "missing value (use --impute mean or --impute median)"));
-    }
+    check_missing(table, c, rows, spec, missing)?;
     let present = rows.len() - missing;
     let numbers = match &table.cols[c] {
         Column::Num { .. } => present,
@@ -275,6 +333,44 @@ pub(crate) fn fit_feature(
         FeatureKind::Categorical { categories, fill }
     };
     Ok(Feature { name, index: c, kind })
+}
+
+/// A numeric column's encoding from its statistics `s` over `rows`: the
+/// checks, note and result of [`fit_feature`] on the gathered values.
+fn fitted_numeric(
+    table: &Table,
+    c: usize,
+    rows: &[usize],
+    spec: &PreprocessSpec,
+    s: &NumStats,
+    notes: &mut Vec<String>,
+) -> Result<FeatureKind> {
+    let missing = rows.len() - s.present;
+    check_missing(table, c, rows, spec, missing)?;
+    let (center, scale) = s.scaling(spec.scaling);
+    let fill = spec.impute.map(|_| s.mean());
+    if let (Some(f), true) = (fill, missing > 0) {
+        let name = &table.columns[c];
+        notes.push(format!("impute: {missing} missing cells of '{name}' filled with {f}"));
+    }
+    Ok(FeatureKind::Numeric { center, scale, fill })
+}
+
+/// The errors of a column with `missing` of `rows` missing: all of them,
+/// or any without imputation.
+fn check_missing(table: &Table, c: usize, rows: &[usize], spec: &PreprocessSpec, missing: usize) -> Result<()> {
+    if missing == rows.len() {
+        return Err(table.cell_error(rows[0], c, "every training value is missing"));
+    }
+    if missing > 0 && spec.impute.is_none() {
+        let r = rows
+            .iter()
+            .copied()
+            .find(|&r| table.is_missing(r, c))
+            .unwrap_or(rows[0]);
+        return Err(table.cell_error(r, c, "missing value (use --impute mean or --impute median)"));
+    }
+    Ok(())
 }
 
 /// The present values `shift + values[r]` of a numeric column over `rows`,
@@ -319,4 +415,76 @@ fn categories(table: &Table, c: usize, rows: &[usize], impute: bool) -> (Vec<Str
     }
     let fill = best.filter(|_| impute).map(|b| b.0.clone());
     (counts.into_keys().collect(), fill)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::csv::{CsvOptions, parse_csv};
+    use crate::data::preprocess::{Preprocessor, Scaling};
+
+    /// A numeric column, a categorical one and another numeric one; `bad`
+    /// rows get an unseen category, `gap` rows a missing number in the first
+    /// column (an error: fitted without imputation).
+    fn table(n: usize, bad: &[usize], gap: &[usize]) -> Table {
+        let mut csv = String::from("x,colour,z,label\n");
+        for r in 0..n {
+            let x = if gap.contains(&r) {
+                String::new()
+            } else {
+                format!("{:.3}", (r as f64 * 0.37).sin() * 1e3)
+            };
+            let colour = if bad.contains(&r) {
+                "mauve"
+            } else {
+                ["red", "green", "blue"][r % 3]
+            };
+            csv += &format!("{x},{colour},{},{}\n", r % 13, ["a", "b"][r % 2]);
+        }
+        let raw = parse_csv(csv.as_bytes(), "t.csv".as_ref(), &CsvOptions::default()).unwrap();
+        Table::from_raw(&raw)
+    }
+
+    /// Tile by tile and column by column gives row by row's bits, and its
+    /// first error in row order: a later row's error in an earlier column
+    /// does not hide an earlier row's in a later column.
+    #[test]
+    fn tiles_encode_as_rows_do() {
+        for n in [1usize, 2, 33, 63, 64, 65, 131] {
+            // Two rows at least: two classes.
+            let fit_rows: Vec<usize> = (0..n.max(2)).collect();
+            let spec = PreprocessSpec {
+                scaling: Scaling::ZScore,
+                ..PreprocessSpec::default()
+            };
+            let (pre, _) = Preprocessor::fit(&table(n.max(2), &[], &[]), &fit_rows, &spec).unwrap();
+            let cases: [(&[usize], &[usize]); 3] = [(&[], &[]), (&[n - 1], &[n / 2]), (&[n / 2], &[n - 1])];
+            for (bad, gap) in cases {
+                let t = table(n, bad, gap);
+                let rows: Vec<usize> = (0..n).rev().filter(|r| r % 5 != 2 || n < 5).collect();
+                let encoders: Vec<(Encoder<'_>, usize, usize)> = pre
+                    .features()
+                    .iter()
+                    .map(|f| (Encoder::new(&t, f.index, &f.kind), f.index, f.width()))
+                    .collect();
+                let width = pre.n_features();
+                let mut by_row = vec![0.0f32; rows.len() * width];
+                let want = encode_by_row(&t, &encoders, &rows, width, &mut by_row);
+                let mut tiled = vec![0.0f32; rows.len() * width];
+                let got = encode_tile(&t, &encoders, &rows, width, &mut tiled);
+                assert_eq!(got.is_ok(), want.is_ok(), "n {n} bad {bad:?}");
+                assert_eq!(want.is_ok(), bad.is_empty(), "n {n}: the cases fail where they should");
+                if got.is_ok() {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&tiled), bits(&by_row), "n {n}");
+                }
+                let full = pre.transform_features(&t, &rows).map(|m| m.as_slice().to_vec());
+                match (full, want) {
+                    (Ok(m), Ok(())) => assert_eq!(m, by_row),
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "n {n} bad {bad:?} gap {gap:?}"),
+                    (a, b) => panic!("n {n}: {a:?} against {b:?}"),
+                }
+            }
+        }
+    }
 }

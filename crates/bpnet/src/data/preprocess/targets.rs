@@ -10,9 +10,10 @@ use super::Targets;
 use super::columns::{Scaling, Task, numeric_cell};
 use super::features::cell_text;
 use crate::data::csv::{is_number, quoted_list};
-use crate::data::table::{Column, Table};
+use crate::data::table::{CellGroups, Column, Table};
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
+use std::borrow::Cow;
 
 /// How the target column(s) are encoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,14 +85,13 @@ fn distinct_labels(table: &Table, rows: &[usize], c: usize) -> Result<Vec<String
                 }
             }
         }
+        // Codes in order of first appearance, each text made once.
         Column::Num { .. } => {
-            let mut seen = std::collections::HashSet::new();
-            for &r in rows {
-                let s = cell_text(table, r, c).into_owned();
-                if seen.insert(s.clone()) {
-                    labels.push(s);
-                }
-            }
+            labels = CellGroups::of(table, c, rows)
+                .texts
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect()
         }
     }
     Ok(labels)
@@ -121,19 +121,14 @@ impl TargetMap {
                         names.binary_search_by(|n| n.as_str().cmp(cell)).ok()
                     }
                 };
-                let per_code: Option<Vec<Option<usize>>> = match &table.cols[c] {
-                    Column::Text { dict, .. } => Some(dict.iter().map(|s| class_of(s)).collect()),
-                    Column::Num { .. } => None,
-                };
+                let groups = CellGroups::of(table, c, rows);
+                let per_code: Vec<Option<usize>> = groups.texts.iter().map(|s| class_of(s)).collect();
                 let mut labels = Vec::with_capacity(rows.len());
-                for &r in rows {
+                for (&r, &code) in rows.iter().zip(&groups.codes) {
                     if table.is_missing(r, c) {
                         return Err(table.cell_error(r, c, "missing target value"));
                     }
-                    let k = match (&table.cols[c], &per_code) {
-                        (Column::Text { codes, .. }, Some(pc)) => pc[codes[r] as usize],
-                        _ => class_of(&cell_text(table, r, c)),
-                    };
+                    let k = per_code[code as usize];
                     labels.push(k.ok_or_else(|| {
                         let known = quoted_list(names);
                         let cell = cell_text(table, r, c);

@@ -22,6 +22,7 @@ mod columnar;
 #[cfg(feature = "columnar")]
 mod contain;
 mod csv_chunks;
+mod groups;
 #[cfg(feature = "columnar")]
 mod ipc_check;
 #[cfg(feature = "columnar")]
@@ -44,6 +45,7 @@ use crate::error::Error;
 pub use chunks::{CHUNK, Chunk, ChunkReader, Span};
 #[cfg(feature = "columnar")]
 pub use columnar::{csv_to_parquet, parquet_columns, read_ipc, read_parquet};
+pub(crate) use groups::CellGroups;
 #[cfg(feature = "columnar")]
 pub use parquet_out::{PredictionParquet, ROW_GROUP, predictions_to_parquet};
 pub use read::{BLOCK, ProgressHook, ReadProgress, read_table, read_table_tuned, reader_counts, set_read_progress};
