@@ -97,7 +97,9 @@ impl TableSource {
         let ranks = self.is_classification().then(|| {
             let groups = CellGroups::of(&self.table, self.target_cols[0], rows);
             let rank = groups.ranks();
-            groups.codes.iter().map(|&c| rank[c as usize]).collect::<Vec<u32>>()
+            let mut codes = groups.codes;
+            codes.iter_mut().for_each(|c| *c = rank[*c as usize]);
+            codes
         });
         let (keep, out) = match &ranks {
             Some(ranks) => split_ranked(ranks, fraction, seed)?,

@@ -121,14 +121,24 @@ impl TargetMap {
                         names.binary_search_by(|n| n.as_str().cmp(cell)).ok()
                     }
                 };
-                let groups = CellGroups::of(table, c, rows);
-                let per_code: Vec<Option<usize>> = groups.texts.iter().map(|s| class_of(s)).collect();
+                // Classed once each: a text column's dictionary entries
+                // (coded by row), a numeric column's distinct values
+                // (coded by position in `rows`).
+                let (per_code, codes) = match &table.cols[c] {
+                    Column::Text { dict, codes } => (dict.iter().map(|s| class_of(s)).collect(), Cow::Borrowed(codes)),
+                    Column::Num { .. } => {
+                        let g = CellGroups::of(table, c, rows);
+                        let per: Vec<Option<usize>> = g.texts.iter().map(|s| class_of(s)).collect();
+                        (per, Cow::Owned(g.codes))
+                    }
+                };
+                let by_row = matches!(table.cols[c], Column::Text { .. });
                 let mut labels = Vec::with_capacity(rows.len());
-                for (&r, &code) in rows.iter().zip(&groups.codes) {
+                for (i, &r) in rows.iter().enumerate() {
                     if table.is_missing(r, c) {
                         return Err(table.cell_error(r, c, "missing target value"));
                     }
-                    let k = per_code[code as usize];
+                    let k = per_code[codes[if by_row { r } else { i }] as usize];
                     labels.push(k.ok_or_else(|| {
                         let known = quoted_list(names);
                         let cell = cell_text(table, r, c);

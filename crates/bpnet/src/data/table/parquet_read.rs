@@ -28,10 +28,6 @@ use crate::error::Result;
 /// Rows per record batch.
 const BATCH: usize = 16 * 1024;
 
-/// The work [`crate::data::parts::in_parts`] counts per column of the
-/// plans' sample: enough that two columns or more are split over threads.
-const MIN_PLAN_WORK: usize = 1 << 15;
-
 /// The names of the wanted columns and the result of reading them all:
 /// their columns (`None` for a numeric column holding a value beyond 1e30,
 /// to read again as text) and the row count.
@@ -72,21 +68,8 @@ fn reader(path: &Path, wanted: &[usize], groups: Option<Vec<usize>>, batch: usiz
         .map_err(|e| format_error(path, format!("not a readable Parquet file: {e}")))
 }
 
-/// Each wanted column's plan, from the file's first [`SAMPLE`] rows: the
-/// columns split over the threads of [`crate::parallel`] (their first pages
-/// are decompressed whole), the first error in column order.
+/// Each wanted column's plan, from the file's first [`SAMPLE`] rows.
 fn plans(path: &Path, wanted: &[usize]) -> Result<Vec<Plan>> {
-    let work = wanted.len().saturating_mul(MIN_PLAN_WORK);
-    let parts = crate::data::parts::in_parts(wanted.len(), work, |range| plans_of(path, &wanted[range]));
-    let mut all = Vec::with_capacity(wanted.len());
-    for p in parts {
-        all.extend(p?);
-    }
-    Ok(all)
-}
-
-/// [`plans`] of some columns, on this thread.
-fn plans_of(path: &Path, wanted: &[usize]) -> Result<Vec<Plan>> {
     let mut first = reader(path, wanted, None, SAMPLE)?;
     match first.next() {
         None => Ok(vec![Plan::Text; wanted.len()]),
