@@ -142,7 +142,6 @@ impl<'a> Encoder<'a> {
     /// Writes the features of row `r` (column `c` of `table`) into `out`
     /// (`[width]`, zeroed for one-hot features).
     pub(crate) fn write(&self, table: &Table, r: usize, c: usize, out: &mut [f32]) -> Result<()> {
-        let scaled = |v: f64, center: f64, scale: f64| ((v - center) / scale) as f32;
         let missing = || table.cell_error(r, c, "missing value (fit without --impute)");
         match self {
             Encoder::Num {
@@ -242,11 +241,11 @@ pub(crate) fn encode_tile(
                 scale,
                 fill,
             } => {
-                let fill = fill.map(|f| ((f - center) / scale) as f32);
+                let fill = fill.map(|f| scaled(f, *center, *scale));
                 for (&r, out) in rows.iter().zip(out.chunks_exact_mut(width.max(1))) {
                     let v = values[r];
                     out[at] = match (v.is_nan(), fill) {
-                        (false, _) => (((shift + f64::from(v)) - center) / scale) as f32,
+                        (false, _) => scaled(shift + f64::from(v), *center, *scale),
                         (true, Some(f)) => f,
                         (true, None) => return Err(()),
                     };
@@ -261,6 +260,11 @@ pub(crate) fn encode_tile(
         at += w;
     }
     Ok(())
+}
+
+/// A numeric feature: `(v - center) / scale` in `f64`, then rounded to `f32`.
+fn scaled(v: f64, center: f64, scale: f64) -> f32 {
+    ((v - center) / scale) as f32
 }
 
 /// The text of cell `(r, c)`: a numeric column's value as Rust prints it.
