@@ -487,6 +487,63 @@ fn parquet_read_on_1_to_4_threads_equals_the_arrow_file_read_in_one() {
     bpnet::set_threads(1);
 }
 
+/// 4,000 rows whose plans depend on which rows are sampled: `few_first`
+/// has 3 distinct values in the first 1,000 rows and 1,000 after (text by
+/// the sample of the file's first rows, numbers by any later one),
+/// `many_first` the reverse, `x` numbers with nulls, `label` 4 classes.
+fn sampled_batch() -> RecordBatch {
+    const N: usize = 4000;
+    let few_first: Vec<f64> = (0..N)
+        .map(|i| if i < 1000 { (i % 3) as f64 } else { i as f64 * 0.37 })
+        .collect();
+    let many_first: Vec<i64> = (0..N)
+        .map(|i| if i < 1000 { (i * 7) as i64 } else { (i % 3) as i64 })
+        .collect();
+    let x: Vec<Option<f64>> = (0..N)
+        .map(|i| (i % 29 != 3).then(|| ((i * 7919) % 1013) as f64 / 16.0 - 20.0))
+        .collect();
+    let fields = vec![
+        Field::new("few_first", DataType::Float64, false),
+        Field::new("many_first", DataType::Int64, false),
+        Field::new("x", DataType::Float64, true),
+        Field::new("label", DataType::Int64, false),
+    ];
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(few_first)),
+        Arc::new(Int64Array::from(many_first)),
+        Arc::new(Float64Array::from(x)),
+        Arc::new(Int64Array::from_iter_values((0..N).map(|i| (i * 13 % 4) as i64))),
+    ];
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+/// The reader of the first rows chooses every column's plan and the other
+/// readers wait for it: with row groups of 700 or 1,300 rows the first
+/// range holds at least the 1,000 sampled rows on 1-4 threads, so its
+/// first batch decides; with groups of 333 on 4 threads it holds fewer,
+/// and the plans come from a sample read of their own. Either way the
+/// table is the one-thread Arrow read's, cell for cell.
+#[test]
+fn plans_come_from_the_files_first_rows_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = sampled_batch();
+    let ipc = dir.path().join("s.arrow");
+    write_ipc(&ipc, std::slice::from_ref(&batch));
+    bpnet::set_threads(1);
+    let cells = cells_of(&read(&ipc));
+    let kinds: Vec<&str> = cells.iter().map(|c| c[0].split(' ').next().unwrap()).collect();
+    assert_eq!(kinds, ["text", "num", "num", "text"], "plans by the first 1,000 rows");
+    for group in [700, 1300, 333, 4000] {
+        let pq = dir.path().join(format!("s{group}.parquet"));
+        write_parquet(&pq, std::slice::from_ref(&batch), group);
+        for threads in 1..=4 {
+            bpnet::set_threads(threads);
+            assert_eq!(cells_of(&read(&pq)), cells, "row groups of {group}, {threads} threads");
+        }
+    }
+    bpnet::set_threads(1);
+}
+
 /// Asking only for columns the file lacks reads no column, the file's rows
 /// and no error (preprocessing then names the missing column), on any
 /// thread count.

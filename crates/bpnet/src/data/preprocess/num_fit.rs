@@ -101,42 +101,69 @@ fn side_by_side(cols: &[(f64, &[f32])], rows: &[usize], scaling: Scaling) -> Vec
 /// [`side_by_side`] on exactly `M` columns (the first `M` of `cols`), the
 /// loops over them unrolled so that each column's accumulators stay in
 /// registers: one pass for the counts, extremes and sums, a second for the
-/// squared deviations where z-scoring needs them.
+/// squared deviations where z-scoring needs them. Compiled for AVX-512 and
+/// AVX2 too and chosen at run time, as [`crate::simd`] does: the `M`
+/// columns of a row go through one vector of accumulators.
 fn lanes<const M: usize>(cols: &[(f64, &[f32])], rows: &[usize], scaling: Scaling) -> Vec<NumStats> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn wide512<const M: usize>(cols: &[(f64, &[f32])], rows: &[usize], scaling: Scaling) -> Vec<NumStats> {
+        lanes_body::<M>(cols, rows, scaling)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn wide256<const M: usize>(cols: &[(f64, &[f32])], rows: &[usize], scaling: Scaling) -> Vec<NumStats> {
+        lanes_body::<M>(cols, rows, scaling)
+    }
+    match crate::simd::level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: level 3 means the CPU has AVX-512F, AVX2 and FMA.
+        3 => unsafe { wide512::<M>(cols, rows, scaling) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: level 2 means the CPU has AVX2 and FMA.
+        2 => unsafe { wide256::<M>(cols, rows, scaling) },
+        _ => lanes_body::<M>(cols, rows, scaling),
+    }
+}
+
+/// The body of [`lanes`], branch-free: a missing (NaN) value adds `-0.0`
+/// to a sum (which leaves every sum as it was, `-0.0` included), 0 to its
+/// count, and leaves the extremes as they were (`f64::min` and `max`
+/// return the other operand of a NaN). So each sum is the same chain of
+/// additions, in row order, as with a branch per value.
+#[inline(always)]
+fn lanes_body<const M: usize>(cols: &[(f64, &[f32])], rows: &[usize], scaling: Scaling) -> Vec<NumStats> {
     let shift: [f64; M] = std::array::from_fn(|k| cols[k].0);
     let values: [&[f32]; M] = std::array::from_fn(|k| cols[k].1);
-    let mut n = [0usize; M];
+    let mut n = [0u64; M];
     let mut lo = [f64::INFINITY; M];
     let mut hi = [f64::NEG_INFINITY; M];
     // `Sum for f64` starts from -0.0; so do these.
     let mut sum = [-0.0f64; M];
     for &r in rows {
+        let x: [f64; M] = std::array::from_fn(|k| shift[k] + f64::from(values[k][r]));
         for k in 0..M {
-            let v = values[k][r];
-            if !v.is_nan() {
-                let x = shift[k] + f64::from(v);
-                n[k] += 1;
-                lo[k] = lo[k].min(x);
-                hi[k] = hi[k].max(x);
-                sum[k] += x;
-            }
+            let present = !x[k].is_nan();
+            n[k] += u64::from(present);
+            lo[k] = lo[k].min(x[k]);
+            hi[k] = hi[k].max(x[k]);
+            sum[k] += if present { x[k] } else { -0.0 };
         }
     }
     let mut ssd = [-0.0f64; M];
     let mean: [f64; M] = std::array::from_fn(|k| sum[k] / n[k].max(1) as f64);
     if scaling == Scaling::ZScore && (0..M).any(|k| lo[k] != hi[k]) {
         for &r in rows {
+            let x: [f64; M] = std::array::from_fn(|k| shift[k] + f64::from(values[k][r]));
             for k in 0..M {
-                let v = values[k][r];
-                if !v.is_nan() {
-                    ssd[k] += (shift[k] + f64::from(v) - mean[k]).powi(2);
-                }
+                let d = (x[k] - mean[k]).powi(2);
+                ssd[k] += if x[k].is_nan() { -0.0 } else { d };
             }
         }
     }
     (0..M)
         .map(|k| NumStats {
-            present: n[k],
+            present: n[k] as usize,
             lo: lo[k],
             hi: hi[k],
             sum: sum[k],
@@ -174,7 +201,10 @@ mod tests {
 
     #[test]
     fn equal_to_the_gathered_fit() {
-        for (n, cols) in [(1, 1), (2, 3), (33, 9), (97, 17), (1009, 8), (4099, 21)] {
+        let sizes = [(1, 1), (2, 3), (33, 9), (97, 17), (1009, 8), (4099, 21)];
+        // At the widest vector level, then at the baseline.
+        for (n, cols, baseline) in sizes.iter().flat_map(|&(n, c)| [(n, c, false), (n, c, true)]) {
+            crate::simd::set_baseline_only(baseline);
             let t = table(n, cols);
             let rows: Vec<usize> = (0..n).filter(|r| r % 7 != 3 || n < 3).collect();
             let all: Vec<usize> = (0..cols).collect();
@@ -208,5 +238,6 @@ mod tests {
                 }
             }
         }
+        crate::simd::set_baseline_only(false);
     }
 }

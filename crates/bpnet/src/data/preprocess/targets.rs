@@ -71,7 +71,8 @@ pub(crate) fn fit_target(table: &Table, targets: &[usize], rows: &[usize], task:
 /// appearance (so that a stable sort keeps, among texts of equal value, the
 /// first one); a missing label is an error.
 fn distinct_labels(table: &Table, rows: &[usize], c: usize) -> Result<Vec<String>> {
-    if let Some(&r) = rows.iter().find(|&&r| table.is_missing(r, c)) {
+    let missing = table.missing_test(c);
+    if let Some(&r) = rows.iter().find(|&&r| missing.at(r)) {
         return Err(table.cell_error(r, c, "missing target value"));
     }
     let mut labels = Vec::new();
@@ -134,8 +135,9 @@ impl TargetMap {
                 };
                 let by_row = matches!(table.cols[c], Column::Text { .. });
                 let mut labels = Vec::with_capacity(rows.len());
+                let missing = table.missing_test(c);
                 for (i, &r) in rows.iter().enumerate() {
-                    if table.is_missing(r, c) {
+                    if missing.at(r) {
                         return Err(table.cell_error(r, c, "missing target value"));
                     }
                     let k = per_code[codes[if by_row { r } else { i }] as usize];

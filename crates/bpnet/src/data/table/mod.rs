@@ -362,12 +362,43 @@ impl Table {
         return_freed_memory();
     }
 
+    /// [`Table::is_missing`] for column `c`, with each dictionary entry of
+    /// a text column classified once: for loops over many rows.
+    pub(crate) fn missing_test(&self, c: usize) -> MissingTest<'_> {
+        match &self.cols[c] {
+            Column::Num { values, .. } => MissingTest::Num(values),
+            Column::Text { dict, codes } => MissingTest::Text {
+                codes,
+                missing: dict.iter().map(|t| is_missing(t)).collect(),
+            },
+        }
+    }
+
     /// True when cell `(r, c)` is a missing token.
     pub(crate) fn is_missing(&self, r: usize, c: usize) -> bool {
         match self.cell(r, c) {
             Cell::Missing => true,
             Cell::Num(_) => false,
             Cell::Text(t) => is_missing(t),
+        }
+    }
+}
+
+/// Whether a cell of one column is missing, as [`Table::is_missing`] says
+/// ([`Table::missing_test`]).
+pub(crate) enum MissingTest<'a> {
+    /// A numeric column: NaN is missing.
+    Num(&'a [f32]),
+    /// A text column: whether each dictionary entry is a missing token.
+    Text { codes: &'a [u32], missing: Vec<bool> },
+}
+
+impl MissingTest<'_> {
+    /// Whether the cell of row `r` is missing.
+    pub(crate) fn at(&self, r: usize) -> bool {
+        match self {
+            MissingTest::Num(values) => values[r].is_nan(),
+            MissingTest::Text { codes, missing } => missing[codes[r] as usize],
         }
     }
 }

@@ -1,22 +1,27 @@
 //! The whole-file Parquet read ([`super::columnar::read_parquet`]), its
 //! row groups decoded in parallel.
 //!
-//! Each column's plan (numbers as offsets from a shift, or text) is chosen
-//! on the file's first [`SAMPLE`] rows, as the serial reader chooses it.
-//! The row groups are then cut into one contiguous range per thread of
+//! The row groups are cut into one contiguous range per thread of
 //! [`crate::parallel`] (balanced by rows); each range is read by its own
 //! Parquet reader, its numbers written as `f32` offsets straight into its
 //! rows of the column (allocated once, from the row counts in the file's
 //! metadata) and its text into its own dictionary, which are merged in
-//! order. The table is the serial reader's, value for value
-//! (`tests::parallel_read_equals_serial_read`).
+//! order.
+//!
+//! Each column's plan (numbers as offsets from a shift, or text) is chosen
+//! on the file's first [`SAMPLE`] rows, as the serial reader chooses it: by
+//! the reader of the first range, from its first record batch, while the
+//! other readers decode their own first batches; they wait for the plans
+//! only before writing anything ([`Plans`]). The table is the serial
+//! reader's, value for value (`tests/columnar.rs`,
+//! `parquet_read_on_1_to_4_threads_equals_the_arrow_file_read_in_one`).
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_schema::Schema;
+use arrow_schema::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
@@ -45,8 +50,9 @@ pub(super) fn read_columns(path: &Path, columns: Option<&[String]>) -> Result<Re
     let group_rows: Vec<usize> = (0..meta.num_row_groups())
         .map(|g| usize::try_from(meta.row_group(g).num_rows()).unwrap_or(usize::MAX))
         .collect();
+    let numeric: Vec<bool> = fields.iter().map(|f| maybe_numeric(f.data_type())).collect();
     let names = super::columnar::checked_names(path, &Schema::new(fields))?;
-    let read = plans(path, &wanted).and_then(|plans| read_groups(path, &wanted, &plans, &group_rows));
+    let read = read_groups(path, &wanted, &numeric, &group_rows);
     Ok((names, read))
 }
 
@@ -68,7 +74,18 @@ fn reader(path: &Path, wanted: &[usize], groups: Option<Vec<usize>>, batch: usiz
         .map_err(|e| format_error(path, format!("not a readable Parquet file: {e}")))
 }
 
-/// Each wanted column's plan, from the file's first [`SAMPLE`] rows.
+/// Whether a column of this type may be read as numbers (the types of
+/// `put_numbers`); its plan says whether it is.
+fn maybe_numeric(t: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        t,
+        Float64 | Float32 | Int64 | Int32 | Int16 | Int8 | UInt64 | UInt32 | UInt16 | UInt8
+    )
+}
+
+/// Each wanted column's plan, from the file's first [`SAMPLE`] rows, read
+/// by a reader of their own.
 fn plans(path: &Path, wanted: &[usize]) -> Result<Vec<Plan>> {
     let mut first = reader(path, wanted, None, SAMPLE)?;
     match first.next() {
@@ -80,6 +97,59 @@ fn plans(path: &Path, wanted: &[usize]) -> Result<Vec<Plan>> {
     }
 }
 
+/// The columns' plans, chosen by the reader of the first range and
+/// awaited by the others: `None` until published, then `Some(None)` if
+/// that reader failed before choosing them.
+struct Plans {
+    slot: Mutex<Option<Option<Vec<Plan>>>>,
+    ready: Condvar,
+}
+
+impl Plans {
+    fn new() -> Self {
+        Plans {
+            slot: Mutex::new(None),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Publishes `plans` unless something was published already.
+    fn publish(&self, plans: Option<Vec<Plan>>) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(plans);
+        }
+        self.ready.notify_all();
+    }
+
+    /// Waits until the plans are published; `None` if their reader failed.
+    ///
+    /// No deadlock: the first range is part 0 of the job, which the
+    /// calling thread runs first (and serial jobs run in order), so it has
+    /// started before any other range waits here; it waits for nothing,
+    /// and publishes on every path out of it ([`PublishOnDrop`]).
+    fn wait(&self) -> Option<Vec<Plan>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &*slot {
+                Some(plans) => return plans.clone(),
+                None => slot = self.ready.wait(slot).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+}
+
+/// Publishes "failed" when dropped unless plans were published: the first
+/// range's reader holds one, so an error or a panic there never leaves the
+/// other readers waiting.
+struct PublishOnDrop<'a>(&'a Plans);
+
+impl Drop for PublishOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.publish(None);
+    }
+}
+
 /// What one range of row groups read: its text columns (in plan order,
 /// `None` for numeric ones) and which numeric columns hold a value beyond
 /// 1e30.
@@ -88,42 +158,52 @@ struct Part {
     bad: Vec<bool>,
 }
 
-/// Reads every row group, one contiguous range per thread.
+/// Reads every row group, one contiguous range per thread; `numeric` says
+/// which wanted columns are of a numeric type.
 fn read_groups(
     path: &Path,
     wanted: &[usize],
-    plans: &[Plan],
+    numeric: &[bool],
     group_rows: &[usize],
 ) -> Result<(Vec<Option<Column>>, usize)> {
     let total = group_rows.iter().try_fold(0usize, |a, &r| a.checked_add(r));
     let total = total.ok_or_else(|| format_error(path, "not a readable Parquet file: row counts overflow".into()))?;
-    let numeric = plans.iter().filter(|p| matches!(p, Plan::Num(_))).count();
-    check_fits(path, total, numeric)?;
+    // Before the plans are known: every column of a numeric type counts
+    // (one kept as text counts too, so this errs on the safe side).
+    check_fits(path, total, numeric.iter().filter(|&&n| n).count())?;
     let ranges = split_groups(group_rows, crate::parallel::threads());
     let starts: Vec<usize> = ranges.iter().map(|r| group_rows[..r.start].iter().sum()).collect();
     // Zeroed lazily by the allocator: no page is touched before its rows
     // are decoded (a footer claiming more rows than the data holds costs
-    // nothing before the error).
-    let mut values: Vec<Option<Vec<f32>>> = plans
-        .iter()
-        .map(|p| matches!(p, Plan::Num(_)).then(|| vec![0.0f32; total]))
-        .collect();
+    // nothing before the error; the column of a numeric type kept as text
+    // is never touched).
+    let mut values: Vec<Option<Vec<f32>>> = numeric.iter().map(|&n| n.then(|| vec![0.0f32; total])).collect();
     let slots = cut_slices(&mut values, &ranges, group_rows);
     let results: Vec<Mutex<Option<Result<Part>>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
+    let shared = Plans::new();
     crate::parallel::run(ranges.len(), &|i| {
+        let _publish = (i == 0).then(|| PublishOnDrop(&shared));
         let mut out = slots[i].lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
         let stated = group_rows[ranges[i].clone()].iter().sum();
+        let range = Span {
+            first: i == 0,
+            groups: ranges[i].clone(),
+            start: starts[i],
+            stated,
+            total,
+        };
         // Contained on this thread too: a decoder's panic in a worker
         // becomes this range's error, silently (the hook of
         // `contain` is silent only on a thread inside it).
-        let part = super::columnar::guarded(path, "Parquet", || {
-            read_range(path, wanted, plans, (ranges[i].clone(), starts[i], stated), &mut out)
-        });
+        let part = super::columnar::guarded(path, "Parquet", || read_range(path, wanted, &shared, range, &mut out));
         if let Ok(mut slot) = results[i].lock() {
             *slot = Some(part);
         }
     });
     drop(slots);
+    // Every range read the plans, so a missing one means an error below.
+    let plans = shared.wait().unwrap_or_default();
+    let plans = plans.as_slice();
     let mut text = text_builders(plans);
     let mut bad = vec![false; plans.len()];
     for result in results {
@@ -219,28 +299,61 @@ fn cut_slices<'a>(
     slots.into_iter().map(Mutex::new).collect()
 }
 
-/// Reads row groups `groups`, whose first row is row `start` of the file
-/// and which hold `stated` rows by the metadata, into `out` (its rows of
-/// each numeric column, empty for text columns).
-fn read_range(
-    path: &Path,
-    wanted: &[usize],
-    plans: &[Plan],
-    (groups, start, stated): (Range<usize>, usize, usize),
-    out: &mut [&mut [f32]],
-) -> Result<Part> {
+/// One range of row groups to read: `groups`, whose first row is row
+/// `start` of the file's `total` and which hold `stated` rows by the
+/// metadata; `first` for the range that chooses the plans.
+struct Span {
+    first: bool,
+    groups: Range<usize>,
+    start: usize,
+    stated: usize,
+    total: usize,
+}
+
+/// Reads one range of row groups into `out` (its rows of each column of a
+/// numeric type, empty for the others). The first range chooses the
+/// plans from its first batch when that holds the file's first [`SAMPLE`]
+/// rows (else from a reader of their own) and publishes them; the others
+/// decode their first batch, then wait for them.
+fn read_range(path: &Path, wanted: &[usize], shared: &Plans, range: Span, out: &mut [&mut [f32]]) -> Result<Part> {
+    let Span {
+        first,
+        groups,
+        start,
+        stated,
+        total,
+    } = range;
+    let mut batches = reader(path, wanted, Some(groups.collect()), BATCH)?;
+    let at_row = |at: usize| move |e| format_error(path, format!("after row {}: {e}", start + at));
+    let head = batches.next().transpose().map_err(at_row(0))?;
+    let plans = match (first, &head) {
+        (true, Some(b)) if b.num_rows() >= SAMPLE.min(total) => {
+            let chosen: Vec<Plan> = b.columns().iter().map(|a| plan_of(a.as_ref())).collect();
+            shared.publish(Some(chosen.clone()));
+            chosen
+        }
+        (true, _) => {
+            let chosen = plans(path, wanted)?;
+            shared.publish(Some(chosen.clone()));
+            chosen
+        }
+        (false, _) => shared
+            .wait()
+            .ok_or_else(|| format_error(path, "a Parquet reader thread failed".into()))?,
+    };
     let mut part = Part {
-        text: text_builders(plans),
+        text: text_builders(&plans),
         bad: vec![false; plans.len()],
     };
     let mut at = 0usize;
-    for batch in reader(path, wanted, Some(groups.collect()), BATCH)? {
-        let batch = batch.map_err(|e| format_error(path, format!("after row {}: {e}", start + at)))?;
+    let mut next = head;
+    while let Some(batch) = next {
         if at + batch.num_rows() > stated {
             break;
         }
-        put_batch(&batch, plans, at, out, &mut part);
+        put_batch(&batch, &plans, at, out, &mut part);
         at += batch.num_rows();
+        next = batches.next().transpose().map_err(at_row(at))?;
     }
     if at != stated {
         return Err(format_error(
