@@ -380,6 +380,20 @@ macro_rules! numeric_types {
     };
 }
 
+/// Whether arrays of type `t` are numeric ([`numbers`] and
+/// [`put_numbers`] read them).
+pub(super) fn is_numeric_type(t: &DataType) -> bool {
+    macro_rules! same {
+        ($t:ty) => {
+            if *t == <$t as arrow_array::ArrowPrimitiveType>::DATA_TYPE {
+                return true;
+            }
+        };
+    }
+    numeric_types!(same);
+    false
+}
+
 /// The numbers of a numeric array (NaN where null), `None` for other types.
 fn numbers(a: &dyn Array) -> Option<Vec<f64>> {
     macro_rules! prim {

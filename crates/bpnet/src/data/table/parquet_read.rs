@@ -21,12 +21,12 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, Schema};
+use arrow_schema::Schema;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::build::{Plan, TextBuilder};
-use super::columnar::{format_error, parquet_file, plan_of, push_cells, put_numbers, wanted_indices};
+use super::columnar::{format_error, is_numeric_type, parquet_file, plan_of, push_cells, put_numbers, wanted_indices};
 use super::{Column, SAMPLE};
 use crate::error::Result;
 
@@ -50,7 +50,7 @@ pub(super) fn read_columns(path: &Path, columns: Option<&[String]>) -> Result<Re
     let group_rows: Vec<usize> = (0..meta.num_row_groups())
         .map(|g| usize::try_from(meta.row_group(g).num_rows()).unwrap_or(usize::MAX))
         .collect();
-    let numeric: Vec<bool> = fields.iter().map(|f| maybe_numeric(f.data_type())).collect();
+    let numeric: Vec<bool> = fields.iter().map(|f| is_numeric_type(f.data_type())).collect();
     let names = super::columnar::checked_names(path, &Schema::new(fields))?;
     let read = read_groups(path, &wanted, &numeric, &group_rows);
     Ok((names, read))
@@ -72,16 +72,6 @@ fn reader(path: &Path, wanted: &[usize], groups: Option<Vec<usize>>, batch: usiz
     builder
         .build()
         .map_err(|e| format_error(path, format!("not a readable Parquet file: {e}")))
-}
-
-/// Whether a column of this type may be read as numbers (the types of
-/// `put_numbers`); its plan says whether it is.
-fn maybe_numeric(t: &DataType) -> bool {
-    use DataType::*;
-    matches!(
-        t,
-        Float64 | Float32 | Int64 | Int32 | Int16 | Int8 | UInt64 | UInt32 | UInt16 | UInt8
-    )
 }
 
 /// Each wanted column's plan, from the file's first [`SAMPLE`] rows, read
