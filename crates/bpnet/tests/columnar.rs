@@ -544,6 +544,39 @@ fn plans_come_from_the_files_first_rows_on_any_thread_count() {
     bpnet::set_threads(1);
 }
 
+/// A damaged first row group fails the read with its own error on any
+/// thread count, while the other ranges wait for the plans it would have
+/// chosen: the same one-line error on 1-4 threads, and no thread left
+/// waiting (the test would hang).
+#[test]
+fn a_damaged_first_row_group_is_the_error_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("d.parquet");
+    write_parquet(&pq, &[sampled_batch()], 700);
+    let meta = parquet::file::reader::FileReader::metadata(
+        &parquet::file::serialized_reader::SerializedFileReader::new(std::fs::File::open(&pq).unwrap()).unwrap(),
+    )
+    .clone();
+    assert!(meta.num_row_groups() >= 4, "ranges for up to 4 threads");
+    // The first page header of the first column of row group 0, overwritten.
+    let at = meta.row_group(0).column(0).data_page_offset() as usize;
+    let mut bytes = std::fs::read(&pq).unwrap();
+    bytes[at..at + 16].fill(0xFF);
+    std::fs::write(&pq, &bytes).unwrap();
+    let mut first = None;
+    for threads in 1..=4 {
+        bpnet::set_threads(threads);
+        let e = err(&pq);
+        assert!(
+            e.contains(&pq.display().to_string()) && e.contains("after row 0"),
+            "{threads} threads: {e}"
+        );
+        assert!(!e.contains('\n') && !e.contains("thread failed"), "{e}");
+        assert_eq!(first.get_or_insert_with(|| e.clone()), &e, "{threads} threads");
+    }
+    bpnet::set_threads(1);
+}
+
 /// Asking only for columns the file lacks reads no column, the file's rows
 /// and no error (preprocessing then names the missing column), on any
 /// thread count.
