@@ -12,13 +12,14 @@
 //! on the file's first [`SAMPLE`] rows, as the serial reader chooses it: by
 //! the reader of the first range, from its first record batch, while the
 //! other readers decode their own first batches; they wait for the plans
-//! only before writing anything ([`Plans`]). The table is the serial
+//! only before writing anything ([`Handoff`]). The table is the serial
 //! reader's, value for value (`tests/columnar.rs`,
-//! `parquet_read_on_1_to_4_threads_equals_the_arrow_file_read_in_one`).
+//! `parquet_read_on_1_to_4_threads_equals_the_arrow_file_read_in_one`,
+//! `plans_come_from_the_files_first_rows_on_any_thread_count`).
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
@@ -29,6 +30,7 @@ use super::build::{Plan, TextBuilder};
 use super::columnar::{format_error, is_numeric_type, parquet_file, plan_of, push_cells, put_numbers, wanted_indices};
 use super::{Column, SAMPLE};
 use crate::error::Result;
+use crate::parallel::handoff::{Handoff, Publisher};
 
 /// Rows per record batch.
 const BATCH: usize = 16 * 1024;
@@ -87,59 +89,6 @@ fn plans(path: &Path, wanted: &[usize]) -> Result<Vec<Plan>> {
     }
 }
 
-/// The columns' plans, chosen by the reader of the first range and
-/// awaited by the others: `None` until published, then `Some(None)` if
-/// that reader failed before choosing them.
-struct Plans {
-    slot: Mutex<Option<Option<Vec<Plan>>>>,
-    ready: Condvar,
-}
-
-impl Plans {
-    fn new() -> Self {
-        Plans {
-            slot: Mutex::new(None),
-            ready: Condvar::new(),
-        }
-    }
-
-    /// Publishes `plans` unless something was published already.
-    fn publish(&self, plans: Option<Vec<Plan>>) {
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(plans);
-        }
-        self.ready.notify_all();
-    }
-
-    /// Waits until the plans are published; `None` if their reader failed.
-    ///
-    /// No deadlock: the first range is part 0 of the job, which the
-    /// calling thread runs first (and serial jobs run in order), so it has
-    /// started before any other range waits here; it waits for nothing,
-    /// and publishes on every path out of it ([`PublishOnDrop`]).
-    fn wait(&self) -> Option<Vec<Plan>> {
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            match &*slot {
-                Some(plans) => return plans.clone(),
-                None => slot = self.ready.wait(slot).unwrap_or_else(|e| e.into_inner()),
-            }
-        }
-    }
-}
-
-/// Publishes "failed" when dropped unless plans were published: the first
-/// range's reader holds one, so an error or a panic there never leaves the
-/// other readers waiting.
-struct PublishOnDrop<'a>(&'a Plans);
-
-impl Drop for PublishOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.publish(None);
-    }
-}
-
 /// What one range of row groups read: its text columns (in plan order,
 /// `None` for numeric ones) and which numeric columns hold a value beyond
 /// 1e30.
@@ -170,13 +119,13 @@ fn read_groups(
     let mut values: Vec<Option<Vec<f32>>> = numeric.iter().map(|&n| n.then(|| vec![0.0f32; total])).collect();
     let slots = cut_slices(&mut values, &ranges, group_rows);
     let results: Vec<Mutex<Option<Result<Part>>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
-    let shared = Plans::new();
+    let shared = Handoff::new();
     crate::parallel::run(ranges.len(), &|i| {
-        let _publish = (i == 0).then(|| PublishOnDrop(&shared));
+        // Part 0 chooses the plans; it settles them on every path out.
+        let publisher = (i == 0).then(|| shared.publisher());
         let mut out = slots[i].lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
         let stated = group_rows[ranges[i].clone()].iter().sum();
         let range = Span {
-            first: i == 0,
             groups: ranges[i].clone(),
             start: starts[i],
             stated,
@@ -185,7 +134,9 @@ fn read_groups(
         // Contained on this thread too: a decoder's panic in a worker
         // becomes this range's error, silently (the hook of
         // `contain` is silent only on a thread inside it).
-        let part = super::columnar::guarded(path, "Parquet", || read_range(path, wanted, &shared, range, &mut out));
+        let part = super::columnar::guarded(path, "Parquet", || {
+            read_range(path, wanted, (&shared, publisher.as_ref()), range, &mut out)
+        });
         if let Ok(mut slot) = results[i].lock() {
             *slot = Some(part);
         }
@@ -291,23 +242,30 @@ fn cut_slices<'a>(
 
 /// One range of row groups to read: `groups`, whose first row is row
 /// `start` of the file's `total` and which hold `stated` rows by the
-/// metadata; `first` for the range that chooses the plans.
+/// metadata.
 struct Span {
-    first: bool,
     groups: Range<usize>,
     start: usize,
     stated: usize,
     total: usize,
 }
 
+/// The plans' handoff, and its publisher for the range that chooses them.
+type PlanSource<'a, 'b> = (&'a Handoff<Vec<Plan>>, Option<&'a Publisher<'b, Vec<Plan>>>);
+
 /// Reads one range of row groups into `out` (its rows of each column of a
-/// numeric type, empty for the others). The first range chooses the
-/// plans from its first batch when that holds the file's first [`SAMPLE`]
-/// rows (else from a reader of their own) and publishes them; the others
-/// decode their first batch, then wait for them.
-fn read_range(path: &Path, wanted: &[usize], shared: &Plans, range: Span, out: &mut [&mut [f32]]) -> Result<Part> {
+/// numeric type, empty for the others). The first range (the one given
+/// the publisher) chooses the plans from its first batch when that holds
+/// the file's first [`SAMPLE`] rows (else from a reader of their own) and
+/// publishes them; the others decode their first batch, then wait for them.
+fn read_range(
+    path: &Path,
+    wanted: &[usize],
+    (shared, publisher): PlanSource<'_, '_>,
+    range: Span,
+    out: &mut [&mut [f32]],
+) -> Result<Part> {
     let Span {
-        first,
         groups,
         start,
         stated,
@@ -316,18 +274,18 @@ fn read_range(path: &Path, wanted: &[usize], shared: &Plans, range: Span, out: &
     let mut batches = reader(path, wanted, Some(groups.collect()), BATCH)?;
     let at_row = |at: usize| move |e| format_error(path, format!("after row {}: {e}", start + at));
     let head = batches.next().transpose().map_err(at_row(0))?;
-    let plans = match (first, &head) {
-        (true, Some(b)) if b.num_rows() >= SAMPLE.min(total) => {
+    let plans = match (publisher, &head) {
+        (Some(p), Some(b)) if b.num_rows() >= SAMPLE.min(total) => {
             let chosen: Vec<Plan> = b.columns().iter().map(|a| plan_of(a.as_ref())).collect();
-            shared.publish(Some(chosen.clone()));
+            p.publish(chosen.clone());
             chosen
         }
-        (true, _) => {
+        (Some(p), _) => {
             let chosen = plans(path, wanted)?;
-            shared.publish(Some(chosen.clone()));
+            p.publish(chosen.clone());
             chosen
         }
-        (false, _) => shared
+        (None, _) => shared
             .wait()
             .ok_or_else(|| format_error(path, "a Parquet reader thread failed".into()))?,
     };
