@@ -114,8 +114,8 @@ fn read_groups(
     let starts: Vec<usize> = ranges.iter().map(|r| group_rows[..r.start].iter().sum()).collect();
     // Zeroed lazily by the allocator: no page is touched before its rows
     // are decoded (a footer claiming more rows than the data holds costs
-    // nothing before the error; the column of a numeric type kept as text
-    // is never touched).
+    // nothing before the error; the reader never writes the buffer of a
+    // column of a numeric type kept as text).
     let mut values: Vec<Option<Vec<f32>>> = numeric.iter().map(|&n| n.then(|| vec![0.0f32; total])).collect();
     let slots = cut_slices(&mut values, &ranges, group_rows);
     let results: Vec<Mutex<Option<Result<Part>>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
