@@ -46,9 +46,10 @@ pub fn set_baseline_only(on: bool) {
     LEVEL.store(if on { 1 } else { detect() }, Ordering::Relaxed);
 }
 
-/// Declares `fn name<T: Scalar>(args) { body }` compiled for AVX-512, AVX2
-/// and the baseline, dispatching at run time (see the module docs). The body
-/// should call only `#[inline(always)]` code so that all of it is widened.
+/// Declares `fn name<T: Scalar>(args) { body }` (or `fn name(args) { body
+/// }`) compiled for AVX-512, AVX2 and the baseline, dispatching at run time
+/// (see the module docs). The body should call only `#[inline(always)]`
+/// code so that all of it is widened.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! vectorized {
@@ -63,6 +64,28 @@ macro_rules! vectorized {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn wide256<$T: $crate::scalar::Scalar>($($a: $t),*) { body($($a),*) }
+            match $crate::simd::level() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: level 3 means the CPU has AVX-512F, AVX2 and FMA.
+                3 => unsafe { wide512($($a),*) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: level 2 means the CPU has AVX2 and FMA.
+                2 => unsafe { wide256($($a),*) },
+                _ => body($($a),*),
+            }
+        }
+    };
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($a: $t),*) {
+            #[inline(always)]
+            fn body($($a: $t),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn wide512($($a: $t),*) { body($($a),*) }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn wide256($($a: $t),*) { body($($a),*) }
             match $crate::simd::level() {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: level 3 means the CPU has AVX-512F, AVX2 and FMA.

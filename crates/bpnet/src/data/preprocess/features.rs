@@ -297,38 +297,17 @@ impl NumColumn<'_> {
     }
 }
 
-/// Each raw offset `v` of `run` replaced by its feature: `scaled(shift +
-/// v, center, scale)`, or `fill` where `v` is NaN (the same operations as
-/// [`Encoder::write`], element by element).
-/// Compiled for AVX-512 and AVX2 too and chosen at run time, as
-/// [`crate::simd`] does.
-fn scale_run(run: &mut [f32], affine: (f64, f64, f64), fill: f32) {
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn wide512(run: &mut [f32], affine: (f64, f64, f64), fill: f32) {
-        scale_body(run, affine, fill)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn wide256(run: &mut [f32], affine: (f64, f64, f64), fill: f32) {
-        scale_body(run, affine, fill)
-    }
-    match crate::simd::level() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: level 3 means the CPU has AVX-512F, AVX2 and FMA.
-        3 => unsafe { wide512(run, affine, fill) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: level 2 means the CPU has AVX2 and FMA.
-        2 => unsafe { wide256(run, affine, fill) },
-        _ => scale_body(run, affine, fill),
-    }
-}
-
-#[inline(always)]
-fn scale_body(run: &mut [f32], (shift, center, scale): (f64, f64, f64), fill: f32) {
-    for v in run {
-        let s = scaled(shift + f64::from(*v), center, scale);
-        *v = if v.is_nan() { fill } else { s };
+crate::vectorized! {
+    /// Each raw offset `v` of `run` replaced by its feature: `scaled(shift +
+    /// v, center, scale)`, or `fill` where `v` is NaN (the same operations
+    /// as [`Encoder::write`], element by element), at the widest vector
+    /// level this CPU has ([`crate::simd`]).
+    fn scale_run(run: &mut [f32], affine: (f64, f64, f64), fill: f32) {
+        let (shift, center, scale) = affine;
+        for v in run {
+            let s = scaled(shift + f64::from(*v), center, scale);
+            *v = if v.is_nan() { fill } else { s };
+        }
     }
 }
 
