@@ -517,12 +517,9 @@ fn sampled_batch() -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
 }
 
-/// The reader of the first rows chooses every column's plan and the other
-/// readers wait for it: with row groups of 700 or 1,300 rows the first
-/// range holds at least the 1,000 sampled rows on 1-4 threads, so its
-/// first batch decides; with groups of 333 on 4 threads it holds fewer,
-/// and the plans come from a sample read of their own. Either way the
-/// table is the one-thread Arrow read's, cell for cell.
+/// Each column's plan comes from the file's first 1,000 rows, whichever
+/// reader decides it: row groups of 700, 1,300, 333 or 4,000 rows, read on
+/// 1-4 threads, give the one-thread Arrow read's table, cell for cell.
 #[test]
 fn plans_come_from_the_files_first_rows_on_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
@@ -544,10 +541,72 @@ fn plans_come_from_the_files_first_rows_on_any_thread_count() {
     bpnet::set_threads(1);
 }
 
+/// A file's batch, the subsets of its columns to read and the row-group sizes.
+type Subsets = (RecordBatch, &'static [&'static [&'static str]], &'static [usize]);
+
+/// Fewer wanted columns than threads: each column is cut into ranges of
+/// row groups (as many as give every thread a job), with the plans of a
+/// sample of the file's first rows. On 2-4 threads, with row groups of 1,
+/// 7, 333, 700 and 1,300 rows, the same cells as the one-thread read of
+/// the same columns: plans that depend on the sampled rows, text merged
+/// across ranges, nulls, and a number beyond 1e30 late in the file.
+#[test]
+fn fewer_columns_than_threads_are_read_in_ranges_with_the_first_rows_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [Subsets; 2] = [
+        (
+            sampled_batch(),
+            &[&["few_first"], &["many_first", "x"], &["x"]],
+            &[333, 700, 1300],
+        ),
+        (
+            mixed_batch(),
+            &[&["word"], &["dict", "f64"], &["late_inf"], &["flag"]],
+            &[1, 7, 333],
+        ),
+    ];
+    for (n, (batch, subsets, groups)) in cases.iter().enumerate() {
+        for &group in *groups {
+            let pq = dir.path().join(format!("f{n}-{group}.parquet"));
+            write_parquet(&pq, std::slice::from_ref(batch), group);
+            for subset in *subsets {
+                let wanted: Vec<String> = subset.iter().map(|c| c.to_string()).collect();
+                let read_on = |threads| {
+                    bpnet::set_threads(threads);
+                    cells_of(&read_data(&pq, &CsvOptions::default(), Some(&wanted)).unwrap())
+                };
+                let serial = read_on(1);
+                assert_eq!(serial.len(), subset.len());
+                for threads in 2..=4 {
+                    assert_eq!(
+                        read_on(threads),
+                        serial,
+                        "{subset:?}, row groups of {group}, {threads} threads"
+                    );
+                }
+            }
+        }
+    }
+    // The plans are the first rows' (as in the whole-file test above).
+    let pq = dir.path().join("f0-333.parquet");
+    bpnet::set_threads(4);
+    let t = read_data(
+        &pq,
+        &CsvOptions::default(),
+        Some(&["few_first".to_string(), "many_first".to_string()]),
+    )
+    .unwrap();
+    let kinds: Vec<String> = cells_of(&t)
+        .iter()
+        .map(|c| c[0].split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["text", "num"]);
+    bpnet::set_threads(1);
+}
+
 /// A damaged first row group fails the read with its own error on any
-/// thread count, while the other ranges wait for the plans it would have
-/// chosen: the same one-line error on 1-4 threads, and no thread left
-/// waiting (the test would hang).
+/// thread count: the same one-line error on 1-4 threads, whichever thread
+/// found it.
 #[test]
 fn a_damaged_first_row_group_is_the_error_on_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();

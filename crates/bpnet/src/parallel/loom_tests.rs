@@ -12,7 +12,6 @@
 //! job pointer is written while a worker may read it, or if any execution
 //! deadlocks (a lost wake-up, a leader waiting forever).
 
-use super::handoff::Handoff;
 use super::team::Team;
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -98,41 +97,6 @@ fn a_panicking_part_reaches_the_caller_and_the_team_keeps_working() {
             assert!(!team.busy(), "the panic left the team marked busy");
         }
         job(&team, 2);
-    });
-}
-
-/// Part 0 publishes a value, or fails (its publisher dropped unpublished),
-/// while the job's other parts wait for it (`parallel::handoff`, as the
-/// Parquet reader's ranges wait for the plans): every waiting part gets
-/// what part 0 settled, and no execution deadlocks, with 2 and 3 parts on
-/// the leader and one worker.
-#[test]
-fn a_handoff_from_part_0_reaches_the_waiting_parts() {
-    check(2, || {
-        let team = Team::new(1, || {}).expect("threads start");
-        for (parts, fail) in [(2, false), (2, true), (3, false)] {
-            let handoff = Handoff::new();
-            let seen: Vec<Slot> = (0..parts).map(|_| Slot(UnsafeCell::new(0))).collect();
-            team.run(parts, &|i| {
-                let got = match i {
-                    0 => {
-                        let publisher = handoff.publisher();
-                        if !fail {
-                            publisher.publish(7u32);
-                        }
-                        0
-                    }
-                    _ => handoff.wait().unwrap_or(1),
-                };
-                // SAFETY: part i alone writes slot i (loom checks it).
-                seen[i].0.with_mut(|p| unsafe { *p = got });
-            });
-            for (i, s) in seen.iter().enumerate().skip(1) {
-                // SAFETY: `run` has returned; loom checks the ordering.
-                let got = s.0.with(|p| unsafe { *p });
-                assert_eq!(got, if fail { 1 } else { 7 }, "part {i} of {parts}, fail {fail}");
-            }
-        }
     });
 }
 

@@ -30,8 +30,6 @@
 //! shape with 1 to 80 rows and columns on 1 to 4 threads, and whole
 //! training runs with odd batch sizes on 1 to 4 threads.
 
-#[cfg_attr(not(any(feature = "columnar", loom)), allow(dead_code))]
-pub(crate) mod handoff;
 pub mod pacing;
 pub mod split;
 mod sync;

@@ -1,27 +1,28 @@
 //! The whole-file Parquet read ([`super::columnar::read_parquet`]), its
-//! row groups decoded in parallel.
+//! columns decoded in parallel.
 //!
-//! The row groups are cut into one contiguous range per thread of
-//! [`crate::parallel`] (balanced by rows); each range is read by its own
-//! Parquet reader, its numbers written as `f32` offsets straight into its
-//! rows of the column (allocated once, from the row counts in the file's
-//! metadata) and its text into its own dictionary, which are merged in
-//! order.
-//!
-//! Each column's plan (numbers as offsets from a shift, or text) is chosen
-//! on the file's first [`SAMPLE`] rows, as the serial reader chooses it: by
-//! the reader of the first range, from its first record batch, while the
-//! other readers decode their own first batches; they wait for the plans
-//! only before writing anything ([`Handoff`]). The table is the serial
-//! reader's, value for value (`tests/columnar.rs`,
+//! Each job reads one column (`column` of the file, through a reader of
+//! its own) over one contiguous range of row groups, writing its numbers
+//! as `f32` offsets straight into its rows of the column (allocated once,
+//! from the row counts in the file's metadata) or its text into its own
+//! dictionary, merged in row order. With at least as many columns as
+//! threads, each job reads a whole column: its reader's pages and buffers
+//! are one column's, which stay in the caches, and the column's plan
+//! (numbers as offsets from a shift, or text) comes from its own first
+//! [`SAMPLE`] rows, as the serial reader chooses it. With fewer columns,
+//! the row groups are cut into as many ranges as it takes to give every
+//! thread a job, and the plans come from a sample read of the file's
+//! first rows before the jobs start. The error reported is the one found
+//! at the earliest row (then in the first column). The table is the
+//! serial reader's, value for value (`tests/columnar.rs`,
 //! `parquet_read_on_1_to_4_threads_equals_the_arrow_file_read_in_one`,
 //! `plans_come_from_the_files_first_rows_on_any_thread_count`).
 
+use std::cell::Cell;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
-use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -29,8 +30,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use super::build::{Plan, TextBuilder};
 use super::columnar::{format_error, is_numeric_type, parquet_file, plan_of, push_cells, put_numbers, wanted_indices};
 use super::{Column, SAMPLE};
-use crate::error::Result;
-use crate::parallel::handoff::{Handoff, Publisher};
+use crate::error::{Error, Result};
 
 /// Rows per record batch.
 const BATCH: usize = 16 * 1024;
@@ -89,16 +89,22 @@ fn plans(path: &Path, wanted: &[usize]) -> Result<Vec<Plan>> {
     }
 }
 
-/// What one range of row groups read: its text columns (in plan order,
-/// `None` for numeric ones) and which numeric columns hold a value beyond
-/// 1e30.
-struct Part {
-    text: Vec<Option<TextBuilder>>,
-    bad: Vec<bool>,
+/// What one job read of one column: the plan it kept the column by, the
+/// column's text (`None` for numbers) and whether a number lay beyond 1e30.
+struct Piece {
+    plan: Plan,
+    text: Option<TextBuilder>,
+    bad: bool,
 }
 
-/// Reads every row group, one contiguous range per thread; `numeric` says
-/// which wanted columns are of a numeric type.
+/// A job's error, and the file row its reader had reached: the error
+/// reported is the one of the earliest row (then of the first column).
+type Failure = (usize, Error);
+
+/// Reads every row group, one job per column and range of row groups:
+/// one range when the columns are at least as many as the threads, else
+/// as many as it takes to give each thread a job. `numeric` says which
+/// wanted columns are of a numeric type.
 fn read_groups(
     path: &Path,
     wanted: &[usize],
@@ -110,65 +116,94 @@ fn read_groups(
     // Before the plans are known: every column of a numeric type counts
     // (one kept as text counts too, so this errs on the safe side).
     check_fits(path, total, numeric.iter().filter(|&&n| n).count())?;
-    let ranges = split_groups(group_rows, crate::parallel::threads());
+    let cols = wanted.len();
+    let ranges = split_groups(group_rows, crate::parallel::threads().div_ceil(cols.max(1)));
     let starts: Vec<usize> = ranges.iter().map(|r| group_rows[..r.start].iter().sum()).collect();
+    // A column read whole chooses its plan from its own first rows; one
+    // cut into ranges takes the plan of a sample read first (few columns).
+    let sampled = match ranges.len() {
+        1 => None,
+        _ => Some(plans(path, wanted)?),
+    };
     // Zeroed lazily by the allocator: no page is touched before its rows
     // are decoded (a footer claiming more rows than the data holds costs
     // nothing before the error; the reader never writes the buffer of a
     // column of a numeric type kept as text).
     let mut values: Vec<Option<Vec<f32>>> = numeric.iter().map(|&n| n.then(|| vec![0.0f32; total])).collect();
     let slots = cut_slices(&mut values, &ranges, group_rows);
-    let results: Vec<Mutex<Option<Result<Part>>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
-    let shared = Handoff::new();
-    crate::parallel::run(ranges.len(), &|i| {
-        // Part 0 chooses the plans; it settles them on every path out.
-        let publisher = (i == 0).then(|| shared.publisher());
-        let mut out = slots[i].lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
-        let stated = group_rows[ranges[i].clone()].iter().sum();
-        let range = Span {
-            groups: ranges[i].clone(),
-            start: starts[i],
-            stated,
+    let results: Vec<Mutex<Option<std::result::Result<Piece, Failure>>>> =
+        slots.iter().map(|_| Mutex::new(None)).collect();
+    crate::parallel::run(slots.len(), &|job| {
+        let (r, c) = (job / cols, job % cols);
+        let out = slots[job].lock().ok().and_then(|mut s| s.take());
+        let span = Span {
+            groups: ranges[r].clone(),
+            start: starts[r],
+            stated: group_rows[ranges[r].clone()].iter().sum(),
             total,
         };
+        let at = Cell::new(span.start);
+        let plan = sampled.as_ref().map(|p| p[c]);
         // Contained on this thread too: a decoder's panic in a worker
-        // becomes this range's error, silently (the hook of
-        // `contain` is silent only on a thread inside it).
-        let part = super::columnar::guarded(path, "Parquet", || {
-            read_range(path, wanted, (&shared, publisher.as_ref()), range, &mut out)
-        });
-        if let Ok(mut slot) = results[i].lock() {
-            *slot = Some(part);
+        // becomes this job's error, silently (the hook of `contain` is
+        // silent only on a thread inside it).
+        let piece = super::columnar::guarded(path, "Parquet", || read_piece(path, wanted[c], plan, &span, out, &at));
+        if let Ok(mut slot) = results[job].lock() {
+            *slot = Some(piece.map_err(|e| (at.get(), e)));
         }
     });
     drop(slots);
-    // Every range read the plans, so a missing one means an error below.
-    let plans = shared.wait().unwrap_or_default();
-    let plans = plans.as_slice();
-    let mut text = text_builders(plans);
-    let mut bad = vec![false; plans.len()];
-    for result in results {
-        let part = result.into_inner().ok().flatten();
-        let part = part.ok_or_else(|| format_error(path, "a Parquet reader thread failed".into()))??;
-        for (j, t) in part.text.into_iter().enumerate() {
-            if let (Some(all), Some(t)) = (&mut text[j], t) {
-                all.append(t);
+    let mut pieces = Vec::with_capacity(results.len());
+    let mut first: Option<(usize, usize, Error)> = None;
+    for (job, result) in results.into_iter().enumerate() {
+        let failed = |e| (usize::MAX, e);
+        let result = result.into_inner().ok().flatten();
+        match result.unwrap_or_else(|| Err(failed(format_error(path, "a Parquet reader thread failed".into())))) {
+            Ok(piece) => pieces.push(piece),
+            Err((row, e)) => {
+                if first.as_ref().is_none_or(|(r, c, _)| (row, job % cols) < (*r, *c)) {
+                    first = Some((row, job % cols, e));
+                }
             }
         }
-        bad.iter_mut().zip(&part.bad).for_each(|(b, p)| *b |= p);
     }
-    let cols = plans
-        .iter()
+    if let Some((_, _, e)) = first {
+        return Err(e);
+    }
+    Ok((columns_of(pieces, values, cols), total))
+}
+
+/// Each wanted column from its jobs' pieces (`[range][column]`) and its
+/// number buffer: `None` for numbers beyond 1e30, to read again as text.
+fn columns_of(pieces: Vec<Piece>, values: Vec<Option<Vec<f32>>>, cols: usize) -> Vec<Option<Column>> {
+    let mut merged: Vec<Option<Piece>> = (0..cols).map(|_| None).collect();
+    for (job, piece) in pieces.into_iter().enumerate() {
+        match &mut merged[job % cols] {
+            slot @ None => *slot = Some(piece),
+            Some(all) => {
+                all.bad |= piece.bad;
+                if let (Some(all), Some(t)) = (&mut all.text, piece.text) {
+                    all.append(t);
+                }
+            }
+        }
+    }
+    merged
+        .into_iter()
         .zip(values)
-        .zip(text)
-        .zip(bad)
-        .map(|(((plan, values), text), bad)| match (plan, values, text) {
-            (Plan::Num(shift), Some(values), _) => (!bad).then_some(Column::Num { shift: *shift, values }),
-            (_, _, Some(t)) => Some(t.finish()),
+        .map(|(piece, values)| match (piece?, values) {
+            (
+                Piece {
+                    plan: Plan::Num(shift),
+                    bad: false,
+                    ..
+                },
+                Some(values),
+            ) => Some(Column::Num { shift, values }),
+            (Piece { text: Some(t), .. }, _) => Some(t.finish()),
             _ => None,
         })
-        .collect();
-    Ok((cols, total))
+        .collect()
 }
 
 /// The numeric columns' `total` rows (from the metadata, before any is
@@ -191,15 +226,6 @@ fn check_fits(path: &Path, total: usize, numeric: usize) -> Result<()> {
     }
 }
 
-/// An empty dictionary for each text column of `plans` (`None` for
-/// numeric ones).
-fn text_builders(plans: &[Plan]) -> Vec<Option<TextBuilder>> {
-    plans
-        .iter()
-        .map(|p| (!matches!(p, Plan::Num(_))).then(TextBuilder::default))
-        .collect()
-}
-
 /// Contiguous ranges of row groups, at most `parts`, of about equal rows.
 fn split_groups(group_rows: &[usize], parts: usize) -> Vec<Range<usize>> {
     let total: usize = group_rows.iter().sum();
@@ -220,20 +246,22 @@ fn split_groups(group_rows: &[usize], parts: usize) -> Vec<Range<usize>> {
     ranges
 }
 
-/// Each range's rows of each numeric column (`[range][column]`, empty for
-/// text columns), handed out once to the thread that reads it.
+/// Each job's rows of its numeric column (job `range * columns + column`;
+/// `None` for text columns), handed out once to the thread that runs it.
 fn cut_slices<'a>(
     values: &'a mut [Option<Vec<f32>>],
     ranges: &[Range<usize>],
     group_rows: &[usize],
-) -> Vec<Mutex<Vec<&'a mut [f32]>>> {
-    let mut slots: Vec<Vec<&'a mut [f32]>> = ranges.iter().map(|_| Vec::new()).collect();
-    for column in values.iter_mut() {
-        let mut rest: &'a mut [f32] = column.as_mut().map_or(&mut [], |v| v.as_mut_slice());
-        for (slot, range) in slots.iter_mut().zip(ranges) {
+) -> Vec<Mutex<Option<&'a mut [f32]>>> {
+    let cols = values.len();
+    let mut slots: Vec<Option<&'a mut [f32]>> = (0..cols * ranges.len()).map(|_| None).collect();
+    for (c, column) in values.iter_mut().enumerate() {
+        let Some(column) = column else { continue };
+        let mut rest: &'a mut [f32] = column.as_mut_slice();
+        for (r, range) in ranges.iter().enumerate() {
             let rows = group_rows[range.clone()].iter().sum::<usize>().min(rest.len());
             let (mine, after) = std::mem::take(&mut rest).split_at_mut(rows);
-            slot.push(mine);
+            slots[r * cols + c] = Some(mine);
             rest = after;
         }
     }
@@ -250,60 +278,55 @@ struct Span {
     total: usize,
 }
 
-/// The plans' handoff, and its publisher for the range that chooses them.
-type PlanSource<'a, 'b> = (&'a Handoff<Vec<Plan>>, Option<&'a Publisher<'b, Vec<Plan>>>);
-
-/// Reads one range of row groups into `out` (its rows of each column of a
-/// numeric type, empty for the others). The first range (the one given
-/// the publisher) chooses the plans from its first batch when that holds
-/// the file's first [`SAMPLE`] rows (else from a reader of their own) and
-/// publishes them; the others decode their first batch, then wait for them.
-fn read_range(
+/// Reads `column` of one range of row groups into `out` (its rows, `None`
+/// for a column of a non-numeric type), by `plan` or, without one, by the
+/// plan its first rows call for (from a sample reader of the file's first
+/// [`SAMPLE`] rows if the first batch holds fewer); `at` follows the file
+/// row reached.
+fn read_piece(
     path: &Path,
-    wanted: &[usize],
-    (shared, publisher): PlanSource<'_, '_>,
-    range: Span,
-    out: &mut [&mut [f32]],
-) -> Result<Part> {
+    column: usize,
+    plan: Option<Plan>,
+    span: &Span,
+    mut out: Option<&mut [f32]>,
+    at: &Cell<usize>,
+) -> Result<Piece> {
     let Span {
         groups,
         start,
         stated,
         total,
-    } = range;
-    let mut batches = reader(path, wanted, Some(groups.collect()), BATCH)?;
-    let at_row = |at: usize| move |e| format_error(path, format!("after row {}: {e}", start + at));
-    let head = batches.next().transpose().map_err(at_row(0))?;
-    let plans = match (publisher, &head) {
-        (Some(p), Some(b)) if b.num_rows() >= SAMPLE.min(total) => {
-            let chosen: Vec<Plan> = b.columns().iter().map(|a| plan_of(a.as_ref())).collect();
-            p.publish(chosen.clone());
-            chosen
-        }
-        (Some(p), _) => {
-            let chosen = plans(path, wanted)?;
-            p.publish(chosen.clone());
-            chosen
-        }
-        (None, _) => shared
-            .wait()
-            .ok_or_else(|| format_error(path, "a Parquet reader thread failed".into()))?,
+    } = span;
+    let (start, stated) = (*start, *stated);
+    let mut batches = reader(path, &[column], Some(groups.clone().collect()), BATCH)?;
+    let at_row = |row: usize| move |e| format_error(path, format!("after row {row}: {e}"));
+    let mut next = batches.next().transpose().map_err(at_row(start))?;
+    let plan = match (plan, &next) {
+        (Some(p), _) => p,
+        (None, Some(b)) if b.num_rows() >= SAMPLE.min(*total) => plan_of(b.column(0).as_ref()),
+        (None, _) => plans(path, &[column])?.first().copied().unwrap_or(Plan::Text),
     };
-    let mut part = Part {
-        text: text_builders(&plans),
-        bad: vec![false; plans.len()],
+    let mut piece = Piece {
+        plan,
+        text: (!matches!(plan, Plan::Num(_))).then(TextBuilder::default),
+        bad: false,
     };
-    let mut at = 0usize;
-    let mut next = head;
+    let mut n = 0usize;
     while let Some(batch) = next {
-        if at + batch.num_rows() > stated {
+        let rows = batch.num_rows();
+        if n + rows > stated {
             break;
         }
-        put_batch(&batch, &plans, at, out, &mut part);
-        at += batch.num_rows();
-        next = batches.next().transpose().map_err(at_row(at))?;
+        put_column(
+            batch.column(0).as_ref(),
+            &mut piece,
+            out.as_deref_mut().map(|o| &mut o[n..n + rows]),
+        );
+        n += rows;
+        at.set(start + n);
+        next = batches.next().transpose().map_err(at_row(start + n))?;
     }
-    if at != stated {
+    if n != stated {
         return Err(format_error(
             path,
             format!(
@@ -311,22 +334,20 @@ fn read_range(
             ),
         ));
     }
-    Ok(part)
+    Ok(piece)
 }
 
-/// Puts one record batch at row `at` of the range's columns.
-fn put_batch(batch: &RecordBatch, plans: &[Plan], at: usize, out: &mut [&mut [f32]], part: &mut Part) {
-    let rows = batch.num_rows();
-    for (j, (array, plan)) in batch.columns().iter().zip(plans).enumerate() {
-        match plan {
-            Plan::Num(shift) => match put_numbers(array.as_ref(), *shift, &mut out[j][at..at + rows]) {
-                Some(b) => part.bad[j] |= b,
-                None => part.bad[j] = true,
-            },
-            _ => {
-                if let Some(t) = &mut part.text[j] {
-                    push_cells(t, array.as_ref());
-                }
+/// Puts one batch of a column: its numbers into `out` by the piece's plan,
+/// or its cells into the piece's text.
+fn put_column(array: &dyn arrow_array::Array, piece: &mut Piece, out: Option<&mut [f32]>) {
+    match (piece.plan, out) {
+        (Plan::Num(shift), Some(out)) => match put_numbers(array, shift, out) {
+            Some(b) => piece.bad |= b,
+            None => piece.bad = true,
+        },
+        _ => {
+            if let Some(t) = &mut piece.text {
+                push_cells(t, array);
             }
         }
     }
