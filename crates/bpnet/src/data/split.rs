@@ -61,10 +61,20 @@ pub fn split_with<'k, K: Ord + 'k>(
 /// (strata in rank order): grouped by counting, without a map.
 pub(crate) fn split_ranked(ranks: &[u32], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     check_fraction(fraction)?;
+    // Rows as u32 where they fit: half the memory to fill and shuffle (the
+    // shuffle's draws depend only on each group's length).
+    match u32::try_from(ranks.len()) {
+        Ok(_) => split_groups(ranks.len(), Some(ranked_groups::<u32>(ranks)), fraction, seed),
+        Err(_) => split_groups(ranks.len(), Some(ranked_groups::<usize>(ranks)), fraction, seed),
+    }
+}
+
+/// The rows of each rank that some row has, ascending, in rank order.
+fn ranked_groups<I: Row>(ranks: &[u32]) -> Vec<Vec<I>> {
     let strata = ranks.iter().max().map_or(0, |&m| m as usize + 1);
     let mut count = vec![0usize; strata];
     ranks.iter().for_each(|&r| count[r as usize] += 1);
-    let mut groups: Vec<Vec<usize>> = count
+    let mut groups: Vec<Vec<I>> = count
         .iter()
         .filter(|&&c| c > 0)
         .map(|&c| Vec::with_capacity(c))
@@ -77,9 +87,41 @@ pub(crate) fn split_ranked(ranks: &[u32], fraction: f64, seed: u64) -> Result<(V
         g += usize::from(c > 0);
     }
     for (i, &r) in ranks.iter().enumerate() {
-        groups[group[r as usize]].push(i);
+        groups[group[r as usize]].push(I::of(i));
     }
-    split_groups(ranks.len(), Some(groups), fraction, seed)
+    groups
+}
+
+/// The first `take` of rows `0..n` shuffled by `rng`.
+fn shuffled_head<I: Row>(n: usize, take: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
+    let mut rows: Vec<I> = (0..n).map(I::of).collect();
+    rows.shuffle(rng);
+    rows[..take].iter().map(|r| r.at()).collect()
+}
+
+/// A row index as stored in a group: `usize`, or `u32` where every row fits.
+trait Row: Copy {
+    /// Row `i` (which fits).
+    fn of(i: usize) -> Self;
+    fn at(self) -> usize;
+}
+
+impl Row for usize {
+    fn of(i: usize) -> Self {
+        i
+    }
+    fn at(self) -> usize {
+        self
+    }
+}
+
+impl Row for u32 {
+    fn of(i: usize) -> Self {
+        i as u32
+    }
+    fn at(self) -> usize {
+        self as usize
+    }
 }
 
 fn check_fraction(fraction: f64) -> Result<()> {
@@ -94,9 +136,9 @@ fn check_fraction(fraction: f64) -> Result<()> {
 
 /// Splits rows `0..n`: each of `groups` (rows ascending) on its own, in
 /// order, or without groups all rows at once.
-fn split_groups(
+fn split_groups<I: Row>(
     n: usize,
-    groups: Option<Vec<Vec<usize>>>,
+    groups: Option<Vec<Vec<I>>>,
     fraction: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
@@ -113,15 +155,16 @@ fn split_groups(
                     ((fraction * size as f64).round() as usize).clamp(1, size - 1)
                 };
                 rows.shuffle(&mut rng);
-                held.extend_from_slice(&rows[..take]);
+                held.extend(rows[..take].iter().map(|r| r.at()));
                 kept += size - take;
             }
         }
         None => {
-            let mut rows: Vec<usize> = (0..n).collect();
-            rows.shuffle(&mut rng);
             let take = ((fraction * n as f64).round() as usize).min(n);
-            held.extend_from_slice(&rows[..take]);
+            held = match u32::try_from(n) {
+                Ok(_) => shuffled_head::<u32>(n, take, &mut rng),
+                Err(_) => shuffled_head::<usize>(n, take, &mut rng),
+            };
             kept += n - take;
         }
     }

@@ -105,10 +105,13 @@ impl TableSource {
             Some(ranks) => split_ranked(ranks, fraction, seed)?,
             None => split_with(rows.len(), None::<fn(usize) -> u32>, fraction, seed)?,
         };
-        Ok((
-            keep.iter().map(|&i| rows[i]).collect(),
-            out.iter().map(|&i| rows[i]).collect(),
-        ))
+        // Positions in `rows` to rows (no copy when `rows` is `0..n`).
+        let identity = rows.iter().enumerate().all(|(i, &r)| i == r);
+        let to_rows = |at: Vec<usize>| match identity {
+            true => at,
+            false => at.iter().map(|&i| rows[i]).collect(),
+        };
+        Ok((to_rows(keep), to_rows(out)))
     }
 }
 
