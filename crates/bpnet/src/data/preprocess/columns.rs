@@ -238,7 +238,7 @@ pub(crate) fn detect_task_in(table: &Table, targets: &[usize], rows: &[usize]) -
     // The distinct present values (as numbers where every one is), and how
     // many present cells there are.
     let (present, mut values) = match &table.cols[t] {
-        Column::Num { shift, values } => {
+        Column::Num { shift, values } => few_distinct(*shift, values, rows).unwrap_or_else(|| {
             let v: Vec<f64> = rows
                 .iter()
                 .map(|&r| values[r])
@@ -246,7 +246,7 @@ pub(crate) fn detect_task_in(table: &Table, targets: &[usize], rows: &[usize]) -
                 .map(|v| shift + f64::from(v))
                 .collect();
             (v.len(), v)
-        }
+        }),
         Column::Text { dict, codes } => {
             let mut count = vec![0usize; dict.len()];
             rows.iter().for_each(|&r| count[codes[r] as usize] += 1);
@@ -281,6 +281,35 @@ pub(crate) fn detect_task_in(table: &Table, targets: &[usize], rows: &[usize]) -
         Task::Regress,
         format!("task: regress (target '{name}' has {n} distinct {kind} values)"),
     ))
+}
+
+/// The present cells of a numeric column over `rows` and its distinct
+/// values (`shift + value`, equal by `==`), when there are at most
+/// [`FEW`]: one pass with no copy of the column, for class labels. `None`
+/// when there are more (the caller sorts a copy of the values).
+fn few_distinct(shift: f64, values: &[f32], rows: &[usize]) -> Option<(usize, Vec<f64>)> {
+    const FEW: usize = 64;
+    let (mut present, mut seen) = (0usize, Vec::<f64>::new());
+    let mut last: Option<u32> = None;
+    for &r in rows {
+        let v = values[r];
+        if v.is_nan() {
+            continue;
+        }
+        present += 1;
+        if last == Some(v.to_bits()) {
+            continue;
+        }
+        last = Some(v.to_bits());
+        let x = shift + f64::from(v);
+        if !seen.contains(&x) {
+            if seen.len() == FEW {
+                return None;
+            }
+            seen.push(x);
+        }
+    }
+    Some((present, seen))
 }
 
 /// Where each training column is in `table`: matched by name when both have
@@ -328,4 +357,49 @@ pub(crate) fn locate(
         table.n_cols(),
         n - targets.len()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass distinct values are those of the sorted, deduplicated
+    /// copy (missing cells, -0 and 0, runs and scattered repeats), and the
+    /// pass gives up exactly when there are more than it keeps.
+    #[test]
+    fn few_distinct_values_are_those_of_the_sorted_copy() {
+        for k in [1usize, 2, 5, 20, 21, 63, 64, 65, 300] {
+            let values: Vec<f32> = (0..2000)
+                .map(|i| match i % 37 {
+                    5 => f32::NAN,
+                    6 => -0.0,
+                    7 => 0.0,
+                    _ if i % 5 == 0 => 1.5,
+                    _ => ((i * 7919) % k) as f32 * 0.5 - 3.0,
+                })
+                .collect();
+            let rows: Vec<usize> = (0..2000).filter(|i| i % 3 != 1).collect();
+            for shift in [0.0, -0.0, 10.0] {
+                let mut all: Vec<f64> = rows
+                    .iter()
+                    .map(|&r| values[r])
+                    .filter(|v| !v.is_nan())
+                    .map(|v| shift + f64::from(v))
+                    .collect();
+                let present = all.len();
+                all.sort_by(f64::total_cmp);
+                all.dedup();
+                match few_distinct(shift, &values, &rows) {
+                    Some((p, mut few)) => {
+                        few.sort_by(f64::total_cmp);
+                        few.dedup();
+                        assert_eq!(p, present, "k {k}");
+                        assert_eq!(few.len(), all.len(), "k {k}");
+                        assert!(few.iter().zip(&all).all(|(a, b)| a == b), "k {k}");
+                    }
+                    None => assert!(all.len() > 64, "k {k}: {} distinct", all.len()),
+                }
+            }
+        }
+    }
 }
