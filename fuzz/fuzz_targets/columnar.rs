@@ -3,7 +3,8 @@
 //! any bytes give a table or an error, never a panic or an abort. The first byte picks the format (even: Parquet, odd: Arrow IPC);
 //! the rest is the file, written to a temporary file per process (the
 //! readers take paths). Two threads, so that the whole-file Parquet read
-//! splits its row groups into ranges read in parallel.
+//! runs its jobs in parallel: a column each, or, for a file of one column,
+//! ranges of its row groups.
 #![no_main]
 
 use bpnet::data::preprocess::{PreprocessSpec, Preprocessor};

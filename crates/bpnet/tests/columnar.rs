@@ -604,6 +604,44 @@ fn fewer_columns_than_threads_are_read_in_ranges_with_the_first_rows_plans() {
     bpnet::set_threads(1);
 }
 
+/// A whole-file Parquet read tells the progress hook how far it has got,
+/// on 1-3 threads: reports that only grow, and one last report, done, with
+/// the file's bytes and rows.
+#[test]
+fn a_parquet_read_reports_its_progress() {
+    use bpnet::data::table::{ReadProgress, set_read_progress};
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    // Row groups of 50: a file size no other test's file has.
+    let pq = dir.path().join("progress.parquet");
+    write_parquet(&pq, &[mixed_batch()], 50);
+    let total = std::fs::metadata(&pq).unwrap().len();
+    for threads in 1..=3 {
+        bpnet::set_threads(threads);
+        let seen: Arc<Mutex<Vec<ReadProgress>>> = Arc::default();
+        let sink = seen.clone();
+        set_read_progress(Some(Arc::new(move |p: &ReadProgress| {
+            if p.total == total {
+                sink.lock().unwrap().push(*p);
+            }
+        })));
+        let t = read(&pq);
+        set_read_progress(None);
+        let seen = seen.lock().unwrap();
+        // One report a record batch of each column (here one each), then the last.
+        assert!(seen.len() > t.n_cols(), "{threads} threads: {} reports", seen.len());
+        assert!(
+            seen.windows(2)
+                .all(|w| w[0].bytes <= w[1].bytes && w[0].rows <= w[1].rows),
+            "{threads} threads"
+        );
+        let last = seen.last().unwrap();
+        assert_eq!((last.bytes, last.rows, last.done), (total, t.len() as u64, true));
+        assert_eq!(seen.iter().filter(|p| p.done).count(), 1);
+    }
+    bpnet::set_threads(1);
+}
+
 /// A damaged first row group fails the read with its own error on any
 /// thread count: the same one-line error on 1-4 threads, whichever thread
 /// found it.

@@ -29,7 +29,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 
 use super::build::{Plan, TextBuilder};
 use super::columnar::{format_error, is_numeric_type, parquet_file, plan_of, push_cells, put_numbers, wanted_indices};
-use super::{Column, SAMPLE};
+use super::{Column, ReadProgress, SAMPLE};
 use crate::error::{Error, Result};
 
 /// Rows per record batch.
@@ -133,6 +133,7 @@ fn read_groups(
     let slots = cut_slices(&mut values, &ranges, group_rows);
     let results: Vec<Mutex<Option<std::result::Result<Piece, Failure>>>> =
         slots.iter().map(|_| Mutex::new(None)).collect();
+    let progress = Progress::new(path, total, cols);
     crate::parallel::run(slots.len(), &|job| {
         let (r, c) = (job / cols, job % cols);
         let out = slots[job].lock().ok().and_then(|mut s| s.take());
@@ -147,12 +148,15 @@ fn read_groups(
         // Contained on this thread too: a decoder's panic in a worker
         // becomes this job's error, silently (the hook of `contain` is
         // silent only on a thread inside it).
-        let piece = super::columnar::guarded(path, "Parquet", || read_piece(path, wanted[c], plan, &span, out, &at));
+        let piece = super::columnar::guarded(path, "Parquet", || {
+            read_piece(path, (wanted[c], plan), &span, (out, &progress), &at)
+        });
         if let Ok(mut slot) = results[job].lock() {
             *slot = Some(piece.map_err(|e| (at.get(), e)));
         }
     });
     drop(slots);
+    progress.finish();
     let mut pieces = Vec::with_capacity(results.len());
     let mut first: Option<(usize, usize, Error)> = None;
     for (job, result) in results.into_iter().enumerate() {
@@ -204,6 +208,53 @@ fn columns_of(pieces: Vec<Piece>, values: Vec<Option<Vec<f32>>>, cols: usize) ->
             _ => None,
         })
         .collect()
+}
+
+/// How far the read has got, told to the hook of
+/// [`super::set_read_progress`] after each batch: the cells decoded, as a
+/// share of the file's bytes and as rows (cells over columns). Counted and
+/// told under one lock, so the reports only grow.
+struct Progress {
+    cells: Mutex<u64>,
+    all: u64,
+    cols: u64,
+    bytes: u64,
+}
+
+impl Progress {
+    fn new(path: &Path, rows: usize, cols: usize) -> Self {
+        Progress {
+            cells: Mutex::new(0),
+            all: (rows as u64).saturating_mul(cols as u64),
+            cols: cols as u64,
+            bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+        }
+    }
+
+    /// `rows` more rows of one column decoded.
+    fn add(&self, rows: usize) {
+        if let Ok(mut cells) = self.cells.lock() {
+            *cells += rows as u64;
+            let bytes = u128::from(self.bytes) * u128::from(*cells) / u128::from(self.all.max(1));
+            super::read::report(ReadProgress {
+                bytes: u64::try_from(bytes).unwrap_or(self.bytes).min(self.bytes),
+                total: self.bytes,
+                rows: *cells / self.cols.max(1),
+                done: false,
+            });
+        }
+    }
+
+    /// The last report, once every job has ended (with an error or not).
+    fn finish(&self) {
+        let cells = self.cells.lock().map_or(0, |c| *c);
+        super::read::report(ReadProgress {
+            bytes: self.bytes,
+            total: self.bytes,
+            rows: cells / self.cols.max(1),
+            done: true,
+        });
+    }
 }
 
 /// The numeric columns' `total` rows (from the metadata, before any is
@@ -285,10 +336,9 @@ struct Span {
 /// row reached.
 fn read_piece(
     path: &Path,
-    column: usize,
-    plan: Option<Plan>,
+    (column, plan): (usize, Option<Plan>),
     span: &Span,
-    mut out: Option<&mut [f32]>,
+    (mut out, progress): (Option<&mut [f32]>, &Progress),
     at: &Cell<usize>,
 ) -> Result<Piece> {
     let Span {
@@ -324,6 +374,7 @@ fn read_piece(
         );
         n += rows;
         at.set(start + n);
+        progress.add(rows);
         next = batches.next().transpose().map_err(at_row(start + n))?;
     }
     if n != stated {
