@@ -642,6 +642,42 @@ fn a_parquet_read_reports_its_progress() {
     bpnet::set_threads(1);
 }
 
+/// A whole-file Arrow IPC read tells the progress hook the same way, batch
+/// by batch: growing reports, one last report, done, with the file's bytes
+/// and rows.
+#[test]
+fn an_arrow_read_reports_its_progress() {
+    use bpnet::data::table::{ReadProgress, set_read_progress};
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let batch = mixed_batch();
+    // Seven batches of 101 rows and one of 302: a size no other test's file has.
+    let mut parts: Vec<RecordBatch> = (0..7).map(|i| batch.slice(i * 101, 101)).collect();
+    parts.push(batch.slice(707, 302));
+    let ipc = dir.path().join("progress.arrow");
+    write_ipc(&ipc, &parts);
+    let total = std::fs::metadata(&ipc).unwrap().len();
+    let seen: Arc<Mutex<Vec<ReadProgress>>> = Arc::default();
+    let sink = seen.clone();
+    set_read_progress(Some(Arc::new(move |p: &ReadProgress| {
+        if p.total == total {
+            sink.lock().unwrap().push(*p);
+        }
+    })));
+    let t = read(&ipc);
+    set_read_progress(None);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), parts.len() + 1, "a report a batch, then the last");
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].bytes <= w[1].bytes && w[0].rows < w[1].rows || w[1].done)
+    );
+    let last = seen.last().unwrap();
+    assert_eq!((last.bytes, last.rows, last.done), (total, t.len() as u64, true));
+    assert_eq!(t.len(), 1009);
+    assert_eq!(seen.iter().filter(|p| p.done).count(), 1);
+}
+
 /// A damaged first row group fails the read with its own error on any
 /// thread count: the same one-line error on 1-4 threads, whichever thread
 /// found it.

@@ -124,6 +124,9 @@ pub fn read_ipc(path: &Path, columns: Option<&[String]>) -> Result<Table> {
 }
 
 fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+    // The first pass reports its progress; a second one (columns read
+    // again as text) does not.
+    let first = std::cell::Cell::new(true);
     table_from_batches(path, columns, |columns| {
         use arrow_ipc::reader::FileReader;
         let bad = |e: ArrowError| format_error(path, format!("not a readable Arrow IPC file: {e}"));
@@ -131,7 +134,12 @@ fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>) -> Result<Table> 
         let wanted = wanted_indices(&schema, columns);
         let reader = FileReader::try_new(open(path)?, Some(wanted.clone())).map_err(bad)?;
         let fields: Vec<_> = wanted.iter().map(|&i| schema.field(i).clone()).collect();
-        Ok((Schema::new(fields), Box::new(reader) as Batches))
+        let count = reader.num_batches();
+        let batches: Batches = match first.replace(false) {
+            true => Box::new(super::ipc_progress::Reporting::new(path, Box::new(reader), count)),
+            false => Box::new(reader),
+        };
+        Ok((Schema::new(fields), batches))
     })
 }
 

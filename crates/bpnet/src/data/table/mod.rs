@@ -26,6 +26,8 @@ mod groups;
 #[cfg(feature = "columnar")]
 mod ipc_check;
 #[cfg(feature = "columnar")]
+mod ipc_progress;
+#[cfg(feature = "columnar")]
 mod parquet_file;
 #[cfg(feature = "columnar")]
 mod parquet_out;
