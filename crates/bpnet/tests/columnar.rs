@@ -604,13 +604,31 @@ fn fewer_columns_than_threads_are_read_in_ranges_with_the_first_rows_plans() {
     bpnet::set_threads(1);
 }
 
+/// The progress reports of `read()` for the file of `total` bytes, and what
+/// it read. One test at a time installs the (process-wide) hook.
+fn progress_of<T>(total: u64, read: impl FnOnce() -> T) -> (Vec<bpnet::data::table::ReadProgress>, T) {
+    use bpnet::data::table::{ReadProgress, set_read_progress};
+    use std::sync::Mutex;
+    static ONE: Mutex<()> = Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let seen: Arc<Mutex<Vec<ReadProgress>>> = Arc::default();
+    let sink = seen.clone();
+    set_read_progress(Some(Arc::new(move |p: &ReadProgress| {
+        if p.total == total {
+            sink.lock().unwrap().push(*p);
+        }
+    })));
+    let got = read();
+    set_read_progress(None);
+    let seen = seen.lock().unwrap().clone();
+    (seen, got)
+}
+
 /// A whole-file Parquet read tells the progress hook how far it has got,
 /// on 1-3 threads: reports that only grow, and one last report, done, with
 /// the file's bytes and rows.
 #[test]
 fn a_parquet_read_reports_its_progress() {
-    use bpnet::data::table::{ReadProgress, set_read_progress};
-    use std::sync::Mutex;
     let dir = tempfile::tempdir().unwrap();
     // Row groups of 50: a file size no other test's file has.
     let pq = dir.path().join("progress.parquet");
@@ -618,16 +636,7 @@ fn a_parquet_read_reports_its_progress() {
     let total = std::fs::metadata(&pq).unwrap().len();
     for threads in 1..=3 {
         bpnet::set_threads(threads);
-        let seen: Arc<Mutex<Vec<ReadProgress>>> = Arc::default();
-        let sink = seen.clone();
-        set_read_progress(Some(Arc::new(move |p: &ReadProgress| {
-            if p.total == total {
-                sink.lock().unwrap().push(*p);
-            }
-        })));
-        let t = read(&pq);
-        set_read_progress(None);
-        let seen = seen.lock().unwrap();
+        let (seen, t) = progress_of(total, || read(&pq));
         // One report a record batch of each column (here one each), then the last.
         assert!(seen.len() > t.n_cols(), "{threads} threads: {} reports", seen.len());
         assert!(
@@ -647,8 +656,6 @@ fn a_parquet_read_reports_its_progress() {
 /// and rows.
 #[test]
 fn an_arrow_read_reports_its_progress() {
-    use bpnet::data::table::{ReadProgress, set_read_progress};
-    use std::sync::Mutex;
     let dir = tempfile::tempdir().unwrap();
     let batch = mixed_batch();
     // Seven batches of 101 rows and one of 302: a size no other test's file has.
@@ -657,20 +664,11 @@ fn an_arrow_read_reports_its_progress() {
     let ipc = dir.path().join("progress.arrow");
     write_ipc(&ipc, &parts);
     let total = std::fs::metadata(&ipc).unwrap().len();
-    let seen: Arc<Mutex<Vec<ReadProgress>>> = Arc::default();
-    let sink = seen.clone();
-    set_read_progress(Some(Arc::new(move |p: &ReadProgress| {
-        if p.total == total {
-            sink.lock().unwrap().push(*p);
-        }
-    })));
-    let t = read(&ipc);
-    set_read_progress(None);
-    let seen = seen.lock().unwrap();
+    let (seen, t) = progress_of(total, || read(&ipc));
     assert_eq!(seen.len(), parts.len() + 1, "a report a batch, then the last");
     assert!(
         seen.windows(2)
-            .all(|w| w[0].bytes <= w[1].bytes && w[0].rows < w[1].rows || w[1].done)
+            .all(|w| w[0].bytes <= w[1].bytes && (w[0].rows < w[1].rows || w[1].done))
     );
     let last = seen.last().unwrap();
     assert_eq!((last.bytes, last.rows, last.done), (total, t.len() as u64, true));
