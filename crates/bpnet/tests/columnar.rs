@@ -676,6 +676,52 @@ fn an_arrow_read_reports_its_progress() {
     assert_eq!(seen.iter().filter(|p| p.done).count(), 1);
 }
 
+/// A Parquet or Arrow file read chunk by chunk (as streaming reads it)
+/// tells the progress hook each pass: growing reports, one last report at
+/// the end of the pass with the file's bytes and rows, a new count in the
+/// next pass, and nothing once progress is switched off.
+#[test]
+fn a_streamed_parquet_or_arrow_file_reports_each_pass() {
+    use bpnet::data::table::{CHUNK, ChunkReader};
+    let dir = tempfile::tempdir().unwrap();
+    let batch = mixed_batch();
+    for ext in ["parquet", "arrow"] {
+        let path = dir.path().join(format!("chunks-progress.{ext}"));
+        match ext {
+            "parquet" => write_parquet(&path, std::slice::from_ref(&batch), 211),
+            _ => write_ipc(&path, &[batch.slice(0, 500), batch.slice(500, 509)]),
+        }
+        let total = std::fs::metadata(&path).unwrap().len();
+        let (seen, _) = progress_of(total, || {
+            let mut chunks = ChunkReader::open(&path, &CsvOptions::default(), CHUNK).unwrap();
+            for _pass in 0..2 {
+                while chunks.next_chunk().unwrap().is_some() {}
+                chunks.end_pass();
+                chunks.rewind().unwrap();
+            }
+            chunks.set_progress(false);
+            while chunks.next_chunk().unwrap().is_some() {}
+            chunks.end_pass();
+        });
+        let chunks = if ext == "parquet" { 5 } else { 2 };
+        assert_eq!(
+            seen.len(),
+            2 * (chunks + 1),
+            "{ext}: a report a chunk and one at the end, two passes"
+        );
+        for pass in seen.chunks(chunks + 1) {
+            assert!(
+                pass.windows(2)
+                    .all(|w| w[0].bytes <= w[1].bytes && w[0].rows <= w[1].rows),
+                "{ext}"
+            );
+            let last = pass.last().unwrap();
+            assert_eq!((last.bytes, last.rows, last.done), (total, 1009, true), "{ext}");
+            assert_eq!(pass.iter().filter(|p| p.done).count(), 1, "{ext}");
+        }
+    }
+}
+
 /// A damaged first row group fails the read with its own error on any
 /// thread count: the same one-line error on 1-4 threads, whichever thread
 /// found it.

@@ -126,7 +126,10 @@ impl ChunkReader {
         match &mut self.0 {
             Inner::Csv(c) => c.read_span(span),
             #[cfg(feature = "columnar")]
-            Inner::Parquet(p) => p.read(span.start as usize),
+            Inner::Parquet(p) => {
+                let chunk = p.read(span.start as usize);
+                p.counted(chunk)
+            }
         }
     }
 
@@ -148,7 +151,7 @@ impl ChunkReader {
         match &mut self.0 {
             Inner::Csv(c) => c.set_progress(on),
             #[cfg(feature = "columnar")]
-            Inner::Parquet(_) => {}
+            Inner::Parquet(p) => p.report = on,
         }
     }
 
@@ -158,7 +161,10 @@ impl ChunkReader {
         match &mut self.0 {
             Inner::Csv(c) => c.end_pass(),
             #[cfg(feature = "columnar")]
-            Inner::Parquet(_) => {}
+            Inner::Parquet(p) => {
+                p.progress(true);
+                p.pass = 0;
+            }
         }
     }
 }
@@ -175,6 +181,9 @@ struct ParquetChunks {
     groups: Vec<usize>,
     next: usize,
     size: u64,
+    /// Rows read in this pass, and whether to tell the progress hook.
+    pass: u64,
+    report: bool,
 }
 
 #[cfg(feature = "columnar")]
@@ -193,6 +202,8 @@ impl ParquetChunks {
             groups,
             next: 0,
             size,
+            pass: 0,
+            report: true,
         })
     }
 
@@ -206,10 +217,36 @@ impl ParquetChunks {
         while self.next < self.groups.len() {
             self.next += 1;
             if self.groups[self.next - 1] > 0 {
-                return self.read(self.next - 1).map(Some);
+                let chunk = self.read(self.next - 1);
+                return self.counted(chunk).map(Some);
             }
         }
         Ok(None)
+    }
+
+    /// `chunk`, its rows counted in this pass and told to the progress hook.
+    fn counted(&mut self, chunk: Result<Chunk>) -> Result<Chunk> {
+        if let Ok(c) = &chunk {
+            self.pass += c.table.len() as u64;
+            self.progress(false);
+        }
+        chunk
+    }
+
+    /// Tells the progress hook ([`super::set_read_progress`]) the rows read
+    /// in this pass, and their share of the file's bytes.
+    fn progress(&self, done: bool) {
+        if !self.report {
+            return;
+        }
+        let rows = self.groups.iter().sum::<usize>() as u64;
+        let share = u128::from(self.size) * u128::from(self.pass) / u128::from(rows.max(1));
+        super::read::report(super::ReadProgress {
+            bytes: u64::try_from(share).unwrap_or(self.size).min(self.size),
+            total: self.size,
+            rows: self.pass,
+            done,
+        });
     }
 
     fn read(&self, g: usize) -> Result<Chunk> {
