@@ -258,3 +258,57 @@ fn a_parquet_file_beyond_the_memory_allowed_is_a_one_line_error_in_memory() {
     );
     assert!(!d.join("model.safetensors").exists());
 }
+
+/// Files without a column (a schema with no fields; one of them with record
+/// batches claiming 562,949,953,421,512 rows, found by the fuzzer) are a
+/// one-line error for `train` (in memory and streamed), `eval` and
+/// `predict`: no panic, no abort, no output file.
+#[test]
+fn files_without_columns_are_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bpnet/tests/fixtures/damaged");
+    std::fs::write(d.join("t.csv"), csv()).unwrap();
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "t.csv",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    for name in ["no_columns.arrow", "no_columns_huge_rows.arrow"] {
+        let file = fixtures.join(name);
+        let file = file.to_str().unwrap();
+        for args in [
+            vec!["train", "--data", file, "--quiet", "--out", "x.safetensors"],
+            vec!["train", "--data", file, "--stream", "--quiet", "--out", "x.safetensors"],
+            vec!["eval", "--model", "m.safetensors", "--data", file],
+            vec![
+                "predict",
+                "--model",
+                "m.safetensors",
+                "--data",
+                file,
+                "--output",
+                "p.csv",
+            ],
+        ] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+                .args(&args)
+                .current_dir(d)
+                .output()
+                .unwrap();
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(matches!(out.status.code(), Some(1 | 2)), "{args:?}: {e}");
+            assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+            assert!(e.contains(name) && !e.contains("panicked"), "{args:?}: {e}");
+        }
+        assert!(!d.join("x.safetensors").exists() && !d.join("p.csv").exists());
+    }
+}

@@ -260,7 +260,9 @@ fn damaged_arrow_ipc_files_read_or_fail_cleanly() {
 /// missed it, and the process aborted on the allocation);
 /// `page_header_past_end.parquet` has a page header whose field runs past
 /// the end of the file (the reader kept reading 0 bytes at the end: `bpnet
-/// train` on it ran for minutes).
+/// train` on it ran for minutes); `no_columns_huge_rows.arrow` has no
+/// columns and batches claiming 562,949,953,421,512 rows (the list of its
+/// rows aborted the process, in `bpnet train` too).
 #[test]
 fn inputs_the_fuzzer_found_are_refused_at_once() {
     count_uncontained_panics();
@@ -270,6 +272,7 @@ fn inputs_the_fuzzer_found_are_refused_at_once() {
         ("no_columns.arrow", "the file has no columns"),
         ("lz4_length.arrow", "claims 721554505896 bytes uncompressed"),
         ("page_header_past_end.parquet", "unexpected end of file"),
+        ("no_columns_huge_rows.arrow", "the file has no columns"),
     ] {
         let path = dir.join(name);
         let e = match read_data(&path, &CsvOptions::default(), None) {

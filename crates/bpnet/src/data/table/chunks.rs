@@ -194,6 +194,10 @@ impl ParquetChunks {
             true => super::columnar::ipc_batches(path)?,
             false => super::columnar::parquet_groups(path)?,
         };
+        // As the whole-file read refuses it (`read_data`).
+        if columns.is_empty() {
+            return Err(super::columnar::format_error(path, "the file has no columns".into()));
+        }
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
         Ok(ParquetChunks {
             path: path.to_path_buf(),

@@ -82,9 +82,9 @@ pub fn read_data(path: &Path, opts: &CsvOptions, columns: Option<&[String]>) -> 
     match Format::of(path) {
         Format::Csv => read_table(path, opts),
         #[cfg(feature = "columnar")]
-        Format::Parquet => read_parquet(path, columns),
+        Format::Parquet => read_parquet(path, columns).and_then(|t| some_column(t, columns)),
         #[cfg(feature = "columnar")]
-        Format::Ipc => read_ipc(path, columns),
+        Format::Ipc => read_ipc(path, columns).and_then(|t| some_column(t, columns)),
         #[cfg(not(feature = "columnar"))]
         _ => {
             let _ = columns;
@@ -93,6 +93,18 @@ pub fn read_data(path: &Path, opts: &CsvOptions, columns: Option<&[String]>) -> 
                 reason: "a Parquet or Arrow file, but this bpnet was built without the 'columnar' feature".into(),
             })
         }
+    }
+}
+
+/// `table`, read whole (`columns` `None`), unless it has no column: a
+/// Parquet or Arrow schema may have no fields, and nothing can be trained
+/// on, evaluated or predicted from such a file. (Read for some columns, a
+/// table without them is kept: preprocessing names the missing column.)
+#[cfg(feature = "columnar")]
+fn some_column(table: Table, columns: Option<&[String]>) -> crate::Result<Table> {
+    match columns.is_none() && table.n_cols() == 0 {
+        true => Err(table.error("the file has no columns".to_string())),
+        false => Ok(table),
     }
 }
 
