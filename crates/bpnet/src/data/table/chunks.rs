@@ -244,9 +244,8 @@ impl ParquetChunks {
             return;
         }
         let rows = self.groups.iter().sum::<usize>() as u64;
-        let share = u128::from(self.size) * u128::from(self.pass) / u128::from(rows.max(1));
         super::read::report(super::ReadProgress {
-            bytes: u64::try_from(share).unwrap_or(self.size).min(self.size),
+            bytes: super::read::share_of(self.size, self.pass, rows),
             total: self.size,
             rows: self.pass,
             done,

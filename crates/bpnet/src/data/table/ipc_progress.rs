@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::ReadProgress;
 use super::columnar::Batches;
-use super::read::report;
+use super::read::{report, share_of};
 
 /// `batches`, reporting as they are read (see the module docs).
 pub(super) struct Reporting {
@@ -45,9 +45,8 @@ impl Iterator for Reporting {
             Some(Ok(batch)) => {
                 self.read += 1;
                 self.rows += batch.num_rows() as u64;
-                let share = u128::from(total) * u128::from(self.read) / u128::from(self.count.max(1));
                 report(ReadProgress {
-                    bytes: u64::try_from(share).unwrap_or(total).min(total),
+                    bytes: share_of(total, self.read, self.count),
                     total,
                     rows: self.rows,
                     done: false,

@@ -235,9 +235,8 @@ impl Progress {
     fn add(&self, rows: usize) {
         if let Ok(mut cells) = self.cells.lock() {
             *cells += rows as u64;
-            let bytes = u128::from(self.bytes) * u128::from(*cells) / u128::from(self.all.max(1));
             super::read::report(ReadProgress {
-                bytes: u64::try_from(bytes).unwrap_or(self.bytes).min(self.bytes),
+                bytes: super::read::share_of(self.bytes, *cells, self.all),
                 total: self.bytes,
                 rows: *cells / self.cols.max(1),
                 done: false,

@@ -85,6 +85,14 @@ pub fn set_read_progress(hook: Option<ProgressHook>) {
     }
 }
 
+/// `part` of `whole` (rows, cells, batches) as the same share of `bytes`,
+/// at most `bytes`: how far a reader that counts in other units has got.
+#[cfg(feature = "columnar")]
+pub(super) fn share_of(bytes: u64, part: u64, whole: u64) -> u64 {
+    let share = u128::from(bytes) * u128::from(part) / u128::from(whole.max(1));
+    u64::try_from(share).unwrap_or(bytes).min(bytes)
+}
+
 pub(super) fn report(p: ReadProgress) {
     if let Some(hook) = HOOK.read().ok().and_then(|h| h.clone()) {
         hook(&p);
