@@ -1,9 +1,10 @@
 //! The tuner's pieces: the search space (seeded asks, depth 0 is a linear
-//! model, the batch size capped), the median pruning rule and the journal.
+//! model, the batch size capped, the portfolio tried first), the median
+//! pruning rule and the journal.
 
 use bpnet::workflow::TrainConfig;
 use bpnet_lab::tune::journal::{Journal, JournalHeader, TrialRecord};
-use bpnet_lab::tune::space::{Params, Space};
+use bpnet_lab::tune::space::{PORTFOLIO, Params, Space, portfolio};
 use bpnet_lab::tune::{TuneOptions, tune};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -44,6 +45,59 @@ fn depth_zero_is_a_linear_model_and_batches_fit_the_rows() {
 }
 
 #[test]
+fn the_portfolio_decodes_to_the_defaults_a_linear_model_and_two_variants() {
+    assert!(portfolio().iter().all(Space::contains));
+    let base = TrainConfig::default();
+    let [defaults, linear, adamw, dropout] = portfolio().map(|p| p.apply(&base, 10_000));
+    let shape = |c: &TrainConfig| {
+        (
+            c.hidden.clone(),
+            c.batch_norm,
+            c.bn_after,
+            c.activation.clone(),
+            c.optimizer.clone(),
+            c.batch_size,
+        )
+    };
+    assert_eq!(shape(&defaults), shape(&base));
+    assert!((defaults.lr - 1e-3).abs() < 1e-15 && defaults.dropout == 0.0);
+    assert!(defaults.weight_decay <= 1e-7 * (1.0 + 1e-12));
+    assert_eq!(
+        shape(&linear),
+        ("".into(), false, false, "relu".into(), "adam".into(), 32)
+    );
+    assert!((linear.lr - 1e-2).abs() < 1e-15 && (linear.weight_decay - 1e-3).abs() < 1e-15);
+    assert_eq!(adamw.optimizer, "adamw");
+    assert_eq!(adamw.weight_decay as f32, 1e-2f32);
+    assert_eq!((adamw.hidden.as_str(), adamw.dropout), ("100,100", 0.0));
+    assert_eq!((dropout.optimizer.as_str(), dropout.dropout), ("adam", 0.2));
+    assert_eq!(shape(&dropout), shape(&base));
+}
+
+#[test]
+fn every_search_starts_with_the_portfolio_then_asks_tpe() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TuneOptions {
+        base: TrainConfig {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
+            epochs: 2,
+            ..TrainConfig::default()
+        },
+        trials: Some(PORTFOLIO + 2),
+        time: None,
+        cv: 2,
+        workers: 1,
+        journal: dir.path().join("j.jsonl"),
+    };
+    let o = tune(&opts, &mut |_, _| {}).unwrap();
+    let tried: Vec<Params> = o.records.iter().map(|r| r.params.clone()).collect();
+    assert_eq!(tried[..PORTFOLIO], portfolio());
+    // After the portfolio, TPE's points: none of them is a portfolio point.
+    assert!(tried[PORTFOLIO..].iter().all(|p| !portfolio().contains(p)));
+    assert!(tried[PORTFOLIO..].iter().all(Space::contains));
+}
+
+#[test]
 fn the_journal_round_trips_and_refuses_other_searches() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.jsonl");
@@ -80,10 +134,10 @@ fn the_median_rule_prunes_weak_trials_after_the_first_group() {
     let opts = TuneOptions {
         base: TrainConfig {
             data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
-            epochs: 3,
+            epochs: 20,
             ..TrainConfig::default()
         },
-        trials: Some(12),
+        trials: Some(20),
         time: None,
         cv: 3,
         workers: 2,
@@ -91,7 +145,7 @@ fn the_median_rule_prunes_weak_trials_after_the_first_group() {
     };
     let mut seen = 0;
     let o = tune(&opts, &mut |_, n| seen = n).unwrap();
-    assert_eq!(seen, 12);
+    assert_eq!(seen, 20);
     // The first group has nothing to compare with: every fold runs.
     assert!(o.records[..4].iter().all(|r| !r.pruned && r.folds.len() == 3));
     // A pruned trial stopped before the last fold, below the median of the
@@ -115,7 +169,37 @@ fn the_median_rule_prunes_weak_trials_after_the_first_group() {
         assert!(r.score < median, "trial {} {} vs median {median}", r.trial, r.score);
     }
     assert!(!o.best().pruned);
-    // This search does prune (4 of 12 trials on this machine's run), so
+    // This search does prune (7 of 20 trials on this machine's run; with
+    // the portfolio first, shorter searches or fewer epochs pruned 0-1), so
     // the loop above checked something.
     assert!(o.records.iter().any(|r| r.pruned));
+}
+
+#[test]
+fn the_time_limit_stops_running_trials_and_leaves_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.jsonl");
+    // Trials that would train for a million epochs (no early stopping):
+    // only the deadline can end them, so this search returning at all
+    // shows the running trials were stopped.
+    let opts = TuneOptions {
+        base: TrainConfig {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
+            epochs: 1_000_000,
+            patience: 0,
+            ..TrainConfig::default()
+        },
+        trials: None,
+        time: Some(0.5),
+        cv: 2,
+        workers: 2,
+        journal: journal.clone(),
+    };
+    let mut seen = 0;
+    let err = tune(&opts, &mut |_, n| seen = n).err().unwrap().to_string();
+    assert!(err.contains("no trial ran every fold"), "{err}");
+    assert_eq!(seen, 0);
+    // The stopped trials were not journaled: the file holds its header only.
+    let lines = std::fs::read_to_string(&journal).unwrap().lines().count();
+    assert_eq!(lines, 1);
 }

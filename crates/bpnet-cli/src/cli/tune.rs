@@ -31,7 +31,8 @@ pub struct TuneArgs {
     /// Number of trials (default 20 unless --time is given).
     #[arg(long)]
     trials: Option<usize>,
-    /// Start no new trials after this many seconds.
+    /// End the search after this many seconds (trials still running are
+    /// stopped and left out); the refit of the best comes after.
     #[arg(long)]
     time: Option<f64>,
     /// Folds of the cross-validation.

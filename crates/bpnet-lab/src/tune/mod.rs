@@ -2,21 +2,25 @@
 //! network, optimizer and regularization settings with TPE sampling (the
 //! `tpe` crate), the median pruning rule, and trials run in parallel.
 //!
-//! Reproducibility: trials are asked in groups of [`GROUP`]; trial `t` is
-//! asked with a random stream seeded by `(seed, t)` from samplers told
+//! The first trials are the fixed [`space::portfolio`]. Reproducibility:
+//! trials are asked in groups of [`GROUP`]; trial `t` (past the portfolio)
+//! is asked with a random stream seeded by `(seed, t)` from samplers told
 //! every trial of the earlier groups (in trial order), and pruned against
 //! the trials of the earlier groups only. Each trial trains with its own
 //! seed-determined folds and weights, and a training run gives the same
 //! bits on any thread count, so the trials, their scores and the best
 //! model do not depend on how many trials run at once, nor on an
 //! interruption and resume ([`journal`]). Only `--time` makes the number
-//! of trials depend on the machine.
+//! of trials depend on the machine: at that deadline the trials still
+//! running are stopped and left out (neither scored nor journaled, so a
+//! resumed search runs them again) and the search ends.
 
 pub mod journal;
 pub mod report;
 pub mod space;
 
-use bpnet::workflow::{TableSource, TrainConfig, mean_sd, open_table, run_fold, table_folds};
+use bpnet::train::Event;
+use bpnet::workflow::{TableSource, TrainConfig, mean_sd, open_table, run_fold_with, table_folds};
 use bpnet::{Error, Result};
 use journal::{Journal, JournalHeader, TrialRecord};
 use rand::SeedableRng;
@@ -26,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Trials asked together (before any of them is told back).
 pub const GROUP: usize = 4;
@@ -44,7 +48,8 @@ pub struct TuneOptions {
     pub base: TrainConfig,
     /// Stop after this many trials.
     pub trials: Option<usize>,
-    /// Start no new group of trials after this many seconds.
+    /// End the search after this many seconds: trials still running then
+    /// are stopped and left out.
     pub time: Option<f64>,
     /// Folds.
     pub cv: usize,
@@ -101,6 +106,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         folds: &folds,
         opts,
         train_rows,
+        deadline: opts.time.map(|t| start + Duration::from_secs_f64(t.max(0.0))),
     };
     for group in 0.. {
         let first = group * GROUP;
@@ -111,7 +117,10 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         let trials: Vec<usize> = (first..(first + GROUP).min(limit)).collect();
         let asked: Vec<Params> = trials
             .iter()
-            .map(|&t| space.ask(&mut trial_rng(opts.base.seed, t)))
+            .map(|&t| match space::portfolio().get(t) {
+                Some(p) => p.clone(),
+                None => space.ask(&mut trial_rng(opts.base.seed, t)),
+            })
             .collect();
         let mut finished: Vec<Option<TrialRecord>> = vec![None; trials.len()];
         for (i, &t) in trials.iter().enumerate() {
@@ -141,9 +150,15 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
             finished[i] = Some(r);
             Ok(())
         })?;
-        for (p, r) in asked.iter().zip(finished.into_iter().flatten()) {
-            space.tell(p, -r.score);
-            records.push(r);
+        let cut = finished.iter().any(Option::is_none);
+        for (p, r) in asked.iter().zip(finished) {
+            if let Some(r) = r {
+                space.tell(p, -r.score);
+                records.push(r);
+            }
+        }
+        if cut {
+            break;
         }
     }
     let best = records
@@ -195,20 +210,35 @@ struct Ctx<'a> {
     folds: &'a [Vec<usize>],
     opts: &'a TuneOptions,
     train_rows: usize,
+    /// When running trials are stopped (`--time`).
+    deadline: Option<Instant>,
 }
 
 impl Ctx<'_> {
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
     /// Runs one trial: fold after fold, pruned when its running mean falls
-    /// below the median of earlier trials at the same fold.
-    fn trial(&self, t: usize, p: &Params, medians: &[Option<f64>]) -> TrialRecord {
+    /// below the median of earlier trials at the same fold; None when the
+    /// deadline came first (checked after every training step).
+    fn trial(&self, t: usize, p: &Params, medians: &[Option<f64>]) -> Option<TrialRecord> {
         let began = Instant::now();
         let cfg = p.apply(&self.opts.base, self.train_rows);
         let mut folds = Vec::new();
         let mut pruned = false;
         let mut failed = None;
+        let mut stop = |e: Event<'_>| match e {
+            Event::Step { .. } if self.past_deadline() => Err(Error::State("the search's time is up".into())),
+            _ => Ok(()),
+        };
         for i in 0..self.folds.len() {
-            match run_fold(&cfg, self.src, self.folds, i) {
+            if self.past_deadline() {
+                return None;
+            }
+            match run_fold_with(&cfg, self.src, self.folds, i, &mut stop) {
                 Ok(f) => folds.push(f.score.max(SCORE_FLOOR)),
+                Err(_) if self.past_deadline() => return None,
                 Err(e) => {
                     failed = Some(e.to_string());
                     break;
@@ -224,7 +254,7 @@ impl Ctx<'_> {
             Some(_) => SCORE_FLOOR,
             None => mean_sd(&folds).0,
         };
-        TrialRecord {
+        Some(TrialRecord {
             trial: t,
             params: p.clone(),
             score,
@@ -232,11 +262,12 @@ impl Ctx<'_> {
             pruned,
             seconds: began.elapsed().as_secs_f64(),
             failed,
-        }
+        })
     }
 
     /// Runs `pending` (index in group, trial, params) on up to `workers`
-    /// threads; `done(index, record)` runs on the calling thread as each ends.
+    /// threads; `done(index, record)` runs on the calling thread as each
+    /// ends (not for a trial the deadline stopped).
     fn run_group(
         &self,
         pending: &[(usize, usize, Params)],
@@ -246,7 +277,9 @@ impl Ctx<'_> {
         let workers = self.opts.workers.clamp(1, pending.len().max(1));
         if workers == 1 {
             for (i, t, p) in pending {
-                done(*i, self.trial(*t, p, medians))?;
+                if let Some(r) = self.trial(*t, p, medians) {
+                    done(*i, r)?;
+                }
             }
             return Ok(());
         }
@@ -259,7 +292,8 @@ impl Ctx<'_> {
                 let next = &next;
                 s.spawn(move || {
                     while let Some((i, t, p)) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if tx.send((*i, self.trial(*t, p, medians))).is_err() {
+                        let Some(r) = self.trial(*t, p, medians) else { continue };
+                        if tx.send((*i, r)).is_err() {
                             break;
                         }
                     }

@@ -12,6 +12,11 @@
 //! | weight decay | 1e-7 .. 1e-2 (log scale) |
 //! | dropout | 0 .. 0.5 |
 //! | batch size | 16, 32, 64, 128, 256 (at most the training rows) |
+//!
+//! Every search first tries the [`portfolio`]: `bpnet train`'s defaults, a
+//! linear model, and the two best single-network variants of the defaults
+//! on the choice half of `bench/tabular` (docs/TABULAR.md). TPE's points
+//! follow, and the median rule prunes them against the portfolio's scores.
 
 use bpnet::workflow::TrainConfig;
 use bpnet::{Error, Result};
@@ -124,6 +129,44 @@ impl Params {
         }
     }
 }
+
+/// The raw value that decodes to `options[i]` of a categorical parameter.
+fn at(i: usize) -> f64 {
+    i as f64 + 0.5
+}
+
+/// The first [`PORTFOLIO`] trials of every search, in trial order:
+///
+/// 0. `bpnet train`'s defaults: 2 hidden ReLU layers of 100 with BN before
+///    the activation, Adam at 1e-3, batches of 128, no dropout (weight
+///    decay 1e-7, the space's floor, in place of 0);
+/// 1. a linear model (no hidden layer: logistic or linear regression) with
+///    Adam at 1e-2, batches of 32 and weight decay 1e-3, about the ridge
+///    penalty scikit-learn's `Ridge()` and `LogisticRegression()` put on a
+///    few hundred standardized rows (of four linear settings on the choice
+///    half, the one closest to scikit-learn's linear models on every set);
+/// 2. the defaults with AdamW and weight decay 1e-2 (the raw value sits just
+///    below the space's open upper end, 1e-2 within 3e-12 relative: the
+///    same f32 step);
+/// 3. the defaults with dropout 0.2.
+///
+/// 2 and 3 were the best-ranked single networks of the third round of
+/// candidates on the choice half (docs/TABULAR.md). Starting from known good
+/// settings means a short search is never worse, in cross-validation, than
+/// those settings, and the pruning rule has a fair bar from the second group.
+pub fn portfolio() -> [Params; PORTFOLIO] {
+    let defaults = [at(2), 100f64.log2(), at(1), at(0), at(0), -3.0, -7.0, 0.0, at(3)];
+    let mut linear = defaults;
+    (linear[0], linear[2], linear[5], linear[6], linear[8]) = (at(0), at(0), -2.0, -3.0, at(1));
+    let mut adamw = defaults;
+    (adamw[4], adamw[6]) = (at(1), -2.0 - 1e-12);
+    let mut dropout = defaults;
+    dropout[7] = 0.2;
+    [defaults, linear, adamw, dropout].map(|raw| Params { raw })
+}
+
+/// Trials of the [`portfolio`].
+pub const PORTFOLIO: usize = 4;
 
 /// One TPE sampler per parameter.
 pub struct Space {

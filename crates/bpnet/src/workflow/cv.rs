@@ -9,6 +9,7 @@ use super::folds::{kfold, mean_sd};
 use super::metrics::metrics;
 use super::run::train_prepared;
 use super::table::{TableSource, open_table, prepare_rows};
+use crate::train::Event;
 use crate::{Error, Result};
 use serde_json::{Value, json};
 
@@ -84,6 +85,18 @@ pub fn table_folds(src: &TableSource, k: usize, seed: u64) -> Result<Vec<Vec<usi
 
 /// Trains `cfg` on the rows outside fold `index` of `folds` and scores it on the fold.
 pub fn run_fold(cfg: &TrainConfig, src: &TableSource, folds: &[Vec<usize>], index: usize) -> Result<FoldScore> {
+    run_fold_with(cfg, src, folds, index, &mut |_| Ok(()))
+}
+
+/// [`run_fold`], with `on_event` seeing the training's events (an error it
+/// returns stops the training and is this call's error).
+pub fn run_fold_with(
+    cfg: &TrainConfig,
+    src: &TableSource,
+    folds: &[Vec<usize>],
+    index: usize,
+    on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+) -> Result<FoldScore> {
     let held = &folds[index];
     let train_rows: Vec<usize> = folds
         .iter()
@@ -94,7 +107,7 @@ pub fn run_fold(cfg: &TrainConfig, src: &TableSource, folds: &[Vec<usize>], inde
     let mut sorted = train_rows;
     sorted.sort_unstable();
     let data = prepare_rows(cfg, src, &sorted, Some(held))?;
-    let trained = train_prepared(cfg, &data, &mut |_| Ok(()))?;
+    let trained = train_prepared(cfg, &data, on_event)?;
     let test = data
         .test
         .as_ref()

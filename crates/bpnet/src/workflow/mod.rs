@@ -21,7 +21,7 @@ mod table;
 
 pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};
 pub use config::{AUTO_ENSEMBLE, AUTO_ENSEMBLE_ROWS, TrainConfig, auto_ensemble};
-pub use cv::{CvReport, FoldScore, cross_validate, run_fold, table_folds};
+pub use cv::{CvReport, FoldScore, cross_validate, run_fold, run_fold_with, table_folds};
 pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use folds::{kfold, mean_sd};
 pub use metadata::{Metadata, metadata, record_json};
