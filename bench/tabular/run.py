@@ -5,12 +5,13 @@ derive.py, over several seeded train/test splits.
 
 Usage: python run.py DATA_DIR OUT.json --bpnet PATH [--half choice|held-out|all]
        [--seeds N] [--sets a,b] [--methods bpnet,mlp,linear,realmlp,tune] [--bpnet-args "..."]
-       [--label NAME] [--tune-time SECONDS]
+       [--label NAME] [--tune-time SECONDS] [--keep DIR]
 
 Methods: bpnet (defaults, or --bpnet-args), mlp, linear, realmlp (pytabkit's
 RealMLP-TD; needs the .venv-realmlp environment), tune (`bpnet tune --time
 SECONDS --cv 3` on the training file, two trials at a time; its fit time is
-the whole search plus the refit).
+the whole search plus the refit; --keep DIR keeps each search's leaderboard
+as DIR/SET.sSEED.leaderboard.csv).
 
 Every method sees the same train/test files. Missing numeric cells are
 filled with the training mean (bpnet --impute mean; SimpleImputer), missing
@@ -26,6 +27,7 @@ import csv
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,7 +146,7 @@ def realmlp_fit(task, train, test, seed):
     return score, seconds
 
 
-def bpnet_fit(binary, task, train_path, test_path, target, seed, extra, tune_time=None):
+def bpnet_fit(binary, task, train_path, test_path, target, seed, extra, tune_time=None, keep=None):
     with tempfile.TemporaryDirectory() as d:
         model = os.path.join(d, "m.safetensors")
         cmd = [binary, "--threads", "1", "train", "--data", train_path, "--target", target, "--impute", "mean",
@@ -156,6 +158,10 @@ def bpnet_fit(binary, task, train_path, test_path, target, seed, extra, tune_tim
         began = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         seconds = time.perf_counter() - began
+        if tune_time and keep:
+            os.makedirs(keep, exist_ok=True)
+            name = os.path.basename(train_path).replace(".train.csv", "")
+            shutil.copy(os.path.join(d, "m.leaderboard.csv"), os.path.join(keep, f"{name}.leaderboard.csv"))
         out = subprocess.run([binary, "--threads", "1", "eval", "--model", model, "--data", test_path, "--json"],
                              check=True, capture_output=True, text=True).stdout
         m = json.loads(out.strip().splitlines()[-1])["metrics"]
@@ -184,7 +190,8 @@ def main():
                     score, secs = realmlp_fit(s["task"], read(tr), read(te), seed)
                     method_name = "realmlp_td"
                 elif method == "tune":
-                    score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, [], float(arg("--tune-time", "45")))
+                    score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, [], float(arg("--tune-time", "45")),
+                                            arg("--keep"))
                     method_name = "bpnet_tune"
                 elif method == "bpnet":
                     score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, extra)

@@ -190,21 +190,28 @@ fn train_ensemble_is_the_default_ensemble_of_train_prepared_runs() {
         ..TrainConfig::default()
     };
     let data = load(&cfg).unwrap();
-    let e = train_ensemble(&cfg, &data, &mut |_| Ok(())).unwrap();
-    assert_eq!(e.members.len(), 5, "the default on a small table");
-    assert_eq!(e.combine, Combine::Softmax);
     let x = data.train.features.clone();
-    for (k, member) in e.members.iter().enumerate() {
-        let single = TrainConfig {
-            seed: cfg.seed + k as u64,
-            ..cfg.clone()
-        };
-        let alone = train_prepared(&single, &data, &mut |_| Ok(())).unwrap().trainer.model;
-        let (a, b) = (
-            InferenceNet::new(member).unwrap().forward(&x).unwrap(),
-            InferenceNet::new(&alone).unwrap().forward(&x).unwrap(),
-        );
-        assert_eq!(a.as_slice(), b.as_slice(), "member {k}");
+    let alone: Vec<_> = (0..5)
+        .map(|k| {
+            let single = TrainConfig {
+                seed: cfg.seed + k as u64,
+                ..cfg.clone()
+            };
+            let m = train_prepared(&single, &data, &mut |_| Ok(())).unwrap().trainer.model;
+            InferenceNet::new(&m).unwrap().forward(&x).unwrap()
+        })
+        .collect();
+    // The further members train at once on a team (one per thread): the
+    // same networks as trained one after the other, on any thread count.
+    for threads in [1, 2, 3, 1] {
+        bpnet::set_threads(threads);
+        let e = train_ensemble(&cfg, &data, &mut |_| Ok(())).unwrap();
+        assert_eq!(e.members.len(), 5, "the default on a small table");
+        assert_eq!(e.combine, Combine::Softmax);
+        for (k, member) in e.members.iter().enumerate() {
+            let out = InferenceNet::new(member).unwrap().forward(&x).unwrap();
+            assert_eq!(out.as_slice(), alone[k].as_slice(), "member {k}, {threads} thread(s)");
+        }
     }
     let one = TrainConfig { ensemble: 1, ..cfg };
     assert_eq!(train_ensemble(&one, &data, &mut |_| Ok(())).unwrap().members.len(), 1);

@@ -39,9 +39,19 @@ unsafe impl Sync for Slot {}
 /// One job of `parts` parts; every part must run exactly once, and its
 /// effect must be visible to the caller when `run` returns.
 fn job(team: &Team, parts: usize) {
+    job_via(team, parts, false);
+}
+
+/// [`job`] through [`Team::run_coarse`] when `coarse`, else [`Team::run`].
+fn job_via(team: &Team, parts: usize, coarse: bool) {
     let slots: Vec<Slot> = (0..parts).map(|_| Slot(UnsafeCell::new(0))).collect();
     // SAFETY: part i alone writes slot i (loom checks it).
-    team.run(parts, &|i| slots[i].0.with_mut(|p| unsafe { *p += 1 }));
+    let part = |i: usize| slots[i].0.with_mut(|p| unsafe { *p += 1 });
+    if coarse {
+        team.run_coarse(parts, &part);
+    } else {
+        team.run(parts, &part);
+    }
     for (i, s) in slots.iter().enumerate() {
         // SAFETY: `run` has returned; loom checks the ordering.
         assert_eq!(s.0.with(|p| unsafe { *p }), 1, "part {i} of {parts}");
@@ -65,6 +75,16 @@ fn two_workers_and_a_job_with_more_parts_after_fewer() {
         let team = Team::new(2, || {}).expect("threads start");
         job(&team, 2);
         job(&team, 3);
+    });
+}
+
+#[test]
+fn coarse_jobs_between_paced_ones() {
+    check(2, || {
+        let team = Team::new(1, || {}).expect("threads start");
+        job_via(&team, 2, false);
+        job_via(&team, 3, true);
+        job_via(&team, 2, false);
     });
 }
 

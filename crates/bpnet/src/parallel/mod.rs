@@ -94,6 +94,19 @@ pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     team::serial(parts, f);
 }
 
+/// [`run`] for parts of milliseconds or more (whole training runs, e.g. the
+/// members of an ensemble): handed to the team whenever it is free, without
+/// the [`pacing`] that [`run`] applies to its short parts.
+pub fn run_coarse(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    if parts > 1
+        && !in_job()
+        && let Some(team) = global::team()
+    {
+        return team.run_coarse(parts, f);
+    }
+    team::serial(parts, f);
+}
+
 #[cfg(not(loom))]
 mod global {
     use super::team::Team;

@@ -218,10 +218,25 @@ impl Team {
             serial(parts, f);
             return;
         }
-        self.lead(parts, f);
+        self.lead(parts, f, true);
     }
 
-    fn lead(&self, parts: usize, f: &Job<'_>) {
+    /// [`Team::run`] for parts that each take milliseconds or more (whole
+    /// training runs): handed to the team whenever it is free, without
+    /// asking the pacing, which is tuned for parts of microseconds and does
+    /// not learn from these either (a stalled worker costs a time slice,
+    /// small against such parts).
+    pub fn run_coarse(&self, parts: usize, f: &Job<'_>) {
+        if parts <= 1 || parts > MAX_PARTS || self.workers.is_empty() || in_job() || self.busy.swap(true, Acquire) {
+            serial(parts, f);
+            return;
+        }
+        let _busy = ClearOnDrop(&self.busy);
+        self.lead(parts, f, false);
+    }
+
+    /// Runs a job on the team; `paced`: its timing informs the pacing.
+    fn lead(&self, parts: usize, f: &Job<'_>, paced: bool) {
         let s = &*self.shared;
         // SAFETY: lifetime erasure only. `lead` returns after every claimed
         // part is counted done, and no part can be claimed after that
@@ -253,12 +268,14 @@ impl Team {
         while s.done.load(Acquire) < parts - mine {
             spin();
         }
-        self.pacing.observe(
-            own.since(start),
-            Clock::now().since(own),
-            parts - mine,
-            super::pacing::sample,
-        );
+        if paced {
+            self.pacing.observe(
+                own.since(start),
+                Clock::now().since(own),
+                parts - mine,
+                super::pacing::sample,
+            );
+        }
         // Every claimed part is done: no thread reads `job` any more.
         // SAFETY: invariant 1.
         s.job.with_mut(|j| unsafe { *j = None });
