@@ -98,13 +98,11 @@ pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 /// members of an ensemble): handed to the team whenever it is free, without
 /// the [`pacing`] that [`run`] applies to its short parts.
 pub fn run_coarse(parts: usize, f: &(dyn Fn(usize) + Sync)) {
-    if parts > 1
-        && !in_job()
-        && let Some(team) = global::team()
-    {
-        return team.run_coarse(parts, f);
+    // The team runs a job of one part, or one started inside a part, serially.
+    match global::team() {
+        Some(team) => team.run_coarse(parts, f),
+        None => team::serial(parts, f),
     }
-    team::serial(parts, f);
 }
 
 #[cfg(not(loom))]

@@ -207,18 +207,7 @@ impl Team {
     /// the workers, and returns when all have finished. A panic in any part
     /// is re-raised here once every part has finished.
     pub fn run(&self, parts: usize, f: &Job<'_>) {
-        if parts <= 1 || parts > MAX_PARTS || self.workers.is_empty() || in_job() || self.busy.swap(true, Acquire) {
-            serial(parts, f);
-            return;
-        }
-        let _busy = ClearOnDrop(&self.busy);
-        // A probe wakes the workers that sleep (spinning ones are running).
-        let room = || super::pacing::room_for(self.shared.sleepers.load(Relaxed), self.cores);
-        if self.pacing.skip(room) {
-            serial(parts, f);
-            return;
-        }
-        self.lead(parts, f, true);
+        self.dispatch(parts, f, true);
     }
 
     /// [`Team::run`] for parts that each take milliseconds or more (whole
@@ -227,12 +216,23 @@ impl Team {
     /// not learn from these either (a stalled worker costs a time slice,
     /// small against such parts).
     pub fn run_coarse(&self, parts: usize, f: &Job<'_>) {
+        self.dispatch(parts, f, false);
+    }
+
+    /// [`Team::run`] when `paced`, else [`Team::run_coarse`].
+    fn dispatch(&self, parts: usize, f: &Job<'_>, paced: bool) {
         if parts <= 1 || parts > MAX_PARTS || self.workers.is_empty() || in_job() || self.busy.swap(true, Acquire) {
             serial(parts, f);
             return;
         }
         let _busy = ClearOnDrop(&self.busy);
-        self.lead(parts, f, false);
+        // A probe wakes the workers that sleep (spinning ones are running).
+        let room = || super::pacing::room_for(self.shared.sleepers.load(Relaxed), self.cores);
+        if paced && self.pacing.skip(room) {
+            serial(parts, f);
+            return;
+        }
+        self.lead(parts, f, paced);
     }
 
     /// Runs a job on the team; `paced`: its timing informs the pacing.
