@@ -68,6 +68,17 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
         rows[0]
     );
     assert!(rows[1].starts_with(&format!("1,{},", j["best_trial"])), "{}", rows[1]);
+    // The first four trials are the portfolio, named in the last column.
+    for (t, name) in ["defaults", "linear", "defaults+adamw", "defaults+dropout", "tpe", "tpe"]
+        .iter()
+        .enumerate()
+    {
+        let row = rows[1..]
+            .iter()
+            .find(|r| r.split(',').nth(1) == Some(&t.to_string()))
+            .unwrap();
+        assert!(row.ends_with(&format!(",{name}")), "trial {t}: {row}");
+    }
     let html = std::fs::read_to_string(d.join("t.report.html")).unwrap();
     assert!(html.contains("Score by trial") && html.contains("<svg") && html.contains("Parameter influence"));
     let journal = std::fs::read_to_string(d.join("t.tune.jsonl")).unwrap();

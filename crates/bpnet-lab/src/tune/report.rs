@@ -4,7 +4,7 @@
 
 use super::TuneOutcome;
 use super::journal::TrialRecord;
-use super::space::{CATEGORICAL, NAMES};
+use super::space::{CATEGORICAL, NAMES, origin};
 use std::fmt::Write;
 
 /// Trials best first: complete ones by score, then pruned and failed ones.
@@ -20,11 +20,11 @@ fn ranked(o: &TuneOutcome) -> Vec<&TrialRecord> {
     r
 }
 
-/// The leaderboard: `rank,trial,score,sd,folds,pruned,failed,seconds,` then
-/// every parameter.
+/// The leaderboard: `rank,trial,score,sd,folds,pruned,failed,seconds,`,
+/// every parameter, then `origin` (a portfolio point's name, or `tpe`).
 pub fn leaderboard_csv(o: &TuneOutcome) -> String {
     let mut s = format!(
-        "rank,trial,{},sd,folds,pruned,failed,seconds,{}\n",
+        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin\n",
         o.metric,
         NAMES.join(",")
     );
@@ -33,7 +33,7 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
         let failed = r.failed.as_deref().unwrap_or("").replace([',', '\n', '"'], " ");
         let _ = writeln!(
             s,
-            "{},{},{:.6},{:.6},{},{},{},{:.3},{}",
+            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{}",
             rank + 1,
             r.trial,
             r.score,
@@ -42,7 +42,8 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
             r.pruned,
             failed,
             r.seconds,
-            r.params.values().join(",")
+            r.params.values().join(","),
+            origin(r.trial)
         );
     }
     s

@@ -168,6 +168,14 @@ pub fn portfolio() -> [Params; PORTFOLIO] {
 /// Trials of the [`portfolio`].
 pub const PORTFOLIO: usize = 4;
 
+/// Names of the [`portfolio`]'s points, in trial order.
+pub const PORTFOLIO_NAMES: [&str; PORTFOLIO] = ["defaults", "linear", "defaults+adamw", "defaults+dropout"];
+
+/// Where trial `t`'s point came from: a [`PORTFOLIO_NAMES`] entry, or `tpe`.
+pub fn origin(t: usize) -> &'static str {
+    PORTFOLIO_NAMES.get(t).copied().unwrap_or("tpe")
+}
+
 /// One TPE sampler per parameter.
 pub struct Space {
     samplers: Vec<TpeOptimizer>,
