@@ -9,6 +9,23 @@ use bpnet_lab::tune::{TuneOptions, tune};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+/// A search on iris of `epochs` per training run and `cv` folds, two trials
+/// at a time, journaled in `dir`; no bound on trials or time yet.
+fn iris_search(dir: &std::path::Path, epochs: usize, cv: usize) -> TuneOptions {
+    TuneOptions {
+        base: TrainConfig {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
+            epochs,
+            ..TrainConfig::default()
+        },
+        trials: None,
+        time: None,
+        cv,
+        workers: 2,
+        journal: dir.join("j.jsonl"),
+    }
+}
+
 #[test]
 fn asks_are_seeded_and_in_range() {
     let ask = |seed| {
@@ -78,16 +95,9 @@ fn the_portfolio_decodes_to_the_defaults_a_linear_model_and_two_variants() {
 fn every_search_starts_with_the_portfolio_then_asks_tpe() {
     let dir = tempfile::tempdir().unwrap();
     let opts = TuneOptions {
-        base: TrainConfig {
-            data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
-            epochs: 2,
-            ..TrainConfig::default()
-        },
         trials: Some(PORTFOLIO + 2),
-        time: None,
-        cv: 2,
         workers: 1,
-        journal: dir.path().join("j.jsonl"),
+        ..iris_search(dir.path(), 2, 2)
     };
     let o = tune(&opts, &mut |_, _| {}).unwrap();
     let tried: Vec<Params> = o.records.iter().map(|r| r.params.clone()).collect();
@@ -132,16 +142,8 @@ fn the_journal_round_trips_and_refuses_other_searches() {
 fn the_median_rule_prunes_weak_trials_after_the_first_group() {
     let dir = tempfile::tempdir().unwrap();
     let opts = TuneOptions {
-        base: TrainConfig {
-            data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
-            epochs: 20,
-            ..TrainConfig::default()
-        },
         trials: Some(20),
-        time: None,
-        cv: 3,
-        workers: 2,
-        journal: dir.path().join("j.jsonl"),
+        ..iris_search(dir.path(), 20, 3)
     };
     let mut seen = 0;
     let o = tune(&opts, &mut |_, n| seen = n).unwrap();
@@ -178,23 +180,15 @@ fn the_median_rule_prunes_weak_trials_after_the_first_group() {
 #[test]
 fn the_time_limit_stops_running_trials_and_leaves_them_out() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("j.jsonl");
     // Trials that would train for a million epochs (no early stopping):
     // only the deadline can end them, so this search returning at all
     // shows the running trials were stopped.
-    let opts = TuneOptions {
-        base: TrainConfig {
-            data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv").into(),
-            epochs: 1_000_000,
-            patience: 0,
-            ..TrainConfig::default()
-        },
-        trials: None,
+    let mut opts = TuneOptions {
         time: Some(0.5),
-        cv: 2,
-        workers: 2,
-        journal: journal.clone(),
+        ..iris_search(dir.path(), 1_000_000, 2)
     };
+    opts.base.patience = 0;
+    let journal = opts.journal.clone();
     let mut seen = 0;
     let err = tune(&opts, &mut |_, n| seen = n).err().unwrap().to_string();
     assert!(err.contains("no trial ran every fold"), "{err}");
