@@ -4,14 +4,15 @@ model (ridge / logistic regression, defaults), on the sets derived by
 derive.py, over several seeded train/test splits.
 
 Usage: python run.py DATA_DIR OUT.json --bpnet PATH [--half choice|held-out|all]
-       [--seeds N] [--sets a,b] [--methods bpnet,mlp,linear,realmlp,tune] [--bpnet-args "..."]
+       [--seeds N|a,b] [--sets a,b] [--methods bpnet,mlp,linear,realmlp,tune] [--bpnet-args "..."]
        [--label NAME] [--tune-time SECONDS] [--keep DIR]
 
 Methods: bpnet (defaults, or --bpnet-args), mlp, linear, realmlp (pytabkit's
 RealMLP-TD; needs the .venv-realmlp environment), tune (`bpnet tune --time
 SECONDS --cv 3` on the training file, two trials at a time; its fit time is
 the whole search plus the refit; --keep DIR keeps each search's leaderboard
-as DIR/SET.sSEED.leaderboard.csv).
+as DIR/SET.sSEED.leaderboard.csv; --bpnet-args are passed to it too).
+--seeds N runs seeds 0..N-1; --seeds 1,2 runs those.
 
 Every method sees the same train/test files. Missing numeric cells are
 filled with the training mean (bpnet --impute mean; SimpleImputer), missing
@@ -154,7 +155,7 @@ def bpnet_fit(binary, task, train_path, test_path, target, seed, extra, tune_tim
         if tune_time:
             # `bpnet tune` on the training file: trials two at a time, each on one thread.
             cmd = [binary, "--threads", "2", "tune", "--data", train_path, "--target", target, "--task", task,
-                   "--time", str(tune_time), "--cv", "3", "--seed", str(seed), "--out", model, "--quiet"]
+                   "--time", str(tune_time), "--cv", "3", "--seed", str(seed), "--out", model, "--quiet"] + extra
         began = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         seconds = time.perf_counter() - began
@@ -172,7 +173,8 @@ def main():
     data, out = sys.argv[1], sys.argv[2]
     binary = arg("--bpnet")
     half = arg("--half", "all")
-    seeds = int(arg("--seeds", "3"))
+    given = arg("--seeds", "3")
+    seeds = [int(x) for x in given.split(",")] if "," in given else range(int(given))
     methods = arg("--methods", "bpnet,mlp,linear").split(",")
     extra = shlex.split(arg("--bpnet-args", ""))
     label = arg("--label", "bpnet")
@@ -183,14 +185,14 @@ def main():
     results = []
     for name in names:
         s = sets[name]
-        for seed in range(seeds):
+        for seed in seeds:
             tr, te = (os.path.join(data, f"{name}.s{seed}.{p}.csv") for p in ("train", "test"))
             for method in methods:
                 if method == "realmlp":
                     score, secs = realmlp_fit(s["task"], read(tr), read(te), seed)
                     method_name = "realmlp_td"
                 elif method == "tune":
-                    score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, [], float(arg("--tune-time", "45")),
+                    score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, extra, float(arg("--tune-time", "45")),
                                             arg("--keep"))
                     method_name = "bpnet_tune"
                 elif method == "bpnet":

@@ -68,7 +68,10 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
         rows[0]
     );
     assert!(rows[1].starts_with(&format!("1,{},", j["best_trial"])), "{}", rows[1]);
-    // The first four trials are the portfolio, named in the last column.
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let cell = |row: &str, c: usize| row.split(',').nth(c).unwrap().to_string();
+    // The first four trials are the portfolio, named in the origin column.
     for (t, name) in ["defaults", "linear", "defaults+adamw", "defaults+dropout", "tpe", "tpe"]
         .iter()
         .enumerate()
@@ -77,8 +80,21 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
             .iter()
             .find(|r| r.split(',').nth(1) == Some(&t.to_string()))
             .unwrap();
-        assert!(row.ends_with(&format!(",{name}")), "trial {t}: {row}");
+        assert_eq!(cell(row, col("origin")), *name, "trial {t}: {row}");
     }
+    // The 3 best and the portfolio's trials were re-scored on other folds
+    // (the default --confirm 3): they rank first, by the mean over both
+    // splits, the chosen one first.
+    let both: Vec<String> = rows[1..].iter().map(|r| cell(r, col("both"))).collect();
+    let n = both.iter().take_while(|b| !b.is_empty()).count();
+    assert!(
+        (4..=7).contains(&n) && both[n..].iter().all(String::is_empty),
+        "{both:?}"
+    );
+    let both: Vec<f64> = both[..n].iter().map(|b| b.parse().unwrap()).collect();
+    assert!(both.windows(2).all(|w| w[0] >= w[1]), "{both:?}");
+    assert!((j["best_combined"].as_f64().unwrap() - both[0]).abs() < 1e-6, "{j}");
+    assert_eq!(j["best_confirm"].as_array().unwrap().len(), 3);
     let html = std::fs::read_to_string(d.join("t.report.html")).unwrap();
     assert!(html.contains("Score by trial") && html.contains("<svg") && html.contains("Parameter influence"));
     let journal = std::fs::read_to_string(d.join("t.tune.jsonl")).unwrap();

@@ -22,6 +22,7 @@ fn iris_search(dir: &std::path::Path, epochs: usize, cv: usize) -> TuneOptions {
         time: None,
         cv,
         workers: 2,
+        confirm: 3,
         journal: dir.join("j.jsonl"),
     }
 }
@@ -130,6 +131,7 @@ fn the_journal_round_trips_and_refuses_other_searches() {
         pruned: true,
         seconds: 0.5,
         failed: None,
+        confirm: Vec::new(),
     };
     j.append(&r).unwrap();
     assert_eq!(Journal::open(&path, &header).unwrap().1, vec![r]);
@@ -196,4 +198,62 @@ fn the_time_limit_stops_running_trials_and_leaves_them_out() {
     // The stopped trials were not journaled: the file holds its header only.
     let lines = std::fs::read_to_string(&journal).unwrap().lines().count();
     assert_eq!(lines, 1);
+}
+
+#[test]
+fn the_best_few_are_rescored_on_other_folds_and_the_best_mean_of_both_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TuneOptions {
+        trials: Some(8),
+        ..iris_search(dir.path(), 8, 3)
+    };
+    let o = tune(&opts, &mut |_, _| {}).unwrap();
+    let rescored: Vec<&TrialRecord> = o.records.iter().filter(|r| !r.confirm.is_empty()).collect();
+    // They are the 3 complete trials with the best search scores and the
+    // portfolio's complete trials.
+    let mut complete: Vec<&TrialRecord> = o.records.iter().filter(|r| r.complete()).collect();
+    complete.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.trial.cmp(&b.trial)));
+    let mut top: Vec<usize> = complete[..3].iter().map(|r| r.trial).collect();
+    top.extend(complete.iter().map(|r| r.trial).filter(|&t| t < PORTFOLIO));
+    top.sort();
+    top.dedup();
+    assert!(top.len() > 3 && top.iter().any(|&t| t >= PORTFOLIO), "{top:?}");
+    assert_eq!(rescored.iter().map(|r| r.trial).collect::<Vec<_>>(), top);
+    // Another split with other seeds: not the search's fold scores again.
+    assert!(rescored.iter().any(|r| r.confirm != r.folds), "{rescored:?}");
+    assert!(rescored.iter().all(|r| r.confirm.len() == 3));
+    // The best has the highest mean over both splits' 6 folds.
+    let both = |r: &TrialRecord| r.folds.iter().chain(&r.confirm).sum::<f64>() / 6.0;
+    let best = rescored.iter().map(|r| both(r)).fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(o.best().combined(3), Some(best));
+    assert!(o.best().combined(3).is_some());
+    // The same records with one trial at a time.
+    let dir1 = tempfile::tempdir().unwrap();
+    let one = tune(
+        &TuneOptions {
+            trials: Some(8),
+            workers: 1,
+            ..iris_search(dir1.path(), 8, 3)
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let scores = |o: &bpnet_lab::tune::TuneOutcome| -> Vec<(f64, Vec<f64>)> {
+        o.records.iter().map(|r| (r.score, r.confirm.clone())).collect()
+    };
+    assert_eq!(scores(&one), scores(&o));
+    assert_eq!(one.best, o.best);
+    // Without re-scoring, the best is the best search score.
+    let dir0 = tempfile::tempdir().unwrap();
+    let plain = tune(
+        &TuneOptions {
+            trials: Some(8),
+            confirm: 0,
+            ..iris_search(dir0.path(), 8, 3)
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(plain.records.iter().all(|r| r.confirm.is_empty()));
+    assert_eq!(plain.best().trial, complete[0].trial);
 }

@@ -26,6 +26,26 @@ pub struct TrialRecord {
     /// Why training failed (the score is then the floor), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The scores on a second, independent split into folds, with other
+    /// training seeds, for the few best trials the search re-scores at its
+    /// end (`confirm`); empty for the others. Never journaled: it is set
+    /// after the search, and a resumed search re-scores again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirm: Vec<f64>,
+}
+
+impl TrialRecord {
+    /// Ran every fold of the search without failing.
+    pub fn complete(&self) -> bool {
+        !self.pruned && self.failed.is_none()
+    }
+
+    /// The mean over the search's folds and the re-scoring's, when the
+    /// re-scoring ran all `k` folds (None otherwise).
+    pub fn combined(&self, k: usize) -> Option<f64> {
+        (self.complete() && self.confirm.len() == k && self.folds.len() == k)
+            .then(|| self.folds.iter().chain(&self.confirm).sum::<f64>() / (2 * k) as f64)
+    }
 }
 
 /// The first line of a journal: what the search was, so that a journal of

@@ -14,6 +14,17 @@
 //! of trials depend on the machine: at that deadline the trials still
 //! running are stopped and left out (neither scored nor journaled, so a
 //! resumed search runs them again) and the search ends.
+//!
+//! At the end the [`TuneOptions::confirm`] best complete trials and the
+//! complete trials of the portfolio are scored again on a second,
+//! independent split into folds with other training seeds, and the best is
+//! the one with the highest mean over both splits' folds. Of thousands of
+//! trials, the one with the best cross-validated score is partly the
+//! luckiest on that split; its second score is free of that selection, and
+//! the portfolio's points, fixed before the search, were not selected. With `--time`, the search stops at
+//! [`CONFIRM_SHARE`]` ⋅ time` before the limit to leave the re-scoring its
+//! time; a candidate the limit cuts is left out of the choice (and when
+//! none finished, the search's best is kept).
 
 pub mod journal;
 pub mod report;
@@ -38,6 +49,12 @@ pub const GROUP: usize = 4;
 /// Trials that must have finished a fold before the median rule prunes at it.
 pub const PRUNE_AFTER: usize = 4;
 
+/// Share of `--time` kept for re-scoring the best trials.
+pub const CONFIRM_SHARE: f64 = 0.2;
+
+/// Mixed into the seed for the re-scoring's folds and training runs.
+const CONFIRM_SEED: u64 = 0x5EC0_0D5F_01D5;
+
 /// Lowest score recorded (a failed trial, or an R² below it).
 pub const SCORE_FLOOR: f64 = -10.0;
 
@@ -55,6 +72,9 @@ pub struct TuneOptions {
     pub cv: usize,
     /// Trials run at once (each on one engine thread when more than one).
     pub workers: usize,
+    /// Best complete trials scored again on a second split into folds
+    /// (0 or 1: none; the search's best is the answer).
+    pub confirm: usize,
     /// The journal file.
     pub journal: PathBuf,
 }
@@ -66,8 +86,12 @@ pub struct TuneOutcome {
     pub records: Vec<TrialRecord>,
     /// `accuracy` or `r2`.
     pub metric: &'static str,
-    /// Index into `records` of the best trial that ran every fold.
+    /// Index into `records` of the best trial: of those re-scored on every
+    /// fold, the highest mean over both splits; when none was, the best
+    /// cross-validated score of the trials that ran every fold.
     pub best: usize,
+    /// Folds per split.
+    pub cv: usize,
     /// Trials read back from the journal rather than run.
     pub resumed: usize,
 }
@@ -76,6 +100,52 @@ impl TuneOutcome {
     /// The best trial.
     pub fn best(&self) -> &TrialRecord {
         &self.records[self.best]
+    }
+
+    /// Calls `fit` with the best trial; each time it returns
+    /// [`Error::Diverged`] (settings that trained on every fold can still
+    /// blow up on all rows), marks that trial failed, makes the next
+    /// complete trial in the [`Self::ranked`] order the best, calls
+    /// `diverged(failed, next)` and tries again. Other errors, or a
+    /// divergence with no complete trial left, are returned.
+    pub fn fit_best<T>(
+        &mut self,
+        fit: &mut dyn FnMut(&TrialRecord) -> Result<T>,
+        diverged: &mut dyn FnMut(&TrialRecord, &TrialRecord),
+    ) -> Result<T> {
+        loop {
+            match fit(self.best()) {
+                Err(Error::Diverged { step, detail }) => {
+                    let failed = self.best;
+                    self.records[failed].failed = Some(format!("the refit on all rows diverged at step {step}"));
+                    let Some(next) = self.ranked().into_iter().find(|&i| self.records[i].complete()) else {
+                        return Err(Error::Diverged { step, detail });
+                    };
+                    self.best = next;
+                    diverged(&self.records[failed], &self.records[next]);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Indices into `records`: [`Self::best`] first, then the re-scored
+    /// trials by their mean over both splits, the other complete ones by
+    /// score, then pruned and failed ones (ties to the earlier trial).
+    pub fn ranked(&self) -> Vec<usize> {
+        let r = &self.records;
+        let both = |x: &TrialRecord| x.combined(self.cv).unwrap_or(f64::NEG_INFINITY);
+        let key = |i: usize| (i == self.best, r[i].combined(self.cv).is_some(), r[i].complete());
+        let mut idx: Vec<usize> = (0..r.len()).collect();
+        idx.sort_by(|&i, &j| {
+            let (a, b) = (&r[i], &r[j]);
+            key(j)
+                .cmp(&key(i))
+                .then(both(b).total_cmp(&both(a)))
+                .then(b.score.total_cmp(&a.score))
+                .then(a.trial.cmp(&b.trial))
+        });
+        idx
     }
 }
 
@@ -101,16 +171,19 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     let start = Instant::now();
     let limit = opts.trials.unwrap_or(usize::MAX);
     let train_rows = src.rows.len() * (opts.cv - 1) / opts.cv;
+    let share = if opts.confirm > 1 { 1.0 - CONFIRM_SHARE } else { 1.0 };
+    let at = |share: f64| opts.time.map(|t| start + Duration::from_secs_f64(t.max(0.0) * share));
     let ctx = Ctx {
         src: &src,
         folds: &folds,
         opts,
         train_rows,
-        deadline: opts.time.map(|t| start + Duration::from_secs_f64(t.max(0.0))),
+        seed: opts.base.seed,
+        deadline: at(share),
     };
     for group in 0.. {
         let first = group * GROUP;
-        let out_of_time = opts.time.is_some_and(|t| start.elapsed().as_secs_f64() >= t);
+        let out_of_time = ctx.past_deadline();
         if first >= limit || (out_of_time && !done.iter().any(|r| r.trial >= first)) {
             break;
         }
@@ -161,19 +234,57 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
             break;
         }
     }
-    let best = records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.pruned && r.failed.is_none())
-        .max_by(|(i, a), (j, b)| a.score.total_cmp(&b.score).then(j.cmp(i)))
-        .map(|(i, _)| i)
+    let again = table_folds(&src, opts.cv, opts.base.seed ^ CONFIRM_SEED)?;
+    let confirm = Ctx {
+        folds: &again,
+        seed: opts.base.seed ^ CONFIRM_SEED,
+        deadline: at(1.0),
+        ..ctx
+    };
+    confirm.rescore(&mut records, on_trial)?;
+    let best = choose(&records, opts.cv)
         .ok_or_else(|| Error::config("tune", "no trial ran every fold; give more trials or time"))?;
     Ok(TuneOutcome {
         records,
         metric: if src.is_classification() { "accuracy" } else { "r2" },
         best,
+        cv: opts.cv,
         resumed,
     })
+}
+
+/// The best trial's index: of those with a [`TrialRecord::combined`]
+/// score, the highest; when there are none, the complete trial with the
+/// highest score (ties to the earlier trial).
+fn choose(records: &[TrialRecord], k: usize) -> Option<usize> {
+    let best_by = |key: &dyn Fn(&TrialRecord) -> Option<f64>| {
+        records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| key(r).map(|s| (i, s)))
+            .max_by(|(i, a), (j, b)| a.total_cmp(b).then(j.cmp(i)))
+            .map(|(i, _)| i)
+    };
+    best_by(&|r| r.combined(k)).or_else(|| best_by(&|r| r.complete().then_some(r.score)))
+}
+
+/// The trials to re-score, best search score first: the `n` complete
+/// trials with the highest scores, and the complete trials of the
+/// portfolio (`n` ≥ 2; none otherwise). The portfolio's points were fixed
+/// before the search, so their scores carry no selection; TPE's best few
+/// are often near copies of one point.
+fn leaders(records: &[TrialRecord], n: usize) -> Vec<usize> {
+    if n < 2 {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..records.len()).filter(|&i| records[i].complete()).collect();
+    idx.sort_by(|&i, &j| records[j].score.total_cmp(&records[i].score).then(i.cmp(&j)));
+    let mut rank = 0;
+    idx.retain(|&i| {
+        rank += 1;
+        rank <= n || records[i].trial < space::PORTFOLIO
+    });
+    idx
 }
 
 /// The random stream trial `t` is asked with.
@@ -210,6 +321,8 @@ struct Ctx<'a> {
     folds: &'a [Vec<usize>],
     opts: &'a TuneOptions,
     train_rows: usize,
+    /// Seed of every training run (the search's, or the re-scoring's).
+    seed: u64,
     /// When running trials are stopped (`--time`).
     deadline: Option<Instant>,
 }
@@ -224,7 +337,8 @@ impl Ctx<'_> {
     /// deadline came first (checked after every training step).
     fn trial(&self, t: usize, p: &Params, medians: &[Option<f64>]) -> Option<TrialRecord> {
         let began = Instant::now();
-        let cfg = p.apply(&self.opts.base, self.train_rows);
+        let mut cfg = p.apply(&self.opts.base, self.train_rows);
+        cfg.seed = self.seed;
         let mut folds = Vec::new();
         let mut pruned = false;
         let mut failed = None;
@@ -262,6 +376,33 @@ impl Ctx<'_> {
             pruned,
             seconds: began.elapsed().as_secs_f64(),
             failed,
+            confirm: Vec::new(),
+        })
+    }
+
+    /// Scores the [`leaders`] of `records` on this
+    /// context's folds (no pruning), storing each one's fold scores in its
+    /// `confirm` (the floor on every fold when training failed) and calling
+    /// `on_trial` with it; one the deadline cuts keeps an empty `confirm`.
+    /// With fewer than 2 complete trials there is nothing to choose between.
+    fn rescore(&self, records: &mut [TrialRecord], on_trial: &mut dyn FnMut(&TrialRecord, usize)) -> Result<()> {
+        let top = leaders(records, self.opts.confirm);
+        if top.len() < 2 {
+            return Ok(());
+        }
+        let pending: Vec<(usize, usize, Params)> = top
+            .iter()
+            .map(|&i| (i, records[i].trial, records[i].params.clone()))
+            .collect();
+        let n = records.len();
+        self.run_group(&pending, &[], &mut |i, again| {
+            let r = &mut records[i];
+            r.confirm = match again.failed {
+                Some(_) => vec![SCORE_FLOOR; self.folds.len()],
+                None => again.folds,
+            };
+            on_trial(r, n);
+            Ok(())
         })
     }
 
@@ -311,5 +452,102 @@ impl Ctx<'_> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(trial: usize, folds: &[f64], confirm: &[f64], pruned: bool) -> TrialRecord {
+        TrialRecord {
+            trial,
+            params: space::portfolio()[0].clone(),
+            score: folds.iter().sum::<f64>() / folds.len() as f64,
+            folds: folds.to_vec(),
+            pruned,
+            seconds: 0.0,
+            failed: None,
+            confirm: confirm.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_choice_takes_the_best_mean_of_both_splits_and_leaves_out_cut_ones() {
+        // Trial 0 led the search but fell on the other split; trial 2's
+        // re-scoring was cut (empty); trial 3 was pruned.
+        let records = [
+            record(0, &[0.9, 0.9], &[0.6, 0.6], false),
+            record(1, &[0.8, 0.8], &[0.8, 0.8], false),
+            record(2, &[0.85, 0.85], &[], false),
+            record(3, &[0.95], &[], true),
+        ];
+        assert_eq!(choose(&records, 2), Some(1));
+        // Trials 0-3 are the portfolio's: every complete one is re-scored.
+        assert_eq!(leaders(&records, 2), vec![0, 2, 1]);
+        assert_eq!(leaders(&records, 1), Vec::<usize>::new());
+        // No trial re-scored on every fold: the search's best complete trial.
+        let plain: Vec<TrialRecord> = records
+            .iter()
+            .map(|r| TrialRecord {
+                confirm: vec![0.7],
+                ..r.clone()
+            })
+            .collect();
+        assert_eq!(choose(&plain, 2), Some(0));
+        assert_eq!(choose(&records[3..], 2), None);
+        // Ties go to the earlier trial (records are in trial order).
+        let tie = [
+            record(2, &[0.5, 0.5], &[0.5, 0.5], false),
+            record(4, &[0.5, 0.5], &[0.5, 0.5], false),
+        ];
+        assert_eq!(choose(&tie, 2), Some(0));
+    }
+
+    #[test]
+    fn a_refit_that_diverges_falls_to_the_next_complete_trial() {
+        let records = vec![
+            record(0, &[0.7, 0.7], &[], false),
+            record(1, &[0.8, 0.8], &[0.8, 0.8], false),
+            record(2, &[0.95], &[], true),
+            record(3, &[0.9, 0.9], &[0.6, 0.6], false),
+            record(4, &[0.6, 0.6], &[], false),
+        ];
+        let mut o = TuneOutcome {
+            best: choose(&records, 2).unwrap(),
+            records,
+            metric: "accuracy",
+            cv: 2,
+            resumed: 0,
+        };
+        assert_eq!(o.best().trial, 1);
+        assert_eq!(o.ranked(), vec![1, 3, 0, 4, 2]);
+        let diverge = |step| Error::Diverged {
+            step,
+            detail: "inf".into(),
+        };
+        // Trials 1 and 3 diverge on the refit: trial 0 is fitted.
+        let (mut tried, mut moves) = (vec![], vec![]);
+        let fitted = o.fit_best(
+            &mut |r| {
+                tried.push(r.trial);
+                if r.trial == 0 { Ok(r.trial) } else { Err(diverge(7)) }
+            },
+            &mut |a, b| moves.push((a.trial, b.trial)),
+        );
+        assert_eq!(fitted.unwrap(), 0);
+        assert_eq!((tried, moves), (vec![1, 3, 0], vec![(1, 3), (3, 0)]));
+        assert_eq!(o.best().trial, 0);
+        assert_eq!(o.ranked()[0], 0);
+        assert!(o.records[1].failed.as_deref().unwrap().contains("diverged at step 7"));
+        // Every complete trial diverges: the divergence is the error;
+        // another error is returned at once.
+        let all = o.fit_best(&mut |_| Err::<(), _>(diverge(3)), &mut |_, _| {});
+        assert!(matches!(all, Err(Error::Diverged { step: 3, .. })), "{all:?}");
+        let mut o2 = o.clone();
+        o2.records[0].failed = None;
+        o2.best = 0;
+        let other = o2.fit_best(&mut |_| Err::<(), _>(Error::State("disk".into())), &mut |_, _| {});
+        assert!(matches!(other, Err(Error::State(_))));
     }
 }

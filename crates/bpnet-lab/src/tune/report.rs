@@ -7,24 +7,17 @@ use super::journal::TrialRecord;
 use super::space::{CATEGORICAL, NAMES, origin};
 use std::fmt::Write;
 
-/// Trials best first: complete ones by score, then pruned and failed ones.
 fn ranked(o: &TuneOutcome) -> Vec<&TrialRecord> {
-    let mut r: Vec<&TrialRecord> = o.records.iter().collect();
-    r.sort_by(|a, b| {
-        let full = |x: &TrialRecord| !x.pruned && x.failed.is_none();
-        full(b)
-            .cmp(&full(a))
-            .then(b.score.total_cmp(&a.score))
-            .then(a.trial.cmp(&b.trial))
-    });
-    r
+    o.ranked().into_iter().map(|i| &o.records[i]).collect()
 }
 
 /// The leaderboard: `rank,trial,score,sd,folds,pruned,failed,seconds,`,
-/// every parameter, then `origin` (a portfolio point's name, or `tpe`).
+/// every parameter, `origin` (a portfolio point's name, or `tpe`), then
+/// `rescored` and `both` (the mean on the second split into folds and over
+/// both splits; empty for trials not re-scored).
 pub fn leaderboard_csv(o: &TuneOutcome) -> String {
     let mut s = format!(
-        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin\n",
+        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin,rescored,both\n",
         o.metric,
         NAMES.join(",")
     );
@@ -33,7 +26,7 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
         let failed = r.failed.as_deref().unwrap_or("").replace([',', '\n', '"'], " ");
         let _ = writeln!(
             s,
-            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{}",
+            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{},{},{}",
             rank + 1,
             r.trial,
             r.score,
@@ -43,10 +36,16 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
             failed,
             r.seconds,
             r.params.values().join(","),
-            origin(r.trial)
+            origin(r.trial),
+            opt6(r.combined(o.cv).map(|_| bpnet::workflow::mean_sd(&r.confirm).0)),
+            opt6(r.combined(o.cv))
         );
     }
     s
+}
+
+fn opt6(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!("{v:.6}"))
 }
 
 /// Share of the score variance of the complete trials that parameter `p`
@@ -163,6 +162,18 @@ pub fn html(o: &TuneOutcome, title: &str) -> String {
         bpnet::workflow::mean_sd(&best.folds).1,
         best.folds.len()
     );
+    let rescored = o.records.iter().filter(|r| r.combined(o.cv).is_some()).count();
+    if let Some(both) = best.combined(o.cv) {
+        let _ = write!(
+            s,
+            "<p>The {rescored} best trials were scored again on a second, independent split into folds with other \
+             training seeds; the best is the highest mean over both splits: trial {} with {:.4} on the second split, \
+             {:.4} over both.</p>",
+            best.trial,
+            bpnet::workflow::mean_sd(&best.confirm).0,
+            both
+        );
+    }
     s += "<h2>Score by trial</h2><p>Green: every fold run; grey: pruned (mean of the folds run); red: failed. Line: best complete trial so far.</p>";
     s += &score_svg(o);
     s += "<h2>Parameter influence</h2><p>Share of the score variance of the complete trials explained by each parameter \
