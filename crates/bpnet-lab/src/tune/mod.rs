@@ -21,10 +21,11 @@
 //! the one with the highest mean over both splits' folds. Of thousands of
 //! trials, the one with the best cross-validated score is partly the
 //! luckiest on that split; its second score is free of that selection, and
-//! the portfolio's points, fixed before the search, were not selected. With `--time`, the search stops at
-//! [`CONFIRM_SHARE`]` ⋅ time` before the limit to leave the re-scoring its
-//! time; a candidate the limit cuts is left out of the choice (and when
-//! none finished, the search's best is kept).
+//! the portfolio's points, fixed before the search, were not selected.
+//! With `--time`, the search stops early enough to leave the re-scoring its
+//! time, estimated from the candidates' own durations ([`reserve`], at most
+//! [`CONFIRM_SHARE`] of the time); a candidate the limit cuts is left out
+//! of the choice (and when none finished, the search's best is kept).
 
 pub mod journal;
 pub mod report;
@@ -49,7 +50,7 @@ pub const GROUP: usize = 4;
 /// Trials that must have finished a fold before the median rule prunes at it.
 pub const PRUNE_AFTER: usize = 4;
 
-/// Share of `--time` kept for re-scoring the best trials.
+/// Most of `--time` kept for re-scoring the best trials.
 pub const CONFIRM_SHARE: f64 = 0.2;
 
 /// Mixed into the seed for the re-scoring's folds and training runs.
@@ -171,18 +172,18 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     let start = Instant::now();
     let limit = opts.trials.unwrap_or(usize::MAX);
     let train_rows = src.rows.len() * (opts.cv - 1) / opts.cv;
-    let share = if opts.confirm > 1 { 1.0 - CONFIRM_SHARE } else { 1.0 };
-    let at = |share: f64| opts.time.map(|t| start + Duration::from_secs_f64(t.max(0.0) * share));
-    let ctx = Ctx {
+    let end = opts.time.map(|t| start + Duration::from_secs_f64(t.max(0.0)));
+    let mut ctx = Ctx {
         src: &src,
         folds: &folds,
         opts,
         train_rows,
         seed: opts.base.seed,
-        deadline: at(share),
+        deadline: end,
     };
     for group in 0.. {
         let first = group * GROUP;
+        ctx.deadline = end.map(|e| e - reserve(&records, opts));
         let out_of_time = ctx.past_deadline();
         if first >= limit || (out_of_time && !done.iter().any(|r| r.trial >= first)) {
             break;
@@ -238,7 +239,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     let confirm = Ctx {
         folds: &again,
         seed: opts.base.seed ^ CONFIRM_SEED,
-        deadline: at(1.0),
+        deadline: end,
         ..ctx
     };
     confirm.rescore(&mut records, on_trial)?;
@@ -251,6 +252,28 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         cv: opts.cv,
         resumed,
     })
+}
+
+/// The time a search with `--time` keeps for re-scoring, estimated before
+/// each group from the current [`leaders`]: 1.25 ⋅ (the sum of their
+/// durations / the trials run at once + the longest), at most
+/// [`CONFIRM_SHARE`] of the time (and that share while there are none yet).
+fn reserve(records: &[TrialRecord], opts: &TuneOptions) -> Duration {
+    let cap = opts.time.unwrap_or(0.0).max(0.0) * CONFIRM_SHARE;
+    let secs: Vec<f64> = leaders(records, opts.confirm)
+        .iter()
+        .map(|&i| records[i].seconds)
+        .collect();
+    let estimate = match secs.is_empty() {
+        true => cap,
+        false => {
+            1.25 * (secs.iter().sum::<f64>() / opts.workers.max(1) as f64 + secs.iter().fold(0.0, |a, &b| b.max(a)))
+        }
+    };
+    match opts.confirm < 2 {
+        true => Duration::ZERO,
+        false => Duration::from_secs_f64(estimate.min(cap)),
+    }
 }
 
 /// The best trial's index: of those with a [`TrialRecord::combined`]
@@ -502,6 +525,37 @@ mod tests {
             record(4, &[0.5, 0.5], &[0.5, 0.5], false),
         ];
         assert_eq!(choose(&tie, 2), Some(0));
+    }
+
+    #[test]
+    fn the_reserve_follows_the_candidates_durations_up_to_a_fifth() {
+        let mut opts = TuneOptions {
+            base: TrainConfig::default(),
+            trials: None,
+            time: Some(50.0),
+            cv: 2,
+            workers: 2,
+            confirm: 2,
+            journal: "j".into(),
+        };
+        let mut records = vec![
+            record(0, &[0.7, 0.7], &[], false),
+            record(5, &[0.8, 0.8], &[], false),
+            record(6, &[0.9, 0.9], &[], false),
+            record(7, &[0.95], &[], true),
+        ];
+        for (r, s) in records.iter_mut().zip([1.0, 2.0, 3.0, 100.0]) {
+            r.seconds = s;
+        }
+        // Leaders: trials 6, 5 and 0 (the portfolio's): 1.25 (6 / 2 + 3).
+        assert!((reserve(&records, &opts).as_secs_f64() - 7.5).abs() < 1e-9);
+        // Nothing known yet: the whole fifth; longer trials: capped there.
+        assert_eq!(reserve(&[], &opts), Duration::from_secs(10));
+        records[2].seconds = 30.0;
+        assert_eq!(reserve(&records, &opts), Duration::from_secs(10));
+        // No re-scoring, no reserve.
+        opts.confirm = 1;
+        assert_eq!(reserve(&records, &opts), Duration::ZERO);
     }
 
     #[test]
