@@ -45,8 +45,8 @@ pub struct TuneArgs {
     epochs: usize,
     /// Best trials scored again, with the portfolio's, on a second split
     /// into folds at the end; the answer is the best mean over both splits
-    /// (0 or 1: the search's best). With --time, the search leaves the last
-    /// 20% of the time for this.
+    /// (0 or 1: the search's best). With --time, the search stops early
+    /// enough for this (by the candidates' durations; at most the last 20%).
     #[arg(long, default_value_t = 3)]
     confirm: usize,
     /// Trials run at once, each on one thread [default: the --threads count].
