@@ -202,12 +202,18 @@ fn the_time_limit_stops_running_trials_and_leaves_them_out() {
 
 #[test]
 fn the_best_few_are_rescored_on_other_folds_and_the_best_mean_of_both_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = TuneOptions {
-        trials: Some(8),
-        ..iris_search(dir.path(), 8, 3)
+    // 8 trials of 8 epochs, 3 folds, with `workers` at once and `confirm`.
+    let search = |workers: usize, confirm: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TuneOptions {
+            trials: Some(8),
+            workers,
+            confirm,
+            ..iris_search(dir.path(), 8, 3)
+        };
+        tune(&opts, &mut |_, _| {}).unwrap()
     };
-    let o = tune(&opts, &mut |_, _| {}).unwrap();
+    let o = search(2, 3);
     let rescored: Vec<&TrialRecord> = o.records.iter().filter(|r| !r.confirm.is_empty()).collect();
     // They are the 3 complete trials with the best search scores and the
     // portfolio's complete trials.
@@ -226,34 +232,15 @@ fn the_best_few_are_rescored_on_other_folds_and_the_best_mean_of_both_wins() {
     let both = |r: &TrialRecord| r.folds.iter().chain(&r.confirm).sum::<f64>() / 6.0;
     let best = rescored.iter().map(|r| both(r)).fold(f64::NEG_INFINITY, f64::max);
     assert_eq!(o.best().combined(3), Some(best));
-    assert!(o.best().combined(3).is_some());
     // The same records with one trial at a time.
-    let dir1 = tempfile::tempdir().unwrap();
-    let one = tune(
-        &TuneOptions {
-            trials: Some(8),
-            workers: 1,
-            ..iris_search(dir1.path(), 8, 3)
-        },
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let one = search(1, 3);
     let scores = |o: &bpnet_lab::tune::TuneOutcome| -> Vec<(f64, Vec<f64>)> {
         o.records.iter().map(|r| (r.score, r.confirm.clone())).collect()
     };
     assert_eq!(scores(&one), scores(&o));
     assert_eq!(one.best, o.best);
     // Without re-scoring, the best is the best search score.
-    let dir0 = tempfile::tempdir().unwrap();
-    let plain = tune(
-        &TuneOptions {
-            trials: Some(8),
-            confirm: 0,
-            ..iris_search(dir0.path(), 8, 3)
-        },
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let plain = search(2, 0);
     assert!(plain.records.iter().all(|r| r.confirm.is_empty()));
     assert_eq!(plain.best().trial, complete[0].trial);
 }
