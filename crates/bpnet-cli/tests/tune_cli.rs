@@ -97,6 +97,11 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert_eq!(j["best_confirm"].as_array().unwrap().len(), 3);
     let html = std::fs::read_to_string(d.join("t.report.html")).unwrap();
     assert!(html.contains("Score by trial") && html.contains("<svg") && html.contains("Parameter influence"));
+    let line = format!(
+        "the best is the highest mean over both splits: trial {} with",
+        j["best_trial"]
+    );
+    assert!(html.contains(&line), "{html}");
     let journal = std::fs::read_to_string(d.join("t.tune.jsonl")).unwrap();
     assert_eq!(journal.lines().count(), 7, "header + 6 trials");
     // The refit model predicts.
