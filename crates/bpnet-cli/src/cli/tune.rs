@@ -165,7 +165,7 @@ pub fn run(a: &TuneArgs) -> Result<()> {
         bpnet::set_threads(threads);
     }
     let outcome = outcome?;
-    finish(a, &base, &outcome, [&board, &html, &journal])
+    finish(a, &base, outcome, [&board, &html, &journal])
 }
 
 fn progress(quiet: bool, trials: Option<usize>) -> Option<ProgressBar> {
@@ -182,9 +182,8 @@ fn progress(quiet: bool, trials: Option<usize>) -> Option<ProgressBar> {
 /// summary. When the refit diverges (a high learning rate that survived
 /// the folds can still blow up on all rows), the trial is marked failed
 /// and the next in the ranking is refit.
-fn finish(a: &TuneArgs, base: &TrainConfig, o: &TuneOutcome, [board, html, journal]: [&PathBuf; 3]) -> Result<()> {
+fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, journal]: [&PathBuf; 3]) -> Result<()> {
     let data = load(base)?;
-    let mut o = o.clone();
     let table = matches!(data.pipeline, Pipeline::Table { .. });
     let metric = o.metric;
     let (cfg, spec, members, history) = o.fit_best(

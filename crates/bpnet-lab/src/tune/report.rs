@@ -166,8 +166,8 @@ pub fn html(o: &TuneOutcome, title: &str) -> String {
     if let Some(both) = best.combined(o.cv) {
         let _ = write!(
             s,
-            "<p>The {rescored} best trials were scored again on a second, independent split into folds with other \
-             training seeds; the best is the highest mean over both splits: trial {} with {:.4} on the second split, \
+            "<p>{rescored} trials (the best of the search and the portfolio's) were scored again on a second, \
+             independent split into folds with other training seeds; the best is the highest mean over both splits: trial {} with {:.4} on the second split, \
              {:.4} over both.</p>",
             best.trial,
             bpnet::workflow::mean_sd(&best.confirm).0,
