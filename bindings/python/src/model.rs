@@ -8,7 +8,7 @@ use crate::arrays::{Input, to_numpy};
 use crate::members::{combine_of, load_members, member_config, networks, train_others};
 use crate::train::{Targets, fit_checked, names_for};
 use crate::{state_err, to_py};
-use bpnet::io::{ModelFile, decode_model, ensemble_bytes, load_model, write_atomic};
+use bpnet::io::{ModelFile, blend_bytes, decode_model, load_model, member_specs, write_atomic};
 use bpnet::layers::sigmoid;
 use bpnet::train::{History, argmax};
 use bpnet::workflow::{
@@ -33,6 +33,9 @@ pub struct NativeModel {
     pub(crate) trainer: Trainer<f32>,
     /// Members 1..K of an ensemble (member k from seed `seed + k`).
     pub(crate) others: Vec<Trainer<f32>>,
+    /// Their architectures (`spec` for each, unless the model was loaded
+    /// from a blend, e.g. `bpnet tune`'s).
+    pub(crate) other_specs: Vec<ModelSpec>,
     /// How the members' outputs are averaged.
     pub(crate) combine: Combine,
     pub(crate) pipeline: Pipeline,
@@ -101,8 +104,9 @@ impl NativeModel {
 
     /// The model file's bytes; `what` names it in errors.
     fn file_bytes(&self, what: &Path) -> PyResult<Vec<u8>> {
-        let members: Vec<&Sequential<f32>> = self.networks().collect();
-        ensemble_bytes(what, &self.spec, &members, self.combine, &self.metadata()?).map_err(to_py)
+        let specs = std::iter::once(&self.spec).chain(&self.other_specs);
+        let members: Vec<(&ModelSpec, &Sequential<f32>)> = specs.zip(self.networks()).collect();
+        blend_bytes(what, &members, self.combine, &self.metadata()?).map_err(to_py)
     }
 
     /// The model file's metadata sections.
@@ -142,6 +146,7 @@ impl NativeModel {
         }
         let (mut trainers, combine) = load_members(&file, path, &config, &pipeline).map_err(to_py)?;
         let others = trainers.split_off(1);
+        let other_specs = member_specs(&file, path).map_err(to_py)?.split_off(1);
         let trainer = trainers
             .pop()
             .ok_or_else(|| state_err("a model file without a network".into()))?;
@@ -149,6 +154,7 @@ impl NativeModel {
             spec: file.spec,
             trainer,
             others,
+            other_specs,
             combine,
             pipeline,
             config,
@@ -223,6 +229,7 @@ impl NativeModel {
             notes.push(ensemble_note(cfg.ensemble, combine));
         }
         Ok(NativeModel {
+            other_specs: vec![spec.clone(); others.len()],
             spec,
             trainer,
             others,
@@ -271,6 +278,7 @@ impl NativeModel {
             .map_err(to_py)?;
         let combine = combine_of(&trainer);
         let mut model = NativeModel {
+            other_specs: vec![spec.clone(); others.len()],
             spec,
             trainer,
             others,

@@ -50,6 +50,12 @@ pub fn export(model: &NativeModel, path: &Path, probabilities: bool, fold_bn: bo
         let section = EnsembleSection {
             members: 1 + model.others.len(),
             combine: model.combine,
+            specs: model.other_specs.iter().any(|s| *s != model.spec).then(|| {
+                std::iter::once(&model.spec)
+                    .chain(&model.other_specs)
+                    .cloned()
+                    .collect()
+            }),
         };
         let text = serde_json::to_string(&section).map_err(|e| Error::State(e.to_string()))?;
         metadata.push((ENSEMBLE_KEY.to_string(), text));

@@ -178,3 +178,28 @@ def test_label_smoothing_trains_as_the_command_line_and_is_refused_for_regressio
         bpnet.MLPRegressor(label_smoothing=0.1, **OPTS).fit(Xr, yr)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         bpnet.MLPClassifier(label_smoothing=1.0, **OPTS).fit(X, y)
+
+
+def test_a_tuned_blend_loads_in_python_predicts_as_the_cli_and_pickles(tmp_path, run_cli):
+    # `bpnet tune` writes a blend: networks of several architectures in one
+    # file (format 2). Python predicts what `bpnet predict` does, and a
+    # pickled or re-saved copy keeps every member's architecture.
+    import pickle
+
+    X, y = blobs(n=150, d=3, classes=3, seed=12)
+    data = tmp_path / "train.csv"
+    write_csv(data, X, y)
+    model = tmp_path / "tuned.safetensors"
+    run_cli("tune", "--data", data, "--trials", "6", "--cv", "3", "--epochs", "5", "--out", model, "--quiet")
+    est = bpnet.load(model)
+    assert est.n_networks_ >= 8  # at least the portfolio's 4 trials, 2 networks each
+    head, rows = _predict_csv(run_cli, model, data)
+    assert [int(r[0]) for r in rows] == list(est.predict(X))
+    for r, p in zip(rows, est.predict_proba(X)):
+        assert [f"{v:.6f}" for v in np.float32(p)] == r[1:]
+    again = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(again.predict_proba(X), est.predict_proba(X))
+    copy = tmp_path / "copy.safetensors"
+    est.save(copy)
+    _, rows2 = _predict_csv(run_cli, copy, data)
+    assert rows2 == rows

@@ -1,6 +1,7 @@
 //! Exported ensembles run in ONNX Runtime and agree with bpnet: library
 //! ensembles (softmax probabilities, "logits" = ln of the mean probability,
-//! sigmoid, regression in target units; BN folded or not) and an ensemble
+//! sigmoid, regression in target units; BN folded or not; a blend of
+//! members of different architectures) and an ensemble
 //! trained with `bpnet train --ensemble 3`, exported with `bpnet export`
 //! and compared with `bpnet predict`. Checked by `tools/onnx_check.py` with
 //! the Python named by `BPNET_ONNX_PYTHON` (see tests/onnx_runtime.rs);
@@ -101,6 +102,35 @@ fn library_cases(dir: &Path) -> Vec<Value> {
         &want,
         ["input", "output"],
     ));
+    // A blend (members of different architectures, as `bpnet tune` writes):
+    // member 0 needs no more than the lowest opset, member 2's GELU needs
+    // opset 20, which the whole export must then use.
+    let specs = [
+        spec(&[6, 16, 8, 3], Activation::Relu, BnPlacement::BeforeActivation, 0.0),
+        spec(&[6, 3], Activation::Relu, BnPlacement::None, 0.0),
+        spec(&[6, 12, 3], Activation::Gelu, BnPlacement::AfterActivation, 0.3),
+    ];
+    let mut members: Vec<Sequential<f32>> = specs.iter().zip(0..).map(|(s, k)| network(s, 600 + k)).collect();
+    for fold_bn in [false, true] {
+        let o = ExportOptions {
+            head: Head::Softmax,
+            fold_bn,
+            input_scaling: Some(scaling.clone()),
+            ..ExportOptions::default()
+        };
+        let onnx = export_onnx_ensemble(&members, Combine::Softmax, &o).unwrap();
+        assert_eq!(onnx.opset, bpnet::onnx::GELU_OPSET);
+        let want = mean_outputs(&mut members, &raw, &o);
+        cases.push(case(
+            dir,
+            &format!("blend_softmax_fold{fold_bn}"),
+            &onnx.bytes,
+            [onnx.opset, onnx.ir_version],
+            &raw,
+            &want,
+            ["input", "output"],
+        ));
+    }
     let s = spec(&[6, 12, 2], Activation::Gelu, BnPlacement::BeforeActivation, 0.0);
     let mut members: Vec<Sequential<f32>> = (0..4).map(|k| network(&s, 500 + k)).collect();
     let o = ExportOptions {

@@ -16,10 +16,16 @@ fn iris() -> String {
 
 /// A tiny search: 3 folds, 5 epochs per run.
 fn tune(dir: &Path, trials: &str, parallel: &str) -> Value {
-    let args = [
+    tune_with(dir, trials, parallel, &[])
+}
+
+/// [`tune`] with `extra` arguments.
+fn tune_with(dir: &Path, trials: &str, parallel: &str, extra: &[&str]) -> Value {
+    let data = iris();
+    let mut args = vec![
         "tune",
         "--data",
-        &iris(),
+        &data,
         "--target",
         "species",
         "--trials",
@@ -36,6 +42,7 @@ fn tune(dir: &Path, trials: &str, parallel: &str) -> Value {
         "t.safetensors",
         "--json",
     ];
+    args.extend_from_slice(extra);
     last_json(&ok(dir, &args))
 }
 
@@ -107,10 +114,41 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     // The refit model predicts.
     let p = ok(d, &["predict", "--model", "t.safetensors", "--data", &iris()]);
     assert_eq!(p.lines().count(), 151);
+    // The model blends every re-scored trial, 2 networks each, best first;
+    // the leaderboard marks them.
+    let blend: Vec<String> = j["blend"].as_array().unwrap().iter().map(|t| t.to_string()).collect();
+    let marked: Vec<String> = rows[1..]
+        .iter()
+        .filter(|r| cell(r, col("in_model")) == "true")
+        .map(|r| cell(r, col("trial")))
+        .collect();
+    assert_eq!(blend, marked);
+    assert_eq!(blend.len(), n, "no refit diverged on iris");
+    assert_eq!(blend[0], j["best_trial"].to_string());
+    assert_eq!(j["networks"], 2 * n);
     let inspect = ok(d, &["inspect", "t.safetensors"]);
     assert!(inspect.contains("training"), "{inspect}");
-    // Refit as `bpnet train` would: iris is a small table, so 5 networks.
-    assert!(inspect.contains("ensemble of 5"), "{inspect}");
+    // The portfolio's linear model is among them: architectures differ.
+    assert!(
+        inspect.contains(&format!("blend of {} networks", 2 * n)) && inspect.contains("format 2"),
+        "{inspect}"
+    );
+    assert!(html.contains("The model averages the predictions of the re-scored trials"));
+    let onnx = ok(d, &["export", "--model", "t.safetensors", "--onnx", "t.onnx"]);
+    assert!(onnx.contains("Mean"), "{onnx}");
+    // --no-blend: the best alone, refit as `bpnet train` would (iris is a
+    // small table, so 5 networks); the search is read back from the journal.
+    let alone = tune_with(d, "6", "2", &["--no-blend", "--overwrite"]);
+    assert_eq!(
+        (alone["resumed"].clone(), alone["networks"].clone()),
+        (6.into(), 5.into())
+    );
+    assert_eq!(alone["best_trial"], j["best_trial"]);
+    let inspect = ok(d, &["inspect", "t.safetensors"]);
+    assert!(
+        inspect.contains("ensemble of 5") && inspect.contains("format 1"),
+        "{inspect}"
+    );
 }
 
 #[test]

@@ -23,6 +23,7 @@ fn iris_search(dir: &std::path::Path, epochs: usize, cv: usize) -> TuneOptions {
         cv,
         workers: 2,
         confirm: 3,
+        refit: (true, 2),
         journal: dir.join("j.jsonl"),
     }
 }
@@ -209,6 +210,7 @@ fn the_best_few_are_rescored_on_other_folds_and_the_best_mean_of_both_wins() {
             trials: Some(8),
             workers,
             confirm,
+            refit: (true, 2),
             ..iris_search(dir.path(), 8, 3)
         };
         tune(&opts, &mut |_, _| {}).unwrap()

@@ -1,5 +1,7 @@
-//! Ensembles: K networks of one architecture (trained from K seeds) whose
-//! predictions are averaged, stored in one model file.
+//! Ensembles: K networks whose predictions are averaged, stored in one
+//! model file: of one architecture trained from K seeds (`bpnet train
+//! --ensemble K`), or of several architectures with the same input and
+//! output widths (a *blend*: the settings `bpnet tune` averages).
 //!
 //! Averaging happens in probability space for classifiers and in value
 //! space for regression ([`Combine`]). So that every consumer of raw
@@ -50,7 +52,7 @@ pub struct EnsembleNet {
 const P_MIN: f32 = f32::MIN_POSITIVE;
 
 impl EnsembleNet {
-    /// The fused networks of `members` (at least one, equal widths).
+    /// The fused networks of `members` (at least one, equal input and output widths).
     pub fn new(members: &[Sequential<f32>], combine: Combine) -> Result<Self> {
         Self::of(members, combine)
     }

@@ -3,11 +3,14 @@
 //! every member's tensors and refuses damaged metadata; ONNX export of an
 //! ensemble has one subgraph per member and a Mean node.
 
-use bpnet::io::{decode_model, ensemble_bytes, ensemble_members, load_model, save_ensemble, save_model_with};
+use bpnet::io::{
+    BASE_FORMAT_VERSION, BLEND_FORMAT_VERSION, blend_bytes, decode_model, ensemble_bytes, ensemble_members, load_model,
+    member_specs, save_blend, save_ensemble, save_model_with,
+};
 use bpnet::layers::sigmoid;
 use bpnet::onnx::{ExportOptions, Head, export_onnx_ensemble};
 use bpnet::{Activation, BnPlacement, Combine, EnsembleNet, InferenceNet, Matrix, ModelSpec, Sequential};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn spec(dims: &[usize]) -> ModelSpec {
     ModelSpec {
@@ -215,4 +218,117 @@ fn train_ensemble_is_the_default_ensemble_of_train_prepared_runs() {
     }
     let one = TrainConfig { ensemble: 1, ..cfg };
     assert_eq!(train_ensemble(&one, &data, &mut |_| Ok(())).unwrap().members.len(), 1);
+}
+
+/// Three architectures of equal input and output widths.
+fn blend_specs() -> Vec<ModelSpec> {
+    vec![
+        spec(&[4, 6, 3]),
+        ModelSpec {
+            batch_norm: BnPlacement::None,
+            ..spec(&[4, 3])
+        },
+        ModelSpec {
+            activation: Activation::Gelu,
+            batch_norm: BnPlacement::AfterActivation,
+            dropout: 0.25,
+            ..spec(&[4, 9, 5, 3])
+        },
+    ]
+}
+
+#[test]
+fn a_blend_file_keeps_every_members_architecture_and_is_format_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.safetensors");
+    let specs = blend_specs();
+    let nets: Vec<Sequential<f32>> = specs
+        .iter()
+        .zip(20..)
+        .map(|(s, seed)| Sequential::from_spec(s, seed).unwrap())
+        .collect();
+    let pairs: Vec<(&ModelSpec, &Sequential<f32>)> = specs.iter().zip(&nets).collect();
+    save_blend(&path, &pairs, Combine::Softmax, &json!({"note": "x"})).unwrap();
+    let file = load_model(&path).unwrap();
+    assert_eq!(file.format_version, BLEND_FORMAT_VERSION);
+    assert_eq!(member_specs(&file, &path).unwrap(), specs);
+    let (back, combine) = ensemble_members(&file, &path, Combine::Mean).unwrap();
+    assert_eq!((back.len(), combine), (3, Combine::Softmax));
+    let x = input(7, 4);
+    for (a, b) in nets.iter().zip(&back) {
+        let (ya, yb) = (
+            InferenceNet::new(a).unwrap().forward(&x).unwrap(),
+            InferenceNet::new(b).unwrap().forward(&x).unwrap(),
+        );
+        assert_eq!(ya.as_slice(), yb.as_slice());
+    }
+    // The averaged prediction is the mean of the members' probabilities.
+    let ens = EnsembleNet::new(&back, Combine::Softmax).unwrap().forward(&x).unwrap();
+    let probs: Vec<Matrix<f32>> = nets
+        .iter()
+        .map(|n| softmax_rows(&InferenceNet::new(n).unwrap().forward(&x).unwrap()))
+        .collect();
+    for (i, &v) in ens.as_slice().iter().enumerate() {
+        let mean = probs.iter().map(|p| p.as_slice()[i] as f64).sum::<f64>() / 3.0;
+        assert!((v.exp() as f64 - mean).abs() < 1e-6, "{i}");
+    }
+    // The same bytes for members held apart.
+    let bytes = blend_bytes(&path, &pairs, Combine::Softmax, &json!({"note": "x"})).unwrap();
+    let decoded = decode_model(&bytes, &path).unwrap();
+    assert_eq!(member_specs(&decoded, &path).unwrap(), specs);
+    // Members of one architecture stay format 1 (read by older builds),
+    // with no architectures in the section.
+    let same = dir.path().join("s.safetensors");
+    let m = members(&[4, 6, 3], 2);
+    save_ensemble(&same, &spec(&[4, 6, 3]), &m, Combine::Softmax, &json!({})).unwrap();
+    let file = load_model(&same).unwrap();
+    assert_eq!(file.format_version, BASE_FORMAT_VERSION);
+    assert!(file.metadata["ensemble"].get("specs").is_none());
+    assert_eq!(member_specs(&file, &same).unwrap(), vec![spec(&[4, 6, 3]); 2]);
+    // A member that does not match its architecture is not saved.
+    let wrong: Vec<(&ModelSpec, &Sequential<f32>)> = vec![(&specs[0], &nets[0]), (&specs[0], &nets[2])];
+    let err = save_blend(&dir.path().join("w.safetensors"), &wrong, Combine::Softmax, &json!({})).unwrap_err();
+    assert!(err.to_string().contains("member 1"), "{err}");
+    assert!(!dir.path().join("w.safetensors").exists());
+}
+
+fn softmax_rows(m: &Matrix<f32>) -> Matrix<f32> {
+    let c = m.cols();
+    let mut out = m.clone();
+    for row in out.as_mut_slice().chunks_mut(c) {
+        let max = row.iter().fold(f32::MIN, |a, &b| a.max(b));
+        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+        row.iter_mut().for_each(|v| *v = (*v - max).exp() / sum);
+    }
+    out
+}
+
+#[test]
+fn damaged_blend_metadata_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.safetensors");
+    let m = members(&[4, 6, 3], 2);
+    let two = |specs: Value| {
+        let meta = json!({"ensemble": {"members": 2, "combine": "softmax", "specs": specs}});
+        save_model_with(&path, &spec(&[4, 6, 3]), &m[0], &meta).unwrap();
+        let file = load_model(&path).unwrap();
+        let err = ensemble_members(&file, &path, Combine::Mean).unwrap_err().to_string();
+        assert!(err.contains("bad.safetensors") && !err.contains('\n'), "{err}");
+        err
+    };
+    let s = serde_json::to_value(spec(&[4, 6, 3])).unwrap();
+    let other = serde_json::to_value(spec(&[4, 5, 3])).unwrap();
+    // One architecture for two members.
+    assert!(two(json!([s])).contains("1 architectures for 2 members"));
+    // Member 0's is not the file's.
+    assert!(two(json!([other, s])).contains("member 0 another architecture"));
+    // An invalid one.
+    let mut bad = s.clone();
+    bad["dims"] = json!([4]);
+    assert!(two(json!([s, bad])).contains("member 1"));
+    // A huge one with no tensors behind it: refused before it is built.
+    let mut huge = s.clone();
+    huge["dims"] = json!([4, 16_000_000, 3]);
+    let e = two(json!([s, huge]));
+    assert!(e.contains("fewer than its architecture's weights need"), "{e}");
 }

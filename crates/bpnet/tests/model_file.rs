@@ -2,7 +2,7 @@
 //! the PyTorch tensor names as seen by a plain reading of the safetensors
 //! format, one-line errors for damaged or foreign files, and atomic saves.
 
-use bpnet::io::{FORMAT_VERSION, describe, load_model, save_model};
+use bpnet::io::{BASE_FORMAT_VERSION, FORMAT_VERSION, describe, load_model, save_model};
 use bpnet::{
     Activation, BatchNormConfig, BnPlacement, Init, Layer, Loss, Matrix, Mode, ModelSpec, Momentum, Optimizer,
     OptimizerConfig, Sequential, Target, Trainer,
@@ -147,7 +147,7 @@ fn check_round_trip(dir: &Path, spec: &ModelSpec, seed: u64, steps: usize) {
     let ctx = format!("{spec:?} after {steps} steps");
     assert_eq!(file.spec, *spec, "{ctx}");
     assert_eq!(file.metadata, sections(), "{ctx}");
-    assert_eq!(file.format_version, FORMAT_VERSION);
+    assert_eq!(file.format_version, BASE_FORMAT_VERSION);
     assert_eq!(file.bpnet_version, env!("CARGO_PKG_VERSION"));
     let x = matrix(11, spec.dims[0], seed + 77);
     assert_eq!(eval_bits(&mut file.model, &x), eval_bits(&mut model, &x), "{ctx}");
@@ -309,7 +309,7 @@ fn plain_reading_finds_the_metadata_keys() {
     ];
     assert_eq!(keys, [&expected[..], &["preprocessing", "training"]].concat());
     assert_eq!(meta["format"], "bpnet");
-    assert_eq!(meta["format_version"], FORMAT_VERSION.to_string());
+    assert_eq!(meta["format_version"], BASE_FORMAT_VERSION.to_string());
     assert_eq!(meta["bpnet_version"], env!("CARGO_PKG_VERSION"));
     let arch: Value = serde_json::from_str(meta["architecture"].as_str().unwrap()).unwrap();
     assert_eq!(arch["dims"], json!([5, 7, 6, 3]));
@@ -356,7 +356,7 @@ fn describe_lists_versions_layers_counts_and_sections() {
     let mut model = trained(&s, 2, 1);
     let path = saved(dir.path(), "m.safetensors", &s, &model);
     let text = describe(&load_model(&path).unwrap());
-    assert!(text.contains(&format!("format {FORMAT_VERSION}")), "{text}");
+    assert!(text.contains(&format!("format {BASE_FORMAT_VERSION}")), "{text}");
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
     for line in model.summary().lines() {
         assert!(text.contains(line), "missing '{line}' in\n{text}");

@@ -1,7 +1,7 @@
 //! `bpnet inspect`: what a model file holds.
 
 use bpnet::Result;
-use bpnet::io::{describe, load_model};
+use bpnet::io::{describe, load_model, member_specs};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -17,18 +17,34 @@ pub struct InspectArgs {
 
 /// Runs `bpnet inspect`.
 pub fn run(a: &InspectArgs) -> Result<()> {
-    let mut file = load_model(&a.model)?;
-    let (members, combine) = super::ensemble::members_of(&file, &a.model)?;
-    if members.len() > 1 {
+    let file = load_model(&a.model)?;
+    let specs = member_specs(&file, &a.model)?;
+    let (mut members, combine) = super::ensemble::members_of(&file, &a.model)?;
+    if members.len() > 1 && specs.iter().all(|s| *s == file.spec) {
         println!(
             "ensemble of {} networks of the architecture below, predictions averaged ({combine:?}); \
              the layers and parameter counts below are one member's",
             members.len()
         );
+    } else if members.len() > 1 {
+        println!(
+            "blend of {} networks, predictions averaged ({combine:?}); the layers and parameter counts below are member 0's",
+            members.len()
+        );
+        for (k, (spec, m)) in specs.iter().zip(members.iter_mut()).enumerate() {
+            println!(
+                "member {k}: {} {:?}, batch norm {:?}, dropout {}, {} parameters",
+                spec.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-"),
+                spec.activation,
+                spec.batch_norm,
+                spec.dropout,
+                m.num_params()
+            );
+        }
     }
     println!("{}", describe(&file));
     if a.json {
-        let params = file.model.num_params() * members.len();
+        let params: usize = members.iter_mut().map(|m| m.num_params()).sum();
         println!(
             "{}",
             json!({"model": a.model, "parameters": params, "architecture": serde_json::to_value(&file.spec).ok(), "metadata": file.metadata})

@@ -22,6 +22,7 @@ pub mod stream_eval;
 pub mod stream_train;
 pub mod train;
 pub mod tune;
+mod tune_refit;
 
 /// The process's peak resident memory so far, or `None` where the system
 /// does not say. Linux: `VmHWM` of `/proc/self/status`, the high-water mark

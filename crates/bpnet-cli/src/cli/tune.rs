@@ -1,15 +1,17 @@
 //! `bpnet tune`: search network and training settings by k-fold
 //! cross-validation (TPE sampling, median pruning, parallel trials,
-//! resumable), then refit the best on all training rows (as `bpnet train`
-//! would: an ensemble of 5 on a table of at most 50,000 training rows; the
-//! next best when that diverges) and write the model, a leaderboard CSV and
-//! an HTML report.
+//! resumable), then refit on all training rows every re-scored trial (2
+//! networks each, their predictions averaged: a blend) or, with
+//! `--no-blend`, the best alone (as `bpnet train` would: an ensemble of 5
+//! on a table of at most 50,000 training rows), leaving out a trial whose
+//! refit diverges; and write the model, a leaderboard CSV and an HTML
+//! report.
 
+use super::tune_refit as refit;
 use bpnet::io::{Kind, OutputPlan, write_atomic};
-use bpnet::train::History;
-use bpnet::workflow::{Pipeline, Prepared, TrainConfig, auto_ensemble, data_path, load, metadata, train_prepared};
-use bpnet::{Error, ModelSpec, Result, Sequential};
-use bpnet_lab::tune::{TuneOptions, TuneOutcome, report, tune};
+use bpnet::workflow::{AUTO_ENSEMBLE, TrainConfig, data_path, load, metadata};
+use bpnet::{Error, Result};
+use bpnet_lab::tune::{BLEND_MEMBERS, TuneOptions, TuneOutcome, report, tune};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -34,7 +36,8 @@ pub struct TuneArgs {
     #[arg(long)]
     trials: Option<usize>,
     /// End the search after this many seconds (trials still running are
-    /// stopped and left out); the refit of the best comes after.
+    /// stopped and left out), keeping time for the re-scoring and the refit
+    /// (estimated from the trials' durations, at most the last 30%).
     #[arg(long)]
     time: Option<f64>,
     /// Folds of the cross-validation.
@@ -45,10 +48,14 @@ pub struct TuneArgs {
     epochs: usize,
     /// Best trials scored again, with the portfolio's, on a second split
     /// into folds at the end; the answer is the best mean over both splits
-    /// (0 or 1: the search's best). With --time, the search stops early
-    /// enough for this (by the candidates' durations; at most the last 20%).
+    /// (0 or 1: the search's best).
     #[arg(long, default_value_t = 3)]
     confirm: usize,
+    /// Refit the best trial alone (5 networks on a table of at most 50,000
+    /// rows) instead of every re-scored trial with 2 networks each, their
+    /// predictions averaged.
+    #[arg(long)]
+    no_blend: bool,
     /// Trials run at once, each on one thread [default: the --threads count].
     #[arg(long)]
     parallel: Option<usize>,
@@ -112,6 +119,10 @@ pub fn run(a: &TuneArgs) -> Result<()> {
         cv: a.cv,
         workers,
         confirm: a.confirm,
+        refit: match a.no_blend {
+            true => (false, AUTO_ENSEMBLE),
+            false => (true, BLEND_MEMBERS),
+        },
         journal: journal.clone(),
     };
     if !a.quiet {
@@ -178,48 +189,18 @@ fn progress(quiet: bool, trials: Option<usize>) -> Option<ProgressBar> {
     })
 }
 
-/// Refits the best settings on all rows, writes the outputs, prints the
-/// summary. When the refit diverges (a high learning rate that survived
-/// the folds can still blow up on all rows), the trial is marked failed
-/// and the next in the ranking is refit.
+/// Refits the answer on all rows ([`refit::fit`]), writes the outputs,
+/// prints the summary.
 fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, journal]: [&PathBuf; 3]) -> Result<()> {
     let data = load(base)?;
-    let table = matches!(data.pipeline, Pipeline::Table { .. });
-    let metric = o.metric;
-    let (cfg, spec, members, history) = o.fit_best(
-        &mut |best| {
-            let mut cfg = best.params.apply(base, data.train.len());
-            cfg.ensemble = auto_ensemble(cfg.ensemble, table, data.train.len(), true);
-            if !a.quiet {
-                let both = best
-                    .combined(a.cv)
-                    .map_or(String::new(), |c| format!(", {c:.4} over both splits"));
-                println!(
-                    "best: trial {} with cross-validated {metric} {:.4}{} ({}); refitting it on all {} rows ({} trained on, {} for early stopping)",
-                    best.trial,
-                    best.score,
-                    both,
-                    best.params.values().join(", "),
-                    data.train.len() + data.val.as_ref().map_or(0, |v| v.len()),
-                    data.train.len(),
-                    data.val.as_ref().map_or(0, |v| v.len())
-                );
-            }
-            let (spec, members, history) = refit(&cfg, &data, a.quiet)?;
-            Ok((cfg, spec, members, history))
-        },
-        &mut |failed, next| {
-            if !a.quiet {
-                println!(
-                    "the refit of trial {} diverged; refitting the next best, trial {}",
-                    failed.trial, next.trial
-                );
-            }
-        },
-    )?;
+    let model = refit::fit(&mut o, base, &data, !a.no_blend, a.quiet)?;
     let best = o.best();
-    let meta = metadata(&cfg, &data, Some(&history), None);
-    super::ensemble::save(&a.out, &spec, &members, &data.train, &meta)?;
+    let mut meta = serde_json::to_value(metadata(&model.cfg, &data, Some(&model.history), None))
+        .map_err(|e| Error::State(e.to_string()))?;
+    if let Some(m) = meta.as_object_mut() {
+        m.insert("tune".into(), refit::section(&o, &model));
+    }
+    refit::save(&a.out, &model, &data, &meta)?;
     write_atomic(board, report::leaderboard_csv(&o).as_bytes())?;
     write_atomic(html, report::html(&o, &format!("bpnet tune: {}", a.data)).as_bytes())?;
     if !a.quiet {
@@ -232,17 +213,11 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
             "metric": o.metric, "best_trial": best.trial, "best_score": best.score, "best_folds": best.folds,
             "best_confirm": best.confirm, "best_combined": best.combined(o.cv),
             "best_params": bpnet_lab::tune::space::NAMES.iter().zip(best.params.values()).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "config": serde_json::to_value(&cfg).map_err(|e| Error::State(e.to_string()))?,
+            "blend": o.blended.iter().map(|&i| o.records[i].trial).collect::<Vec<_>>(),
+            "networks": model.members.len(),
+            "config": serde_json::to_value(&model.cfg).map_err(|e| Error::State(e.to_string()))?,
         });
         println!("{summary}");
     }
     Ok(())
-}
-
-/// Trains `cfg` on `data` as `bpnet train` would (its ensemble included):
-/// the spec, the networks and the first one's training history.
-fn refit(cfg: &TrainConfig, data: &Prepared, quiet: bool) -> Result<(ModelSpec, Vec<Sequential<f32>>, History)> {
-    let trained = train_prepared(cfg, data, &mut |_| Ok(()))?;
-    let members = super::ensemble::train_members(trained.trainer.model, cfg, data, quiet)?;
-    Ok((trained.spec, members, trained.history))
 }

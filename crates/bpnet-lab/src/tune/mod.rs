@@ -22,11 +22,18 @@
 //! trials, the one with the best cross-validated score is partly the
 //! luckiest on that split; its second score is free of that selection, and
 //! the portfolio's points, fixed before the search, were not selected.
-//! With `--time`, the search stops early enough to leave the re-scoring its
-//! time, estimated from the candidates' own durations ([`reserve`], at most
-//! [`CONFIRM_SHARE`] of the time); a candidate the limit cuts is left out
-//! of the choice (and when none finished, the search's best is kept).
+//! With `--time`, the search stops early enough to leave the re-scoring
+//! and the refit their time, estimated from the candidates' own durations
+//! ([`reserve`], at most [`RESERVE_SHARE`] of the time); a candidate the
+//! limit cuts is left out of the choice (and when none finished, the
+//! search's best is kept).
+//!
+//! The model is then refit on all rows: by default every re-scored trial,
+//! with [`BLEND_MEMBERS`] networks each, their predictions averaged (a
+//! blend, [`TuneOutcome::fit_blend`]); or the best alone.
 
+mod blend;
+pub use blend::RefitTrials;
 pub mod journal;
 pub mod report;
 pub mod space;
@@ -50,8 +57,11 @@ pub const GROUP: usize = 4;
 /// Trials that must have finished a fold before the median rule prunes at it.
 pub const PRUNE_AFTER: usize = 4;
 
-/// Most of `--time` kept for re-scoring the best trials.
-pub const CONFIRM_SHARE: f64 = 0.2;
+/// Most of `--time` kept for re-scoring the best trials and the refit.
+pub const RESERVE_SHARE: f64 = 0.3;
+
+/// Networks per trial when the refit blends several trials.
+pub const BLEND_MEMBERS: usize = 2;
 
 /// Mixed into the seed for the re-scoring's folds and training runs.
 const CONFIRM_SEED: u64 = 0x5EC0_0D5F_01D5;
@@ -76,6 +86,10 @@ pub struct TuneOptions {
     /// Best complete trials scored again on a second split into folds
     /// (0 or 1: none; the search's best is the answer).
     pub confirm: usize,
+    /// Whether the refit will blend every re-scored trial (else the best
+    /// alone), and how many networks it trains per trial: what [`reserve`]
+    /// keeps time for.
+    pub refit: (bool, usize),
     /// The journal file.
     pub journal: PathBuf,
 }
@@ -95,6 +109,9 @@ pub struct TuneOutcome {
     pub cv: usize,
     /// Trials read back from the journal rather than run.
     pub resumed: usize,
+    /// Indices into `records` of the trials the refit model holds, in
+    /// ranking order (set by [`Self::fit_blend`]; empty before).
+    pub blended: Vec<usize>,
 }
 
 impl TuneOutcome {
@@ -251,29 +268,35 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         best,
         cv: opts.cv,
         resumed,
+        blended: Vec::new(),
     })
 }
 
-/// The time a search with `--time` keeps for re-scoring, estimated before
-/// each group from the current [`leaders`]: 1.25 ⋅ (the sum of their
-/// durations / the trials run at once + the longest), at most
-/// [`CONFIRM_SHARE`] of the time (and that share while there are none yet).
+/// The time a search with `--time` keeps for what follows it, estimated
+/// before each group from the current candidates' durations `s_i` (each
+/// over the `k` folds of `(k-1)/k` of the rows): re-scoring the [`leaders`]
+/// takes about `Σ s_i`, and refitting a trial on all rows with `n`
+/// networks about `n ⋅ s_i / (k-1)` (the leaders for a blend, the best
+/// alone otherwise). The reserve is 1.25 ⋅ (that sum / the trials run at
+/// once + the longest `s_i`), at most [`RESERVE_SHARE`] of the time (and
+/// that share while no trial has finished).
 fn reserve(records: &[TrialRecord], opts: &TuneOptions) -> Duration {
-    let cap = opts.time.unwrap_or(0.0).max(0.0) * CONFIRM_SHARE;
-    let secs: Vec<f64> = leaders(records, opts.confirm)
-        .iter()
-        .map(|&i| records[i].seconds)
-        .collect();
-    let estimate = match secs.is_empty() {
-        true => cap,
-        false => {
-            1.25 * (secs.iter().sum::<f64>() / opts.workers.max(1) as f64 + secs.iter().fold(0.0, |a, &b| b.max(a)))
-        }
+    let cap = opts.time.unwrap_or(0.0).max(0.0) * RESERVE_SHARE;
+    let lead = leaders(records, opts.confirm);
+    let top = match lead.is_empty() {
+        true => leaders(records, 2).into_iter().take(1).collect(),
+        false => lead.clone(),
     };
-    match opts.confirm < 2 {
-        true => Duration::ZERO,
-        false => Duration::from_secs_f64(estimate.min(cap)),
-    }
+    let Some(&first) = top.first() else {
+        return Duration::from_secs_f64(cap);
+    };
+    let secs = |idx: &[usize]| idx.iter().map(|&i| records[i].seconds).sum::<f64>();
+    let (blend, networks) = opts.refit;
+    let refit_of = if blend { secs(&top) } else { records[first].seconds };
+    let work = secs(&lead) + refit_of * networks as f64 / (opts.cv.max(2) - 1) as f64;
+    let longest = top.iter().map(|&i| records[i].seconds).fold(0.0, f64::max);
+    let estimate = 1.25 * (work / opts.workers.max(1) as f64 + longest);
+    Duration::from_secs_f64(estimate.min(cap))
 }
 
 /// The best trial's index: of those with a [`TrialRecord::combined`]
@@ -534,34 +557,42 @@ mod tests {
     }
 
     #[test]
-    fn the_reserve_follows_the_candidates_durations_up_to_a_fifth() {
+    fn the_reserve_follows_the_candidates_durations_up_to_its_share() {
         let mut opts = TuneOptions {
             base: TrainConfig::default(),
             trials: None,
-            time: Some(50.0),
-            cv: 2,
+            time: Some(100.0),
+            cv: 3,
             workers: 2,
             confirm: 2,
+            refit: (true, 2),
             journal: "j".into(),
         };
         let mut records = vec![
-            record(0, &[0.7, 0.7], &[], false),
-            record(5, &[0.8, 0.8], &[], false),
-            record(6, &[0.9, 0.9], &[], false),
+            record(0, &[0.7, 0.7, 0.7], &[], false),
+            record(5, &[0.8, 0.8, 0.8], &[], false),
+            record(6, &[0.9, 0.9, 0.9], &[], false),
             record(7, &[0.95], &[], true),
         ];
         for (r, s) in records.iter_mut().zip([1.0, 2.0, 3.0, 100.0]) {
             r.seconds = s;
         }
-        // Leaders: trials 6, 5 and 0 (the portfolio's): 1.25 (6 / 2 + 3).
-        assert!((reserve(&records, &opts).as_secs_f64() - 7.5).abs() < 1e-9);
-        // Nothing known yet: the whole fifth; longer trials: capped there.
-        assert_eq!(reserve(&[], &opts), Duration::from_secs(10));
-        records[2].seconds = 30.0;
-        assert_eq!(reserve(&records, &opts), Duration::from_secs(10));
-        // No re-scoring, no reserve.
+        let secs = |o: &TuneOptions, r: &[TrialRecord]| reserve(r, o).as_secs_f64();
+        // Leaders: trials 6, 5 and 0 (the portfolio's), 6 s in all: the
+        // re-scoring 6 s, a blend's refit 6 ⋅ 2 networks / (3 - 1) folds;
+        // over 2 workers, plus the longest (3 s), times 1.25.
+        assert!((secs(&opts, &records) - 1.25 * (12.0 / 2.0 + 3.0)).abs() < 1e-9);
+        // The best alone with 5 networks: 3 ⋅ 5 / 2 for the refit.
+        opts.refit = (false, 5);
+        assert!((secs(&opts, &records) - 1.25 * ((6.0 + 7.5) / 2.0 + 3.0)).abs() < 1e-9);
+        // No re-scoring: the refit of the search's best alone.
         opts.confirm = 1;
-        assert_eq!(reserve(&records, &opts), Duration::ZERO);
+        assert!((secs(&opts, &records) - 1.25 * (7.5 / 2.0 + 3.0)).abs() < 1e-9);
+        // Nothing known yet: the whole share; longer trials: capped there.
+        opts.confirm = 2;
+        assert_eq!(reserve(&[], &opts), Duration::from_secs(30));
+        records[2].seconds = 30.0;
+        assert_eq!(reserve(&records, &opts), Duration::from_secs(30));
     }
 
     #[test]
@@ -579,6 +610,7 @@ mod tests {
             metric: "accuracy",
             cv: 2,
             resumed: 0,
+            blended: Vec::new(),
         };
         assert_eq!(o.best().trial, 1);
         assert_eq!(o.ranked(), vec![1, 3, 0, 4, 2]);

@@ -14,10 +14,11 @@ fn ranked(o: &TuneOutcome) -> Vec<&TrialRecord> {
 /// The leaderboard: `rank,trial,score,sd,folds,pruned,failed,seconds,`,
 /// every parameter, `origin` (a portfolio point's name, or `tpe`), then
 /// `rescored` and `both` (the mean on the second split into folds and over
-/// both splits; empty for trials not re-scored).
+/// both splits; empty for trials not re-scored), and `in_model` (`true`
+/// for the trials the refit model holds, [`TuneOutcome::blended`]).
 pub fn leaderboard_csv(o: &TuneOutcome) -> String {
     let mut s = format!(
-        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin,rescored,both\n",
+        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin,rescored,both,in_model\n",
         o.metric,
         NAMES.join(",")
     );
@@ -26,7 +27,7 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
         let failed = r.failed.as_deref().unwrap_or("").replace([',', '\n', '"'], " ");
         let _ = writeln!(
             s,
-            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{},{},{}",
+            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{},{},{},{}",
             rank + 1,
             r.trial,
             r.score,
@@ -38,7 +39,8 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
             r.params.values().join(","),
             origin(r.trial),
             opt6(r.combined(o.cv).map(|_| bpnet::workflow::mean_sd(&r.confirm).0)),
-            opt6(r.combined(o.cv))
+            opt6(r.combined(o.cv)),
+            o.blended.iter().any(|&i| o.records[i].trial == r.trial)
         );
     }
     s
@@ -172,6 +174,14 @@ pub fn html(o: &TuneOutcome, title: &str) -> String {
             best.trial,
             bpnet::workflow::mean_sd(&best.confirm).0,
             both
+        );
+    }
+    if o.blended.len() > 1 {
+        let trials: Vec<String> = o.blended.iter().map(|&i| o.records[i].trial.to_string()).collect();
+        let _ = write!(
+            s,
+            "<p>The model averages the predictions of the re-scored trials {}, each refit on all rows.</p>",
+            trials.join(", ")
         );
     }
     s += "<h2>Score by trial</h2><p>Green: every fold run; grey: pruned (mean of the folds run); red: failed. Line: best complete trial so far.</p>";

@@ -22,7 +22,7 @@
 //! | key | value |
 //! |---|---|
 //! | `format` | `"bpnet"` |
-//! | `format_version` | [`FORMAT_VERSION`] as decimal text |
+//! | `format_version` | [`BASE_FORMAT_VERSION`] (1) as decimal text; [`BLEND_FORMAT_VERSION`] (2) for a blend of architectures (see [`save_blend`]) |
 //! | `bpnet_version` | the writing crate's version |
 //! | `architecture` | the [`ModelSpec`](crate::ModelSpec) as JSON |
 //! | `layers` | JSON list of layer descriptions, e.g. `"Dense(784 -> 100, no bias)"` |
@@ -68,12 +68,16 @@ mod torch;
 pub use atomic::{AtomicWriter, write_atomic};
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
 pub use digest::{CHECKSUM_KEY, content_digest};
-pub use ensemble::{ENSEMBLE_KEY, EnsembleSection, ensemble_bytes, ensemble_members, save_ensemble};
+pub use ensemble::{
+    ENSEMBLE_KEY, EnsembleSection, Member, blend_bytes, ensemble_bytes, ensemble_members, member_specs, save_blend,
+    save_ensemble,
+};
 #[doc(hidden)]
 pub use model_file::decode_model_unchecked;
 pub use model_file::{
-    CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION, ModelFile, RESERVED_KEYS, decode_model, describe,
-    load_model, model_bytes, save_checkpoint, save_model, save_model_with,
+    BASE_FORMAT_VERSION, BLEND_FORMAT_VERSION, CHECKPOINT_PREFIXES, ExtraTensor, FORMAT_NAME, FORMAT_VERSION,
+    ModelFile, RESERVED_KEYS, decode_model, describe, load_model, model_bytes, save_checkpoint, save_model,
+    save_model_with,
 };
 pub use outputs::{Kind, OutputPlan};
 pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

@@ -19,9 +19,17 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// Version of the model file layout written by this build; files with a
-/// larger `format_version` are refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Newest version of the model file layout this build reads and writes;
+/// files with a larger `format_version` are refused.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The version written for every file but a blend: builds from before
+/// blends read it.
+pub const BASE_FORMAT_VERSION: u32 = 1;
+
+/// The version written for an ensemble of members of different
+/// architectures (a blend, see [`super::ensemble`]).
+pub const BLEND_FORMAT_VERSION: u32 = 2;
 
 /// Value of the `format` metadata key that marks a bpnet model.
 pub const FORMAT_NAME: &str = "bpnet";
@@ -108,7 +116,7 @@ pub fn model_bytes<M: Serialize + ?Sized>(
         reason: format!("not saved: {reason}"),
     };
     let sections = section_texts(metadata).map_err(not_saved)?;
-    encode(spec, model, sections, &[]).map_err(not_saved)
+    encode(spec, model, sections, &[], BASE_FORMAT_VERSION).map_err(not_saved)
 }
 
 /// [`save_model_with`] plus `extra` checkpoint tensors (names must start
@@ -137,18 +145,22 @@ pub(crate) fn save_sections(
     sections: BTreeMap<String, String>,
     extra: &[ExtraTensor],
 ) -> Result<()> {
-    write_atomic(path, &encode_sections(path, spec, model, sections, extra)?)
+    write_atomic(
+        path,
+        &encode_versioned(path, spec, model, sections, extra, BASE_FORMAT_VERSION)?,
+    )
 }
 
-/// The bytes [`save_sections`] writes; `path` names the model in errors.
-pub(crate) fn encode_sections(
+/// The bytes of a file of format `version`; `path` names the model in errors.
+pub(crate) fn encode_versioned(
     path: &Path,
     spec: &ModelSpec,
     model: &Sequential<f32>,
     sections: BTreeMap<String, String>,
     extra: &[ExtraTensor],
+    version: u32,
 ) -> Result<Vec<u8>> {
-    encode(spec, model, sections, extra).map_err(|reason| Error::Format {
+    encode(spec, model, sections, extra, version).map_err(|reason| Error::Format {
         path: path.to_path_buf(),
         reason: format!("not saved: {reason}"),
     })
@@ -215,6 +227,7 @@ fn encode(
     model: &Sequential<f32>,
     sections: BTreeMap<String, String>,
     extra: &[ExtraTensor],
+    version: u32,
 ) -> Result<Vec<u8>, String> {
     let reference = Sequential::<f32>::zeroed(spec).map_err(|e| e.to_string())?;
     let expected = model_layout(&reference);
@@ -253,7 +266,7 @@ fn encode(
     for t in &tensors {
         decode(&t.name, t.dtype, &t.bytes)?;
     }
-    let mut header = header_metadata(spec, model, sections)?;
+    let mut header = header_metadata(spec, model, sections, version)?;
     let digest = content_digest(
         tensors.iter().map(|t| {
             (

@@ -1,7 +1,7 @@
 //! A model file's metadata sections: written as compact JSON text, one
 //! header entry per section, and read back as JSON values.
 
-use super::model_file::{FORMAT_NAME, FORMAT_VERSION, RESERVED_KEYS};
+use super::model_file::{FORMAT_NAME, RESERVED_KEYS};
 use crate::model::{ModelSpec, Sequential};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -21,16 +21,18 @@ pub(crate) fn section_texts<M: Serialize + ?Sized>(metadata: &M) -> Result<BTree
         .collect())
 }
 
-/// The `__metadata__` map: bpnet's own keys plus each section as JSON text.
+/// The `__metadata__` map: bpnet's own keys (format `version`) plus each
+/// section as JSON text.
 pub(super) fn header_metadata(
     spec: &ModelSpec,
     model: &Sequential<f32>,
     sections: BTreeMap<String, String>,
+    version: u32,
 ) -> Result<HashMap<String, String>, String> {
     let layers: Vec<String> = model.layers().iter().map(|l| l.describe()).collect();
     let mut header = HashMap::from([
         ("format".to_string(), FORMAT_NAME.to_string()),
-        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("format_version".to_string(), version.to_string()),
         ("bpnet_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("architecture".to_string(), to_json(spec)?),
         ("layers".to_string(), to_json(&layers)?),

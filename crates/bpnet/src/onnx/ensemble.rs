@@ -11,8 +11,10 @@ use crate::ensemble::Combine;
 use crate::error::{Error, Result};
 use crate::model::Sequential;
 
-/// Exports the averaged predictor of `members` (one architecture) combined
-/// by `combine`; one member exports exactly as [`export_onnx`].
+/// Exports the averaged predictor of `members` (of one architecture, or of
+/// several with equal input and output widths: a blend) combined by
+/// `combine`; one member exports exactly as [`export_onnx`]. Without an
+/// explicit opset, the export uses the highest any member needs.
 pub fn export_onnx_ensemble(
     members: &[Sequential<f32>],
     combine: Combine,
@@ -32,7 +34,15 @@ pub fn export_onnx_ensemble(
         };
         return export_onnx_ensemble(&folded, combine, &with_meta(&unfolded, "bpnet_fold_bn", "true"));
     }
-    let (opset, inputs, outputs) = plan(first, options)?;
+    // Members of a blend may differ in layers: the opset must suit them all.
+    let (mut opset, inputs, outputs) = plan(first, options)?;
+    for m in &members[1..] {
+        let (o, i, out) = plan(m, options)?;
+        if (i, out) != (inputs, outputs) {
+            return Err(Error::config("onnx export", "ensemble members of different widths"));
+        }
+        opset = opset.max(o);
+    }
     if combine != Combine::Mean && options.output_scaling.is_some() {
         return Err(Error::config(
             "onnx export",

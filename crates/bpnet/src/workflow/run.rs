@@ -74,26 +74,41 @@ pub fn train_further_members(
     k: usize,
     on_member: &mut dyn FnMut(usize, &Trained),
 ) -> Result<Vec<Sequential<f32>>> {
-    let further = k.saturating_sub(1);
-    let slots: Vec<Mutex<Option<Result<Trained>>>> = (0..further).map(|_| Mutex::new(None)).collect();
-    crate::parallel::run_coarse(further, &|i| {
-        let member_cfg = TrainConfig {
-            seed: cfg.seed.wrapping_add(i as u64 + 1),
+    let cfgs: Vec<TrainConfig> = (1..k.max(1))
+        .map(|m| TrainConfig {
+            seed: cfg.seed.wrapping_add(m as u64),
             ..cfg.clone()
-        };
-        let trained = train_prepared(&member_cfg, data, &mut |_| Ok(()));
-        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(trained);
-    });
-    let mut members = Vec::with_capacity(further);
-    for (i, slot) in slots.into_iter().enumerate() {
-        let trained = slot
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .ok_or_else(|| Error::State(format!("ensemble member {} was not trained", i + 1)))??;
+        })
+        .collect();
+    let mut members = Vec::with_capacity(cfgs.len());
+    for (i, trained) in train_each(&cfgs, data).into_iter().enumerate() {
+        let trained = trained?;
         on_member(i + 1, &trained);
         members.push(trained.trainer.model);
     }
     Ok(members)
+}
+
+/// Each of `cfgs` trained on `data` as [`train_prepared`] trains it, at
+/// once: one per part of a [`crate::parallel::run_coarse`] job, so each
+/// runs on one thread of the team (the results are those of a loop of
+/// [`train_prepared`] calls, on any thread count). Results in the order of
+/// `cfgs`; a run that fails does not stop the others.
+pub fn train_each(cfgs: &[TrainConfig], data: &Prepared) -> Vec<Result<Trained>> {
+    let slots: Vec<Mutex<Option<Result<Trained>>>> = cfgs.iter().map(|_| Mutex::new(None)).collect();
+    crate::parallel::run_coarse(cfgs.len(), &|i| {
+        let trained = train_prepared(&cfgs[i], data, &mut |_| Ok(()));
+        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(trained);
+    });
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            slot.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .ok_or_else(|| Error::State(format!("training run {} did not finish", i + 1)))?
+        })
+        .collect()
 }
 
 /// Trains the ensemble `bpnet train` would train on `data` in one process:

@@ -1,0 +1,129 @@
+//! The refit of `bpnet tune`'s answer on all training rows: every
+//! re-scored trial with [`BLEND_MEMBERS`] networks each (a blend), or the
+//! best trial alone as `bpnet train` would fit it; all the networks train
+//! at once over the threads, and one model file holds them.
+
+use bpnet::io::save_blend;
+use bpnet::train::History;
+use bpnet::workflow::{Pipeline, Prepared, TrainConfig, Trained, auto_ensemble, combine_for, train_each};
+use bpnet::{Error, ModelSpec, Result, Sequential};
+use bpnet_lab::tune::{BLEND_MEMBERS, TuneOutcome, space};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// The refit model.
+pub struct Refit {
+    /// The best trial's settings (member 0's), with the networks per trial
+    /// as its `ensemble`.
+    pub cfg: TrainConfig,
+    /// Member 0's training history.
+    pub history: History,
+    /// Every network with its architecture: each blended trial's in turn.
+    pub members: Vec<(ModelSpec, Sequential<f32>)>,
+    /// Networks per trial.
+    pub per_trial: usize,
+}
+
+/// Refits `o`'s blend (or, without `blend` or with one re-scored trial, its
+/// best alone with `bpnet train`'s ensemble) on `data`; a trial whose refit
+/// diverges is left out ([`TuneOutcome::fit_blend`]).
+pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool, quiet: bool) -> Result<Refit> {
+    let table = matches!(data.pipeline, Pipeline::Table { .. });
+    let rows = data.train.len();
+    let single = auto_ensemble(0, table, rows, true);
+    let alone = !blend || o.blend().len() < 2;
+    let n = if alone { single } else { BLEND_MEMBERS.min(single) };
+    if !quiet {
+        let trials: Vec<String> = match alone {
+            true => vec![o.best().trial.to_string()],
+            false => o.blend().iter().map(|&i| o.records[i].trial.to_string()).collect(),
+        };
+        println!(
+            "refitting trial{} {} on all {} rows ({rows} trained on, {} for early stopping), {n} network{} each",
+            if trials.len() > 1 { "s" } else { "" },
+            trials.join(", "),
+            rows + data.val.as_ref().map_or(0, |v| v.len()),
+            data.val.as_ref().map_or(0, |v| v.len()),
+            if n > 1 { "s" } else { "" },
+        );
+    }
+    let fitted = o.fit_blend(
+        alone,
+        &mut |records| {
+            let cfgs: Vec<TrainConfig> = records
+                .iter()
+                .flat_map(|r| networks(&r.params.apply(base, rows), n))
+                .collect();
+            let mut results = train_each(&cfgs, data).into_iter();
+            Ok(records
+                .iter()
+                .map(|_| results.by_ref().take(n).collect::<Result<Vec<Trained>>>())
+                .collect())
+        },
+        &mut |failed| {
+            if !quiet {
+                println!("the refit of trial {} diverged on all rows; left out", failed.trial);
+            }
+        },
+    )?;
+    let mut members = Vec::new();
+    let mut first = None;
+    for (i, trained) in fitted {
+        if !quiet {
+            let epochs: Vec<String> = trained.iter().map(|t| t.history.best_epoch.to_string()).collect();
+            println!("trial {}: best epochs {}", o.records[i].trial, epochs.join(", "));
+        }
+        for t in trained {
+            if first.is_none() {
+                first = Some((networks(&o.records[i].params.apply(base, rows), n).remove(0), t.history));
+            }
+            members.push((t.spec, t.trainer.model));
+        }
+    }
+    let (cfg, history) = first.ok_or_else(|| Error::State("the refit trained no network".into()))?;
+    Ok(Refit {
+        cfg,
+        history,
+        members,
+        per_trial: n,
+    })
+}
+
+/// `cfg`'s `n` networks: seeds `seed..seed + n`, `ensemble` = `n`.
+fn networks(cfg: &TrainConfig, n: usize) -> Vec<TrainConfig> {
+    (0..n)
+        .map(|m| TrainConfig {
+            seed: cfg.seed.wrapping_add(m as u64),
+            ensemble: n,
+            ..cfg.clone()
+        })
+        .collect()
+}
+
+/// The model file's `tune` section: the trials the model holds, each with
+/// its settings and scores, and the networks per trial.
+pub fn section(o: &TuneOutcome, model: &Refit) -> Value {
+    let trials: Vec<Value> = o
+        .blended
+        .iter()
+        .map(|&i| {
+            let r = &o.records[i];
+            let params: serde_json::Map<String, Value> = space::NAMES
+                .iter()
+                .zip(r.params.values())
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            json!({"trial": r.trial, "search": r.score, "both": r.combined(o.cv), "params": params})
+        })
+        .collect();
+    json!({"metric": o.metric, "networks_per_trial": model.per_trial, "trials": trials})
+}
+
+/// Writes the refit model as one file (format version 2 when the trials'
+/// architectures differ).
+pub fn save<M: Serialize + ?Sized>(out: &Path, model: &Refit, data: &Prepared, meta: &M) -> Result<()> {
+    let pairs: Vec<(&ModelSpec, &Sequential<f32>)> = model.members.iter().map(|(s, m)| (s, m)).collect();
+    let combine = combine_for(&data.train, &model.members[0].1);
+    save_blend(out, &pairs, combine, meta)
+}
