@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from rules import arg, flags
+from rules import arg, flags, leaderboards
 
 
 def refit_predict(binary, s, train, test, seed, row, members):
@@ -68,15 +68,8 @@ def main():
     data, keep, out = sys.argv[1:4]
     binary = arg("--bpnet")
     members = int(arg("--members", "5"))
-    with open(os.path.join(data, "sets.json")) as f:
-        sets = json.load(f)
     results = []
-    for name in sorted(os.listdir(keep)):
-        stem = name.replace(".leaderboard.csv", "")
-        set_name, seed = stem.rsplit(".s", 1)
-        s = sets[set_name]
-        with open(os.path.join(keep, name), newline="") as f:
-            rows = list(csv.DictReader(f))
+    for stem, set_name, seed, s, rows in leaderboards(data, keep):
         rescored = [r for r in rows if r["pruned"] == "false" and not r["failed"] and r["both"]]
         if not rescored:
             continue

@@ -51,18 +51,24 @@ def fit_eval(binary, s, train, test, seed, row):
         return m["accuracy"] if s["task"] == "classify" else m["r2"]
 
 
-def main():
-    data, keep, out = sys.argv[1:4]
-    binary = arg("--bpnet")
+def leaderboards(data, keep):
+    """Each kept leaderboard in KEEP (run.py --keep), in name order, as
+    (stem, set name, seed, the set's sets.json entry, its rows)."""
     with open(os.path.join(data, "sets.json")) as f:
         sets = json.load(f)
-    results = []
     for name in sorted(os.listdir(keep)):
         stem = name.replace(".leaderboard.csv", "")
         set_name, seed = stem.rsplit(".s", 1)
-        s = sets[set_name]
         with open(os.path.join(keep, name), newline="") as f:
             rows = list(csv.DictReader(f))
+        yield stem, set_name, seed, sets[set_name], rows
+
+
+def main():
+    data, keep, out = sys.argv[1:4]
+    binary = arg("--bpnet")
+    results = []
+    for stem, set_name, seed, s, rows in leaderboards(data, keep):
         metric = list(rows[0].keys())[2]
         complete = [r for r in rows if r["pruned"] == "false" and not r["failed"]]
         rescored = [r for r in complete if r["both"]]
