@@ -134,6 +134,14 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
         "{inspect}"
     );
     assert!(html.contains("The model averages the predictions of the re-scored trials"));
+    let info = last_json(&ok(d, &["inspect", "t.safetensors", "--json"]));
+    let archs = info["member_architectures"].as_array().unwrap();
+    assert_eq!((info["networks"].clone(), archs.len()), ((2 * n).into(), 2 * n));
+    assert_eq!(archs[0], info["architecture"]);
+    assert!(
+        archs.iter().any(|s| s["dims"].as_array().unwrap().len() == 2),
+        "the linear trial: {info}"
+    );
     let onnx = ok(d, &["export", "--model", "t.safetensors", "--onnx", "t.onnx"]);
     assert!(onnx.contains("Mean"), "{onnx}");
     // --no-blend: the best alone, refit as `bpnet train` would (iris is a

@@ -47,7 +47,9 @@ pub fn run(a: &InspectArgs) -> Result<()> {
         let params: usize = members.iter_mut().map(|m| m.num_params()).sum();
         println!(
             "{}",
-            json!({"model": a.model, "parameters": params, "architecture": serde_json::to_value(&file.spec).ok(), "metadata": file.metadata})
+            json!({"model": a.model, "parameters": params, "networks": members.len(),
+                   "architecture": serde_json::to_value(&file.spec).ok(),
+                   "member_architectures": serde_json::to_value(&specs).ok(), "metadata": file.metadata})
         );
     }
     Ok(())
