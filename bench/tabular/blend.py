@@ -11,7 +11,9 @@ networks, default 5), its predictions on the test file are read back from
 (probabilities for classifiers, values for regression):
   best   the trial with the best mean over both splits (what `bpnet tune` does);
   top3   the 3 best by that mean;
-  all    every re-scored trial (the 3 best and the portfolio's).
+  all    every re-scored trial (the 3 best and the portfolio's);
+  near   those within 0.01 of the best mean over both splits;
+  upper  those at or above the median of that mean.
 """
 
 import csv
@@ -82,8 +84,12 @@ def main():
             lab, p = refit_predict(binary, s, tr, te, int(seed), row, members)
             if p is not None:
                 labels = lab or labels
-                fitted.append(p)
-        rules = {"best": fitted[:1], "top3": fitted[:3], "all": fitted}
+                fitted.append((row, p))
+        both = [float(r["both"]) for r, _ in fitted]
+        preds = [p for _, p in fitted]
+        near = [p for b, p in zip(both, preds) if b >= both[0] - 0.01]
+        upper = [p for b, p in zip(both, preds) if b >= sorted(both)[len(both) // 2]]
+        rules = {"best": preds[:1], "top3": preds[:3], "all": preds, "near": near, "upper": upper}
         for rule, preds in rules.items():
             sc = score(s, labels, preds, y)
             results.append({"set": set_name, "seed": int(seed), "rule": rule, "trials": len(preds),
