@@ -142,6 +142,17 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
         archs.iter().any(|s| s["dims"].as_array().unwrap().len() == 2),
         "the linear trial: {info}"
     );
+    // The model's `tune` section names the blended trials and their scores.
+    let section = &info["metadata"]["tune"];
+    let trials: Vec<String> = section["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trial"].to_string())
+        .collect();
+    assert_eq!(trials, blend);
+    assert_eq!(section["networks_per_trial"], 2);
+    assert_eq!(section["trials"][0]["both"], j["best_combined"]);
     let onnx = ok(d, &["export", "--model", "t.safetensors", "--onnx", "t.onnx"]);
     assert!(onnx.contains("Mean"), "{onnx}");
     // --no-blend: the best alone, refit as `bpnet train` would (iris is a
