@@ -6,6 +6,7 @@
 
 use crate::train::{build, fit_checked, new_trainer};
 use bpnet::io::ensemble_members;
+pub use bpnet::workflow::member_config;
 use bpnet::workflow::{Pipeline, Prepared, TrainConfig, fit_config, optimizer};
 use bpnet::{Combine, Result, Sequential, Trainer};
 use pyo3::prelude::*;
@@ -36,14 +37,6 @@ pub fn train_others(
         others.push(trainer);
     }
     Ok(others)
-}
-
-/// `cfg` with member `m`'s seed.
-pub fn member_config(cfg: &TrainConfig, m: usize) -> TrainConfig {
-    TrainConfig {
-        seed: cfg.seed.wrapping_add(m as u64),
-        ..cfg.clone()
-    }
 }
 
 /// The members of a loaded model file as trainers (a fresh optimizer each,

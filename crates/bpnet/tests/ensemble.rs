@@ -326,6 +326,13 @@ fn damaged_blend_metadata_is_refused_in_one_line() {
     let mut bad = s.clone();
     bad["dims"] = json!([4]);
     assert!(two(json!([s, bad])).contains("member 1"));
+    // No members at all, asked for the architectures alone (as `bpnet
+    // inspect` does first): an error, not a panic.
+    let meta = json!({"ensemble": {"members": 0, "combine": "softmax", "specs": []}});
+    save_model_with(&path, &spec(&[4, 6, 3]), &m[0], &meta).unwrap();
+    let file = load_model(&path).unwrap();
+    let err = member_specs(&file, &path).unwrap_err().to_string();
+    assert!(err.contains("member 0 another architecture"), "{err}");
     // A huge one with no tensors behind it: refused before it is built.
     let mut huge = s.clone();
     huge["dims"] = json!([4, 16_000_000, 3]);

@@ -212,7 +212,7 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
             "trials": o.records.len(), "resumed": o.resumed, "pruned": o.records.iter().filter(|r| r.pruned).count(),
             "metric": o.metric, "best_trial": best.trial, "best_score": best.score, "best_folds": best.folds,
             "best_confirm": best.confirm, "best_combined": best.combined(o.cv),
-            "best_params": bpnet_lab::tune::space::NAMES.iter().zip(best.params.values()).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "best_params": refit::params_json(best),
             "blend": o.blended.iter().map(|&i| o.records[i].trial).collect::<Vec<_>>(),
             "networks": model.members.len(),
             "config": serde_json::to_value(&model.cfg).map_err(|e| Error::State(e.to_string()))?,

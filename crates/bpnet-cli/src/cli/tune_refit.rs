@@ -5,8 +5,11 @@
 
 use bpnet::io::save_blend;
 use bpnet::train::History;
-use bpnet::workflow::{Pipeline, Prepared, TrainConfig, Trained, auto_ensemble, combine_for, train_each};
+use bpnet::workflow::{
+    Pipeline, Prepared, TrainConfig, Trained, auto_ensemble, combine_for, member_config, train_each,
+};
 use bpnet::{Error, ModelSpec, Result, Sequential};
+use bpnet_lab::tune::journal::TrialRecord;
 use bpnet_lab::tune::{BLEND_MEMBERS, TuneOutcome, space};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -32,13 +35,17 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool
     let table = matches!(data.pipeline, Pipeline::Table { .. });
     let rows = data.train.len();
     let single = auto_ensemble(0, table, rows, true);
-    let alone = !blend || o.blend().len() < 2;
+    let candidates = o.blend();
+    let alone = !blend || candidates.len() < 2;
     let n = if alone { single } else { BLEND_MEMBERS.min(single) };
+    // Trial settings as `bpnet train` takes them, `ensemble` = networks per trial.
+    let settings = |r: &TrialRecord| TrainConfig {
+        ensemble: n,
+        ..r.params.apply(base, rows)
+    };
     if !quiet {
-        let trials: Vec<String> = match alone {
-            true => vec![o.best().trial.to_string()],
-            false => o.blend().iter().map(|&i| o.records[i].trial.to_string()).collect(),
-        };
+        let shown = if alone { &[o.best] } else { &candidates[..] };
+        let trials: Vec<String> = shown.iter().map(|&i| o.records[i].trial.to_string()).collect();
         println!(
             "refitting trial{} {} on all {} rows ({rows} trained on, {} for early stopping), {n} network{} each",
             if trials.len() > 1 { "s" } else { "" },
@@ -53,7 +60,10 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool
         &mut |records| {
             let cfgs: Vec<TrainConfig> = records
                 .iter()
-                .flat_map(|r| networks(&r.params.apply(base, rows), n))
+                .flat_map(|r| {
+                    let cfg = settings(r);
+                    (0..n).map(move |m| member_config(&cfg, m))
+                })
                 .collect();
             let mut results = train_each(&cfgs, data).into_iter();
             Ok(records
@@ -76,7 +86,7 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool
         }
         for t in trained {
             if first.is_none() {
-                first = Some((networks(&o.records[i].params.apply(base, rows), n).remove(0), t.history));
+                first = Some((settings(&o.records[i]), t.history));
             }
             members.push((t.spec, t.trainer.model));
         }
@@ -90,14 +100,12 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool
     })
 }
 
-/// `cfg`'s `n` networks: seeds `seed..seed + n`, `ensemble` = `n`.
-fn networks(cfg: &TrainConfig, n: usize) -> Vec<TrainConfig> {
-    (0..n)
-        .map(|m| TrainConfig {
-            seed: cfg.seed.wrapping_add(m as u64),
-            ensemble: n,
-            ..cfg.clone()
-        })
+/// A trial's settings by name, as the JSON summary and the `tune` section give them.
+pub fn params_json(r: &TrialRecord) -> serde_json::Map<String, Value> {
+    space::NAMES
+        .iter()
+        .zip(r.params.values())
+        .map(|(k, v)| (k.to_string(), json!(v)))
         .collect()
 }
 
@@ -109,12 +117,7 @@ pub fn section(o: &TuneOutcome, model: &Refit) -> Value {
         .iter()
         .map(|&i| {
             let r = &o.records[i];
-            let params: serde_json::Map<String, Value> = space::NAMES
-                .iter()
-                .zip(r.params.values())
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
-            json!({"trial": r.trial, "search": r.score, "both": r.combined(o.cv), "params": params})
+            json!({"trial": r.trial, "search": r.score, "both": r.combined(o.cv), "params": params_json(r)})
         })
         .collect();
     json!({"metric": o.metric, "networks_per_trial": model.per_trial, "trials": trials})

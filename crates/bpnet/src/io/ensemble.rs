@@ -203,7 +203,7 @@ fn member_specs_of(section: &EnsembleSection, file: &ModelFile) -> std::result::
             section.members
         ));
     }
-    if specs[0] != file.spec {
+    if specs.first() != Some(&file.spec) {
         return Err("`ensemble` metadata gives member 0 another architecture than the file's".into());
     }
     for (k, s) in specs.iter().enumerate() {

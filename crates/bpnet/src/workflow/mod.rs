@@ -27,7 +27,8 @@ pub use folds::{kfold, mean_sd};
 pub use metadata::{Metadata, metadata, record_json};
 pub use metrics::{TestMetrics, ensemble_metrics, metrics, metrics_split};
 pub use run::{
-    Trained, TrainedEnsemble, combine_for, train_each, train_ensemble, train_further_members, train_prepared,
+    Trained, TrainedEnsemble, combine_for, member_config, train_each, train_ensemble, train_further_members,
+    train_prepared,
 };
 pub use setup::{apply_label_smoothing, fit_config, model_spec, optimizer, optimizer_config};
 pub use table::{TableSource, open_table, prepare_rows};

@@ -74,12 +74,7 @@ pub fn train_further_members(
     k: usize,
     on_member: &mut dyn FnMut(usize, &Trained),
 ) -> Result<Vec<Sequential<f32>>> {
-    let cfgs: Vec<TrainConfig> = (1..k.max(1))
-        .map(|m| TrainConfig {
-            seed: cfg.seed.wrapping_add(m as u64),
-            ..cfg.clone()
-        })
-        .collect();
+    let cfgs: Vec<TrainConfig> = (1..k.max(1)).map(|m| member_config(cfg, m)).collect();
     let mut members = Vec::with_capacity(cfgs.len());
     for (i, trained) in train_each(&cfgs, data).into_iter().enumerate() {
         let trained = trained?;
@@ -87,6 +82,14 @@ pub fn train_further_members(
         members.push(trained.trainer.model);
     }
     Ok(members)
+}
+
+/// `cfg` with ensemble member `m`'s seed, `cfg.seed + m` (member 0 is `cfg`).
+pub fn member_config(cfg: &TrainConfig, m: usize) -> TrainConfig {
+    TrainConfig {
+        seed: cfg.seed.wrapping_add(m as u64),
+        ..cfg.clone()
+    }
 }
 
 /// Each of `cfgs` trained on `data` as [`train_prepared`] trains it, at
