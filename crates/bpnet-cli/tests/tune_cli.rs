@@ -114,33 +114,56 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     // The refit model predicts.
     let p = ok(d, &["predict", "--model", "t.safetensors", "--data", &iris()]);
     assert_eq!(p.lines().count(), 151);
-    // The model blends every re-scored trial, 2 networks each, best first;
-    // the leaderboard marks them.
+    // The model blends re-scored trials in ranking order, with 2 networks
+    // per re-scored trial in all, shared out by the selection; the
+    // leaderboard marks them and gives their networks.
     let blend: Vec<String> = j["blend"].as_array().unwrap().iter().map(|t| t.to_string()).collect();
-    let marked: Vec<String> = rows[1..]
+    let networks: Vec<usize> = j["blend_networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let marked: Vec<(String, usize)> = rows[1..]
         .iter()
         .filter(|r| cell(r, col("in_model")) == "true")
-        .map(|r| cell(r, col("trial")))
+        .map(|r| (cell(r, col("trial")), cell(r, col("networks")).parse().unwrap()))
         .collect();
-    assert_eq!(blend, marked);
-    assert_eq!(blend.len(), n, "no refit diverged on iris");
-    assert_eq!(blend[0], j["best_trial"].to_string());
+    assert_eq!(
+        marked,
+        blend.iter().cloned().zip(networks.iter().copied()).collect::<Vec<_>>()
+    );
+    let rescored: Vec<String> = rows[1..=n].iter().map(|r| cell(r, col("trial"))).collect();
+    let mut rest = rescored.iter();
+    assert!(
+        blend.iter().all(|t| rest.any(|r| r == t)),
+        "{blend:?} in order within {rescored:?}"
+    );
+    assert!(
+        rows[n + 1..].iter().all(|r| cell(r, col("networks")) == "0"),
+        "not re-scored, not in the model"
+    );
+    assert!(networks.iter().all(|&k| k > 0) && networks.iter().sum::<usize>() == 2 * n);
     assert_eq!(j["networks"], 2 * n);
+    assert_eq!(rescored[0], j["best_trial"].to_string());
     let inspect = ok(d, &["inspect", "t.safetensors"]);
     assert!(inspect.contains("training"), "{inspect}");
-    // The portfolio's linear model is among them: architectures differ.
-    assert!(
-        inspect.contains(&format!("blend of {} networks", 2 * n)) && inspect.contains("format 2"),
-        "{inspect}"
-    );
-    assert!(html.contains("The model averages the predictions of the re-scored trials"));
+    let sentence = "The model averages the predictions of networks of the re-scored trials";
+    assert_eq!(html.contains(sentence), blend.len() > 1, "{blend:?}");
     let info = last_json(&ok(d, &["inspect", "t.safetensors", "--json"]));
     let archs = info["member_architectures"].as_array().unwrap();
     assert_eq!((info["networks"].clone(), archs.len()), ((2 * n).into(), 2 * n));
     assert_eq!(archs[0], info["architecture"]);
+    // A blend of several architectures is format 2; of one, an ensemble.
+    let distinct = (0..archs.len()).filter(|&i| !archs[..i].contains(&archs[i])).count();
+    let (kind, format) = if distinct > 1 {
+        ("blend of", "format 2")
+    } else {
+        ("ensemble of", "format 1")
+    };
     assert!(
-        archs.iter().any(|s| s["dims"].as_array().unwrap().len() == 2),
-        "the linear trial: {info}"
+        inspect.contains(&format!("{kind} {} networks", 2 * n)) && inspect.contains(format),
+        "{distinct} architectures: {inspect}"
     );
     // The model's `tune` section names the blended trials and their scores.
     let section = &info["metadata"]["tune"];
@@ -151,8 +174,21 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
         .map(|t| t["trial"].to_string())
         .collect();
     assert_eq!(trials, blend);
-    assert_eq!(section["networks_per_trial"], 2);
-    assert_eq!(section["trials"][0]["both"], j["best_combined"]);
+    let per: Vec<usize> = section["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["networks"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(per, networks);
+    let both_of = |t: &str| {
+        rows[1..=n]
+            .iter()
+            .find(|r| cell(r, col("trial")) == t)
+            .map(|r| cell(r, col("both")))
+    };
+    let first_both = section["trials"][0]["both"].as_f64().unwrap();
+    assert!((first_both - both_of(&blend[0]).unwrap().parse::<f64>().unwrap()).abs() < 1e-6);
     let onnx = ok(d, &["export", "--model", "t.safetensors", "--onnx", "t.onnx"]);
     assert!(onnx.contains("Mean"), "{onnx}");
     // --no-blend: the best alone, refit as `bpnet train` would (iris is a

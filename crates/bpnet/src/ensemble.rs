@@ -40,6 +40,14 @@ impl Combine {
             Loss::Mse => Combine::Mean,
         }
     }
+
+    /// One network's outputs `z: [rows, out]` as what the ensemble
+    /// averages: softmax or sigmoid probabilities, or the values themselves.
+    pub fn probabilities(self, z: &Matrix<f32>) -> Matrix<f32> {
+        let mut p = Matrix::zeros(z.rows(), z.cols());
+        accumulate(&mut p, z, self);
+        p
+    }
 }
 
 /// The fused inference networks of an ensemble's members.

@@ -107,6 +107,27 @@ fn cross_validation_scores_every_fold_of_iris() {
     assert_eq!((r.mean, r.sd), mean_sd(&scores));
     // Iris is easy: a small network should be well above chance (1/3) on every fold.
     assert!(scores.iter().all(|&s| s > 0.7), "{scores:?}");
+    // Each fold's held-out predictions: probabilities of the 3 classes,
+    // whose argmax scores what the fold scored.
+    for f in &r.folds {
+        let h = &f.held_out;
+        assert_eq!(
+            (h.predictions.rows(), h.predictions.cols(), h.truth.rows()),
+            (30, 3, 30)
+        );
+        assert_eq!(h.classes.as_ref().unwrap().len(), 3);
+        let mut hits = 0;
+        for row in 0..30 {
+            let p = h.predictions.row(row);
+            assert!(
+                (p.iter().sum::<f64>() - 1.0).abs() < 1e-5 && p.iter().all(|&v| v >= 0.0),
+                "{p:?}"
+            );
+            let arg = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            hits += usize::from(arg as f64 == h.truth.row(row)[0]);
+        }
+        assert_eq!(hits as f64 / 30.0, f.score);
+    }
     // The same seed gives the same scores.
     let again = cross_validate(&cfg, 5, &mut |_| {}).unwrap();
     assert_eq!(again.folds.iter().map(|f| f.score).collect::<Vec<_>>(), scores);
@@ -124,4 +145,23 @@ fn cross_validation_of_a_regression_reports_r2() {
     assert_eq!(r.metric, "r2");
     assert_eq!(r.folds.iter().map(|f| f.test_rows).sum::<usize>(), 442);
     assert!(r.folds.iter().all(|f| f.score.is_finite() && f.score < 1.0));
+    // Held-out predictions and truth in the target's units (diabetes
+    // progression, 25 to 346): their R² is the fold's score.
+    for f in &r.folds {
+        let (p, y) = (f.held_out.predictions.as_slice(), f.held_out.truth.as_slice());
+        assert_eq!(
+            (p.len(), y.len(), f.held_out.classes.clone()),
+            (f.test_rows, f.test_rows, None)
+        );
+        assert!(y.iter().all(|&v| (25.0..=346.0).contains(&v)), "{y:?}");
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        let sse: f64 = p.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum();
+        let sst: f64 = y.iter().map(|b| (b - mean).powi(2)).sum();
+        assert!(
+            (1.0 - sse / sst - f.score).abs() < 1e-6,
+            "{} vs {}",
+            1.0 - sse / sst,
+            f.score
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! `bpnet tune`: search network and training settings by k-fold
 //! cross-validation (TPE sampling, median pruning, parallel trials,
-//! resumable), then refit on all training rows every re-scored trial (2
-//! networks each, their predictions averaged: a blend) or, with
+//! resumable), then refit on all training rows the re-scored trials (2
+//! networks per trial in all, shared out by greedy selection on their
+//! out-of-fold predictions, every network's predictions averaged: a blend)
+//! or, with
 //! `--no-blend`, the best alone (as `bpnet train` would: an ensemble of 5
 //! on a table of at most 50,000 training rows), leaving out a trial whose
 //! refit diverges; and write the model, a leaderboard CSV and an HTML
@@ -52,8 +54,9 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 3)]
     confirm: usize,
     /// Refit the best trial alone (5 networks on a table of at most 50,000
-    /// rows) instead of every re-scored trial with 2 networks each, their
-    /// predictions averaged.
+    /// rows) instead of a blend of the re-scored trials (2 networks per
+    /// trial in all, shared out by how much each trial's out-of-fold
+    /// predictions improve the average), their predictions averaged.
     #[arg(long)]
     no_blend: bool,
     /// Trials run at once, each on one thread [default: the --threads count].
@@ -198,7 +201,7 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
     let mut meta = serde_json::to_value(metadata(&model.cfg, &data, Some(&model.history), None))
         .map_err(|e| Error::State(e.to_string()))?;
     if let Some(m) = meta.as_object_mut() {
-        m.insert("tune".into(), refit::section(&o, &model));
+        m.insert("tune".into(), refit::section(&o));
     }
     refit::save(&a.out, &model, &data, &meta)?;
     write_atomic(board, report::leaderboard_csv(&o).as_bytes())?;
@@ -213,7 +216,8 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
             "metric": o.metric, "best_trial": best.trial, "best_score": best.score, "best_folds": best.folds,
             "best_confirm": best.confirm, "best_combined": best.combined(o.cv),
             "best_params": refit::params_json(best),
-            "blend": o.blended.iter().map(|&i| o.records[i].trial).collect::<Vec<_>>(),
+            "blend": o.blended.iter().map(|&(i, _)| o.records[i].trial).collect::<Vec<_>>(),
+            "blend_networks": o.blended.iter().map(|&(_, n)| n).collect::<Vec<_>>(),
             "networks": model.members.len(),
             "config": serde_json::to_value(&model.cfg).map_err(|e| Error::State(e.to_string()))?,
         });

@@ -1,7 +1,8 @@
-//! The refit of `bpnet tune`'s answer on all training rows: every
-//! re-scored trial with [`BLEND_MEMBERS`] networks each (a blend), or the
-//! best trial alone as `bpnet train` would fit it; all the networks train
-//! at once over the threads, and one model file holds them.
+//! The refit of `bpnet tune`'s answer on all training rows: the re-scored
+//! trials with [`BLEND_MEMBERS`] networks per trial in all, shared out by
+//! greedy selection on their out-of-fold predictions (a blend), or the best
+//! trial alone as `bpnet train` would fit it; all the networks train at
+//! once over the threads, and one model file holds them.
 
 use bpnet::io::save_blend;
 use bpnet::train::History;
@@ -17,15 +18,14 @@ use std::path::Path;
 
 /// The refit model.
 pub struct Refit {
-    /// The best trial's settings (member 0's), with the networks per trial
-    /// as its `ensemble`.
+    /// The first trial's settings (member 0's), with its number of
+    /// networks as `ensemble`.
     pub cfg: TrainConfig,
     /// Member 0's training history.
     pub history: History,
-    /// Every network with its architecture: each blended trial's in turn.
+    /// Every network with its architecture: each blended trial's in turn
+    /// ([`TuneOutcome::blended`] gives how many per trial).
     pub members: Vec<(ModelSpec, Sequential<f32>)>,
-    /// Networks per trial.
-    pub per_trial: usize,
 }
 
 /// Refits `o`'s blend (or, without `blend` or with one re-scored trial, its
@@ -35,40 +35,42 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool
     let table = matches!(data.pipeline, Pipeline::Table { .. });
     let rows = data.train.len();
     let single = auto_ensemble(0, table, rows, true);
-    let candidates = o.blend();
-    let alone = !blend || candidates.len() < 2;
+    let alone = !blend || o.blend().len() < 2;
     let n = if alone { single } else { BLEND_MEMBERS.min(single) };
-    // Trial settings as `bpnet train` takes them, `ensemble` = networks per trial.
-    let settings = |r: &TrialRecord| TrainConfig {
-        ensemble: n,
+    // Trial settings as `bpnet train` takes them, `ensemble` = its networks.
+    let settings = |r: &TrialRecord, networks: usize| TrainConfig {
+        ensemble: networks,
         ..r.params.apply(base, rows)
     };
     if !quiet {
-        let shown = if alone { &[o.best] } else { &candidates[..] };
-        let trials: Vec<String> = shown.iter().map(|&i| o.records[i].trial.to_string()).collect();
+        let shown = if alone { vec![(o.best, n)] } else { o.blend_networks(n) };
+        let trials: Vec<String> = shown
+            .iter()
+            .map(|&(i, k)| format!("{} ({k} network{})", o.records[i].trial, if k > 1 { "s" } else { "" }))
+            .collect();
         println!(
-            "refitting trial{} {} on all {} rows ({rows} trained on, {} for early stopping), {n} network{} each",
+            "refitting trial{} {} on all {} rows ({rows} trained on, {} for early stopping)",
             if trials.len() > 1 { "s" } else { "" },
             trials.join(", "),
             rows + data.val.as_ref().map_or(0, |v| v.len()),
             data.val.as_ref().map_or(0, |v| v.len()),
-            if n > 1 { "s" } else { "" },
         );
     }
     let fitted = o.fit_blend(
         alone,
+        n,
         &mut |records| {
             let cfgs: Vec<TrainConfig> = records
                 .iter()
-                .flat_map(|r| {
-                    let cfg = settings(r);
-                    (0..n).map(move |m| member_config(&cfg, m))
+                .flat_map(|&(r, k)| {
+                    let cfg = settings(r, k);
+                    (0..k).map(move |m| member_config(&cfg, m))
                 })
                 .collect();
             let mut results = train_each(&cfgs, data).into_iter();
             Ok(records
                 .iter()
-                .map(|_| results.by_ref().take(n).collect::<Result<Vec<Trained>>>())
+                .map(|&(_, k)| results.by_ref().take(k).collect::<Result<Vec<Trained>>>())
                 .collect())
         },
         &mut |failed| {
@@ -84,20 +86,16 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool
             let epochs: Vec<String> = trained.iter().map(|t| t.history.best_epoch.to_string()).collect();
             println!("trial {}: best epochs {}", o.records[i].trial, epochs.join(", "));
         }
+        let k = trained.len();
         for t in trained {
             if first.is_none() {
-                first = Some((settings(&o.records[i]), t.history));
+                first = Some((settings(&o.records[i], k), t.history));
             }
             members.push((t.spec, t.trainer.model));
         }
     }
     let (cfg, history) = first.ok_or_else(|| Error::State("the refit trained no network".into()))?;
-    Ok(Refit {
-        cfg,
-        history,
-        members,
-        per_trial: n,
-    })
+    Ok(Refit { cfg, history, members })
 }
 
 /// A trial's settings by name, as the JSON summary and the `tune` section give them.
@@ -110,17 +108,19 @@ pub fn params_json(r: &TrialRecord) -> serde_json::Map<String, Value> {
 }
 
 /// The model file's `tune` section: the trials the model holds, each with
-/// its settings and scores, and the networks per trial.
-pub fn section(o: &TuneOutcome, model: &Refit) -> Value {
+/// its settings, scores and number of networks (members in the file's
+/// order: each trial's in turn).
+pub fn section(o: &TuneOutcome) -> Value {
     let trials: Vec<Value> = o
         .blended
         .iter()
-        .map(|&i| {
+        .map(|&(i, networks)| {
             let r = &o.records[i];
-            json!({"trial": r.trial, "search": r.score, "both": r.combined(o.cv), "params": params_json(r)})
+            json!({"trial": r.trial, "networks": networks, "search": r.score, "both": r.combined(o.cv),
+                   "params": params_json(r)})
         })
         .collect();
-    json!({"metric": o.metric, "networks_per_trial": model.per_trial, "trials": trials})
+    json!({"metric": o.metric, "trials": trials})
 }
 
 /// Writes the refit model as one file (format version 2 when the trials'

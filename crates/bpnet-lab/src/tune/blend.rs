@@ -1,5 +1,7 @@
 //! The refit of a search's answer as a blend: every re-scored trial refit
-//! on all rows and their predictions averaged.
+//! on all rows, each with a number of networks its out-of-fold predictions
+//! earned ([`select`](super::select)), and all the networks' predictions
+//! averaged.
 //!
 //! Why: the re-scoring shows how close the best few trials are (in 19 of
 //! 48 benchmark searches the best 3 scored within 0.001 of each other) and
@@ -8,17 +10,21 @@
 //! got right. On the benchmark's choice half, the re-scored trials
 //! averaged with 2 networks each scored 0.7609 in the mean of the per-set
 //! medians, the chosen trial alone with 5 networks 0.7572
-//! (`docs/TABULAR.md`, seventh round).
+//! (`docs/TABULAR.md`, seventh round). Weighting them by greedy selection
+//! on the re-scoring's out-of-fold predictions leaves out the weak
+//! portfolio points an equal average keeps (eighth round).
 
 use super::TuneOutcome;
 use super::journal::TrialRecord;
+use super::select::select;
 use bpnet::{Error, Result};
 
-/// Refits the given trials at once: one result per trial, in order.
-pub type RefitTrials<'a, T> = dyn FnMut(&[&TrialRecord]) -> Result<Vec<Result<T>>> + 'a;
+/// Refits the given trials at once, each with its number of networks: one
+/// result per trial, in order.
+pub type RefitTrials<'a, T> = dyn FnMut(&[(&TrialRecord, usize)]) -> Result<Vec<Result<T>>> + 'a;
 
 impl TuneOutcome {
-    /// The trials a blend holds, in [`Self::ranked`] order: every trial
+    /// The trials a blend may hold, in [`Self::ranked`] order: every trial
     /// re-scored on all folds of both splits (none of them failed); the
     /// best alone when none was.
     pub fn blend(&self) -> Vec<usize> {
@@ -33,25 +39,52 @@ impl TuneOutcome {
         }
     }
 
-    /// Refits the [`Self::blend`] (or, with `alone`, the best trial only):
-    /// `fit` gets all its trials at once and returns one result per trial.
-    /// A trial whose refit diverged is marked failed and left out (and
-    /// `diverged` called with it); the first trial left becomes
-    /// [`Self::best`]. When every one diverged, the next complete trial in
-    /// the ranking is refit alone, and so on ([`Self::fit_best`]). Any
-    /// other error is returned. Sets [`Self::blended`]; returns the fitted
+    /// The blend's trials with their networks, in ranking order: `per_trial
+    /// ⋅` [`Self::blend`]`.len()` networks shared out by greedy selection
+    /// on the re-scoring's out-of-fold predictions ([`Self::held_out`]),
+    /// trials that got none left out. A trial without such predictions is
+    /// not a candidate; when no trial has them, `per_trial` each.
+    pub fn blend_networks(&self, per_trial: usize) -> Vec<(usize, usize)> {
+        let trials = self.blend();
+        let rounds = per_trial * trials.len();
+        let with: Vec<(usize, &bpnet::workflow::HeldOut)> = trials
+            .iter()
+            .filter_map(|&i| self.held_out.iter().find(|(j, _)| *j == i).map(|(_, h)| (i, h)))
+            .collect();
+        let preds: Vec<_> = with.iter().map(|(_, h)| *h).collect();
+        match select(&preds, rounds) {
+            Some(picks) if picks.iter().sum::<usize>() > 0 => with
+                .iter()
+                .zip(picks)
+                .filter(|(_, c)| *c > 0)
+                .map(|((i, _), c)| (*i, c))
+                .collect(),
+            _ => trials.into_iter().map(|i| (i, per_trial)).collect(),
+        }
+    }
+
+    /// Refits the [`Self::blend_networks`] (or, with `alone`, the best trial
+    /// only, with `per_trial` networks): `fit` gets all its trials at once
+    /// and returns one result per trial. A trial whose refit diverged is
+    /// marked failed and left out (and `diverged` called with it); when
+    /// the best was, the first trial left becomes [`Self::best`] (a best
+    /// the selection gave no network stays the best). When every one diverged,
+    /// the next complete trial in the ranking is refit alone with
+    /// `per_trial` networks, and so on ([`Self::fit_best`]). Any other
+    /// error is returned. Sets [`Self::blended`]; returns the fitted
     /// trials' indices with their results, in ranking order.
     pub fn fit_blend<T>(
         &mut self,
         alone: bool,
+        per_trial: usize,
         fit: &mut RefitTrials<'_, T>,
         diverged: &mut dyn FnMut(&TrialRecord),
     ) -> Result<Vec<(usize, T)>> {
         let chosen = match alone {
-            true => vec![self.best],
-            false => self.blend(),
+            true => vec![(self.best, per_trial)],
+            false => self.blend_networks(per_trial),
         };
-        let records: Vec<&TrialRecord> = chosen.iter().map(|&i| &self.records[i]).collect();
+        let records: Vec<(&TrialRecord, usize)> = chosen.iter().map(|&(i, n)| (&self.records[i], n)).collect();
         let results = fit(&records)?;
         if results.len() != chosen.len() {
             return Err(Error::State(format!(
@@ -62,9 +95,9 @@ impl TuneOutcome {
         }
         let mut fitted = Vec::new();
         let mut last = None;
-        for (i, r) in chosen.into_iter().zip(results) {
+        for ((i, n), r) in chosen.into_iter().zip(results) {
             match r {
-                Ok(t) => fitted.push((i, t)),
+                Ok(t) => fitted.push((i, n, t)),
                 Err(Error::Diverged { step, detail }) => {
                     self.records[i].failed = Some(format!("the refit on all rows diverged at step {step}"));
                     diverged(&self.records[i]);
@@ -81,17 +114,19 @@ impl TuneOutcome {
             self.best = next;
             let t = self.fit_best(
                 &mut |r| {
-                    fit(&[r])?
+                    fit(&[(r, per_trial)])?
                         .pop()
                         .unwrap_or_else(|| Err(Error::State("no refit result".into())))
                 },
                 &mut |failed, _| diverged(failed),
             )?;
-            fitted.push((self.best, t));
+            fitted.push((self.best, per_trial, t));
         }
-        self.best = fitted[0].0;
-        self.blended = fitted.iter().map(|(i, _)| *i).collect();
-        Ok(fitted)
+        if self.records[self.best].failed.is_some() {
+            self.best = fitted[0].0;
+        }
+        self.blended = fitted.iter().map(|(i, n, _)| (*i, *n)).collect();
+        Ok(fitted.into_iter().map(|(i, _, t)| (i, t)).collect())
     }
 }
 
@@ -99,6 +134,8 @@ impl TuneOutcome {
 mod tests {
     use super::*;
     use crate::tune::space;
+    use bpnet::Matrix;
+    use bpnet::workflow::HeldOut;
 
     fn record(trial: usize, folds: &[f64], confirm: &[f64]) -> TrialRecord {
         TrialRecord {
@@ -130,6 +167,7 @@ mod tests {
             cv: 2,
             resumed: 0,
             blended: Vec::new(),
+            held_out: Vec::new(),
         }
     }
 
@@ -148,25 +186,27 @@ mod tests {
         let fitted = o
             .fit_blend(
                 false,
+                2,
                 &mut |rs| {
-                    asked.push(rs.iter().map(|r| r.trial).collect::<Vec<_>>());
-                    Ok(rs.iter().map(|r| Ok(r.trial * 10)).collect())
+                    asked.push(rs.iter().map(|(r, _)| r.trial).collect::<Vec<_>>());
+                    Ok(rs.iter().map(|(r, n)| Ok(r.trial * 10 + n)).collect())
                 },
                 &mut |_| panic!("nothing diverged"),
             )
             .unwrap();
         assert_eq!(asked, vec![vec![1, 3, 0]]);
-        assert_eq!(fitted, vec![(1, 10), (3, 30), (0, 0)]);
-        assert_eq!((o.best, o.blended.clone()), (1, vec![1, 3, 0]));
+        assert_eq!(fitted, vec![(1, 12), (3, 32), (0, 2)]);
+        assert_eq!((o.best, o.blended.clone()), (1, vec![(1, 2), (3, 2), (0, 2)]));
         // Alone: the best only.
         let mut o = outcome();
         let fitted = o.fit_blend(
             true,
-            &mut |rs| Ok(rs.iter().map(|r| Ok(r.trial)).collect()),
+            5,
+            &mut |rs| Ok(rs.iter().map(|(r, n)| Ok(r.trial * 10 + n)).collect()),
             &mut |_| {},
         );
-        assert_eq!(fitted.unwrap(), vec![(1, 1)]);
-        assert_eq!(o.blended, vec![1]);
+        assert_eq!(fitted.unwrap(), vec![(1, 15)]);
+        assert_eq!(o.blended, vec![(1, 5)]);
         // Nothing re-scored on every fold: the best alone.
         let mut o = outcome();
         for r in &mut o.records {
@@ -176,16 +216,59 @@ mod tests {
     }
 
     #[test]
+    fn the_networks_go_where_the_out_of_fold_predictions_earn_them() {
+        let y = [1.0, 2.0, 3.0, 4.0];
+        let h = |p: [f64; 4]| HeldOut {
+            predictions: Matrix::from_vec(4, 1, p.to_vec()).unwrap(),
+            truth: Matrix::from_vec(4, 1, y.to_vec()).unwrap(),
+            classes: None,
+        };
+        // Blend [1, 3, 0]: trial 1 is +1 on the first two rows, trial 0 -1
+        // (their mean is exact), trial 3 far off: 6 networks, 3 and 3.
+        let mut o = outcome();
+        o.held_out = vec![
+            (3, h([9.0; 4])),
+            (0, h([0.0, 1.0, 3.0, 4.0])),
+            (1, h([2.0, 3.0, 3.0, 4.0])),
+        ];
+        assert_eq!(o.blend_networks(2), vec![(1, 3), (0, 3)]);
+        let fitted = o
+            .fit_blend(
+                false,
+                2,
+                &mut |rs| Ok(rs.iter().map(|&(r, n)| Ok((r.trial, n))).collect()),
+                &mut |_| panic!("nothing diverged"),
+            )
+            .unwrap();
+        assert_eq!(fitted, vec![(1, (1, 3)), (0, (0, 3))]);
+        assert_eq!(o.blended, vec![(1, 3), (0, 3)]);
+        // The best (trial 1) far off instead: it gets no network, and stays
+        // the best of the ranking.
+        o.held_out[2].1 = h([9.0; 4]);
+        o.held_out[0].1 = h([2.0, 3.0, 3.0, 4.0]);
+        assert_eq!(o.blend_networks(2), vec![(3, 3), (0, 3)]);
+        o.fit_blend(false, 2, &mut |rs| Ok(rs.iter().map(|_| Ok(())).collect()), &mut |_| {})
+            .unwrap();
+        assert_eq!((o.best, o.blended.clone()), (1, vec![(3, 3), (0, 3)]));
+        // Only trial 0 has predictions: every network is its; none has: 2 each.
+        o.held_out.retain(|(i, _)| *i == 0);
+        assert_eq!(o.blend_networks(2), vec![(0, 6)]);
+        o.held_out.clear();
+        assert_eq!(o.blend_networks(1), vec![(1, 1), (3, 1), (0, 1)]);
+    }
+
+    #[test]
     fn a_trial_whose_refit_diverges_is_left_out_and_the_next_leads() {
         let mut o = outcome();
         let mut left_out = Vec::new();
         let fitted = o
             .fit_blend(
                 false,
+                2,
                 &mut |rs| {
                     Ok(rs
                         .iter()
-                        .map(|r| if r.trial == 1 { Err(diverge(4)) } else { Ok(r.trial) })
+                        .map(|(r, _)| if r.trial == 1 { Err(diverge(4)) } else { Ok(r.trial) })
                         .collect())
                 },
                 &mut |r| left_out.push(r.trial),
@@ -193,7 +276,7 @@ mod tests {
             .unwrap();
         assert_eq!(fitted, vec![(3, 3), (0, 0)]);
         assert_eq!(left_out, vec![1]);
-        assert_eq!((o.best().trial, o.blended.clone()), (3, vec![3, 0]));
+        assert_eq!((o.best().trial, o.blended.clone()), (3, vec![(3, 2), (0, 2)]));
         assert!(o.records[1].failed.as_deref().unwrap().contains("diverged at step 4"));
         assert_eq!(o.ranked()[..2], [3, 0]);
     }
@@ -208,11 +291,12 @@ mod tests {
         let fitted = o
             .fit_blend(
                 false,
+                2,
                 &mut |rs| {
-                    calls.push(rs.iter().map(|r| r.trial).collect::<Vec<_>>());
+                    calls.push(rs.iter().map(|(r, _)| r.trial).collect::<Vec<_>>());
                     Ok(rs
                         .iter()
-                        .map(|r| if r.trial == 4 { Ok(r.trial) } else { Err(diverge(2)) })
+                        .map(|(r, _)| if r.trial == 4 { Ok(r.trial) } else { Err(diverge(2)) })
                         .collect())
                 },
                 &mut |r| left_out.push(r.trial),
@@ -221,12 +305,13 @@ mod tests {
         assert_eq!(fitted, vec![(4, 4)]);
         assert_eq!(calls, vec![vec![1, 3, 0], vec![2], vec![4]]);
         assert_eq!(left_out, vec![1, 3, 0, 2]);
-        assert_eq!((o.best().trial, o.blended.clone()), (4, vec![4]));
+        assert_eq!((o.best().trial, o.blended.clone()), (4, vec![(4, 2)]));
         // Every trial diverges: the divergence is the error; another error
         // is returned at once; a result count that does not match is refused.
         let mut o = outcome();
         let all = o.fit_blend(
             false,
+            2,
             &mut |rs| Ok(rs.iter().map(|_| Err::<(), _>(diverge(9))).collect()),
             &mut |_| {},
         );
@@ -234,12 +319,13 @@ mod tests {
         let mut o = outcome();
         let other = o.fit_blend(
             false,
+            2,
             &mut |rs| Ok(rs.iter().map(|_| Err::<(), _>(Error::State("disk".into()))).collect()),
             &mut |_| {},
         );
         assert!(matches!(other, Err(Error::State(_))), "{other:?}");
         let mut o = outcome();
-        let short = o.fit_blend(false, &mut |_| Ok(vec![Ok(())]), &mut |_| {});
+        let short = o.fit_blend(false, 2, &mut |_| Ok(vec![Ok(())]), &mut |_| {});
         assert!(short.unwrap_err().to_string().contains("1 results for 3 trials"));
     }
 }

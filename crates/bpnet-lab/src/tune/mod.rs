@@ -28,18 +28,21 @@
 //! limit cuts is left out of the choice (and when none finished, the
 //! search's best is kept).
 //!
-//! The model is then refit on all rows: by default every re-scored trial,
-//! with [`BLEND_MEMBERS`] networks each, their predictions averaged (a
-//! blend, [`TuneOutcome::fit_blend`]); or the best alone.
+//! The model is then refit on all rows: by default a blend of the
+//! re-scored trials, [`BLEND_MEMBERS`] networks per trial in all, shared
+//! out by greedy selection on their out-of-fold predictions of the second
+//! split ([`select`], [`TuneOutcome::fit_blend`]), every network's
+//! predictions averaged; or the best alone.
 
 mod blend;
 pub use blend::RefitTrials;
 pub mod journal;
 pub mod report;
+pub mod select;
 pub mod space;
 
 use bpnet::train::Event;
-use bpnet::workflow::{TableSource, TrainConfig, mean_sd, open_table, run_fold_with, table_folds};
+use bpnet::workflow::{HeldOut, TableSource, TrainConfig, mean_sd, open_table, run_fold_with, table_folds};
 use bpnet::{Error, Result};
 use journal::{Journal, JournalHeader, TrialRecord};
 use rand::SeedableRng;
@@ -60,7 +63,7 @@ pub const PRUNE_AFTER: usize = 4;
 /// Most of `--time` kept for re-scoring the best trials and the refit.
 pub const RESERVE_SHARE: f64 = 0.3;
 
-/// Networks per trial when the refit blends several trials.
+/// Networks per re-scored trial, on average, when the refit blends them.
 pub const BLEND_MEMBERS: usize = 2;
 
 /// Mixed into the seed for the re-scoring's folds and training runs.
@@ -109,9 +112,14 @@ pub struct TuneOutcome {
     pub cv: usize,
     /// Trials read back from the journal rather than run.
     pub resumed: usize,
-    /// Indices into `records` of the trials the refit model holds, in
-    /// ranking order (set by [`Self::fit_blend`]; empty before).
-    pub blended: Vec<usize>,
+    /// Indices into `records` of the trials the refit model holds, with
+    /// each one's networks, in ranking order (set by [`Self::fit_blend`];
+    /// empty before).
+    pub blended: Vec<(usize, usize)>,
+    /// Index into `records` and out-of-fold predictions on the second
+    /// split of each trial re-scored on all its folds without failing
+    /// (rows in the folds' order, the same for all).
+    pub held_out: Vec<(usize, HeldOut)>,
 }
 
 impl TuneOutcome {
@@ -234,7 +242,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
             .collect();
         let medians = fold_medians(&records, opts.cv);
         let mut count = records.len() + finished.iter().flatten().count();
-        ctx.run_group(&pending, &medians, &mut |i, r| {
+        ctx.run_group(&pending, &medians, &mut |i, r, _| {
             journal.append(&r)?;
             count += 1;
             on_trial(&r, count);
@@ -259,7 +267,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         deadline: end,
         ..ctx
     };
-    confirm.rescore(&mut records, on_trial)?;
+    let held_out = confirm.rescore(&mut records, on_trial)?;
     let best = choose(&records, opts.cv)
         .ok_or_else(|| Error::config("tune", "no trial ran every fold; give more trials or time"))?;
     Ok(TuneOutcome {
@@ -269,6 +277,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         cv: opts.cv,
         resumed,
         blended: Vec::new(),
+        held_out,
     })
 }
 
@@ -386,12 +395,14 @@ impl Ctx<'_> {
 
     /// Runs one trial: fold after fold, pruned when its running mean falls
     /// below the median of earlier trials at the same fold; None when the
-    /// deadline came first (checked after every training step).
-    fn trial(&self, t: usize, p: &Params, medians: &[Option<f64>]) -> Option<TrialRecord> {
+    /// deadline came first (checked after every training step). With it,
+    /// the folds' held-out predictions, in fold order.
+    fn trial(&self, t: usize, p: &Params, medians: &[Option<f64>]) -> Option<(TrialRecord, Vec<HeldOut>)> {
         let began = Instant::now();
         let mut cfg = p.apply(&self.opts.base, self.train_rows);
         cfg.seed = self.seed;
         let mut folds = Vec::new();
+        let mut held = Vec::new();
         let mut pruned = false;
         let mut failed = None;
         let mut stop = |e: Event<'_>| match e {
@@ -403,7 +414,10 @@ impl Ctx<'_> {
                 return None;
             }
             match run_fold_with(&cfg, self.src, self.folds, i, &mut stop) {
-                Ok(f) => folds.push(f.score.max(SCORE_FLOOR)),
+                Ok(f) => {
+                    folds.push(f.score.max(SCORE_FLOOR));
+                    held.push(f.held_out);
+                }
                 Err(_) if self.past_deadline() => return None,
                 Err(e) => {
                     failed = Some(e.to_string());
@@ -420,7 +434,7 @@ impl Ctx<'_> {
             Some(_) => SCORE_FLOOR,
             None => mean_sd(&folds).0,
         };
-        Some(TrialRecord {
+        let record = TrialRecord {
             trial: t,
             params: p.clone(),
             score,
@@ -429,7 +443,8 @@ impl Ctx<'_> {
             seconds: began.elapsed().as_secs_f64(),
             failed,
             confirm: Vec::new(),
-        })
+        };
+        Some((record, held))
     }
 
     /// Scores the [`leaders`] of `records` on this
@@ -437,41 +452,55 @@ impl Ctx<'_> {
     /// `confirm` (the floor on every fold when training failed) and calling
     /// `on_trial` with it; one the deadline cuts keeps an empty `confirm`.
     /// With fewer than 2 complete trials there is nothing to choose between.
-    fn rescore(&self, records: &mut [TrialRecord], on_trial: &mut dyn FnMut(&TrialRecord, usize)) -> Result<()> {
+    /// Returns the out-of-fold predictions of each trial that ran every
+    /// fold (by index into `records`, in the order they finished).
+    fn rescore(
+        &self,
+        records: &mut [TrialRecord],
+        on_trial: &mut dyn FnMut(&TrialRecord, usize),
+    ) -> Result<Vec<(usize, HeldOut)>> {
         let top = leaders(records, self.opts.confirm);
+        let mut held_out = Vec::new();
         if top.len() < 2 {
-            return Ok(());
+            return Ok(held_out);
         }
         let pending: Vec<(usize, usize, Params)> = top
             .iter()
             .map(|&i| (i, records[i].trial, records[i].params.clone()))
             .collect();
         let n = records.len();
-        self.run_group(&pending, &[], &mut |i, again| {
+        self.run_group(&pending, &[], &mut |i, again, held| {
             let r = &mut records[i];
             r.confirm = match again.failed {
                 Some(_) => vec![SCORE_FLOOR; self.folds.len()],
                 None => again.folds,
             };
+            if again.failed.is_none()
+                && held.len() == self.folds.len()
+                && let Ok(h) = HeldOut::concat(&held)
+            {
+                held_out.push((i, h));
+            }
             on_trial(r, n);
             Ok(())
-        })
+        })?;
+        Ok(held_out)
     }
 
     /// Runs `pending` (index in group, trial, params) on up to `workers`
-    /// threads; `done(index, record)` runs on the calling thread as each
-    /// ends (not for a trial the deadline stopped).
+    /// threads; `done(index, record, held-out predictions)` runs on the
+    /// calling thread as each ends (not for a trial the deadline stopped).
     fn run_group(
         &self,
         pending: &[(usize, usize, Params)],
         medians: &[Option<f64>],
-        done: &mut dyn FnMut(usize, TrialRecord) -> Result<()>,
+        done: &mut dyn FnMut(usize, TrialRecord, Vec<HeldOut>) -> Result<()>,
     ) -> Result<()> {
         let workers = self.opts.workers.clamp(1, pending.len().max(1));
         if workers == 1 {
             for (i, t, p) in pending {
-                if let Some(r) = self.trial(*t, p, medians) {
-                    done(*i, r)?;
+                if let Some((r, h)) = self.trial(*t, p, medians) {
+                    done(*i, r, h)?;
                 }
             }
             return Ok(());
@@ -485,16 +514,18 @@ impl Ctx<'_> {
                 let next = &next;
                 s.spawn(move || {
                     while let Some((i, t, p)) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let Some(r) = self.trial(*t, p, medians) else { continue };
-                        if tx.send((*i, r)).is_err() {
+                        let Some((r, h)) = self.trial(*t, p, medians) else {
+                            continue;
+                        };
+                        if tx.send((*i, r, h)).is_err() {
                             break;
                         }
                     }
                 });
             }
             drop(tx);
-            for (i, r) in rx {
-                if let Err(e) = done(i, r) {
+            for (i, r, h) in rx {
+                if let Err(e) = done(i, r, h) {
                     *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                     next.store(usize::MAX / 2, Ordering::Relaxed);
                 }
@@ -611,6 +642,7 @@ mod tests {
             cv: 2,
             resumed: 0,
             blended: Vec::new(),
+            held_out: Vec::new(),
         };
         assert_eq!(o.best().trial, 1);
         assert_eq!(o.ranked(), vec![1, 3, 0, 4, 2]);

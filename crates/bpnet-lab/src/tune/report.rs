@@ -14,20 +14,28 @@ fn ranked(o: &TuneOutcome) -> Vec<&TrialRecord> {
 /// The leaderboard: `rank,trial,score,sd,folds,pruned,failed,seconds,`,
 /// every parameter, `origin` (a portfolio point's name, or `tpe`), then
 /// `rescored` and `both` (the mean on the second split into folds and over
-/// both splits; empty for trials not re-scored), and `in_model` (`true`
-/// for the trials the refit model holds, [`TuneOutcome::blended`]).
+/// both splits; empty for trials not re-scored), `in_model` (`true` for
+/// the trials the refit model holds, [`TuneOutcome::blended`]) and
+/// `networks` (how many of the model's networks are the trial's; 0 when
+/// none).
 pub fn leaderboard_csv(o: &TuneOutcome) -> String {
     let mut s = format!(
-        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin,rescored,both,in_model\n",
+        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin,rescored,both,in_model,networks\n",
         o.metric,
         NAMES.join(",")
     );
     for (rank, r) in ranked(o).into_iter().enumerate() {
         let sd = bpnet::workflow::mean_sd(&r.folds).1;
         let failed = r.failed.as_deref().unwrap_or("").replace([',', '\n', '"'], " ");
+        let networks: usize = o
+            .blended
+            .iter()
+            .filter(|&&(i, _)| o.records[i].trial == r.trial)
+            .map(|&(_, n)| n)
+            .sum();
         let _ = writeln!(
             s,
-            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{},{},{},{}",
+            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{},{},{},{},{}",
             rank + 1,
             r.trial,
             r.score,
@@ -40,7 +48,8 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
             origin(r.trial),
             opt6(r.combined(o.cv).map(|_| bpnet::workflow::mean_sd(&r.confirm).0)),
             opt6(r.combined(o.cv)),
-            o.blended.iter().any(|&i| o.records[i].trial == r.trial)
+            networks > 0,
+            networks
         );
     }
     s
@@ -177,10 +186,15 @@ pub fn html(o: &TuneOutcome, title: &str) -> String {
         );
     }
     if o.blended.len() > 1 {
-        let trials: Vec<String> = o.blended.iter().map(|&i| o.records[i].trial.to_string()).collect();
+        let trials: Vec<String> = o
+            .blended
+            .iter()
+            .map(|&(i, n)| format!("{} ({n} network{})", o.records[i].trial, if n > 1 { "s" } else { "" }))
+            .collect();
         let _ = write!(
             s,
-            "<p>The model averages the predictions of the re-scored trials {}, each refit on all rows.</p>",
+            "<p>The model averages the predictions of networks of the re-scored trials {}, each refit on all rows; \
+             the networks were shared out by greedy selection on the trials' predictions of the second split's held-out folds.</p>",
             trials.join(", ")
         );
     }

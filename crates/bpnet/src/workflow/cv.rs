@@ -6,7 +6,7 @@
 
 use super::config::TrainConfig;
 use super::folds::{kfold, mean_sd};
-use super::metrics::metrics;
+use super::metrics::{HeldOut, metrics_held_out};
 use super::run::train_prepared;
 use super::table::{TableSource, open_table, prepare_rows};
 use crate::train::Event;
@@ -31,6 +31,8 @@ pub struct FoldScore {
     pub epochs: usize,
     /// Every metric on the held-out fold, as JSON.
     pub metrics: Value,
+    /// The network's predictions on the held-out rows, in the fold's order.
+    pub held_out: HeldOut,
 }
 
 /// Scores of every fold and their mean and sample standard deviation.
@@ -112,7 +114,7 @@ pub fn run_fold_with(
         .test
         .as_ref()
         .ok_or_else(|| Error::config("cv", "internal: a fold without held-out rows"))?;
-    let m = metrics(&trained.trainer.model, trained.trainer.loss, test, &data.pipeline)?;
+    let (m, held_out) = metrics_held_out(&trained.trainer.model, trained.trainer.loss, test, &data.pipeline)?;
     let key = if src.is_classification() { "accuracy" } else { "r2" };
     Ok(FoldScore {
         fold: index + 1,
@@ -121,6 +123,7 @@ pub fn run_fold_with(
         score: m.json[key].as_f64().unwrap_or(f64::NAN),
         epochs: trained.history.epochs.len(),
         metrics: m.json,
+        held_out,
     })
 }
 

@@ -9,8 +9,8 @@ use crate::loss::Loss;
 use crate::train::evaluate_fused_split;
 use crate::train::metrics::{ClassMetrics, RegressionMetrics};
 use crate::train::{Evaluation, evaluate_ensemble};
-use crate::{EnsembleNet, InferenceNet};
-use crate::{Result, Sequential};
+use crate::{Combine, EnsembleNet, InferenceNet};
+use crate::{Error, Matrix, Result, Sequential};
 use serde_json::{Value, json};
 
 /// Metrics for display and for scripts.
@@ -28,6 +28,77 @@ pub struct TestMetrics {
 /// targets' original units.
 pub fn metrics(model: &Sequential<f32>, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<TestMetrics> {
     metrics_split(model, loss, data, pipeline, &crate::comm::Single)
+}
+
+/// A model's predictions on held-out rows, with the rows' true targets: what
+/// a blend's members are weighted by (`bpnet tune`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldOut {
+    /// `[rows, outputs]`: what an ensemble averages ([`Combine`]): class
+    /// probabilities (one column, P(class 1), for a one-output classifier),
+    /// or regression values in the targets' original units.
+    pub predictions: Matrix<f64>,
+    /// `[rows, 1]` class indices, or `[rows, targets]` values in original units.
+    pub truth: Matrix<f64>,
+    /// The class names the indices and columns refer to (None for regression).
+    pub classes: Option<Vec<String>>,
+}
+
+impl HeldOut {
+    /// The rows of `parts` one after the other; an error when their widths
+    /// or class names differ.
+    pub fn concat(parts: &[HeldOut]) -> Result<HeldOut> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::State("no held-out predictions".into()))?;
+        let (w, t) = (first.predictions.cols(), first.truth.cols());
+        if parts
+            .iter()
+            .any(|p| p.predictions.cols() != w || p.truth.cols() != t || p.classes != first.classes)
+        {
+            return Err(Error::State(
+                "held-out predictions of different widths or classes".into(),
+            ));
+        }
+        let stack = |m: &dyn Fn(&HeldOut) -> &Matrix<f64>, cols: usize| {
+            let data: Vec<f64> = parts.iter().flat_map(|p| m(p).as_slice().iter().copied()).collect();
+            Matrix::from_vec(data.len() / cols.max(1), cols, data)
+        };
+        Ok(HeldOut {
+            predictions: stack(&|p| &p.predictions, w)?,
+            truth: stack(&|p| &p.truth, t)?,
+            classes: first.classes.clone(),
+        })
+    }
+}
+
+/// [`metrics`] and the model's [`HeldOut`] predictions on `data`.
+pub fn metrics_held_out(
+    model: &Sequential<f32>,
+    loss: Loss,
+    data: &Dataset,
+    pipeline: &Pipeline,
+) -> Result<(TestMetrics, HeldOut)> {
+    let ev = evaluate_fused_split(&InferenceNet::new(model)?, data, loss, 1024, &crate::comm::Single)?;
+    let probs = Combine::for_loss(loss, ev.outputs.cols()).probabilities(&ev.outputs);
+    let held = match (&data.targets, pipeline) {
+        (Targets::Classes { labels, .. }, _) => HeldOut {
+            predictions: probs.cast(),
+            truth: Matrix::from_vec(labels.len(), 1, labels.iter().map(|&l| l as f64).collect())?,
+            classes: pipeline.class_names(),
+        },
+        (Targets::Values(v), Pipeline::Table { preprocessor, .. }) => HeldOut {
+            predictions: preprocessor.decode_targets(&probs),
+            truth: preprocessor.decode_targets(v),
+            classes: None,
+        },
+        (Targets::Values(v), Pipeline::Images { .. }) => HeldOut {
+            predictions: probs.cast(),
+            truth: v.cast(),
+            classes: None,
+        },
+    };
+    Ok((metrics_of(ev, data, pipeline)?, held))
 }
 
 /// [`metrics`] with the rows split over the ranks of `comm` (every rank

@@ -25,7 +25,7 @@ pub use cv::{CvReport, FoldScore, cross_validate, run_fold, run_fold_with, table
 pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use folds::{kfold, mean_sd};
 pub use metadata::{Metadata, metadata, record_json};
-pub use metrics::{TestMetrics, ensemble_metrics, metrics, metrics_split};
+pub use metrics::{HeldOut, TestMetrics, ensemble_metrics, metrics, metrics_held_out, metrics_split};
 pub use run::{
     Trained, TrainedEnsemble, combine_for, member_config, train_each, train_ensemble, train_further_members,
     train_prepared,

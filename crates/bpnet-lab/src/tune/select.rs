@@ -1,0 +1,173 @@
+//! Greedy ensemble selection (Caruana et al. 2004, "Ensemble selection from
+//! libraries of models"), with replacement: how many of a blend's networks
+//! each trial gets.
+//!
+//! Each candidate's out-of-fold predictions `P_i: [rows, outputs]` come from
+//! the re-scoring split (every candidate trained on the same folds, each row
+//! predicted by the network that did not see it). Starting from nothing,
+//! each round adds the candidate whose addition gives the mean
+//! `P̄ = (Σ_j c_j P_j) / Σ_j c_j` the lowest loss; after `rounds` rounds,
+//! candidate `i` has `c_i` picks. Its share of the blend is `c_i / rounds`,
+//! realised as `c_i` networks of it, so that the plain mean over all
+//! networks is the weighted mean (and a weak candidate gets none).
+//!
+//! Loss: for classifiers, the mean negative log-likelihood of the true
+//! class, `-(1/n) Σ_r ln max(P̄[r, y_r], 1e-15)` (one output: `P̄` is
+//! P(class 1)). Smooth, unlike accuracy, so that rounds are not decided by
+//! ties between a few rows. For regression, `Σ_c SSE_c / Σ_r (y_rc - ȳ_c)²`,
+//! the sum over targets of `1 - R²_c`. Ties go to the earlier candidate.
+
+use bpnet::workflow::HeldOut;
+
+/// Smallest probability taken into a logarithm.
+const P_MIN: f64 = 1e-15;
+
+/// Picks per candidate after `rounds` rounds of greedy selection on their
+/// out-of-fold predictions (all with the same rows, truth and width; None
+/// otherwise, or with no candidate).
+pub fn select(preds: &[&HeldOut], rounds: usize) -> Option<Vec<usize>> {
+    let first = preds.first()?;
+    let (rows, width) = (first.predictions.rows(), first.predictions.cols());
+    let same = |p: &&HeldOut| {
+        p.predictions.rows() == rows
+            && p.predictions.cols() == width
+            && p.truth == first.truth
+            && p.classes == first.classes
+    };
+    if rows == 0 || !preds.iter().all(same) {
+        return None;
+    }
+    let loss = Loss::new(first);
+    let mut sum = vec![0.0f64; rows * width];
+    let mut picks = vec![0usize; preds.len()];
+    let mut trial = vec![0.0f64; rows * width];
+    for round in 0..rounds {
+        let m = (round + 1) as f64;
+        let mut best: Option<(usize, f64)> = None;
+        for (i, p) in preds.iter().enumerate() {
+            for ((t, s), v) in trial.iter_mut().zip(&sum).zip(p.predictions.as_slice()) {
+                *t = (s + v) / m;
+            }
+            let l = loss.of(&trial);
+            if best.is_none_or(|(_, b)| l < b) {
+                best = Some((i, l));
+            }
+        }
+        let (i, _) = best?;
+        sum.iter_mut()
+            .zip(preds[i].predictions.as_slice())
+            .for_each(|(s, v)| *s += v);
+        picks[i] += 1;
+    }
+    Some(picks)
+}
+
+/// The selection's loss of a mean prediction.
+enum Loss<'a> {
+    /// True class index per row; outputs per row.
+    Classes(Vec<usize>, usize),
+    /// Truth `[rows, targets]` and each target's sum of squares about its mean.
+    Values(&'a [f64], Vec<f64>),
+}
+
+impl<'a> Loss<'a> {
+    fn new(h: &'a HeldOut) -> Self {
+        let width = h.predictions.cols();
+        match h.classes {
+            Some(_) => Loss::Classes(h.truth.as_slice().iter().map(|&y| y as usize).collect(), width),
+            None => {
+                let (rows, t) = (h.truth.rows(), h.truth.as_slice());
+                let scale = (0..width)
+                    .map(|c| {
+                        let mean = (0..rows).map(|r| t[r * width + c]).sum::<f64>() / rows as f64;
+                        let ss: f64 = (0..rows).map(|r| (t[r * width + c] - mean).powi(2)).sum();
+                        if ss > 0.0 { ss } else { 1.0 }
+                    })
+                    .collect();
+                Loss::Values(t, scale)
+            }
+        }
+    }
+
+    fn of(&self, p: &[f64]) -> f64 {
+        match self {
+            Loss::Classes(y, width) => {
+                let nll: f64 = y
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &c)| {
+                        let q = match *width {
+                            1 if c == 1 => p[r],
+                            1 => 1.0 - p[r],
+                            w => p[r * w + c.min(w - 1)],
+                        };
+                        -q.max(P_MIN).ln()
+                    })
+                    .sum();
+                nll / y.len() as f64
+            }
+            Loss::Values(t, scale) => {
+                let w = scale.len();
+                p.iter()
+                    .zip(t.iter())
+                    .enumerate()
+                    .map(|(k, (a, b))| (a - b).powi(2) / scale[k % w])
+                    .sum()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpnet::Matrix;
+
+    fn held(p: &[f64], width: usize, truth: &[f64], classes: bool) -> HeldOut {
+        HeldOut {
+            predictions: Matrix::from_vec(p.len() / width, width, p.to_vec()).unwrap(),
+            truth: Matrix::from_vec(truth.len(), 1, truth.to_vec()).unwrap(),
+            classes: classes.then(|| vec!["a".into(), "b".into()]),
+        }
+    }
+
+    #[test]
+    fn a_candidate_that_only_adds_error_gets_no_networks() {
+        // Truth 1, 2, 3, 4. A is exact but for +1 on the first two rows, B
+        // for -1 on them (their mean is exact); C is far off everywhere.
+        let y = [1.0, 2.0, 3.0, 4.0];
+        let a = held(&[2.0, 3.0, 3.0, 4.0], 1, &y, false);
+        let b = held(&[0.0, 1.0, 3.0, 4.0], 1, &y, false);
+        let c = held(&[9.0, 9.0, 9.0, 9.0], 1, &y, false);
+        // Round 1: A and B tie (A first); round 2: B makes the mean exact;
+        // then A and B alternate. C is never taken.
+        assert_eq!(select(&[&a, &b, &c], 4), Some(vec![2, 2, 0]));
+        assert_eq!(select(&[&c, &a, &b], 1), Some(vec![0, 1, 0]));
+        assert_eq!(select(&[&a, &b, &c], 0), Some(vec![0, 0, 0]));
+    }
+
+    #[test]
+    fn classifiers_are_chosen_by_log_likelihood_of_the_true_class() {
+        // Two rows of class 1 (second column), one of class 0. Both sure
+        // models are right on two rows; P's miss is confident (p = 0.0001),
+        // Q's is not (0.4): Q first, and P never.
+        let y = [1.0, 1.0, 0.0];
+        let p = held(&[0.0, 1.0, 0.9999, 0.0001, 1.0, 0.0], 2, &y, true);
+        let q = held(&[0.0, 1.0, 0.0, 1.0, 0.4, 0.6], 2, &y, true);
+        assert_eq!(select(&[&p, &q], 1), Some(vec![0, 1]));
+        // One output: P(class 1) per row, the same models.
+        let p1 = held(&[1.0, 0.0001, 0.0], 1, &y, true);
+        let q1 = held(&[1.0, 1.0, 0.6], 1, &y, true);
+        assert_eq!(select(&[&p1, &q1], 1), Some(vec![0, 1]));
+    }
+
+    #[test]
+    fn candidates_of_other_rows_or_truth_are_not_weighed() {
+        let a = held(&[1.0, 2.0], 1, &[1.0, 2.0], false);
+        let b = held(&[1.0, 2.0], 1, &[2.0, 1.0], false);
+        let c = held(&[1.0, 2.0, 3.0], 1, &[1.0, 2.0, 3.0], false);
+        assert_eq!(select(&[&a, &b], 2), None);
+        assert_eq!(select(&[&a, &c], 2), None);
+        assert_eq!(select(&[], 2), None);
+    }
+}
