@@ -5,13 +5,16 @@ derive.py, over several seeded train/test splits.
 
 Usage: python run.py DATA_DIR OUT.json --bpnet PATH [--half choice|held-out|all]
        [--seeds N|a,b] [--sets a,b] [--methods bpnet,mlp,linear,realmlp,tune] [--bpnet-args "..."]
-       [--label NAME] [--tune-time SECONDS] [--keep DIR]
+       [--label NAME] [--tune-time SECONDS] [--keep DIR] [--replay DIR]
 
 Methods: bpnet (defaults, or --bpnet-args), mlp, linear, realmlp (pytabkit's
 RealMLP-TD; needs the .venv-realmlp environment), tune (`bpnet tune --time
 SECONDS --cv 3` on the training file, two trials at a time; its fit time is
 the whole search plus the refit; --keep DIR keeps each search's leaderboard
-as DIR/SET.sSEED.leaderboard.csv; --bpnet-args are passed to it too).
+and journal as DIR/SET.sSEED.leaderboard.csv and .tune.jsonl; --replay DIR
+reads such a journal back instead of searching, so that only the re-scoring
+and the refit run again, e.g. with another --blend-rule; --bpnet-args are
+passed to it too).
 --seeds N runs seeds 0..N-1; --seeds 1,2 runs those.
 
 Every method sees the same train/test files. Missing numeric cells are
@@ -147,22 +150,37 @@ def realmlp_fit(task, train, test, seed):
     return score, seconds
 
 
-def bpnet_fit(binary, task, train_path, test_path, target, seed, extra, tune_time=None, keep=None):
+def replay_trials(journal):
+    """The trial count that reads back every trial of a kept journal."""
+    with open(journal) as f:
+        trials = [json.loads(line)["trial"] for line in f.readlines()[1:] if line.strip()]
+    return max(trials) + 1
+
+
+def bpnet_fit(binary, task, train_path, test_path, target, seed, extra, tune_time=None, keep=None, replay=None):
+    name = os.path.basename(train_path).replace(".train.csv", "")
     with tempfile.TemporaryDirectory() as d:
         model = os.path.join(d, "m.safetensors")
         cmd = [binary, "--threads", "1", "train", "--data", train_path, "--target", target, "--impute", "mean",
                "--task", task, "--seed", str(seed), "--out", model, "--quiet"] + extra
         if tune_time:
             # `bpnet tune` on the training file: trials two at a time, each on one thread.
+            bound = ["--time", str(tune_time)]
+            if replay:
+                # The search of a kept journal, read back: only the re-scoring
+                # and the refit run again (a trial the deadline had cut runs).
+                journal = os.path.join(replay, f"{name}.tune.jsonl")
+                shutil.copy(journal, os.path.join(d, "m.tune.jsonl"))
+                bound = ["--trials", str(replay_trials(journal))]
             cmd = [binary, "--threads", "2", "tune", "--data", train_path, "--target", target, "--task", task,
-                   "--time", str(tune_time), "--cv", "3", "--seed", str(seed), "--out", model, "--quiet"] + extra
+                   *bound, "--cv", "3", "--seed", str(seed), "--out", model, "--quiet"] + extra
         began = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         seconds = time.perf_counter() - began
         if tune_time and keep:
             os.makedirs(keep, exist_ok=True)
-            name = os.path.basename(train_path).replace(".train.csv", "")
             shutil.copy(os.path.join(d, "m.leaderboard.csv"), os.path.join(keep, f"{name}.leaderboard.csv"))
+            shutil.copy(os.path.join(d, "m.tune.jsonl"), os.path.join(keep, f"{name}.tune.jsonl"))
         out = subprocess.run([binary, "--threads", "1", "eval", "--model", model, "--data", test_path, "--json"],
                              check=True, capture_output=True, text=True).stdout
         m = json.loads(out.strip().splitlines()[-1])["metrics"]
@@ -193,7 +211,7 @@ def main():
                     method_name = "realmlp_td"
                 elif method == "tune":
                     score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, extra, float(arg("--tune-time", "45")),
-                                            arg("--keep"))
+                                            arg("--keep"), arg("--replay"))
                     method_name = "bpnet_tune"
                 elif method == "bpnet":
                     score, secs = bpnet_fit(binary, s["task"], tr, te, s["target"], seed, extra)

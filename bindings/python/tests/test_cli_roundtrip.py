@@ -181,16 +181,19 @@ def test_label_smoothing_trains_as_the_command_line_and_is_refused_for_regressio
 
 
 def test_a_tuned_blend_loads_in_python_predicts_as_the_cli_and_pickles(tmp_path, run_cli):
-    # `bpnet tune` writes a blend: networks of several architectures in one
-    # file (format 2). Python predicts what `bpnet predict` does, and a
-    # pickled or re-saved copy keeps every member's architecture.
+    # `bpnet tune --blend-rule equal` writes every re-scored trial, the
+    # portfolio's linear one among them: networks of several architectures
+    # in one file (format 2). Python predicts what `bpnet predict` does, and
+    # a pickled or re-saved copy keeps every member's architecture.
     import pickle
 
     X, y = blobs(n=150, d=3, classes=3, seed=12)
     data = tmp_path / "train.csv"
     write_csv(data, X, y)
     model = tmp_path / "tuned.safetensors"
-    run_cli("tune", "--data", data, "--trials", "6", "--cv", "3", "--epochs", "5", "--out", model, "--quiet")
+    run_cli("tune", "--data", data, "--trials", "6", "--cv", "3", "--epochs", "5", "--out", model, "--quiet",
+            "--blend-rule", "equal")
+    assert "blend of" in run_cli("inspect", model)
     est = bpnet.load(model)
     assert est.n_networks_ >= 8  # at least the portfolio's 4 trials, 2 networks each
     head, rows = _predict_csv(run_cli, model, data)

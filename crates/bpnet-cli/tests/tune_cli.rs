@@ -191,6 +191,25 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert!((first_both - both_of(&blend[0]).unwrap().parse::<f64>().unwrap()).abs() < 1e-6);
     let onnx = ok(d, &["export", "--model", "t.safetensors", "--onnx", "t.onnx"]);
     assert!(onnx.contains("Mean"), "{onnx}");
+    // --blend-rule equal, read back from the journal: every re-scored
+    // trial, 2 networks each; the portfolio's linear trial is among them,
+    // so the architectures differ (format 2).
+    let equal = tune_with(d, "6", "2", &["--blend-rule", "equal", "--overwrite"]);
+    let all: Vec<String> = equal["blend"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(
+        (all, equal["blend_networks"].clone()),
+        (rescored.clone(), vec![2; n].into())
+    );
+    let info = last_json(&ok(d, &["inspect", "t.safetensors", "--json"]));
+    let archs = info["member_architectures"].as_array().unwrap();
+    assert!(archs.iter().any(|s| s["dims"].as_array().unwrap().len() == 2), "{info}");
+    let inspect = ok(d, &["inspect", "t.safetensors"]);
+    assert!(inspect.contains(&format!("blend of {} networks", 2 * n)) && inspect.contains("format 2"));
     // --no-blend: the best alone, refit as `bpnet train` would (iris is a
     // small table, so 5 networks); the search is read back from the journal.
     let alone = tune_with(d, "6", "2", &["--no-blend", "--overwrite"]);

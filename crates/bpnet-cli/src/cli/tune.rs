@@ -13,7 +13,7 @@ use super::tune_refit as refit;
 use bpnet::io::{Kind, OutputPlan, write_atomic};
 use bpnet::workflow::{AUTO_ENSEMBLE, TrainConfig, data_path, load, metadata};
 use bpnet::{Error, Result};
-use bpnet_lab::tune::{BLEND_MEMBERS, TuneOptions, TuneOutcome, report, tune};
+use bpnet_lab::tune::{BLEND_MEMBERS, BlendRule, TuneOptions, TuneOutcome, report, tune};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -59,6 +59,11 @@ pub struct TuneArgs {
     /// predictions improve the average), their predictions averaged.
     #[arg(long)]
     no_blend: bool,
+    /// How the blend shares out its networks: `select` (greedy selection on
+    /// the re-scored trials' out-of-fold predictions; a trial that does not
+    /// help gets none) or `equal` (every re-scored trial, 2 networks each).
+    #[arg(long, default_value = "select", value_parser = ["select", "equal"])]
+    blend_rule: String,
     /// Trials run at once, each on one thread [default: the --threads count].
     #[arg(long)]
     parallel: Option<usize>,
@@ -196,7 +201,12 @@ fn progress(quiet: bool, trials: Option<usize>) -> Option<ProgressBar> {
 /// prints the summary.
 fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, journal]: [&PathBuf; 3]) -> Result<()> {
     let data = load(base)?;
-    let model = refit::fit(&mut o, base, &data, !a.no_blend, a.quiet)?;
+    let rule = match (a.no_blend, a.blend_rule.as_str()) {
+        (true, _) => BlendRule::Alone,
+        (false, "equal") => BlendRule::Equal,
+        _ => BlendRule::Select,
+    };
+    let model = refit::fit(&mut o, base, &data, rule, a.quiet)?;
     let best = o.best();
     let mut meta = serde_json::to_value(metadata(&model.cfg, &data, Some(&model.history), None))
         .map_err(|e| Error::State(e.to_string()))?;

@@ -11,7 +11,7 @@ use bpnet::workflow::{
 };
 use bpnet::{Error, ModelSpec, Result, Sequential};
 use bpnet_lab::tune::journal::TrialRecord;
-use bpnet_lab::tune::{BLEND_MEMBERS, TuneOutcome, space};
+use bpnet_lab::tune::{BLEND_MEMBERS, BlendRule, TuneOutcome, space};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -28,22 +28,30 @@ pub struct Refit {
     pub members: Vec<(ModelSpec, Sequential<f32>)>,
 }
 
-/// Refits `o`'s blend (or, without `blend` or with one re-scored trial, its
-/// best alone with `bpnet train`'s ensemble) on `data`; a trial whose refit
-/// diverges is left out ([`TuneOutcome::fit_blend`]).
-pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool, quiet: bool) -> Result<Refit> {
+/// Refits `o`'s blend by `rule` (or, with [`BlendRule::Alone`] or one
+/// re-scored trial, its best alone with `bpnet train`'s ensemble) on
+/// `data`; a trial whose refit diverges is left out
+/// ([`TuneOutcome::fit_blend`]).
+pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, rule: BlendRule, quiet: bool) -> Result<Refit> {
     let table = matches!(data.pipeline, Pipeline::Table { .. });
     let rows = data.train.len();
     let single = auto_ensemble(0, table, rows, true);
-    let alone = !blend || o.blend().len() < 2;
-    let n = if alone { single } else { BLEND_MEMBERS.min(single) };
+    let rule = if o.blend().len() < 2 { BlendRule::Alone } else { rule };
+    let n = match rule {
+        BlendRule::Alone => single,
+        _ => BLEND_MEMBERS.min(single),
+    };
     // Trial settings as `bpnet train` takes them, `ensemble` = its networks.
     let settings = |r: &TrialRecord, networks: usize| TrainConfig {
         ensemble: networks,
         ..r.params.apply(base, rows)
     };
     if !quiet {
-        let shown = if alone { vec![(o.best, n)] } else { o.blend_networks(n) };
+        let shown = match rule {
+            BlendRule::Alone => vec![(o.best, n)],
+            BlendRule::Equal => o.blend().into_iter().map(|i| (i, n)).collect(),
+            BlendRule::Select => o.blend_networks(n),
+        };
         let trials: Vec<String> = shown
             .iter()
             .map(|&(i, k)| format!("{} ({k} network{})", o.records[i].trial, if k > 1 { "s" } else { "" }))
@@ -57,7 +65,7 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, blend: bool
         );
     }
     let fitted = o.fit_blend(
-        alone,
+        rule,
         n,
         &mut |records| {
             let cfgs: Vec<TrainConfig> = records

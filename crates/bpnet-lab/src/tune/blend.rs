@@ -1,7 +1,7 @@
-//! The refit of a search's answer as a blend: every re-scored trial refit
-//! on all rows, each with a number of networks its out-of-fold predictions
-//! earned ([`select`](super::select)), and all the networks' predictions
-//! averaged.
+//! The refit of a search's answer as a blend: the re-scored trials refit
+//! on all rows, each with the number of networks its out-of-fold
+//! predictions earned ([`select`](super::select)), and all the networks'
+//! predictions averaged.
 //!
 //! Why: the re-scoring shows how close the best few trials are (in 19 of
 //! 48 benchmark searches the best 3 scored within 0.001 of each other) and
@@ -18,6 +18,18 @@ use super::TuneOutcome;
 use super::journal::TrialRecord;
 use super::select::select;
 use bpnet::{Error, Result};
+
+/// What the refit holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlendRule {
+    /// The best trial alone.
+    Alone,
+    /// Every re-scored trial with the same number of networks.
+    Equal,
+    /// The re-scored trials' networks shared out by greedy selection
+    /// ([`TuneOutcome::blend_networks`]).
+    Select,
+}
 
 /// Refits the given trials at once, each with its number of networks: one
 /// result per trial, in order.
@@ -63,8 +75,9 @@ impl TuneOutcome {
         }
     }
 
-    /// Refits the [`Self::blend_networks`] (or, with `alone`, the best trial
-    /// only, with `per_trial` networks): `fit` gets all its trials at once
+    /// Refits what `rule` says: the [`Self::blend_networks`], every
+    /// [`Self::blend`] trial with `per_trial` networks, or the best trial
+    /// alone with `per_trial` networks. `fit` gets all its trials at once
     /// and returns one result per trial. A trial whose refit diverged is
     /// marked failed and left out (and `diverged` called with it); when
     /// the best was, the first trial left becomes [`Self::best`] (a best
@@ -75,14 +88,15 @@ impl TuneOutcome {
     /// trials' indices with their results, in ranking order.
     pub fn fit_blend<T>(
         &mut self,
-        alone: bool,
+        rule: BlendRule,
         per_trial: usize,
         fit: &mut RefitTrials<'_, T>,
         diverged: &mut dyn FnMut(&TrialRecord),
     ) -> Result<Vec<(usize, T)>> {
-        let chosen = match alone {
-            true => vec![(self.best, per_trial)],
-            false => self.blend_networks(per_trial),
+        let chosen = match rule {
+            BlendRule::Alone => vec![(self.best, per_trial)],
+            BlendRule::Equal => self.blend().into_iter().map(|i| (i, per_trial)).collect(),
+            BlendRule::Select => self.blend_networks(per_trial),
         };
         let records: Vec<(&TrialRecord, usize)> = chosen.iter().map(|&(i, n)| (&self.records[i], n)).collect();
         let results = fit(&records)?;
@@ -185,7 +199,7 @@ mod tests {
         let mut asked = Vec::new();
         let fitted = o
             .fit_blend(
-                false,
+                BlendRule::Select,
                 2,
                 &mut |rs| {
                     asked.push(rs.iter().map(|(r, _)| r.trial).collect::<Vec<_>>());
@@ -200,7 +214,7 @@ mod tests {
         // Alone: the best only.
         let mut o = outcome();
         let fitted = o.fit_blend(
-            true,
+            BlendRule::Alone,
             5,
             &mut |rs| Ok(rs.iter().map(|(r, n)| Ok(r.trial * 10 + n)).collect()),
             &mut |_| {},
@@ -234,7 +248,7 @@ mod tests {
         assert_eq!(o.blend_networks(2), vec![(1, 3), (0, 3)]);
         let fitted = o
             .fit_blend(
-                false,
+                BlendRule::Select,
                 2,
                 &mut |rs| Ok(rs.iter().map(|&(r, n)| Ok((r.trial, n))).collect()),
                 &mut |_| panic!("nothing diverged"),
@@ -242,13 +256,29 @@ mod tests {
             .unwrap();
         assert_eq!(fitted, vec![(1, (1, 3)), (0, (0, 3))]);
         assert_eq!(o.blended, vec![(1, 3), (0, 3)]);
+        // The equal rule ignores the predictions: 2 networks each.
+        let mut equal = o.clone();
+        equal
+            .fit_blend(
+                BlendRule::Equal,
+                2,
+                &mut |rs| Ok(rs.iter().map(|_| Ok(())).collect()),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(equal.blended, vec![(1, 2), (3, 2), (0, 2)]);
         // The best (trial 1) far off instead: it gets no network, and stays
         // the best of the ranking.
         o.held_out[2].1 = h([9.0; 4]);
         o.held_out[0].1 = h([2.0, 3.0, 3.0, 4.0]);
         assert_eq!(o.blend_networks(2), vec![(3, 3), (0, 3)]);
-        o.fit_blend(false, 2, &mut |rs| Ok(rs.iter().map(|_| Ok(())).collect()), &mut |_| {})
-            .unwrap();
+        o.fit_blend(
+            BlendRule::Select,
+            2,
+            &mut |rs| Ok(rs.iter().map(|_| Ok(())).collect()),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!((o.best, o.blended.clone()), (1, vec![(3, 3), (0, 3)]));
         // Only trial 0 has predictions: every network is its; none has: 2 each.
         o.held_out.retain(|(i, _)| *i == 0);
@@ -263,7 +293,7 @@ mod tests {
         let mut left_out = Vec::new();
         let fitted = o
             .fit_blend(
-                false,
+                BlendRule::Select,
                 2,
                 &mut |rs| {
                     Ok(rs
@@ -290,7 +320,7 @@ mod tests {
         let mut left_out = Vec::new();
         let fitted = o
             .fit_blend(
-                false,
+                BlendRule::Select,
                 2,
                 &mut |rs| {
                     calls.push(rs.iter().map(|(r, _)| r.trial).collect::<Vec<_>>());
@@ -310,7 +340,7 @@ mod tests {
         // is returned at once; a result count that does not match is refused.
         let mut o = outcome();
         let all = o.fit_blend(
-            false,
+            BlendRule::Select,
             2,
             &mut |rs| Ok(rs.iter().map(|_| Err::<(), _>(diverge(9))).collect()),
             &mut |_| {},
@@ -318,14 +348,14 @@ mod tests {
         assert!(matches!(all, Err(Error::Diverged { step: 9, .. })), "{all:?}");
         let mut o = outcome();
         let other = o.fit_blend(
-            false,
+            BlendRule::Select,
             2,
             &mut |rs| Ok(rs.iter().map(|_| Err::<(), _>(Error::State("disk".into()))).collect()),
             &mut |_| {},
         );
         assert!(matches!(other, Err(Error::State(_))), "{other:?}");
         let mut o = outcome();
-        let short = o.fit_blend(false, 2, &mut |_| Ok(vec![Ok(())]), &mut |_| {});
+        let short = o.fit_blend(BlendRule::Select, 2, &mut |_| Ok(vec![Ok(())]), &mut |_| {});
         assert!(short.unwrap_err().to_string().contains("1 results for 3 trials"));
     }
 }

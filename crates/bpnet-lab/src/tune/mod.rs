@@ -35,7 +35,7 @@
 //! predictions averaged; or the best alone.
 
 mod blend;
-pub use blend::RefitTrials;
+pub use blend::{BlendRule, RefitTrials};
 pub mod journal;
 pub mod report;
 pub mod select;
@@ -89,9 +89,9 @@ pub struct TuneOptions {
     /// Best complete trials scored again on a second split into folds
     /// (0 or 1: none; the search's best is the answer).
     pub confirm: usize,
-    /// Whether the refit will blend every re-scored trial (else the best
-    /// alone), and how many networks it trains per trial: what [`reserve`]
-    /// keeps time for.
+    /// Whether the refit will blend the re-scored trials (else the best
+    /// alone), and how many networks it trains per trial (for a blend, on
+    /// average over the re-scored trials): what [`reserve`] keeps time for.
     pub refit: (bool, usize),
     /// The journal file.
     pub journal: PathBuf,
