@@ -48,7 +48,11 @@ pub fn select(preds: &[&HeldOut], rounds: usize) -> Option<Vec<usize>> {
             for ((t, s), v) in trial.iter_mut().zip(&sum).zip(p.predictions.as_slice()) {
                 *t = (s + v) / m;
             }
-            let l = loss.of(&trial);
+            // A NaN loss (a prediction that is not a number) ranks last.
+            let l = match loss.of(&trial) {
+                l if l.is_nan() => f64::INFINITY,
+                l => l,
+            };
             if best.is_none_or(|(_, b)| l < b) {
                 best = Some((i, l));
             }
@@ -159,6 +163,21 @@ mod tests {
         let p1 = held(&[1.0, 0.0001, 0.0], 1, &y, true);
         let q1 = held(&[1.0, 1.0, 0.6], 1, &y, true);
         assert_eq!(select(&[&p1, &q1], 1), Some(vec![0, 1]));
+    }
+
+    #[test]
+    fn a_candidate_with_predictions_that_are_not_numbers_is_never_taken() {
+        // Regression: NaN makes the squared error NaN. First in the list, it
+        // would win every comparison that NaN loses.
+        let y = [1.0, 2.0, 3.0];
+        let bad = held(&[f64::NAN, 2.0, 3.0], 1, &y, false);
+        let good = held(&[1.5, 2.0, 3.0], 1, &y, false);
+        assert_eq!(select(&[&bad, &good], 3), Some(vec![0, 3]));
+        // Classifiers: a NaN probability counts as the smallest one.
+        let yc = [1.0, 0.0];
+        let nan = held(&[f64::NAN, f64::NAN, 1.0, 0.0], 2, &yc, true);
+        let fair = held(&[0.5, 0.5, 0.5, 0.5], 2, &yc, true);
+        assert_eq!(select(&[&nan, &fair], 2), Some(vec![0, 2]));
     }
 
     #[test]
