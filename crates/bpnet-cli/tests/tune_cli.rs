@@ -210,6 +210,18 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert!(archs.iter().any(|s| s["dims"].as_array().unwrap().len() == 2), "{info}");
     let inspect = ok(d, &["inspect", "t.safetensors"]);
     assert!(inspect.contains(&format!("blend of {} networks", 2 * n)) && inspect.contains("format 2"));
+    // --blend-rule mixed: every re-scored trial at least one network, 2n
+    // in all, the rest where the selection put them.
+    let mixed = tune_with(d, "6", "2", &["--blend-rule", "mixed", "--overwrite"]);
+    let mixed_networks: Vec<u64> = mixed["blend_networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(mixed["blend"].as_array().unwrap().len(), n, "{mixed}");
+    assert!(mixed_networks.iter().all(|&k| k >= 1), "{mixed}");
+    assert_eq!(mixed_networks.iter().sum::<u64>(), 2 * n as u64);
     // --no-blend: the best alone, refit as `bpnet train` would (iris is a
     // small table, so 5 networks); the search is read back from the journal.
     let alone = tune_with(d, "6", "2", &["--no-blend", "--overwrite"]);

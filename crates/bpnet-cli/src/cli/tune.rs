@@ -61,8 +61,9 @@ pub struct TuneArgs {
     no_blend: bool,
     /// How the blend shares out its networks: `select` (greedy selection on
     /// the re-scored trials' out-of-fold predictions; a trial that does not
-    /// help gets none) or `equal` (every re-scored trial, 2 networks each).
-    #[arg(long, default_value = "select", value_parser = ["select", "equal"])]
+    /// help gets none), `equal` (every re-scored trial, 2 networks each) or
+    /// `mixed` (one network each, the rest by greedy selection).
+    #[arg(long, default_value = "select", value_parser = ["select", "equal", "mixed"])]
     blend_rule: String,
     /// Trials run at once, each on one thread [default: the --threads count].
     #[arg(long)]
@@ -204,6 +205,7 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
     let rule = match (a.no_blend, a.blend_rule.as_str()) {
         (true, _) => BlendRule::Alone,
         (false, "equal") => BlendRule::Equal,
+        (false, "mixed") => BlendRule::Mixed,
         _ => BlendRule::Select,
     };
     let model = refit::fit(&mut o, base, &data, rule, a.quiet)?;

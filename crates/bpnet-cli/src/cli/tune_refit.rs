@@ -47,11 +47,7 @@ pub fn fit(o: &mut TuneOutcome, base: &TrainConfig, data: &Prepared, rule: Blend
         ..r.params.apply(base, rows)
     };
     if !quiet {
-        let shown = match rule {
-            BlendRule::Alone => vec![(o.best, n)],
-            BlendRule::Equal => o.blend().into_iter().map(|i| (i, n)).collect(),
-            BlendRule::Select => o.blend_networks(n),
-        };
+        let shown = o.chosen(rule, n);
         let trials: Vec<String> = shown
             .iter()
             .map(|&(i, k)| format!("{} ({k} network{})", o.records[i].trial, if k > 1 { "s" } else { "" }))

@@ -29,6 +29,9 @@ pub enum BlendRule {
     /// The re-scored trials' networks shared out by greedy selection
     /// ([`TuneOutcome::blend_networks`]).
     Select,
+    /// One network for each re-scored trial, the rest shared out by greedy
+    /// selection starting from that equal mix.
+    Mixed,
 }
 
 /// Refits the given trials at once, each with its number of networks: one
@@ -51,20 +54,33 @@ impl TuneOutcome {
         }
     }
 
+    /// The trials `rule` refits with their networks, in ranking order: the
+    /// best alone, every [`Self::blend`] trial with `per_trial`, or
+    /// [`Self::blend_networks`] (starting from nothing, or from one network
+    /// each for [`BlendRule::Mixed`]).
+    pub fn chosen(&self, rule: BlendRule, per_trial: usize) -> Vec<(usize, usize)> {
+        match rule {
+            BlendRule::Alone => vec![(self.best, per_trial)],
+            BlendRule::Equal => self.blend().into_iter().map(|i| (i, per_trial)).collect(),
+            BlendRule::Select => self.blend_networks(per_trial, 0),
+            BlendRule::Mixed => self.blend_networks(per_trial, 1.min(per_trial)),
+        }
+    }
+
     /// The blend's trials with their networks, in ranking order: `per_trial
-    /// ⋅` [`Self::blend`]`.len()` networks shared out by greedy selection
-    /// on the re-scoring's out-of-fold predictions ([`Self::held_out`]),
-    /// trials that got none left out. A trial without such predictions is
-    /// not a candidate; when no trial has them, `per_trial` each.
-    pub fn blend_networks(&self, per_trial: usize) -> Vec<(usize, usize)> {
+    /// ⋅` [`Self::blend`]`.len()` networks, `start` of them for each
+    /// candidate and the rest shared out by greedy selection on the
+    /// re-scoring's out-of-fold predictions ([`Self::held_out`]), trials
+    /// that got none left out. A trial without such predictions is not a
+    /// candidate; when no trial has them, `per_trial` each.
+    pub fn blend_networks(&self, per_trial: usize, start: usize) -> Vec<(usize, usize)> {
         let trials = self.blend();
-        let rounds = per_trial * trials.len();
         let with: Vec<(usize, &bpnet::workflow::HeldOut)> = trials
             .iter()
             .filter_map(|&i| self.held_out.iter().find(|(j, _)| *j == i).map(|(_, h)| (i, h)))
             .collect();
         let preds: Vec<_> = with.iter().map(|(_, h)| *h).collect();
-        match select(&preds, rounds) {
+        match select(&preds, start, per_trial * trials.len()) {
             Some(picks) if picks.iter().sum::<usize>() > 0 => with
                 .iter()
                 .zip(picks)
@@ -93,11 +109,7 @@ impl TuneOutcome {
         fit: &mut RefitTrials<'_, T>,
         diverged: &mut dyn FnMut(&TrialRecord),
     ) -> Result<Vec<(usize, T)>> {
-        let chosen = match rule {
-            BlendRule::Alone => vec![(self.best, per_trial)],
-            BlendRule::Equal => self.blend().into_iter().map(|i| (i, per_trial)).collect(),
-            BlendRule::Select => self.blend_networks(per_trial),
-        };
+        let chosen = self.chosen(rule, per_trial);
         let records: Vec<(&TrialRecord, usize)> = chosen.iter().map(|&(i, n)| (&self.records[i], n)).collect();
         let results = fit(&records)?;
         if results.len() != chosen.len() {
@@ -245,7 +257,12 @@ mod tests {
             (0, h([0.0, 1.0, 3.0, 4.0])),
             (1, h([2.0, 3.0, 3.0, 4.0])),
         ];
-        assert_eq!(o.blend_networks(2), vec![(1, 3), (0, 3)]);
+        assert_eq!(o.blend_networks(2, 0), vec![(1, 3), (0, 3)]);
+        assert_eq!(o.chosen(BlendRule::Select, 2), vec![(1, 3), (0, 3)]);
+        // Mixed: one each, then 3 rounds from their mean (11, 13, 15, 17) / 3,
+        // which trial 3 pulls up: trial 0's low predictions every time.
+        assert_eq!(o.chosen(BlendRule::Mixed, 2), vec![(1, 1), (3, 1), (0, 4)]);
+        assert_eq!(o.chosen(BlendRule::Mixed, 1), vec![(1, 1), (3, 1), (0, 1)]);
         let fitted = o
             .fit_blend(
                 BlendRule::Select,
@@ -271,7 +288,7 @@ mod tests {
         // the best of the ranking.
         o.held_out[2].1 = h([9.0; 4]);
         o.held_out[0].1 = h([2.0, 3.0, 3.0, 4.0]);
-        assert_eq!(o.blend_networks(2), vec![(3, 3), (0, 3)]);
+        assert_eq!(o.blend_networks(2, 0), vec![(3, 3), (0, 3)]);
         o.fit_blend(
             BlendRule::Select,
             2,
@@ -282,9 +299,10 @@ mod tests {
         assert_eq!((o.best, o.blended.clone()), (1, vec![(3, 3), (0, 3)]));
         // Only trial 0 has predictions: every network is its; none has: 2 each.
         o.held_out.retain(|(i, _)| *i == 0);
-        assert_eq!(o.blend_networks(2), vec![(0, 6)]);
+        assert_eq!(o.blend_networks(2, 0), vec![(0, 6)]);
+        assert_eq!(o.blend_networks(2, 1), vec![(0, 6)]);
         o.held_out.clear();
-        assert_eq!(o.blend_networks(1), vec![(1, 1), (3, 1), (0, 1)]);
+        assert_eq!(o.blend_networks(1, 0), vec![(1, 1), (3, 1), (0, 1)]);
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //!
 //! Each candidate's out-of-fold predictions `P_i: [rows, outputs]` come from
 //! the re-scoring split (every candidate trained on the same folds, each row
-//! predicted by the network that did not see it). Starting from nothing,
-//! each round adds the candidate whose addition gives the mean
-//! `P̄ = (Σ_j c_j P_j) / Σ_j c_j` the lowest loss; after `rounds` rounds,
-//! candidate `i` has `c_i` picks. Its share of the blend is `c_i / rounds`,
-//! realised as `c_i` networks of it, so that the plain mean over all
-//! networks is the weighted mean (and a weak candidate gets none).
+//! predicted by the network that did not see it). Starting from nothing
+//! (or from `start` picks of each), each round adds the candidate whose
+//! addition gives the mean `P̄ = (Σ_j c_j P_j) / Σ_j c_j` the lowest loss,
+//! until the picks number `total`; candidate `i` then has `c_i`. Its share
+//! of the blend is `c_i / total`, realised as `c_i` networks of it, so
+//! that the plain mean over all networks is the weighted mean (and a weak
+//! candidate gets none, unless it had a start).
 //!
 //! Loss: for classifiers, the mean negative log-likelihood of the true
 //! class, `-(1/n) Σ_r ln max(P̄[r, y_r], 1e-15)` (one output: `P̄` is
@@ -22,10 +23,12 @@ use bpnet::workflow::HeldOut;
 /// Smallest probability taken into a logarithm.
 const P_MIN: f64 = 1e-15;
 
-/// Picks per candidate after `rounds` rounds of greedy selection on their
+/// Picks per candidate, `total` in all, by greedy selection on their
 /// out-of-fold predictions (all with the same rows, truth and width; None
-/// otherwise, or with no candidate).
-pub fn select(preds: &[&HeldOut], rounds: usize) -> Option<Vec<usize>> {
+/// otherwise, or with no candidate), starting from `start` picks of each
+/// (0: from nothing; 1: the rounds add to an equal mix of them). A
+/// candidate with a prediction that is not finite gets none, nor a start.
+pub fn select(preds: &[&HeldOut], start: usize, total: usize) -> Option<Vec<usize>> {
     let first = preds.first()?;
     let (rows, width) = (first.predictions.rows(), first.predictions.cols());
     let same = |p: &&HeldOut| {
@@ -37,27 +40,35 @@ pub fn select(preds: &[&HeldOut], rounds: usize) -> Option<Vec<usize>> {
     if rows == 0 || !preds.iter().all(same) {
         return None;
     }
+    let finite: Vec<bool> = preds
+        .iter()
+        .map(|p| p.predictions.as_slice().iter().all(|v| v.is_finite()))
+        .collect();
     let loss = Loss::new(first);
+    let mut picks: Vec<usize> = finite.iter().map(|&f| if f { start } else { 0 }).collect();
     let mut sum = vec![0.0f64; rows * width];
-    let mut picks = vec![0usize; preds.len()];
+    for (p, &c) in preds.iter().zip(&picks).filter(|(_, c)| **c > 0) {
+        for (s, v) in sum.iter_mut().zip(p.predictions.as_slice()) {
+            *s += c as f64 * v;
+        }
+    }
     let mut trial = vec![0.0f64; rows * width];
-    for round in 0..rounds {
+    for round in picks.iter().sum::<usize>()..total {
         let m = (round + 1) as f64;
         let mut best: Option<(usize, f64)> = None;
-        for (i, p) in preds.iter().enumerate() {
+        for (i, p) in preds.iter().enumerate().filter(|(i, _)| finite[*i]) {
             for ((t, s), v) in trial.iter_mut().zip(&sum).zip(p.predictions.as_slice()) {
                 *t = (s + v) / m;
             }
-            // A NaN loss (a prediction that is not a number) ranks last.
-            let l = match loss.of(&trial) {
-                l if l.is_nan() => f64::INFINITY,
-                l => l,
-            };
+            let l = loss.of(&trial);
             if best.is_none_or(|(_, b)| l < b) {
                 best = Some((i, l));
             }
         }
-        let (i, _) = best?;
+        let Some((i, _)) = best else {
+            // No finite candidate: nothing to select from.
+            return None;
+        };
         sum.iter_mut()
             .zip(preds[i].predictions.as_slice())
             .for_each(|(s, v)| *s += v);
@@ -145,9 +156,25 @@ mod tests {
         let c = held(&[9.0, 9.0, 9.0, 9.0], 1, &y, false);
         // Round 1: A and B tie (A first); round 2: B makes the mean exact;
         // then A and B alternate. C is never taken.
-        assert_eq!(select(&[&a, &b, &c], 4), Some(vec![2, 2, 0]));
-        assert_eq!(select(&[&c, &a, &b], 1), Some(vec![0, 1, 0]));
-        assert_eq!(select(&[&a, &b, &c], 0), Some(vec![0, 0, 0]));
+        assert_eq!(select(&[&a, &b, &c], 0, 4), Some(vec![2, 2, 0]));
+        assert_eq!(select(&[&c, &a, &b], 0, 1), Some(vec![0, 1, 0]));
+        assert_eq!(select(&[&a, &b, &c], 0, 0), Some(vec![0, 0, 0]));
+    }
+
+    #[test]
+    fn rounds_started_from_an_equal_mix_add_to_it() {
+        // Truth 0, 0; A = (1, 1), B = (-1, -3), C = (4, 4); loss = SSE.
+        // From nothing: A (2) beats B (10) and C (32); then B (the mean
+        // (0, -1): 1); then A ((1, -1)/3: 0.22, against C's 2.2). C is never
+        // taken. From one of each (mean (4, 2)/3), a second B gives
+        // (0.75, -0.25): 0.625, against 2.125 for A and 6.25 for C.
+        let y = [0.0, 0.0];
+        let a = held(&[1.0, 1.0], 1, &y, false);
+        let b = held(&[-1.0, -3.0], 1, &y, false);
+        let c = held(&[4.0, 4.0], 1, &y, false);
+        assert_eq!(select(&[&a, &b, &c], 0, 3), Some(vec![2, 1, 0]));
+        assert_eq!(select(&[&a, &b, &c], 1, 3), Some(vec![1, 1, 1]));
+        assert_eq!(select(&[&a, &b, &c], 1, 4), Some(vec![1, 2, 1]));
     }
 
     #[test]
@@ -158,26 +185,32 @@ mod tests {
         let y = [1.0, 1.0, 0.0];
         let p = held(&[0.0, 1.0, 0.9999, 0.0001, 1.0, 0.0], 2, &y, true);
         let q = held(&[0.0, 1.0, 0.0, 1.0, 0.4, 0.6], 2, &y, true);
-        assert_eq!(select(&[&p, &q], 1), Some(vec![0, 1]));
+        assert_eq!(select(&[&p, &q], 0, 1), Some(vec![0, 1]));
         // One output: P(class 1) per row, the same models.
         let p1 = held(&[1.0, 0.0001, 0.0], 1, &y, true);
         let q1 = held(&[1.0, 1.0, 0.6], 1, &y, true);
-        assert_eq!(select(&[&p1, &q1], 1), Some(vec![0, 1]));
+        assert_eq!(select(&[&p1, &q1], 0, 1), Some(vec![0, 1]));
     }
 
     #[test]
-    fn a_candidate_with_predictions_that_are_not_numbers_is_never_taken() {
+    fn a_candidate_with_predictions_that_are_not_finite_is_never_taken() {
         // Regression: NaN makes the squared error NaN. First in the list, it
-        // would win every comparison that NaN loses.
+        // would win every comparison that NaN loses; in the mix it would
+        // make every mean NaN.
         let y = [1.0, 2.0, 3.0];
         let bad = held(&[f64::NAN, 2.0, 3.0], 1, &y, false);
+        let inf = held(&[1.0, f64::INFINITY, 3.0], 1, &y, false);
         let good = held(&[1.5, 2.0, 3.0], 1, &y, false);
-        assert_eq!(select(&[&bad, &good], 3), Some(vec![0, 3]));
-        // Classifiers: a NaN probability counts as the smallest one.
+        assert_eq!(select(&[&bad, &good], 0, 3), Some(vec![0, 3]));
+        assert_eq!(select(&[&bad, &inf, &good], 1, 3), Some(vec![0, 0, 3]));
+        // Classifiers: NaN would count as the smallest probability.
         let yc = [1.0, 0.0];
         let nan = held(&[f64::NAN, f64::NAN, 1.0, 0.0], 2, &yc, true);
         let fair = held(&[0.5, 0.5, 0.5, 0.5], 2, &yc, true);
-        assert_eq!(select(&[&nan, &fair], 2), Some(vec![0, 2]));
+        assert_eq!(select(&[&nan, &fair], 0, 2), Some(vec![0, 2]));
+        // None finite: no selection.
+        assert_eq!(select(&[&bad, &inf], 0, 2), None);
+        assert_eq!(select(&[&bad, &inf], 1, 2), None);
     }
 
     #[test]
@@ -185,8 +218,8 @@ mod tests {
         let a = held(&[1.0, 2.0], 1, &[1.0, 2.0], false);
         let b = held(&[1.0, 2.0], 1, &[2.0, 1.0], false);
         let c = held(&[1.0, 2.0, 3.0], 1, &[1.0, 2.0, 3.0], false);
-        assert_eq!(select(&[&a, &b], 2), None);
-        assert_eq!(select(&[&a, &c], 2), None);
-        assert_eq!(select(&[], 2), None);
+        assert_eq!(select(&[&a, &b], 0, 2), None);
+        assert_eq!(select(&[&a, &c], 0, 2), None);
+        assert_eq!(select(&[], 0, 2), None);
     }
 }
