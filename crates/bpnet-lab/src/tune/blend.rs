@@ -16,7 +16,7 @@
 
 use super::TuneOutcome;
 use super::journal::TrialRecord;
-use super::select::select;
+use super::select::select_within;
 use bpnet::{Error, Result};
 
 /// What the refit holds.
@@ -67,12 +67,19 @@ impl TuneOutcome {
         }
     }
 
-    /// The blend's trials with their networks, in ranking order: `per_trial
-    /// ⋅` [`Self::blend`]`.len()` networks, `start` of them for each
-    /// candidate and the rest shared out by greedy selection on the
+    /// The blend's trials with their networks, in ranking order: up to
+    /// `per_trial ⋅` [`Self::blend`]`.len()` networks, `start` of them for
+    /// each candidate and the rest shared out by greedy selection on the
     /// re-scoring's out-of-fold predictions ([`Self::held_out`]), trials
     /// that got none left out. A trial without such predictions is not a
     /// candidate; when no trial has them, `per_trial` each.
+    ///
+    /// The refit costs no more than the equal blend's: a network of trial
+    /// `i` is taken to cost its search duration `s_i` (its refit takes
+    /// about `s_i / (k-1)`), and the selection spends at most `per_trial ⋅
+    /// Σ s_i` over the blend's trials, so that it cannot pile the networks
+    /// onto the slowest trial and outrun the time [`super::tune`] kept for
+    /// the refit.
     pub fn blend_networks(&self, per_trial: usize, start: usize) -> Vec<(usize, usize)> {
         let trials = self.blend();
         let with: Vec<(usize, &bpnet::workflow::HeldOut)> = trials
@@ -80,7 +87,10 @@ impl TuneOutcome {
             .filter_map(|&i| self.held_out.iter().find(|(j, _)| *j == i).map(|(_, h)| (i, h)))
             .collect();
         let preds: Vec<_> = with.iter().map(|(_, h)| *h).collect();
-        match select(&preds, start, per_trial * trials.len()) {
+        let seconds = |i: usize| self.records[i].seconds.max(0.0);
+        let costs: Vec<f64> = with.iter().map(|&(i, _)| seconds(i)).collect();
+        let budget = per_trial as f64 * trials.iter().map(|&i| seconds(i)).sum::<f64>();
+        match select_within(&preds, &costs, start, per_trial * trials.len(), budget) {
             Some(picks) if picks.iter().sum::<usize>() > 0 => with
                 .iter()
                 .zip(picks)
@@ -263,6 +273,14 @@ mod tests {
         // which trial 3 pulls up: trial 0's low predictions every time.
         assert_eq!(o.chosen(BlendRule::Mixed, 2), vec![(1, 1), (3, 1), (0, 4)]);
         assert_eq!(o.chosen(BlendRule::Mixed, 1), vec![(1, 1), (3, 1), (0, 1)]);
+        // Trial 1 ten times as slow as the others: the equal blend's cost,
+        // 2 ⋅ (10 + 1 + 1), pays for 2 of its networks, not 3 (A, B, A, B,
+        // then trial 0 twice more).
+        let mut slow = o.clone();
+        for (r, s) in slow.records.iter_mut().zip([1.0, 10.0, 1.0, 1.0, 1.0]) {
+            r.seconds = s;
+        }
+        assert_eq!(slow.blend_networks(2, 0), vec![(1, 2), (0, 4)]);
         let fitted = o
             .fit_blend(
                 BlendRule::Select,

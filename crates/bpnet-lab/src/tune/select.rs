@@ -29,7 +29,24 @@ const P_MIN: f64 = 1e-15;
 /// (0: from nothing; 1: the rounds add to an equal mix of them). A
 /// candidate with a prediction that is not finite gets none, nor a start.
 pub fn select(preds: &[&HeldOut], start: usize, total: usize) -> Option<Vec<usize>> {
+    select_within(preds, &vec![0.0; preds.len()], start, total, f64::INFINITY)
+}
+
+/// [`select`] within a budget: a pick of candidate `i` costs `costs[i]`
+/// (its refit's time, say), the starts included, and a round takes only
+/// candidates whose cost fits in what is left of `budget`; the selection
+/// ends early when none does.
+pub fn select_within(
+    preds: &[&HeldOut],
+    costs: &[f64],
+    start: usize,
+    total: usize,
+    budget: f64,
+) -> Option<Vec<usize>> {
     let first = preds.first()?;
+    if costs.len() != preds.len() {
+        return None;
+    }
     let (rows, width) = (first.predictions.rows(), first.predictions.cols());
     let same = |p: &&HeldOut| {
         p.predictions.rows() == rows
@@ -52,11 +69,17 @@ pub fn select(preds: &[&HeldOut], start: usize, total: usize) -> Option<Vec<usiz
             *s += c as f64 * v;
         }
     }
+    if !finite.contains(&true) {
+        return None;
+    }
+    let mut left = budget - picks.iter().zip(costs).map(|(&c, k)| c as f64 * k).sum::<f64>();
     let mut trial = vec![0.0f64; rows * width];
     for round in picks.iter().sum::<usize>()..total {
         let m = (round + 1) as f64;
         let mut best: Option<(usize, f64)> = None;
-        for (i, p) in preds.iter().enumerate().filter(|(i, _)| finite[*i]) {
+        // (With a little slack for the rounding of the sums.)
+        let fits = |i: &usize| finite[*i] && costs[*i] - left <= 1e-9 * budget.abs().min(1e300);
+        for (i, p) in preds.iter().enumerate().filter(|(i, _)| fits(i)) {
             for ((t, s), v) in trial.iter_mut().zip(&sum).zip(p.predictions.as_slice()) {
                 *t = (s + v) / m;
             }
@@ -66,13 +89,13 @@ pub fn select(preds: &[&HeldOut], start: usize, total: usize) -> Option<Vec<usiz
             }
         }
         let Some((i, _)) = best else {
-            // No finite candidate: nothing to select from.
-            return None;
+            break;
         };
         sum.iter_mut()
             .zip(preds[i].predictions.as_slice())
             .for_each(|(s, v)| *s += v);
         picks[i] += 1;
+        left -= costs[i];
     }
     Some(picks)
 }
@@ -175,6 +198,27 @@ mod tests {
         assert_eq!(select(&[&a, &b, &c], 0, 3), Some(vec![2, 1, 0]));
         assert_eq!(select(&[&a, &b, &c], 1, 3), Some(vec![1, 1, 1]));
         assert_eq!(select(&[&a, &b, &c], 1, 4), Some(vec![1, 2, 1]));
+    }
+
+    #[test]
+    fn a_budget_leaves_out_the_candidates_it_cannot_pay_for() {
+        // The SSE example above: from nothing, A, B, A. With A costing 3,
+        // B 1, C 0.5 and 5 to spend: A (2 left), B (1 left), then A does
+        // not fit and C's (4, 2)/3 beats B's (-1, -5)/3 (0.5 left); asked
+        // for more, C once more (nothing left), then nothing fits.
+        let y = [0.0, 0.0];
+        let a = held(&[1.0, 1.0], 1, &y, false);
+        let b = held(&[-1.0, -3.0], 1, &y, false);
+        let c = held(&[4.0, 4.0], 1, &y, false);
+        let (all, costs) = ([&a, &b, &c], [3.0, 1.0, 0.5]);
+        assert_eq!(select_within(&all, &costs, 0, 3, 5.0), Some(vec![1, 1, 1]));
+        assert_eq!(select_within(&all, &costs, 0, 9, 5.0), Some(vec![1, 1, 2]));
+        // Enough for all: as without a budget.
+        assert_eq!(select_within(&all, &costs, 0, 3, 7.0), select(&all, 0, 3));
+        // Starts are paid first: one of each is 4.5, C alone fits after.
+        assert_eq!(select_within(&all, &costs, 1, 5, 5.0), Some(vec![1, 1, 2]));
+        // Costs of another length: no selection.
+        assert_eq!(select_within(&all, &[1.0], 0, 3, 5.0), None);
     }
 
     #[test]
