@@ -143,8 +143,10 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
         rows[n + 1..].iter().all(|r| cell(r, col("networks")) == "0"),
         "not re-scored, not in the model"
     );
-    assert!(networks.iter().all(|&k| k > 0) && networks.iter().sum::<usize>() == 2 * n);
-    assert_eq!(j["networks"], 2 * n);
+    // 2 per re-scored trial in all (no time limit, so no time budget).
+    let total: usize = networks.iter().sum();
+    assert!(networks.iter().all(|&k| k > 0) && total == 2 * n, "{networks:?}");
+    assert_eq!(j["networks"], total);
     assert_eq!(rescored[0], j["best_trial"].to_string());
     let inspect = ok(d, &["inspect", "t.safetensors"]);
     assert!(inspect.contains("training"), "{inspect}");
@@ -152,7 +154,7 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert_eq!(html.contains(sentence), blend.len() > 1, "{blend:?}");
     let info = last_json(&ok(d, &["inspect", "t.safetensors", "--json"]));
     let archs = info["member_architectures"].as_array().unwrap();
-    assert_eq!((info["networks"].clone(), archs.len()), ((2 * n).into(), 2 * n));
+    assert_eq!((info["networks"].clone(), archs.len()), (total.into(), total));
     assert_eq!(archs[0], info["architecture"]);
     // A blend of several architectures is format 2; of one, an ensemble.
     let distinct = (0..archs.len()).filter(|&i| !archs[..i].contains(&archs[i])).count();
@@ -162,7 +164,7 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
         ("ensemble of", "format 1")
     };
     assert!(
-        inspect.contains(&format!("{kind} {} networks", 2 * n)) && inspect.contains(format),
+        inspect.contains(&format!("{kind} {total} networks")) && inspect.contains(format),
         "{distinct} architectures: {inspect}"
     );
     // The model's `tune` section names the blended trials and their scores.
@@ -210,8 +212,8 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert!(archs.iter().any(|s| s["dims"].as_array().unwrap().len() == 2), "{info}");
     let inspect = ok(d, &["inspect", "t.safetensors"]);
     assert!(inspect.contains(&format!("blend of {} networks", 2 * n)) && inspect.contains("format 2"));
-    // --blend-rule mixed: every re-scored trial at least one network, 2n
-    // in all, the rest where the selection put them.
+    // --blend-rule mixed: every re-scored trial at least one network, at
+    // most 2n in all, the rest where the selection put them.
     let mixed = tune_with(d, "6", "2", &["--blend-rule", "mixed", "--overwrite"]);
     let mixed_networks: Vec<u64> = mixed["blend_networks"]
         .as_array()
@@ -222,6 +224,26 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert_eq!(mixed["blend"].as_array().unwrap().len(), n, "{mixed}");
     assert!(mixed_networks.iter().all(|&k| k >= 1), "{mixed}");
     assert_eq!(mixed_networks.iter().sum::<u64>(), 2 * n as u64);
+    // With a time limit the selection spends no more refit time than the
+    // equal share: Σ networks ⋅ search seconds ≤ 2 ⋅ Σ seconds (to the
+    // leaderboard's rounding), with at most 2n networks.
+    let timed = tune_with(d, "6", "2", &["--time", "600", "--overwrite"]);
+    let text = std::fs::read_to_string(d.join("t.leaderboard.csv")).unwrap();
+    let secs = |t: &str| -> f64 {
+        let r = text.lines().find(|r| cell(r, 1) == t).unwrap();
+        cell(r, 7).parse().unwrap()
+    };
+    assert!(text.starts_with("rank,trial,accuracy,sd,folds,pruned,failed,seconds,"));
+    let list = |key: &str| -> Vec<String> { timed[key].as_array().unwrap().iter().map(|v| v.to_string()).collect() };
+    let (blend, nets) = (list("blend"), list("blend_networks"));
+    let spent: f64 = blend
+        .iter()
+        .zip(&nets)
+        .map(|(t, k)| k.parse::<f64>().unwrap() * secs(t))
+        .sum();
+    let budget: f64 = 2.0 * rescored.iter().map(|t| secs(t)).sum::<f64>();
+    assert!(spent <= budget + 0.001 * (2 * n) as f64, "{spent} > {budget}: {timed}");
+    assert!(nets.iter().map(|k| k.parse::<usize>().unwrap()).sum::<usize>() <= 2 * n);
     // --no-blend: the best alone, refit as `bpnet train` would (iris is a
     // small table, so 5 networks); the search is read back from the journal.
     let alone = tune_with(d, "6", "2", &["--no-blend", "--overwrite"]);

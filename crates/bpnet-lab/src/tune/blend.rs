@@ -74,12 +74,13 @@ impl TuneOutcome {
     /// that got none left out. A trial without such predictions is not a
     /// candidate; when no trial has them, `per_trial` each.
     ///
-    /// The refit costs no more than the equal blend's: a network of trial
-    /// `i` is taken to cost its search duration `s_i` (its refit takes
-    /// about `s_i / (k-1)`), and the selection spends at most `per_trial ⋅
-    /// Σ s_i` over the blend's trials, so that it cannot pile the networks
-    /// onto the slowest trial and outrun the time [`super::tune`] kept for
-    /// the refit.
+    /// When the search had a time limit ([`Self::timed`]), the refit
+    /// costs no more than the equal blend's: a network of trial `i` is
+    /// taken to cost its search duration `s_i` (its refit takes about `s_i
+    /// / (k-1)`), and the selection spends at most `per_trial ⋅ Σ s_i` over
+    /// the blend's trials, so that it cannot pile the networks onto the
+    /// slowest trial and outrun the time [`super::tune`] kept for the
+    /// refit. (Durations vary from run to run; so does a timed search.)
     pub fn blend_networks(&self, per_trial: usize, start: usize) -> Vec<(usize, usize)> {
         let trials = self.blend();
         let with: Vec<(usize, &bpnet::workflow::HeldOut)> = trials
@@ -89,7 +90,10 @@ impl TuneOutcome {
         let preds: Vec<_> = with.iter().map(|(_, h)| *h).collect();
         let seconds = |i: usize| self.records[i].seconds.max(0.0);
         let costs: Vec<f64> = with.iter().map(|&(i, _)| seconds(i)).collect();
-        let budget = per_trial as f64 * trials.iter().map(|&i| seconds(i)).sum::<f64>();
+        let budget = match self.timed {
+            true => per_trial as f64 * trials.iter().map(|&i| seconds(i)).sum::<f64>(),
+            false => f64::INFINITY,
+        };
         match select_within(&preds, &costs, start, per_trial * trials.len(), budget) {
             Some(picks) if picks.iter().sum::<usize>() > 0 => with
                 .iter()
@@ -204,6 +208,7 @@ mod tests {
             resumed: 0,
             blended: Vec::new(),
             held_out: Vec::new(),
+            timed: false,
         }
     }
 
@@ -277,10 +282,14 @@ mod tests {
         // 2 ⋅ (10 + 1 + 1), pays for 2 of its networks, not 3 (A, B, A, B,
         // then trial 0 twice more).
         let mut slow = o.clone();
+        slow.timed = true;
         for (r, s) in slow.records.iter_mut().zip([1.0, 10.0, 1.0, 1.0, 1.0]) {
             r.seconds = s;
         }
         assert_eq!(slow.blend_networks(2, 0), vec![(1, 2), (0, 4)]);
+        // Without a time limit, durations do not count.
+        slow.timed = false;
+        assert_eq!(slow.blend_networks(2, 0), vec![(1, 3), (0, 3)]);
         let fitted = o
             .fit_blend(
                 BlendRule::Select,

@@ -120,6 +120,11 @@ pub struct TuneOutcome {
     /// split of each trial re-scored on all its folds without failing
     /// (rows in the folds' order, the same for all).
     pub held_out: Vec<(usize, HeldOut)>,
+    /// Whether the search had a time limit: then the blend's refit is
+    /// kept within the time the equal blend's would take
+    /// ([`Self::blend_networks`]), by wall-clock durations; without one the
+    /// model depends on nothing but the seed.
+    pub timed: bool,
 }
 
 impl TuneOutcome {
@@ -278,6 +283,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         resumed,
         blended: Vec::new(),
         held_out,
+        timed: opts.time.is_some(),
     })
 }
 
@@ -643,6 +649,7 @@ mod tests {
             resumed: 0,
             blended: Vec::new(),
             held_out: Vec::new(),
+            timed: false,
         };
         assert_eq!(o.best().trial, 1);
         assert_eq!(o.ranked(), vec![1, 3, 0, 4, 2]);

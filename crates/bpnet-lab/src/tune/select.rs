@@ -36,13 +36,7 @@ pub fn select(preds: &[&HeldOut], start: usize, total: usize) -> Option<Vec<usiz
 /// (its refit's time, say), the starts included, and a round takes only
 /// candidates whose cost fits in what is left of `budget`; the selection
 /// ends early when none does.
-pub fn select_within(
-    preds: &[&HeldOut],
-    costs: &[f64],
-    start: usize,
-    total: usize,
-    budget: f64,
-) -> Option<Vec<usize>> {
+pub fn select_within(preds: &[&HeldOut], costs: &[f64], start: usize, total: usize, budget: f64) -> Option<Vec<usize>> {
     let first = preds.first()?;
     if costs.len() != preds.len() {
         return None;
