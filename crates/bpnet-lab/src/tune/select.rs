@@ -55,6 +55,9 @@ pub fn select_within(preds: &[&HeldOut], costs: &[f64], start: usize, total: usi
         .iter()
         .map(|p| p.predictions.as_slice().iter().all(|v| v.is_finite()))
         .collect();
+    if !finite.contains(&true) {
+        return None;
+    }
     let loss = Loss::new(first);
     let mut picks: Vec<usize> = finite.iter().map(|&f| if f { start } else { 0 }).collect();
     let mut sum = vec![0.0f64; rows * width];
@@ -63,16 +66,13 @@ pub fn select_within(preds: &[&HeldOut], costs: &[f64], start: usize, total: usi
             *s += c as f64 * v;
         }
     }
-    if !finite.contains(&true) {
-        return None;
-    }
     let mut left = budget - picks.iter().zip(costs).map(|(&c, k)| c as f64 * k).sum::<f64>();
     let mut trial = vec![0.0f64; rows * width];
     for round in picks.iter().sum::<usize>()..total {
         let m = (round + 1) as f64;
         let mut best: Option<(usize, f64)> = None;
         // (With a little slack for the rounding of the sums.)
-        let fits = |i: &usize| finite[*i] && costs[*i] - left <= 1e-9 * budget.abs().min(1e300);
+        let fits = |i: &usize| finite[*i] && costs[*i] <= left + 1e-9 * budget;
         for (i, p) in preds.iter().enumerate().filter(|(i, _)| fits(i)) {
             for ((t, s), v) in trial.iter_mut().zip(&sum).zip(p.predictions.as_slice()) {
                 *t = (s + v) / m;
