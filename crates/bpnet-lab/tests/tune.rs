@@ -141,6 +141,70 @@ fn the_journal_round_trips_and_refuses_other_searches() {
     assert!(err.contains("j.jsonl") && err.contains("line 1"), "{err}");
 }
 
+/// What a search decided for each trial (not how long it took).
+fn decisions(records: &[TrialRecord]) -> Vec<(usize, Params, f64, Vec<f64>, bool)> {
+    records
+        .iter()
+        .map(|r| (r.trial, r.params.clone(), r.score, r.folds.clone(), r.pruned))
+        .collect()
+}
+
+#[test]
+fn a_resumed_search_reads_its_journal_back_and_ends_as_an_uninterrupted_one() {
+    // Stopped after 13 trials: the portfolio (group 0), two TPE groups read
+    // back without asking TPE again (group 1 is asked and compared, group 2
+    // is not) and one trial of group 3, whose other three are asked.
+    let run = |dir: &std::path::Path, n: usize| {
+        let opts = TuneOptions {
+            trials: Some(n),
+            confirm: 0,
+            ..iris_search(dir, 2, 2)
+        };
+        tune(&opts, &mut |_, _| {}).unwrap()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = run(a.path(), 22);
+    assert_eq!(run(b.path(), 13).records.len(), 13);
+    let resumed = run(b.path(), 22);
+    assert_eq!(resumed.resumed, 13);
+    assert_eq!(decisions(&resumed.records), decisions(&whole.records));
+    assert_eq!(resumed.best, whole.best);
+}
+
+#[test]
+fn a_journal_whose_asked_points_differ_is_refused_naming_the_trial() {
+    // Trial 5 is in the group of the first TPE trial, 12 in the group of
+    // the last journaled one: both groups are asked again and compared.
+    for tampered in [5, 12] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TuneOptions {
+            trials: Some(13),
+            confirm: 0,
+            ..iris_search(dir.path(), 2, 2)
+        };
+        tune(&opts, &mut |_, _| {}).unwrap();
+        let text = std::fs::read_to_string(&opts.journal).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        for line in lines.iter_mut().skip(1) {
+            let mut r: TrialRecord = serde_json::from_str(line).unwrap();
+            if r.trial == tampered {
+                r.params.raw[7] = (r.params.raw[7] + 0.25) % 0.5;
+                *line = serde_json::to_string(&r).unwrap();
+            }
+        }
+        std::fs::write(&opts.journal, lines.join("\n") + "\n").unwrap();
+        let again = TuneOptions {
+            trials: Some(16),
+            ..opts.clone()
+        };
+        let err = tune(&again, &mut |_, _| {}).err().unwrap().to_string();
+        assert!(
+            err.contains("j.jsonl") && err.contains(&format!("trial {tampered} ")),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn the_median_rule_prunes_weak_trials_after_the_first_group() {
     let dir = tempfile::tempdir().unwrap();

@@ -113,16 +113,19 @@ impl Journal {
                     }
                     records.push(r);
                 }
-                // Rewrite without a cut-short last line.
+                // Rewrite without a cut-short last line, atomically: a
+                // search killed meanwhile leaves the old journal whole.
                 let mut clean = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
                 for r in &records {
                     clean += &(serde_json::to_string(r).map_err(|e| Error::State(e.to_string()))? + "\n");
                 }
-                std::fs::write(path, clean).map_err(io)?;
+                bpnet::io::write_atomic(path, clean.as_bytes())?;
             }
+            // A journal that exists but cannot be read is not replaced.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
             Ok(_) | Err(_) => {
                 let first = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
-                std::fs::write(path, first).map_err(io)?;
+                bpnet::io::write_atomic(path, first.as_bytes())?;
             }
         }
         records.sort_by_key(|r| r.trial);
