@@ -229,7 +229,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         let first = group * GROUP;
         ctx.deadline = end.map(|e| e - reserve(&records, opts));
         let out_of_time = ctx.past_deadline();
-        if first >= limit || (out_of_time && !last_journaled.is_some_and(|t| t >= first)) {
+        if first >= limit || (out_of_time && last_journaled.is_none_or(|t| t < first)) {
             break;
         }
         let trials: Vec<usize> = (first..(first + GROUP).min(limit)).collect();
