@@ -206,6 +206,20 @@ fn a_journal_whose_asked_points_differ_is_refused_naming_the_trial() {
 }
 
 #[test]
+fn a_journal_that_cannot_be_read_is_an_error_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TuneOptions {
+        trials: Some(4),
+        ..iris_search(dir.path(), 2, 2)
+    };
+    let bytes = b"{\"data\": \"\xff\xfe not UTF-8\n".to_vec();
+    std::fs::write(&opts.journal, &bytes).unwrap();
+    let err = tune(&opts, &mut |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("j.jsonl"), "{err}");
+    assert_eq!(std::fs::read(&opts.journal).unwrap(), bytes);
+}
+
+#[test]
 fn the_median_rule_prunes_weak_trials_after_the_first_group() {
     let dir = tempfile::tempdir().unwrap();
     let opts = TuneOptions {
