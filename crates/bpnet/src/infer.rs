@@ -340,8 +340,11 @@ unsafe fn matvec_f32_avx512(w: &[f32], x: &[f32], y: &mut [f32]) {
     let xp = x.as_ptr();
     // SAFETY (every load below): row `o + r` spans `w[(o + r) inp ..
     // (o + r + 1) inp]`, in bounds for `o + r < y.len()` by the assertion
-    // above; full loads stay below `body`, masked loads touch only the lanes
-    // below `inp`; `y[o + r]` is in bounds likewise.
+    // above; full loads stay below `body`; masked loads touch only the
+    // lanes below `inp` (masked-off lanes are never accessed, so they cannot
+    // fault), and their addresses, which may lie past the end when a mask
+    // is empty, are formed with `wrapping_add`, which has no in-bounds
+    // requirement; `y[o + r]` is in bounds likewise.
     unsafe {
         let mut o = 0;
         while o < y.len() {
@@ -359,11 +362,11 @@ unsafe fn matvec_f32_avx512(w: &[f32], x: &[f32], y: &mut [f32]) {
                 }
                 k += 32;
             }
-            let x0 = _mm512_maskz_loadu_ps(m0, xp.add(body));
-            let x1 = _mm512_maskz_loadu_ps(m1, xp.add(body + 16));
+            let x0 = _mm512_maskz_loadu_ps(m0, xp.wrapping_add(body));
+            let x1 = _mm512_maskz_loadu_ps(m1, xp.wrapping_add(body + 16));
             for r in 0..n {
-                let a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, p[r].add(body)), x0, acc[r][0]);
-                let b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, p[r].add(body + 16)), x1, acc[r][1]);
+                let a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, p[r].wrapping_add(body)), x0, acc[r][0]);
+                let b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, p[r].wrapping_add(body + 16)), x1, acc[r][1]);
                 *y.get_unchecked_mut(o + r) = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
             }
             o += n;
