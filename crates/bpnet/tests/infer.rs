@@ -87,8 +87,9 @@ fn fused_path_rejects_a_wrong_width() {
 
 /// Rows predicted a few at a time against the same rows inside one batch,
 /// for the paper's network (784-100-100-100-10, sigmoid, BN). The product
-/// library picks its kernel and blocking by the shape (one row goes through
-/// a matrix-vector kernel), so the sums run in another order and the
+/// library picks its kernel and blocking by the shape, and one row goes
+/// through a matrix-vector kernel (bpnet's own on AVX-512 in f32), so the
+/// sums run in another order and the
 /// outputs agree up to rounding only: within the fused path's f32 bound,
 /// `2e-6 * max(1, max|y|)`. (The 3-row block of the small network in
 /// `fused_output_has_the_same_bits_for_any_thread_count` happens to match
