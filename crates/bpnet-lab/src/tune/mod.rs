@@ -207,7 +207,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     // the next ask would make it anyway (it only sorts what they were told,
     // by a stable sort, so ties stay in the order told). Asking every
     // journaled trial again made a resume cost as much sampling time as the
-    // search had spent: 46 s for 10,140 trials on a 500-row table.
+    // search had spent: 46 s for 10,140 trials on a 249-row table.
     let journaled: HashMap<usize, &TrialRecord> = done.iter().map(|r| (r.trial, r)).collect();
     let last_journaled = done.iter().map(|r| r.trial).max();
     let checked = |g: usize| g == space::PORTFOLIO / GROUP || last_journaled.is_some_and(|t| t / GROUP == g);
