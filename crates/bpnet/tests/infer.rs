@@ -76,6 +76,38 @@ fn fused_output_has_the_same_bits_for_any_thread_count() {
     assert_eq!(bits(&net.forward(&head).unwrap()), one[..30]);
 }
 
+/// One row through a network wide enough that its products are cut into
+/// blocks over the threads (1000 and 777 outputs: several blocks, a last
+/// block that is not a multiple of 16): the same bits on 1 to 4 threads,
+/// and within the fused path's bound of the same row inside a batch.
+#[test]
+fn one_row_of_a_wide_network_has_the_same_bits_for_any_thread_count() {
+    let spec = spec(
+        &[301, 1000, 777, 9],
+        Activation::Relu,
+        BnPlacement::BeforeActivation,
+        0.0,
+    );
+    let net = InferenceNet::new(&network::<f32>(&spec, 5)).unwrap();
+    let x = uniform::<f32>(6, 301, -1.0, 1.0, 13);
+    let row = Matrix::from_vec(1, 301, x.as_slice()[2 * 301..3 * 301].to_vec()).unwrap();
+    let bits = |m: &Matrix<f32>| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    threads::set_threads(1);
+    let one = net.forward(&row).unwrap();
+    for t in 2..=4 {
+        assert_eq!(threads::set_threads(t), t);
+        let many = net.forward(&row).unwrap();
+        threads::set_threads(1);
+        assert_eq!(bits(&one), bits(&many), "1 and {t} threads differ");
+    }
+    let batch = net.forward(&x).unwrap();
+    let want = &batch.as_slice()[2 * 9..3 * 9];
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in one.as_slice().iter().zip(want) {
+        assert!((a - b).abs() <= 2e-6 * scale, "{a} against {b} in the batch");
+    }
+}
+
 #[test]
 fn fused_path_rejects_a_wrong_width() {
     let spec = spec(&[8, 5, 3], Activation::Relu, BnPlacement::BeforeActivation, 0.0);
