@@ -4,7 +4,7 @@ stopped at the end). The claim checked: 2 threads are never slower than 1
 (the thread team runs jobs on the caller alone while workers stall; see
 crates/bpnet/src/parallel/pacing.rs).
 
-    python3 bench/busy.py [--rounds 5] [--only W1,W3] [--competitors 1]
+    python3 bench/busy.py [--rounds 5] [--only W1,W3] [--competitors 1] [--bpnet PATH]
 
 Prints a Markdown table: ms per step on 1 and 2 threads (medians, min-max)
 and the median of the per-round ratio t2/t1 (below 1: 2 threads faster).
@@ -33,8 +33,8 @@ def spin():
         pass
 
 
-def bench(args, threads):
-    out = subprocess.run([BPNET, "bench"] + args.split() + ["--threads", str(threads), "--json"], check=True,
+def bench(bpnet, args, threads):
+    out = subprocess.run([bpnet, "bench"] + args.split() + ["--threads", str(threads), "--json"], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
 
@@ -44,6 +44,7 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--only", default=",".join(WORKLOADS))
     p.add_argument("--competitors", type=int, default=1, help="busy processes to start")
+    p.add_argument("--bpnet", default=BPNET, help="the binary to time (default: the release build)")
     a = p.parse_args()
     procs = [multiprocessing.Process(target=spin, daemon=True) for _ in range(a.competitors)]
     for q in procs:
@@ -54,8 +55,8 @@ def main():
             args, desc = WORKLOADS[name]
             one, two = [], []
             for r in range(a.rounds):
-                one.append(bench(args, 1))
-                two.append(bench(args, 2))
+                one.append(bench(a.bpnet, args, 1))
+                two.append(bench(a.bpnet, args, 2))
                 print(f"{name} round {r + 1}: 1 thread {one[-1]:.4f} ms, 2 threads {two[-1]:.4f} ms",
                       file=sys.stderr)
             ratio = [t / o for o, t in zip(one, two)]

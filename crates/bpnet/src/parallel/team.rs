@@ -250,7 +250,8 @@ impl Team {
         let epoch = epoch_of(s.state.load(Relaxed)) + 1;
         // Publishes the job; the leader holds part 0.
         s.state.store(pack(epoch, parts, 1), SeqCst);
-        if s.sleepers.load(SeqCst) > 0 {
+        let woke = s.sleepers.load(SeqCst) > 0;
+        if woke {
             let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.wake.notify_all();
         }
@@ -273,6 +274,7 @@ impl Team {
                 own.since(start),
                 Clock::now().since(own),
                 parts - mine,
+                woke,
                 super::pacing::sample,
             );
         }
