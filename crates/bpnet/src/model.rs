@@ -10,7 +10,7 @@ use crate::layers::{
     Activation, ActivationLayer, BatchNorm, BatchNormConfig, Dense, Dropout, Layer, LayerNorm, Mode, NormKind, Param,
 };
 use crate::scalar::Scalar;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, Out};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -313,12 +313,20 @@ impl<T: Scalar> Sequential<T> {
     /// the last forward on `x`, adding into every parameter gradient. With
     /// `input_grad`, also computes `dL/dx`, read with [`Sequential::input_grad`].
     pub fn backward(&mut self, x: &Matrix<T>, dout: &Matrix<T>, input_grad: bool) -> Result<()> {
+        self.backward_with(x, dout, input_grad, Out::Add)
+    }
+
+    /// [`Sequential::backward`], with every parameter gradient added to
+    /// (`Out::Add`) or set (`Out::Replace`: the values of
+    /// [`Sequential::zero_grad`] then `backward`, without zeroing the dense
+    /// layers' weight gradients first; see [`Layer::backward_with`]).
+    pub fn backward_with(&mut self, x: &Matrix<T>, dout: &Matrix<T>, input_grad: bool, grads: Out) -> Result<()> {
         for i in (0..self.layers.len()).rev() {
             let (before, rest) = self.layers.split_at_mut(i);
             let (cur, after) = rest.split_at_mut(1);
             let input = before.last().map_or(x, |l| l.output());
             let dy = after.first().map_or(dout, |l| l.input_grad());
-            cur[0].backward(input, dy, i > 0 || input_grad)?;
+            cur[0].backward_with(input, dy, i > 0 || input_grad, grads)?;
         }
         Ok(())
     }

@@ -207,6 +207,13 @@ pub fn gemm<T: Scalar>(
     if m == 0 || n == 0 {
         return Ok(());
     }
+    if k == 0 {
+        // An empty sum: `C = 0` (`C += 0` leaves it).
+        if out == Out::Replace {
+            c.data.fill(T::ZERO);
+        }
+        return Ok(());
+    }
     let (rsa, csa) = a.op_strides(op_a);
     let (rsb, csb) = b.op_strides(op_b);
     let job = Job {

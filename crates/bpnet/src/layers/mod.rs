@@ -9,7 +9,8 @@
 //!
 //! Buffers are sized on the first call and reused, so a training step
 //! allocates nothing once warm. Gradients are zeroed explicitly
-//! ([`Layer::zero_grad`]).
+//! ([`Param::zero_grad`]), or set rather than added to by
+//! [`Layer::backward_with`] (what a training step does).
 
 mod activation;
 pub(crate) use activation::bias_act_kernel;
@@ -34,7 +35,7 @@ pub use norm_kind::{NormKind, RenormConfig};
 
 use crate::error::Result;
 use crate::scalar::Scalar;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, Out};
 
 /// Whether a forward pass is for training or for inference. Always passed
 /// explicitly, never stored globally.
@@ -141,6 +142,21 @@ impl<T: Scalar> Layer<T> {
     /// [`Layer::input_grad`] when `need_dx`.
     pub fn backward(&mut self, x: &Matrix<T>, dy: &Matrix<T>, need_dx: bool) -> Result<()> {
         each!(self, l => l.backward(x, dy, need_dx))
+    }
+
+    /// [`Layer::backward`], with the parameter gradients added to
+    /// (`Out::Add`) or set (`Out::Replace`: the same values as zeroing them
+    /// first, without writing a dense layer's weight gradient twice).
+    pub fn backward_with(&mut self, x: &Matrix<T>, dy: &Matrix<T>, need_dx: bool, grads: Out) -> Result<()> {
+        match self {
+            Layer::Dense(d) => d.backward_with(x, dy, need_dx, grads),
+            other => {
+                if grads == Out::Replace {
+                    other.visit_params(&mut |p| p.zero_grad());
+                }
+                other.backward(x, dy, need_dx)
+            }
+        }
     }
 
     /// The output of the last forward pass, `[batch, out]`.

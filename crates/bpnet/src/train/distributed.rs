@@ -17,7 +17,7 @@ use crate::infer::InferenceNet;
 use crate::layers::{BnSync, Layer, Mode};
 use crate::loss::{Loss, Target};
 use crate::model::Sequential;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, Out};
 use std::sync::Arc;
 
 /// How batch normalization computes its statistics in data-parallel training.
@@ -73,13 +73,12 @@ impl<T: Reduce> Trainer<T> {
         start: usize,
         batch_rows: usize,
     ) -> Result<T> {
-        self.model.zero_grad();
         self.model.set_row_window(start, batch_rows);
         let out = self.model.forward(x, Mode::Train)?;
         let loss =
             self.loss
                 .forward_backward_smoothed(out, target, &mut self.dlogits, batch_rows, self.label_smoothing)?;
-        self.model.backward(x, &self.dlogits, false)?;
+        self.model.backward_with(x, &self.dlogits, false, Out::Replace)?;
         if self.comm.size() == 1 {
             return Ok(loss);
         }

@@ -32,7 +32,7 @@ use crate::loss::{Loss, Target};
 use crate::model::Sequential;
 use crate::optim::Optimizer;
 use crate::scalar::Scalar;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, Out};
 
 /// A model with its optimizer and loss.
 #[derive(Debug, Clone)]
@@ -79,10 +79,10 @@ impl<T: Scalar> Trainer<T> {
         Ok(loss)
     }
 
-    /// Zeroes gradients, then forward (training mode), loss and backward;
-    /// leaves the gradients in the parameters. Returns the loss.
+    /// Forward (training mode), loss and backward; leaves the gradients in
+    /// the parameters (set, not added to: [`Sequential::backward_with`]).
+    /// Returns the loss.
     pub fn compute_gradients(&mut self, x: &Matrix<T>, target: Target<'_, T>) -> Result<T> {
-        self.model.zero_grad();
         let out = self.model.forward(x, Mode::Train)?;
         let rows = out.rows();
         if rows == 0 {
@@ -91,7 +91,7 @@ impl<T: Scalar> Trainer<T> {
         let loss = self
             .loss
             .forward_backward_smoothed(out, target, &mut self.dlogits, rows, self.label_smoothing)?;
-        self.model.backward(x, &self.dlogits, false)?;
+        self.model.backward_with(x, &self.dlogits, false, Out::Replace)?;
         Ok(loss)
     }
 }
