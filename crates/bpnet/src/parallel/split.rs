@@ -6,8 +6,8 @@ use std::ops::Range;
 
 /// Products with fewer multiply-adds stay in one block. Measured on the
 /// 2-core machine of `docs/PERFORMANCE.md`: a 60 x 100 x 100 product
-/// (0.6 M) takes 6.3 µs on one thread and 3.4 µs split over two; the
-/// team's hand-off costs about 0.13 µs.
+/// (0.6 M) takes 6.3 µs on one thread and 3.4 µs split over two (so the
+/// hand-off of a part to the other core cost well under 3 µs there).
 pub const MIN_MACS_SPLIT: usize = 1 << 18;
 
 /// Element-wise work over fewer elements stays on one thread.
