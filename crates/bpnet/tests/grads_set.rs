@@ -4,7 +4,8 @@
 //! zeroing every gradient and then adding (`zero_grad` + `backward`), and
 //! nothing of what the gradients held before may leak into them; NaN
 //! stands for any stale value. Adversarial shapes: 1 row, 33 rows, a prime
-//! width, every BN placement (1 row without batch statistics), dropout, f32 and f64, 1-3 threads.
+//! width, products split into blocks, every BN placement (1 row without
+//! batch statistics), dropout, f32 and f64, 1-3 threads.
 
 use bpnet::{
     Activation, BnPlacement, Init, Loss, Matrix, Mode, ModelSpec, Optimizer, OptimizerConfig, Scalar, Sequential,
@@ -13,9 +14,14 @@ use bpnet::{
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-fn spec(bn: BnPlacement, dropout: f64) -> ModelSpec {
+/// Products too small to be split.
+const SMALL: [usize; 4] = [7, 13, 11, 3];
+/// A first layer whose weight gradient is split into blocks.
+const WIDE: [usize; 3] = [97, 600, 3];
+
+fn spec(dims: &[usize], bn: BnPlacement, dropout: f64) -> ModelSpec {
     ModelSpec {
-        dims: vec![7, 13, 11, 3],
+        dims: dims.to_vec(),
         activation: Activation::Tanh,
         batch_norm: bn,
         bn: Default::default(),
@@ -35,18 +41,18 @@ fn grads<T: Scalar>(model: &mut Sequential<T>) -> Vec<(String, Vec<u64>)> {
     out
 }
 
-fn check<T: Scalar>(bn: BnPlacement, dropout: f64, rows: usize) {
+fn check<T: Scalar>(dims: &[usize], bn: BnPlacement, dropout: f64, rows: usize) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(rows as u64);
     let x = Matrix::from_vec(
         rows,
-        7,
-        (0..rows * 7)
+        dims[0],
+        (0..rows * dims[0])
             .map(|_| T::from_f64(rng.random_range(-2.0..2.0)))
             .collect(),
     )
     .unwrap();
     let labels: Vec<usize> = (0..rows).map(|_| rng.random_range(0..3)).collect();
-    let model = Sequential::<T>::from_spec(&spec(bn, dropout), 3).unwrap();
+    let model = Sequential::<T>::from_spec(&spec(dims, bn, dropout), 3).unwrap();
 
     // The reference: zero every gradient, then add; two steps (dropout
     // draws a new mask in each).
@@ -93,12 +99,15 @@ fn a_training_step_sets_the_gradients_it_would_have_added_to_zeros() {
             // Batch statistics need 2 rows.
             let one = if bn == BnPlacement::None { 1 } else { 3 };
             for rows in [one, 2, 33] {
-                check::<f64>(bn, 0.0, rows);
-                check::<f32>(bn, 0.0, rows);
+                check::<f64>(&SMALL, bn, 0.0, rows);
+                check::<f32>(&SMALL, bn, 0.0, rows);
             }
             // Dropout draws its mask from the model's own generator, the
             // same in the reference clone.
-            check::<f64>(bn, 0.3, 33);
+            check::<f64>(&SMALL, bn, 0.3, 33);
+            // Products large enough to be cut into blocks over the threads
+            // (the weight gradients 600 x 61 x 97 and 3 x 61 x 600).
+            check::<f32>(&WIDE, bn, 0.0, 61);
         }
     }
 }
