@@ -294,7 +294,7 @@ impl<T: Scalar> Sequential<T> {
     pub fn grads_finite(&self) -> bool {
         let mut ok = true;
         for l in &self.layers {
-            l.params(&mut |p| ok = ok && p.grad.as_slice().iter().all(|v| v.is_finite()));
+            l.params(&mut |p| ok = ok && all_finite(p.grad.as_slice()));
         }
         ok
     }
@@ -432,5 +432,47 @@ impl<T: Scalar> Sequential<T> {
             .map(|(i, l)| format!("layers.{i}  {}", l.describe()))
             .collect();
         lines.join("\n")
+    }
+}
+
+/// Whether every value of `x` is finite: blocks of 1024 values are checked
+/// without an early exit inside, so that the check vectorizes (an `all`
+/// with its branch per value ran one value per cycle: 10% of a `bpnet tune`
+/// search on a small table).
+fn all_finite<T: Scalar>(x: &[T]) -> bool {
+    x.chunks(1024).all(|c| {
+        let mut bad = false;
+        any_non_finite(c, &mut bad);
+        !bad
+    })
+}
+
+crate::vectorized! {
+    /// Sets `bad` if some value of `x` is NaN or infinite.
+    fn any_non_finite<T: Scalar>(x: &[T], bad: &mut bool) {
+        *bad |= x.iter().fold(false, |b, v| b | !v.is_finite());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_finite;
+
+    #[test]
+    fn all_finite_finds_a_bad_value_anywhere() {
+        for n in [1, 2, 15, 16, 17, 1023, 1024, 1025, 3001] {
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                for at in [0, n / 2, n - 1] {
+                    let mut v = vec![1e300f64; n];
+                    v[at] = bad;
+                    assert!(!all_finite(&v), "f64 n {n} at {at}: {bad}");
+                    let mut w = vec![f32::MAX; n];
+                    w[at] = bad as f32;
+                    assert!(!all_finite(&w), "f32 n {n} at {at}: {bad}");
+                }
+            }
+            assert!(all_finite(&vec![f64::MIN_POSITIVE / 2.0; n]) && all_finite(&vec![-f32::MAX; n]));
+        }
+        assert!(all_finite::<f32>(&[]));
     }
 }
