@@ -37,6 +37,7 @@ pub mod scalar;
 pub mod simd;
 pub mod tensor;
 pub mod train;
+pub mod vecmath;
 pub mod workflow;
 
 pub use ensemble::{Combine, EnsembleNet};

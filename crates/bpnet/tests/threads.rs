@@ -237,7 +237,7 @@ fn wide_vector_code_gives_the_bits_of_baseline_code() {
     let mut adamw = OptimizerConfig::adamw(1e-3);
     adamw.weight_decay = 1e-2;
     let configs = [OptimizerConfig::sgd(0.1), momentum, OptimizerConfig::adam(1e-3), adamw];
-    for act in ["sigmoid", "relu", "tanh", "gelu"] {
+    for act in ["sigmoid", "relu", "tanh", "gelu", "leaky_relu", "leaky_relu:0.3", "elu"] {
         for opt in configs.iter() {
             let act = act.parse().unwrap();
             bpnet::simd::set_baseline_only(true);

@@ -34,29 +34,18 @@ pub enum Activation {
 pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
 
 impl Activation {
-    /// `f(x)`.
+    /// `f(x)`. Tanh, ELU and GELU use the branch-free `f32` forms of
+    /// [`crate::vecmath`] (libm's functions in `f64`).
     #[inline]
     pub fn apply<T: Scalar>(self, x: T) -> T {
         match self {
             Activation::Identity => x,
             Activation::Sigmoid => sigmoid(x),
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => x.tanh_vec(),
             Activation::Relu => x.max(T::ZERO),
-            Activation::LeakyRelu(s) => {
-                if x > T::ZERO {
-                    x
-                } else {
-                    T::from_f64(s) * x
-                }
-            }
-            Activation::Elu(a) => {
-                if x > T::ZERO {
-                    x
-                } else {
-                    T::from_f64(a) * x.exp_m1()
-                }
-            }
-            Activation::Gelu => x * std_normal_cdf(x),
+            Activation::LeakyRelu(s) => leaky(s)(x),
+            Activation::Elu(a) => elu(a)(x),
+            Activation::Gelu => gelu(x),
             Activation::Softplus if x > T::from_f64(SOFTPLUS_THRESHOLD) => x,
             Activation::Softplus => x.max(T::ZERO) + (-x.abs()).exp().ln_1p(),
         }
@@ -83,29 +72,25 @@ impl Activation {
                     T::from_f64(s)
                 }
             }
-            Activation::Elu(a) => {
-                if x > T::ZERO {
-                    T::ONE
-                } else {
-                    y + T::from_f64(a)
-                }
-            }
-            Activation::Gelu => {
-                let pdf = (T::from_f64(-0.5) * x * x).exp() * T::from_f64(0.398_942_280_401_432_7);
-                std_normal_cdf(x) + x * pdf
-            }
+            Activation::Elu(a) => elu_derivative(a)(x, y),
+            Activation::Gelu => gelu_derivative(x),
             Activation::Softplus if x > T::from_f64(SOFTPLUS_THRESHOLD) => T::ONE,
             Activation::Softplus => sigmoid(x),
         }
     }
 
-    /// `y = f(x)` element-wise. Sigmoid and ReLU run as branch-free loops
-    /// the compiler vectorizes; the others call [`Activation::apply`].
+    /// `y = f(x)` element-wise. Every function but softplus runs as a
+    /// branch-free loop the compiler vectorizes, with the operations of
+    /// [`Activation::apply`] (so the same bits); softplus calls it.
     #[inline(always)]
     pub fn apply_slice<T: Scalar>(self, x: &[T], y: &mut [T]) {
         match self {
             Activation::Sigmoid => map(x, y, sigmoid),
             Activation::Relu => map(x, y, |v: T| v.max(T::ZERO)),
+            Activation::LeakyRelu(s) => map(x, y, leaky(s)),
+            Activation::Tanh => map(x, y, T::tanh_vec),
+            Activation::Elu(a) => map(x, y, elu(a)),
+            Activation::Gelu => map(x, y, gelu),
             Activation::Identity => y.copy_from_slice(x),
             k => map(x, y, |v| k.apply(v)),
         }
@@ -117,6 +102,16 @@ impl Activation {
         match self {
             Activation::Sigmoid => update(y, b, |v, c| sigmoid(v + c)),
             Activation::Relu => update(y, b, |v, c| (v + c).max(T::ZERO)),
+            Activation::LeakyRelu(s) => {
+                let f = leaky(s);
+                update(y, b, |v, c| f(v + c))
+            }
+            Activation::Tanh => update(y, b, |v, c| (v + c).tanh_vec()),
+            Activation::Elu(a) => {
+                let f = elu(a);
+                update(y, b, |v, c| f(v + c))
+            }
+            Activation::Gelu => update(y, b, |v, c| gelu(v + c)),
             Activation::Identity => update(y, b, |v, c| v + c),
             k => update(y, b, |v, c| k.apply(v + c)),
         }
@@ -128,6 +123,16 @@ impl Activation {
         match self {
             Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
             Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
+            Activation::LeakyRelu(s) => {
+                let f = leaky(s);
+                y.iter_mut().for_each(|v| *v = f(*v))
+            }
+            Activation::Tanh => y.iter_mut().for_each(|v| *v = v.tanh_vec()),
+            Activation::Elu(a) => {
+                let f = elu(a);
+                y.iter_mut().for_each(|v| *v = f(*v))
+            }
+            Activation::Gelu => y.iter_mut().for_each(|v| *v = gelu(*v)),
             Activation::Identity => {}
             k => y.iter_mut().for_each(|v| *v = k.apply(*v)),
         }
@@ -145,6 +150,28 @@ impl Activation {
             Activation::Relu => {
                 for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
                     *d = g * if v > T::ZERO { T::ONE } else { T::ZERO };
+                }
+            }
+            Activation::LeakyRelu(s) => {
+                let s = T::from_f64(s);
+                for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+                    *d = g * if v > T::ZERO { T::ONE } else { s };
+                }
+            }
+            Activation::Tanh => {
+                for ((d, &g), &t) in dx.iter_mut().zip(dy).zip(y) {
+                    *d = g * (T::ONE - t * t);
+                }
+            }
+            Activation::Elu(a) => {
+                let f = elu_derivative(a);
+                for ((d, &g), (&v, &s)) in dx.iter_mut().zip(dy).zip(x.iter().zip(y)) {
+                    *d = g * f(v, s);
+                }
+            }
+            Activation::Gelu => {
+                for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+                    *d = g * gelu_derivative(v);
                 }
             }
             k => {
@@ -227,6 +254,14 @@ pub fn sigmoid<T: Scalar>(x: T) -> T {
     T::ONE / (T::ONE + (-x).exp_vec())
 }
 
+/// Leaky ReLU with slope `s` below 0, as [`Activation::apply`] computes it
+/// (the slope converted once, not per value).
+#[inline(always)]
+fn leaky<T: Scalar>(s: f64) -> impl Fn(T) -> T {
+    let s = T::from_f64(s);
+    move |v| if v > T::ZERO { v } else { s * v }
+}
+
 /// `y[i] = f(y[i], b[i])`.
 #[inline(always)]
 fn update<T: Scalar>(y: &mut [T], b: &[T], f: impl Fn(T, T) -> T) {
@@ -243,10 +278,38 @@ fn map<T: Scalar>(x: &[T], y: &mut [T], f: impl Fn(T) -> T) {
     }
 }
 
-/// Standard normal CDF `Phi(x) = (1 + erf(x / sqrt 2)) / 2`.
-#[inline]
+/// ELU with scale `a` below 0.
+#[inline(always)]
+fn elu<T: Scalar>(a: f64) -> impl Fn(T) -> T {
+    let a = T::from_f64(a);
+    move |v| if v > T::ZERO { v } else { a * v.exp_m1_vec() }
+}
+
+/// ELU's derivative from the input `v` and output `y`: 1 above 0, else `y + a`.
+#[inline(always)]
+fn elu_derivative<T: Scalar>(a: f64) -> impl Fn(T, T) -> T {
+    let a = T::from_f64(a);
+    move |v, y| if v > T::ZERO { T::ONE } else { y + a }
+}
+
+/// Exact GELU `x Phi(x)`.
+#[inline(always)]
+fn gelu<T: Scalar>(x: T) -> T {
+    x * std_normal_cdf(x)
+}
+
+/// GELU's derivative `Phi(x) + x phi(x)`.
+#[inline(always)]
+fn gelu_derivative<T: Scalar>(x: T) -> T {
+    let pdf = (T::from_f64(-0.5) * x * x).exp_vec() * T::from_f64(0.398_942_280_401_432_7);
+    std_normal_cdf(x) + x * pdf
+}
+
+/// Standard normal CDF `Phi(x) = erfc(-x / sqrt 2) / 2`: as
+/// `(1 + erf(x / sqrt 2)) / 2`, without its cancellation for negative `x`.
+#[inline(always)]
 fn std_normal_cdf<T: Scalar>(x: T) -> T {
-    T::from_f64(0.5) * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
+    T::from_f64(0.5) * (-x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erfc_vec()
 }
 
 crate::vectorized! {
