@@ -37,6 +37,9 @@ WORKLOADS = {
     "W1": ("paper net, BN, batch 60, SGD", f"{PAPER} --batch-norm --batch-size 60 --optimizer sgd", 2000, ""),
     "W2": ("paper net, no BN, batch 60, SGD", f"{PAPER} --batch-size 60 --optimizer sgd", 2000, ""),
     "W3": ("784-1024x3-10 ReLU, BN, batch 256, Adam", f"{WIDE} --batch-norm --batch-size 256 --optimizer adam", 60, ""),
+    "W5-tanh": ("W1 with tanh", "--dims 784,100,100,100,10 --activation tanh --batch-norm --batch-size 60 --optimizer sgd", 2000, ""),
+    "W5-gelu": ("W1 with GELU", "--dims 784,100,100,100,10 --activation gelu --batch-norm --batch-size 60 --optimizer sgd", 2000, ""),
+    "W5-elu": ("W1 with ELU", "--dims 784,100,100,100,10 --activation elu --batch-norm --batch-size 60 --optimizer sgd", 2000, ""),
     "W4a": ("W1 eval, batch 1000 (bpnet unfolded)", f"{PAPER} --batch-norm --batch-size 1000 --inference", 400, ""),
     "W4a-fused": ("W1 eval, batch 1000 (bpnet folded + fused)", f"{PAPER} --batch-norm --batch-size 1000 --inference", 400, "--fused"),
     "W4b": ("W3 eval, batch 1000 (bpnet unfolded)", f"{WIDE} --batch-norm --batch-size 1000 --inference", 40, ""),
@@ -205,7 +208,10 @@ def main():
     p.add_argument("--end-to-end", action="store_true", help="bpnet train --data mnist against a PyTorch script")
     p.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--plot", default=os.path.join(ROOT, "docs", "scaling.svg"))
+    p.add_argument("--bpnet", help="the bpnet binary to time (default: this checkout's release build)")
     opts = p.parse_args()
+    if opts.bpnet:
+        globals()["BPNET"] = opts.bpnet
     os.makedirs(opts.results, exist_ok=True)
     if opts.end_to_end:
         import end_to_end

@@ -15,7 +15,7 @@ from torch import nn
 
 
 def build(dims, activation, batch_norm):
-    act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}[activation]
+    act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "elu": nn.ELU}[activation]
     layers = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         hidden = i < len(dims) - 2
