@@ -109,7 +109,7 @@ impl<T: Scalar> Dropout<T> {
     /// draws the same key and computes its rows' part of the global batch's
     /// mask, so N ranks drop exactly what one process with the global batch
     /// drops. Applies to that one forward only. (`rows` is not needed by the
-    /// counter-based masks; it is checked to hold this rank's rows.)
+    /// counter-based masks; debug builds only check `start <= rows`.)
     pub fn set_window(&mut self, start: usize, rows: usize) {
         debug_assert!(start <= rows, "window start {start} past a global batch of {rows}");
         self.window = Some(start);
