@@ -27,6 +27,12 @@ use crate::scalar::Scalar;
 use crate::tensor::Matrix;
 use std::sync::Mutex;
 
+mod matvec;
+mod weights;
+
+use matvec::matvec_split;
+use weights::Weights;
+
 /// Rows per block. Measured on the 2-core machine of `docs/PERFORMANCE.md`
 /// (W1 and W3 networks, batch 1000, blocks of 64 to 1000 rows): 512 was the
 /// fastest or within 3% of it for 1 and 2 threads; smaller blocks repeat the
@@ -40,10 +46,10 @@ pub const BLOCK_ROWS: usize = 512;
 pub const WIDE: usize = 512;
 
 /// One stage `y = tail(act_k(... act_1(x W^T + b)))`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Stage<T> {
-    /// `[out, in]`.
-    weight: Matrix<T>,
+    /// `[out, in]`, each row on a cache line.
+    weight: Weights<T>,
     /// `[out]`.
     bias: Vec<T>,
     /// Applied in order after the bias (usually zero or one).
@@ -51,6 +57,17 @@ struct Stage<T> {
     /// Applied in order after those, from the first layer normalization on
     /// (empty without layer normalization).
     tail: Vec<TailOp<T>>,
+}
+
+impl<T: Scalar> Clone for Stage<T> {
+    fn clone(&self) -> Self {
+        Stage {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            acts: self.acts.clone(),
+            tail: self.tail.clone(),
+        }
+    }
 }
 
 /// A step after the fused bias and activations.
@@ -104,7 +121,7 @@ impl<T: Scalar> InferenceNet<T> {
                         None => vec![T::ZERO; d.out_features()],
                     };
                     stages.push(Stage {
-                        weight: d.weight.value.clone(),
+                        weight: Weights::new(&d.weight.value),
                         bias,
                         acts: Vec::new(),
                         tail: Vec::new(),
@@ -247,19 +264,20 @@ impl<T: Scalar> InferenceNet<T> {
 impl<T: Scalar> Stage<T> {
     /// `dst[..rows * out] = acts(src[..rows * in] W^T + b)`.
     fn apply(&self, rows: usize, src: &[T], dst: &mut [T]) {
-        let (out, inp) = (self.weight.rows(), self.weight.cols());
+        let (out, inp, stride) = (self.weight.rows(), self.weight.cols(), self.weight.stride());
         let (src, dst) = (&src[..rows * inp], &mut dst[..rows * out]);
         let w = self.weight.as_slice();
-        if rows == 1 && matvec_split(w, src, dst) {
+        if rows == 1 && matvec_split(w, stride, src, dst) {
             crate::layers::bias_act_kernel(&self.acts, dst, &self.bias);
             self.tail_ops(dst);
             return;
         }
-        // SAFETY: `src` is [rows, inp] row-major, `w` is [out, inp] row-major
-        // read transposed as [inp, out] (strides 1, inp), `dst` is [rows, out]
-        // row-major; the lengths were cut to exactly these sizes above (and
-        // `w` has out * inp elements by construction), and `dst` is a distinct
-        // mutable slice, so it overlaps neither input.
+        // SAFETY: `src` is [rows, inp] row-major, `w` is [out, inp] with row
+        // stride `stride >= inp` (out * stride elements, `Weights`' layout)
+        // read transposed as [inp, out] (strides 1, stride), `dst` is
+        // [rows, out] row-major; `src` and `dst` were cut to exactly these
+        // sizes above, and `dst` is a distinct mutable slice, so it overlaps
+        // neither input.
         unsafe {
             crate::tensor::Job {
                 m: rows,
@@ -267,7 +285,7 @@ impl<T: Scalar> Stage<T> {
                 n: out,
                 alpha: T::ONE,
                 a: (src.as_ptr(), inp as isize, 1),
-                b: (w.as_ptr(), 1, inp as isize),
+                b: (w.as_ptr(), 1, stride as isize),
                 accumulate: false,
                 c: (dst.as_mut_ptr(), out as isize, 1),
             }
@@ -285,169 +303,5 @@ impl<T: Scalar> Stage<T> {
                 TailOp::Act(a) => a.apply_in_place(dst),
             }
         }
-    }
-}
-
-/// Whether [`matvec`] has a kernel for `T` on this CPU (f32 with AVX-512).
-fn one_row_kernel<T: Scalar>() -> bool {
-    cfg!(target_arch = "x86_64")
-        && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && crate::simd::level() == 3
-}
-
-/// [`matvec`] cut into the blocks of output rows that a product of this
-/// shape is cut into ([`crate::parallel::split::gemm_blocks`]), run over
-/// the threads: each output is computed the same way in whichever block,
-/// so the result does not depend on the thread count. (Run whole, the
-/// 784-1024x3-10 network's row took 404 µs on 2 threads against 211 µs
-/// with its products split, on the Intel machine.) False, writing
-/// nothing, where [`one_row_kernel`] has none.
-fn matvec_split<T: Scalar>(w: &[T], x: &[T], y: &mut [T]) -> bool {
-    use crate::parallel::split::{SharedMut, gemm_block, gemm_blocks};
-    if !one_row_kernel::<T>() {
-        return false;
-    }
-    let (inp, out) = (x.len(), y.len());
-    let blocks = gemm_blocks(1, inp, out);
-    let ys = SharedMut::new(y);
-    crate::parallel::run(blocks, &|i| {
-        let r = gemm_block(out, blocks, i);
-        let wb = &w[r.start * inp..r.end * inp];
-        // SAFETY: the blocks' ranges are disjoint.
-        matvec(wb, x, unsafe { ys.range(r) });
-    });
-    true
-}
-
-/// `y[o] = Σ_k w[o, k] x[k]` for `w: [y.len(), x.len()]` row-major (one
-/// row's product, see [`matvec_f32_avx512`]); false where that kernel does
-/// not apply ([`one_row_kernel`]), and nothing was written.
-fn matvec<T: Scalar>(w: &[T], x: &[T], y: &mut [T]) -> bool {
-    if !one_row_kernel::<T>() {
-        return false;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        let f = |v: &[T]| v.as_ptr() as *const f32;
-        // SAFETY: T is f32 (checked above), so each slice is a valid f32
-        // slice of the same length; `y` is the only mutable one and no
-        // other slice aliases it (it is borrowed mutably).
-        let (w, x, y) = unsafe {
-            (
-                std::slice::from_raw_parts(f(w), w.len()),
-                std::slice::from_raw_parts(f(x), x.len()),
-                std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len()),
-            )
-        };
-        // SAFETY: level 3 means the CPU has AVX-512F.
-        unsafe { matvec_f32_avx512(w, x, y) };
-    }
-    true
-}
-
-/// [`matvec`] with AVX-512: four rows of `w` at a time share each load of
-/// `x`, two 16-lane partial sums per row (fused multiply-adds), reduced at
-/// the end; the last `x.len() % 32` columns with a mask. The GEMM library
-/// hands a single row to its matrix-vector kernel, compiled for AVX2: for
-/// the paper network's first layer (784 -> 100, 314 KB of weights read from
-/// L2) it took 4.7-5.1 µs on the Intel machine of `docs/PERFORMANCE.md`,
-/// this loop 3.4-3.7 µs (other layouts, 8 or 2 rows at a time or the
-/// weights transposed, 3.2-3.4 µs: the weights' reading from L2 bounds
-/// them all). Like the GEMM library's kernels, it sums in its own order: a
-/// row predicted alone differs from the same row in a larger call in the
-/// last bits (bounded in `tests/infer.rs`).
-///
-/// # Safety
-/// The CPU must support AVX-512F; `w.len() == y.len() * x.len()`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn matvec_f32_avx512(w: &[f32], x: &[f32], y: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let inp = x.len();
-    assert_eq!(w.len(), y.len() * inp, "matvec: w is [y.len(), x.len()]");
-    let (body, rest) = (inp - inp % 32, inp % 32);
-    // Lanes of the two masked loads that cover the last `rest` columns.
-    let m0: __mmask16 = ((1u32 << rest.min(16)) - 1) as u16;
-    let m1: __mmask16 = ((1u32 << rest.saturating_sub(16)) - 1) as u16;
-    let xp = x.as_ptr();
-    // SAFETY (every load below): row `o + r` spans `w[(o + r) inp ..
-    // (o + r + 1) inp]`, in bounds for `o + r < y.len()` by the assertion
-    // above; full loads stay below `body`; masked loads touch only the
-    // lanes below `inp` (masked-off lanes are never accessed, so they cannot
-    // fault), and their addresses, which may lie past the end when a mask
-    // is empty, are formed with `wrapping_add`, which has no in-bounds
-    // requirement; `y[o + r]` is in bounds likewise.
-    unsafe {
-        let mut o = 0;
-        while o < y.len() {
-            let n = (y.len() - o).min(4);
-            // Rows past the last are read as the last row and not stored.
-            let p: [*const f32; 4] = std::array::from_fn(|r| w.as_ptr().add((o + r.min(n - 1)) * inp));
-            let mut acc = [[_mm512_setzero_ps(); 2]; 4];
-            let mut k = 0;
-            while k < body {
-                let x0 = _mm512_loadu_ps(xp.add(k));
-                let x1 = _mm512_loadu_ps(xp.add(k + 16));
-                for r in 0..4 {
-                    acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(p[r].add(k)), x0, acc[r][0]);
-                    acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(p[r].add(k + 16)), x1, acc[r][1]);
-                }
-                k += 32;
-            }
-            let x0 = _mm512_maskz_loadu_ps(m0, xp.wrapping_add(body));
-            let x1 = _mm512_maskz_loadu_ps(m1, xp.wrapping_add(body + 16));
-            for r in 0..n {
-                let a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, p[r].wrapping_add(body)), x0, acc[r][0]);
-                let b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, p[r].wrapping_add(body + 16)), x1, acc[r][1]);
-                *y.get_unchecked_mut(o + r) = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
-            }
-            o += n;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The one-row kernel against an f64 sum, on widths around its blocks
-    /// of 32 columns and 4 rows: within 1e-6 of `Σ |w| |x|` (f32 rounding
-    /// of up to 800 terms), or it does not apply and writes nothing.
-    #[test]
-    fn the_one_row_product_matches_an_f64_sum() {
-        let mut seed = 17u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
-        for inp in [1, 2, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 97, 784] {
-            for out in [1, 2, 3, 4, 5, 7, 8, 9, 13, 100] {
-                let w: Vec<f32> = (0..inp * out).map(|_| next()).collect();
-                let x: Vec<f32> = (0..inp).map(|_| next()).collect();
-                let mut y = vec![f32::NAN; out];
-                if !matvec(&w, &x, &mut y) {
-                    assert!(y.iter().all(|v| v.is_nan()), "wrote although it did not apply");
-                    continue;
-                }
-                for (o, &got) in y.iter().enumerate() {
-                    let row = &w[o * inp..(o + 1) * inp];
-                    let want: f64 = row.iter().zip(&x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
-                    let scale: f64 = row.iter().zip(&x).map(|(&a, &b)| f64::from(a.abs() * b.abs())).sum();
-                    let err = (f64::from(got) - want).abs();
-                    assert!(
-                        err <= 1e-6 * scale.max(1e-30),
-                        "[{out}, {inp}] row {o}: {got} against {want}"
-                    );
-                }
-            }
-        }
-    }
-
-    /// Not f32: the kernel does not apply (the GEMM library computes it).
-    #[test]
-    fn the_one_row_kernel_is_f32_only() {
-        let mut y = [f64::NAN; 3];
-        assert!(!matvec(&[1.0f64; 6], &[1.0, 2.0], &mut y));
-        assert!(y.iter().all(|v| v.is_nan()));
     }
 }
