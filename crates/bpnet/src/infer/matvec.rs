@@ -70,8 +70,8 @@ pub(super) fn matvec<T: Scalar>(w: &[T], stride: usize, x: &[T], y: &mut [T]) ->
 /// hands a single row to its matrix-vector kernel, compiled for AVX2: for
 /// the paper network's first layer (784 -> 100, 314 KB of weights read from
 /// L2) it took 4.7-5.1 µs on the Intel machine of `docs/PERFORMANCE.md`,
-/// this loop 3.4-3.7 µs with the rows 16 bytes past a cache line (where the
-/// system allocator places a `Vec<f32>`: every load then touches two
+/// this loop 3.4-3.7 µs with the rows 16 bytes past a cache line (where
+/// glibc places a `Vec<f32>` of this size: every load then touches two
 /// lines) and 2.2 µs with every row on a line ([`super::weights::Weights`];
 /// `bpnet bench --dims 784,100 --inference --fused --batch-size 1`). A
 /// plain sum over 314 KB in L2 took 1.64 µs on that machine. Like the

@@ -4,8 +4,9 @@
 //! The one-row kernel ([`super::matvec`]) streams a layer's weights from
 //! L2 with 64-byte vector loads. On the Intel machine of
 //! `docs/PERFORMANCE.md` a load that straddles two cache lines costs two
-//! line reads, and a `Vec<f32>` from the system allocator starts 16 bytes
-//! past a line (and a row of 100 f32 ends mid-line): the paper network's
+//! line reads. glibc's allocator put every `Vec<f32>` of 78,400 or
+//! 802,816 values (a first layer's weights) 16 bytes past a line, smaller
+//! ones on any 16-byte boundary, and a row of 100 f32 ends mid-line: the paper network's
 //! one-row call took 4.7-5.0 µs with its weights stored as trained and
 //! 3.2 µs with its rows on lines (its first layer alone 3.5 µs against
 //! 2.2 µs). In a C copy of the kernel the input vector's alignment made no
