@@ -8,14 +8,36 @@
 //! `h <- act(h W'^T + b')` (`W': [out, in]`, BN folded into `W'` and `b'` by
 //! [`fold_batch_norm`]), with the bias add and the activation in one pass
 //! right after each GEMM (layer normalization, which cannot fold, runs in
-//! place on each row after them). Narrow networks run on blocks of [`BLOCK_ROWS`]
-//! rows whose intermediates stay in cache, one contiguous run of blocks per
-//! thread of [`crate::threads`]; networks with a layer of [`WIDE`] or more
-//! run each stage over the whole batch with the products split over the
-//! threads. Either way each output element is computed the same way on
-//! whichever thread, so the output is bit-identical for any thread count.
-//! It equals the unfolded eval output up to rounding (folding changes the
-//! order of operations; measured and bounded in `tests/infer.rs`).
+//! place on each row after them).
+//!
+//! Three ways through, by the call:
+//! - **f32 on AVX-512, without layer normalization, 2 rows or more**: the
+//!   feature-major kernel (`infer/panel.rs`). A block of rows is transposed so
+//!   that the batch runs along the vector lanes, every stage multiplies it
+//!   by weights packed once at construction, and the last stage's output
+//!   is transposed back. Blocks of at most [`FEATURE_MAJOR_ROWS`] rows (fewer
+//!   for wide layers, [`FEATURE_MAJOR_BYTES`]), one contiguous part of the
+//!   rows per thread, or, below two parts of [`PART_ROWS`], each product
+//!   split over the threads. Every output is a sum in the order `k = 0, 1,
+//!   ...` whatever the block, part or thread, so **a row's output depends
+//!   on that row only**: not on the thread count, the batch size or the
+//!   other rows. Calls of 2 to [`APART_ROWS`]` - 1` rows through a network
+//!   of at most [`APART_WEIGHTS`] weights run row by row instead, as below.
+//! - **One row**: the one-row kernel (`infer/matvec.rs`; bpnet's own for f32 on
+//!   AVX-512, the GEMM library's elsewhere), its product split over the
+//!   threads by output blocks for wide layers.
+//! - **Otherwise** (f64, no AVX-512, layer normalization): the GEMM library
+//!   on row-major blocks. Narrow networks run on blocks of [`BLOCK_ROWS`]
+//!   rows whose intermediates stay in cache, one contiguous run of blocks
+//!   per thread of [`crate::threads`]; networks with a layer of [`WIDE`] or
+//!   more run each stage over the whole batch with the products split over
+//!   the threads.
+//!
+//! Each way computes every output element the same way on whichever
+//! thread, so the output is bit-identical for any thread count; the ways
+//! differ from each other in the order of their sums. All equal the
+//! unfolded eval output up to rounding (folding changes the order of
+//! operations; measured and bounded in `tests/infer.rs`).
 //!
 //! [`Mode::Eval`]: crate::Mode::Eval
 
@@ -28,9 +50,11 @@ use crate::tensor::Matrix;
 use std::sync::Mutex;
 
 mod matvec;
+mod panel;
 mod weights;
 
 use matvec::matvec_split;
+use panel::Panels;
 use weights::Weights;
 
 /// Rows per block. Measured on the 2-core machine of `docs/PERFORMANCE.md`
@@ -50,6 +74,9 @@ pub const WIDE: usize = 512;
 struct Stage<T> {
     /// `[out, in]`, each row on a cache line.
     weight: Weights<T>,
+    /// The same weights packed for the feature-major kernel, where the
+    /// network takes it ([`InferenceNet::new`]).
+    panels: Option<Panels>,
     /// `[out]`.
     bias: Vec<T>,
     /// Applied in order after the bias (usually zero or one).
@@ -63,6 +90,7 @@ impl<T: Scalar> Clone for Stage<T> {
     fn clone(&self) -> Self {
         Stage {
             weight: self.weight.clone(),
+            panels: self.panels.clone(),
             bias: self.bias.clone(),
             acts: self.acts.clone(),
             tail: self.tail.clone(),
@@ -88,7 +116,9 @@ pub struct InferenceNet<T> {
     workspaces: Vec<Mutex<Workspace<T>>>,
 }
 
-type Workspace<T> = (Vec<T>, Vec<T>);
+/// Two ping-pong buffers and, for the feature-major path, the transposed
+/// input block.
+type Workspace<T> = (Vec<T>, Vec<T>, Vec<T>);
 
 impl<T: Scalar> Clone for InferenceNet<T> {
     fn clone(&self) -> Self {
@@ -101,7 +131,7 @@ impl<T: Scalar> Clone for InferenceNet<T> {
 
 fn new_workspaces<T>() -> Vec<Mutex<Workspace<T>>> {
     (0..crate::parallel::MAX_THREADS)
-        .map(|_| Mutex::new((Vec::new(), Vec::new())))
+        .map(|_| Mutex::new((Vec::new(), Vec::new(), Vec::new())))
         .collect()
 }
 
@@ -122,6 +152,7 @@ impl<T: Scalar> InferenceNet<T> {
                     };
                     stages.push(Stage {
                         weight: Weights::new(&d.weight.value),
+                        panels: None,
                         bias,
                         acts: Vec::new(),
                         tail: Vec::new(),
@@ -167,6 +198,12 @@ impl<T: Scalar> InferenceNet<T> {
         if stages.is_empty() {
             return Err(Error::config("fused inference", "the network has no Dense layer"));
         }
+        if feature_major_kernel::<T>() && stages.iter().all(|s| s.tail.is_empty()) {
+            for s in &mut stages {
+                let w = &s.weight;
+                s.panels = Some(Panels::new(as_f32(w.as_slice()), w.stride(), w.rows(), w.cols()));
+            }
+        }
         Ok(InferenceNet {
             stages,
             workspaces: new_workspaces(),
@@ -191,8 +228,13 @@ impl<T: Scalar> InferenceNet<T> {
             return Err(Error::shape("fused inference", format!("[_, {inp}]"), x));
         }
         out.resize(x.rows(), outw);
-        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
         let rows = x.rows();
+        let apart = self.rows_apart(rows);
+        if rows >= 2 && !apart && self.stages[0].panels.is_some() {
+            self.forward_feature_major(x.as_slice(), out.as_mut_slice(), rows);
+            return Ok(());
+        }
+        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
         let (xs, os) = (x.as_slice(), crate::parallel::split::SharedMut::new(out.as_mut_slice()));
         let run_rows = |i: usize, r: std::ops::Range<usize>, block: usize| {
             // SAFETY: the parts' row ranges are disjoint.
@@ -213,7 +255,10 @@ impl<T: Scalar> InferenceNet<T> {
                 self.block(xc, oc, bufs);
             }
         };
-        if widest >= WIDE {
+        if apart {
+            // Row by row, each as a one-row call.
+            run_rows(0, 0..rows, 1);
+        } else if widest >= WIDE {
             // Whole batch per stage; `block` splits each product by columns.
             run_rows(0, 0..rows, rows.max(1));
         } else {
@@ -242,9 +287,93 @@ impl<T: Scalar> InferenceNet<T> {
         Ok(out)
     }
 
+    /// Whether a call of `rows` rows runs them one at a time through the
+    /// one-row kernel: fewer than [`APART_ROWS`] rows (but more than one)
+    /// through a network whose weights fit [`APART_WEIGHTS`] values, where
+    /// the feature-major kernel's narrowest tile (16 rows) costs more.
+    fn rows_apart(&self, rows: usize) -> bool {
+        let weights: usize = self.stages.iter().map(|s| s.weight.rows() * s.weight.cols()).sum();
+        (2..APART_ROWS).contains(&rows) && weights <= APART_WEIGHTS && self.stages[0].panels.is_some()
+    }
+
+    /// Rows per block of the feature-major path: as many as keep a block's
+    /// transposed input and two activations of the widest layer within
+    /// [`FEATURE_MAJOR_BYTES`], a multiple of 32 from 32 to
+    /// [`FEATURE_MAJOR_ROWS`].
+    fn feature_major_rows(&self) -> usize {
+        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
+        let per_row = 4 * (self.in_features() + 2 * widest);
+        (FEATURE_MAJOR_BYTES / per_row / 32 * 32).clamp(32, FEATURE_MAJOR_ROWS)
+    }
+
+    /// [`InferenceNet::forward_into`] by the feature-major kernel
+    /// ([`panel`]): the rows cut into one contiguous part per thread (in
+    /// multiples of 16 rows, at least [`PART_ROWS`] a part), each part in
+    /// blocks of at most [`FEATURE_MAJOR_ROWS`]; a call too small for two
+    /// parts splits each product over the threads instead. Each row's
+    /// output is computed the same way in whichever part and block, so the
+    /// split does not change it.
+    fn forward_feature_major(&self, xs: &[T], os: &mut [T], rows: usize) {
+        let (inp, outw) = (self.in_features(), self.out_features());
+        let parts = crate::parallel::threads().min(rows / PART_ROWS).max(1);
+        let per_part = rows.div_ceil(parts).next_multiple_of(16);
+        let parts = rows.div_ceil(per_part);
+        let os = crate::parallel::split::SharedMut::new(os);
+        let run_part = |i: usize| {
+            let r = i * per_part..((i + 1) * per_part).min(rows);
+            // SAFETY: the parts' row ranges are disjoint.
+            let ob = unsafe { os.range(r.start * outw..r.end * outw) };
+            let mut ws = self.workspaces[i % self.workspaces.len()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let xb = &xs[r.start * inp..r.end * inp];
+            let block = self.feature_major_rows();
+            for (xc, oc) in xb.chunks(block * inp).zip(ob.chunks_mut(block * outw)) {
+                self.block_feature_major(as_f32(xc), as_f32_mut(oc), &mut ws);
+            }
+        };
+        if parts == 1 {
+            run_part(0);
+        } else {
+            crate::parallel::run(parts, &run_part);
+        }
+    }
+
+    /// All stages on one block by the feature-major kernel: `xb: [rows,
+    /// in]` transposed into `[in, cols]` (`cols` = `rows` rounded up to 16,
+    /// the extra columns zero), the stages ping-ponging between two `[_,
+    /// cols]` buffers, the last transposed out into `ob: [rows, out]`.
+    fn block_feature_major(&self, xb: &[f32], ob: &mut [f32], ws: &mut Workspace<T>) {
+        let inp = self.in_features();
+        let rows = xb.len() / inp;
+        let cols = rows.next_multiple_of(16);
+        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
+        for (b, n) in [(&mut ws.0, widest), (&mut ws.1, widest), (&mut ws.2, inp)] {
+            if b.len() < n * cols {
+                b.resize(n * cols, T::ZERO);
+            }
+        }
+        let (a, b, xt) = (as_f32_mut(&mut ws.0), as_f32_mut(&mut ws.1), as_f32_mut(&mut ws.2));
+        panel::transpose(xb, rows, inp, inp, xt, cols, cols);
+        for (i, s) in self.stages.iter().enumerate() {
+            let (src, dst): (&[f32], &mut [f32]) = match i {
+                0 => (&xt[..], &mut a[..]),
+                _ if i % 2 == 1 => (&a[..], &mut b[..]),
+                _ => (&b[..], &mut a[..]),
+            };
+            let p = s.panels.as_ref().expect("every stage has panels on this path");
+            let dst = &mut dst[..p.out() * cols];
+            panel::product_split(p, src, cols, cols, dst, cols);
+            crate::layers::bias_act_rows_kernel(&s.acts, dst, as_f32(&s.bias));
+        }
+        let last = if self.stages.len() % 2 == 1 { &a[..] } else { &b[..] };
+        let outw = self.out_features();
+        panel::transpose(last, outw, rows, cols, ob, outw, outw);
+    }
+
     /// All stages on one block of rows: `xb: [rows, in]` to `ob: [rows, out]`,
     /// ping-ponging between the two buffers.
-    fn block(&self, xb: &[T], ob: &mut [T], (b0, b1): &mut (Vec<T>, Vec<T>)) {
+    fn block(&self, xb: &[T], ob: &mut [T], (b0, b1, _): &mut Workspace<T>) {
         let rows = xb.len() / self.in_features();
         let last = self.stages.len() - 1;
         for (i, s) in self.stages.iter().enumerate() {
@@ -259,6 +388,60 @@ impl<T: Scalar> InferenceNet<T> {
             s.apply(rows, src, dst);
         }
     }
+}
+
+/// Most rows per block of the feature-major path.
+pub const FEATURE_MAJOR_ROWS: usize = 256;
+
+/// Bytes of a block's activations on the feature-major path
+/// ([`InferenceNet::feature_major_rows`]): three quarters of the 2 MiB L2
+/// cache of the machine of `docs/PERFORMANCE.md`. On the 784-1024x3-10
+/// network (1 thread, 256 and 1000 rows) budgets of 1 and 1.5 MiB (blocks
+/// of 64 and 128 rows) were within each other's spread, 0.5 MiB slower by
+/// up to 7%, and blocks of 256 rows (3 MiB) up to 26% slower.
+pub const FEATURE_MAJOR_BYTES: usize = 3 << 19;
+
+/// Fewest rows a thread takes as its own part on the feature-major path;
+/// smaller calls split each product over the threads instead. With 100
+/// rows on 2 threads, two parts took 0.099 ms (paper network) and 2.10 ms
+/// (784-1024x3-10) against 0.181 and 2.28 ms for split products.
+pub const PART_ROWS: usize = 32;
+
+/// Calls of fewer rows than this run row by row on networks of at most
+/// [`APART_WEIGHTS`] weights ([`InferenceNet::forward_into`]).
+pub const APART_ROWS: usize = 8;
+
+/// See [`APART_ROWS`]: 256 Ki f32 values, 1 MiB, half the L2 cache of the
+/// machine of `docs/PERFORMANCE.md`.
+pub const APART_WEIGHTS: usize = 1 << 18;
+
+/// Whether the feature-major kernel ([`panel`]) applies to `T` on this CPU
+/// (f32 with AVX-512).
+fn feature_major_kernel<T: Scalar>() -> bool {
+    cfg!(target_arch = "x86_64")
+        && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && crate::simd::level() == 3
+}
+
+/// `v` as f32.
+///
+/// # Panics
+/// If `T` is not f32.
+fn as_f32<T: Scalar>(v: &[T]) -> &[f32] {
+    assert!(std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>());
+    // SAFETY: T is f32 (asserted), so this is the same slice.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len()) }
+}
+
+/// `v` as f32, mutably.
+///
+/// # Panics
+/// If `T` is not f32.
+fn as_f32_mut<T: Scalar>(v: &mut [T]) -> &mut [f32] {
+    assert!(std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>());
+    // SAFETY: T is f32 (asserted), so this is the same slice, borrowed
+    // mutably from the only reference to it.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len()) }
 }
 
 impl<T: Scalar> Stage<T> {
@@ -302,6 +485,88 @@ impl<T: Scalar> Stage<T> {
                 TailOp::LayerNorm { eps, gamma, beta } => crate::layers::layer_norm_in_place(dst, *eps, gamma, beta),
                 TailOp::Act(a) => a.apply_in_place(dst),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BnPlacement, ModelSpec};
+
+    fn net(dims: &[usize], activation: Activation) -> InferenceNet<f32> {
+        let spec = ModelSpec {
+            dims: dims.to_vec(),
+            activation,
+            batch_norm: BnPlacement::BeforeActivation,
+            ..ModelSpec::paper_mnist(true, 0.1)
+        };
+        InferenceNet::new(&Sequential::<f32>::from_spec(&spec, 5).unwrap()).unwrap()
+    }
+
+    fn slice_rows(x: &Matrix<f32>, r: std::ops::Range<usize>) -> Matrix<f32> {
+        let c = x.cols();
+        Matrix::from_vec(r.len(), c, x.as_slice()[r.start * c..r.end * c].to_vec()).unwrap()
+    }
+
+    fn bits(m: &Matrix<f32>, rows: std::ops::Range<usize>) -> Vec<u32> {
+        let c = m.cols();
+        m.as_slice()[rows.start * c..rows.end * c]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    /// Where the feature-major kernel runs, a row's output depends on
+    /// nothing but the row: calls of 8 to 1000 rows (primes, tile and block
+    /// edges) from several offsets, on 1 to 4 threads, have the bits of the
+    /// same rows in one call of 1000 rows; calls of 2 to 7 rows on a
+    /// network of at most `APART_WEIGHTS` weights have the bits of one-row
+    /// calls, and on a larger one those of the batch. Networks: narrow
+    /// (sigmoid), one of 1000 and 600 outputs whose products a small call
+    /// splits over the threads (ReLU), and one of 21 outputs (three panels,
+    /// the last part full).
+    #[test]
+    fn a_rows_output_depends_on_nothing_but_the_row() {
+        if !feature_major_kernel::<f32>() {
+            return;
+        }
+        for (dims, act) in [
+            (&[30, 64, 64, 10][..], Activation::Sigmoid),
+            (&[300, 1000, 600, 9][..], Activation::Relu),
+            (&[37, 21, 21][..], Activation::Tanh),
+        ] {
+            let net = net(dims, act);
+            let apart = dims.windows(2).map(|w| w[0] * w[1]).sum::<usize>() <= APART_WEIGHTS;
+            let values = (0..1000 * dims[0])
+                .map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0)
+                .collect();
+            let x = Matrix::from_vec(1000, dims[0], values).unwrap();
+            crate::parallel::set_threads(1);
+            let all = net.forward(&x).unwrap();
+            let one_by_one: Vec<Vec<u32>> = (0..8)
+                .map(|r| bits(&net.forward(&slice_rows(&x, r..r + 1)).unwrap(), 0..1))
+                .collect();
+            for threads in 1..=4 {
+                crate::parallel::set_threads(threads);
+                for rows in [2, 3, 7, 8, 9, 16, 17, 31, 32, 33, 63, 64, 65, 97, 255, 256, 257, 1000] {
+                    for start in [0, 1, 1000 - rows] {
+                        if start + rows > 1000 || (rows < 8 && start > 0) {
+                            continue;
+                        }
+                        let y = net.forward(&slice_rows(&x, start..start + rows)).unwrap();
+                        let got = bits(&y, 0..rows);
+                        if rows < APART_ROWS && apart {
+                            let want: Vec<u32> = one_by_one[..rows].concat();
+                            assert_eq!(got, want, "{dims:?}: {rows} rows apart, {threads} threads");
+                        } else {
+                            let want = bits(&all, start..start + rows);
+                            assert_eq!(got, want, "{dims:?}: {rows} rows from {start}, {threads} threads");
+                        }
+                    }
+                }
+            }
+            crate::parallel::set_threads(1);
         }
     }
 }

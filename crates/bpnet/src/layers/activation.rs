@@ -327,6 +327,23 @@ crate::vectorized! {
 }
 
 crate::vectorized! {
+    /// `y[n, j] = f(y[n, j] + b[n])` for every row of `y: [b.len(), _]`,
+    /// widened: [`bias_act_kernel`] for the feature-major layout (a row per
+    /// feature), each value computed as there (`f(v + b)`).
+    pub(crate) fn bias_act_rows_kernel<T: Scalar>(acts: &[Activation], y: &mut [T], b: &[T]) {
+        if b.is_empty() || y.is_empty() {
+            return;
+        }
+        for (row, &c) in y.chunks_exact_mut(y.len() / b.len()).zip(b) {
+            row.iter_mut().for_each(|v| *v += c);
+        }
+        for a in acts {
+            a.apply_in_place(y);
+        }
+    }
+}
+
+crate::vectorized! {
     /// `y[r, j] = f(y[r, j] + b[j])` for every row of `y: [_, b.len()]`, widened.
     pub(crate) fn bias_act_kernel<T: Scalar>(acts: &[Activation], y: &mut [T], b: &[T]) {
         for row in y.chunks_exact_mut(b.len()) {

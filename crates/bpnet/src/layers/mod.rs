@@ -13,7 +13,7 @@
 //! [`Layer::backward_with`] (what a training step does).
 
 mod activation;
-pub(crate) use activation::bias_act_kernel;
+pub(crate) use activation::{bias_act_kernel, bias_act_rows_kernel};
 mod batch_norm;
 mod batch_renorm;
 mod bn_sync;
