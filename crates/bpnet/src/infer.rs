@@ -16,9 +16,9 @@
 //!   that the batch runs along the vector lanes, every stage multiplies it
 //!   by weights packed once at construction, and the last stage's output
 //!   is transposed back. Blocks of at most [`FEATURE_MAJOR_ROWS`] rows (fewer
-//!   for wide layers, [`FEATURE_MAJOR_BYTES`]), one contiguous part of the
-//!   rows per thread, or, below two parts of [`PART_ROWS`], each product
-//!   split over the threads. Every output is a sum in the order `k = 0, 1,
+//!   for wide layers, [`FEATURE_MAJOR_BYTES`]), parts of at most
+//!   [`PART_CHUNK`] rows claimed by the threads one at a time, or, below two
+//!   parts of [`PART_ROWS`], each product split over the threads. Every output is a sum in the order `k = 0, 1,
 //!   ...` whatever the block, part or thread, so **a row's output depends
 //!   on that row only**: not on the thread count, the batch size or the
 //!   other rows. Calls of 2 to [`APART_ROWS`]` - 1` rows through a network
@@ -307,27 +307,36 @@ impl<T: Scalar> InferenceNet<T> {
     }
 
     /// [`InferenceNet::forward_into`] by the feature-major kernel
-    /// ([`panel`]): the rows cut into one contiguous part per thread (in
-    /// multiples of 16 rows, at least [`PART_ROWS`] a part), each part in
-    /// blocks of at most [`FEATURE_MAJOR_ROWS`]; a call too small for two
-    /// parts splits each product over the threads instead. Each row's
+    /// (`infer/panel.rs`): the rows cut into contiguous parts of at most
+    /// [`PART_CHUNK`] rows, at least one per thread (in multiples of 16
+    /// rows, at least [`PART_ROWS`] a part), each part in blocks of at most
+    /// [`FEATURE_MAJOR_ROWS`]; a call too small for two parts splits each
+    /// product over the threads instead. Each row's
     /// output is computed the same way in whichever part and block, so the
     /// split does not change it.
     fn forward_feature_major(&self, xs: &[T], os: &mut [T], rows: usize) {
         let (inp, outw) = (self.in_features(), self.out_features());
-        let parts = crate::parallel::threads().min(rows / PART_ROWS).max(1);
-        let per_part = rows.div_ceil(parts).next_multiple_of(16);
+        let threads = crate::parallel::threads();
+        let least = threads.min(rows / PART_ROWS).max(1);
+        let per_part = match least {
+            1 => rows,
+            _ => rows.div_ceil(least).next_multiple_of(16).min(PART_CHUNK),
+        };
         let parts = rows.div_ceil(per_part);
+        let block = self.feature_major_rows().min(per_part);
+        // The workspaces the parts can hold at once, sized before the job
+        // (a part takes the first free one: no allocation once warm).
+        let live = &self.workspaces[..parts.min(threads).clamp(1, self.workspaces.len())];
+        for ws in live {
+            self.size_workspace(&mut ws.lock().unwrap_or_else(|e| e.into_inner()), block);
+        }
         let os = crate::parallel::split::SharedMut::new(os);
         let run_part = |i: usize| {
             let r = i * per_part..((i + 1) * per_part).min(rows);
             // SAFETY: the parts' row ranges are disjoint.
             let ob = unsafe { os.range(r.start * outw..r.end * outw) };
-            let mut ws = self.workspaces[i % self.workspaces.len()]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut ws = free_workspace(live);
             let xb = &xs[r.start * inp..r.end * inp];
-            let block = self.feature_major_rows();
             for (xc, oc) in xb.chunks(block * inp).zip(ob.chunks_mut(block * outw)) {
                 self.block_feature_major(as_f32(xc), as_f32_mut(oc), &mut ws);
             }
@@ -339,6 +348,17 @@ impl<T: Scalar> InferenceNet<T> {
         }
     }
 
+    /// Grows `ws` to hold a block of `rows` rows on the feature-major path.
+    fn size_workspace(&self, ws: &mut Workspace<T>, rows: usize) {
+        let (inp, cols) = (self.in_features(), rows.next_multiple_of(16));
+        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
+        for (b, n) in [(&mut ws.0, widest), (&mut ws.1, widest), (&mut ws.2, inp)] {
+            if b.len() < n * cols {
+                b.resize(n * cols, T::ZERO);
+            }
+        }
+    }
+
     /// All stages on one block by the feature-major kernel: `xb: [rows,
     /// in]` transposed into `[in, cols]` (`cols` = `rows` rounded up to 16,
     /// the extra columns zero), the stages ping-ponging between two `[_,
@@ -347,12 +367,7 @@ impl<T: Scalar> InferenceNet<T> {
         let inp = self.in_features();
         let rows = xb.len() / inp;
         let cols = rows.next_multiple_of(16);
-        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
-        for (b, n) in [(&mut ws.0, widest), (&mut ws.1, widest), (&mut ws.2, inp)] {
-            if b.len() < n * cols {
-                b.resize(n * cols, T::ZERO);
-            }
-        }
+        self.size_workspace(ws, rows);
         let (a, b, xt) = (as_f32_mut(&mut ws.0), as_f32_mut(&mut ws.1), as_f32_mut(&mut ws.2));
         panel::transpose(xb, rows, inp, inp, xt, cols, cols);
         for (i, s) in self.stages.iter().enumerate() {
@@ -390,6 +405,30 @@ impl<T: Scalar> InferenceNet<T> {
     }
 }
 
+/// The first of `live` that no other thread holds, else (another call on
+/// the same network at the same time) the first, once free.
+fn free_workspace<T>(live: &[Mutex<Workspace<T>>]) -> std::sync::MutexGuard<'_, Workspace<T>> {
+    use std::sync::TryLockError;
+    for m in live {
+        match m.try_lock() {
+            Ok(g) => return g,
+            Err(TryLockError::Poisoned(e)) => return e.into_inner(),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+    live[0].lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Most rows a thread claims at a time on the feature-major path. Parts
+/// are claimed one at a time, so on a machine where another process takes
+/// a core the caller runs the parts a stalled worker has not claimed. With
+/// one core kept busy (`bench/busy.py --only I1`, 2 runs of 5 rounds) the
+/// paper network's 1000 rows took 0.958 and 0.987x as long on 2 threads as
+/// on 1 with parts of 128 rows, against 1.043 and 1.013x with one part per
+/// thread; on an idle machine the two were within each other's spread (3
+/// alternating rounds, 1000 rows of both networks, 2 threads).
+pub const PART_CHUNK: usize = 128;
+
 /// Most rows per block of the feature-major path.
 pub const FEATURE_MAJOR_ROWS: usize = 256;
 
@@ -415,7 +454,7 @@ pub const APART_ROWS: usize = 8;
 /// machine of `docs/PERFORMANCE.md`.
 pub const APART_WEIGHTS: usize = 1 << 18;
 
-/// Whether the feature-major kernel ([`panel`]) applies to `T` on this CPU
+/// Whether the feature-major kernel (`infer/panel.rs`) applies to `T` on this CPU
 /// (f32 with AVX-512).
 fn feature_major_kernel<T: Scalar>() -> bool {
     cfg!(target_arch = "x86_64")
