@@ -320,7 +320,9 @@ impl<T: Scalar> InferenceNet<T> {
         let least = threads.min(rows / PART_ROWS).max(1);
         let per_part = match least {
             1 => rows,
-            _ => rows.div_ceil(least).next_multiple_of(16).min(PART_CHUNK),
+            // Parts past the team's limit would run on one thread.
+            _ => (rows.div_ceil(least).next_multiple_of(16).min(PART_CHUNK))
+                .max(rows.div_ceil(crate::parallel::team::MAX_PARTS).next_multiple_of(16)),
         };
         let parts = rows.div_ceil(per_part);
         let block = self.feature_major_rows().min(per_part);
