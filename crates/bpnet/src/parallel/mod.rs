@@ -20,8 +20,10 @@
 //! - Element-wise work (optimizer updates) over at least
 //!   [`MIN_ELEMENTS_SPLIT`] elements is cut into one range per thread; each
 //!   element's arithmetic is the same wherever it runs.
-//! - [`crate::InferenceNet`] cuts a batch into blocks of a fixed number of
-//!   rows, computed the same way on whichever thread.
+//! - [`crate::InferenceNet`] cuts a batch into blocks of rows, each
+//!   computed the same way on whichever thread (on its feature-major path
+//!   each row's output depends on that row alone, so there the cut may
+//!   follow the thread count).
 //!
 //! Reductions (sums over a batch) are never split. What does change the low
 //! bits: another CPU (faer and bpnet's element-wise kernels choose AVX-512,
