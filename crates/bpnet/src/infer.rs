@@ -569,6 +569,7 @@ mod tests {
     /// the last part full).
     #[test]
     fn a_rows_output_depends_on_nothing_but_the_row() {
+        let _level = crate::simd::level_lock();
         if !feature_major_kernel::<f32>() {
             return;
         }

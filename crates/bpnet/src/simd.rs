@@ -40,6 +40,31 @@ fn detect() -> u8 {
     1
 }
 
+/// Whether this CPU has AVX-512F, whatever [`set_baseline_only`] says: the
+/// precondition of kernels written with AVX-512 intrinsics, which callers
+/// choose by [`level`] but which stay sound if the level is lowered while
+/// they run.
+pub(crate) fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Serializes the library's unit tests that lower the level
+/// ([`set_baseline_only`]) with those that compare the bits of two calls
+/// whose path depends on it (inference picks its kernels by [`level`]): the
+/// level is one global, and the test harness runs tests on several threads.
+#[cfg(test)]
+pub(crate) fn level_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Makes [`vectorized!`] functions run their baseline version (`true`) or
 /// the widest again (`false`); for tests that compare the two.
 pub fn set_baseline_only(on: bool) {

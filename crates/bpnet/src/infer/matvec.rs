@@ -143,6 +143,7 @@ mod tests {
     /// whatever the stride, or it does not apply and writes nothing.
     #[test]
     fn the_one_row_product_matches_an_f64_sum() {
+        let _level = crate::simd::level_lock();
         let mut seed = 17u64;
         let mut next = || {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

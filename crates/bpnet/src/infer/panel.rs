@@ -83,7 +83,7 @@ pub(super) fn product(p: &Panels, xt: &[f32], ldx: usize, cols: usize, ct: &mut 
 #[allow(clippy::too_many_arguments)]
 fn product_rows(data: &[f32], out: usize, inp: usize, xt: &[f32], ldx: usize, cols: usize, ct: &mut [f32], ldc: usize) {
     assert!(data.len() >= out.div_ceil(MR) * inp * MR, "panel product: the panels");
-    assert!(crate::simd::level() == 3, "panel product: needs AVX-512F");
+    assert!(crate::simd::has_avx512f(), "panel product: needs AVX-512F");
     assert!(
         cols.is_multiple_of(16) && cols <= ldx && cols <= ldc,
         "panel product: cols"
@@ -224,7 +224,7 @@ unsafe fn tile<const V: usize, const P: usize>(
 /// # Panics
 /// If the CPU lacks AVX-512F or the slices are too short for these shapes.
 pub(super) fn transpose(src: &[f32], rows: usize, cols: usize, lds: usize, dst: &mut [f32], ldd: usize, cap: usize) {
-    assert!(crate::simd::level() == 3, "transpose: needs AVX-512F");
+    assert!(crate::simd::has_avx512f(), "transpose: needs AVX-512F");
     assert!(cols <= lds && cap >= rows && cap <= ldd, "transpose: shapes");
     assert!(
         rows == 0 || src.len() >= (rows - 1) * lds + cols,
@@ -358,7 +358,7 @@ mod tests {
     /// capacity past `rows`, and nothing written past `cap` or `cols`.
     #[test]
     fn the_transpose_of_every_edge_shape() {
-        if crate::simd::level() != 3 {
+        if !crate::simd::has_avx512f() {
             return;
         }
         for rows in [1usize, 2, 15, 16, 17, 31, 32, 33, 47] {
@@ -390,7 +390,7 @@ mod tests {
     /// 80), with NaN past the columns computed (read, it would show).
     #[test]
     fn the_product_has_the_bits_of_sequential_fused_multiply_adds() {
-        if crate::simd::level() != 3 {
+        if !crate::simd::has_avx512f() {
             return;
         }
         for inp in [1usize, 2, 7, 16, 33, 100] {

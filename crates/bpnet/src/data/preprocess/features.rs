@@ -509,6 +509,7 @@ mod tests {
     /// vector level and at the baseline.
     #[test]
     fn tiles_encode_as_rows_do() {
+        let _level = crate::simd::level_lock();
         for (n, impute, baseline) in [1usize, 2, 33, 63, 64, 65, 131, 200].into_iter().flat_map(|n| {
             [
                 (n, None, false),

@@ -201,6 +201,7 @@ mod tests {
 
     #[test]
     fn equal_to_the_gathered_fit() {
+        let _level = crate::simd::level_lock();
         let sizes = [(1, 1), (2, 3), (33, 9), (97, 17), (1009, 8), (4099, 21)];
         // At the widest vector level, then at the baseline.
         for (n, cols, baseline) in sizes.iter().flat_map(|&(n, c)| [(n, c, false), (n, c, true)]) {
