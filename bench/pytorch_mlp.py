@@ -79,8 +79,11 @@ def main():
     for i in range(a.steps):
         step(i)
     secs = time.perf_counter() - start
+    # Only the products computed, as `bpnet bench` counts them: a training
+    # step adds the weight gradients and the input gradients of every layer
+    # but the first (the input needs no gradient).
     macs = sum(x * y for x, y in zip(dims[:-1], dims[1:]))
-    flops = (2 if a.inference else 6) * a.batch_size * macs
+    flops = 2 * a.batch_size * (macs if a.inference else 3 * macs - dims[0] * dims[1])
     print(json.dumps({
         "ms_per_step": secs * 1e3 / a.steps,
         "samples_per_s": a.batch_size * a.steps / secs,

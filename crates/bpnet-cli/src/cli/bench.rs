@@ -1,7 +1,6 @@
 //! `bpnet bench`: times training steps (or eval-mode forward passes) of a
 //! network on random data, after a warm-up, and reports ms/step, samples/s
-//! and GFLOP/s (counting 6 * batch * sum(in * out) FLOPs per training step and
-//! 2 * batch * sum(in * out) per inference pass).
+//! and GFLOP/s counting only the products computed ([`step_flops`]).
 
 use bpnet::comm::{Comm, block};
 use bpnet::tensor::{Op, Out, gemm};
@@ -211,11 +210,22 @@ fn random_batches(batch: usize, inputs: usize, classes: usize) -> Result<Vec<(Ma
         .collect()
 }
 
+/// Floating-point operations of the matrix products of one step on a
+/// batch of `batch` rows through layers `dims`: `2 batch Σ in out` for an
+/// inference pass; a training step adds the weight gradients (as many)
+/// and the input gradients of every layer but the first (the first
+/// layer's is not computed): `2 batch (3 Σ in out - dims[0] dims[1])`.
+fn step_flops(dims: &[usize], batch: usize, inference: bool) -> f64 {
+    let macs: usize = dims.windows(2).map(|w| w[0] * w[1]).sum();
+    let first = if dims.len() >= 2 { dims[0] * dims[1] } else { 0 };
+    let per_row = if inference { macs } else { 3 * macs - first };
+    2.0 * batch as f64 * per_row as f64
+}
+
 /// Prints the timing line (and the JSON summary); `ranks` processes, whose
 /// gradient all-reduce alone takes `reduce_ms`.
 fn report(a: &BenchArgs, dims: &[usize], secs: f64, ranks: usize, reduce_ms: Option<f64>) {
-    let macs: usize = dims.windows(2).map(|w| w[0] * w[1]).sum();
-    let flops_per_step = (if a.inference { 2 } else { 6 } * a.batch_size * macs) as f64;
+    let flops_per_step = step_flops(dims, a.batch_size, a.inference);
     let ms = secs * 1e3 / a.steps as f64;
     let samples = a.batch_size as f64 * a.steps as f64 / secs;
     let gflops = flops_per_step * a.steps as f64 / secs / 1e9;
@@ -274,4 +284,23 @@ fn gemm_only(a: &BenchArgs, n: usize) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_flops;
+
+    /// The counts quoted in docs/PERFORMANCE.md: the paper network at batch
+    /// 60 (13.2 M multiply-adds a step), the 1024-wide network at batch 256
+    /// (4.06 GFLOP), and an inference pass of 1000 rows (199 MFLOP).
+    #[test]
+    fn a_step_counts_the_products_it_computes() {
+        let paper = [784, 100, 100, 100, 10];
+        assert_eq!(step_flops(&paper, 60, false), 2.0 * 60.0 * (3.0 * 99_400.0 - 78_400.0));
+        assert_eq!(step_flops(&paper, 60, false), 26_376_000.0);
+        assert_eq!(step_flops(&[784, 1024, 1024, 1024, 10], 256, false), 4_059_037_696.0);
+        assert_eq!(step_flops(&paper, 1000, true), 198_800_000.0);
+        // No hidden layer: one product forward, one weight gradient.
+        assert_eq!(step_flops(&[4, 3], 5, false), 2.0 * 5.0 * 2.0 * 12.0);
+    }
 }
