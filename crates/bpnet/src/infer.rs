@@ -234,7 +234,7 @@ impl<T: Scalar> InferenceNet<T> {
             self.forward_feature_major(x.as_slice(), out.as_mut_slice(), rows);
             return Ok(());
         }
-        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
+        let widest = self.widest();
         let (xs, os) = (x.as_slice(), crate::parallel::split::SharedMut::new(out.as_mut_slice()));
         let run_rows = |i: usize, r: std::ops::Range<usize>, block: usize| {
             // SAFETY: the parts' row ranges are disjoint.
@@ -287,6 +287,11 @@ impl<T: Scalar> InferenceNet<T> {
         Ok(out)
     }
 
+    /// Outputs of the widest stage.
+    fn widest(&self) -> usize {
+        self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0)
+    }
+
     /// Whether a call of `rows` rows runs them one at a time through the
     /// one-row kernel: fewer than [`APART_ROWS`] rows (but more than one)
     /// through a network whose weights fit [`APART_WEIGHTS`] values, where
@@ -301,7 +306,7 @@ impl<T: Scalar> InferenceNet<T> {
     /// [`FEATURE_MAJOR_BYTES`], a multiple of 32 from 32 to
     /// [`FEATURE_MAJOR_ROWS`].
     fn feature_major_rows(&self) -> usize {
-        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
+        let widest = self.widest();
         let per_row = 4 * (self.in_features() + 2 * widest);
         (FEATURE_MAJOR_BYTES / per_row / 32 * 32).clamp(32, FEATURE_MAJOR_ROWS)
     }
@@ -353,7 +358,7 @@ impl<T: Scalar> InferenceNet<T> {
     /// Grows `ws` to hold a block of `rows` rows on the feature-major path.
     fn size_workspace(&self, ws: &mut Workspace<T>, rows: usize) {
         let (inp, cols) = (self.in_features(), rows.next_multiple_of(16));
-        let widest = self.stages.iter().map(|s| s.weight.rows()).max().unwrap_or(0);
+        let widest = self.widest();
         for (b, n) in [(&mut ws.0, widest), (&mut ws.1, widest), (&mut ws.2, inp)] {
             if b.len() < n * cols {
                 b.resize(n * cols, T::ZERO);
