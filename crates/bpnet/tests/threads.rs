@@ -5,9 +5,10 @@
 //! machine (nothing is skipped). The command-line run is checked in
 //! `crates/bpnet-cli/tests/threads_cli.rs`.
 
+use bpnet::layers::{NormKind, RenormConfig};
 use bpnet::parallel::{self, MIN_MACS_SPLIT, split::gemm_blocks};
 use bpnet::tensor::{Op, Out, gemm};
-use bpnet::{Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Target, Trainer};
+use bpnet::{BnPlacement, Loss, Matrix, ModelSpec, Optimizer, OptimizerConfig, Sequential, Target, Trainer};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::sync::Mutex;
@@ -160,13 +161,19 @@ fn network_sized_products_are_bit_identical_on_1_to_8_threads() {
 /// Trains `dims` with BN for a few steps of `batch` rows on `threads`
 /// threads; the bits of every parameter and running statistic.
 fn train(threads: usize, dims: &[usize], batch: usize, opt: OptimizerConfig) -> Vec<Vec<u32>> {
-    assert_eq!(parallel::set_threads(threads), threads);
     let spec = ModelSpec {
         dims: dims.to_vec(),
         ..ModelSpec::paper_mnist(true, 0.1)
     };
+    train_spec(threads, &spec, batch, opt)
+}
+
+/// [`train`] for any network.
+fn train_spec(threads: usize, spec: &ModelSpec, batch: usize, opt: OptimizerConfig) -> Vec<Vec<u32>> {
+    assert_eq!(parallel::set_threads(threads), threads);
+    let dims = &spec.dims;
     let classes = dims[dims.len() - 1];
-    let model = Sequential::<f32>::from_spec(&spec, 3).unwrap();
+    let model = Sequential::<f32>::from_spec(spec, 3).unwrap();
     let mut tr = Trainer::new(model, Optimizer::new(opt).unwrap(), Loss::CrossEntropy);
     for s in 0..4 {
         let x = random(batch, dims[0], 10 + s);
@@ -206,6 +213,47 @@ fn training_with_odd_batches_is_bit_identical_on_1_to_4_threads() {
             assert!(
                 one == train(t, dims, batch, opt.clone()),
                 "{dims:?} batch {batch}: 1 and {t} threads differ"
+            );
+        }
+    }
+}
+
+/// The normalization and activation passes are split over the threads
+/// (by rows, or by columns for the sums over rows) once a layer's batch
+/// holds `MIN_ELEMENTS_SPLIT` values: 257 rows of 333 features is 2.6 times
+/// that, and a ghost batch of 128 rows is 1.3 times. Every kind of
+/// normalization, both placements and several activations, on 1 to 8 threads.
+#[test]
+fn split_normalization_and_activation_passes_are_bit_identical_on_1_to_8_threads() {
+    let _g = lock();
+    const { assert!(257 * 333 > 2 * parallel::MIN_ELEMENTS_SPLIT && 128 * 333 > parallel::MIN_ELEMENTS_SPLIT) };
+    let renorm = NormKind::Renorm(RenormConfig {
+        warmup_steps: 0,
+        rmax_steps: 2,
+        dmax_steps: 2,
+        ..RenormConfig::default()
+    });
+    let cases = [
+        ("relu", BnPlacement::BeforeActivation, NormKind::Batch),
+        ("gelu", BnPlacement::AfterActivation, NormKind::Batch),
+        ("tanh", BnPlacement::BeforeActivation, NormKind::Ghost { size: 128 }),
+        ("elu", BnPlacement::BeforeActivation, renorm),
+        ("softplus", BnPlacement::None, NormKind::Batch),
+    ];
+    for (act, placement, kind) in cases {
+        let mut spec = ModelSpec {
+            dims: vec![50, 333, 10],
+            activation: act.parse().unwrap(),
+            batch_norm: placement,
+            ..ModelSpec::paper_mnist(true, 0.1)
+        };
+        spec.bn.kind = kind;
+        let opt = OptimizerConfig::adam(1e-2);
+        let one = train_spec(1, &spec, 257, opt.clone());
+        for t in [2, 3, 5, 8] {
+            assert!(
+                one == train_spec(t, &spec, 257, opt.clone()),
+                "{act} {placement:?} {kind:?}: 1 and {t} threads differ"
             );
         }
     }

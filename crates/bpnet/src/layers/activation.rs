@@ -3,6 +3,7 @@
 
 use super::Mode;
 use crate::error::{Error, Result};
+use crate::parallel::split::{SharedMut, for_ranges};
 use crate::scalar::Scalar;
 use crate::tensor::Matrix;
 
@@ -383,7 +384,13 @@ impl<T: Scalar> ActivationLayer<T> {
     /// `y = f(x)`.
     pub fn forward(&mut self, x: &Matrix<T>, _mode: Mode) -> Result<()> {
         self.out.resize(x.rows(), x.cols());
-        forward_kernel(self.kind, x.as_slice(), self.out.as_mut_slice());
+        let (xs, kind) = (x.as_slice(), self.kind);
+        let ys = SharedMut::new(self.out.as_mut_slice());
+        for_ranges(xs.len(), &|r| {
+            // SAFETY: `for_ranges` hands out disjoint ranges.
+            let ys = unsafe { ys.range(r.clone()) };
+            forward_kernel(kind, &xs[r], ys);
+        });
         Ok(())
     }
 
@@ -394,8 +401,13 @@ impl<T: Scalar> ActivationLayer<T> {
         }
         if need_dx {
             self.dx.resize(x.rows(), x.cols());
-            let (xs, ys) = (x.as_slice(), self.out.as_slice());
-            backward_kernel(self.kind, xs, ys, dy.as_slice(), self.dx.as_mut_slice());
+            let (xs, ys, gs, kind) = (x.as_slice(), self.out.as_slice(), dy.as_slice(), self.kind);
+            let dx = SharedMut::new(self.dx.as_mut_slice());
+            for_ranges(xs.len(), &|r| {
+                // SAFETY: `for_ranges` hands out disjoint ranges.
+                let dx = unsafe { dx.range(r.clone()) };
+                backward_kernel(kind, &xs[r.clone()], &ys[r.clone()], &gs[r], dx);
+            });
         }
         Ok(())
     }

@@ -22,6 +22,7 @@
 //! (`batch_renorm.rs`, `ghost_batch_norm.rs`); parameters, running
 //! statistics, inference, folding and files are shared.
 
+use super::bn_kernels::{backward_sums, input_gradient_kernel, normalize_kernel, statistics_kernel};
 use super::bn_sync::{self, BnSync};
 use super::{Mode, NormKind, Param, ParamKind};
 use crate::error::{Error, Result};
@@ -507,80 +508,5 @@ impl<T: Scalar> BatchNorm<T> {
         let dx = self.dx.as_mut_slice();
         let sums = [&self.scale[..], &self.sum_dy, &self.sum_dy_xhat];
         input_gradient_kernel(dy.as_slice(), self.xhat.as_slice(), sums, dx);
-    }
-}
-
-crate::vectorized! {
-    /// Per-feature mean, biased variance (two passes) and `1 / sqrt(var + eps)`
-    /// of `x: [m, f]`, `f = mean.len()`, widened across features.
-    pub(super) fn statistics_kernel<T: Scalar>(x: &[T], mean: &mut [T], var: &mut [T], inv_std: &mut [T], eps: T) {
-        let inv_m = T::ONE / T::from_f64((x.len() / mean.len()) as f64);
-        mean.fill(T::ZERO);
-        for row in x.chunks_exact(mean.len()) {
-            mean.iter_mut().zip(row).for_each(|(mu, &v)| *mu += v);
-        }
-        mean.iter_mut().for_each(|mu| *mu *= inv_m);
-        var.fill(T::ZERO);
-        for row in x.chunks_exact(mean.len()) {
-            for ((s, &v), &mu) in var.iter_mut().zip(row).zip(&*mean) {
-                let d = v - mu;
-                *s += d * d;
-            }
-        }
-        for (var, is) in var.iter_mut().zip(inv_std.iter_mut()) {
-            *var *= inv_m;
-            *is = T::ONE / (*var + eps).sqrt();
-        }
-    }
-}
-
-crate::vectorized! {
-    /// `xhat = (x - mean) inv_std` and `out = gamma xhat + beta` (or `xhat`),
-    /// all `[m, f]`, widened.
-    pub(super) fn normalize_kernel<T: Scalar>(x: &[T], mean: &[T], inv_std: &[T], affine: Option<(&[T], &[T])>, xhat: &mut [T], out: &mut [T]) {
-        let f = mean.len();
-        for ((xr, hr), or) in x.chunks_exact(f).zip(xhat.chunks_exact_mut(f)).zip(out.chunks_exact_mut(f)) {
-            for (((xh, &v), &mu), &is) in hr.iter_mut().zip(xr).zip(mean).zip(inv_std) {
-                *xh = (v - mu) * is;
-            }
-            match affine {
-                Some((g, b)) => {
-                    for (((y, &xh), &gj), &bj) in or.iter_mut().zip(&*hr).zip(g).zip(b) {
-                        *y = gj * xh + bj;
-                    }
-                }
-                None => or.copy_from_slice(hr),
-            }
-        }
-    }
-}
-
-crate::vectorized! {
-    /// `sum_dy[j] = sum_r dy[r, j]`, `sum_dy_xhat[j] = sum_r dy[r, j] xhat[r, j]`,
-    /// one pass over `[m, f]`, widened.
-    pub(super) fn backward_sums<T: Scalar>(dy: &[T], xhat: &[T], sum_dy: &mut [T], sum_dy_xhat: &mut [T]) {
-        let f = sum_dy.len();
-        sum_dy.fill(T::ZERO);
-        sum_dy_xhat.fill(T::ZERO);
-        for (gr, hr) in dy.chunks_exact(f).zip(xhat.chunks_exact(f)) {
-            for ((g, xh), (s, sx)) in gr.iter().zip(hr).zip(sum_dy.iter_mut().zip(sum_dy_xhat.iter_mut())) {
-                *s += *g;
-                *sx += *g * *xh;
-            }
-        }
-    }
-}
-
-crate::vectorized! {
-    /// `dx[r, j] = scale[j] (dy[r, j] - a[j] - xhat[r, j] b[j])` with
-    /// `sums = [scale, a, b]`, widened.
-    pub(super) fn input_gradient_kernel<T: Scalar>(dy: &[T], xhat: &[T], sums: [&[T]; 3], dx: &mut [T]) {
-        let [scale, a, b] = sums;
-        let f = scale.len();
-        for ((dr, gr), hr) in dx.chunks_exact_mut(f).zip(dy.chunks_exact(f)).zip(xhat.chunks_exact(f)) {
-            for (j, (d, (&g, &xh))) in dr.iter_mut().zip(gr.iter().zip(hr)).enumerate() {
-                *d = scale[j] * (g - a[j] - xh * b[j]);
-            }
-        }
     }
 }

@@ -38,7 +38,8 @@
 //! - Keras floors `renorm_stddev` at `sqrt(eps)`; here `sigma >= sqrt(eps)`
 //!   holds by construction.
 
-use super::batch_norm::{BatchNorm, backward_sums, input_gradient_kernel, normalize_kernel, statistics_kernel};
+use super::batch_norm::BatchNorm;
+use super::bn_kernels::{backward_sums, input_gradient_kernel, normalize_kernel, statistics_kernel};
 use super::{NormKind, RenormConfig};
 use crate::error::Result;
 use crate::scalar::Scalar;

@@ -35,8 +35,9 @@
 //! statistics.
 
 use super::Mode;
-use super::batch_norm::{BatchNorm, backward_sums, input_gradient_kernel, normalize_kernel, statistics_kernel};
+use super::batch_norm::BatchNorm;
 use super::batch_renorm::Variant;
+use super::bn_kernels::{backward_sums, input_gradient_kernel, normalize_kernel, statistics_kernel};
 use crate::error::Result;
 use crate::scalar::Scalar;
 use crate::tensor::Matrix;

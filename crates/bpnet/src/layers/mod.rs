@@ -16,6 +16,7 @@ mod activation;
 pub(crate) use activation::{bias_act_kernel, bias_act_rows_kernel};
 mod batch_norm;
 mod batch_renorm;
+mod bn_kernels;
 mod bn_sync;
 mod dense;
 mod dropout;

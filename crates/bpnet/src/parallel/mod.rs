@@ -17,20 +17,26 @@
 //!   once did, is not enough: faer picks its kernel and blocking from the
 //!   block's shape, e.g. a 1-column block goes through its matrix-vector
 //!   kernel, which sums in another order.)
-//! - Element-wise work (optimizer updates) over at least
-//!   [`MIN_ELEMENTS_SPLIT`] elements is cut into one range per thread; each
-//!   element's arithmetic is the same wherever it runs.
+//! - Element-wise work (optimizer updates, activations, normalization)
+//!   over at least [`MIN_ELEMENTS_SPLIT`] elements is cut into one range
+//!   (of elements or of rows) per thread; each element's arithmetic is the
+//!   same wherever it runs.
+//! - Batch normalization's sums over the rows of a batch are cut by blocks
+//!   of columns (features), one per thread: each column's sum still runs
+//!   over the rows in order, on one thread.
 //! - [`crate::InferenceNet`] cuts a batch into blocks of rows, each
 //!   computed the same way on whichever thread (on its feature-major path
 //!   each row's output depends on that row alone, so there the cut may
 //!   follow the thread count).
 //!
-//! Reductions (sums over a batch) are never split. What does change the low
+//! No sum is cut into partial sums over threads. What does change the low
 //! bits: another CPU (faer and bpnet's element-wise kernels choose AVX-512,
 //! AVX2 or baseline code at run time; faer's blocking follows the cache
 //! sizes), another bpnet or faer version. `tests/threads.rs` checks every
 //! shape with 1 to 80 rows and columns on 1 to 4 threads, and whole
-//! training runs with odd batch sizes on 1 to 4 threads.
+//! training runs with odd batch sizes on 1 to 4 threads (with split
+//! normalization and activation passes, every kind of normalization, on 1
+//! to 8).
 
 pub mod pacing;
 pub mod split;

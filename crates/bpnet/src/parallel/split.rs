@@ -81,6 +81,44 @@ pub(crate) fn for_ranges(len: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
     }
 }
 
+/// Runs `f` on disjoint ranges of rows covering `0..rows` of a
+/// `[rows, cols]` matrix: one range per thread when the matrix is big
+/// enough to profit ([`parts_for`]), else `f(0..rows)` on the calling
+/// thread. Row-wise work only: each row's result must not depend on the
+/// range it falls in.
+pub(crate) fn for_rows(rows: usize, cols: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let parts = parts_for(rows.saturating_mul(cols)).min(rows);
+    if parts <= 1 {
+        f(0..rows);
+    } else {
+        super::run(parts, &|i| f(row_range(rows, parts, i)));
+    }
+}
+
+/// The `i`-th of `parts <= rows` ranges of rows, none empty.
+fn row_range(rows: usize, parts: usize, i: usize) -> Range<usize> {
+    rows * i / parts..rows * (i + 1) / parts
+}
+
+/// Runs `f` on disjoint ranges of columns covering `0..cols` of a
+/// `[rows, cols]` matrix, cut at multiples of 16 columns: one range per
+/// thread when the matrix is big enough to profit ([`parts_for`]), else
+/// `f(0..cols)`. For sums over rows: each column's sum runs over the rows in
+/// order wherever the column falls, so the result does not depend on the cut.
+pub(crate) fn for_columns(rows: usize, cols: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let parts = parts_for(rows.saturating_mul(cols)).min(column_parts(cols));
+    if parts <= 1 {
+        f(0..cols);
+    } else {
+        super::run(parts, &|i| f(range(cols, parts, i)));
+    }
+}
+
+/// The most parts `cols` columns are cut into: one per 16 columns begun.
+fn column_parts(cols: usize) -> usize {
+    cols.div_ceil(16)
+}
+
 /// A mutable slice whose disjoint ranges the parts of a [`super::run`] job
 /// write.
 pub(crate) struct SharedMut<'a, T> {
@@ -141,6 +179,36 @@ mod tests {
                     }
                     assert_eq!(at, len, "{m}x{k}x{n}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn row_and_column_ranges_tile_the_matrix() {
+        for len in [1, 2, 3, 15, 16, 17, 33, 97, 100, 257, 333, 1024] {
+            for parts in 1..=8 {
+                let rows = parts.min(len);
+                let mut at = 0;
+                for i in 0..rows {
+                    let r = row_range(len, rows, i);
+                    assert!(
+                        r.start == at && !r.is_empty(),
+                        "{len} rows, {rows} parts, part {i}: {r:?}"
+                    );
+                    at = r.end;
+                }
+                assert_eq!(at, len);
+                let cols = parts.min(column_parts(len));
+                let mut at = 0;
+                for i in 0..cols {
+                    let r = range(len, cols, i);
+                    assert!(
+                        r.start == at && r.start.is_multiple_of(16) || r.is_empty(),
+                        "{len} columns: {r:?}"
+                    );
+                    at = r.end;
+                }
+                assert_eq!(at, len, "{len} columns, {cols} parts");
             }
         }
     }
