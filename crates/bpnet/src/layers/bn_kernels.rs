@@ -150,3 +150,51 @@ crate::vectorized! {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Every pass on `x: [m, f]`, as bits: statistics, normalize (with and
+    /// without affine), backward sums and input gradient.
+    fn passes(x: &[f32], dy: &[f32], f: usize) -> Vec<Vec<u32>> {
+        let (mut mean, mut var, mut inv_std) = (vec![0.0; f], vec![0.0; f], vec![0.0; f]);
+        statistics_kernel(x, &mut mean, &mut var, &mut inv_std, 1e-5);
+        let (mut xhat, mut out, mut plain) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; x.len()]);
+        let gamma: Vec<f32> = (0..f).map(|j| 0.5 + j as f32 / f as f32).collect();
+        let beta: Vec<f32> = (0..f).map(|j| j as f32 / 7.0 - 3.0).collect();
+        normalize_kernel(x, &mean, &inv_std, Some((&gamma, &beta)), &mut xhat, &mut out);
+        normalize_kernel(x, &mean, &inv_std, None, &mut vec![0.0; x.len()], &mut plain);
+        let (mut s, mut sx) = (vec![0.0; f], vec![0.0; f]);
+        backward_sums(dy, &xhat, &mut s, &mut sx);
+        let mut dx = vec![0.0; x.len()];
+        input_gradient_kernel(dy, &xhat, [&gamma, &s, &sx], &mut dx);
+        [mean, var, inv_std, xhat, out, plain, s, sx, dx]
+            .iter()
+            .map(|v| bits(v))
+            .collect()
+    }
+
+    /// Above the split threshold (67 x 500 values; 500 columns are not a
+    /// multiple of 16), 2 to 4 threads give the bits of one. Also run under
+    /// Miri for the disjoint ranges the parts write.
+    #[test]
+    fn split_passes_give_the_bits_of_one_thread() {
+        let _level = crate::simd::level_lock();
+        let (m, f) = (67, 500);
+        assert!(m * f >= crate::parallel::MIN_ELEMENTS_SPLIT);
+        let x: Vec<f32> = (0..m * f).map(|i| ((i * 37 % 101) as f32) / 25.0 - 2.0).collect();
+        let dy: Vec<f32> = (0..m * f).map(|i| ((i * 53 % 97) as f32) / 40.0 - 1.2).collect();
+        crate::parallel::set_threads(1);
+        let one = passes(&x, &dy, f);
+        for threads in 2..=4 {
+            crate::parallel::set_threads(threads);
+            assert!(passes(&x, &dy, f) == one, "{threads} threads differ from one");
+        }
+        crate::parallel::set_threads(1);
+    }
+}
