@@ -109,3 +109,19 @@ fn nul_bytes_are_not_text() {
     let err = train_on(dir.path(), "nul.csv", &bytes);
     assert!(err.contains("line 2: a NUL byte"), "{err}");
 }
+
+/// A quote opened in the wine data and never closed: one line naming the
+/// record's line, instead of training on the rows before it with the rest
+/// of the file read as one value.
+#[test]
+fn an_unclosed_quote_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines: Vec<String> = wine().lines().map(str::to_string).collect();
+    let (at, n) = (40, lines.len());
+    lines[at].insert(0, '"');
+    let stderr = train_on(dir.path(), "open.csv", (lines.join("\n") + "\n").as_bytes());
+    assert!(
+        stderr.contains(&format!("line {}: a quoted field opens", at + 1)) && n > at + 100,
+        "{stderr}"
+    );
+}

@@ -200,3 +200,40 @@ fn progress_is_reported_block_by_block() {
     assert_eq!((last.bytes, last.rows, last.done), (total, t.len() as u64, true));
     assert_eq!(seen.iter().filter(|p| p.done).count(), 1);
 }
+
+/// A quoted field that the end of the file leaves open is an error naming
+/// the line where its record begins, in both readers, in one pass or in
+/// chunks (the tokenizer alone would read the rest of the file as one value
+/// and drop its rows); quotes inside an unquoted field stay literal.
+#[test]
+fn an_unclosed_quote_is_an_error_naming_its_line() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+    let opts = CsvOptions::default();
+    for (file, line) in [("unclosed_quote.csv", 14), ("unclosed_quote_last.csv", 5)] {
+        let path = dir.join(file);
+        let Err(full) = slow(&path, &opts) else {
+            panic!("{file}: the full reader read it");
+        };
+        assert!(
+            full.contains(&format!("line {line}: a quoted field opens")) && full.contains(file),
+            "{file}: {full}"
+        );
+        for block in [16, 64, 1 << 20] {
+            let fast = read_table_tuned(&path, &opts, block, 1).err().map(|e| e.to_string());
+            assert_eq!(fast.as_deref(), Some(&full[..]), "{file}, block {block}");
+        }
+        let chunked = (|| {
+            let mut r = bpnet::data::table::ChunkReader::open(&path, &opts, 4 << 10)?;
+            while r.next_chunk()?.is_some() {}
+            Ok::<_, bpnet::Error>(())
+        })();
+        assert_eq!(
+            chunked.err().map(|e| e.to_string()).as_deref(),
+            Some(&full[..]),
+            "{file}, in chunks"
+        );
+    }
+    let literal = slow(&dir.join("quotes_closed_or_literal.csv"), &opts).unwrap();
+    let ys: Vec<String> = (0..3).map(|r| format!("{:?}", literal.cell(r, 2))).collect();
+    assert_eq!(ys, ["Text(\"x\\\"1\")", "Text(\"x\\\"0\")", "Text(\"x1\\\"\")"]);
+}

@@ -12,6 +12,7 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::table::unclosed_quote;
 use ::csv::{ByteRecord, ReaderBuilder, Trim};
 use serde::{Deserialize, Serialize};
 
@@ -322,6 +323,7 @@ fn read_records(bytes: &[u8], path: &Path, delimiter: u8) -> Result<Records> {
     let mut rec = ByteRecord::new();
     let mut counter = LineCounter::default();
     let mut bad_utf8 = None;
+    let mut last = None;
     loop {
         match reader.read_byte_record(&mut rec) {
             Ok(true) => {}
@@ -330,18 +332,50 @@ fn read_records(bytes: &[u8], path: &Path, delimiter: u8) -> Result<Records> {
         }
         let start = rec.position().map_or(0, |p| p.byte() as usize);
         let line = counter.line_at(bytes, start);
+        last = Some((start, line));
         if rec.len() == 1 && rec[0].is_empty() {
             continue; // a line of blanks
         }
         let (cells, bad) = decode_record(&rec, line, rows.len());
         bad_utf8 = bad_utf8.or(bad);
-        if let (Some(first), Some(&first_line)) = (rows.first(), lines.first()) {
-            check_width(path, first, first_line, &cells, line)?;
+        if let (Some(first), Some(&first_line)) = (rows.first(), lines.first())
+            && let Err(e) = check_width(path, first, first_line, &cells, line)
+        {
+            // A last record that runs to the end of the file in an open
+            // quote has the wrong width because of that quote.
+            let end = (reader.position().byte() as usize).min(bytes.len());
+            let last = bytes[end..].iter().all(|b| matches!(b, b'\r' | b'\n'));
+            return Err(
+                match last && unclosed_quote(&bytes[start.min(bytes.len())..], delimiter) {
+                    true => unclosed_error(path, line),
+                    false => e,
+                },
+            );
         }
         rows.push(cells);
         lines.push(line);
     }
+    if let Some((start, line)) = last
+        && unclosed_quote(&bytes[start.min(bytes.len())..], delimiter)
+    {
+        return Err(unclosed_error(path, line));
+    }
     Ok((rows, lines, bad_utf8))
+}
+
+fn unclosed_error(path: &Path, line: u64) -> Error {
+    Error::Format {
+        path: path.to_path_buf(),
+        reason: unclosed_message(line),
+    }
+}
+
+/// The error for a quoted field that the end of the file leaves open, in a
+/// record that begins on `line` (see [`unclosed_quote`]).
+pub(crate) fn unclosed_message(line: u64) -> String {
+    format!(
+        "line {line}: a quoted field opens in this record and is never closed (a '\"' without its closing '\"'); everything after it would be one value"
+    )
 }
 
 /// 1-based line numbers of byte offsets, counted incrementally.

@@ -242,6 +242,15 @@ pub(crate) fn parse_part(job: &Job<'_>, from: usize, stop: usize) -> Part {
                 (p.next, p.to_next, p.incomplete) = (start, nl + newlines_before, start < stop);
                 break;
             }
+            // The full reader names the line.
+            Step::Unclosed { start, newlines_before } => {
+                nl += newlines_before;
+                if !seen {
+                    (p.first, p.lead) = (start, nl);
+                }
+                (seen, p.slow) = (true, true);
+                break;
+            }
             Step::Record {
                 start,
                 next,

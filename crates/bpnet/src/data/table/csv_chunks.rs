@@ -13,7 +13,7 @@ use super::read::{
 };
 use super::scan::{BOM, Scanner, Step, text};
 use super::{Column, Table};
-use crate::data::csv::{CsvOptions, header_names, parse_csv};
+use crate::data::csv::{CsvOptions, header_names, parse_csv, unclosed_message};
 use crate::error::{Error, Result};
 
 /// Reads a CSV file chunk by chunk (see [`super::chunks`]).
@@ -333,14 +333,22 @@ impl CsvChunks {
         let mut sc = Scanner::new(self.delimiter);
         let (mut pos, mut nl) = (from, lines);
         let ncols = self.plan.len();
-        while let Step::Record {
-            start,
-            next,
-            newlines_before,
-            newlines_in,
-        } = sc.next(&self.buf, pos, self.eof)
-        {
-            nl += newlines_before;
+        loop {
+            let (start, next, newlines_in) = match sc.next(&self.buf, pos, self.eof) {
+                Step::Record {
+                    start,
+                    next,
+                    newlines_before,
+                    newlines_in,
+                } => {
+                    nl += newlines_before;
+                    (start, next, newlines_in)
+                }
+                Step::Unclosed { newlines_before, .. } => {
+                    return self.error(unclosed_message(nl + newlines_before + 1));
+                }
+                Step::Incomplete { .. } | Step::End { .. } => break,
+            };
             let line = nl + 1;
             if self.buf[start..].starts_with(BOM) {
                 return self.error(format!("line {line}: a byte order mark inside the file"));

@@ -51,6 +51,7 @@ pub(crate) use groups::CellGroups;
 #[cfg(feature = "columnar")]
 pub use parquet_out::{PredictionParquet, ROW_GROUP, predictions_to_parquet};
 pub use read::{BLOCK, ProgressHook, ReadProgress, read_table, read_table_tuned, reader_counts, set_read_progress};
+pub(crate) use scan::unclosed_quote;
 
 /// A data file's format, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -235,6 +235,8 @@ fn parse_head(buf: &[u8], eof: bool, delimiter: u8) -> HeadStep {
                     break;
                 }
             }
+            // The full reader names the line.
+            Step::Unclosed { .. } => return HeadStep::Done(None),
             Step::Incomplete { .. } | Step::End { .. } if !eof && (first.is_none() || sample.is_empty()) => {
                 return HeadStep::More;
             }

@@ -5,6 +5,36 @@
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
+/// Whether the last record of a file, `record` (from its first byte to the
+/// end of the file), leaves a quoted field open. The rules of `csv-core`'s
+/// defaults: a `"` opens a quoted field only as the field's first byte;
+/// inside one, `""` is a quote and a lone `"` closes it; a line end outside
+/// quotes ends the record. `csv-core` and the `csv` crate accept an open
+/// quote at the end of the input and return everything after it as one
+/// field; bpnet refuses such a file instead of losing its rows.
+pub(crate) fn unclosed_quote(record: &[u8], delimiter: u8) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum S {
+        Start,
+        Plain,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut s = S::Start;
+    for &b in record {
+        s = match (s, b) {
+            (S::Quoted, b'"') => S::QuoteInQuoted,
+            (S::Quoted, _) => S::Quoted,
+            (S::QuoteInQuoted, b'"') => S::Quoted,
+            (S::Start, b'"') => S::Quoted,
+            (_, b'\r' | b'\n') => S::Start,
+            (_, d) if d == delimiter => S::Start,
+            _ => S::Plain,
+        };
+    }
+    s == S::Quoted
+}
+
 /// The UTF-8 byte order mark.
 pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -24,6 +54,10 @@ pub(crate) enum Step {
     Incomplete { start: usize, newlines_before: u64 },
     /// Nothing but line ends is left.
     End { newlines_before: u64 },
+    /// The record beginning at `start` opens a quoted field that the end
+    /// of the file leaves open ([`unclosed_quote`]): a damaged file, whose
+    /// rest the tokenizer would read as one field.
+    Unclosed { start: usize, newlines_before: u64 },
 }
 
 /// Reads records out of byte slices; reused from record to record.
@@ -97,6 +131,9 @@ impl Scanner {
                     self.ends.resize(n, 0);
                 }
                 ReadRecordResult::Record => {
+                    if eof && at == input.len() && unclosed_quote(&input[start..], self.delimiter) {
+                        return Step::Unclosed { start, newlines_before };
+                    }
                     self.fields = endlen;
                     let newlines_in = (self.rdr.line() - line0).saturating_sub(newlines_before);
                     return Step::Record {
@@ -223,6 +260,28 @@ pub(crate) fn fast_number(b: &[u8]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_quotes_are_told_from_closed_and_literal_ones() {
+        for (rec, open) in [
+            ("a,\"b", true),
+            ("\"a", true),
+            ("a,\"b\nc,d\n", true),
+            ("a,\"b\"\"c", true),
+            ("a,\"b\"", false),
+            ("a,\"b\"\"\"", false),
+            ("a,\"b\nc\"\n", false),
+            ("a,b\"c", false),
+            ("a,b\"", false),
+            ("a,\"b\"c\"", false),
+            ("\"\"", false),
+            ("", false),
+        ] {
+            assert_eq!(unclosed_quote(rec.as_bytes(), b','), open, "{rec:?}");
+        }
+        assert!(unclosed_quote(b"a;\"b,c", b';'));
+        assert!(!unclosed_quote(b"a,\"b;c", b';'), "the quote is inside a field there");
+    }
 
     /// Every string the fast path takes parses to the same bits as `str::parse`.
     #[test]
