@@ -86,6 +86,7 @@ enum Command {
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    report_output_errors();
     tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -186,6 +187,25 @@ fn tune_allocator() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
+}
+
+/// Standard output that cannot be written (a redirect to a full disk):
+/// `println!` panics then; this makes it one line on stderr and exit code 1
+/// instead of a panic message. Other panics keep the default report.
+fn report_output_errors() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        match info
+            .payload_as_str()
+            .and_then(|m| m.strip_prefix("failed printing to stdout: "))
+        {
+            Some(reason) => {
+                eprintln!("error: standard output: {reason}");
+                std::process::exit(1);
+            }
+            None => default(info),
+        }
+    }));
 }
 
 /// Lets `bpnet ... | head` end quietly: Rust ignores SIGPIPE, which turns a

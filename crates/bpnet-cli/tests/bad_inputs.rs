@@ -232,3 +232,48 @@ fn every_bad_input_fails_cleanly() {
         failures.join("\n")
     );
 }
+
+/// Standard output on a full device (`> /dev/full`): one line, exit code 1,
+/// no panic message, for commands that print (`inspect`, `predict`, `eval`).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_standard_output_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    let out = bpnet(
+        d.path(),
+        &[
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            &data,
+            "--epochs",
+            "2",
+            "--ensemble",
+            "1",
+            "--quiet",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    for args in [
+        vec!["inspect", "m.safetensors"],
+        vec!["predict", "--model", "m.safetensors", "--data", &data],
+        vec!["eval", "--model", "m.safetensors", "--data", &data],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(&args)
+            .current_dir(d.path())
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = common::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: standard output: ") && stderr.lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+    }
+}
