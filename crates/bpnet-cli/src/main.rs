@@ -195,10 +195,12 @@ fn tune_allocator() {
 fn report_output_errors() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        match info
-            .payload_as_str()
-            .and_then(|m| m.strip_prefix("failed printing to stdout: "))
-        {
+        let p = info.payload();
+        let message = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied());
+        match message.and_then(|m| m.strip_prefix("failed printing to stdout: ")) {
             Some(reason) => {
                 eprintln!("error: standard output: {reason}");
                 std::process::exit(1);
