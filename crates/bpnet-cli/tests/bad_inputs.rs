@@ -277,3 +277,94 @@ fn a_full_standard_output_is_one_line() {
         );
     }
 }
+
+/// A named pipe or a device as an input (`--data`, `--config`, a model
+/// file): one line naming it, exit code 1, at once. Before, a pipe was read
+/// once and then opened again (which waits for a writer forever) and
+/// `/dev/zero` was read into memory without end.
+#[cfg(unix)]
+#[test]
+fn pipes_and_devices_are_refused_as_inputs() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(d.path().join("p.csv"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let model = "m.safetensors";
+    let out = bpnet(
+        d.path(),
+        &[
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            &data,
+            "--epochs",
+            "2",
+            "--ensemble",
+            "1",
+            "--quiet",
+            "--out",
+            model,
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["train", "--data", "p.csv", "--out", "x.safetensors"],
+            "p.csv: a named pipe",
+        ),
+        (
+            &["train", "--data", "/dev/zero", "--out", "x.safetensors"],
+            "/dev/zero: a character device",
+        ),
+        (
+            &[
+                "train",
+                "--data",
+                &data,
+                "--config",
+                "/dev/zero",
+                "--out",
+                "x.safetensors",
+            ],
+            "/dev/zero: a character device",
+        ),
+        (&["eval", "--model", model, "--data", "p.csv"], "p.csv: a named pipe"),
+        (
+            &["predict", "--model", model, "--data", "/dev/zero"],
+            "/dev/zero: a character device",
+        ),
+        (&["inspect", "p.csv"], "p.csv: a named pipe"),
+    ];
+    for (args, want) in cases {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(["--threads", "1"])
+            .args(args)
+            .current_dir(d.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{args:?} still runs after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = common::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {want}, not a file")) && stderr.lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+        assert!(!d.path().join("x.safetensors").exists());
+    }
+}

@@ -18,6 +18,7 @@ pub trait TomlConfig: Sized {
 
 impl TomlConfig for TrainConfig {
     fn from_file(path: &Path) -> Result<Self> {
+        bpnet::io::check_regular(path)?;
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,

@@ -30,6 +30,7 @@ pub struct EvalArgs {
 
 /// Runs `bpnet eval`.
 pub fn run(a: &EvalArgs) -> Result<()> {
+    bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
     super::read_progress::install(false);

@@ -44,6 +44,7 @@ pub fn stream_mode(stream: bool, no_stream: bool) -> &'static str {
 
 /// Runs `bpnet predict`.
 pub fn run(a: &PredictArgs) -> Result<()> {
+    bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
     if let Some(output) = &a.output {

@@ -252,6 +252,7 @@ impl ColumnRef {
 /// UTF-32 file, invalid UTF-8 (naming the line and column, and how to
 /// convert from Latin-1), and read errors.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
+    crate::io::check_regular(path)?;
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,

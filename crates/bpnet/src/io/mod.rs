@@ -58,6 +58,7 @@ mod digest;
 mod ensemble;
 mod guard;
 mod header;
+mod inputs;
 mod model_file;
 mod outputs;
 mod sections;
@@ -72,6 +73,7 @@ pub use ensemble::{
     ENSEMBLE_KEY, EnsembleSection, Member, blend_bytes, ensemble_bytes, ensemble_members, member_specs, save_blend,
     save_ensemble,
 };
+pub use inputs::check_regular;
 #[doc(hidden)]
 pub use model_file::decode_model_unchecked;
 pub use model_file::{

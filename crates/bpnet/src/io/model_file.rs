@@ -178,6 +178,7 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
         path: path.to_path_buf(),
         reason,
     };
+    super::check_regular(path)?;
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     // Look at the length prefix first, so that a large file of another kind

@@ -211,6 +211,9 @@ impl OutputPlan {
     /// Errors are [`Error::Output`] (or [`Error::Config`] for a model file
     /// name without `.safetensors`), naming both files of a collision.
     pub fn check(&self) -> Result<()> {
+        for input in &self.inputs {
+            super::check_regular(&input.path)?;
+        }
         let inputs = self.resolve_inputs();
         self.check_folders(&inputs)?;
         let outputs = self

@@ -69,6 +69,7 @@ impl ChunkReader {
     /// [`crate::data::read_csv`] applied to that chunk). `chunk`: bytes of
     /// CSV text per chunk (at least 4 KiB are used).
     pub fn open(path: &Path, opts: &CsvOptions, chunk: usize) -> Result<ChunkReader> {
+        crate::io::check_regular(path)?;
         #[cfg(feature = "columnar")]
         if super::Format::of(path) != super::Format::Csv {
             return Ok(ChunkReader(Inner::Parquet(ParquetChunks::open(path)?)));

@@ -80,6 +80,7 @@ impl Format {
 /// CSV through [`read_table`] with `opts`; Parquet and Arrow IPC (feature
 /// `columnar`) reading only `columns` when given.
 pub fn read_data(path: &Path, opts: &CsvOptions, columns: Option<&[String]>) -> crate::Result<Table> {
+    crate::io::check_regular(path)?;
     match Format::of(path) {
         Format::Csv => read_table(path, opts),
         #[cfg(feature = "columnar")]

@@ -117,6 +117,7 @@ pub fn read_table(path: &Path, opts: &CsvOptions) -> Result<Table> {
 /// `min_range` bytes (small values let tests cross every boundary).
 #[doc(hidden)]
 pub fn read_table_tuned(path: &Path, opts: &CsvOptions, block: usize, min_range: usize) -> Result<Table> {
+    crate::io::check_regular(path)?;
     let tune = Tune {
         block: block.max(16),
         min_range: min_range.max(1),
