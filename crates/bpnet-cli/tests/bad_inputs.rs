@@ -368,3 +368,35 @@ fn pipes_and_devices_are_refused_as_inputs() {
         assert!(!d.path().join("x.safetensors").exists());
     }
 }
+
+/// An output folder where no file can be made (`/sys` refuses new files,
+/// root or not) is refused before training, in one line; before, the run
+/// trained to its end and then failed on the history's temporary file.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_output_folder_is_refused_before_the_work() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    let out = bpnet(
+        d.path(),
+        &[
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            &data,
+            "--epochs",
+            "2",
+            "--out",
+            "/sys/m.safetensors",
+        ],
+    );
+    let stderr = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: output --out /sys/m.safetensors cannot be written: no new file can be made in /sys")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(common::text(&out.stdout).is_empty(), "it trained first");
+}

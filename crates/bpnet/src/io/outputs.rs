@@ -242,6 +242,7 @@ impl OutputPlan {
         if !self.overwrite {
             self.check_kinds()?;
         }
+        self.check_writable()?;
         for (label, id) in inputs {
             protect(label, id);
         }
@@ -327,6 +328,44 @@ impl OutputPlan {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Each output's folder takes a new file (every output is written to a
+    /// temporary file beside it, then renamed): a file is created there and
+    /// removed, so that a folder without write permission is found before
+    /// the work, not when its result is saved. For a folder the run
+    /// creates, the nearest folder above it that exists.
+    fn check_writable(&self) -> Result<()> {
+        let mut seen: Vec<PathBuf> = Vec::new();
+        for (i, o) in self.outputs.iter().enumerate() {
+            let mut dir = o.path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+            while !dir.as_os_str().is_empty() && !dir.is_dir() {
+                dir = dir.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+            }
+            if seen.contains(&dir) {
+                continue;
+            }
+            let folder = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &dir
+            };
+            let probe = folder.join(format!(".bpnet-write-check-{}-{i}", std::process::id()));
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&probe);
+                }
+                Err(e) => {
+                    let problem = format!(
+                        "cannot be written: no new file can be made in {} ({e})",
+                        folder.display()
+                    );
+                    return Err(refuse(&o.label, problem));
+                }
+            }
+            seen.push(dir);
         }
         Ok(())
     }
