@@ -400,3 +400,60 @@ fn an_unwritable_output_folder_is_refused_before_the_work() {
     );
     assert!(common::text(&out.stdout).is_empty(), "it trained first");
 }
+
+/// A save that fails after training (here the model file is larger than
+/// the process may write: `ulimit -f`, with SIGXFSZ ignored so that the
+/// write fails with EFBIG) leaves the previous model and its history as
+/// they were, one line naming the model file, and no temporary file. The
+/// history used to be put in place before the model was written.
+#[cfg(unix)]
+#[test]
+fn a_failed_save_leaves_the_old_model_and_its_history() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    let base = [
+        "--threads",
+        "1",
+        "train",
+        "--data",
+        &data,
+        "--ensemble",
+        "1",
+        "--out",
+        "m.safetensors",
+    ];
+    let first = bpnet(
+        d.path(),
+        &[&base[..], &["--epochs", "2", "--hidden", "8", "--quiet"]].concat(),
+    );
+    assert!(first.status.success(), "{}", common::text(&first.stderr));
+    let files = ["m.safetensors", "m.history.csv", "m.history.json"];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(d.path().join(f)).unwrap()).collect();
+    assert!(before[0].len() < 20 << 10);
+    // 40 blocks: 20 or 40 KB by the shell's unit; the new model is ~160 KB.
+    let line = format!(
+        "trap '' XFSZ; ulimit -f 40; exec {} {} --epochs 3 --hidden 200,200",
+        env!("CARGO_BIN_EXE_bpnet"),
+        base.join(" ")
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let stderr = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: m.safetensors: ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    for (f, b) in files.iter().zip(&before) {
+        assert!(std::fs::read(d.path().join(f)).unwrap() == *b, "{f} changed");
+    }
+    let left: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

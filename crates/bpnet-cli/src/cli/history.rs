@@ -1,7 +1,7 @@
 //! The training history, written next to the model as `NAME.history.csv` and
 //! `NAME.history.json` (one record per epoch).
 
-use bpnet::io::write_atomic;
+use bpnet::io::AtomicWriter;
 use bpnet::train::History;
 use bpnet::workflow::record_json;
 use bpnet::{Error, Result};
@@ -21,8 +21,10 @@ pub fn paths(model: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Writes both files atomically; returns their paths.
-pub fn write(model: &Path, h: &History) -> Result<(PathBuf, PathBuf)> {
+/// Both files written to their temporary files and synced, not yet in
+/// place: `bpnet train` commits them after the model is saved, so that a
+/// failed save (a full disk) leaves the old history with the old model.
+pub fn prepare(model: &Path, h: &History) -> Result<(AtomicWriter, AtomicWriter)> {
     let (csv_path, json_path) = paths(model);
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     let mut csv = format!("{CSV_HEADER}\n");
@@ -43,7 +45,11 @@ pub fn write(model: &Path, h: &History) -> Result<(PathBuf, PathBuf)> {
         "best_epoch": h.best_epoch, "stopped_early": h.stopped_early, "notes": h.notes,
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::State(e.to_string()))?;
-    write_atomic(&csv_path, csv.as_bytes())?;
-    write_atomic(&json_path, text.as_bytes())?;
-    Ok((csv_path, json_path))
+    let file = |path: &Path, bytes: &[u8]| -> Result<AtomicWriter> {
+        let mut w = AtomicWriter::create(path)?;
+        w.write(bytes)?;
+        w.prepare()?;
+        Ok(w)
+    };
+    Ok((file(&csv_path, csv.as_bytes())?, file(&json_path, text.as_bytes())?))
 }

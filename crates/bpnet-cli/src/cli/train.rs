@@ -491,9 +491,14 @@ pub(super) fn finish(
     if let (Some(t), false) = (&test, a.quiet) {
         println!("test: {}", t.summary);
     }
-    let (hist_csv, hist_json) = super::history::write(out, history)?;
+    // The history is written out first and put in place after the model,
+    // so that a save that fails leaves the old model with its own history.
+    let (csv, json) = super::history::prepare(out, history)?;
     let meta = metadata(cfg, data, Some(history), test.as_ref().map(|t| &t.json));
     super::ensemble::save(out, spec, members, &data.train, &meta)?;
+    csv.commit()?;
+    json.commit()?;
+    let (hist_csv, hist_json) = super::history::paths(out);
     if !a.quiet {
         println!(
             "wrote {} (history: {}, {})",

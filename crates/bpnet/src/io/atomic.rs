@@ -64,7 +64,7 @@ impl AtomicWriter {
             .create_new(true)
             .open(&tmp)
             .map_err(|source| Error::Io {
-                path: tmp.clone(),
+                path: path.to_path_buf(),
                 source,
             })?;
         Ok(AtomicWriter {
@@ -76,11 +76,24 @@ impl AtomicWriter {
         })
     }
 
+    /// An error of the temporary file, named by the target (what the user
+    /// asked for).
     fn io(&self) -> impl Fn(std::io::Error) -> Error + '_ {
         |source| Error::Io {
-            path: self.tmp.clone(),
+            path: self.path.clone(),
             source,
         }
+    }
+
+    /// Writes out and syncs what was appended, so that a full disk shows
+    /// here; [`AtomicWriter::commit`] then only renames. For outputs that
+    /// belong together: prepare each, then commit them one after the other.
+    pub fn prepare(&mut self) -> Result<()> {
+        let r = match self.file.as_mut() {
+            Some(f) => f.flush().and_then(|()| f.get_ref().sync_all()),
+            None => Ok(()),
+        };
+        r.map_err(self.io())
     }
 
     /// Appends `bytes`.
