@@ -126,7 +126,7 @@ impl NativeModel {
     }
 
     fn from_file(file: ModelFile, path: &Path) -> PyResult<Self> {
-        let pipeline = Pipeline::from_metadata(&file.metadata, path).map_err(to_py)?;
+        let pipeline = Pipeline::of_model(&file, path).map_err(to_py)?;
         let config: TrainConfig = match file.metadata.get("training") {
             Some(t) => serde_json::from_value(t.clone())
                 .map_err(|e| state_err(format!("{}: invalid training section: {e}", path.display())))?,

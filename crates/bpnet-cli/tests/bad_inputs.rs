@@ -457,3 +457,68 @@ fn a_failed_save_leaves_the_old_model_and_its_history() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Model files whose checksum is right but whose preprocessing disagrees
+/// with itself or with the network (as a hand edit or another tool might
+/// write them): `eval`, `predict` and `export` end with one line naming the
+/// file, no panic. Before, an out-of-range column index panicked in the
+/// preprocessing and two class names for three outputs gave ragged CSV.
+#[test]
+fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    let out = bpnet(
+        d.path(),
+        &[
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            &data,
+            "--epochs",
+            "2",
+            "--ensemble",
+            "1",
+            "--quiet",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let file = bpnet::io::load_model(&d.path().join("m.safetensors")).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 5] = [
+        ("feature index", |p| {
+            p["preprocessor"]["features"][0]["index"] = 99.into()
+        }),
+        ("no columns", |p| p["preprocessor"]["columns"] = serde_json::json!([])),
+        ("target index", |p| {
+            p["preprocessor"]["target_indices"] = serde_json::json!([99])
+        }),
+        ("two classes", |p| {
+            p["preprocessor"]["target"]["classes"]["names"] = serde_json::json!(["a", "b"])
+        }),
+        ("one feature fewer", |p| {
+            p["preprocessor"]["features"].as_array_mut().unwrap().pop();
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut meta = file.metadata.clone();
+        edit(meta.get_mut("preprocessing").unwrap());
+        let path = d.path().join("edited.safetensors");
+        bpnet::io::save_model_with(&path, &file.spec, &file.model, &meta).unwrap();
+        for args in [
+            vec!["eval", "--model", "edited.safetensors", "--data", &data],
+            vec!["predict", "--model", "edited.safetensors", "--data", &data],
+            vec!["export", "--model", "edited.safetensors", "--onnx", "e.onnx"],
+        ] {
+            let out = bpnet(d.path(), &args);
+            let stderr = common::text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what}, {args:?}: {stderr}");
+            assert!(
+                stderr.starts_with("error: edited.safetensors: inconsistent") && stderr.lines().count() == 1,
+                "{what}, {args:?}: {stderr}"
+            );
+        }
+    }
+}

@@ -32,7 +32,7 @@ pub struct EvalArgs {
 pub fn run(a: &EvalArgs) -> Result<()> {
     bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
-    let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
+    let pipeline = Pipeline::of_model(&file, &a.model)?;
     super::read_progress::install(false);
     let streamed = match &pipeline {
         Pipeline::Table { delimiter, header, .. } => {

@@ -52,7 +52,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     let file = load_model(&a.model)?;
     // Imported models carry no preprocessing: their input is the feature matrix.
     let pipeline = match file.metadata.get("preprocessing") {
-        Some(_) => Some(Pipeline::from_metadata(&file.metadata, &a.model)?),
+        Some(_) => Some(Pipeline::of_model(&file, &a.model)?),
         None => None,
     };
     let outputs = file.model.out_features().unwrap_or(0);

@@ -46,7 +46,7 @@ pub fn stream_mode(stream: bool, no_stream: bool) -> &'static str {
 pub fn run(a: &PredictArgs) -> Result<()> {
     bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
-    let pipeline = Pipeline::from_metadata(&file.metadata, &a.model)?;
+    let pipeline = Pipeline::of_model(&file, &a.model)?;
     if let Some(output) = &a.output {
         let mut plan = OutputPlan::new(a.overwrite);
         plan.input("--model", &a.model).input("--data", &data_path(&a.data));

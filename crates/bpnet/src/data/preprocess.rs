@@ -268,6 +268,40 @@ impl Preprocessor {
         self.features.iter().map(Feature::width).sum()
     }
 
+    /// Whether the parts agree with each other (a model file's metadata is
+    /// trusted only this far): every feature and target reads a column of
+    /// the training file, each target column has its name, a classifier has
+    /// two or more classes, and a regression target a mean and a standard
+    /// deviation each. The reason when not.
+    pub fn check_consistent(&self) -> std::result::Result<(), String> {
+        let n = self.columns.len();
+        if let Some(f) = self.features.iter().find(|f| f.index >= n) {
+            return Err(format!("feature '{}' reads column {} of {n}", f.name, f.index));
+        }
+        if self.target_indices.len() != self.target_columns.len() || self.target_indices.is_empty() {
+            return Err(format!(
+                "{} target columns with {} names",
+                self.target_indices.len(),
+                self.target_columns.len()
+            ));
+        }
+        if let Some(i) = self.target_indices.iter().find(|&&i| i >= n) {
+            return Err(format!("a target reads column {i} of {n}"));
+        }
+        match &self.target {
+            TargetMap::Classes { names, .. } if names.len() < 2 => Err(format!("{} class names", names.len())),
+            TargetMap::Values { mean, std } if mean.len() != self.target_indices.len() || std.len() != mean.len() => {
+                Err(format!(
+                    "{} target columns with {} means and {} standard deviations",
+                    self.target_indices.len(),
+                    mean.len(),
+                    std.len()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Number of network outputs: classes, or regression targets.
     pub fn n_outputs(&self) -> usize {
         match &self.target {

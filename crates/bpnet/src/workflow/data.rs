@@ -86,7 +86,37 @@ impl Pipeline {
         let v = meta
             .get("preprocessing")
             .ok_or_else(|| bad("model file has no 'preprocessing' metadata".into()))?;
-        Pipeline::deserialize(v).map_err(|e| bad(format!("invalid 'preprocessing' metadata: {e}")))
+        let pipeline = Pipeline::deserialize(v).map_err(|e| bad(format!("invalid 'preprocessing' metadata: {e}")))?;
+        if let Pipeline::Table { preprocessor, .. } = &pipeline {
+            preprocessor
+                .check_consistent()
+                .map_err(|e| bad(format!("inconsistent 'preprocessing' metadata: {e}")))?;
+        }
+        Ok(pipeline)
+    }
+
+    /// [`Pipeline::from_metadata`] of a loaded model file, checked against
+    /// its network: as many inputs as the pipeline makes features, as many
+    /// outputs as classes or regression targets.
+    pub fn of_model(file: &crate::io::ModelFile, path: &Path) -> Result<Self> {
+        let pipeline = Self::from_metadata(&file.metadata, path)?;
+        let (inputs, outputs) = match &pipeline {
+            Pipeline::Images { features } => (*features, 10),
+            Pipeline::Table { preprocessor, .. } => (preprocessor.n_features(), preprocessor.n_outputs()),
+        };
+        let dims = &file.spec.dims;
+        let (first, last) = (dims.first().copied(), dims.last().copied());
+        if first != Some(inputs) || last != Some(outputs) {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "inconsistent model file: its preprocessing makes {inputs} inputs and {outputs} outputs, its network takes {} and gives {}",
+                    first.unwrap_or(0),
+                    last.unwrap_or(0)
+                ),
+            });
+        }
+        Ok(pipeline)
     }
 }
 
