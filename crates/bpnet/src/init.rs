@@ -83,19 +83,31 @@ impl std::str::FromStr for Init {
     /// Parses `normal[:std]` (default 0.01), `xavier_uniform`, `xavier_normal`,
     /// `he_uniform`, `he_normal`, `torch`.
     fn from_str(s: &str) -> Result<Self> {
-        let lower = s.to_ascii_lowercase().replace('-', "_");
-        let init = match lower.split_once(':') {
-            Some(("normal", std)) => Init::Normal {
+        // Names may use '-' for '_'; the std after ':' is kept as written.
+        let (name, std) = match s.split_once(':') {
+            Some((n, v)) => (n, Some(v)),
+            None => (s, None),
+        };
+        let lower = name.to_ascii_lowercase().replace('-', "_");
+        let init = match (lower.as_str(), std) {
+            ("normal", Some(std)) => Init::Normal {
                 std: std
+                    .trim()
                     .parse()
                     .map_err(|_| Error::config("init", format!("bad std '{std}' in '{s}'")))?,
             },
-            None if lower == "normal" => Init::Normal { std: 0.01 },
-            None if lower == "xavier_uniform" || lower == "glorot_uniform" => Init::XavierUniform,
-            None if lower == "xavier_normal" || lower == "glorot_normal" => Init::XavierNormal,
-            None if lower == "he_uniform" || lower == "kaiming_uniform" => Init::HeUniform,
-            None if lower == "he_normal" || lower == "kaiming_normal" => Init::HeNormal,
-            None if lower == "torch" || lower == "pytorch" => Init::TorchDefault,
+            (_, Some(_)) => {
+                return Err(Error::config(
+                    "init",
+                    format!("unknown '{s}' (only normal takes a value: normal:STD)"),
+                ));
+            }
+            ("normal", None) => Init::Normal { std: 0.01 },
+            ("xavier_uniform" | "glorot_uniform", None) => Init::XavierUniform,
+            ("xavier_normal" | "glorot_normal", None) => Init::XavierNormal,
+            ("he_uniform" | "kaiming_uniform", None) => Init::HeUniform,
+            ("he_normal" | "kaiming_normal", None) => Init::HeNormal,
+            ("torch" | "pytorch", None) => Init::TorchDefault,
             _ => {
                 return Err(Error::config(
                     "init",
@@ -161,6 +173,24 @@ mod tests {
         let (w, b) = Init::TorchDefault.sample::<f64>(out, inp, &mut rng);
         let bound = 1.0 / 300f64.sqrt();
         assert!(moments(&w).2 <= bound && moments(&b).2 <= bound && moments(&b).2 > 0.0);
+    }
+
+    #[test]
+    fn names_parse_and_a_bad_std_is_quoted_as_written() {
+        let ok = |s: &str| s.parse::<Init>().unwrap();
+        assert_eq!(ok("normal"), Init::Normal { std: 0.01 });
+        assert_eq!(ok("Normal:0.05"), Init::Normal { std: 0.05 });
+        assert_eq!(ok("he-normal"), Init::HeNormal);
+        assert_eq!(ok("GLOROT_UNIFORM"), Init::XavierUniform);
+        let err = |s: &str| s.parse::<Init>().unwrap_err().to_string();
+        assert!(
+            err("normal:-1").contains("normal std -1 is not"),
+            "{}",
+            err("normal:-1")
+        );
+        assert!(err("normal:1e-x").contains("'1e-x'"), "{}", err("normal:1e-x"));
+        assert!(err("xavier_uniform:3").contains("only normal takes a value"));
+        assert!(err("lecun").contains("unknown 'lecun'"));
     }
 
     #[test]
