@@ -205,6 +205,10 @@ fn every_bad_input_fails_cleanly() {
         ),
         (vec!["train", "--config", "run.toml"], "learning_rate"),
         (vec!["train", "--resume", "iris.safetensors"], "checkpoint"),
+        (vec!["tune", "--data", i, "--epochs", "0"], "--epochs"),
+        (vec!["tune", "--data", i, "--trials", "0"], "--trials"),
+        (vec!["tune", "--data", i, "--time", "nan"], "--time"),
+        (vec!["train", "--data", i, "--init", "normal:-1"], "normal std -1"),
     ];
     let mut failures = Vec::new();
     for (args, want) in &cases {

@@ -35,18 +35,18 @@ pub struct TuneArgs {
     #[arg(long, default_value = "mean")]
     impute: String,
     /// Number of trials (default 20 unless --time is given).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     trials: Option<usize>,
     /// End the search after this many seconds (trials still running are
     /// stopped and left out), keeping time for the re-scoring and the refit
     /// (estimated from the trials' durations, at most the last 30%).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_seconds)]
     time: Option<f64>,
     /// Folds of the cross-validation.
     #[arg(long, default_value_t = 5)]
     cv: usize,
     /// Most epochs per training run (early stopping on a 10% validation split ends most sooner).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     epochs: usize,
     /// Best trials scored again, with the portfolio's, on a second split
     /// into folds at the end; the answer is the best mean over both splits
@@ -236,4 +236,20 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
         println!("{summary}");
     }
     Ok(())
+}
+
+/// `--time`: a positive number of seconds.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t > 0.0 && t.is_finite() => Ok(t),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+/// `--trials`, `--epochs`: a whole number of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
+    }
 }
