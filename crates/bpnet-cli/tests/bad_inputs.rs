@@ -56,6 +56,7 @@ fn setup(d: &Path) {
     idx_dir(d, "idx_magic", magic, good_labels.clone());
     idx_dir(d, "idx_counts", good_images.clone(), idx(1, &[3], &[0, 1, 0]));
     idx_dir(d, "idx_empty", Vec::new(), good_labels.clone());
+    idx_dir(d, "idx_good", good_images.clone(), good_labels.clone());
     idx_dir(d, "idx_huge", idx(3, &[u32::MAX, 60000, 60000], &[]), good_labels);
     let files: &[(&str, &str)] = &[
         ("empty.csv", ""),
@@ -112,6 +113,24 @@ fn models(d: &Path) {
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
+    let o = bpnet(
+        d,
+        &[
+            "train",
+            "--data",
+            "idx_good",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--val-split",
+            "0",
+            "--quiet",
+            "--out",
+            "images.safetensors",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let good = std::fs::read(d.join("iris.safetensors")).unwrap();
     std::fs::write(d.join("truncated.safetensors"), &good[..good.len() / 2]).unwrap();
     let mut flipped = good.clone();
@@ -209,6 +228,14 @@ fn every_bad_input_fails_cleanly() {
         (vec!["tune", "--data", i, "--trials", "0"], "--trials"),
         (vec!["tune", "--data", i, "--time", "nan"], "--time"),
         (vec!["train", "--data", i, "--init", "normal:-1"], "normal std -1"),
+        (
+            vec!["eval", "--model", "images.safetensors", "--data", i],
+            "was trained on MNIST-format images",
+        ),
+        (
+            vec!["predict", "--model", "iris.safetensors", "--data", "idx_good"],
+            "was trained on a table",
+        ),
     ];
     let mut failures = Vec::new();
     for (args, want) in &cases {

@@ -33,6 +33,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::of_model(&file, &a.model)?;
+    pipeline.check_data(&a.data, &a.model)?;
     super::read_progress::install(false);
     let streamed = match &pipeline {
         Pipeline::Table { delimiter, header, .. } => {

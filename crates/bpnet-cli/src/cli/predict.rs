@@ -47,6 +47,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::of_model(&file, &a.model)?;
+    pipeline.check_data(&a.data, &a.model)?;
     if let Some(output) = &a.output {
         let mut plan = OutputPlan::new(a.overwrite);
         plan.input("--model", &a.model).input("--data", &data_path(&a.data));

@@ -95,6 +95,28 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// Whether `data` (a `--data` argument) is the kind of data this
+    /// pipeline reads: a folder of MNIST-format images (or `mnist`) for an
+    /// image model, a file for a table model. `model` names the model file.
+    pub fn check_data(&self, data: &str, model: &Path) -> Result<()> {
+        let image = is_image_source(data);
+        let problem = match self {
+            Pipeline::Images { .. } if !image => format!(
+                "{} was trained on MNIST-format images: give their folder (or mnist), not a table",
+                model.display()
+            ),
+            Pipeline::Table { .. } if image => format!(
+                "{} was trained on a table: give a CSV, Parquet or Arrow file, not an image folder",
+                model.display()
+            ),
+            _ => return Ok(()),
+        };
+        Err(Error::Format {
+            path: data_path(data),
+            reason: problem,
+        })
+    }
+
     /// [`Pipeline::from_metadata`] of a loaded model file, checked against
     /// its network: as many inputs as the pipeline makes features, as many
     /// outputs as classes or regression targets.
