@@ -74,6 +74,18 @@ fn setup(d: &Path) {
         ),
         ("unseen.csv", "colour,size\ngreen,1\n"),
         ("run.toml", "learning_rate = 0.1\n"),
+        (
+            "text.history.csv",
+            "epoch,step,train_loss,val_loss,val_metric,lr,seconds\n1,2,0.9,,,0.1,0.1\n2,4,abc,,,0.1,0.1\n",
+        ),
+        (
+            "ragged.history.csv",
+            "epoch,step,train_loss,val_loss,val_metric,lr,seconds\n1,2,0.9,,,0.1,0.1\n2,4,0.8,0.1\n",
+        ),
+        (
+            "text.history.json",
+            "{\"epochs\": [{\"epoch\": 1, \"train_loss\": \"abc\"}]}",
+        ),
     ];
     for (name, text) in files {
         std::fs::write(d.join(name), text).unwrap();
@@ -228,6 +240,15 @@ fn every_bad_input_fails_cleanly() {
         (vec!["tune", "--data", i, "--trials", "0"], "--trials"),
         (vec!["tune", "--data", i, "--time", "nan"], "--time"),
         (vec!["train", "--data", i, "--init", "normal:-1"], "normal std -1"),
+        (
+            vec!["plot", "text.history.csv"],
+            "line 3, column 'train_loss': 'abc' is not a number",
+        ),
+        (vec!["plot", "ragged.history.csv"], "line 3: 4 fields, the header has 7"),
+        (
+            vec!["plot", "text.history.json"],
+            "epochs[0].train_loss is \"abc\", not a number",
+        ),
         (
             vec!["eval", "--model", "images.safetensors", "--data", i],
             "was trained on MNIST-format images",

@@ -93,16 +93,25 @@ fn read(path: &Path) -> Result<(Vec<Epoch>, Option<Value>)> {
     let epochs = doc["epochs"]
         .as_array()
         .ok_or_else(|| read_error(path, "no \"epochs\" list: not a history written by bpnet train"))?;
-    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    // A number, or null / absent (no validation): NaN, not drawn.
+    let f = |k: usize, e: &Value, key: &str| match &e[key] {
+        Value::Null => Ok(f64::NAN),
+        v => v
+            .as_f64()
+            .ok_or_else(|| read_error(path, format!("epochs[{k}].{key} is {v}, not a number"))),
+    };
     let rows = epochs
         .iter()
-        .map(|e| Epoch {
-            epoch: f(&e["epoch"]),
-            train_loss: f(&e["train_loss"]),
-            val_loss: f(&e["val_loss"]),
-            val_metric: f(&e["val_metric"]),
+        .enumerate()
+        .map(|(k, e)| {
+            Ok(Epoch {
+                epoch: f(k, e, "epoch")?,
+                train_loss: f(k, e, "train_loss")?,
+                val_loss: f(k, e, "val_loss")?,
+                val_metric: f(k, e, "val_metric")?,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<Epoch>>>()?;
     let diag = doc.get("diagnostics").filter(|d| !d.is_null()).cloned();
     Ok((rows, diag))
 }
@@ -117,19 +126,36 @@ fn read_csv(path: &Path, text: &str) -> Result<Vec<Epoch>> {
             .ok_or_else(|| read_error(path, format!("no column '{name}' in the header")))
     };
     let (e, t, vl, vm) = (col("epoch")?, col("train_loss")?, col("val_loss")?, col("val_metric")?);
-    let cell = |cells: &[&str], i: usize| cells.get(i).and_then(|c| c.parse::<f64>().ok()).unwrap_or(f64::NAN);
-    Ok(lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let cells: Vec<&str> = l.split(',').collect();
-            Epoch {
-                epoch: cell(&cells, e),
-                train_loss: cell(&cells, t),
-                val_loss: cell(&cells, vl),
-                val_metric: cell(&cells, vm),
-            }
-        })
-        .collect())
+    let mut out = Vec::new();
+    for (n, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let line = n + 2;
+        let cells: Vec<&str> = l.split(',').collect();
+        if cells.len() != header.len() {
+            let found = cells.len();
+            let want = header.len();
+            return Err(read_error(
+                path,
+                format!("line {line}: {found} fields, the header has {want}"),
+            ));
+        }
+        // An empty cell (no validation) is NaN, not drawn.
+        let cell = |i: usize| match cells[i].trim() {
+            "" => Ok(f64::NAN),
+            c => c.parse::<f64>().map_err(|_| {
+                read_error(
+                    path,
+                    format!("line {line}, column '{}': '{c}' is not a number", header[i]),
+                )
+            }),
+        };
+        out.push(Epoch {
+            epoch: cell(e)?,
+            train_loss: cell(t)?,
+            val_loss: cell(vl)?,
+            val_metric: cell(vm)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Draws `curves.{png,svg}` (and `diagnostics.{png,svg}` when present) from
