@@ -281,4 +281,26 @@ fn cli_divergence_writes_the_last_good_model_and_one_line() {
     let mut finite = true;
     m.visit_params(&mut |p| finite &= p.value.as_slice().iter().all(|v| v.is_finite()));
     assert!(finite);
+    // Over an existing model (a good one, here trained first) a diverged
+    // run writes nothing and says so.
+    let mut good: Vec<String> = a.iter().filter(|s| *s != "1e30" && *s != "--lr").cloned().collect();
+    let epochs = good.iter().position(|s| s == "--epochs").unwrap();
+    good[epochs + 1] = "1".into();
+    let out = bpnet(dir.path(), &good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files = ["model.safetensors", "model.history.csv", "model.history.json"];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+        .collect();
+    let out = bpnet(dir.path(), &a).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.lines().count() == 1 && stderr.contains("model.safetensors: left as it was"),
+        "{stderr}"
+    );
+    for (f, b) in files.iter().zip(&before) {
+        assert!(std::fs::read(dir.path().join(f)).unwrap() == *b, "{f} changed");
+    }
 }

@@ -425,7 +425,13 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let history = match fitted {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
-            // The trainer still holds the weights from before the bad step.
+            // The trainer still holds the weights from before the bad step;
+            // they are saved where no model is, never over one (a failed
+            // run must not replace a good model with a worse one).
+            if lead && out.exists() {
+                let kept = format!("{}: left as it was (a diverged run replaces no model)", out.display());
+                return Err(Error::State(format!("{e}; {kept}")));
+            }
             if lead {
                 save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
             }
