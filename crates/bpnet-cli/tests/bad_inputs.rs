@@ -143,6 +143,25 @@ fn models(d: &Path) {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bpnet(
+        d,
+        &[
+            "train",
+            "--data",
+            &iris,
+            "--epochs",
+            "1",
+            "--checkpoint-every",
+            "1",
+            "--quiet",
+            "--out",
+            "c.safetensors",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&iris).unwrap();
+    let first: String = text.lines().take(60).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("iris60.csv"), first).unwrap();
     let good = std::fs::read(d.join("iris.safetensors")).unwrap();
     std::fs::write(d.join("truncated.safetensors"), &good[..good.len() / 2]).unwrap();
     let mut flipped = good.clone();
@@ -240,6 +259,20 @@ fn every_bad_input_fails_cleanly() {
         (vec!["tune", "--data", i, "--trials", "0"], "--trials"),
         (vec!["tune", "--data", i, "--time", "nan"], "--time"),
         (vec!["train", "--data", i, "--init", "normal:-1"], "normal std -1"),
+        (
+            vec![
+                "train",
+                "--data",
+                "iris60.csv",
+                "--resume",
+                "c.ckpt.safetensors",
+                "--epochs",
+                "3",
+                "--out",
+                "r.safetensors",
+            ],
+            "c.ckpt.safetensors with --data iris60.csv",
+        ),
         (
             vec!["plot", "text.history.csv"],
             "line 3, column 'train_loss': 'abc' is not a number",

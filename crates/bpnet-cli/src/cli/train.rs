@@ -437,6 +437,14 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             }
             return Err(e);
         }
+        // Name the checkpoint and the data that do not belong together.
+        Err(Error::Config { field, reason }) if field == "resume" => {
+            let ckpt = a.resume.as_deref().unwrap_or(Path::new("")).display();
+            return Err(Error::config(
+                "--resume",
+                format!("{ckpt} with --data {}: {reason}", cfg.data),
+            ));
+        }
         Err(e) => return Err(e),
     };
     history.notes.iter().for_each(|n| say(n));
