@@ -162,6 +162,8 @@ fn models(d: &Path) {
     let text = std::fs::read_to_string(&iris).unwrap();
     let first: String = text.lines().take(60).map(|l| format!("{l}\n")).collect();
     std::fs::write(d.join("iris60.csv"), first).unwrap();
+    let first: String = text.lines().take(121).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("iris120.csv"), first).unwrap();
     let good = std::fs::read(d.join("iris.safetensors")).unwrap();
     std::fs::write(d.join("truncated.safetensors"), &good[..good.len() / 2]).unwrap();
     let mut flipped = good.clone();
@@ -271,7 +273,31 @@ fn every_bad_input_fails_cleanly() {
                 "--out",
                 "r.safetensors",
             ],
-            "c.ckpt.safetensors with --data iris60.csv",
+            "--data iris60.csv makes 4 and 2",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "iris120.csv",
+                "--resume",
+                "c.ckpt.safetensors",
+                "--out",
+                "r.safetensors",
+            ],
+            "c.ckpt.safetensors with --data iris120.csv: the checkpoint's batch order",
+        ),
+        (
+            vec![
+                "train",
+                "--resume",
+                "c.ckpt.safetensors",
+                "--hidden",
+                "5",
+                "--out",
+                "r.safetensors",
+            ],
+            "(layer widths 4-100-100-3 -> 4-5-3)",
         ),
         (
             vec!["plot", "text.history.csv"],

@@ -359,6 +359,33 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let loss = default_loss(&data.train);
     let (spec, mut trainer, resume) = match (resumed, &a.resume) {
         (Some(run), Some(ckpt)) => {
+            // The checkpoint keeps its network: flags (or a config) that
+            // describe another one are an error, not silently dropped.
+            let (inputs, outputs) = (data.train.features.cols(), data.train.outputs());
+            let held = &run.file.spec;
+            if held.dims.first() != Some(&inputs) || held.dims.last() != Some(&outputs) {
+                return Err(Error::config(
+                    "--resume",
+                    format!(
+                        "{} holds a network of {} inputs and {} outputs; --data {} makes {inputs} and {outputs}: resume on the data it was trained on",
+                        ckpt.display(),
+                        held.dims.first().unwrap_or(&0),
+                        held.dims.last().unwrap_or(&0),
+                        cfg.data
+                    ),
+                ));
+            }
+            let asked = model_spec(&cfg, inputs, outputs)?;
+            if asked != run.file.spec {
+                return Err(Error::config(
+                    "--resume",
+                    format!(
+                        "{} holds another network than the flags describe ({}); a resumed run keeps its network: drop those flags",
+                        ckpt.display(),
+                        spec_changes(&run.file.spec, &asked)
+                    ),
+                ));
+            }
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(
@@ -556,4 +583,31 @@ pub(super) fn finish(
         println!("{summary}");
     }
     Ok(())
+}
+
+/// How `asked` differs from `held`, e.g. `layer widths 4-100-3 -> 4-5-3,
+/// dropout 0 -> 0.2`.
+fn spec_changes(held: &ModelSpec, asked: &ModelSpec) -> String {
+    let dims = |s: &ModelSpec| s.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-");
+    let mut out = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name} {a} -> {b}"));
+        }
+    };
+    field("layer widths", dims(held), dims(asked));
+    field(
+        "activation",
+        format!("{:?}", held.activation),
+        format!("{:?}", asked.activation),
+    );
+    field(
+        "batch norm",
+        format!("{:?}", held.batch_norm),
+        format!("{:?}", asked.batch_norm),
+    );
+    field("normalization", format!("{:?}", held.bn), format!("{:?}", asked.bn));
+    field("dropout", held.dropout.to_string(), asked.dropout.to_string());
+    field("init", format!("{:?}", held.init), format!("{:?}", asked.init));
+    out.join(", ")
 }
