@@ -273,7 +273,9 @@ fn cli_divergence_writes_the_last_good_model_and_one_line() {
     assert!(!out.status.success());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("training diverged at step") && stderr.contains("layers."),
+        stderr.contains("training diverged at step")
+            && stderr.contains("layers.")
+            && stderr.contains("the weights from before this step were saved to model.safetensors"),
         "{stderr}"
     );
     let f = load_model(&dir.path().join("model.safetensors")).unwrap();
@@ -293,14 +295,23 @@ fn cli_divergence_writes_the_last_good_model_and_one_line() {
         .iter()
         .map(|f| std::fs::read(dir.path().join(f)).unwrap())
         .collect();
-    let out = bpnet(dir.path(), &a).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.lines().count() == 1 && stderr.contains("model.safetensors: left as it was"),
-        "{stderr}"
-    );
-    for (f, b) in files.iter().zip(&before) {
-        assert!(std::fs::read(dir.path().join(f)).unwrap() == *b, "{f} changed");
+    // In memory and streamed alike.
+    let streamed: Vec<String> = a.iter().cloned().chain(["--stream".to_string()]).collect();
+    for args in [&a, &streamed] {
+        let out = bpnet(dir.path(), args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.lines().count() == 1
+                && stderr.contains("training diverged at step")
+                && stderr.contains("; model.safetensors was left as it was"),
+            "{args:?}: {stderr}"
+        );
+        for (f, b) in files.iter().zip(&before) {
+            assert!(
+                std::fs::read(dir.path().join(f)).unwrap() == *b,
+                "{args:?}: {f} changed"
+            );
+        }
     }
 }

@@ -48,9 +48,11 @@ pub enum Error {
         /// Number of classes (output width).
         classes: usize,
     },
-    /// Training produced a non-finite loss or gradient.
+    /// Training produced a non-finite loss or gradient; `detail` ends with
+    /// [`DIVERGED_KEPT`] when the trainer holds the weights from before the
+    /// bad step (what `fit` does).
     #[error(
-        "training diverged at step {step}: {detail}; the weights from before this step are kept. \
+        "training diverged at step {step}: {detail}. \
          Try a lower learning rate (--lr), batch normalization (--batch-norm), gradient clipping \
          (--clip-grad-norm 1.0), or --on-nan skip-batch"
     )]
@@ -111,3 +113,8 @@ impl Error {
         }
     }
 }
+
+/// The end of [`Error::Diverged`]'s detail from `fit`: the trainer holds
+/// the weights from before the bad step (a caller that saves them, or not,
+/// may say so instead).
+pub const DIVERGED_KEPT: &str = "; the model keeps the weights from before this step";

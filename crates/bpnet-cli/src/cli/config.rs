@@ -18,11 +18,7 @@ pub trait TomlConfig: Sized {
 
 impl TomlConfig for TrainConfig {
     fn from_file(path: &Path) -> Result<Self> {
-        bpnet::io::check_regular(path)?;
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_capped(path)?;
         toml::from_str(&text).map_err(|e| {
             let at = e.span().map_or(String::new(), |s| {
                 let before = &text[..s.start.min(text.len())];
@@ -48,4 +44,34 @@ macro_rules! overlay {
     ($cfg:expr, $args:expr, [$($field:ident),* $(,)?]) => {
         $(if let Some(v) = $args.$field.clone() { $cfg.$field = v; })*
     };
+}
+
+/// The most bytes a configuration file may hold (one run's settings take a
+/// few KB): a device such as `/dev/zero` is refused, not read without end.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of a configuration file, read once (a pipe will do), at most
+/// [`MAX_CONFIG_BYTES`].
+fn read_capped(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            reason: format!("more than {} MiB: not a configuration file", MAX_CONFIG_BYTES >> 20),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        reason: format!("not UTF-8 text ({e})"),
+    })
 }

@@ -17,7 +17,7 @@ pub fn check_train(cfg: &TrainConfig, config: Option<&Path>, resume: Option<&Pat
         plan.input("--test", &data_path(&cfg.test));
     }
     if let Some(c) = config {
-        plan.input("--config", c);
+        plan.input_once("--config", c);
     }
     if let Some(r) = resume {
         plan.input("--resume", r);

@@ -124,7 +124,7 @@ fn trainer(
     cfg: &TrainConfig,
     pre: &bpnet::data::Preprocessor,
     opt: bpnet::OptimizerConfig,
-    resumed: Option<RunCheckpoint>,
+    resumed: Option<(RunCheckpoint, &std::path::Path)>,
     say: &dyn Fn(&str),
 ) -> Result<(ModelSpec, Trainer<f32>, Option<Resume>)> {
     let loss = if pre.class_names().is_none() {
@@ -133,7 +133,8 @@ fn trainer(
         Loss::CrossEntropy
     };
     Ok(match resumed {
-        Some(run) => {
+        Some((run, ckpt)) => {
+            super::train::check_resume(ckpt, &run.file.spec, cfg, pre.n_features(), pre.n_outputs())?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             bpnet::workflow::apply_label_smoothing(&mut trainer, cfg)?;
@@ -162,6 +163,7 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     say(note);
     let (opt, full_batch) = optimizer(cfg)?;
     let mut s = open(cfg, full_batch, &say)?;
+    let resumed = resumed.zip(a.resume.as_deref());
     let (spec, mut trainer, resume) = trainer(cfg, &s.file.preprocessor, opt, resumed, &say)?;
     let fit_cfg = fit_config(cfg, full_batch, s.val_rows > 0)?;
     if let Some(b) = a.batch_size_given().filter(|&b| b > s.rows) {
@@ -234,8 +236,8 @@ fn train(
     progress.finish();
     match fitted {
         Err(e @ Error::Diverged { .. }) => {
-            save_model_with(&out, spec, &trainer.model, &meta())?;
-            Err(e)
+            let save = || save_model_with(&out, spec, &trainer.model, &meta());
+            Err(super::train::after_divergence(e, &out, true, save))
         }
         other => other,
     }

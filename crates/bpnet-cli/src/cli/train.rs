@@ -135,7 +135,7 @@ pub struct TrainArgs {
     /// Continue the run saved in this checkpoint (its configuration, data
     /// splits, weights, optimizer and loop state); flags such as --epochs override.
     #[arg(long)]
-    resume: Option<PathBuf>,
+    pub(super) resume: Option<PathBuf>,
     /// Train K networks from seeds seed..seed+K-1 on the same data and average
     /// their predictions (probabilities, or values) in one model file. Default
     /// (0): 5 for a table of at most 50,000 training rows trained in one
@@ -361,31 +361,13 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         (Some(run), Some(ckpt)) => {
             // The checkpoint keeps its network: flags (or a config) that
             // describe another one are an error, not silently dropped.
-            let (inputs, outputs) = (data.train.features.cols(), data.train.outputs());
-            let held = &run.file.spec;
-            if held.dims.first() != Some(&inputs) || held.dims.last() != Some(&outputs) {
-                return Err(Error::config(
-                    "--resume",
-                    format!(
-                        "{} holds a network of {} inputs and {} outputs; --data {} makes {inputs} and {outputs}: resume on the data it was trained on",
-                        ckpt.display(),
-                        held.dims.first().unwrap_or(&0),
-                        held.dims.last().unwrap_or(&0),
-                        cfg.data
-                    ),
-                ));
-            }
-            let asked = model_spec(&cfg, inputs, outputs)?;
-            if asked != run.file.spec {
-                return Err(Error::config(
-                    "--resume",
-                    format!(
-                        "{} holds another network than the flags describe ({}); a resumed run keeps its network: drop those flags",
-                        ckpt.display(),
-                        spec_changes(&run.file.spec, &asked)
-                    ),
-                ));
-            }
+            check_resume(
+                ckpt,
+                &run.file.spec,
+                &cfg,
+                data.train.features.cols(),
+                data.train.outputs(),
+            )?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(
@@ -452,17 +434,8 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let history = match fitted {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
-            // The trainer still holds the weights from before the bad step;
-            // they are saved where no model is, never over one (a failed
-            // run must not replace a good model with a worse one).
-            if lead && out.exists() {
-                let kept = format!("{}: left as it was (a diverged run replaces no model)", out.display());
-                return Err(Error::State(format!("{e}; {kept}")));
-            }
-            if lead {
-                save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None))?;
-            }
-            return Err(e);
+            let save = || save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None));
+            return Err(after_divergence(e, &out, lead, save));
         }
         // Name the checkpoint and the data that do not belong together.
         Err(Error::Config { field, reason }) if field == "resume" => {
@@ -583,6 +556,74 @@ pub(super) fn finish(
         println!("{summary}");
     }
     Ok(())
+}
+
+/// A checkpoint keeps its network: data whose inputs or outputs do not fit
+/// it, or flags (or a config) that describe another network, are an error
+/// naming what differs, not silently dropped.
+pub(super) fn check_resume(
+    ckpt: &Path,
+    held: &ModelSpec,
+    cfg: &TrainConfig,
+    inputs: usize,
+    outputs: usize,
+) -> Result<()> {
+    if held.dims.first() != Some(&inputs) || held.dims.last() != Some(&outputs) {
+        return Err(Error::config(
+            "--resume",
+            format!(
+                "{} holds a network of {} inputs and {} outputs; --data {} makes {inputs} and {outputs}: resume on the data it was trained on",
+                ckpt.display(),
+                held.dims.first().unwrap_or(&0),
+                held.dims.last().unwrap_or(&0),
+                cfg.data
+            ),
+        ));
+    }
+    let asked = model_spec(cfg, inputs, outputs)?;
+    if asked != *held {
+        return Err(Error::config(
+            "--resume",
+            format!(
+                "{} holds another network than the flags describe ({}); a resumed run keeps its network: drop those flags",
+                ckpt.display(),
+                spec_changes(held, &asked)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// After a diverged run, on the rank that writes (`lead`): the trainer's
+/// weights from before the bad step are saved by `save` where `out` names
+/// no file yet; an existing model is left as it was (a failed run must not
+/// replace a good model with a worse one). The error says which.
+pub(super) fn after_divergence(e: Error, out: &Path, lead: bool, save: impl FnOnce() -> Result<()>) -> Error {
+    let Error::Diverged { step, detail } = e else {
+        return e;
+    };
+    if !lead {
+        return Error::Diverged { step, detail };
+    }
+    let detail = detail
+        .strip_suffix(bpnet::error::DIVERGED_KEPT)
+        .unwrap_or(&detail)
+        .to_string();
+    let outcome = if out.exists() {
+        format!(
+            "{} was left as it was (a diverged run replaces no model)",
+            out.display()
+        )
+    } else {
+        if let Err(err) = save() {
+            return err;
+        }
+        format!("the weights from before this step were saved to {}", out.display())
+    };
+    Error::Diverged {
+        step,
+        detail: format!("{detail}; {outcome}"),
+    }
 }
 
 /// How `asked` differs from `held`, e.g. `layer widths 4-100-3 -> 4-5-3,

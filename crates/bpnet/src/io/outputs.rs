@@ -83,6 +83,8 @@ impl Kind {
 struct Input {
     flag: String,
     path: PathBuf,
+    /// Read once from start to end: a pipe will do (see [`OutputPlan::input_once`]).
+    once: bool,
 }
 
 struct Output {
@@ -158,7 +160,18 @@ impl OutputPlan {
         self.inputs.push(Input {
             flag: flag.into(),
             path: path.to_path_buf(),
+            once: false,
         });
+        self
+    }
+
+    /// An input read once from start to end (a configuration file): unlike
+    /// [`OutputPlan::input`], a named pipe or a shell's `<(...)` is allowed.
+    pub fn input_once(&mut self, flag: &str, path: &Path) -> &mut Self {
+        self.input(flag, path);
+        if let Some(last) = self.inputs.last_mut() {
+            last.once = true;
+        }
         self
     }
 
@@ -211,7 +224,7 @@ impl OutputPlan {
     /// Errors are [`Error::Output`] (or [`Error::Config`] for a model file
     /// name without `.safetensors`), naming both files of a collision.
     pub fn check(&self) -> Result<()> {
-        for input in &self.inputs {
+        for input in self.inputs.iter().filter(|i| !i.once) {
             super::check_regular(&input.path)?;
         }
         let inputs = self.resolve_inputs();

@@ -422,9 +422,9 @@ fn guard(trainer: &mut Trainer<f32>, saved: &[f32], loss: f32, s: &mut FitState,
     s.skipped_in_a_row += 1;
     if policy == OnNan::Stop || s.skipped_in_a_row > 10 {
         let detail = if policy == OnNan::Stop {
-            detail
+            format!("{detail}{}", crate::error::DIVERGED_KEPT)
         } else {
-            format!("{detail} (10 batches in a row skipped)")
+            format!("{detail} (10 batches in a row skipped){}", crate::error::DIVERGED_KEPT)
         };
         return Err(Error::Diverged { step: s.step, detail });
     }
