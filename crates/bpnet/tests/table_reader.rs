@@ -233,6 +233,48 @@ fn an_unclosed_quote_is_an_error_naming_its_line() {
             "{file}, in chunks"
         );
     }
+    // Past the head's sample (1,000 rows), where the fast reader's blocks
+    // and the chunk reader meet the open quote themselves.
+    let tmp = tempfile::tempdir().unwrap();
+    // (A quote after the open one would close it: the rows between are
+    // then one field, an error of field counts, not this one.)
+    for (quoted, open_at) in [(false, 1400), (true, 2998)] {
+        let mut text = String::from("a,b,y\n");
+        for r in 0..3000 {
+            let y = if quoted && r % 7 == 0 {
+                format!("\"x,{}\"", r % 2)
+            } else {
+                format!("x{}", r % 2)
+            };
+            match r == open_at {
+                true => text += &format!("{r},{},\"x1\n", r * 3),
+                false => text += &format!("{r},{},{y}\n", r * 3),
+            }
+        }
+        let path = tmp.path().join(format!("open-{quoted}-{open_at}.csv"));
+        std::fs::write(&path, &text).unwrap();
+        let Err(full) = slow(&path, &opts) else {
+            panic!("the full reader read it");
+        };
+        assert!(
+            full.contains(&format!("line {}: a quoted field opens", open_at + 2)),
+            "{full}"
+        );
+        for block in [64, 4096, 1 << 20] {
+            let fast = read_table_tuned(&path, &opts, block, 1).err().map(|e| e.to_string());
+            assert_eq!(fast.as_deref(), Some(&full[..]), "{quoted} {open_at}, block {block}");
+        }
+        let chunked = (|| {
+            let mut r = bpnet::data::table::ChunkReader::open(&path, &opts, 4 << 10)?;
+            while r.next_chunk()?.is_some() {}
+            Ok::<_, bpnet::Error>(())
+        })();
+        assert_eq!(
+            chunked.err().map(|e| e.to_string()).as_deref(),
+            Some(&full[..]),
+            "{quoted} {open_at}, in chunks"
+        );
+    }
     let literal = slow(&dir.join("quotes_closed_or_literal.csv"), &opts).unwrap();
     let ys: Vec<String> = (0..3).map(|r| format!("{:?}", literal.cell(r, 2))).collect();
     assert_eq!(ys, ["Text(\"x\\\"1\")", "Text(\"x\\\"0\")", "Text(\"x1\\\"\")"]);

@@ -262,12 +262,19 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<RawTable> {
 
 /// [`read_csv`] on the bytes of a file already read; `path` names it in errors.
 pub fn parse_csv(bytes: &[u8], path: &Path, opts: &CsvOptions) -> Result<RawTable> {
+    parse_csv_part(bytes, path, opts, true)
+}
+
+/// [`parse_csv`] on the first part of a file (`whole` false: cut at a line
+/// end, perhaps inside a quoted field), where a quote still open at the
+/// cut is not an error.
+pub(crate) fn parse_csv_part(bytes: &[u8], path: &Path, opts: &CsvOptions, whole: bool) -> Result<RawTable> {
     let fmt_err = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
     };
     super::encoding::check_not_utf16(bytes, path).map_err(fmt_err)?;
-    let (mut rows, mut lines, bad_utf8) = match read_records(bytes, path, opts.delimiter) {
+    let (mut rows, mut lines, bad_utf8) = match read_records(bytes, path, opts.delimiter, whole) {
         Ok(records) => records,
         // A malformed file that is not UTF-8 either: the encoding is the likelier cause.
         Err(e) => return Err(super::encoding::not_utf8(bytes, path).map_or(e, fmt_err)),
@@ -313,7 +320,7 @@ type Records = (Vec<Vec<String>>, Vec<u64>, Option<BadUtf8>);
 
 /// Every non-blank record as trimmed strings, with its starting line;
 /// checks that all records have the first one's field count.
-fn read_records(bytes: &[u8], path: &Path, delimiter: u8) -> Result<Records> {
+fn read_records(bytes: &[u8], path: &Path, delimiter: u8, whole: bool) -> Result<Records> {
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -345,7 +352,7 @@ fn read_records(bytes: &[u8], path: &Path, delimiter: u8) -> Result<Records> {
             // A last record that runs to the end of the file in an open
             // quote has the wrong width because of that quote.
             let end = (reader.position().byte() as usize).min(bytes.len());
-            let last = bytes[end..].iter().all(|b| matches!(b, b'\r' | b'\n'));
+            let last = whole && bytes[end..].iter().all(|b| matches!(b, b'\r' | b'\n'));
             return Err(
                 match last && unclosed_quote(&bytes[start.min(bytes.len())..], delimiter) {
                     true => unclosed_error(path, line),
@@ -356,7 +363,7 @@ fn read_records(bytes: &[u8], path: &Path, delimiter: u8) -> Result<Records> {
         rows.push(cells);
         lines.push(line);
     }
-    if let Some((start, line)) = last
+    if let Some((start, line)) = last.filter(|_| whole)
         && unclosed_quote(&bytes[start.min(bytes.len())..], delimiter)
     {
         return Err(unclosed_error(path, line));

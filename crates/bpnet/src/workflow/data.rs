@@ -101,7 +101,8 @@ impl Pipeline {
     pub fn check_data(&self, data: &str, model: &Path) -> Result<()> {
         let image = is_image_source(data);
         let problem = match self {
-            Pipeline::Images { .. } if !image => format!(
+            // A path that does not exist is the reader's to report.
+            Pipeline::Images { .. } if !image && Path::new(data).exists() => format!(
                 "{} was trained on MNIST-format images: give their folder (or mnist), not a table",
                 model.display()
             ),

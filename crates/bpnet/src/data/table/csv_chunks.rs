@@ -13,7 +13,7 @@ use super::read::{
 };
 use super::scan::{BOM, Scanner, Step, text};
 use super::{Column, Table};
-use crate::data::csv::{CsvOptions, header_names, parse_csv, unclosed_message};
+use crate::data::csv::{CsvOptions, header_names, parse_csv_part, unclosed_message};
 use crate::error::{Error, Result};
 
 /// Reads a CSV file chunk by chunk (see [`super::chunks`]).
@@ -385,10 +385,11 @@ fn head_error(path: &Path, opts: &CsvOptions) -> Error {
     if let Ok(f) = File::open(path) {
         let _ = f.take(super::read::BLOCK as u64).read_to_end(&mut bytes);
     }
-    if let Some(end) = memchr::memrchr(b'\n', &bytes).filter(|_| bytes.len() == super::read::BLOCK) {
+    let whole = bytes.len() < super::read::BLOCK;
+    if let Some(end) = memchr::memrchr(b'\n', &bytes).filter(|_| !whole) {
         bytes.truncate(end + 1);
     }
-    match parse_csv(&bytes, path, opts) {
+    match parse_csv_part(&bytes, path, opts, whole) {
         Err(e) => e,
         Ok(_) => Error::Format {
             path: path.to_path_buf(),

@@ -13,6 +13,8 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 /// quote at the end of the input and return everything after it as one
 /// field; bpnet refuses such a file instead of losing its rows.
 pub(crate) fn unclosed_quote(record: &[u8], delimiter: u8) -> bool {
+    // `csv-core` strips a byte order mark at the start of its input.
+    let record = record.strip_prefix(BOM).unwrap_or(record);
     #[derive(Clone, Copy, PartialEq)]
     enum S {
         Start,
@@ -279,6 +281,10 @@ mod tests {
         ] {
             assert_eq!(unclosed_quote(rec.as_bytes(), b','), open, "{rec:?}");
         }
+        assert!(
+            unclosed_quote(b"\xEF\xBB\xBF\"a,b\n1,2\n", b','),
+            "after a byte order mark"
+        );
         assert!(unclosed_quote(b"a;\"b,c", b';'));
         assert!(!unclosed_quote(b"a,\"b;c", b';'), "the quote is inside a field there");
     }
