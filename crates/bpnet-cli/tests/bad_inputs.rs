@@ -357,15 +357,12 @@ fn every_bad_input_fails_cleanly() {
     );
 }
 
-/// Standard output on a full device (`> /dev/full`): one line, exit code 1,
-/// no panic message, for commands that print (`inspect`, `predict`, `eval`).
-#[cfg(target_os = "linux")]
-#[test]
-fn a_full_standard_output_is_one_line() {
-    let d = tempfile::tempdir().unwrap();
+/// Trains a small model on the bundled iris data into `dir/name` (one
+/// network, 2 epochs, one thread).
+fn iris_model(dir: &Path, name: &str) {
     let data = format!("{ROOT}/data/iris.csv");
     let out = bpnet(
-        d.path(),
+        dir,
         &[
             "--threads",
             "1",
@@ -378,10 +375,20 @@ fn a_full_standard_output_is_one_line() {
             "1",
             "--quiet",
             "--out",
-            "m.safetensors",
+            name,
         ],
     );
     assert!(out.status.success(), "{}", common::text(&out.stderr));
+}
+
+/// Standard output on a full device (`> /dev/full`): one line, exit code 1,
+/// no panic message, for commands that print (`inspect`, `predict`, `eval`).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_standard_output_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    iris_model(d.path(), "m.safetensors");
     for args in [
         vec!["inspect", "m.safetensors"],
         vec!["predict", "--model", "m.safetensors", "--data", &data],
@@ -419,24 +426,7 @@ fn pipes_and_devices_are_refused_as_inputs() {
             .success()
     );
     let model = "m.safetensors";
-    let out = bpnet(
-        d.path(),
-        &[
-            "--threads",
-            "1",
-            "train",
-            "--data",
-            &data,
-            "--epochs",
-            "2",
-            "--ensemble",
-            "1",
-            "--quiet",
-            "--out",
-            model,
-        ],
-    );
-    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    iris_model(d.path(), model);
     let cases: [(&[&str], &str); 5] = [
         (
             &["train", "--data", "p.csv", "--out", "x.safetensors"],
@@ -608,24 +598,7 @@ fn a_failed_save_leaves_the_old_model_and_its_history() {
 fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
     let d = tempfile::tempdir().unwrap();
     let data = format!("{ROOT}/data/iris.csv");
-    let out = bpnet(
-        d.path(),
-        &[
-            "--threads",
-            "1",
-            "train",
-            "--data",
-            &data,
-            "--epochs",
-            "2",
-            "--ensemble",
-            "1",
-            "--quiet",
-            "--out",
-            "m.safetensors",
-        ],
-    );
-    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    iris_model(d.path(), "m.safetensors");
     let file = bpnet::io::load_model(&d.path().join("m.safetensors")).unwrap();
     type Edit = fn(&mut serde_json::Value);
     let edits: [(&str, Edit); 5] = [

@@ -201,6 +201,26 @@ fn progress_is_reported_block_by_block() {
     assert_eq!(seen.iter().filter(|p| p.done).count(), 1);
 }
 
+/// The fast reader with each of `blocks` and the chunk reader end with the
+/// full reader's error `full` on `path`.
+fn every_reader_refuses(path: &Path, opts: &CsvOptions, full: &str, blocks: &[usize]) {
+    let what = path.display();
+    for &block in blocks {
+        let fast = read_table_tuned(path, opts, block, 1).err().map(|e| e.to_string());
+        assert_eq!(fast.as_deref(), Some(full), "{what}, block {block}");
+    }
+    let chunked = (|| {
+        let mut r = bpnet::data::table::ChunkReader::open(path, opts, 4 << 10)?;
+        while r.next_chunk()?.is_some() {}
+        Ok::<_, bpnet::Error>(())
+    })();
+    assert_eq!(
+        chunked.err().map(|e| e.to_string()).as_deref(),
+        Some(full),
+        "{what}, in chunks"
+    );
+}
+
 /// A quoted field that the end of the file leaves open is an error naming
 /// the line where its record begins, in both readers, in one pass or in
 /// chunks (the tokenizer alone would read the rest of the file as one value
@@ -218,20 +238,7 @@ fn an_unclosed_quote_is_an_error_naming_its_line() {
             full.contains(&format!("line {line}: a quoted field opens")) && full.contains(file),
             "{file}: {full}"
         );
-        for block in [16, 64, 1 << 20] {
-            let fast = read_table_tuned(&path, &opts, block, 1).err().map(|e| e.to_string());
-            assert_eq!(fast.as_deref(), Some(&full[..]), "{file}, block {block}");
-        }
-        let chunked = (|| {
-            let mut r = bpnet::data::table::ChunkReader::open(&path, &opts, 4 << 10)?;
-            while r.next_chunk()?.is_some() {}
-            Ok::<_, bpnet::Error>(())
-        })();
-        assert_eq!(
-            chunked.err().map(|e| e.to_string()).as_deref(),
-            Some(&full[..]),
-            "{file}, in chunks"
-        );
+        every_reader_refuses(&path, &opts, &full, &[16, 64, 1 << 20]);
     }
     // Past the head's sample (1,000 rows), where the fast reader's blocks
     // and the chunk reader meet the open quote themselves.
@@ -260,20 +267,7 @@ fn an_unclosed_quote_is_an_error_naming_its_line() {
             full.contains(&format!("line {}: a quoted field opens", open_at + 2)),
             "{full}"
         );
-        for block in [64, 4096, 1 << 20] {
-            let fast = read_table_tuned(&path, &opts, block, 1).err().map(|e| e.to_string());
-            assert_eq!(fast.as_deref(), Some(&full[..]), "{quoted} {open_at}, block {block}");
-        }
-        let chunked = (|| {
-            let mut r = bpnet::data::table::ChunkReader::open(&path, &opts, 4 << 10)?;
-            while r.next_chunk()?.is_some() {}
-            Ok::<_, bpnet::Error>(())
-        })();
-        assert_eq!(
-            chunked.err().map(|e| e.to_string()).as_deref(),
-            Some(&full[..]),
-            "{quoted} {open_at}, in chunks"
-        );
+        every_reader_refuses(&path, &opts, &full, &[64, 4096, 1 << 20]);
     }
     let literal = slow(&dir.join("quotes_closed_or_literal.csv"), &opts).unwrap();
     let ys: Vec<String> = (0..3).map(|r| format!("{:?}", literal.cell(r, 2))).collect();
