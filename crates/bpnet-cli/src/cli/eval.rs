@@ -30,7 +30,6 @@ pub struct EvalArgs {
 
 /// Runs `bpnet eval`.
 pub fn run(a: &EvalArgs) -> Result<()> {
-    bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::of_model(&file, &a.model)?;
     pipeline.check_data(&a.data, &a.model)?;

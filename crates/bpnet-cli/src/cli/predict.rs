@@ -44,7 +44,6 @@ pub fn stream_mode(stream: bool, no_stream: bool) -> &'static str {
 
 /// Runs `bpnet predict`.
 pub fn run(a: &PredictArgs) -> Result<()> {
-    bpnet::io::check_regular(&bpnet::workflow::data_path(&a.data))?;
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::of_model(&file, &a.model)?;
     pipeline.check_data(&a.data, &a.model)?;

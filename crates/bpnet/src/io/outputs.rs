@@ -157,21 +157,21 @@ impl OutputPlan {
     /// An input file or folder named by `flag` (missing ones are left to the
     /// reader to report).
     pub fn input(&mut self, flag: &str, path: &Path) -> &mut Self {
-        self.inputs.push(Input {
-            flag: flag.into(),
-            path: path.to_path_buf(),
-            once: false,
-        });
-        self
+        self.push_input(flag, path, false)
     }
 
     /// An input read once from start to end (a configuration file): unlike
     /// [`OutputPlan::input`], a named pipe or a shell's `<(...)` is allowed.
     pub fn input_once(&mut self, flag: &str, path: &Path) -> &mut Self {
-        self.input(flag, path);
-        if let Some(last) = self.inputs.last_mut() {
-            last.once = true;
-        }
+        self.push_input(flag, path, true)
+    }
+
+    fn push_input(&mut self, flag: &str, path: &Path, once: bool) -> &mut Self {
+        self.inputs.push(Input {
+            flag: flag.into(),
+            path: path.to_path_buf(),
+            once,
+        });
         self
     }
 
