@@ -72,7 +72,7 @@ impl TrainExtras {
 }
 
 /// `NAME.history.json` beside the model file `NAME.safetensors` (the name
-/// `super::history::write` gives it).
+/// `super::history::prepare` writes it under).
 fn history_json(model: &Path) -> PathBuf {
     super::history::paths(model).1
 }
