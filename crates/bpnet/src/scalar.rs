@@ -253,7 +253,9 @@ pub(crate) fn exp_poly_f32(x: f32) -> f32 {
 /// batch-norm loops taking twice the cycles).
 #[inline]
 fn clear_upper_vector_state() {
-    #[cfg(target_arch = "x86_64")]
+    // Not under Miri, which cannot interpret the instruction (it has no
+    // effect on values: only on speed).
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: AVX support was checked at run time; vzeroupper only clears
         // the upper halves of vector registers, which hold no live values
@@ -262,7 +264,7 @@ fn clear_upper_vector_state() {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[target_feature(enable = "avx")]
 unsafe fn avx_zeroupper() {
     std::arch::x86_64::_mm256_zeroupper();

@@ -15,6 +15,10 @@ use std::time::Duration;
 /// The thread count is process-wide: tests that change it take turns.
 static LOCK: Mutex<()> = Mutex::new(());
 
+/// Rounds of jobs per check: fewer under Miri (`tools/miri.sh`), whose
+/// interpreter runs these tests for data races in the real team.
+const ROUNDS: usize = if cfg!(miri) { 4 } else { 300 };
+
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -45,7 +49,7 @@ fn every_part_runs_once_as_part_counts_change_on_2_to_8_threads() {
         assert_eq!(parallel::set_threads(threads), threads);
         // Fewer, equal and more parts than threads, growing and shrinking:
         // an 8-block GEMM after a 2-block one, an inference job after both.
-        check_jobs(&[2, 8, 1, 3, 17, 2, 5, 4, 64, 7], 300);
+        check_jobs(&[2, 8, 1, 3, 17, 2, 5, 4, 64, 7], ROUNDS);
     }
     parallel::set_threads(1);
 }
@@ -57,7 +61,7 @@ fn concurrent_callers_each_get_all_their_parts() {
         parallel::set_threads(threads);
         std::thread::scope(|s| {
             for c in 0..4 {
-                s.spawn(move || check_jobs(&[2 + c, 3, 9, 1], 300));
+                s.spawn(move || check_jobs(&[2 + c, 3, 9, 1], ROUNDS));
             }
         });
     }

@@ -149,8 +149,17 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         };
-        for inp in [1usize, 2, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 97, 784] {
-            for out in [1, 2, 3, 4, 5, 7, 8, 9, 13, 100] {
+        // Under Miri (`tools/miri.sh`) the block edges alone.
+        let (inps, outs): (&[usize], &[usize]) = if cfg!(miri) {
+            (&[1, 15, 16, 17, 33, 65], &[1, 4, 5, 9])
+        } else {
+            (
+                &[1, 2, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 97, 784],
+                &[1, 2, 3, 4, 5, 7, 8, 9, 13, 100],
+            )
+        };
+        for &inp in inps {
+            for &out in outs {
                 let w: Vec<f32> = (0..inp * out).map(|_| next()).collect();
                 let x: Vec<f32> = (0..inp).map(|_| next()).collect();
                 let mut first: Option<Vec<f32>> = None;

@@ -193,7 +193,7 @@ impl Pacing {
 /// the `cores` this process may use. `true` where that count cannot be read
 /// (not Linux, no `/proc`): then the stall rule alone decides. Allocates
 /// nothing.
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
 pub(crate) fn room_for(waking: usize, cores: usize) -> bool {
     // The least of three reads: a thread that runs for an instant (the
     // kernel's own, another program starting) must not block the probe.
@@ -201,7 +201,7 @@ pub(crate) fn room_for(waking: usize, cores: usize) -> bool {
     running.is_none_or(|running| running + waking <= cores)
 }
 
-#[cfg(not(all(target_os = "linux", not(loom))))]
+#[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
 pub(crate) fn room_for(_waking: usize, _cores: usize) -> bool {
     true
 }
@@ -209,7 +209,7 @@ pub(crate) fn room_for(_waking: usize, _cores: usize) -> bool {
 /// The wall clock (ns since the first call) and the calling thread's CPU
 /// time (ns); the CPU time is taken as the wall time where it cannot be
 /// read, so that a window never looks crowded then.
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
 pub(crate) fn sample() -> Sample {
     static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let wall = BASE.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64;
@@ -221,7 +221,7 @@ pub(crate) fn sample() -> Sample {
     (wall, if ok { cpu } else { wall })
 }
 
-#[cfg(not(all(target_os = "linux", not(loom))))]
+#[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
 pub(crate) fn sample() -> Sample {
     (0, 0)
 }
@@ -231,7 +231,7 @@ pub(crate) fn sample() -> Sample {
 /// `/proc/stat` reports as `procs_running`. Read into a stack buffer, so
 /// that a probe allocates nothing (training steps allocate nothing once
 /// warm, `tests/alloc.rs`); the file is one short line.
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
 fn running_threads() -> Option<usize> {
     use std::io::Read;
     let mut buf = [0u8; 128];
@@ -249,7 +249,7 @@ fn running_threads() -> Option<usize> {
 
 /// The running count from a `/proc/loadavg` line
 /// (`"0.52 0.58 0.59 3/467 12345"` gives 3).
-#[cfg(any(test, all(target_os = "linux", not(loom))))]
+#[cfg(any(test, all(target_os = "linux", not(loom), not(miri))))]
 fn parse_running(line: &[u8]) -> Option<usize> {
     let field = line
         .split(|b| b.is_ascii_whitespace())
@@ -384,6 +384,7 @@ mod tests {
         assert_eq!(p.backoff(), 0, "the caller had its core: parallel");
     }
 
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     #[test]
     fn the_thread_cpu_clock_advances_and_never_outruns_the_wall_clock() {
         let (w0, c0) = sample();
@@ -406,7 +407,7 @@ mod tests {
         assert_eq!(parse_running(b"0.00 0.00 0.00 x/78 1"), None);
     }
 
-    #[cfg(all(target_os = "linux", not(loom)))]
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     #[test]
     fn the_running_thread_count_is_read_and_counts_the_caller() {
         let n = running_threads().expect("/proc/loadavg has the running count");

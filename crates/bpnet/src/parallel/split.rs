@@ -8,10 +8,12 @@ use std::ops::Range;
 /// 2-core machine of `docs/PERFORMANCE.md`: a 60 x 100 x 100 product
 /// (0.6 M) takes 6.3 µs on one thread and 3.4 µs split over two (so the
 /// hand-off of a part to the other core cost well under 3 µs there).
-pub const MIN_MACS_SPLIT: usize = 1 << 18;
+/// Under Miri both thresholds are 64 times lower, so that its tests reach
+/// the split code with shapes the interpreter runs in seconds.
+pub const MIN_MACS_SPLIT: usize = if cfg!(miri) { 1 << 12 } else { 1 << 18 };
 
 /// Element-wise work over fewer elements stays on one thread.
-pub const MIN_ELEMENTS_SPLIT: usize = 1 << 15;
+pub const MIN_ELEMENTS_SPLIT: usize = if cfg!(miri) { 1 << 9 } else { 1 << 15 };
 
 /// The most blocks a product is cut into.
 pub const MAX_GEMM_BLOCKS: usize = 8;
@@ -214,6 +216,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri's thresholds are lower")]
     fn block_counts_of_the_benchmark_networks() {
         // Paper net, batch 60: 2 blocks of the 100-wide side; first-layer
         // weight gradient 100 x 60 x 784: 8 blocks.
