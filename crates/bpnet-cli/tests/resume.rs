@@ -245,6 +245,32 @@ fn divergence_stops_with_the_step_and_layer_and_keeps_good_weights() {
     );
 }
 
+/// `skip-batch` skips at most 10 bad batches in a row: on data where every
+/// batch holds a NaN, steps 1 to 10 are skipped and step 11 stops training
+/// as `stop` would, saying so; the weights stay those from before.
+#[test]
+fn skip_batch_policy_stops_at_the_eleventh_bad_batch_in_a_row() {
+    let mut data = data_with_a_nan_row();
+    for r in 0..64 {
+        data.features.row_mut(r)[r % 3] = f32::NAN;
+    }
+    let mut t = trainer();
+    let mut before = Vec::new();
+    t.model
+        .visit_params(&mut |p| before.extend(p.value.as_slice().iter().map(|v| v.to_bits())));
+    let err = fit(&mut t, &data, None, &config(OnNan::SkipBatch), &mut |_| Ok(())).unwrap_err();
+    let Error::Diverged { step, detail } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*step, 11, "{detail}");
+    assert!(detail.contains("(10 batches in a row skipped)"), "{detail}");
+    let mut after = Vec::new();
+    t.model
+        .visit_params(&mut |p| after.extend(p.value.as_slice().iter().map(|v| v.to_bits())));
+    assert!(before == after, "a skipped batch changed the weights");
+    assert!(all_finite(&mut t));
+}
+
 #[test]
 fn skip_batch_policy_trains_past_a_bad_batch() {
     let data = data_with_a_nan_row();
@@ -254,6 +280,85 @@ fn skip_batch_policy_trains_past_a_bad_batch() {
     assert_eq!(skipped, 3, "one bad batch per epoch: {:?}", h.notes);
     assert!(all_finite(&mut t));
     assert!(h.epochs.iter().all(|r| r.train_loss.is_finite()));
+}
+
+/// An ensemble whose second member diverges while its first trains: the
+/// error names the member and its seed, the member that trained is saved
+/// (the bits of the same seed trained alone), and an existing model is
+/// left as it was. Divergence at learning rate 30 depends on the seed; the
+/// test finds a seed pair (first trains, second diverges) by running them
+/// alone first, so it does not depend on which seeds those are.
+#[test]
+fn an_ensemble_member_that_diverges_keeps_the_others_and_names_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let wine = format!("{ROOT}/data/wine.csv");
+    let args = |seed: u64, k: usize, out: &str| -> Vec<String> {
+        let a = [
+            "train",
+            "--data",
+            &wine,
+            "--no-batch-norm",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "30",
+        ];
+        let k = k.to_string();
+        let seed = seed.to_string();
+        let b = [
+            "--epochs",
+            "5",
+            "--quiet",
+            "--ensemble",
+            &k,
+            "--seed",
+            &seed,
+            "--out",
+            out,
+        ];
+        a.iter().chain(b.iter()).map(|s| s.to_string()).collect()
+    };
+    let trains = |seed: u64| {
+        let out = format!("alone{seed}.safetensors");
+        bpnet(dir.path(), &args(seed, 1, &out))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let alone: Vec<bool> = (0..10).map(trains).collect();
+    let seed = (0..9)
+        .find(|&s| alone[s] && !alone[s + 1])
+        .unwrap_or_else(|| panic!("no seed trains with a next that diverges: {alone:?}")) as u64;
+    let out = bpnet(dir.path(), &args(seed, 2, "model.safetensors")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.lines().count() == 1
+            && stderr.contains("training diverged at step")
+            && stderr.contains(&format!("ensemble member 2/2 (seed {}): ", seed + 1))
+            && stderr.contains("the one member of 2 that did not diverge was saved to model.safetensors"),
+        "{stderr}"
+    );
+    let kept = load_model(&dir.path().join("model.safetensors")).unwrap();
+    let single = load_model(&dir.path().join(format!("alone{seed}.safetensors"))).unwrap();
+    let weights = |mut m: Sequential<f32>| {
+        let mut bits = Vec::new();
+        m.visit_params(&mut |p| bits.extend(p.value.as_slice().iter().map(|v| v.to_bits())));
+        bits
+    };
+    assert!(
+        weights(kept.model) == weights(single.model),
+        "the kept member is not the seed's network"
+    );
+    let before = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let out = bpnet(dir.path(), &args(seed, 2, "model.safetensors")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("; model.safetensors was left as it was"),
+        "{stderr}"
+    );
+    assert!(std::fs::read(dir.path().join("model.safetensors")).unwrap() == before);
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //! classes spread in proportion, seeded; and the cross-validation of a
 //! configuration on a table (scores per fold, mean and sd).
 
-use bpnet::workflow::{TrainConfig, cross_validate, kfold, mean_sd};
+use bpnet::workflow::{
+    TrainConfig, cross_validate, kfold, mean_sd, member_config, open_table, run_fold_members, run_fold_with,
+    table_folds,
+};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -95,6 +98,8 @@ fn cross_validation_scores_every_fold_of_iris() {
         batch_size: 32,
         patience: 10,
         seed: 4,
+        // One network a fold (a fold's ensemble is checked below).
+        ensemble: 1,
         ..TrainConfig::default()
     };
     let mut seen = Vec::new();
@@ -164,4 +169,52 @@ fn cross_validation_of_a_regression_reports_r2() {
             f.score
         );
     }
+}
+
+/// `bpnet train --cv` scores what `bpnet train` would save: on a small
+/// table an ensemble, so each fold trains one. A fold's ensemble of 3 is
+/// its 3 seeds' networks, each as it trains alone on the fold, averaged
+/// (softmax probabilities, up to rounding), and `cross_validate` reports
+/// its score.
+#[test]
+fn a_folds_ensemble_averages_its_members_trained_alone() {
+    let cfg = TrainConfig {
+        data: format!("{ROOT}/data/iris.csv"),
+        target: vec!["species".into()],
+        epochs: 8,
+        hidden: "8".into(),
+        batch_size: 16,
+        // No validation rows: they are drawn by the seed, which differs
+        // between members trained alone.
+        val_split: 0.0,
+        seed: 7,
+        ensemble: 3,
+        ..TrainConfig::default()
+    };
+    let src = open_table(&cfg).unwrap();
+    let folds = table_folds(&src, 3, cfg.seed).unwrap();
+    let together = run_fold_members(&cfg, &src, &folds, 1, 3, &mut |_| Ok(())).unwrap();
+    let alone: Vec<_> = (0..3)
+        .map(|m| run_fold_with(&member_config(&cfg, m), &src, &folds, 1, &mut |_| Ok(())).unwrap())
+        .collect();
+    let p = &together.held_out.predictions;
+    assert_eq!((p.rows(), p.cols()), (50, 3));
+    let mut spread = 0.0f64;
+    for r in 0..p.rows() {
+        for c in 0..3 {
+            let members: Vec<f64> = alone.iter().map(|a| a.held_out.predictions.row(r)[c]).collect();
+            let mean = members.iter().sum::<f64>() / 3.0;
+            assert!(
+                (p.row(r)[c] - mean).abs() < 1e-5,
+                "row {r} class {c}: {} against {mean}",
+                p.row(r)[c]
+            );
+            spread = spread.max(members.iter().map(|v| (v - mean).abs()).fold(0.0, f64::max));
+        }
+    }
+    // The members differ, so the average is not one of them.
+    assert!(spread > 1e-3, "the members agree to {spread}");
+    let report = cross_validate(&cfg, 3, &mut |_| {}).unwrap();
+    assert_eq!(report.folds[1].score, together.score);
+    assert_eq!(report.folds[1].held_out, together.held_out);
 }

@@ -7,21 +7,22 @@ use bpnet::data::Dataset;
 use bpnet::io::{ModelFile, ensemble_members, save_ensemble};
 use bpnet::train::default_loss;
 use bpnet::workflow::{
-    Pipeline, Prepared, TestMetrics, TrainConfig, combine_for, ensemble_metrics, train_further_members,
+    Pipeline, Prepared, TestMetrics, TrainConfig, combine_for, ensemble_metrics, train_further_members_kept,
 };
-use bpnet::{Combine, EnsembleNet, ModelSpec, Result, Sequential};
+use bpnet::{Combine, EnsembleNet, Error, ModelSpec, Result, Sequential};
 use serde::Serialize;
 use std::path::Path;
 
 /// Member 0 (`first`, trained with `cfg.seed`) and members 1..K trained on
 /// the same rows from seeds `cfg.seed + k`
-/// ([`bpnet::workflow::train_further_members`]), each reported unless `quiet`.
+/// ([`bpnet::workflow::train_further_members_kept`]), each reported unless
+/// `quiet`. Where a member failed: the members that trained, and its error.
 pub fn train_members(
     first: Sequential<f32>,
     cfg: &TrainConfig,
     data: &Prepared,
     quiet: bool,
-) -> Result<Vec<Sequential<f32>>> {
+) -> (Vec<Sequential<f32>>, Option<Error>) {
     let mut members = vec![first];
     let mut report = |k: usize, trained: &bpnet::workflow::Trained| {
         if !quiet {
@@ -35,15 +36,16 @@ pub fn train_members(
             );
         }
     };
-    members.extend(train_further_members(cfg, data, cfg.ensemble, &mut report)?);
-    if cfg.ensemble > 1 && !quiet {
+    let (further, error) = train_further_members_kept(cfg, data, cfg.ensemble, &mut report);
+    members.extend(further);
+    if cfg.ensemble > 1 && !quiet && error.is_none() {
         println!(
             "ensemble of {} networks: predictions averaged ({})",
             members.len(),
             combine_words(combine_for(&data.train, &members[0]))
         );
     }
-    Ok(members)
+    (members, error)
 }
 
 fn combine_words(c: Combine) -> &'static str {

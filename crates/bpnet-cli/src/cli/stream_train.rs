@@ -237,7 +237,13 @@ fn train(
     match fitted {
         Err(e @ Error::Diverged { .. }) => {
             let save = || save_model_with(&out, spec, &trainer.model, &meta());
-            Err(super::train::after_divergence(e, &out, true, save))
+            Err(super::train::after_divergence(
+                e,
+                &out,
+                true,
+                "the weights from before this step were saved",
+                save,
+            ))
         }
         other => other,
     }

@@ -435,7 +435,13 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
             let save = || save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None));
-            return Err(after_divergence(e, &out, lead, save));
+            return Err(after_divergence(
+                e,
+                &out,
+                lead,
+                "the weights from before this step were saved",
+                save,
+            ));
         }
         // Name the checkpoint and the data that do not belong together.
         Err(Error::Config { field, reason }) if field == "resume" => {
@@ -457,7 +463,21 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     if !lead {
         return Ok(());
     }
-    let members = super::ensemble::train_members(trainer.model, &cfg, &data, a.quiet)?;
+    let members = match super::ensemble::train_members(trainer.model, &cfg, &data, a.quiet) {
+        (members, None) => members,
+        // A member diverged: the others are trained networks, kept as a
+        // smaller ensemble where no model is (as a single run's last weights).
+        (members, Some(e @ Error::Diverged { .. })) => {
+            let kept = match members.len() {
+                1 => format!("the one member of {} that did not diverge was saved", cfg.ensemble),
+                n => format!("the {n} members of {} that did not diverge were saved", cfg.ensemble),
+            };
+            let meta = metadata(&cfg, &data, None, None);
+            let save = || super::ensemble::save(&out, &spec, &members, &data.train, &meta);
+            return Err(after_divergence(e, &out, lead, &kept, save));
+        }
+        (_, Some(e)) => return Err(e),
+    };
     finish(a, &cfg, &data, &spec, &members, (&history, test), cv)?;
     extras.finish(&out, a.quiet)
 }
@@ -594,11 +614,19 @@ pub(super) fn check_resume(
     Ok(())
 }
 
-/// After a diverged run, on the rank that writes (`lead`): the trainer's
-/// weights from before the bad step are saved by `save` where `out` names
-/// no file yet; an existing model is left as it was (a failed run must not
-/// replace a good model with a worse one). The error says which.
-pub(super) fn after_divergence(e: Error, out: &Path, lead: bool, save: impl FnOnce() -> Result<()>) -> Error {
+/// After a diverged run, on the rank that writes (`lead`): what is left
+/// (the trainer's weights from before the bad step, or an ensemble's
+/// members that did not diverge) is saved by `save` where `out` names no
+/// file yet, and the error says so with `saved` ("... were saved") and the
+/// path; an existing model is left as it was (a failed run must not replace
+/// a good model with a worse one), and the error says that instead.
+pub(super) fn after_divergence(
+    e: Error,
+    out: &Path,
+    lead: bool,
+    saved: &str,
+    save: impl FnOnce() -> Result<()>,
+) -> Error {
     let Error::Diverged { step, detail } = e else {
         return e;
     };
@@ -618,7 +646,7 @@ pub(super) fn after_divergence(e: Error, out: &Path, lead: bool, save: impl FnOn
         if let Err(err) = save() {
             return err;
         }
-        format!("the weights from before this step were saved to {}", out.display())
+        format!("{saved} to {}", out.display())
     };
     Error::Diverged {
         step,

@@ -1,16 +1,16 @@
 //! k-fold cross-validation of a training configuration on a CSV table:
-//! stratified by class for classification, seeded; each fold's network is
+//! stratified by class for classification, seeded; each fold's model is
 //! trained exactly as `bpnet train` would train it on the other folds'
-//! rows (preprocessing fitted on them, `--val-split` taken from them) and
-//! scored on the held-out fold.
+//! rows (preprocessing fitted on them, `--val-split` taken from them; the
+//! same number of ensemble members) and scored on the held-out fold.
 
-use super::config::TrainConfig;
+use super::config::{TrainConfig, auto_ensemble};
 use super::folds::{kfold, mean_sd};
-use super::metrics::{HeldOut, metrics_held_out};
-use super::run::train_prepared;
+use super::metrics::{HeldOut, ensemble_metrics_held_out, metrics_held_out};
+use super::run::{combine_for, train_further_members, train_prepared};
 use super::table::{TableSource, open_table, prepare_rows};
 use crate::train::Event;
-use crate::{Error, Result};
+use crate::{EnsembleNet, Error, Result};
 use serde_json::{Value, json};
 
 /// Seed offset of the fold assignment (distinct from the split seeds).
@@ -91,12 +91,27 @@ pub fn run_fold(cfg: &TrainConfig, src: &TableSource, folds: &[Vec<usize>], inde
 }
 
 /// [`run_fold`], with `on_event` seeing the training's events (an error it
-/// returns stops the training and is this call's error).
+/// returns stops the training and is this call's error). One network,
+/// whatever `cfg.ensemble` says (the tuner scores one network a trial).
 pub fn run_fold_with(
     cfg: &TrainConfig,
     src: &TableSource,
     folds: &[Vec<usize>],
     index: usize,
+    on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+) -> Result<FoldScore> {
+    run_fold_members(cfg, src, folds, index, 1, on_event)
+}
+
+/// [`run_fold_with`] for an ensemble of `members` networks (seeds
+/// `cfg.seed`.., as `bpnet train --ensemble` trains them), scored by its
+/// averaged prediction; `on_event` sees member 0's events.
+pub fn run_fold_members(
+    cfg: &TrainConfig,
+    src: &TableSource,
+    folds: &[Vec<usize>],
+    index: usize,
+    members: usize,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<FoldScore> {
     let held = &folds[index];
@@ -114,7 +129,15 @@ pub fn run_fold_with(
         .test
         .as_ref()
         .ok_or_else(|| Error::config("cv", "internal: a fold without held-out rows"))?;
-    let (m, held_out) = metrics_held_out(&trained.trainer.model, trained.trainer.loss, test, &data.pipeline)?;
+    let loss = trained.trainer.loss;
+    let (m, held_out) = if members > 1 {
+        let mut nets = vec![trained.trainer.model];
+        nets.extend(train_further_members(cfg, &data, members, &mut |_, _| {})?);
+        let net = EnsembleNet::new(&nets, combine_for(&data.train, &nets[0]))?;
+        ensemble_metrics_held_out(&net, loss, test, &data.pipeline)?
+    } else {
+        metrics_held_out(&trained.trainer.model, loss, test, &data.pipeline)?
+    };
     let key = if src.is_classification() { "accuracy" } else { "r2" };
     Ok(FoldScore {
         fold: index + 1,
@@ -128,13 +151,16 @@ pub fn run_fold_with(
 }
 
 /// k-fold cross-validation of `cfg` on its table; `on_fold` sees each fold
-/// as it finishes.
+/// as it finishes. Each fold trains the ensemble `bpnet train` would train
+/// on its rows in one process ([`auto_ensemble`] of `cfg.ensemble`).
 pub fn cross_validate(cfg: &TrainConfig, k: usize, on_fold: &mut dyn FnMut(&FoldScore)) -> Result<CvReport> {
     let src = open_table(cfg)?;
     let folds = table_folds(&src, k, cfg.seed)?;
     let mut scores = Vec::with_capacity(k);
     for i in 0..k {
-        let f = run_fold(cfg, &src, &folds, i)?;
+        let rows = src.rows.len() - folds[i].len();
+        let members = auto_ensemble(cfg.ensemble, true, rows, true);
+        let f = run_fold_members(cfg, &src, &folds, i, members, &mut |_| Ok(()))?;
         on_fold(&f);
         scores.push(f);
     }

@@ -80,6 +80,21 @@ pub fn metrics_held_out(
     pipeline: &Pipeline,
 ) -> Result<(TestMetrics, HeldOut)> {
     let ev = evaluate_fused_split(&InferenceNet::new(model)?, data, loss, 1024, &crate::comm::Single)?;
+    held_out_of(ev, loss, data, pipeline)
+}
+
+/// [`metrics_held_out`] for an ensemble: its averaged prediction.
+pub fn ensemble_metrics_held_out(
+    net: &EnsembleNet,
+    loss: Loss,
+    data: &Dataset,
+    pipeline: &Pipeline,
+) -> Result<(TestMetrics, HeldOut)> {
+    held_out_of(evaluate_ensemble(net, data, loss, 1024)?, loss, data, pipeline)
+}
+
+/// The metrics and held-out predictions of an evaluation of `data`.
+fn held_out_of(ev: Evaluation, loss: Loss, data: &Dataset, pipeline: &Pipeline) -> Result<(TestMetrics, HeldOut)> {
     let probs = Combine::for_loss(loss, ev.outputs.cols()).probabilities(&ev.outputs);
     let held = match (&data.targets, pipeline) {
         (Targets::Classes { labels, .. }, _) => HeldOut {

@@ -21,14 +21,16 @@ mod table;
 
 pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};
 pub use config::{AUTO_ENSEMBLE, AUTO_ENSEMBLE_ROWS, TrainConfig, auto_ensemble};
-pub use cv::{CvReport, FoldScore, cross_validate, run_fold, run_fold_with, table_folds};
+pub use cv::{CvReport, FoldScore, cross_validate, run_fold, run_fold_members, run_fold_with, table_folds};
 pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use folds::{kfold, mean_sd};
 pub use metadata::{Metadata, metadata, record_json};
-pub use metrics::{HeldOut, TestMetrics, ensemble_metrics, metrics, metrics_held_out, metrics_split};
+pub use metrics::{
+    HeldOut, TestMetrics, ensemble_metrics, ensemble_metrics_held_out, metrics, metrics_held_out, metrics_split,
+};
 pub use run::{
     Trained, TrainedEnsemble, combine_for, member_config, train_each, train_ensemble, train_further_members,
-    train_prepared,
+    train_further_members_kept, train_prepared,
 };
 pub use setup::{apply_label_smoothing, fit_config, model_spec, optimizer, optimizer_config};
 pub use table::{TableSource, open_table, prepare_rows};

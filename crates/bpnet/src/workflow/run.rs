@@ -67,21 +67,56 @@ pub fn combine_for(train: &Dataset, model: &Sequential<f32>) -> Combine {
 /// on 2 threads take about the time of 2. A training run gives the same
 /// bits on any thread count (see [`crate::parallel`]), so the members are
 /// those a loop of [`train_prepared`] calls gives. The first error, in
-/// member order, is returned.
+/// member order, is returned ([`train_further_members_kept`] keeps the
+/// members that trained).
 pub fn train_further_members(
     cfg: &TrainConfig,
     data: &Prepared,
     k: usize,
     on_member: &mut dyn FnMut(usize, &Trained),
 ) -> Result<Vec<Sequential<f32>>> {
+    match train_further_members_kept(cfg, data, k, on_member) {
+        (members, None) => Ok(members),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// [`train_further_members`], returning the members that trained (in
+/// member order; `on_member` sees each) together with the first error in
+/// member order. A run that fails does not stop the others. An
+/// [`Error::Diverged`] names the member and its seed:
+/// `ensemble member 3/5 (seed 44): ...`.
+pub fn train_further_members_kept(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    k: usize,
+    on_member: &mut dyn FnMut(usize, &Trained),
+) -> (Vec<Sequential<f32>>, Option<Error>) {
     let cfgs: Vec<TrainConfig> = (1..k.max(1)).map(|m| member_config(cfg, m)).collect();
     let mut members = Vec::with_capacity(cfgs.len());
+    let mut first_error = None;
     for (i, trained) in train_each(&cfgs, data).into_iter().enumerate() {
-        let trained = trained?;
-        on_member(i + 1, &trained);
-        members.push(trained.trainer.model);
+        match trained {
+            Ok(trained) => {
+                on_member(i + 1, &trained);
+                members.push(trained.trainer.model);
+            }
+            Err(e) if first_error.is_none() => first_error = Some(name_member(e, i + 1, k, cfgs[i].seed)),
+            Err(_) => {}
+        }
     }
-    Ok(members)
+    (members, first_error)
+}
+
+/// A member's divergence, its detail prefixed by the member and its seed.
+fn name_member(e: Error, m: usize, k: usize, seed: u64) -> Error {
+    match e {
+        Error::Diverged { step, detail } => Error::Diverged {
+            step,
+            detail: format!("ensemble member {}/{k} (seed {seed}): {detail}", m + 1),
+        },
+        e => e,
+    }
 }
 
 /// `cfg` with ensemble member `m`'s seed, `cfg.seed + m` (member 0 is `cfg`).
