@@ -247,6 +247,11 @@ fn every_bad_input_fails_cleanly() {
         (vec!["train", "--data", i, "--hidden", "-5"], "-5"),
         (vec!["train", "--data", i, "--hidden", "1000000000000"], "1000000000000"),
         (vec!["train", "--data", i, "--hidden", "16777216,16777216"], "weights"),
+        // 112 M weights (under the cap) but 135 x 16 M activations.
+        (
+            vec!["train", "--data", i, "--hidden", "16000000", "--batch-size", "135"],
+            "activations per layer",
+        ),
         (vec!["train", "--data", i, "--lr", "NaN"], "learning rate"),
         (vec!["train", "--data", i, "--lr=-1"], "learning rate"),
         (vec!["train", "--data", i, "--dropout", "2"], "dropout"),
@@ -634,5 +639,28 @@ fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
                 "{what}, {args:?}: {stderr}"
             );
         }
+    }
+}
+
+/// Exit codes: 2 for a command-line usage error (clap's), 1 for everything
+/// else, both with one line.
+#[test]
+fn usage_errors_exit_2_and_other_errors_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = format!("{ROOT}/data/iris.csv");
+    for (args, code) in [
+        (vec!["train", "--data", iris.as_str(), "--no-such-flag"], 2),
+        (vec!["train", "--data", iris.as_str(), "--epochs", "many"], 2),
+        (vec!["frobnicate"], 2),
+        (vec!["train", "--data", "missing.csv"], 1),
+        (vec!["train", "--data", iris.as_str(), "--lr", "-1"], 1),
+    ] {
+        let out = bpnet(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
     }
 }

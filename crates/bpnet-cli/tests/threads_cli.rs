@@ -62,3 +62,32 @@ fn cli_training_runs_are_bit_identical_on_1_to_4_threads() {
         }
     }
 }
+
+/// `--threads` above the cores this process may use is lowered to them,
+/// with a note on stderr, and the run trains the model of that many threads.
+#[test]
+fn more_threads_than_cores_are_lowered_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let cores = bpnet::parallel::available();
+    let run = |threads: usize| {
+        let out = dir.path().join(format!("t{threads}.safetensors"));
+        let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(["--threads", &threads.to_string(), "train", "--data", iris])
+            .args(["--epochs", "2", "--ensemble", "1", "--quiet", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8_lossy(&o.stderr).into_owned(), model_bits(&out))
+    };
+    let asked = cores + 62;
+    let (note, lowered) = run(asked);
+    assert_eq!(
+        note.trim_end(),
+        format!("note: --threads {asked} is more than the {cores} cores available; using {cores}")
+    );
+    let (quiet, all_cores) = run(cores);
+    assert!(quiet.is_empty(), "{quiet}");
+    assert!(lowered == all_cores);
+}

@@ -251,3 +251,20 @@ fn fit_events_reveal_vanishing_gradients_without_bn_only() {
     let w: Vec<f64> = g.iter().filter(|g| g.weight).map(|g| g.norm).collect();
     assert!(w[0] / w[w.len() - 1] > 1e-2, "{w:?}");
 }
+
+/// A finite gradient norm above the threshold (100) is a warning too, not
+/// only a non-finite one; 100 itself is not.
+#[test]
+fn a_finite_gradient_norm_above_100_warns_of_exploding_gradients() {
+    let t = Thresholds::default();
+    let exploding = |last: f64| {
+        warnings(&[diag(1, 50.0, last, 0.1, 0.0)], &t)
+            .into_iter()
+            .find(|w| w.kind == WarningKind::ExplodingGradients)
+    };
+    let w = exploding(500.0).expect("a norm of 500 warns");
+    assert_eq!((w.layer.as_str(), w.first_epoch), ("layers.4.weight", 1));
+    assert!(w.message.contains("Lower the learning rate"), "{}", w.message);
+    assert!(exploding(100.5).is_some());
+    assert!(exploding(100.0).is_none() && exploding(99.0).is_none());
+}
