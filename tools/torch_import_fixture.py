@@ -30,6 +30,11 @@ Cases:
   (names `net.0.weight`, ...): Linear(5,12) Tanh BatchNorm1d Linear(12,12)
   Tanh BatchNorm1d Linear(12,3); has the "step".
 - leaky_no_bn: Linear(4,8) LeakyReLU(0.2) Linear(8,2), no batch norm.
+- bn_eps_cumulative: Linear(5,10) BatchNorm1d(eps=1e-3, momentum=None)
+  ReLU Linear(10,3): an eps other than the default and the cumulative
+  average of running statistics (`bpnet import --bn-eps 0.001
+  --bn-momentum none`, recorded as "bn_eps" and "bn_momentum" in the JSON);
+  has the "step", whose running means depend on num_batches_tracked.
 """
 
 import json
@@ -73,7 +78,7 @@ class Wrapped(nn.Module):
         return self.net(x)
 
 
-def case(out, name, model, spec, activation, features, classes, seed, step=False):
+def case(out, name, model, spec, activation, features, classes, seed, step=False, bn=None):
     x_train, y_train = data(96, features, classes, seed)
     train(model, x_train, y_train, steps=30, seed=seed)
     model.eval()
@@ -90,6 +95,8 @@ def case(out, name, model, spec, activation, features, classes, seed, step=False
         "train_x": rows(x_train),
         "train_labels": y_train.tolist(),
     }
+    if bn is not None:
+        record["bn_eps"], record["bn_momentum"] = bn
     if step:
         lr = 0.1
         sx, sy = x_train[:24], y_train[:24]
@@ -135,6 +142,12 @@ def main():
     torch.manual_seed(2)
     leaky = nn.Sequential(nn.Linear(4, 8), nn.LeakyReLU(0.2), nn.Linear(8, 2))
     case(out, "leaky_no_bn", leaky, "linear,leakyrelu:0.2,linear", "leaky_relu:0.2", 4, 2, 3)
+    torch.manual_seed(3)
+    cumulative = nn.Sequential(
+        nn.Linear(5, 10), nn.BatchNorm1d(10, eps=1e-3, momentum=None), nn.ReLU(), nn.Linear(10, 3),
+    )
+    case(out, "bn_eps_cumulative", cumulative, "linear,bn,relu,linear", "relu", 5, 3, 4, step=True,
+         bn=(1e-3, "none"))
 
 
 if __name__ == "__main__":

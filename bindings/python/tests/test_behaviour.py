@@ -3,7 +3,9 @@ scikit-learn composition, ONNX export, fork safety, docstrings."""
 
 import os
 import pickle
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,28 +19,45 @@ from conftest import blobs, linear
 FAST = dict(batch_size=32, hidden_layer_sizes=(16,), epochs=5, random_state=0)
 
 
-def test_gil_is_released_during_fit():
-    """A second Python thread keeps counting while fit runs."""
-    X, y = blobs(n=4000, d=30, classes=5)
-    est = bpnet.MLPClassifier(hidden_layer_sizes=(256, 256), epochs=3, val_split=0.0, threads=1, ensemble=1)
-    counts = []
-    done = threading.Event()
+def _share_while(call):
+    """The share of its free-running speed at which a second Python thread
+    counts while `call()` runs. The count is read just before and just
+    after the call by this thread, holding the GIL: a call that held the
+    GIL throughout would let the counter run for at most one switch
+    interval (5 ms, a few percent of a call of 0.2 s or more); one that
+    releases it lets the counter run on its own core."""
+    state = {"n": 0, "stop": False}
 
     def count():
-        n = 0
-        while not done.is_set():
-            n += 1
-        counts.append(n)
+        while not state["stop"]:
+            state["n"] += 1
 
-    # Count during a fit; then count for the same wall time with the GIL
-    # held by a Python busy loop would starve it: the check is only that the
-    # counter thread made real progress while fit ran.
     t = threading.Thread(target=count)
     t.start()
-    est.fit(X, y)
-    done.set()
+    while state["n"] < 1000:  # the counter is running
+        pass
+    n0, t0 = state["n"], time.perf_counter()
+    time.sleep(0.2)  # the counter alone
+    n1, t1 = state["n"], time.perf_counter()
+    call()
+    n2, t2 = state["n"], time.perf_counter()
+    state["stop"] = True
     t.join()
-    assert counts[0] > 10_000, f"the counting thread ran only {counts[0]} iterations during fit"
+    assert t2 - t1 > 40 * sys.getswitchinterval(), f"the call took only {t2 - t1:.3f} s: too short to tell"
+    return ((n2 - n1) / (t2 - t1)) / ((n1 - n0) / (t1 - t0))
+
+
+def test_gil_is_released_during_fit_and_predict():
+    """A second Python thread keeps counting while fit and predict run.
+    (Checked to fail on a call that holds the GIL: a catastrophic regular
+    expression gave a share of 0.02.)"""
+    X, y = blobs(n=4000, d=30, classes=5)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(256, 256), epochs=3, val_split=0.0, threads=1, ensemble=1)
+    fit = _share_while(lambda: est.fit(X, y))
+    assert fit > 0.25, f"the counting thread ran at {fit:.2f} of its speed during fit"
+    big = np.tile(X, (3, 1))  # 12,000 rows
+    predict = _share_while(lambda: est.predict_proba(big))
+    assert predict > 0.25, f"the counting thread ran at {predict:.2f} of its speed during predict_proba"
 
 
 def test_pickle_round_trip_keeps_predictions():

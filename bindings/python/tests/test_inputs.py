@@ -126,3 +126,28 @@ def test_load_errors(tmp_path):
     bad.write_bytes(b"not a model file at all")
     with pytest.raises(ValueError, match="bad.safetensors"):
         bpnet.load(bad)
+
+
+def _architecture(path):
+    """The `architecture` JSON of a model file (safetensors metadata)."""
+    import json
+    import struct
+
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(json.loads(raw[8 : 8 + n])["__metadata__"]["architecture"])
+
+
+def test_bn_momentum_and_eps_reach_the_network(tmp_path):
+    """bn_momentum and bn_eps are stored in the model and change training;
+    the defaults are PyTorch's (0.1, 1e-5)."""
+    X, y = blobs(n=200, d=4)
+    base = dict(FAST, ensemble=1)
+    default = bpnet.MLPClassifier(**base).fit(X, y)
+    changed = bpnet.MLPClassifier(**base, bn_momentum=0.5, bn_eps=0.25).fit(X, y)
+    default.save(tmp_path / "default.safetensors")
+    changed.save(tmp_path / "changed.safetensors")
+    a, b = _architecture(tmp_path / "default.safetensors"), _architecture(tmp_path / "changed.safetensors")
+    assert (a["bn"]["eps"], a["bn"]["momentum"]) == (1e-5, {"torch": 0.1})
+    assert (b["bn"]["eps"], b["bn"]["momentum"]) == (0.25, {"torch": 0.5})
+    assert not np.array_equal(default.predict_proba(X), changed.predict_proba(X))

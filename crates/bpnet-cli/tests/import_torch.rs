@@ -1,8 +1,10 @@
 //! PyTorch import: state dicts saved by `tools/torch_import_fixture.py`
 //! (`bash tools/gen_torch_import.sh`, PyTorch 2.15) in
 //! `tests/fixtures/torch_import/` become bpnet models whose eval output equals
-//! PyTorch's, that continue training exactly like PyTorch for one SGD step,
-//! and whose loss goes down when trained further. No Python at test time.
+//! PyTorch's, that continue training exactly like PyTorch for one SGD step
+//! (with PyTorch's BN momentum, and with `momentum=None` and another eps:
+//! `--bn-momentum none --bn-eps`), and whose loss goes down when trained
+//! further. No Python at test time.
 //!
 //! Bound: `max |bpnet - torch| <= 1e-5` on outputs of magnitude up to about
 //! 5 (both sides compute in f32 in different orders); printed by each test.
@@ -10,13 +12,27 @@
 mod common;
 use bpnet::io::{TorchImport, TorchImportOptions, TorchModule, import_torch, load_model, parse_modules};
 use bpnet::loss::{Loss, Target};
-use bpnet::{Activation, Layer, Matrix, Mode, Optimizer, OptimizerConfig, Trainer};
+use bpnet::{Activation, BatchNormConfig, Layer, Matrix, Mode, Momentum, Optimizer, OptimizerConfig, Trainer};
 use common::run_in as bpnet;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const BOUND: f64 = 1e-5;
-const CASES: [&str; 3] = ["mlp_bn_relu", "net_tanh_bn_after", "leaky_no_bn"];
+const CASES: [&str; 4] = ["mlp_bn_relu", "net_tanh_bn_after", "leaky_no_bn", "bn_eps_cumulative"];
+
+/// The BN settings a fixture was made with: `bn_eps` and `bn_momentum`
+/// (`"none"`: the cumulative average) where it records them, else
+/// PyTorch's defaults.
+fn bn_config(f: &Value) -> BatchNormConfig {
+    let mut bn = BatchNormConfig::default();
+    if let Some(eps) = f["bn_eps"].as_f64() {
+        bn.eps = eps;
+    }
+    if f["bn_momentum"].as_str() == Some("none") {
+        bn.momentum = Momentum::Cumulative;
+    }
+    bn
+}
 
 fn fixture(name: &str) -> (PathBuf, Value) {
     let dir = Path::new(concat!(
@@ -52,6 +68,7 @@ fn import_with_spec(name: &str) -> (TorchImport, Value) {
     let (path, f) = fixture(name);
     let options = TorchImportOptions {
         modules: Some(parse_modules(f["spec"].as_str().unwrap()).unwrap()),
+        bn: bn_config(&f),
         ..TorchImportOptions::default()
     };
     (import_torch(&path, &options).unwrap(), f)
@@ -75,6 +92,7 @@ fn inferring_the_modules_needs_only_the_activation() {
         let options = TorchImportOptions {
             activation: Some(f["activation"].as_str().unwrap().parse::<Activation>().unwrap()),
             dropout: 0.1,
+            bn: bn_config(&f),
             ..TorchImportOptions::default()
         };
         let inferred = import_torch(&path, &options).unwrap();
@@ -132,9 +150,18 @@ fn architecture_names_and_bias_absorption() {
     );
 }
 
+/// One SGD step from the imported state: with PyTorch's momentum 0.1, and
+/// with eps 1e-3 and the cumulative average (momentum None), whose running
+/// means depend on the imported num_batches_tracked.
 #[test]
 fn one_sgd_step_matches_pytorch() {
-    let (imported, f) = import_with_spec("net_tanh_bn_after");
+    for name in ["net_tanh_bn_after", "bn_eps_cumulative"] {
+        one_sgd_step(name);
+    }
+}
+
+fn one_sgd_step(name: &str) {
+    let (imported, f) = import_with_spec(name);
     let step = &f["step"];
     let opt = Optimizer::new(OptimizerConfig::sgd(step["lr"].as_f64().unwrap())).unwrap();
     let mut trainer = Trainer::new(imported.model, opt, Loss::CrossEntropy);
@@ -146,21 +173,25 @@ fn one_sgd_step_matches_pytorch() {
     let d = max_diff(&y, &matrix(&step["eval_output"]));
     let mut dm: f64 = 0.0;
     for (torch_name, want) in step["running_mean"].as_object().unwrap() {
-        let index: usize = torch_name.split('.').nth(1).unwrap().parse().unwrap();
+        let index: usize = torch_name.rsplit('.').nth(1).unwrap().parse().unwrap();
         let Layer::BatchNorm(bn) = &trainer.model.layers()[index] else {
             panic!("{torch_name}")
         };
         let want: Vec<f32> = serde_json::from_value(want.clone()).unwrap();
+        // bpnet holds a BN's running mean less the bias of a Linear just
+        // before it (absorbed on import: its Dense layers there have none).
+        let absorbed = absorbed_bias(name, &f, torch_name, index).unwrap_or(vec![0.0; want.len()]);
         dm = bn
             .running
             .mean
             .iter()
+            .zip(&absorbed)
             .zip(&want)
-            .map(|(a, b)| (a - b).abs() as f64)
+            .map(|((a, b), w)| (a + b - w).abs() as f64)
             .fold(dm, f64::max);
     }
-    println!("one SGD step: |loss diff| {dl:.2e}, max |eval diff| {d:.2e}, max |running_mean diff| {dm:.2e}");
-    assert!(dl <= BOUND && d <= BOUND && dm <= BOUND);
+    println!("{name}, one SGD step: |loss diff| {dl:.2e}, max |eval diff| {d:.2e}, max |running_mean diff| {dm:.2e}");
+    assert!(dl <= BOUND && d <= BOUND && dm <= BOUND, "{name}");
 }
 
 #[test]
@@ -267,6 +298,57 @@ fn cli_import_inspect_and_export() {
         "{stderr}"
     );
     assert!(!tmp.path().join("n.safetensors").exists());
+}
+
+/// The bias of the Linear module just before the BN module `index` (named
+/// `torch_name`, e.g. `1.running_mean`) of fixture `name`, as PyTorch
+/// saved it; `None` where the module before is not a Linear.
+fn absorbed_bias(name: &str, f: &Value, torch_name: &str, index: usize) -> Option<Vec<f32>> {
+    let modules: Vec<&str> = f["spec"].as_str().unwrap().split(',').collect();
+    if index == 0 || modules[index - 1] != "linear" {
+        return None;
+    }
+    let prefix = torch_name.strip_suffix(&format!("{index}.running_mean")).unwrap();
+    let bytes = std::fs::read(fixture(name).0).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(&format!("{prefix}{}.bias", index - 1)).unwrap();
+    Some(
+        t.data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+    )
+}
+
+/// `--bn-eps` and `--bn-momentum none` through the binary: the model file
+/// holds them, its eval output is PyTorch's, and without them (PyTorch's
+/// defaults, not those the network was trained with) it is not.
+#[test]
+fn cli_import_with_bn_eps_and_cumulative_momentum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, f) = fixture("bn_eps_cumulative");
+    let run = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "import",
+            "--torch",
+            path.to_str().unwrap(),
+            "--spec",
+            "linear,bn,relu,linear",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out]);
+        let o = bpnet(tmp.path(), &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        load_model(&tmp.path().join(out)).unwrap()
+    };
+    let mut file = run(&["--bn-eps", "0.001", "--bn-momentum", "none"], "m.safetensors");
+    assert_eq!((file.spec.bn.eps, file.spec.bn.momentum), (1e-3, Momentum::Cumulative));
+    let y = file.model.forward(&matrix(&f["x"]), Mode::Eval).unwrap().clone();
+    let d = max_diff(&y, &matrix(&f["eval_output"]));
+    assert!(d <= BOUND, "{d:e}");
+    let mut plain = run(&[], "p.safetensors");
+    let y = plain.model.forward(&matrix(&f["x"]), Mode::Eval).unwrap().clone();
+    assert!(max_diff(&y, &matrix(&f["eval_output"])) > 100.0 * BOUND);
 }
 
 /// Writes a safetensors file of `(name, dtype, shape, little-endian bytes)`.
