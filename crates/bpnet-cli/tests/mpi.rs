@@ -146,6 +146,50 @@ fn two_and_three_ranks_make_the_one_process_model() {
     }
 }
 
+/// Without checkpoints one process trains the default ensemble of 5 on
+/// this small table; `mpirun` trains one network, says so on stdout, and
+/// makes the one-process model of `--ensemble 1`.
+#[test]
+fn mpirun_trains_one_network_where_one_process_trains_the_default_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plain = |out: &str, extra: &[&str]| -> Vec<String> {
+        let a = train_args(out, 20, extra);
+        let drop = |i: usize| {
+            let prev = i.checked_sub(1).map(|p| a[p].as_str());
+            a[i] == "--quiet" || a[i] == "--checkpoint-steps" || prev == Some("--checkpoint-steps")
+        };
+        (0..a.len()).filter(|&i| !drop(i)).map(|i| a[i].clone()).collect()
+    };
+    let mut five = Command::new(BIN);
+    five.args(plain("five.safetensors", &[]));
+    assert_ok(&run(five, d), "one process, default ensemble");
+    let file = load_model(&d.join("five.safetensors")).unwrap();
+    assert_eq!(
+        file.metadata["ensemble"]["members"].as_u64(),
+        Some(5),
+        "{:?}",
+        file.metadata
+    );
+    let mut one = Command::new(BIN);
+    one.args(plain("one.safetensors", &["--ensemble", "1"]));
+    assert_ok(&run(one, d), "one process, one network");
+    let mut c = mpirun(2);
+    c.arg(BIN).args(plain("np2.safetensors", &[]));
+    let o = run(c, d);
+    assert_ok(&o, "mpirun -np 2");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        stdout
+            .matches("note: training one network: the default ensemble of 5")
+            .count(),
+        1,
+        "{stdout}"
+    );
+    let (diff, name) = max_rel_diff(&d.join("np2.safetensors"), &d.join("one.safetensors"));
+    assert!(diff <= 1e-5, "np 2: {name} differs by {diff:e} (relative)");
+}
+
 #[test]
 fn label_smoothing_on_two_ranks_makes_the_one_process_model() {
     let dir = tempfile::tempdir().unwrap();

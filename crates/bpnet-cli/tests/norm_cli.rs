@@ -153,6 +153,20 @@ fn train_lr_auto_records_the_rate_found() {
     let v: Value = serde_json::from_str(inspect.lines().last().unwrap()).unwrap();
     let text = v.to_string();
     assert!(text.contains("\"lr_auto\":false"), "{text}");
+    // The rate recorded is the rate printed (to its 4 printed digits).
+    let printed: f64 = out
+        .split("--lr auto: training with lr ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no rate printed: {out}"));
+    let recorded = v["metadata"]["training"]["lr"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no training lr: {text}"));
+    assert!(
+        (recorded / printed - 1.0).abs() < 1e-3,
+        "recorded {recorded}, printed {printed}"
+    );
     let bad = run_in(d, &["train", "--data", IRIS, "--target", "species", "--lr", "fast"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a number nor 'auto'"));

@@ -504,3 +504,99 @@ fn validation_rows_beyond_the_buffer_are_read_again_every_epoch() {
         );
     }
 }
+
+/// What a streamed run cannot honour is refused before training, in one
+/// line naming the option, and no model is written: an ensemble, `--cv`,
+/// `--lr auto`, and (when the rows do not fit in the shuffle buffer) full
+/// batches and diagnostics, which need every row in memory.
+#[test]
+fn options_a_streamed_run_cannot_honour_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wine = data("wine.csv");
+    let base = [
+        "train",
+        "--data",
+        wine.as_str(),
+        "--stream",
+        "--epochs",
+        "1",
+        "--out",
+        "m.safetensors",
+    ];
+    let small = ["--shuffle-buffer", "20"];
+    let cases: [(&[&str], &str); 5] = [
+        (&["--ensemble", "3"], "--ensemble is not available while streaming"),
+        (&["--cv", "3"], "--cv is not available while streaming"),
+        (&["--lr", "auto"], "--lr auto is not available while streaming"),
+        (
+            &["--optimizer", "gd", small[0], small[1]],
+            "--optimizer gd (full batch) needs every training row",
+        ),
+        (
+            &["--diagnostics", small[0], small[1]],
+            "--diagnostics needs every training row",
+        ),
+    ];
+    for (extra, want) in cases {
+        let args = [&base[..], extra].concat();
+        let out = run_env(d, &args, &[]);
+        let stderr = text(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.lines().count() == 1 && stderr.contains(want),
+            "{extra:?}: {stderr}"
+        );
+        assert!(!d.join("m.safetensors").exists(), "{extra:?} wrote a model");
+    }
+}
+
+/// When every training row fits in the shuffle buffer a streamed run
+/// checkpoints inside an epoch (`--checkpoint-steps`) and resumes from
+/// there to the uninterrupted run's model, bit for bit: 10 steps an epoch,
+/// the last checkpoint at step 14 of 20.
+#[test]
+fn a_resident_stream_resumes_from_inside_an_epoch_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wine = data("wine.csv");
+    let base = [
+        "train",
+        "--data",
+        wine.as_str(),
+        "--stream",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--val-split",
+        "0.1",
+        "--patience",
+        "0",
+        "--checkpoint-steps",
+        "7",
+        "--quiet",
+    ];
+    ok(d, &[&base[..], &["--out", "full.safetensors"]].concat());
+    std::fs::copy(d.join("full.ckpt.safetensors"), d.join("at14.safetensors")).unwrap();
+    let run = bpnet::io::load_run(&d.join("at14.safetensors")).unwrap();
+    assert_eq!(run.resume.state.step, 14, "the checkpoint is inside the second epoch");
+    ok(
+        d,
+        &[
+            &base[..],
+            &["--resume", "at14.safetensors", "--out", "resumed.safetensors"],
+        ]
+        .concat(),
+    );
+    let (full, resumed) = (
+        tensors(&d.join("full.safetensors")),
+        tensors(&d.join("resumed.safetensors")),
+    );
+    assert_eq!(full.len(), resumed.len());
+    for ((name, a), (_, b)) in full.iter().zip(&resumed) {
+        assert!(
+            a == b,
+            "tensor {name}: the resumed run differs from the uninterrupted one"
+        );
+    }
+}

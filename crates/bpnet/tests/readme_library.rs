@@ -26,7 +26,11 @@ fn the_readme_shows_this_code() {
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks, [FIRST, SECOND], "README.md's Rust blocks changed: update this test");
+    assert_eq!(
+        blocks,
+        [FIRST, SECOND],
+        "README.md's Rust blocks changed: update this test"
+    );
 }
 
 #[test]

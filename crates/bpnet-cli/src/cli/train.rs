@@ -331,6 +331,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let _ = LOAD_STATS.set((load_start.elapsed().as_secs_f64(), super::peak_memory_bytes()));
     let plain = comm.size() == 1 && a.resume.is_none() && cfg.checkpoint_every == 0 && cfg.checkpoint_steps == 0;
     let table = matches!(data.pipeline, Pipeline::Table { .. });
+    let one_process = auto_ensemble(cfg.ensemble, table, data.train.len(), true);
     cfg.ensemble = auto_ensemble(cfg.ensemble, table, data.train.len(), plain);
     super::dist::agree_on_run(&**comm, &cfg, &data)?;
     let quiet = a.quiet || !lead;
@@ -340,6 +341,12 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         }
     };
     data.notes.iter().for_each(|n| say(n));
+    if one_process > cfg.ensemble {
+        say(&format!(
+            "note: training one network: the default ensemble of {one_process} is trained in one process \
+             without checkpoints or --resume (--ensemble 1 asks for one network)"
+        ));
+    }
     if cfg.lr_auto && resumed.is_none() {
         // The range test runs on a copy of the network built below, so the
         // weights trained are the same as with a given rate.

@@ -17,7 +17,9 @@
 //!   without the first tenth and the last five (fastai's trimming, which
 //!   skips the noisy start and the blow-up);
 //! - **minimum / 10**: a tenth of the rate at the smallest smoothed loss
-//!   (same points).
+//!   (same points); none where that is the first point, since a loss that
+//!   never fell below its start has no minimum to read (`--lr auto` then
+//!   takes the steepest rate, or says that no rate made the loss fall).
 
 use crate::data::{Batches, Dataset, TargetBuf};
 use crate::error::{Error, Result};
@@ -185,6 +187,7 @@ pub fn suggestions(lrs: &[f64], smoothed: &[f64]) -> (Option<f64>, Option<f64>) 
         .iter()
         .enumerate()
         .min_by(|a, b| a.1.total_cmp(b.1))
+        .filter(|&(i, _)| i > 0)
         .map(|(i, _)| l[i] / 10.0);
     let k = (l.len() / 20).max(1);
     if l.len() < 2 * k + 1 {
@@ -234,5 +237,33 @@ mod tests {
         assert!((steep.log10() + 2.0).abs() < 0.13, "steepest {steep}");
         let min10 = min10.unwrap();
         assert!((min10.log10() + 2.0).abs() < 1e-9, "min/10 {min10}");
+    }
+
+    /// A loss that only rises has no minimum to read and no steepest fall:
+    /// no suggestion (`--lr auto` then fails, naming the range test). One
+    /// that dips in the middle after a rise from its start has a steepest
+    /// fall but its smallest value at the start: the steepest rate is the
+    /// suggestion.
+    #[test]
+    fn a_loss_that_never_falls_below_its_start_has_no_minimum() {
+        let lrs: Vec<f64> = (0..60).map(|i| 10f64.powf(-5.0 + i as f64 * 0.1)).collect();
+        let rising: Vec<f64> = (0..60).map(|i| 1.0 + i as f64 * 0.01).collect();
+        assert_eq!(suggestions(&lrs, &rising), (None, None));
+        let r = LrFindResult {
+            lrs: lrs.clone(),
+            losses: rising.clone(),
+            smoothed: rising,
+            steepest: None,
+            min_div10: None,
+            stopped_early: false,
+        };
+        assert_eq!(r.suggestion(), None);
+        let dip: Vec<f64> = (0..60)
+            .map(|i| 1.0 + i as f64 * 0.01 - if (30..40).contains(&i) { 0.2 } else { 0.0 })
+            .collect();
+        let (steep, min10) = suggestions(&lrs, &dip);
+        assert_eq!(min10, None);
+        // The fall is between points 29 and 30.
+        assert!(steep.is_some_and(|s| s >= lrs[27] && s <= lrs[31]), "{steep:?}");
     }
 }
