@@ -7,7 +7,7 @@ mod distributed;
 
 use bpnet::comm::{Comm, block};
 use bpnet::layers::{BatchNorm, BnSync};
-use bpnet::{BatchNormConfig, Error, Matrix, Mode};
+use bpnet::{BatchNormConfig, Error, Matrix, Mode, Momentum};
 use common::{random_matrix, rel_err};
 use distributed::{on_ranks, rows};
 use std::sync::Arc;
@@ -214,5 +214,66 @@ fn local_sync_with_a_one_row_block_fails_on_every_rank() {
             matches!(&e, Error::BatchTooSmall { layer, .. } if layer.contains("rank 1")),
             "{e}"
         );
+    }
+}
+
+/// f32 inputs whose mean is 10^4 times their spread (|mean| >> std): the
+/// synced statistics on 2 ranks (the gathered per-rank triples) and 3 ranks
+/// (two passes) are one f64 layer's over the same values, and the outputs
+/// are as close to it as the f32 rounding of the mean allows: half an ulp
+/// of 10^4 (4.9e-4) over the smallest column's sd (0.66 here), times
+/// the largest |gamma| (1.3), plus the output's own rounding. The running
+/// (batch) variance is within f32 rounding (1e-6 relative). `E[x^2] - E[x]^2` in f32 would lose every digit
+/// here (E[x^2] is 10^8, whose ulp is 8).
+#[test]
+fn synced_statistics_keep_their_accuracy_when_the_mean_dwarfs_the_spread() {
+    let m = 11;
+    let spread = random_matrix(m, F, 31);
+    let x32 = Matrix::<f32>::from_vec(m, F, spread.as_slice().iter().map(|v| (1e4 + v) as f32).collect()).unwrap();
+    let x64 = Matrix::<f64>::from_vec(m, F, x32.as_slice().iter().map(|&v| f64::from(v)).collect()).unwrap();
+    // The cumulative average: after one batch the running statistics are
+    // the batch's mean and unbiased variance themselves.
+    let config = BatchNormConfig {
+        momentum: Momentum::Cumulative,
+        ..BatchNormConfig::default()
+    };
+    let mut single = BatchNorm::<f64>::new("layers.1", F, config.clone()).unwrap();
+    let (g, b) = single.affine.as_mut().unwrap();
+    g.value.as_mut_slice().copy_from_slice(&[1.3, -0.7, 0.4]);
+    b.value.as_mut_slice().copy_from_slice(&[0.2, 0.1, -0.5]);
+    single.forward(&x64, Mode::Train).unwrap();
+    let least_sd = single.running.var.iter().fold(f64::INFINITY, |a, &v| a.min(v.sqrt()));
+    let bound = 1.3 * 4.9e-4 / least_sd + 1e-6;
+    for n in [2, 3] {
+        let results = on_ranks(n, |comm| {
+            let (lo, hi) = block(m, comm.rank(), comm.size());
+            let mut bn = BatchNorm::<f32>::new("layers.1", F, config.clone()).unwrap();
+            let (g, b) = bn.affine.as_mut().unwrap();
+            g.value.as_mut_slice().copy_from_slice(&[1.3, -0.7, 0.4]);
+            b.value.as_mut_slice().copy_from_slice(&[0.2, 0.1, -0.5]);
+            bn.set_sync(Some(BnSync::Global(comm.clone()))).unwrap();
+            bn.forward(&rows(&x32, lo, hi), Mode::Train).unwrap();
+            (lo, bn.output().clone(), bn.running.clone())
+        });
+        let mut worst_y = 0.0f64;
+        let mut worst_var = 0.0f64;
+        for (lo, out, running) in results {
+            for r in 0..out.rows() {
+                for j in 0..F {
+                    let d = (f64::from(out.row(r)[j]) - single.output().row(lo + r)[j]).abs();
+                    worst_y = worst_y.max(d);
+                }
+            }
+            for j in 0..F {
+                let rel = (f64::from(running.var[j]) - single.running.var[j]).abs() / single.running.var[j];
+                worst_var = worst_var.max(rel);
+            }
+        }
+        println!("{n} ranks: max |y - y_f64| {worst_y:.2e}, running variance relative error {worst_var:.2e}");
+        assert!(
+            worst_y <= bound,
+            "{n} ranks: outputs off by {worst_y:e} (bound {bound:e})"
+        );
+        assert!(worst_var <= 1e-6, "{n} ranks: running variance off by {worst_var:e}");
     }
 }
