@@ -121,19 +121,41 @@ fn max_rel_diff(a: &Path, b: &Path) -> (f64, String) {
     worst
 }
 
+/// The `test` object of a `--json` run's last line.
+fn test_metrics(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    v["test"].clone()
+}
+
+/// The models agree within the bound; the test metrics, computed with the
+/// test rows split over the ranks, are those of all 18 test rows (the
+/// same confusion matrix, the loss within 1e-4).
 #[test]
 fn two_and_three_ranks_make_the_one_process_model() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut one = Command::new(BIN);
-    one.args(train_args("one.safetensors", 20, &[]));
-    assert_ok(&run(one, d), "one process");
+    one.args(train_args("one.safetensors", 20, &["--json"]));
+    let o = run(one, d);
+    assert_ok(&o, "one process");
+    let reference = test_metrics(&o);
+    assert_eq!(reference["rows"].as_u64(), Some(18), "{reference}");
     for np in [2, 3] {
         let out = format!("np{np}.safetensors");
         let mut c = mpirun(np);
-        c.arg(BIN).args(train_args(&out, 20, &[]));
+        c.arg(BIN).args(train_args(&out, 20, &["--json"]));
         let o = run(c, d);
         assert_ok(&o, &format!("mpirun -np {np}"));
+        let test = test_metrics(&o);
+        assert_eq!(
+            (&test["rows"], &test["confusion"]),
+            (&reference["rows"], &reference["confusion"]),
+            "np {np}"
+        );
+        let (a, b) = (test["loss"].as_f64().unwrap(), reference["loss"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-4 * b.abs(), "np {np}: test loss {a} against {b}");
         let (diff, name) = max_rel_diff(&d.join(&out), &d.join("one.safetensors"));
         eprintln!("np {np}: largest relative difference {diff:e} ({name})");
         assert!(diff <= 1e-5, "np {np}: {name} differs by {diff:e} (relative)");
@@ -552,4 +574,45 @@ fn the_batch_size_study_refuses_several_ranks_before_training() {
         "{stderr}"
     );
     assert!(!dir.path().join("bs").exists());
+}
+
+/// An error that one rank meets alone (here its data file is missing) is
+/// printed with that rank and ends the whole job (`MPI_Abort`): a non-zero
+/// exit within a minute, not a rank waiting forever for the other.
+#[test]
+fn an_error_on_one_rank_alone_names_the_rank_and_ends_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    std::fs::copy(format!("{ROOT}/data/wine.csv"), a.join("d.csv")).unwrap();
+    let mut args = train_args("m.safetensors", 20, &[]);
+    let at = args.iter().position(|x| x == "--data").unwrap() + 1;
+    args[at] = "d.csv".into();
+    let mut c = mpirun(1);
+    c.arg("-wdir").arg(&a).arg(BIN).args(&args);
+    c.args([":", "-np", "1", "-wdir"]).arg(&b).arg(BIN).args(&args);
+    let mut child = c
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the job did not end within 60 s of one rank's error");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error: rank 1 of 2: ") && lines[0].contains("d.csv"),
+        "{err}"
+    );
+    assert!(!a.join("m.safetensors").exists() && !b.join("m.safetensors").exists());
 }

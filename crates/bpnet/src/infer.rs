@@ -578,14 +578,16 @@ mod tests {
         if !feature_major_kernel::<f32>() {
             return;
         }
-        // Under Miri (`tools/miri.sh`) 200 rows and the two small networks.
-        let n = if cfg!(miri) { 200 } else { 1000 };
+        // Under Miri (`tools/miri.sh`, which interprets the AVX-512 kernel
+        // at about 0.2 us a multiply-add) 64 rows, the 21-wide network,
+        // calls of 2, 3, 17, 33 and 64 rows, on 1 and 2 threads.
+        let n = if cfg!(miri) { 64 } else { 1000 };
         for (dims, act) in [
             (&[30, 64, 64, 10][..], Activation::Sigmoid),
             (&[300, 1000, 600, 9][..], Activation::Relu),
             (&[37, 21, 21][..], Activation::Tanh),
         ] {
-            if cfg!(miri) && dims[1] > 100 {
+            if cfg!(miri) && dims[1] != 21 {
                 continue;
             }
             let net = net(dims, act);
@@ -600,7 +602,7 @@ mod tests {
             for threads in 1..=4 {
                 crate::parallel::set_threads(threads);
                 for rows in [2, 3, 7, 8, 9, 16, 17, 31, 32, 33, 63, 64, 65, 97, 255, 256, 257, 1000] {
-                    if rows > n || (cfg!(miri) && threads == 4) {
+                    if rows > n || (cfg!(miri) && (threads > 2 || ![2, 3, 17, 33, 64].contains(&rows))) {
                         continue;
                     }
                     for start in [0, 1, n - rows] {
