@@ -171,3 +171,32 @@ fn train_lr_auto_records_the_rate_found() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a number nor 'auto'"));
 }
+
+/// Layer normalization needs no batch statistics, so it trains with
+/// batches of one row, where batch normalization refuses them in one line.
+#[test]
+fn layer_norm_trains_with_batches_of_one_row_where_batch_norm_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = [
+        "train",
+        "--data",
+        IRIS,
+        "--target",
+        "species",
+        "--batch-size",
+        "1",
+        "--epochs",
+        "1",
+    ];
+    let run = |extra: &[&str]| run_in(d, &[&base[..], &["--ensemble", "1"], extra].concat());
+    let ln = run(&["--norm", "layer", "--out", "ln.safetensors"]);
+    assert!(ln.status.success(), "{}", String::from_utf8_lossy(&ln.stderr));
+    assert!(d.join("ln.safetensors").exists());
+    let bn = run(&["--out", "bn.safetensors"]);
+    let stderr = String::from_utf8_lossy(&bn.stderr);
+    assert!(
+        !bn.status.success() && stderr.lines().count() == 1 && stderr.contains("at least 2 rows"),
+        "{stderr}"
+    );
+}

@@ -240,6 +240,19 @@ fn streamed_predict_and_eval_print_what_in_memory_ones_print() {
             // Regression: R² from Welford's sums, equal up to rounding.
             let (a, b) = (text(&mem.stdout), text(&st.stdout));
             assert_eq!(a.lines().next(), b.lines().next(), "{model}: eval summary");
+            let json = |s: &str| -> serde_json::Value { serde_json::from_str(s.lines().last().unwrap()).unwrap() };
+            let (ja, jb) = (json(&a), json(&b));
+            let mut compared = 0;
+            for key in ["r2", "mse", "mae", "rmse"] {
+                if let (Some(x), Some(y)) = (find_number(&ja, key), find_number(&jb, key)) {
+                    assert!(
+                        (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                        "{model}: {key} {x} against {y}"
+                    );
+                    compared += 1;
+                }
+            }
+            assert!(compared >= 2, "{model}: no regression metrics in {a}");
         }
     }
 }
@@ -598,5 +611,60 @@ fn a_resident_stream_resumes_from_inside_an_epoch_exactly() {
             a == b,
             "tensor {name}: the resumed run differs from the uninterrupted one"
         );
+    }
+}
+
+/// `predict` and `eval` stream on their own when the file would not fit
+/// in the memory available (`BPNET_MEMORY`), with a note, and print what
+/// they print in memory; `--no-stream` keeps them in memory.
+#[test]
+fn predict_and_eval_stream_on_their_own_when_the_file_would_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("gen.csv");
+    generated(&csv, 3000, 13);
+    let csv = csv.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            csv,
+            "--epochs",
+            "1",
+            "--out",
+            "m.safetensors",
+            "--quiet",
+        ],
+    );
+    let low = [("BPNET_MEMORY", "100K")];
+    for cmd in ["predict", "eval"] {
+        let args = [cmd, "--model", "m.safetensors", "--data", csv];
+        let mem = ok(d, &args);
+        let auto = ok_env(d, &args, &low);
+        assert!(
+            text(&auto.stderr).contains("note: streaming"),
+            "{cmd}: {}",
+            text(&auto.stderr)
+        );
+        assert_eq!(text(&mem.stdout), text(&auto.stdout), "{cmd}: streamed output differs");
+        let kept = ok_env(d, &[&args[..], &["--no-stream"]].concat(), &low);
+        assert!(
+            !text(&kept.stderr).contains("note: streaming"),
+            "{cmd}: {}",
+            text(&kept.stderr)
+        );
+    }
+}
+
+/// The first number named `key` anywhere in `v`.
+fn find_number(v: &serde_json::Value, key: &str) -> Option<f64> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .and_then(serde_json::Value::as_f64)
+            .or_else(|| m.values().find_map(|x| find_number(x, key))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_number(x, key)),
+        _ => None,
     }
 }
