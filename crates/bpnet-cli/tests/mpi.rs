@@ -538,6 +538,12 @@ fn an_experiment_on_two_ranks_trains_the_one_process_networks() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("wrote ").count(), 1, "{stdout}");
     assert_eq!(file_names(&d.join("one")), file_names(&d.join("two")));
+    // config.json records the number of ranks.
+    let ranks = |dir: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(d.join(dir).join("config.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["ranks"].as_u64()
+    };
+    assert_eq!((ranks("one"), ranks("two")), (Some(1), Some(2)));
     let (a, b) = (
         csv_cells(&d.join("one/paper_curves.csv")),
         csv_cells(&d.join("two/paper_curves.csv")),
