@@ -668,3 +668,45 @@ fn find_number(v: &serde_json::Value, key: &str) -> Option<f64> {
         _ => None,
     }
 }
+
+/// A streamed run scores a separate `--test` file; its test metrics are
+/// what `bpnet eval` computes for the saved model on that file.
+#[test]
+fn a_streamed_run_scores_a_test_file_as_eval_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wine = std::fs::read_to_string(data("wine.csv")).unwrap();
+    let lines: Vec<&str> = wine.lines().collect();
+    let part = |rows: &[&str]| format!("{}\n{}\n", lines[0], rows.join("\n"));
+    std::fs::write(d.join("train.csv"), part(&lines[1..141])).unwrap();
+    std::fs::write(d.join("test.csv"), part(&lines[141..])).unwrap();
+    let args = [
+        "train",
+        "--data",
+        "train.csv",
+        "--test",
+        "test.csv",
+        "--stream",
+        "--epochs",
+        "3",
+    ];
+    let out = ok(
+        d,
+        &[&args[..], &["--quiet", "--json", "--out", "m.safetensors"]].concat(),
+    );
+    let last =
+        |o: &Output| -> serde_json::Value { serde_json::from_str(text(&o.stdout).lines().last().unwrap()).unwrap() };
+    let trained = last(&out)["test"].clone();
+    let eval = last(&ok(
+        d,
+        &["eval", "--model", "m.safetensors", "--data", "test.csv", "--json"],
+    ))["metrics"]
+        .clone();
+    assert_eq!(trained["rows"].as_u64(), Some(lines.len() as u64 - 141), "{trained}");
+    for key in ["rows", "accuracy", "confusion", "loss"] {
+        assert_eq!(
+            trained[key], eval[key],
+            "{key}: train --test {trained} against eval {eval}"
+        );
+    }
+}
