@@ -4,10 +4,10 @@
 //! `bpnet train` trains it, and predictions are averaged by [`Combine`]
 //! (probabilities for classifiers, values for regression).
 
-use crate::train::{build, fit_checked, new_trainer};
+use crate::train::{build, fit_checked_named, new_trainer};
 use bpnet::io::ensemble_members;
 pub use bpnet::workflow::member_config;
-use bpnet::workflow::{Pipeline, Prepared, TrainConfig, fit_config, optimizer};
+use bpnet::workflow::{Pipeline, Prepared, TrainConfig, fit_config, name_member, optimizer};
 use bpnet::{Combine, Result, Sequential, Trainer};
 use pyo3::prelude::*;
 use std::path::Path;
@@ -33,7 +33,8 @@ pub fn train_others(
         let (_, mut trainer) = build(&member_cfg, data, bn.0, bn.1).map_err(crate::to_py)?;
         let full = optimizer(&member_cfg).map_err(crate::to_py)?.1;
         let fit_cfg = fit_config(&member_cfg, full, data.val.is_some()).map_err(crate::to_py)?;
-        fit_checked(py, &mut trainer, &data.train, data.val.as_ref(), &fit_cfg)?;
+        let name = |e| name_member(e, m, k, member_cfg.seed);
+        fit_checked_named(py, &mut trainer, &data.train, data.val.as_ref(), &fit_cfg, name)?;
         others.push(trainer);
     }
     Ok(others)

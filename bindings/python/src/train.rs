@@ -119,6 +119,19 @@ pub fn fit_checked(
     val: Option<&Dataset>,
     cfg: &FitConfig,
 ) -> PyResult<History> {
+    fit_checked_named(py, trainer, train, val, cfg, |e| e)
+}
+
+/// [`fit_checked`], with `name` applied to a training error before it
+/// becomes a Python exception (an ensemble member's divergence names it).
+pub fn fit_checked_named(
+    py: Python<'_>,
+    trainer: &mut Trainer<f32>,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &FitConfig,
+    name: impl FnOnce(Error) -> Error,
+) -> PyResult<History> {
     let mut interrupt: Option<PyErr> = None;
     let result = py.detach(|| {
         let mut on_event = |e: Event<'_>| -> bpnet::Result<()> {
@@ -135,5 +148,5 @@ pub fn fit_checked(
     if let Some(e) = interrupt {
         return Err(e);
     }
-    result.map_err(to_py)
+    result.map_err(|e| to_py(name(e)))
 }

@@ -47,16 +47,34 @@ def _share_while(call):
     return ((n2 - n1) / (t2 - t1)) / ((n1 - n0) / (t1 - t0))
 
 
+def _lasting(make, n, seconds=0.25):
+    """`make(n)`, a call, with `n` multiplied by 4 until one run of it takes
+    `seconds` (so that the check does not depend on the build's speed)."""
+    while True:
+        call = make(n)
+        t = time.perf_counter()
+        call()
+        if time.perf_counter() - t >= seconds:
+            return call
+        n *= 4
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a core for the counting thread")
 def test_gil_is_released_during_fit_and_predict():
     """A second Python thread keeps counting while fit and predict run.
     (Checked to fail on a call that holds the GIL: a catastrophic regular
     expression gave a share of 0.02.)"""
     X, y = blobs(n=4000, d=30, classes=5)
-    est = bpnet.MLPClassifier(hidden_layer_sizes=(256, 256), epochs=3, val_split=0.0, threads=1, ensemble=1)
-    fit = _share_while(lambda: est.fit(X, y))
+
+    def estimator(epochs):
+        return bpnet.MLPClassifier(
+            hidden_layer_sizes=(256, 256), epochs=epochs, val_split=0.0, threads=1, ensemble=1
+        )
+
+    fit = _share_while(_lasting(lambda e: (lambda: estimator(e).fit(X, y)), 1))
     assert fit > 0.25, f"the counting thread ran at {fit:.2f} of its speed during fit"
-    big = np.tile(X, (3, 1))  # 12,000 rows
-    predict = _share_while(lambda: est.predict_proba(big))
+    est = estimator(1).fit(X, y)
+    predict = _share_while(_lasting(lambda k: (lambda big=np.tile(X, (k, 1)): est.predict_proba(big)), 1))
     assert predict > 0.25, f"the counting thread ran at {predict:.2f} of its speed during predict_proba"
 
 
@@ -240,3 +258,29 @@ def test_rows_predicted_one_at_a_time_match_a_batch_up_to_rounding():
     one = np.vstack([est.predict_proba(X[i:i + 1]) for i in range(50)])
     assert np.abs(one - full[:50]).max() <= 1e-6
     assert list(est.predict(X[:1])) == list(est.predict(X)[:1])
+
+
+def test_a_diverging_ensemble_member_is_named_with_its_seed():
+    """As with `bpnet train`: the error of an ensemble whose member 2
+    diverges while member 1 trains names member 2 and its seed. Divergence
+    at these rates depends on the seed, so the test first finds a seed that
+    trains alone followed by one that diverges alone (no validation rows,
+    which are drawn by the seed)."""
+    X, y = blobs(n=300, d=5, classes=3)
+    params = dict(optimizer="sgd", batch_norm=False, val_split=0.0, epochs=5)
+
+    def trains(lr, seed):
+        try:
+            bpnet.MLPClassifier(**params, lr=lr, ensemble=1, random_state=seed).fit(X, y)
+            return True
+        except RuntimeError:
+            return False
+
+    pair = next(
+        ((lr, s) for lr in (2.0, 3.0, 10.0, 20.0) for s in range(9) if trains(lr, s) and not trains(lr, s + 1)),
+        None,
+    )
+    assert pair is not None, "no seed that trains followed by one that diverges"
+    lr, seed = pair
+    with pytest.raises(RuntimeError, match=rf"ensemble member 2/2 \(seed {seed + 1}\): "):
+        bpnet.MLPClassifier(**params, lr=lr, ensemble=2, random_state=seed).fit(X, y)

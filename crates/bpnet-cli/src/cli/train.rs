@@ -363,6 +363,13 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         (None, _) => None,
     };
     let (opt, full_batch) = optimizer(&cfg)?;
+    let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
+    // Refused before the network is built (its weights can be large).
+    let widest = model_spec(&cfg, data.train.features.cols(), data.train.outputs())?
+        .dims
+        .into_iter()
+        .max();
+    fit_cfg.validate(data.train.len(), widest.unwrap_or(0))?;
     let loss = default_loss(&data.train);
     let (spec, mut trainer, resume) = match (resumed, &a.resume) {
         (Some(run), Some(ckpt)) => {
@@ -400,7 +407,6 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             cfg.bn_sync
         ));
     }
-    let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
     if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
         return Err(Error::config(
             "--batch-size",
@@ -472,18 +478,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     }
     let members = match super::ensemble::train_members(trainer.model, &cfg, &data, a.quiet) {
         (members, None) => members,
-        // A member diverged: the others are trained networks, kept as a
-        // smaller ensemble where no model is (as a single run's last weights).
-        (members, Some(e @ Error::Diverged { .. })) => {
-            let kept = match members.len() {
-                1 => format!("the one member of {} that did not diverge was saved", cfg.ensemble),
-                n => format!("the {n} members of {} that did not diverge were saved", cfg.ensemble),
-            };
-            let meta = metadata(&cfg, &data, None, None);
-            let save = || super::ensemble::save(&out, &spec, &members, &data.train, &meta);
-            return Err(after_divergence(e, &out, lead, &kept, save));
-        }
-        (_, Some(e)) => return Err(e),
+        (members, Some(e)) => return Err(after_member_failed(e, members, &cfg, &data, &spec)),
     };
     finish(a, &cfg, &data, &spec, &members, (&history, test), cv)?;
     extras.finish(&out, a.quiet)
@@ -619,6 +614,34 @@ pub(super) fn check_resume(
         ));
     }
     Ok(())
+}
+
+/// An ensemble member failed: a divergence keeps the members that trained
+/// as a smaller ensemble where no model is (as a single run keeps its last
+/// good weights, [`after_divergence`]), its file recording how many it
+/// holds; any other error is returned as it is.
+fn after_member_failed(
+    e: Error,
+    members: Vec<Sequential<f32>>,
+    cfg: &TrainConfig,
+    data: &Prepared,
+    spec: &ModelSpec,
+) -> Error {
+    if !matches!(e, Error::Diverged { .. }) {
+        return e;
+    }
+    let kept = match members.len() {
+        1 => format!("the one member of {} that trained was saved", cfg.ensemble),
+        n => format!("the {n} members of {} that trained were saved", cfg.ensemble),
+    };
+    let held = TrainConfig {
+        ensemble: members.len(),
+        ..cfg.clone()
+    };
+    let meta = metadata(&held, data, None, None);
+    let out = PathBuf::from(&cfg.out);
+    let save = || super::ensemble::save(&out, spec, &members, &data.train, &meta);
+    after_divergence(e, &out, true, &kept, save)
 }
 
 /// After a diverged run, on the rank that writes (`lead`): what is left

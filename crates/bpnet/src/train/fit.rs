@@ -188,7 +188,12 @@ pub enum Event<'a> {
 const MAX_ACTIVATIONS: usize = 1 << 30;
 
 impl FitConfig {
-    fn validate(&self, rows: usize, widest: usize) -> Result<()> {
+    /// Checks the configuration for `rows` training rows through a network
+    /// whose widest layer (inputs included) has `widest` units: at least one
+    /// row, batch and step, a one-layer activation buffer of at most 2^30
+    /// values, a valid schedule. `fit` calls it; a caller may call it first
+    /// to refuse a run before building its network.
+    pub fn validate(&self, rows: usize, widest: usize) -> Result<()> {
         if rows == 0 {
             return Err(Error::config("training data", "has no rows"));
         }

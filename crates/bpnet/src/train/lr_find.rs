@@ -17,9 +17,10 @@
 //!   without the first tenth and the last five (fastai's trimming, which
 //!   skips the noisy start and the blow-up);
 //! - **minimum / 10**: a tenth of the rate at the smallest smoothed loss
-//!   (same points); none where that is the first point, since a loss that
-//!   never fell below its start has no minimum to read (`--lr auto` then
-//!   takes the steepest rate, or says that no rate made the loss fall).
+//!   (same points); none where that is the first of those points, since
+//!   a loss that never fell below where they start has no minimum to read
+//!   (`--lr auto` then takes the steepest rate, or says that no rate made
+//!   the loss fall).
 
 use crate::data::{Batches, Dataset, TargetBuf};
 use crate::error::{Error, Result};

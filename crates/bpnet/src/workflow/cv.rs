@@ -21,7 +21,7 @@ const FOLD_SEED: u64 = 0xC0_F01D;
 pub struct FoldScore {
     /// Fold number, 1-based.
     pub fold: usize,
-    /// Rows the fold's network trained on (validation rows included).
+    /// Rows the fold's model trained on (validation rows included).
     pub train_rows: usize,
     /// Held-out rows it was scored on.
     pub test_rows: usize,
@@ -31,7 +31,7 @@ pub struct FoldScore {
     pub epochs: usize,
     /// Every metric on the held-out fold, as JSON.
     pub metrics: Value,
-    /// The network's predictions on the held-out rows, in the fold's order.
+    /// The model's predictions on the held-out rows, in the fold's order.
     pub held_out: HeldOut,
 }
 
@@ -104,8 +104,10 @@ pub fn run_fold_with(
 }
 
 /// [`run_fold_with`] for an ensemble of `members` networks (seeds
-/// `cfg.seed`.., as `bpnet train --ensemble` trains them), scored by its
-/// averaged prediction; `on_event` sees member 0's events.
+/// `cfg.seed`.., as `bpnet train --ensemble` trains them; 0: as many as
+/// [`auto_ensemble`] gives for the fold's training rows after its
+/// validation split, as `bpnet train` counts them), scored by its averaged
+/// prediction; `on_event` sees member 0's events.
 pub fn run_fold_members(
     cfg: &TrainConfig,
     src: &TableSource,
@@ -124,6 +126,7 @@ pub fn run_fold_members(
     let mut sorted = train_rows;
     sorted.sort_unstable();
     let data = prepare_rows(cfg, src, &sorted, Some(held))?;
+    let members = auto_ensemble(members, true, data.train.len(), true);
     let trained = train_prepared(cfg, &data, on_event)?;
     let test = data
         .test
@@ -152,15 +155,13 @@ pub fn run_fold_members(
 
 /// k-fold cross-validation of `cfg` on its table; `on_fold` sees each fold
 /// as it finishes. Each fold trains the ensemble `bpnet train` would train
-/// on its rows in one process ([`auto_ensemble`] of `cfg.ensemble`).
+/// on its rows in one process ([`run_fold_members`] with `cfg.ensemble`).
 pub fn cross_validate(cfg: &TrainConfig, k: usize, on_fold: &mut dyn FnMut(&FoldScore)) -> Result<CvReport> {
     let src = open_table(cfg)?;
     let folds = table_folds(&src, k, cfg.seed)?;
     let mut scores = Vec::with_capacity(k);
     for i in 0..k {
-        let rows = src.rows.len() - folds[i].len();
-        let members = auto_ensemble(cfg.ensemble, true, rows, true);
-        let f = run_fold_members(cfg, &src, &folds, i, members, &mut |_| Ok(()))?;
+        let f = run_fold_members(cfg, &src, &folds, i, cfg.ensemble, &mut |_| Ok(()))?;
         on_fold(&f);
         scores.push(f);
     }

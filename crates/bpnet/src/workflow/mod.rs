@@ -29,8 +29,8 @@ pub use metrics::{
     HeldOut, TestMetrics, ensemble_metrics, ensemble_metrics_held_out, metrics, metrics_held_out, metrics_split,
 };
 pub use run::{
-    Trained, TrainedEnsemble, combine_for, member_config, train_each, train_ensemble, train_further_members,
-    train_further_members_kept, train_prepared,
+    Trained, TrainedEnsemble, combine_for, member_config, name_member, train_each, train_ensemble,
+    train_further_members, train_further_members_kept, train_prepared,
 };
 pub use setup::{apply_label_smoothing, fit_config, model_spec, optimizer, optimizer_config};
 pub use table::{TableSource, open_table, prepare_rows};

@@ -108,8 +108,10 @@ pub fn train_further_members_kept(
     (members, first_error)
 }
 
-/// A member's divergence, its detail prefixed by the member and its seed.
-fn name_member(e: Error, m: usize, k: usize, seed: u64) -> Error {
+/// A divergence of member `m` (0-based) of `k`, trained from `seed`: its
+/// detail prefixed by the member and its seed, `ensemble member 3/5 (seed
+/// 44): ...`; any other error as it is.
+pub fn name_member(e: Error, m: usize, k: usize, seed: u64) -> Error {
     match e {
         Error::Diverged { step, detail } => Error::Diverged {
             step,
