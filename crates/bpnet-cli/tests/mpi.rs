@@ -294,6 +294,16 @@ fn ranks_with_different_settings_fail_before_training() {
     assert!(!dir.path().join("a.safetensors").exists());
 }
 
+/// `mpirun` of two ranks, rank 0 working in folder `a` and rank 1 in `b`,
+/// both training on the `d.csv` of their folder.
+fn in_two_folders(a: &Path, b: &Path) -> Command {
+    let args = with_values(train_args("m.safetensors", 20, &[]), &[("--data", "d.csv")]);
+    let mut c = mpirun(1);
+    c.arg("-wdir").arg(a).arg(BIN).args(&args);
+    c.args([":", "-np", "1", "-wdir"]).arg(b).arg(BIN).args(&args);
+    c
+}
+
 #[test]
 fn ranks_reading_different_data_fail_before_training() {
     // The same command in two folders whose d.csv differ in one value.
@@ -304,13 +314,7 @@ fn ranks_reading_different_data_fail_before_training() {
         std::fs::create_dir(folder).unwrap();
         std::fs::write(folder.join("d.csv"), text).unwrap();
     }
-    let mut args = train_args("m.safetensors", 20, &[]);
-    let at = args.iter().position(|x| x == "--data").unwrap() + 1;
-    args[at] = "d.csv".into();
-    let mut c = mpirun(1);
-    c.arg("-wdir").arg(&a).arg(BIN).args(&args);
-    c.args([":", "-np", "1", "-wdir"]).arg(&b).arg(BIN).args(&args);
-    let o = run(c, dir.path());
+    let o = run(in_two_folders(&a, &b), dir.path());
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
@@ -592,12 +596,7 @@ fn an_error_on_one_rank_alone_names_the_rank_and_ends_the_job() {
     std::fs::create_dir(&a).unwrap();
     std::fs::create_dir(&b).unwrap();
     std::fs::copy(format!("{ROOT}/data/wine.csv"), a.join("d.csv")).unwrap();
-    let mut args = train_args("m.safetensors", 20, &[]);
-    let at = args.iter().position(|x| x == "--data").unwrap() + 1;
-    args[at] = "d.csv".into();
-    let mut c = mpirun(1);
-    c.arg("-wdir").arg(&a).arg(BIN).args(&args);
-    c.args([":", "-np", "1", "-wdir"]).arg(&b).arg(BIN).args(&args);
+    let mut c = in_two_folders(&a, &b);
     let mut child = c
         .current_dir(dir.path())
         .stdout(Stdio::piped())
