@@ -167,6 +167,20 @@ fn train_lr_auto_records_the_rate_found() {
         (recorded / printed - 1.0).abs() < 1e-3,
         "recorded {recorded}, printed {printed}"
     );
+    // Trained as with that rate given: the same predictions, bit for bit.
+    train(
+        d,
+        "given.safetensors",
+        &["--optimizer", "sgd", "--lr", &format!("{recorded}")],
+    );
+    let predict = |model: &str, out: &str| {
+        ok(d, &["predict", "--model", model, "--data", IRIS, "--output", out]);
+        std::fs::read(d.join(out)).unwrap()
+    };
+    assert_eq!(
+        predict("auto.safetensors", "a.csv"),
+        predict("given.safetensors", "g.csv")
+    );
     let bad = run_in(d, &["train", "--data", IRIS, "--target", "species", "--lr", "fast"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a number nor 'auto'"));

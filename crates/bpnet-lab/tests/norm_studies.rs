@@ -57,6 +57,12 @@ fn normalization_studies_run_end_to_end() {
             }
         }
     }
+    // Ghost BN of virtual batches of 4 at batch 2 (one virtual batch) is BN:
+    // the same cell, the gap's bits included; at batch 16 (four) it is not.
+    let arm = |norm: &str| arms.iter().find(|a| a["norm"] == norm).unwrap()["cells"].clone();
+    let (bn, ghost) = (arm("BN"), arm("Ghost BN"));
+    assert_eq!(bn[0], ghost[0], "batch 2");
+    assert_ne!(bn[1]["train_eval_gap"], ghost[1]["train_eval_gap"], "batch 16");
     // Dropout: three BN layers measured; no dropout, no gap from dropout.
     let d = results["dropout-bn"]["arms"].as_array().unwrap();
     assert_eq!(d.len(), 3);

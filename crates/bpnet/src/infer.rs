@@ -8,7 +8,8 @@
 //! `h <- act(h W'^T + b')` (`W': [out, in]`, BN folded into `W'` and `b'` by
 //! [`fold_batch_norm`]), with the bias add and the activation in one pass
 //! right after each GEMM (layer normalization, which cannot fold, runs in
-//! place on each row after them).
+//! place on each row between the bias and the activation, or after the
+//! activation where the network normalizes after it).
 //!
 //! Three ways through, by the call:
 //! - **f32 on AVX-512, without layer normalization, 2 rows or more**: the

@@ -66,6 +66,7 @@ fn range_test_leaves_the_model_alone_and_stops_on_explosion() {
             r.lrs.len()
         );
         assert!(r.lrs.len() < 80);
+        check_smoothing_and_stop_rule(&r, &cfg);
         let steep = r.steepest.expect("a steepest-descent rate");
         let min10 = r.min_div10.expect("a minimum/10 rate");
         println!(
@@ -88,6 +89,64 @@ fn range_test_leaves_the_model_alone_and_stops_on_explosion() {
         println!("bn {bn}: full-batch loss {first:.3} -> {last:.3} at lr {min10:.3e}");
         assert!(last < 0.7 * first, "bn {bn}: loss {first} -> {last}");
     }
+}
+
+/// The smoothed losses are the bias-corrected moving average of the raw
+/// ones, and the run went on while the smoothed loss stayed within
+/// `diverge` times its running minimum; a run that stopped early with a
+/// finite last loss stopped on the point that broke that bound.
+fn check_smoothing_and_stop_rule(r: &bpnet::train::lr_find::LrFindResult, cfg: &LrFindConfig) {
+    assert_eq!((r.losses.len(), r.smoothed.len()), (r.lrs.len(), r.lrs.len()));
+    let (mut avg, mut best) = (0.0, f64::INFINITY);
+    for (i, (&l, &s)) in r.losses.iter().zip(&r.smoothed).enumerate() {
+        avg = cfg.beta * avg + (1.0 - cfg.beta) * l;
+        let want = avg / (1.0 - cfg.beta.powi(i as i32 + 1));
+        assert!(
+            (s - want).abs() <= 1e-12 * want.abs(),
+            "point {i}: smoothed {s}, want {want}"
+        );
+        best = best.min(s);
+        let last = i + 1 == r.lrs.len();
+        if !last {
+            assert!(
+                s <= cfg.diverge * best,
+                "point {i}: {s} above {} x {best}, yet the run went on",
+                cfg.diverge
+            );
+        } else if r.stopped_early && r.lrs.len() < cfg.steps {
+            // Stopped on the 4x rule here, or on a loss that was not finite at the next batch.
+            println!("stopped at point {i}: smoothed {s}, {:.2} x the minimum", s / best);
+        }
+    }
+}
+
+/// A loss that grows without becoming infinite (cross-entropy of a network
+/// without normalization, the rate rising to 1e3) stops on the `diverge`
+/// rule itself: the last point is above 4 times the minimum, every loss
+/// finite.
+#[test]
+fn a_growing_finite_loss_stops_at_four_times_its_minimum() {
+    let data = blobs(300, 3);
+    let spec = ModelSpec {
+        dims: vec![4, 16, 3],
+        activation: Activation::Tanh,
+        ..ModelSpec::paper_mnist(false, 0.3)
+    };
+    let m = Sequential::<f32>::from_spec(&spec, 3).unwrap();
+    let cfg = LrFindConfig {
+        start_lr: 1e-3,
+        end_lr: 1e3,
+        steps: 100,
+        batch_size: 20,
+        ..LrFindConfig::default()
+    };
+    let r = lr_find(&m, &OptimizerConfig::sgd(0.1), Loss::CrossEntropy, &data, &cfg).unwrap();
+    check_smoothing_and_stop_rule(&r, &cfg);
+    assert!(r.stopped_early && r.lrs.len() < cfg.steps, "{} points", r.lrs.len());
+    let best = r.smoothed.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = *r.smoothed.last().unwrap();
+    assert!(last > cfg.diverge * best, "last {last}, minimum {best}");
+    assert!(r.losses.iter().all(|l| l.is_finite()));
 }
 
 fn labels(d: &Dataset) -> &[usize] {

@@ -218,6 +218,55 @@ fn training_with_odd_batches_is_bit_identical_on_1_to_4_threads() {
     }
 }
 
+/// Ghost BN over a batch that makes one ghost batch (at most `N + 1` rows:
+/// a last ghost batch of one row joins the one before) is batch
+/// normalization, bit for bit: parameters and running statistics after
+/// training, then population statistics recalibrated over such batches, on
+/// 1 and 4 threads. Batches of 4, 15, 16 and 17 rows make `m / (m - 1)`
+/// inexact, where the two roundings of the unbiased variance would differ.
+/// Two ghost batches (`N + 2` rows) are not batch normalization: the
+/// comparison can tell.
+#[test]
+fn ghost_bn_of_one_ghost_batch_is_batch_norm_bit_for_bit() {
+    let _g = lock();
+    const N: usize = 16;
+    let spec = |kind| {
+        let mut s = ModelSpec {
+            dims: vec![7, 19, 3],
+            ..ModelSpec::paper_mnist(true, 0.1)
+        };
+        s.bn.kind = kind;
+        s
+    };
+    let run = |kind, m, t| {
+        let mut state = train_spec(t, &spec(kind), m, OptimizerConfig::sgd(0.5));
+        state.push(recalibrated(t, &spec(kind), m));
+        state
+    };
+    for m in [2, 3, 4, N - 1, N, N + 1] {
+        for t in [1, 4] {
+            assert!(
+                run(NormKind::Ghost { size: N }, m, t) == run(NormKind::Batch, m, t),
+                "batch of {m} rows, ghost batches of {N}, {t} threads: ghost BN differs from BN"
+            );
+        }
+    }
+    assert!(run(NormKind::Ghost { size: N }, N + 2, 1) != run(NormKind::Batch, N + 2, 1));
+}
+
+/// The population statistics (bits) of a fresh `spec` network recalibrated
+/// over three batches of `batch` rows on `threads` threads.
+fn recalibrated(threads: usize, spec: &ModelSpec, batch: usize) -> Vec<u32> {
+    assert_eq!(parallel::set_threads(threads), threads);
+    let mut model = Sequential::<f32>::from_spec(spec, 3).unwrap();
+    let xs: Vec<_> = (0..3).map(|s| random(batch, spec.dims[0], 20 + s)).collect();
+    model.recalibrate(&xs).unwrap();
+    parallel::set_threads(1);
+    let mut running = Vec::new();
+    model.save_running(&mut running);
+    running.iter().map(|v| v.to_bits()).collect()
+}
+
 /// The normalization and activation passes are split over the threads
 /// (by rows, or by columns for the sums over rows) once a layer's batch
 /// holds `MIN_ELEMENTS_SPLIT` values: 257 rows of 333 features is 2.6 times
@@ -239,6 +288,7 @@ fn split_normalization_and_activation_passes_are_bit_identical_on_1_to_8_threads
         ("tanh", BnPlacement::BeforeActivation, NormKind::Ghost { size: 128 }),
         ("elu", BnPlacement::BeforeActivation, renorm),
         ("softplus", BnPlacement::None, NormKind::Batch),
+        ("sigmoid", BnPlacement::BeforeActivation, NormKind::Layer),
     ];
     for (act, placement, kind) in cases {
         let mut spec = ModelSpec {

@@ -101,6 +101,12 @@ pub fn auto_lr(cfg: &TrainConfig, data: &Prepared, quiet: bool) -> Result<f64> {
     if !quiet {
         print_result(&r);
     }
+    suggested(&r)
+}
+
+/// The rate `--lr auto` trains with, or the error when the range test
+/// found none (no minimum after the first point kept, no falling stretch).
+fn suggested(r: &LrFindResult) -> Result<f64> {
     r.suggestion().ok_or_else(|| {
         Error::config(
             "--lr auto",
@@ -177,4 +183,48 @@ fn stem_paths(stem: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn stem_name(stem: &Path) -> String {
     stem.file_name()
         .map_or("lr_find".into(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpnet::train::lr_find::suggestions;
+
+    fn result(smoothed: Vec<f64>) -> LrFindResult {
+        let lrs: Vec<f64> = (0..smoothed.len())
+            .map(|i| 10f64.powf(-7.0 + i as f64 * 0.08))
+            .collect();
+        let (steepest, min_div10) = suggestions(&lrs, &smoothed);
+        LrFindResult {
+            lrs,
+            losses: smoothed.clone(),
+            smoothed,
+            stopped_early: false,
+            steepest,
+            min_div10,
+        }
+    }
+
+    /// A loss that only rises gives the one-line error; one that dips after
+    /// a rise from its start trains at the steepest fall; one with a
+    /// minimum inside trains at a tenth of its rate.
+    #[test]
+    fn lr_auto_takes_the_minimum_then_the_steepest_fall_then_fails() {
+        let rising = result((0..100).map(|i| 1.0 + i as f64 * 0.01).collect());
+        let err = suggested(&rising).unwrap_err().to_string();
+        assert!(
+            err.contains("--lr auto") && err.contains("100 batches") && err.contains("give --lr"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let dip = result(
+            (0..100)
+                .map(|i| 1.0 + i as f64 * 0.01 - if (50..60).contains(&i) { 0.3 } else { 0.0 })
+                .collect(),
+        );
+        assert_eq!((dip.min_div10, suggested(&dip).ok()), (None, dip.steepest));
+        assert!(dip.steepest.is_some());
+        let valley = result((0..100).map(|i| 1.0 + ((i as f64 - 60.0) / 20.0).powi(2)).collect());
+        assert_eq!(suggested(&valley).unwrap(), valley.lrs[60] / 10.0);
+    }
 }

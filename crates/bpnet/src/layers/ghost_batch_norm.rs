@@ -101,9 +101,17 @@ impl<T: Scalar> BatchNorm<T> {
         self.used_batch_stats = true;
         self.variant.active = Some(Variant::Ghost);
         match mode {
+            Mode::Train if self.config.track_running_stats && k == 1 => {
+                self.take_single_ghost_statistics();
+                self.update_running(m)?;
+            }
             Mode::Train if self.config.track_running_stats => {
                 self.average_ghost_statistics(self.config.unbiased_running_var);
                 self.blend_running(T::ONE);
+            }
+            Mode::Recalibrate if k == 1 => {
+                self.take_single_ghost_statistics();
+                self.accumulate_population(m);
             }
             Mode::Recalibrate => {
                 self.average_ghost_statistics(true);
@@ -112,6 +120,17 @@ impl<T: Scalar> BatchNorm<T> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A batch of one ghost batch is plain batch normalization: its
+    /// (biased) statistics become the layer's, so that the running and
+    /// population statistics take batch normalization's own arithmetic and
+    /// bits (the average over ghost batches rounds the unbiased variance
+    /// once in f64, batch normalization multiplies in `T`).
+    fn take_single_ghost_statistics(&mut self) {
+        let f = self.features();
+        self.mean.copy_from_slice(&self.variant.ghost_mean[..f]);
+        self.var.copy_from_slice(&self.variant.ghost_var[..f]);
     }
 
     /// `mean`, `var` = averages over the ghost batches of their means and

@@ -225,5 +225,11 @@ mod tests {
         assert_eq!(gemm_blocks(100, 60, 784), 8);
         assert_eq!(gemm_blocks(60, 100, 10), 1);
         assert_eq!(gemm_blocks(256, 1024, 1024), 8);
+        // Big but thin: both output sides under 2 x MIN_BLOCK_WIDTH, one call
+        // (docs/GEMM.md); at 96 the longer side splits.
+        const { assert!(60 * 4099 * 64 >= MIN_MACS_SPLIT) };
+        assert_eq!(gemm_blocks(60, 4099, 64), 1);
+        assert_eq!(gemm_blocks(95, 100_000, 95), 1);
+        assert_eq!(gemm_blocks(96, 100_000, 95), 2);
     }
 }

@@ -240,6 +240,33 @@ mod tests {
         assert!((min10.log10() + 2.0).abs() < 1e-9, "min/10 {min10}");
     }
 
+    /// The first tenth and the last five points are not read: a lower and
+    /// steeper cliff at point 3, or at point 97 of 100, changes neither
+    /// suggestion of a curve that falls fastest at point 50 and is lowest at
+    /// point 94, the last one kept.
+    #[test]
+    fn the_first_tenth_and_the_last_five_points_are_not_read() {
+        let lrs: Vec<f64> = (0..100).map(|i| 10f64.powf(-6.0 + i as f64 * 0.07)).collect();
+        let curve: Vec<f64> = (0..100).map(|i| 2.0 - ((i as f64 - 50.0) / 5.0).tanh() * 0.5).collect();
+        let plain = suggestions(&lrs, &curve);
+        assert_eq!(plain.1, Some(lrs[94] / 10.0));
+        assert!(plain.0.is_some_and(|s| s >= lrs[48] && s <= lrs[52]), "{plain:?}");
+        let with_cliff = |at: usize| {
+            let mut cliff = curve.clone();
+            cliff[at] = -10.0;
+            suggestions(&lrs, &cliff)
+        };
+        for at in [3, 9, 95, 97] {
+            assert_eq!(with_cliff(at), plain, "cliff at {at}");
+        }
+        // Kept points: the cliff is the minimum, except at the first one
+        // kept, where a minimum means the loss never fell (no minimum).
+        for at in [11, 94] {
+            assert_eq!(with_cliff(at).1, Some(lrs[at] / 10.0), "cliff at {at}");
+        }
+        assert_eq!(with_cliff(10).1, None);
+    }
+
     /// A loss that only rises has no minimum to read and no steepest fall:
     /// no suggestion (`--lr auto` then fails, naming the range test). One
     /// that dips in the middle after a rise from its start has a steepest
