@@ -57,6 +57,21 @@ fn cv_reports_each_fold_and_the_mean_then_refits() {
     assert!((cv["sd"].as_f64().unwrap() - sd).abs() < 1e-12);
     // The text run printed the same fold scores (same seed).
     assert!(out.contains(&format!("fold 1: score {:.4}", scores[0])), "{out}");
+    // The model saved is the one `bpnet train` fits without --cv: the same
+    // predictions, bit for bit.
+    let plain: Vec<&str> = args.iter().copied().filter(|a| *a != "--cv" && *a != "3").collect();
+    ok(dir.path(), &[&plain[..], &["--out", "plain.safetensors"]].concat());
+    let predict = |model: &str, out: &str| {
+        ok(
+            dir.path(),
+            &["predict", "--model", model, "--data", &iris(), "--output", out],
+        );
+        std::fs::read(dir.path().join(out)).unwrap()
+    };
+    assert_eq!(
+        predict("model.safetensors", "cv.csv"),
+        predict("plain.safetensors", "plain.csv")
+    );
 }
 
 #[test]
@@ -127,10 +142,8 @@ fn ensemble_is_the_average(data: &str, extra: &[&str], classify: bool, tolerance
             classify,
         ));
     }
-    let ens = prediction_rows(
-        &ok(d, &["predict", "--model", "ens.safetensors", "--data", data]),
-        classify,
-    );
+    let ens_csv = ok(d, &["predict", "--model", "ens.safetensors", "--data", data]);
+    let ens = prediction_rows(&ens_csv, classify);
     assert_eq!(ens.len(), singles[0].len());
     let mut worst = 0.0f64;
     let mut spread = 0.0f64;
@@ -147,8 +160,32 @@ fn ensemble_is_the_average(data: &str, extra: &[&str], classify: bool, tolerance
     // inspect names the ensemble; eval runs on it.
     let inspect = ok(d, &["inspect", "ens.safetensors"]);
     assert!(inspect.contains("ensemble of 3 networks"), "{inspect}");
+    // eval scores the averaged prediction: its accuracy or R² is the one
+    // of predict's output against the table's last column.
     let eval = ok(d, &["eval", "--model", "ens.safetensors", "--data", data, "--json"]);
-    assert!(last_json(&eval)["metrics"]["rows"].as_u64().unwrap() > 0);
+    let metrics = &last_json(&eval)["metrics"];
+    let (key, want) = score_of_predictions(data, &ens_csv, classify);
+    let got = metrics[key].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-6, "eval {key} {got}, predict's {want}");
+}
+
+/// Accuracy (the predicted labels, predict's first column) or R² (its
+/// only column) of predict's `csv` against the last column of `data`.
+fn score_of_predictions(data: &str, csv: &str, classify: bool) -> (&'static str, f64) {
+    let text = std::fs::read_to_string(data).unwrap();
+    let truth: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap()).collect();
+    let first: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(first.len(), truth.len());
+    if classify {
+        let hits = first.iter().zip(&truth).filter(|(p, t)| p == t).count();
+        return ("accuracy", hits as f64 / truth.len() as f64);
+    }
+    let y: Vec<f64> = truth.iter().map(|t| t.parse().unwrap()).collect();
+    let p: Vec<f64> = first.iter().map(|t| t.parse().unwrap()).collect();
+    let mean = y.iter().sum::<f64>() / y.len() as f64;
+    let sse: f64 = p.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum();
+    let sst: f64 = y.iter().map(|b| (b - mean).powi(2)).sum();
+    ("r2", 1.0 - sse / sst)
 }
 
 #[test]
@@ -232,4 +269,69 @@ fn the_default_is_an_ensemble_of_five_on_small_tables_only() {
     ok(d, &[&images[..], &["--out", "i.safetensors"]].concat());
     let inspect = ok(d, &["inspect", "i.safetensors"]);
     assert!(!inspect.contains("ensemble of"), "{inspect}");
+}
+
+/// Past 50,000 training rows (after the validation split) `bpnet train`
+/// trains one network; `--cv` folds resolve the default on their own rows,
+/// as `bpnet train` would on them: 56,000 rows make 50,400 training rows
+/// (one network for the final model) and folds of 25,200 (5 members each).
+#[test]
+fn cv_folds_resolve_the_default_ensemble_on_their_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..56_000u64 {
+        let (a, b) = (
+            (i * 7919 % 1000) as f64 / 500.0 - 1.0,
+            (i * 104_729 % 997) as f64 / 498.5 - 1.0,
+        );
+        csv += &format!("{a},{b},{}\n", if a + b > 0.0 { "p" } else { "n" });
+    }
+    std::fs::write(d.join("big.csv"), csv).unwrap();
+    let j = last_json(&ok(
+        d,
+        &[
+            "train", "--data", "big.csv", "--target", "y", "--cv", "2", "--epochs", "1", "--hidden", "4", "--json",
+            "--quiet",
+        ],
+    ));
+    let folds = j["cv"]["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 2);
+    for f in folds {
+        assert_eq!(
+            (f["members"].as_u64(), f["train_rows"].as_u64()),
+            (Some(5), Some(28_000)),
+            "{f}"
+        );
+    }
+    let inspect = ok(d, &["inspect", "model.safetensors"]);
+    assert!(!inspect.contains("ensemble of"), "{inspect}");
+    // --ensemble given: every fold and the final model take it.
+    let j = last_json(&ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "big.csv",
+            "--target",
+            "y",
+            "--cv",
+            "2",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--json",
+            "--quiet",
+            "--ensemble",
+            "2",
+            "--out",
+            "two.safetensors",
+        ],
+    ));
+    assert!(
+        j["cv"]["folds"].as_array().unwrap().iter().all(|f| f["members"] == 2),
+        "{j}"
+    );
+    assert!(ok(d, &["inspect", "two.safetensors"]).contains("ensemble of 2"));
 }

@@ -72,6 +72,10 @@ fn seeds_runs_each_seed_and_reports_the_spread() {
         final_accuracies(&d.join("single/results.json")),
     );
     assert_eq!(a, b);
+    for f in ["results.json", "paper_curves.csv"] {
+        let read = |dir: &str| std::fs::read(d.join(dir).join(f)).unwrap();
+        assert!(read("multi/seed-6") == read("single"), "{f} differs");
+    }
     // The spread is the mean and sample sd of the two seeds' numbers.
     let s5 = final_accuracies(&d.join("multi/seed-5/results.json"));
     let seeds: Value = serde_json::from_str(&std::fs::read_to_string(d.join("multi/seeds.json")).unwrap()).unwrap();

@@ -3,8 +3,8 @@
 //! configuration on a table (scores per fold, mean and sd).
 
 use bpnet::workflow::{
-    TrainConfig, cross_validate, kfold, mean_sd, member_config, open_table, run_fold_members, run_fold_with,
-    table_folds,
+    TrainConfig, auto_lr_rate, cross_validate, kfold, load, lr_range_test, mean_sd, member_config, open_table,
+    prepare_rows, run_fold_members, run_fold_with, table_folds,
 };
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -132,6 +132,11 @@ fn cross_validation_scores_every_fold_of_iris() {
             hits += usize::from(arg as f64 == h.truth.row(row)[0]);
         }
         assert_eq!(hits as f64 / 30.0, f.score);
+        // Stratified: iris has 50 rows of each class, so 10 of each here.
+        let per_class: Vec<usize> = (0..3)
+            .map(|c| (0..30).filter(|&r| h.truth.row(r)[0] == c as f64).count())
+            .collect();
+        assert_eq!(per_class, vec![10, 10, 10], "fold {}", f.fold);
     }
     // The same seed gives the same scores.
     let again = cross_validate(&cfg, 5, &mut |_| {}).unwrap();
@@ -217,4 +222,50 @@ fn a_folds_ensemble_averages_its_members_trained_alone() {
     let report = cross_validate(&cfg, 3, &mut |_| {}).unwrap();
     assert_eq!(report.folds[1].score, together.score);
     assert_eq!(report.folds[1].held_out, together.held_out);
+}
+
+/// `--lr auto` under `--cv`: each fold runs the range test on its own
+/// training rows (after its validation split), as `bpnet train` would on
+/// them, never on the held-out fold: a fold trains and scores as the same
+/// fold with the rate found on its rows given, and the rates differ from
+/// the one found on every row.
+#[test]
+fn lr_auto_runs_the_range_test_on_each_folds_training_rows() {
+    let cfg = TrainConfig {
+        data: format!("{ROOT}/data/diabetes.csv"),
+        epochs: 6,
+        hidden: "8".into(),
+        optimizer: "sgd".into(),
+        batch_size: 16,
+        seed: 3,
+        ensemble: 1,
+        lr_auto: true,
+        ..TrainConfig::default()
+    };
+    let src = open_table(&cfg).unwrap();
+    let folds = table_folds(&src, 3, cfg.seed).unwrap();
+    let report = cross_validate(&cfg, 3, &mut |_| {}).unwrap();
+    let everything = auto_lr_rate(&lr_range_test(&cfg, &load(&cfg).unwrap(), Default::default()).unwrap()).unwrap();
+    let mut rates = Vec::new();
+    for (i, f) in report.folds.iter().enumerate() {
+        let mut rows: Vec<usize> = (0..3).filter(|&j| j != i).flat_map(|j| folds[j].clone()).collect();
+        rows.sort_unstable();
+        let data = prepare_rows(&cfg, &src, &rows, Some(&folds[i])).unwrap();
+        let rate = auto_lr_rate(&lr_range_test(&cfg, &data, Default::default()).unwrap()).unwrap();
+        assert_eq!(f.lr, rate, "fold {}", f.fold);
+        let given = TrainConfig {
+            lr: rate,
+            lr_auto: false,
+            ..cfg.clone()
+        };
+        let alone = run_fold_with(&given, &src, &folds, i, &mut |_| Ok(())).unwrap();
+        assert_eq!(
+            (alone.score, &alone.held_out),
+            (f.score, &f.held_out),
+            "fold {}",
+            f.fold
+        );
+        rates.push(rate);
+    }
+    assert!(rates.iter().any(|&r| r != everything), "{rates:?} against {everything}");
 }

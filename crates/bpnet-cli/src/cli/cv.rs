@@ -15,8 +15,13 @@ pub fn run(cfg: &TrainConfig, k: usize, quiet: bool) -> Result<Value> {
     }
     let report = cross_validate(cfg, k, &mut |f| {
         if !quiet {
+            let lr = if cfg.lr_auto {
+                format!(", lr {:.3e} by --lr auto on them", f.lr)
+            } else {
+                String::new()
+            };
             println!(
-                "  fold {}: score {:.4} (trained on {} rows, {} epochs; scored on {} rows)",
+                "  fold {}: score {:.4} (trained on {} rows, {} epochs{lr}; scored on {} rows)",
                 f.fold, f.score, f.train_rows, f.epochs, f.test_rows
             );
         }

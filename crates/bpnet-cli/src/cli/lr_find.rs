@@ -5,11 +5,10 @@
 //! trains with its minimum / 10 suggestion.
 
 use super::train::TrainArgs;
+use bpnet::Result;
 use bpnet::io::{Kind, OutputPlan, write_atomic};
-use bpnet::train::default_loss;
-use bpnet::train::lr_find::{LrFindConfig, LrFindResult, lr_find};
-use bpnet::workflow::{Prepared, TrainConfig, data_path, load, model_spec, optimizer};
-use bpnet::{Error, Result, Sequential};
+use bpnet::train::lr_find::{LrFindConfig, LrFindResult};
+use bpnet::workflow::{Prepared, TrainConfig, auto_lr_rate, data_path, load, lr_range_test};
 use bpnet_lab::plot::{Figure, Panel, Rgb, Series};
 use std::path::{Path, PathBuf};
 
@@ -70,7 +69,7 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
         steps: a.iterations,
         ..LrFindConfig::default()
     };
-    let r = find(&cfg, &data, range)?;
+    let r = lr_range_test(&cfg, &data, range)?;
     print_result(&r);
     write_atomic(&csv, table(&r).as_bytes())?;
     figure(&r, &format!("learning-rate range test ({})", cfg.data))
@@ -79,43 +78,13 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
     Ok(())
 }
 
-/// The range test for the network, optimizer, batch size and seed of `cfg`
-/// on the training split of `data` (the rate of `cfg` is ignored).
-pub fn find(cfg: &TrainConfig, data: &Prepared, range: LrFindConfig) -> Result<LrFindResult> {
-    let spec = model_spec(cfg, data.train.features.cols(), data.train.outputs())?;
-    let model = Sequential::<f32>::from_spec(&spec, cfg.seed)?;
-    let (opt, full_batch) = optimizer(cfg)?;
-    let rows = data.train.len();
-    let range = LrFindConfig {
-        batch_size: if full_batch { rows } else { cfg.batch_size.min(rows) },
-        seed: cfg.seed.wrapping_add(1),
-        label_smoothing: cfg.label_smoothing,
-        ..range
-    };
-    lr_find(&model, &opt, default_loss(&data.train), &data.train, &range)
-}
-
 /// `--lr auto`: the suggested rate, or an error naming what went wrong.
 pub fn auto_lr(cfg: &TrainConfig, data: &Prepared, quiet: bool) -> Result<f64> {
-    let r = find(cfg, data, LrFindConfig::default())?;
+    let r = lr_range_test(cfg, data, LrFindConfig::default())?;
     if !quiet {
         print_result(&r);
     }
-    suggested(&r)
-}
-
-/// The rate `--lr auto` trains with, or the error when the range test
-/// found none (no minimum after the first point kept, no falling stretch).
-fn suggested(r: &LrFindResult) -> Result<f64> {
-    r.suggestion().ok_or_else(|| {
-        Error::config(
-            "--lr auto",
-            format!(
-                "the range test ({} batches) found no rate where the loss falls; give --lr",
-                r.lrs.len()
-            ),
-        )
-    })
+    auto_lr_rate(&r)
 }
 
 fn print_result(r: &LrFindResult) {
@@ -183,48 +152,4 @@ fn stem_paths(stem: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn stem_name(stem: &Path) -> String {
     stem.file_name()
         .map_or("lr_find".into(), |n| n.to_string_lossy().into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bpnet::train::lr_find::suggestions;
-
-    fn result(smoothed: Vec<f64>) -> LrFindResult {
-        let lrs: Vec<f64> = (0..smoothed.len())
-            .map(|i| 10f64.powf(-7.0 + i as f64 * 0.08))
-            .collect();
-        let (steepest, min_div10) = suggestions(&lrs, &smoothed);
-        LrFindResult {
-            lrs,
-            losses: smoothed.clone(),
-            smoothed,
-            stopped_early: false,
-            steepest,
-            min_div10,
-        }
-    }
-
-    /// A loss that only rises gives the one-line error; one that dips after
-    /// a rise from its start trains at the steepest fall; one with a
-    /// minimum inside trains at a tenth of its rate.
-    #[test]
-    fn lr_auto_takes_the_minimum_then_the_steepest_fall_then_fails() {
-        let rising = result((0..100).map(|i| 1.0 + i as f64 * 0.01).collect());
-        let err = suggested(&rising).unwrap_err().to_string();
-        assert!(
-            err.contains("--lr auto") && err.contains("100 batches") && err.contains("give --lr"),
-            "{err}"
-        );
-        assert!(!err.contains('\n'), "{err}");
-        let dip = result(
-            (0..100)
-                .map(|i| 1.0 + i as f64 * 0.01 - if (50..60).contains(&i) { 0.3 } else { 0.0 })
-                .collect(),
-        );
-        assert_eq!((dip.min_div10, suggested(&dip).ok()), (None, dip.steepest));
-        assert!(dip.steepest.is_some());
-        let valley = result((0..100).map(|i| 1.0 + ((i as f64 - 60.0) / 20.0).powi(2)).collect());
-        assert_eq!(suggested(&valley).unwrap(), valley.lrs[60] / 10.0);
-    }
 }

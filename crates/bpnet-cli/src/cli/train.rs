@@ -332,6 +332,8 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let plain = comm.size() == 1 && a.resume.is_none() && cfg.checkpoint_every == 0 && cfg.checkpoint_steps == 0;
     let table = matches!(data.pipeline, Pipeline::Table { .. });
     let one_process = auto_ensemble(cfg.ensemble, table, data.train.len(), true);
+    // Folds resolve the default ensemble and `--lr auto` on their own rows.
+    let fold_cfg = cfg.clone();
     cfg.ensemble = auto_ensemble(cfg.ensemble, table, data.train.len(), plain);
     super::dist::agree_on_run(&**comm, &cfg, &data)?;
     let quiet = a.quiet || !lead;
@@ -347,6 +349,14 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
              without checkpoints or --resume (--ensemble 1 asks for one network)"
         ));
     }
+    if cfg.ensemble > 1 && a.resume.is_some() {
+        return Err(Error::config("--ensemble", "cannot be combined with --resume"));
+    }
+    let cv = match (a.cv, &a.resume) {
+        (Some(_), Some(_)) => return Err(Error::config("--cv", "cannot be combined with --resume")),
+        (Some(k), None) => Some(super::cv::run(&fold_cfg, k, a.quiet)?),
+        (None, _) => None,
+    };
     if cfg.lr_auto && resumed.is_none() {
         // The range test runs on a copy of the network built below, so the
         // weights trained are the same as with a given rate.
@@ -354,14 +364,6 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         cfg.lr_auto = false;
         say(&format!("--lr auto: training with lr {:.3e}", cfg.lr));
     }
-    if cfg.ensemble > 1 && a.resume.is_some() {
-        return Err(Error::config("--ensemble", "cannot be combined with --resume"));
-    }
-    let cv = match (a.cv, &a.resume) {
-        (Some(_), Some(_)) => return Err(Error::config("--cv", "cannot be combined with --resume")),
-        (Some(k), None) => Some(super::cv::run(&cfg, k, a.quiet)?),
-        (None, _) => None,
-    };
     let (opt, full_batch) = optimizer(&cfg)?;
     let fit_cfg = fit_config(&cfg, full_batch, data.val.is_some())?;
     // Refused before the network is built (its weights can be large).

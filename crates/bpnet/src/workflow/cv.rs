@@ -2,12 +2,15 @@
 //! stratified by class for classification, seeded; each fold's model is
 //! trained exactly as `bpnet train` would train it on the other folds'
 //! rows (preprocessing fitted on them, `--val-split` taken from them; the
-//! same number of ensemble members) and scored on the held-out fold.
+//! same number of ensemble members; `--lr auto`'s range test run on them)
+//! and scored on the held-out fold.
 
 use super::config::{TrainConfig, auto_ensemble};
 use super::folds::{kfold, mean_sd};
+use super::lr_auto::resolve_lr_auto;
 use super::metrics::{HeldOut, ensemble_metrics_held_out, metrics_held_out};
 use super::run::{combine_for, train_further_members, train_prepared};
+use super::setup::optimizer;
 use super::table::{TableSource, open_table, prepare_rows};
 use crate::train::Event;
 use crate::{EnsembleNet, Error, Result};
@@ -29,6 +32,11 @@ pub struct FoldScore {
     pub score: f64,
     /// Epochs trained.
     pub epochs: usize,
+    /// Networks averaged (the ensemble's members; 1 for one network).
+    pub members: usize,
+    /// The learning rate trained with (the optimizer's default when none
+    /// is given; found on the fold's training rows with `--lr auto`).
+    pub lr: f64,
     /// Every metric on the held-out fold, as JSON.
     pub metrics: Value,
     /// The model's predictions on the held-out rows, in the fold's order.
@@ -67,7 +75,7 @@ impl CvReport {
             .iter()
             .map(|f| {
                 json!({"fold": f.fold, "train_rows": f.train_rows, "test_rows": f.test_rows,
-                       "score": f.score, "epochs": f.epochs, "metrics": f.metrics})
+                       "score": f.score, "epochs": f.epochs, "members": f.members, "lr": f.lr, "metrics": f.metrics})
             })
             .collect();
         json!({"k": self.folds.len(), "metric": self.metric, "mean": self.mean, "sd": self.sd, "folds": folds})
@@ -127,6 +135,8 @@ pub fn run_fold_members(
     sorted.sort_unstable();
     let data = prepare_rows(cfg, src, &sorted, Some(held))?;
     let members = auto_ensemble(members, true, data.train.len(), true);
+    let (cfg, _) = resolve_lr_auto(cfg, &data)?;
+    let cfg = &cfg;
     let trained = train_prepared(cfg, &data, on_event)?;
     let test = data
         .test
@@ -148,6 +158,8 @@ pub fn run_fold_members(
         test_rows: held.len(),
         score: m.json[key].as_f64().unwrap_or(f64::NAN),
         epochs: trained.history.epochs.len(),
+        members,
+        lr: optimizer(cfg)?.0.lr,
         metrics: m.json,
         held_out,
     })

@@ -12,6 +12,7 @@ mod config;
 mod cv;
 mod data;
 mod folds;
+mod lr_auto;
 mod metadata;
 mod metrics;
 mod run;
@@ -24,6 +25,7 @@ pub use config::{AUTO_ENSEMBLE, AUTO_ENSEMBLE_ROWS, TrainConfig, auto_ensemble};
 pub use cv::{CvReport, FoldScore, cross_validate, run_fold, run_fold_members, run_fold_with, table_folds};
 pub use data::{Pipeline, Prepared, data_path, labelled, load, table_dataset, unlabelled};
 pub use folds::{kfold, mean_sd};
+pub use lr_auto::{auto_lr_rate, lr_range_test, resolve_lr_auto};
 pub use metadata::{Metadata, metadata, record_json};
 pub use metrics::{
     HeldOut, TestMetrics, ensemble_metrics, ensemble_metrics_held_out, metrics, metrics_held_out, metrics_split,
