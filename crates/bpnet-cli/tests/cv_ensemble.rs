@@ -238,7 +238,8 @@ fn bad_member_counts_fail_and_single_files_stay_single() {
 
 /// The default (`--ensemble 0`) averages 5 networks on a small table
 /// trained in one process, and trains one network when checkpoints are
-/// written (a run that may be resumed) or on images.
+/// written (a run that may be resumed), when the table is streamed, or on
+/// images.
 #[test]
 fn the_default_is_an_ensemble_of_five_on_small_tables_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,6 +250,8 @@ fn the_default_is_an_ensemble_of_five_on_small_tables_only() {
         (&["--ensemble", "0"][..], Some(5)),
         (&["--ensemble", "3"][..], Some(3)),
         (&["--checkpoint-every", "1"][..], None),
+        (&["--checkpoint-steps", "4"][..], None),
+        (&["--stream"][..], None),
     ] {
         ok(
             d,
