@@ -152,6 +152,8 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert!(inspect.contains("training"), "{inspect}");
     let sentence = "The model averages the predictions of networks of the re-scored trials";
     assert_eq!(html.contains(sentence), blend.len() > 1, "{blend:?}");
+    let greedy = "the networks were shared out by greedy selection on the trials' predictions";
+    assert_eq!(html.contains(greedy), blend.len() > 1, "{html}");
     let info = last_json(&ok(d, &["inspect", "t.safetensors", "--json"]));
     let archs = info["member_architectures"].as_array().unwrap();
     assert_eq!((info["networks"].clone(), archs.len()), (total.into(), total));
@@ -212,6 +214,12 @@ fn tune_writes_the_model_leaderboard_report_and_journal() {
     assert!(archs.iter().any(|s| s["dims"].as_array().unwrap().len() == 2), "{info}");
     let inspect = ok(d, &["inspect", "t.safetensors"]);
     assert!(inspect.contains(&format!("blend of {} networks", 2 * n)) && inspect.contains("format 2"));
+    // The report says how the networks were shared out, rule by rule.
+    let report = std::fs::read_to_string(d.join("t.report.html")).unwrap();
+    assert!(
+        report.contains("every trial got the same number of networks") && !report.contains("greedy selection"),
+        "{report}"
+    );
     // --blend-rule mixed: every re-scored trial at least one network, at
     // most 2n in all, the rest where the selection put them.
     let mixed = tune_with(d, "6", "2", &["--blend-rule", "mixed", "--overwrite"]);
@@ -297,33 +305,277 @@ fn results_do_not_depend_on_trials_at_once_nor_on_resuming() {
     }
 }
 
+/// Runs `bpnet tune` in `dir` on `data` with `args` (`--cv 3 --epochs 5
+/// --seed 3` unless they give those), where it must be refused for a
+/// journal of another search, naming `option`, in one line, with a
+/// non-zero exit and the journal `t.tune.jsonl` left as it was.
+fn refused(dir: &Path, data: &str, args: &[&str], option: &str) {
+    let journal = dir.join("t.tune.jsonl");
+    let before = std::fs::read(&journal).unwrap();
+    let mut all = vec!["tune", "--data", data, "--trials", "4", "--out", "t.safetensors"];
+    for (name, value) in [("--cv", "3"), ("--epochs", "5"), ("--seed", "3")] {
+        if !args.contains(&name) {
+            all.extend([name, value]);
+        }
+    }
+    all.extend_from_slice(args);
+    let out = run_in(dir, &all);
+    assert!(!out.status.success(), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("t.tune.jsonl") && err.contains("another search") && err.contains(&format!("({option}: ")),
+        "{args:?}: {err}"
+    );
+    assert_eq!(std::fs::read(&journal).unwrap(), before, "{args:?}");
+}
+
 #[test]
 fn a_journal_of_another_search_is_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     tune(d, "4", "2");
-    let out = run_in(
+    let species = |option: &'static str, value: &'static str| ["--target", "species", option, value];
+    refused(d, &iris(), &species("--seed", "4"), "--seed");
+    refused(d, &iris(), &species("--epochs", "6"), "--epochs");
+    refused(d, &iris(), &species("--cv", "4"), "--cv");
+    // Options that change every trial's score, not only the bounds.
+    refused(d, &iris(), &species("--impute", "median"), "--impute");
+    refused(d, &iris(), &species("--impute", "none"), "--impute");
+    refused(d, &iris(), &["--target", "petal_width"], "--target");
+    // The same search with other bounds, trials at once or refit is resumed.
+    let again = tune_with(
         d,
+        "4",
+        "1",
         &[
-            "tune",
-            "--data",
-            &iris(),
-            "--target",
-            "species",
-            "--trials",
-            "4",
-            "--cv",
-            "3",
-            "--epochs",
-            "5",
-            "--seed",
-            "4",
-            "--out",
-            "t.safetensors",
+            "--confirm",
+            "1",
+            "--blend-rule",
+            "equal",
+            "--threads",
+            "1",
+            "--time",
+            "600",
+            "--overwrite",
         ],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("t.tune.jsonl") && err.contains("another search"), "{err}");
+    assert_eq!(again["resumed"], 4);
+    // A numeric target of two values: classified unless --task regress,
+    // which scores R² on the same column; --task classify is the same search.
+    let diabetes = format!("{ROOT}/data/diabetes.csv");
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut all = vec![
+            "tune", "--data", &diabetes, "--target", "sex", "--trials", "4", "--cv", "3",
+        ];
+        all.extend(["--epochs", "5", "--seed", "3", "--out", "t.safetensors", "--json"]);
+        all.extend_from_slice(extra);
+        all.into_iter().map(String::from).collect()
+    };
+    let run = |dir: &Path, extra: &[&'static str]| {
+        let all = args(extra);
+        last_json(&ok(dir, &all.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    let other = tempfile::tempdir().unwrap();
+    let o = other.path();
+    assert_eq!(run(o, &[])["metric"], "accuracy");
+    refused(o, &diabetes, &["--target", "sex", "--task", "regress"], "--task");
+    let same = run(o, &["--task", "classify", "--overwrite"]);
+    assert_eq!(
+        (same["resumed"].clone(), same["metric"].clone()),
+        (4.into(), "accuracy".into())
+    );
+    // The same path with other contents (one row more) is another search.
+    let third = tempfile::tempdir().unwrap();
+    let t = third.path();
+    let copy = t.join("iris.csv");
+    std::fs::copy(iris(), &copy).unwrap();
+    let copy = copy.to_string_lossy().into_owned();
+    let first = |extra: &[&str]| {
+        let base = [
+            "tune", "--data", &copy, "--target", "species", "--trials", "4", "--cv", "3",
+        ];
+        let rest = ["--epochs", "5", "--seed", "3", "--out", "t.safetensors", "--json"];
+        last_json(&ok(t, &[&base[..], &rest[..], extra].concat()))
+    };
+    first(&[]);
+    assert_eq!(first(&["--overwrite"])["resumed"], 4, "the unchanged file resumes");
+    let mut text = std::fs::read_to_string(&copy).unwrap();
+    text += "5.0,3.4,1.5,0.2,setosa\n";
+    std::fs::write(&copy, text).unwrap();
+    refused(t, &copy, &["--target", "species"], "--data's contents (SHA-256)");
+}
+
+#[test]
+fn confirm_1_rescores_the_best_with_the_portfolio_and_0_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 8 trials, then read back with --confirm 1 and --confirm 0.
+    tune_with(d, "8", "2", &["--confirm", "1"]);
+    let text = std::fs::read_to_string(d.join("t.leaderboard.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| rows[0].iter().position(|h| *h == name).unwrap();
+    let (trial, score, pruned, failed, rescored) = (
+        col("trial"),
+        col("accuracy"),
+        col("pruned"),
+        col("failed"),
+        col("rescored"),
+    );
+    let complete: Vec<&Vec<&str>> = rows[1..]
+        .iter()
+        .filter(|r| r[pruned] == "false" && r[failed].is_empty())
+        .collect();
+    let number = |r: &Vec<&str>| r[trial].parse::<usize>().unwrap();
+    let top = complete
+        .iter()
+        .map(|r| r[score].parse::<f64>().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let again: Vec<&Vec<&str>> = rows[1..].iter().filter(|r| !r[rescored].is_empty()).collect();
+    // The complete portfolio trials and at most one other, the best by the
+    // search's score (when the best is not the portfolio's own).
+    let mut portfolio: Vec<usize> = complete.iter().map(|r| number(r)).filter(|&t| t < 4).collect();
+    portfolio.sort();
+    let mut got: Vec<usize> = again.iter().map(|r| number(r)).collect();
+    got.sort();
+    let beyond: Vec<&&Vec<&str>> = again.iter().filter(|r| number(r) >= 4).collect();
+    assert!(portfolio.len() >= 2 && beyond.len() <= 1, "{got:?}");
+    assert_eq!(got.iter().filter(|&&t| t < 4).copied().collect::<Vec<_>>(), portfolio);
+    let best_of = |rs: &[&Vec<&str>]| {
+        rs.iter()
+            .map(|r| r[score].parse::<f64>().unwrap())
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    match beyond.first() {
+        Some(r) => assert_eq!(r[score].parse::<f64>().unwrap(), top, "{got:?}"),
+        None => assert_eq!(best_of(&again), top, "{got:?}"),
+    }
+    // --confirm 0: none re-scored, and the best is the search's.
+    let j = tune_with(d, "8", "2", &["--confirm", "0", "--overwrite"]);
+    let text = std::fs::read_to_string(d.join("t.leaderboard.csv")).unwrap();
+    assert!(
+        text.lines().skip(1).all(|l| l.split(',').nth(rescored) == Some("")),
+        "{text}"
+    );
+    assert!((j["best_score"].as_f64().unwrap() - top).abs() < 1e-6, "{j}");
+    assert!(j["best_confirm"].as_array().unwrap().is_empty(), "{j}");
+}
+
+#[test]
+fn a_rerun_with_fewer_trials_counts_only_the_trials_it_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(tune(d, "8", "2")["resumed"], 0);
+    let j = tune_with(d, "4", "2", &["--overwrite"]);
+    assert_eq!((j["trials"].clone(), j["resumed"].clone()), (4.into(), 4.into()), "{j}");
+    let html = std::fs::read_to_string(d.join("t.report.html")).unwrap();
+    assert!(
+        html.contains("4 trials (") && html.contains(", 4 read back from the journal)"),
+        "{html}"
+    );
+    // The journal keeps all 8 for a longer rerun.
+    let journal = std::fs::read_to_string(d.join("t.tune.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 9, "header + 8 trials");
+}
+
+#[test]
+fn a_search_bounded_by_time_alone_writes_consistent_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = iris();
+    let args = [
+        "tune",
+        "--data",
+        &data,
+        "--target",
+        "species",
+        "--time",
+        "5",
+        "--cv",
+        "3",
+        "--epochs",
+        "5",
+        "--parallel",
+        "2",
+        "--out",
+        "t.safetensors",
+        "--json",
+    ];
+    let j = last_json(&ok(d, &args));
+    let n = j["trials"].as_u64().unwrap() as usize;
+    assert!(n >= 1 && j["resumed"] == 0, "{j}");
+    // The leaderboard and the journal hold the same trials, every one run.
+    let rows = board(d);
+    assert_eq!(rows.len(), n + 1, "{rows:?}");
+    let mut listed: Vec<u64> = rows[1..]
+        .iter()
+        .map(|r| r.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    listed.sort();
+    let journal = std::fs::read_to_string(d.join("t.tune.jsonl")).unwrap();
+    let mut journaled: Vec<u64> = journal
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["trial"].as_u64().unwrap())
+        .collect();
+    journaled.sort();
+    assert_eq!(journaled, listed);
+    assert!(rows[1].starts_with(&format!("1,{},", j["best_trial"])), "{}", rows[1]);
+    let p = ok(d, &["predict", "--model", "t.safetensors", "--data", &data]);
+    assert_eq!(p.lines().count(), 151);
+}
+
+#[test]
+fn a_regression_search_scores_r2_and_predicts_in_the_targets_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = format!("{ROOT}/data/diabetes.csv");
+    let args = [
+        "tune",
+        "--data",
+        &data,
+        "--trials",
+        "6",
+        "--cv",
+        "3",
+        "--epochs",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        "t.safetensors",
+        "--json",
+    ];
+    let printed = ok(d, &args);
+    let j = last_json(&printed);
+    assert_eq!((j["metric"].clone(), j["trials"].clone()), ("r2".into(), 6.into()));
+    // The refit trains on 90% of the rows and stops early on the rest.
+    assert!(
+        printed.contains(" on all 442 rows (398 trained on, 44 for early stopping)"),
+        "{printed}"
+    );
+    let rows = board(d);
+    assert!(rows[0].starts_with("rank,trial,r2,sd,"), "{}", rows[0]);
+    // The best trial's R² over both splits' folds is better than the mean's.
+    assert!(j["best_combined"].as_f64().unwrap() > 0.0, "{j}");
+    // Predictions in the target's units (disease progression, 25-346):
+    // their mean near the target's, and R² on the rows above 0.
+    let truth: Vec<f64> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let out = ok(d, &["predict", "--model", "t.safetensors", "--data", &data]);
+    let predicted: Vec<f64> = out.lines().skip(1).map(|l| l.parse().unwrap()).collect();
+    assert_eq!(
+        (out.lines().next(), predicted.len()),
+        (Some("progression"), truth.len())
+    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let m = mean(&truth);
+    assert!((mean(&predicted) - m).abs() < 0.1 * m, "{} vs {m}", mean(&predicted));
+    let sse: f64 = predicted.iter().zip(&truth).map(|(p, t)| (p - t).powi(2)).sum();
+    let sst: f64 = truth.iter().map(|t| (t - m).powi(2)).sum();
+    assert!(1.0 - sse / sst > 0.0, "R² {}", 1.0 - sse / sst);
 }

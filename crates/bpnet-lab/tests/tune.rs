@@ -115,7 +115,10 @@ fn the_journal_round_trips_and_refuses_other_searches() {
     let path = dir.path().join("j.jsonl");
     let header = JournalHeader {
         data: "d.csv".into(),
+        data_sha256: "0123456789abcdef".into(),
         target: vec![],
+        task: "classify".into(),
+        impute: "mean".into(),
         cv: 3,
         seed: 1,
         epochs: 5,
@@ -136,9 +139,42 @@ fn the_journal_round_trips_and_refuses_other_searches() {
     };
     j.append(&r).unwrap();
     assert_eq!(Journal::open(&path, &header).unwrap().1, vec![r]);
-    let other = JournalHeader { seed: 2, ..header };
-    let err = Journal::open(&path, &other).err().unwrap().to_string();
-    assert!(err.contains("j.jsonl") && err.contains("line 1"), "{err}");
+    let refusal = |other: &JournalHeader| {
+        let before = std::fs::read(&path).unwrap();
+        let err = Journal::open(&path, other).err().unwrap().to_string();
+        assert!(
+            err.contains("j.jsonl") && err.contains("line 1: journal of another search ("),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "left as it was");
+        err
+    };
+    let other = JournalHeader {
+        seed: 2,
+        ..header.clone()
+    };
+    assert!(refusal(&other).contains("(--seed: 1 in the journal, 2 here)"));
+    let other = JournalHeader {
+        impute: "median".into(),
+        ..header.clone()
+    };
+    assert!(refusal(&other).contains("(--impute: mean in the journal, median here)"));
+    let other = JournalHeader {
+        task: "regress".into(),
+        ..header.clone()
+    };
+    assert!(refusal(&other).contains("(--task: classify in the journal, regress here)"));
+    let other = JournalHeader {
+        data_sha256: "fedcba9876543210".into(),
+        ..header.clone()
+    };
+    assert!(refusal(&other).contains("(--data's contents (SHA-256): 0123456789ab in the journal, fedcba987654 here)"));
+    // A journal of a version that recorded neither task nor impute.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let old = text.replacen(r#""task":"classify","impute":"mean","#, "", 1);
+    assert_ne!(old, text);
+    std::fs::write(&path, old).unwrap();
+    assert!(refusal(&header).contains("(--task: not recorded in the journal, classify here)"));
 }
 
 /// What a search decided for each trial (not how long it took).
@@ -219,43 +255,80 @@ fn a_journal_that_cannot_be_read_is_an_error_and_left_as_it_was() {
     assert_eq!(std::fs::read(&opts.journal).unwrap(), bytes);
 }
 
+/// Whether the median rule prunes `r` after `j` folds: `r`'s mean of its
+/// first `j` folds is below the median of the same means of the trials of
+/// earlier groups of 4 that ran `j` folds, once there are 4 such trials.
+fn below_the_median(records: &[TrialRecord], r: &TrialRecord, j: usize) -> bool {
+    let mean = |e: &TrialRecord| e.folds[..j].iter().sum::<f64>() / j as f64;
+    let mut earlier: Vec<f64> = records
+        .iter()
+        .filter(|e| e.trial / 4 < r.trial / 4 && e.folds.len() >= j)
+        .map(mean)
+        .collect();
+    if earlier.len() < 4 {
+        return false;
+    }
+    earlier.sort_by(f64::total_cmp);
+    let n = earlier.len();
+    let median = match n % 2 {
+        1 => earlier[n / 2],
+        _ => (earlier[n / 2 - 1] + earlier[n / 2]) / 2.0,
+    };
+    mean(r) < median
+}
+
 #[test]
-fn the_median_rule_prunes_weak_trials_after_the_first_group() {
+fn the_median_rule_prunes_exactly_the_trials_below_the_earlier_groups_median() {
     let dir = tempfile::tempdir().unwrap();
+    let k = 3;
     let opts = TuneOptions {
         trials: Some(20),
-        ..iris_search(dir.path(), 20, 3)
+        ..iris_search(dir.path(), 20, k)
     };
     let mut seen = 0;
     let o = tune(&opts, &mut |_, n| seen = n).unwrap();
     assert_eq!(seen, 20);
     // The first group has nothing to compare with: every fold runs.
-    assert!(o.records[..4].iter().all(|r| !r.pruned && r.folds.len() == 3));
-    // A pruned trial stopped before the last fold, below the median of the
-    // earlier groups' running means at that fold.
-    for r in o.records.iter().filter(|r| r.pruned) {
-        assert!(r.folds.len() < 3);
-        let j = r.folds.len();
-        let mut earlier: Vec<f64> = o
-            .records
-            .iter()
-            .filter(|e| e.trial / 4 < r.trial / 4 && e.folds.len() >= j)
-            .map(|e| e.folds[..j].iter().sum::<f64>() / j as f64)
-            .collect();
-        earlier.sort_by(f64::total_cmp);
-        let n = earlier.len();
-        let median = if n % 2 == 1 {
-            earlier[n / 2]
-        } else {
-            (earlier[n / 2 - 1] + earlier[n / 2]) / 2.0
+    assert!(o.records[..4].iter().all(|r| !r.pruned && r.folds.len() == k));
+    // Both ways: a trial is pruned after fold j (before the last) exactly
+    // when its running mean falls below the median, and no sooner.
+    let (mut pruned, mut kept) = (0, 0);
+    for r in &o.records {
+        let run = r.folds.len();
+        // The folds after which the rule looked and let the trial go on.
+        let passed = match (r.pruned, r.failed.is_some()) {
+            (true, _) => run - 1,
+            (false, true) => run.min(k - 1),
+            (false, false) => k - 1,
         };
-        assert!(r.score < median, "trial {} {} vs median {median}", r.trial, r.score);
+        for j in 1..=passed {
+            assert!(
+                !below_the_median(&o.records, r, j),
+                "trial {} not pruned after fold {j}",
+                r.trial
+            );
+            kept += usize::from(r.trial >= 4);
+        }
+        if r.pruned {
+            // Stopped there, scored by the folds it ran.
+            assert!(
+                run < k && r.score == r.folds.iter().sum::<f64>() / run as f64,
+                "trial {}",
+                r.trial
+            );
+            assert!(
+                below_the_median(&o.records, r, run),
+                "trial {} pruned after fold {run}",
+                r.trial
+            );
+            pruned += 1;
+        }
     }
     assert!(!o.best().pruned);
     // This search does prune (7 of 20 trials on this machine's run; with
-    // the portfolio first, shorter searches or fewer epochs pruned 0-1), so
-    // the loop above checked something.
-    assert!(o.records.iter().any(|r| r.pruned));
+    // the portfolio first, shorter searches or fewer epochs pruned 0-1),
+    // and lets later trials past the rule: both directions were checked.
+    assert!(pruned > 0 && kept > 0, "{pruned} pruned, {kept} let go on");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `bpnet tune`: search network and training settings by k-fold
 //! cross-validation (TPE sampling, median pruning, parallel trials,
-//! resumable), then refit on all training rows the re-scored trials (2
+//! resumable), then refit on the training rows (a tenth of them held out
+//! for early stopping, as `bpnet train` splits them) the re-scored trials (2
 //! networks per trial in all, shared out by greedy selection on their
 //! out-of-fold predictions, every network's predictions averaged: a blend)
 //! or, with
@@ -50,7 +51,7 @@ pub struct TuneArgs {
     epochs: usize,
     /// Best trials scored again, with the portfolio's, on a second split
     /// into folds at the end; the answer is the best mean over both splits
-    /// (0 or 1: the search's best).
+    /// (0: no re-scoring, the search's best).
     #[arg(long, default_value_t = 3)]
     confirm: usize,
     /// Refit the best trial alone (5 networks on a table of at most 50,000
@@ -65,7 +66,8 @@ pub struct TuneArgs {
     /// `mixed` (one network each, the rest by greedy selection).
     #[arg(long, default_value = "select", value_parser = ["select", "equal", "mixed"])]
     blend_rule: String,
-    /// Trials run at once, each on one thread [default: the --threads count].
+    /// Trials run at once [default: the --threads count]; with more than
+    /// one, each trial trains on one thread; with 1, on all of --threads.
     #[arg(long)]
     parallel: Option<usize>,
     /// Seed of the search, the folds and every training run.
@@ -217,7 +219,10 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
     }
     refit::save(&a.out, &model, &data, &meta)?;
     write_atomic(board, report::leaderboard_csv(&o).as_bytes())?;
-    write_atomic(html, report::html(&o, &format!("bpnet tune: {}", a.data)).as_bytes())?;
+    write_atomic(
+        html,
+        report::html(&o, &format!("bpnet tune: {}", a.data), rule).as_bytes(),
+    )?;
     if !a.quiet {
         println!("wrote {}, {}, {}", a.out.display(), board.display(), html.display());
     }

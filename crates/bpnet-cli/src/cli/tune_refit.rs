@@ -1,4 +1,5 @@
-//! The refit of `bpnet tune`'s answer on all training rows: the re-scored
+//! The refit of `bpnet tune`'s answer on the training rows (a tenth of them
+//! held out for early stopping, as `bpnet train` splits them): the re-scored
 //! trials with [`BLEND_MEMBERS`] networks per trial in all, shared out by
 //! greedy selection on their out-of-fold predictions (a blend), or the best
 //! trial alone as `bpnet train` would fit it; all the networks train at

@@ -48,20 +48,81 @@ impl TrialRecord {
     }
 }
 
-/// The first line of a journal: what the search was, so that a journal of
-/// another search is not resumed by mistake.
+/// The first line of a journal: every option that changes a trial's score
+/// (the others, `--trials`, `--time`, `--parallel`, `--threads`,
+/// `--confirm` and the refit's, change which trials run or what follows
+/// the search, not a trial's result), so that a journal of another search
+/// is not resumed by mistake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalHeader {
     /// The training file.
     pub data: String,
+    /// Hex SHA-256 of the training file's bytes, so that a file changed at
+    /// the same path is another search: empty in a journal of a version
+    /// that did not record it.
+    #[serde(default)]
+    pub data_sha256: String,
     /// Target columns.
     pub target: Vec<String>,
+    /// `classify` or `regress`, as `--task` (or its detection) decided:
+    /// empty in a journal of a version that did not record it.
+    #[serde(default)]
+    pub task: String,
+    /// `none`, `mean` or `median`: empty in a journal of a version that did
+    /// not record it.
+    #[serde(default)]
+    pub impute: String,
     /// Folds.
     pub cv: usize,
     /// Seed.
     pub seed: u64,
     /// Epochs per trial.
     pub epochs: usize,
+}
+
+impl JournalHeader {
+    /// The first option in which `self` (this search) and `found` (the
+    /// journal's) differ: `--name: VALUE in the journal, VALUE here`.
+    pub fn difference(&self, found: &JournalHeader) -> Option<String> {
+        let text = |v: &str| match v {
+            "" => "not recorded".to_string(),
+            v => v.to_string(),
+        };
+        let short = |v: &str| text(v.get(..12).unwrap_or(v));
+        let target = |t: &[String]| match t {
+            [] => "the last column".to_string(),
+            t => t.join(","),
+        };
+        // Every field, by destructuring: a field added later must be named here.
+        let JournalHeader {
+            data,
+            data_sha256,
+            target: targets,
+            task,
+            impute,
+            cv,
+            seed,
+            epochs,
+        } = self;
+        let options = [
+            ("--data", text(&found.data), text(data)),
+            (
+                "--data's contents (SHA-256)",
+                short(&found.data_sha256),
+                short(data_sha256),
+            ),
+            ("--target", target(&found.target), target(targets)),
+            ("--task", text(&found.task), text(task)),
+            ("--impute", text(&found.impute), text(impute)),
+            ("--cv", found.cv.to_string(), cv.to_string()),
+            ("--seed", found.seed.to_string(), seed.to_string()),
+            ("--epochs", found.epochs.to_string(), epochs.to_string()),
+        ];
+        options
+            .into_iter()
+            .find(|(_, there, here)| there != here)
+            .map(|(name, there, here)| format!("{name}: {there} in the journal, {here} here"))
+    }
 }
 
 /// An open journal file.
@@ -89,13 +150,10 @@ impl Journal {
                 let (_, first) = lines.next().unwrap_or((0, ""));
                 let found: JournalHeader =
                     serde_json::from_str(first).map_err(|e| bad(1, format!("not a tune journal header ({e})")))?;
-                if &found != header {
+                if let Some(option) = header.difference(&found) {
                     return Err(bad(
                         1,
-                        format!(
-                            "journal of another search ({}); remove it or choose another --out",
-                            serde_json::to_string(&found).unwrap_or_default()
-                        ),
+                        format!("journal of another search ({option}); remove it or choose another --out"),
                     ));
                 }
                 for (i, line) in lines {

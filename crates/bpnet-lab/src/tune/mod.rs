@@ -28,7 +28,8 @@
 //! limit cuts is left out of the choice (and when none finished, the
 //! search's best is kept).
 //!
-//! The model is then refit on all rows: by default a blend of the
+//! The model is then refit on the training rows (as `bpnet train` fits:
+//! a tenth of them held out for early stopping): by default a blend of the
 //! re-scored trials, [`BLEND_MEMBERS`] networks per trial in all, shared
 //! out by greedy selection on their out-of-fold predictions of the second
 //! split ([`select`], [`TuneOutcome::fit_blend`]), every network's
@@ -87,8 +88,9 @@ pub struct TuneOptions {
     pub cv: usize,
     /// Trials run at once (each on one engine thread when more than one).
     pub workers: usize,
-    /// Best complete trials scored again on a second split into folds
-    /// (0 or 1: none; the search's best is the answer).
+    /// Best complete trials scored again on a second split into folds,
+    /// with the portfolio's complete trials (0: none; the search's best is
+    /// the answer).
     pub confirm: usize,
     /// Whether the refit will blend the re-scored trials (else the best
     /// alone), and how many networks it trains per trial (for a blend, on
@@ -111,7 +113,8 @@ pub struct TuneOutcome {
     pub best: usize,
     /// Folds per split.
     pub cv: usize,
-    /// Trials read back from the journal rather than run.
+    /// Trials read back from the journal rather than run (those this
+    /// search used: a rerun with a smaller `--trials` reads back no more).
     pub resumed: usize,
     /// Indices into `records` of the trials the refit model holds, with
     /// each one's networks, in ranking order (set by [`Self::fit_blend`];
@@ -189,15 +192,8 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     }
     let src = open_table(&opts.base)?;
     let folds = table_folds(&src, opts.cv, opts.base.seed)?;
-    let header = JournalHeader {
-        data: opts.base.data.clone(),
-        target: opts.base.target.clone(),
-        cv: opts.cv,
-        seed: opts.base.seed,
-        epochs: opts.base.epochs,
-    };
-    let (journal, done) = Journal::open(&opts.journal, &header)?;
-    let resumed = done.len();
+    let (journal, done) = Journal::open(&opts.journal, &header(opts, &src)?)?;
+    let mut resumed = 0;
     // A journaled trial is read back without asking TPE for its point
     // again, except in the group of the first TPE trial and in the group of
     // the last journaled trial, whose asks are compared with the journal
@@ -251,6 +247,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
                 }
                 on_trial(r, records.len() + i + 1);
                 finished[i] = Some(r.clone());
+                resumed += 1;
             }
             asked.push(p);
         }
@@ -302,6 +299,23 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     })
 }
 
+/// What the journal records of the search `opts` on `src`: every option
+/// that changes a trial's score, the task as decided (so that `--task auto`
+/// and the task it detects are the same search).
+fn header(opts: &TuneOptions, src: &TableSource) -> Result<JournalHeader> {
+    let base = &opts.base;
+    Ok(JournalHeader {
+        data: base.data.clone(),
+        data_sha256: bpnet::io::file_sha256(&bpnet::workflow::data_path(&base.data))?,
+        target: base.target.clone(),
+        task: if src.is_classification() { "classify" } else { "regress" }.into(),
+        impute: if base.impute.is_empty() { "none" } else { &base.impute }.into(),
+        cv: opts.cv,
+        seed: base.seed,
+        epochs: base.epochs,
+    })
+}
+
 /// The time a search with `--time` keeps for what follows it, estimated
 /// before each group from the current candidates' durations `s_i` (each
 /// over the `k` folds of `(k-1)/k` of the rows): re-scoring the [`leaders`]
@@ -346,11 +360,13 @@ fn choose(records: &[TrialRecord], k: usize) -> Option<usize> {
 
 /// The trials to re-score, best search score first: the `n` complete
 /// trials with the highest scores, and the complete trials of the
-/// portfolio (`n` ≥ 2; none otherwise). The portfolio's points were fixed
+/// portfolio (none when `n` is 0). The portfolio's points were fixed
 /// before the search, so their scores carry no selection; TPE's best few
-/// are often near copies of one point.
+/// are often near copies of one point. With `n` = 1 the search's best is
+/// weighed against the portfolio's points on the second split: the
+/// comparison in which its lead is most likely luck.
 fn leaders(records: &[TrialRecord], n: usize) -> Vec<usize> {
-    if n < 2 {
+    if n == 0 {
         return Vec::new();
     }
     // Called before every group of a search of up to thousands of trials:
@@ -587,9 +603,21 @@ mod tests {
             record(3, &[0.95], &[], true),
         ];
         assert_eq!(choose(&records, 2), Some(1));
-        // Trials 0-3 are the portfolio's: every complete one is re-scored.
+        // Trials 0-3 are the portfolio's: every complete one is re-scored,
+        // for any n but 0.
         assert_eq!(leaders(&records, 2), vec![0, 2, 1]);
-        assert_eq!(leaders(&records, 1), Vec::<usize>::new());
+        assert_eq!(leaders(&records, 1), vec![0, 2, 1]);
+        assert_eq!(leaders(&records, 0), Vec::<usize>::new());
+        // Past the portfolio: the n best complete trials, then the
+        // portfolio's (trial 7, pruned, is neither).
+        let tpe = [
+            record(0, &[0.7, 0.7], &[], false),
+            record(5, &[0.8, 0.8], &[], false),
+            record(6, &[0.9, 0.9], &[], false),
+            record(7, &[0.95], &[], true),
+        ];
+        assert_eq!(leaders(&tpe, 1), vec![2, 0]);
+        assert_eq!(leaders(&tpe, 2), vec![2, 1, 0]);
         // No trial re-scored on every fold: the search's best complete trial.
         let plain: Vec<TrialRecord> = records
             .iter()
@@ -606,6 +634,27 @@ mod tests {
             record(4, &[0.5, 0.5], &[0.5, 0.5], false),
         ];
         assert_eq!(choose(&tie, 2), Some(0));
+    }
+
+    #[test]
+    fn the_median_after_a_fold_needs_4_trials_that_ran_it() {
+        let records = [
+            record(0, &[0.5, 0.5, 0.5], &[], false),
+            record(1, &[0.75, 0.25, 0.5], &[], false),
+            record(2, &[1.0, 1.0, 1.0], &[], false),
+            record(3, &[0.25], &[], true),
+            record(4, &[0.875], &[], true),
+        ];
+        // After fold 1, five means (0.25 0.5 0.75 0.875 1): 0.75; after
+        // fold 2, three trials ran it: no median, no pruning there.
+        assert_eq!(fold_medians(&records, 3), vec![Some(0.75), None]);
+        // Four after fold 1: the mean of the middle two (0.5, 0.75).
+        assert_eq!(fold_medians(&records[..4], 3), vec![Some(0.625), None]);
+        assert_eq!(fold_medians(&records[..3], 3), vec![None, None]);
+        // A fourth trial past fold 2: its running means 0.5 0.5 1 0.75.
+        let mut more = records.to_vec();
+        more.push(record(5, &[0.5, 1.0, 0.5], &[], false));
+        assert_eq!(fold_medians(&more, 3), vec![Some(0.625), Some(0.625)]);
     }
 
     #[test]
@@ -637,8 +686,11 @@ mod tests {
         // The best alone with 5 networks: 3 ⋅ 5 / 2 for the refit.
         opts.refit = (false, 5);
         assert!((secs(&opts, &records) - 1.25 * ((6.0 + 7.5) / 2.0 + 3.0)).abs() < 1e-9);
-        // No re-scoring: the refit of the search's best alone.
+        // The best and the portfolio's (trials 6 and 0, 4 s) re-scored.
         opts.confirm = 1;
+        assert!((secs(&opts, &records) - 1.25 * ((4.0 + 7.5) / 2.0 + 3.0)).abs() < 1e-9);
+        // No re-scoring: the refit of the search's best alone.
+        opts.confirm = 0;
         assert!((secs(&opts, &records) - 1.25 * (7.5 / 2.0 + 3.0)).abs() < 1e-9);
         // Nothing known yet: the whole share; longer trials: capped there.
         opts.confirm = 2;

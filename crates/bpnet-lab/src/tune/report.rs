@@ -2,9 +2,9 @@
 //! best first) and a self-contained HTML report with the score of each
 //! trial and the influence of each parameter (SVG drawn inline).
 
-use super::TuneOutcome;
 use super::journal::TrialRecord;
 use super::space::{CATEGORICAL, NAMES, origin};
+use super::{BlendRule, TuneOutcome};
 use std::fmt::Write;
 
 fn ranked(o: &TuneOutcome) -> Vec<&TrialRecord> {
@@ -61,10 +61,12 @@ fn opt6(v: Option<f64>) -> String {
 
 /// Share of the score variance of the complete trials that parameter `p`
 /// explains: between-group variance over total, grouping by category (or
-/// by quartile for numeric parameters). 0 when fewer than 4 trials.
+/// by quartile for numeric parameters). 0 when fewer than 4 trials, or
+/// when they all scored the same (then the mean's rounding alone would make
+/// a variance to share out).
 pub fn influence(o: &TuneOutcome, p: usize) -> f64 {
     let full: Vec<&TrialRecord> = o.records.iter().filter(|r| !r.pruned && r.failed.is_none()).collect();
-    if full.len() < 4 {
+    if full.len() < 4 || full.iter().all(|r| r.score == full[0].score) {
         return 0.0;
     }
     let key = |r: &TrialRecord| -> usize {
@@ -150,8 +152,30 @@ fn score_svg(o: &TuneOutcome) -> String {
     svg
 }
 
-/// The HTML report.
-pub fn html(o: &TuneOutcome, title: &str) -> String {
+/// How the refit shared out its networks among the trials
+/// [`TuneOutcome::blended`] holds, by `rule` (the one given to
+/// [`TuneOutcome::fit_blend`]); None when it holds one trial.
+pub fn sharing(o: &TuneOutcome, rule: BlendRule) -> Option<String> {
+    if o.blended.len() < 2 {
+        return None;
+    }
+    // Greedy selection ran when a held trial had out-of-fold predictions
+    // to select on (else every trial got the same number).
+    let selected = o.blended.iter().any(|(i, _)| o.held_out.iter().any(|(j, _)| j == i));
+    let greedy = "shared out by greedy selection on the trials' predictions of the second split's held-out folds";
+    let within = match o.timed {
+        true => ", within the time the equal share's refit would take",
+        false => "",
+    };
+    Some(match (rule, selected) {
+        (BlendRule::Select, true) => format!("the networks were {greedy}{within}"),
+        (BlendRule::Mixed, true) => format!("each trial got one network and the rest were {greedy}{within}"),
+        _ => "every trial got the same number of networks".into(),
+    })
+}
+
+/// The HTML report; `rule` is how the refit shared out its networks.
+pub fn html(o: &TuneOutcome, title: &str, rule: BlendRule) -> String {
     let best = o.best();
     let mut s = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title>\
@@ -185,7 +209,7 @@ pub fn html(o: &TuneOutcome, title: &str) -> String {
             both
         );
     }
-    if o.blended.len() > 1 {
+    if let Some(how) = sharing(o, rule) {
         let trials: Vec<String> = o
             .blended
             .iter()
@@ -193,8 +217,8 @@ pub fn html(o: &TuneOutcome, title: &str) -> String {
             .collect();
         let _ = write!(
             s,
-            "<p>The model averages the predictions of networks of the re-scored trials {}, each refit on all rows; \
-             the networks were shared out by greedy selection on the trials' predictions of the second split's held-out folds.</p>",
+            "<p>The model averages the predictions of networks of the re-scored trials {}, each refit on the \
+             training rows less a validation split for early stopping; {how}.</p>",
             trials.join(", ")
         );
     }
@@ -233,4 +257,140 @@ pub fn html(o: &TuneOutcome, title: &str) -> String {
     }
     s += "</table></body></html>\n";
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tune::space::portfolio;
+    use bpnet::Matrix;
+    use bpnet::workflow::HeldOut;
+
+    const DEPTH: usize = 0;
+    const OPTIMIZER: usize = 4;
+    const LR: usize = 5;
+
+    /// A complete trial at `depth` (0-3), `optimizer` (0-3) and raw `lr`.
+    fn trial(t: usize, depth: usize, optimizer: usize, lr: f64, score: f64) -> TrialRecord {
+        let mut params = portfolio()[0].clone();
+        params.raw[DEPTH] = depth as f64 + 0.5;
+        params.raw[OPTIMIZER] = optimizer as f64 + 0.5;
+        params.raw[LR] = lr;
+        TrialRecord {
+            trial: t,
+            params,
+            score,
+            folds: vec![score; 2],
+            pruned: false,
+            seconds: 1.0,
+            failed: None,
+            confirm: vec![score; 2],
+        }
+    }
+
+    fn outcome(records: Vec<TrialRecord>) -> TuneOutcome {
+        TuneOutcome {
+            records,
+            metric: "accuracy",
+            best: 0,
+            cv: 2,
+            resumed: 0,
+            blended: Vec::new(),
+            held_out: Vec::new(),
+            timed: false,
+        }
+    }
+
+    /// 16 complete trials, every depth in every lr quartile, the optimizer
+    /// alternating by quartile; the score a function of the depth alone.
+    fn by_depth() -> Vec<TrialRecord> {
+        let mut records = Vec::new();
+        for q in 0..4 {
+            for depth in 0..4 {
+                let t = records.len();
+                let lr = -3.5 + 0.1 * (q * 4 + depth) as f64;
+                records.push(trial(t, depth, q % 2, lr, 0.5 + 0.1 * depth as f64));
+            }
+        }
+        records
+    }
+
+    #[test]
+    fn influence_is_the_share_of_the_score_variance_a_parameter_explains() {
+        let o = outcome(by_depth());
+        let share = |o: &TuneOutcome, p: usize| influence(o, p);
+        assert!((share(&o, DEPTH) - 1.0).abs() < 1e-12, "{}", share(&o, DEPTH));
+        // The optimizer and the lr quartiles each hold every depth equally.
+        assert!(share(&o, OPTIMIZER).abs() < 1e-12, "{}", share(&o, OPTIMIZER));
+        assert!(share(&o, LR).abs() < 1e-12, "{}", share(&o, LR));
+        // A score that follows the lr's quartile instead: its share is 1.
+        let mut by_lr = by_depth();
+        for (i, r) in by_lr.iter_mut().enumerate() {
+            r.score = (i / 4) as f64;
+        }
+        assert!((share(&outcome(by_lr), LR) - 1.0).abs() < 1e-12);
+        // Pruned and failed trials do not count: one far off at depth 1
+        // would take the depth's share below 1 and give the optimizer one.
+        let mut records = by_depth();
+        let mut pruned = trial(16, 1, 0, -2.0, 9.0);
+        pruned.pruned = true;
+        let mut failed = trial(17, 1, 0, -2.0, -9.0);
+        failed.failed = Some("diverged".into());
+        records.extend([pruned, failed]);
+        let o = outcome(records);
+        assert!((share(&o, DEPTH) - 1.0).abs() < 1e-12);
+        assert!(share(&o, OPTIMIZER).abs() < 1e-12);
+        let mut counted = o.clone();
+        counted.records[16].pruned = false;
+        assert!(share(&counted, DEPTH) < 0.9, "{}", share(&counted, DEPTH));
+        // Fewer than 4 complete trials, or one score for all (whose mean
+        // can round off it, 0.7 here): 0.
+        let few = outcome(by_depth().into_iter().take(3).collect());
+        assert_eq!(share(&few, DEPTH), 0.0);
+        let four = outcome(by_depth().into_iter().take(4).collect());
+        assert!((share(&four, DEPTH) - 1.0).abs() < 1e-12);
+        let mut flat = by_depth();
+        flat.iter_mut().for_each(|r| r.score = 0.7);
+        assert_eq!(share(&outcome(flat), DEPTH), 0.0);
+    }
+
+    #[test]
+    fn the_report_says_how_the_networks_were_shared_out() {
+        let mut o = outcome(by_depth());
+        o.blended = vec![(0, 3), (1, 1)];
+        let held = HeldOut {
+            predictions: Matrix::from_vec(2, 1, vec![0.2, 0.8]).unwrap(),
+            truth: Matrix::from_vec(2, 1, vec![0.0, 1.0]).unwrap(),
+            classes: None,
+        };
+        o.held_out = vec![(0, held.clone()), (1, held)];
+        let greedy = "the networks were shared out by greedy selection";
+        let same = "every trial got the same number of networks";
+        let one_each = "each trial got one network and the rest were shared out by greedy selection";
+        let said = |o: &TuneOutcome, rule| sharing(o, rule).unwrap_or_default();
+        assert!(
+            said(&o, BlendRule::Select).starts_with(greedy),
+            "{}",
+            said(&o, BlendRule::Select)
+        );
+        assert!(said(&o, BlendRule::Mixed).starts_with(one_each));
+        assert_eq!(said(&o, BlendRule::Equal), same);
+        for (rule, sentence) in [(BlendRule::Select, greedy), (BlendRule::Equal, same)] {
+            let page = html(&o, "t", rule);
+            assert!(page.contains(sentence), "{rule:?}: {page}");
+            let other = if sentence == greedy { same } else { greedy };
+            assert!(!page.contains(other), "{rule:?}: {page}");
+        }
+        // With a time limit the selection kept to the equal share's time.
+        o.timed = true;
+        assert!(said(&o, BlendRule::Select).ends_with("within the time the equal share's refit would take"));
+        assert_eq!(said(&o, BlendRule::Equal), same);
+        // No out-of-fold predictions to select on: the same number each.
+        o.held_out.clear();
+        assert_eq!(said(&o, BlendRule::Select), same);
+        // One trial held: nothing to say.
+        o.blended = vec![(0, 5)];
+        assert_eq!(sharing(&o, BlendRule::Select), None);
+        assert!(!html(&o, "t", BlendRule::Select).contains("The model averages"));
+    }
 }

@@ -3,11 +3,36 @@
 //! every other metadata entry (sorted by key), so that a truncated or altered
 //! file is detected even where the damage leaves it well-formed.
 
+use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::path::Path;
 
 /// Metadata key of the checksum.
 pub const CHECKSUM_KEY: &str = "checksum";
+
+/// Hex SHA-256 of the bytes of the file at `path`, read in blocks.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut block = vec![0u8; 1 << 16];
+    loop {
+        let n = match std::io::Read::read(&mut file, &mut block) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        if n == 0 {
+            break;
+        }
+        h.update(&block[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
 
 /// Hex SHA-256 of `tensors` (name, dtype name, shape, bytes) and `header`
 /// (excluding [`CHECKSUM_KEY`]).
