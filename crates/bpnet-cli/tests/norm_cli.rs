@@ -174,7 +174,7 @@ fn train_lr_auto_records_the_rate_found() {
         &["--optimizer", "sgd", "--lr", &format!("{recorded}")],
     );
     let predict = |model: &str, out: &str| {
-        ok(d, &["predict", "--model", model, "--data", IRIS, "--output", out]);
+        ok(d, &["predict", "--model", model, "--data", IRIS, "--out", out]);
         std::fs::read(d.join(out)).unwrap()
     };
     assert_eq!(

@@ -17,8 +17,9 @@ pub struct PredictArgs {
     /// Rows to predict: a CSV with the training features (target columns may be absent), or an IDX folder / `mnist`.
     #[arg(long)]
     data: String,
-    /// Write the predictions here (CSV) instead of stdout.
-    #[arg(long)]
+    /// Write the predictions here (CSV) instead of stdout (`--out`, as the
+    /// other commands name their output, is the same option).
+    #[arg(long, visible_alias = "out")]
     output: Option<PathBuf>,
     /// Replace an existing --output file even when it does not hold predictions
     /// (an input file is never replaced).
