@@ -64,6 +64,16 @@ fn setup(d: &Path) {
         ("ragged.csv", "a,b,y\n1,2,x\n3,y\n5,6,x\n"),
         ("text_cell.csv", "a,b,y\n1,2,x\n3,four,y\n5,6,x\n7,8,y\n"),
         ("nan_cell.csv", "a,b,y\n1,2,x\n3,NaN,y\n5,6,x\n7,8,y\n"),
+        ("neg_nan_cell.csv", "a,b,y\n1,2,x\n3,-nan,y\n5,6,x\n7,8,y\n"),
+        (
+            "small_class.csv",
+            "a,b,y\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n9,1,x\n2,3,y\n4,5,x\n6,7,y\n8,9,z\n1,1,z\n",
+        ),
+        ("pos_nan_target.csv", "a,b,y\n1,2,1.5\n3,4,+NaN\n5,6,2.5\n7,8,3.5\n"),
+        (
+            "iris_neg_nan.csv",
+            "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n5.0,-NaN,1.4,0.2\n",
+        ),
         ("inf_cell.csv", "a,b,y\n1,2,x\n3,inf,y\n5,6,x\n7,8,y\n"),
         ("huge_cell.csv", "a,b,y\n1,2,x\n3,1e300,y\n5,6,x\n7,8,y\n"),
         ("one_class.csv", "a,b,y\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n"),
@@ -196,6 +206,51 @@ fn every_bad_input_fails_cleanly() {
         (vec!["train", "--data", "ragged.csv"], "line 3"),
         (vec!["train", "--data", "text_cell.csv"], "line 3"),
         (vec!["train", "--data", "nan_cell.csv"], "line 3"),
+        // Signed NaN spellings are missing values too, not numbers.
+        (
+            vec!["train", "--data", "neg_nan_cell.csv"],
+            "line 3, column 'b': missing value",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "pos_nan_target.csv",
+                "--task",
+                "regress",
+                "--val-split",
+                "0",
+            ],
+            "line 3",
+        ),
+        (
+            vec!["predict", "--model", "iris.safetensors", "--data", "iris_neg_nan.csv"],
+            "line 3, column 'sepal_width': missing value",
+        ),
+        (vec!["train", "--data", i, "--delimiter", "§"], "not an ASCII character"),
+        // A class of fewer rows than folds: said before any fold trains.
+        (
+            vec!["train", "--data", "small_class.csv", "--cv", "3"],
+            "class 'z' has 2 training row(s) (each class needs one in every fold): give --cv 2 or fewer",
+        ),
+        (
+            vec![
+                "tune",
+                "--data",
+                "small_class.csv",
+                "--cv",
+                "3",
+                "--trials",
+                "4",
+                "--out",
+                "t.safetensors",
+            ],
+            "class 'z' has 2 training row(s)",
+        ),
+        (
+            vec!["train", "--data", i, "--header", "--no-header"],
+            "contradicts --no-header",
+        ),
         (vec!["train", "--data", "inf_cell.csv"], "line 3"),
         (vec!["train", "--data", "huge_cell.csv"], "line 3"),
         (vec!["train", "--data", i, "--target", "colour"], "colour"),
@@ -661,6 +716,33 @@ fn usage_errors_exit_2_and_other_errors_exit_1() {
         assert!(
             stderr.starts_with("error: ") && !stderr.contains("panicked"),
             "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// A cell of 1 MB named in an error (an unseen class, a category, a number
+/// that is not one) is cut to its first 60 characters and its length: the
+/// one line stays short.
+#[test]
+fn a_huge_cell_is_cut_in_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    iris_model(d, "iris.safetensors");
+    let huge = "x".repeat(1 << 20);
+    let header = "sepal_length,sepal_width,petal_length,petal_width,species";
+    for (name, row) in [
+        ("class.csv", format!("5.1,3.5,1.4,0.2,{huge}")),
+        ("number.csv", format!("5.1,{huge},1.4,0.2,setosa")),
+    ] {
+        std::fs::write(d.join(name), format!("{header}\n{row}\n")).unwrap();
+        let out = bpnet(d, &["eval", "--model", "iris.safetensors", "--data", name]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}");
+        assert!(
+            err.len() < 400 && err.contains("(1048576 bytes)"),
+            "{name}: {} bytes: {}",
+            err.len(),
+            &err[..err.len().min(300)]
         );
     }
 }

@@ -141,6 +141,22 @@ fn lr_find_writes_the_figure_and_prints_both_suggestions() {
     // SGD up to lr 1000 blows the loss up before the last rate.
     assert!(out.contains("the loss exploded"), "{out}");
     assert!(csv.lines().count() < 61, "ran every batch despite the explosion");
+    // Options only a training run uses are refused in one line, nothing written.
+    for (flag, value) in [
+        ("--out", "m.safetensors"),
+        ("--epochs", "5"),
+        ("--cv", "3"),
+        ("--ensemble", "2"),
+    ] {
+        let bad = run_in(d, &["lr-find", "--data", IRIS, "--figure", "x", flag, value]);
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            !bad.status.success() && err.contains(flag) && err.contains("no effect with bpnet lr-find"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!d.join("x.png").exists() && !d.join("m.safetensors").exists());
+    }
 }
 
 #[test]

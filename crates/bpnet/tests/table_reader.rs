@@ -79,7 +79,11 @@ fn every_fixture_reads_the_same_as_the_full_reader() {
     for path in fixtures() {
         for delimiter in [b',', b';'] {
             for header in [None, Some(true), Some(false)] {
-                let opts = CsvOptions { header, delimiter };
+                let opts = CsvOptions {
+                    header,
+                    delimiter,
+                    ..CsvOptions::default()
+                };
                 check(&path, &opts, 16, 1);
                 check(&path, &opts, 1 << 20, 1 << 10);
             }

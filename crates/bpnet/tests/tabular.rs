@@ -107,6 +107,7 @@ fn header_is_detected_or_columns_are_numbered() {
         &CsvOptions {
             header: Some(false),
             delimiter: b',',
+            ..CsvOptions::default()
         },
     );
     let forced = forced.unwrap();
@@ -128,6 +129,7 @@ fn semicolon_delimiter() {
         &CsvOptions {
             header: None,
             delimiter: b';',
+            ..CsvOptions::default()
         },
     )
     .unwrap();

@@ -35,8 +35,12 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     pipeline.check_data(&a.data, &a.model)?;
     super::read_progress::install(false);
     let streamed = match &pipeline {
-        Pipeline::Table { delimiter, header, .. } => {
-            let opts = super::stream_eval::csv_options(*delimiter, *header)?;
+        Pipeline::Table {
+            delimiter,
+            header,
+            preprocessor,
+        } => {
+            let opts = super::stream_eval::csv_options(*delimiter, *header, preprocessor)?;
             let mode = super::predict::stream_mode(a.stream, a.no_stream);
             match choose_stream(&a.data, mode, &opts)? {
                 Some(note) => {
@@ -58,7 +62,9 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         }
     };
     println!("{}", m.summary);
-    println!("{}", m.report.trim_end());
+    if !m.report.trim().is_empty() {
+        println!("{}", m.report.trim_end());
+    }
     if a.json {
         println!("{}", json!({"model": a.model, "data": a.data, "metrics": m.json}));
     }

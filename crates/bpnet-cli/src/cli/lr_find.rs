@@ -32,8 +32,10 @@ pub fn parse_lr(s: &str) -> std::result::Result<LrArg, String> {
         .map_err(|_| format!("'{s}' is neither a number nor 'auto'"))
 }
 
-/// Options of `bpnet lr-find`: those of `bpnet train` (data, network,
-/// optimizer, batch size, seed; `--lr` is ignored) and the range.
+/// Options of `bpnet lr-find`: those of `bpnet train` that describe the
+/// data, the network and its training (data, network, optimizer, batch
+/// size, seed; `--lr` is ignored; those that only a training run uses, such
+/// as `--out` or `--epochs`, are refused) and the range.
 #[derive(clap::Args, Debug)]
 pub struct LrFindArgs {
     #[command(flatten)]
@@ -54,6 +56,7 @@ pub struct LrFindArgs {
 
 /// Runs `bpnet lr-find`.
 pub fn run(a: &LrFindArgs) -> Result<()> {
+    a.train.refuse_training_only()?;
     let cfg = super::train::resolve(&a.train)?;
     let (png, svg, csv) = stem_paths(&a.figure);
     let mut plan = OutputPlan::new(false);

@@ -6,7 +6,8 @@ use bpnet::train::argmax;
 use bpnet::workflow::stream::choose_stream;
 use bpnet::workflow::{Pipeline, data_path, unlabelled};
 use bpnet::{Matrix, Result};
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 /// Options of `bpnet predict`.
 #[derive(clap::Args, Debug)]
@@ -61,7 +62,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         preprocessor,
     } = &pipeline
     {
-        let opts = super::stream_eval::csv_options(*delimiter, *header)?;
+        let opts = super::stream_eval::csv_options(*delimiter, *header, preprocessor)?;
         if let Some(note) = choose_stream(&a.data, stream_mode(a.stream, a.no_stream), &opts)? {
             eprintln!("{note}");
             return super::stream_eval::predict(a.output.as_deref(), &a.data, &opts, preprocessor, &file, &a.model);
@@ -72,45 +73,56 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     // as `bpnet eval` uses: equal to the eval-mode forward up to rounding;
     // an ensemble's members' probabilities (or values) averaged.
     let out = super::ensemble::net_of(&file, &a.model)?.forward(&x)?;
-    let csv = match &pipeline {
-        Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
-            let values = preprocessor.decode_targets(&out);
-            let mut s = preprocessor.target_columns().join(",") + "\n";
-            value_rows(&values, &mut s);
-            s
-        }
-        _ => class_csv(&out, &pipeline.class_names().unwrap_or_default()),
-    };
+    let (header, rows) = prediction_csv(&pipeline, &out);
     match &a.output {
         Some(p) if bpnet::data::Format::of(p) == bpnet::data::Format::Parquet => {
-            write_atomic(p, &parquet_bytes(&csv, &text_columns(&pipeline), p)?)?;
+            write_atomic(p, &parquet_bytes(&header, &rows, &text_columns(&pipeline), p)?)?;
             println!("wrote {} predictions to {}", out.rows(), p.display());
         }
         Some(p) => {
-            write_atomic(p, csv.as_bytes())?;
+            write_atomic(p, (header + &rows).as_bytes())?;
             println!("wrote {} predictions to {}", out.rows(), p.display());
         }
-        None => print!("{csv}"),
+        None => print!("{header}{rows}"),
     }
     Ok(())
 }
 
-/// The predictions as a Parquet file (`--output x.parquet`): the same
-/// columns as the CSV, numbers as `Float64`, class names as strings (see
-/// [`text_columns`]).
+/// The header line and the rows of the predictions `out` (the network's
+/// outputs) as CSV.
+fn prediction_csv(pipeline: &Pipeline, out: &Matrix<f32>) -> (String, String) {
+    let mut rows = String::new();
+    match pipeline {
+        Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
+            value_rows(&preprocessor.decode_targets(out), &mut rows);
+            (value_header(preprocessor.target_columns()), rows)
+        }
+        _ => {
+            let names = pipeline.class_names().unwrap_or_default();
+            class_rows(out, &names, &mut rows);
+            (class_header(&names), rows)
+        }
+    }
+}
+
+/// The predictions as a Parquet file (`--output x.parquet`): the columns
+/// of the CSV `header` and `rows`, numbers as `Float64`, class names as
+/// strings (see [`text_columns`]).
 #[cfg(feature = "columnar")]
-fn parquet_bytes(csv: &str, text: &[bool], path: &std::path::Path) -> Result<Vec<u8>> {
-    bpnet::data::table::predictions_to_parquet(csv, text, path)
+fn parquet_bytes(header: &str, rows: &str, text: &[bool], path: &Path) -> Result<Vec<u8>> {
+    let mut w = bpnet::data::table::PredictionParquet::new(Vec::new(), header, text, path)?;
+    w.write_rows(rows)?;
+    w.finish()
 }
 
 #[cfg(not(feature = "columnar"))]
-fn parquet_bytes(_csv: &str, _text: &[bool], path: &std::path::Path) -> Result<Vec<u8>> {
+fn parquet_bytes(_header: &str, _rows: &str, _text: &[bool], path: &Path) -> Result<Vec<u8>> {
     Err(no_parquet(path))
 }
 
 /// The error for a Parquet output from a build without it.
 #[cfg(not(feature = "columnar"))]
-pub fn no_parquet(path: &std::path::Path) -> bpnet::Error {
+pub fn no_parquet(path: &Path) -> bpnet::Error {
     bpnet::Error::config(
         "--output",
         format!(
@@ -140,35 +152,63 @@ pub fn class_text_columns(names: &[String]) -> Vec<bool> {
 }
 
 /// Predictions as an output kind: an existing file holds them when its
-/// header is the one this model writes (`prediction,...` for classes).
+/// header is the one this model writes (`prediction,...` for classes; the
+/// target columns for regression, as a CSV line or as Parquet column names).
 pub fn predictions_kind(pipeline: &Pipeline) -> Kind {
     match pipeline {
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
-            Kind::csv("predictions", &[&preprocessor.target_columns().join(",")])
+            let columns = preprocessor.target_columns();
+            let line = value_header(columns);
+            Kind::csv("predictions", &[line.trim_end_matches('\n'), &columns.join(",")])
         }
         _ => Kind::csv("predictions", &["prediction", "prediction,"]),
     }
 }
 
-/// `prediction,p_<class>...` rows: the class name and softmax probabilities
-/// (or the sigmoid probability for one-output models).
-fn class_csv(logits: &Matrix<f32>, names: &[String]) -> String {
-    let mut s = class_header(names);
-    class_rows(logits, names, &mut s);
-    s
+/// `field` as one CSV field, as the `csv` crate writes it (RFC 4180):
+/// quoted, with its quotes doubled, when it holds a comma, a quote or a
+/// line break.
+pub fn csv_field(field: &str) -> Cow<'_, str> {
+    if field.contains([',', '"', '\n', '\r']) {
+        Cow::Owned(format!("\"{}\"", field.replace('"', "\"\"")))
+    } else {
+        Cow::Borrowed(field)
+    }
 }
 
-/// The header line of [`class_csv`].
-pub fn class_header(names: &[String]) -> String {
-    let mut s = String::from("prediction");
-    for n in names {
-        s += &format!(",p_{n}");
-    }
+/// `fields` as one CSV line, with its newline (a lone empty field quoted,
+/// so that the line is not blank).
+pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut s = match fields {
+        [one] if one.as_ref().is_empty() => "\"\"".to_string(),
+        _ => fields
+            .iter()
+            .map(|f| csv_field(f.as_ref()))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
     s.push('\n');
     s
 }
 
-/// The rows of [`class_csv`] for `logits`, appended to `s`.
+/// The header line of regression predictions: the target columns.
+pub fn value_header(columns: &[String]) -> String {
+    csv_line(columns)
+}
+
+/// The header line of class predictions: `prediction,p_<class>...`.
+pub fn class_header(names: &[String]) -> String {
+    let probs = names.iter().map(|n| format!("p_{n}"));
+    csv_line(
+        &std::iter::once("prediction".to_string())
+            .chain(probs)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `prediction,p_<class>...` rows for `logits`, appended to `s`: the class
+/// name and softmax probabilities (or the sigmoid probability for
+/// one-output models).
 pub fn class_rows(logits: &Matrix<f32>, names: &[String], s: &mut String) {
     for r in 0..logits.rows() {
         let z = logits.row(r);
@@ -181,7 +221,7 @@ pub fn class_rows(logits: &Matrix<f32>, names: &[String], s: &mut String) {
             e.iter().map(|v| v / sum).collect()
         };
         let class = argmax(z);
-        *s += names.get(class).map_or(&class.to_string(), |n| n);
+        *s += &names.get(class).map_or(Cow::Owned(class.to_string()), |n| csv_field(n));
         for p in probs {
             *s += &format!(",{p:.6}");
         }
@@ -199,5 +239,22 @@ pub fn value_rows(values: &Matrix<f64>, s: &mut String) {
             .collect::<Vec<_>>()
             .join(",");
         s.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("setosa"), "setosa");
+        assert_eq!(csv_field("x,1"), "\"x,1\"");
+        assert_eq!(csv_field("z \"q\""), "\"z \"\"q\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_line(&["a", "b,c"]), "a,\"b,c\"\n");
+        assert_eq!(csv_line(&[""]), "\"\"\n");
+        assert_eq!(csv_line(&["", ""]), ",\n");
+        assert_eq!(class_header(&["x,1".into()]), "prediction,\"p_x,1\"\n");
     }
 }

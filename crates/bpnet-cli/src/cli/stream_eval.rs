@@ -3,7 +3,7 @@
 //! computed (to the temporary file that replaces `--output` at the end, or
 //! to stdout), byte for byte what the in-memory commands write.
 
-use super::predict::{class_header, class_rows, class_text_columns, value_rows};
+use super::predict::{class_header, class_rows, class_text_columns, value_header, value_rows};
 use bpnet::data::CsvOptions;
 use bpnet::data::preprocess::Preprocessor;
 use bpnet::data::table::{ChunkReader, Format};
@@ -15,12 +15,14 @@ use bpnet::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
-/// How the model's training file was read.
-pub fn csv_options(delimiter: char, header: bool) -> Result<CsvOptions> {
-    let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
+/// How the model's training file was read (its numeric columns held as
+/// the training file held them, so that a row's features depend on that
+/// row alone).
+pub fn csv_options(delimiter: char, header: bool, pre: &Preprocessor) -> Result<CsvOptions> {
     Ok(CsvOptions {
         header: Some(header),
-        delimiter,
+        delimiter: bpnet::data::delimiter_byte(delimiter)?,
+        shifts: pre.shifts(),
     })
 }
 
@@ -116,7 +118,7 @@ pub fn predict(
     let (header, text) = match names {
         Some(n) => (class_header(n), class_text_columns(n)),
         None => (
-            pre.target_columns().join(",") + "\n",
+            value_header(pre.target_columns()),
             vec![false; pre.target_columns().len()],
         ),
     };
@@ -125,9 +127,15 @@ pub fn predict(
         Some(p) => Sink::File(AtomicWriter::create(p)?),
         None => Sink::Stdout(std::io::stdout().lock()),
     };
-    sink.write_header(&header)?;
+    // The header waits for the first rows: the first chunk is read (and
+    // its columns checked) before then, so that a file the model cannot
+    // read leaves nothing on stdout.
+    let mut header = Some(header);
     let mut text = String::new();
     let rows = stream_outputs(&mut reader, pre, &net, &mut |out| {
+        if let Some(h) = header.take() {
+            sink.write_header(&h)?;
+        }
         text.clear();
         match names {
             Some(n) => class_rows(out, n, &mut text),
@@ -135,6 +143,9 @@ pub fn predict(
         }
         sink.write(&text)
     })?;
+    if let Some(h) = header {
+        sink.write_header(&h)?;
+    }
     sink.finish()?;
     if let Some(p) = output {
         println!("wrote {rows} predictions to {}", p.display());

@@ -260,8 +260,9 @@ fn val_pass(
 ) -> Result<impl FnMut(&Sequential<f32>) -> Result<(f64, f64)> + use<>> {
     // The training reader's settled header question, not the flag's.
     let opts = bpnet::data::CsvOptions {
+        shifts: Default::default(),
         header: Some(file.reader.has_header()),
-        delimiter: u8::try_from(cfg.delimiter).map_err(|_| Error::config("--delimiter", "not a single byte"))?,
+        delimiter: bpnet::data::delimiter_byte(cfg.delimiter)?,
     };
     let mut reader = ChunkReader::open(
         std::path::Path::new(&cfg.data),
@@ -306,8 +307,9 @@ fn test_metrics(
     let pre = &file.preprocessor;
     let m = if !cfg.test.is_empty() {
         let opts = bpnet::data::CsvOptions {
-            header: cfg.no_header.then_some(false),
-            delimiter: u8::try_from(cfg.delimiter).unwrap_or(b','),
+            header: cfg.header_option()?,
+            delimiter: bpnet::data::delimiter_byte(cfg.delimiter)?,
+            shifts: pre.shifts(),
         };
         let mut reader = ChunkReader::open(
             std::path::Path::new(&cfg.test),

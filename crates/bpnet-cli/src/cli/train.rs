@@ -33,6 +33,10 @@ pub struct TrainArgs {
     /// The CSV has no header row.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     no_header: Option<bool>,
+    /// The CSV's first line names the columns, even where it holds a number
+    /// (detected otherwise: a first line with a number is read as data).
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    header: Option<bool>,
     /// CSV field delimiter.
     #[arg(long)]
     delimiter: Option<char>,
@@ -188,6 +192,37 @@ pub struct TrainArgs {
     json: bool,
 }
 
+impl TrainArgs {
+    /// For `bpnet lr-find`, which trains no model to keep: the first
+    /// option given that only a training run uses, as an error (silently
+    /// ignored, `--out` would promise a model that is never written).
+    pub(super) fn refuse_training_only(&self) -> Result<()> {
+        let given = [
+            ("--out", self.out.is_some()),
+            ("--checkpoint-every", self.checkpoint_every.is_some()),
+            ("--checkpoint-steps", self.checkpoint_steps.is_some()),
+            ("--resume", self.resume.is_some()),
+            ("--ensemble", self.ensemble.is_some()),
+            ("--cv", self.cv.is_some()),
+            ("--diagnostics", self.diagnostics.is_some()),
+            ("--plot", self.plot.is_some()),
+            ("--stream", self.stream == Some(true)),
+            ("--epochs", self.epochs.is_some()),
+            ("--steps", self.steps.is_some()),
+            ("--patience", self.patience.is_some()),
+            ("--json", self.json),
+            ("--print-config", self.print_config),
+        ];
+        match given.iter().find(|(_, on)| *on) {
+            Some((name, _)) => Err(Error::config(
+                *name,
+                "has no effect with bpnet lr-find, which trains no model to keep (its run is --iterations batches; it writes the --figure files)",
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The resolved configuration: defaults, then the config file, then flags.
 pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
     let mut cfg = match (&a.resume, &a.config) {
@@ -203,6 +238,7 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             target,
             task,
             no_header,
+            header,
             delimiter,
             impute,
             scaling,

@@ -1,8 +1,11 @@
 //! Drawing a [`Figure`] on any plotters backend (bitmap or SVG).
 
+use super::axis::{axis_range, ticks};
 use super::clip::clip_to_band;
 use super::{Figure, Legend, LineStyle, Panel, Series, Ticks};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
@@ -78,15 +81,12 @@ fn prepare(p: &Panel) -> Prepared<'_> {
         .collect();
     let finite = || moved.iter().flatten().filter(|(x, y)| x.is_finite() && y.is_finite());
     let x = padded(finite().map(|q| q.0), 0.0);
-    let y = match p.y_range {
-        Some((lo, hi)) => (ty(lo), ty(hi)),
-        None => padded(finite().map(|q| q.1), 0.05),
+    let fixed = p.y_range.map(|(lo, hi)| (ty(lo), ty(hi)));
+    let y = match fixed {
+        Some((lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => (lo, hi),
+        _ => padded(finite().map(|q| q.1), 0.05),
     };
-    let y = if y.0.is_finite() && y.1.is_finite() && y.0 < y.1 {
-        y
-    } else {
-        (0.0, 1.0)
-    };
+    let (x, y) = (axis_range(x.0, x.1), axis_range(y.0, y.1));
     let lines = p
         .series
         .iter()
@@ -97,7 +97,8 @@ fn prepare(p: &Panel) -> Prepared<'_> {
 }
 
 /// The extent of `values`, widened by `pad` of its length on each side
-/// (by 1 when all values are equal; `(0, 1)` when there are none).
+/// (by 1 when all values are equal; `(0, 1)` when there are none), never
+/// beyond the finite numbers.
 fn padded(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
@@ -106,8 +107,9 @@ fn padded(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
         return (lo - 1.0, hi + 1.0);
     }
-    let d = (hi - lo) * pad;
-    (lo - d, hi + d)
+    // Halves first: `hi - lo` overflows when the ends are huge and apart.
+    let d = (hi / 2.0 - lo / 2.0) * (2.0 * pad);
+    ((lo - d).max(-f64::MAX), (hi + d).min(f64::MAX))
 }
 
 fn style_of(series: &Series) -> ShapeStyle {
@@ -194,7 +196,7 @@ fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
         .margin(16)
         .x_label_area_size(56)
         .y_label_area_size(84)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .build_cartesian_2d(with_ticks(x0, x1), with_ticks(y0, y1))
         .map_err(msg)?;
     let xf = |v: &f64| tick_label(p.x_ticks, *v, false);
     let yf = |v: &f64| tick_label(p.y_ticks, *v, p.log_y);
@@ -206,8 +208,6 @@ fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
         .axis_desc_style(("sans-serif", 17))
         .x_label_formatter(&xf)
         .y_label_formatter(&yf)
-        .x_labels(8)
-        .y_labels(8)
         .bold_line_style(RGBColor(214, 214, 214))
         .light_line_style(RGBColor(240, 240, 240))
         .draw()
@@ -256,6 +256,49 @@ fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
     Ok(())
 }
 
+/// Labelled ticks per axis, and lighter grid lines.
+const TICKS: usize = 8;
+const LIGHT_TICKS: usize = 80;
+
+/// An `f64` axis with ticks of our own: plotters' tick search can loop
+/// forever on huge spans.
+struct Ticked {
+    coord: RangedCoordf64,
+    bold: Vec<f64>,
+    light: Vec<f64>,
+}
+
+/// The axis from `lo` to `hi` (a range from [`prepare`]).
+fn with_ticks(lo: f64, hi: f64) -> Ticked {
+    Ticked {
+        coord: (lo..hi).into(),
+        bold: ticks((lo, hi), TICKS),
+        light: ticks((lo, hi), LIGHT_TICKS),
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.coord.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let all = if hint.weight().allow_light_points() {
+            &self.light
+        } else {
+            &self.bold
+        };
+        all.iter().take(hint.max_num_points()).copied().collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.coord.range()
+    }
+}
+
 fn legend_position(l: Legend) -> Option<SeriesLabelPosition> {
     match l {
         Legend::UpperLeft => Some(SeriesLabelPosition::UpperLeft),
@@ -271,6 +314,9 @@ fn tick_label(ticks: Ticks, v: f64, log: bool) -> String {
     let v = if log { 10f64.powf(v) } else { v };
     if log {
         return format!("{v:.0e}");
+    }
+    if v.abs() >= 1e9 {
+        return format!("{v:.2e}");
     }
     match ticks {
         Ticks::Plain => trim(format!("{v:.4}")),
@@ -304,6 +350,8 @@ mod tests {
         assert_eq!(tick_label(Ticks::Plain, 0.25, false), "0.25");
         assert_eq!(tick_label(Ticks::Plain, -0.00001, false), "0");
         assert_eq!(tick_label(Ticks::Plain, -3.0, true), "1e-3");
+        assert_eq!(tick_label(Ticks::Plain, 1.7e308, false), "1.70e308");
+        assert_eq!(tick_label(Ticks::Thousands, -2.5e12, false), "-2.50e12");
     }
 
     #[test]
@@ -311,5 +359,56 @@ mod tests {
         assert_eq!(padded([1.0, 3.0].into_iter(), 0.5), (0.0, 4.0));
         assert_eq!(padded([2.0].into_iter(), 0.1), (1.0, 3.0));
         assert_eq!(padded(std::iter::empty(), 0.1), (0.0, 1.0));
+        assert_eq!(padded([-f64::MAX, f64::MAX].into_iter(), 0.05), (-f64::MAX, f64::MAX));
+        assert_eq!(padded([-f64::MAX, f64::MAX].into_iter(), 0.0), (-f64::MAX, f64::MAX));
+    }
+
+    /// Panels whose data would make plotters' own tick search spin forever
+    /// or its range checks panic.
+    fn awkward_panels() -> Vec<Panel> {
+        let data: [&[(f64, f64)]; 7] = [
+            &[(1.0, 1.0), (2.0, 1.7e308)],
+            &[(1.0, -f64::MAX), (2.0, f64::MAX), (3.0, f64::NAN), (4.0, f64::INFINITY)],
+            &[(-f64::MAX, 1.0), (f64::MAX, 2.0), (f64::NEG_INFINITY, 3.0)],
+            &[(1.0, 5.0), (2.0, 5.0)],
+            &[(1.0, 1e-300), (2.0, 2e-300), (3.0, f64::NAN)],
+            &[(0.0, 0.0), (1e-300, 1e-300)],
+            &[(f64::NAN, f64::NAN), (f64::INFINITY, f64::NEG_INFINITY)],
+        ];
+        let mut panels: Vec<Panel> = data
+            .iter()
+            .map(|pts| {
+                let mut p = Panel::new("awkward", "x", "y");
+                p.series.push(Series::new("line", super::super::THIRD, pts.to_vec()));
+                p
+            })
+            .collect();
+        let mut fixed = panels[0].clone();
+        fixed.y_range = Some((0.0, f64::INFINITY));
+        let mut log = panels[1].clone();
+        log.log_y = true;
+        panels.extend([fixed, log]);
+        panels
+    }
+
+    #[test]
+    fn prepared_ranges_are_drawable() {
+        for p in awkward_panels() {
+            let (_, x, y) = prepare(&p);
+            for r in [x, y] {
+                assert_eq!(axis_range(r.0, r.1), r, "{:?}", p.series[0].points);
+                assert!(!ticks(r, TICKS).is_empty(), "{r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_tiny_and_non_finite_values_are_drawn() {
+        for p in awkward_panels() {
+            let fig = Figure::new("awkward", vec![p]);
+            let mut svg = String::new();
+            render_svg(&fig, &mut svg).unwrap();
+            assert!(svg.contains("</svg>"));
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! # Ok::<(), bpnet::Error>(())
 //! ```
 
+mod axis;
 mod chart;
 mod clip;
 mod encode;

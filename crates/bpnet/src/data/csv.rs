@@ -20,8 +20,9 @@ use super::names::{ColumnIndex, first_duplicate, probe};
 use crate::error::{Error, Result};
 
 /// Cell texts that mean "no value", compared case-insensitively after
-/// trimming: the empty cell, `NA`, `N/A`, `NaN`, `null` and `?`.
-pub const MISSING_TOKENS: [&str; 6] = ["", "na", "n/a", "nan", "null", "?"];
+/// trimming: the empty cell, `NA`, `N/A`, `NaN` (signed too: `-nan`,
+/// `+NaN`), `null` and `?`.
+pub const MISSING_TOKENS: [&str; 8] = ["", "na", "n/a", "nan", "-nan", "+nan", "null", "?"];
 
 /// True when `cell` is one of the [`MISSING_TOKENS`].
 pub fn is_missing(cell: &str) -> bool {
@@ -35,23 +36,68 @@ pub fn is_number(cell: &str) -> bool {
     !is_missing(cell) && cell.trim().parse::<f64>().is_ok()
 }
 
+/// The byte of a `--delimiter` character: an ASCII character (one byte of
+/// UTF-8; `§` or `é`, though below U+0100, are two bytes in a UTF-8 file).
+pub fn delimiter_byte(c: char) -> Result<u8> {
+    match u8::try_from(c) {
+        Ok(b) if c.is_ascii() => Ok(b),
+        _ => Err(Error::config(
+            "--delimiter",
+            format!("'{c}' is not an ASCII character (a field delimiter is one byte: ',', ';', a tab, '|')"),
+        )),
+    }
+}
+
 /// How to read a CSV file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CsvOptions {
     /// `Some(true)`: the first row names the columns; `Some(false)`: it is
     /// data; `None`: detect it (see [`read_csv`]).
     pub header: Option<bool>,
     /// Field delimiter, e.g. `b','`, `b';'` or `b'\t'`.
     pub delimiter: u8,
+    /// Shifts of numeric columns given in advance (see [`Shifts`]).
+    pub shifts: Shifts,
 }
 
 impl Default for CsvOptions {
-    /// Header detected, comma-separated.
+    /// Header detected, comma-separated, shifts from each file's sample.
     fn default() -> Self {
         CsvOptions {
             header: None,
             delimiter: b',',
+            shifts: Shifts::default(),
         }
+    }
+}
+
+/// Shifts of numeric columns by column name, given in advance. A typed
+/// table stores a numeric cell as `f32` offset from its column's shift
+/// (`crate::data::table`), which is otherwise chosen from the file's first
+/// rows: then a cell's stored value, and so a prediction, would depend on
+/// the other rows of the file (a 2-row file whose second row holds 1e12
+/// shifted the first row's 0.2 by about 2,000). A file read against a
+/// model takes its shifts from the model's preprocessing
+/// ([`crate::data::Preprocessor::shifts`]), so that each row's values
+/// depend on that row alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shifts(Option<std::sync::Arc<std::collections::HashMap<String, Option<f64>>>>);
+
+impl Shifts {
+    /// Shifts for the named columns (`None`: read the column as text).
+    pub fn of(named: impl IntoIterator<Item = (String, Option<f64>)>) -> Self {
+        Shifts(Some(std::sync::Arc::new(named.into_iter().collect())))
+    }
+
+    /// What is given for column `name`: `Some(Some(shift))`, `Some(None)`
+    /// for text, `None` when nothing is (the sample decides).
+    pub fn get(&self, name: &str) -> Option<Option<f64>> {
+        self.0.as_ref().and_then(|m| m.get(name).copied())
+    }
+
+    /// Whether any shift is given.
+    pub fn is_some(&self) -> bool {
+        self.0.is_some()
     }
 }
 
@@ -131,8 +177,31 @@ impl RawTable {
 
 /// `'a', 'b', 'c'`.
 pub(crate) fn quoted_list(names: &[String]) -> String {
-    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+    const SHOWN: usize = 20;
+    let mut list = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("'{}'", short_cell(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        list += &format!(", ... ({} in all)", names.len());
+    }
+    list
 }
+
+/// `text` as an error message shows it: at most [`SHORT_CELL`] characters,
+/// a longer text cut with its length in bytes (a 1 MB cell would otherwise
+/// make a 1 MB line).
+pub fn short_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(SHORT_CELL) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}... ({} bytes)", &text[..cut], text.len())),
+    }
+}
+
+/// Characters of a cell an error message shows ([`short_cell`]).
+pub const SHORT_CELL: usize = 60;
 
 /// A column chosen by name or by 0-based index. Parsed from text: all digits
 /// means an index, anything else a name.

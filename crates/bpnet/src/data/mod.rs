@@ -13,7 +13,7 @@ pub mod split;
 pub mod table;
 
 pub use batches::Batches;
-pub use csv::{ColumnRef, CsvOptions, RawTable, parse_csv, read_csv};
+pub use csv::{ColumnRef, CsvOptions, RawTable, Shifts, delimiter_byte, parse_csv, read_csv};
 pub use mnist::{bundled_mnist_dir, load_mnist};
 pub use names::ColumnIndex;
 pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};

@@ -88,6 +88,36 @@ pub struct Preprocessor {
     target_columns: Vec<String>,
     target_indices: Vec<usize>,
     target: TargetMap,
+    /// How the training file held each numeric feature's column, by name
+    /// (files read against this preprocessing hold it alike: see
+    /// [`crate::data::Shifts`]); empty in files of earlier versions.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    read_as: std::collections::BTreeMap<String, ReadAs>,
+}
+
+/// How a typed table held a numeric feature's column.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadAs {
+    /// Numbers as `f32` offsets from this shift.
+    Shift(f64),
+    /// Text, each cell parsed when encoded.
+    Text,
+}
+
+/// How `table` holds the column of each numeric feature of `features`.
+fn read_as(table: &Table, features: &[Feature]) -> std::collections::BTreeMap<String, ReadAs> {
+    features
+        .iter()
+        .filter(|f| matches!(f.kind, FeatureKind::Numeric { .. }))
+        .map(|f| {
+            let read = match &table.cols[f.index] {
+                crate::data::table::Column::Num { shift, .. } => ReadAs::Shift(*shift),
+                crate::data::table::Column::Text { .. } => ReadAs::Text,
+            };
+            (f.name.clone(), read)
+        })
+        .collect()
 }
 
 impl Preprocessor {
@@ -157,6 +187,7 @@ impl Preprocessor {
                 table.column_list()
             )));
         }
+        let read_as = read_as(table, &features);
         let pre = Preprocessor {
             task,
             scaling: spec.scaling,
@@ -167,6 +198,7 @@ impl Preprocessor {
             target_columns: targets.iter().map(|&c| table.columns[c].clone()).collect(),
             target_indices: targets,
             target,
+            read_as,
         };
         Ok((pre, notes))
     }
@@ -327,6 +359,27 @@ impl Preprocessor {
             let features = self.features.iter().map(|f| f.name.clone());
             features.chain(self.target_columns.iter().cloned()).collect()
         })
+    }
+
+    /// The shifts a file read against this preprocessing takes
+    /// ([`crate::data::Shifts`]): each numeric feature's column as the
+    /// training file held it (its shift, or as text), so that a row of the
+    /// training file read again gives the same features, bit for bit; for
+    /// a file of an earlier version, the centre rounded to an integer (the
+    /// mean, median or minimum it is scaled from), so that a stored value's
+    /// error after scaling stays at `f32` rounding of the scaled value.
+    pub fn shifts(&self) -> crate::data::Shifts {
+        crate::data::Shifts::of(self.features.iter().filter_map(|f| match &f.kind {
+            FeatureKind::Numeric { center, .. } => {
+                let read = match self.read_as.get(&f.name) {
+                    Some(ReadAs::Shift(s)) => Some(*s),
+                    Some(ReadAs::Text) => None,
+                    None => Some(center.round()),
+                };
+                Some((f.name.clone(), read))
+            }
+            FeatureKind::Categorical { .. } => None,
+        }))
     }
 
     /// Names of the target column(s).

@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 /// about `fraction * n` rows held out.
 ///
 /// With `strata` (one string per row, e.g. the raw target cells), each
-/// stratum is split on its own: it holds out `round(fraction * size)` rows,
-/// at least one and at most `size - 1` when it has two rows or more, none when
-/// it has one. Without, the rows are shuffled and `round(fraction * n)` held
+/// stratum is split on its own, its share of the `round(fraction * n)` rows
+/// held out in proportion to its size ([`quotas`]: largest remainder, never
+/// every row of a stratum, so a one-row stratum stays kept). Without, the rows are shuffled and `round(fraction * n)` held
 /// out. The same `seed` gives the same split.
 ///
 /// Errors: `fraction` outside `(0, 1)`, a `strata` of the wrong length, or a
@@ -134,6 +134,45 @@ fn check_fraction(fraction: f64) -> Result<()> {
     Ok(())
 }
 
+/// Rows each stratum of `sizes` holds out: `round(fraction * n)` in all
+/// (at least 1 and at most `n - 1` when `n >= 2`), shared out in proportion
+/// to the sizes by largest remainder (each stratum the floor of its quota
+/// `fraction * size`, then one more each to the largest remainders, the
+/// earlier stratum first on a tie), and never every row of a stratum. So
+/// the fraction held out is the one asked whatever the number of classes
+/// (holding out at least one row of every class put a third of the rows of
+/// 20 classes of 3 rows into a 10% validation split).
+fn quotas(sizes: &[usize], fraction: f64) -> Vec<usize> {
+    let n: usize = sizes.iter().sum();
+    let total = match n {
+        0 | 1 => 0,
+        n => ((fraction * n as f64).round() as usize).clamp(1, n - 1),
+    };
+    let cap = |s: usize| s.saturating_sub(1);
+    let mut take: Vec<usize> = sizes
+        .iter()
+        .map(|&s| ((fraction * s as f64) as usize).min(cap(s)))
+        .collect();
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    let remainder = |i: usize| fraction * sizes[i] as f64 - (fraction * sizes[i] as f64).floor();
+    order.sort_by(|&a, &b| remainder(b).total_cmp(&remainder(a)).then(a.cmp(&b)));
+    let mut left = total.saturating_sub(take.iter().sum());
+    // Round after round over the strata with room, largest remainder first.
+    while left > 0 {
+        let before = left;
+        for &i in &order {
+            if left > 0 && take[i] < cap(sizes[i]) {
+                take[i] += 1;
+                left -= 1;
+            }
+        }
+        if left == before {
+            break; // no stratum has room
+        }
+    }
+    take
+}
+
 /// Splits rows `0..n`: each of `groups` (rows ascending) on its own, in
 /// order, or without groups all rows at once.
 fn split_groups<I: Row>(
@@ -147,13 +186,9 @@ fn split_groups<I: Row>(
     let (mut kept, mut held) = (0usize, Vec::<usize>::new());
     match groups {
         Some(mut groups) => {
-            for rows in &mut groups {
+            let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+            for (rows, take) in groups.iter_mut().zip(quotas(&sizes, fraction)) {
                 let size = rows.len();
-                let take = if size < 2 {
-                    0
-                } else {
-                    ((fraction * size as f64).round() as usize).clamp(1, size - 1)
-                };
                 rows.shuffle(&mut rng);
                 held.extend(rows[..take].iter().map(|r| r.at()));
                 kept += size - take;
@@ -169,11 +204,14 @@ fn split_groups<I: Row>(
         }
     }
     if kept == 0 || held.is_empty() {
+        let why = match held.is_empty() && n >= 2 {
+            true => " (every class has one row, which stays on the kept side)",
+            false => "",
+        };
         return Err(Error::config(
             "split fraction",
             format!(
-                "holding out {fraction} of {n} rows leaves {} kept and {} held out; both need at least one",
-                kept,
+                "holding out {fraction} of {n} rows leaves {kept} kept and {} held out{why}; both sides need at least one row",
                 held.len()
             ),
         ));
@@ -192,6 +230,31 @@ fn split_groups<I: Row>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The held-out rows total `round(fraction * n)` whatever the number of
+    /// strata, shared by largest remainder, never a whole stratum.
+    #[test]
+    fn quotas_hold_out_the_fraction_asked_in_proportion() {
+        assert_eq!(quotas(&[50, 50, 50], 0.1), vec![5, 5, 5]);
+        // 20 classes of 3 rows at 10%: 6 rows, not one of each (20).
+        let twenty = quotas(&[3; 20], 0.1);
+        assert_eq!(
+            (twenty.iter().sum::<usize>(), twenty.iter().filter(|&&t| t == 1).count()),
+            (6, 6)
+        );
+        // Quotas 3.5 and 1.5: floors 3 and 1, the last row to the first on the tie.
+        assert_eq!(quotas(&[7, 3], 0.5), vec![4, 1]);
+        // 0.9 of 4 rows is 4 (at most 3), but each class of 2 keeps one.
+        assert_eq!(quotas(&[2, 2], 0.9), vec![1, 1]);
+        // Classes of one row stay kept: nothing can be held out.
+        assert_eq!(quotas(&[1, 1], 0.5), vec![0, 0]);
+        assert_eq!(quotas(&[1, 4], 0.2), vec![0, 1]);
+        assert_eq!(quotas(&[], 0.2), Vec::<usize>::new());
+        // Small fractions still hold out one row.
+        assert_eq!(quotas(&[10, 10], 0.01), vec![1, 0]);
+        let err = split_ranked(&[0, 1], 0.5, 0).unwrap_err().to_string();
+        assert!(err.contains("every class has one row"), "{err}");
+    }
 
     /// Grouping by counting splits exactly as grouping in a map: for one,
     /// 33 and prime row counts, ranks with gaps, one-row strata, and

@@ -17,6 +17,10 @@ pub struct TrainConfig {
     pub task: String,
     /// The CSV has no header row.
     pub no_header: bool,
+    /// The CSV's first line names the columns, whatever it holds (without
+    /// this or `no_header` it is detected: a first line holding a number is
+    /// read as data).
+    pub header: bool,
     /// CSV field delimiter.
     pub delimiter: char,
     /// Fill missing numeric cells: `none`, `mean` or `median`.
@@ -105,6 +109,22 @@ pub struct TrainConfig {
     pub shuffle_buffer: usize,
 }
 
+impl TrainConfig {
+    /// The CSV header setting: `Some(true)` with `header`, `Some(false)`
+    /// with `no_header`, `None` (detect it) with neither; both are an error.
+    pub fn header_option(&self) -> crate::Result<Option<bool>> {
+        match (self.header, self.no_header) {
+            (true, true) => Err(crate::Error::config(
+                "--header",
+                "contradicts --no-header (give one: the first line names the columns, or it is data)",
+            )),
+            (true, false) => Ok(Some(true)),
+            (false, true) => Ok(Some(false)),
+            (false, false) => Ok(None),
+        }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -112,6 +132,7 @@ impl Default for TrainConfig {
             target: Vec::new(),
             task: "auto".into(),
             no_header: false,
+            header: false,
             delimiter: ',',
             impute: "none".into(),
             scaling: "auto".into(),

@@ -82,10 +82,39 @@ impl CvReport {
     }
 }
 
+/// Every class needs a row in each of `k` folds: a class of fewer rows is
+/// missing from the training rows of the fold that holds it out, which then
+/// cannot score it.
+fn check_class_sizes<S: AsRef<str>>(strata: &[S], k: usize) -> Result<()> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for s in strata {
+        *counts.entry(s.as_ref()).or_default() += 1;
+    }
+    match counts.iter().filter(|(_, n)| **n < k).min_by_key(|(_, n)| **n) {
+        Some((class, n)) => {
+            let class = crate::data::csv::short_cell(class);
+            let fix = match n {
+                1 => "a class of one row cannot be in every fold: remove the row or merge the class".to_string(),
+                n => format!("give --cv {n} or fewer"),
+            };
+            Err(Error::config(
+                "--cv",
+                format!(
+                    "{k} folds, but class '{class}' has {n} training row(s) (each class needs one in every fold): {fix}"
+                ),
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
 /// The `k` folds of the training rows of `src` (seeded by `seed`),
 /// stratified by the first target column for classification.
 pub fn table_folds(src: &TableSource, k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
     let strata = src.strata(&src.rows);
+    if let Some(s) = &strata {
+        check_class_sizes(s, k)?;
+    }
     let folds = kfold(src.rows.len(), strata.as_deref(), k, seed ^ FOLD_SEED)?;
     Ok(folds
         .into_iter()

@@ -213,15 +213,11 @@ fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
 }
 
 pub(super) fn csv_options(cfg: &TrainConfig) -> Result<CsvOptions> {
-    let delimiter = u8::try_from(cfg.delimiter).map_err(|_| {
-        Error::config(
-            "delimiter",
-            format!("'{}' is not a single-byte character", cfg.delimiter),
-        )
-    })?;
+    let delimiter = crate::data::delimiter_byte(cfg.delimiter)?;
     Ok(CsvOptions {
-        header: cfg.no_header.then_some(false),
+        header: cfg.header_option()?,
         delimiter,
+        shifts: Default::default(),
     })
 }
 
@@ -335,12 +331,13 @@ fn all_rows(table: &Table) -> Vec<usize> {
 
 /// Reads a CSV the way the training file was read.
 fn read_model_table(data: &str, delimiter: char, header: bool, pre: &Preprocessor) -> Result<Table> {
-    let delimiter = u8::try_from(delimiter).map_err(|_| Error::config("delimiter", "not a single byte"))?;
+    let delimiter = crate::data::delimiter_byte(delimiter)?;
     read_data(
         Path::new(data),
         &CsvOptions {
             header: Some(header),
             delimiter,
+            shifts: pre.shifts(),
         },
         pre.needed_columns().as_deref(),
     )

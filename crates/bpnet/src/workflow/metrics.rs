@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 pub struct TestMetrics {
     /// One line, e.g. `accuracy 97.12%, macro F1 0.9705, loss 0.0912 (10000 rows)`.
     pub summary: String,
-    /// Per-class report or regression metrics, as text.
+    /// Per-class report, as text; empty for regression, whose summary
+    /// holds every metric.
     pub report: String,
     /// Everything as JSON.
     pub json: Value,
@@ -182,8 +183,8 @@ pub(crate) fn regression_metrics(m: RegressionMetrics, loss: f64, rows: usize) -
         m.rmse, m.mae, m.r2, m.mse
     );
     TestMetrics {
-        report: summary.clone(),
         summary,
+        report: String::new(),
         json: json!({"rows": rows, "mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "loss": loss}),
     }
 }

@@ -7,12 +7,12 @@ use super::config::TrainConfig;
 use super::data::{
     Pipeline, Prepared, check_fraction, csv_options, dataset, is_image_source, preprocess_spec, table_dataset,
 };
-use crate::data::Dataset;
 use crate::data::csv::ColumnRef;
 use crate::data::preprocess::Targets;
 use crate::data::preprocess::{PreprocessSpec, Preprocessor, Task, detect_task};
 use crate::data::split::{split_ranked, split_with};
 use crate::data::table::{CellGroups, Table, read_data};
+use crate::data::{CsvOptions, Dataset};
 use crate::tensor::Matrix;
 use crate::{Error, Result};
 use std::path::Path;
@@ -29,6 +29,8 @@ pub struct TableSource {
     pub rows: Vec<usize>,
     /// Rows held out by `--test-split`.
     pub test_rows: Vec<usize>,
+    /// Notes on how the file was read (printed before training).
+    pub notes: Vec<String>,
 }
 
 impl TableSource {
@@ -48,6 +50,28 @@ impl TableSource {
     }
 }
 
+/// A note when header detection read the first line of `table` as data
+/// although it holds text (a header that names a column `2020` looks like
+/// data): `--header` says otherwise.
+fn first_line_note(table: &Table) -> Option<String> {
+    if table.has_header || table.is_empty() {
+        return None;
+    }
+    let cells: Vec<String> = (0..table.n_cols())
+        .map(|c| table.cell_text(0, c).into_owned())
+        .collect();
+    let text = cells
+        .iter()
+        .any(|c| !crate::data::csv::is_number(c) && !crate::data::csv::is_missing(c));
+    text.then(|| {
+        format!(
+            "note: the first line of {} ({}) was read as data, since it holds a number; give --header if it names the columns (--no-header to say it is data)",
+            table.path.display(),
+            cells.join(",")
+        )
+    })
+}
+
 /// Reads the CSV named by `cfg` and splits off its test rows.
 pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
     if is_image_source(&cfg.data) {
@@ -59,6 +83,7 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
     check_fraction("test-split", cfg.test_split)?;
     let opts = csv_options(cfg)?;
     let table = read_data(Path::new(&cfg.data), &opts, None)?;
+    let header_note = (opts.header.is_none()).then(|| first_line_note(&table)).flatten();
     let spec = preprocess_spec(cfg)?;
     let mut rows: Vec<usize> = (0..table.len()).collect();
     if cfg.limit > 0 {
@@ -68,7 +93,13 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
     // column); regression splits are plain random.
     let target_cols = match spec.targets.is_empty() {
         true => vec![table.n_cols().saturating_sub(1)],
-        false => ColumnRef::resolve_all(&spec.targets, &table)?,
+        false => ColumnRef::resolve_all(&spec.targets, &table).map_err(|e| match &header_note {
+            Some(_) => Error::config(
+                "--target",
+                format!("{e} (the first line was read as data: give --header if it names the columns)"),
+            ),
+            None => e,
+        })?,
     };
     let task = match spec.task {
         Some(t) => t,
@@ -81,6 +112,7 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
         target_cols,
         rows,
         test_rows: Vec::new(),
+        notes: header_note.into_iter().collect(),
     };
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
         (src.rows, src.test_rows) = src.split_rows(&src.rows, cfg.test_split, cfg.seed ^ 0x7E57)?;
@@ -126,7 +158,8 @@ pub fn prepare_rows(
 ) -> Result<Prepared> {
     let (rows, val_rows) = split_validation(cfg, src, rows)?;
     let table = &src.table;
-    let (pre, notes) = Preprocessor::fit(table, &rows, &src.spec)?;
+    let (pre, mut notes) = Preprocessor::fit(table, &rows, &src.spec)?;
+    notes.splice(0..0, src.notes.iter().cloned());
     let train = table_dataset(&pre, table, &rows)?;
     let val = (!val_rows.is_empty())
         .then(|| table_dataset(&pre, table, &val_rows))
@@ -151,7 +184,8 @@ pub fn prepare_all(cfg: &TrainConfig, mut src: TableSource) -> Result<Prepared> 
     let all = std::mem::take(&mut src.rows);
     let (rows, val_rows) = split_validation(cfg, &src, &all)?;
     drop(all);
-    let (pre, notes) = Preprocessor::fit(&src.table, &rows, &src.spec)?;
+    let (pre, mut notes) = Preprocessor::fit(&src.table, &rows, &src.spec)?;
+    notes.splice(0..0, std::mem::take(&mut src.notes));
     let header = src.table.has_header;
     let mut sets = pre.take_sets(&mut src.table, &[&rows, &val_rows, &src.test_rows])?;
     let into = |s: Option<(Matrix<f32>, Targets)>, keep: bool| -> Result<Option<Dataset>> {
@@ -179,11 +213,11 @@ fn split_validation(cfg: &TrainConfig, src: &TableSource, rows: &[usize]) -> Res
 
 /// The `--test` file as a dataset, read with the fitted preprocessing.
 fn test_file(cfg: &TrainConfig, pre: &Preprocessor) -> Result<Dataset> {
-    let t = read_data(
-        Path::new(&cfg.test),
-        &csv_options(cfg)?,
-        pre.needed_columns().as_deref(),
-    )?;
+    let opts = CsvOptions {
+        shifts: pre.shifts(),
+        ..csv_options(cfg)?
+    };
+    let t = read_data(Path::new(&cfg.test), &opts, pre.needed_columns().as_deref())?;
     let all: Vec<usize> = (0..t.len()).collect();
     table_dataset(pre, &t, &all)
 }

@@ -178,10 +178,15 @@ pub(crate) fn parse_number(cell: &str) -> std::result::Result<Option<f64>, Strin
         return Ok(None);
     }
     match cell.parse::<f64>() {
-        Ok(v) if v.is_infinite() => Err(format!("infinite value '{cell}'")),
-        Ok(v) if v.abs() > ABSURD => Err(format!("value {cell} is beyond ±1e30")),
+        // Every spelling of NaN is a missing value (the tokens list the usual ones).
+        Ok(v) if v.is_nan() => Ok(None),
+        Ok(v) if v.is_infinite() => Err(format!("infinite value '{}'", crate::data::csv::short_cell(cell))),
+        Ok(v) if v.abs() > ABSURD => Err(format!("value {} is beyond ±1e30", crate::data::csv::short_cell(cell))),
         Ok(v) => Ok(Some(v)),
-        Err(_) => Err(format!("'{cell}' is not a number (the column is numeric)")),
+        Err(_) => Err(format!(
+            "'{}' is not a number (the column is numeric)",
+            crate::data::csv::short_cell(cell)
+        )),
     }
 }
 

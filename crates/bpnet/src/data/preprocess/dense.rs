@@ -242,6 +242,8 @@ impl Preprocessor {
             target_columns: y.columns.clone(),
             target_indices: (n..n + y.n_cols()).collect(),
             target,
+            // Unknown: files read against it take each centre (see `shifts`).
+            read_as: Default::default(),
         };
         Ok((pre, notes))
     }

@@ -192,7 +192,10 @@ impl<'a> Encoder<'a> {
                         return Err(table.cell_error(
                             r,
                             c,
-                            format!("category '{cell}' was not seen in training (known: {known})"),
+                            format!(
+                                "category '{}' was not seen in training (known: {known})",
+                                crate::data::csv::short_cell(&cell)
+                            ),
                         ));
                     }
                 }

@@ -243,6 +243,8 @@ impl StreamFit {
             target_columns: targets.iter().map(|&c| s.head.columns[c].clone()).collect(),
             target_indices: targets,
             target,
+            // Unknown: files read against it take each centre (see `shifts`).
+            read_as: Default::default(),
         };
         Ok((pre, notes))
     }

@@ -147,7 +147,10 @@ impl TargetMap {
                         table.cell_error(
                             r,
                             c,
-                            format!("class '{cell}' was not seen in training (classes: {known})"),
+                            format!(
+                                "class '{}' was not seen in training (classes: {known})",
+                                crate::data::csv::short_cell(&cell)
+                            ),
                         )
                     })?);
                 }

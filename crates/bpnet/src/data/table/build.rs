@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::scan::{BOM, Scanner, Step, fast_number, text};
 use super::{ABSURD, Column, FEW_VALUES};
-use crate::data::csv::is_missing;
+use crate::data::csv::{Shifts, is_missing};
 
 /// `Some(None)` for a missing token, `Some(Some(v))` for a number that is
 /// finite, not NaN and at most 1e30 in magnitude; `None` for anything else.
@@ -39,6 +39,35 @@ pub(crate) fn sample_kind<'a>(cells: impl Iterator<Item = &'a str>) -> Option<f6
         }
     }
     shift_of_sample(sum, n, distinct.len())
+}
+
+/// The plan of a column from its sample cells: text, or numbers as offsets
+/// from a shift ([`column_shift`]).
+pub(crate) fn plan_of_sample<'a>(
+    name: Option<&str>,
+    cells: impl Iterator<Item = &'a str> + Clone,
+    shifts: &Shifts,
+) -> Plan {
+    column_shift(name, cells, shifts).map_or(Plan::Text, Plan::Num)
+}
+
+/// The shift of a column from its sample cells, `None` for text: where
+/// `shifts` gives one for its `name` (a file read against a model, whose
+/// preprocessing reads the column as numbers), that shift whenever every
+/// sample cell is a number or missing (so that the class-like rule, which
+/// depends on the other rows, does not decide how a row's number is
+/// stored), or text where it says text; else the sample's own
+/// ([`sample_kind`]).
+pub(crate) fn column_shift<'a>(
+    name: Option<&str>,
+    cells: impl Iterator<Item = &'a str> + Clone,
+    shifts: &Shifts,
+) -> Option<f64> {
+    match name.and_then(|n| shifts.get(n)) {
+        Some(Some(given)) => cells.clone().all(|c| clean_number(c).is_some()).then_some(given),
+        Some(None) => None,
+        None => sample_kind(cells),
+    }
 }
 
 /// The rule of [`sample_kind`] on a sample whose `n` numbers add up to

@@ -554,6 +554,7 @@ pub fn csv_to_parquet(table_csv: &str, path: &Path) -> Result<Vec<u8>> {
         &crate::data::CsvOptions {
             header: Some(true),
             delimiter: b',',
+            ..Default::default()
         },
     )?;
     let mut fields = Vec::new();

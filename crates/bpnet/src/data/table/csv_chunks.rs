@@ -59,8 +59,12 @@ impl CsvChunks {
         let Some(head) = read_head(path, opts.delimiter, tune)? else {
             return Err(head_error(path, opts));
         };
+        let names = super::read::given_names(&head.first, opts);
         let plan: Vec<Plan> = (0..head.first.len())
-            .map(|j| build::sample_kind(head.sample.iter().map(|r| r[j].as_str())).map_or(Plan::Text, Plan::Num))
+            .map(|j| {
+                let name = names.as_ref().and_then(|n| n.get(j)).map(String::as_str);
+                build::plan_of_sample(name, head.sample.iter().map(|r| r[j].as_str()), &opts.shifts)
+            })
             .collect();
         let file = File::open(path).map_err(io_error(path))?;
         let total = file.metadata().map_or(0, |m| m.len());

@@ -290,13 +290,19 @@ impl Table {
     /// [`FEW_VALUES`] distinct values, each seen twice on average); any other
     /// column is text.
     pub fn from_raw(raw: &RawTable) -> Table {
+        Table::from_raw_shifted(raw, &crate::data::Shifts::default())
+    }
+
+    /// [`Table::from_raw`] with the shifts of `shifts` where it gives them
+    /// (by column name; see [`crate::data::Shifts`]).
+    pub fn from_raw_shifted(raw: &RawTable, shifts: &crate::data::Shifts) -> Table {
         // The sample: the rows after the file's first record.
         let skip = usize::from(!raw.has_header);
         let sample = skip..raw.len().min(SAMPLE + skip).max(skip);
         let cols = (0..raw.n_cols())
             .map(|c| {
                 let cell = |r: usize| raw.rows[r][c].as_str();
-                match build::sample_kind(sample.clone().map(cell)) {
+                match build::column_shift(Some(&raw.columns[c]), sample.clone().map(cell), shifts) {
                     Some(shift) if (0..raw.len()).all(|r| build::clean_number(cell(r)).is_some()) => {
                         let values = (0..raw.len())
                             .map(|r| {

@@ -115,6 +115,7 @@ fn csv_options() -> CsvOptions {
     CsvOptions {
         header: Some(true),
         delimiter: b',',
+        ..Default::default()
     }
 }
 

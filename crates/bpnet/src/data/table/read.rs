@@ -126,7 +126,7 @@ pub fn read_table_tuned(path: &Path, opts: &CsvOptions, block: usize, min_range:
         Some(t) => Ok(t),
         None => {
             count(0, 1);
-            Ok(Table::from_raw(&read_csv(path, opts)?))
+            Ok(Table::from_raw_shifted(&read_csv(path, opts)?, &opts.shifts))
         }
     }
 }
@@ -484,8 +484,12 @@ fn read_fast(path: &Path, opts: &CsvOptions, tune: Tune) -> Result<Option<Table>
         return Ok(None);
     };
     let ncols = head.first.len();
+    let names = given_names(&head.first, opts);
     let plan: Vec<Plan> = (0..ncols)
-        .map(|j| build::sample_kind(head.sample.iter().map(|r| r[j].as_str())).map_or(Plan::Text, Plan::Num))
+        .map(|j| {
+            let name = names.as_ref().and_then(|n| n.get(j)).map(String::as_str);
+            build::plan_of_sample(name, head.sample.iter().map(|r| r[j].as_str()), &opts.shifts)
+        })
         .collect();
     let size = std::fs::metadata(path).map_err(io_error(path))?.len();
     let reserve = match head.sample.len() {
@@ -544,6 +548,16 @@ fn read_fast(path: &Path, opts: &CsvOptions, tune: Tune) -> Result<Option<Table>
         prepend_first(&mut table, &head.first, head.first_line);
     }
     Ok(Some(table))
+}
+
+/// The column names of a file whose first record is `first`, where shifts
+/// are given and the header is known (`None` otherwise: the sample's shifts).
+pub(super) fn given_names(first: &[String], opts: &CsvOptions) -> Option<Vec<String>> {
+    match (opts.shifts.is_some(), opts.header) {
+        (true, Some(true)) => header_names(first).ok(),
+        (true, Some(false)) => Some((0..first.len()).map(|j| format!("col{j}")).collect()),
+        _ => None,
+    }
 }
 
 /// Makes the first record data row 0.

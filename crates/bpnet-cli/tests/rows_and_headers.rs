@@ -1,0 +1,117 @@
+//! How a CSV given to a model is read: a row's values, and so its
+//! prediction, depend on that row alone (not on the other rows of the
+//! file, in memory or streamed); and the header: detected, or given by
+//! `--header` / `--no-header`.
+
+mod common;
+use common::{ROOT, ok};
+use std::path::Path;
+
+/// Row 1 of `rows` predicted alone and with each of `others` after it.
+fn first_row_alone_and_with(d: &Path, model: &str, header: &str, first: &str, others: &[&str], extra: &[&str]) {
+    let write = |name: &str, rows: &[&str]| {
+        std::fs::write(d.join(name), format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    };
+    write("alone.csv", &[first]);
+    let predict = |name: &str| {
+        let out = ok(d, &[&["predict", "--model", model, "--data", name][..], extra].concat());
+        out.lines().nth(1).unwrap().to_string()
+    };
+    let alone = predict("alone.csv");
+    for other in others {
+        write("two.csv", &[first, other]);
+        assert_eq!(predict("two.csv"), alone, "{model} {extra:?}: with {other:?} after it");
+        write("three.csv", &[first, other, other]);
+        assert_eq!(
+            predict("three.csv"),
+            alone,
+            "{model} {extra:?}: with two {other:?} after it"
+        );
+    }
+}
+
+/// A numeric cell is stored as an offset from its column's shift; the
+/// shift of a file read against a model is the model's, so a huge value in
+/// another row (1e12 put a 2-row file's shift near 5e11, and the first
+/// row's 0.2 moved by about 2,000: setosa became versicolor) changes
+/// nothing, in memory or streamed.
+#[test]
+fn a_rows_prediction_does_not_depend_on_the_other_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = format!("{ROOT}/data/iris.csv");
+    let diabetes = format!("{ROOT}/data/diabetes.csv");
+    let quick = ["--epochs", "3", "--ensemble", "1", "--quiet"];
+    ok(
+        d,
+        &[
+            &[
+                "train",
+                "--data",
+                &iris,
+                "--target",
+                "species",
+                "--out",
+                "iris.safetensors",
+            ][..],
+            &quick,
+        ]
+        .concat(),
+    );
+    ok(
+        d,
+        &[&["train", "--data", &diabetes, "--out", "dia.safetensors"][..], &quick].concat(),
+    );
+    let iris_header = "sepal_length,sepal_width,petal_length,petal_width";
+    let outliers = ["5.1,3.5,1.4,1e12", "1e9,-1e9,1e12,1e-12", "5.9,3.0,5.1,1.8"];
+    let dia_header = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6";
+    let dia_first = "59,2,32.1,101.0,157,93.2,38.0,4.0,4.8598,87";
+    let dia_others = ["59,2,32.1,101.0,1e8,93.2,38.0,4.0,4.8598,87", "1e12,1,1,1,1,1,1,1,1,1"];
+    for extra in [&[][..], &["--stream"][..]] {
+        first_row_alone_and_with(d, "iris.safetensors", iris_header, "5.1,3.5,1.4,0.2", &outliers, extra);
+        first_row_alone_and_with(d, "dia.safetensors", dia_header, dia_first, &dia_others, extra);
+    }
+}
+
+/// A header naming a column `2020` holds a number, so detection reads it
+/// as data, with a note that says so; `--header` reads it as the header.
+#[test]
+fn a_header_with_a_number_is_detected_as_data_with_a_note_and_header_says_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("color,2020,label\n");
+    for i in 0..30 {
+        let colour = ["red", "blue"][i % 2];
+        csv += &format!("{colour},{:.3},{}\n", (i as f64 * 0.37).sin(), ["yes", "no"][i % 3 % 2]);
+    }
+    std::fs::write(d.join("h.csv"), csv).unwrap();
+    let common = ["train", "--data", "h.csv", "--epochs", "1", "--ensemble", "1"];
+    let out = ok(d, &[&common[..], &["--out", "a.safetensors"]].concat());
+    assert!(
+        out.contains("note: the first line of h.csv (color,2020,label) was read as data") && out.contains("--header"),
+        "{out}"
+    );
+    let out = ok(
+        d,
+        &[
+            &common[..],
+            &["--header", "--target", "label", "--out", "b.safetensors"],
+        ]
+        .concat(),
+    );
+    assert!(!out.contains("was read as data"), "{out}");
+    assert!(out.contains("'label'"), "{out}");
+    let inspect = ok(d, &["inspect", "b.safetensors", "--json"]);
+    assert!(
+        inspect.contains("\"2020\""),
+        "the column named 2020 is a feature: {inspect}"
+    );
+    // The target by name without --header: the error says why it is missing.
+    let bad = common::run_in(d, &[&common[..], &["--target", "label"]].concat());
+    let err = common::text(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("no column 'label'") && err.contains("--header"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
