@@ -7,25 +7,42 @@ mod common;
 use common::{ROOT, ok};
 use std::path::Path;
 
-/// Row 1 of `rows` predicted alone and with each of `others` after it.
-fn first_row_alone_and_with(d: &Path, model: &str, header: &str, first: &str, others: &[&str], extra: &[&str]) {
+/// Row 1 predicted alone and with each of `others` after it, from files
+/// of extension `ext` (`csv`, or `parquet` written from the CSV).
+fn first_row_alone_and_with(d: &Path, (model, ext): (&str, &str), header: &str, rows: (&str, &[&str]), extra: &[&str]) {
+    let (first, others) = rows;
     let write = |name: &str, rows: &[&str]| {
-        std::fs::write(d.join(name), format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        let text = format!("{header}\n{}\n", rows.join("\n"));
+        let path = d.join(format!("{name}.{ext}"));
+        #[cfg(feature = "columnar")]
+        if ext == "parquet" {
+            std::fs::write(&path, bpnet::data::table::csv_to_parquet(&text, &path).unwrap()).unwrap();
+            return;
+        }
+        std::fs::write(path, text).unwrap();
     };
-    write("alone.csv", &[first]);
+    write("alone", &[first]);
     let predict = |name: &str| {
-        let out = ok(d, &[&["predict", "--model", model, "--data", name][..], extra].concat());
+        let file = format!("{name}.{ext}");
+        let out = ok(
+            d,
+            &[&["predict", "--model", model, "--data", &file][..], extra].concat(),
+        );
         out.lines().nth(1).unwrap().to_string()
     };
-    let alone = predict("alone.csv");
+    let alone = predict("alone");
     for other in others {
-        write("two.csv", &[first, other]);
-        assert_eq!(predict("two.csv"), alone, "{model} {extra:?}: with {other:?} after it");
-        write("three.csv", &[first, other, other]);
+        write("two", &[first, other]);
         assert_eq!(
-            predict("three.csv"),
+            predict("two"),
             alone,
-            "{model} {extra:?}: with two {other:?} after it"
+            "{model} {ext} {extra:?}: with {other:?} after it"
+        );
+        write("three", &[first, other, other]);
+        assert_eq!(
+            predict("three"),
+            alone,
+            "{model} {ext} {extra:?}: with two {other:?} after it"
         );
     }
 }
@@ -34,7 +51,7 @@ fn first_row_alone_and_with(d: &Path, model: &str, header: &str, first: &str, ot
 /// shift of a file read against a model is the model's, so a huge value in
 /// another row (1e12 put a 2-row file's shift near 5e11, and the first
 /// row's 0.2 moved by about 2,000: setosa became versicolor) changes
-/// nothing, in memory or streamed.
+/// nothing, in memory or streamed, from CSV or Parquet.
 #[test]
 fn a_rows_prediction_does_not_depend_on_the_other_rows() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,9 +84,17 @@ fn a_rows_prediction_does_not_depend_on_the_other_rows() {
     let dia_header = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6";
     let dia_first = "59,2,32.1,101.0,157,93.2,38.0,4.0,4.8598,87";
     let dia_others = ["59,2,32.1,101.0,1e8,93.2,38.0,4.0,4.8598,87", "1e12,1,1,1,1,1,1,1,1,1"];
-    for extra in [&[][..], &["--stream"][..]] {
-        first_row_alone_and_with(d, "iris.safetensors", iris_header, "5.1,3.5,1.4,0.2", &outliers, extra);
-        first_row_alone_and_with(d, "dia.safetensors", dia_header, dia_first, &dia_others, extra);
+    let formats: &[&str] = if cfg!(feature = "columnar") {
+        &["csv", "parquet"]
+    } else {
+        &["csv"]
+    };
+    for ext in formats {
+        for extra in [&[][..], &["--stream"][..]] {
+            let iris_rows = ("5.1,3.5,1.4,0.2", &outliers[..]);
+            first_row_alone_and_with(d, ("iris.safetensors", ext), iris_header, iris_rows, extra);
+            first_row_alone_and_with(d, ("dia.safetensors", ext), dia_header, (dia_first, &dia_others), extra);
+        }
     }
 }
 

@@ -72,7 +72,7 @@ impl ChunkReader {
         crate::io::check_regular(path)?;
         #[cfg(feature = "columnar")]
         if super::Format::of(path) != super::Format::Csv {
-            return Ok(ChunkReader(Inner::Parquet(ParquetChunks::open(path)?)));
+            return Ok(ChunkReader(Inner::Parquet(ParquetChunks::open(path, &opts.shifts)?)));
         }
         Ok(ChunkReader(Inner::Csv(Box::new(CsvChunks::open(path, opts, chunk)?))))
     }
@@ -185,11 +185,13 @@ struct ParquetChunks {
     /// Rows read in this pass, and whether to tell the progress hook.
     pass: u64,
     report: bool,
+    /// Shifts given for its numeric columns (a file read against a model).
+    shifts: crate::data::Shifts,
 }
 
 #[cfg(feature = "columnar")]
 impl ParquetChunks {
-    fn open(path: &Path) -> Result<Self> {
+    fn open(path: &Path, shifts: &crate::data::Shifts) -> Result<Self> {
         let ipc = super::Format::of(path) == super::Format::Ipc;
         let (columns, groups) = match ipc {
             true => super::columnar::ipc_batches(path)?,
@@ -209,6 +211,7 @@ impl ParquetChunks {
             size,
             pass: 0,
             report: true,
+            shifts: shifts.clone(),
         })
     }
 
@@ -256,8 +259,8 @@ impl ParquetChunks {
     fn read(&self, g: usize) -> Result<Chunk> {
         let row: usize = self.groups[..g.min(self.groups.len())].iter().sum();
         let table = match self.ipc {
-            true => super::columnar::read_ipc_batch(&self.path, g, row)?,
-            false => super::columnar::read_parquet_group(&self.path, g, row)?,
+            true => super::columnar::read_ipc_batch(&self.path, g, row, &self.shifts)?,
+            false => super::columnar::read_parquet_group(&self.path, g, row, &self.shifts)?,
         };
         let span = Span {
             start: g as u64,

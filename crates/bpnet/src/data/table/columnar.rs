@@ -25,7 +25,7 @@ use arrow_schema::{ArrowError, DataType, Schema};
 
 use super::build::{Plan, TextBuilder, number_text};
 use super::{ABSURD, Column, SAMPLE, Table};
-use crate::data::csv::header_names;
+use crate::data::csv::{Shifts, header_names};
 use crate::error::{Error, Result};
 
 pub(super) fn format_error(path: &Path, reason: String) -> Error {
@@ -38,9 +38,9 @@ pub(super) fn format_error(path: &Path, reason: String) -> Error {
 /// Reads the Parquet file at `path`; `columns` (when given) names the
 /// columns wanted, others are never decoded (a name the file lacks is
 /// skipped: preprocessing reports it).
-pub fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+pub fn read_parquet(path: &Path, columns: Option<&[String]>, shifts: &Shifts) -> Result<Table> {
     guarded(path, "Parquet", || {
-        let (names, read_all) = super::parquet_read::read_columns(path, columns)?;
+        let (names, read_all) = super::parquet_read::read_columns(path, columns, shifts)?;
         finish_table(path, &names, read_all, &|columns| parquet_batches(path, columns, None))
     })
 }
@@ -58,9 +58,11 @@ pub(super) fn guarded<T>(path: &Path, kind: &str, read: impl FnOnce() -> Result<
 
 /// Row group `group` of the Parquet file at `path` (rows counted from
 /// `row_base` in errors), every column.
-pub(super) fn read_parquet_group(path: &Path, group: usize, row_base: usize) -> Result<Table> {
+pub(super) fn read_parquet_group(path: &Path, group: usize, row_base: usize, shifts: &Shifts) -> Result<Table> {
     let mut t = guarded(path, "Parquet", || {
-        table_from_batches(path, None, |columns| parquet_batches(path, columns, Some(group)))
+        table_from_batches(path, None, shifts, |columns| {
+            parquet_batches(path, columns, Some(group))
+        })
     })?;
     t.row_base = row_base;
     Ok(t)
@@ -115,19 +117,19 @@ pub(super) fn parquet_batches(
 
 /// Reads the Arrow IPC file (`.arrow`, Feather v2) at `path`, as
 /// [`read_parquet`].
-pub fn read_ipc(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+pub fn read_ipc(path: &Path, columns: Option<&[String]>, shifts: &Shifts) -> Result<Table> {
     guarded(path, "Arrow IPC", || {
         super::ipc_check::check_compressed_lengths(path)
             .map_err(|r| format_error(path, format!("not a readable Arrow IPC file: damaged data ({r})")))?;
-        read_ipc_unguarded(path, columns)
+        read_ipc_unguarded(path, columns, shifts)
     })
 }
 
-fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>, shifts: &Shifts) -> Result<Table> {
     // The first pass reports its progress; a second one (columns read
     // again as text) does not.
     let first = std::cell::Cell::new(true);
-    table_from_batches(path, columns, |columns| {
+    table_from_batches(path, columns, shifts, |columns| {
         use arrow_ipc::reader::FileReader;
         let bad = |e: ArrowError| format_error(path, format!("not a readable Arrow IPC file: {e}"));
         let schema = FileReader::try_new(open(path)?, None).map_err(bad)?.schema();
@@ -162,9 +164,9 @@ pub(super) fn ipc_batches(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
 /// Record batch `batch` of the Arrow IPC file at `path` as a table whose
 /// rows are numbered from `row_base` in errors (its buffers' lengths checked
 /// first, as [`read_ipc`] checks every batch's).
-pub(super) fn read_ipc_batch(path: &Path, batch: usize, row_base: usize) -> Result<Table> {
+pub(super) fn read_ipc_batch(path: &Path, batch: usize, row_base: usize, shifts: &Shifts) -> Result<Table> {
     let mut t = guarded(path, "Arrow IPC", || {
-        table_from_batches(path, None, |_| {
+        table_from_batches(path, None, shifts, |_| {
             use arrow_ipc::reader::FileReader;
             super::ipc_check::check_batch(path, batch)
                 .map_err(|r| format_error(path, format!("not a readable Arrow IPC file: damaged data ({r})")))?;
@@ -226,11 +228,13 @@ enum Acc {
 fn table_from_batches(
     path: &Path,
     columns: Option<&[String]>,
+    shifts: &Shifts,
     read: impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
 ) -> Result<Table> {
     let (schema, batches) = read(columns)?;
     let names = checked_names(path, &schema)?;
-    let read_all = columns_of(path, batches, names.len(), false);
+    let given = given_shifts(&names, shifts);
+    let read_all = columns_of(path, batches, &given, false);
     finish_table(path, &names, read_all, &read)
 }
 
@@ -277,7 +281,7 @@ pub(super) fn finish_table(
         .collect();
     if !bad.is_empty() {
         let (_, again) = read(Some(&bad))?;
-        let (text, _) = columns_of(path, again, bad.len(), true)?;
+        let (text, _) = columns_of(path, again, &vec![None; bad.len()], true)?;
         let mut text = text.into_iter();
         for c in cols.iter_mut().filter(|c| c.is_none()) {
             *c = text.next().flatten();
@@ -330,8 +334,8 @@ fn name_the_column(
 
 /// The `n` columns of `batches` (all as text with `text`), and the row
 /// count; `None` for a numeric column holding a value beyond 1e30.
-fn columns_of(path: &Path, batches: Batches, n: usize, text: bool) -> Result<(Vec<Option<Column>>, usize)> {
-    let mut accs: Vec<Acc> = (0..n)
+fn columns_of(path: &Path, batches: Batches, given: &[Given], text: bool) -> Result<(Vec<Option<Column>>, usize)> {
+    let mut accs: Vec<Acc> = (0..given.len())
         .map(|_| {
             if text {
                 Acc::Text(TextBuilder::default())
@@ -343,8 +347,8 @@ fn columns_of(path: &Path, batches: Batches, n: usize, text: bool) -> Result<(Ve
     let mut rows = 0usize;
     for batch in batches {
         let batch = batch.map_err(|e| format_error(path, format!("after row {rows}: {e}")))?;
-        for (acc, array) in accs.iter_mut().zip(batch.columns()) {
-            append(acc, array);
+        for ((acc, array), given) in accs.iter_mut().zip(batch.columns()).zip(given) {
+            append(acc, array, *given);
         }
         rows += batch.num_rows();
     }
@@ -424,9 +428,9 @@ fn numbers(a: &dyn Array) -> Option<Vec<f64>> {
 }
 
 /// Appends one batch's array to a column.
-fn append(acc: &mut Acc, array: &ArrayRef) {
+fn append(acc: &mut Acc, array: &ArrayRef, given: Given) {
     if let Acc::Start = acc {
-        *acc = match plan_of(array.as_ref()) {
+        *acc = match plan_of(array.as_ref(), given) {
             Plan::Num(shift) => Acc::Num {
                 shift,
                 values: Vec::new(),
@@ -449,13 +453,30 @@ fn append(acc: &mut Acc, array: &ArrayRef) {
     }
 }
 
+/// What a file read against a model is given for one column (see
+/// [`Shifts`]): `Some(Some(shift))`, `Some(None)` for text, `None` when the
+/// column's own first values decide.
+pub(super) type Given = Option<Option<f64>>;
+
+/// What `shifts` gives for each of the columns `names`.
+pub(super) fn given_shifts(names: &[String], shifts: &Shifts) -> Vec<Given> {
+    names.iter().map(|n| shifts.get(n)).collect()
+}
+
 /// How to keep a column whose first values are `first` (as for CSV,
 /// [`super::build::sample_kind`] on its first [`SAMPLE`] cells): numbers
 /// as offsets from a shift, or text.
-pub(super) fn plan_of(first: &dyn Array) -> Plan {
+pub(super) fn plan_of(first: &dyn Array, given: Given) -> Plan {
     let Some(v) = numbers(&first.slice(0, first.len().min(SAMPLE))) else {
         return Plan::Text;
     };
+    match given {
+        // Values beyond 1e30 or infinite are found while reading (the
+        // column is then read again as text, as with the sample's shift).
+        Some(Some(shift)) => return Plan::Num(shift),
+        Some(None) => return Plan::Text,
+        None => {}
+    }
     let texts: Vec<String> = v.iter().map(|&x| number_text(x)).collect();
     match super::build::sample_kind(texts.iter().map(String::as_str)) {
         Some(shift) => Plan::Num(shift),

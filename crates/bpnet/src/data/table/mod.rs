@@ -84,9 +84,9 @@ pub fn read_data(path: &Path, opts: &CsvOptions, columns: Option<&[String]>) -> 
     match Format::of(path) {
         Format::Csv => read_table(path, opts),
         #[cfg(feature = "columnar")]
-        Format::Parquet => read_parquet(path, columns).and_then(|t| some_column(t, columns)),
+        Format::Parquet => read_parquet(path, columns, &opts.shifts).and_then(|t| some_column(t, columns)),
         #[cfg(feature = "columnar")]
-        Format::Ipc => read_ipc(path, columns).and_then(|t| some_column(t, columns)),
+        Format::Ipc => read_ipc(path, columns, &opts.shifts).and_then(|t| some_column(t, columns)),
         #[cfg(not(feature = "columnar"))]
         _ => {
             let _ = columns;

@@ -28,8 +28,11 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::build::{Plan, TextBuilder};
-use super::columnar::{format_error, is_numeric_type, parquet_file, plan_of, push_cells, put_numbers, wanted_indices};
+use super::columnar::{
+    Given, format_error, is_numeric_type, parquet_file, plan_of, push_cells, put_numbers, wanted_indices,
+};
 use super::{Column, ReadProgress, SAMPLE};
+use crate::data::csv::Shifts;
 use crate::error::{Error, Result};
 
 /// Rows per record batch.
@@ -43,7 +46,7 @@ pub(super) type Read = (Vec<String>, Result<(Vec<Option<Column>>, usize)>);
 /// Reads `columns` (all without) of the Parquet file at `path`; an error
 /// of the file's footer or schema is returned at once, one of its data in
 /// [`Read`].
-pub(super) fn read_columns(path: &Path, columns: Option<&[String]>) -> Result<Read> {
+pub(super) fn read_columns(path: &Path, columns: Option<&[String]>, shifts: &Shifts) -> Result<Read> {
     let builder = open(path)?;
     let schema = builder.schema().clone();
     let wanted = wanted_indices(&schema, columns);
@@ -54,7 +57,8 @@ pub(super) fn read_columns(path: &Path, columns: Option<&[String]>) -> Result<Re
         .collect();
     let numeric: Vec<bool> = fields.iter().map(|f| is_numeric_type(f.data_type())).collect();
     let names = super::columnar::checked_names(path, &Schema::new(fields))?;
-    let read = read_groups(path, &wanted, &numeric, &group_rows);
+    let given = super::columnar::given_shifts(&names, shifts);
+    let read = read_groups(path, (&wanted, &given), &numeric, &group_rows);
     Ok((names, read))
 }
 
@@ -78,13 +82,19 @@ fn reader(path: &Path, wanted: &[usize], groups: Option<Vec<usize>>, batch: usiz
 
 /// Each wanted column's plan, from the file's first [`SAMPLE`] rows, read
 /// by a reader of their own.
-fn plans(path: &Path, wanted: &[usize]) -> Result<Vec<Plan>> {
+fn plans(path: &Path, wanted: &[usize], given: &[Given]) -> Result<Vec<Plan>> {
     let mut first = reader(path, wanted, None, SAMPLE)?;
     match first.next() {
         None => Ok(vec![Plan::Text; wanted.len()]),
         Some(batch) => {
             let batch = batch.map_err(|e| format_error(path, format!("after row 0: {e}")))?;
-            Ok(batch.columns().iter().map(|a| plan_of(a.as_ref())).collect())
+            let given = given.iter().copied().chain(std::iter::repeat(None));
+            Ok(batch
+                .columns()
+                .iter()
+                .zip(given)
+                .map(|(a, g)| plan_of(a.as_ref(), g))
+                .collect())
         }
     }
 }
@@ -107,7 +117,7 @@ type Failure = (usize, Error);
 /// wanted columns are of a numeric type.
 fn read_groups(
     path: &Path,
-    wanted: &[usize],
+    (wanted, given): (&[usize], &[Given]),
     numeric: &[bool],
     group_rows: &[usize],
 ) -> Result<(Vec<Option<Column>>, usize)> {
@@ -123,7 +133,7 @@ fn read_groups(
     // cut into ranges takes the plan of a sample read first (few columns).
     let sampled = match ranges.len() {
         1 => None,
-        _ => Some(plans(path, wanted)?),
+        _ => Some(plans(path, wanted, given)?),
     };
     // Zeroed lazily by the allocator: no page is touched before its rows
     // are decoded (a footer claiming more rows than the data holds costs
@@ -149,7 +159,7 @@ fn read_groups(
         // becomes this job's error, silently (the hook of `contain` is
         // silent only on a thread inside it).
         let piece = super::columnar::guarded(path, "Parquet", || {
-            read_piece(path, (wanted[c], plan), &span, (out, &progress), &at)
+            read_piece(path, (wanted[c], plan, given[c]), &span, (out, &progress), &at)
         });
         if let Ok(mut slot) = results[job].lock() {
             *slot = Some(piece.map_err(|e| (at.get(), e)));
@@ -335,7 +345,7 @@ struct Span {
 /// row reached.
 fn read_piece(
     path: &Path,
-    (column, plan): (usize, Option<Plan>),
+    (column, plan, given): (usize, Option<Plan>, Given),
     span: &Span,
     (mut out, progress): (Option<&mut [f32]>, &Progress),
     at: &Cell<usize>,
@@ -352,8 +362,8 @@ fn read_piece(
     let mut next = batches.next().transpose().map_err(at_row(start))?;
     let plan = match (plan, &next) {
         (Some(p), _) => p,
-        (None, Some(b)) if b.num_rows() >= SAMPLE.min(*total) => plan_of(b.column(0).as_ref()),
-        (None, _) => plans(path, &[column])?.first().copied().unwrap_or(Plan::Text),
+        (None, Some(b)) if b.num_rows() >= SAMPLE.min(*total) => plan_of(b.column(0).as_ref(), given),
+        (None, _) => plans(path, &[column], &[given])?.first().copied().unwrap_or(Plan::Text),
     };
     let mut piece = Piece {
         plan,
