@@ -57,20 +57,11 @@ impl NativeModel {
         match &self.pipeline {
             Pipeline::Table { preprocessor, .. } => preprocessor.transform_dense(x, &rows),
             Pipeline::Images { features } => {
-                if x.cols() != *features {
-                    return Err(Error::config(
-                        "X",
-                        format!("{} columns, but the model takes {features} pixels", x.cols()),
-                    ));
-                }
-                let mut data = Vec::with_capacity(x.rows() * x.cols());
-                for r in 0..x.rows() {
-                    for c in 0..x.cols() {
-                        data.push(x.get(r, c) as f32 / 255.0);
-                    }
-                }
-                Matrix::from_vec(x.rows(), x.cols(), data)
+                let mut m = raw_features(x, *features, "pixels")?;
+                m.as_mut_slice().iter_mut().for_each(|v| *v /= 255.0);
+                Ok(m)
             }
+            Pipeline::Features { inputs, .. } => raw_features(x, *inputs, "input features"),
         }
     }
 
@@ -164,6 +155,24 @@ impl NativeModel {
             net: OnceLock::new(),
         })
     }
+}
+
+/// The columns of `x` as f32 features, checked to be the `width` `what`
+/// the model takes.
+fn raw_features(x: &bpnet::data::preprocess::DenseMatrix<'_>, width: usize, what: &str) -> bpnet::Result<Matrix<f32>> {
+    if x.cols() != width {
+        return Err(Error::config(
+            "X",
+            format!("{} columns, but the model takes {width} {what}", x.cols()),
+        ));
+    }
+    let mut data = Vec::with_capacity(x.rows() * x.cols());
+    for r in 0..x.rows() {
+        for c in 0..x.cols() {
+            data.push(x.get(r, c) as f32);
+        }
+    }
+    Matrix::from_vec(x.rows(), x.cols(), data)
 }
 
 fn config_from(json: &str) -> PyResult<TrainConfig> {
@@ -346,7 +355,7 @@ impl NativeModel {
         let out = self.outputs(py, x)?;
         let values = match &self.pipeline {
             Pipeline::Table { preprocessor, .. } => preprocessor.decode_targets(&out),
-            Pipeline::Images { .. } => out.cast(),
+            Pipeline::Images { .. } | Pipeline::Features { .. } => out.cast(),
         };
         to_numpy(py, &values)
     }
@@ -420,6 +429,7 @@ impl NativeModel {
         match &self.pipeline {
             Pipeline::Table { preprocessor, .. } => preprocessor.target_columns().to_vec(),
             Pipeline::Images { .. } => vec!["label".into()],
+            Pipeline::Features { outputs, .. } => (0..*outputs).map(|i| format!("output_{i}")).collect(),
         }
     }
 
@@ -429,6 +439,7 @@ impl NativeModel {
         match &self.pipeline {
             Pipeline::Table { preprocessor, .. } => preprocessor.features().len(),
             Pipeline::Images { features } => *features,
+            Pipeline::Features { inputs, .. } => *inputs,
         }
     }
 

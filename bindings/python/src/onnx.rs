@@ -16,6 +16,7 @@ use std::path::Path;
 pub fn export(model: &NativeModel, path: &Path, probabilities: bool, fold_bn: bool, opset: Option<i64>) -> Result<()> {
     let (input_scaling, output_scaling, regression) = match &model.pipeline {
         Pipeline::Images { features } => (Some(InputScaling::images(*features)), None, false),
+        Pipeline::Features { .. } => (None, None, false),
         Pipeline::Table { preprocessor, .. } => (
             Some(InputScaling::from_preprocessor(preprocessor)),
             OutputScaling::from_preprocessor(preprocessor)?,

@@ -3,8 +3,9 @@
 //! `tests/fixtures/torch_import/` become bpnet models whose eval output equals
 //! PyTorch's, that continue training exactly like PyTorch for one SGD step
 //! (with PyTorch's BN momentum, and with `momentum=None` and another eps:
-//! `--bn-momentum none --bn-eps`), and whose loss goes down when trained
-//! further. No Python at test time.
+//! `--bn-momentum none --bn-eps`), whose loss goes down when trained
+//! further, and which `bpnet predict` and `bpnet eval --target` run on the
+//! feature matrix as it is. No Python at test time.
 //!
 //! Bound: `max |bpnet - torch| <= 1e-5` on outputs of magnitude up to about
 //! 5 (both sides compute in f32 in different orders); printed by each test.
@@ -434,4 +435,215 @@ fn state_dict_layouts_and_dtypes() {
     );
     let flat = write_state(dir, "flat.safetensors", &[("weight", F32, vec![2, 3], f32s(6, 0.1))]);
     assert!(err(flat).contains("not named like an nn.Sequential entry"));
+}
+
+/// Bound on `bpnet predict` of an imported model against PyTorch's eval
+/// output: [`BOUND`] plus the fused network's rounding (batch
+/// normalization folded into the Dense layers, ≤ 2e-6 relative on outputs
+/// up to about 2).
+const PREDICT_BOUND: f64 = 2e-5;
+
+/// `rows` as CSV lines, each value as the fixture's JSON holds it.
+fn csv_rows(rows: &Value, extra: &[String]) -> String {
+    let rows = rows.as_array().unwrap();
+    rows.iter()
+        .enumerate()
+        .map(|(r, row)| {
+            let mut cells: Vec<String> = row.as_array().unwrap().iter().map(Value::to_string).collect();
+            cells.extend(extra.get(r).cloned());
+            cells.join(",") + "\n"
+        })
+        .collect()
+}
+
+/// The values of a predictions CSV after its header, which must be `header`.
+fn read_outputs(csv: &str, header: &str) -> Matrix<f32> {
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(header), "{csv}");
+    let rows: Vec<Vec<f32>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    Matrix::from_vec(rows.len(), rows[0].len(), rows.concat()).unwrap()
+}
+
+/// Imports fixture `name` with its module list as `m.safetensors` in `dir`.
+fn cli_import(dir: &Path, name: &str) -> Value {
+    let (path, f) = fixture(name);
+    let args = [
+        "import",
+        "--torch",
+        path.to_str().unwrap(),
+        "--spec",
+        f["spec"].as_str().unwrap(),
+        "--out",
+        "m.safetensors",
+    ];
+    common::ok(dir, &args);
+    f
+}
+
+/// The one line of an error run: non-zero exit, one line of stderr.
+fn one_line_error(dir: &Path, args: &[&str]) -> String {
+    let out = bpnet(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && stderr.lines().count() == 1,
+        "{args:?}: {stderr}"
+    );
+    stderr
+}
+
+/// `bpnet predict` of an imported model: the CSV's columns are the
+/// feature matrix (with a header or without), the output its raw outputs
+/// `output_0,...`, equal to PyTorch's eval output and to the library's
+/// forward pass of the model file; a CSV of another width is a one-line
+/// error naming the file and both counts.
+#[test]
+fn cli_predict_of_an_imported_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let f = cli_import(dir, "mlp_bn_relu");
+    let body = csv_rows(&f["x"], &[]);
+    std::fs::write(dir.join("x.csv"), &body).unwrap();
+    std::fs::write(dir.join("h.csv"), format!("a,b,c,d,e,f\n{body}")).unwrap();
+    let mut file = load_model(&dir.join("m.safetensors")).unwrap();
+    let forward = file.model.forward(&matrix(&f["x"]), Mode::Eval).unwrap().clone();
+    for data in ["x.csv", "h.csv"] {
+        let stdout = common::ok(dir, &["predict", "--model", "m.safetensors", "--data", data]);
+        let y = read_outputs(&stdout, "output_0,output_1,output_2");
+        let (d_torch, d_lib) = (max_diff(&y, &matrix(&f["eval_output"])), max_diff(&y, &forward));
+        println!(
+            "predict {data}: max |bpnet - torch| = {d_torch:.2e}, max |predict - forward| = {d_lib:.2e} (bound {PREDICT_BOUND:e})"
+        );
+        assert!(d_torch <= PREDICT_BOUND && d_lib <= PREDICT_BOUND, "{data}");
+    }
+    let narrow: String = body
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    std::fs::write(dir.join("narrow.csv"), narrow).unwrap();
+    let args = [
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "narrow.csv",
+        "--output",
+        "p.csv",
+    ];
+    let err = one_line_error(dir, &args);
+    assert!(
+        err.contains("narrow.csv") && err.contains("5 columns") && err.contains("takes 6 input features"),
+        "{err}"
+    );
+    assert!(!dir.join("p.csv").exists());
+    let first = body.lines().next().unwrap();
+    let mut cells: Vec<&str> = first.split(',').collect();
+    cells[1] = "abc";
+    std::fs::write(dir.join("text.csv"), body.replacen(first, &cells.join(","), 1)).unwrap();
+    let err = one_line_error(dir, &["predict", "--model", "m.safetensors", "--data", "text.csv"]);
+    assert!(
+        err.contains("text.csv: line 1, column 'col1'") && err.contains("not a finite number"),
+        "{err}"
+    );
+}
+
+/// `bpnet eval` of an imported model: `--target` names the label column
+/// (class indices) or one value column per output; the rest are the
+/// features. Metrics equal the library's on the same rows; without
+/// `--target`, or with `--target` on a model that has preprocessing, a
+/// one-line error.
+#[test]
+fn cli_eval_of_an_imported_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let f = cli_import(dir, "mlp_bn_relu");
+    let (x, y) = (matrix(&f["train_x"]), labels(&f["train_labels"]));
+    let label_cells: Vec<String> = y.iter().map(|l| l.to_string()).collect();
+    let body = csv_rows(&f["train_x"], &label_cells);
+    std::fs::write(dir.join("t.csv"), format!("a,b,c,d,e,f,label\n{body}")).unwrap();
+    let mut file = load_model(&dir.join("m.safetensors")).unwrap();
+    let out = file.model.forward(&x, Mode::Eval).unwrap().clone();
+    let hits = (0..out.rows())
+        .filter(|&r| bpnet::train::argmax(out.row(r)) == y[r])
+        .count();
+    let loss = Loss::CrossEntropy.value(&out, Target::Labels(&y)).unwrap() as f64;
+    let args = [
+        "eval",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "t.csv",
+        "--target",
+        "label",
+        "--json",
+    ];
+    let m = common::last_json(&common::ok(dir, &args))["metrics"].clone();
+    println!(
+        "eval: accuracy {}, loss {} (library: {hits}/{} rows, loss {loss})",
+        m["accuracy"],
+        m["loss"],
+        y.len()
+    );
+    assert_eq!(m["accuracy"].as_f64().unwrap(), hits as f64 / y.len() as f64);
+    assert!((m["loss"].as_f64().unwrap() - loss).abs() <= 1e-5, "{m}");
+    // Regression against the PyTorch outputs as value columns: MSE ~ 0.
+    let targets: Vec<String> = csv_rows(&f["eval_output"], &[]).lines().map(String::from).collect();
+    std::fs::write(dir.join("v.csv"), csv_rows(&f["x"], &targets)).unwrap();
+    let args = [
+        "eval",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "v.csv",
+        "--target",
+        "6,7,8",
+        "--json",
+    ];
+    let m = common::last_json(&common::ok(dir, &args))["metrics"].clone();
+    assert!(m["rmse"].as_f64().unwrap() <= PREDICT_BOUND, "{m}");
+    let err = one_line_error(dir, &["eval", "--model", "m.safetensors", "--data", "t.csv"]);
+    assert!(err.contains("--target") && err.contains("m.safetensors"), "{err}");
+    let args = ["eval", "--model", "m.safetensors", "--data", "t.csv", "--target", "a"];
+    let err = one_line_error(dir, &args);
+    assert!(
+        err.contains("t.csv: line 2, column 'a'") && err.contains("not a class index"),
+        "{err}"
+    );
+    let args = [
+        "eval",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "t.csv",
+        "--target",
+        "label",
+        "--stream",
+    ];
+    assert!(one_line_error(dir, &args).contains("--stream"));
+    let trained = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bpnet/tests/fixtures/model_before_norm_kinds.safetensors"
+    );
+    let err = one_line_error(
+        dir,
+        &["eval", "--model", trained, "--data", "t.csv", "--target", "label"],
+    );
+    assert!(err.contains("--target") && err.contains("preprocessing"), "{err}");
+}
+
+/// A Parquet file of the feature matrix predicts as its CSV does.
+#[cfg(feature = "columnar")]
+#[test]
+fn cli_predict_of_an_imported_model_from_parquet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let f = cli_import(dir, "leaky_no_bn");
+    let csv = format!("a,b,c,d\n{}", csv_rows(&f["x"], &[]));
+    let path = dir.join("x.parquet");
+    std::fs::write(&path, bpnet::data::table::csv_to_parquet(&csv, &path).unwrap()).unwrap();
+    let stdout = common::ok(dir, &["predict", "--model", "m.safetensors", "--data", "x.parquet"]);
+    let d = max_diff(&read_outputs(&stdout, "output_0,output_1"), &matrix(&f["eval_output"]));
+    println!("predict x.parquet: max |bpnet - torch| = {d:.2e}");
+    assert!(d <= PREDICT_BOUND, "{d:e}");
 }

@@ -433,3 +433,51 @@ fn cli_divergence_writes_the_last_good_model_and_one_line() {
         }
     }
 }
+
+/// A checkpoint resumes on the rows it trained on: the same file resumes;
+/// the file with its rows in another order (the same multiset) is refused
+/// in one line, nothing written, where it went on silently on other rows.
+#[test]
+fn a_resume_on_changed_data_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(format!("{ROOT}/data/iris.csv")).unwrap();
+    std::fs::write(d.join("data.csv"), &text).unwrap();
+    let common = |extra: &[&str]| -> Vec<String> {
+        let base = [
+            "train", "--data", "data.csv", "--target", "species", "--hidden", "8", "--quiet",
+        ];
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    run_ok(
+        d,
+        &common(&["--epochs", "2", "--checkpoint-every", "1", "--out", "m.safetensors"]),
+    );
+    let ckpt = "m.ckpt.safetensors";
+    assert!(d.join(ckpt).exists(), "no checkpoint");
+    let before = std::fs::read(d.join(ckpt)).unwrap();
+    // Rows reversed (the header kept first).
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1..].reverse();
+    std::fs::write(d.join("data.csv"), lines.join("\n") + "\n").unwrap();
+    let out = bpnet(
+        d,
+        &common(&["--epochs", "4", "--resume", ckpt, "--out", "r.safetensors"]),
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("trained on other rows") && err.contains("resume on the same data"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!d.join("r.safetensors").exists());
+    assert_eq!(std::fs::read(d.join(ckpt)).unwrap(), before);
+    // The original rows resume.
+    std::fs::write(d.join("data.csv"), &text).unwrap();
+    run_ok(
+        d,
+        &common(&["--epochs", "4", "--resume", ckpt, "--out", "r.safetensors"]),
+    );
+}

@@ -1,21 +1,28 @@
 //! `bpnet eval`: metrics of a saved model on a labelled data set.
 
 use bpnet::Result;
+use bpnet::data::ColumnRef;
 use bpnet::io::load_model;
 use bpnet::workflow::stream::choose_stream;
-use bpnet::workflow::{Pipeline, ensemble_metrics, labelled};
+use bpnet::workflow::{Pipeline, ensemble_metrics, labelled_with};
 use serde_json::json;
 use std::path::PathBuf;
 
 /// Options of `bpnet eval`.
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// Model file written by `bpnet train`.
+    /// Model file written by `bpnet train` (or `bpnet import`).
     #[arg(long)]
     model: PathBuf,
-    /// Labelled data: a CSV like the training file, `mnist` (its test set) or an IDX folder.
+    /// Labelled data: a CSV like the training file, `mnist` (its test set) or an IDX folder;
+    /// for a model from `bpnet import`, the feature matrix and the --target column(s).
     #[arg(long)]
     data: String,
+    /// Only for a model from `bpnet import` (no preprocessing): the label column (class
+    /// indices 0..K-1 for K >= 2 outputs) or one value column per output, by name or 0-based index;
+    /// every other column is an input feature.
+    #[arg(long, value_delimiter = ',')]
+    target: Vec<String>,
     /// Print a JSON object with the metrics as the last line.
     #[arg(long)]
     json: bool,
@@ -33,7 +40,14 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::of_model(&file, &a.model)?;
     pipeline.check_data(&a.data, &a.model)?;
+    let targets = a
+        .target
+        .iter()
+        .map(|t| t.parse::<ColumnRef>())
+        .collect::<Result<Vec<_>>>()?;
+    pipeline.check_targets(&targets, &a.model)?;
     super::read_progress::install(false);
+    super::predict::check_stream(&pipeline, a.stream)?;
     let streamed = match &pipeline {
         Pipeline::Table {
             delimiter,
@@ -50,12 +64,12 @@ pub fn run(a: &EvalArgs) -> Result<()> {
                 None => None,
             }
         }
-        Pipeline::Images { .. } => None,
+        Pipeline::Images { .. } | Pipeline::Features { .. } => None,
     };
     let m = match streamed {
         Some(m) => m,
         None => {
-            let data = labelled(&pipeline, &a.data)?;
+            let data = labelled_with(&pipeline, &a.data, &targets)?;
             let loss = bpnet::train::default_loss(&data);
             let net = super::ensemble::net_of(&file, &a.model)?;
             ensemble_metrics(&net, loss, &data, &pipeline)?

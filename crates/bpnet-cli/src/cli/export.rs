@@ -67,6 +67,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
                 output_scaling = OutputScaling::from_preprocessor(preprocessor)?;
                 regression = preprocessor.task() == Task::Regress;
             }
+            Pipeline::Features { .. } => {}
         }
     }
     if a.no_preprocessing {

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 /// Options of `bpnet predict`.
 #[derive(clap::Args, Debug)]
 pub struct PredictArgs {
-    /// Model file written by `bpnet train`.
+    /// Model file written by `bpnet train` (or `bpnet import`).
     #[arg(long)]
     model: PathBuf,
-    /// Rows to predict: a CSV with the training features (target columns may be absent), or an IDX folder / `mnist`.
+    /// Rows to predict: a CSV with the training features (target columns may be absent), or an IDX folder / `mnist`;
+    /// for a model from `bpnet import`, the feature matrix itself (one numeric column per input).
     #[arg(long)]
     data: String,
     /// Write the predictions here (CSV) instead of stdout (`--out`, as the
@@ -56,6 +57,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         plan.check()?;
     }
     super::read_progress::install(false);
+    check_stream(&pipeline, a.stream)?;
     if let Pipeline::Table {
         delimiter,
         header,
@@ -88,11 +90,27 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--stream` with a model without preprocessing, which is read in memory,
+/// is an error.
+pub fn check_stream(pipeline: &Pipeline, stream: bool) -> Result<()> {
+    match (pipeline, stream) {
+        (Pipeline::Features { .. }, true) => Err(bpnet::Error::config(
+            "--stream",
+            "a model without preprocessing (from `bpnet import`) reads its data in memory",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The header line and the rows of the predictions `out` (the network's
 /// outputs) as CSV.
 fn prediction_csv(pipeline: &Pipeline, out: &Matrix<f32>) -> (String, String) {
     let mut rows = String::new();
     match pipeline {
+        Pipeline::Features { outputs, .. } => {
+            output_rows(out, &mut rows);
+            (output_header(*outputs), rows)
+        }
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             value_rows(&preprocessor.decode_targets(out), &mut rows);
             (value_header(preprocessor.target_columns()), rows)
@@ -138,6 +156,7 @@ pub fn no_parquet(path: &Path) -> bpnet::Error {
 /// chunks has the types of one written at once.
 pub fn text_columns(pipeline: &Pipeline) -> Vec<bool> {
     match pipeline {
+        Pipeline::Features { outputs, .. } => vec![false; *outputs],
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             vec![false; preprocessor.target_columns().len()]
         }
@@ -156,6 +175,10 @@ pub fn class_text_columns(names: &[String]) -> Vec<bool> {
 /// target columns for regression, as a CSV line or as Parquet column names).
 pub fn predictions_kind(pipeline: &Pipeline) -> Kind {
     match pipeline {
+        Pipeline::Features { outputs, .. } => {
+            let line = output_header(*outputs);
+            Kind::csv("predictions", &[line.trim_end_matches('\n')])
+        }
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             let columns = preprocessor.target_columns();
             let line = value_header(columns);
@@ -225,6 +248,22 @@ pub fn class_rows(logits: &Matrix<f32>, names: &[String], s: &mut String) {
         for p in probs {
             *s += &format!(",{p:.6}");
         }
+        s.push('\n');
+    }
+}
+
+/// The header line of a model without preprocessing: `output_0,...`, its
+/// raw outputs (the network's last layer, e.g. logits: nothing records
+/// what they mean).
+pub fn output_header(outputs: usize) -> String {
+    csv_line(&(0..outputs).map(|i| format!("output_{i}")).collect::<Vec<_>>())
+}
+
+/// Raw outputs `out` as CSV rows (each value as the shortest text that
+/// reads back as the same f32), appended to `s`.
+pub fn output_rows(out: &Matrix<f32>, s: &mut String) {
+    for r in 0..out.rows() {
+        *s += &out.row(r).iter().map(f32::to_string).collect::<Vec<_>>().join(",");
         s.push('\n');
     }
 }

@@ -420,6 +420,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
                 data.train.features.cols(),
                 data.train.outputs(),
             )?;
+            check_same_rows(ckpt, run.file.metadata.get("preprocessing"), &data.pipeline, &cfg)?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(
@@ -616,6 +617,35 @@ pub(super) fn finish(
         println!("{summary}");
     }
     Ok(())
+}
+
+/// A checkpoint resumes on the rows it trained on: the preprocessing fitted
+/// on the training rows now must be the one it holds (a data file changed
+/// or shuffled since, or flags that split or read it otherwise, give other
+/// statistics; the run would go on silently on other rows, no longer the
+/// uninterrupted run). A checkpoint of an earlier version that did not
+/// record how the columns were read is compared without that.
+fn check_same_rows(ckpt: &Path, held: Option<&serde_json::Value>, now: &Pipeline, cfg: &TrainConfig) -> Result<()> {
+    let Some(held) = held else {
+        return Ok(());
+    };
+    let mut now = serde_json::to_value(now).map_err(|e| Error::config("--resume", e.to_string()))?;
+    if held.pointer("/preprocessor/read_as").is_none()
+        && let Some(p) = now.get_mut("preprocessor").and_then(|p| p.as_object_mut())
+    {
+        p.remove("read_as");
+    }
+    if *held == now {
+        return Ok(());
+    }
+    Err(Error::config(
+        "--resume",
+        format!(
+            "{} was trained on other rows than --data {} gives now (the preprocessing fitted on them differs: the file changed, or flags that split or read it did): resume on the same data",
+            ckpt.display(),
+            cfg.data
+        ),
+    ))
 }
 
 /// A checkpoint keeps its network: data whose inputs or outputs do not fit

@@ -1,9 +1,10 @@
 //! Loading the data a command works on: the bundled MNIST, an IDX folder or a
 //! CSV file; splitting it; fitting the preprocessing on the training rows; and
 //! the `Pipeline` stored in the model file so eval and predict apply the same
-//! preprocessing to new files.
+//! preprocessing to new files (or none, for an imported model).
 
 use super::config::TrainConfig;
+use super::features::{feature_dataset, feature_matrix, missing_target};
 use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task};
 use crate::data::read_data;
@@ -32,6 +33,15 @@ pub enum Pipeline {
         header: bool,
         /// The fitted preprocessing.
         preprocessor: Preprocessor,
+    },
+    /// No preprocessing (a model file without it, as `bpnet import`
+    /// writes): the input is the feature matrix as it is, one numeric
+    /// column per network input (see [`super::feature_matrix`]).
+    Features {
+        /// Network inputs: the columns of the data.
+        inputs: usize,
+        /// Network outputs.
+        outputs: usize,
     },
 }
 
@@ -74,6 +84,7 @@ impl Pipeline {
         match self {
             Pipeline::Images { .. } => Some((0..10).map(|d| d.to_string()).collect()),
             Pipeline::Table { preprocessor, .. } => preprocessor.class_names().map(|c| c.to_vec()),
+            Pipeline::Features { .. } => None,
         }
     }
 
@@ -95,6 +106,24 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// Whether `eval --target` columns fit the model `model`: needed for
+    /// a model without preprocessing ([`Pipeline::Features`], see
+    /// [`super::feature_dataset`]), refused for any other, whose
+    /// preprocessing names its targets.
+    pub fn check_targets(&self, targets: &[ColumnRef], model: &Path) -> Result<()> {
+        match (self, targets.is_empty()) {
+            (Pipeline::Features { inputs, outputs }, true) => Err(missing_target(model, *inputs, *outputs)),
+            (Pipeline::Features { .. }, false) | (_, true) => Ok(()),
+            (_, false) => Err(Error::config(
+                "--target",
+                format!(
+                    "only for a model without preprocessing (from `bpnet import`): the preprocessing of {} names its targets",
+                    model.display()
+                ),
+            )),
+        }
+    }
+
     /// Whether `data` (a `--data` argument) is the kind of data this
     /// pipeline reads: a folder of MNIST-format images (or `mnist`) for an
     /// image model, a file for a table model. `model` names the model file.
@@ -110,6 +139,10 @@ impl Pipeline {
                 "{} was trained on a table: give a CSV, Parquet or Arrow file, not an image folder",
                 model.display()
             ),
+            Pipeline::Features { inputs, .. } if image => format!(
+                "{} has no preprocessing (from `bpnet import`): give a CSV, Parquet or Arrow file of its {inputs} input features, not an image folder",
+                model.display()
+            ),
             _ => return Ok(()),
         };
         Err(Error::Format {
@@ -120,15 +153,24 @@ impl Pipeline {
 
     /// [`Pipeline::from_metadata`] of a loaded model file, checked against
     /// its network: as many inputs as the pipeline makes features, as many
-    /// outputs as classes or regression targets.
+    /// outputs as classes or regression targets. A file without
+    /// preprocessing metadata (from `bpnet import`) takes the feature
+    /// matrix as it is: [`Pipeline::Features`].
     pub fn of_model(file: &crate::io::ModelFile, path: &Path) -> Result<Self> {
+        let dims = &file.spec.dims;
+        let (first, last) = (dims.first().copied(), dims.last().copied());
+        if !file.metadata.contains_key("preprocessing") {
+            return Ok(Pipeline::Features {
+                inputs: first.unwrap_or(0),
+                outputs: last.unwrap_or(0),
+            });
+        }
         let pipeline = Self::from_metadata(&file.metadata, path)?;
         let (inputs, outputs) = match &pipeline {
             Pipeline::Images { features } => (*features, 10),
             Pipeline::Table { preprocessor, .. } => (preprocessor.n_features(), preprocessor.n_outputs()),
+            Pipeline::Features { inputs, outputs } => (*inputs, *outputs),
         };
-        let dims = &file.spec.dims;
-        let (first, last) = (dims.first().copied(), dims.last().copied());
         if first != Some(inputs) || last != Some(outputs) {
             return Err(Error::Format {
                 path: path.to_path_buf(),
@@ -291,7 +333,16 @@ fn load_table(cfg: &TrainConfig) -> Result<Prepared> {
 
 /// Labelled data for `bpnet eval`, read with the model's pipeline.
 pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
+    labelled_with(pipeline, data, &[])
+}
+
+/// [`labelled`] with the target columns a model without preprocessing
+/// needs ([`Pipeline::Features`], see [`feature_dataset`]); any other
+/// model knows its targets, and `targets` must be empty.
+pub fn labelled_with(pipeline: &Pipeline, data: &str, targets: &[ColumnRef]) -> Result<Dataset> {
+    pipeline.check_targets(targets, Path::new("the model"))?;
     match pipeline {
+        Pipeline::Features { inputs, outputs } => feature_dataset(data, *inputs, *outputs, targets),
         Pipeline::Images { .. } => Ok(load_mnist(&image_dir(data))?.1),
         Pipeline::Table {
             delimiter,
@@ -312,6 +363,7 @@ pub fn labelled(pipeline: &Pipeline, data: &str) -> Result<Dataset> {
 /// model's pipeline; for images, the folder's test images.
 pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
     match pipeline {
+        Pipeline::Features { inputs, .. } => feature_matrix(data, *inputs),
         Pipeline::Images { .. } => Ok(load_mnist(&image_dir(data))?.1.features),
         Pipeline::Table {
             delimiter,

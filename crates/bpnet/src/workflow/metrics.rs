@@ -108,7 +108,7 @@ fn held_out_of(ev: Evaluation, loss: Loss, data: &Dataset, pipeline: &Pipeline) 
             truth: preprocessor.decode_targets(v),
             classes: None,
         },
-        (Targets::Values(v), Pipeline::Images { .. }) => HeldOut {
+        (Targets::Values(v), Pipeline::Images { .. } | Pipeline::Features { .. }) => HeldOut {
             predictions: probs.cast(),
             truth: v.cast(),
             classes: None,
@@ -148,7 +148,7 @@ fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<Tes
                 Pipeline::Table { preprocessor, .. } => {
                     (preprocessor.decode_targets(v), preprocessor.decode_targets(&ev.outputs))
                 }
-                Pipeline::Images { .. } => (v.cast(), ev.outputs.cast()),
+                Pipeline::Images { .. } | Pipeline::Features { .. } => (v.cast(), ev.outputs.cast()),
             };
             Ok(regression_metrics(RegressionMetrics::new(&truth, &pred), ev.loss, rows))
         }
