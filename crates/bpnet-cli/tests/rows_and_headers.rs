@@ -131,6 +131,24 @@ fn a_header_with_a_number_is_detected_as_data_with_a_note_and_header_says_otherw
         inspect.contains("\"2020\""),
         "the column named 2020 is a feature: {inspect}"
     );
+    // --header overrides a config file's no_header (both flags together are refused).
+    std::fs::write(d.join("c.toml"), "no_header = true\n").unwrap();
+    ok(
+        d,
+        &[
+            &common[..],
+            &[
+                "--config",
+                "c.toml",
+                "--header",
+                "--target",
+                "label",
+                "--out",
+                "c.safetensors",
+            ],
+        ]
+        .concat(),
+    );
     // The target by name without --header: the error says why it is missing.
     let bad = common::run_in(d, &[&common[..], &["--target", "label"]].concat());
     let err = common::text(&bad.stderr);
@@ -139,4 +157,44 @@ fn a_header_with_a_number_is_detected_as_data_with_a_note_and_header_says_otherw
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// A `--test` file is read as `eval` reads it (the training file's header
+/// and shifts): its metrics at training equal `eval`'s on the same file,
+/// bit for bit, with a huge value in one of its rows.
+#[test]
+fn a_test_file_scores_at_training_as_eval_scores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = std::fs::read_to_string(format!("{ROOT}/data/iris.csv")).unwrap();
+    let mut test: Vec<&str> = iris.lines().take(40).collect();
+    test.push("5.1,3.5,1.4,1e12,setosa");
+    std::fs::write(d.join("t.csv"), test.join("\n") + "\n").unwrap();
+    let train = ok(
+        d,
+        &[
+            "train",
+            "--data",
+            &format!("{ROOT}/data/iris.csv"),
+            "--target",
+            "species",
+            "--test",
+            "t.csv",
+            "--epochs",
+            "3",
+            "--ensemble",
+            "1",
+            "--quiet",
+            "--json",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let eval = ok(d, &["eval", "--model", "m.safetensors", "--data", "t.csv", "--json"]);
+    let (t, e) = (common::last_json(&train), common::last_json(&eval));
+    // The huge row's loss dwarfs the others': the confusion matrix shows them.
+    for key in ["loss", "accuracy", "confusion"] {
+        let (tv, ev) = (&t["test"][key], &e["metrics"][key]);
+        assert!(!tv.is_null() && tv == ev, "{key}: --test {tv}, eval {ev}");
+    }
 }

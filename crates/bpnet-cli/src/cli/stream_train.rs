@@ -307,7 +307,7 @@ fn test_metrics(
     let pre = &file.preprocessor;
     let m = if !cfg.test.is_empty() {
         let opts = bpnet::data::CsvOptions {
-            header: cfg.header_option()?,
+            header: Some(pre.has_header()),
             delimiter: bpnet::data::delimiter_byte(cfg.delimiter)?,
             shifts: pre.shifts(),
         };

@@ -277,6 +277,13 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             shuffle_buffer,
         ]
     );
+    // A header flag given alone overrides the other setting of a config
+    // file or checkpoint (both flags together are refused).
+    match (a.header, a.no_header) {
+        (Some(true), None | Some(false)) => cfg.no_header = false,
+        (None | Some(false), Some(true)) => cfg.header = false,
+        _ => {}
+    }
     match (a.stream, a.no_stream) {
         (Some(true), _) => cfg.stream = "on".into(),
         (_, Some(true)) => cfg.stream = "off".into(),
@@ -420,7 +427,8 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
                 data.train.features.cols(),
                 data.train.outputs(),
             )?;
-            check_same_rows(ckpt, run.file.metadata.get("preprocessing"), &data.pipeline, &cfg)?;
+            let held = (run.file.metadata.get("preprocessing"), run.file.bpnet_version.as_str());
+            check_same_rows(ckpt, held, &data.pipeline, &cfg)?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(
@@ -625,7 +633,12 @@ pub(super) fn finish(
 /// statistics; the run would go on silently on other rows, no longer the
 /// uninterrupted run). A checkpoint of an earlier version that did not
 /// record how the columns were read is compared without that.
-fn check_same_rows(ckpt: &Path, held: Option<&serde_json::Value>, now: &Pipeline, cfg: &TrainConfig) -> Result<()> {
+fn check_same_rows(
+    ckpt: &Path,
+    (held, version): (Option<&serde_json::Value>, &str),
+    now: &Pipeline,
+    cfg: &TrainConfig,
+) -> Result<()> {
     let Some(held) = held else {
         return Ok(());
     };
@@ -638,10 +651,14 @@ fn check_same_rows(ckpt: &Path, held: Option<&serde_json::Value>, now: &Pipeline
     if *held == now {
         return Ok(());
     }
+    let other_version = match version == env!("CARGO_PKG_VERSION") {
+        true => String::new(),
+        false => format!(", or bpnet {version}, which wrote it, split or read it otherwise"),
+    };
     Err(Error::config(
         "--resume",
         format!(
-            "{} was trained on other rows than --data {} gives now (the preprocessing fitted on them differs: the file changed, or flags that split or read it did): resume on the same data",
+            "{} was trained on other rows than --data {} gives now (the preprocessing fitted on them differs: the file changed, or flags that split or read it did{other_version}): resume on the same data",
             ckpt.display(),
             cfg.data
         ),

@@ -368,18 +368,36 @@ impl Preprocessor {
     /// a file of an earlier version, the centre rounded to an integer (the
     /// mean, median or minimum it is scaled from), so that a stored value's
     /// error after scaling stays at `f32` rounding of the scaled value.
+    /// Categorical features and class targets are read as text, regression
+    /// targets at their rounded mean.
     pub fn shifts(&self) -> crate::data::Shifts {
-        crate::data::Shifts::of(self.features.iter().filter_map(|f| match &f.kind {
+        let features = self.features.iter().map(|f| match &f.kind {
             FeatureKind::Numeric { center, .. } => {
                 let read = match self.read_as.get(&f.name) {
                     Some(ReadAs::Shift(s)) => Some(*s),
                     Some(ReadAs::Text) => None,
                     None => Some(center.round()),
                 };
-                Some((f.name.clone(), read))
+                (f.name.clone(), read)
             }
-            FeatureKind::Categorical { .. } => None,
-        }))
+            // Matched by text: read as text whatever the other rows hold.
+            FeatureKind::Categorical { .. } => (f.name.clone(), None),
+        });
+        let targets = self
+            .target_columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| match &self.target {
+                TargetMap::Classes { .. } => (name.clone(), None),
+                TargetMap::Values { mean, .. } => (name.clone(), mean.get(i).map(|m| m.round())),
+            });
+        crate::data::Shifts::of(features.chain(targets))
+    }
+
+    /// Whether the training file had a header (files read against this
+    /// preprocessing are read alike).
+    pub fn has_header(&self) -> bool {
+        self.has_header
     }
 
     /// Names of the target column(s).

@@ -138,10 +138,13 @@ fn check_fraction(fraction: f64) -> Result<()> {
 /// (at least 1 and at most `n - 1` when `n >= 2`), shared out in proportion
 /// to the sizes by largest remainder (each stratum the floor of its quota
 /// `fraction * size`, then one more each to the largest remainders, the
-/// earlier stratum first on a tie), and never every row of a stratum. So
-/// the fraction held out is the one asked whatever the number of classes
+/// earlier stratum first on a tie), so each between the floor and the
+/// ceiling of its quota and never every row of a stratum; fewer in all
+/// when those bounds leave no room (one-row strata stay kept). So the
+/// fraction held out is the one asked whatever the number of classes
 /// (holding out at least one row of every class put a third of the rows of
-/// 20 classes of 3 rows into a 10% validation split).
+/// 20 classes of 3 rows into a 10% validation split), and no stratum gives
+/// more than its share.
 fn quotas(sizes: &[usize], fraction: f64) -> Vec<usize> {
     let n: usize = sizes.iter().sum();
     let total = match n {
@@ -156,18 +159,16 @@ fn quotas(sizes: &[usize], fraction: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..sizes.len()).collect();
     let remainder = |i: usize| fraction * sizes[i] as f64 - (fraction * sizes[i] as f64).floor();
     order.sort_by(|&a, &b| remainder(b).total_cmp(&remainder(a)).then(a.cmp(&b)));
+    // One more row each, largest remainder first, to strata with room: a
+    // stratum holds out at most the ceiling of its quota.
     let mut left = total.saturating_sub(take.iter().sum());
-    // Round after round over the strata with room, largest remainder first.
-    while left > 0 {
-        let before = left;
-        for &i in &order {
-            if left > 0 && take[i] < cap(sizes[i]) {
-                take[i] += 1;
-                left -= 1;
-            }
+    for &i in &order {
+        if left == 0 {
+            break;
         }
-        if left == before {
-            break; // no stratum has room
+        if take[i] < cap(sizes[i]) && remainder(i) > 0.0 {
+            take[i] += 1;
+            left -= 1;
         }
     }
     take
@@ -252,6 +253,27 @@ mod tests {
         assert_eq!(quotas(&[], 0.2), Vec::<usize>::new());
         // Small fractions still hold out one row.
         assert_eq!(quotas(&[10, 10], 0.01), vec![1, 0]);
+        // Many one-row classes beside a large one: the large one gives its
+        // share (10 of 100), not the one-row classes' (1,000 rows' 10%).
+        let mut sizes = vec![1; 1000];
+        sizes.push(100);
+        assert_eq!(quotas(&sizes, 0.1).iter().sum::<usize>(), 10);
+        let mut sizes = vec![1; 50];
+        sizes.extend([20, 20]);
+        assert_eq!(quotas(&sizes, 0.1)[50..], [2, 2]);
+        // Every stratum within the floor and ceiling of its quota, never whole.
+        for sizes in [vec![3, 7, 11], vec![2; 9], vec![1, 2, 3, 4, 5, 97], vec![55, 45]] {
+            for fraction in [0.05, 0.1, 0.25, 0.5, 0.9] {
+                for (&s, &t) in sizes.iter().zip(&quotas(&sizes, fraction)) {
+                    let q = fraction * s as f64;
+                    assert!(
+                        t as f64 >= q.floor().min((s.max(1) - 1) as f64) && t as f64 <= q.ceil(),
+                        "{sizes:?} {fraction}"
+                    );
+                    assert!(t < s.max(1), "{sizes:?} {fraction}: a whole stratum");
+                }
+            }
+        }
         let err = split_ranked(&[0, 1], 0.5, 0).unwrap_err().to_string();
         assert!(err.contains("every class has one row"), "{err}");
     }

@@ -82,28 +82,24 @@ impl CvReport {
     }
 }
 
-/// Every class needs a row in each of `k` folds: a class of fewer rows is
-/// missing from the training rows of the fold that holds it out, which then
-/// cannot score it.
+/// Every class needs a training row in each fold: the folds deal a
+/// class's rows to consecutive folds, so a class of two rows or more keeps
+/// one in the training rows of every fold, but a class of one row is
+/// missing from those of the fold that holds it out, which then cannot
+/// score it.
 fn check_class_sizes<S: AsRef<str>>(strata: &[S], k: usize) -> Result<()> {
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for s in strata {
         *counts.entry(s.as_ref()).or_default() += 1;
     }
-    match counts.iter().filter(|(_, n)| **n < k).min_by_key(|(_, n)| **n) {
-        Some((class, n)) => {
-            let class = crate::data::csv::short_cell(class);
-            let fix = match n {
-                1 => "a class of one row cannot be in every fold: remove the row or merge the class".to_string(),
-                n => format!("give --cv {n} or fewer"),
-            };
-            Err(Error::config(
-                "--cv",
-                format!(
-                    "{k} folds, but class '{class}' has {n} training row(s) (each class needs one in every fold): {fix}"
-                ),
-            ))
-        }
+    match counts.iter().find(|(_, n)| **n == 1) {
+        Some((class, _)) => Err(Error::config(
+            "--cv",
+            format!(
+                "{k} folds, but class '{}' has one training row, which the fold that holds it out cannot learn: remove the row or merge the class",
+                crate::data::csv::short_cell(class)
+            ),
+        )),
         None => Ok(()),
     }
 }

@@ -91,16 +91,23 @@ impl Source {
     /// Cell `(r, c)` as a finite number; else a one-line error naming the
     /// place and the column.
     fn number(&self, r: usize, c: usize) -> Result<f64> {
-        let bad = |what: String| self.error(format!("{}, column '{}': {what}", self.place(r), self.columns()[c]));
+        let bad = |what: String| {
+            self.error(format!(
+                "{}, column '{}': {what}",
+                self.place(r),
+                short_cell(&self.columns()[c])
+            ))
+        };
         let Some(text) = self.text(r, c) else {
             return Err(bad(
                 "missing value (a model without preprocessing takes numbers only: nothing is imputed)".into(),
             ));
         };
+        // Finite as f32 too: the network reads f32 (3.5e38 would be infinite).
         match text.parse::<f64>() {
-            Ok(v) if v.is_finite() => Ok(v),
+            Ok(v) if (v as f32).is_finite() => Ok(v),
             _ => Err(bad(format!(
-                "'{}' is not a finite number (a model without preprocessing takes the feature matrix as numbers)",
+                "'{}' is not a finite number of f32 range (a model without preprocessing takes the feature matrix as numbers)",
                 short_cell(&text)
             ))),
         }

@@ -64,10 +64,19 @@ fn first_line_note(table: &Table) -> Option<String> {
         .iter()
         .any(|c| !crate::data::csv::is_number(c) && !crate::data::csv::is_missing(c));
     text.then(|| {
+        const SHOWN: usize = 10;
+        let mut shown: Vec<String> = cells
+            .iter()
+            .take(SHOWN)
+            .map(|c| crate::data::csv::short_cell(c).into_owned())
+            .collect();
+        if cells.len() > SHOWN {
+            shown.push(format!("... ({} cells)", cells.len()));
+        }
         format!(
             "note: the first line of {} ({}) was read as data, since it holds a number; give --header if it names the columns (--no-header to say it is data)",
             table.path.display(),
-            cells.join(",")
+            shown.join(",")
         )
     })
 }
@@ -213,7 +222,10 @@ fn split_validation(cfg: &TrainConfig, src: &TableSource, rows: &[usize]) -> Res
 
 /// The `--test` file as a dataset, read with the fitted preprocessing.
 fn test_file(cfg: &TrainConfig, pre: &Preprocessor) -> Result<Dataset> {
+    // Read as the training file was (its header settled, so that the
+    // shifts apply by name).
     let opts = CsvOptions {
+        header: Some(pre.has_header()),
         shifts: pre.shifts(),
         ..csv_options(cfg)?
     };

@@ -13,7 +13,7 @@ use super::columns::{Task, detect_task};
 use super::dense_fit::fit_columns;
 use super::features::FeatureKind;
 use super::targets::fit_target;
-use super::{PreprocessSpec, Preprocessor, Targets};
+use super::{PreprocessSpec, Preprocessor, ReadAs, Targets};
 use crate::data::csv::RawTable;
 use crate::data::parts::fill_rows;
 use crate::data::table::{ABSURD, Table};
@@ -231,6 +231,19 @@ impl Preprocessor {
         let target = fit_target(&Table::from_raw(y), &targets, train_rows, task)?;
         let shifts = x.csv_shifts(has_header);
         let features = fit_columns(x, &shifts, names, train_rows, spec, &mut notes)?;
+        // As a CSV of these numbers would be read: a shift, or text.
+        let read_as = features
+            .iter()
+            .filter(|f| matches!(f.kind, FeatureKind::Numeric { .. }))
+            .map(|f| {
+                let read = shifts
+                    .get(f.index)
+                    .copied()
+                    .flatten()
+                    .map_or(ReadAs::Text, ReadAs::Shift);
+                (f.name.clone(), read)
+            })
+            .collect();
         let n = x.cols();
         let pre = Preprocessor {
             task,
@@ -242,8 +255,7 @@ impl Preprocessor {
             target_columns: y.columns.clone(),
             target_indices: (n..n + y.n_cols()).collect(),
             target,
-            // Unknown: files read against it take each centre (see `shifts`).
-            read_as: Default::default(),
+            read_as,
         };
         Ok((pre, notes))
     }
@@ -283,7 +295,10 @@ impl Preprocessor {
                 format!("row {r} is out of range: {} rows", x.rows()),
             ));
         }
-        let shifts = x.csv_shifts(self.has_header);
+        // Each column's shift as the training data held it (not from these
+        // rows: a row's features depend on that row alone).
+        let given = self.shifts();
+        let shifts: Vec<Option<f64>> = self.features.iter().map(|f| given.get(&f.name).flatten()).collect();
         let width = scale.len();
         let shift: Vec<f64> = shifts.iter().map(|s| s.unwrap_or(0.0)).collect();
         let shifted: Vec<bool> = shifts.iter().map(Option::is_some).collect();
