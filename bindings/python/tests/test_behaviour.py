@@ -260,6 +260,26 @@ def test_rows_predicted_one_at_a_time_match_a_batch_up_to_rounding():
     assert list(est.predict(X[:1])) == list(est.predict(X)[:1])
 
 
+def test_a_rows_prediction_does_not_depend_on_the_other_rows_of_the_array():
+    # Values are held as f32 offsets from a per-column shift; the shift is
+    # the model's, not one from the predicted rows (a row of 1e12 beside
+    # another moved it far off before). 2-7 rows go row by row: bit for bit.
+    X, y = blobs(seed=4)
+    X = X + np.array([100.0, 0.5, -3.0, 2000.0, 0.0])
+    est = bpnet.MLPClassifier(epochs=3, ensemble=1).fit(X, y)
+    alone = est.predict_proba(X[:1])
+    for big in (1e12, -1e9, 1e5):
+        other = X[1:2].copy()
+        other[0, 3] = big
+        both = est.predict_proba(np.vstack([X[:1], other]))
+        assert np.array_equal(both[:1], alone), (big, both[:1], alone)
+    reg = bpnet.MLPRegressor(epochs=3, ensemble=1).fit(X, X[:, 0] * 2.0)
+    alone = reg.predict(X[:1])
+    other = X[1:2].copy()
+    other[0, 0] = 1e12
+    assert np.array_equal(reg.predict(np.vstack([X[:1], other]))[:1], alone)
+
+
 def test_a_diverging_ensemble_member_is_named_with_its_seed():
     """As with `bpnet train`: the error of an ensemble whose member 2
     diverges while member 1 trains names member 2 and its seed. Divergence
