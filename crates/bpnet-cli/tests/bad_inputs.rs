@@ -748,3 +748,62 @@ fn a_huge_cell_is_cut_in_its_error() {
         );
     }
 }
+
+/// An MNIST-format folder of training files alone trains with
+/// `--test-split` (its `t10k-*` files are read only when they are the test
+/// set); `eval` on it, which needs them, names the missing file in one line;
+/// a `--test` folder of other image sizes is refused in one line.
+#[test]
+fn an_idx_folder_without_test_files_trains_with_a_test_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train_only = d.join("train_only");
+    std::fs::create_dir_all(&train_only).unwrap();
+    let pixels: Vec<u8> = (0..8 * 4).map(|i| (i * 37 % 256) as u8).collect();
+    std::fs::write(train_only.join("train-images-idx3-ubyte"), idx(3, &[8, 2, 2], &pixels)).unwrap();
+    std::fs::write(
+        train_only.join("train-labels-idx1-ubyte"),
+        idx(1, &[8], &[0, 1, 0, 1, 0, 1, 0, 1]),
+    )
+    .unwrap();
+    let common = [
+        "train",
+        "--data",
+        "train_only",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--hidden",
+        "4",
+    ];
+    let out = bpnet(
+        d,
+        &[
+            &common[..],
+            &["--test-split", "0.25", "--val-split", "0", "--out", "m.safetensors"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bpnet(d, &["eval", "--model", "m.safetensors", "--data", "train_only"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("t10k-images-idx3-ubyte"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // A --test folder of 3x3 images for a network of 2x2 ones.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("t10k-images-idx3-ubyte"), idx(3, &[2, 3, 3], &[5; 18])).unwrap();
+    std::fs::write(other.join("t10k-labels-idx1-ubyte"), idx(1, &[2], &[0, 1])).unwrap();
+    let out = bpnet(
+        d,
+        &[&common[..], &["--test", "other", "--out", "n.safetensors"]].concat(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("test images have 9 pixels, the training images of train_only 4"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!d.join("n.safetensors").exists());
+}

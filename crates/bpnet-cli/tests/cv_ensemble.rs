@@ -337,4 +337,29 @@ fn cv_folds_resolve_the_default_ensemble_on_their_own_rows() {
         "{j}"
     );
     assert!(ok(d, &["inspect", "two.safetensors"]).contains("ensemble of 2"));
+    // A run that writes checkpoints trains one network, and so do its folds.
+    let j = last_json(&ok(
+        d,
+        &[
+            "train",
+            "--data",
+            &iris(),
+            "--target",
+            "species",
+            "--cv",
+            "2",
+            "--epochs",
+            "1",
+            "--json",
+            "--quiet",
+            "--checkpoint-every",
+            "1",
+            "--out",
+            "k.safetensors",
+        ],
+    ));
+    assert!(
+        j["cv"]["folds"].as_array().unwrap().iter().all(|f| f["members"] == 1),
+        "{j}"
+    );
 }

@@ -375,9 +375,13 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let plain = comm.size() == 1 && a.resume.is_none() && cfg.checkpoint_every == 0 && cfg.checkpoint_steps == 0;
     let table = matches!(data.pipeline, Pipeline::Table { .. });
     let one_process = auto_ensemble(cfg.ensemble, table, data.train.len(), true);
-    // Folds resolve the default ensemble and `--lr auto` on their own rows.
-    let fold_cfg = cfg.clone();
+    // Folds resolve the default ensemble and `--lr auto` on their own rows
+    // (one network where this run trains one for its checkpoints).
+    let mut fold_cfg = cfg.clone();
     cfg.ensemble = auto_ensemble(cfg.ensemble, table, data.train.len(), plain);
+    if !plain {
+        fold_cfg.ensemble = cfg.ensemble;
+    }
     super::dist::agree_on_run(&**comm, &cfg, &data)?;
     let quiet = a.quiet || !lead;
     let say = |s: &str| {

@@ -40,6 +40,18 @@ pub fn load_mnist(dir: &Path) -> Result<(Dataset, Dataset)> {
     Ok((train, test))
 }
 
+/// The training images of an MNIST-format folder alone (`train-*` files;
+/// the `t10k-*` files need not be there).
+pub fn load_mnist_train(dir: &Path) -> Result<Dataset> {
+    load_split(dir, "train")
+}
+
+/// The test images of an MNIST-format folder alone (`t10k-*` files; the
+/// `train-*` files need not be there).
+pub fn load_mnist_test(dir: &Path) -> Result<Dataset> {
+    load_split(dir, "t10k")
+}
+
 fn load_split(dir: &Path, prefix: &str) -> Result<Dataset> {
     let img_path = find_in(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lbl_path = find_in(dir, &format!("{prefix}-labels-idx1-ubyte"))?;

@@ -10,7 +10,7 @@ use crate::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Tar
 use crate::data::read_data;
 use crate::data::split::split;
 use crate::data::table::{AsTable, Table};
-use crate::data::{Dataset, bundled_mnist_dir, load_mnist};
+use crate::data::{Dataset, bundled_mnist_dir, load_mnist, load_mnist_test, load_mnist_train};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -234,18 +234,35 @@ fn hold_out(data: Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option<
 }
 
 fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
-    let (mut train, mnist_test) = load_mnist(&image_dir(&cfg.data))?;
+    // The folder's test files are read only when they are the test set.
+    let own_test = cfg.test.is_empty() && cfg.test_split <= 0.0;
+    let (mut train, mnist_test) = match own_test {
+        true => load_mnist(&image_dir(&cfg.data)).map(|(a, b)| (a, Some(b)))?,
+        false => (load_mnist_train(&image_dir(&cfg.data))?, None),
+    };
     if cfg.limit > 0 {
         train = train.head(cfg.limit);
     }
     let test = if !cfg.test.is_empty() {
-        Some(load_mnist(&image_dir(&cfg.test))?.1)
+        let test = load_mnist_test(&image_dir(&cfg.test))?;
+        if test.features.cols() != train.features.cols() {
+            return Err(Error::Format {
+                path: image_dir(&cfg.test),
+                reason: format!(
+                    "test images have {} pixels, the training images of {} {}",
+                    test.features.cols(),
+                    cfg.data,
+                    train.features.cols()
+                ),
+            });
+        }
+        Some(test)
     } else if cfg.test_split > 0.0 {
         let (kept, held) = hold_out(train, cfg.test_split, cfg.seed ^ 0x7E57)?;
         train = kept;
         held
     } else {
-        Some(mnist_test)
+        mnist_test
     };
     let (train, val) = hold_out(train, cfg.val_split, cfg.seed ^ 0x0A11D)?;
     let pipeline = Pipeline::Images {
@@ -343,7 +360,7 @@ pub fn labelled_with(pipeline: &Pipeline, data: &str, targets: &[ColumnRef]) -> 
     pipeline.check_targets(targets, Path::new("the model"))?;
     match pipeline {
         Pipeline::Features { inputs, outputs } => feature_dataset(data, *inputs, *outputs, targets),
-        Pipeline::Images { .. } => Ok(load_mnist(&image_dir(data))?.1),
+        Pipeline::Images { .. } => load_mnist_test(&image_dir(data)),
         Pipeline::Table {
             delimiter,
             header,
@@ -364,7 +381,7 @@ pub fn labelled_with(pipeline: &Pipeline, data: &str, targets: &[ColumnRef]) -> 
 pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
     match pipeline {
         Pipeline::Features { inputs, .. } => feature_matrix(data, *inputs),
-        Pipeline::Images { .. } => Ok(load_mnist(&image_dir(data))?.1.features),
+        Pipeline::Images { .. } => Ok(load_mnist_test(&image_dir(data))?.features),
         Pipeline::Table {
             delimiter,
             header,
