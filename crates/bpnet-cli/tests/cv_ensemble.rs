@@ -291,16 +291,17 @@ fn cv_folds_resolve_the_default_ensemble_on_their_own_rows() {
         csv += &format!("{a},{b},{}\n", if a + b > 0.0 { "p" } else { "n" });
     }
     std::fs::write(d.join("big.csv"), csv).unwrap();
-    let j = last_json(&ok(
-        d,
-        &[
-            "train", "--data", "big.csv", "--target", "y", "--cv", "2", "--epochs", "1", "--hidden", "4", "--json",
-            "--quiet",
-        ],
-    ));
-    let folds = j["cv"]["folds"].as_array().unwrap();
-    assert_eq!(folds.len(), 2);
-    for f in folds {
+    // Two folds of `data` with `extra` options: each fold's JSON.
+    let folds = |data: &str, target: &str, extra: &[&str]| -> Vec<serde_json::Value> {
+        let base = [
+            "train", "--data", data, "--target", target, "--cv", "2", "--epochs", "1", "--json", "--quiet",
+        ];
+        let j = last_json(&ok(d, &[&base[..], extra].concat()));
+        j["cv"]["folds"].as_array().unwrap().clone()
+    };
+    let big = folds("big.csv", "y", &["--hidden", "4"]);
+    assert_eq!(big.len(), 2);
+    for f in &big {
         assert_eq!(
             (f["members"].as_u64(), f["train_rows"].as_u64()),
             (Some(5), Some(28_000)),
@@ -310,56 +311,18 @@ fn cv_folds_resolve_the_default_ensemble_on_their_own_rows() {
     let inspect = ok(d, &["inspect", "model.safetensors"]);
     assert!(!inspect.contains("ensemble of"), "{inspect}");
     // --ensemble given: every fold and the final model take it.
-    let j = last_json(&ok(
-        d,
-        &[
-            "train",
-            "--data",
-            "big.csv",
-            "--target",
-            "y",
-            "--cv",
-            "2",
-            "--epochs",
-            "1",
-            "--hidden",
-            "4",
-            "--json",
-            "--quiet",
-            "--ensemble",
-            "2",
-            "--out",
-            "two.safetensors",
-        ],
-    ));
-    assert!(
-        j["cv"]["folds"].as_array().unwrap().iter().all(|f| f["members"] == 2),
-        "{j}"
+    let two = folds(
+        "big.csv",
+        "y",
+        &["--hidden", "4", "--ensemble", "2", "--out", "two.safetensors"],
     );
+    assert!(two.iter().all(|f| f["members"] == 2), "{two:?}");
     assert!(ok(d, &["inspect", "two.safetensors"]).contains("ensemble of 2"));
     // A run that writes checkpoints trains one network, and so do its folds.
-    let j = last_json(&ok(
-        d,
-        &[
-            "train",
-            "--data",
-            &iris(),
-            "--target",
-            "species",
-            "--cv",
-            "2",
-            "--epochs",
-            "1",
-            "--json",
-            "--quiet",
-            "--checkpoint-every",
-            "1",
-            "--out",
-            "k.safetensors",
-        ],
-    ));
-    assert!(
-        j["cv"]["folds"].as_array().unwrap().iter().all(|f| f["members"] == 1),
-        "{j}"
+    let kept = folds(
+        &iris(),
+        "species",
+        &["--checkpoint-every", "1", "--out", "k.safetensors"],
     );
+    assert!(kept.iter().all(|f| f["members"] == 1), "{kept:?}");
 }

@@ -12,7 +12,9 @@
 //! bound holds there (measured: at most 4.0e-6).
 #![cfg(feature = "mpi")]
 
+mod common;
 use bpnet::io::{load_model, load_run};
+use common::{output_within, wait_with_limit};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -342,17 +344,6 @@ fn ranks_of(parent: u32) -> Vec<u32> {
     pids
 }
 
-fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(s) = child.try_wait().unwrap() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 /// The step of the checkpoint at `ckpt`, read when the file changed since
 /// `seen` (it is replaced atomically, so a read sees a whole file).
 fn checkpoint_step(ckpt: &Path, seen: &mut Option<std::time::SystemTime>) -> Option<usize> {
@@ -597,21 +588,13 @@ fn an_error_on_one_rank_alone_names_the_rank_and_ends_the_job() {
     std::fs::create_dir(&b).unwrap();
     std::fs::copy(format!("{ROOT}/data/wine.csv"), a.join("d.csv")).unwrap();
     let mut c = in_two_folders(&a, &b);
-    let mut child = c
+    let child = c
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the job did not end within 60 s of one rank's error");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let o = child.wait_with_output().unwrap();
+    let o = output_within(child, Duration::from_secs(60), "the job after one rank's error");
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();

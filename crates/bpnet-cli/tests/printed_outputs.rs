@@ -8,7 +8,7 @@ mod common;
 use bpnet::data::{CsvOptions, RawTable, parse_csv};
 use common::{ok, run_in, text};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CLASS_X: &str = "x,1";
 const CLASS_Z: &str = "z \"q\"";
@@ -164,22 +164,14 @@ fn eval_prints_each_line_once() {
 /// Runs `bpnet args` in `dir`; a run still going after a minute is killed
 /// and fails the test.
 fn within_a_minute(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
         .args(args)
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("bpnet {args:?} still running after a minute");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    common::output_within(child, Duration::from_secs(60), &format!("bpnet {args:?}"))
 }
 
 #[test]

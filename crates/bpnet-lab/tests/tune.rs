@@ -149,26 +149,40 @@ fn the_journal_round_trips_and_refuses_other_searches() {
         assert_eq!(std::fs::read(&path).unwrap(), before, "left as it was");
         err
     };
-    let other = JournalHeader {
-        seed: 2,
-        ..header.clone()
-    };
-    assert!(refusal(&other).contains("(--seed: 1 in the journal, 2 here)"));
-    let other = JournalHeader {
-        impute: "median".into(),
-        ..header.clone()
-    };
-    assert!(refusal(&other).contains("(--impute: mean in the journal, median here)"));
-    let other = JournalHeader {
-        task: "regress".into(),
-        ..header.clone()
-    };
-    assert!(refusal(&other).contains("(--task: classify in the journal, regress here)"));
-    let other = JournalHeader {
-        data_sha256: "fedcba9876543210".into(),
-        ..header.clone()
-    };
-    assert!(refusal(&other).contains("(--data's contents (SHA-256): 0123456789ab in the journal, fedcba987654 here)"));
+    let others = [
+        (
+            JournalHeader {
+                seed: 2,
+                ..header.clone()
+            },
+            "(--seed: 1 in the journal, 2 here)",
+        ),
+        (
+            JournalHeader {
+                impute: "median".into(),
+                ..header.clone()
+            },
+            "(--impute: mean in the journal, median here)",
+        ),
+        (
+            JournalHeader {
+                task: "regress".into(),
+                ..header.clone()
+            },
+            "(--task: classify in the journal, regress here)",
+        ),
+        (
+            JournalHeader {
+                data_sha256: "fedcba9876543210".into(),
+                ..header.clone()
+            },
+            "(--data's contents (SHA-256): 0123456789ab in the journal, fedcba987654 here)",
+        ),
+    ];
+    for (other, says) in &others {
+        let err = refusal(other);
+        assert!(err.contains(says), "{err}");
+    }
     // A journal of a version that recorded neither task nor impute.
     let text = std::fs::read_to_string(&path).unwrap();
     let old = text.replacen(r#""task":"classify","impute":"mean","#, "", 1);

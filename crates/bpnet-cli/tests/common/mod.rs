@@ -6,7 +6,8 @@ pub mod measure;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -41,4 +42,28 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
 /// The last line of `stdout` as JSON (`--json` output).
 pub fn last_json(stdout: &str) -> Value {
     serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// The exit status of `child` once it ends, or `None` while it still runs
+/// after `limit`.
+pub fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// The output of `child` (its stdout and stderr piped) once it ends; one
+/// still running after `limit` is killed and fails the test (`what` says
+/// which).
+pub fn output_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    if wait_with_limit(&mut child, limit).is_none() {
+        child.kill().unwrap();
+        panic!("{what}: still running after {limit:?}");
+    }
+    child.wait_with_output().unwrap()
 }
