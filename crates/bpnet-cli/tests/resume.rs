@@ -481,3 +481,51 @@ fn a_resume_on_changed_data_is_refused_in_one_line() {
         &common(&["--epochs", "4", "--resume", ckpt, "--out", "r.safetensors"]),
     );
 }
+
+/// A checkpoint records the SHA-256 of its data: rows in another order that
+/// fit the very same preprocessing (no scaling, no validation split, the
+/// first rows kept: the last two swapped) are refused in one line, in memory
+/// and streamed, nothing written; the same bytes resume. Without the digest
+/// these resumed silently on other batches.
+#[test]
+fn a_resume_on_rows_reordered_with_the_same_statistics_is_refused() {
+    for stream in [None, Some("--stream")] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let text = std::fs::read_to_string(format!("{ROOT}/data/iris.csv")).unwrap();
+        std::fs::write(d.join("data.csv"), &text).unwrap();
+        let common = |extra: &[&str]| -> Vec<String> {
+            let base = [
+                "train", "--data", "data.csv", "--target", "species", "--hidden", "8", "--quiet",
+            ];
+            base.iter()
+                .chain(extra)
+                .chain(stream.iter())
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let first = ["--scaling", "none", "--val-split", "0", "--epochs", "2"];
+        let ckpt_args = ["--checkpoint-every", "1", "--out", "m.safetensors"];
+        run_ok(d, &common(&[&first[..], &ckpt_args[..]].concat()));
+        let ckpt = "m.ckpt.safetensors";
+        let before = std::fs::read(d.join(ckpt)).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let n = lines.len();
+        lines.swap(n - 1, n - 2);
+        std::fs::write(d.join("data.csv"), lines.join("\n") + "\n").unwrap();
+        let resume = ["--epochs", "4", "--resume", ckpt, "--out", "r.safetensors"];
+        let out = bpnet(d, &common(&resume)).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("m.ckpt.safetensors was trained on other data: the bytes of --data data.csv differ")
+                && err.contains("resume on the same data"),
+            "{stream:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!d.join("r.safetensors").exists());
+        assert_eq!(std::fs::read(d.join(ckpt)).unwrap(), before);
+        std::fs::write(d.join("data.csv"), &text).unwrap();
+        run_ok(d, &common(&resume));
+    }
+}

@@ -124,7 +124,7 @@ fn trainer(
     cfg: &TrainConfig,
     pre: &bpnet::data::Preprocessor,
     opt: bpnet::OptimizerConfig,
-    resumed: Option<(RunCheckpoint, &std::path::Path)>,
+    resumed: Option<RunCheckpoint>,
     say: &dyn Fn(&str),
 ) -> Result<(ModelSpec, Trainer<f32>, Option<Resume>)> {
     let loss = if pre.class_names().is_none() {
@@ -133,8 +133,7 @@ fn trainer(
         Loss::CrossEntropy
     };
     Ok(match resumed {
-        Some((run, ckpt)) => {
-            super::train::check_resume(ckpt, &run.file.spec, cfg, pre.n_features(), pre.n_outputs())?;
+        Some(run) => {
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             bpnet::workflow::apply_label_smoothing(&mut trainer, cfg)?;
@@ -151,6 +150,22 @@ fn trainer(
     })
 }
 
+/// A checkpoint resumes with its network, on the bytes and the rows it
+/// trained on (as in memory: [`super::train`]).
+fn check_resumed(
+    run: &RunCheckpoint,
+    ckpt: &std::path::Path,
+    cfg: &TrainConfig,
+    s: &Streamed,
+    sha: Option<&str>,
+) -> Result<()> {
+    let pre = &s.file.preprocessor;
+    super::train::check_resume(ckpt, &run.file.spec, cfg, pre.n_features(), pre.n_outputs())?;
+    let held = (run.file.metadata.get("preprocessing"), run.file.bpnet_version.as_str());
+    super::train::check_same_rows(ckpt, held, &s.data.pipeline, cfg)?;
+    super::train::check_same_data(ckpt, run.file.metadata.get("data_sha256"), sha, cfg)
+}
+
 /// Trains on `cfg.data` streamed; `note` says why it streams.
 pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, note: &str, size: usize) -> Result<()> {
     refuse(a, cfg, size)?;
@@ -163,7 +178,10 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     say(note);
     let (opt, full_batch) = optimizer(cfg)?;
     let mut s = open(cfg, full_batch, &say)?;
-    let resumed = resumed.zip(a.resume.as_deref());
+    let data_sha = super::train::checkpoint_data_sha256(cfg, a.resume.is_some())?;
+    if let (Some(run), Some(ckpt)) = (&resumed, a.resume.as_deref()) {
+        check_resumed(run, ckpt, cfg, &s, data_sha.as_deref())?;
+    }
     let (spec, mut trainer, resume) = trainer(cfg, &s.file.preprocessor, opt, resumed, &say)?;
     let fit_cfg = fit_config(cfg, full_batch, s.val_rows > 0)?;
     if let Some(b) = a.batch_size_given().filter(|&b| b > s.rows) {
@@ -179,7 +197,8 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     ));
     let out = PathBuf::from(&cfg.out);
     let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &s.data.train);
-    let history = train(cfg, &mut s, (&spec, &mut trainer), &fit_cfg, resume, &mut extras, quiet)?;
+    let run = (&spec, &mut trainer, data_sha.as_deref());
+    let history = train(cfg, &mut s, run, &fit_cfg, resume, &mut extras, quiet)?;
     history.notes.iter().for_each(|n| say(n));
     let test = test_metrics(cfg, &mut s.file, &trainer.model, trainer.loss, &s.data.pipeline)?;
     finish(a, cfg, &s.data, &spec, &[trainer.model], (&history, test), None)?;
@@ -191,7 +210,7 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
 fn train(
     cfg: &TrainConfig,
     s: &mut Streamed,
-    (spec, trainer): (&ModelSpec, &mut Trainer<f32>),
+    (spec, trainer, data_sha): (&ModelSpec, &mut Trainer<f32>, Option<&str>),
     fit_cfg: &FitConfig,
     resume: Option<Resume>,
     extras: &mut super::diagnostics::TrainExtras,
@@ -200,7 +219,7 @@ fn train(
     let out = PathBuf::from(&cfg.out);
     let ckpt = checkpoint_path(&out);
     let data = &s.data;
-    let meta = || bpnet::workflow::metadata(cfg, data, None, None);
+    let meta = || bpnet::workflow::metadata(cfg, data, None, None).with_data_sha256(data_sha);
     let mut progress = Progress::new(quiet);
     let mut on_event = |e: Event<'_>| -> Result<()> {
         progress.event(&e);

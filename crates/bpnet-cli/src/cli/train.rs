@@ -420,6 +420,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         .max();
     fit_cfg.validate(data.train.len(), widest.unwrap_or(0))?;
     let loss = default_loss(&data.train);
+    let data_sha = checkpoint_data_sha256(&cfg, a.resume.is_some())?;
     let (spec, mut trainer, resume) = match (resumed, &a.resume) {
         (Some(run), Some(ckpt)) => {
             // The checkpoint keeps its network: flags (or a config) that
@@ -433,6 +434,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             )?;
             let held = (run.file.metadata.get("preprocessing"), run.file.bpnet_version.as_str());
             check_same_rows(ckpt, held, &data.pipeline, &cfg)?;
+            check_same_data(ckpt, run.file.metadata.get("data_sha256"), data_sha.as_deref(), &cfg)?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(
@@ -482,7 +484,8 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
-            save_run(&ckpt, &spec, trainer, state, best, &metadata(&cfg, &data, None, None))?;
+            let meta = metadata(&cfg, &data, None, None).with_data_sha256(data_sha.as_deref());
+            save_run(&ckpt, &spec, trainer, state, best, &meta)?;
         }
         Ok(())
     };
@@ -637,7 +640,7 @@ pub(super) fn finish(
 /// statistics; the run would go on silently on other rows, no longer the
 /// uninterrupted run). A checkpoint of an earlier version that did not
 /// record how the columns were read is compared without that.
-fn check_same_rows(
+pub(super) fn check_same_rows(
     ckpt: &Path,
     (held, version): (Option<&serde_json::Value>, &str),
     now: &Pipeline,
@@ -647,12 +650,17 @@ fn check_same_rows(
         return Ok(());
     };
     let mut now = serde_json::to_value(now).map_err(|e| Error::config("--resume", e.to_string()))?;
-    if held.pointer("/preprocessor/read_as").is_none()
-        && let Some(p) = now.get_mut("preprocessor").and_then(|p| p.as_object_mut())
-    {
-        p.remove("read_as");
+    let mut held = held.clone();
+    // How a table's columns were read is recorded only by in-memory runs of
+    // this version: compared where both hold it.
+    if held.pointer("/preprocessor/read_as").is_none() || now.pointer("/preprocessor/read_as").is_none() {
+        for v in [&mut held, &mut now] {
+            if let Some(p) = v.get_mut("preprocessor").and_then(|p| p.as_object_mut()) {
+                p.remove("read_as");
+            }
+        }
     }
-    if *held == now {
+    if held == now {
         return Ok(());
     }
     let other_version = match version == env!("CARGO_PKG_VERSION") {
@@ -665,6 +673,44 @@ fn check_same_rows(
             "{} was trained on other rows than --data {} gives now (the preprocessing fitted on them differs: the file changed, or flags that split or read it did{other_version}): resume on the same data",
             ckpt.display(),
             cfg.data
+        ),
+    ))
+}
+
+/// The training data's SHA-256 for a run that writes or resumes
+/// checkpoints (read once, before training), else `None`.
+pub(super) fn checkpoint_data_sha256(cfg: &TrainConfig, resuming: bool) -> Result<Option<String>> {
+    let writes = cfg.checkpoint_every > 0 || cfg.checkpoint_steps > 0;
+    (writes || resuming)
+        .then(|| bpnet::workflow::data_sha256(&cfg.data))
+        .transpose()
+}
+
+/// A checkpoint resumes on the bytes it trained on: a checkpoint that
+/// recorded its data's SHA-256 refuses data whose bytes differ (a shuffled
+/// or edited file can leave the fitted preprocessing as it was, with
+/// `--scaling none` and no validation split, so [`check_same_rows`] alone
+/// would let it through). Older checkpoints recorded none.
+pub(super) fn check_same_data(
+    ckpt: &Path,
+    held: Option<&serde_json::Value>,
+    now: Option<&str>,
+    cfg: &TrainConfig,
+) -> Result<()> {
+    let (Some(held), Some(now)) = (held.and_then(|h| h.as_str()), now) else {
+        return Ok(());
+    };
+    if held == now {
+        return Ok(());
+    }
+    Err(Error::config(
+        "--resume",
+        format!(
+            "{} was trained on other data: the bytes of --data {} differ from those it trained on (SHA-256 {} against {}): resume on the same data",
+            ckpt.display(),
+            cfg.data,
+            &now[..12],
+            &held[..held.len().min(12)]
         ),
     ))
 }

@@ -31,7 +31,16 @@ pub fn file_sha256(path: &Path) -> Result<String> {
         }
         h.update(&block[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
+}
+
+/// Hex SHA-256 of `text`'s bytes.
+pub fn text_sha256(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hex SHA-256 of `tensors` (name, dtype name, shape, bytes) and `header`
@@ -60,5 +69,5 @@ pub fn content_digest<'a>(
         field(k.as_bytes());
         field(header[k].as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
 }

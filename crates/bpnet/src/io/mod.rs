@@ -68,7 +68,7 @@ mod torch;
 
 pub use atomic::{AtomicWriter, write_atomic};
 pub use checkpoint::{RunCheckpoint, load_run, save_run};
-pub use digest::{CHECKSUM_KEY, content_digest, file_sha256};
+pub use digest::{CHECKSUM_KEY, content_digest, file_sha256, text_sha256};
 pub use ensemble::{
     ENSEMBLE_KEY, EnsembleSection, Member, blend_bytes, ensemble_bytes, ensemble_members, member_specs, save_blend,
     save_ensemble,

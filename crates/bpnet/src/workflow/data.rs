@@ -194,6 +194,23 @@ pub fn data_path(data: &str) -> PathBuf {
     image_dir(data)
 }
 
+/// Hex SHA-256 of the training rows' source that `data` names, so that a
+/// checkpoint can tell whether it resumes on the same bytes: a file's bytes,
+/// or for an MNIST-format folder (or `mnist`) the digests of its two
+/// `train-*` files (the files training reads; other files in the folder
+/// do not count).
+pub fn data_sha256(data: &str) -> Result<String> {
+    let path = data_path(data);
+    if !is_image_source(data) {
+        return crate::io::file_sha256(&path);
+    }
+    let mut both = String::new();
+    for stem in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
+        both.push_str(&crate::io::file_sha256(&crate::data::idx::find_in(&path, stem)?)?);
+    }
+    Ok(crate::io::text_sha256(&both))
+}
+
 fn image_dir(data: &str) -> PathBuf {
     if data == "mnist" {
         bundled_mnist_dir()
@@ -410,4 +427,33 @@ fn read_model_table(data: &str, delimiter: char, header: bool, pre: &Preprocesso
         },
         pre.needed_columns().as_deref(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_sha256;
+
+    /// A folder's digest covers the two training files and nothing else: an
+    /// unrelated file leaves it, a changed label file moves it; a file's
+    /// digest is its bytes'.
+    #[test]
+    fn a_folders_digest_covers_its_training_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("train-images-idx3-ubyte"), [0u8, 0, 8, 3, 1, 2, 3]).unwrap();
+        std::fs::write(d.join("train-labels-idx1-ubyte"), [0u8, 0, 8, 1, 7]).unwrap();
+        let name = d.to_str().unwrap();
+        let first = data_sha256(name).unwrap();
+        std::fs::write(d.join("README"), "other").unwrap();
+        std::fs::write(d.join("t10k-labels-idx1-ubyte"), [1u8]).unwrap();
+        assert_eq!(data_sha256(name).unwrap(), first);
+        std::fs::write(d.join("train-labels-idx1-ubyte"), [0u8, 0, 8, 1, 6]).unwrap();
+        assert_ne!(data_sha256(name).unwrap(), first);
+        let file = d.join("README");
+        assert_eq!(
+            data_sha256(file.to_str().unwrap()).unwrap(),
+            crate::io::text_sha256("other")
+        );
+        assert!(data_sha256(d.join("missing").to_str().unwrap()).is_err());
+    }
 }

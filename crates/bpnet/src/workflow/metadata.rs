@@ -28,6 +28,20 @@ pub struct Metadata<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// Metrics on the test rows.
     pub test_metrics: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// SHA-256 of the training data ([`super::data_sha256`]), in checkpoints:
+    /// a resumed run must read the same bytes.
+    pub data_sha256: Option<&'a str>,
+}
+
+impl<'a> Metadata<'a> {
+    /// These sections with the training data's SHA-256, where known.
+    pub fn with_data_sha256(self, sha: Option<&'a str>) -> Self {
+        Metadata {
+            data_sha256: sha,
+            ..self
+        }
+    }
 }
 
 /// The sections of a model trained with `cfg` on `data`.
@@ -47,5 +61,6 @@ pub fn metadata<'a>(
             })
         }),
         test_metrics: test,
+        data_sha256: None,
     }
 }
