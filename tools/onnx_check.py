@@ -9,6 +9,7 @@ MANIFEST.json: {"cases": [case, ...]}, each case
     {"name": str, "onnx": path, "input_name": str, "output_name": str,
      "opset": int, "ir_version": int,
      "input": [[float | null, ...], ...],     # raw rows; null = missing (NaN)
+     "input_dtype": "float64",                # optional; float32 when absent
      "expected": [[float, ...], ...],         # bpnet's outputs for those rows
      "metadata": {key: value, ...}}           # entries metadata_props must hold
 
@@ -54,9 +55,10 @@ def check_structure(model, case):
         raise ValueError(f"outputs {[o.name for o in graph.output]}, expected [{case['output_name']}]")
     width_in = len(case["input"][0])
     width_out = len(case["expected"][0])
-    for vi, width in ((graph.input[0], width_in), (graph.output[0], width_out)):
-        if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-            raise ValueError(f"{vi.name} is not float")
+    input_type = onnx.TensorProto.DOUBLE if case.get("input_dtype") == "float64" else onnx.TensorProto.FLOAT
+    for vi, width, kind in ((graph.input[0], width_in, input_type), (graph.output[0], width_out, onnx.TensorProto.FLOAT)):
+        if vi.type.tensor_type.elem_type != kind:
+            raise ValueError(f"{vi.name} is not {onnx.TensorProto.DataType.Name(kind)}")
         if dims(vi) != ["batch", width]:
             raise ValueError(f"{vi.name} has dims {dims(vi)}, expected ['batch', {width}]")
     props = {p.key: p.value for p in model.metadata_props}
@@ -72,7 +74,8 @@ def run(case):
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(case["onnx"], options, providers=["CPUExecutionProvider"])
-    x = np.array([[np.nan if v is None else v for v in row] for row in case["input"]], dtype=np.float32)
+    dtype = np.dtype(case.get("input_dtype", "float32"))
+    x = np.array([[np.nan if v is None else v for v in row] for row in case["input"]], dtype=dtype)
     want = np.array(case["expected"], dtype=np.float64)
     (y,) = session.run([case["output_name"]], {case["input_name"]: x})
     (y1,) = session.run([case["output_name"]], {case["input_name"]: x[:1]})

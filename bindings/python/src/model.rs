@@ -387,9 +387,16 @@ impl NativeModel {
     }
 
     /// Writes the model as ONNX (as `bpnet export`), preprocessing included.
-    #[pyo3(signature = (path, probabilities=false, fold_bn=false, opset=None))]
-    fn to_onnx(&self, path: PathBuf, probabilities: bool, fold_bn: bool, opset: Option<i64>) -> PyResult<()> {
-        crate::onnx::export(self, &path, probabilities, fold_bn, opset).map_err(to_py)
+    #[pyo3(signature = (path, probabilities=false, fold_bn=false, opset=None, input_f64=false))]
+    fn to_onnx(
+        &self,
+        path: PathBuf,
+        probabilities: bool,
+        fold_bn: bool,
+        opset: Option<i64>,
+        input_f64: bool,
+    ) -> PyResult<()> {
+        crate::onnx::export(self, &path, (probabilities, fold_bn), opset, input_f64).map_err(to_py)
     }
 
     /// Class names in output order (None for regression).

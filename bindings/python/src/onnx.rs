@@ -10,10 +10,17 @@ use bpnet::{Error, Result, Sequential};
 use std::path::Path;
 
 /// Writes `model` to `path` as ONNX: input `features` (raw column values,
-/// f32 [batch, n_features]), output `logits`, `probabilities` or
-/// `predictions` (regression, in the targets' units); an ensemble's
-/// members averaged as `bpnet export` averages them.
-pub fn export(model: &NativeModel, path: &Path, probabilities: bool, fold_bn: bool, opset: Option<i64>) -> Result<()> {
+/// f32 [batch, n_features], or f64 with `input_f64`: the preprocessing then
+/// runs in f64), output `logits`, `probabilities` or `predictions`
+/// (regression, in the targets' units); an ensemble's members averaged as
+/// `bpnet export` averages them.
+pub fn export(
+    model: &NativeModel,
+    path: &Path,
+    (probabilities, fold_bn): (bool, bool),
+    opset: Option<i64>,
+    input_f64: bool,
+) -> Result<()> {
     let (input_scaling, output_scaling, regression) = match &model.pipeline {
         Pipeline::Images { features } => (Some(InputScaling::images(*features)), None, false),
         Pipeline::Features { .. } => (None, None, false),
@@ -67,6 +74,7 @@ pub fn export(model: &NativeModel, path: &Path, probabilities: bool, fold_bn: bo
         output_scaling,
         head,
         input_name: "features".into(),
+        input_f64,
         output_name: output_name.into(),
         opset,
         metadata,

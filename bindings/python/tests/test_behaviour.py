@@ -194,6 +194,24 @@ def test_onnx_export_writes_a_model(tmp_path, networks):
     assert np.allclose(got, est.predict_proba(X), atol=1e-5)
 
 
+def test_onnx_export_with_float64_input_keeps_a_column_far_from_zero(tmp_path):
+    # A column near 1e6 that varies by 0.01: a float32 input holds it to
+    # steps of 0.0625, six of its standard deviations.
+    z = np.random.default_rng(3).normal(size=(200, 2))
+    X = np.column_stack([1e6 + 0.01 * z[:, 0], z[:, 1]])
+    y = 3 * z[:, 0] - z[:, 1]
+    est = bpnet.MLPRegressor(**FAST).fit(X, y)
+    est.to_onnx(tmp_path / "d.onnx", input_dtype=np.float64)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        est.to_onnx(tmp_path / "e.onnx", input_dtype="int32")
+    assert not (tmp_path / "e.onnx").exists()
+    ort = pytest.importorskip("onnxruntime")
+    got = ort.InferenceSession(str(tmp_path / "d.onnx")).run(None, {"features": X})[0]
+    want = est.predict(X)
+    assert got.shape == (200, 1)
+    assert np.max(np.abs(got[:, 0] - want)) <= 1e-5 * max(1.0, np.max(np.abs(want)))
+
+
 def test_regression_to_onnx_refuses_probabilities(tmp_path):
     X, y = linear()
     est = bpnet.MLPRegressor(**FAST).fit(X, y)

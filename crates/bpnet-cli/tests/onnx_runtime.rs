@@ -277,6 +277,63 @@ fn cli_cases(cases: &mut Cases) {
     }
 }
 
+/// A column near 1e6 that varies by 0.01, which an f32 input holds to steps
+/// of 0.0625 (6 of its standard deviations): exported with `--input-type
+/// f64`, the graph takes the raw f64 values, preprocesses them in f64 and
+/// agrees with `bpnet predict` (which reads the CSV against the column's
+/// recorded shift).
+fn cli_f64_case(cases: &mut Cases) {
+    let dir = cases.dir.clone();
+    let z = uniform::<f64>(120, 2, -1.0, 1.0, 91);
+    let mut csv = String::from("big,x,y\n");
+    let mut raw = Vec::new();
+    for r in 0..120 {
+        let (big, x) = (1e6 + 0.01 * z.get(r, 0), z.get(r, 1));
+        let y = 3.0 * z.get(r, 0) - x;
+        csv += &format!("{big:.6},{x:.6},{y:.6}\n");
+        raw.extend([
+            format!("{big:.6}").parse::<f64>().unwrap(),
+            format!("{x:.6}").parse().unwrap(),
+        ]);
+    }
+    std::fs::write(dir.join("far.csv"), csv).unwrap();
+    let raw = Matrix::from_vec(120, 2, raw).unwrap();
+    let train = [
+        "--hidden",
+        "8",
+        "--epochs",
+        "6",
+        "--quiet",
+        "--seed",
+        "5",
+        "--ensemble",
+        "2",
+    ];
+    let args = [
+        "train",
+        "--data",
+        "far.csv",
+        "--target",
+        "y",
+        "--out",
+        "far.safetensors",
+    ];
+    bpnet(&dir, &[&args[..], &train].concat());
+    let onnx = dir.join("far_f64.onnx");
+    let export = ["export", "--model", "far.safetensors", "--onnx", onnx.to_str().unwrap()];
+    let summary = bpnet(&dir, &[&export[..], &["--input-type", "f64", "--json"]].concat());
+    let info: Value = serde_json::from_str(summary.lines().last().unwrap()).unwrap();
+    assert_eq!(info["input_type"], "f64");
+    let predictions = bpnet(&dir, &["predict", "--model", "far.safetensors", "--data", "far.csv"]);
+    let want: Vec<f64> = predictions.lines().skip(1).map(|l| l.parse().unwrap()).collect();
+    let want = Matrix::from_vec(want.len(), 1, want).unwrap();
+    let io = [info["input"].as_str().unwrap(), info["output"].as_str().unwrap()];
+    let opset = [info["opset"].as_i64().unwrap(), info["ir_version"].as_i64().unwrap()];
+    let bytes = std::fs::read(&onnx).unwrap();
+    cases.add("cli_regress_f64_input", &bytes, io, opset, [&raw, &want], json!({}));
+    cases.list.last_mut().unwrap()["input_dtype"] = json!("float64");
+}
+
 #[test]
 fn exported_models_agree_with_bpnet_in_onnx_runtime() {
     let Some(python) = std::env::var_os("BPNET_ONNX_PYTHON") else {
@@ -295,6 +352,7 @@ fn exported_models_agree_with_bpnet_in_onnx_runtime() {
     };
     library_cases(&mut cases);
     cli_cases(&mut cases);
+    cli_f64_case(&mut cases);
     let manifest = tmp.path().join("manifest.json");
     let results = tmp.path().join("results.json");
     std::fs::write(&manifest, json!({"cases": cases.list}).to_string()).unwrap();

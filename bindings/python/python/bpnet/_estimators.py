@@ -297,12 +297,18 @@ class _BaseMLP(BaseEstimator):
         self._native_model().save(str(path))
         return self
 
-    def to_onnx(self, path, probabilities=False, fold_bn=False, opset=None):
+    def to_onnx(self, path, probabilities=False, fold_bn=False, opset=None, input_dtype="float32"):
         """Write the model, its preprocessing included, as ONNX (as ``bpnet
-        export``): input ``features`` (raw column values, float32 [batch,
-        n_features]); output ``logits`` (or ``probabilities``) for
-        classification, ``predictions`` in the target's units for regression."""
-        self._native_model().to_onnx(str(path), probabilities, fold_bn, opset)
+        export``): input ``features`` (raw column values, [batch,
+        n_features], of ``input_dtype``: float32, or float64 to run the
+        preprocessing in float64 for values a float32 holds too coarsely,
+        such as a column near 1e6 that varies by 0.01); output ``logits``
+        (or ``probabilities``) for classification, ``predictions`` in the
+        target's units for regression, float32."""
+        dtype = np.dtype(input_dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"input_dtype must be float32 or float64, not {dtype}")
+        self._native_model().to_onnx(str(path), probabilities, fold_bn, opset, dtype == np.float64)
         return self
 
     @property

@@ -26,12 +26,17 @@ pub struct ExportArgs {
     /// Leave out the stored preprocessing: the ONNX input is then the preprocessed feature matrix.
     #[arg(long)]
     no_preprocessing: bool,
-    /// ONNX opset, 15..=21 [default: 15, or 20 when the model uses GELU].
+    /// ONNX opset, 15..=21 [default: 15; 17 with layer normalization; 20 with GELU].
     #[arg(long)]
     opset: Option<i64>,
     /// Name of the graph input.
     #[arg(long, default_value = "features")]
     input_name: String,
+    /// Element type of the graph input: f32, or f64 to run the preprocessing
+    /// in f64 (for raw values an f32 cannot hold closely enough, such as a
+    /// column near 1e6 that varies by 0.01); the network runs in f32 either way.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
+    input_type: String,
     /// Name of the graph output [default: logits, probabilities or predictions].
     #[arg(long)]
     output_name: Option<String>,
@@ -119,6 +124,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         output_scaling,
         head,
         input_name: a.input_name.clone(),
+        input_f64: a.input_type == "f64",
         output_name,
         opset: a.opset,
         metadata,
@@ -137,21 +143,50 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         onnx.ops.join(" -> ")
     );
     println!(
-        "input '{}' f32 [batch, {}]: {}",
+        "input '{}' {} [batch, {}]: {}",
         options.input_name,
+        a.input_type,
         onnx.inputs,
         input_contract(pipeline.as_ref(), &options)
     );
+    if let (Some(s), false) = (&options.input_scaling, options.input_f64) {
+        coarse_f32_note(s);
+    }
     println!("output '{}' f32 [batch, {}]", options.output_name, onnx.outputs);
     if a.json {
         println!(
             "{}",
             json!({"onnx": a.onnx, "bytes": onnx.bytes.len(), "opset": onnx.opset, "ir_version": onnx.ir_version,
                    "ops": onnx.ops, "input": options.input_name, "output": options.output_name,
-                   "inputs": onnx.inputs, "outputs": onnx.outputs, "fold_bn": a.fold_bn})
+                   "inputs": onnx.inputs, "outputs": onnx.outputs, "fold_bn": a.fold_bn,
+                   "input_type": a.input_type})
         );
     }
     Ok(())
+}
+
+/// A note naming the columns whose raw values an f32 input holds only to
+/// steps above 1e-4 of their scale (the spacing of f32 at |centre| + 4
+/// scales), where `--input-type f64` keeps them: e.g. a column near 1e6
+/// that varies by 0.01 is held to steps of 0.0625, 6 of its scales.
+fn coarse_f32_note(s: &InputScaling) {
+    let coarse: Vec<String> = (0..s.len())
+        .filter_map(|j| {
+            let (c, v) = (s.center[j], s.scale[j]);
+            let top = (c.abs() + 4.0 * v) as f32;
+            let step = f64::from(top.next_up() - top);
+            (step / v > 1e-4).then(|| format!("{} (steps of {step:.3e}, {:.1e} of its scale)", s.names[j], step / v))
+        })
+        .collect();
+    if let Some(first) = coarse.first() {
+        let more = match coarse.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        println!(
+            "note: an f32 input holds {first}{more} coarsely against the spread the model was trained on; --input-type f64 keeps their precision"
+        );
+    }
 }
 
 /// One line saying what the input must hold.

@@ -5,7 +5,7 @@
 //! averaged prediction as "logits", as [`crate::EnsembleNet`] computes it:
 //! `Log(p̄)` (softmax) or `Log(p̄ / (1 - p̄))` (sigmoid).
 
-use super::export::{ExportOptions, Head, OnnxModel, export_onnx, finish, input_scaling, layers, plan};
+use super::export::{ExportOptions, Head, OnnxModel, export_onnx, finish, graph_input, layers, plan};
 use super::graph::{Graph, attr_int};
 use crate::ensemble::Combine;
 use crate::error::{Error, Result};
@@ -50,10 +50,7 @@ pub fn export_onnx_ensemble(
         ));
     }
     let mut g = Graph::default();
-    let mut x = options.input_name.clone();
-    if let Some(s) = &options.input_scaling {
-        x = input_scaling(&mut g, s, &x);
-    }
+    let x = graph_input(&mut g, options);
     let mut outs = Vec::with_capacity(members.len());
     for (k, m) in members.iter().enumerate() {
         let prefix = format!("m{k}.");

@@ -3,6 +3,7 @@
 
 use super::graph::{BATCH_DIM, Graph, attr_int, batch_matrix};
 use super::nodes::{activation, batch_norm, dense, layer_norm};
+use super::proto::tensor_proto::DataType;
 use super::proto::{ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use super::scaling::{InputScaling, OutputScaling};
 use crate::error::{Error, Result};
@@ -50,6 +51,11 @@ pub struct ExportOptions {
     pub head: Head,
     /// Graph input name.
     pub input_name: String,
+    /// Take the input as f64: the preprocessing (filling, centering,
+    /// scaling) runs in f64 and its result is cast to f32 for the first
+    /// layer, so that raw values an f32 cannot hold closely enough (a
+    /// column near 1e6 that varies by 0.01) keep their precision.
+    pub input_f64: bool,
     /// Graph output name.
     pub output_name: String,
     /// Opset to write; `None` picks [`MIN_OPSET`], [`LAYER_NORM_OPSET`] when
@@ -70,6 +76,7 @@ impl Default for ExportOptions {
             output_scaling: None,
             head: Head::Raw,
             input_name: "input".into(),
+            input_f64: false,
             output_name: "output".into(),
             opset: None,
             metadata: Vec::new(),
@@ -117,7 +124,9 @@ fn ir_version(opset: i64) -> i64 {
 /// activation (`Sigmoid`, `Tanh`, `Relu`, `LeakyRelu`, `Elu`, `Softplus`,
 /// `Gelu`; identity writes nothing), dropout omitted, optional output scaling
 /// (`Mul`, `Add`) and head (`Softmax` on the last axis or `Sigmoid`). The
-/// input and output are f32 `[batch, width]` with a symbolic batch dimension.
+/// input and output are f32 `[batch, width]` with a symbolic batch dimension
+/// (the input f64 with [`ExportOptions::input_f64`], the preprocessing in f64
+/// and then a `Cast` to f32).
 /// `metadata_props` holds `bpnet_version`, `bpnet_layers`, `bpnet_fold_bn`,
 /// `bpnet_head`, the feature and output names when known, and
 /// `options.metadata`.
@@ -131,11 +140,8 @@ pub fn export_onnx(model: &Sequential<f32>, options: &ExportOptions) -> Result<O
     };
     let (opset, inputs, outputs) = plan(model, options)?;
     let mut g = Graph::default();
-    let mut x = options.input_name.clone();
-    if let Some(s) = &options.input_scaling {
-        x = input_scaling(&mut g, s, &x);
-    }
-    x = layers(&mut g, model, "", &x, opset)?;
+    let x = graph_input(&mut g, options);
+    let x = layers(&mut g, model, "", &x, opset)?;
     finish(g, model, options, x, opset, inputs, outputs)
 }
 
@@ -269,12 +275,36 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-pub(super) fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str) -> String {
+/// The graph's input, preprocessed: the nodes of [`ExportOptions::input_scaling`]
+/// in f32, or with [`ExportOptions::input_f64`] in f64 followed by a `Cast`
+/// to f32; returns the name of the first layer's input.
+pub(super) fn graph_input(g: &mut Graph, o: &ExportOptions) -> String {
+    let x = match &o.input_scaling {
+        Some(s) => input_scaling(g, s, &o.input_name, o.input_f64),
+        None => o.input_name.clone(),
+    };
+    match o.input_f64 {
+        true => g.node(
+            "Cast",
+            "preprocess/cast",
+            &[&x],
+            "preprocess.f32",
+            vec![attr_int("to", DataType::Float as i64)],
+        ),
+        false => x,
+    }
+}
+
+fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str, double: bool) -> String {
     let n = s.len();
     let mut x = x.to_string();
+    let constant = |g: &mut Graph, name: &str, v: &[f64]| match double {
+        true => g.constant_f64(name, &[n], v),
+        false => g.constant(name, &[n], &f32s(v)),
+    };
     if s.has_fill() {
         let nan = g.node("IsNaN", "preprocess/isnan", &[&x], "preprocess.missing", Vec::new());
-        let fill = g.constant("preprocess.fill", &[n], &f32s(&s.fill));
+        let fill = constant(g, "preprocess.fill", &s.fill);
         x = g.node(
             "Where",
             "preprocess/fill",
@@ -284,11 +314,11 @@ pub(super) fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str) -> String 
         );
     }
     if s.center.iter().any(|&c| c != 0.0) {
-        let c = g.constant("preprocess.center", &[n], &f32s(&s.center));
+        let c = constant(g, "preprocess.center", &s.center);
         x = g.node("Sub", "preprocess/center", &[&x, &c], "preprocess.centered", Vec::new());
     }
     if s.scale.iter().any(|&v| v != 1.0) {
-        let c = g.constant("preprocess.scale", &[n], &f32s(&s.scale));
+        let c = constant(g, "preprocess.scale", &s.scale);
         x = g.node("Div", "preprocess/scale", &[&x, &c], "preprocess.scaled", Vec::new());
     }
     x
@@ -358,8 +388,13 @@ fn model_proto(
         meta.retain(|(key, _)| key != k);
         meta.push((k.clone(), v.clone()));
     }
-    let input = batch_matrix(&o.input_name, inputs, &input_doc);
-    let output = batch_matrix(&o.output_name, outputs, &format!("{head} [{BATCH_DIM}, {outputs}]"));
+    let input = batch_matrix(&o.input_name, inputs, &input_doc, o.input_f64);
+    let output = batch_matrix(
+        &o.output_name,
+        outputs,
+        &format!("{head} [{BATCH_DIM}, {outputs}]"),
+        false,
+    );
     ModelProto {
         ir_version: Some(ir_version(opset)),
         opset_import: vec![OperatorSetIdProto {

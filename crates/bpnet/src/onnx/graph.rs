@@ -32,6 +32,18 @@ impl Graph {
         name.to_string()
     }
 
+    /// Adds a constant f64 tensor of shape `dims` and returns its name.
+    pub fn constant_f64(&mut self, name: &str, dims: &[usize], data: &[f64]) -> String {
+        self.initializers.push(TensorProto {
+            name: Some(name.to_string()),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: Some(DataType::Double as i32),
+            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..TensorProto::default()
+        });
+        name.to_string()
+    }
+
     /// Adds a node `op(inputs) -> output` named `name` and returns `output`.
     /// An empty input name marks an omitted optional input.
     pub fn node(
@@ -117,9 +129,9 @@ pub(crate) fn attr_string(name: &str, value: &str) -> AttributeProto {
     }
 }
 
-/// A float tensor `[batch, width]` with the symbolic batch dimension
-/// [`BATCH_DIM`].
-pub(crate) fn batch_matrix(name: &str, width: usize, doc: &str) -> ValueInfoProto {
+/// A float tensor `[batch, width]` (f32, or f64 where `double`) with the
+/// symbolic batch dimension [`BATCH_DIM`].
+pub(crate) fn batch_matrix(name: &str, width: usize, doc: &str, double: bool) -> ValueInfoProto {
     let dims = vec![
         Dimension {
             value: Some(dimension::Value::DimParam(BATCH_DIM.to_string())),
@@ -134,7 +146,7 @@ pub(crate) fn batch_matrix(name: &str, width: usize, doc: &str) -> ValueInfoProt
         name: Some(name.to_string()),
         r#type: Some(TypeProto {
             value: Some(type_proto::Value::TensorType(TensorType {
-                elem_type: Some(DataType::Float as i32),
+                elem_type: Some(if double { DataType::Double } else { DataType::Float } as i32),
                 shape: Some(TensorShapeProto { dim: dims }),
             })),
             ..TypeProto::default()
