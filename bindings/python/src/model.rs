@@ -44,6 +44,10 @@ pub struct NativeModel {
     pub(crate) notes: Vec<String>,
     /// Completed `partial_fit` calls (each shuffles with its own seed).
     pub(crate) increments: u64,
+    /// The Python type of the class labels (`bool`, `int`, `float`, `str`)
+    /// of a model trained from Python, kept in the file (`python_labels`)
+    /// so that `bpnet.load` gives back the labels it was fitted on.
+    pub(crate) label_kind: Option<String>,
     /// The fused inference networks, built at the first prediction and kept
     /// until training changes the weights (building them per call cost
     /// about 45 µs a network, most of a one-row prediction).
@@ -113,6 +117,9 @@ impl NativeModel {
                    "final": h.epochs.last().map(record_json)}),
         );
         m.insert("history_records".into(), v(serde_json::to_value(&h.epochs))?);
+        if let Some(kind) = &self.label_kind {
+            m.insert("python_labels".into(), Value::String(kind.clone()));
+        }
         Ok(m)
     }
 
@@ -135,6 +142,11 @@ impl NativeModel {
         {
             history.best_epoch = best as usize;
         }
+        let label_kind = file
+            .metadata
+            .get("python_labels")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let (mut trainers, combine) = load_members(&file, path, &config, &pipeline).map_err(to_py)?;
         let others = trainers.split_off(1);
         let other_specs = member_specs(&file, path).map_err(to_py)?.split_off(1);
@@ -152,6 +164,7 @@ impl NativeModel {
             history,
             notes: Vec::new(),
             increments: 0,
+            label_kind,
             net: OnceLock::new(),
         })
     }
@@ -248,6 +261,7 @@ impl NativeModel {
             history,
             notes,
             increments: 0,
+            label_kind: None,
             net: OnceLock::new(),
         })
     }
@@ -297,6 +311,7 @@ impl NativeModel {
             history: History::default(),
             notes: data.notes,
             increments: 0,
+            label_kind: None,
             net: OnceLock::new(),
         };
         model.epoch_on(py, &data.train)?;
@@ -409,6 +424,30 @@ impl NativeModel {
     }
 
     /// `classify` or `regress`.
+    /// The Python type of the class labels, when trained from Python.
+    #[getter]
+    fn label_kind(&self) -> Option<String> {
+        self.label_kind.clone()
+    }
+
+    #[setter]
+    fn set_label_kind(&mut self, kind: Option<String>) {
+        self.label_kind = kind;
+    }
+
+    /// Batch normalization's (momentum in PyTorch's convention, epsilon),
+    /// as the model was built; momentum None when it is not PyTorch's.
+    #[getter]
+    fn bn_settings(&self) -> (Option<f64>, f64) {
+        let bn = &self.spec.bn;
+        let momentum = match bn.momentum {
+            bpnet::Momentum::Torch(m) => Some(m),
+            bpnet::Momentum::Keras(m) => Some(1.0 - m),
+            bpnet::Momentum::Cumulative => None,
+        };
+        (momentum, bn.eps)
+    }
+
     #[getter]
     fn task(&self) -> &'static str {
         match &self.pipeline {

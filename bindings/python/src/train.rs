@@ -71,12 +71,26 @@ pub fn names_for(
 
 /// The evaluation set's target table, named like the training one.
 pub fn eval_table(train: &RawTable, y: Targets) -> PyResult<RawTable> {
+    same_width(&y, train.columns.len(), "eval_set's y")?;
     Ok(target_table(train.columns.clone(), y.0, train.has_header))
 }
 
 /// A target table for new rows of a fitted model.
 pub fn target_table_like(p: &Preprocessor, y: Targets) -> PyResult<RawTable> {
+    same_width(&y, p.target_columns().len(), "y")?;
     Ok(target_table(p.target_columns().to_vec(), y.0, true))
+}
+
+/// `y` must have the `want` target columns the model was trained on (fewer
+/// read past the end of a row; more were silently dropped).
+fn same_width(y: &Targets, want: usize, what: &str) -> PyResult<()> {
+    match y.width() == want {
+        true => Ok(()),
+        false => Err(PyValueError::new_err(format!(
+            "{what} has {} target columns, but the model was trained on {want}",
+            y.width()
+        ))),
+    }
 }
 
 /// The network and trainer of `bpnet train` for `data`, with batch

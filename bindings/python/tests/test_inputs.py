@@ -4,6 +4,7 @@ problem, never crash the interpreter."""
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 import bpnet
 from conftest import blobs, linear
@@ -151,3 +152,62 @@ def test_bn_momentum_and_eps_reach_the_network(tmp_path):
     assert (a["bn"]["eps"], a["bn"]["momentum"]) == (1e-5, {"torch": 0.1})
     assert (b["bn"]["eps"], b["bn"]["momentum"]) == (0.25, {"torch": 0.5})
     assert not np.array_equal(default.predict_proba(X), changed.predict_proba(X))
+    # The file's settings come back with bpnet.load: a clone of the loaded
+    # model trains as a clone of the original.
+    loaded = bpnet.load(tmp_path / "changed.safetensors")
+    assert (loaded.get_params()["bn_momentum"], loaded.get_params()["bn_eps"]) == (0.5, 0.25)
+    again = clone(loaded).fit(X, y).predict_proba(X)
+    assert np.array_equal(again, clone(changed).fit(X, y).predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "labels, first, second",
+    [(["1", "1.0", "2"], "'1'", "'1.0'"), ([2**53, 2**53 + 1, 7], "'9007199254740992'", "'9007199254740993'")],
+)
+def test_labels_that_are_one_number_as_text_are_refused(labels, first, second):
+    """Labels are read from their texts and numbers are matched by value:
+    distinct labels of one value were merged into one class, silently."""
+    X, _ = blobs(n=60, d=3)
+    y = np.array(labels * 20)
+    with pytest.raises(ValueError, match=f"{first} and {second} are the same number"):
+        bpnet.MLPClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="the same number"):
+        bpnet.MLPClassifier(**FAST).partial_fit(X, y, classes=labels)
+    # Labels that differ as numbers, or as text, train as distinct classes.
+    assert len(bpnet.MLPClassifier(**FAST).fit(X, np.array(["1", "2", "3"] * 20)).classes_) == 3
+    assert len(bpnet.MLPClassifier(**FAST).fit(X, np.array(["1", "1.0", "b"] * 20)).classes_) == 3
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda X: bpnet.MLPRegressor(**FAST).fit(X, X[:, :2], eval_set=(X, X[:, 0])),
+        lambda X: bpnet.MLPRegressor(**FAST).fit(X, X[:, 0], eval_set=(X, X[:, :2])),
+        lambda X: bpnet.MLPRegressor(**FAST).partial_fit(X, X[:, :2]).partial_fit(X, X[:, 0]),
+        lambda X: bpnet.MLPRegressor(**FAST).partial_fit(X, X[:, :2]).partial_fit(X, X),
+    ],
+)
+def test_targets_of_another_width_than_the_models_are_refused(call):
+    """Fewer target columns than the model's panicked (index out of bounds,
+    a PanicException past `except Exception`); more were silently dropped."""
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    with pytest.raises(ValueError, match="target columns, but the model was trained on"):
+        call(X)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [[True, False], ["007", "10"], ["inf", "-inf"], [3, 1], ["b", "a"], [2.0, 1.0]],
+)
+def test_load_gives_back_the_labels_it_was_fitted_on(tmp_path, labels):
+    """bpnet.load read labels back by guessing from their texts: booleans
+    came back as strings, '007' as 7, 'inf' as a garbage integer."""
+    X, _ = blobs(n=40, d=3)
+    y = np.array(labels * 20)
+    est = bpnet.MLPClassifier(**FAST, ensemble=1).fit(X, y)
+    est.save(tmp_path / "m.safetensors")
+    loaded = bpnet.load(tmp_path / "m.safetensors")
+    assert list(loaded.classes_) == list(est.classes_)
+    assert [type(c) for c in loaded.classes_.tolist()] == [type(c) for c in est.classes_.tolist()]
+    assert list(loaded.predict(X)) == list(est.predict(X))
+    assert loaded.score(X, y) == est.score(X, y)

@@ -65,6 +65,11 @@ fn setup(d: &Path) {
         ("text_cell.csv", "a,b,y\n1,2,x\n3,four,y\n5,6,x\n7,8,y\n"),
         ("nan_cell.csv", "a,b,y\n1,2,x\n3,NaN,y\n5,6,x\n7,8,y\n"),
         ("neg_nan_cell.csv", "a,b,y\n1,2,x\n3,-nan,y\n5,6,x\n7,8,y\n"),
+        // Identifiers past 2^53 as classes: one f64, two labels.
+        (
+            "id_labels.csv",
+            "a,y\n1,9007199254740992\n2,9007199254740993\n3,7\n4,9007199254740992\n5,9007199254740993\n6,7\n",
+        ),
         (
             "small_class.csv",
             "a,b,y\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n9,1,x\n2,3,y\n4,5,x\n6,7,y\n8,9,z\n",
@@ -207,6 +212,18 @@ fn every_bad_input_fails_cleanly() {
         (vec!["train", "--data", "text_cell.csv"], "line 3"),
         (vec!["train", "--data", "nan_cell.csv"], "line 3"),
         // Signed NaN spellings are missing values too, not numbers.
+        (
+            vec![
+                "train",
+                "--data",
+                "id_labels.csv",
+                "--task",
+                "classify",
+                "--val-split",
+                "0",
+            ],
+            "line 3, column 'y': class labels '9007199254740992' and '9007199254740993' are different integers",
+        ),
         (
             vec!["train", "--data", "neg_nan_cell.csv"],
             "line 3, column 'b': missing value",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -354,12 +355,35 @@ def _target_names(y):
     return None
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity)", re.IGNORECASE)
+
+
+def _check_label_texts(names):
+    """The engine reads class labels from their texts, as a CSV of them:
+    labels that are all numbers are matched by value, so two labels whose
+    texts are the same number ('1' and '1.0', or integers past 2**53 that
+    round to one float) would become one class. Refused, naming them."""
+    if len(set(names)) != len(names):
+        raise ValueError("two class labels have the same text; use distinct labels")
+    if not all(_NUMBER.fullmatch(n.strip()) for n in names):
+        return
+    seen = {}
+    for n in names:
+        v = float(n)
+        if v in seen:
+            raise ValueError(
+                f"class labels {seen[v]!r} and {n!r} are the same number as text (labels that are all "
+                "numbers are matched by value, as in a CSV): use labels that differ as numbers, or strings "
+                "that are not all numbers"
+            )
+        seen[v] = n
+
+
 def _labels_as_text(y):
     """Class labels as the texts a CSV of them holds, and the classes."""
     classes, inverse = np.unique(y, return_inverse=True)
     names = np.array([str(c) for c in classes], dtype=object)
-    if len(set(names)) != len(names):
-        raise ValueError("two class labels have the same text; use distinct labels")
+    _check_label_texts(list(names))
     return classes, names, names[inverse].tolist()
 
 
@@ -397,6 +421,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             cfg, X, cells, self._names(), target, ex, ey, float(self.bn_momentum), float(self.bn_eps)
         )
         self.classes_ = np.array([lookup[n] for n in native.class_names], dtype=classes.dtype)
+        native.label_kind = _label_kind(classes)
         return self._adopt(native)
 
     def _eval(self, eval_set, lookup):
@@ -421,6 +446,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError("classes must be passed on the first call to partial_fit")
             classes = np.unique(np.asarray(classes))
             names = [str(c) for c in classes]
+            _check_label_texts(names)
             lookup = dict(zip(names, classes))
             unknown = set(str(v) for v in np.unique(y)) - set(names)
             if unknown:
@@ -431,6 +457,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 float(self.bn_momentum), float(self.bn_eps),
             )
             self.classes_ = np.array([lookup[n] for n in native.class_names], dtype=classes.dtype)
+            native.label_kind = _label_kind(classes)
         else:
             if classes is not None and not np.array_equal(np.unique(classes), np.sort(self.classes_)):
                 raise ValueError("classes differ from those of the first partial_fit call")
@@ -545,24 +572,56 @@ def _from_native(native):
     params["hidden_layer_sizes"] = tuple(int(w) for w in hidden.replace("-", ",").split(",") if w.strip())
     params["lr"] = cfg["lr"] if cfg.get("lr") else None
     params["random_state"] = cfg.get("seed", 0)
+    momentum, eps = native.bn_settings
+    if momentum is not None:
+        params["bn_momentum"] = momentum
+    params["bn_eps"] = eps
     est.set_params(**params)
     names = native.feature_names
     est.n_features_in_ = native.n_features
     if names is not None:
         est.feature_names_in_ = np.array(names, dtype=object)
     if native.task == "classify":
-        est.classes_ = _class_array(native.class_names)
+        est.classes_ = _class_array(native.class_names, native.label_kind)
     else:
         est._y_ndim = 1 if len(native.target_names) == 1 else 2
     return est._adopt(native)
 
 
-def _class_array(names):
-    """Class names as numbers when they all are (integers stay integers)."""
-    try:
-        values = np.array([float(n) for n in names])
-    except ValueError:
+def _label_kind(classes):
+    """The Python type of the class labels, recorded in the model file so
+    that ``load`` gives the same labels back."""
+    kind = classes.dtype.kind
+    if kind == "b":
+        return "bool"
+    if kind in "iu":
+        return "int"
+    if kind == "f":
+        return "float"
+    if kind in "US" or all(isinstance(c, str) for c in classes):
+        return "str"
+    return None
+
+
+def _class_array(names, kind=None):
+    """The class labels from their texts: as the type recorded by a model
+    trained from Python; otherwise (a ``bpnet train`` model) numbers where
+    every text is a number as Python writes it, so that the labels read
+    back are the texts saved ('007' stays a string), else the texts."""
+    if kind == "bool":
+        return np.array([n == "True" for n in names])
+    if kind == "str":
         return np.array(names, dtype=object)
-    if np.all(values == np.round(values)) and all("." not in n and "e" not in n.lower() for n in names):
-        return values.astype(np.int64)
-    return values
+    try:
+        ints = [int(n) for n in names]
+        if kind == "int" or all(str(i) == n for i, n in zip(ints, names)):
+            return np.array(ints) if all(-(2**63) <= i < 2**63 for i in ints) else np.array(ints, dtype=object)
+    except ValueError:
+        pass
+    try:
+        floats = [float(n) for n in names]
+        if kind == "float" or all(repr(f) == n for f, n in zip(floats, names)):
+            return np.array(floats)
+    except ValueError:
+        pass
+    return np.array(names, dtype=object)

@@ -35,6 +35,7 @@ pub(crate) fn fit_target(table: &Table, targets: &[usize], rows: &[usize], task:
             if numeric {
                 let value = |s: &String| s.parse::<f64>().unwrap_or(f64::NAN);
                 labels.sort_by(|a, b| value(a).total_cmp(&value(b)));
+                check_distinct_integers(table, rows, c, &labels)?;
                 labels.dedup_by(|a, b| value(a) == value(b));
             } else {
                 labels.sort();
@@ -65,6 +66,33 @@ pub(crate) fn fit_target(table: &Table, targets: &[usize], rows: &[usize], task:
             Ok(TargetMap::Values { mean, std })
         }
     }
+}
+
+/// Numeric labels are matched by value ("1" and "1.0" are one class, as
+/// the same number), but two integers past 2^53 that round to the same f64
+/// are different labels (identifiers used as classes): an error naming both
+/// and the row of the second, where they were silently merged. `labels` are
+/// sorted by value.
+fn check_distinct_integers(table: &Table, rows: &[usize], c: usize, labels: &[String]) -> Result<()> {
+    let int = |s: &str| s.trim().parse::<i128>().ok();
+    let merged = labels.windows(2).find(|w| {
+        w[0].parse::<f64>().ok() == w[1].parse::<f64>().ok()
+            && matches!((int(&w[0]), int(&w[1])), (Some(a), Some(b)) if a != b)
+    });
+    let Some(w) = merged else {
+        return Ok(());
+    };
+    let r = rows
+        .iter()
+        .copied()
+        .find(|&r| cell_text(table, r, c).trim() == w[1].trim())
+        .unwrap_or(rows[0]);
+    let what = format!(
+        "class labels '{}' and '{}' are different integers but the same number in f64, and numeric labels are matched by value: give them labels that differ as f64 numbers, or text labels",
+        crate::data::csv::short_cell(&w[0]),
+        crate::data::csv::short_cell(&w[1])
+    );
+    Err(table.cell_error(r, c, what))
 }
 
 /// The distinct label texts of column `c` over `rows`, in order of first
