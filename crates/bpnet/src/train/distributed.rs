@@ -89,7 +89,7 @@ impl<T: Reduce> Trainer<T> {
     /// [`OWN_SUM`] values is summed on its own, from the gradient into a spare
     /// matrix of its shape that then takes the gradient's place (a swap, no
     /// copy); the smaller ones and the loss travel together in one flat
-    /// buffer. W3 (784-1024x3-10) makes 3 large sums and one of 24,587
+    /// buffer. W3 (784-1024x3-10) makes 3 large sums and one of 16,395
     /// values; packing all 2.9 M values into one buffer and back cost about
     /// 12% of a 2-rank step in copies (perf, docs/DISTRIBUTED.md).
     fn all_reduce_gradients(&mut self, loss: T) -> Result<T> {

@@ -30,10 +30,16 @@ use crate::data::table::{Column, Table};
 use crate::error::{Error, Result};
 
 /// Count, sum, Welford mean and `M2`, minimum and maximum of a stream.
+/// Welford's recurrence runs on `x - shift`, the first value, so that a
+/// column far from zero with a small spread keeps its digits: on raw values
+/// a column of mean 1e7 and standard deviation 1e-3 got a scale 7.6e-8 off
+/// in relative terms (the two-pass fit in memory: 7e-10).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Moments {
     n: u64,
     sum: f64,
+    shift: f64,
+    /// Mean of `x - shift`.
     mean: f64,
     m2: f64,
     lo: f64,
@@ -45,6 +51,7 @@ impl Default for Moments {
         Moments {
             n: 0,
             sum: -0.0,
+            shift: 0.0,
             mean: 0.0,
             m2: 0.0,
             lo: f64::INFINITY,
@@ -58,9 +65,13 @@ impl Moments {
     pub(super) fn push(&mut self, x: f64) {
         self.n += 1;
         self.sum += x;
-        let d = x - self.mean;
+        if self.n == 1 {
+            self.shift = x;
+        }
+        let y = x - self.shift;
+        let d = y - self.mean;
         self.mean += d / self.n as f64;
-        self.m2 += d * (x - self.mean);
+        self.m2 += d * (y - self.mean);
         self.lo = self.lo.min(x);
         self.hi = self.hi.max(x);
     }
