@@ -278,6 +278,86 @@ fn hidden(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A streamed run reads its test rows after training: a `--test` file with
+/// an unseen category or a missing cell fails the scoring in one line that
+/// says the trained model and its history were written, and they are (the
+/// model predicts). They were lost before.
+#[test]
+fn a_streamed_runs_unreadable_test_rows_keep_the_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generated(&d.join("gen.csv"), 1200, 21);
+    let good = std::fs::read_to_string(d.join("gen.csv")).unwrap();
+    let head: Vec<&str> = good.lines().take(40).collect();
+    let unseen: Vec<String> = head
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match i {
+            5 => l.replace(",x,", ",w,").replace(",y,", ",w,").replace(",z,", ",w,"),
+            _ => l.to_string(),
+        })
+        .collect();
+    std::fs::write(d.join("unseen.csv"), unseen.join("\n") + "\n").unwrap();
+    let hole: Vec<String> = head
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match i {
+            7 => format!(",{}", l.split_once(',').unwrap().1),
+            _ => l.to_string(),
+        })
+        .collect();
+    std::fs::write(d.join("hole.csv"), hole.join("\n") + "\n").unwrap();
+    for (test, out, want) in [
+        (
+            "unseen.csv",
+            "a.safetensors",
+            "unseen.csv: line 6, column 'kind': category 'w' was not seen in training",
+        ),
+        (
+            "hole.csv",
+            "b.safetensors",
+            "hole.csv: line 8, column 'a': missing value",
+        ),
+    ] {
+        let args = [
+            "train",
+            "--data",
+            "gen.csv",
+            "--test",
+            test,
+            "--epochs",
+            "2",
+            "--ensemble",
+            "1",
+            "--stream",
+            "--quiet",
+            "--out",
+            out,
+        ];
+        let r = run_env(d, &args, &[]);
+        let err = text(&r.stderr);
+        assert!(!r.status.success(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+        let written = format!("the trained model and its history were written to {out} without test metrics");
+        assert!(err.contains(&written), "{err}");
+        assert!(d.join(out).exists() && d.join(out.replace(".safetensors", ".history.csv")).exists());
+        ok(
+            d,
+            &[
+                "predict",
+                "--model",
+                out,
+                "--data",
+                "gen.csv",
+                "--output",
+                "p.csv",
+                "--overwrite",
+            ],
+        );
+    }
+}
+
 #[test]
 fn streamed_errors_name_the_file_and_line_and_leave_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();

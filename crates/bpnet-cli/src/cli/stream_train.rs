@@ -200,9 +200,38 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     let run = (&spec, &mut trainer, data_sha.as_deref());
     let history = train(cfg, &mut s, run, &fit_cfg, resume, &mut extras, quiet)?;
     history.notes.iter().for_each(|n| say(n));
-    let test = test_metrics(cfg, &mut s.file, &trainer.model, trainer.loss, &s.data.pipeline)?;
+    // The test rows are first read after training: a cell they cannot be
+    // read with fails the scoring, not the run (hours of training are not
+    // thrown away for one bad test cell), and the error says so.
+    let (test, failed) = match test_metrics(cfg, &mut s.file, &trainer.model, trainer.loss, &s.data.pipeline) {
+        Ok(t) => (t, None),
+        Err(e) => (None, Some(e)),
+    };
     finish(a, cfg, &s.data, &spec, &[trainer.model], (&history, test), None)?;
+    if let Some(e) = failed {
+        return Err(unscored(e, &out));
+    }
     extras.finish(&out, quiet)
+}
+
+/// The error of test rows that could not be scored, with where the trained
+/// model was written.
+fn unscored(e: Error, out: &std::path::Path) -> Error {
+    let note = format!(
+        "; the trained model and its history were written to {} without test metrics",
+        out.display()
+    );
+    match e {
+        Error::Format { path, reason } => Error::Format {
+            path,
+            reason: reason + &note,
+        },
+        Error::Config { field, reason } => Error::Config {
+            field,
+            reason: reason + &note,
+        },
+        other => Error::State(format!("{other}{note}")),
+    }
 }
 
 /// The training loop over the held rows or the streamed file, with
