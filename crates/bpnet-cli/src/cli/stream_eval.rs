@@ -113,7 +113,7 @@ pub fn predict(
     model: &Path,
 ) -> Result<()> {
     let net = super::ensemble::net_of(file, model)?;
-    let mut reader = ChunkReader::open(Path::new(data), opts, bpnet::workflow::stream::chunk_bytes())?;
+    let mut reader = ChunkReader::open(Path::new(data), opts, bpnet::workflow::stream::chunk_bytes()?)?;
     let names = pre.class_names();
     let (header, text) = match names {
         Some(n) => (class_header(n), class_text_columns(n)),
@@ -163,7 +163,7 @@ pub fn eval(data: &str, opts: &CsvOptions, pipeline: &Pipeline, file: &ModelFile
         Some(_) => Loss::CrossEntropy,
         None => Loss::Mse,
     };
-    let mut reader = ChunkReader::open(Path::new(data), opts, bpnet::workflow::stream::chunk_bytes())?;
+    let mut reader = ChunkReader::open(Path::new(data), opts, bpnet::workflow::stream::chunk_bytes()?)?;
     let m = stream_metrics(&mut reader, preprocessor, &|_| true, &net, loss)?;
     Ok(m.finish(pipeline))
 }

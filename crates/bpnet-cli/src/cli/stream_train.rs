@@ -41,6 +41,8 @@ struct Streamed {
     data: Prepared,
     /// Shuffle buffer rows.
     cap: usize,
+    /// Bytes of text per chunk.
+    chunk: usize,
     /// Training rows.
     rows: usize,
     resident: bool,
@@ -49,12 +51,40 @@ struct Streamed {
     val_rows: usize,
 }
 
-/// Opens and fits the file, chooses the buffer, collects the held rows.
-fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str)) -> Result<Streamed> {
-    let mut file = open_train_stream(cfg, bpnet::workflow::stream::chunk_bytes())?;
+/// The shuffle buffer (rows) and chunk size (bytes) a checkpoint of a
+/// streamed run recorded, which its resume keeps.
+#[derive(Clone, Copy)]
+struct Recorded {
+    buffer_rows: usize,
+    chunk_bytes: usize,
+}
+
+impl Recorded {
+    fn of(run: &RunCheckpoint) -> Option<Self> {
+        let s = run.file.metadata.get("stream")?;
+        let get = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).map(|v| v as usize);
+        Some(Recorded {
+            buffer_rows: get("buffer_rows")?,
+            chunk_bytes: get("chunk_bytes")?,
+        })
+    }
+}
+
+/// Opens and fits the file, chooses the buffer, collects the held rows. A
+/// resumed run takes the buffer and chunk size its checkpoint recorded (the
+/// default buffer follows the available memory, which may have changed).
+fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str), recorded: Option<Recorded>) -> Result<Streamed> {
+    let chunk = match recorded {
+        Some(r) => r.chunk_bytes,
+        None => bpnet::workflow::stream::chunk_bytes()?,
+    };
+    let mut file = open_train_stream(cfg, chunk)?;
     file.notes.iter().for_each(|n| say(n));
     let pre = file.preprocessor.clone();
-    let (cap, why) = buffer_rows(cfg.shuffle_buffer, pre.n_features(), pre.n_outputs())?;
+    let (cap, why) = match recorded {
+        Some(r) => (r.buffer_rows, "the checkpoint's".to_string()),
+        None => buffer_rows(cfg.shuffle_buffer, pre.n_features(), pre.n_outputs())?,
+    };
     let n = file.counts[0];
     let resident = n <= cap;
     if (full_batch || cfg.diagnostics) && !resident {
@@ -113,6 +143,7 @@ fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str)) -> Result<Strea
         file,
         data,
         cap,
+        chunk,
         rows: n,
         resident,
         val_rows,
@@ -177,7 +208,7 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     };
     say(note);
     let (opt, full_batch) = optimizer(cfg)?;
-    let mut s = open(cfg, full_batch, &say)?;
+    let mut s = open(cfg, full_batch, &say, resumed.as_ref().and_then(Recorded::of))?;
     let data_sha = super::train::checkpoint_data_sha256(cfg, a.resume.is_some())?;
     if let (Some(run), Some(ckpt)) = (&resumed, a.resume.as_deref()) {
         check_resumed(run, ckpt, cfg, &s, data_sha.as_deref())?;
@@ -248,7 +279,12 @@ fn train(
     let out = PathBuf::from(&cfg.out);
     let ckpt = checkpoint_path(&out);
     let data = &s.data;
-    let meta = || bpnet::workflow::metadata(cfg, data, None, None).with_data_sha256(data_sha);
+    let stream = serde_json::json!({"buffer_rows": s.cap, "chunk_bytes": s.chunk});
+    let meta = || {
+        bpnet::workflow::metadata(cfg, data, None, None)
+            .with_data_sha256(data_sha)
+            .with_stream(Some(stream.clone()))
+    };
     let mut progress = Progress::new(quiet);
     let mut on_event = |e: Event<'_>| -> Result<()> {
         progress.event(&e);
@@ -315,7 +351,7 @@ fn val_pass(
     let mut reader = ChunkReader::open(
         std::path::Path::new(&cfg.data),
         &opts,
-        bpnet::workflow::stream::chunk_bytes(),
+        bpnet::workflow::stream::chunk_bytes()?,
     )?;
     reader.set_progress(false);
     let (pre, split) = (file.preprocessor.clone(), file.split);
@@ -362,7 +398,7 @@ fn test_metrics(
         let mut reader = ChunkReader::open(
             std::path::Path::new(&cfg.test),
             &opts,
-            bpnet::workflow::stream::chunk_bytes(),
+            bpnet::workflow::stream::chunk_bytes()?,
         )?;
         stream_metrics(&mut reader, pre, &|_| true, &net, loss)?
     } else if file.counts[2] > 0 {

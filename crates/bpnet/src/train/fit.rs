@@ -388,7 +388,11 @@ pub fn fit_source(
             end_epoch(trainer, &mut val, cfg, &mut s, &mut best_model, start, on_event)?;
         }
         let by_steps = cfg.checkpoint_steps > 0 && step % cfg.checkpoint_steps == 0;
-        let by_epochs = epoch_done && cfg.checkpoint_epochs > 0 && s.epoch % cfg.checkpoint_epochs == 0;
+        // A run that `--steps` ends inside an epoch ends one there; a source
+        // that resumes only at epoch boundaries keeps its last boundary's
+        // checkpoint instead (one written here could not be resumed).
+        let resumable = step % per_epoch == 0 || source.resumes_mid_epoch();
+        let by_epochs = epoch_done && resumable && cfg.checkpoint_epochs > 0 && s.epoch % cfg.checkpoint_epochs == 0;
         if by_steps || by_epochs {
             // The checkpoint holds the time so far; `seconds` itself is put
             // back exactly (adding and subtracting would round).

@@ -32,6 +32,11 @@ pub struct Metadata<'a> {
     /// SHA-256 of the training data ([`super::data_sha256`]), in checkpoints:
     /// a resumed run must read the same bytes.
     pub data_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A streamed run's shuffle buffer and chunk size, in checkpoints: what
+    /// its batch order depends on beyond the seed, so that a resume under
+    /// other memory or settings continues the same order.
+    pub stream: Option<Value>,
 }
 
 impl<'a> Metadata<'a> {
@@ -41,6 +46,11 @@ impl<'a> Metadata<'a> {
             data_sha256: sha,
             ..self
         }
+    }
+
+    /// These sections with a streamed run's settings.
+    pub fn with_stream(self, stream: Option<Value>) -> Self {
+        Metadata { stream, ..self }
     }
 }
 
@@ -62,5 +72,6 @@ pub fn metadata<'a>(
         }),
         test_metrics: test,
         data_sha256: None,
+        stream: None,
     }
 }

@@ -59,7 +59,7 @@ pub fn choose_stream(data: &str, mode: &str, opts: &CsvOptions) -> Result<Option
     };
     // A file the chunked reader cannot open is left to the in-memory
     // reader, whose errors are the reference.
-    let Ok(reader) = ChunkReader::open(path, opts, chunk_bytes()) else {
+    let Ok(reader) = ChunkReader::open(path, opts, chunk_bytes()?) else {
         return Ok(None);
     };
     let est = estimate(&reader);
@@ -81,11 +81,18 @@ pub fn choose_stream(data: &str, mode: &str, opts: &CsvOptions) -> Result<Option
 
 /// Bytes of text per chunk: [`CHUNK`], or `BPNET_STREAM_CHUNK` (a size
 /// such as `256K`) when set, e.g. to bound memory further or in tests.
-pub fn chunk_bytes() -> usize {
-    std::env::var("BPNET_STREAM_CHUNK")
-        .ok()
-        .and_then(|v| super::parse_bytes(&v).ok())
-        .map_or(CHUNK, |b| b as usize)
+/// A value that is not a size, or outside 1 KiB..=1 GiB, is an error (it
+/// was ignored, and `1T` aborted on reserving a terabyte).
+pub fn chunk_bytes() -> Result<usize> {
+    let Ok(v) = std::env::var("BPNET_STREAM_CHUNK") else {
+        return Ok(CHUNK);
+    };
+    let bad = |why: &str| Error::config("BPNET_STREAM_CHUNK", format!("'{v}' {why}"));
+    let bytes = super::parse_bytes(&v).map_err(|_| bad("is not a size (e.g. 256K, 4M)"))?;
+    match bytes {
+        1024..=0x4000_0000 => Ok(bytes as usize),
+        _ => Err(bad("is outside 1K..=1G")),
+    }
 }
 
 /// Whether `bpnet train` with `cfg` streams its data (see [`choose_stream`]).
