@@ -207,6 +207,49 @@ fn check_file(name: &str, bytes: &[u8], seed: u64) {
     );
 }
 
+/// The row of an "after row N" error, when it names one.
+fn after_row(e: &str) -> Option<usize> {
+    let rest = &e[e.find("after row ")? + "after row ".len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// A damaged row group read alone, as streaming reads it, names its rows
+/// counted in the whole file: the third group of 70-row groups starts at
+/// row 140 (it said "after row 0", counting from the group's start).
+#[test]
+fn a_damaged_row_group_names_its_rows_in_the_whole_file() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    count_uncontained_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("groups.parquet");
+    let bytes = parquet_bytes(Compression::UNCOMPRESSED);
+    std::fs::write(&path, &bytes).unwrap();
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let group = reader.metadata().row_group(2);
+    assert_eq!(reader.metadata().row_group(0).num_rows(), 70);
+    let mut named = Vec::new();
+    for c in 0..group.num_columns() {
+        let (start, len) = (
+            group.column(c).data_page_offset() as usize,
+            group.column(c).compressed_size() as usize,
+        );
+        for at in (start + len / 2..start + len).step_by(3) {
+            let mut b = bytes.clone();
+            b[at] ^= 0xFF;
+            std::fs::write(&path, &b).unwrap();
+            if let Ok(Some(e)) = read_in_chunks(&path) {
+                if let Some(row) = after_row(&e) {
+                    named.push((row, e));
+                }
+            }
+        }
+    }
+    assert!(!named.is_empty(), "no damage made a row group fail to decode");
+    for (row, e) in &named {
+        assert!(*row >= 140, "{e}");
+    }
+}
+
 /// Panics that reached the panic hook, i.e. that no reader contained
 /// (`bpnet`'s containment hook hands only those on to this one).
 static UNCONTAINED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

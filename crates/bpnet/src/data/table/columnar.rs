@@ -41,7 +41,13 @@ pub(super) fn format_error(path: &Path, reason: String) -> Error {
 pub fn read_parquet(path: &Path, columns: Option<&[String]>, shifts: &Shifts) -> Result<Table> {
     guarded(path, "Parquet", || {
         let (names, read_all) = super::parquet_read::read_columns(path, columns, shifts)?;
-        finish_table(path, &names, read_all, &|columns| parquet_batches(path, columns, None))
+        finish_table(
+            path,
+            &names,
+            read_all,
+            &|columns| parquet_batches(path, columns, None),
+            0,
+        )
     })
 }
 
@@ -60,7 +66,7 @@ pub(super) fn guarded<T>(path: &Path, kind: &str, read: impl FnOnce() -> Result<
 /// `row_base` in errors), every column.
 pub(super) fn read_parquet_group(path: &Path, group: usize, row_base: usize, shifts: &Shifts) -> Result<Table> {
     let mut t = guarded(path, "Parquet", || {
-        table_from_batches(path, None, shifts, |columns| {
+        table_from_batches(path, None, shifts, row_base, |columns| {
             parquet_batches(path, columns, Some(group))
         })
     })?;
@@ -129,7 +135,7 @@ fn read_ipc_unguarded(path: &Path, columns: Option<&[String]>, shifts: &Shifts) 
     // The first pass reports its progress; a second one (columns read
     // again as text) does not.
     let first = std::cell::Cell::new(true);
-    table_from_batches(path, columns, shifts, |columns| {
+    table_from_batches(path, columns, shifts, 0, |columns| {
         use arrow_ipc::reader::FileReader;
         let bad = |e: ArrowError| format_error(path, format!("not a readable Arrow IPC file: {e}"));
         let schema = FileReader::try_new(open(path)?, None).map_err(bad)?.schema();
@@ -166,7 +172,7 @@ pub(super) fn ipc_batches(path: &Path) -> Result<(Vec<String>, Vec<usize>)> {
 /// first, as [`read_ipc`] checks every batch's).
 pub(super) fn read_ipc_batch(path: &Path, batch: usize, row_base: usize, shifts: &Shifts) -> Result<Table> {
     let mut t = guarded(path, "Arrow IPC", || {
-        table_from_batches(path, None, shifts, |_| {
+        table_from_batches(path, None, shifts, row_base, |_| {
             use arrow_ipc::reader::FileReader;
             super::ipc_check::check_batch(path, batch)
                 .map_err(|r| format_error(path, format!("not a readable Arrow IPC file: damaged data ({r})")))?;
@@ -224,18 +230,20 @@ enum Acc {
 
 /// The table of the batches `read(columns)` yields; columns of numbers
 /// that preprocessing must report on (infinite, beyond 1e30) are read a
-/// second time, as text.
+/// second time, as text. Errors count rows from `row_base` (the first row
+/// of a row group or record batch read alone, in the whole file).
 fn table_from_batches(
     path: &Path,
     columns: Option<&[String]>,
     shifts: &Shifts,
+    row_base: usize,
     read: impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
 ) -> Result<Table> {
     let (schema, batches) = read(columns)?;
     let names = checked_names(path, &schema)?;
     let given = given_shifts(&names, shifts);
-    let read_all = columns_of(path, batches, &given, false);
-    finish_table(path, &names, read_all, &read)
+    let read_all = columns_of(path, batches, &given, (false, row_base));
+    finish_table(path, &names, read_all, &read, row_base)
 }
 
 /// The names of the schema's fields, after checking that each has a type
@@ -259,17 +267,18 @@ pub(super) fn checked_names(path: &Path, schema: &Schema) -> Result<Vec<String>>
 
 /// The table of the columns read (`None` for a numeric column to read
 /// again as text, with `read`), or, after an error, the same error naming
-/// the first column that fails alone.
+/// the first column that fails alone (rows counted from `row_base`).
 pub(super) fn finish_table(
     path: &Path,
     names: &[String],
     read_all: Result<(Vec<Option<Column>>, usize)>,
     read: &impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
+    row_base: usize,
 ) -> Result<Table> {
     let columns = header_names(names).map_err(|r| format_error(path, format!("schema: {r}")))?;
     let (mut cols, rows) = match read_all {
         Ok(read_all) => read_all,
-        Err(e) => return Err(name_the_column(path, names, read).unwrap_or(e)),
+        Err(e) => return Err(name_the_column(path, names, read, row_base).unwrap_or(e)),
     };
     // No column holds the rows a (damaged) file claims: a fuzzed Arrow
     // file claimed 562,949,953,421,512 rows without a column, and the list
@@ -281,7 +290,7 @@ pub(super) fn finish_table(
         .collect();
     if !bad.is_empty() {
         let (_, again) = read(Some(&bad))?;
-        let (text, _) = columns_of(path, again, &vec![None; bad.len()], true)?;
+        let (text, _) = columns_of(path, again, &vec![None; bad.len()], (true, row_base))?;
         let mut text = text.into_iter();
         for c in cols.iter_mut().filter(|c| c.is_none()) {
             *c = text.next().flatten();
@@ -313,13 +322,14 @@ fn name_the_column(
     path: &Path,
     names: &[String],
     read: &impl Fn(Option<&[String]>) -> Result<(Schema, Batches)>,
+    row_base: usize,
 ) -> Option<Error> {
     for name in names {
         let one = [name.clone()];
         let Ok((_, batches)) = read(Some(&one)) else {
             continue;
         };
-        let mut rows = 0;
+        let mut rows = row_base;
         for batch in batches {
             match batch {
                 Ok(b) => rows += b.num_rows(),
@@ -333,8 +343,14 @@ fn name_the_column(
 }
 
 /// The `n` columns of `batches` (all as text with `text`), and the row
-/// count; `None` for a numeric column holding a value beyond 1e30.
-fn columns_of(path: &Path, batches: Batches, given: &[Given], text: bool) -> Result<(Vec<Option<Column>>, usize)> {
+/// count; `None` for a numeric column holding a value beyond 1e30. Errors
+/// count rows from `row_base`.
+fn columns_of(
+    path: &Path,
+    batches: Batches,
+    given: &[Given],
+    (text, row_base): (bool, usize),
+) -> Result<(Vec<Option<Column>>, usize)> {
     let mut accs: Vec<Acc> = (0..given.len())
         .map(|_| {
             if text {
@@ -346,7 +362,7 @@ fn columns_of(path: &Path, batches: Batches, given: &[Given], text: bool) -> Res
         .collect();
     let mut rows = 0usize;
     for batch in batches {
-        let batch = batch.map_err(|e| format_error(path, format!("after row {rows}: {e}")))?;
+        let batch = batch.map_err(|e| format_error(path, format!("after row {}: {e}", row_base + rows)))?;
         for ((acc, array), given) in accs.iter_mut().zip(batch.columns()).zip(given) {
             append(acc, array, *given);
         }
