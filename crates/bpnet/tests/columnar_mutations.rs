@@ -237,10 +237,10 @@ fn a_damaged_row_group_names_its_rows_in_the_whole_file() {
             let mut b = bytes.clone();
             b[at] ^= 0xFF;
             std::fs::write(&path, &b).unwrap();
-            if let Ok(Some(e)) = read_in_chunks(&path) {
-                if let Some(row) = after_row(&e) {
-                    named.push((row, e));
-                }
+            if let Ok(Some(e)) = read_in_chunks(&path)
+                && let Some(row) = after_row(&e)
+            {
+                named.push((row, e));
             }
         }
     }
