@@ -364,8 +364,8 @@ fn streams_chunk_by_chunk(ext: &str) {
     let train: Vec<usize> = (0..ROWS).filter(|&r| split.role(r) == Role::Train).collect();
     let (p, notes) = Preprocessor::fit(&t, &train, &spec()).unwrap();
     // The same fit, but for how the in-memory table held its columns
-    // (`read_as`), which a streamed fit does not record: its row groups
-    // each choose their own shift.
+    // (`read_as`), which a streamed fit records only for columns that every
+    // chunk held alike: these row groups each choose their own shift.
     let mut in_memory = serde_json::to_value(&p).unwrap();
     assert!(in_memory.as_object_mut().unwrap().remove("read_as").is_some());
     close(&in_memory, &serde_json::to_value(&file.preprocessor).unwrap());

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use super::columns::{Impute, Scaling, parse_number, resolve_targets};
 use super::features::{Feature, FeatureKind};
 use super::stream_target::TargetStats;
-use super::{PreprocessSpec, Preprocessor};
+use super::{PreprocessSpec, Preprocessor, ReadAs};
 use crate::data::csv::{ColumnRef, is_missing, is_number};
 use crate::data::table::{Column, Table};
 use crate::error::{Error, Result};
@@ -121,6 +121,17 @@ struct ColStats {
     /// Counts of the present cells that are not numbers (and, after the
     /// second pass, of those that are).
     cats: BTreeMap<String, u64>,
+    /// How the chunks held the column: one way in every chunk (a CSV's
+    /// chunks share the plan of its first rows), recorded as the model's
+    /// `read_as`; `None` before the first chunk or once chunks differ (a
+    /// Parquet file's row groups each choose their own).
+    held: Option<Held>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Held {
+    Alike(ReadAs),
+    Mixed,
 }
 
 /// Fits a [`Preprocessor`] chunk by chunk (see the module docs).
@@ -234,6 +245,14 @@ impl StreamFit {
         notes.extend(note);
         let targets = s.target.cols.clone();
         let target = s.target.finish(task, &s.first)?;
+        let held: std::collections::HashMap<usize, ReadAs> = s
+            .features
+            .iter()
+            .filter_map(|(c, st)| match st.held {
+                Some(Held::Alike(r)) => Some((*c, r)),
+                _ => None,
+            })
+            .collect();
         let mut features = Vec::with_capacity(s.features.len());
         for (c, st) in s.features {
             features.push(finish_column(&s.head, &s.first, c, st, &self.spec, &mut notes)?);
@@ -244,6 +263,11 @@ impl StreamFit {
                 s.head.column_list()
             )));
         }
+        let read_as = features
+            .iter()
+            .filter(|f| matches!(f.kind, FeatureKind::Numeric { .. }))
+            .filter_map(|f| held.get(&f.index).map(|&r| (f.name.clone(), r)))
+            .collect();
         let pre = Preprocessor {
             task,
             scaling: self.spec.scaling,
@@ -254,8 +278,9 @@ impl StreamFit {
             target_columns: targets.iter().map(|&c| s.head.columns[c].clone()).collect(),
             target_indices: targets,
             target,
-            // Unknown: files read against it take each centre (see `shifts`).
-            read_as: Default::default(),
+            // As every chunk held the column; where chunks differed, files
+            // read against it take each centre (see `shifts`).
+            read_as,
         };
         Ok((pre, notes))
     }
@@ -263,6 +288,15 @@ impl StreamFit {
 
 /// Adds column `c` of `rows` of a chunk to its statistics.
 fn add_column(st: &mut ColStats, table: &Table, c: usize, rows: &[usize]) {
+    let this = match &table.cols[c] {
+        Column::Num { shift, .. } => ReadAs::Shift(*shift),
+        Column::Text { .. } => ReadAs::Text,
+    };
+    st.held = Some(match st.held {
+        None => Held::Alike(this),
+        Some(Held::Alike(r)) if r == this => Held::Alike(r),
+        Some(_) => Held::Mixed,
+    });
     match &table.cols[c] {
         Column::Num { shift, values } => {
             for &r in rows {
