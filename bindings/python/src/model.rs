@@ -170,6 +170,19 @@ impl NativeModel {
     }
 }
 
+/// A file at `path` that holds another kind of file than `kind` (a CSV
+/// where a model would be saved) is replaced only with `overwrite`, as
+/// `bpnet` replaces it only with `--overwrite`.
+fn check_replaceable(path: &Path, kind: bpnet::io::Kind, overwrite: bool) -> PyResult<()> {
+    match bpnet::io::kind_conflict(path, kind).filter(|_| !overwrite) {
+        Some(why) => Err(pyo3::exceptions::PyFileExistsError::new_err(format!(
+            "{} {why}; pass overwrite=True to replace it",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The columns of `x` as f32 features, checked to be the `width` `what`
 /// the model takes.
 fn raw_features(x: &bpnet::data::preprocess::DenseMatrix<'_>, width: usize, what: &str) -> bpnet::Result<Matrix<f32>> {
@@ -377,7 +390,9 @@ impl NativeModel {
 
     /// Writes the model file (the format `bpnet train` writes; an ensemble
     /// as `bpnet train --ensemble K` writes it).
-    fn save(&self, path: PathBuf) -> PyResult<()> {
+    #[pyo3(signature = (path, overwrite=false))]
+    fn save(&self, path: PathBuf, overwrite: bool) -> PyResult<()> {
+        check_replaceable(&path, bpnet::io::Kind::Model, overwrite)?;
         write_atomic(&path, &self.file_bytes(&path)?).map_err(to_py)
     }
 
@@ -402,7 +417,7 @@ impl NativeModel {
     }
 
     /// Writes the model as ONNX (as `bpnet export`), preprocessing included.
-    #[pyo3(signature = (path, probabilities=false, fold_bn=false, opset=None, input_f64=false))]
+    #[pyo3(signature = (path, probabilities=false, fold_bn=false, opset=None, input_f64=false, overwrite=false))]
     fn to_onnx(
         &self,
         path: PathBuf,
@@ -410,7 +425,9 @@ impl NativeModel {
         fold_bn: bool,
         opset: Option<i64>,
         input_f64: bool,
+        overwrite: bool,
     ) -> PyResult<()> {
+        check_replaceable(&path, bpnet::io::Kind::Onnx, overwrite)?;
         crate::onnx::export(self, &path, (probabilities, fold_bn), opset, input_f64).map_err(to_py)
     }
 

@@ -211,3 +211,27 @@ def test_load_gives_back_the_labels_it_was_fitted_on(tmp_path, labels):
     assert [type(c) for c in loaded.classes_.tolist()] == [type(c) for c in est.classes_.tolist()]
     assert list(loaded.predict(X)) == list(est.predict(X))
     assert loaded.score(X, y) == est.score(X, y)
+
+
+def test_save_and_to_onnx_replace_other_files_only_when_told(tmp_path):
+    """`bpnet` refuses to replace a file of another kind without --overwrite;
+    save and to_onnx replaced a CSV or a model silently. Paths may be str,
+    bytes or os.PathLike."""
+    X, y = blobs(n=60, d=3)
+    est = bpnet.MLPClassifier(**FAST, ensemble=1).fit(X, y)
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b\n1,2\n")
+    model = tmp_path / "m.safetensors"
+    est.save(model)
+    for call, path in [(est.save, csv), (est.to_onnx, csv), (est.to_onnx, model)]:
+        before = path.read_bytes()
+        with pytest.raises(FileExistsError, match="overwrite=True"):
+            call(path)
+        assert path.read_bytes() == before
+    est.save(model)  # a model replaces a model
+    est.save(str(model).encode())  # bytes paths
+    assert bpnet.load(str(model).encode()).n_features_in_ == 3
+    est.to_onnx(tmp_path / "m.onnx")
+    est.to_onnx(tmp_path / "m.onnx")  # an ONNX model replaces an ONNX model
+    est.save(csv, overwrite=True)
+    assert bpnet.load(csv).n_features_in_ == 3

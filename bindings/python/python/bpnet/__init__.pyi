@@ -11,7 +11,7 @@ from . import experiment as experiment
 
 __version__: str
 
-_Path = str | PathLike[str]
+_Path = str | bytes | PathLike[str] | PathLike[bytes]
 
 class _BaseMLP(BaseEstimator):
     hidden_layer_sizes: tuple[int, ...]
@@ -82,7 +82,7 @@ class _BaseMLP(BaseEstimator):
         random_state: int | np.random.RandomState | None = 0,
         threads: int | None = None,
     ) -> None: ...
-    def save(self, path: _Path) -> _BaseMLP: ...
+    def save(self, path: _Path, overwrite: bool = False) -> _BaseMLP: ...
     def to_onnx(
         self,
         path: _Path,
@@ -90,6 +90,7 @@ class _BaseMLP(BaseEstimator):
         fold_bn: bool = False,
         opset: int | None = None,
         input_dtype: str | type = "float32",
+        overwrite: bool = False,
     ) -> _BaseMLP: ...
     @property
     def summary_(self) -> str: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 import re
 
 import numpy as np
@@ -291,25 +292,28 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "_native")
         return self._native
 
-    def save(self, path):
+    def save(self, path, overwrite=False):
         """Write the model file ``path`` (.safetensors), the format of
         ``bpnet train``: ``bpnet eval``, ``predict``, ``export`` and
-        ``inspect`` read it, and ``bpnet.load`` reads it back."""
-        self._native_model().save(str(path))
+        ``inspect`` read it, and ``bpnet.load`` reads it back. A file there
+        that is not a bpnet model (a CSV, say) is replaced only with
+        ``overwrite=True`` (else FileExistsError)."""
+        self._native_model().save(_path(path), overwrite)
         return self
 
-    def to_onnx(self, path, probabilities=False, fold_bn=False, opset=None, input_dtype="float32"):
+    def to_onnx(self, path, probabilities=False, fold_bn=False, opset=None, input_dtype="float32", overwrite=False):
         """Write the model, its preprocessing included, as ONNX (as ``bpnet
         export``): input ``features`` (raw column values, [batch,
         n_features], of ``input_dtype``: float32, or float64 to run the
         preprocessing in float64 for values a float32 holds too coarsely,
         such as a column near 1e6 that varies by 0.01); output ``logits``
         (or ``probabilities``) for classification, ``predictions`` in the
-        target's units for regression, float32."""
+        target's units for regression, float32. A file there that is not an
+        ONNX model is replaced only with ``overwrite=True``."""
         dtype = np.dtype(input_dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"input_dtype must be float32 or float64, not {dtype}")
-        self._native_model().to_onnx(str(path), probabilities, fold_bn, opset, dtype == np.float64)
+        self._native_model().to_onnx(_path(path), probabilities, fold_bn, opset, dtype == np.float64, overwrite)
         return self
 
     @property
@@ -554,13 +558,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
 
+def _path(path):
+    """A file path given as str, bytes or os.PathLike, as str."""
+    return os.fsdecode(os.fspath(path))
+
+
 def load(path):
     """Read a model file written by ``bpnet train`` or by ``save`` as a
     fitted MLPClassifier or MLPRegressor (its parameters from the file's
     training configuration); an ensemble file (``bpnet train``'s default on
     tables of at most 50,000 rows) keeps all its networks and averages
     them as ``bpnet predict`` does."""
-    native = _bpnet.NativeModel.load(str(path))
+    native = _bpnet.NativeModel.load(_path(path))
     return _from_native(native)
 
 

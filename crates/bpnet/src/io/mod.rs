@@ -81,5 +81,5 @@ pub use model_file::{
     ModelFile, RESERVED_KEYS, decode_model, describe, load_model, model_bytes, save_checkpoint, save_model,
     save_model_with,
 };
-pub use outputs::{Kind, OutputPlan};
+pub use outputs::{Kind, OutputPlan, kind_conflict};
 pub use torch::{TorchImport, TorchImportOptions, TorchModule, import_torch, parse_modules};

@@ -406,6 +406,18 @@ impl OutputPlan {
     }
 }
 
+/// Why `path` may not be replaced by a file of `kind` without an explicit
+/// overwrite: it exists and holds another kind of file (a CSV where a
+/// model would go); `None` when it is absent or of that kind. For callers
+/// without an [`OutputPlan`] (the Python package's `save` and `to_onnx`).
+pub fn kind_conflict(path: &Path, kind: Kind) -> Option<String> {
+    if !path.is_file() {
+        return None;
+    }
+    let found = sniff(path);
+    (!kind.accepts(&found)).then(|| format!("exists and holds {}, not {}", found.describe(), kind.describe()))
+}
+
 fn refuse(label: &str, problem: impl Into<String>) -> Error {
     Error::Output {
         output: label.into(),
