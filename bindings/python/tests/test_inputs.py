@@ -2,6 +2,8 @@
 pandas DataFrames, lists; bad inputs raise ValueError/TypeError naming the
 problem, never crash the interpreter."""
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -103,6 +105,14 @@ def test_bad_training_inputs():
         ("epochs", -1, "epochs"),
         ("scaling", "log", "scaling"),
         ("bn_momentum", 2.0, "momentum"),
+        # These reached the engine as invalid JSON or were silently changed.
+        ("lr", float("nan"), "lr must be a positive number"),
+        ("lr", 0.0, "lr must be a positive number"),
+        ("dropout", float("inf"), "dropout must be a finite number"),
+        ("min_delta", float("nan"), "min_delta must be a finite number"),
+        ("activation", None, "activation must be a string"),
+        ("random_state", 2**64, "random_state must be in"),
+        ("hidden_layer_sizes", (1.5,), "hidden_layer_sizes must be a tuple of ints"),
     ],
 )
 def test_bad_parameters_are_value_errors(param, value, words):
@@ -235,3 +245,25 @@ def test_save_and_to_onnx_replace_other_files_only_when_told(tmp_path):
     est.to_onnx(tmp_path / "m.onnx")  # an ONNX model replaces an ONNX model
     est.save(csv, overwrite=True)
     assert bpnet.load(csv).n_features_in_ == 3
+
+
+@pytest.mark.parametrize("label", ["NA", "", "?", "null", "NaN"])
+def test_a_label_that_reads_as_missing_is_refused_naming_it(label):
+    """A CSV of these labels holds missing values; the message spoke of a
+    missing target at 'line 1' of a file the user never wrote."""
+    X, _ = blobs(n=40, d=3)
+    with pytest.raises(ValueError, match=re.escape(f"class label {label!r} reads as a missing value")):
+        bpnet.MLPClassifier(**FAST).fit(X, np.array([label, "b"] * 20))
+
+
+def test_partial_fit_with_classes_starts_on_rows_of_one_class():
+    """With `classes` given, the first rows need not hold two classes (as
+    scikit-learn's partial_fit allows); it said "only one class"."""
+    X, y = blobs(n=60, d=3, classes=2)
+    est = bpnet.MLPClassifier(**FAST, ensemble=1)
+    first = y == y[0]
+    est.partial_fit(X[first][:10], y[first][:10], classes=[0, 1])
+    assert list(est.classes_) == [0, 1]
+    est.partial_fit(X, y)
+    assert est.predict_proba(X).shape == (60, 2)
+    assert set(est.predict(X)) <= {0, 1}

@@ -9,6 +9,7 @@ the same weights, bit for bit, as ``bpnet train`` on the equivalent CSV file.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
 import re
@@ -212,6 +213,8 @@ class _BaseMLP(BaseEstimator):
         if isinstance(sizes, numbers.Integral):
             sizes = (sizes,)
         try:
+            if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in sizes):
+                raise TypeError
             hidden = ",".join(str(int(w)) for w in sizes)
         except (TypeError, ValueError) as e:
             raise ValueError(f"hidden_layer_sizes must be a tuple of ints, got {sizes!r}") from e
@@ -223,11 +226,19 @@ class _BaseMLP(BaseEstimator):
             cfg[k] = int(v)
         for k in ("dropout", "label_smoothing", "momentum", "weight_decay", "val_split", "min_delta", "clip_grad_norm"):
             v = cfg[k]
-            if not isinstance(v, numbers.Real) or isinstance(v, bool):
-                raise ValueError(f"{k} must be a number, got {v!r}")
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"{k} must be a finite number, got {v!r}")
             cfg[k] = float(v)
+        for k in ("activation", "init", "optimizer", "schedule", "monitor", "scaling", "impute", "on_nan"):
+            if not isinstance(cfg[k], str):
+                raise ValueError(f"{k} must be a string, got {cfg[k]!r}")
+        lr = self.lr
+        if lr is not None and (
+            not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0
+        ):
+            raise ValueError(f"lr must be a positive number, or None for the optimizer's default, got {lr!r}")
         cfg["hidden"] = hidden
-        cfg["lr"] = 0.0 if self.lr is None else float(self.lr)
+        cfg["lr"] = 0.0 if lr is None else float(lr)
         cfg["seed"] = self._seed()
         cfg["task"] = self._task
         cfg["batch_norm"] = bool(cfg["batch_norm"])
@@ -237,8 +248,8 @@ class _BaseMLP(BaseEstimator):
     def _seed(self):
         rs = self.random_state
         if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
-            if rs < 0:
-                raise ValueError(f"random_state must be non-negative, got {rs}")
+            if not 0 <= rs < 2**64:
+                raise ValueError(f"random_state must be in 0..2**64, got {rs}")
             return int(rs)
         return int(check_random_state(rs).randint(0, 2**31 - 1))
 
@@ -362,13 +373,23 @@ def _target_names(y):
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity)", re.IGNORECASE)
 
 
+_MISSING = {"", "na", "n/a", "nan", "-nan", "+nan", "null", "?"}
+
+
 def _check_label_texts(names):
     """The engine reads class labels from their texts, as a CSV of them:
     labels that are all numbers are matched by value, so two labels whose
     texts are the same number ('1' and '1.0', or integers past 2**53 that
-    round to one float) would become one class. Refused, naming them."""
+    round to one float) would become one class, and a label that reads as
+    a missing value ('NA', '') as none. Refused, naming them."""
     if len(set(names)) != len(names):
         raise ValueError("two class labels have the same text; use distinct labels")
+    for n in names:
+        if n.strip().lower() in _MISSING:
+            raise ValueError(
+                f"class label {n!r} reads as a missing value, as in a CSV (missing: '', NA, N/A, NaN, null, ?): "
+                "use another label"
+            )
     if not all(_NUMBER.fullmatch(n.strip()) for n in names):
         return
     seen = {}
