@@ -495,3 +495,45 @@ fn momentum_given_to_an_optimizer_without_it_is_noted() {
     assert!(out.status.success());
     assert!(!text(&out.stderr).contains("no effect"), "{}", text(&out.stderr));
 }
+
+/// A build without MPI started by a launcher as one of several processes
+/// refuses in one line (each process trained alone and wrote the same
+/// files); started as the only process it runs.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_to_run_as_one_of_several_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = data("iris.csv");
+    let args = [
+        "train",
+        "--data",
+        &iris,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        "m.safetensors",
+    ];
+    for var in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(args)
+            .current_dir(dir.path())
+            .env(var, "2")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(!out.status.success() && err.lines().count() == 1, "{var}: {err}");
+        assert!(
+            err.contains("one of 2 processes, but it was built without MPI"),
+            "{err}"
+        );
+        assert!(!dir.path().join("m.safetensors").exists());
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("OMPI_COMM_WORLD_SIZE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -24,8 +24,26 @@ pub fn world() -> Result<Arc<dyn Comm>> {
     }
     #[cfg(not(feature = "mpi"))]
     {
-        Ok(bpnet::comm::single())
+        // Started as one of several ranks, each process would train alone,
+        // the same run, and write the same files.
+        match launched_size() {
+            Some(n) if n > 1 => Err(Error::Comm(format!(
+                "an MPI launcher started this bpnet as one of {n} processes, but it was built without MPI \
+                 (the cargo feature `mpi`): each would train alone and write the same files; \
+                 build it with --features mpi, or start it without mpirun"
+            ))),
+            _ => Ok(bpnet::comm::single()),
+        }
     }
+}
+
+/// The number of processes an MPI launcher started, when one did
+/// (`OMPI_COMM_WORLD_SIZE`, `PMI_SIZE`).
+#[cfg(not(feature = "mpi"))]
+fn launched_size() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
 }
 
 /// Whether an MPI launcher started this process: OpenMPI's `mpirun` sets
