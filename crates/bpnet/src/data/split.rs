@@ -185,6 +185,7 @@ fn split_groups<I: Row>(
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     // The held-out rows in the order drawn, and how many rows are kept.
     let (mut kept, mut held) = (0usize, Vec::<usize>::new());
+    let singles = groups.as_ref().is_some_and(|g| g.iter().all(|rows| rows.len() <= 1));
     match groups {
         Some(mut groups) => {
             let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
@@ -205,9 +206,10 @@ fn split_groups<I: Row>(
         }
     }
     if kept == 0 || held.is_empty() {
-        let why = match held.is_empty() && n >= 2 {
-            true => " (every class has one row, which stays on the kept side)",
-            false => "",
+        let why = match (held.is_empty(), singles) {
+            (true, true) if n >= 2 => " (every class has one row, which stays on the kept side)".to_string(),
+            (true, false) if n >= 1 => format!(" ({fraction} of {n} rows rounds to none)"),
+            _ => String::new(),
         };
         return Err(Error::config(
             "split fraction",
@@ -228,8 +230,36 @@ fn split_groups<I: Row>(
     Ok((kept, sorted))
 }
 
+/// A split's error named by the option that asked for it (`--val-split`),
+/// where it said "split fraction".
+pub fn for_option(e: Error, option: &str) -> Error {
+    match e {
+        Error::Config { field, reason } if field == "split fraction" => Error::Config {
+            field: option.to_string(),
+            reason,
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// A split that holds out nothing says why: the fraction of the rows
+    /// rounds to none, or (stratified) every class has one row; named by
+    /// the option that asked for it. Unstratified splits said "every class
+    /// has one row" too.
+    #[test]
+    fn an_empty_split_says_why_and_names_its_option() {
+        let e = split(2, None, 0.1, 0).unwrap_err();
+        let text = for_option(e, "--val-split").to_string();
+        assert!(
+            text.starts_with("invalid --val-split: ") && text.contains("0.1 of 2 rows rounds to none"),
+            "{text}"
+        );
+        let e = split(2, Some(&["a".to_string(), "b".to_string()]), 0.1, 0).unwrap_err();
+        assert!(e.to_string().contains("every class has one row"), "{e}");
+    }
     use super::*;
 
     /// The held-out rows total `round(fraction * n)` whatever the number of

@@ -7,7 +7,7 @@
 use super::config::TrainConfig;
 use super::data::{Pipeline, Prepared, check_fraction, preprocess_spec};
 use crate::data::preprocess::{DenseMatrix, Preprocessor, Targets as TableTargets, Task, detect_task};
-use crate::data::split::split;
+use crate::data::split::{for_option, split};
 use crate::data::{Dataset, RawTable};
 use crate::{Error, Result};
 
@@ -69,13 +69,15 @@ pub fn load_arrays(
     let strata = |rows: &[usize]| (task == Task::Classify).then(|| table.column_cells(0, rows));
     let mut test_rows = Vec::new();
     if cfg.test_split > 0.0 {
-        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.test_split, cfg.seed ^ 0x7E57)?;
+        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.test_split, cfg.seed ^ 0x7E57)
+            .map_err(|e| for_option(e, "test_split"))?;
         test_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }
     let mut val_rows = Vec::new();
     if cfg.val_split > 0.0 && eval.is_none() {
-        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.val_split, cfg.seed ^ 0x0A11D)?;
+        let (keep, out) = split(rows.len(), strata(&rows).as_deref(), cfg.val_split, cfg.seed ^ 0x0A11D)
+            .map_err(|e| for_option(e, "val_split"))?;
         val_rows = out.iter().map(|&i| rows[i]).collect();
         rows = keep.iter().map(|&i| rows[i]).collect();
     }

@@ -8,7 +8,7 @@ use super::features::{feature_dataset, feature_matrix, missing_target};
 use crate::data::csv::{ColumnRef, CsvOptions};
 use crate::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Targets as TableTargets, Task};
 use crate::data::read_data;
-use crate::data::split::split;
+use crate::data::split::{for_option, split};
 use crate::data::table::{AsTable, Table};
 use crate::data::{Dataset, bundled_mnist_dir, load_mnist, load_mnist_test, load_mnist_train};
 use crate::{Error, Matrix, Result};
@@ -275,13 +275,14 @@ fn load_images(cfg: &TrainConfig) -> Result<Prepared> {
         }
         Some(test)
     } else if cfg.test_split > 0.0 {
-        let (kept, held) = hold_out(train, cfg.test_split, cfg.seed ^ 0x7E57)?;
+        let (kept, held) =
+            hold_out(train, cfg.test_split, cfg.seed ^ 0x7E57).map_err(|e| for_option(e, "--test-split"))?;
         train = kept;
         held
     } else {
         mnist_test
     };
-    let (train, val) = hold_out(train, cfg.val_split, cfg.seed ^ 0x0A11D)?;
+    let (train, val) = hold_out(train, cfg.val_split, cfg.seed ^ 0x0A11D).map_err(|e| for_option(e, "--val-split"))?;
     let pipeline = Pipeline::Images {
         features: train.features.cols(),
     };

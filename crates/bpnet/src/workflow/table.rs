@@ -10,7 +10,7 @@ use super::data::{
 use crate::data::csv::ColumnRef;
 use crate::data::preprocess::Targets;
 use crate::data::preprocess::{PreprocessSpec, Preprocessor, Task, detect_task};
-use crate::data::split::{split_ranked, split_with};
+use crate::data::split::{for_option, split_ranked, split_with};
 use crate::data::table::{CellGroups, Table, read_data};
 use crate::data::{CsvOptions, Dataset};
 use crate::tensor::Matrix;
@@ -124,7 +124,9 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
         notes: header_note.into_iter().collect(),
     };
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
-        (src.rows, src.test_rows) = src.split_rows(&src.rows, cfg.test_split, cfg.seed ^ 0x7E57)?;
+        (src.rows, src.test_rows) = src
+            .split_rows(&src.rows, cfg.test_split, cfg.seed ^ 0x7E57)
+            .map_err(|e| for_option(e, "--test-split"))?;
     }
     Ok(src)
 }
@@ -218,6 +220,7 @@ fn split_validation(cfg: &TrainConfig, src: &TableSource, rows: &[usize]) -> Res
         return Ok((rows.to_vec(), Vec::new()));
     }
     src.split_rows(rows, cfg.val_split, cfg.seed ^ 0x0A11D)
+        .map_err(|e| for_option(e, "--val-split"))
 }
 
 /// The `--test` file as a dataset, read with the fitted preprocessing.
