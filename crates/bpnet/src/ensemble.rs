@@ -57,7 +57,9 @@ pub struct EnsembleNet {
 }
 
 /// Smallest probability kept before taking logarithms (f32's smallest normal).
-const P_MIN: f32 = f32::MIN_POSITIVE;
+pub(crate) const P_MIN: f32 = f32::MIN_POSITIVE;
+/// The largest averaged probability a sigmoid ensemble's logit is taken of.
+pub(crate) const P_MAX: f32 = 1.0 - f32::EPSILON / 2.0;
 
 impl EnsembleNet {
     /// The fused networks of `members` (at least one, equal input and output widths).
@@ -116,7 +118,7 @@ impl EnsembleNet {
                 Combine::Mean => mean,
                 Combine::Softmax => mean.max(P_MIN).ln(),
                 Combine::Sigmoid => {
-                    let p = mean.clamp(P_MIN, 1.0 - f32::EPSILON / 2.0);
+                    let p = mean.clamp(P_MIN, P_MAX);
                     (p / (1.0 - p)).ln()
                 }
             };

@@ -3,11 +3,12 @@
 //! (classifiers) or values (regression) averaged by a `Mean` node, then the
 //! output scaling. Without a probability head a classifier's output is the
 //! averaged prediction as "logits", as [`crate::EnsembleNet`] computes it:
-//! `Log(p̄)` (softmax) or `Log(p̄ / (1 - p̄))` (sigmoid).
+//! `Log(p̄)` (softmax) or `Log(p̄ / (1 - p̄))` (sigmoid), `p̄` clamped as
+//! there (`Max`, and `Min` for the sigmoid).
 
 use super::export::{ExportOptions, Head, OnnxModel, export_onnx, finish, graph_input, layers, plan};
 use super::graph::{Graph, attr_int};
-use crate::ensemble::Combine;
+use crate::ensemble::{Combine, P_MAX, P_MIN};
 use crate::error::{Error, Result};
 use crate::model::Sequential;
 
@@ -81,9 +82,21 @@ pub fn export_onnx_ensemble(
         (Combine::Softmax, _) => "softmax",
         (Combine::Sigmoid, _) => "sigmoid",
     };
+    // The averaged probability clamped as `EnsembleNet` clamps it before
+    // the logarithm (a class every member gives probability 0 was -inf).
     let out = match (combine, options.head) {
-        (Combine::Softmax, Head::Raw) => g.node("Log", "ensemble/log", &[&mean], "ensemble.log", Vec::new()),
+        (Combine::Softmax, Head::Raw) => {
+            let low = g.constant("ensemble.p_min", &[], &[P_MIN]);
+            let p = g.node("Max", "ensemble/p_min", &[&mean, &low], "ensemble.p", Vec::new());
+            g.node("Log", "ensemble/log", &[&p], "ensemble.log", Vec::new())
+        }
         (Combine::Sigmoid, Head::Raw) => {
+            let (low, high) = (
+                g.constant("ensemble.p_min", &[], &[P_MIN]),
+                g.constant("ensemble.p_max", &[], &[P_MAX]),
+            );
+            let p = g.node("Max", "ensemble/p_min", &[&mean, &low], "ensemble.p_low", Vec::new());
+            let mean = g.node("Min", "ensemble/p_max", &[&p, &high], "ensemble.p", Vec::new());
             let one = g.constant("ensemble.one", &[], &[1.0]);
             let rest = g.node("Sub", "ensemble/sub", &[&one, &mean], "ensemble.rest", Vec::new());
             let odds = g.node("Div", "ensemble/div", &[&mean, &rest], "ensemble.odds", Vec::new());
