@@ -77,7 +77,9 @@ impl NativeModel {
         let dense = input.dense()?;
         py.detach(|| {
             let m = self.features(&dense)?;
-            self.inference_net()?.forward(&m)
+            // In the groups `bpnet predict` runs a file in: the same bits.
+            self.inference_net()?
+                .forward_in_groups(&m, bpnet::workflow::stream::GROUP)
         })
         .map_err(to_py)
     }

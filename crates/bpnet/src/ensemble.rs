@@ -132,6 +132,27 @@ impl EnsembleNet {
         self.forward_into(x, &mut out)?;
         Ok(out)
     }
+
+    /// [`EnsembleNet::forward`] over `x` in calls of `group` rows (the last
+    /// one shorter), as `bpnet eval` and `bpnet predict` run files: a row's
+    /// output depends on that row alone in calls of 8 rows or more, but a
+    /// call of 1-7 rows takes the one-row kernel, whose sums run in another
+    /// order, so only the same grouping gives the same bits for every row.
+    pub fn forward_in_groups(&self, x: &Matrix<f32>, group: usize) -> Result<Matrix<f32>> {
+        let group = group.max(1);
+        if x.rows() <= group {
+            return self.forward(x);
+        }
+        let cols = x.cols();
+        let (mut all, mut out) = (Vec::with_capacity(x.rows() * self.out_features()), Matrix::zeros(0, 0));
+        for start in (0..x.rows()).step_by(group) {
+            let end = (start + group).min(x.rows());
+            let part = Matrix::from_vec(end - start, cols, x.as_slice()[start * cols..end * cols].to_vec())?;
+            self.forward_into(&part, &mut out)?;
+            all.extend_from_slice(out.as_slice());
+        }
+        Matrix::from_vec(x.rows(), self.out_features(), all)
+    }
 }
 
 /// Adds one member's outputs `z`, turned into probabilities (or kept as

@@ -5,7 +5,7 @@ use bpnet::layers::sigmoid;
 use bpnet::train::argmax;
 use bpnet::workflow::stream::{GROUP, choose_stream};
 use bpnet::workflow::{Pipeline, data_path, unlabelled};
-use bpnet::{EnsembleNet, Matrix, Result};
+use bpnet::{Matrix, Result};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
@@ -74,7 +74,9 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     // The fused network (batch normalization folded into the Dense layers),
     // as `bpnet eval` uses: equal to the eval-mode forward up to rounding;
     // an ensemble's members' probabilities (or values) averaged.
-    let out = grouped_forward(&super::ensemble::net_of(&file, &a.model)?, &x)?;
+    // In groups of rows, as the streamed predict and `bpnet eval` run them,
+    // so that a row's output does not depend on how its file was read.
+    let out = super::ensemble::net_of(&file, &a.model)?.forward_in_groups(&x, GROUP)?;
     let (header, rows) = prediction_csv(&pipeline, &out);
     match &a.output {
         Some(p) if bpnet::data::Format::of(p) == bpnet::data::Format::Parquet => {
@@ -88,28 +90,6 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         None => print!("{header}{rows}"),
     }
     Ok(())
-}
-
-/// The outputs of `net` for `x` in groups of [`GROUP`] rows, as the
-/// streamed predict and `bpnet eval` run them, so that a row's output does
-/// not depend on how its file was read: a call of 1-7 rows takes the
-/// one-row kernel, whose sums run in another order than the panel
-/// kernel's, so one call over 1030 rows printed other last digits for the
-/// last 6 than the streamed groups of 1024 and 6.
-fn grouped_forward(net: &EnsembleNet, x: &Matrix<f32>) -> Result<Matrix<f32>> {
-    if x.rows() <= GROUP {
-        return net.forward(x);
-    }
-    let cols = x.cols();
-    let (mut all, mut out, mut width) = (Vec::new(), Matrix::default(), 0);
-    for start in (0..x.rows()).step_by(GROUP) {
-        let end = (start + GROUP).min(x.rows());
-        let part = Matrix::from_vec(end - start, cols, x.as_slice()[start * cols..end * cols].to_vec())?;
-        net.forward_into(&part, &mut out)?;
-        width = out.cols();
-        all.extend_from_slice(out.as_slice());
-    }
-    Matrix::from_vec(x.rows(), width, all)
 }
 
 /// `--stream` with a model without preprocessing, which is read in memory,
