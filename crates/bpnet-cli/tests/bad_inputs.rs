@@ -224,6 +224,20 @@ fn every_bad_input_fails_cleanly() {
             ],
             "line 3, column 'y': class labels '9007199254740992' and '9007199254740993' are different integers",
         ),
+        // Streamed, word for word (the streamed fit merged them).
+        (
+            vec![
+                "train",
+                "--data",
+                "id_labels.csv",
+                "--task",
+                "classify",
+                "--val-split",
+                "0",
+                "--stream",
+            ],
+            "line 3, column 'y': class labels '9007199254740992' and '9007199254740993' are different integers",
+        ),
         (
             vec!["train", "--data", "neg_nan_cell.csv"],
             "line 3, column 'b': missing value",

@@ -99,6 +99,14 @@ pub(super) struct Place {
 }
 
 impl Place {
+    /// The same file at `place` (as `Table::place` writes it).
+    pub(super) fn at(&self, place: String) -> Place {
+        Place {
+            path: self.path.clone(),
+            place,
+        }
+    }
+
     /// `path: PLACE, column 'col': what`, as `Table::cell_error` writes it.
     pub(super) fn error(&self, col: &str, what: impl std::fmt::Display) -> Error {
         Error::Format {

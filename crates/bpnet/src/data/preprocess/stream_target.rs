@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::columns::{MAX_AUTO_CLASSES, Scaling, Task, numeric_cell};
 use super::stream::{Moments, Place};
-use super::targets::TargetMap;
+use super::targets::{TargetMap, merged_integers, merged_integers_error};
 use crate::data::csv::{is_number, quoted_list};
 use crate::data::table::{Column, Table};
 use crate::error::{Error, Result};
@@ -31,8 +31,10 @@ pub(super) struct TargetStats {
     /// Up to `MAX_AUTO_CLASSES + 1` distinct numeric values (by `==`).
     values: Vec<f64>,
     integers: bool,
-    /// Distinct label texts in order of first appearance.
+    /// Distinct label texts in order of first appearance, and where each
+    /// first appears (`Table::place`), for errors that name a label's row.
     labels: Vec<String>,
+    label_places: Vec<String>,
     seen: HashSet<String>,
     seen_bits: HashSet<u64>,
     too_many: bool,
@@ -53,6 +55,7 @@ impl TargetStats {
             values: Vec::new(),
             integers: true,
             labels: Vec::new(),
+            label_places: Vec::new(),
             seen: HashSet::new(),
             seen_bits: HashSet::new(),
             too_many: false,
@@ -95,14 +98,14 @@ impl TargetStats {
                 Column::Num { shift, values } => {
                     let v = shift + f64::from(values[r]);
                     if self.seen_bits.insert(v.to_bits()) {
-                        self.label(v.to_string());
+                        self.label(v.to_string(), table.place(r));
                     }
                     Some(v)
                 }
                 Column::Text { dict, codes } => {
                     let s = &dict[codes[r] as usize];
                     if !self.seen.contains(s.as_str()) {
-                        self.label(s.clone());
+                        self.label(s.clone(), table.place(r));
                     }
                     if is_number(s) { s.parse::<f64>().ok() } else { None }
                 }
@@ -114,11 +117,12 @@ impl TargetStats {
         }
     }
 
-    fn label(&mut self, s: String) {
+    fn label(&mut self, s: String, place: String) {
         if self.labels.len() >= MAX_STREAM_CLASSES {
             self.too_many = true;
         } else if self.seen.insert(s.clone()) {
             self.labels.push(s);
+            self.label_places.push(place);
         }
     }
 
@@ -178,6 +182,12 @@ impl TargetStats {
                 }
                 let mut labels = self.labels;
                 let numeric = labels.iter().all(|l| is_number(l));
+                if let Some((a, b)) = merged_integers(&labels).filter(|_| numeric) {
+                    // Where `b` first appears (the labels are still in that order).
+                    let k = labels.iter().position(|l| l == b).unwrap_or(0);
+                    let place = first.at(self.label_places[k].clone());
+                    return Err(place.error(&self.names[0], merged_integers_error(a, b)));
+                }
                 if numeric {
                     let value = |s: &String| s.parse::<f64>().unwrap_or(f64::NAN);
                     labels.sort_by(|a, b| value(a).total_cmp(&value(b)));

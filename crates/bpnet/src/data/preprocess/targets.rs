@@ -34,8 +34,8 @@ pub(crate) fn fit_target(table: &Table, targets: &[usize], rows: &[usize], task:
             let numeric = labels.iter().all(|l| is_number(l));
             if numeric {
                 let value = |s: &String| s.parse::<f64>().unwrap_or(f64::NAN);
-                labels.sort_by(|a, b| value(a).total_cmp(&value(b)));
                 check_distinct_integers(table, rows, c, &labels)?;
+                labels.sort_by(|a, b| value(a).total_cmp(&value(b)));
                 labels.dedup_by(|a, b| value(a) == value(b));
             } else {
                 labels.sort();
@@ -70,29 +70,46 @@ pub(crate) fn fit_target(table: &Table, targets: &[usize], rows: &[usize], task:
 
 /// Numeric labels are matched by value ("1" and "1.0" are one class, as
 /// the same number), but two integers past 2^53 that round to the same f64
-/// are different labels (identifiers used as classes): an error naming both
-/// and the row of the second, where they were silently merged. `labels` are
-/// sorted by value.
-fn check_distinct_integers(table: &Table, rows: &[usize], c: usize, labels: &[String]) -> Result<()> {
+/// are different labels (identifiers used as classes): the first such pair
+/// among `labels` (any order), where they were silently merged.
+pub(super) fn merged_integers(labels: &[String]) -> Option<(&str, &str)> {
     let int = |s: &str| s.trim().parse::<i128>().ok();
-    let merged = labels.windows(2).find(|w| {
-        w[0].parse::<f64>().ok() == w[1].parse::<f64>().ok()
-            && matches!((int(&w[0]), int(&w[1])), (Some(a), Some(b)) if a != b)
-    });
-    let Some(w) = merged else {
+    let mut by_value: HashMap<u64, (i128, &str)> = HashMap::new();
+    for l in labels {
+        let (Some(i), Ok(v)) = (int(l), l.trim().parse::<f64>()) else {
+            continue;
+        };
+        match by_value.get(&v.to_bits()) {
+            Some(&(j, first)) if j != i => return Some((first, l)),
+            Some(_) => {}
+            None => {
+                by_value.insert(v.to_bits(), (i, l));
+            }
+        }
+    }
+    None
+}
+
+/// The error for labels `a` and `b` that [`merged_integers`] found.
+pub(super) fn merged_integers_error(a: &str, b: &str) -> String {
+    format!(
+        "class labels '{}' and '{}' are different integers but the same number in f64, and numeric labels are matched by value: give them labels that differ as f64 numbers, or text labels",
+        crate::data::csv::short_cell(a),
+        crate::data::csv::short_cell(b)
+    )
+}
+
+/// [`merged_integers`] over a table's labels, naming the row of the second.
+fn check_distinct_integers(table: &Table, rows: &[usize], c: usize, labels: &[String]) -> Result<()> {
+    let Some((a, b)) = merged_integers(labels) else {
         return Ok(());
     };
     let r = rows
         .iter()
         .copied()
-        .find(|&r| cell_text(table, r, c).trim() == w[1].trim())
+        .find(|&r| cell_text(table, r, c).trim() == b.trim())
         .unwrap_or(rows[0]);
-    let what = format!(
-        "class labels '{}' and '{}' are different integers but the same number in f64, and numeric labels are matched by value: give them labels that differ as f64 numbers, or text labels",
-        crate::data::csv::short_cell(&w[0]),
-        crate::data::csv::short_cell(&w[1])
-    );
-    Err(table.cell_error(r, c, what))
+    Err(table.cell_error(r, c, merged_integers_error(a, b)))
 }
 
 /// The distinct label texts of column `c` over `rows`, in order of first
@@ -213,4 +230,25 @@ fn numeric_class_index(names: &[String]) -> HashMap<u64, usize> {
 /// none for NaN, which equals nothing.
 fn class_key(v: f64) -> Option<u64> {
     (!v.is_nan()).then(|| (v + 0.0).to_bits())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merged_integers;
+
+    /// Distinct integers of one f64 are found in any order, a non-integer
+    /// spelling between them included (neighbours after sorting by value
+    /// missed that); equal integers and "1" beside "1.0" are one label.
+    #[test]
+    fn merged_integers_are_found_in_any_order() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let three = s(&["9007199254740993", "9007199254740992.0", "9007199254740992"]);
+        assert_eq!(merged_integers(&three), Some(("9007199254740993", "9007199254740992")));
+        assert_eq!(merged_integers(&s(&["1", "1.0", "2"])), None);
+        assert_eq!(
+            merged_integers(&s(&["9007199254740992", "9007199254740994", "7"])),
+            None
+        );
+        assert_eq!(merged_integers(&s(&["+5", "5"])), None);
+    }
 }
