@@ -93,16 +93,15 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     bpnet::set_threads(thread_count(cli.threads));
-    let comm = match cli::dist::world() {
+    let ranked = matches!(
+        cli.command,
+        Command::Train(_) | Command::Bench(_) | Command::Experiment(_)
+    );
+    let comm = match cli::dist::world(ranked) {
         Ok(c) => c,
         Err(e) => return cli::dist::report(&bpnet::comm::Single, &e),
     };
-    if comm.size() > 1
-        && !matches!(
-            cli.command,
-            Command::Train(_) | Command::Bench(_) | Command::Experiment(_)
-        )
-    {
+    if comm.size() > 1 && !ranked {
         let e = bpnet::Error::Comm(
             "only `bpnet train`, `bpnet experiment` and `bpnet bench` run on several processes; start other commands without mpirun".into(),
         );

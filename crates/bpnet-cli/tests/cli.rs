@@ -536,4 +536,13 @@ fn a_build_without_mpi_refuses_to_run_as_one_of_several_ranks() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Commands that do not run on several ranks run as they would alone
+    // (`srun -n4 bpnet predict` on shards).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args(["inspect", "m.safetensors"])
+        .current_dir(dir.path())
+        .env("PMI_SIZE", "4")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

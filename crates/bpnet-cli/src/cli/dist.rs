@@ -13,10 +13,13 @@ use std::sync::Arc;
 /// The ranks started together (`mpirun -np N`), or this process alone.
 /// A process that no MPI launcher started does not initialize MPI: a
 /// singleton `MPI_Init` costs about 0.3 s of start on every command
-/// (measured: `bpnet inspect` 0.31-0.34 s against 0.00 s).
-pub fn world() -> Result<Arc<dyn Comm>> {
+/// (measured: `bpnet inspect` 0.31-0.34 s against 0.00 s). `ranked`: the
+/// command runs on several ranks (train, bench, experiment); a build
+/// without MPI refuses to run one as one of several launched processes.
+pub fn world(ranked: bool) -> Result<Arc<dyn Comm>> {
     #[cfg(feature = "mpi")]
     {
+        let _ = ranked;
         if !launched_by_mpi() {
             return Ok(bpnet::comm::single());
         }
@@ -25,9 +28,10 @@ pub fn world() -> Result<Arc<dyn Comm>> {
     #[cfg(not(feature = "mpi"))]
     {
         // Started as one of several ranks, each process would train alone,
-        // the same run, and write the same files.
+        // the same run, and write the same files. Other commands (predict
+        // on shards, say) run as they would alone.
         match launched_size() {
-            Some(n) if n > 1 => Err(Error::Comm(format!(
+            Some(n) if n > 1 && ranked => Err(Error::Comm(format!(
                 "an MPI launcher started this bpnet as one of {n} processes, but it was built without MPI \
                  (the cargo feature `mpi`): each would train alone and write the same files; \
                  build it with --features mpi, or start it without mpirun"

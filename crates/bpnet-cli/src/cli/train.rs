@@ -432,7 +432,11 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
                 data.train.features.cols(),
                 data.train.outputs(),
             )?;
-            let held = (run.file.metadata.get("preprocessing"), run.file.bpnet_version.as_str());
+            let held = (
+                run.file.metadata.get("preprocessing"),
+                run.file.bpnet_version.as_str(),
+                0.0,
+            );
             check_same_rows(ckpt, held, &data.pipeline, &cfg)?;
             check_same_data(ckpt, run.file.metadata.get("data_sha256"), data_sha.as_deref(), &cfg)?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
@@ -639,10 +643,13 @@ pub(super) fn finish(
 /// or shuffled since, or flags that split or read it otherwise, give other
 /// statistics; the run would go on silently on other rows, no longer the
 /// uninterrupted run). A checkpoint of an earlier version that did not
-/// record how the columns were read is compared without that.
+/// record how the columns were read is compared without that. `rel`: the
+/// relative difference numbers may have (0 compares them exactly; a
+/// streamed checkpoint of a version whose one-pass fit rounded otherwise is
+/// compared within 1e-12).
 pub(super) fn check_same_rows(
     ckpt: &Path,
-    (held, version): (Option<&serde_json::Value>, &str),
+    (held, version, rel): (Option<&serde_json::Value>, &str, f64),
     now: &Pipeline,
     cfg: &TrainConfig,
 ) -> Result<()> {
@@ -651,8 +658,8 @@ pub(super) fn check_same_rows(
     };
     let mut now = serde_json::to_value(now).map_err(|e| Error::config("--resume", e.to_string()))?;
     let mut held = held.clone();
-    // How a table's columns were read is recorded only by in-memory runs of
-    // this version: compared where both hold it.
+    // How a table's columns were read is recorded by runs of this version
+    // (a streamed one where its chunks agreed): compared where both hold it.
     if held.pointer("/preprocessor/read_as").is_none() || now.pointer("/preprocessor/read_as").is_none() {
         for v in [&mut held, &mut now] {
             if let Some(p) = v.get_mut("preprocessor").and_then(|p| p.as_object_mut()) {
@@ -660,7 +667,7 @@ pub(super) fn check_same_rows(
             }
         }
     }
-    if held == now {
+    if held == now || (rel > 0.0 && json_close(&held, &now, rel)) {
         return Ok(());
     }
     let other_version = match version == env!("CARGO_PKG_VERSION") {
@@ -675,6 +682,22 @@ pub(super) fn check_same_rows(
             cfg.data
         ),
     ))
+}
+
+/// `a` and `b` equal but for numbers within `rel` of each other (relative).
+fn json_close(a: &serde_json::Value, b: &serde_json::Value, rel: f64) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() <= rel * x.abs().max(y.abs()),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_close(p, q, rel)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, p)| y.get(k).is_some_and(|q| json_close(p, q, rel)))
+        }
+        _ => a == b,
+    }
 }
 
 /// The training data's SHA-256 for a run that writes or resumes
@@ -709,8 +732,8 @@ pub(super) fn check_same_data(
             "{} was trained on other data: the bytes of --data {} differ from those it trained on (SHA-256 {} against {}): resume on the same data",
             ckpt.display(),
             cfg.data,
-            &now[..12],
-            &held[..held.len().min(12)]
+            now.chars().take(12).collect::<String>(),
+            held.chars().take(12).collect::<String>()
         ),
     ))
 }
@@ -844,4 +867,38 @@ fn spec_changes(held: &ModelSpec, asked: &ModelSpec) -> String {
     field("dropout", held.dropout.to_string(), asked.dropout.to_string());
     field("init", format!("{:?}", held.init), format!("{:?}", asked.init));
     out.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_close;
+    use serde_json::json;
+
+    /// Numbers within the relative bound are equal; anything else must be.
+    #[test]
+    fn json_close_bounds_numbers_only() {
+        let a = json!({"scale": [0.9697291780998429, 2.0], "name": "x", "n": 3});
+        let b = json!({"scale": [0.9697291780998431, 2.0], "name": "x", "n": 3});
+        assert!(json_close(&a, &b, 1e-12) && !json_close(&a, &b, 1e-17));
+        assert!(!json_close(
+            &a,
+            &json!({"scale": [0.9697, 2.0], "name": "x", "n": 3}),
+            1e-12
+        ));
+        assert!(!json_close(
+            &a,
+            &json!({"scale": [0.9697291780998429, 2.0], "name": "y", "n": 3}),
+            1e-12
+        ));
+        assert!(!json_close(
+            &a,
+            &json!({"scale": [0.9697291780998429], "name": "x", "n": 3}),
+            1e-12
+        ));
+        assert!(!json_close(
+            &a,
+            &json!({"scale": [0.9697291780998429, 2.0], "name": "x"}),
+            1e-12
+        ));
+    }
 }
