@@ -267,3 +267,17 @@ def test_partial_fit_with_classes_starts_on_rows_of_one_class():
     est.partial_fit(X, y)
     assert est.predict_proba(X).shape == (60, 2)
     assert set(est.predict(X)) <= {0, 1}
+
+
+def test_labels_of_a_bpnet_train_model_come_back_as_numbers_where_they_are():
+    """A model from `bpnet train` records its labels as texts: all numbers
+    and distinct come back as numbers ('+1'/'-1', the libsvm convention, as
+    1 and -1), a text with a leading zero keeps every label a string."""
+    from bpnet._estimators import _class_array
+
+    assert _class_array(["-1", "+1"]).tolist() == [-1, 1]
+    assert _class_array(["0.50", "1e3"]).tolist() == [0.5, 1000.0]
+    assert _class_array(["007", "10"]).tolist() == ["007", "10"]
+    assert _class_array(["1", "1.0"]).tolist() == ["1", "1.0"]
+    assert _class_array(["a", "1"]).tolist() == ["a", "1"]
+    assert _class_array(["2", "1"], kind="str").tolist() == ["2", "1"]

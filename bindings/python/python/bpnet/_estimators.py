@@ -213,7 +213,9 @@ class _BaseMLP(BaseEstimator):
         if isinstance(sizes, numbers.Integral):
             sizes = (sizes,)
         try:
-            if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in sizes):
+            if not all(
+                not isinstance(w, bool) and isinstance(w, numbers.Real) and float(w).is_integer() for w in sizes
+            ):
                 raise TypeError
             hidden = ",".join(str(int(w)) for w in sizes)
         except (TypeError, ValueError) as e:
@@ -374,6 +376,7 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity)
 
 
 _MISSING = {"", "na", "n/a", "nan", "-nan", "+nan", "null", "?"}
+_LEADING_ZERO = re.compile(r"[+-]?0\d")
 
 
 def _check_label_texts(names):
@@ -636,22 +639,21 @@ def _label_kind(classes):
 def _class_array(names, kind=None):
     """The class labels from their texts: as the type recorded by a model
     trained from Python; otherwise (a ``bpnet train`` model) numbers where
-    every text is a number as Python writes it, so that the labels read
-    back are the texts saved ('007' stays a string), else the texts."""
+    every text is one and they are distinct ('+1' and '-1' are 1 and -1),
+    but texts where one has a leading zero ('007' stays a string), since
+    its number would not be the label a CSV of it holds."""
     if kind == "bool":
         return np.array([n == "True" for n in names])
-    if kind == "str":
+    if kind == "str" or any(_LEADING_ZERO.match(n.strip()) for n in names):
         return np.array(names, dtype=object)
-    try:
-        ints = [int(n) for n in names]
-        if kind == "int" or all(str(i) == n for i, n in zip(ints, names)):
-            return np.array(ints) if all(-(2**63) <= i < 2**63 for i in ints) else np.array(ints, dtype=object)
-    except ValueError:
-        pass
-    try:
-        floats = [float(n) for n in names]
-        if kind == "float" or all(repr(f) == n for f, n in zip(floats, names)):
-            return np.array(floats)
-    except ValueError:
-        pass
+    for parse in (int, float):
+        try:
+            values = [parse(n) for n in names]
+        except ValueError:
+            continue
+        if kind is None and (len(set(values)) != len(values) or any(v != v for v in values)):
+            break
+        if parse is int and not all(-(2**63) <= v < 2**63 for v in values):
+            return np.array(values, dtype=object)
+        return np.array(values)
     return np.array(names, dtype=object)
