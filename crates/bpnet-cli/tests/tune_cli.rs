@@ -579,3 +579,81 @@ fn a_regression_search_scores_r2_and_predicts_in_the_targets_units() {
     let sst: f64 = truth.iter().map(|t| (t - m).powi(2)).sum();
     assert!(1.0 - sse / sst > 0.0, "R² {}", 1.0 - sse / sst);
 }
+
+/// A fold's R² of -1e11 (one outlier in a held-out fold) counts as -10 in
+/// the trial's score, and the outputs say so: the leaderboard's `floored`
+/// column, the trial's line, the report. Where every trial fails alike (a
+/// column with no value), the error is that failure's, not advice to give
+/// more trials.
+#[test]
+fn floored_folds_and_failed_trials_are_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..40 {
+        let a = (i % 13) as f64 / 13.0;
+        let y = if i == 7 { 1e6 } else { a + 0.01 * (i % 5) as f64 };
+        csv += &format!("{a},{},{y}\n", (i * 7 % 11) as f64);
+    }
+    std::fs::write(d.join("outlier.csv"), &csv).unwrap();
+    let args = [
+        "tune",
+        "--data",
+        "outlier.csv",
+        "--trials",
+        "2",
+        "--cv",
+        "2",
+        "--epochs",
+        "3",
+        "--seed",
+        "1",
+        "--out",
+        "o.safetensors",
+    ];
+    let said = ok(d, &args);
+    assert!(said.contains("fold(s) below -10 counted as -10"), "{said}");
+    let board = std::fs::read_to_string(d.join("o.leaderboard.csv")).unwrap();
+    let header: Vec<&str> = board.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "floored").unwrap();
+    let floored: Vec<usize> = board
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect();
+    assert!(floored.iter().any(|&n| n > 0), "{board}");
+    let report = std::fs::read_to_string(d.join("o.report.html")).unwrap();
+    assert!(
+        report.contains("counts as -10 in a trial") && report.contains("n/a"),
+        "no floor note"
+    );
+    // Every trial fails on a column without a value.
+    let empty: String = csv
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { format!("{l},e\n") } else { format!("{l},\n") })
+        .collect();
+    std::fs::write(d.join("empty.csv"), empty).unwrap();
+    let args = [
+        "tune",
+        "--data",
+        "empty.csv",
+        "--target",
+        "y",
+        "--trials",
+        "2",
+        "--cv",
+        "2",
+        "--epochs",
+        "3",
+        "--out",
+        "e.safetensors",
+    ];
+    let out = run_in(d, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("every trial failed") && err.contains("the first with:") && err.contains("'e'"),
+        "{err}"
+    );
+}

@@ -135,6 +135,7 @@ fn the_journal_round_trips_and_refuses_other_searches() {
         pruned: true,
         seconds: 0.5,
         failed: None,
+        floored: 0,
         confirm: Vec::new(),
     };
     j.append(&r).unwrap();

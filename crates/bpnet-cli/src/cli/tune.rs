@@ -14,7 +14,7 @@ use super::tune_refit as refit;
 use bpnet::io::{Kind, OutputPlan, write_atomic};
 use bpnet::workflow::{AUTO_ENSEMBLE, TrainConfig, data_path, load, metadata};
 use bpnet::{Error, Result};
-use bpnet_lab::tune::{BLEND_MEMBERS, BlendRule, TuneOptions, TuneOutcome, report, tune};
+use bpnet_lab::tune::{BLEND_MEMBERS, BlendRule, SCORE_FLOOR, TuneOptions, TuneOutcome, report, tune};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -162,14 +162,20 @@ pub fn run(a: &TuneArgs) -> Result<()> {
                 r.score,
                 both
             ),
-            None => format!(
-                "trial {:>3}: {:.4}{}{} ({:.1} s)",
-                r.trial,
-                r.score,
-                if r.pruned { " pruned" } else { "" },
-                r.failed.as_ref().map_or(String::new(), |e| format!(" failed: {e}")),
-                r.seconds
-            ),
+            None => match &r.failed {
+                Some(e) => format!("trial {:>3}: failed: {e} ({:.1} s)", r.trial, r.seconds),
+                None => format!(
+                    "trial {:>3}: {:.4}{}{} ({:.1} s)",
+                    r.trial,
+                    r.score,
+                    if r.pruned { " pruned" } else { "" },
+                    match r.floored {
+                        0 => String::new(),
+                        n => format!(" ({n} fold(s) below {} counted as {})", SCORE_FLOOR, SCORE_FLOOR),
+                    },
+                    r.seconds
+                ),
+            },
         };
         match &bar {
             Some(b) => {

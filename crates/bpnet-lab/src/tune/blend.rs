@@ -188,6 +188,7 @@ mod tests {
             pruned: false,
             seconds: 0.0,
             failed: None,
+            floored: 0,
             confirm: confirm.to_vec(),
         }
     }

@@ -26,12 +26,21 @@ pub struct TrialRecord {
     /// Why training failed (the score is then the floor), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// Folds whose score fell below [`super::SCORE_FLOOR`] and count as it
+    /// (an R² of -1e11 in a fold with an outlier): the score then is not the
+    /// plain mean of the metric, and the outputs say so.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub floored: usize,
     /// The scores on a second, independent split into folds, with other
     /// training seeds, for the few best trials the search re-scores at its
     /// end (`confirm`); empty for the others. Never journaled: it is set
     /// after the search, and a resumed search re-scores again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confirm: Vec<f64>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl TrialRecord {

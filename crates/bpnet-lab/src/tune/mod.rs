@@ -71,7 +71,10 @@ pub const BLEND_MEMBERS: usize = 2;
 /// Mixed into the seed for the re-scoring's folds and training runs.
 const CONFIRM_SEED: u64 = 0x5EC0_0D5F_01D5;
 
-/// Lowest score recorded (a failed trial, or an R² below it).
+/// Lowest score recorded for a fold (a failed trial's, or an R² below it:
+/// one runaway fold, -1e11 with an outlier, would otherwise decide a
+/// trial's place and swamp the sampler); a trial records how many of its
+/// folds it floored, and the outputs say so.
 pub const SCORE_FLOOR: f64 = -10.0;
 
 /// What to search.
@@ -285,8 +288,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         ..ctx
     };
     let held_out = confirm.rescore(&mut records, on_trial)?;
-    let best = choose(&records, opts.cv)
-        .ok_or_else(|| Error::config("tune", "no trial ran every fold; give more trials or time"))?;
+    let best = choose(&records, opts.cv).ok_or_else(|| no_complete_trial(&records))?;
     Ok(TuneOutcome {
         records,
         metric: if src.is_classification() { "accuracy" } else { "r2" },
@@ -297,6 +299,25 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         held_out,
         timed: opts.time.is_some(),
     })
+}
+
+/// The error of a search where no trial ran every fold: when trials
+/// failed, the first failure's own error (bad data or options fail every
+/// trial alike: an all-missing column, a missing target), not advice to
+/// give more trials.
+fn no_complete_trial(records: &[TrialRecord]) -> Error {
+    let failed: Vec<&TrialRecord> = records.iter().filter(|r| r.failed.is_some()).collect();
+    match failed.first() {
+        Some(first) if failed.len() == records.len() => Error::config(
+            "tune",
+            format!(
+                "every trial failed ({}), the first with: {}",
+                records.len(),
+                first.failed.as_deref().unwrap_or("")
+            ),
+        ),
+        _ => Error::config("tune", "no trial ran every fold; give more trials or time"),
+    }
 }
 
 /// What the journal records of the search `opts` on `src`: every option
@@ -439,6 +460,7 @@ impl Ctx<'_> {
         let mut cfg = p.apply(&self.opts.base, self.train_rows);
         cfg.seed = self.seed;
         let mut folds = Vec::new();
+        let mut floored = 0;
         let mut held = Vec::new();
         let mut pruned = false;
         let mut failed = None;
@@ -452,6 +474,7 @@ impl Ctx<'_> {
             }
             match run_fold_with(&cfg, self.src, self.folds, i, &mut stop) {
                 Ok(f) => {
+                    floored += usize::from(f.score.is_nan() || f.score < SCORE_FLOOR);
                     folds.push(f.score.max(SCORE_FLOOR));
                     held.push(f.held_out);
                 }
@@ -479,6 +502,7 @@ impl Ctx<'_> {
             pruned,
             seconds: began.elapsed().as_secs_f64(),
             failed,
+            floored,
             confirm: Vec::new(),
         };
         Some((record, held))
@@ -588,6 +612,7 @@ mod tests {
             pruned,
             seconds: 0.0,
             failed: None,
+            floored: 0,
             confirm: confirm.to_vec(),
         }
     }

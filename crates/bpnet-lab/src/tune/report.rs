@@ -15,18 +15,24 @@ fn ranked(o: &TuneOutcome) -> Vec<&TrialRecord> {
 /// every parameter, `origin` (a portfolio point's name, or `tpe`), then
 /// `rescored` and `both` (the mean on the second split into folds and over
 /// both splits; empty for trials not re-scored), `in_model` (`true` for
-/// the trials the refit model holds, [`TuneOutcome::blended`]) and
+/// the trials the refit model holds, [`TuneOutcome::blended`]),
 /// `networks` (how many of the model's networks are the trial's; 0 when
-/// none).
+/// none) and `floored` (folds whose score fell below
+/// [`super::SCORE_FLOOR`] and counted as it). A failed trial has no score
+/// or sd; its error is quoted as CSV quotes a field.
 pub fn leaderboard_csv(o: &TuneOutcome) -> String {
     let mut s = format!(
-        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin,rescored,both,in_model,networks\n",
+        "rank,trial,{},sd,folds,pruned,failed,seconds,{},origin,rescored,both,in_model,networks,floored\n",
         o.metric,
         NAMES.join(",")
     );
     for (rank, r) in ranked(o).into_iter().enumerate() {
         let sd = bpnet::workflow::mean_sd(&r.folds).1;
-        let failed = r.failed.as_deref().unwrap_or("").replace([',', '\n', '"'], " ");
+        let failed = csv_field(r.failed.as_deref().unwrap_or(""));
+        let (score, sd) = match r.failed {
+            Some(_) => (String::new(), String::new()),
+            None => (format!("{:.6}", r.score), format!("{sd:.6}")),
+        };
         let networks: usize = o
             .blended
             .iter()
@@ -35,10 +41,10 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
             .sum();
         let _ = writeln!(
             s,
-            "{},{},{:.6},{:.6},{},{},{},{:.3},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{:.3},{},{},{},{},{},{},{}",
             rank + 1,
             r.trial,
-            r.score,
+            score,
             sd,
             r.folds.len(),
             r.pruned,
@@ -49,10 +55,20 @@ pub fn leaderboard_csv(o: &TuneOutcome) -> String {
             opt6(r.combined(o.cv).map(|_| bpnet::workflow::mean_sd(&r.confirm).0)),
             opt6(r.combined(o.cv)),
             networks > 0,
-            networks
+            networks,
+            r.floored
         );
     }
     s
+}
+
+/// `field` as one CSV field (RFC 4180): quoted, its quotes doubled, when
+/// it holds a comma, a quote or a line break.
+fn csv_field(field: &str) -> String {
+    match field.contains([',', '"', '\n', '\r']) {
+        true => format!("\"{}\"", field.replace('"', "\"\"")),
+        false => field.to_string(),
+    }
 }
 
 fn opt6(v: Option<f64>) -> String {
@@ -105,10 +121,21 @@ fn esc(s: &str) -> String {
 fn score_svg(o: &TuneOutcome) -> String {
     let (w, h, m) = (640.0, 260.0, 40.0);
     let n = o.records.len().max(1) as f64;
-    let scores: Vec<f64> = o.records.iter().map(|r| r.score).collect();
+    // The axis spans the trials that ran (a failed trial's floor would
+    // squash them); failed ones sit on its bottom edge.
+    let scores: Vec<f64> = o
+        .records
+        .iter()
+        .filter(|r| r.failed.is_none())
+        .map(|r| r.score)
+        .collect();
     let lo = scores.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+    let (lo, hi) = match (lo.is_finite(), hi > lo) {
+        (false, _) => (-0.5, 0.5),
+        (true, true) => (lo, hi),
+        (true, false) => (lo - 0.5, hi + 0.5),
+    };
     let x = |t: f64| m + (w - 2.0 * m) * (t + 0.5) / n;
     let y = |s: f64| h - m - (h - 2.0 * m) * (s - lo) / (hi - lo);
     let mut svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="11">"#);
@@ -133,13 +160,15 @@ fn score_svg(o: &TuneOutcome) -> String {
             (_, true) => "#bbb",
             _ => "#2a6",
         };
+        let (at, title) = match &r.failed {
+            Some(e) => (lo, format!("trial {}: failed: {}", r.trial, esc(e))),
+            None => (r.score, format!("trial {}: {:.4}", r.trial, r.score)),
+        };
         let _ = write!(
             svg,
-            r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>trial {}: {:.4}</title></circle>"#,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>{title}</title></circle>"#,
             x(i as f64),
-            y(r.score),
-            r.trial,
-            r.score
+            y(at)
         );
         if !r.pruned && r.failed.is_none() {
             best = best.max(r.score);
@@ -222,15 +251,39 @@ pub fn html(o: &TuneOutcome, title: &str, rule: BlendRule) -> String {
             trials.join(", ")
         );
     }
-    s += "<h2>Score by trial</h2><p>Green: every fold run; grey: pruned (mean of the folds run); red: failed. Line: best complete trial so far.</p>";
+    let floored: Vec<String> = o
+        .records
+        .iter()
+        .filter(|r| r.floored > 0)
+        .map(|r| r.trial.to_string())
+        .collect();
+    if !floored.is_empty() {
+        let _ = write!(
+            s,
+            "<p>A fold whose {} fell below {} counts as {} in a trial's score (one runaway fold would otherwise \
+             decide its place): trials {} had such folds, so their scores are not the plain mean of the {}.</p>",
+            o.metric,
+            super::SCORE_FLOOR,
+            super::SCORE_FLOOR,
+            floored.join(", "),
+            o.metric
+        );
+    }
+    s += "<h2>Score by trial</h2><p>Green: every fold run; grey: pruned (mean of the folds run); red: failed (on the bottom edge). Line: best complete trial so far.</p>";
     s += &score_svg(o);
     s += "<h2>Parameter influence</h2><p>Share of the score variance of the complete trials explained by each parameter \
           (grouped by value, numeric ones by quartile); high values mean the parameter mattered in this search.</p><table>";
+    let complete = o.records.iter().filter(|r| r.complete()).count();
     for (p, name) in NAMES.iter().enumerate() {
         let v = influence(o, p);
+        // Fewer than 4 complete trials leave nothing to share out.
+        let share = match complete >= 4 {
+            true => format!("{v:.3}"),
+            false => "n/a".to_string(),
+        };
         let _ = write!(
             s,
-            "<tr><th>{name}</th><td>{v:.3}</td><td style=\"text-align:left\"><span class=\"bar\" style=\"width:{:.0}px\"></span></td><td>best: {}</td></tr>",
+            "<tr><th>{name}</th><td>{share}</td><td style=\"text-align:left\"><span class=\"bar\" style=\"width:{:.0}px\"></span></td><td>best: {}</td></tr>",
             v * 300.0,
             esc(&best.params.values()[p])
         );
@@ -243,10 +296,13 @@ pub fn html(o: &TuneOutcome, title: &str, rule: BlendRule) -> String {
     for (rank, r) in ranked(o).into_iter().take(20).enumerate() {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{}{}</td>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td>",
             rank + 1,
             r.trial,
-            r.score,
+            match r.failed {
+                Some(_) => "failed".to_string(),
+                None => format!("{:.4}", r.score),
+            },
             r.folds.len(),
             if r.pruned { " (pruned)" } else { "" }
         );
@@ -284,6 +340,7 @@ mod tests {
             pruned: false,
             seconds: 1.0,
             failed: None,
+            floored: 0,
             confirm: vec![score; 2],
         }
     }
