@@ -644,6 +644,16 @@ fn a_streamed_resume_keeps_the_checkpoints_buffer_and_chunks() {
             "tensor {name}: the resumed run differs from the uninterrupted one"
         );
     }
+    // A buffer asked for now that is not the checkpoint's is refused (it
+    // would change the batch order; it was ignored silently).
+    let other_buffer = [&resume[..], &["--shuffle-buffer", "999", "--overwrite"]].concat();
+    let out = run_env(d, &other_buffer, &other);
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("invalid --shuffle-buffer: 999: the checkpoint trained with a buffer of"),
+        "{err}"
+    );
     // The chunk setting is checked: a value that is not a size, or one that
     // would reserve a terabyte, is an error, not ignored or an abort.
     for bad in ["abc", "1T"] {

@@ -82,6 +82,17 @@ fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str), recorded: Optio
     file.notes.iter().for_each(|n| say(n));
     let pre = file.preprocessor.clone();
     let (cap, why) = match recorded {
+        // A buffer asked for now that is not the checkpoint's would change
+        // the batch order: refused, as flags of another network are.
+        Some(r) if cfg.shuffle_buffer != 0 && cfg.shuffle_buffer != r.buffer_rows => {
+            return Err(Error::config(
+                "--shuffle-buffer",
+                format!(
+                    "{}: the checkpoint trained with a buffer of {} rows, which a resume keeps (its batch order depends on it); drop the flag",
+                    cfg.shuffle_buffer, r.buffer_rows
+                ),
+            ));
+        }
         Some(r) => (r.buffer_rows, "the checkpoint's".to_string()),
         None => buffer_rows(cfg.shuffle_buffer, pre.n_features(), pre.n_outputs())?,
     };
@@ -248,10 +259,11 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
         Err(e) => (None, Some(e)),
     };
     finish(a, cfg, &s.data, &spec, &[trainer.model], (&history, test), None)?;
-    if let Some(e) = failed {
-        return Err(unscored(e, &out));
+    extras.finish(&out, quiet)?;
+    match failed {
+        Some(e) => Err(unscored(e, &out)),
+        None => Ok(()),
     }
-    extras.finish(&out, quiet)
 }
 
 /// The error of test rows that could not be scored, with where the trained
