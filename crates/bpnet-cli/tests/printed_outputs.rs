@@ -195,3 +195,18 @@ fn plot_draws_a_history_with_a_loss_near_the_largest_number() {
         assert!(d.join("z.plots").join(f).is_file(), "{f}");
     }
 }
+
+/// A history of one epoch draws each curve's one point as a dot (a line of
+/// one point drew nothing: axes and legend, no curve).
+#[test]
+fn plot_marks_a_curve_of_one_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let history = r#"{"best_epoch":1,"epochs":[{"epoch":1,"lr":0.001,"seconds":0.1,"step":3,"train_loss":1.2,"val_loss":1.1,"val_metric":0.6}],"notes":[],"stopped_early":false}"#;
+    std::fs::write(d.join("one.history.json"), history).unwrap();
+    let out = within_a_minute(d, &["plot", "one.history.json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let svg = std::fs::read_to_string(d.join("one.plots/curves.svg")).unwrap();
+    // Train loss, validation loss, validation metric.
+    assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+}

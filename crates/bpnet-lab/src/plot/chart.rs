@@ -225,6 +225,13 @@ fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
         let style = style_of(series);
         let pieces = if pieces.is_empty() { vec![Vec::new()] } else { pieces };
         for (i, piece) in pieces.into_iter().enumerate() {
+            // A piece of one point is a line of no length, drawn as nothing
+            // (a history of one epoch): it is marked by a dot instead.
+            if let [point] = piece[..] {
+                chart
+                    .draw_series(std::iter::once(Circle::new(point, 4, style.filled())))
+                    .map_err(msg)?;
+            }
             let anno = match series.style {
                 LineStyle::Solid => chart.draw_series(LineSeries::new(piece, style)),
                 LineStyle::Dashed | LineStyle::Band => chart.draw_series(DashedLineSeries::new(piece, 10, 6, style)),
