@@ -657,3 +657,27 @@ fn floored_folds_and_failed_trials_are_reported_as_such() {
         "{err}"
     );
 }
+
+/// `tune` reads files as `train` does: `--delimiter`, `--header`,
+/// `--no-header` (it had none of them; a `;` file failed on a class of one
+/// row, its whole line read as one cell).
+#[test]
+fn tune_reads_other_delimiters_and_headerless_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(iris()).unwrap();
+    std::fs::write(d.join("semi.csv"), text.replace(',', ";")).unwrap();
+    let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("bare.csv"), body).unwrap();
+    for (file, out, extra) in [
+        ("semi.csv", "s.safetensors", ["--delimiter", ";"]),
+        ("bare.csv", "b.safetensors", ["--no-header", "--quiet"]),
+    ] {
+        let head = [
+            "tune", "--data", file, "--trials", "2", "--cv", "2", "--epochs", "3", "--out", out,
+        ];
+        ok(d, &[&head[..], &extra].concat());
+        let p = ok(d, &["predict", "--model", out, "--data", file]);
+        assert_eq!(p.lines().count(), 151, "{file}: {p}");
+    }
+}

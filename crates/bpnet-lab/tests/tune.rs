@@ -122,6 +122,7 @@ fn the_journal_round_trips_and_refuses_other_searches() {
         cv: 3,
         seed: 1,
         epochs: 5,
+        reading: bpnet_lab::tune::journal::reading(',', None),
     };
     let (j, done) = Journal::open(&path, &header).unwrap();
     assert!(done.is_empty());
@@ -179,13 +180,26 @@ fn the_journal_round_trips_and_refuses_other_searches() {
             },
             "(--data's contents (SHA-256): 0123456789ab in the journal, fedcba987654 here)",
         ),
+        (
+            JournalHeader {
+                reading: bpnet_lab::tune::journal::reading(';', Some(false)),
+                ..header.clone()
+            },
+            "(--delimiter or --header: delimiter ',', header auto in the journal, delimiter ';', header no here)",
+        ),
     ];
     for (other, says) in &others {
         let err = refusal(other);
         assert!(err.contains(says), "{err}");
     }
-    // A journal of a version that recorded neither task nor impute.
+    // A journal of a version that did not record how it read the file read
+    // it by the defaults: it resumes.
     let text = std::fs::read_to_string(&path).unwrap();
+    let unrecorded = text.replacen(r#","reading":"delimiter ',', header auto""#, "", 1);
+    assert_ne!(unrecorded, text);
+    std::fs::write(&path, &unrecorded).unwrap();
+    assert!(Journal::open(&path, &header).is_ok());
+    // A journal of a version that recorded neither task nor impute.
     let old = text.replacen(r#""task":"classify","impute":"mean","#, "", 1);
     assert_ne!(old, text);
     std::fs::write(&path, old).unwrap();

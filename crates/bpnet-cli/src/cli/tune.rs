@@ -32,6 +32,16 @@ pub struct TuneArgs {
     /// classify, regress or auto.
     #[arg(long, default_value = "auto")]
     task: String,
+    /// The CSV has no header row.
+    #[arg(long, conflicts_with = "header")]
+    no_header: bool,
+    /// The CSV's first line names the columns, even where it holds a number
+    /// (detected otherwise: a first line with a number is read as data).
+    #[arg(long)]
+    header: bool,
+    /// CSV field delimiter [default: ','].
+    #[arg(long, default_value_t = ',')]
+    delimiter: char,
     /// Fill missing numeric cells: none, mean, median.
     #[arg(long, default_value = "mean")]
     impute: String,
@@ -116,6 +126,9 @@ pub fn run(a: &TuneArgs) -> Result<()> {
         target: a.target.clone().unwrap_or_default(),
         task: a.task.clone(),
         impute: a.impute.clone(),
+        no_header: a.no_header,
+        header: a.header,
+        delimiter: a.delimiter,
         epochs: a.epochs,
         seed: a.seed,
         out: a.out.to_string_lossy().into_owned(),

@@ -87,6 +87,26 @@ pub struct JournalHeader {
     pub seed: u64,
     /// Epochs per trial.
     pub epochs: usize,
+    /// How the file is read: `delimiter ',', header auto|yes|no` (a journal
+    /// of a version without it read files by the defaults).
+    #[serde(default = "default_reading")]
+    pub reading: String,
+}
+
+/// The reading of a journal that did not record one: the defaults.
+pub fn default_reading() -> String {
+    reading(',', None)
+}
+
+/// [`JournalHeader::reading`] of a delimiter and a header choice (`None`:
+/// detected).
+pub fn reading(delimiter: char, header: Option<bool>) -> String {
+    let header = match header {
+        None => "auto",
+        Some(true) => "yes",
+        Some(false) => "no",
+    };
+    format!("delimiter '{delimiter}', header {header}")
 }
 
 impl JournalHeader {
@@ -112,6 +132,7 @@ impl JournalHeader {
             cv,
             seed,
             epochs,
+            reading,
         } = self;
         let options = [
             ("--data", text(&found.data), text(data)),
@@ -126,6 +147,7 @@ impl JournalHeader {
             ("--cv", found.cv.to_string(), cv.to_string()),
             ("--seed", found.seed.to_string(), seed.to_string()),
             ("--epochs", found.epochs.to_string(), epochs.to_string()),
+            ("--delimiter or --header", found.reading.clone(), reading.clone()),
         ];
         options
             .into_iter()

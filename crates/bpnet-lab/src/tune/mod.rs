@@ -334,6 +334,7 @@ fn header(opts: &TuneOptions, src: &TableSource) -> Result<JournalHeader> {
         cv: opts.cv,
         seed: base.seed,
         epochs: base.epochs,
+        reading: journal::reading(base.delimiter, base.header_option()?),
     })
 }
 
