@@ -147,6 +147,14 @@ fn lr_find_writes_the_figure_and_prints_both_suggestions() {
         ("--epochs", "5"),
         ("--cv", "3"),
         ("--ensemble", "2"),
+        // These were accepted and did nothing.
+        ("--lr", "5"),
+        ("--schedule", "cosine"),
+        ("--monitor", "val_metric"),
+        ("--min-delta", "0.1"),
+        ("--on-nan", "skip-batch"),
+        ("--shuffle-buffer", "100"),
+        ("--bn-sync", "local"),
     ] {
         let bad = run_in(d, &["lr-find", "--data", IRIS, "--figure", "x", flag, value]);
         let err = String::from_utf8_lossy(&bad.stderr);
@@ -157,6 +165,24 @@ fn lr_find_writes_the_figure_and_prints_both_suggestions() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(!d.join("x.png").exists() && !d.join("m.safetensors").exists());
     }
+    // --overwrite replaces figure files of another kind (it was ignored).
+    std::fs::write(d.join("y.csv"), "not a table\n").unwrap();
+    let refused = run_in(d, &["lr-find", "--data", IRIS, "--figure", "y", "--iterations", "12"]);
+    assert!(!refused.status.success(), "replaced a file of another kind");
+    ok(
+        d,
+        &[
+            "lr-find",
+            "--data",
+            IRIS,
+            "--figure",
+            "y",
+            "--iterations",
+            "12",
+            "--overwrite",
+        ],
+    );
+    assert!(std::fs::read_to_string(d.join("y.csv")).unwrap().starts_with("step,lr"));
 }
 
 #[test]

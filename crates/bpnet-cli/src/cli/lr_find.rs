@@ -59,7 +59,7 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
     a.train.refuse_training_only()?;
     let cfg = super::train::resolve(&a.train)?;
     let (png, svg, csv) = stem_paths(&a.figure);
-    let mut plan = OutputPlan::new(false);
+    let mut plan = OutputPlan::new(a.train.overwrite_given());
     plan.input("--data", &data_path(&cfg.data));
     plan.output("--figure", &png, Kind::Png);
     plan.output("--figure", &svg, Kind::Svg);
@@ -98,8 +98,12 @@ fn print_result(r: &LrFindResult) {
     } else {
         "the last rate"
     };
+    let few = match bpnet::train::lr_find::too_few_to_read(r.lrs.len()) {
+        true => " (too few batches to read: the first tenth and the last five are left out; give more --iterations)",
+        false => "",
+    };
     println!(
-        "lr-find: {} batches, stopped at lr {end:.3e} ({why}); suggestions: steepest descent {}, minimum/10 {}",
+        "lr-find: {} batches, stopped at lr {end:.3e} ({why}); suggestions: steepest descent {}, minimum/10 {}{few}",
         r.lrs.len(),
         show(r.steepest),
         show(r.min_div10)

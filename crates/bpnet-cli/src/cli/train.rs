@@ -212,14 +212,28 @@ impl TrainArgs {
             ("--patience", self.patience.is_some()),
             ("--json", self.json),
             ("--print-config", self.print_config),
+            // The run's rates are --start-lr to --end-lr, and it stops when
+            // the loss explodes.
+            ("--lr", self.lr.is_some()),
+            ("--schedule", self.schedule.is_some()),
+            ("--monitor", self.monitor.is_some()),
+            ("--min-delta", self.min_delta.is_some()),
+            ("--on-nan", self.on_nan.is_some()),
+            ("--shuffle-buffer", self.shuffle_buffer.is_some()),
+            ("--bn-sync", self.bn_sync.is_some()),
         ];
         match given.iter().find(|(_, on)| *on) {
             Some((name, _)) => Err(Error::config(
                 *name,
-                "has no effect with bpnet lr-find, which trains no model to keep (its run is --iterations batches; it writes the --figure files)",
+                "has no effect with bpnet lr-find, which trains no model to keep (its run is --iterations batches from --start-lr to --end-lr; it writes the --figure files)",
             )),
             None => Ok(()),
         }
+    }
+
+    /// `--overwrite`.
+    pub(super) fn overwrite_given(&self) -> bool {
+        self.overwrite
     }
 }
 

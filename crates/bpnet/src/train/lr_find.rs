@@ -178,11 +178,22 @@ pub fn lr_find(
     Ok(r)
 }
 
-/// `(steepest, minimum / 10)` over the trimmed points (see the module docs).
+/// Whether `n` points leave fewer than 3 once the first tenth and the last
+/// five are left out.
+pub fn too_few_to_read(n: usize) -> bool {
+    n.saturating_sub(5) < n / 10 + 3
+}
+
+/// `(steepest, minimum / 10)` over the trimmed points (see the module docs);
+/// none when trimming leaves fewer than 3 points (a run of 8 batches or
+/// fewer, or one the loss stopped that soon): the untrimmed ones had put the
+/// minimum at the blow-up's edge, the last rate over 10.
 pub fn suggestions(lrs: &[f64], smoothed: &[f64]) -> (Option<f64>, Option<f64>) {
     let n = lrs.len();
-    let (lo, hi) = (n / 10, n.saturating_sub(5));
-    let (lo, hi) = if hi > lo + 2 { (lo, hi) } else { (0, n) };
+    if too_few_to_read(n) {
+        return (None, None);
+    }
+    let (lo, hi) = (n / 10, n - 5);
     let (l, s) = (&lrs[lo..hi], &smoothed[lo..hi]);
     let min_div10 = s
         .iter()
@@ -206,6 +217,19 @@ pub fn suggestions(lrs: &[f64], smoothed: &[f64]) -> (Option<f64>, Option<f64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Too few points to trim give no suggestion: untrimmed, the minimum of
+    /// a falling loss was its last point, the last rate over 10.
+    #[test]
+    fn too_few_points_give_no_suggestion() {
+        for n in [2usize, 5, 7] {
+            let lrs: Vec<f64> = (0..n).map(|i| 10f64.powi(i as i32 - 6)).collect();
+            let smoothed: Vec<f64> = (0..n).map(|i| 2.0 - i as f64 * 0.1).collect();
+            assert!(too_few_to_read(n));
+            assert_eq!(suggestions(&lrs, &smoothed), (None, None), "{n} points");
+        }
+        assert!(!too_few_to_read(8) && !too_few_to_read(100));
+    }
 
     #[test]
     fn rates_grow_exponentially_from_start_to_end() {
