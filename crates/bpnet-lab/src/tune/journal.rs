@@ -134,8 +134,15 @@ impl JournalHeader {
             epochs,
             reading,
         } = self;
+        // The same bytes under another spelling of the path (`./d.csv`, an
+        // absolute path) are the same data.
+        let same_bytes = !data_sha256.is_empty() && *data_sha256 == found.data_sha256;
+        let named = |d: &str| match same_bytes {
+            true => "the same bytes".to_string(),
+            false => text(d),
+        };
         let options = [
-            ("--data", text(&found.data), text(data)),
+            ("--data", named(&found.data), named(data)),
             (
                 "--data's contents (SHA-256)",
                 short(&found.data_sha256),
