@@ -509,6 +509,16 @@ fn a_resume_on_rows_reordered_with_the_same_statistics_is_refused() {
         run_ok(d, &common(&[&first[..], &ckpt_args[..]].concat()));
         let ckpt = "m.ckpt.safetensors";
         let before = std::fs::read(d.join(ckpt)).unwrap();
+        // `inspect` says what the file is (it read as a plain model file).
+        let out = bpnet(d, &["inspect".to_string(), ckpt.to_string()])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.starts_with("training checkpoint (bpnet train --resume continues it)"),
+            "{said}"
+        );
         let mut lines: Vec<&str> = text.lines().collect();
         let n = lines.len();
         lines.swap(n - 1, n - 2);

@@ -42,6 +42,15 @@ pub fn run(a: &InspectArgs) -> Result<()> {
             );
         }
     }
+    if file.metadata.contains_key("resume") {
+        // A checkpoint is a model file too; say what else it holds.
+        let values: usize = file.extra.values().map(Vec::len).sum();
+        println!(
+            "training checkpoint (bpnet train --resume continues it): besides the model, {} tensors of optimizer \
+             buffers and best weights ({values} values) and the loop's state",
+            file.extra.len()
+        );
+    }
     println!("{}", describe(&file));
     if a.json {
         let params: usize = members.iter_mut().map(|m| m.num_params()).sum();
