@@ -281,3 +281,14 @@ def test_labels_of_a_bpnet_train_model_come_back_as_numbers_where_they_are():
     assert _class_array(["1", "1.0"]).tolist() == ["1", "1.0"]
     assert _class_array(["a", "1"]).tolist() == ["a", "1"]
     assert _class_array(["2", "1"], kind="str").tolist() == ["2", "1"]
+
+
+def test_a_value_beyond_1e30_is_named_with_its_row_and_short():
+    """X holds numbers up to ±1e30 (the CSV reader's limit); beyond, the
+    error names the row and column and writes the value in a few
+    characters (1e300 took 300 digits)."""
+    X, y = blobs(n=40, d=2)
+    X[5, 0] = 1e300
+    with pytest.raises(ValueError, match=r"row 5, column 'col0': value 1e300 is beyond ±1e30") as e:
+        bpnet.MLPClassifier(**FAST).fit(X, y)
+    assert len(str(e.value)) < 120

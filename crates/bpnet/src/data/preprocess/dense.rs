@@ -113,6 +113,13 @@ impl<'a> DenseMatrix<'a> {
                         distinct.insert(u64::MAX);
                         continue;
                     }
+                    // As a CSV sample with an infinite or absurd number is
+                    // read as text (see `build::sample_kind`): no shift, so
+                    // that the other rows are not stored against a shift of
+                    // 1e298 (and read as -inf).
+                    if !(v.is_finite() && v.abs() <= ABSURD) {
+                        return None;
+                    }
                     sum += v;
                     n += 1;
                     if distinct.len() <= FEW_VALUES {
@@ -167,7 +174,7 @@ impl<'a> DenseMatrix<'a> {
         } else if v.is_infinite() {
             Err(bad(format!("infinite value {v}")))
         } else if v.abs() > ABSURD {
-            Err(bad(format!("value {v} is beyond ±1e30")))
+            Err(bad(format!("value {v:e} is beyond ±1e30")))
         } else {
             Ok(Some(v))
         }
