@@ -350,6 +350,7 @@ fn every_bad_input_fails_cleanly() {
         (vec!["train", "--resume", "iris.safetensors"], "checkpoint"),
         (vec!["tune", "--data", i, "--epochs", "0"], "--epochs"),
         (vec!["tune", "--data", i, "--trials", "0"], "--trials"),
+        (vec!["tune", "--data", i, "--parallel", "0"], "--parallel"),
         (vec!["tune", "--data", i, "--time", "nan"], "--time"),
         (vec!["train", "--data", i, "--init", "normal:-1"], "normal std -1"),
         (

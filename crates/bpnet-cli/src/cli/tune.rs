@@ -78,7 +78,7 @@ pub struct TuneArgs {
     blend_rule: String,
     /// Trials run at once [default: the --threads count]; with more than
     /// one, each trial trains on one thread; with 1, on all of --threads.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     parallel: Option<usize>,
     /// Seed of the search, the folds and every training run.
     #[arg(long, default_value_t = 0)]
