@@ -85,6 +85,43 @@ fn preprocessing(path: &Path) -> serde_json::Value {
     p
 }
 
+/// Asserts that model files `a` and `b` in `d` hold the same tensors, bit
+/// for bit.
+fn same_tensors(d: &Path, a: &str, b: &str) {
+    let (x, y) = (tensors(&d.join(a)), tensors(&d.join(b)));
+    assert_eq!(x.len(), y.len());
+    for ((name, p), (_, q)) in x.iter().zip(&y) {
+        assert!(p == q, "tensor {name}: {b} differs from {a}");
+    }
+}
+
+/// Trains `base` for 4 epochs (full.safetensors) and for 2 with a
+/// checkpoint every epoch (half.safetensors) under `env`, resumes the
+/// checkpoint to 4 epochs under `resume_env` (resumed.safetensors, not
+/// quiet: its output is returned), and asserts the resumed model is the
+/// uninterrupted one.
+fn full_half_resumed(d: &Path, base: &[&str], env: &[(&str, &str)], resume_env: &[(&str, &str)]) -> Output {
+    ok_env(
+        d,
+        &[base, &["--epochs", "4", "--out", "full.safetensors"]].concat(),
+        env,
+    );
+    let half = ["--epochs", "2", "--checkpoint-every", "1", "--out", "half.safetensors"];
+    ok_env(d, &[base, &half].concat(), env);
+    let resume = [
+        "train",
+        "--resume",
+        "half.ckpt.safetensors",
+        "--epochs",
+        "4",
+        "--out",
+        "resumed.safetensors",
+    ];
+    let out = ok_env(d, &resume, resume_env);
+    same_tensors(d, "full.safetensors", "resumed.safetensors");
+    out
+}
+
 /// The tensors of a safetensors file by name, as raw bytes.
 fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(path).unwrap();
@@ -512,39 +549,7 @@ fn a_streamed_run_resumes_exactly_at_an_epoch_boundary() {
         "0",
         "--quiet",
     ];
-    ok_env(
-        d,
-        &[&base[..], &["--epochs", "4", "--out", "full.safetensors"]].concat(),
-        &small,
-    );
-    let half = [
-        &base[..],
-        &["--epochs", "2", "--checkpoint-every", "1", "--out", "half.safetensors"],
-    ]
-    .concat();
-    ok_env(d, &half, &small);
-    let resume = [
-        "train",
-        "--resume",
-        "half.ckpt.safetensors",
-        "--epochs",
-        "4",
-        "--out",
-        "resumed.safetensors",
-        "--quiet",
-    ];
-    ok_env(d, &resume, &small);
-    let (full, resumed) = (
-        tensors(&d.join("full.safetensors")),
-        tensors(&d.join("resumed.safetensors")),
-    );
-    assert_eq!(full.len(), resumed.len());
-    for ((na, a), (_, b)) in full.iter().zip(&resumed) {
-        assert!(
-            a == b,
-            "tensor {na}: the resumed run differs from the uninterrupted one"
-        );
-    }
+    full_half_resumed(d, &base, &small, &small);
     // `--steps` ending inside an epoch keeps the last boundary's
     // checkpoint (it wrote one at its last step, which could not resume).
     let history = std::fs::read_to_string(d.join("half.history.csv")).unwrap();
@@ -606,19 +611,15 @@ fn a_streamed_resume_keeps_the_checkpoints_buffer_and_chunks() {
         "0",
         "--quiet",
     ];
-    ok_env(
-        d,
-        &[&base[..], &["--epochs", "4", "--out", "full.safetensors"]].concat(),
-        &run,
-    );
-    let half = [
-        &base[..],
-        &["--epochs", "2", "--checkpoint-every", "1", "--out", "half.safetensors"],
-    ]
-    .concat();
-    ok_env(d, &half, &run);
     let other = [("BPNET_MEMORY", "200K"), ("BPNET_STREAM_CHUNK", "16K")];
-    let resume = [
+    let notes = text(&full_half_resumed(d, &base, &run, &other).stdout);
+    assert!(
+        notes.contains("(the checkpoint's)") && notes.contains("every epoch reads the file again"),
+        "{notes}"
+    );
+    // A buffer asked for now that is not the checkpoint's is refused (it
+    // would change the batch order; it was ignored silently).
+    let other_buffer = [
         "train",
         "--resume",
         "half.ckpt.safetensors",
@@ -626,27 +627,10 @@ fn a_streamed_resume_keeps_the_checkpoints_buffer_and_chunks() {
         "4",
         "--out",
         "resumed.safetensors",
+        "--shuffle-buffer",
+        "999",
+        "--overwrite",
     ];
-    let out = ok_env(d, &resume, &other);
-    let notes = text(&out.stdout);
-    assert!(
-        notes.contains("(the checkpoint's)") && notes.contains("every epoch reads the file again"),
-        "{notes}"
-    );
-    let (full, resumed) = (
-        tensors(&d.join("full.safetensors")),
-        tensors(&d.join("resumed.safetensors")),
-    );
-    assert_eq!(full.len(), resumed.len());
-    for ((name, a), (_, b)) in full.iter().zip(&resumed) {
-        assert!(
-            a == b,
-            "tensor {name}: the resumed run differs from the uninterrupted one"
-        );
-    }
-    // A buffer asked for now that is not the checkpoint's is refused (it
-    // would change the batch order; it was ignored silently).
-    let other_buffer = [&resume[..], &["--shuffle-buffer", "999", "--overwrite"]].concat();
     let out = run_env(d, &other_buffer, &other);
     let err = text(&out.stderr);
     assert!(!out.status.success() && err.lines().count() == 1, "{err}");
@@ -841,17 +825,7 @@ fn a_resident_stream_resumes_from_inside_an_epoch_exactly() {
         ]
         .concat(),
     );
-    let (full, resumed) = (
-        tensors(&d.join("full.safetensors")),
-        tensors(&d.join("resumed.safetensors")),
-    );
-    assert_eq!(full.len(), resumed.len());
-    for ((name, a), (_, b)) in full.iter().zip(&resumed) {
-        assert!(
-            a == b,
-            "tensor {name}: the resumed run differs from the uninterrupted one"
-        );
-    }
+    same_tensors(d, "full.safetensors", "resumed.safetensors");
 }
 
 /// `predict` and `eval` stream on their own when the file would not fit

@@ -22,23 +22,23 @@ impl Graph {
     /// Adds a constant f32 tensor of shape `dims` (row-major `data`, empty
     /// `dims` for a scalar) and returns its name.
     pub fn constant(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
-        self.initializers.push(TensorProto {
-            name: Some(name.to_string()),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: Some(DataType::Float as i32),
-            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ..TensorProto::default()
-        });
-        name.to_string()
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, dims, DataType::Float, raw)
     }
 
     /// Adds a constant f64 tensor of shape `dims` and returns its name.
     pub fn constant_f64(&mut self, name: &str, dims: &[usize], data: &[f64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, dims, DataType::Double, raw)
+    }
+
+    /// Adds an initializer of `data_type` holding the little-endian `raw`.
+    fn initializer(&mut self, name: &str, dims: &[usize], data_type: DataType, raw: Vec<u8>) -> String {
         self.initializers.push(TensorProto {
             name: Some(name.to_string()),
             dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: Some(DataType::Double as i32),
-            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            data_type: Some(data_type as i32),
+            raw_data: Some(raw),
             ..TensorProto::default()
         });
         name.to_string()
