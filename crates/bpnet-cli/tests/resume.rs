@@ -434,6 +434,19 @@ fn cli_divergence_writes_the_last_good_model_and_one_line() {
     }
 }
 
+/// `bpnet train` on `data.csv` (iris) with a small network, `extra`, and
+/// `stream` when given.
+fn iris_args(extra: &[&str], stream: Option<&str>) -> Vec<String> {
+    let base = [
+        "train", "--data", "data.csv", "--target", "species", "--hidden", "8", "--quiet",
+    ];
+    base.iter()
+        .chain(extra)
+        .chain(stream.iter())
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// A checkpoint resumes on the rows it trained on: the same file resumes;
 /// the file with its rows in another order (the same multiset) is refused
 /// in one line, nothing written, where it went on silently on other rows.
@@ -443,12 +456,7 @@ fn a_resume_on_changed_data_is_refused_in_one_line() {
     let d = dir.path();
     let text = std::fs::read_to_string(format!("{ROOT}/data/iris.csv")).unwrap();
     std::fs::write(d.join("data.csv"), &text).unwrap();
-    let common = |extra: &[&str]| -> Vec<String> {
-        let base = [
-            "train", "--data", "data.csv", "--target", "species", "--hidden", "8", "--quiet",
-        ];
-        base.iter().chain(extra).map(|s| s.to_string()).collect()
-    };
+    let common = |extra: &[&str]| iris_args(extra, None);
     run_ok(
         d,
         &common(&["--epochs", "2", "--checkpoint-every", "1", "--out", "m.safetensors"]),
@@ -494,16 +502,7 @@ fn a_resume_on_rows_reordered_with_the_same_statistics_is_refused() {
         let d = dir.path();
         let text = std::fs::read_to_string(format!("{ROOT}/data/iris.csv")).unwrap();
         std::fs::write(d.join("data.csv"), &text).unwrap();
-        let common = |extra: &[&str]| -> Vec<String> {
-            let base = [
-                "train", "--data", "data.csv", "--target", "species", "--hidden", "8", "--quiet",
-            ];
-            base.iter()
-                .chain(extra)
-                .chain(stream.iter())
-                .map(|s| s.to_string())
-                .collect()
-        };
+        let common = |extra: &[&str]| iris_args(extra, stream);
         let first = ["--scaling", "none", "--val-split", "0", "--epochs", "2"];
         let ckpt_args = ["--checkpoint-every", "1", "--out", "m.safetensors"];
         run_ok(d, &common(&[&first[..], &ckpt_args[..]].concat()));
