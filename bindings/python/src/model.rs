@@ -48,6 +48,10 @@ pub struct NativeModel {
     /// of a model trained from Python, kept in the file (`python_labels`)
     /// so that `bpnet.load` gives back the labels it was fitted on.
     pub(crate) label_kind: Option<String>,
+    /// The number of dimensions of a Python regressor's `y` (1 or 2), kept
+    /// in the file (`python_target_ndim`) so that a loaded model trained
+    /// on y of shape (n, 1) still predicts (n, 1).
+    pub(crate) target_ndim: Option<u8>,
     /// The fused inference networks, built at the first prediction and kept
     /// until training changes the weights (building them per call cost
     /// about 45 µs a network, most of a one-row prediction).
@@ -122,6 +126,9 @@ impl NativeModel {
         if let Some(kind) = &self.label_kind {
             m.insert("python_labels".into(), Value::String(kind.clone()));
         }
+        if let Some(ndim) = self.target_ndim {
+            m.insert("python_target_ndim".into(), json!(ndim));
+        }
         Ok(m)
     }
 
@@ -149,6 +156,12 @@ impl NativeModel {
             .get("python_labels")
             .and_then(Value::as_str)
             .map(str::to_string);
+        let target_ndim = file
+            .metadata
+            .get("python_target_ndim")
+            .and_then(Value::as_u64)
+            .filter(|n| matches!(n, 1 | 2))
+            .map(|n| n as u8);
         let (mut trainers, combine) = load_members(&file, path, &config, &pipeline).map_err(to_py)?;
         let others = trainers.split_off(1);
         let other_specs = member_specs(&file, path).map_err(to_py)?.split_off(1);
@@ -167,6 +180,7 @@ impl NativeModel {
             notes: Vec::new(),
             increments: 0,
             label_kind,
+            target_ndim,
             net: OnceLock::new(),
         })
     }
@@ -277,6 +291,7 @@ impl NativeModel {
             notes,
             increments: 0,
             label_kind: None,
+            target_ndim: None,
             net: OnceLock::new(),
         })
     }
@@ -327,6 +342,7 @@ impl NativeModel {
             notes: data.notes,
             increments: 0,
             label_kind: None,
+            target_ndim: None,
             net: OnceLock::new(),
         };
         model.epoch_on(py, &data.train)?;
@@ -452,6 +468,24 @@ impl NativeModel {
     #[setter]
     fn set_label_kind(&mut self, kind: Option<String>) {
         self.label_kind = kind;
+    }
+
+    /// The number of dimensions of the `y` a Python regressor was fitted
+    /// on (1 or 2), when trained from Python.
+    #[getter]
+    fn target_ndim(&self) -> Option<u8> {
+        self.target_ndim
+    }
+
+    #[setter]
+    fn set_target_ndim(&mut self, ndim: Option<u8>) -> PyResult<()> {
+        if !matches!(ndim, None | Some(1) | Some(2)) {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "target_ndim must be 1, 2 or None",
+            ));
+        }
+        self.target_ndim = ndim;
+        Ok(())
     }
 
     /// Batch normalization's (momentum in PyTorch's convention, epsilon),

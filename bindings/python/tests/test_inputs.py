@@ -223,6 +223,22 @@ def test_load_gives_back_the_labels_it_was_fitted_on(tmp_path, labels):
     assert loaded.score(X, y) == est.score(X, y)
 
 
+@pytest.mark.parametrize("shape", [(60,), (60, 1), (60, 2)])
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+def test_load_gives_back_the_shape_of_y_it_was_fitted_on(tmp_path, shape, how):
+    """A regressor fitted on y of shape (n, 1) predicts (n, 1); loaded from
+    its file it predicted (n,)."""
+    X = np.random.default_rng(2).normal(size=(60, 3))
+    y = (X[:, :1] * 2.0 + X[:, 1:2]) @ np.ones((1, shape[1] if len(shape) == 2 else 1))
+    y = y.ravel() if len(shape) == 1 else y
+    est = getattr(bpnet.MLPRegressor(**FAST, ensemble=1), how)(X, y)
+    est.save(tmp_path / "m.safetensors")
+    loaded = bpnet.load(tmp_path / "m.safetensors")
+    assert est.predict(X).shape == shape
+    assert loaded.predict(X).shape == shape
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
 def test_save_and_to_onnx_replace_other_files_only_when_told(tmp_path):
     """`bpnet` refuses to replace a file of another kind without --overwrite;
     save and to_onnx replaced a CSV or a model silently. Paths may be str,

@@ -547,6 +547,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         native = _bpnet.NativeModel.fit(
             self._config(), X, y2, self._names(), names, ex, ey, float(self.bn_momentum), float(self.bn_eps)
         )
+        native.target_ndim = self._y_ndim
         return self._adopt(native)
 
     def partial_fit(self, X, y):
@@ -562,6 +563,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             native = _bpnet.NativeModel.start_partial(
                 self._config(), X, y2, self._names(), names, None, float(self.bn_momentum), float(self.bn_eps)
             )
+            native.target_ndim = ndim
         else:
             native = self._native
             native.partial_fit(X, y2)
@@ -617,7 +619,8 @@ def _from_native(native):
     if native.task == "classify":
         est.classes_ = _class_array(native.class_names, native.label_kind)
     else:
-        est._y_ndim = 1 if len(native.target_names) == 1 else 2
+        recorded = native.target_ndim
+        est._y_ndim = recorded if recorded is not None else (1 if len(native.target_names) == 1 else 2)
     return est._adopt(native)
 
 
