@@ -285,6 +285,20 @@ def test_partial_fit_with_classes_starts_on_rows_of_one_class():
     assert set(est.predict(X)) <= {0, 1}
 
 
+def test_partial_fit_with_classes_starts_on_a_single_row():
+    """One row holds one class: the first call said "only one class" even
+    with `classes` given. Without batch normalization a row at a time
+    trains; with it, one row is refused as a batch norm cannot train on."""
+    X, y = blobs(n=60, d=3, classes=3)
+    est = bpnet.MLPClassifier(**FAST, ensemble=1, batch_norm=False)
+    for i in range(6):
+        est.partial_fit(X[i : i + 1], y[i : i + 1], classes=[0, 1, 2])
+    assert list(est.classes_) == [0, 1, 2]
+    assert est.predict_proba(X).shape == (60, 3)
+    with pytest.raises(ValueError, match="batch normalization needs at least 2 rows"):
+        bpnet.MLPClassifier(**FAST, ensemble=1).partial_fit(X[:1], y[:1], classes=[0, 1, 2])
+
+
 def test_labels_of_a_bpnet_train_model_come_back_as_numbers_where_they_are():
     """A model from `bpnet train` records its labels as texts: all numbers
     and distinct come back as numbers ('+1'/'-1', the libsvm convention, as

@@ -118,21 +118,11 @@ pub fn load_arrays_increment(
     let spec = preprocess_spec(cfg)?;
     let rows = all_rows(train.x.rows());
     // With the classes given, the first rows need not hold two of them (nor
-    // every one): the target map is the classes', so the fit sees them
-    // rather than the rows' labels, which are encoded against it below.
-    let given;
-    let y = match classes {
-        Some(c) if !c.is_empty() && spec.task == Some(crate::data::preprocess::Task::Classify) => {
-            let cells = (0..train.y.len()).map(|r| vec![c[r % c.len()].clone()]).collect();
-            given = crate::data::preprocess::target_table(train.y.columns.clone(), cells, train.y.has_header);
-            &given
-        }
-        _ => &train.y,
+    // every one; a single row will do): the target map is the classes'.
+    let (pre, notes) = match classes {
+        Some(c) => Preprocessor::fit_dense_classes(&train.x, &names.features, &train.y, names.header, &rows, &spec, c)?,
+        None => Preprocessor::fit_dense(&train.x, &names.features, &train.y, names.header, &rows, &spec)?,
     };
-    let (mut pre, notes) = Preprocessor::fit_dense(&train.x, &names.features, y, names.header, &rows, &spec)?;
-    if let Some(c) = classes {
-        pre.set_classes(c)?;
-    }
     Ok(Prepared {
         train: array_dataset(&pre, train, &rows)?,
         val: None,

@@ -12,7 +12,7 @@
 use super::columns::{Task, detect_task};
 use super::dense_fit::fit_columns;
 use super::features::FeatureKind;
-use super::targets::fit_target;
+use super::targets::{TargetMap, fit_target};
 use super::{PreprocessSpec, Preprocessor, ReadAs, Targets};
 use crate::data::csv::RawTable;
 use crate::data::parts::fill_rows;
@@ -215,6 +215,37 @@ impl Preprocessor {
         train_rows: &[usize],
         spec: &PreprocessSpec,
     ) -> Result<(Preprocessor, Vec<String>)> {
+        Self::fit_dense_with(x, names, y, has_header, train_rows, spec, None)
+    }
+
+    /// As [`Preprocessor::fit_dense`], for classification into the given
+    /// `classes` (every label that will ever be seen): the target encoding
+    /// is the classes', so the rows need not hold two of them (one row will
+    /// do); their labels are encoded against it when transformed.
+    pub fn fit_dense_classes(
+        x: &DenseMatrix<'_>,
+        names: &[String],
+        y: &RawTable,
+        has_header: bool,
+        train_rows: &[usize],
+        spec: &PreprocessSpec,
+        classes: &[String],
+    ) -> Result<(Preprocessor, Vec<String>)> {
+        if spec.task == Some(Task::Regress) {
+            return Err(Error::config("classes", "only classification has classes"));
+        }
+        Self::fit_dense_with(x, names, y, has_header, train_rows, spec, Some(classes))
+    }
+
+    fn fit_dense_with(
+        x: &DenseMatrix<'_>,
+        names: &[String],
+        y: &RawTable,
+        has_header: bool,
+        train_rows: &[usize],
+        spec: &PreprocessSpec,
+        classes: Option<&[String]>,
+    ) -> Result<(Preprocessor, Vec<String>)> {
         check_shapes(x, names, y)?;
         if train_rows.is_empty() {
             return Err(Error::config("X", "no training rows"));
@@ -227,15 +258,15 @@ impl Preprocessor {
         }
         let mut notes = Vec::new();
         let targets: Vec<usize> = (0..y.n_cols()).collect();
-        let task = match spec.task {
-            Some(t) => t,
-            None => {
+        let (task, target) = match (classes, spec.task) {
+            (Some(c), _) => (Task::Classify, classes_target(c, &y.columns, has_header)?),
+            (None, Some(t)) => (t, fit_target(&Table::from_raw(y), &targets, train_rows, t)?),
+            (None, None) => {
                 let (t, note) = detect_task(y, &targets, train_rows)?;
                 notes.push(note);
-                t
+                (t, fit_target(&Table::from_raw(y), &targets, train_rows, t)?)
             }
         };
-        let target = fit_target(&Table::from_raw(y), &targets, train_rows, task)?;
         let shifts = x.csv_shifts(has_header);
         let features = fit_columns(x, &shifts, names, train_rows, spec, &mut notes)?;
         // As a CSV of these numbers would be read: a shift, or text.
@@ -359,13 +390,7 @@ impl Preprocessor {
         if self.task != Task::Classify {
             return Err(Error::config("classes", "only classification has classes"));
         }
-        let cells = classes.iter().map(|c| vec![c.clone()]).collect();
-        let table = target_table(self.target_columns.clone(), cells, self.has_header);
-        let rows: Vec<usize> = (0..classes.len()).collect();
-        if rows.is_empty() {
-            return Err(Error::config("classes", "no classes given"));
-        }
-        self.target = fit_target(&Table::from_raw(&table), &[0], &rows, Task::Classify)?;
+        self.target = classes_target(classes, &self.target_columns, self.has_header)?;
         Ok(())
     }
 
@@ -421,4 +446,16 @@ pub fn target_table(names: Vec<String>, cells: Vec<Vec<String>>, has_header: boo
         rows: cells,
         lines,
     }
+}
+
+/// The target encoding of classification into `classes`, fitted as on a
+/// target column (named `columns`) holding each class once.
+fn classes_target(classes: &[String], columns: &[String], has_header: bool) -> Result<TargetMap> {
+    if classes.is_empty() {
+        return Err(Error::config("classes", "no classes given"));
+    }
+    let cells = classes.iter().map(|c| vec![c.clone()]).collect();
+    let table = target_table(columns.to_vec(), cells, has_header);
+    let rows: Vec<usize> = (0..classes.len()).collect();
+    fit_target(&Table::from_raw(&table), &[0], &rows, Task::Classify)
 }
