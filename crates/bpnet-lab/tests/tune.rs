@@ -117,6 +117,7 @@ fn the_journal_round_trips_and_refuses_other_searches() {
         data: "d.csv".into(),
         data_sha256: "0123456789abcdef".into(),
         target: vec![],
+        target_columns: vec![4],
         task: "classify".into(),
         impute: "mean".into(),
         cv: 3,
@@ -187,6 +188,14 @@ fn the_journal_round_trips_and_refuses_other_searches() {
             },
             "(--delimiter or --header: delimiter ',', header auto in the journal, delimiter ';', header no here)",
         ),
+        (
+            JournalHeader {
+                target: vec!["a".into()],
+                target_columns: vec![0],
+                ..header.clone()
+            },
+            "(--target: the last column in the journal, a here)",
+        ),
     ];
     for (other, says) in &others {
         let err = refusal(other);
@@ -198,6 +207,12 @@ fn the_journal_round_trips_and_refuses_other_searches() {
         ..header.clone()
     };
     assert!(Journal::open(&path, &spelled).is_ok());
+    // The default target and the last column named are the same search.
+    let named = JournalHeader {
+        target: vec!["species".into()],
+        ..header.clone()
+    };
+    assert!(Journal::open(&path, &named).is_ok());
     // A journal of a version that did not record how it read the file read
     // it by the defaults: it resumes.
     let text = std::fs::read_to_string(&path).unwrap();

@@ -71,8 +71,13 @@ pub struct JournalHeader {
     /// that did not record it.
     #[serde(default)]
     pub data_sha256: String,
-    /// Target columns.
+    /// Target columns, as given (empty: the default, the last column).
     pub target: Vec<String>,
+    /// The target columns' indices in the file, as `target` resolved to (so
+    /// that the default and the last column named are the same search):
+    /// empty in a journal of a version that did not record them.
+    #[serde(default)]
+    pub target_columns: Vec<usize>,
     /// `classify` or `regress`, as `--task` (or its detection) decided:
     /// empty in a journal of a version that did not record it.
     #[serde(default)]
@@ -127,6 +132,7 @@ impl JournalHeader {
             data,
             data_sha256,
             target: targets,
+            target_columns,
             task,
             impute,
             cv,
@@ -141,6 +147,13 @@ impl JournalHeader {
             true => "the same bytes".to_string(),
             false => text(d),
         };
+        // The same columns named otherwise (`--target` left out, or by name
+        // or number) are the same target.
+        let same_columns = !target_columns.is_empty() && *target_columns == found.target_columns;
+        let targeted = |t: &[String]| match same_columns {
+            true => "the same columns".to_string(),
+            false => target(t),
+        };
         let options = [
             ("--data", named(&found.data), named(data)),
             (
@@ -148,7 +161,7 @@ impl JournalHeader {
                 short(&found.data_sha256),
                 short(data_sha256),
             ),
-            ("--target", target(&found.target), target(targets)),
+            ("--target", targeted(&found.target), targeted(targets)),
             ("--task", text(&found.task), text(task)),
             ("--impute", text(&found.impute), text(impute)),
             ("--cv", found.cv.to_string(), cv.to_string()),

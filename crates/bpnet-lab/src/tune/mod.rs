@@ -329,6 +329,7 @@ fn header(opts: &TuneOptions, src: &TableSource) -> Result<JournalHeader> {
         data: base.data.clone(),
         data_sha256: bpnet::io::file_sha256(&bpnet::workflow::data_path(&base.data))?,
         target: base.target.clone(),
+        target_columns: src.target_columns().to_vec(),
         task: if src.is_classification() { "classify" } else { "regress" }.into(),
         impute: if base.impute.is_empty() { "none" } else { &base.impute }.into(),
         cv: opts.cv,

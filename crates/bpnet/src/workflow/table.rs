@@ -39,6 +39,12 @@ impl TableSource {
         self.task == Task::Classify
     }
 
+    /// The target columns' indices in the table, as `--target` (or its
+    /// default, the last column) resolved to.
+    pub fn target_columns(&self) -> &[usize] {
+        &self.target_cols
+    }
+
     /// The raw cells of the first target column for `rows` (classification
     /// only): the strata of stratified splits.
     pub fn strata(&self, rows: &[usize]) -> Option<Vec<std::borrow::Cow<'_, str>>> {
