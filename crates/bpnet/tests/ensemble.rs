@@ -4,8 +4,8 @@
 //! ensemble has one subgraph per member and a Mean node.
 
 use bpnet::io::{
-    BASE_FORMAT_VERSION, BLEND_FORMAT_VERSION, blend_bytes, decode_model, ensemble_bytes, ensemble_members, load_model,
-    member_specs, save_blend, save_ensemble, save_model_with,
+    BASE_FORMAT_VERSION, BLEND_FORMAT_VERSION, ExtraTensor, blend_bytes, decode_model, ensemble_bytes,
+    ensemble_members, load_model, member_specs, save_blend, save_checkpoint, save_ensemble, save_model_with,
 };
 use bpnet::layers::sigmoid;
 use bpnet::onnx::{ExportOptions, Head, export_onnx_ensemble};
@@ -310,7 +310,14 @@ fn damaged_blend_metadata_is_refused_in_one_line() {
     let m = members(&[4, 6, 3], 2);
     let two = |specs: Value| {
         let meta = json!({"ensemble": {"members": 2, "combine": "softmax", "specs": specs}});
-        save_model_with(&path, &spec(&[4, 6, 3]), &m[0], &meta).unwrap();
+        save_checkpoint(
+            &path,
+            &spec(&[4, 6, 3]),
+            &m[0],
+            &meta,
+            &[stray("ensemble.1.layers.0.weight")],
+        )
+        .unwrap();
         let file = load_model(&path).unwrap();
         let err = ensemble_members(&file, &path, Combine::Mean).unwrap_err().to_string();
         assert!(err.contains("bad.safetensors") && !err.contains('\n'), "{err}");
@@ -332,10 +339,128 @@ fn damaged_blend_metadata_is_refused_in_one_line() {
     save_model_with(&path, &spec(&[4, 6, 3]), &m[0], &meta).unwrap();
     let file = load_model(&path).unwrap();
     let err = member_specs(&file, &path).unwrap_err().to_string();
-    assert!(err.contains("member 0 another architecture"), "{err}");
-    // A huge one with no tensors behind it: refused before it is built.
+    assert!(err.contains("says 0 members; an ensemble has at least 2"), "{err}");
+    // A huge one with few values behind it: refused before it is built.
     let mut huge = s.clone();
     huge["dims"] = json!([4, 16_000_000, 3]);
-    let e = two(json!([s, huge]));
+    let meta = json!({"ensemble": {"members": 2, "combine": "softmax", "specs": [s, huge]}});
+    save_checkpoint(
+        &path,
+        &spec(&[4, 6, 3]),
+        &m[0],
+        &meta,
+        &[stray("ensemble.1.layers.0.weight")],
+    )
+    .unwrap();
+    let file = load_model(&path).unwrap();
+    let e = ensemble_members(&file, &path, Combine::Mean).unwrap_err().to_string();
     assert!(e.contains("fewer than its architecture's weights need"), "{e}");
+}
+
+/// An extra tensor of 4 values named `name`.
+fn stray(name: &str) -> ExtraTensor {
+    ExtraTensor {
+        name: name.into(),
+        shape: vec![4],
+        values: vec![0.5; 4],
+    }
+}
+
+#[test]
+fn member_counts_the_tensors_do_not_back_are_refused_before_anything_is_built() {
+    // A member count of 10^12 (or 2^62) made every command that loads the
+    // file abort allocating that many architectures (or panic on the
+    // capacity), 10^7 took gigabytes before the error.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.safetensors");
+    let m = members(&[4, 6, 3], 3);
+    save_ensemble(&path, &spec(&[4, 6, 3]), &m, Combine::Softmax, &json!({})).unwrap();
+    let file = load_model(&path).unwrap();
+    for members in [4u64, 10_000_000, 1_000_000_000_000, 1 << 62, u64::MAX] {
+        let mut f = file.clone();
+        f.metadata
+            .insert("ensemble".into(), json!({"members": members, "combine": "softmax"}));
+        for e in [
+            ensemble_members(&f, &path, Combine::Mean).unwrap_err().to_string(),
+            member_specs(&f, &path).unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("bad.safetensors")
+                    && e.contains(&format!(
+                        "says {members} members, but the file holds no tensors of member 3"
+                    )),
+                "{e}"
+            );
+        }
+    }
+    // Members' tensors with no section: member 0 alone would be used
+    // silently (predictions of one network, exit 0).
+    let mut f = file.clone();
+    f.metadata.remove("ensemble");
+    let e = ensemble_members(&f, &path, Combine::Mean).unwrap_err().to_string();
+    assert!(
+        e.contains("tensor `ensemble.1.") && e.contains("but no `ensemble` metadata"),
+        "{e}"
+    );
+    // A member tensor of the wrong length names the member's tensor.
+    let meta = json!({"ensemble": {"members": 2, "combine": "softmax"}});
+    let sizes = [
+        ("layers.0.weight", 24),
+        ("layers.1.weight", 6),
+        ("layers.1.bias", 6),
+        ("layers.1.running_mean", 6),
+        ("layers.1.running_var", 6),
+        ("layers.1.num_batches_tracked", 1),
+        ("layers.3.weight", 18),
+        ("layers.3.bias", 2),
+    ];
+    let extra: Vec<ExtraTensor> = sizes
+        .iter()
+        .map(|&(name, n)| ExtraTensor {
+            name: format!("ensemble.1.{name}"),
+            shape: vec![n],
+            values: vec![0.5; n],
+        })
+        .collect();
+    save_checkpoint(&path, &spec(&[4, 6, 3]), &m[0], &meta, &extra).unwrap();
+    let e = ensemble_members(&load_model(&path).unwrap(), &path, Combine::Mean)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tensor `ensemble.1.layers.3.bias` has 2 values, the model needs 3"),
+        "{e}"
+    );
+}
+
+#[test]
+fn extra_tensors_of_another_dtype_than_f32_are_refused() {
+    // An I32, U8 or F16 member tensor was read as F32 bytes, silently.
+    use safetensors::tensor::{Dtype, TensorView};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.safetensors");
+    let m = members(&[4, 6, 3], 2);
+    save_ensemble(&path, &spec(&[4, 6, 3]), &m, Combine::Softmax, &json!({})).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let target = "ensemble.1.layers.3.bias";
+    for (dtype, shape) in [(Dtype::I32, vec![3]), (Dtype::U8, vec![12]), (Dtype::F16, vec![6])] {
+        let views: Vec<(String, TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(name, v)| {
+                let view = match name == target {
+                    true => TensorView::new(dtype, shape.clone(), v.data()).unwrap(),
+                    false => v,
+                };
+                (name, view)
+            })
+            .collect();
+        let damaged = safetensors::tensor::serialize(views, meta.metadata().clone()).unwrap();
+        let e = decode_model(&damaged, &path).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("tensor `{target}` is {dtype:?}; bpnet stores it as F32")),
+            "{e}"
+        );
+    }
 }

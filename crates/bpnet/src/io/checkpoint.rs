@@ -216,6 +216,14 @@ pub(super) fn from_extra(
         let v = extra
             .get(&format!("{prefix}{}", t.name))
             .ok_or_else(|| format!("missing tensor `{prefix}{}`", t.name))?;
+        let need: usize = t.shape.iter().product();
+        if v.len() != need {
+            return Err(format!(
+                "tensor `{prefix}{}` has {} values, the model needs {need}",
+                t.name,
+                v.len()
+            ));
+        }
         let values = match t.dtype {
             safetensors::Dtype::I64 => Values::Count(v.first().copied().unwrap_or(0.0) as u64),
             _ => Values::F32(v.clone()),

@@ -162,16 +162,15 @@ pub fn ensemble_members(file: &ModelFile, path: &Path, single: Combine) -> Resul
         reason,
     };
     let Some(raw) = file.metadata.get(ENSEMBLE_KEY) else {
-        return Ok((vec![file.model.clone()], single));
+        // Members without the section would be dropped silently.
+        return match file.extra.keys().filter(|n| n.starts_with("ensemble.")).min() {
+            Some(name) => Err(bad(format!(
+                "tensor `{name}` of an ensemble member, but no `ensemble` metadata; the file is damaged"
+            ))),
+            None => Ok((vec![file.model.clone()], single)),
+        };
     };
-    let section: EnsembleSection =
-        serde_json::from_value(raw.clone()).map_err(|e| bad(format!("invalid `ensemble` metadata: {e}")))?;
-    if section.members < 2 {
-        return Err(bad(format!(
-            "`ensemble` metadata says {} members; an ensemble has at least 2",
-            section.members
-        )));
-    }
+    let section = read_section(raw, file).map_err(&bad)?;
     let specs = member_specs_of(&section, file).map_err(&bad)?;
     let mut members = vec![file.model.clone()];
     for (k, spec) in specs.iter().enumerate().skip(1) {
@@ -244,12 +243,40 @@ pub fn member_specs(file: &ModelFile, path: &Path) -> Result<Vec<ModelSpec>> {
     let Some(raw) = file.metadata.get(ENSEMBLE_KEY) else {
         return Ok(vec![file.spec.clone()]);
     };
-    let section: EnsembleSection = serde_json::from_value(raw.clone()).map_err(|e| Error::Format {
-        path: path.to_path_buf(),
-        reason: format!("invalid `ensemble` metadata: {e}"),
-    })?;
-    member_specs_of(&section, file).map_err(|reason| Error::Format {
+    let bad = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
-    })
+    };
+    let section = read_section(raw, file).map_err(&bad)?;
+    member_specs_of(&section, file).map_err(bad)
+}
+
+/// The `ensemble` section of `file`, its member count checked against the
+/// members whose tensors the file holds (`ensemble.{k}.*` for k = 1..K)
+/// before anything is allocated from it.
+fn read_section(raw: &serde_json::Value, file: &ModelFile) -> std::result::Result<EnsembleSection, String> {
+    let section: EnsembleSection =
+        serde_json::from_value(raw.clone()).map_err(|e| format!("invalid `ensemble` metadata: {e}"))?;
+    if section.members < 2 {
+        return Err(format!(
+            "`ensemble` metadata says {} members; an ensemble has at least 2",
+            section.members
+        ));
+    }
+    let held = member_indices(&file.extra);
+    if let Some(k) = (1..section.members).find(|k| !held.contains(k)) {
+        return Err(format!(
+            "`ensemble` metadata says {} members, but the file holds no tensors of member {k} (`ensemble.{k}.*`); the file is damaged",
+            section.members
+        ));
+    }
+    Ok(section)
+}
+
+/// The member numbers `k` of the tensors `ensemble.{k}.*` among `extra`.
+fn member_indices(extra: &HashMap<String, Vec<f32>>) -> std::collections::BTreeSet<usize> {
+    extra
+        .keys()
+        .filter_map(|n| n.strip_prefix("ensemble.")?.split_once('.')?.0.parse().ok())
+        .collect()
 }

@@ -312,6 +312,9 @@ fn decode_file(bytes: &[u8], verify: Checksum) -> Result<ModelFile, String> {
     }
     let mut extra = HashMap::new();
     for (name, info) in tensors.iter().filter(|(n, _)| is_extra(n)) {
+        if info.dtype != safetensors::Dtype::F32 {
+            return Err(format!("tensor `{name}` is {:?}; bpnet stores it as F32", info.dtype));
+        }
         let (begin, end) = info.data_offsets;
         let raw = data
             .get(begin..end)
