@@ -13,6 +13,8 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
+mod common;
+
 #[path = "model_file/errors.rs"]
 mod errors;
 #[path = "model_file/saving.rs"]

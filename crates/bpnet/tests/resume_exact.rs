@@ -21,6 +21,8 @@ use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::path::Path;
 
+mod common;
+
 /// 0.9259338926496359: serde_json without `float_roundtrip` reads its
 /// shortest text back as the next f64 up.
 const ONE_ULP_OFF: f64 = f64::from_bits(0x3fed_a140_1d66_056a);
@@ -396,5 +398,67 @@ fn running_statistics_saved_for_the_divergence_guard_keep_large_counts() {
         if let Layer::BatchNorm(bn) = l {
             assert_eq!(bn.running.batches, (1 << 24) + 1);
         }
+    }
+}
+
+#[test]
+fn checkpoints_whose_training_state_cannot_be_resumed_are_refused() {
+    // A batch size of 0 divided by zero, an order entry past the rows
+    // indexed outside the data (panics); a negative Adam second moment
+    // trained NaN weights. Each is refused by `load_run` in one line.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ckpt.safetensors");
+    let (t, state, best) = checkpoint_state(30);
+    save_run(&path, &spec(), &t, &state, best.as_ref(), &serde_json::Map::new()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let edit_resume = |f: &dyn Fn(&mut serde_json::Value)| {
+        common::rewrite(&bytes, |meta, _| {
+            let mut resume: serde_json::Value = serde_json::from_str(&meta["resume"]).unwrap();
+            f(&mut resume["state"]["batches"]);
+            meta.insert("resume".into(), resume.to_string());
+        })
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            edit_resume(&|b| b["batch_size"] = 0.into()),
+            "batch size 0 for 100 rows",
+        ),
+        (
+            edit_resume(&|b| b["batch_size"] = 101.into()),
+            "batch size 101 for 100 rows",
+        ),
+        (
+            edit_resume(&|b| b["order"][3] = 99_999.into()),
+            "not a permutation of the 100 rows (row 99999)",
+        ),
+        (
+            edit_resume(&|b| b["order"][3] = b["order"][4].clone()),
+            "not a permutation of the 100 rows",
+        ),
+        (
+            edit_resume(&|b| b["pos"] = 101.into()),
+            "position 101 in an order of 100 rows",
+        ),
+        (
+            common::rewrite(&bytes, |_, tensors| {
+                let name = tensors.keys().find(|n| n.ends_with(".exp_avg_sq")).unwrap().clone();
+                let (_, _, data) = tensors.get_mut(&name).unwrap();
+                data[..4].copy_from_slice(&(-0.5f32).to_le_bytes());
+            }),
+            "exp_avg_sq holds -0.5 at index 0",
+        ),
+    ];
+    for (damaged, says) in cases {
+        std::fs::write(&path, &damaged).unwrap();
+        let err = load_run(&path).and_then(|ckpt| {
+            let mut restored = trainer(&OptimizerConfig::adam(0.02));
+            restored.model = ckpt.file.model.clone();
+            ckpt.restore_optimizer(&mut restored.optimizer, &mut restored.model)
+        });
+        let err = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains(says) && err.contains("c.ckpt.safetensors") && !err.contains('\n'),
+            "{says}: {err}"
+        );
     }
 }

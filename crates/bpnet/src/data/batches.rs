@@ -46,6 +46,33 @@ impl Batches {
         self.order.len()
     }
 
+    /// Whether the order is one `new` could have made and `next_batch`
+    /// reached: a permutation of `0..rows()`, a batch size of at least 1
+    /// (at most the rows, when there are any), a position within the
+    /// order. An order read from a checkpoint is checked, since anything
+    /// else divides by zero or indexes outside the data.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.order.len();
+        if self.batch_size == 0 || (n > 0 && self.batch_size > n) {
+            return Err(format!("batch size {} for {n} rows", self.batch_size));
+        }
+        if self.pos > n {
+            return Err(format!("position {} in an order of {n} rows", self.pos));
+        }
+        let mut seen = vec![false; n];
+        for &r in &self.order {
+            match seen.get_mut(r) {
+                Some(s) if !*s => *s = true,
+                _ => {
+                    return Err(format!(
+                        "the batch order is not a permutation of the {n} rows (row {r})"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Batches per epoch.
     pub fn per_epoch(&self) -> usize {
         let n = self.order.len();

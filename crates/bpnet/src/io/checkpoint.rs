@@ -47,6 +47,8 @@ pub struct RunCheckpoint {
     pub resume: Resume,
     optimizer_steps: u64,
     lr: f64,
+    /// The file it was read from (named in errors).
+    path: std::path::PathBuf,
 }
 
 /// Writes a checkpoint of `trainer` (built from `spec`) at loop state `state`
@@ -102,6 +104,11 @@ pub fn load_run(path: &Path) -> Result<RunCheckpoint> {
     })?;
     let section: ResumeSection =
         serde_json::from_value(raw).map_err(|e| bad(format!("invalid `resume` metadata: {e}")))?;
+    section
+        .state
+        .batches
+        .check()
+        .map_err(|e| bad(format!("invalid `resume` metadata: {e}")))?;
     let mut rngs = section.dropout_rngs.into_iter();
     for layer in file.model.layers_mut() {
         if let Layer::Dropout(d) = layer {
@@ -129,6 +136,7 @@ pub fn load_run(path: &Path) -> Result<RunCheckpoint> {
         },
         optimizer_steps: section.optimizer_steps,
         lr: section.lr,
+        path: path.to_path_buf(),
     })
 }
 
@@ -142,7 +150,15 @@ impl RunCheckpoint {
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix("optimizer.")?.to_string(), v.clone())))
             .collect();
-        optimizer.import_state(model, self.optimizer_steps, self.lr, &state)
+        optimizer
+            .import_state(model, self.optimizer_steps, self.lr, &state)
+            .map_err(|e| Error::Format {
+                path: self.path.clone(),
+                reason: match e {
+                    Error::State(reason) => reason,
+                    e => e.to_string(),
+                },
+            })
     }
 }
 

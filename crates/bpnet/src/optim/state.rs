@@ -87,7 +87,18 @@ impl<T: Scalar> Optimizer<T> {
         for (name, len, state) in &mut states {
             for (slot, buf) in state.slots_mut() {
                 match tensors.get(&format!("{name}.{slot}")) {
-                    Some(v) if v.len() == *len => *buf = v.clone(),
+                    Some(v) if v.len() == *len => {
+                        // Squares and their sums are never negative; a
+                        // negative one would train NaN weights (sqrt).
+                        let squares = ["exp_avg_sq", "square_avg", "sum"].contains(&&*slot);
+                        if let Some(k) = v.iter().position(|x| !x.is_finite() || (squares && *x < T::ZERO)) {
+                            return Err(Error::State(format!(
+                                "optimizer state {name}.{slot} holds {} at index {k}",
+                                v[k].to_f64()
+                            )));
+                        }
+                        *buf = v.clone()
+                    }
                     Some(v) => {
                         return Err(Error::State(format!(
                             "optimizer state {name}.{slot} has {} values, the parameter {len}",

@@ -257,3 +257,39 @@ pub fn compare<T: Scalar>(a: &[T], b: &Matrix<f64>, rtol: f64, atol: f64) -> (f6
     }
     (max_abs, worst)
 }
+
+/// A model file's tensors by name: `(dtype, shape, bytes)`.
+pub type RawTensors = std::collections::HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+/// Rewrites a model file through the safetensors crate after `edit` changes
+/// its metadata or its tensors, and re-seals it (a fresh checksum), so that
+/// a test reaches the check it is about.
+pub fn rewrite(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut std::collections::HashMap<String, String>, &mut RawTensors),
+) -> Vec<u8> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let mut metadata = meta.metadata().clone().unwrap_or_default();
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let mut tensors: RawTensors = st
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| (name, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+        .collect();
+    edit(&mut metadata, &mut tensors);
+    let items = tensors
+        .iter()
+        .map(|(n, (d, s, b))| (n.as_str(), format!("{d:?}"), s.as_slice(), b.as_slice()));
+    let digest = bpnet::io::content_digest(items, &metadata);
+    metadata.insert(bpnet::io::CHECKSUM_KEY.to_string(), digest);
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, (d, s, b))| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, Some(metadata)).unwrap()
+}

@@ -2,7 +2,6 @@
 //! the problem and a hint.
 
 use super::*;
-use std::collections::HashMap;
 
 /// Loads `path`, which must fail with one line naming the file; returns it.
 fn load_error(path: &Path) -> String {
@@ -23,38 +22,7 @@ fn write_and_load_error(path: &Path, bytes: &[u8]) -> String {
     load_error(path)
 }
 
-/// Rewrites a model file through the safetensors crate after `edit` changes
-/// its metadata or its tensors `(name -> (dtype, shape, bytes))`.
-fn rewrite(
-    bytes: &[u8],
-    edit: impl FnOnce(&mut HashMap<String, String>, &mut HashMap<String, (Dtype, Vec<usize>, Vec<u8>)>),
-) -> Vec<u8> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
-    let mut metadata = meta.metadata().clone().unwrap_or_default();
-    let st = SafeTensors::deserialize(bytes).unwrap();
-    let mut tensors: HashMap<String, (Dtype, Vec<usize>, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, v)| (name, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
-        .collect();
-    edit(&mut metadata, &mut tensors);
-    // Re-seal the edited file, so each test reaches the check it is about.
-    let items = tensors
-        .iter()
-        .map(|(n, (d, s, b))| (n.as_str(), format!("{d:?}"), s.as_slice(), b.as_slice()));
-    let digest = bpnet::io::content_digest(items, &metadata);
-    metadata.insert(bpnet::io::CHECKSUM_KEY.to_string(), digest);
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, (d, s, b))| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, Some(metadata)).unwrap()
-}
+use crate::common::rewrite;
 
 #[test]
 fn truncated_files_are_named_as_truncated() {
