@@ -90,7 +90,7 @@ impl<T: Scalar> Optimizer<T> {
                     Some(v) if v.len() == *len => {
                         // Squares and their sums are never negative; a
                         // negative one would train NaN weights (sqrt).
-                        let squares = ["exp_avg_sq", "square_avg", "sum"].contains(&&*slot);
+                        let squares = ["exp_avg_sq", "square_avg", "sum"].contains(&slot);
                         if let Some(k) = v.iter().position(|x| !x.is_finite() || (squares && *x < T::ZERO)) {
                             return Err(Error::State(format!(
                                 "optimizer state {name}.{slot} holds {} at index {k}",
