@@ -329,6 +329,15 @@ fn every_bad_input_fails_cleanly() {
         (vec!["train", "--data", i, "--batch-size", "0"], "batch"),
         (vec!["train", "--data", i, "--batch-size", "100000"], "larger than"),
         (vec!["train", "--data", i, "--epochs", "0"], "epochs"),
+        // Absurd ensembles aborted or panicked after member 0 had trained.
+        (
+            vec!["train", "--data", i, "--ensemble", "1001"],
+            "1001 networks; at most 1000",
+        ),
+        (
+            vec!["train", "--data", i, "--ensemble", "18446744073709551615"],
+            "at most 1000",
+        ),
         (vec!["train", "--data", i, "--hidden", "0"], "layer widths"),
         (vec!["train", "--data", i, "--hidden", "-5"], "-5"),
         (vec!["train", "--data", i, "--hidden", "1000000000000"], "1000000000000"),
@@ -695,7 +704,10 @@ fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
     iris_model(d.path(), "m.safetensors");
     let file = bpnet::io::load_model(&d.path().join("m.safetensors")).unwrap();
     type Edit = fn(&mut serde_json::Value);
-    let edits: [(&str, Edit); 5] = [
+    fn scale(p: &mut serde_json::Value, v: f64) {
+        p["preprocessor"]["features"][1]["kind"]["numeric"]["scale"] = v.into()
+    }
+    let edits: [(&str, Edit); 9] = [
         ("feature index", |p| {
             p["preprocessor"]["features"][0]["index"] = 99.into()
         }),
@@ -709,12 +721,77 @@ fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
         ("one feature fewer", |p| {
             p["preprocessor"]["features"].as_array_mut().unwrap().pop();
         }),
+        // These predicted NaN or infinite probabilities, or mislabelled
+        // them, with exit 0 (export alone refused some, naming no file).
+        ("scale 0", |p| scale(p, 0.0)),
+        ("scale 1e-320", |p| scale(p, 1e-320)),
+        ("a class twice", |p| {
+            p["preprocessor"]["target"]["classes"]["names"][2] = "setosa".into()
+        }),
+        ("task regress with classes", |p| {
+            p["preprocessor"]["task"] = "regress".into()
+        }),
     ];
     for (what, edit) in edits {
         let mut meta = file.metadata.clone();
         edit(meta.get_mut("preprocessing").unwrap());
         let path = d.path().join("edited.safetensors");
         bpnet::io::save_model_with(&path, &file.spec, &file.model, &meta).unwrap();
+        for args in [
+            vec!["eval", "--model", "edited.safetensors", "--data", &data],
+            vec!["predict", "--model", "edited.safetensors", "--data", &data],
+            vec!["export", "--model", "edited.safetensors", "--onnx", "e.onnx"],
+        ] {
+            let out = bpnet(d.path(), &args);
+            let stderr = common::text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what}, {args:?}: {stderr}");
+            assert!(
+                stderr.starts_with("error: edited.safetensors: inconsistent") && stderr.lines().count() == 1,
+                "{what}, {args:?}: {stderr}"
+            );
+        }
+    }
+}
+
+/// A regression ensemble whose file says its members average probabilities
+/// (every prediction was the targets' mean, exit 0), or whose target
+/// standard deviation is 0 (every prediction the mean): refused in one line
+/// by eval, predict and export.
+#[test]
+fn a_regression_ensemble_with_inconsistent_metadata_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    let out = bpnet(
+        d.path(),
+        &[
+            "train",
+            "--data",
+            &data,
+            "--target",
+            "petal_width",
+            "--epochs",
+            "2",
+            "--ensemble",
+            "2",
+            "--quiet",
+            "--out",
+            "r.safetensors",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let path = d.path().join("r.safetensors");
+    let file = bpnet::io::load_model(&path).unwrap();
+    let (members, _) = bpnet::io::ensemble_members(&file, &path, bpnet::Combine::Mean).unwrap();
+    let mut meta = file.metadata.clone();
+    meta.remove("ensemble");
+    let mut zero_std = meta.clone();
+    zero_std.get_mut("preprocessing").unwrap()["preprocessor"]["target"]["values"]["std"] = serde_json::json!([0.0]);
+    for (what, combine, meta) in [
+        ("softmax", bpnet::Combine::Softmax, &meta),
+        ("standard deviation 0", bpnet::Combine::Mean, &zero_std),
+    ] {
+        let edited = d.path().join("edited.safetensors");
+        bpnet::io::save_ensemble(&edited, &file.spec, &members, combine, meta).unwrap();
         for args in [
             vec!["eval", "--model", "edited.safetensors", "--data", &data],
             vec!["predict", "--model", "edited.safetensors", "--data", &data],

@@ -538,3 +538,43 @@ fn a_resume_on_rows_reordered_with_the_same_statistics_is_refused() {
         run_ok(d, &common(&resume));
     }
 }
+
+/// The checkpoint of an `--ensemble K` run is member 0's; `--resume`
+/// continues it and trains members 1..K-1 from their seeds as the
+/// uninterrupted run did, so the resumed ensemble is the uninterrupted one,
+/// tensor for tensor. (It was refused: "--ensemble cannot be combined with
+/// --resume", though no --ensemble was given.)
+#[test]
+fn an_ensemble_run_resumes_from_its_checkpoint_to_the_uninterrupted_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(format!("{ROOT}/data/iris.csv"), d.join("data.csv")).unwrap();
+    let common = |extra: &[&str]| iris_args(&[&["--ensemble", "3"], extra].concat(), None);
+    run_ok(d, &common(&["--epochs", "4", "--out", "full.safetensors"]));
+    let half = ["--epochs", "2", "--checkpoint-every", "1", "--out", "half.safetensors"];
+    run_ok(d, &common(&half));
+    let resume = [
+        "train",
+        "--resume",
+        "half.ckpt.safetensors",
+        "--epochs",
+        "4",
+        "--quiet",
+        "--out",
+        "resumed.safetensors",
+    ];
+    run_ok(d, &resume.map(String::from));
+    let tensors = |name: &str| {
+        let bytes = std::fs::read(d.join(name)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut out: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
+        out.sort();
+        out
+    };
+    let full = tensors("full.safetensors");
+    assert!(
+        full.iter().any(|(n, _)| n.starts_with("ensemble.2.")),
+        "not an ensemble of 3"
+    );
+    assert_eq!(tensors("resumed.safetensors"), full);
+}

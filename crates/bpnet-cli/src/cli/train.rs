@@ -410,9 +410,6 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
              without checkpoints or --resume (--ensemble 1 asks for one network)"
         ));
     }
-    if cfg.ensemble > 1 && a.resume.is_some() {
-        return Err(Error::config("--ensemble", "cannot be combined with --resume"));
-    }
     let cv = match (a.cv, &a.resume) {
         (Some(_), Some(_)) => return Err(Error::config("--cv", "cannot be combined with --resume")),
         (Some(k), None) => Some(super::cv::run(&fold_cfg, k, a.quiet)?),

@@ -320,9 +320,17 @@ impl Preprocessor {
         if let Some(i) = self.target_indices.iter().find(|&&i| i >= n) {
             return Err(format!("a target reads column {i} of {n}"));
         }
-        match &self.target {
-            TargetMap::Classes { names, .. } if names.len() < 2 => Err(format!("{} class names", names.len())),
-            TargetMap::Values { mean, std } if mean.len() != self.target_indices.len() || std.len() != mean.len() => {
+        self.check_numbers()?;
+        match (&self.target, self.task) {
+            (TargetMap::Classes { .. }, Task::Regress) => Err("task regress with class names for its target".into()),
+            (TargetMap::Values { .. }, Task::Classify) => Err("task classify with target means for its target".into()),
+            (TargetMap::Classes { names, .. }, _) if names.len() < 2 => Err(format!("{} class names", names.len())),
+            (TargetMap::Classes { names, .. }, _) if let Some(d) = first_repeat(names) => {
+                Err(format!("the class name '{d}' twice"))
+            }
+            (TargetMap::Values { mean, std }, _)
+                if mean.len() != self.target_indices.len() || std.len() != mean.len() =>
+            {
                 Err(format!(
                     "{} target columns with {} means and {} standard deviations",
                     self.target_indices.len(),
@@ -332,6 +340,35 @@ impl Preprocessor {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The numbers the transforms divide or multiply by, and those they add
+    /// or fill in: finite, and each scale and target standard deviation a
+    /// positive normal number (0 gave NaN features, 1e-320 infinities).
+    fn check_numbers(&self) -> std::result::Result<(), String> {
+        for f in &self.features {
+            if let FeatureKind::Numeric { center, scale, fill } = &f.kind {
+                if !(scale.is_normal() && *scale > 0.0) {
+                    return Err(format!("feature '{}' has scale {scale}", f.name));
+                }
+                if let Some(v) = [Some(*center), *fill].into_iter().flatten().find(|v| !v.is_finite()) {
+                    return Err(format!("feature '{}' has a center or fill of {v}", f.name));
+                }
+            }
+        }
+        if let TargetMap::Values { mean, std } = &self.target {
+            let bad = mean
+                .iter()
+                .zip(std)
+                .position(|(m, s)| !(m.is_finite() && s.is_normal() && *s > 0.0));
+            if let Some(k) = bad {
+                return Err(format!(
+                    "target {k} has mean {} and standard deviation {}",
+                    mean[k], std[k]
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Number of network outputs: classes, or regression targets.
@@ -490,4 +527,10 @@ fn missing_column(table: &Table, name: &str) -> Error {
         "{at}column '{name}': missing; the file's columns are {}",
         table.column_list()
     ))
+}
+
+/// The first text that occurs twice in `names`.
+fn first_repeat(names: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    names.iter().find(|n| !seen.insert(n.as_str())).map(String::as_str)
 }

@@ -180,6 +180,11 @@ impl Default for TrainConfig {
 /// held in memory with at most [`AUTO_ENSEMBLE_ROWS`] training rows.
 pub const AUTO_ENSEMBLE: usize = 5;
 
+/// The most networks an ensemble may have (`--ensemble`): a bound on an
+/// absurd request, refused before anything trains (10^12 aborted
+/// allocating their configurations after member 0 had trained).
+pub const MAX_ENSEMBLE: usize = 1000;
+
 /// The most training rows for which the default trains an ensemble.
 pub const AUTO_ENSEMBLE_ROWS: usize = 50_000;
 

@@ -181,7 +181,40 @@ impl Pipeline {
                 ),
             });
         }
+        pipeline.check_combine(file, path)?;
         Ok(pipeline)
+    }
+
+    /// Whether an ensemble's averaging fits the task: probabilities for a
+    /// classifier, values for regression (a regression ensemble averaged
+    /// as softmax probabilities predicted the targets' mean everywhere).
+    fn check_combine(&self, file: &crate::io::ModelFile, path: &Path) -> Result<()> {
+        let Some(combine) = file
+            .metadata
+            .get(crate::io::ENSEMBLE_KEY)
+            .and_then(|e| e.get("combine"))
+            .and_then(|c| serde_json::from_value::<crate::Combine>(c.clone()).ok())
+        else {
+            return Ok(());
+        };
+        let classify = match self {
+            Pipeline::Images { .. } => true,
+            Pipeline::Table { preprocessor, .. } => preprocessor.class_names().is_some(),
+            Pipeline::Features { .. } => return Ok(()),
+        };
+        match (classify, combine) {
+            (true, crate::Combine::Mean) | (false, crate::Combine::Softmax | crate::Combine::Sigmoid) => {
+                Err(Error::Format {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "inconsistent model file: a {} whose ensemble averages {}",
+                        if classify { "classifier" } else { "regression model" },
+                        if classify { "values" } else { "probabilities" }
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

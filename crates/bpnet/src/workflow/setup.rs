@@ -106,6 +106,16 @@ pub fn fit_config(cfg: &TrainConfig, full_batch: bool, has_val: bool) -> Result<
     if cfg.batch_size == 0 {
         return Err(Error::config("batch-size", "must be at least 1"));
     }
+    if cfg.ensemble > super::config::MAX_ENSEMBLE {
+        return Err(Error::config(
+            "ensemble",
+            format!(
+                "{} networks; at most {} (0 is the default)",
+                cfg.ensemble,
+                super::config::MAX_ENSEMBLE
+            ),
+        ));
+    }
     Ok(FitConfig {
         epochs: cfg.epochs,
         steps: (cfg.steps > 0).then_some(cfg.steps),
