@@ -95,8 +95,11 @@ pub struct RegressionMetrics {
     pub rmse: f64,
     /// Mean absolute error.
     pub mae: f64,
-    /// Coefficient of determination `1 - SS_res / SS_tot`, averaged over outputs
-    /// (an output with constant truth contributes 0 when predicted exactly, else -inf is avoided by skipping it).
+    /// Coefficient of determination `1 - SS_res / SS_tot`, averaged over
+    /// outputs. An output whose truth is constant (its standard deviation
+    /// at most 1e-13 of its mean's size: the rounding of targets scaled and
+    /// mapped back) has none and is skipped; when every output is, `r2` is
+    /// 0, as scikit-learn's `r2_score` gives for an imperfect prediction.
     pub r2: f64,
 }
 
@@ -111,23 +114,19 @@ impl RegressionMetrics {
             se += (t - p) * (t - p);
             ae += (t - p).abs();
         }
-        let mut r2_sum = 0.0;
-        let mut r2_count = 0;
-        for j in 0..k {
+        let outputs = (0..k).map(|j| {
             let mean = (0..n).map(|i| truth.get(i, j)).sum::<f64>() / n.max(1) as f64;
             let ss_tot: f64 = (0..n).map(|i| (truth.get(i, j) - mean).powi(2)).sum();
             let ss_res: f64 = (0..n).map(|i| (truth.get(i, j) - predicted.get(i, j)).powi(2)).sum();
-            if ss_tot > 0.0 {
-                r2_sum += 1.0 - ss_res / ss_tot;
-                r2_count += 1;
-            }
-        }
+            (n as f64, mean, ss_tot, ss_res)
+        });
+        let r2 = mean_r2(outputs);
         let mse = se / count;
         RegressionMetrics {
             mse,
             rmse: mse.sqrt(),
             mae: ae / count,
-            r2: r2_sum / r2_count.max(1) as f64,
+            r2,
         }
     }
 }
@@ -170,21 +169,28 @@ impl RegressionSums {
     /// The metrics of the rows pushed.
     pub fn finish(&self) -> RegressionMetrics {
         let count = self.count.max(1) as f64;
-        let (mut r2_sum, mut r2_count) = (0.0, 0);
-        for &(_, _, ss_tot, ss_res) in &self.outputs {
-            if ss_tot > 0.0 {
-                r2_sum += 1.0 - ss_res / ss_tot;
-                r2_count += 1;
-            }
-        }
         let mse = self.se / count;
         RegressionMetrics {
             mse,
             rmse: mse.sqrt(),
             mae: self.ae / count,
-            r2: r2_sum / r2_count.max(1) as f64,
+            r2: mean_r2(self.outputs.iter().copied()),
         }
     }
+}
+
+/// The mean of `1 - SS_res / SS_tot` over outputs `(rows, mean, SS_tot,
+/// SS_res)` whose truth is not constant (see [`RegressionMetrics::r2`]); 0
+/// when none is.
+fn mean_r2(outputs: impl Iterator<Item = (f64, f64, f64, f64)>) -> f64 {
+    let (mut sum, mut count) = (0.0, 0usize);
+    for (n, mean, ss_tot, ss_res) in outputs {
+        if ss_tot > n * (1e-13 * mean).powi(2) {
+            sum += 1.0 - ss_res / ss_tot;
+            count += 1;
+        }
+    }
+    sum / count.max(1) as f64
 }
 
 #[cfg(test)]
@@ -214,5 +220,32 @@ mod tests {
         assert!((m.mse - 1.0).abs() < 1e-12 && (m.rmse - 1.0).abs() < 1e-12 && (m.mae - 0.5).abs() < 1e-12);
         // SS_tot = 5, SS_res = 4
         assert!((m.r2 - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn constant_truth_has_no_r2_even_after_rounding() {
+        // 100 scaled by a standard deviation and mapped back is 100 give or
+        // take an ulp: SS_tot about 1e-28 made R² about -1e31.
+        let mut truth = vec![100.0; 12];
+        truth[3] = 100.0 + 1.4210854715202004e-14;
+        truth[7] = 100.0 - 1.4210854715202004e-14;
+        let t = Matrix::from_vec(12, 1, truth.clone()).unwrap();
+        let p = Matrix::from_vec(12, 1, vec![99.0; 12]).unwrap();
+        assert_eq!(RegressionMetrics::new(&t, &p).r2, 0.0);
+        let mut sums = RegressionSums::default();
+        sums.push(&t, &p);
+        assert_eq!(sums.finish().r2, 0.0);
+        // Beside a varying output it is skipped, not averaged in.
+        let two: Vec<f64> = truth.iter().enumerate().flat_map(|(i, &c)| [c, i as f64]).collect();
+        let pred: Vec<f64> = (0..12).flat_map(|i| [99.0, i as f64]).collect();
+        let (t, p) = (
+            Matrix::from_vec(12, 2, two).unwrap(),
+            Matrix::from_vec(12, 2, pred).unwrap(),
+        );
+        assert_eq!(RegressionMetrics::new(&t, &p).r2, 1.0);
+        // A real spread far from zero still counts: sd 1e-6 at mean 1e6.
+        let t = Matrix::from_vec(4, 1, vec![1e6, 1e6 + 1e-6, 1e6 - 1e-6, 1e6]).unwrap();
+        let m = RegressionMetrics::new(&t, &t);
+        assert_eq!(m.r2, 1.0);
     }
 }
