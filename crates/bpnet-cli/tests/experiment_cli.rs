@@ -94,6 +94,80 @@ fn experiment_rejects_bad_options_in_one_line() {
     assert!(err.contains("batch size"), "{err}");
 }
 
+/// An option a study does not read is refused in one line naming it (the
+/// sweep ignored --seeds, --lr and --init-std while its banner printed
+/// them; the batch-size study ignored --steps and --batch-size, placement
+/// --eval-every); so are a sweep grid of zeros and a seed whose last seed
+/// overflows (it panicked).
+#[test]
+fn experiment_refuses_options_its_study_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["sweep", "--seeds", "2"],
+            "invalid --seeds: has no effect on `bpnet experiment sweep`",
+        ),
+        (&["sweep", "--lr", "2"], "invalid --lr: has no effect"),
+        (&["sweep", "--init-std", "0.5"], "invalid --init-std: has no effect"),
+        (
+            &["batch-size", "--steps", "7"],
+            "invalid --steps: has no effect on `bpnet experiment batch-size`",
+        ),
+        (&["batch-size", "--quick"], "invalid --quick: has no effect"),
+        (
+            &["placement", "--eval-every", "20"],
+            "invalid --eval-every: has no effect",
+        ),
+        (
+            &["bn-mnist", "--batch-sizes", "4"],
+            "invalid --batch-sizes: has no effect",
+        ),
+        (
+            &["sweep", "--sweep-stds", "0"],
+            "invalid --sweep-stds: must be positive numbers",
+        ),
+        (
+            &["bn-mnist", "--seed", "18446744073709551615", "--seeds", "2"],
+            "invalid seed: too large",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = run_in(dir.path(), &[&["experiment"], args, &["--out", "x"]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.trim().lines().count() == 1 && err.contains(want), "{args:?}: {err}");
+        assert!(!dir.path().join("x").exists(), "{args:?}");
+    }
+    // What a study reads is accepted: the sweep's grid and its steps.
+    let out = run_in(
+        dir.path(),
+        &[
+            "experiment",
+            "sweep",
+            "--sweep-lrs",
+            "0.1",
+            "--sweep-stds",
+            "0.01",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+            "--out",
+            "sw",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains("plain SGD, learning rates 0.1 x initial weight sds 0.01, batches of 60, 4 steps, seed 1"),
+        "{said}"
+    );
+}
+
 #[test]
 fn train_with_diagnostics_and_plot_then_plot_the_history() {
     let dir = tempfile::tempdir().unwrap();

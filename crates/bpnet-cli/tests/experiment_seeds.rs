@@ -92,4 +92,7 @@ fn seeds_runs_each_seed_and_reports_the_spread() {
     assert!((row["sd"].as_f64().unwrap() - sd).abs() < 1e-12);
     let md = std::fs::read_to_string(d.join("multi/seeds.md")).unwrap();
     assert!(md.contains("| `paper/networks/1/final_accuracy` |"), "{md}");
+    // The same command again replaces its own outputs (seeds.md was taken
+    // for a foreign file: "pass --overwrite").
+    bpnet(d, &args);
 }

@@ -295,3 +295,20 @@ fn table_steps_and_validation() {
     .unwrap_err();
     assert!(err.to_string().contains("unit"), "{err}");
 }
+
+#[test]
+fn the_lr_figure_is_titled_by_the_multipliers_run() {
+    // It said "x1, x5, x30" whatever --lr-multipliers gave.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ExperimentConfig {
+        lr_multipliers: vec![2.0, 3.5],
+        ..tiny()
+    };
+    run(&[Study::LearningRate], &cfg, data(), dir.path(), "test", &mut |_| {}).unwrap();
+    let svg = read(&dir.path().join("lr_study.svg"));
+    assert!(
+        svg.contains("Learning rates x2, x3.5: test accuracy"),
+        "title not found"
+    );
+    assert!(!svg.contains("x30"));
+}

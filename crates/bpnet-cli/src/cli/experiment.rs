@@ -9,6 +9,8 @@ use bpnet_lab::experiment::{self, ExperimentConfig, Mnist, Study, seeds};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod flags;
+
 /// Options of `bpnet experiment`.
 #[derive(clap::Args, Debug)]
 pub struct ExperimentArgs {
@@ -79,12 +81,12 @@ pub struct ExperimentArgs {
     /// Folder with the MNIST IDX files [default: the bundled copy].
     #[arg(long)]
     mnist: Option<PathBuf>,
-    /// Learning rates of the sweep.
-    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.5,1,2")]
-    sweep_lrs: Vec<f64>,
-    /// Initial weight standard deviations of the sweep.
-    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1")]
-    sweep_stds: Vec<f64>,
+    /// Learning rates of the sweep [default: 0.05,0.1,0.5,1,2].
+    #[arg(long, value_delimiter = ',')]
+    sweep_lrs: Option<Vec<f64>>,
+    /// Initial weight standard deviations of the sweep [default: 0.01,0.1,1].
+    #[arg(long, value_delimiter = ',')]
+    sweep_stds: Option<Vec<f64>>,
     /// Seeds. The four paper studies run whole over N seeds (seed, seed+1,
     /// ...): every seed's run in OUT/seed-S/, mean ± sd of every reported
     /// number in OUT/seeds.md, seeds.json and seeds.html, accuracy curves
@@ -140,6 +142,7 @@ pub fn config(a: &ExperimentArgs) -> ExperimentConfig {
 /// mini-batch (batch normalization synchronized over the global batch: the
 /// networks of one process); rank 0 alone prints and writes.
 pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
+    flags::refuse_unused(a)?;
     let cfg = config(a);
     cfg.validate()?;
     let quiet = a.quiet || comm.rank() != 0;
@@ -155,7 +158,8 @@ pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         ));
     }
     check_outputs(a, &cfg, &studies)?;
-    let settings = serde_json::to_vec(&(&cfg, &a.which, a.seeds, &a.sweep_lrs, &a.sweep_stds))
+    let sweep_grid = (flags::sweep_lrs(a), flags::sweep_stds(a));
+    let settings = serde_json::to_vec(&(&cfg, &a.which, a.seeds, &sweep_grid))
         .map_err(|e| Error::State(format!("experiment settings: {e}")))?;
     bpnet::comm::agree(&**comm, "experiment settings", &settings)?;
     let data = Mnist::load(&cfg)?.on_ranks(comm.clone())?;
@@ -163,14 +167,10 @@ pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         return run_quietly(a, &cfg, &studies, &data, &mut log);
     }
     log(&format!(
-        "MNIST: {} training, {} test images; plain SGD, learning rate {}, initial weights N(0, {}^2), batches of {}, {} steps, seed {}",
+        "MNIST: {} training, {} test images; {}",
         data.train.len(),
         data.test.len(),
-        cfg.lr,
-        cfg.init_std,
-        cfg.batch_size,
-        cfg.steps,
-        cfg.seed
+        flags::banner(a, &cfg)
     ));
     if a.which == "sweep" {
         return sweep(a, &cfg, &data, &mut log);
@@ -199,7 +199,7 @@ fn run_quietly(
     log: &mut dyn FnMut(&str),
 ) -> Result<()> {
     if a.which == "sweep" {
-        experiment::sweep(cfg, data, &a.sweep_lrs, &a.sweep_stds, &a.out, log)?;
+        experiment::sweep(cfg, data, &flags::sweep_lrs(a), &flags::sweep_stds(a), &a.out, log)?;
     } else if whole_runs(a, studies) > 1 {
         seeds::run_seeds(studies, cfg, data, &a.out, whole_runs(a, studies), "", log)?;
     } else {
@@ -217,9 +217,6 @@ fn run_seeds(
     command: &str,
     log: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    if studies.is_empty() {
-        return Err(Error::config("--seeds", "the sweep runs one seed"));
-    }
     let seeds = whole_runs(a, studies);
     let spreads = seeds::run_seeds(studies, cfg, data, &a.out, seeds, command, log)?;
     for s in spreads.iter().filter(|s| {
@@ -307,7 +304,7 @@ fn check_folder(
         "svg" => Kind::Svg,
         "json" => Kind::Json,
         "html" => Kind::Html,
-        "md" => Kind::csv("a seeds table", &["# Spread over seeds"]),
+        "md" => Kind::csv("a seeds table", &["# Spread over seeds "]),
         _ => Kind::csv(
             "experiment results",
             &["step,", "network,", "lr,", "batch_size,", "activation,", "arm,"],
@@ -324,7 +321,7 @@ fn check_folder(
 }
 
 fn sweep(a: &ExperimentArgs, cfg: &ExperimentConfig, data: &Mnist, log: &mut dyn FnMut(&str)) -> Result<()> {
-    let rows = experiment::sweep(cfg, data, &a.sweep_lrs, &a.sweep_stds, &a.out, log)?;
+    let rows = experiment::sweep(cfg, data, &flags::sweep_lrs(a), &flags::sweep_stds(a), &a.out, log)?;
     println!("| init std | lr | without BN | with BN |");
     println!("|---|---|---|---|");
     for pair in rows.chunks(2) {

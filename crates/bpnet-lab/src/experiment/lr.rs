@@ -130,5 +130,9 @@ fn figure(cfg: &ExperimentConfig, arms: &[Arm]) -> Figure {
         }
         panels.push(p);
     }
-    Figure::new("Learning rates x1, x5, x30: test accuracy without and with BN", panels)
+    let times: Vec<String> = cfg.lr_multipliers.iter().map(|m| format!("x{m}")).collect();
+    Figure::new(
+        format!("Learning rates {}: test accuracy without and with BN", times.join(", ")),
+        panels,
+    )
 }

@@ -81,14 +81,40 @@ fn spreads(runs: &[Vec<StudyOutput>]) -> Vec<Spread> {
             slot[k] = v;
         }
     }
-    by_path
+    let mut out: Vec<Spread> = by_path
         .into_iter()
         .map(|(path, values)| {
             let present: Vec<f64> = values.iter().flatten().copied().collect();
             let (mean, sd) = mean_sd(&present);
             Spread { path, values, mean, sd }
         })
-        .collect()
+        .collect();
+    out.sort_by(|a, b| path_order(&a.path, &b.path));
+    out
+}
+
+/// Paths compared part by part, numbers as numbers (`layers/2` before
+/// `layers/10`, `accuracy_at/5000` before `accuracy_at/20000`).
+fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |p: &str| -> Vec<(u64, String)> {
+        p.split('/')
+            .map(|part| match part.parse::<u64>() {
+                Ok(n) => (n, String::new()),
+                Err(_) => (u64::MAX, part.to_string()),
+            })
+            .collect()
+    };
+    key(a).cmp(&key(b))
+}
+
+/// `v` with six significant-looking decimals where that shows it, else in
+/// scientific notation (gradient norms of 1e-15 printed as 0.000000).
+fn number(v: f64) -> String {
+    match v.abs() {
+        0.0 => "0".into(),
+        a if (1e-3..1e6).contains(&a) => format!("{v:.6}"),
+        _ => format!("{v:.4e}"),
+    }
 }
 
 /// Numeric leaves of `v` (nulls kept as `None`; strings and booleans skipped).
@@ -215,7 +241,7 @@ fn cell(s: &Spread) -> String {
     if reached == 0 {
         return format!("none of {n} seeds");
     }
-    format!("{:.6} ± {:.6}{missing}", s.mean, s.sd)
+    format!("{} ± {}{missing}", number(s.mean), number(s.sd))
 }
 
 fn write_outputs(
@@ -306,5 +332,23 @@ mod tests {
             assert!(close(got, want), "{got:?} against {want:?}");
         }
         assert_eq!(mean.len(), 2);
+    }
+
+    /// seeds.md showed gradient norms of 1e-15 as `0.000000 ± 0.000000`
+    /// and put layer 10 between layers 1 and 2.
+    #[test]
+    fn small_numbers_keep_their_digits_and_paths_sort_as_numbers() {
+        let spread = |mean, sd| Spread {
+            path: "p".into(),
+            values: vec![Some(mean), Some(mean)],
+            mean,
+            sd,
+        };
+        assert_eq!(cell(&spread(6.29e-15, 4.5e-15)), "6.2900e-15 ± 4.5000e-15");
+        assert_eq!(cell(&spread(0.9781, 0.0023)), "0.978100 ± 0.002300");
+        assert_eq!(cell(&spread(0.97, 0.0)), "0.970000 ± 0");
+        let mut paths = vec!["d/n/10", "d/n/2", "d/n/1", "a/20000", "a/5000", "a/x"];
+        paths.sort_by(|a, b| path_order(a, b));
+        assert_eq!(paths, ["a/5000", "a/20000", "a/x", "d/n/1", "d/n/2", "d/n/10"]);
     }
 }

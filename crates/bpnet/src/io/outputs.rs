@@ -27,7 +27,8 @@ pub enum Kind {
     Json,
     /// A CSV file of `what` (e.g. `predictions`). An existing file is of this
     /// kind when its first line equals one of `headers`, or, for an entry
-    /// ending in `,`, starts with it; with no `headers`, any text file is.
+    /// ending in `,` or a space, starts with it; with no `headers`, any text
+    /// file is.
     Csv {
         /// What the rows are, for messages.
         what: String,
@@ -50,7 +51,7 @@ impl Kind {
             (_, Found::Empty) => true,
             (Kind::Csv { headers, .. }, Found::Text(first) | Found::Parquet(first)) => {
                 headers.is_empty()
-                    || headers.iter().any(|h| match h.ends_with(',') {
+                    || headers.iter().any(|h| match h.ends_with([',', ' ']) {
                         true => first.starts_with(h.as_str()),
                         false => first == h,
                     })
