@@ -130,6 +130,35 @@ impl<T: Scalar> Clone for InferenceNet<T> {
     }
 }
 
+/// Whether every layer of `model` takes the width the layer before it
+/// gives (a Dense layer its input width, a normalization its feature
+/// count): the stages' buffers are sized from these widths, so a network
+/// whose layers do not connect gave numbers from leftover buffer contents
+/// or panicked, where eval mode refuses it.
+fn check_widths<T: Scalar>(model: &Sequential<T>) -> Result<()> {
+    let mut width: Option<usize> = None;
+    for layer in model.layers() {
+        let (path, takes, gives) = match layer {
+            Layer::Dense(d) => (
+                d.weight.name.trim_end_matches(".weight"),
+                d.in_features(),
+                d.out_features(),
+            ),
+            Layer::BatchNorm(bn) => (bn.path(), bn.features(), bn.features()),
+            Layer::LayerNorm(n) => (n.path(), n.features(), n.features()),
+            Layer::Activation(_) | Layer::Dropout(_) => continue,
+        };
+        if let Some(w) = width.filter(|&w| w != takes) {
+            return Err(Error::config(
+                "fused inference",
+                format!("{path} takes {takes} features, but the layer before it gives {w}"),
+            ));
+        }
+        width = Some(gives);
+    }
+    Ok(())
+}
+
 fn new_workspaces<T>() -> Vec<Mutex<Workspace<T>>> {
     (0..crate::parallel::MAX_THREADS)
         .map(|_| Mutex::new((Vec::new(), Vec::new(), Vec::new())))
@@ -142,6 +171,7 @@ impl<T: Scalar> InferenceNet<T> {
     /// [`fold_batch_norm`] does, or when the network does not start with a
     /// Dense layer (after folding).
     pub fn new(model: &Sequential<T>) -> Result<Self> {
+        check_widths(model)?;
         let folded = fold_batch_norm(model)?;
         let mut stages: Vec<Stage<T>> = Vec::new();
         for layer in folded.layers() {

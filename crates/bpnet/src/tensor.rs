@@ -8,6 +8,11 @@ use crate::parallel::split::{gemm_block, gemm_blocks};
 use crate::scalar::Scalar;
 
 /// A dense row-major matrix: element `(r, c)` is `data[r * cols + c]`.
+///
+/// Invariant (the kernels' raw-pointer products rely on it):
+/// `data.len() == rows * cols` without overflow. Every constructor checks
+/// the product ([`elements`]); a shape whose product overflows `usize`
+/// (e.g. `[2^63, 2]`, which wraps to 0) is refused, never stored.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Matrix<T> {
     rows: usize,
@@ -24,35 +29,48 @@ pub enum Op {
     T,
 }
 
+/// `rows * cols`; panics when the product overflows `usize` (as
+/// `Vec::with_capacity` does past its capacity), so that no matrix ever
+/// holds fewer elements than its shape says.
+fn elements(rows: usize, cols: usize) -> usize {
+    rows.checked_mul(cols)
+        .unwrap_or_else(|| panic!("matrix [{rows}, {cols}]: more elements than a usize counts"))
+}
+
 impl<T: Scalar> Matrix<T> {
-    /// A `rows x cols` matrix of zeros.
+    /// A `rows x cols` matrix of zeros. Panics if `rows * cols` overflows.
     pub fn zeros(rows: usize, cols: usize) -> Self {
         Matrix {
             rows,
             cols,
-            data: vec![T::ZERO; rows * cols],
+            data: vec![T::ZERO; elements(rows, cols)],
         }
     }
 
-    /// A `rows x cols` matrix with every element `v`.
+    /// A `rows x cols` matrix with every element `v`. Panics if
+    /// `rows * cols` overflows.
     pub fn filled(rows: usize, cols: usize, v: T) -> Self {
         Matrix {
             rows,
             cols,
-            data: vec![v; rows * cols],
+            data: vec![v; elements(rows, cols)],
         }
     }
 
-    /// Wraps row-major `data` of length `rows * cols`.
+    /// Wraps row-major `data` of length `rows * cols` (an error otherwise,
+    /// and for a shape whose element count overflows `usize`).
     pub fn from_vec(rows: usize, cols: usize, data: Vec<T>) -> Result<Self> {
-        if data.len() != rows * cols {
-            return Err(Error::shape(
+        match rows.checked_mul(cols) {
+            Some(n) if n == data.len() => Ok(Matrix { rows, cols, data }),
+            n => Err(Error::shape(
                 "matrix from_vec",
-                format!("{} values for [{rows}, {cols}]", rows * cols),
+                match n {
+                    Some(n) => format!("{n} values for [{rows}, {cols}]"),
+                    None => format!("[{rows}, {cols}], more values than a usize counts"),
+                },
                 data.len(),
-            ));
+            )),
         }
-        Ok(Matrix { rows, cols, data })
     }
 
     /// Number of rows.
@@ -99,9 +117,10 @@ impl<T: Scalar> Matrix<T> {
     /// enough (so a buffer sized for the largest batch never reallocates).
     /// Contents are unspecified afterwards.
     pub fn resize(&mut self, rows: usize, cols: usize) {
+        let n = elements(rows, cols);
         self.rows = rows;
         self.cols = cols;
-        self.data.resize(rows * cols, T::ZERO);
+        self.data.resize(n, T::ZERO);
     }
 
     /// Keeps only rows `idx` (strictly increasing), in that order, moving
@@ -368,6 +387,22 @@ pub fn matmul_reference<T: Scalar>(a: &Matrix<T>, op_a: Op, b: &Matrix<T>, op_b:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `[2^63, 2]` wrapped to 0 elements: an empty vector made a matrix of
+    /// that shape, and a product over it read outside memory (a segfault
+    /// from safe code in a release build).
+    #[test]
+    fn shapes_whose_element_count_overflows_are_refused() {
+        let err = Matrix::<f32>::from_vec(1 << 63, 2, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("more values than a usize counts"), "{err}");
+        assert!(Matrix::<f32>::from_vec(usize::MAX, usize::MAX, vec![0.0]).is_err());
+        for shape in [(usize::MAX, 2), (1 << 63, 2), (2, 1 << 63)] {
+            let zeros = std::panic::catch_unwind(|| Matrix::<f32>::zeros(shape.0, shape.1));
+            assert!(zeros.is_err(), "{shape:?}");
+            let resized = std::panic::catch_unwind(|| Matrix::<f32>::default().resize(shape.0, shape.1));
+            assert!(resized.is_err(), "{shape:?}");
+        }
+    }
 
     fn seq(rows: usize, cols: usize, f: f64) -> Matrix<f64> {
         let data = (0..rows * cols).map(|i| ((i as f64) * f).sin()).collect();

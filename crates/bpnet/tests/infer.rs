@@ -133,6 +133,32 @@ fn fused_path_rejects_a_wrong_width() {
     assert!(err.contains("fused inference") && err.contains('7'), "{err}");
 }
 
+/// Layers that do not connect (4 -> 8 then 3 -> 2; 4 -> 3 then 8 -> 2)
+/// are refused as eval mode refuses them: the fused path gave numbers from
+/// leftover buffer contents, or panicked.
+#[test]
+fn fused_path_refuses_layers_that_do_not_connect() {
+    use bpnet::layers::Dense;
+    use bpnet::{Layer, Sequential};
+    let dense = |path: &str, out: usize, inp: usize| {
+        let w = Matrix::<f64>::filled(out, inp, 0.1);
+        Layer::Dense(Dense::new(path, w, Some(Matrix::zeros(1, out))).unwrap())
+    };
+    for (a, b) in [((8, 4), (2, 3)), ((3, 4), (2, 8))] {
+        let mut m = Sequential::new(vec![dense("layers.0", a.0, a.1), dense("layers.1", b.0, b.1)]);
+        let x = Matrix::filled(40, 4, 0.5);
+        assert!(m.forward(&x, Mode::Eval).is_err());
+        let err = InferenceNet::new(&m).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains(&format!(
+                "layers.1 takes {} features, but the layer before it gives {}",
+                b.1, a.0
+            )),
+            "{err}"
+        );
+    }
+}
+
 /// Rows predicted a few at a time against the same rows inside one batch,
 /// for the paper's network (784-100-100-100-10, sigmoid, BN). One row (and,
 /// on AVX-512 in f32, up to 7 rows of a network this small) goes through a
