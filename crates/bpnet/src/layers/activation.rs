@@ -17,7 +17,8 @@ pub enum Activation {
     Sigmoid,
     /// `f(x) = tanh x`.
     Tanh,
-    /// `f(x) = max(x, 0)` (derivative 0 at 0, as PyTorch).
+    /// `f(x) = max(x, 0)`, NaN for NaN (derivative 0 at 0 and 1 at NaN, as
+    /// PyTorch).
     Relu,
     /// `f(x) = x` for `x > 0`, else `slope * x`.
     LeakyRelu(f64),
@@ -43,7 +44,7 @@ impl Activation {
             Activation::Identity => x,
             Activation::Sigmoid => sigmoid(x),
             Activation::Tanh => x.tanh_vec(),
-            Activation::Relu => x.max(T::ZERO),
+            Activation::Relu => relu(x),
             Activation::LeakyRelu(s) => leaky(s)(x),
             Activation::Elu(a) => elu(a)(x),
             Activation::Gelu => gelu(x),
@@ -60,10 +61,10 @@ impl Activation {
             Activation::Sigmoid => y * (T::ONE - y),
             Activation::Tanh => T::ONE - y * y,
             Activation::Relu => {
-                if x > T::ZERO {
-                    T::ONE
-                } else {
+                if x <= T::ZERO {
                     T::ZERO
+                } else {
+                    T::ONE
                 }
             }
             Activation::LeakyRelu(s) => {
@@ -87,7 +88,7 @@ impl Activation {
     pub fn apply_slice<T: Scalar>(self, x: &[T], y: &mut [T]) {
         match self {
             Activation::Sigmoid => map(x, y, sigmoid),
-            Activation::Relu => map(x, y, |v: T| v.max(T::ZERO)),
+            Activation::Relu => map(x, y, relu),
             Activation::LeakyRelu(s) => map(x, y, leaky(s)),
             Activation::Tanh => map(x, y, T::tanh_vec),
             Activation::Elu(a) => map(x, y, elu(a)),
@@ -102,7 +103,7 @@ impl Activation {
     pub fn bias_apply<T: Scalar>(self, y: &mut [T], b: &[T]) {
         match self {
             Activation::Sigmoid => update(y, b, |v, c| sigmoid(v + c)),
-            Activation::Relu => update(y, b, |v, c| (v + c).max(T::ZERO)),
+            Activation::Relu => update(y, b, |v, c| relu(v + c)),
             Activation::LeakyRelu(s) => {
                 let f = leaky(s);
                 update(y, b, |v, c| f(v + c))
@@ -123,7 +124,7 @@ impl Activation {
     pub fn apply_in_place<T: Scalar>(self, y: &mut [T]) {
         match self {
             Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
-            Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
+            Activation::Relu => y.iter_mut().for_each(|v| *v = relu(*v)),
             Activation::LeakyRelu(s) => {
                 let f = leaky(s);
                 y.iter_mut().for_each(|v| *v = f(*v))
@@ -150,7 +151,7 @@ impl Activation {
             }
             Activation::Relu => {
                 for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
-                    *d = g * if v > T::ZERO { T::ONE } else { T::ZERO };
+                    *d = g * if v <= T::ZERO { T::ZERO } else { T::ONE };
                 }
             }
             Activation::LeakyRelu(s) => {
@@ -284,6 +285,15 @@ fn map<T: Scalar>(x: &[T], y: &mut [T], f: impl Fn(T) -> T) {
 fn elu<T: Scalar>(a: f64) -> impl Fn(T) -> T {
     let a = T::from_f64(a);
     move |v| if v > T::ZERO { v } else { a * v.exp_m1_vec() }
+}
+
+/// `max(x, 0)` that keeps a NaN (as PyTorch's `relu`; `f32::max` returns
+/// the other operand, so a NaN input or weight gave 0: a finite loss over
+/// NaN weights, a confident prediction for a NaN row). A compare and a
+/// select, vectorized like `max`.
+#[inline(always)]
+fn relu<T: Scalar>(x: T) -> T {
+    if x <= T::ZERO { T::ZERO } else { x }
 }
 
 /// ELU's derivative from the input `v` and output `y`: 1 above 0, else `y + a`.
@@ -431,6 +441,33 @@ impl<T: Scalar> ActivationLayer<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ReLU gave 0 for NaN (`f32::max`): a NaN row got a confident
+    /// prediction and NaN weights trained on with a finite loss. Every form
+    /// keeps it now, as PyTorch's `relu` does, and still gives 0 below 0.
+    #[test]
+    fn relu_keeps_a_nan_in_every_form() {
+        let r = Activation::Relu;
+        let x = [f32::NAN, -1.5, 0.0, 2.5];
+        let want = |y: &[f32]| y[0].is_nan() && y[1..] == [0.0, 0.0, 2.5];
+        assert!(want(&x.map(|v| r.apply(v))));
+        let mut y = [0.0f32; 4];
+        r.apply_slice(&x, &mut y);
+        assert!(want(&y));
+        let mut z = x;
+        r.apply_in_place(&mut z);
+        assert!(want(&z));
+        let mut b = [0.0f32; 4];
+        r.bias_apply(&mut b, &x);
+        assert!(want(&b));
+        assert!(r.apply(f64::NAN).is_nan());
+        // The gradient passes a NaN input's gradient on, as PyTorch's
+        // threshold_backward (`x <= 0 ? 0 : g`).
+        let mut dx = [0.0f32; 4];
+        r.backward_slice(&x, &y, &[1.0; 4], &mut dx);
+        assert_eq!(dx, [1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(r.derivative(f32::NAN, f32::NAN), 1.0);
+    }
 
     #[test]
     fn stable_forms_do_not_overflow() {
