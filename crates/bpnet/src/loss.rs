@@ -100,6 +100,42 @@ impl Loss {
         }
     }
 
+    /// Checks, before a training step touches anything, that `target` fits
+    /// `rows` rows (a batch, or a rank's part of one, which may be empty)
+    /// of a network with `outputs` outputs and this
+    /// loss (with label smoothing `eps`): the errors the loss itself would
+    /// give, but before the forward pass has moved the running statistics
+    /// or drawn dropout masks, so that a refused step leaves the model as it
+    /// was. Allocates nothing unless it fails.
+    pub fn check_target<T: Scalar>(self, target: &Target<'_, T>, rows: usize, outputs: usize, eps: f64) -> Result<()> {
+        if eps != 0.0 {
+            check_smoothing(self, eps)?;
+        }
+        match (self, target) {
+            (Loss::CrossEntropy, Target::Labels(y)) => {
+                if y.len() != rows {
+                    return Err(Error::shape("cross-entropy labels", rows, y.len()));
+                }
+                match y.iter().position(|&l| l >= outputs) {
+                    Some(row) => Err(Error::Label {
+                        row,
+                        label: y[row],
+                        classes: outputs,
+                    }),
+                    None => Ok(()),
+                }
+            }
+            (Loss::Mse | Loss::BceWithLogits, Target::Values(t)) if t.shape() == [rows, outputs] => Ok(()),
+            (Loss::Mse | Loss::BceWithLogits, Target::Values(t)) => {
+                Err(Error::shape("loss target", format!("[{rows}, {outputs}]"), t))
+            }
+            (loss, _) => Err(Error::config(
+                "loss target",
+                format!("{loss:?} needs {}", loss.target_kind()),
+            )),
+        }
+    }
+
     /// The loss value only (the gradient is computed into a scratch buffer).
     pub fn value<T: Scalar>(self, logits: &Matrix<T>, target: Target<'_, T>) -> Result<T> {
         let mut scratch = Matrix::default();

@@ -157,3 +157,56 @@ fn full_batch_gradient_descent_lowers_the_loss() {
         h.epochs[49].train_loss
     );
 }
+
+/// A step refused for its target (a label out of range, too few labels,
+/// targets of another shape) leaves the model as it was: the forward pass
+/// had already moved the batch-norm running statistics and their count.
+#[test]
+fn a_refused_step_leaves_the_running_statistics_alone() {
+    use bpnet::{Layer, Target};
+    let spec = ModelSpec {
+        dims: vec![7, 13, 3],
+        activation: Activation::Relu,
+        batch_norm: BnPlacement::BeforeActivation,
+        bn: Default::default(),
+        dropout: 0.0,
+        init: Init::HeNormal,
+    };
+    let mut t = Trainer::new(
+        Sequential::from_spec(&spec, 1).unwrap(),
+        Optimizer::new(OptimizerConfig::sgd(0.1)).unwrap(),
+        Loss::CrossEntropy,
+    );
+    let running = |t: &Trainer<f32>| -> Vec<(Vec<u32>, u64)> {
+        let layers = t.model.layers().iter();
+        layers
+            .filter_map(|l| match l {
+                Layer::BatchNorm(bn) => Some((
+                    bn.running
+                        .mean
+                        .iter()
+                        .chain(&bn.running.var)
+                        .map(|v| v.to_bits())
+                        .collect(),
+                    bn.running.batches,
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let x = Matrix::filled(4, 7, 0.25f32);
+    let before = running(&t);
+    let values = Matrix::zeros(4, 3);
+    let refused: [(Target<'_, f32>, &str); 3] = [
+        (Target::Labels(&[0, 1, 3, 0]), "label 3"),
+        (Target::Labels(&[0, 1]), "labels"),
+        (Target::Values(&values), "needs integer class labels"),
+    ];
+    for (target, says) in refused {
+        let err = t.step(&x, target).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+        assert_eq!(running(&t), before, "{says}: the running statistics moved");
+    }
+    t.step(&x, Target::Labels(&[0, 1, 2, 0])).unwrap();
+    assert_ne!(running(&t), before);
+}

@@ -73,6 +73,9 @@ impl<T: Reduce> Trainer<T> {
         start: usize,
         batch_rows: usize,
     ) -> Result<T> {
+        let outputs = self.model.out_features().unwrap_or(0);
+        self.loss
+            .check_target(&target, x.rows(), outputs, self.label_smoothing)?;
         self.model.set_row_window(start, batch_rows);
         let out = self.model.forward(x, Mode::Train)?;
         let loss =

@@ -83,11 +83,16 @@ impl<T: Scalar> Trainer<T> {
     /// the parameters (set, not added to: [`Sequential::backward_with`]).
     /// Returns the loss.
     pub fn compute_gradients(&mut self, x: &Matrix<T>, target: Target<'_, T>) -> Result<T> {
+        // A refused target leaves the model untouched (the forward pass
+        // moves the running statistics and draws dropout masks).
+        if x.rows() == 0 {
+            return Err(Error::shape("loss", "a batch of at least one row", x));
+        }
+        let outputs = self.model.out_features().unwrap_or(0);
+        self.loss
+            .check_target(&target, x.rows(), outputs, self.label_smoothing)?;
         let out = self.model.forward(x, Mode::Train)?;
         let rows = out.rows();
-        if rows == 0 {
-            return Err(Error::shape("loss", "a batch of at least one row", out));
-        }
         let loss = self
             .loss
             .forward_backward_smoothed(out, target, &mut self.dlogits, rows, self.label_smoothing)?;
