@@ -210,3 +210,25 @@ fn a_refused_step_leaves_the_running_statistics_alone() {
     t.step(&x, Target::Labels(&[0, 1, 2, 0])).unwrap();
     assert_ne!(running(&t), before);
 }
+
+/// A NaN or negative `min_delta` is refused (NaN stopped a run whose
+/// validation loss still fell after 4 epochs, restoring epoch 1).
+#[test]
+fn early_stopping_needs_a_finite_non_negative_min_delta() {
+    for min_delta in [f64::NAN, -0.1, f64::INFINITY] {
+        let cfg = FitConfig {
+            early_stopping: Some(EarlyStopping { patience: 2, min_delta }),
+            ..config(10)
+        };
+        let err = cfg.validate(100, 10).unwrap_err().to_string();
+        assert!(err.contains("min-delta"), "{min_delta}: {err}");
+    }
+    let cfg = FitConfig {
+        early_stopping: Some(EarlyStopping {
+            patience: 2,
+            min_delta: 0.0,
+        }),
+        ..config(10)
+    };
+    assert!(cfg.validate(100, 10).is_ok());
+}

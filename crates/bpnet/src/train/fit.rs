@@ -191,7 +191,8 @@ impl FitConfig {
     /// Checks the configuration for `rows` training rows through a network
     /// whose widest layer (inputs included) has `widest` units: at least one
     /// row, batch and step, a one-layer activation buffer of at most 2^30
-    /// values, a valid schedule. `fit` calls it; a caller may call it first
+    /// values, a finite non-negative early-stopping `min_delta`, a valid
+    /// schedule. `fit` calls it; a caller may call it first
     /// to refuse a run before building its network.
     pub fn validate(&self, rows: usize, widest: usize) -> Result<()> {
         if rows == 0 {
@@ -211,6 +212,15 @@ impl FitConfig {
         }
         if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {
             return Err(Error::config("epochs/steps", "must be at least 1"));
+        }
+        if let Some(es) = &self.early_stopping
+            && !(es.min_delta >= 0.0 && es.min_delta.is_finite())
+        {
+            // NaN stopped a run whose loss still fell, restoring epoch 1.
+            return Err(Error::config(
+                "min-delta",
+                format!("{} is not a non-negative number", es.min_delta),
+            ));
         }
         self.schedule.validate()
     }

@@ -85,7 +85,8 @@ impl Schedule {
         Ok(sched)
     }
 
-    /// Checks factors are in (0, 1] and periods positive.
+    /// Checks factors are in (0, 1] (a cosine's final fraction in [0, 1]:
+    /// a negative one trained uphill) and periods positive.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::config("schedule", what.to_string()));
         match *self {
@@ -95,6 +96,9 @@ impl Schedule {
             Schedule::Exponential { gamma } if !(gamma > 0.0 && gamma <= 1.0) => bad("gamma must be in (0, 1]"),
             Schedule::Plateau { factor, .. } if !(factor > 0.0 && factor < 1.0) => {
                 bad("plateau factor must be in (0, 1)")
+            }
+            Schedule::Cosine { min_ratio, .. } if !(0.0..=1.0).contains(&min_ratio) => {
+                bad("cosine's final rate must be a fraction of the rate in [0, 1]")
             }
             _ => Ok(()),
         }
@@ -158,6 +162,14 @@ mod tests {
     fn rejects_bad_schedules() {
         for s in ["linear", "step:0", "exponential:2", "plateau:3:1.5", "step:x"] {
             assert!(Schedule::parse(s).is_err(), "{s}");
+        }
+        // Built in code: a negative final fraction trained at negative rates.
+        for min_ratio in [-1.0, f64::NAN, 5.0] {
+            let c = Schedule::Cosine { warmup: 0, min_ratio };
+            assert!(c.validate().is_err(), "{min_ratio}");
+        }
+        for min_ratio in [0.0, 0.1, 1.0] {
+            assert!(Schedule::Cosine { warmup: 0, min_ratio }.validate().is_ok());
         }
     }
 }
