@@ -251,6 +251,25 @@ fn encode(
             extra.name
         ));
     }
+    // The file is rebuilt from `spec`: a model of the same shapes but another
+    // activation, normalization or dropout would load as another network.
+    let (ours, theirs) = (reference.layers(), model.layers());
+    if ours.len() != theirs.len() {
+        return Err(format!(
+            "the model has {} layers but its architecture implies {}",
+            theirs.len(),
+            ours.len()
+        ));
+    }
+    for (k, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        if a.describe() != b.describe() {
+            return Err(format!(
+                "layer {k} of the model is {} but its architecture implies {}",
+                b.describe(),
+                a.describe()
+            ));
+        }
+    }
     for e in extra {
         if !CHECKPOINT_PREFIXES.iter().any(|p| e.name.starts_with(p)) || found.contains_key(e.name.as_str()) {
             return Err(format!(

@@ -58,6 +58,21 @@ fn saving_refuses_bad_input_and_writes_nothing() {
     let msg = save_model(&path, &s, &other, &Map::new()).unwrap_err().to_string();
     assert!(msg.contains("not saved") && msg.contains("layers.0.weight"), "{msg}");
 
+    // Same shapes, another activation: the file would load as the
+    // architecture's network, not this one.
+    let sigmoid = Sequential::<f32>::from_spec(
+        &spec(&[4, 6, 2], Activation::Sigmoid, BnPlacement::BeforeActivation, 0.0),
+        1,
+    )
+    .unwrap();
+    let msg = save_model(&path, &s, &sigmoid, &Map::new()).unwrap_err().to_string();
+    assert!(
+        msg.contains(
+            "not saved: layer 2 of the model is Activation(sigmoid) but its architecture implies Activation(relu)"
+        ),
+        "{msg}"
+    );
+
     let mut nan = Sequential::<f32>::from_spec(&s, 1).unwrap();
     nan.visit_params(&mut |p| p.value.as_mut_slice()[0] = f32::NAN);
     let msg = save_model(&path, &s, &nan, &Map::new()).unwrap_err().to_string();
