@@ -232,3 +232,20 @@ fn early_stopping_needs_a_finite_non_negative_min_delta() {
     };
     assert!(cfg.validate(100, 10).is_ok());
 }
+
+/// Accuracy takes one label per row: 2 labels for 4 rows gave 1.0 (the
+/// rows cut to the labels, the hits divided by the labels).
+#[test]
+fn accuracy_needs_one_label_per_row() {
+    let ev = bpnet::train::Evaluation {
+        loss: 0.0,
+        outputs: Matrix::from_vec(4, 2, vec![1., 0., 1., 0., 0., 1., 0., 1.]).unwrap(),
+    };
+    assert!(
+        ev.accuracy(&[0, 0])
+            .unwrap_err()
+            .to_string()
+            .contains("accuracy labels")
+    );
+    assert_eq!(ev.accuracy(&[0, 0, 0, 0]).unwrap(), 0.5);
+}

@@ -152,7 +152,7 @@ pub fn test_accuracy(model: &mut Sequential<f32>, test: &Dataset, chunk: usize, 
         return accuracy(model, test, chunk);
     }
     let Some(labels) = test.labels() else { return Ok(0.0) };
-    Ok(evaluate_split(model, test, Loss::CrossEntropy, chunk, comm)?.accuracy(labels))
+    evaluate_split(model, test, Loss::CrossEntropy, chunk, comm)?.accuracy(labels)
 }
 
 /// Trains `arms` in lockstep on `data.train` per `plan`, evaluating on

@@ -259,7 +259,7 @@ fn metric(model: &Sequential<f32>, data: &Dataset) -> Result<f64> {
     let mut m = model.clone();
     let ev = evaluate(&mut m, data, default_loss(data), 1024)?;
     Ok(match &data.targets {
-        Targets::Classes { labels, .. } => ev.accuracy(labels),
+        Targets::Classes { labels, .. } => ev.accuracy(labels)?,
         Targets::Values(t) => RegressionMetrics::new(&t.cast(), &ev.outputs.cast()).r2,
     })
 }

@@ -499,7 +499,7 @@ fn validate_epoch(
             let ev = super::evaluate_split(&mut trainer.model, v, trainer.loss, 1024, &*comm)?;
             val_loss = Some(ev.loss);
             val_metric = Some(match (v.labels(), &v.targets) {
-                (Some(labels), _) => ev.accuracy(labels),
+                (Some(labels), _) => ev.accuracy(labels)?,
                 (None, crate::data::Targets::Values(t)) => r2(t, &ev.outputs),
                 (None, _) => 0.0,
             });

@@ -127,10 +127,15 @@ impl Evaluation {
         (0..self.outputs.rows()).map(|r| argmax(self.outputs.row(r))).collect()
     }
 
-    /// Fraction of rows whose predicted class equals `labels`.
-    pub fn accuracy(&self, labels: &[usize]) -> f64 {
+    /// Fraction of rows whose predicted class equals `labels` (one label
+    /// per row: other counts are an error; they were cut to the shorter and
+    /// divided by the labels, 1.0 for 2 right labels of 4 rows).
+    pub fn accuracy(&self, labels: &[usize]) -> Result<f64> {
+        if labels.len() != self.outputs.rows() {
+            return Err(Error::shape("accuracy labels", self.outputs.rows(), labels.len()));
+        }
         let hits = self.classes().iter().zip(labels).filter(|(p, l)| p == l).count();
-        hits as f64 / labels.len().max(1) as f64
+        Ok(hits as f64 / labels.len().max(1) as f64)
     }
 }
 
@@ -199,5 +204,5 @@ fn evaluate_with(
 /// regression dataset), computed in chunks of `chunk` rows.
 pub fn accuracy(model: &mut Sequential<f32>, data: &Dataset, chunk: usize) -> Result<f64> {
     let Some(labels) = data.labels() else { return Ok(0.0) };
-    Ok(evaluate(model, data, Loss::CrossEntropy, chunk)?.accuracy(labels))
+    evaluate(model, data, Loss::CrossEntropy, chunk)?.accuracy(labels)
 }
