@@ -166,6 +166,30 @@ fn experiment_refuses_options_its_study_does_not_read() {
         said.contains("plain SGD, learning rates 0.1 x initial weight sds 0.01, batches of 60, 4 steps, seed 1"),
         "{said}"
     );
+    // A run into the same folder says the sweep's file is not its own.
+    let out = run_in(
+        dir.path(),
+        &[
+            "experiment",
+            "lr",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+            "--out",
+            "sw",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains("note: sw also holds sweep.csv from an earlier run, not this one's"),
+        "{said}"
+    );
 }
 
 #[test]

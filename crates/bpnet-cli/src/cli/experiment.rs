@@ -183,11 +183,34 @@ pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     for o in &outputs {
         println!("{}: {:.1} s", o.section.title, o.seconds);
     }
+    note_stale(&a.out, &studies);
     if let Some(paper) = outputs.iter().find(|o| o.study == Study::Paper) {
         print_paper_summary(&paper.summary);
     }
     println!("wrote {}", a.out.join("report.html").display());
     Ok(())
+}
+
+/// Names the experiment files in `out` that this run of `studies` did not
+/// write (another study's, or seeds' outputs, from an earlier run into the
+/// same folder): they are kept, but they are not this run's, which its
+/// config.json, results.json and report.html describe.
+fn note_stale(out: &std::path::Path, studies: &[Study]) {
+    let ours: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
+    let mut known: Vec<String> = Study::ALL.iter().chain(&Study::NORM).flat_map(|s| s.files()).collect();
+    known.push(experiment::SWEEP_FILE.into());
+    known.extend(seeds::SEEDS_FILES.iter().map(|f| f.to_string()));
+    let stale: Vec<String> = known
+        .into_iter()
+        .filter(|f| !ours.contains(f) && out.join(f).is_file())
+        .collect();
+    if !stale.is_empty() {
+        println!(
+            "note: {} also holds {} from an earlier run, not this one's (its config.json, results.json and report.html describe this run)",
+            out.display(),
+            stale.join(", ")
+        );
+    }
 }
 
 /// The work of a rank other than 0: the same training, no output.
