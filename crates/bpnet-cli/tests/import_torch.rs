@@ -647,3 +647,129 @@ fn cli_predict_of_an_imported_model_from_parquet() {
     println!("predict x.parquet: max |bpnet - torch| = {d:.2e}");
     assert!(d <= PREDICT_BOUND, "{d:e}");
 }
+
+/// State dicts that imported with exit 0 into another function than
+/// PyTorch's, or whose refusal named the wrong thing (found by an
+/// adversarial pass, 2026-12-07).
+#[test]
+fn state_dicts_that_imported_wrongly_are_imported_right_or_refused() {
+    use safetensors::Dtype::{F32, I64};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let relu = TorchImportOptions {
+        activation: Some(Activation::Relu),
+        ..TorchImportOptions::default()
+    };
+    let err = |path: PathBuf| import_torch(&path, &relu).unwrap_err().to_string();
+    // A Linear with bias=False got the random bias `from_spec` drew (the
+    // note said it was zero).
+    let nobias = write_state(
+        dir,
+        "nobias.safetensors",
+        &[("0.weight", F32, vec![2, 3], f32s(6, 0.1))],
+    );
+    let imported = import_torch(&nobias, &relu).unwrap();
+    let Layer::Dense(d) = &imported.model.layers()[0] else {
+        panic!()
+    };
+    assert_eq!(d.bias.as_ref().unwrap().value.as_slice(), [0.0, 0.0]);
+    // BN modules of different settings: the first one's was taken for all
+    // and the other's weight and bias dropped.
+    type Owned = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
+    let ones: Vec<u8> = (0..4).flat_map(|_| 1.0f32.to_le_bytes()).collect();
+    let bn = |i: usize, affine: bool| {
+        let mut t: Vec<Owned> = vec![
+            (format!("{i}.running_mean"), F32, vec![4], f32s(4, 0.1)),
+            (format!("{i}.running_var"), F32, vec![4], ones.clone()),
+        ];
+        if affine {
+            t.push((format!("{i}.weight"), F32, vec![4], f32s(4, 0.3)));
+            t.push((format!("{i}.bias"), F32, vec![4], f32s(4, 0.2)));
+        }
+        t
+    };
+    let mut mixed: Vec<Owned> = vec![("0.weight".to_string(), F32, vec![4, 3], f32s(12, 0.1))];
+    mixed.extend(bn(1, false));
+    mixed.push(("3.weight".into(), F32, vec![4, 4], f32s(16, 0.1)));
+    mixed.extend(bn(4, true));
+    mixed.push(("6.weight".into(), F32, vec![2, 4], f32s(8, 0.1)));
+    mixed.push(("6.bias".into(), F32, vec![2], f32s(2, 0.1)));
+    fn named(t: &[Owned]) -> Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)> {
+        t.iter()
+            .map(|(n, d, s, b)| (n.as_str(), *d, s.clone(), b.clone()))
+            .collect()
+    }
+    let e = err(write_state(dir, "mixed.safetensors", &named(&mixed)));
+    assert!(
+        e.contains("BatchNorm1d 1 has no weight and bias (affine=False) but BatchNorm1d 4 has a weight and bias"),
+        "{e}"
+    );
+    // Without running statistics a 1-D weight is a BN that normalizes with
+    // batch statistics in eval mode, a LayerNorm or a PReLU: it imported as
+    // a BN that predict and export then refused.
+    let ln = write_state(
+        dir,
+        "ln.safetensors",
+        &[
+            ("0.weight", F32, vec![4, 3], f32s(12, 0.1)),
+            ("0.bias", F32, vec![4], f32s(4, 0.1)),
+            ("1.weight", F32, vec![4], f32s(4, 0.3)),
+            ("1.bias", F32, vec![4], f32s(4, 0.2)),
+            ("3.weight", F32, vec![2, 4], f32s(8, 0.1)),
+        ],
+    );
+    let e = err(ln);
+    assert!(
+        e.contains("`1.weight` is a 1-D weight without running statistics") && e.contains("ln.safetensors"),
+        "{e}"
+    );
+    // A tensor of another shape with as many values (PyTorch's
+    // load_state_dict refuses it).
+    let reshaped = write_state(
+        dir,
+        "reshaped.safetensors",
+        &[
+            ("0.weight", F32, vec![2, 3], f32s(6, 0.1)),
+            ("0.bias", F32, vec![2, 1], f32s(2, 0.1)),
+        ],
+    );
+    assert!(err(reshaped).contains("`0.bias` has shape [2, 1]; bpnet's `layers.0.bias` needs shape [2]"));
+    // A negative running variance named the output file at save time.
+    let mut neg = mixed.clone();
+    neg.retain(|t| !t.0.starts_with("4.weight") && !t.0.starts_with("4.bias"));
+    neg[2].3 = (0..4).flat_map(|_| (-1.5f32).to_le_bytes()).collect();
+    let e = err(write_state(dir, "neg.safetensors", &named(&neg)));
+    assert!(
+        e.contains("neg.safetensors") && e.contains("`1.running_var` holds a negative variance (-1.5)"),
+        "{e}"
+    );
+    // An integer weight of one value read as a batch count.
+    let int = write_state(
+        dir,
+        "int.safetensors",
+        &[("0.weight", I64, vec![1, 1], 3i64.to_le_bytes().to_vec())],
+    );
+    assert!(err(int).contains("`0.weight` has dtype I64"));
+}
+
+/// `--spec` gives every module: `--activation` and `--dropout` (for
+/// inferred modules) beside it were ignored without a word.
+#[test]
+fn cli_import_refuses_inference_options_beside_a_spec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, _) = fixture("mlp_bn_relu");
+    for extra in [["--activation", "tanh"], ["--dropout", "0.3"]] {
+        let torch = path.to_str().unwrap();
+        let args = [
+            &["import", "--torch", torch, "--spec", "linear,bn,relu,linear"][..],
+            &extra,
+            &["--out", "m.safetensors"],
+        ]
+        .concat();
+        let out = bpnet(tmp.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("cannot be used with") && err.contains(extra[0]), "{err}");
+        assert!(!tmp.path().join("m.safetensors").exists());
+    }
+}

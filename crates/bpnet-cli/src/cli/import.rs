@@ -17,11 +17,11 @@ pub struct ImportArgs {
     #[arg(long)]
     spec: Option<String>,
     /// Hidden activation when inferring the modules: relu, sigmoid, tanh, gelu, softplus, leaky_relu[:slope], elu[:alpha], identity.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "spec")]
     activation: Option<String>,
-    /// Rate of inferred dropout modules (affects only further training).
-    #[arg(long, default_value_t = 0.5)]
-    dropout: f64,
+    /// Rate of inferred dropout modules (affects only further training) [default: 0.5].
+    #[arg(long, conflicts_with = "spec")]
+    dropout: Option<f64>,
     /// BatchNorm1d eps (not stored in a state dict).
     #[arg(long, default_value_t = 1e-5)]
     bn_eps: f64,
@@ -58,13 +58,14 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         ..BatchNormConfig::default()
     };
     bn.validate()?;
-    if !(0.0..1.0).contains(&a.dropout) {
-        return Err(Error::config("--dropout", format!("{} is not in [0, 1)", a.dropout)));
+    let dropout = a.dropout.unwrap_or(0.5);
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(Error::config("--dropout", format!("{dropout} is not in [0, 1)")));
     }
     let options = TorchImportOptions {
         modules: a.spec.as_deref().map(parse_modules).transpose()?,
         activation: a.activation.as_deref().map(str::parse::<Activation>).transpose()?,
-        dropout: a.dropout,
+        dropout,
         bn,
     };
     let imported = import_torch(&a.torch, &options)?;

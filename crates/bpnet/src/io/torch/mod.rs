@@ -5,7 +5,8 @@
 //! Names are `{prefix}{index}.{field}`, e.g. `0.weight` or
 //! `layers.1.running_mean`. Index `i` holding a 2-D `weight` is a Linear
 //! layer (weights `[out, in]`, bpnet's layout too); one holding running
-//! statistics (or a 1-D weight and bias) is a BatchNorm1d layer. Indices
+//! statistics is a BatchNorm1d layer (with its weight and bias, or none:
+//! every BN layer alike). Indices
 //! without tensors are activations or dropout: their kinds come from
 //! [`TorchImportOptions::modules`] (the whole module list) or, where the
 //! positions make it unambiguous, from [`TorchImportOptions::activation`].
@@ -123,15 +124,9 @@ fn build(mut sd: StateDict, options: &TorchImportOptions) -> Result<TorchImport>
             }
         }
     }
-    let bn_group = sd
-        .groups
-        .values()
-        .find(|g| g.running_mean.is_some() || g.weight.as_ref().is_some_and(|w| w.shape.len() == 1));
     let mut bn = options.bn.clone();
-    if let Some(g) = bn_group {
-        bn.affine = g.weight.is_some();
-        bn.track_running_stats = g.running_mean.is_some();
-    }
+    bn.track_running_stats = true;
+    bn.affine = bn_affine(&sd, &modules)?.unwrap_or(bn.affine);
     let spec = ModelSpec {
         dims,
         activation: b.activation,
@@ -156,6 +151,42 @@ fn build(mut sd: StateDict, options: &TorchImportOptions) -> Result<TorchImport>
         names,
         notes,
     })
+}
+
+/// Whether the BN modules have a weight and bias (`affine`), the same for
+/// every one (bpnet's layers share one setting; the first one's decided
+/// for all, and another's tensors were dropped silently); `None` without BN.
+fn bn_affine(sd: &StateDict, modules: &[TorchModule]) -> Result<Option<bool>> {
+    let mut first: Option<(usize, bool)> = None;
+    for (i, m) in modules.iter().enumerate() {
+        if *m != TorchModule::BatchNorm {
+            continue;
+        }
+        let g = sd.groups.get(&i).cloned().unwrap_or_default();
+        let affine = g.weight.is_some() || g.bias.is_some();
+        match first {
+            None => first = Some((i, affine)),
+            Some((j, a)) if a != affine => {
+                let has = |x: bool| {
+                    if x {
+                        "a weight and bias"
+                    } else {
+                        "no weight and bias (affine=False)"
+                    }
+                };
+                return Err(Error::config(
+                    "state dict",
+                    format!(
+                        "BatchNorm1d {j} has {} but BatchNorm1d {i} has {}; bpnet's batch-norm layers share one setting",
+                        has(a),
+                        has(affine)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.map(|(_, a)| a))
 }
 
 /// The spec's module kinds must match where the state dict has tensors.
@@ -219,15 +250,15 @@ fn assign_all(
     for (&ti, &li) in torch.iter().zip(&ours) {
         let g = sd.groups.get(&ti).cloned().unwrap_or_default();
         let path = format!("layers.{li}");
-        let mut put = |field: &str, v: &Values, dst: &mut [f32]| -> Result<()> {
-            if v.data.len() != dst.len() {
+        // A tensor must have the shape PyTorch's module gives it (as its
+        // load_state_dict requires), not only as many values.
+        let mut put = |field: &str, v: &Values, dst: &mut [f32], shape: &[usize]| -> Result<()> {
+            if v.data.len() != dst.len() || v.shape != shape {
                 return Err(Error::config(
                     "state dict",
                     format!(
-                        "`{}` has shape {:?}; bpnet's `{path}.{field}` needs {} values",
-                        v.name,
-                        v.shape,
-                        dst.len()
+                        "`{}` has shape {:?}; bpnet's `{path}.{field}` needs shape {shape:?}",
+                        v.name, v.shape
                     ),
                 ));
             }
@@ -241,10 +272,15 @@ fn assign_all(
                     .weight
                     .as_ref()
                     .ok_or_else(|| Error::config("state dict", format!("module {ti} has no weight")))?;
-                put("weight", w, d.weight.value.as_mut_slice())?;
+                let (out, inp) = (d.out_features(), d.in_features());
+                put("weight", w, d.weight.value.as_mut_slice(), &[out, inp])?;
                 match (&mut d.bias, g.bias) {
-                    (Some(b), Some(v)) => put("bias", &v, b.value.as_mut_slice())?,
-                    (Some(_), None) => notes.push(format!("module {ti} has no bias: bpnet's `{path}.bias` is zero")),
+                    (Some(b), Some(v)) => put("bias", &v, b.value.as_mut_slice(), &[out])?,
+                    (Some(b), None) => {
+                        // `from_spec` drew a random bias: a bias-free Linear's is zero.
+                        b.value.as_mut_slice().fill(0.0);
+                        notes.push(format!("module {ti} has no bias: bpnet's `{path}.bias` is zero"))
+                    }
                     (None, v) => carried = v,
                 }
             }
@@ -259,8 +295,9 @@ fn assign_all(
                             ));
                         }
                     };
-                    put("weight", w, gamma.value.as_mut_slice())?;
-                    put("bias", b, beta.value.as_mut_slice())?;
+                    let f = [gamma.value.as_slice().len()];
+                    put("weight", w, gamma.value.as_mut_slice(), &f)?;
+                    put("bias", b, beta.value.as_mut_slice(), &f)?;
                 }
                 if bn.config().track_running_stats {
                     let (m, v) = match (&g.running_mean, &g.running_var) {
@@ -272,8 +309,9 @@ fn assign_all(
                             ));
                         }
                     };
-                    put("running_mean", m, &mut bn.running.mean)?;
-                    put("running_var", v, &mut bn.running.var)?;
+                    let f = [bn.running.mean.len()];
+                    put("running_mean", m, &mut bn.running.mean, &f)?;
+                    put("running_var", v, &mut bn.running.var, &f)?;
                     if let Some(c) = g.num_batches_tracked.as_ref().and_then(|n| n.count) {
                         bn.running.batches = u64::try_from(c).unwrap_or(0);
                         names.push((
@@ -294,26 +332,25 @@ fn assign_all(
 
 /// Folds a Linear bias into the running mean of the BN layer after it.
 fn absorb_bias(bn: &mut crate::layers::BatchNorm<f32>, b: &Values, path: &str, notes: &mut Vec<String>) -> Result<()> {
-    if b.data.len() != bn.features() {
+    if b.shape != [bn.features()] {
         return Err(Error::config(
             "state dict",
-            format!("`{}` does not match the BN after it", b.name),
+            format!(
+                "`{}` has shape {:?}; the BN after it needs [{}]",
+                b.name,
+                b.shape,
+                bn.features()
+            ),
         ));
     }
-    if bn.config().track_running_stats {
-        for (m, v) in bn.running.mean.iter_mut().zip(&b.data) {
-            *m -= v;
-        }
-        notes.push(format!(
-            "`{}`: bpnet has no bias before batch norm; absorbed into `{path}.running_mean` (running_mean - bias), \
-             an identical function",
-            b.name
-        ));
-    } else {
-        notes.push(format!(
-            "`{}` dropped: batch statistics cancel a bias before batch norm",
-            b.name
-        ));
+    // Every imported BN layer keeps running statistics (`Group::kind`).
+    for (m, v) in bn.running.mean.iter_mut().zip(&b.data) {
+        *m -= v;
     }
+    notes.push(format!(
+        "`{}`: bpnet has no bias before batch norm; absorbed into `{path}.running_mean` (running_mean - bias), \
+         an identical function",
+        b.name
+    ));
     Ok(())
 }

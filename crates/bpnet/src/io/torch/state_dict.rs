@@ -31,13 +31,22 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// Linear (a 2-D weight) or BatchNorm1d (running statistics, or a 1-D
-    /// weight and bias), or why neither.
+    /// Linear (a 2-D weight) or BatchNorm1d (running statistics), or why
+    /// neither. A 1-D weight without running statistics is refused: a
+    /// BatchNorm1d with `track_running_stats=False` (it normalizes with each
+    /// batch's statistics in eval mode too, which bpnet's fused inference,
+    /// predict and export do not run), a LayerNorm or a PReLU.
     pub fn kind(&self, index: usize) -> Result<TorchModule, String> {
         let stats = self.running_mean.is_some() || self.running_var.is_some() || self.num_batches_tracked.is_some();
         match &self.weight {
             Some(w) if w.shape.len() == 2 && !stats => Ok(TorchModule::Linear),
-            _ if stats || self.weight.as_ref().is_some_and(|w| w.shape.len() == 1) => Ok(TorchModule::BatchNorm),
+            _ if stats => Ok(TorchModule::BatchNorm),
+            Some(w) if w.shape.len() == 1 => Err(format!(
+                "tensor `{}` is a 1-D weight without running statistics: a BatchNorm1d with \
+                 track_running_stats=False, a LayerNorm or a PReLU; bpnet imports BatchNorm1d with running \
+                 statistics (module {index})",
+                w.name
+            )),
             Some(w) => Err(format!(
                 "tensor `{}` has shape {:?}; bpnet imports Linear (2-D weight) and BatchNorm1d (1-D) modules",
                 w.name, w.shape
@@ -170,7 +179,7 @@ fn values(
                 .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
                 .collect();
         }
-        Dtype::I64 if shape.iter().product::<usize>() == 1 => {
+        Dtype::I64 if name.ends_with(".num_batches_tracked") && shape.iter().product::<usize>() == 1 => {
             let b: [u8; 8] = data
                 .try_into()
                 .map_err(|_| format!("tensor `{name}` holds {} bytes", data.len()))?;
@@ -184,6 +193,11 @@ fn values(
     }
     if let Some((k, x)) = v.data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(format!("tensor `{name}` holds a non-finite value ({x}) at index {k}"));
+    }
+    if name.ends_with(".running_var")
+        && let Some((k, x)) = v.data.iter().enumerate().find(|(_, x)| **x < 0.0)
+    {
+        return Err(format!("tensor `{name}` holds a negative variance ({x}) at index {k}"));
     }
     Ok(v)
 }
