@@ -103,9 +103,9 @@ def test_regression_predictions_identical_in_bpnet_predict(tmp_path, run_cli):
     write_rows(new, X[:30])
     _, rows = _predict_csv(run_cli, model, new)
     assert np.array_equal(np.array([float(r[0]) for r in rows]), est.predict(X[:30]))
-    # 1030 rows: bpnet predict runs them in groups of 1024 and 6 (the last
-    # group through the one-row kernel); Python runs them alike, bit for bit
-    # (in one call the last 6 rows' last digits differed).
+    # 1030 rows: bpnet predict runs them in groups of 1024 and 6 (a group
+    # of fewer than 8 rows is padded to 8); Python runs them alike, bit for
+    # bit (in one call the last 6 rows' last digits once differed).
     many = np.tile(X, (6, 1))[:1030]
     write_rows(new, many)
     _, rows = _predict_csv(run_cli, model, new)

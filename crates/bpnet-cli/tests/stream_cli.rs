@@ -270,9 +270,10 @@ fn streamed_predict_and_eval_print_what_in_memory_ones_print() {
             "--quiet",
         ],
     );
-    // 1030 rows: a last group of 6 rows, which the one-row kernel runs
-    // (its sums in another order than the panel kernel's): the in-memory
-    // predict ran all rows in one call and printed other last digits.
+    // 1030 rows: a last group of 6 rows (which ran through the one-row
+    // kernel, its sums in another order, before small calls were padded to
+    // 8 rows): the in-memory predict ran all rows in one call and printed
+    // other last digits.
     let text_of = std::fs::read_to_string(&diabetes).unwrap();
     let (head, body) = text_of.split_once('\n').unwrap();
     let rows: Vec<&str> = body.lines().cycle().take(1030).collect();

@@ -100,14 +100,17 @@ impl EnsembleNet {
 
     /// The averaged prediction for `x: [rows, in]` as "logits" `[rows, out]`
     /// (see the [module docs](self)), written into `out`.
+    ///
+    /// Each member runs [`InferenceNet::forward_rows_into`]: a row's output
+    /// depends on that row alone, whatever the call holds besides it.
     pub fn forward_into(&self, x: &Matrix<f32>, out: &mut Matrix<f32>) -> Result<()> {
         if self.nets.len() == 1 {
-            return self.nets[0].forward_into(x, out);
+            return self.nets[0].forward_rows_into(x, out);
         }
         let mut sum = Matrix::zeros(x.rows(), self.out_features());
         let mut member = Matrix::zeros(0, 0);
         for net in &self.nets {
-            net.forward_into(x, &mut member)?;
+            net.forward_rows_into(x, &mut member)?;
             accumulate(&mut sum, &member, self.combine);
         }
         let k = self.nets.len() as f32;
@@ -134,10 +137,8 @@ impl EnsembleNet {
     }
 
     /// [`EnsembleNet::forward`] over `x` in calls of `group` rows (the last
-    /// one shorter), as `bpnet eval` and `bpnet predict` run files: a row's
-    /// output depends on that row alone in calls of 8 rows or more, but a
-    /// call of 1-7 rows takes the one-row kernel, whose sums run in another
-    /// order, so only the same grouping gives the same bits for every row.
+    /// one shorter), as `bpnet eval` and `bpnet predict` run files, so that
+    /// the buffers of a call stay small; the outputs are those of one call.
     pub fn forward_in_groups(&self, x: &Matrix<f32>, group: usize) -> Result<Matrix<f32>> {
         let group = group.max(1);
         if x.rows() <= group {

@@ -201,7 +201,7 @@ pub fn evaluate_fused_split(
     comm: &dyn Comm,
 ) -> Result<Evaluation> {
     evaluate_split_with(data, loss, chunk, net.out_features(), comm, &mut |x, out| {
-        net.forward_into(x, out)
+        net.forward_rows_into(x, out)
     })
 }
 

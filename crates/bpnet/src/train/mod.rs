@@ -154,7 +154,7 @@ pub fn evaluate(model: &mut Sequential<f32>, data: &Dataset, loss: Loss, chunk: 
 /// to rounding (`tests/infer.rs` bounds the difference), faster.
 pub fn evaluate_fused(net: &InferenceNet<f32>, data: &Dataset, loss: Loss, chunk: usize) -> Result<Evaluation> {
     evaluate_with(data, loss, chunk, net.out_features(), &mut |x, out| {
-        net.forward_into(x, out)
+        net.forward_rows_into(x, out)
     })
 }
 
