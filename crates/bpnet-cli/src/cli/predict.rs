@@ -172,21 +172,35 @@ pub fn class_text_columns(names: &[String]) -> Vec<bool> {
     std::iter::once(text).chain(names.iter().map(|_| false)).collect()
 }
 
+/// The headers of any bpnet model's predictions that cannot be data: a
+/// classifier's (`prediction,p_<class>...`) and a model without
+/// preprocessing's (`output_0,...`).
+const ANY_PREDICTIONS: [&str; 4] = ["prediction", "prediction,", "output_0", "output_0,"];
+
 /// Predictions as an output kind: an existing file holds them when its
-/// header is the one this model writes (`prediction,...` for classes; the
-/// target columns for regression, as a CSV line or as Parquet column names).
+/// header is a classifier's or an imported model's predictions
+/// ([`ANY_PREDICTIONS`], whichever model wrote them), or the one this
+/// regression model writes (its target columns, as a CSV line or as
+/// Parquet column names; another regression model's target names cannot be
+/// told from a data file's header).
 pub fn predictions_kind(pipeline: &Pipeline) -> Kind {
     match pipeline {
-        Pipeline::Features { outputs, .. } => {
-            let line = output_header(*outputs);
-            Kind::csv("predictions", &[line.trim_end_matches('\n')])
-        }
         Pipeline::Table { preprocessor, .. } if preprocessor.class_names().is_none() => {
             let columns = preprocessor.target_columns();
             let line = value_header(columns);
-            Kind::csv("predictions", &[line.trim_end_matches('\n'), &columns.join(",")])
+            let line = line.trim_end_matches('\n');
+            let joined = columns.join(",");
+            let mut headers: Vec<&str> = ANY_PREDICTIONS.to_vec();
+            headers.extend([line, joined.as_str()]);
+            Kind::csv(
+                &format!("predictions (this model's header '{line}', or prediction,... or output_0,...)"),
+                &headers,
+            )
         }
-        _ => Kind::csv("predictions", &["prediction", "prediction,"]),
+        _ => Kind::csv(
+            "predictions (a header of prediction,... or output_0,...)",
+            &ANY_PREDICTIONS,
+        ),
     }
 }
 

@@ -36,6 +36,61 @@ fn replacing_another_kind_of_file_needs_overwrite() {
         &["holds a CSV", "not predictions"],
     );
     refused(d, &with(predict.to_vec(), &["x.safetensors"]), &["holds a bpnet model"]);
+    // A classifier's predictions are predictions to any model: a regression
+    // model's over them (it said "not predictions"); a regression model's
+    // header is its target names, which only that model (or one of the
+    // same targets) can tell from a data file's.
+    let regress = [&[
+        "train",
+        "--data",
+        "wine.csv",
+        "--target",
+        "proline",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        "r.safetensors",
+    ][..]]
+    .concat();
+    ok(d, &regress);
+    let predict_r = [
+        "predict",
+        "--model",
+        "r.safetensors",
+        "--data",
+        "wine.csv",
+        "--output",
+        "p.csv",
+    ];
+    ok(d, &predict_r);
+    assert!(
+        std::fs::read_to_string(d.join("p.csv"))
+            .unwrap()
+            .starts_with("proline\n")
+    );
+    ok(d, &predict_r);
+    refused(
+        d,
+        &with(predict.to_vec(), &["p.csv"]),
+        &["starting 'proline', not predictions"],
+    );
+    // A header of other target names cannot be told from data: refused,
+    // saying what the model takes for predictions.
+    std::fs::write(d.join("other.csv"), "t1,t2\n1,2\n").unwrap();
+    refused(
+        d,
+        &[
+            "predict",
+            "--model",
+            "r.safetensors",
+            "--data",
+            "wine.csv",
+            "--output",
+            "other.csv",
+        ],
+        &["not predictions (this model's header 'proline', or prediction,... or output_0,...)"],
+    );
     ok(d, &with(predict.to_vec(), &["scratch.csv", "--overwrite"]));
     let p = std::fs::read_to_string(d.join("scratch.csv")).unwrap();
     assert!(p.starts_with("prediction,p_class_0") && p.lines().count() == 179, "{p}");
