@@ -432,6 +432,19 @@ fn every_bad_input_fails_cleanly() {
             vec!["predict", "--model", "iris.safetensors", "--data", "idx_good"],
             "was trained on a table",
         ),
+        // CSV text was written under the Arrow name.
+        (
+            vec![
+                "predict",
+                "--model",
+                "iris.safetensors",
+                "--data",
+                i,
+                "--output",
+                "p.arrow",
+            ],
+            "p.arrow: predictions are written as CSV, or as Parquet",
+        ),
     ];
     let mut failures = Vec::new();
     for (args, want) in &cases {

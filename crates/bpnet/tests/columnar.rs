@@ -771,3 +771,36 @@ fn asking_only_for_absent_columns_reads_no_column() {
     }
     bpnet::set_threads(1);
 }
+
+/// A Parquet or Arrow file of a schema and no rows is refused, whole and
+/// in chunks, as a CSV of a header alone is: `eval` reported an MSE of 0
+/// over 0 rows (exit 0) and `predict` wrote a header.
+#[test]
+fn a_file_of_no_rows_is_refused_as_a_header_only_csv_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float64, false),
+        Field::new("label", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(Vec::<f64>::new())),
+        Arc::new(StringArray::from(Vec::<&str>::new())),
+    ];
+    let empty = RecordBatch::try_new(schema, columns).unwrap();
+    let (pq, ipc) = (dir.path().join("e.parquet"), dir.path().join("e.arrow"));
+    write_parquet(&pq, &[empty.clone()], 1024);
+    write_ipc(&ipc, &[empty]);
+    for path in [&pq, &ipc] {
+        let whole = read_data(path, &CsvOptions::default(), None).unwrap_err().to_string();
+        let chunked = bpnet::data::table::ChunkReader::open(path, &CsvOptions::default(), 1 << 16)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for e in [whole, chunked] {
+            assert!(
+                e.contains(&*path.display().to_string()) && e.contains("a schema (x, label) and no data rows"),
+                "{e}"
+            );
+        }
+    }
+}

@@ -47,6 +47,20 @@ pub fn stream_mode(stream: bool, no_stream: bool) -> &'static str {
 
 /// Runs `bpnet predict`.
 pub fn run(a: &PredictArgs) -> Result<()> {
+    if let Some(p) = a
+        .output
+        .as_deref()
+        .filter(|p| bpnet::data::Format::of(p) == bpnet::data::Format::Ipc)
+    {
+        // It wrote CSV text under the Arrow name, which nothing read back.
+        return Err(bpnet::Error::config(
+            "--output",
+            format!(
+                "{}: predictions are written as CSV, or as Parquet for .parquet and .pq; not as Arrow IPC",
+                p.display()
+            ),
+        ));
+    }
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::of_model(&file, &a.model)?;
     pipeline.check_data(&a.data, &a.model)?;

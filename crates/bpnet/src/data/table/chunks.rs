@@ -201,6 +201,9 @@ impl ParquetChunks {
         if columns.is_empty() {
             return Err(super::columnar::format_error(path, "the file has no columns".into()));
         }
+        if groups.iter().all(|&n| n == 0) {
+            return Err(super::columnar::format_error(path, super::no_rows(&columns)));
+        }
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
         Ok(ParquetChunks {
             path: path.to_path_buf(),

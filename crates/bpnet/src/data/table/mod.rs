@@ -102,12 +102,27 @@ pub fn read_data(path: &Path, opts: &CsvOptions, columns: Option<&[String]>) -> 
 /// Parquet or Arrow schema may have no fields, and nothing can be trained
 /// on, evaluated or predicted from such a file. (Read for some columns, a
 /// table without them is kept: preprocessing names the missing column.)
+/// A table of no rows is refused too, as a CSV of a header alone is (an
+/// `eval` of one reported an MSE of 0 over 0 rows, exit 0).
 #[cfg(feature = "columnar")]
 fn some_column(table: Table, columns: Option<&[String]>) -> crate::Result<Table> {
-    match columns.is_none() && table.n_cols() == 0 {
-        true => Err(table.error("the file has no columns".to_string())),
+    if columns.is_none() && table.n_cols() == 0 {
+        return Err(table.error("the file has no columns".to_string()));
+    }
+    // (A table read for absent columns alone has none and no rows:
+    // preprocessing names the missing column.)
+    match table.n_cols() > 0 && table.is_empty() {
+        true => Err(table.error(no_rows(&table.columns))),
         false => Ok(table),
     }
+}
+
+/// Why a Parquet or Arrow file of `columns` and no rows is refused.
+#[cfg(feature = "columnar")]
+pub(crate) fn no_rows(columns: &[String]) -> String {
+    let shown: Vec<&str> = columns.iter().take(8).map(String::as_str).collect();
+    let more = if columns.len() > 8 { ", ..." } else { "" };
+    format!("a schema ({}{more}) and no data rows", shown.join(", "))
 }
 
 /// Rows after the first record from which column types and shifts are
