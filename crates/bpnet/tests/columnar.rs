@@ -788,7 +788,7 @@ fn a_file_of_no_rows_is_refused_as_a_header_only_csv_is() {
     ];
     let empty = RecordBatch::try_new(schema, columns).unwrap();
     let (pq, ipc) = (dir.path().join("e.parquet"), dir.path().join("e.arrow"));
-    write_parquet(&pq, &[empty.clone()], 1024);
+    write_parquet(&pq, std::slice::from_ref(&empty), 1024);
     write_ipc(&ipc, &[empty]);
     for path in [&pq, &ipc] {
         let whole = read_data(path, &CsvOptions::default(), None).unwrap_err().to_string();
