@@ -131,7 +131,7 @@ impl Scaling {
         let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let n = values.len().max(1) as f64;
         let mean = values.iter().sum::<f64>() / n;
-        match self {
+        let (center, scale) = match self {
             Scaling::None => (0.0, 1.0),
             _ if lo == hi => (lo, 1.0),
             Scaling::ZScore => (
@@ -139,7 +139,19 @@ impl Scaling {
                 (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt(),
             ),
             Scaling::MinMax => ((hi + lo) / 2.0, (hi - lo) / 2.0),
-        }
+        };
+        (center, usable_scale(scale))
+    }
+}
+
+/// `scale`, or 1 where it is not a positive normal number: values that
+/// differ by less than the squares f64 holds (1e-200 and 2e-200) gave a
+/// standard deviation of 0 or a subnormal one, dividing to infinities, and
+/// a model file that loading refuses (`Preprocessor::check_consistent`).
+pub(crate) fn usable_scale(scale: f64) -> f64 {
+    match scale.is_normal() && scale > 0.0 {
+        true => scale,
+        false => 1.0,
     }
 }
 
@@ -367,6 +379,16 @@ pub(crate) fn locate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values whose differences square below f64's range gave a scale of 0
+    /// (z-score), so infinite features and a model file loading refuses.
+    #[test]
+    fn a_scale_that_is_not_a_positive_normal_number_is_one() {
+        assert_eq!(Scaling::ZScore.fit(&[1e-200, 2e-200]).1, 1.0);
+        assert_eq!(Scaling::MinMax.fit(&[0.0, 1e-320]).1, 1.0);
+        assert_eq!(Scaling::ZScore.fit(&[1.0, 3.0]).1, 1.0);
+        assert_eq!(Scaling::MinMax.fit(&[1.0, 5.0]), (3.0, 2.0));
+    }
 
     /// The one-pass distinct values are those of the sorted, deduplicated
     /// copy (missing cells, -0 and 0, runs and scattered repeats), and the

@@ -80,12 +80,13 @@ impl Moments {
     /// `(center, scale)` as [`Scaling::fit`] gives them on the same values.
     pub(super) fn fit(&self, scaling: Scaling) -> (f64, f64) {
         let n = self.n.max(1) as f64;
-        match scaling {
+        let (center, scale) = match scaling {
             Scaling::None => (0.0, 1.0),
             _ if self.lo == self.hi => (self.lo, 1.0),
             Scaling::ZScore => (self.sum / n, (self.m2 / n).max(0.0).sqrt()),
             Scaling::MinMax => ((self.hi + self.lo) / 2.0, (self.hi - self.lo) / 2.0),
-        }
+        };
+        (center, super::columns::usable_scale(scale))
     }
 
     fn mean(&self) -> f64 {
