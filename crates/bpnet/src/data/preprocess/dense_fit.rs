@@ -282,6 +282,7 @@ impl Block<'_> {
                     Scaling::ZScore => (stats.mean(i), (ssd[i] / stats.n[i] as f64).sqrt()),
                     Scaling::MinMax => ((hi + lo) / 2.0, (hi - lo) / 2.0),
                 };
+                let scale = super::columns::usable_scale(scale);
                 let fill = spec.impute.map(|_| stats.mean(i));
                 Ok(self.feature(c, center, scale, fill, stats.missing[i], notes))
             })

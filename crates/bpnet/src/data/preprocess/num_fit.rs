@@ -43,12 +43,13 @@ impl NumStats {
     /// values.
     pub(crate) fn scaling(&self, s: Scaling) -> (f64, f64) {
         let n = self.present.max(1) as f64;
-        match s {
+        let (center, scale) = match s {
             Scaling::None => (0.0, 1.0),
             _ if self.lo == self.hi => (self.lo, 1.0),
             Scaling::ZScore => (self.mean(), (self.ssd / n).sqrt()),
             Scaling::MinMax => ((self.hi + self.lo) / 2.0, (self.hi - self.lo) / 2.0),
-        }
+        };
+        (center, super::columns::usable_scale(scale))
     }
 }
 
