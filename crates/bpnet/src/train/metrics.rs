@@ -115,8 +115,17 @@ impl RegressionMetrics {
             ae += (t - p).abs();
         }
         let outputs = (0..k).map(|j| {
-            let mean = (0..n).map(|i| truth.get(i, j)).sum::<f64>() / n.max(1) as f64;
-            let ss_tot: f64 = (0..n).map(|i| (truth.get(i, j) - mean).powi(2)).sum();
+            let col = || (0..n).map(|i| truth.get(i, j));
+            let first = truth.as_slice().get(j).copied().unwrap_or(0.0);
+            if col().all(|t| t == first) {
+                // Constant: no R² (the sum's rounding made SS_tot about
+                // 1e-28, and R² about -1e31, over 20,000 equal values).
+                return (n as f64, first, 0.0, 0.0);
+            }
+            let rough = col().sum::<f64>() / n.max(1) as f64;
+            // One correction pass: the mean to the last bits, whatever n.
+            let mean = rough + col().map(|t| t - rough).sum::<f64>() / n.max(1) as f64;
+            let ss_tot: f64 = col().map(|t| (t - mean).powi(2)).sum();
             let ss_res: f64 = (0..n).map(|i| (truth.get(i, j) - predicted.get(i, j)).powi(2)).sum();
             (n as f64, mean, ss_tot, ss_res)
         });
@@ -235,6 +244,13 @@ mod tests {
         let mut sums = RegressionSums::default();
         sums.push(&t, &p);
         assert_eq!(sums.finish().r2, 0.0);
+        // Exactly equal values of any count: the mean of 20,011 copies of
+        // one value is off by some ulps, which gave SS_tot > 0.
+        for v in [100.0, 123.456_789_012_345, 1e7 + 0.1] {
+            let t = Matrix::from_vec(20_011, 1, vec![v; 20_011]).unwrap();
+            let p = Matrix::from_vec(20_011, 1, vec![v + 1.0; 20_011]).unwrap();
+            assert_eq!(RegressionMetrics::new(&t, &p).r2, 0.0, "{v}");
+        }
         // Beside a varying output it is skipped, not averaged in.
         let two: Vec<f64> = truth.iter().enumerate().flat_map(|(i, &c)| [c, i as f64]).collect();
         let pred: Vec<f64> = (0..12).flat_map(|i| [99.0, i as f64]).collect();
