@@ -138,7 +138,9 @@ impl EnsembleNet {
 
     /// [`EnsembleNet::forward`] over `x` in calls of `group` rows (the last
     /// one shorter), as `bpnet eval` and `bpnet predict` run files, so that
-    /// the buffers of a call stay small; the outputs are those of one call.
+    /// the buffers of a call stay small (with the feature-major kernel the
+    /// outputs are those of one call; see
+    /// [`InferenceNet::forward_rows_into`]).
     pub fn forward_in_groups(&self, x: &Matrix<f32>, group: usize) -> Result<Matrix<f32>> {
         let group = group.max(1);
         if x.rows() <= group {

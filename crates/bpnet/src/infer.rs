@@ -313,12 +313,14 @@ impl<T: Scalar> InferenceNet<T> {
 
     /// [`InferenceNet::forward_into`], but a call of 1 to [`APART_ROWS`]` - 1`
     /// rows runs padded to [`APART_ROWS`] rows (its last row repeated): every
-    /// row goes through the batch kernels, so **a row's output depends on
-    /// that row alone**, as in a batch, where the one-row kernel's sums run
-    /// in another order (a file of 1-7 rows, or the last 1-7 rows of a file
-    /// run in groups, printed other last digits). What `bpnet predict`,
-    /// `eval` and the Python package run; it costs a small call the time of
-    /// 8 rows and an allocation.
+    /// row goes through the batch kernels, where the one-row kernel's sums
+    /// run in another order (a file of 1-7 rows, or the last 1-7 rows of a
+    /// file run in groups, printed other last digits). With the
+    /// feature-major kernel (f32 on AVX-512, no layer normalization) **a
+    /// row's output then depends on that row alone**; elsewhere the GEMM
+    /// library's blocking follows the call's shape, and equality holds up
+    /// to rounding. What `bpnet predict`, `eval` and the Python package
+    /// run; it costs a small call the time of 8 rows and an allocation.
     pub fn forward_rows_into(&self, x: &Matrix<T>, out: &mut Matrix<T>) -> Result<()> {
         let rows = x.rows();
         if !(1..APART_ROWS).contains(&rows) {
