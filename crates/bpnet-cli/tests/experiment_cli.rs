@@ -128,7 +128,7 @@ fn experiment_refuses_options_its_study_does_not_read() {
         ),
         (
             &["bn-mnist", "--seed", "18446744073709551615", "--seeds", "2"],
-            "invalid seed: too large",
+            "invalid --seed: 18446744073709551615: the seeds 18446744073709551615..18446744073709551615+1 do not fit",
         ),
     ];
     for (args, want) in cases {
@@ -138,6 +138,28 @@ fn experiment_refuses_options_its_study_does_not_read() {
         assert!(err.trim().lines().count() == 1 && err.contains(want), "{args:?}: {err}");
         assert!(!dir.path().join("x").exists(), "{args:?}");
     }
+    // One run at the last seed is no overflow (it was refused, counting
+    // the normalization studies' 3 seeds).
+    let out = run_in(
+        dir.path(),
+        &[
+            "experiment",
+            "lr",
+            "--seed",
+            "18446744073709551615",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+            "--out",
+            "last",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // What a study reads is accepted: the sweep's grid and its steps.
     let out = run_in(
         dir.path(),

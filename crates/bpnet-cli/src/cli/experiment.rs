@@ -152,6 +152,22 @@ pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         }
     };
     let studies = studies(&a.which)?;
+    // The seeds run: seed..seed+N-1, N the whole runs of the paper studies
+    // or each normalization arm's seeds (it panicked past 2^64).
+    let norm = !studies.is_empty() && studies.iter().all(|s| Study::NORM.contains(s));
+    let last = if norm { cfg.seeds } else { whole_runs(a, &studies) };
+    if cfg.seed.checked_add(last.max(1) as u64 - 1).is_none() {
+        return Err(Error::config(
+            "--seed",
+            format!(
+                "{}: the seeds {}..{}+{} do not fit in 64 bits",
+                cfg.seed,
+                cfg.seed,
+                cfg.seed,
+                last - 1
+            ),
+        ));
+    }
     if comm.size() > 1 && studies.contains(&Study::BatchSize) {
         return Err(Error::Comm(
             "the batch-size study trains Batch Renormalization and Ghost BN, which run in one process only; start it without mpirun".into(),

@@ -153,11 +153,6 @@ impl ExperimentConfig {
             ),
             (self.seeds >= 1, "seeds", "must be at least 1"),
             (
-                self.seed.checked_add(self.seeds.max(1) as u64 - 1).is_some(),
-                "seed",
-                "too large: the seeds seed..seed+N-1 must fit in 64 bits",
-            ),
-            (
                 !self.batch_sizes.is_empty() && self.batch_sizes.iter().all(|&b| b >= 2),
                 "batch sizes",
                 "must be at least 2 (batch normalization)",

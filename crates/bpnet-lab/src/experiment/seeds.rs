@@ -48,7 +48,7 @@ pub fn run_seeds(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<Spread>> {
     let mut runs: Vec<Vec<StudyOutput>> = Vec::new();
-    let seed_list: Vec<u64> = (0..seeds as u64).map(|k| cfg.seed + k).collect();
+    let seed_list: Vec<u64> = (0..seeds as u64).map(|k| cfg.seed.wrapping_add(k)).collect();
     for &seed in &seed_list {
         log(&format!("=== seed {seed}"));
         let c = ExperimentConfig { seed, ..cfg.clone() };

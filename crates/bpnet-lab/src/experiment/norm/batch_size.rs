@@ -59,7 +59,7 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         let steps = (data.train.len() * cfg.norm_epochs).div_ceil(batch);
         for (a, (name, _, kind)) in arms(cfg, steps).into_iter().enumerate() {
             for s in 0..cfg.seeds as u64 {
-                let seed = cfg.seed + s;
+                let seed = cfg.seed.wrapping_add(s);
                 let model = Sequential::<f32>::from_spec(&spec(cfg, kind), seed)?;
                 let r = train(model, cfg.lr, batch, steps, seed, data, 1)?;
                 let gap = train_eval_gap(&r.model, &data.test, batch)?;

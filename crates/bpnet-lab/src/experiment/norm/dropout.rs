@@ -85,7 +85,7 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
     for (name, w, _) in arms() {
         let mut per_seed = Vec::new();
         for s in 0..cfg.seeds as u64 {
-            let seed = cfg.seed + s;
+            let seed = cfg.seed.wrapping_add(s);
             let r = train(network(cfg, w, seed)?, cfg.lr, cfg.batch_size, cfg.steps, seed, data, 1)?;
             let gap = train_eval_gap(&r.model, &data.test, cfg.batch_size)?;
             let shift = variance_shift(&r.model, data)?;

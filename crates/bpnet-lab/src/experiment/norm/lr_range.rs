@@ -30,7 +30,7 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         for &lr in &cfg.lr_range {
             let (mut accs, mut diverged) = (Vec::new(), 0);
             for s in 0..cfg.seeds as u64 {
-                let seed = cfg.seed + s;
+                let seed = cfg.seed.wrapping_add(s);
                 let model = Sequential::<f32>::from_spec(&cfg.paper_spec(bn), seed)?;
                 let r = train(model, lr, cfg.batch_size, cfg.steps, seed, data, 1)?;
                 let acc = r.final_accuracy();

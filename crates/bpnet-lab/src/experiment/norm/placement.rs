@@ -34,7 +34,7 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
         for (name, placement, _) in placements() {
             let mut per_seed = Vec::new();
             for s in 0..cfg.seeds as u64 {
-                let seed = cfg.seed + s;
+                let seed = cfg.seed.wrapping_add(s);
                 let mut spec = cfg.paper_spec(placement != BnPlacement::None);
                 spec.activation = act;
                 spec.batch_norm = placement;
