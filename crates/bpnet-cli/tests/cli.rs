@@ -546,3 +546,83 @@ fn a_build_without_mpi_refuses_to_run_as_one_of_several_ranks() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// `train`'s config file and side outputs (found by an adversarial pass,
+/// 2026-12-07): `--json` is the last line with `--diagnostics` and `--plot`
+/// too; `--config` with `--resume` is refused (the file was ignored);
+/// `--batch-norm` wins over `norm = "none"` in the file; a file's
+/// `batch_size` above the training rows says so (it trained one batch
+/// without a word; the flag is refused).
+#[test]
+fn train_config_file_and_side_outputs_keep_their_promises() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = format!("{}/../../data/iris.csv", env!("CARGO_MANIFEST_DIR"));
+    let base = [
+        "train",
+        "--data",
+        &iris,
+        "--epochs",
+        "2",
+        "--hidden",
+        "6",
+        "--ensemble",
+        "1",
+    ];
+    let with = |more: &[&'static str]| -> Vec<String> { base.iter().chain(more).map(|s| s.to_string()).collect() };
+    let ok = |d: &Path, args: &[String]| ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_in = |d: &Path, args: &[String]| run_in(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = ok(
+        d,
+        &with(&["--out", "d.safetensors", "--diagnostics", "--plot", "--json"]),
+    );
+    let last = out.trim_end().lines().last().unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(last).is_ok(),
+        "last line: {last}"
+    );
+    assert!(out.contains("plots: d.plots/"), "{out}");
+    // --config beside --resume.
+    ok(
+        d,
+        &with(&["--out", "r.safetensors", "--checkpoint-every", "1", "--quiet"]),
+    );
+    std::fs::write(d.join("e4.toml"), "epochs = 4\n").unwrap();
+    let resume = [
+        "train",
+        "--resume",
+        "r.ckpt.safetensors",
+        "--config",
+        "e4.toml",
+        "--out",
+        "r2.safetensors",
+    ];
+    let r = run_in(d, &resume.map(String::from));
+    let err = text(&r.stderr);
+    assert!(
+        r.status.code() == Some(1) && err.contains("invalid --config: cannot be combined with --resume"),
+        "{err}"
+    );
+    assert!(!d.join("r2.safetensors").exists());
+    // --batch-norm over norm = "none".
+    std::fs::write(d.join("nn.toml"), "norm = \"none\"\n").unwrap();
+    let out = ok(
+        d,
+        &with(&["--config", "nn.toml", "--batch-norm", "--out", "n.safetensors"]),
+    );
+    assert!(out.contains("BatchNorm(6"), "{out}");
+    // A file's batch size larger than the rows.
+    std::fs::write(d.join("bs.toml"), "batch_size = 500\n").unwrap();
+    let out = ok(d, &with(&["--config", "bs.toml", "--out", "b.safetensors"]));
+    assert!(
+        out.contains(
+            "note: batch_size = 500 in bs.toml is larger than the 135 training rows: one batch of 135 per epoch"
+        ),
+        "{out}"
+    );
+    let r = run_in(
+        d,
+        &with(&["--batch-size", "500", "--out", "b.safetensors", "--overwrite"]),
+    );
+    assert!(text(&r.stderr).contains("invalid --batch-size: 500 is larger than the 135 training rows"));
+}

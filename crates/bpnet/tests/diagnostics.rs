@@ -71,7 +71,7 @@ fn one_step(model: Sequential<f32>, x: Vec<f32>, rows: usize) -> (Trainer<f32>, 
     let y = Matrix::zeros(rows, 1);
     t.compute_gradients(&x, Target::Values(&y)).unwrap();
     let mut d = Diagnostics::new();
-    d.step(&t.model);
+    d.step(&t.model, false);
     d.end_epoch(&record(1), &t.model).unwrap();
     (t, d)
 }
@@ -267,4 +267,48 @@ fn a_finite_gradient_norm_above_100_warns_of_exploding_gradients() {
     assert!(w.message.contains("Lower the learning rate"), "{}", w.message);
     assert!(exploding(100.5).is_some());
     assert!(exploding(100.0).is_none() && exploding(99.0).is_none());
+}
+
+/// Batches skipped for a non-finite loss or gradient (`OnNan::SkipBatch`)
+/// had their gradients zeroed before the step was observed: they counted
+/// as norms of 0, and a run that diverged read "no exploding gradients".
+/// They count as infinite norms, which the exploding-gradient rule names.
+#[test]
+fn skipped_batches_count_as_non_finite_gradient_norms() {
+    let data = mnist_head(240);
+    let mut spec = ModelSpec::paper_mnist(false, 0.1);
+    spec.dims = vec![784, 32, 10];
+    spec.activation = Activation::Relu;
+    let model = Sequential::<f32>::from_spec(&spec, 3).unwrap();
+    let mut trainer = Trainer::new(
+        model,
+        Optimizer::new(OptimizerConfig::sgd(1e30)).unwrap(),
+        Loss::CrossEntropy,
+    );
+    let cfg = FitConfig {
+        epochs: 1,
+        steps: None,
+        batch_size: Some(60),
+        schedule: Schedule::Constant,
+        monitor: Monitor::ValLoss,
+        early_stopping: None,
+        seed: 5,
+        on_nan: OnNan::SkipBatch,
+        checkpoint_epochs: 0,
+        checkpoint_steps: 0,
+    };
+    let mut d = Diagnostics::new();
+    let mut skipped = 0;
+    fit(&mut trainer, &data, None, &cfg, &mut |e| {
+        if let bpnet::train::Event::Step { skipped: true, .. } = e {
+            skipped += 1;
+        }
+        d.observe(&e)
+    })
+    .unwrap();
+    assert!(skipped > 0, "no batch was skipped: the test needs one");
+    let norms = &d.records()[0].grad_norms;
+    assert!(norms.iter().all(|g| !g.norm.is_finite()), "{norms:?}");
+    let kinds: Vec<WarningKind> = d.warnings().iter().map(|w| w.kind).collect();
+    assert!(kinds.contains(&WarningKind::ExplodingGradients), "{kinds:?}");
 }

@@ -38,6 +38,30 @@ impl TomlConfig for TrainConfig {
     }
 }
 
+/// Whether the configuration file at `path` (if any) sets `key` itself
+/// (not left to the default).
+pub fn file_sets(path: Option<&Path>, key: &str) -> bool {
+    let Some(path) = path else { return false };
+    read_capped(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key(key))
+}
+
+/// A note on a batch size from the configuration file larger than the
+/// `rows` training rows: as the flag's it is too large, but a printed
+/// configuration (`--print-config` writes the default 128) must run on a
+/// small table too, so the file's value takes every row, as the default
+/// does, and says so (it trained one batch without a word).
+pub fn batch_note(file: Option<&Path>, flag: Option<usize>, batch: usize, rows: usize) -> Option<String> {
+    (flag.is_none() && batch > rows && file_sets(file, "batch_size")).then(|| {
+        format!(
+            "note: batch_size = {batch} in {} is larger than the {rows} training rows: one batch of {rows} per epoch",
+            file.map_or(String::new(), |p| p.display().to_string())
+        )
+    })
+}
+
 /// Overwrites `cfg.field` with each command-line value that was given.
 #[macro_export]
 macro_rules! overlay {

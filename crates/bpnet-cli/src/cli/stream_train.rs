@@ -241,6 +241,9 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
             format!("{b} is larger than the {} training rows", s.rows),
         ));
     }
+    if let Some(note) = super::config::batch_note(a.config_given(), a.batch_size_given(), cfg.batch_size, s.rows) {
+        say(&note);
+    }
     say(&format!("model:\n{}", trainer.model.summary()));
     say(&format!(
         "training on {} rows ({} validation, {} test)",
@@ -258,8 +261,15 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
         Ok(t) => (t, None),
         Err(e) => (None, Some(e)),
     };
-    finish(a, cfg, &s.data, &spec, &[trainer.model], (&history, test), None)?;
-    extras.finish(&out, quiet)?;
+    finish(
+        a,
+        cfg,
+        &s.data,
+        &spec,
+        &[trainer.model],
+        (&history, test),
+        (None, &extras),
+    )?;
     match failed {
         Some(e) => Err(unscored(e, &out)),
         None => Ok(()),

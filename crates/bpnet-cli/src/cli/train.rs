@@ -240,6 +240,13 @@ impl TrainArgs {
 /// The resolved configuration: defaults, then the config file, then flags.
 pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
     let mut cfg = match (&a.resume, &a.config) {
+        // The checkpoint holds its configuration (the file was ignored).
+        (Some(_), Some(_)) => {
+            return Err(Error::config(
+                "--config",
+                "cannot be combined with --resume: the checkpoint holds its configuration; give what may change (such as --epochs) as flags",
+            ));
+        }
         (Some(ckpt), _) => config_of_checkpoint(ckpt)?,
         (None, Some(p)) => TrainConfig::from_file(p)?,
         (None, None) => TrainConfig::default(),
@@ -321,6 +328,11 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
         // `--norm KIND` asks for a normalization layer even where the config
         // file said batch_norm = false.
         cfg.batch_norm = true;
+    }
+    if a.batch_norm == Some(true) && a.norm.is_none() && cfg.norm.trim() == "none" {
+        // `--batch-norm` asks for batch normalization even where the
+        // config file said norm = "none" (it trained without one).
+        cfg.norm = "batch".into();
     }
     Ok(cfg)
 }
@@ -481,6 +493,10 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             format!("{b} is larger than the {} training rows", data.train.len()),
         ));
     }
+    let rows = data.train.len();
+    if let Some(note) = super::config::batch_note(a.config.as_deref(), a.batch_size, cfg.batch_size, rows) {
+        say(&note);
+    }
     say(&format!("model:\n{}", trainer.model.summary()));
     say(&format!(
         "training on {} rows ({} validation, {} test)",
@@ -549,8 +565,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         (members, None) => members,
         (members, Some(e)) => return Err(after_member_failed(e, members, &cfg, &data, &spec)),
     };
-    finish(a, &cfg, &data, &spec, &members, (&history, test), cv)?;
-    extras.finish(&out, a.quiet)
+    finish(a, &cfg, &data, &spec, &members, (&history, test), (cv, &extras))
 }
 
 impl TrainArgs {
@@ -568,6 +583,11 @@ impl TrainArgs {
     pub(super) fn batch_size_given(&self) -> Option<usize> {
         self.batch_size
     }
+
+    /// `--config`, when given.
+    pub(super) fn config_given(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
 }
 
 /// After training: test metrics, history files, the model file, the summary.
@@ -578,7 +598,7 @@ pub(super) fn finish(
     spec: &ModelSpec,
     members: &[Sequential<f32>],
     (history, test): (&History, Option<TestMetrics>),
-    cv: Option<serde_json::Value>,
+    (cv, extras): (Option<serde_json::Value>, &super::diagnostics::TrainExtras),
 ) -> Result<()> {
     let out = Path::new(&cfg.out);
     if history.stopped_early && !a.quiet {
@@ -630,6 +650,8 @@ pub(super) fn finish(
             )
         );
     }
+    // Diagnostics and plots before the summary: `--json` is the last line.
+    extras.finish(out, a.quiet)?;
     if a.json {
         let summary = json!({
             "model": out, "history_csv": hist_csv, "history_json": hist_json,

@@ -116,8 +116,8 @@ impl Diagnostics {
     /// Handles one event of [`crate::train::fit`].
     pub fn observe(&mut self, e: &Event<'_>) -> Result<()> {
         match e {
-            Event::Step { model, .. } => {
-                self.step(model);
+            Event::Step { model, skipped, .. } => {
+                self.step(model, *skipped);
                 Ok(())
             }
             Event::Epoch(record, model) => self.end_epoch(record, model),
@@ -125,8 +125,13 @@ impl Diagnostics {
         }
     }
 
-    /// Accumulates the activations and gradients a training step left in `model`.
-    pub fn step(&mut self, model: &Sequential<f32>) {
+    /// Accumulates the activations and gradients a training step left in
+    /// `model`; a `skipped` step's gradients were not finite (and were
+    /// zeroed since), so each counts as an infinite norm: the epoch's mean
+    /// is not finite and the exploding-gradient warning names it (the
+    /// zeros counted as norms of 0, and a diverged run read "no exploding
+    /// gradients").
+    pub fn step(&mut self, model: &Sequential<f32>, skipped: bool) {
         let mut k = 0;
         for (index, layer) in model.layers().iter().enumerate() {
             let Layer::Activation(a) = layer else { continue };
@@ -148,7 +153,10 @@ impl Diagnostics {
                 if self.grads.len() <= g {
                     self.grads.push((p.name.clone(), p.kind == ParamKind::Weight, 0.0));
                 }
-                self.grads[g].2 += l2_norm(p.grad.as_slice());
+                self.grads[g].2 += match skipped {
+                    true => f64::INFINITY,
+                    false => l2_norm(p.grad.as_slice()),
+                };
                 g += 1;
             }
         }

@@ -169,6 +169,10 @@ pub enum Event<'a> {
         loss: f64,
         /// Current learning rate.
         lr: f64,
+        /// Whether the batch was skipped (a non-finite loss or gradient,
+        /// `OnNan::SkipBatch`): the model's gradients were zeroed and no
+        /// update was made.
+        skipped: bool,
     },
     /// After each epoch's validation, with the current model.
     Epoch(&'a EpochRecord, &'a Sequential<f32>),
@@ -377,7 +381,8 @@ pub fn fit_source(
         trainer.model.save_running(&mut saved);
         let loss = trainer.compute_gradients_part(&x, y.target(), lo, rows)?;
         s.step += 1;
-        if !loss.is_finite() || !trainer.model.grads_finite() {
+        let skipped = !loss.is_finite() || !trainer.model.grads_finite();
+        if skipped {
             guard(trainer, &saved, loss, &mut s, cfg.on_nan)?;
         } else {
             trainer.optimizer.step(&mut trainer.model)?;
@@ -392,6 +397,7 @@ pub fn fit_source(
             total,
             loss: loss as f64,
             lr,
+            skipped,
         })?;
         let epoch_done = step % per_epoch == 0 || step == total;
         if epoch_done {
