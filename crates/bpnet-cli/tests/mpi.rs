@@ -566,7 +566,20 @@ fn an_experiment_on_two_ranks_trains_the_one_process_networks() {
 fn the_batch_size_study_refuses_several_ranks_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = mpirun(2);
-    c.arg(BIN).args(experiment_args("batch-size", "bs"));
+    // Options the batch-size study reads (others are refused before this).
+    let args = [
+        "--threads",
+        "1",
+        "experiment",
+        "batch-size",
+        "--batch-sizes",
+        "4",
+        "--train-limit",
+        "3000",
+        "--out",
+        "bs",
+    ];
+    c.arg(BIN).args(args);
     let out = run(c, dir.path());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
