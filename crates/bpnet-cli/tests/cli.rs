@@ -208,6 +208,20 @@ fn config_file_flags_override_and_print_config_round_trips() {
         &["train", "--config", "bad.toml"],
         "bad.toml: line 1, column 1: unknown field `learning_rate`",
     );
+    // Columns count characters, after a byte-order mark (they counted
+    // bytes: column 4 for a key at the start of a file with a BOM).
+    std::fs::write(dir.path().join("bom.toml"), "\u{feff}learning_rate = 3\n").unwrap();
+    assert_clean_failure_in(
+        dir.path(),
+        &["train", "--config", "bom.toml"],
+        "bom.toml: line 1, column 1: unknown field",
+    );
+    std::fs::write(dir.path().join("wide.toml"), "seed = 1\ndata = \"ééé\"   epochs = 1\n").unwrap();
+    assert_clean_failure_in(
+        dir.path(),
+        &["train", "--config", "wide.toml"],
+        "wide.toml: line 2, column 16: ",
+    );
 }
 
 #[test]

@@ -21,9 +21,11 @@ impl TomlConfig for TrainConfig {
         let text = read_capped(path)?;
         toml::from_str(&text).map_err(|e| {
             let at = e.span().map_or(String::new(), |s| {
-                let before = &text[..s.start.min(text.len())];
+                let before = text.get(..s.start.min(text.len())).unwrap_or("");
                 let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                // In characters (not bytes), a byte-order mark not counted.
+                let start = before.rfind('\n').map_or(0, |i| i + 1);
+                let column = before[start..].trim_start_matches('\u{feff}').chars().count() + 1;
                 format!("line {line}, column {column}: ")
             });
             Error::Format {
