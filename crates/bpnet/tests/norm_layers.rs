@@ -389,3 +389,39 @@ fn ghost_batch_norm_matches_pytorch_batchnorm1d_reshaped() {
         ghost_parity::<f64>(case);
     }
 }
+
+/// A constant row normalizes to 0 exactly, as PyTorch's `layer_norm` and
+/// ONNX Runtime give it, in training, eval and fused inference: in f32 the
+/// mean of seven values of 1e6 came one ulp off them, the variance ulp²
+/// above eps, and every value normalized to about -0.9987 (a network
+/// behind it gave -27.96 where ONNX Runtime gave 0).
+#[test]
+fn layer_norm_of_a_constant_row_is_zero_in_f32() {
+    use bpnet::InferenceNet;
+    use bpnet::layers::Dense;
+    for (features, value) in [(7, 1e6f32), (13, 1e6), (6, 10000.3), (100, 10000.3), (10, 54321.7)] {
+        let rows = 3;
+        let x = Matrix::<f32>::filled(rows, features, value);
+        for mode in [Mode::Train, Mode::Eval] {
+            let mut ln = LayerNorm::<f32>::new("layers.0", features, 1e-5, false).unwrap();
+            ln.forward(&x, mode).unwrap();
+            assert!(
+                ln.output().as_slice().iter().all(|&v| v == 0.0),
+                "{features} x {value} {mode:?}: {:?}",
+                &ln.output().as_slice()[..3]
+            );
+        }
+        // Through a network's fused path: Dense (identity weights) -> LN.
+        let mut w = Matrix::<f32>::zeros(features, features);
+        (0..features).for_each(|i| w.as_mut_slice()[i * features + i] = 1.0);
+        let dense = Dense::new("layers.0", w, Some(Matrix::zeros(1, features))).unwrap();
+        let ln = LayerNorm::<f32>::new("layers.1", features, 1e-5, false).unwrap();
+        let net = Sequential::new(vec![Layer::Dense(dense), Layer::LayerNorm(ln)]);
+        let y = InferenceNet::new(&net).unwrap().forward(&x).unwrap();
+        assert!(
+            y.as_slice().iter().all(|&v| v == 0.0),
+            "{features} x {value} fused: {:?}",
+            &y.as_slice()[..3]
+        );
+    }
+}

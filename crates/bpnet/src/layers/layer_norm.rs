@@ -196,12 +196,10 @@ pub(crate) fn layer_norm_row<T: Scalar>(
     xhat: &mut [T],
     out: &mut [T],
 ) -> T {
-    let inv_f = T::ONE / T::from_f64(x.len() as f64);
-    let mean = x.iter().copied().sum::<T>() * inv_f;
-    let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() * inv_f;
+    let (x0, dmean, var) = row_moments(x);
     let s = T::ONE / (var + eps).sqrt();
     for (h, &v) in xhat.iter_mut().zip(x) {
-        *h = (v - mean) * s;
+        *h = ((v - x0) - dmean) * s;
     }
     match affine {
         Some((g, b)) => {
@@ -217,13 +215,32 @@ pub(crate) fn layer_norm_row<T: Scalar>(
 /// Layer-normalizes each row of `y: [rows, F]` in place (fused inference).
 pub(crate) fn layer_norm_in_place<T: Scalar>(y: &mut [T], eps: T, gamma: &[T], beta: &[T]) {
     let f = gamma.len();
-    let inv_f = T::ONE / T::from_f64(f as f64);
     for row in y.chunks_exact_mut(f) {
-        let mean = row.iter().copied().sum::<T>() * inv_f;
-        let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() * inv_f;
+        let (x0, dmean, var) = row_moments(row);
         let s = T::ONE / (var + eps).sqrt();
         for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
-            *v = g * ((*v - mean) * s) + b;
+            *v = g * (((*v - x0) - dmean) * s) + b;
         }
     }
+}
+
+/// A row's first value `x0`, its mean as `x0 + dmean` and its (biased)
+/// variance, computed on the values shifted by `x0`: a constant row has
+/// `dmean = var = 0` exactly, so it normalizes to 0 as in PyTorch (in f32
+/// the mean of 7 values of 1e6 came one ulp off them, the variance ulp²
+/// above eps, and every value normalized to about -1), and a row far from
+/// zero keeps its digits.
+fn row_moments<T: Scalar>(x: &[T]) -> (T, T, T) {
+    let x0 = x.first().copied().unwrap_or(T::ZERO);
+    let inv_f = T::ONE / T::from_f64(x.len().max(1) as f64);
+    let dmean = x.iter().map(|&v| v - x0).sum::<T>() * inv_f;
+    let var = x
+        .iter()
+        .map(|&v| {
+            let d = (v - x0) - dmean;
+            d * d
+        })
+        .sum::<T>()
+        * inv_f;
+    (x0, dmean, var)
 }
