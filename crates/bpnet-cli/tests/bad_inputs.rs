@@ -750,19 +750,26 @@ fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
         edit(meta.get_mut("preprocessing").unwrap());
         let path = d.path().join("edited.safetensors");
         bpnet::io::save_model_with(&path, &file.spec, &file.model, &meta).unwrap();
-        for args in [
-            vec!["eval", "--model", "edited.safetensors", "--data", &data],
-            vec!["predict", "--model", "edited.safetensors", "--data", &data],
-            vec!["export", "--model", "edited.safetensors", "--onnx", "e.onnx"],
-        ] {
-            let out = bpnet(d.path(), &args);
-            let stderr = common::text(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{what}, {args:?}: {stderr}");
-            assert!(
-                stderr.starts_with("error: edited.safetensors: inconsistent") && stderr.lines().count() == 1,
-                "{what}, {args:?}: {stderr}"
-            );
-        }
+        refused_as_inconsistent(d.path(), &data, what);
+    }
+}
+
+/// `eval`, `predict` and `export` of `dir/edited.safetensors` (data `data`)
+/// each refuse it in one line as inconsistent (`what`: the edit, for the
+/// failure message).
+fn refused_as_inconsistent(dir: &Path, data: &str, what: &str) {
+    for args in [
+        vec!["eval", "--model", "edited.safetensors", "--data", data],
+        vec!["predict", "--model", "edited.safetensors", "--data", data],
+        vec!["export", "--model", "edited.safetensors", "--onnx", "e.onnx"],
+    ] {
+        let out = bpnet(dir, &args);
+        let stderr = common::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}, {args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: edited.safetensors: inconsistent") && stderr.lines().count() == 1,
+            "{what}, {args:?}: {stderr}"
+        );
     }
 }
 
@@ -805,19 +812,7 @@ fn a_regression_ensemble_with_inconsistent_metadata_is_one_line() {
     ] {
         let edited = d.path().join("edited.safetensors");
         bpnet::io::save_ensemble(&edited, &file.spec, &members, combine, meta).unwrap();
-        for args in [
-            vec!["eval", "--model", "edited.safetensors", "--data", &data],
-            vec!["predict", "--model", "edited.safetensors", "--data", &data],
-            vec!["export", "--model", "edited.safetensors", "--onnx", "e.onnx"],
-        ] {
-            let out = bpnet(d.path(), &args);
-            let stderr = common::text(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{what}, {args:?}: {stderr}");
-            assert!(
-                stderr.starts_with("error: edited.safetensors: inconsistent") && stderr.lines().count() == 1,
-                "{what}, {args:?}: {stderr}"
-            );
-        }
+        refused_as_inconsistent(d.path(), &data, what);
     }
 }
 

@@ -204,6 +204,23 @@ fn mnist_head(n: usize) -> Dataset {
     train.head(n)
 }
 
+/// `epochs` of constant-rate SGD in batches of 60, seed 5, without
+/// validation or checkpoints, non-finite batches handled by `on_nan`.
+fn batches_of_60(epochs: usize, on_nan: OnNan) -> FitConfig {
+    FitConfig {
+        epochs,
+        steps: None,
+        batch_size: Some(60),
+        schedule: Schedule::Constant,
+        monitor: Monitor::ValLoss,
+        early_stopping: None,
+        seed: 5,
+        on_nan,
+        checkpoint_epochs: 0,
+        checkpoint_steps: 0,
+    }
+}
+
 /// Two epochs of a 6-hidden-layer sigmoid network on 600 MNIST images.
 fn deep_run(data: &Dataset, batch_norm: bool) -> Diagnostics {
     let mut spec = ModelSpec::paper_mnist(batch_norm, 0.1);
@@ -214,18 +231,7 @@ fn deep_run(data: &Dataset, batch_norm: bool) -> Diagnostics {
         Optimizer::new(OptimizerConfig::sgd(0.5)).unwrap(),
         Loss::CrossEntropy,
     );
-    let cfg = FitConfig {
-        epochs: 2,
-        steps: None,
-        batch_size: Some(60),
-        schedule: Schedule::Constant,
-        monitor: Monitor::ValLoss,
-        early_stopping: None,
-        seed: 5,
-        on_nan: OnNan::Stop,
-        checkpoint_epochs: 0,
-        checkpoint_steps: 0,
-    };
+    let cfg = batches_of_60(2, OnNan::Stop);
     let mut d = Diagnostics::new().with_train_sample(data.head(300));
     fit(&mut trainer, data, None, &cfg, &mut |e| d.observe(&e)).unwrap();
     d
@@ -285,18 +291,7 @@ fn skipped_batches_count_as_non_finite_gradient_norms() {
         Optimizer::new(OptimizerConfig::sgd(1e30)).unwrap(),
         Loss::CrossEntropy,
     );
-    let cfg = FitConfig {
-        epochs: 1,
-        steps: None,
-        batch_size: Some(60),
-        schedule: Schedule::Constant,
-        monitor: Monitor::ValLoss,
-        early_stopping: None,
-        seed: 5,
-        on_nan: OnNan::SkipBatch,
-        checkpoint_epochs: 0,
-        checkpoint_steps: 0,
-    };
+    let cfg = batches_of_60(1, OnNan::SkipBatch);
     let mut d = Diagnostics::new();
     let mut skipped = 0;
     fit(&mut trainer, &data, None, &cfg, &mut |e| {
