@@ -138,76 +138,38 @@ fn experiment_refuses_options_its_study_does_not_read() {
         assert!(err.trim().lines().count() == 1 && err.contains(want), "{args:?}: {err}");
         assert!(!dir.path().join("x").exists(), "{args:?}");
     }
+    // A tiny run of `args` (they name the study and --out) that succeeds;
+    // its standard output.
+    let tiny = |args: &[&str]| {
+        let size = [
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ];
+        let out = run_in(dir.path(), &[&["experiment"], args, &size].concat());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     // One run at the last seed is no overflow (it was refused, counting
     // the normalization studies' 3 seeds).
-    let out = run_in(
-        dir.path(),
-        &[
-            "experiment",
-            "lr",
-            "--seed",
-            "18446744073709551615",
-            "--steps",
-            "4",
-            "--eval-every",
-            "2",
-            "--train-limit",
-            "300",
-            "--test-limit",
-            "100",
-            "--out",
-            "last",
-        ],
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tiny(&["lr", "--seed", "18446744073709551615", "--out", "last"]);
     // What a study reads is accepted: the sweep's grid and its steps.
-    let out = run_in(
-        dir.path(),
-        &[
-            "experiment",
-            "sweep",
-            "--sweep-lrs",
-            "0.1",
-            "--sweep-stds",
-            "0.01",
-            "--steps",
-            "4",
-            "--eval-every",
-            "2",
-            "--train-limit",
-            "300",
-            "--test-limit",
-            "100",
-            "--out",
-            "sw",
-        ],
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = tiny(&["sweep", "--sweep-lrs", "0.1", "--sweep-stds", "0.01", "--out", "sw"]);
     assert!(
         said.contains("plain SGD, learning rates 0.1 x initial weight sds 0.01, batches of 60, 4 steps, seed 1"),
         "{said}"
     );
     // A run into the same folder says the sweep's file is not its own.
-    let out = run_in(
-        dir.path(),
-        &[
-            "experiment",
-            "lr",
-            "--steps",
-            "4",
-            "--eval-every",
-            "2",
-            "--train-limit",
-            "300",
-            "--test-limit",
-            "100",
-            "--out",
-            "sw",
-        ],
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = tiny(&["lr", "--out", "sw"]);
     assert!(
         said.contains("note: sw also holds sweep.csv from an earlier run, not this one's"),
         "{said}"

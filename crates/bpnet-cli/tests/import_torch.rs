@@ -368,6 +368,19 @@ fn write_state(dir: &Path, file: &str, tensors: &[(&str, safetensors::Dtype, Vec
     path
 }
 
+/// Import options that infer the modules with ReLU between layers.
+fn relu() -> TorchImportOptions {
+    TorchImportOptions {
+        activation: Some(Activation::Relu),
+        ..TorchImportOptions::default()
+    }
+}
+
+/// The error of importing `path` with [`relu`]'s options.
+fn err(path: PathBuf) -> String {
+    import_torch(&path, &relu()).unwrap_err().to_string()
+}
+
 fn f32s(n: usize, scale: f32) -> Vec<u8> {
     (0..n).flat_map(|i| ((i as f32 - 2.0) * scale).to_le_bytes()).collect()
 }
@@ -377,11 +390,6 @@ fn state_dict_layouts_and_dtypes() {
     use safetensors::Dtype::{F32, F64};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let relu = TorchImportOptions {
-        activation: Some(Activation::Relu),
-        ..TorchImportOptions::default()
-    };
-    let err = |path: PathBuf| import_torch(&path, &relu).unwrap_err().to_string();
     // F64 tensors are converted, with a note.
     let w64: Vec<u8> = (0..6).flat_map(|i| (i as f64 * 0.25 - 0.5).to_le_bytes()).collect();
     let ok = write_state(
@@ -392,7 +400,7 @@ fn state_dict_layouts_and_dtypes() {
             ("0.bias", F32, vec![2], f32s(2, 0.5)),
         ],
     );
-    let imported = import_torch(&ok, &relu).unwrap();
+    let imported = import_torch(&ok, &relu()).unwrap();
     assert_eq!(imported.spec.dims, [3, 2]);
     assert!(imported.notes.iter().any(|n| n.contains("F64")), "{:?}", imported.notes);
     let Layer::Dense(d) = &imported.model.layers()[0] else {
@@ -656,11 +664,6 @@ fn state_dicts_that_imported_wrongly_are_imported_right_or_refused() {
     use safetensors::Dtype::{F32, I64};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let relu = TorchImportOptions {
-        activation: Some(Activation::Relu),
-        ..TorchImportOptions::default()
-    };
-    let err = |path: PathBuf| import_torch(&path, &relu).unwrap_err().to_string();
     // A Linear with bias=False got the random bias `from_spec` drew (the
     // note said it was zero).
     let nobias = write_state(
@@ -668,7 +671,7 @@ fn state_dicts_that_imported_wrongly_are_imported_right_or_refused() {
         "nobias.safetensors",
         &[("0.weight", F32, vec![2, 3], f32s(6, 0.1))],
     );
-    let imported = import_torch(&nobias, &relu).unwrap();
+    let imported = import_torch(&nobias, &relu()).unwrap();
     let Layer::Dense(d) = &imported.model.layers()[0] else {
         panic!()
     };

@@ -3,6 +3,8 @@
 //! every member's tensors and refuses damaged metadata; ONNX export of an
 //! ensemble has one subgraph per member and a Mean node.
 
+mod common;
+
 use bpnet::io::{
     BASE_FORMAT_VERSION, BLEND_FORMAT_VERSION, ExtraTensor, blend_bytes, decode_model, ensemble_bytes,
     ensemble_members, load_model, member_specs, save_blend, save_checkpoint, save_ensemble, save_model_with,
@@ -435,28 +437,18 @@ fn member_counts_the_tensors_do_not_back_are_refused_before_anything_is_built() 
 #[test]
 fn extra_tensors_of_another_dtype_than_f32_are_refused() {
     // An I32, U8 or F16 member tensor was read as F32 bytes, silently.
-    use safetensors::tensor::{Dtype, TensorView};
+    use safetensors::Dtype;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("e.safetensors");
     let m = members(&[4, 6, 3], 2);
     save_ensemble(&path, &spec(&[4, 6, 3]), &m, Combine::Softmax, &json!({})).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let target = "ensemble.1.layers.3.bias";
     for (dtype, shape) in [(Dtype::I32, vec![3]), (Dtype::U8, vec![12]), (Dtype::F16, vec![6])] {
-        let views: Vec<(String, TensorView<'_>)> = st
-            .tensors()
-            .into_iter()
-            .map(|(name, v)| {
-                let view = match name == target {
-                    true => TensorView::new(dtype, shape.clone(), v.data()).unwrap(),
-                    false => v,
-                };
-                (name, view)
-            })
-            .collect();
-        let damaged = safetensors::tensor::serialize(views, meta.metadata().clone()).unwrap();
+        let damaged = common::rewrite(&bytes, |_, tensors| {
+            let t = tensors.get_mut(target).unwrap();
+            (t.0, t.1) = (dtype, shape.clone());
+        });
         let e = decode_model(&damaged, &path).unwrap_err().to_string();
         assert!(
             e.contains(&format!("tensor `{target}` is {dtype:?}; bpnet stores it as F32")),

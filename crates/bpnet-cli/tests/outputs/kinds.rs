@@ -40,7 +40,7 @@ fn replacing_another_kind_of_file_needs_overwrite() {
     // model's over them (it said "not predictions"); a regression model's
     // header is its target names, which only that model (or one of the
     // same targets) can tell from a data file's.
-    let regress = [&[
+    let regress = [
         "train",
         "--data",
         "wine.csv",
@@ -51,8 +51,7 @@ fn replacing_another_kind_of_file_needs_overwrite() {
         "--quiet",
         "--out",
         "r.safetensors",
-    ][..]]
-    .concat();
+    ];
     ok(d, &regress);
     let predict_r = [
         "predict",
@@ -80,15 +79,7 @@ fn replacing_another_kind_of_file_needs_overwrite() {
     std::fs::write(d.join("other.csv"), "t1,t2\n1,2\n").unwrap();
     refused(
         d,
-        &[
-            "predict",
-            "--model",
-            "r.safetensors",
-            "--data",
-            "wine.csv",
-            "--output",
-            "other.csv",
-        ],
+        &with(predict_r[..6].to_vec(), &["other.csv"]),
         &["not predictions (this model's header 'proline', or prediction,... or output_0,...)"],
     );
     ok(d, &with(predict.to_vec(), &["scratch.csv", "--overwrite"]));

@@ -383,17 +383,6 @@ impl Preprocessor {
 }
 
 impl Preprocessor {
-    /// Replaces the classes with `classes` (texts, sorted as
-    /// [`Preprocessor::fit`] sorts labels), for incremental training whose
-    /// first rows need not hold every class. An error for regression.
-    pub fn set_classes(&mut self, classes: &[String]) -> Result<()> {
-        if self.task != Task::Classify {
-            return Err(Error::config("classes", "only classification has classes"));
-        }
-        self.target = classes_target(classes, &self.target_columns, self.has_header)?;
-        Ok(())
-    }
-
     /// The targets of `y`'s `rows`, `y` holding only the target column(s)
     /// in the model's order (see [`target_table`]).
     pub fn transform_dense_targets(&self, y: &RawTable, rows: &[usize]) -> Result<Targets> {
