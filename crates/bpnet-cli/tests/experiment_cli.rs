@@ -238,6 +238,15 @@ fn train_with_diagnostics_and_plot_then_plot_the_history() {
     ok(dir.path(), &["plot", "deep.history.csv", "--out", "from-csv"]);
     assert_png(&dir.path().join("from-csv/curves.png"));
     assert!(!dir.path().join("from-csv/diagnostics.png").exists());
+    // A run over it without --diagnostics says what it left from this one.
+    let again: Vec<&str> = args.iter().copied().filter(|a| *a != "--diagnostics").collect();
+    let (_, stderr) = ok(dir.path(), &[&again[..], &["--overwrite"]].concat());
+    assert!(
+        stderr.contains(
+            "note: deep.diagnostics.csv, deep.plots/diagnostics.png, deep.plots/diagnostics.svg are from an earlier run"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -67,7 +67,34 @@ impl TrainExtras {
                 println!("plots: {} (and SVG)", names.join(", "));
             }
         }
+        self.note_stale(model);
         Ok(())
+    }
+
+    /// Names the diagnostics and figures beside `model` that an earlier run
+    /// wrote and this one did not (they are kept, but they describe another
+    /// model than the one now in the file).
+    fn note_stale(&self, model: &Path) {
+        let mut stale = Vec::new();
+        let csv = csv_path(model);
+        if self.diagnostics.is_none() && csv.is_file() {
+            stale.push(csv);
+        }
+        let dir = super::plot::default_dir(&history_json(model));
+        let ours = if self.plot { super::plot::figure_files(self.diagnostics.is_some()) } else { Vec::new() };
+        for (name, _) in super::plot::figure_files(true) {
+            if !ours.iter().any(|(o, _)| *o == name) && dir.join(name).is_file() {
+                stale.push(dir.join(name));
+            }
+        }
+        if !stale.is_empty() {
+            let names: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+            eprintln!(
+                "note: {} {} from an earlier run, not this model's (kept; --diagnostics and --plot write them anew)",
+                names.join(", "),
+                if names.len() == 1 { "is" } else { "are" }
+            );
+        }
     }
 }
 
