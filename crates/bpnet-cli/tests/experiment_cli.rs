@@ -82,6 +82,41 @@ fn experiment_bn_mnist_prints_its_settings_and_writes_the_report() {
     );
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("data:image/png;base64,") && report.contains("first step at 97%"));
+    assert!(!run.join("INCOMPLETE.md").exists(), "a finished run removes its marker");
+}
+
+/// A run killed after it started writing leaves `INCOMPLETE.md` naming it
+/// (the folder held curves of the new run beside the last finished run's
+/// report, and nothing said so); a finished run into the folder removes it.
+#[test]
+fn an_interrupted_experiment_leaves_a_marker() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let size = ["--train-limit", "300", "--test-limit", "100", "--eval-every", "2", "--out", "run"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args([&["experiment", "bn-mnist", "--steps", "100000"], &size[..]].concat())
+        .current_dir(dir.path())
+        .env("BPNET_DATA_DIR", format!("{ROOT}/data"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        if line.unwrap().starts_with("== ") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let marker = std::fs::read_to_string(dir.path().join("run/INCOMPLETE.md")).unwrap();
+    assert!(
+        marker.starts_with("# An unfinished bpnet experiment\n\n`bpnet experiment bn-mnist --steps 100000"),
+        "{marker}"
+    );
+    assert!(!dir.path().join("run/report.html").exists());
+    ok(dir.path(), &[&["experiment", "bn-mnist", "--steps", "4"], &size[..]].concat());
+    assert!(dir.path().join("run/report.html").is_file());
+    assert!(!dir.path().join("run/INCOMPLETE.md").exists());
 }
 
 #[test]
