@@ -92,7 +92,16 @@ fn experiment_bn_mnist_prints_its_settings_and_writes_the_report() {
 fn an_interrupted_experiment_leaves_a_marker() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let size = ["--train-limit", "300", "--test-limit", "100", "--eval-every", "2", "--out", "run"];
+    let size = [
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+        "--eval-every",
+        "2",
+        "--out",
+        "run",
+    ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_bpnet"))
         .args([&["experiment", "bn-mnist", "--steps", "100000"], &size[..]].concat())
         .current_dir(dir.path())
@@ -114,7 +123,10 @@ fn an_interrupted_experiment_leaves_a_marker() {
         "{marker}"
     );
     assert!(!dir.path().join("run/report.html").exists());
-    ok(dir.path(), &[&["experiment", "bn-mnist", "--steps", "4"], &size[..]].concat());
+    ok(
+        dir.path(),
+        &[&["experiment", "bn-mnist", "--steps", "4"], &size[..]].concat(),
+    );
     assert!(dir.path().join("run/report.html").is_file());
     assert!(!dir.path().join("run/INCOMPLETE.md").exists());
 }

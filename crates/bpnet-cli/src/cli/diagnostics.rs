@@ -81,7 +81,11 @@ impl TrainExtras {
             stale.push(csv);
         }
         let dir = super::plot::default_dir(&history_json(model));
-        let ours = if self.plot { super::plot::figure_files(self.diagnostics.is_some()) } else { Vec::new() };
+        let ours = if self.plot {
+            super::plot::figure_files(self.diagnostics.is_some())
+        } else {
+            Vec::new()
+        };
         for (name, _) in super::plot::figure_files(true) {
             if !ours.iter().any(|(o, _)| *o == name) && dir.join(name).is_file() {
                 stale.push(dir.join(name));
