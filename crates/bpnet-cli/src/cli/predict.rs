@@ -186,10 +186,11 @@ pub fn class_text_columns(names: &[String]) -> Vec<bool> {
     std::iter::once(text).chain(names.iter().map(|_| false)).collect()
 }
 
-/// The headers of any bpnet model's predictions that cannot be data: a
-/// classifier's (`prediction,p_<class>...`) and a model without
-/// preprocessing's (`output_0,...`).
-const ANY_PREDICTIONS: [&str; 4] = ["prediction", "prediction,", "output_0", "output_0,"];
+/// The headers of any bpnet model's predictions: a classifier's
+/// (`prediction,p_<class>...`) and a model without preprocessing's
+/// (`output_0,output_1...`), field by field (a data file whose first
+/// column is named `prediction` is not predictions).
+const ANY_PREDICTIONS: [&str; 3] = ["prediction", "prediction,p_*", "output_*"];
 
 /// Predictions as an output kind: an existing file holds them when its
 /// header is a classifier's or an imported model's predictions

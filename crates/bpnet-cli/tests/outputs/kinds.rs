@@ -82,6 +82,16 @@ fn replacing_another_kind_of_file_needs_overwrite() {
         &with(predict_r[..6].to_vec(), &["other.csv"]),
         &["not predictions (this model's header 'proline', or prediction,... or output_0,...)"],
     );
+    // A data file whose first column is named `prediction` is data (it was
+    // replaced: the rule was a header starting with `prediction,`).
+    std::fs::write(d.join("data.csv"), "prediction,age,p_x\n1,30,2\n").unwrap();
+    refused(
+        d,
+        &with(predict.to_vec(), &["data.csv"]),
+        &["starting 'prediction,age,p_x', not predictions"],
+    );
+    std::fs::write(d.join("data.csv"), "output_0,age\n1,30\n").unwrap();
+    refused(d, &with(predict.to_vec(), &["data.csv"]), &["not predictions"]);
     ok(d, &with(predict.to_vec(), &["scratch.csv", "--overwrite"]));
     let p = std::fs::read_to_string(d.join("scratch.csv")).unwrap();
     assert!(p.starts_with("prediction,p_class_0") && p.lines().count() == 179, "{p}");

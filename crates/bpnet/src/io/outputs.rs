@@ -27,8 +27,10 @@ pub enum Kind {
     Json,
     /// A CSV file of `what` (e.g. `predictions`). An existing file is of this
     /// kind when its first line equals one of `headers`, or, for an entry
-    /// ending in `,` or a space, starts with it; with no `headers`, any text
-    /// file is.
+    /// ending in `,` or a space, starts with it, or, for an entry with `*`,
+    /// matches it field by field (`prediction,p_*`: a first field
+    /// `prediction`, then one or more fields starting with `p_`); with no
+    /// `headers`, any text file is.
     Csv {
         /// What the rows are, for messages.
         what: String,
@@ -49,12 +51,13 @@ impl Kind {
     fn accepts(&self, found: &Found) -> bool {
         match (self, found) {
             (_, Found::Empty) => true,
-            (Kind::Csv { headers, .. }, Found::Text(first) | Found::Parquet(first)) => {
-                headers.is_empty()
-                    || headers.iter().any(|h| match h.ends_with([',', ' ']) {
-                        true => first.starts_with(h.as_str()),
-                        false => first == h,
-                    })
+            (Kind::Csv { headers, .. }, Found::Text(first)) => {
+                let fields = csv_fields(first);
+                headers.is_empty() || headers.iter().any(|h| header_matches(h, first, &fields))
+            }
+            (Kind::Csv { headers, .. }, Found::Parquet(columns)) => {
+                let fields: Vec<String> = columns.split(',').map(str::to_string).collect();
+                headers.is_empty() || headers.iter().any(|h| header_matches(h, columns, &fields))
             }
             (Kind::Model, f) => *f == Found::Model,
             (Kind::Checkpoint, f) => *f == Found::Checkpoint,
@@ -78,6 +81,41 @@ impl Kind {
             Kind::Json => "a JSON document".into(),
             Kind::Csv { what, .. } => format!("{what} (CSV)"),
         }
+    }
+}
+
+/// Whether the header line `first` (its fields `fields`) is of the kind an
+/// entry `h` of [`Kind::Csv`] describes: with a `*`, field by field (a
+/// field pattern ending in `*` is a prefix, the last pattern repeats over
+/// the remaining fields); ending in `,` or a space, as a prefix of the
+/// line; else the whole line.
+fn header_matches(h: &str, first: &str, fields: &[String]) -> bool {
+    if h.contains('*') {
+        let patterns: Vec<&str> = h.split(',').collect();
+        return fields.len() >= patterns.len()
+            && fields.iter().enumerate().all(|(i, f)| {
+                let p = patterns[i.min(patterns.len() - 1)];
+                match p.strip_suffix('*') {
+                    Some(prefix) => f.starts_with(prefix),
+                    None => f == p,
+                }
+            });
+    }
+    match h.ends_with([',', ' ']) {
+        true => first.starts_with(h),
+        false => first == h,
+    }
+}
+
+/// The fields of the CSV line `line` (quotes read as RFC 4180).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    match reader.records().next() {
+        Some(Ok(record)) => record.iter().map(str::to_string).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -423,5 +461,29 @@ fn refuse(label: &str, problem: impl Into<String>) -> Error {
     Error::Output {
         output: label.into(),
         problem: problem.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(h: &str, first: &str) -> bool {
+        Kind::csv("x", &[h]).accepts(&Found::Text(first.into()))
+    }
+
+    #[test]
+    fn field_patterns_match_field_by_field() {
+        assert!(accepts("prediction,p_*", "prediction,p_a,p_b"));
+        assert!(accepts("prediction,p_*", "prediction,\"p_x,1\",p_y"));
+        assert!(!accepts("prediction,p_*", "prediction"));
+        assert!(!accepts("prediction,p_*", "prediction,age"));
+        assert!(!accepts("prediction,p_*", "prediction,p_a,age"));
+        assert!(accepts("output_*", "output_0,output_1"));
+        assert!(!accepts("output_*", "output_0,age"));
+        assert!(accepts("rank,", "rank,score"));
+        assert!(!accepts("rank", "rank,score"));
+        let parquet = Found::Parquet("prediction,p_a".into());
+        assert!(Kind::csv("x", &["prediction,p_*"]).accepts(&parquet));
     }
 }
