@@ -55,8 +55,12 @@ def main():
             args, desc = WORKLOADS[name]
             one, two = [], []
             for r in range(a.rounds):
-                one.append(bench(a.bpnet, args, 1))
-                two.append(bench(a.bpnet, args, 2))
+                if r % 2:  # in turn first: a fixed order favours one side
+                    two.append(bench(a.bpnet, args, 2))
+                    one.append(bench(a.bpnet, args, 1))
+                else:
+                    one.append(bench(a.bpnet, args, 1))
+                    two.append(bench(a.bpnet, args, 2))
                 print(f"{name} round {r + 1}: 1 thread {one[-1]:.4f} ms, 2 threads {two[-1]:.4f} ms",
                       file=sys.stderr)
             ratio = [t / o for o, t in zip(one, two)]

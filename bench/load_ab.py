@@ -7,7 +7,7 @@ the median per-round ratio of each configuration's load time to the first's.
 Not a test: nothing is asserted.
 
     python3 bench/load_ab.py ROUNDS FILE "old|/tmp/bpnet-old|" "new|target/release/bpnet|"
-    python3 bench/load_ab.py 9 t.csv "a|bpnet|" "b|bpnet|BPNET_THREADS=1"
+    python3 bench/load_ab.py 9 t.csv "a|target/release/bpnet|" "b|target/release/bpnet|BPNET_MEMORY=200000000"
 
 A configuration is `label|binary|ENV=VALUE,ENV2=VALUE` (the environment part
 may be empty).
@@ -40,7 +40,7 @@ def main():
                 _, binary, envs = c.split("|")
                 env = dict(os.environ)
                 env.update(kv.split("=", 1) for kv in envs.split(",") if kv)
-                res[c].append(run(os.path.abspath(binary), data, env, work))
+                res[c].append(run(binary if os.sep not in binary else os.path.abspath(binary), data, env, work))
     first = res[cfgs[0]]
     for c in cfgs:
         s = [x[0] for x in res[c]]

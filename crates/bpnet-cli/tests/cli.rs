@@ -421,7 +421,15 @@ fn bench_reports_json_for_training_inference_fused_and_gemm() {
         &["--gemm", "64"],
     ];
     for extra in cases {
-        let args: Vec<&str> = net.iter().chain(extra).copied().collect();
+        let args: Vec<&str> = match extra[0] {
+            // --gemm times a product, not the network: it takes none of its options.
+            "--gemm" => ["bench", "--steps", "3", "--warmup", "1", "--json"]
+                .iter()
+                .chain(extra)
+                .copied()
+                .collect(),
+            _ => net.iter().chain(extra).copied().collect(),
+        };
         let j = last_json(&ok(dir.path(), &args));
         for key in ["ms_per_step", "samples_per_s", "gflops"] {
             assert!(
@@ -432,8 +440,55 @@ fn bench_reports_json_for_training_inference_fused_and_gemm() {
         assert!(j["ms_per_step"].as_f64().unwrap() > 0.0, "{j}");
         assert!(j["threads"].as_u64().is_some_and(|t| t >= 1), "{j}");
     }
+    // Training steps on one row need no BN (all were refused).
+    ok(
+        dir.path(),
+        &["bench", "--dims", "20,4", "--batch-size", "1", "--steps", "2", "--json"],
+    );
+    // A model file's run reports its widths, not the flags' network (it
+    // recorded the default sigmoid without BN for a ReLU+BN model).
+    let d = dir.path();
+    let train = [
+        "train", "--data", "mnist", "--limit", "300", "--steps", "2", "--hidden", "16",
+    ];
+    ok(
+        d,
+        &[&train[..], &["--ensemble", "1", "--quiet", "--out", "m.safetensors"]].concat(),
+    );
+    let timed = [
+        "bench",
+        "--inference",
+        "--model",
+        "m.safetensors",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--json",
+    ];
+    let j = last_json(&ok(d, &timed));
+    assert_eq!(j["dims"], "784,16,10", "{j}");
+    for key in ["activation", "batch_norm", "optimizer"] {
+        assert!(j.get(key).is_none(), "{key} in {j}");
+    }
     assert_clean_failure(&["bench", "--fused"], "--inference");
     assert_clean_failure(&["bench", "--threads", "0"], "threads");
+    // A product of 0 steps printed "inf ms each" with exit 0; options the
+    // product does not read were ignored; a batch whose pool overflows
+    // panicked (or aborted allocating); BN trains on 2 rows or more.
+    assert_clean_failure(
+        &["bench", "--gemm", "8", "--steps", "0"],
+        "invalid --steps: must be at least 1",
+    );
+    assert_clean_failure(&["bench", "--gemm", "8", "--dims", "3,4"], "cannot be used with");
+    assert_clean_failure(
+        &["bench", "--dims", "784,10", "--batch-size", "30000000000000000"],
+        "invalid --batch-size: 30000000000000000 rows x 784 units x 8 pooled batches exceeds",
+    );
+    assert_clean_failure(
+        &["bench", "--batch-norm", "--batch-size", "1"],
+        "need a batch of at least 2 rows",
+    );
 }
 
 #[test]

@@ -50,7 +50,8 @@ pub struct BenchArgs {
     #[arg(long, requires = "inference")]
     fused: bool,
     /// Time one n x n matrix product `C = A B` (f32) instead of a network.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16384))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16384),
+          conflicts_with_all = ["dims", "activation", "batch_norm", "batch_size", "optimizer", "lr", "inference", "model"])]
     gemm: Option<u32>,
     /// With --inference: time this model file (written by `bpnet train` or
     /// `bpnet import`) instead of a network built from --dims, so that the
@@ -65,6 +66,9 @@ pub struct BenchArgs {
 /// Distinct random batches cycled through, so timing does not hinge on one batch.
 const POOL: usize = 8;
 
+/// Most values of the pooled batches (at the widest layer): 2^30, 4 GiB.
+const MAX_VALUES: usize = 1 << 30;
+
 /// Runs `bpnet bench`. Under `mpirun` (training only) every rank takes its
 /// block of each batch of `--batch-size` rows, and rank 0 also reports the
 /// time of the gradient all-reduce alone.
@@ -74,18 +78,31 @@ pub fn run(a: &BenchArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             "under mpirun `bpnet bench` times training steps only".into(),
         ));
     }
+    if a.steps == 0 {
+        return Err(Error::config("--steps", "must be at least 1"));
+    }
     if let Some(n) = a.gemm {
         return gemm_only(a, n as usize);
     }
     // Training with batch normalization needs 2 rows; inference takes 1.
-    let min_batch = if a.inference { 1 } else { 2 };
-    if a.batch_size < min_batch || a.steps == 0 {
+    let min_batch = if a.inference || !a.batch_norm { 1 } else { 2 };
+    if a.batch_size < min_batch {
         return Err(Error::config(
-            "--batch-size/--steps",
-            format!("need a batch of at least {min_batch} rows and at least 1 step"),
+            "--batch-size",
+            format!("need a batch of at least {min_batch} rows (batch normalization trains on 2 or more)"),
         ));
     }
     let (model, dims) = network(a)?;
+    let widest = dims.iter().copied().max().unwrap_or(0);
+    if a.batch_size.saturating_mul(widest).saturating_mul(POOL) > MAX_VALUES {
+        return Err(Error::config(
+            "--batch-size",
+            format!(
+                "{} rows x {widest} units x {POOL} pooled batches exceeds {MAX_VALUES} values; use smaller batches",
+                a.batch_size
+            ),
+        ));
+    }
     let pool = random_batches(a.batch_size, dims[0], dims[dims.len() - 1])?;
     let opt = Optimizer::new(optimizer_config(&a.optimizer, a.lr, 0.9, 0.0)?)?;
     let fused = a.fused.then(|| InferenceNet::new(&model)).transpose()?;
@@ -248,10 +265,16 @@ fn report(a: &BenchArgs, dims: &[usize], secs: f64, ranks: usize, reduce_ms: Opt
     if a.json {
         let summary = serde_json::json!({
             "ms_per_step": ms, "samples_per_s": samples, "gflops": gflops, "steps": a.steps,
-            "batch_size": a.batch_size, "dims": shape, "activation": a.activation, "batch_norm": a.batch_norm,
-            "optimizer": a.optimizer, "inference": a.inference, "fused": a.fused, "model": a.model,
+            "batch_size": a.batch_size, "dims": shape, "inference": a.inference, "fused": a.fused, "model": a.model,
             "threads": bpnet::parallel::threads(), "ranks": ranks, "all_reduce_ms": reduce_ms,
         });
+        let mut summary = summary;
+        if a.model.is_none() {
+            // A model file's layers are its own, not these flags'.
+            summary["activation"] = a.activation.clone().into();
+            summary["batch_norm"] = a.batch_norm.into();
+            summary["optimizer"] = a.optimizer.clone().into();
+        }
         println!("{summary}");
     }
 }
