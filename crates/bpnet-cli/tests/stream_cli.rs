@@ -504,6 +504,88 @@ fn streamed_errors_name_the_file_and_line_and_leave_nothing_behind() {
     assert!(text(&out.stderr).contains("median"), "{}", text(&out.stderr));
 }
 
+/// The first line of a file without a header is data: a cell there that is
+/// not a number fails as it does in memory, word for word (streamed, it was
+/// stored as a missing value, so `--impute` filled in a header cell, a
+/// header row got a prediction, and a model trained on '2020' as a value);
+/// and the error says the first line was taken for data.
+#[test]
+fn a_first_line_taken_for_data_fails_streamed_as_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut g = Gen(11);
+    let mut rows = String::new();
+    for i in 0..60 {
+        rows += &format!(
+            "{},{}.{},{}\n",
+            30 + g.below(30),
+            g.below(3),
+            g.below(10),
+            ["P", "N"][i % 2]
+        );
+    }
+    std::fs::write(d.join("train.csv"), &rows).unwrap();
+    std::fs::write(d.join("named.csv"), format!("age,2020,y\n{rows}")).unwrap();
+    std::fs::write(d.join("new.csv"), "a,b\n35,0.5\n40,2\n").unwrap();
+    let fails = |args: &[&str]| {
+        let out = run_env(d, args, &[]);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = text(&out.stderr);
+        err.lines().last().unwrap_or("").to_string()
+    };
+    let quick = ["--epochs", "1", "--ensemble", "1", "--quiet"];
+    ok(
+        d,
+        &[
+            &[
+                "train",
+                "--data",
+                "train.csv",
+                "--no-header",
+                "--impute",
+                "mean",
+                "--out",
+                "m.safetensors",
+            ],
+            &quick[..],
+        ]
+        .concat(),
+    );
+    let predict = [
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "new.csv",
+        "--output",
+        "p.csv",
+    ];
+    let in_memory = fails(&predict);
+    assert!(
+        in_memory.contains("new.csv: line 1, column 'col0': 'a' is not a number"),
+        "{in_memory}"
+    );
+    assert_eq!(fails(&[&predict[..], &["--stream"]].concat()), in_memory);
+    assert!(!d.join("p.csv").exists());
+    for impute in [&[][..], &["--impute", "mean"]] {
+        let train = [
+            &["train", "--data", "named.csv", "--out", "x.safetensors"],
+            &quick[..],
+            impute,
+        ]
+        .concat();
+        let in_memory = fails(&train);
+        assert!(
+            in_memory.ends_with(
+                "named.csv: line 1, column 'col0': 'age' is not a number (the column is numeric) (the first line was read as data, since it holds a number: give --header if it names the columns)"
+            ),
+            "{in_memory}"
+        );
+        assert_eq!(fails(&[&train[..], &["--stream"]].concat()), in_memory);
+    }
+    assert!(!d.join("x.safetensors").exists());
+}
+
 #[test]
 fn a_file_that_would_not_fit_streams_and_says_why() {
     let dir = tempfile::tempdir().unwrap();

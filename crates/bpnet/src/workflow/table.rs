@@ -31,6 +31,9 @@ pub struct TableSource {
     pub test_rows: Vec<usize>,
     /// Notes on how the file was read (printed before training).
     pub notes: Vec<String>,
+    /// Whether the first line was taken for data though it holds text
+    /// (the header rule guessed: see [`first_line_note`]).
+    first_line_guessed: bool,
 }
 
 impl TableSource {
@@ -59,7 +62,7 @@ impl TableSource {
 /// A note when header detection read the first line of `table` as data
 /// although it holds text (a header that names a column `2020` looks like
 /// data): `--header` says otherwise.
-fn first_line_note(table: &Table) -> Option<String> {
+pub(super) fn first_line_note(table: &Table) -> Option<String> {
     if table.has_header || table.is_empty() {
         return None;
     }
@@ -127,6 +130,7 @@ pub fn open_table(cfg: &TrainConfig) -> Result<TableSource> {
         target_cols,
         rows,
         test_rows: Vec::new(),
+        first_line_guessed: header_note.is_some(),
         notes: header_note.into_iter().collect(),
     };
     if cfg.test.is_empty() && cfg.test_split > 0.0 {
@@ -173,6 +177,15 @@ pub fn prepare_rows(
     rows: &[usize],
     test_rows: Option<&[usize]>,
 ) -> Result<Prepared> {
+    prepare_rows_of(cfg, src, rows, test_rows).map_err(|e| hint_first_line(src.first_line_guessed, &src.table.path, e))
+}
+
+fn prepare_rows_of(
+    cfg: &TrainConfig,
+    src: &TableSource,
+    rows: &[usize],
+    test_rows: Option<&[usize]>,
+) -> Result<Prepared> {
     let (rows, val_rows) = split_validation(cfg, src, rows)?;
     let table = &src.table;
     let (pre, mut notes) = Preprocessor::fit(table, &rows, &src.spec)?;
@@ -196,7 +209,31 @@ pub fn prepare_rows(
 /// training, validation and test matrices are built while the table's rows
 /// are released ([`Preprocessor::take_sets`]), so the data is held about
 /// once, not twice. The same datasets and errors as [`prepare_rows`].
-pub fn prepare_all(cfg: &TrainConfig, mut src: TableSource) -> Result<Prepared> {
+pub fn prepare_all(cfg: &TrainConfig, src: TableSource) -> Result<Prepared> {
+    let (guessed, path) = (src.first_line_guessed, src.table.path.clone());
+    prepare_all_of(cfg, src).map_err(|e| hint_first_line(guessed, &path, e))
+}
+
+/// `e` with the header hint when it is about line 1 of `path` and that
+/// line was taken for data though it holds text (`guessed`): the note that
+/// says so is printed only after a run that succeeds.
+pub(super) fn hint_first_line(guessed: bool, path: &Path, e: Error) -> Error {
+    match e {
+        Error::Format { path: p, reason }
+            if guessed && p == path && (reason.starts_with("line 1,") || reason.starts_with("line 1:")) =>
+        {
+            Error::Format {
+                path: p,
+                reason: format!(
+                    "{reason} (the first line was read as data, since it holds a number: give --header if it names the columns)"
+                ),
+            }
+        }
+        e => e,
+    }
+}
+
+fn prepare_all_of(cfg: &TrainConfig, mut src: TableSource) -> Result<Prepared> {
     // The list of all training rows is not needed past the split.
     let all = std::mem::take(&mut src.rows);
     let (rows, val_rows) = split_validation(cfg, &src, &all)?;

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::build::{self, Job, Plan};
+use super::build::{self, Job, Plan, clean_number};
 use super::chunks::{Chunk, Span};
 use super::read::{
     Body, MIN_RANGE, ReadProgress, Tune, detect_header, fill, finish, io_error, parse_block, prepend_first, read_head,
@@ -90,13 +90,17 @@ impl CsvChunks {
             first: head.first,
         };
         r.file.seek(SeekFrom::Start(head.body)).map_err(io_error(path))?;
-        let first = r.read_next()?;
+        let mut first = r.read_next()?;
         let (cols, rows) = first
             .as_ref()
             .map_or((&[][..], 0), |c| (&c.table.cols[..], c.table.len()));
         r.has_header = opts.header.unwrap_or_else(|| detect_header(&r.first, cols, rows));
         if r.has_header && rows == 0 {
             return Err(head_error(path, opts)); // a lone header: read_csv says so
+        }
+        if !r.has_header && r.first_as_text() {
+            r.rewind()?;
+            first = r.read_next()?;
         }
         r.columns = match r.has_header {
             true => header_names(&r.first).map_err(|e| r.error(format!("line {}, {e}", r.first_line)))?,
@@ -107,6 +111,21 @@ impl CsvChunks {
             .map_or((0, 0), |c| (c.table.len(), c.span.end - c.span.start));
         r.pending = first.map(|c| r.finish_chunk(c));
         Ok(r)
+    }
+
+    /// Plans as text the numeric columns whose first record, data in a file
+    /// without a header, is not a number (as `read_csv` re-reads such a
+    /// column: the cell was stored as a missing value, so a header cell
+    /// became a value to impute); whether any was.
+    fn first_as_text(&mut self) -> bool {
+        let mut any = false;
+        for (p, cell) in self.plan.iter_mut().zip(&self.first) {
+            if matches!(p, Plan::Num(_)) && clean_number(cell).is_none() {
+                *p = Plan::Text;
+                any = true;
+            }
+        }
+        any
     }
 
     /// Column names (from the header, or `col0`, `col1`, ...).

@@ -119,10 +119,28 @@ impl StreamFile {
     /// Opens `path` and fits `spec` on its training rows in one pass (two
     /// when a mostly-text column holds numbers too).
     pub fn fit(path: &Path, opts: &CsvOptions, spec: &PreprocessSpec, split: RowSplit, chunk: usize) -> Result<Self> {
+        let mut header_note = None;
+        Self::fit_noting(path, opts, spec, split, chunk, &mut header_note)
+            .map_err(|e| super::table::hint_first_line(header_note.is_some(), path, e))
+    }
+
+    /// [`StreamFile::fit`], setting `header_note` as soon as the first
+    /// chunk shows that header detection took a line with text for data.
+    fn fit_noting(
+        path: &Path,
+        opts: &CsvOptions,
+        spec: &PreprocessSpec,
+        split: RowSplit,
+        chunk: usize,
+        header_note: &mut Option<String>,
+    ) -> Result<Self> {
         let mut reader = ChunkReader::open(path, opts, chunk)?;
         let mut fit = StreamFit::new(spec)?;
         let (mut spans, mut counts) = (Vec::new(), [0usize; 3]);
         while let Some(c) = reader.next_chunk()? {
+            if c.span.row == 0 && opts.header.is_none() {
+                *header_note = super::table::first_line_note(&c.table);
+            }
             let mut train = Vec::new();
             for r in 0..c.table.len() {
                 match split.role(c.span.row + r) {
@@ -144,7 +162,8 @@ impl StreamFile {
             }
             reader.end_pass();
         }
-        let (preprocessor, notes) = fit.finish()?;
+        let (preprocessor, mut notes) = fit.finish()?;
+        notes.splice(0..0, header_note.clone());
         Ok(StreamFile {
             reader,
             spans,
