@@ -385,13 +385,13 @@ fn val_pass(
         bpnet::workflow::stream::chunk_bytes()?,
     )?;
     reader.set_progress(false);
-    let (pre, split) = (file.preprocessor.clone(), file.split);
+    let (held, split) = (file.preprocessor.for_held_out(), file.split);
     Ok(move |model: &Sequential<f32>| {
         let net = EnsembleNet::new(
             std::slice::from_ref(model),
             Combine::for_loss(loss, model.out_features().unwrap_or(1)),
         )?;
-        let m = stream_metrics(&mut reader, &pre, &|r| split.role(r) == Role::Val, &net, loss)?;
+        let m = stream_metrics(&mut reader, &held, &|r| split.role(r) == Role::Val, &net, loss)?;
         reader.end_pass();
         Ok(m.loss_and_metric())
     })
@@ -434,7 +434,13 @@ fn test_metrics(
         stream_metrics(&mut reader, pre, &|_| true, &net, loss)?
     } else if file.counts[2] > 0 {
         let split = file.split;
-        stream_metrics(&mut file.reader, pre, &|r| split.role(r) == Role::Test, &net, loss)?
+        stream_metrics(
+            &mut file.reader,
+            &pre.for_held_out(),
+            &|r| split.role(r) == Role::Test,
+            &net,
+            loss,
+        )?
     } else {
         return Ok(None);
     };

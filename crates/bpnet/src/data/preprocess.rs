@@ -93,6 +93,12 @@ pub struct Preprocessor {
     /// [`crate::data::Shifts`]); empty in files of earlier versions.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     read_as: std::collections::BTreeMap<String, ReadAs>,
+    /// A category the training rows lack encodes as no category (all
+    /// zeros) instead of failing: set on the copy that encodes the rows of
+    /// the training file held out of the fit ([`Preprocessor::for_held_out`]);
+    /// never saved.
+    #[serde(skip)]
+    unseen_as_zeros: bool,
 }
 
 /// How a typed table held a numeric feature's column.
@@ -199,8 +205,61 @@ impl Preprocessor {
             target_indices: targets,
             target,
             read_as,
+            unseen_as_zeros: false,
         };
         Ok((pre, notes))
+    }
+
+    /// This preprocessing for rows of the training file held out of its fit
+    /// (validation rows, a cross-validation fold, `--test-split` rows): a
+    /// category the training rows lack is encoded as no category (all
+    /// zeros, as scikit-learn's `handle_unknown="ignore"`) where this one
+    /// refuses it. A rare category can fall in those rows alone, and the
+    /// run has no say in the split; files read later (`eval`, `predict`,
+    /// `--test`) are read with the saved preprocessing, which refuses it.
+    pub fn for_held_out(&self) -> Preprocessor {
+        Preprocessor {
+            unseen_as_zeros: true,
+            ..self.clone()
+        }
+    }
+
+    /// A note on the rows of `parts` of `table` (held-out rows of the
+    /// training file) whose categories the training rows lack, encoded as
+    /// no category by [`Preprocessor::for_held_out`]: how many rows, and the
+    /// first such column and category. `None` when there are none (or the
+    /// columns are not found: the encoding says why).
+    pub fn unseen_note(&self, table: &Table, parts: &[&[usize]]) -> Option<String> {
+        let cols = self.feature_columns(table).ok()?;
+        let encoders: Vec<(Encoder<'_>, &str, usize)> = self
+            .features
+            .iter()
+            .zip(&cols)
+            .filter(|(f, _)| matches!(f.kind, FeatureKind::Categorical { .. }))
+            .map(|(f, &c)| (Encoder::new(table, c, &f.kind, false), f.name.as_str(), c))
+            .collect();
+        if encoders.is_empty() {
+            return None;
+        }
+        let mut first: Option<(&str, String)> = None;
+        let mut count = 0;
+        for &r in parts.iter().flat_map(|rows| rows.iter()).filter(|&&r| r < table.len()) {
+            let mut unseen = encoders.iter().filter(|(e, ..)| e.is_unseen(r));
+            if let Some((_, name, c)) = unseen.next() {
+                count += 1;
+                first.get_or_insert_with(|| (name, table.cell_text(r, *c).into_owned()));
+            }
+        }
+        let (column, category) = first?;
+        Some(format!(
+            "note: {count} validation or held-out row{} of {} hold{} a category the training rows lack (column '{}': '{}'{}): encoded as no category (all zeros); the model refuses it in the files it reads",
+            if count == 1 { "" } else { "s" },
+            table.path.display(),
+            if count == 1 { "s" } else { "" },
+            column,
+            crate::data::csv::short_cell(&category),
+            if count > 1 { ", ..." } else { "" }
+        ))
     }
 
     /// The feature matrix `[rows.len(), n_features()]` of `table`'s `rows`.
@@ -238,7 +297,7 @@ impl Preprocessor {
             .features
             .iter()
             .zip(cols)
-            .map(|(f, &c)| (Encoder::new(table, c, &f.kind), c, f.width()))
+            .map(|(f, &c)| (Encoder::new(table, c, &f.kind, self.unseen_as_zeros), c, f.width()))
             .collect();
         let width = self.n_features();
         fill_rows(out, rows.len(), width, |range, out| {

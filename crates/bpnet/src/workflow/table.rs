@@ -191,15 +191,17 @@ fn prepare_rows_of(
     let (pre, mut notes) = Preprocessor::fit(table, &rows, &src.spec)?;
     notes.splice(0..0, src.notes.iter().cloned());
     let train = table_dataset(&pre, table, &rows)?;
+    // Rows of this file held out of the fit take categories it lacks.
+    let held = pre.for_held_out();
+    let test_rows = test_rows.or((cfg.test.is_empty()).then_some(&src.test_rows[..]));
+    notes.extend(held.unseen_note(table, &[&val_rows, test_rows.unwrap_or(&[])]));
     let val = (!val_rows.is_empty())
-        .then(|| table_dataset(&pre, table, &val_rows))
+        .then(|| table_dataset(&held, table, &val_rows))
         .transpose()?;
     let test = match test_rows {
-        Some(t) => Some(table_dataset(&pre, table, t)?),
-        None if !cfg.test.is_empty() => Some(test_file(cfg, &pre)?),
-        None => (!src.test_rows.is_empty())
-            .then(|| table_dataset(&pre, table, &src.test_rows))
-            .transpose()?,
+        Some([]) => None,
+        Some(t) => Some(table_dataset(&held, table, t)?),
+        None => Some(test_file(cfg, &pre)?),
     };
     let header = table.has_header;
     Prepared::new(train, val, test, table_pipeline(cfg, header, pre), notes)
@@ -241,7 +243,11 @@ fn prepare_all_of(cfg: &TrainConfig, mut src: TableSource) -> Result<Prepared> {
     let (pre, mut notes) = Preprocessor::fit(&src.table, &rows, &src.spec)?;
     notes.splice(0..0, std::mem::take(&mut src.notes));
     let header = src.table.has_header;
-    let mut sets = pre.take_sets(&mut src.table, &[&rows, &val_rows, &src.test_rows])?;
+    // Rows of this file held out of the fit take categories it lacks (the
+    // training rows have none it lacks: it was fitted on them).
+    let held = pre.for_held_out();
+    notes.extend(held.unseen_note(&src.table, &[&val_rows, &src.test_rows]));
+    let mut sets = held.take_sets(&mut src.table, &[&rows, &val_rows, &src.test_rows])?;
     let into = |s: Option<(Matrix<f32>, Targets)>, keep: bool| -> Result<Option<Dataset>> {
         s.filter(|_| keep).map(|(x, y)| dataset(&pre, x, y)).transpose()
     };

@@ -294,6 +294,7 @@ impl Preprocessor {
             target_indices: (n..n + y.n_cols()).collect(),
             target,
             read_as,
+            unseen_as_zeros: false,
         };
         Ok((pre, notes))
     }

@@ -76,19 +76,22 @@ pub(crate) enum Encoder<'a> {
         fill: Option<f64>,
     },
     /// A one-hot feature: the category index of each dictionary entry
-    /// (`None`: unseen; a missing entry maps to the fill's index).
+    /// (`None`: unseen; a missing entry maps to the fill's index); an
+    /// unseen category is all zeros when `unseen_zero`, else an error.
     Cat {
         codes: Cow<'a, [u32]>,
         index: Vec<Option<usize>>,
         missing: Vec<bool>,
         width: usize,
         categories: &'a [String],
+        unseen_zero: bool,
     },
 }
 
 impl<'a> Encoder<'a> {
-    /// The encoder of feature kind `kind` for column `c` of `table`.
-    pub(crate) fn new(table: &'a Table, c: usize, kind: &'a FeatureKind) -> Encoder<'a> {
+    /// The encoder of feature kind `kind` for column `c` of `table`; an
+    /// unseen category encodes as all zeros when `unseen_zero`.
+    pub(crate) fn new(table: &'a Table, c: usize, kind: &'a FeatureKind, unseen_zero: bool) -> Encoder<'a> {
         match (kind, &table.cols[c]) {
             (FeatureKind::Numeric { center, scale, fill }, Column::Num { shift, values }) => Encoder::Num {
                 shift: *shift,
@@ -134,8 +137,23 @@ impl<'a> Encoder<'a> {
                     missing,
                     width: categories.len(),
                     categories,
+                    unseen_zero,
                 }
             }
+        }
+    }
+
+    /// Whether row `r` holds a category that is not among the fitted ones
+    /// (and is not missing).
+    pub(crate) fn is_unseen(&self, r: usize) -> bool {
+        match self {
+            Encoder::Cat {
+                codes, index, missing, ..
+            } => {
+                let k = codes[r] as usize;
+                index[k].is_none() && !missing[k]
+            }
+            _ => false,
         }
     }
 
@@ -178,6 +196,7 @@ impl<'a> Encoder<'a> {
                 missing: is_missing,
                 width,
                 categories,
+                unseen_zero,
             } => {
                 let k = codes[r] as usize;
                 match index[k] {
@@ -186,6 +205,7 @@ impl<'a> Encoder<'a> {
                         out[i] = 1.0;
                     }
                     None if is_missing[k] => return Err(missing()),
+                    None if *unseen_zero => out[..*width].fill(0.0),
                     None => {
                         let cell = cell_text(table, r, c);
                         let known = quoted_list(categories);
@@ -536,7 +556,7 @@ mod tests {
                 let encoders: Vec<(Encoder<'_>, usize, usize)> = pre
                     .features()
                     .iter()
-                    .map(|f| (Encoder::new(&t, f.index, &f.kind), f.index, f.width()))
+                    .map(|f| (Encoder::new(&t, f.index, &f.kind, false), f.index, f.width()))
                     .collect();
                 let width = pre.n_features();
                 let mut by_row = vec![0.0f32; rows.len() * width];

@@ -291,6 +291,7 @@ impl StreamFit {
             // As every chunk held the column; where chunks differed, files
             // read against it take each centre (see `shifts`).
             read_as,
+            unseen_as_zeros: false,
         };
         Ok((pre, notes))
     }

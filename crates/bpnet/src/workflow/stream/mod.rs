@@ -175,14 +175,16 @@ impl StreamFile {
     }
 
     /// The rows of each role in `roles`, preprocessed, in file order: one
-    /// dataset per role.
+    /// dataset per role (validation and test rows as held-out rows:
+    /// [`Preprocessor::for_held_out`]).
     pub fn collect(&mut self, roles: &[Role]) -> Result<Vec<Dataset>> {
         let mut grown: Vec<Grow> = roles.iter().map(|_| Grow::default()).collect();
+        let held = self.preprocessor.for_held_out();
         for i in 0..self.spans.len() {
             let c = self.reader.read_span(&self.spans[i])?;
             for (g, &role) in grown.iter_mut().zip(roles) {
                 let rows = self.split.rows(&c.span, c.table.len(), role);
-                g.push_rows(&self.preprocessor, &c, &rows, true)?;
+                g.push_rows(&held, &c, &rows, true)?;
             }
         }
         self.reader.end_pass();
