@@ -30,7 +30,12 @@ pub fn level() -> u8 {
 fn detect() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        // Level 3 kernels are compiled with avx512f, avx2 and fma: all three
+        // (a CPU with AVX-512F has the others, a virtual one may mask them).
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
             return 3;
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {

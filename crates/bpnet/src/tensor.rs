@@ -118,9 +118,12 @@ impl<T: Scalar> Matrix<T> {
     /// Contents are unspecified afterwards.
     pub fn resize(&mut self, rows: usize, cols: usize) {
         let n = elements(rows, cols);
+        // The data first: if it cannot grow (a capacity overflow panics),
+        // the old shape is kept with the old data, and the invariant holds
+        // for a caller that catches the panic.
+        self.data.resize(n, T::ZERO);
         self.rows = rows;
         self.cols = cols;
-        self.data.resize(n, T::ZERO);
     }
 
     /// Keeps only rows `idx` (strictly increasing), in that order, moving
@@ -402,6 +405,13 @@ mod tests {
             let resized = std::panic::catch_unwind(|| Matrix::<f32>::default().resize(shape.0, shape.1));
             assert!(resized.is_err(), "{shape:?}");
         }
+        // A count that fits a usize but not an allocation (2^62 f32 values
+        // are 2^64 bytes): the panic leaves the old shape with its data (the
+        // shape was stored first, and a product over it segfaulted).
+        let mut a = Matrix::<f32>::zeros(2, 3);
+        let grown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.resize(1, 1 << 62)));
+        assert!(grown.is_err());
+        assert_eq!((a.rows(), a.cols(), a.as_slice().len()), (2, 3, 6));
     }
 
     fn seq(rows: usize, cols: usize, f: f64) -> Matrix<f64> {

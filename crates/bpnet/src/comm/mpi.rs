@@ -24,7 +24,9 @@ pub struct MpiComm {
 /// the communicator: fields drop in order).
 struct World {
     comm: SimpleCommunicator,
-    send: Vec<u8>,
+    /// The send buffer of [`sum`], in f64 units so that it is aligned for
+    /// f32 and f64 alike (a `Vec<u8>` promises 1-byte alignment only).
+    send: Vec<f64>,
     _universe: Universe,
 }
 
@@ -81,11 +83,18 @@ impl MpiComm {
 /// Sums `buf` over the ranks of `w`: rsmpi has no in-place all-reduce, so
 /// `buf` is copied into a reused send buffer first.
 fn sum<T: Copy + mpi::datatype::Equivalence>(w: &mut World, buf: &mut [T]) {
+    assert!(
+        std::mem::align_of::<T>() <= std::mem::align_of::<f64>(),
+        "the send buffer is aligned for f32 and f64"
+    );
     let bytes = std::mem::size_of_val(buf);
     w.send.clear();
-    w.send.resize(bytes, 0);
-    // SAFETY: `send` holds exactly `bytes` bytes; T is a plain float type
-    // (f32 or f64) with no invalid bit patterns.
+    w.send.resize(bytes.div_ceil(std::mem::size_of::<f64>()), 0.0);
+    // SAFETY: `send` holds at least `bytes` bytes, at the alignment of f64
+    // (its pointer is a `Vec<f64>`'s, dangling but aligned when empty),
+    // which is at least T's (asserted); T is a plain float type (f32 or
+    // f64) with no invalid bit patterns; `send` is not otherwise borrowed
+    // while the slice lives.
     let send: &mut [T] = unsafe { std::slice::from_raw_parts_mut(w.send.as_mut_ptr().cast::<T>(), buf.len()) };
     send.copy_from_slice(buf);
     w.comm.all_reduce_into(&*send, buf, SystemOperation::sum());

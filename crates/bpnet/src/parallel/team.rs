@@ -38,8 +38,12 @@
 //! done, so the leader never waits forever), carried to the leader and
 //! re-raised there after every part has finished; `busy` is released by a
 //! guard, so the team stays usable after a panic. The protocol is model
-//! checked with loom over 2-3 workers, changing part counts, concurrent
-//! callers and panicking parts (`src/parallel/loom_tests.rs`).
+//! checked with loom on teams of 1 and 2 workers (2 and 3 threads with the
+//! caller; the 2-worker models at preemption bound 1 in CI, 2 by hand),
+//! changing part counts, concurrent callers and panicking parts
+//! (`src/parallel/loom_tests.rs`). Replacing the process-wide team
+//! (`set_threads` while jobs run) is not in the loom models (`cfg(loom)`
+//! stubs the process-wide team); `tests/team.rs` stresses it natively.
 //!
 //! A worker that the operating system has not scheduled delays nothing: the
 //! leader claims and runs the remaining parts itself, and only waits for
