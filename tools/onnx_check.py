@@ -10,6 +10,7 @@ MANIFEST.json: {"cases": [case, ...]}, each case
      "opset": int, "ir_version": int,
      "input": [[float | null, ...], ...],     # raw rows; null = missing (NaN)
      "input_dtype": "float64",                # optional; float32 when absent
+     "output_dtype": "float64",               # optional; float32 when absent
      "expected": [[float, ...], ...],         # bpnet's outputs for those rows
      "metadata": {key: value, ...}}           # entries metadata_props must hold
 
@@ -55,8 +56,10 @@ def check_structure(model, case):
         raise ValueError(f"outputs {[o.name for o in graph.output]}, expected [{case['output_name']}]")
     width_in = len(case["input"][0])
     width_out = len(case["expected"][0])
-    input_type = onnx.TensorProto.DOUBLE if case.get("input_dtype") == "float64" else onnx.TensorProto.FLOAT
-    for vi, width, kind in ((graph.input[0], width_in, input_type), (graph.output[0], width_out, onnx.TensorProto.FLOAT)):
+    def elem(key):
+        return onnx.TensorProto.DOUBLE if case.get(key) == "float64" else onnx.TensorProto.FLOAT
+
+    for vi, width, kind in ((graph.input[0], width_in, elem("input_dtype")), (graph.output[0], width_out, elem("output_dtype"))):
         if vi.type.tensor_type.elem_type != kind:
             raise ValueError(f"{vi.name} is not {onnx.TensorProto.DataType.Name(kind)}")
         if dims(vi) != ["batch", width]:

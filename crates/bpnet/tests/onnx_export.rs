@@ -331,4 +331,15 @@ fn bad_options_are_refused_with_a_reason() {
         ..ExportOptions::default()
     };
     assert!(err(regression_probs).contains("regression"));
+    // A name the graph holds: an input named as a weight replaced it (ORT
+    // listed no input), an output named as an inner value was defined twice.
+    for (input, output) in [("layers.0.weight", "out"), ("features", "layers.0.out")] {
+        let clash = ExportOptions {
+            input_name: input.into(),
+            output_name: output.into(),
+            ..ExportOptions::default()
+        };
+        let e = err(clash);
+        assert!(e.contains("is the name of a tensor inside the graph"), "{e}");
+    }
 }

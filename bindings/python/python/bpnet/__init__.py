@@ -13,6 +13,7 @@ safe unless another thread was inside bpnet at the moment of the fork. With
 ``multiprocessing``, prefer the ``spawn`` or ``forkserver`` start methods.
 """
 
+import numbers as _numbers
 import os as _os
 
 from . import _bpnet
@@ -24,8 +25,14 @@ __version__ = _bpnet.version()
 
 def set_threads(n):
     """Let bpnet use ``n`` threads (the caller included); returns the count
-    in effect. Results do not depend on it."""
-    return _bpnet.set_threads(int(n))
+    in effect. Results do not depend on it. Estimators with ``threads=None``
+    keep this count (until this call they take every core)."""
+    from . import _estimators
+
+    if not isinstance(n, _numbers.Integral) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads must be a positive int, got {n!r}")
+    _estimators._THREADS_SET_BY_USER[0] = True
+    return _bpnet.set_threads(min(int(n), 1 << 16))
 
 
 def threads():

@@ -93,8 +93,8 @@ _COMMON_DOC = """
     clip_grad_norm : float, default=0.0
         Rescale gradients to at most this global L2 norm (0: off).
     on_nan : str, default="stop"
-        On a non-finite loss or gradient: stop (RuntimeError; the weights
-        from before the bad step are kept) or skip-batch.
+        On a non-finite loss or gradient: stop (RuntimeError, and the
+        estimator is left unfitted) or skip-batch (the batch is skipped).
     ensemble : int, default=0
         Networks trained on the same rows from seeds ``random_state``,
         ``random_state + 1``, ... whose predictions are averaged
@@ -106,7 +106,8 @@ _COMMON_DOC = """
         Seed of the splits, weights, batch order and dropout (``--seed``).
         None draws a seed from numpy's global generator.
     threads : int or None, default=None
-        Threads bpnet uses (``--threads``; process-wide); None: every core.
+        Threads bpnet uses (``--threads``; process-wide); None: the count
+        given to ``bpnet.set_threads``, or every core if it was not called.
         Results do not depend on it.
 
     Attributes
@@ -255,13 +256,25 @@ class _BaseMLP(BaseEstimator):
             return int(rs)
         return int(check_random_state(rs).randint(0, 2**31 - 1))
 
+    def _start_fit(self):
+        """The training configuration (parameters checked before the data,
+        so that a refused refit leaves the fitted model and its feature
+        count alone), the threads set, and the old model dropped: a fit
+        that fails afterwards leaves the estimator unfitted, not half old."""
+        cfg = self._config()
+        self._set_threads()
+        self.__dict__.pop("_native", None)
+        return cfg
+
     def _set_threads(self):
         n = self.threads
         if n is None:
+            if _THREADS_SET_BY_USER[0]:
+                return  # bpnet.set_threads(n) chose the count for the process
             n = _bpnet.available_cores()
-        if not isinstance(n, numbers.Integral) or n < 1:
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
             raise ValueError(f"threads must be a positive int or None, got {n!r}")
-        _bpnet.set_threads(int(n))
+        _bpnet.set_threads(min(int(n), 1 << 16))
 
     # ----- input ---------------------------------------------------------
 
@@ -415,13 +428,30 @@ def _labels_as_text(y):
     return classes, names, names[inverse].tolist()
 
 
+def _as_classes(y, classes):
+    """The labels `y` as the values of `classes` (so their texts are the
+    classes' own): matched by value, as numpy compares them (0 is 0.0; the
+    text '0' is not the number 0); a label not among them is an error."""
+    classes = np.unique(classes)
+    seen = np.unique(y)
+    unknown = seen[~np.isin(seen, classes)]
+    if len(unknown):
+        raise ValueError(f"y holds labels not in classes: {sorted(unknown.tolist(), key=str)}")
+    return classes[np.searchsorted(classes, y)]
+
+
+# Whether `bpnet.set_threads` was called: then `threads=None` keeps its count.
+_THREADS_SET_BY_USER = [False]
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     __doc__ = (
         "A backprop network with batch normalization for classification: "
         "softmax cross-entropy over the classes, trained as ``bpnet train --task classify``.\n"
         + _COMMON_DOC
         + """    classes_ : ndarray
-        The class labels, in output order.
+        The class labels, sorted as ``np.unique(y)`` sorts them; the columns
+        of ``predict_proba`` follow this order.
 """
     )
 
@@ -435,6 +465,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             stopping and ``history_``).
         """
         target = (_target_names(y) or ["target"])[:1]
+        cfg = self._start_fit()
         X, y = self._check_X(X, reset=True, y=y)
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
@@ -443,14 +474,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         classes, names, cells = _labels_as_text(y)
         lookup = dict(zip(names, classes))
         ex, ey = self._eval(eval_set, lookup)
-        cfg = self._config()
-        self._set_threads()
         native = _bpnet.NativeModel.fit(
             cfg, X, cells, self._names(), target, ex, ey, float(self.bn_momentum), float(self.bn_eps)
         )
-        self.classes_ = np.array([lookup[n] for n in native.class_names], dtype=classes.dtype)
+        self._set_classes(np.array([lookup[n] for n in native.class_names], dtype=classes.dtype))
         native.label_kind = _label_kind(classes)
         return self._adopt(native)
+
+    def _set_classes(self, outputs):
+        """``classes_`` from the labels of the network's outputs, in output
+        order: sorted as ``np.unique`` sorts y (scikit-learn's scorers read
+        ``predict_proba``'s columns in that order; the engine orders labels
+        that are all numbers by value, so '9' came before '10'), with the
+        permutation from outputs to columns."""
+        order = np.argsort(outputs, kind="stable")
+        self.classes_ = outputs[order]
+        self._class_order = order
 
     def _eval(self, eval_set, lookup):
         if eval_set is None:
@@ -464,7 +503,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """One epoch over X, y, continuing training (optimizer state kept).
 
         The first call fits the preprocessing on its rows and needs
-        ``classes`` (every label that will ever be seen)."""
+        ``classes`` (every label that will ever be seen); the training
+        parameters are those of that call (``set_params`` afterwards does
+        not change the network being trained: ``fit`` starts anew)."""
         first = not hasattr(self, "_native")
         X, y = self._check_X(X, reset=first, y=y)
         check_classification_targets(y)
@@ -476,34 +517,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             names = [str(c) for c in classes]
             _check_label_texts(names)
             lookup = dict(zip(names, classes))
-            unknown = set(str(v) for v in np.unique(y)) - set(names)
-            if unknown:
-                raise ValueError(f"y holds labels not in classes: {sorted(unknown)}")
+            y = _as_classes(y, classes)
             self._set_threads()
             native = _bpnet.NativeModel.start_partial(
                 self._config(), X, [str(v) for v in y], self._names(), ["target"], names,
                 float(self.bn_momentum), float(self.bn_eps),
             )
-            self.classes_ = np.array([lookup[n] for n in native.class_names], dtype=classes.dtype)
+            self._set_classes(np.array([lookup[n] for n in native.class_names], dtype=classes.dtype))
             native.label_kind = _label_kind(classes)
         else:
             if classes is not None and not np.array_equal(np.unique(classes), np.sort(self.classes_)):
                 raise ValueError("classes differ from those of the first partial_fit call")
             native = self._native
-            native.partial_fit(X, [str(v) for v in y])
+            native.partial_fit(X, [str(v) for v in _as_classes(y, self.classes_)])
         return self._adopt(native)
 
     def predict(self, X):
         """Class labels of X (the highest output, as ``bpnet predict``)."""
         native = self._native_model()
         X, _ = self._check_X(X, reset=False)
-        return self.classes_[np.asarray(native.predict_classes(X), dtype=np.intp)]
+        outputs = np.asarray(native.predict_classes(X), dtype=np.intp)
+        return self.classes_[np.argsort(self._order())[outputs]]
 
     def predict_proba(self, X):
-        """Class probabilities [n_samples, n_classes] (softmax), float64."""
+        """Class probabilities [n_samples, n_classes] (softmax), float64,
+        columns in the order of ``classes_``; each row sums to 1 in float64
+        (the float32 softmax is renormalized after the cast)."""
         native = self._native_model()
         X, _ = self._check_X(X, reset=False)
-        return native.predict_proba(X).astype(np.float64)
+        p = native.predict_proba(X).astype(np.float64)[:, self._order()]
+        if p.shape[1] > 1:
+            p /= p.sum(axis=1, keepdims=True)
+        return p
+
+    def _order(self):
+        """The output of the network behind each column of ``classes_``
+        (identity for an estimator pickled before the permutation existed)."""
+        order = getattr(self, "_class_order", None)
+        return np.arange(len(self.classes_)) if order is None else order
 
     def predict_log_proba(self, X):
         """Logarithm of ``predict_proba``."""
@@ -533,6 +584,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         eval_set : (X_val, y_val), optional
             Validation rows instead of the ``val_split`` hold-out."""
         names = _target_names(y)
+        cfg = self._start_fit()
         X, y = self._check_X(X, reset=True, y=y, multi_output=True)
         if X.shape[0] < 2:
             raise ValueError(f"bpnet needs at least 2 samples, got n_samples = {X.shape[0]}")
@@ -543,9 +595,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if eval_set is not None:
             ex, _ = self._check_X(eval_set[0], reset=False)
             ey, _ = self._targets(eval_set[1])
-        self._set_threads()
         native = _bpnet.NativeModel.fit(
-            self._config(), X, y2, self._names(), names, ex, ey, float(self.bn_momentum), float(self.bn_eps)
+            cfg, X, y2, self._names(), names, ex, ey, float(self.bn_momentum), float(self.bn_eps)
         )
         native.target_ndim = self._y_ndim
         return self._adopt(native)
@@ -617,7 +668,7 @@ def _from_native(native):
     if names is not None:
         est.feature_names_in_ = np.array(names, dtype=object)
     if native.task == "classify":
-        est.classes_ = _class_array(native.class_names, native.label_kind)
+        est._set_classes(_class_array(native.class_names, native.label_kind))
     else:
         recorded = native.target_ndim
         est._y_ndim = recorded if recorded is not None else (1 if len(native.target_names) == 1 else 2)

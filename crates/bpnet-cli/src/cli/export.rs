@@ -35,6 +35,8 @@ pub struct ExportArgs {
     /// Element type of the graph input: f32, or f64 to run the preprocessing
     /// in f64 (for raw values an f32 cannot hold closely enough, such as a
     /// column near 1e6 that varies by 0.01); the network runs in f32 either way.
+    /// With f64 a regression model's outputs are mapped back to the targets'
+    /// units in f64, and the output is f64 too.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
     input_type: String,
     /// Name of the graph output [default: logits, probabilities or predictions].
@@ -152,30 +154,81 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     if let (Some(s), false) = (&options.input_scaling, options.input_f64) {
         coarse_f32_note(s);
     }
-    println!("output '{}' f32 [batch, {}]", options.output_name, onnx.outputs);
+    let output_f64 = options.input_f64 && options.output_scaling.is_some();
+    println!(
+        "output '{}' {} [batch, {}]",
+        options.output_name,
+        if output_f64 { "f64" } else { "f32" },
+        onnx.outputs
+    );
+    if let (Some(s), false) = (&options.output_scaling, output_f64) {
+        coarse_output_note(s);
+    }
     if a.json {
         println!(
             "{}",
             json!({"onnx": a.onnx, "bytes": onnx.bytes.len(), "opset": onnx.opset, "ir_version": onnx.ir_version,
                    "ops": onnx.ops, "input": options.input_name, "output": options.output_name,
                    "inputs": onnx.inputs, "outputs": onnx.outputs, "fold_bn": a.fold_bn,
-                   "input_type": a.input_type})
+                   "input_type": a.input_type, "output_type": if output_f64 { "f64" } else { "f32" }})
         );
     }
     Ok(())
 }
 
+/// The spacing of f32 at |`center`| + 4 `scale`, as a fraction of `scale`:
+/// how coarsely an f32 holds values of that spread.
+fn f32_step(center: f64, scale: f64) -> f64 {
+    let top = (center.abs() + 4.0 * scale) as f32;
+    f64::from(top.next_up() - top) / scale
+}
+
+/// Above this fraction of a scale the rounding of an f32 can move outputs
+/// by more than the 1e-5 the exported model is tested to.
+const COARSE: f64 = 1e-6;
+
+/// A note naming the targets whose values an f32 output holds only to steps
+/// above [`COARSE`] of their spread (targets far from zero): `--input-type
+/// f64` maps them back in f64.
+fn coarse_output_note(s: &OutputScaling) {
+    let coarse: Vec<String> = (0..s.center.len())
+        .filter_map(|j| {
+            let step = f32_step(s.center[j], s.scale[j]);
+            (step > COARSE).then(|| {
+                format!(
+                    "{} (steps of {:.3e}, {step:.1e} of its spread)",
+                    s.names[j],
+                    step * s.scale[j]
+                )
+            })
+        })
+        .collect();
+    if let Some(first) = coarse.first() {
+        let more = match coarse.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        println!(
+            "note: an f32 output holds {first}{more} coarsely; --input-type f64 maps the outputs back to the targets' units in f64"
+        );
+    }
+}
+
 /// A note naming the columns whose raw values an f32 input holds only to
-/// steps above 1e-4 of their scale (the spacing of f32 at |centre| + 4
+/// steps above [`COARSE`] of their scale (the spacing of f32 at |centre| + 4
 /// scales), where `--input-type f64` keeps them: e.g. a column near 1e6
 /// that varies by 0.01 is held to steps of 0.0625, 6 of its scales.
 fn coarse_f32_note(s: &InputScaling) {
     let coarse: Vec<String> = (0..s.len())
         .filter_map(|j| {
-            let (c, v) = (s.center[j], s.scale[j]);
-            let top = (c.abs() + 4.0 * v) as f32;
-            let step = f64::from(top.next_up() - top);
-            (step / v > 1e-4).then(|| format!("{} (steps of {step:.3e}, {:.1e} of its scale)", s.names[j], step / v))
+            let step = f32_step(s.center[j], s.scale[j]);
+            (step > COARSE).then(|| {
+                format!(
+                    "{} (steps of {:.3e}, {step:.1e} of its scale)",
+                    s.names[j],
+                    step * s.scale[j]
+                )
+            })
         })
         .collect();
     if let Some(first) = coarse.first() {

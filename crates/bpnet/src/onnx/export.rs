@@ -54,7 +54,10 @@ pub struct ExportOptions {
     /// Take the input as f64: the preprocessing (filling, centering,
     /// scaling) runs in f64 and its result is cast to f32 for the first
     /// layer, so that raw values an f32 cannot hold closely enough (a
-    /// column near 1e6 that varies by 0.01) keep their precision.
+    /// column near 1e6 that varies by 0.01) keep their precision; with
+    /// [`ExportOptions::output_scaling`] the outputs are cast to f64, mapped
+    /// back to the targets' units in f64 and returned as f64 (targets near
+    /// 1e12 that vary by 1,000 lose everything in f32).
     pub input_f64: bool,
     /// Graph output name.
     pub output_name: String,
@@ -200,12 +203,23 @@ pub(super) fn finish(
     outputs: usize,
 ) -> Result<OnnxModel> {
     if let Some(s) = &options.output_scaling {
-        x = output_scaling(&mut g, s, &x);
+        x = output_scaling(&mut g, s, &x, options.input_f64);
     }
     match options.head {
         Head::Raw => {}
         Head::Softmax => x = g.node("Softmax", "head", &[&x], "head.out", vec![attr_int("axis", -1)]),
         Head::Sigmoid => x = g.node("Sigmoid", "head", &[&x], "head.out", Vec::new()),
+    }
+    // A name the graph holds would alias a weight or an inner value: an
+    // input named as a weight replaced it (ORT lists no input, the features
+    // become the weights); an output named as an inner value is defined twice.
+    for (flag, name) in [("input", &options.input_name), ("output", &options.output_name)] {
+        if g.holds_name(name) {
+            return Err(Error::config(
+                "onnx names",
+                format!("the {flag} name '{name}' is the name of a tensor inside the graph; choose another"),
+            ));
+        }
     }
     if x == options.input_name || !g.rename_last_output(&options.output_name) {
         // Only reachable for a model without layers, refused above.
@@ -324,15 +338,27 @@ fn input_scaling(g: &mut Graph, s: &InputScaling, x: &str, double: bool) -> Stri
     x
 }
 
-fn output_scaling(g: &mut Graph, s: &OutputScaling, x: &str) -> String {
+/// The network's standardized outputs mapped back to the targets' units:
+/// `x * scale + center`, in f32, or with `double` cast to f64 first and
+/// computed and returned in f64 (targets far from zero, e.g. 1.7e12 +- 1000,
+/// are held by f32 to steps of 131072).
+fn output_scaling(g: &mut Graph, s: &OutputScaling, x: &str, double: bool) -> String {
     let n = s.center.len();
     let mut x = x.to_string();
+    let constant = |g: &mut Graph, name: &str, v: &[f64]| match double {
+        true => g.constant_f64(name, &[n], v),
+        false => g.constant(name, &[n], &f32s(v)),
+    };
+    if double {
+        let to = vec![attr_int("to", DataType::Double as i64)];
+        x = g.node("Cast", "postprocess/cast", &[&x], "postprocess.f64", to);
+    }
     if s.scale.iter().any(|&v| v != 1.0) {
-        let c = g.constant("postprocess.scale", &[n], &f32s(&s.scale));
+        let c = constant(g, "postprocess.scale", &s.scale);
         x = g.node("Mul", "postprocess/scale", &[&x, &c], "postprocess.scaled", Vec::new());
     }
     if s.center.iter().any(|&v| v != 0.0) {
-        let c = g.constant("postprocess.center", &[n], &f32s(&s.center));
+        let c = constant(g, "postprocess.center", &s.center);
         x = g.node(
             "Add",
             "postprocess/center",
@@ -393,7 +419,7 @@ fn model_proto(
         &o.output_name,
         outputs,
         &format!("{head} [{BATCH_DIM}, {outputs}]"),
-        false,
+        o.input_f64 && o.output_scaling.is_some(),
     );
     ModelProto {
         ir_version: Some(ir_version(opset)),

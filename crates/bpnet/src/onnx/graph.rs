@@ -73,6 +73,14 @@ impl Graph {
             .collect()
     }
 
+    /// Whether `name` is the name of an initializer or of a node's output
+    /// other than the last node's (which becomes the graph output).
+    pub fn holds_name(&self, name: &str) -> bool {
+        let inner = self.nodes.len().saturating_sub(1);
+        self.initializers.iter().any(|t| t.name.as_deref() == Some(name))
+            || self.nodes[..inner].iter().any(|n| n.output.iter().any(|o| o == name))
+    }
+
     /// Renames the output of the last node to `name` (the graph output);
     /// returns false if there is no node.
     pub fn rename_last_output(&mut self, name: &str) -> bool {

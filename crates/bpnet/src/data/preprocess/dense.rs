@@ -447,5 +447,17 @@ fn classes_target(classes: &[String], columns: &[String], has_header: bool) -> R
     let cells = classes.iter().map(|c| vec![c.clone()]).collect();
     let table = target_table(columns.to_vec(), cells, has_header);
     let rows: Vec<usize> = (0..classes.len()).collect();
-    fit_target(&Table::from_raw(&table), &[0], &rows, Task::Classify)
+    let mut map = fit_target(&Table::from_raw(&table), &[0], &rows, Task::Classify)?;
+    // Numbers are read as numbers ('0.0' named '0'): the classes keep the
+    // texts they were given, as the labels of a fit keep theirs (the
+    // caller looks its labels up by them).
+    if let TargetMap::Classes { names, numeric: true } = &mut map {
+        let value = |s: &str| s.trim().parse::<f64>().ok();
+        for name in names.iter_mut() {
+            if let Some(given) = classes.iter().find(|c| value(c).is_some() && value(c) == value(name)) {
+                name.clone_from(given);
+            }
+        }
+    }
+    Ok(map)
 }
