@@ -381,3 +381,48 @@ fn a_category_only_in_held_out_rows_does_not_stop_training() {
     let err = text(&out.stderr);
     assert!(err.contains("category 'elsewhere' was not seen in training"), "{err}");
 }
+
+/// A text column with a category per row one-hot encodes to as many
+/// features as rows: a feature matrix larger than the memory available is
+/// refused in one line naming the column (it aborted allocating).
+#[test]
+fn an_identifier_column_too_wide_for_memory_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("x,id,y\n");
+    for i in 0..3000 {
+        csv += &format!("{},id{i},{}\n", i % 7, ["P", "N"][i % 2]);
+    }
+    std::fs::write(d.join("ids.csv"), csv).unwrap();
+    for extra in [&[][..], &["--cv", "3"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(
+                [
+                    &[
+                        "train",
+                        "--data",
+                        "ids.csv",
+                        "--epochs",
+                        "1",
+                        "--quiet",
+                        "--out",
+                        "m.safetensors",
+                    ][..],
+                    extra,
+                ]
+                .concat(),
+            )
+            .current_dir(d)
+            .env("BPNET_MEMORY", "8M")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(!out.status.success() && err.lines().count() == 1, "{extra:?}: {err}");
+        assert!(
+            err.contains("ids.csv: the features of 3000 rows need")
+                && err.contains("column 'id' is one-hot encoded over"),
+            "{err}"
+        );
+        assert!(!d.join("m.safetensors").exists());
+    }
+}

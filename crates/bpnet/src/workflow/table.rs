@@ -190,6 +190,8 @@ fn prepare_rows_of(
     let table = &src.table;
     let (pre, mut notes) = Preprocessor::fit(table, &rows, &src.spec)?;
     notes.splice(0..0, src.notes.iter().cloned());
+    let test_len = test_rows.map_or(src.test_rows.len(), <[usize]>::len);
+    check_fits(&pre, rows.len() + val_rows.len() + test_len, &table.path)?;
     let train = table_dataset(&pre, table, &rows)?;
     // Rows of this file held out of the fit take categories it lacks.
     let held = pre.for_held_out();
@@ -247,6 +249,7 @@ fn prepare_all_of(cfg: &TrainConfig, mut src: TableSource) -> Result<Prepared> {
     // training rows have none it lacks: it was fitted on them).
     let held = pre.for_held_out();
     notes.extend(held.unseen_note(&src.table, &[&val_rows, &src.test_rows]));
+    check_fits(&pre, rows.len() + val_rows.len() + src.test_rows.len(), &src.table.path)?;
     let mut sets = held.take_sets(&mut src.table, &[&rows, &val_rows, &src.test_rows])?;
     let into = |s: Option<(Matrix<f32>, Targets)>, keep: bool| -> Result<Option<Dataset>> {
         s.filter(|_| keep).map(|(x, y)| dataset(&pre, x, y)).transpose()
@@ -259,6 +262,43 @@ fn prepare_all_of(cfg: &TrainConfig, mut src: TableSource) -> Result<Prepared> {
         false => Some(test_file(cfg, &pre)?),
     };
     Prepared::new(train, val, test, table_pipeline(cfg, header, pre), notes)
+}
+
+/// Refuses, in one line, a feature matrix of `rows` rows that would not fit
+/// in the memory available (it aborted allocating): a column of text with
+/// a category per row (an identifier) one-hot encodes to as many features
+/// as rows, so a 484 KB file of 30,000 rows asked for 3.6 GB.
+fn check_fits(pre: &Preprocessor, rows: usize, path: &Path) -> Result<()> {
+    let width = pre.n_features();
+    let bytes = rows as f64 * width as f64 * 4.0;
+    let Some(limit) = super::stream::available_memory()? else {
+        return Ok(());
+    };
+    if bytes <= limit.bytes as f64 {
+        return Ok(());
+    }
+    let widest = pre
+        .features()
+        .iter()
+        .filter(|f| f.width() > 1)
+        .max_by_key(|f| f.width());
+    let hint = match widest {
+        Some(f) if f.width() * 2 > width => format!(
+            "; column '{}' is one-hot encoded over {} categories (an identifier?): leave it out of the file",
+            f.name,
+            f.width()
+        ),
+        _ => String::new(),
+    };
+    Err(Error::Format {
+        path: path.to_path_buf(),
+        reason: format!(
+            "the features of {rows} rows need {:.2} GB ({width} per row), more than the {:.2} GB available ({}){hint}",
+            bytes / 1e9,
+            limit.bytes as f64 / 1e9,
+            limit.source
+        ),
+    })
 }
 
 /// `rows` less the `--val-split` validation rows, and those rows (both
