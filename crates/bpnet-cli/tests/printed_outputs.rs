@@ -8,6 +8,7 @@ mod common;
 use bpnet::data::{CsvOptions, RawTable, parse_csv};
 use common::{ok, run_in, text};
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const CLASS_X: &str = "x,1";
@@ -209,4 +210,33 @@ fn plot_marks_a_curve_of_one_point() {
     let svg = std::fs::read_to_string(d.join("one.plots/curves.svg")).unwrap();
     // Train loss, validation loss, validation metric.
     assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+}
+
+/// With stdout a terminal and stderr redirected (`2>file`, as each rank's
+/// streams are under `mpirun`) the epoch lines are printed on stdout: the
+/// progress bar, drawn on the hidden stderr, swallowed them. Run under
+/// `script`, which gives the command a terminal (util-linux, in every
+/// Debian; the test is skipped where it is missing, failing under CI).
+#[test]
+fn epoch_lines_are_printed_when_stderr_is_redirected_from_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "`script` is missing under CI");
+        eprintln!("SKIP: no `script` command to give the run a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let train = format!(
+        "{} train --data {}/../../data/wine.csv --epochs 3 --ensemble 1 --out m.safetensors 2>err.txt",
+        env!("CARGO_BIN_EXE_bpnet"),
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &train, "/dev/null"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let epochs = stdout.lines().filter(|l| l.starts_with("epoch")).count();
+    assert_eq!(epochs, 3, "{stdout}");
 }

@@ -13,9 +13,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A bar when stdout is a terminal, plain lines otherwise, silent if `quiet`.
+    /// A bar when stdout and stderr are terminals (the bar draws on stderr
+    /// and prints the epoch lines above itself), plain lines on stdout
+    /// otherwise, silent if `quiet`. With a terminal stdout and stderr
+    /// redirected (`2>file`, or each rank under `mpirun`, whose stdout is a
+    /// pty and stderr a pipe) the hidden bar swallowed the epoch lines.
     pub fn new(quiet: bool) -> Self {
-        let terminal = std::io::stdout().is_terminal();
+        let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         Progress {
             bar: None,
             plain: !quiet && !terminal,

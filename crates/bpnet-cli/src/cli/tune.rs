@@ -210,7 +210,8 @@ pub fn run(a: &TuneArgs) -> Result<()> {
 }
 
 fn progress(quiet: bool, trials: Option<usize>) -> Option<ProgressBar> {
-    (!quiet && std::io::stdout().is_terminal()).then(|| {
+    // The bar draws on stderr and prints the trial lines above itself.
+    (!quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(trials.unwrap_or(0) as u64);
         if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {elapsed}") {
             bar.set_style(style);
