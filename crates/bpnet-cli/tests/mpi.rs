@@ -330,6 +330,58 @@ fn ranks_reading_different_data_fail_before_training() {
     assert!(!a.join("m.safetensors").exists() && !b.join("m.safetensors").exists());
 }
 
+/// Ranks resuming from copies of one run at different steps (a second
+/// machine without a shared disk) fail before training: they summed the
+/// gradients of different steps and wrote a checkpoint mixing them. A rank
+/// asked to print its configuration while the other trains fails too (it
+/// left, and the other waited for it forever).
+#[test]
+fn ranks_resuming_from_different_checkpoints_fail_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for folder in [&a, &b] {
+        std::fs::create_dir(folder).unwrap();
+        std::fs::copy(format!("{ROOT}/data/wine.csv"), folder.join("d.csv")).unwrap();
+    }
+    let args =
+        |steps: usize, extra: &[&str]| with_values(train_args("m.safetensors", steps, extra), &[("--data", "d.csv")]);
+    for (steps, folder) in [(20, &a), (10, &b)] {
+        let mut one = Command::new(BIN);
+        one.args(args(steps, &[]));
+        let o = run(one, folder);
+        assert_ok(&o, "a run to resume");
+        std::fs::rename(folder.join("m.ckpt.safetensors"), folder.join("k.ckpt")).unwrap();
+        std::fs::remove_file(folder.join("m.safetensors")).unwrap();
+    }
+    let resume = args(60, &["--resume", "k.ckpt", "--overwrite"]);
+    let mut c = mpirun(1);
+    c.arg("-wdir").arg(&a).arg(BIN).args(&resume);
+    c.args([":", "-np", "1", "-wdir"]).arg(&b).arg(BIN).args(&resume);
+    let o = run(c, dir.path());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        lines,
+        [
+            "error: distributed training: --resume checkpoint (SHA-256 of the file, or none): rank 1 disagrees with rank 0 (reported by rank 0)"
+        ],
+        "{err}"
+    );
+    assert!(!a.join("m.ckpt.safetensors").exists() && !a.join("m.safetensors").exists());
+    let mut c = mpirun(1);
+    c.arg(BIN).args(train_args("p.safetensors", 20, &[]));
+    c.args([":", "-np", "1", BIN])
+        .args(train_args("p.safetensors", 20, &["--print-config"]));
+    let o = run(c, dir.path());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: distributed training: --print-config: rank 1 disagrees with rank 0"),
+        "{err}"
+    );
+}
+
 /// Pids of the rank processes `mpirun` (pid `parent`) started.
 fn ranks_of(parent: u32) -> Vec<u32> {
     let mut pids = Vec::new();

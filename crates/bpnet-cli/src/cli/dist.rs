@@ -86,6 +86,34 @@ pub fn agree_on_run(comm: &dyn Comm, cfg: &TrainConfig, data: &Prepared) -> Resu
     agree(comm, "training data (digest of the prepared rows)", &h.to_le_bytes())
 }
 
+/// Fails on every rank, before training, unless all resume from the same
+/// checkpoint (by the SHA-256 of its bytes) or none does: ranks resumed
+/// from copies of a run at different steps summed gradients of different
+/// steps, wrote a checkpoint mixing them, and failed only at the end of the
+/// epoch (or died in MPI with a truncated message).
+pub fn agree_on_resume(comm: &dyn Comm, resume: Option<&std::path::Path>) -> Result<()> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    let digest = match resume {
+        Some(p) => bpnet::io::file_sha256(p)?,
+        None => "none".to_string(),
+    };
+    agree(
+        comm,
+        "--resume checkpoint (SHA-256 of the file, or none)",
+        digest.as_bytes(),
+    )
+}
+
+/// Writes `line` to stderr in one write: `eprintln!` writes the pieces of
+/// its format one by one (stderr is unbuffered), and mpirun interleaved the
+/// ranks' pieces ("error: rank error: rank 1 of 3: ...").
+fn say_line(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 /// Reports a failed command and picks the exit code. Alone: `error: ...`.
 /// Under mpirun, errors every rank meets together (disagreement, divergence,
 /// a too-small batch) are printed once, by rank 0; any other error is
@@ -99,11 +127,11 @@ pub fn report(comm: &dyn Comm, e: &Error) -> ExitCode {
     let agreed = matches!(e, Error::Comm(_) | Error::Diverged { .. } | Error::BatchTooSmall { .. });
     if agreed {
         if comm.rank() == 0 {
-            eprintln!("error: {e}");
+            say_line(&format!("error: {e}"));
         }
         return ExitCode::FAILURE;
     }
-    eprintln!("error: rank {} of {}: {e}", comm.rank(), comm.size());
+    say_line(&format!("error: rank {} of {}: {e}", comm.rank(), comm.size()));
     comm.abort(1);
     ExitCode::FAILURE
 }

@@ -372,6 +372,9 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             cfg.optimizer
         );
     }
+    // Every rank returns here or none: one that printed and left made the
+    // others wait forever for it.
+    bpnet::comm::agree(&**comm, "--print-config", &[u8::from(a.print_config)])?;
     if a.print_config {
         if lead {
             print!("{}", cfg.to_toml());
@@ -409,6 +412,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         fold_cfg.ensemble = cfg.ensemble;
     }
     super::dist::agree_on_run(&**comm, &cfg, &data)?;
+    super::dist::agree_on_resume(&**comm, a.resume.as_deref())?;
     let quiet = a.quiet || !lead;
     let say = |s: &str| {
         if !quiet {
