@@ -69,6 +69,15 @@ def test_regressor_weights_match_bpnet_train(tmp_path, run_cli, networks):
     assert np.array_equal(est.predict(X), bpnet.load(cli_model).predict(X))
 
 
+def _same_probabilities(rows, proba):
+    """The CLI prints the float32 softmax to 6 decimals; Python renormalizes
+    it in float64 so that its rows sum to 1 there: the two agree within the
+    printing's 5e-7 and that renormalization (about 1e-7)."""
+    printed = np.array([r[1:] for r in rows], dtype=np.float64)
+    assert printed.shape == proba.shape
+    assert np.abs(printed - proba).max() <= 7e-7
+
+
 def test_python_model_predicts_the_same_in_bpnet_predict(tmp_path, run_cli):
     X, y = blobs(n=150, d=4, classes=3, seed=5)
     est = bpnet.MLPClassifier(**OPTS).fit(X, y)
@@ -80,12 +89,7 @@ def test_python_model_predicts_the_same_in_bpnet_predict(tmp_path, run_cli):
     head, rows = _predict_csv(run_cli, model, new)
     assert head == ["prediction"] + [f"p_{c}" for c in est.classes_]
     assert [int(r[0]) for r in rows] == list(est.predict(X[:40]))
-    # The CLI prints the float32 softmax to 6 decimals; Python renormalizes
-    # it in float64 (rows sum to 1 there): within the printing's 5e-7 and
-    # that renormalization (about 1e-7).
-    proba = est.predict_proba(X[:40])
-    for r, p in zip(rows, proba):
-        assert np.abs(np.array(r[1:], dtype=np.float64) - p).max() <= 7e-7
+    _same_probabilities(rows, est.predict_proba(X[:40]))
     out = run_cli("eval", "--model", model, "--data", _labelled(tmp_path, X[:40], y[:40]))
     acc = float(out.split("accuracy ")[1].split("%")[0])
     assert acc == pytest.approx(100 * est.score(X[:40], y[:40]), abs=0.006)
@@ -132,9 +136,7 @@ def test_cli_model_loads_in_python_and_predicts_the_same(tmp_path, run_cli, netw
     head, rows = _predict_csv(run_cli, model, data)
     assert head == ["prediction", "p_0", "p_1", "p_2", "p_3"]
     assert [int(r[0]) for r in rows] == list(est.predict(X))
-    proba = est.predict_proba(X)
-    for r, p in zip(rows, proba):
-        assert [f"{v:.6f}" for v in np.float32(p)] == r[1:]
+    _same_probabilities(rows, est.predict_proba(X))
     assert list(est.classes_) == [0, 1, 2, 3]
 
 
@@ -208,8 +210,7 @@ def test_a_tuned_blend_loads_in_python_predicts_as_the_cli_and_pickles(tmp_path,
     assert est.n_networks_ >= 8  # at least the portfolio's 4 trials, 2 networks each
     head, rows = _predict_csv(run_cli, model, data)
     assert [int(r[0]) for r in rows] == list(est.predict(X))
-    for r, p in zip(rows, est.predict_proba(X)):
-        assert [f"{v:.6f}" for v in np.float32(p)] == r[1:]
+    _same_probabilities(rows, est.predict_proba(X))
     again = pickle.loads(pickle.dumps(est))
     assert np.array_equal(again.predict_proba(X), est.predict_proba(X))
     copy = tmp_path / "copy.safetensors"
