@@ -406,6 +406,88 @@ fn a_journal_of_another_search_is_refused_in_one_line() {
     refused(t, &copy, &["--target", "species"], "--data's contents (SHA-256)");
 }
 
+/// A journaled trial that the search cannot have written is refused in one
+/// line naming its line (an edited score, no folds, more folds than --cv, a
+/// negative time and a repeated trial were used as they stood: the
+/// leaderboard showed them, NaN, or the time budget panicked); the journal
+/// is left as it was. A --time past 1e9 s is refused (1e19 s panicked).
+#[test]
+fn an_edited_journal_line_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tune(d, "4", "1");
+    let path = d.join("t.tune.jsonl");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    let mut trial: Value = serde_json::from_str(lines[2]).unwrap();
+    let edits: [(&str, Box<dyn Fn(&mut Value)>); 5] = [
+        (
+            "a score of 0.99 where its folds give",
+            Box::new(|t| t["score"] = 0.99.into()),
+        ),
+        (
+            "0 fold scores for --cv 3",
+            Box::new(|t| t["folds"] = serde_json::json!([])),
+        ),
+        (
+            "4 fold scores for --cv 3",
+            Box::new(|t| t["folds"].as_array_mut().unwrap().push(0.5.into())),
+        ),
+        ("a time of -5 seconds", Box::new(|t| t["seconds"] = (-5.0).into())),
+        ("is journaled twice", Box::new(|t| t["trial"] = 0.into())),
+    ];
+    for (want, edit) in edits {
+        let original = trial.clone();
+        edit(&mut trial);
+        let mut text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        text[2] = trial.to_string();
+        trial = original;
+        let text = text.join("\n") + "\n";
+        std::fs::write(&path, &text).unwrap();
+        let out = run_in(
+            d,
+            &[
+                "tune",
+                "--data",
+                &iris(),
+                "--target",
+                "species",
+                "--trials",
+                "4",
+                "--cv",
+                "3",
+                "--epochs",
+                "5",
+                "--seed",
+                "3",
+                "--out",
+                "t.safetensors",
+                "--overwrite",
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.trim().lines().count() == 1,
+            "{want}: {err}"
+        );
+        assert!(
+            err.contains("t.tune.jsonl: line 3: ") && err.contains(want),
+            "{want}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "{want}: the journal is kept"
+        );
+    }
+    let out = run_in(
+        d,
+        &["tune", "--data", &iris(), "--time", "1e19", "--out", "u.safetensors"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("more than 1e9 seconds"), "{err}");
+}
+
 #[test]
 fn confirm_1_rescores_the_best_with_the_portfolio_and_0_none() {
     let dir = tempfile::tempdir().unwrap();

@@ -266,6 +266,7 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
 /// `--time`: a positive number of seconds.
 fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
+        Ok(t) if t > 1e9 => Err(format!("'{s}' is more than 1e9 seconds (31 years)")),
         Ok(t) if t > 0.0 && t.is_finite() => Ok(t),
         _ => Err(format!("'{s}' is not a positive number of seconds")),
     }

@@ -43,6 +43,32 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// What makes a journaled trial not one the search wrote (an edited or
+/// damaged line was used as it stood: a score of 0.99 beside folds of
+/// 0.765, NaN from no folds, 7 folds of 3, a negative time that panicked
+/// the time budget): `None` when it is consistent with `cv` folds.
+fn inconsistent(r: &TrialRecord, cv: usize) -> Option<String> {
+    if !(r.seconds.is_finite() && r.seconds >= 0.0) {
+        return Some(format!("a time of {} seconds", r.seconds));
+    }
+    if r.folds.len() > cv || (r.complete() && r.folds.len() != cv) {
+        return Some(format!("{} fold scores for --cv {cv}", r.folds.len()));
+    }
+    if r.floored > r.folds.len() {
+        return Some(format!("{} floored folds of {}", r.floored, r.folds.len()));
+    }
+    if r.folds.iter().any(|f| !f.is_finite() || *f < super::SCORE_FLOOR) {
+        return Some("a fold score that is not finite or below the floor".into());
+    }
+    let want = match (&r.failed, r.folds.is_empty()) {
+        (Some(_), _) => super::SCORE_FLOOR,
+        (None, true) => return Some("no fold scores".into()),
+        (None, false) => bpnet::workflow::mean_sd(&r.folds).0,
+    };
+    let close = (r.score - want).abs() <= 1e-12 * want.abs().max(1.0);
+    (!close).then(|| format!("a score of {} where its folds give {want}", r.score))
+}
+
 impl TrialRecord {
     /// Ran every fold of the search without failing.
     pub fn complete(&self) -> bool {
@@ -219,6 +245,15 @@ impl Journal {
                     };
                     if !Space::contains(&r.params) || !r.score.is_finite() {
                         return Err(bad(i + 1, "parameters out of range or a non-finite score".into()));
+                    }
+                    if let Some(why) = inconsistent(&r, header.cv) {
+                        return Err(bad(
+                            i + 1,
+                            format!("trial {}: {why}; remove the journal or choose another --out", r.trial),
+                        ));
+                    }
+                    if records.iter().any(|o: &TrialRecord| o.trial == r.trial) {
+                        return Err(bad(i + 1, format!("trial {} is journaled twice", r.trial)));
                     }
                     records.push(r);
                 }

@@ -215,7 +215,8 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     let start = Instant::now();
     let limit = opts.trials.unwrap_or(usize::MAX);
     let train_rows = src.rows.len() * (opts.cv - 1) / opts.cv;
-    let end = opts.time.map(|t| start + Duration::from_secs_f64(t.max(0.0)));
+    // A budget past what an Instant can hold is no deadline (1e19 s panicked).
+    let end = opts.time.and_then(|t| start.checked_add(seconds(t)));
     let mut ctx = Ctx {
         src: &src,
         folds: &folds,
@@ -355,7 +356,7 @@ fn reserve(records: &[TrialRecord], opts: &TuneOptions) -> Duration {
         false => lead.clone(),
     };
     let Some(&first) = top.first() else {
-        return Duration::from_secs_f64(cap);
+        return seconds(cap);
     };
     let secs = |idx: &[usize]| idx.iter().map(|&i| records[i].seconds).sum::<f64>();
     let (blend, networks) = opts.refit;
@@ -363,7 +364,13 @@ fn reserve(records: &[TrialRecord], opts: &TuneOptions) -> Duration {
     let work = secs(&lead) + refit_of * networks as f64 / (opts.cv.max(2) - 1) as f64;
     let longest = top.iter().map(|&i| records[i].seconds).fold(0.0, f64::max);
     let estimate = 1.25 * (work / opts.workers.max(1) as f64 + longest);
-    Duration::from_secs_f64(estimate.min(cap))
+    seconds(estimate.min(cap))
+}
+
+/// `s` seconds as a duration: none for a negative or NaN `s`, the longest
+/// duration for one too large (`Duration::from_secs_f64` panics on both).
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 /// The best trial's index: of those with a [`TrialRecord::combined`]

@@ -251,6 +251,21 @@ pub fn html(o: &TuneOutcome, title: &str, rule: BlendRule) -> String {
             trials.join(", ")
         );
     }
+    if let [(i, n)] = o.blended[..]
+        && o.records[i].trial != best.trial
+    {
+        // Selection gave every network to another trial than the best: the
+        // report said "Best: trial 1" of a model holding none of it.
+        let _ = write!(
+            s,
+            "<p>The model holds {n} network{} of trial {} alone, refit on the training rows less a validation \
+             split for early stopping: greedy selection on the trials' predictions of the second split's \
+             held-out folds gave the best trial ({}) none.</p>",
+            if n > 1 { "s" } else { "" },
+            o.records[i].trial,
+            best.trial
+        );
+    }
     let floored: Vec<String> = o
         .records
         .iter()
@@ -445,9 +460,16 @@ mod tests {
         // No out-of-fold predictions to select on: the same number each.
         o.held_out.clear();
         assert_eq!(said(&o, BlendRule::Select), same);
-        // One trial held: nothing to say.
-        o.blended = vec![(0, 5)];
+        // One trial held: nothing to say, unless it is not the best one.
+        let best = o.records.iter().position(|r| r.trial == o.best().trial).unwrap();
+        o.blended = vec![(best, 5)];
         assert_eq!(sharing(&o, BlendRule::Select), None);
-        assert!(!html(&o, "t", BlendRule::Select).contains("The model averages"));
+        let page = html(&o, "t", BlendRule::Select);
+        assert!(!page.contains("The model averages") && !page.contains("The model holds"));
+        let other = (best + 1) % o.records.len();
+        o.blended = vec![(other, 8)];
+        let page = html(&o, "t", BlendRule::Select);
+        let said = format!("The model holds 8 networks of trial {} alone", o.records[other].trial);
+        assert!(page.contains(&said), "{page}");
     }
 }
