@@ -420,7 +420,8 @@ fn an_edited_journal_line_is_refused_in_one_line() {
     let good = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = good.lines().collect();
     let mut trial: Value = serde_json::from_str(lines[2]).unwrap();
-    let edits: [(&str, Box<dyn Fn(&mut Value)>); 5] = [
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: [(&str, Edit); 5] = [
         (
             "a score of 0.99 where its folds give",
             Box::new(|t| t["score"] = 0.99.into()),
