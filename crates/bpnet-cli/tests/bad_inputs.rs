@@ -88,6 +88,8 @@ fn setup(d: &Path) {
             "colour,size,y\nred,1,a\nblue,2,b\nred,3,a\nblue,1,b\nred,2,a\nblue,3,b\n",
         ),
         ("unseen.csv", "colour,size\ngreen,1\n"),
+        // A quoted category holding a line break (the error split in two).
+        ("unseen_break.csv", "colour,size\n\"gr\neen\",1\n"),
         ("run.toml", "learning_rate = 0.1\n"),
         (
             "text.history.csv",
@@ -310,6 +312,18 @@ fn every_bad_input_fails_cleanly() {
             ],
             "green",
         ),
+        (
+            vec![
+                "predict",
+                "--model",
+                "cats.safetensors",
+                "--data",
+                "unseen_break.csv",
+                "--output",
+                "p.csv",
+            ],
+            "category 'gr\\neen' was not seen in training",
+        ),
         (vec!["inspect", "truncated.safetensors"], "truncated"),
         (
             vec![
@@ -431,6 +445,24 @@ fn every_bad_input_fails_cleanly() {
         (
             vec!["predict", "--model", "iris.safetensors", "--data", "idx_good"],
             "was trained on a table",
+        ),
+        // Several targets mean regression: a column of labels among them
+        // was blamed as "numeric".
+        (
+            vec![
+                "train",
+                "--data",
+                "text_cell.csv",
+                "--target",
+                "a,y",
+                "--val-split",
+                "0",
+            ],
+            "'x' is not a number (2 target columns mean regression, whose targets are numbers; classify on one target column)",
+        ),
+        (
+            vec!["train", "--data", "text_cell.csv", "--delimiter", "\""],
+            "invalid --delimiter: '\"' cannot separate fields",
         ),
         // CSV text was written under the Arrow name.
         (

@@ -40,6 +40,12 @@ pub fn is_number(cell: &str) -> bool {
 /// UTF-8; `§` or `é`, though below U+0100, are two bytes in a UTF-8 file).
 pub fn delimiter_byte(c: char) -> Result<u8> {
     match u8::try_from(c) {
+        // The quote and the line ends have their own meaning in a CSV (a
+        // '"' delimiter ended in an unrelated error about the split).
+        Ok(b'"' | b'\r' | b'\n') => Err(Error::config(
+            "--delimiter",
+            format!("{c:?} cannot separate fields: it quotes them or ends lines (use ',', ';', a tab, '|')"),
+        )),
         Ok(b) if c.is_ascii() => Ok(b),
         _ => Err(Error::config(
             "--delimiter",
@@ -192,11 +198,27 @@ pub(crate) fn quoted_list(names: &[String]) -> String {
 
 /// `text` as an error message shows it: at most [`SHORT_CELL`] characters,
 /// a longer text cut with its length in bytes (a 1 MB cell would otherwise
-/// make a 1 MB line).
+/// make a 1 MB line), and control characters escaped (`\n`, `\r`, `\t`,
+/// `\u{1b}`: a quoted cell holding a line break split the one-line error,
+/// and a `\r` overwrote it on a terminal).
 pub fn short_cell(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(SHORT_CELL) {
-        None => std::borrow::Cow::Borrowed(text),
-        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}... ({} bytes)", &text[..cut], text.len())),
+    let cut = text.char_indices().nth(SHORT_CELL).map(|(cut, _)| cut);
+    let shown = &text[..cut.unwrap_or(text.len())];
+    let escaped: std::borrow::Cow<'_, str> = match shown.chars().any(char::is_control) {
+        false => std::borrow::Cow::Borrowed(shown),
+        true => std::borrow::Cow::Owned(
+            shown
+                .chars()
+                .map(|c| match c.is_control() {
+                    true => c.escape_default().to_string(),
+                    false => c.to_string(),
+                })
+                .collect(),
+        ),
+    };
+    match cut {
+        None => escaped,
+        Some(_) => std::borrow::Cow::Owned(format!("{escaped}... ({} bytes)", text.len())),
     }
 }
 
@@ -596,4 +618,30 @@ pub(crate) fn header_names(first: &[String]) -> std::result::Result<Vec<String>,
         ));
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod short_cell_tests {
+    use super::short_cell;
+
+    #[test]
+    fn quotes_and_line_ends_are_no_delimiters() {
+        for c in ['"', '\r', '\n'] {
+            let e = super::delimiter_byte(c).unwrap_err().to_string();
+            assert!(e.contains("cannot separate fields"), "{e}");
+        }
+        assert_eq!(super::delimiter_byte(';').unwrap(), b';');
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_long_cells_cut() {
+        assert_eq!(short_cell("red"), "red");
+        assert_eq!(short_cell("re,d\nx"), "re,d\\nx");
+        assert_eq!(short_cell("a\rb\tc\u{1b}"), "a\\rb\\tc\\u{1b}");
+        let long = "é".repeat(70);
+        assert_eq!(short_cell(&long), format!("{}... (140 bytes)", "é".repeat(60)));
+        let long_break = format!("{}\n{}", "a".repeat(30), "b".repeat(40));
+        assert!(short_cell(&long_break).starts_with(&format!("{}\\n", "a".repeat(30))));
+        assert!(!short_cell(&long_break).contains('\n'));
+    }
 }

@@ -75,7 +75,7 @@ impl TargetStats {
                     match numeric_cell(table, r, c) {
                         Ok(Some(v)) => m.push(v),
                         Ok(None) if err.is_none() => *err = Some(table.cell_error(r, c, "missing target value")),
-                        Err(e) if err.is_none() => *err = Some(e),
+                        Err(e) if err.is_none() => *err = Some(super::targets::several_targets(e, self.cols.len())),
                         _ => {}
                     }
                 }

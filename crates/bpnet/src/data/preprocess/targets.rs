@@ -57,7 +57,7 @@ pub(crate) fn fit_target(table: &Table, targets: &[usize], rows: &[usize], task:
             for &c in targets {
                 let mut values = Vec::with_capacity(rows.len());
                 for &r in rows {
-                    values.push(value_cell(table, r, c)?);
+                    values.push(value_cell(table, r, c).map_err(|e| several_targets(e, targets.len()))?);
                 }
                 let (m, s) = Scaling::ZScore.fit(&values);
                 mean.push(m);
@@ -211,6 +211,22 @@ impl TargetMap {
                 Ok(Targets::Values(Matrix::from_vec(rows.len(), cols.len(), data)?))
             }
         }
+    }
+}
+
+/// A target cell's error when `targets` columns were asked for: several
+/// mean regression, so a column of labels fails as "not a number (the
+/// column is numeric)", which blamed the column; the reason is said instead.
+pub(super) fn several_targets(e: Error, targets: usize) -> Error {
+    match e {
+        Error::Format { path, reason } if targets > 1 => Error::Format {
+            path,
+            reason: reason.replace(
+                "(the column is numeric)",
+                &format!("({targets} target columns mean regression, whose targets are numbers; classify on one target column)"),
+            ),
+        },
+        e => e,
     }
 }
 
