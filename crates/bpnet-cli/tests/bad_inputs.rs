@@ -752,7 +752,7 @@ fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
     fn scale(p: &mut serde_json::Value, v: f64) {
         p["preprocessor"]["features"][1]["kind"]["numeric"]["scale"] = v.into()
     }
-    let edits: [(&str, Edit); 9] = [
+    let edits: [(&str, Edit); 10] = [
         ("feature index", |p| {
             p["preprocessor"]["features"][0]["index"] = 99.into()
         }),
@@ -775,6 +775,11 @@ fn inconsistent_preprocessing_in_a_model_file_is_one_line() {
         }),
         ("task regress with classes", |p| {
             p["preprocessor"]["task"] = "regress".into()
+        }),
+        // Finite in f64, beyond any data (predict printed NaN, the f32
+        // ONNX constant was infinite).
+        ("center 1e300", |p| {
+            p["preprocessor"]["features"][1]["kind"]["numeric"]["center"] = 1e300.into()
         }),
     ];
     for (what, edit) in edits {
@@ -846,6 +851,36 @@ fn a_regression_ensemble_with_inconsistent_metadata_is_one_line() {
         bpnet::io::save_ensemble(&edited, &file.spec, &members, combine, meta).unwrap();
         refused_as_inconsistent(d.path(), &data, what);
     }
+}
+
+/// A classifier ensemble of 3 outputs whose file says it averages sigmoids
+/// (predict accepted it; the ONNX probabilities summed to 1.2): refused.
+#[test]
+fn a_sigmoid_ensemble_of_several_outputs_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let data = format!("{ROOT}/data/iris.csv");
+    let train = [
+        "train",
+        "--data",
+        &data,
+        "--epochs",
+        "2",
+        "--ensemble",
+        "2",
+        "--quiet",
+        "--out",
+        "c.safetensors",
+    ];
+    let out = bpnet(d.path(), &train);
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let path = d.path().join("c.safetensors");
+    let file = bpnet::io::load_model(&path).unwrap();
+    let (members, _) = bpnet::io::ensemble_members(&file, &path, bpnet::Combine::Softmax).unwrap();
+    let mut meta = file.metadata.clone();
+    meta.remove("ensemble");
+    let edited = d.path().join("edited.safetensors");
+    bpnet::io::save_ensemble(&edited, &file.spec, &members, bpnet::Combine::Sigmoid, &meta).unwrap();
+    refused_as_inconsistent(d.path(), &data, "sigmoid over 3 outputs");
 }
 
 /// Exit codes: 2 for a command-line usage error (clap's), 1 for everything

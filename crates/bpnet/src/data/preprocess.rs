@@ -75,6 +75,11 @@ pub enum Targets {
     Values(Matrix<f32>),
 }
 
+/// The largest magnitude a fitted centre, scale, fill or target statistic
+/// may have: cells past ±1e30 are refused when read, so statistics of data
+/// stay within a few times that.
+const LIMIT: f64 = 1e31;
+
 /// The fitted preprocessing: how a table's rows become a feature matrix and
 /// targets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -404,14 +409,27 @@ impl Preprocessor {
     /// The numbers the transforms divide or multiply by, and those they add
     /// or fill in: finite, and each scale and target standard deviation a
     /// positive normal number (0 gave NaN features, 1e-320 infinities).
+    /// No number is beyond what data can hold (cells past ±1e30 are refused
+    /// when read: a fill of 1e300 became infinity in an f32 ONNX constant,
+    /// a centre of 1e300 printed NaN predictions). A categorical feature's
+    /// categories are sorted and distinct (they are looked up by binary
+    /// search: out of order, every row was refused).
     fn check_numbers(&self) -> std::result::Result<(), String> {
+        let sane = |v: f64| v.is_finite() && v.abs() <= LIMIT;
         for f in &self.features {
-            if let FeatureKind::Numeric { center, scale, fill } = &f.kind {
-                if !(scale.is_normal() && *scale > 0.0) {
-                    return Err(format!("feature '{}' has scale {scale}", f.name));
+            match &f.kind {
+                FeatureKind::Numeric { center, scale, fill } => {
+                    if !(scale.is_normal() && *scale > 0.0 && sane(*scale)) {
+                        return Err(format!("feature '{}' has scale {scale}", f.name));
+                    }
+                    if let Some(v) = [Some(*center), *fill].into_iter().flatten().find(|v| !sane(*v)) {
+                        return Err(format!("feature '{}' has a center or fill of {v}", f.name));
+                    }
                 }
-                if let Some(v) = [Some(*center), *fill].into_iter().flatten().find(|v| !v.is_finite()) {
-                    return Err(format!("feature '{}' has a center or fill of {v}", f.name));
+                FeatureKind::Categorical { categories, .. } => {
+                    if categories.windows(2).any(|w| w[0] >= w[1]) {
+                        return Err(format!("feature '{}' has categories out of order or repeated", f.name));
+                    }
                 }
             }
         }
@@ -419,7 +437,7 @@ impl Preprocessor {
             let bad = mean
                 .iter()
                 .zip(std)
-                .position(|(m, s)| !(m.is_finite() && s.is_normal() && *s > 0.0));
+                .position(|(m, s)| !(sane(*m) && sane(*s) && s.is_normal() && *s > 0.0));
             if let Some(k) = bad {
                 return Err(format!(
                     "target {k} has mean {} and standard deviation {}",

@@ -190,6 +190,12 @@ impl Activation {
             Activation::LeakyRelu(p) | Activation::Elu(p) if !p.is_finite() => {
                 Err(Error::config("activation parameter", format!("{p} is not finite")))
             }
+            // Applied in f32 (and written as an f32 ONNX attribute): 1e40
+            // was infinite there, and training saved NaN-predicting weights.
+            Activation::LeakyRelu(p) | Activation::Elu(p) if p.abs() > f64::from(f32::MAX) => Err(Error::config(
+                "activation parameter",
+                format!("{p} is beyond the f32 range the network computes in"),
+            )),
             _ => Ok(()),
         }
     }
@@ -509,6 +515,15 @@ mod tests {
         assert_eq!("leaky-relu".parse::<Activation>().unwrap(), Activation::LeakyRelu(0.01));
         assert!("swish".parse::<Activation>().is_err());
         assert!("elu:nan".parse::<Activation>().is_err());
+        // Finite in f64, infinite in the f32 the network computes in.
+        assert!(
+            "elu:1e40"
+                .parse::<Activation>()
+                .unwrap_err()
+                .to_string()
+                .contains("beyond the f32 range")
+        );
+        assert!("leaky_relu:-1e39".parse::<Activation>().is_err());
     }
 
     #[test]

@@ -213,7 +213,23 @@ impl Pipeline {
                     ),
                 })
             }
-            _ => Ok(()),
+            _ => {
+                // Sigmoid averages one output, softmax two or more (a
+                // 3-class ensemble marked sigmoid exported probabilities
+                // summing to 1.2).
+                let outputs = file.model.out_features().unwrap_or(0);
+                match (combine, outputs) {
+                    (crate::Combine::Sigmoid, n) if n != 1 => Err(Error::Format {
+                        path: path.to_path_buf(),
+                        reason: format!("inconsistent model file: an ensemble averaging sigmoids of {n} outputs"),
+                    }),
+                    (crate::Combine::Softmax, n) if n < 2 => Err(Error::Format {
+                        path: path.to_path_buf(),
+                        reason: format!("inconsistent model file: an ensemble averaging a softmax of {n} output"),
+                    }),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 }

@@ -198,6 +198,21 @@ fn preprocessor_survives_json_and_describes_itself() {
     assert!(d.contains("categorical 'color': 3 categories"), "{d}");
     assert!(d.contains("-> 6 features"), "{d}");
     assert!(d.lines().count() <= 6, "{d}");
+    assert_eq!(q.check_consistent(), Ok(()));
+    // Categories out of order are looked up by binary search in vain (every
+    // row was refused), repeated ones are ambiguous: a file holding them is
+    // inconsistent.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let cats = v["features"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find_map(|f| f["kind"].get_mut("categorical"))
+        .unwrap();
+    cats["categories"].as_array_mut().unwrap().reverse();
+    let r: Preprocessor = serde_json::from_value(v).unwrap();
+    let e = r.check_consistent().unwrap_err();
+    assert!(e.contains("categories out of order or repeated"), "{e}");
 }
 
 #[test]
