@@ -106,6 +106,28 @@ pub fn agree_on_resume(comm: &dyn Comm, resume: Option<&std::path::Path>) -> Res
     )
 }
 
+/// With `--bn-sync local` each rank normalizes its own block of a batch, so
+/// every block of every batch trained (`batch` rows, and the last of `rows
+/// % batch` when it is trained: 2 rows or more) needs 2 rows. Checked before
+/// training on every rank alike (it failed at the first short batch, an
+/// epoch and a checkpoint in).
+pub fn check_local_blocks(rows: usize, batch: usize, ranks: usize) -> Result<()> {
+    if ranks < 2 || batch == 0 {
+        return Ok(());
+    }
+    let last = rows % batch;
+    let sizes = std::iter::once(batch).chain((last >= 2).then_some(last));
+    match sizes.map(|b| (b, b / ranks)).find(|&(_, least)| least < 2) {
+        Some((b, least)) => Err(Error::Comm(format!(
+            "--bn-sync local: a batch of {b} rows over {ranks} ranks leaves a rank {least} row{}, and batch \
+             normalization on each rank's rows needs 2 ({rows} training rows in batches of {batch}); use --bn-sync \
+             global, or a batch size that leaves every rank 2 rows of each batch",
+            if least == 1 { "" } else { "s" }
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Writes `line` to stderr in one write: `eprintln!` writes the pieces of
 /// its format one by one (stderr is unbuffered), and mpirun interleaved the
 /// ranks' pieces ("error: rank error: rank 1 of 3: ...").
@@ -134,4 +156,24 @@ pub fn report(comm: &dyn Comm, e: &Error) -> ExitCode {
     say_line(&format!("error: rank {} of {}: {e}", comm.rank(), comm.size()));
     comm.abort(1);
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod local_block_tests {
+    use super::check_local_blocks;
+
+    #[test]
+    fn every_rank_needs_two_rows_of_every_batch_trained() {
+        // 164 rows in batches of 16 on 3 ranks: the last batch of 4 gives a
+        // rank 1 row (it failed an epoch in).
+        let e = check_local_blocks(164, 16, 3).unwrap_err().to_string();
+        assert!(e.contains("a batch of 4 rows over 3 ranks leaves a rank 1 row"), "{e}");
+        assert!(check_local_blocks(166, 16, 3).is_ok(), "a last batch of 6: 2 each");
+        assert!(
+            check_local_blocks(161, 16, 3).is_ok(),
+            "a last batch of 1 is not trained"
+        );
+        assert!(check_local_blocks(160, 5, 3).is_err(), "5 rows over 3: a rank gets 1");
+        assert!(check_local_blocks(160, 5, 1).is_ok(), "one process: nothing to check");
+    }
 }

@@ -498,6 +498,10 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         ));
     }
     let rows = data.train.len();
+    if bn_sync == BnSyncMode::Local && trainer.model.has_batch_norm() {
+        let batch = fit_cfg.batch_size.unwrap_or(rows).min(rows);
+        super::dist::check_local_blocks(rows, batch, comm.size())?;
+    }
     if let Some(note) = super::config::batch_note(a.config.as_deref(), a.batch_size, cfg.batch_size, rows) {
         say(&note);
     }
