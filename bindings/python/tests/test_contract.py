@@ -118,3 +118,10 @@ def test_partial_fit_matches_labels_by_value():
     assert list(f.classes_) == [0.0, 1.0, 2.5]
     with pytest.raises(ValueError, match="not in classes"):
         bpnet.MLPClassifier(**FAST).partial_fit(X, y.astype(str), classes=[0, 1])
+
+
+def test_experiment_settings_out_of_range_are_value_errors(tmp_path):
+    """A negative seed or step count raised OverflowError from the engine."""
+    for bad in (dict(seed=-1), dict(steps=-1), dict(seed=2**64)):
+        with pytest.raises(ValueError, match="whole number from 0"):
+            bpnet.experiment.bn_mnist(out=tmp_path / "x", **bad)

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,10 @@ class StudyResult:
 
 def _run(which, quick, out, **settings):
     settings = {k: v for k, v in settings.items() if v is not None}
+    for k, v in settings.items():
+        # A negative or huge whole number raised OverflowError from the engine.
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool) and not 0 <= v < 2**64:
+            raise ValueError(f"{k} must be a whole number from 0 to 2**64 - 1, got {v}")
     out = Path(out)
     text = _bpnet.run_experiment(which, bool(quick), str(out), **settings)
     return [StudyResult(r["study"], r["title"], r["summary"], r["seconds"], out) for r in json.loads(text)]
