@@ -240,3 +240,25 @@ fn epoch_lines_are_printed_when_stderr_is_redirected_from_a_terminal() {
     let epochs = stdout.lines().filter(|l| l.starts_with("epoch")).count();
     assert_eq!(epochs, 3, "{stdout}");
 }
+
+/// `predict --output -` prints to stdout (it wrote a file named `-`).
+#[test]
+fn predict_output_dash_is_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    models(d);
+    let out = ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "c.safetensors",
+            "--data",
+            "c.csv",
+            "--output",
+            "-",
+        ],
+    );
+    assert!(out.starts_with("prediction,"), "{out}");
+    assert!(!d.join("-").exists());
+}

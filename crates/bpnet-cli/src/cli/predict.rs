@@ -20,7 +20,7 @@ pub struct PredictArgs {
     #[arg(long)]
     data: String,
     /// Write the predictions here (CSV) instead of stdout (`--out`, as the
-    /// other commands name their output, is the same option).
+    /// other commands name their output, is the same option; `-` is stdout).
     #[arg(long, visible_alias = "out")]
     output: Option<PathBuf>,
     /// Replace an existing --output file even when it does not hold predictions
@@ -47,11 +47,9 @@ pub fn stream_mode(stream: bool, no_stream: bool) -> &'static str {
 
 /// Runs `bpnet predict`.
 pub fn run(a: &PredictArgs) -> Result<()> {
-    if let Some(p) = a
-        .output
-        .as_deref()
-        .filter(|p| bpnet::data::Format::of(p) == bpnet::data::Format::Ipc)
-    {
+    // `-` is stdout, as for most tools (it wrote a file named `-`).
+    let output = a.output.as_deref().filter(|p| p.as_os_str() != "-");
+    if let Some(p) = output.filter(|p| bpnet::data::Format::of(p) == bpnet::data::Format::Ipc) {
         // It wrote CSV text under the Arrow name, which nothing read back.
         return Err(bpnet::Error::config(
             "--output",
@@ -64,7 +62,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     let file = load_model(&a.model)?;
     let pipeline = Pipeline::of_model(&file, &a.model)?;
     pipeline.check_data(&a.data, &a.model)?;
-    if let Some(output) = &a.output {
+    if let Some(output) = output {
         let mut plan = OutputPlan::new(a.overwrite);
         plan.input("--model", &a.model).input("--data", &data_path(&a.data));
         plan.output("--output", output, predictions_kind(&pipeline));
@@ -81,7 +79,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         let opts = super::stream_eval::csv_options(*delimiter, *header, preprocessor)?;
         if let Some(note) = choose_stream(&a.data, stream_mode(a.stream, a.no_stream), &opts)? {
             eprintln!("{note}");
-            return super::stream_eval::predict(a.output.as_deref(), &a.data, &opts, preprocessor, &file, &a.model);
+            return super::stream_eval::predict(output, &a.data, &opts, preprocessor, &file, &a.model);
         }
     }
     let x = unlabelled(&pipeline, &a.data)?;
@@ -92,7 +90,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     // so that a row's output does not depend on how its file was read.
     let out = super::ensemble::net_of(&file, &a.model)?.forward_in_groups(&x, GROUP)?;
     let (header, rows) = prediction_csv(&pipeline, &out);
-    match &a.output {
+    match output {
         Some(p) if bpnet::data::Format::of(p) == bpnet::data::Format::Parquet => {
             write_atomic(p, &parquet_bytes(&header, &rows, &text_columns(&pipeline), p)?)?;
             println!("wrote {} predictions to {}", out.rows(), p.display());
