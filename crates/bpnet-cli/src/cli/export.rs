@@ -191,25 +191,10 @@ const COARSE: f64 = 1e-6;
 /// above [`COARSE`] of their spread (targets far from zero): `--input-type
 /// f64` maps them back in f64.
 fn coarse_output_note(s: &OutputScaling) {
-    let coarse: Vec<String> = (0..s.center.len())
-        .filter_map(|j| {
-            let step = f32_step(s.center[j], s.scale[j]);
-            (step > COARSE).then(|| {
-                format!(
-                    "{} (steps of {:.3e}, {step:.1e} of its spread)",
-                    s.names[j],
-                    step * s.scale[j]
-                )
-            })
-        })
-        .collect();
-    if let Some(first) = coarse.first() {
-        let more = match coarse.len() {
-            1 => String::new(),
-            n => format!(" and {} more", n - 1),
-        };
+    let spread = |j: usize| (s.names[j].as_str(), s.center[j], s.scale[j]);
+    if let Some(held) = coarse_list((0..s.center.len()).map(spread), "spread") {
         println!(
-            "note: an f32 output holds {first}{more} coarsely; --input-type f64 maps the outputs back to the targets' units in f64"
+            "note: an f32 output holds {held} coarsely; --input-type f64 maps the outputs back to the targets' units in f64"
         );
     }
 }
@@ -219,27 +204,28 @@ fn coarse_output_note(s: &OutputScaling) {
 /// scales), where `--input-type f64` keeps them: e.g. a column near 1e6
 /// that varies by 0.01 is held to steps of 0.0625, 6 of its scales.
 fn coarse_f32_note(s: &InputScaling) {
-    let coarse: Vec<String> = (0..s.len())
-        .filter_map(|j| {
-            let step = f32_step(s.center[j], s.scale[j]);
-            (step > COARSE).then(|| {
-                format!(
-                    "{} (steps of {:.3e}, {step:.1e} of its scale)",
-                    s.names[j],
-                    step * s.scale[j]
-                )
-            })
-        })
-        .collect();
-    if let Some(first) = coarse.first() {
-        let more = match coarse.len() {
-            1 => String::new(),
-            n => format!(" and {} more", n - 1),
-        };
+    let scale = |j: usize| (s.names[j].as_str(), s.center[j], s.scale[j]);
+    if let Some(held) = coarse_list((0..s.len()).map(scale), "scale") {
         println!(
-            "note: an f32 input holds {first}{more} coarsely against the spread the model was trained on; --input-type f64 keeps their precision"
+            "note: an f32 input holds {held} coarsely against the spread the model was trained on; --input-type f64 keeps their precision"
         );
     }
+}
+
+/// The first of `(name, centre, scale)` that an f32 holds coarsely, with its
+/// steps, and how many more: `None` when none is.
+fn coarse_list<'a>(values: impl Iterator<Item = (&'a str, f64, f64)>, of: &str) -> Option<String> {
+    let coarse: Vec<String> = values
+        .filter_map(|(name, center, scale)| {
+            let step = f32_step(center, scale);
+            (step > COARSE).then(|| format!("{name} (steps of {:.3e}, {step:.1e} of its {of})", step * scale))
+        })
+        .collect();
+    let more = match coarse.len() {
+        0 | 1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    coarse.first().map(|first| format!("{first}{more}"))
 }
 
 /// One line saying what the input must hold.
