@@ -30,7 +30,8 @@ BPNET = os.path.join(ROOT, "target", "release", "bpnet")
 SCRIPT = {"activation": "relu", "batch_norm": True, "bn_after": False, "norm": "batch", "dropout": 0.0,
           "label_smoothing": 0.0, "init": "he_normal", "optimizer": "adam", "weight_decay": 0.0,
           "steps": 0, "schedule": "constant", "monitor": "val_loss", "min_delta": 0.0, "clip_grad_norm": 0.0,
-          "scaling": "auto", "test_split": 0.0, "limit": 0}
+          "scaling": "auto", "test_split": 0.0, "limit": 0, "lr_auto": False,
+          "ensemble": 0}  # 0: one network on MNIST's 54,000 training rows (five only up to 50,000)
 
 
 def torch_args():

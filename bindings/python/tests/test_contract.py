@@ -79,12 +79,16 @@ def test_threads_none_keeps_the_count_set_for_the_process():
         assert bpnet.threads() == 1
         bpnet.MLPClassifier(**dict(FAST, threads=2)).fit(X, y)
         assert bpnet.threads() in (1, 2)  # 2, or 1 on a one-core machine
+        bpnet.MLPClassifier(**FAST).fit(X, y)
+        assert bpnet.threads() == 1, "threads=None takes set_threads' count again"
         with pytest.raises(ValueError, match="positive int"):
             bpnet.set_threads(True)
         with pytest.raises(ValueError, match="positive int"):
             bpnet.MLPClassifier(**dict(FAST, threads=True)).fit(X, y)
     finally:
+        bpnet._estimators._THREADS_SET_BY_USER[0] = None
         bpnet.set_threads(bpnet._bpnet.available_cores())
+        bpnet._estimators._THREADS_SET_BY_USER[0] = None
 
 
 def test_a_refused_refit_leaves_no_half_old_model():

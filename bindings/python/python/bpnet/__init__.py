@@ -31,7 +31,7 @@ def set_threads(n):
 
     if not isinstance(n, _numbers.Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"threads must be a positive int, got {n!r}")
-    _estimators._THREADS_SET_BY_USER[0] = True
+    _estimators._THREADS_SET_BY_USER[0] = min(int(n), 1 << 16)
     return _bpnet.set_threads(min(int(n), 1 << 16))
 
 

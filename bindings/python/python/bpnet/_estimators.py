@@ -269,9 +269,9 @@ class _BaseMLP(BaseEstimator):
     def _set_threads(self):
         n = self.threads
         if n is None:
-            if _THREADS_SET_BY_USER[0]:
-                return  # bpnet.set_threads(n) chose the count for the process
-            n = _bpnet.available_cores()
+            # bpnet.set_threads(n) chose the count for the process (set
+            # again: another estimator's threads=k may have changed it).
+            n = _THREADS_SET_BY_USER[0] or _bpnet.available_cores()
         if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
             raise ValueError(f"threads must be a positive int or None, got {n!r}")
         _bpnet.set_threads(min(int(n), 1 << 16))
@@ -334,8 +334,13 @@ class _BaseMLP(BaseEstimator):
         preprocessing in float64 for values a float32 holds too coarsely,
         such as a column near 1e6 that varies by 0.01); output ``logits``
         (or ``probabilities``) for classification, ``predictions`` in the
-        target's units for regression, float32. A file there that is not an
-        ONNX model is replaced only with ``overwrite=True``."""
+        target's units for regression, float32 (regression with float64
+        input: float64, mapped back in float64). The classes are in the
+        order of the ``class_names`` metadata, as the network outputs them,
+        which is ``classes_``'s order but for labels that are texts of
+        numbers ('9' before '10' there, after it in ``classes_``). A file
+        there that is not an ONNX model is replaced only with
+        ``overwrite=True``."""
         dtype = np.dtype(input_dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"input_dtype must be float32 or float64, not {dtype}")
@@ -440,8 +445,9 @@ def _as_classes(y, classes):
     return classes[np.searchsorted(classes, y)]
 
 
-# Whether `bpnet.set_threads` was called: then `threads=None` keeps its count.
-_THREADS_SET_BY_USER = [False]
+# The count given to `bpnet.set_threads` (None until it is called), which
+# `threads=None` uses.
+_THREADS_SET_BY_USER = [None]
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

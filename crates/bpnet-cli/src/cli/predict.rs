@@ -188,11 +188,14 @@ pub fn class_text_columns(names: &[String]) -> Vec<bool> {
 /// (`prediction,p_<class>...`) and a model without preprocessing's
 /// (`output_0,output_1...`), field by field (a data file whose first
 /// column is named `prediction` is not predictions).
-const ANY_PREDICTIONS: [&str; 3] = ["prediction", "prediction,p_*", "output_*"];
+const ANY_PREDICTIONS: [&str; 1] = ["prediction"];
+
+/// Field patterns of any bpnet model's predictions ([`Kind::with_patterns`]).
+const PREDICTION_FIELDS: [&str; 2] = ["prediction,p_*", "output_*"];
 
 /// Predictions as an output kind: an existing file holds them when its
 /// header is a classifier's or an imported model's predictions
-/// ([`ANY_PREDICTIONS`], whichever model wrote them), or the one this
+/// ([`ANY_PREDICTIONS`], [`PREDICTION_FIELDS`], whichever model wrote them), or the one this
 /// regression model writes (its target columns, as a CSV line or as
 /// Parquet column names; another regression model's target names cannot be
 /// told from a data file's header).
@@ -209,11 +212,13 @@ pub fn predictions_kind(pipeline: &Pipeline) -> Kind {
                 &format!("predictions (this model's header '{line}', or prediction,... or output_0,...)"),
                 &headers,
             )
+            .with_patterns(&PREDICTION_FIELDS)
         }
         _ => Kind::csv(
             "predictions (a header of prediction,... or output_0,...)",
             &ANY_PREDICTIONS,
-        ),
+        )
+        .with_patterns(&PREDICTION_FIELDS),
     }
 }
 

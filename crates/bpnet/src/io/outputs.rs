@@ -27,15 +27,18 @@ pub enum Kind {
     Json,
     /// A CSV file of `what` (e.g. `predictions`). An existing file is of this
     /// kind when its first line equals one of `headers`, or, for an entry
-    /// ending in `,` or a space, starts with it, or, for an entry with `*`,
-    /// matches it field by field (`prediction,p_*`: a first field
-    /// `prediction`, then one or more fields starting with `p_`); with no
-    /// `headers`, any text file is.
+    /// ending in `,` or a space, starts with it, or when its fields match one
+    /// of `patterns` ([`Kind::with_patterns`]); with neither, any text file
+    /// is. A Parquet file's column names are its fields.
     Csv {
         /// What the rows are, for messages.
         what: String,
         /// Header lines (or first fields followed by `,`) of earlier versions.
         headers: Vec<String>,
+        /// Field patterns: `prediction,p_*` is a first field `prediction`,
+        /// then one or more fields starting with `p_` (a pattern ending in
+        /// `*` is a prefix; the last repeats over the remaining fields).
+        patterns: Vec<String>,
     },
 }
 
@@ -45,19 +48,35 @@ impl Kind {
         Kind::Csv {
             what: what.into(),
             headers: headers.iter().map(|h| h.to_string()).collect(),
+            patterns: Vec::new(),
+        }
+    }
+
+    /// This [`Kind::Csv`] also recognised by the field `patterns`.
+    pub fn with_patterns(self, patterns: &[&str]) -> Kind {
+        match self {
+            Kind::Csv { what, headers, .. } => Kind::Csv {
+                what,
+                headers,
+                patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            },
+            other => other,
         }
     }
 
     fn accepts(&self, found: &Found) -> bool {
+        let csv = |headers: &[String], patterns: &[String], line: &str, fields: &[String]| {
+            (headers.is_empty() && patterns.is_empty())
+                || headers.iter().any(|h| header_matches(h, line))
+                || patterns.iter().any(|p| fields_match(p, fields))
+        };
         match (self, found) {
             (_, Found::Empty) => true,
-            (Kind::Csv { headers, .. }, Found::Text(first)) => {
-                let fields = csv_fields(first);
-                headers.is_empty() || headers.iter().any(|h| header_matches(h, first, &fields))
+            (Kind::Csv { headers, patterns, .. }, Found::Text(first)) => {
+                csv(headers, patterns, first, &csv_fields(first))
             }
-            (Kind::Csv { headers, .. }, Found::Parquet(columns)) => {
-                let fields: Vec<String> = columns.split(',').map(str::to_string).collect();
-                headers.is_empty() || headers.iter().any(|h| header_matches(h, columns, &fields))
+            (Kind::Csv { headers, patterns, .. }, Found::Parquet(columns)) => {
+                csv(headers, patterns, &columns.join(","), columns)
             }
             (Kind::Model, f) => *f == Found::Model,
             (Kind::Checkpoint, f) => *f == Found::Checkpoint,
@@ -84,23 +103,26 @@ impl Kind {
     }
 }
 
-/// Whether the header line `first` (its fields `fields`) is of the kind an
-/// entry `h` of [`Kind::Csv`] describes: with a `*`, field by field (a
-/// field pattern ending in `*` is a prefix, the last pattern repeats over
-/// the remaining fields); ending in `,` or a space, as a prefix of the
-/// line; else the whole line.
-fn header_matches(h: &str, first: &str, fields: &[String]) -> bool {
-    if h.contains('*') {
-        let patterns: Vec<&str> = h.split(',').collect();
-        return fields.len() >= patterns.len()
-            && fields.iter().enumerate().all(|(i, f)| {
-                let p = patterns[i.min(patterns.len() - 1)];
-                match p.strip_suffix('*') {
-                    Some(prefix) => f.starts_with(prefix),
-                    None => f == p,
-                }
-            });
-    }
+/// Whether the fields of a header match the pattern `p` of
+/// [`Kind::with_patterns`] (a field pattern ending in `*` is a prefix, the
+/// last repeats over the remaining fields).
+fn fields_match(p: &str, fields: &[String]) -> bool {
+    let patterns: Vec<&str> = p.split(',').collect();
+    fields.len() >= patterns.len()
+        && fields.iter().enumerate().all(|(i, f)| {
+            let p = patterns[i.min(patterns.len() - 1)];
+            match p.strip_suffix('*') {
+                Some(prefix) => f.starts_with(prefix),
+                None => f == p,
+            }
+        })
+}
+
+/// Whether the header line `first` is the one an entry `h` of
+/// [`Kind::Csv`]'s headers names: ending in `,` or a space, as a prefix of
+/// the line; else the whole line (taken as it is: a target named `sales*`
+/// is no pattern).
+fn header_matches(h: &str, first: &str) -> bool {
     match h.ends_with([',', ' ']) {
         true => first.starts_with(h),
         false => first == h,
@@ -469,21 +491,27 @@ mod tests {
     use super::*;
 
     fn accepts(h: &str, first: &str) -> bool {
-        Kind::csv("x", &[h]).accepts(&Found::Text(first.into()))
+        let kind = match h.strip_prefix('~') {
+            Some(p) => Kind::csv("x", &[]).with_patterns(&[p]),
+            None => Kind::csv("x", &[h]),
+        };
+        kind.accepts(&Found::Text(first.into()))
     }
 
     #[test]
     fn field_patterns_match_field_by_field() {
-        assert!(accepts("prediction,p_*", "prediction,p_a,p_b"));
-        assert!(accepts("prediction,p_*", "prediction,\"p_x,1\",p_y"));
-        assert!(!accepts("prediction,p_*", "prediction"));
-        assert!(!accepts("prediction,p_*", "prediction,age"));
-        assert!(!accepts("prediction,p_*", "prediction,p_a,age"));
-        assert!(accepts("output_*", "output_0,output_1"));
-        assert!(!accepts("output_*", "output_0,age"));
+        assert!(accepts("~prediction,p_*", "prediction,p_a,p_b"));
+        assert!(accepts("~prediction,p_*", "prediction,\"p_x,1\",p_y"));
+        assert!(!accepts("~prediction,p_*", "prediction"));
+        assert!(!accepts("~prediction,p_*", "prediction,age"));
+        assert!(!accepts("~prediction,p_*", "prediction,p_a,age"));
+        assert!(accepts("~output_*", "output_0,output_1"));
+        assert!(!accepts("~output_*", "output_0,age"));
         assert!(accepts("rank,", "rank,score"));
         assert!(!accepts("rank", "rank,score"));
-        let parquet = Found::Parquet("prediction,p_a".into());
-        assert!(Kind::csv("x", &["prediction,p_*"]).accepts(&parquet));
+        assert!(accepts("sales*", "sales*") && !accepts("sales*", "sales_2024"));
+        // A Parquet file's column names are its fields, commas and all.
+        let parquet = Found::Parquet(vec!["prediction".into(), "p_x,y".into(), "p_z".into()]);
+        assert!(Kind::csv("x", &[]).with_patterns(&["prediction,p_*"]).accepts(&parquet));
     }
 }

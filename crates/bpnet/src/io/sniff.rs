@@ -41,10 +41,9 @@ pub(crate) enum Found {
     Json,
     /// Other UTF-8 text (CSV and the like), with its first line.
     Text(String),
-    /// A readable Parquet file, with its column names joined by commas
-    /// (as a CSV header line).
+    /// A readable Parquet file, with its column names.
     #[cfg_attr(not(feature = "columnar"), allow(dead_code))] // only read with the feature
-    Parquet(String),
+    Parquet(Vec<String>),
     /// A device, pipe or socket.
     Special,
     /// Anything else.
@@ -73,6 +72,7 @@ impl Found {
                 format!("a CSV or text file starting '{shown}{more}'")
             }
             Found::Parquet(columns) => {
+                let columns = columns.join(",");
                 let shown: String = columns.chars().take(60).collect();
                 let more = if shown.len() < columns.len() { "..." } else { "" };
                 format!("a Parquet file with columns '{shown}{more}'")
@@ -124,7 +124,7 @@ pub(crate) fn sniff(path: &Path) -> Found {
 #[cfg(feature = "columnar")]
 fn parquet(path: &Path) -> Found {
     match crate::data::table::parquet_columns(path) {
-        Some(columns) => Found::Parquet(columns.join(",")),
+        Some(columns) => Found::Parquet(columns),
         None => Found::Binary,
     }
 }

@@ -293,7 +293,7 @@ fn check_fits(pre: &Preprocessor, rows: usize, path: &Path) -> Result<()> {
     Err(Error::Format {
         path: path.to_path_buf(),
         reason: format!(
-            "the features of {rows} rows need {:.2} GB ({width} per row), more than the {:.2} GB available ({}){hint}",
+            "the features of {rows} rows need {:.2} GB ({width} per row), more than the {:.2} GB available ({}){hint}; --stream reads them in chunks",
             bytes / 1e9,
             limit.bytes as f64 / 1e9,
             limit.source

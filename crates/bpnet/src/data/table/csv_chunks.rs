@@ -190,6 +190,7 @@ impl CsvChunks {
         self.at = (self.body.0, self.body.1, 0);
         self.eof = false;
         self.done = false;
+        self.pass = (0, 0); // a pass starts again: its bytes and rows anew
         Ok(())
     }
 
