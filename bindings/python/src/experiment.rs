@@ -105,7 +105,9 @@ fn studies(which: &str) -> Result<Vec<Study>> {
 fn check_outputs(cfg: &ExperimentConfig, studies: &[Study], out: &Path, overwrite: bool) -> Result<()> {
     let mut names: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
     names.extend(experiment::REPORT_FILES.iter().map(|f| f.to_string()));
+    names.push(experiment::MARKER.into());
     let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
+        _ if name == experiment::MARKER => experiment::marker_kind(),
         "png" => Kind::Png,
         "svg" => Kind::Svg,
         "json" => Kind::Json,

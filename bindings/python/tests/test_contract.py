@@ -129,3 +129,11 @@ def test_experiment_settings_out_of_range_are_value_errors(tmp_path):
     for bad in (dict(seed=-1), dict(steps=-1), dict(seed=2**64)):
         with pytest.raises(ValueError, match="whole number from 0"):
             bpnet.experiment.bn_mnist(out=tmp_path / "x", **bad)
+
+
+def test_a_finished_experiment_leaves_no_marker(tmp_path):
+    """A run writes INCOMPLETE.md first and removes it last (as the CLI)."""
+    out = tmp_path / "run"
+    r = bpnet.experiment.bn_mnist(out=out, steps=4, eval_every=2, train_limit=300, test_limit=100)
+    assert r.report.is_file()
+    assert not (out / "INCOMPLETE.md").exists()

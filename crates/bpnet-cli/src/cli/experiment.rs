@@ -192,38 +192,11 @@ pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         return sweep(a, &cfg, &data, &mut log);
     }
     let command = command_line();
-    let marker = write_marker(&a.out, &command)?;
     if whole_runs(a, &studies) > 1 {
-        run_seeds(a, &cfg, &studies, &data, &command, &mut log)?;
+        run_seeds(a, &cfg, &studies, &data, &command, &mut log)
     } else {
-        run_once(a, &cfg, &studies, &data, &command, &mut log)?;
+        run_once(a, &cfg, &studies, &data, &command, &mut log)
     }
-    std::fs::remove_file(&marker).map_err(|source| Error::Io { path: marker, source })
-}
-
-/// The marker of an unfinished run in `out`: written before the first file
-/// of the run, removed after its last (a run interrupted or failed keeps it).
-pub const MARKER: &str = "INCOMPLETE.md";
-
-/// The first line of [`MARKER`].
-const MARKER_TITLE: &str = "# An unfinished bpnet experiment";
-
-/// Writes [`MARKER`] into `out` (created if missing): until it is removed,
-/// the folder mixes this run's files with an earlier run's.
-fn write_marker(out: &std::path::Path, command: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    let path = out.join(MARKER);
-    let text = format!(
-        "{MARKER_TITLE}\n\n`{command}` started writing into this folder and has not finished \
-         (it is still running, or it was interrupted or failed). Until it finishes, the files here \
-         may mix its outputs with an earlier run's: config.json, results.json, report.html and \
-         seeds.md describe the last run that finished.\n"
-    );
-    bpnet::io::write_atomic(&path, text.as_bytes())?;
-    Ok(path)
 }
 
 /// One run of `studies`: its files, the timings, the paper's summary.
@@ -379,14 +352,14 @@ fn check_folder(
         _ => names.extend(experiment::REPORT_FILES.iter().map(|f| f.to_string())),
     }
     if a.which != "sweep" {
-        names.push(MARKER.into());
+        names.push(experiment::MARKER.into());
     }
     let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
         "png" => Kind::Png,
         "svg" => Kind::Svg,
         "json" => Kind::Json,
         "html" => Kind::Html,
-        "md" if name == MARKER => Kind::csv("an unfinished run's marker", &[MARKER_TITLE]),
+        "md" if name == experiment::MARKER => experiment::marker_kind(),
         "md" => Kind::csv("a seeds table", &["# Spread over seeds "]),
         _ => Kind::csv(
             "experiment results",

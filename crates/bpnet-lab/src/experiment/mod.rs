@@ -430,9 +430,49 @@ pub struct StudyOutput {
     pub seconds: f64,
 }
 
+/// The marker of an unfinished run in its folder: written before the first
+/// file of a run ([`run`], [`seeds::run_seeds`]) and removed after its
+/// last, so a run interrupted or failed keeps it (nothing said that a
+/// folder mixed a new run's curves with an earlier run's report).
+pub const MARKER: &str = "INCOMPLETE.md";
+
+/// The first line of [`MARKER`].
+const MARKER_TITLE: &str = "# An unfinished bpnet experiment";
+
+/// [`MARKER`] as an output kind (recognised by its first line).
+pub fn marker_kind() -> bpnet::io::Kind {
+    bpnet::io::Kind::csv("an unfinished run's marker", &[MARKER_TITLE])
+}
+
+/// Writes [`MARKER`] into `out` (created if missing), naming `command`.
+pub(crate) fn write_marker(out: &Path, command: &str) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let path = out.join(MARKER);
+    let text = format!(
+        "{MARKER_TITLE}\n\n`{command}` started writing into this folder and has not finished \
+         (it is still running, or it was interrupted or failed). Until it finishes, the files here \
+         may mix its outputs with an earlier run's: config.json, results.json, report.html and \
+         seeds.md describe the last run that finished.\n"
+    );
+    bpnet::io::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// Removes the marker `path` [`write_marker`] wrote.
+pub(crate) fn remove_marker(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Runs `studies` with `cfg` on `data`, writing every file into `out` (created
 /// if missing): per study its CSV curves and figures, then `config.json`,
-/// `results.json` and `report.html`. `command` is recorded in the report.
+/// `results.json` and `report.html`, with [`MARKER`] there meanwhile.
+/// `command` is recorded in the report.
 pub fn run(
     studies: &[Study],
     cfg: &ExperimentConfig,
@@ -442,12 +482,7 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<StudyOutput>> {
     cfg.validate()?;
-    if data.writes() {
-        std::fs::create_dir_all(out).map_err(|source| Error::Io {
-            path: out.to_path_buf(),
-            source,
-        })?;
-    }
+    let marker = data.writes().then(|| write_marker(out, command)).transpose()?;
     let mut outputs = Vec::new();
     for &study in studies {
         log(&format!("== {} study", study.name()));
@@ -469,8 +504,9 @@ pub fn run(
             seconds: start.elapsed().as_secs_f64(),
         });
     }
-    if data.writes() {
+    if let Some(marker) = marker {
         report::write_all(out, cfg, data, command, &outputs)?;
+        remove_marker(&marker)?;
     }
     Ok(outputs)
 }

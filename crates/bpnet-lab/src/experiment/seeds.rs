@@ -47,6 +47,7 @@ pub fn run_seeds(
     command: &str,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<Spread>> {
+    let marker = data.writes().then(|| super::write_marker(out, command)).transpose()?;
     let mut runs: Vec<Vec<StudyOutput>> = Vec::new();
     let seed_list: Vec<u64> = (0..seeds as u64).map(|k| cfg.seed.wrapping_add(k)).collect();
     for &seed in &seed_list {
@@ -55,9 +56,9 @@ pub fn run_seeds(
         runs.push(run(studies, &c, data, &seed_dir(out, seed), command, log)?);
     }
     let spreads = spreads(&runs);
-    if !data.writes() {
+    let Some(marker) = marker else {
         return Ok(spreads);
-    }
+    };
     let mut figures = Vec::new();
     for &study in studies {
         if let Some(files) = band_figure(study, out, &seed_list)? {
@@ -65,6 +66,7 @@ pub fn run_seeds(
         }
     }
     write_outputs(out, &seed_list, &spreads, &figures, command)?;
+    super::remove_marker(&marker)?;
     Ok(spreads)
 }
 
