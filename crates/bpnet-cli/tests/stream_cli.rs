@@ -577,7 +577,7 @@ fn a_first_line_taken_for_data_fails_streamed_as_in_memory() {
         let in_memory = fails(&train);
         assert!(
             in_memory.ends_with(
-                "named.csv: line 1, column 'col0': 'age' is not a number (the column is numeric) (the first line was read as data, since it holds a number: give --header if it names the columns)"
+                "named.csv: line 1, column 'col0': 'age' is not a number (the column is numeric) (the first line was read as data: give --header if it names the columns)"
             ),
             "{in_memory}"
         );

@@ -82,8 +82,14 @@ pub(super) fn first_line_note(table: &Table) -> Option<String> {
         if cells.len() > SHOWN {
             shown.push(format!("... ({} cells)", cells.len()));
         }
+        // The header rule: a number makes it data; a line of text is data
+        // when its values occur in the rows below.
+        let why = match cells.iter().any(|c| crate::data::csv::is_number(c)) {
+            true => "since it holds a number",
+            false => "since its values occur in the rows below",
+        };
         format!(
-            "note: the first line of {} ({}) was read as data, since it holds a number; give --header if it names the columns (--no-header to say it is data)",
+            "note: the first line of {} ({}) was read as data, {why}; give --header if it names the columns (--no-header to say it is data)",
             table.path.display(),
             shown.join(",")
         )
@@ -228,9 +234,7 @@ pub(super) fn hint_first_line(guessed: bool, path: &Path, e: Error) -> Error {
         {
             Error::Format {
                 path: p,
-                reason: format!(
-                    "{reason} (the first line was read as data, since it holds a number: give --header if it names the columns)"
-                ),
+                reason: format!("{reason} (the first line was read as data: give --header if it names the columns)"),
             }
         }
         e => e,
