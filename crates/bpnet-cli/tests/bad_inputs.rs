@@ -810,6 +810,41 @@ fn refused_as_inconsistent(dir: &Path, data: &str, what: &str) {
     }
 }
 
+/// An ensemble of 2 networks trained on iris with `extra` options into
+/// `dir`, read back: the file, its members (read as averaging `combine`)
+/// and its metadata without the ensemble section, to save edited.
+fn iris_ensemble(
+    dir: &Path,
+    extra: &[&str],
+    combine: bpnet::Combine,
+) -> (
+    bpnet::io::ModelFile,
+    Vec<bpnet::Sequential<f32>>,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let data = format!("{ROOT}/data/iris.csv");
+    let train = [
+        "train",
+        "--data",
+        &data,
+        "--epochs",
+        "2",
+        "--ensemble",
+        "2",
+        "--quiet",
+        "--out",
+        "e.safetensors",
+    ];
+    let out = bpnet(dir, &[&train[..], extra].concat());
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let path = dir.join("e.safetensors");
+    let file = bpnet::io::load_model(&path).unwrap();
+    let (members, _) = bpnet::io::ensemble_members(&file, &path, combine).unwrap();
+    let mut meta = file.metadata.clone();
+    meta.remove("ensemble");
+    (file, members, meta)
+}
+
 /// A regression ensemble whose file says its members average probabilities
 /// (every prediction was the targets' mean, exit 0), or whose target
 /// standard deviation is 0 (every prediction the mean): refused in one line
@@ -818,29 +853,7 @@ fn refused_as_inconsistent(dir: &Path, data: &str, what: &str) {
 fn a_regression_ensemble_with_inconsistent_metadata_is_one_line() {
     let d = tempfile::tempdir().unwrap();
     let data = format!("{ROOT}/data/iris.csv");
-    let out = bpnet(
-        d.path(),
-        &[
-            "train",
-            "--data",
-            &data,
-            "--target",
-            "petal_width",
-            "--epochs",
-            "2",
-            "--ensemble",
-            "2",
-            "--quiet",
-            "--out",
-            "r.safetensors",
-        ],
-    );
-    assert!(out.status.success(), "{}", common::text(&out.stderr));
-    let path = d.path().join("r.safetensors");
-    let file = bpnet::io::load_model(&path).unwrap();
-    let (members, _) = bpnet::io::ensemble_members(&file, &path, bpnet::Combine::Mean).unwrap();
-    let mut meta = file.metadata.clone();
-    meta.remove("ensemble");
+    let (file, members, meta) = iris_ensemble(d.path(), &["--target", "petal_width"], bpnet::Combine::Mean);
     let mut zero_std = meta.clone();
     zero_std.get_mut("preprocessing").unwrap()["preprocessor"]["target"]["values"]["std"] = serde_json::json!([0.0]);
     for (what, combine, meta) in [
@@ -859,25 +872,7 @@ fn a_regression_ensemble_with_inconsistent_metadata_is_one_line() {
 fn a_sigmoid_ensemble_of_several_outputs_is_one_line() {
     let d = tempfile::tempdir().unwrap();
     let data = format!("{ROOT}/data/iris.csv");
-    let train = [
-        "train",
-        "--data",
-        &data,
-        "--epochs",
-        "2",
-        "--ensemble",
-        "2",
-        "--quiet",
-        "--out",
-        "c.safetensors",
-    ];
-    let out = bpnet(d.path(), &train);
-    assert!(out.status.success(), "{}", common::text(&out.stderr));
-    let path = d.path().join("c.safetensors");
-    let file = bpnet::io::load_model(&path).unwrap();
-    let (members, _) = bpnet::io::ensemble_members(&file, &path, bpnet::Combine::Softmax).unwrap();
-    let mut meta = file.metadata.clone();
-    meta.remove("ensemble");
+    let (file, members, meta) = iris_ensemble(d.path(), &[], bpnet::Combine::Softmax);
     let edited = d.path().join("edited.safetensors");
     bpnet::io::save_ensemble(&edited, &file.spec, &members, bpnet::Combine::Sigmoid, &meta).unwrap();
     refused_as_inconsistent(d.path(), &data, "sigmoid over 3 outputs");
