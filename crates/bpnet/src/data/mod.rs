@@ -22,6 +22,7 @@ pub use table::{AsTable, Cell, Column, Format, Table, read_data, read_table};
 
 use crate::error::{Error, Result};
 use crate::loss::Target;
+use crate::parallel::split::{SharedMut, for_rows};
 use crate::tensor::Matrix;
 
 /// What a dataset's rows are labelled with.
@@ -189,11 +190,23 @@ impl Dataset {
 
     /// Copies rows `idx` into `x: [idx.len(), features]` and their targets into
     /// `y`, reusing both buffers' allocations.
+    ///
+    /// The feature rows are copied by the thread team when the batch is big
+    /// enough ([`crate::parallel::MIN_ELEMENTS_SPLIT`] values): the rows sit
+    /// anywhere in a table that outgrows the caches, so a single thread
+    /// waits on memory, and two copy at about twice the rate (a batch of 128
+    /// MNIST rows is 401 KB). Each row is a plain copy wherever it runs.
     pub fn gather(&self, idx: &[usize], x: &mut Matrix<f32>, y: &mut TargetBuf) {
-        x.resize(idx.len(), self.features.cols());
-        for (r, &i) in idx.iter().enumerate() {
-            x.row_mut(r).copy_from_slice(self.features.row(i));
-        }
+        let cols = self.features.cols();
+        x.resize(idx.len(), cols);
+        let out = SharedMut::new(x.as_mut_slice());
+        for_rows(idx.len(), cols, &|rows| {
+            // SAFETY: `for_rows` hands out disjoint row ranges.
+            let dst = unsafe { out.range(rows.start * cols..rows.end * cols) };
+            for (d, &i) in dst.chunks_exact_mut(cols.max(1)).zip(&idx[rows]) {
+                d.copy_from_slice(self.features.row(i));
+            }
+        });
         y.labels.clear();
         match &self.targets {
             Targets::Classes { labels, .. } => {
