@@ -108,7 +108,7 @@ fn main() -> ExitCode {
         return cli::dist::report(&*comm, &e);
     }
     let result = match cli.command {
-        Command::Train(args) => cli::train::run(&args, &comm),
+        Command::Train(args) => cli::train::run(&args, &comm).map_err(|e| cli::config::in_file(e, args.config_file())),
         Command::Tune(args) => cli::tune::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
         Command::Predict(args) => cli::predict::run(&args),

@@ -51,9 +51,28 @@ fn every_norm_kind_trains_saves_and_inspects() {
     train(d, "none.safetensors", &["--norm", "none", "--quiet"]);
     let inspect = ok(d, &["inspect", "none.safetensors"]);
     assert!(!inspect.contains("Norm("), "{inspect}");
-    // The old flags keep working, and --no-batch-norm wins over --norm.
-    train(d, "old.safetensors", &["--no-batch-norm", "--norm", "layer", "--quiet"]);
+    // The old flags keep working; --no-batch-norm beside --norm contradicts it.
+    train(d, "old.safetensors", &["--no-batch-norm", "--quiet"]);
     assert!(!ok(d, &["inspect", "old.safetensors"]).contains("Norm("));
+    let both = run_in(
+        d,
+        &[
+            "train",
+            "--data",
+            IRIS,
+            "--no-batch-norm",
+            "--norm",
+            "layer",
+            "--out",
+            "x.safetensors",
+        ],
+    );
+    let err = common::text(&both.stderr);
+    assert!(
+        !both.status.success() && err.contains("conflicts with --norm layer"),
+        "{err}"
+    );
+    assert!(!d.join("x.safetensors").exists());
     train(d, "after.safetensors", &["--bn-after", "--norm", "ghost:4", "--quiet"]);
     let inspect = ok(d, &["inspect", "after.safetensors"]);
     let act = inspect.find("Activation").unwrap();

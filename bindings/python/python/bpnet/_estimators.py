@@ -64,7 +64,9 @@ _COMMON_DOC = """
     momentum : float, default=0.9
         Momentum of the momentum and nesterov optimizers.
     weight_decay : float, default=0.0
-        L2 weight decay (decoupled for adamw).
+        L2 weight decay (decoupled for adamw), applied as given: 0.0 trains
+        without decay, adamw included (the command line's adamw takes 0.01
+        when ``--weight-decay`` is not given, as PyTorch's AdamW).
     batch_size : int, default=128
         Rows per mini-batch (at most the training rows are used).
     epochs : int, default=100
@@ -79,7 +81,9 @@ _COMMON_DOC = """
         validation, early stopping and ``history_`` (0: none). Ignored when
         ``fit`` gets an ``eval_set``.
     patience : int, default=20
-        Early-stopping patience in epochs (0: off; needs validation data).
+        Early-stopping patience (0: off; needs validation data): epochs
+        without improvement tolerated; training stops at the end of the next
+        one without.
         The weights of the best epoch are restored.
     min_delta : float, default=0.0
         Smallest improvement of the monitored value that resets the patience.

@@ -265,7 +265,7 @@ fn report(a: &BenchArgs, dims: &[usize], secs: f64, ranks: usize, reduce_ms: Opt
     if a.json {
         let summary = serde_json::json!({
             "ms_per_step": ms, "samples_per_s": samples, "gflops": gflops, "steps": a.steps,
-            "batch_size": a.batch_size, "dims": shape, "inference": a.inference, "fused": a.fused, "model": a.model,
+            "batch_size": a.batch_size, "dims": shape, "inference": a.inference, "fused": a.fused, "model": a.model.as_ref().map(|m| m.to_string_lossy()),
             "threads": bpnet::parallel::threads(), "ranks": ranks, "all_reduce_ms": reduce_ms,
         });
         let mut summary = summary;

@@ -50,6 +50,27 @@ pub fn file_sets(path: Option<&Path>, key: &str) -> bool {
         .is_some_and(|t| t.contains_key(key))
 }
 
+/// `e` named by the configuration file when it is about an option that
+/// `file` sets and the command line does not give: the option's flag alone
+/// (`invalid --optimizer: ...`) pointed at a flag that was never given.
+pub fn in_file(e: Error, file: Option<&Path>) -> Error {
+    let (Error::Config { field, reason }, Some(path)) = (&e, file) else {
+        return e;
+    };
+    // Library checks name the key (`dropout`), the command line the flag.
+    let flag = field.strip_prefix("--").unwrap_or(field).replace('_', "-");
+    let given = std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        a.strip_prefix("--")
+            .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    });
+    let key = flag.replace('-', "_");
+    if given || !file_sets(Some(path), &key) {
+        return e;
+    }
+    Error::config(format!("{key} in {}", path.display()), reason.clone())
+}
+
 /// A note on a batch size from the configuration file larger than the
 /// `rows` training rows: as the flag's it is too large, but a printed
 /// configuration (`--print-config` writes the default 128) must run on a

@@ -80,7 +80,10 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         println!("{}", m.report.trim_end());
     }
     if a.json {
-        println!("{}", json!({"model": a.model, "data": a.data, "metrics": m.json}));
+        println!(
+            "{}",
+            json!({"model": a.model.to_string_lossy(), "data": a.data, "metrics": m.json})
+        );
     }
     Ok(())
 }

@@ -48,10 +48,10 @@ pub struct ExperimentArgs {
     /// Test images in the fixed batch for the sigmoid-input percentiles [default: 1000].
     #[arg(long)]
     probe_rows: Option<usize>,
-    /// Use only the first N training images.
+    /// Use only the first N training images (0: all).
     #[arg(long)]
     train_limit: Option<usize>,
-    /// Use only the first N test images.
+    /// Use only the first N test images (0: all).
     #[arg(long)]
     test_limit: Option<usize>,
     /// Learning-rate multipliers of the lr study [default: 1,5,30].
@@ -136,6 +136,30 @@ pub fn config(a: &ExperimentArgs) -> ExperimentConfig {
     c
 }
 
+/// The training images against the batch sizes, before any file is
+/// written (a batch larger than the images ran as one of every image while
+/// the banner and config.json recorded the size asked for).
+fn check_rows(cfg: &ExperimentConfig, studies: &[Study], rows: usize) -> Result<()> {
+    if rows < 2 {
+        return Err(Error::config(
+            "--train-limit",
+            format!("{rows} training image: batch normalization needs batches of at least 2"),
+        ));
+    }
+    let study = studies.contains(&Study::BatchSize);
+    let sizes = std::iter::once(("--batch-size", cfg.batch_size))
+        .chain(cfg.batch_sizes.iter().filter(|_| study).map(|&b| ("--batch-sizes", b)));
+    for (flag, b) in sizes {
+        if b > rows {
+            return Err(Error::config(
+                flag,
+                format!("{b} is larger than the {rows} training images"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `bpnet experiment`.
 ///
 /// Under `mpirun` every rank trains every network on its block of each
@@ -178,7 +202,9 @@ pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let settings = serde_json::to_vec(&(&cfg, &a.which, a.seeds, &sweep_grid))
         .map_err(|e| Error::State(format!("experiment settings: {e}")))?;
     bpnet::comm::agree(&**comm, "experiment settings", &settings)?;
-    let data = Mnist::load(&cfg)?.on_ranks(comm.clone())?;
+    let data = Mnist::load(&cfg)?;
+    check_rows(&cfg, &studies, data.train.len())?;
+    let data = data.on_ranks(comm.clone())?;
     if comm.rank() != 0 {
         return run_quietly(a, &cfg, &studies, &data, &mut log);
     }

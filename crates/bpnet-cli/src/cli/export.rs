@@ -167,7 +167,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"onnx": a.onnx, "bytes": onnx.bytes.len(), "opset": onnx.opset, "ir_version": onnx.ir_version,
+            json!({"onnx": a.onnx.to_string_lossy(), "bytes": onnx.bytes.len(), "opset": onnx.opset, "ir_version": onnx.ir_version,
                    "ops": onnx.ops, "input": options.input_name, "output": options.output_name,
                    "inputs": onnx.inputs, "outputs": onnx.outputs, "fold_bn": a.fold_bn,
                    "input_type": a.input_type, "output_type": if output_f64 { "f64" } else { "f32" }})

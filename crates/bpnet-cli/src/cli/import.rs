@@ -98,7 +98,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"out": a.out, "architecture": serde_json::to_value(&imported.spec).ok(),
+            json!({"out": a.out.to_string_lossy(), "architecture": serde_json::to_value(&imported.spec).ok(),
                    "tensors": imported.names.len(), "notes": imported.notes})
         );
     }

@@ -56,7 +56,7 @@ pub fn run(a: &InspectArgs) -> Result<()> {
         let params: usize = members.iter_mut().map(|m| m.num_params()).sum();
         println!(
             "{}",
-            json!({"model": a.model, "parameters": params, "networks": members.len(),
+            json!({"model": a.model.to_string_lossy(), "parameters": params, "networks": members.len(),
                    "architecture": serde_json::to_value(&file.spec).ok(),
                    "member_architectures": serde_json::to_value(&specs).ok(), "metadata": file.metadata})
         );

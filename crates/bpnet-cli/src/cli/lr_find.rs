@@ -56,16 +56,35 @@ pub struct LrFindArgs {
 
 /// Runs `bpnet lr-find`.
 pub fn run(a: &LrFindArgs) -> Result<()> {
+    run_named(a).map_err(|e| super::config::in_file(e, a.train.config_file()))
+}
+
+fn run_named(a: &LrFindArgs) -> Result<()> {
     a.train.refuse_training_only()?;
     let cfg = super::train::resolve(&a.train)?;
     let (png, svg, csv) = stem_paths(&a.figure);
     let mut plan = OutputPlan::new(a.train.overwrite_given());
     plan.input("--data", &data_path(&cfg.data));
+    if !cfg.test.is_empty() {
+        // A config file's `test`: unused here, but never to be replaced.
+        plan.input("--test", &data_path(&cfg.test));
+    }
+    if let Some(c) = a.train.config_file() {
+        plan.input_once("--config", c);
+    }
     plan.output("--figure", &png, Kind::Png);
     plan.output("--figure", &svg, Kind::Svg);
     plan.output("--figure", &csv, Kind::csv("an lr-find table", &[CSV_HEADER]));
     plan.check()?;
     let data = load(&cfg)?;
+    let rows = data.train.len();
+    if let Some(b) = a.train.batch_size_flag().filter(|&b| b > rows) {
+        // As `bpnet train` refuses it: the run would take batches of every row.
+        return Err(bpnet::Error::config(
+            "--batch-size",
+            format!("{b} is larger than the {rows} training rows"),
+        ));
+    }
     let range = LrFindConfig {
         start_lr: a.start_lr,
         end_lr: a.end_lr,

@@ -118,7 +118,9 @@ fn read(path: &Path) -> Result<(Vec<Epoch>, Option<Value>)> {
 
 fn read_csv(path: &Path, text: &str) -> Result<Vec<Epoch>> {
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    // A byte-order mark (as spreadsheet programs write) is not part of the first name.
+    let first = lines.next().unwrap_or("");
+    let header: Vec<&str> = first.strip_prefix('\u{feff}').unwrap_or(first).split(',').collect();
     let col = |name: &str| {
         header
             .iter()
@@ -164,6 +166,14 @@ pub fn plot_history(path: &Path, out: &Path) -> Result<Vec<FigureFiles>> {
     let (epochs, diag) = read(path)?;
     if epochs.is_empty() {
         return Err(read_error(path, "the history has no epochs to plot"));
+    }
+    let finite = |e: &Epoch| [e.train_loss, e.val_loss, e.val_metric].iter().any(|v| v.is_finite());
+    if !epochs.iter().any(|e| e.epoch.is_finite() && finite(e)) {
+        // A figure of empty axes, written with exit 0, said nothing was wrong.
+        return Err(read_error(
+            path,
+            "no epoch has a finite epoch number and a finite loss or metric: nothing to plot",
+        ));
     }
     std::fs::create_dir_all(out).map_err(|source| Error::Io {
         path: out.to_path_buf(),

@@ -82,7 +82,8 @@ pub struct TrainArgs {
     /// Momentum for momentum and nesterov.
     #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
-    /// Weight decay (L2; decoupled for adamw).
+    /// Weight decay (L2; decoupled for adamw). Default 0, and 0.01 for adamw
+    /// (PyTorch's AdamW default); 0 trains without decay.
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Rows per mini-batch.
@@ -106,7 +107,8 @@ pub struct TrainArgs {
     /// Fraction of rows held out as test set when --test is not given.
     #[arg(long, allow_negative_numbers = true)]
     test_split: Option<f64>,
-    /// Early-stopping patience in epochs (0 = off).
+    /// Early-stopping patience (0 = off): epochs without improvement
+    /// tolerated; the run stops at the end of the next one without.
     #[arg(long)]
     patience: Option<usize>,
     /// Smallest improvement of the monitored value that counts.
@@ -202,6 +204,7 @@ impl TrainArgs {
             ("--checkpoint-every", self.checkpoint_every.is_some()),
             ("--checkpoint-steps", self.checkpoint_steps.is_some()),
             ("--resume", self.resume.is_some()),
+            ("--test", self.test.is_some()),
             ("--ensemble", self.ensemble.is_some()),
             ("--cv", self.cv.is_some()),
             ("--diagnostics", self.diagnostics.is_some()),
@@ -234,6 +237,16 @@ impl TrainArgs {
     /// `--overwrite`.
     pub(super) fn overwrite_given(&self) -> bool {
         self.overwrite
+    }
+
+    /// `--batch-size` as given on the command line.
+    pub(super) fn batch_size_flag(&self) -> Option<usize> {
+        self.batch_size
+    }
+
+    /// `--config`, an input that no output may replace.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
     }
 }
 
@@ -313,6 +326,20 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
     if a.no_batch_norm == Some(true) {
         cfg.batch_norm = false;
     }
+    if a.epochs.is_some() && a.steps.is_none() {
+        // `--epochs` overrides a step budget of a config file or checkpoint
+        // (which took precedence and left --epochs without effect).
+        cfg.steps = 0;
+    }
+    if cfg.optimizer.trim() == "adamw"
+        && a.weight_decay.is_none()
+        && a.resume.is_none()
+        && !super::config::file_sets(a.config.as_deref(), "weight_decay")
+    {
+        // AdamW's default decay, recorded as the value trained with (a
+        // checkpoint holds its own; a config file's value stands).
+        cfg.weight_decay = bpnet::workflow::ADAMW_DECAY;
+    }
     match a.lr {
         Some(crate::cli::lr_find::LrArg::Auto) => cfg.lr_auto = true,
         Some(crate::cli::lr_find::LrArg::Value(v)) => {
@@ -321,9 +348,25 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
         }
         None => {}
     }
+    if let Some(n) = a.norm.as_deref().filter(|n| n.trim() != "none")
+        && a.no_batch_norm == Some(true)
+    {
+        return Err(Error::config(
+            "--no-batch-norm",
+            format!("conflicts with --norm {n}: give one of them"),
+        ));
+    }
+    let file_norm = cfg.norm.trim();
+    if a.batch_norm == Some(true) && a.norm.is_none() && !matches!(file_norm, "" | "batch" | "none") {
+        return Err(Error::config(
+            "--batch-norm",
+            format!(
+                "conflicts with norm = \"{file_norm}\" of the configuration: give --norm batch or --norm {file_norm}"
+            ),
+        ));
+    }
     if let Some(n) = &a.norm
         && n.trim() != "none"
-        && a.no_batch_norm != Some(true)
     {
         // `--norm KIND` asks for a normalization layer even where the config
         // file said batch_norm = false.
@@ -335,6 +378,22 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
         cfg.norm = "batch".into();
     }
     Ok(cfg)
+}
+
+/// A run resumes with the batches of its checkpoint's order: another
+/// `--batch-size` is refused (it was recorded and not applied).
+fn check_resume_batch(ckpt: &Path, flag: Option<usize>, order: &bpnet::data::Batches) -> Result<()> {
+    match flag {
+        Some(b) if order.rows() > 0 && b != order.batch_size() => Err(Error::config(
+            "--batch-size",
+            format!(
+                "{b} differs from the {} rows per batch that {} trains with: a run resumes with its batch size",
+                order.batch_size(),
+                ckpt.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The resolved configuration stored in a checkpoint's `training` section.
@@ -466,6 +525,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             );
             check_same_rows(ckpt, held, &data.pipeline, &cfg)?;
             check_same_data(ckpt, run.file.metadata.get("data_sha256"), data_sha.as_deref(), &cfg)?;
+            check_resume_batch(ckpt, a.batch_size, &run.resume.state.batches)?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(

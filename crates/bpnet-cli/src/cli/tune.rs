@@ -248,7 +248,8 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
     }
     if a.json {
         let summary = json!({
-            "model": a.out, "leaderboard": board, "report": html, "journal": journal,
+            "model": a.out.to_string_lossy(), "leaderboard": board.to_string_lossy(), "report": html.to_string_lossy(),
+            "journal": journal.to_string_lossy(),
             "trials": o.records.len(), "resumed": o.resumed, "pruned": o.records.iter().filter(|r| r.pruned).count(),
             "metric": o.metric, "best_trial": best.trial, "best_score": best.score, "best_folds": best.folds,
             "best_confirm": best.confirm, "best_combined": best.combined(o.cv),

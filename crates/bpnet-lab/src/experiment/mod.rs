@@ -116,6 +116,14 @@ impl Default for ExperimentConfig {
     }
 }
 
+/// Whether no two values are equal.
+fn distinct(values: &[f64]) -> bool {
+    values
+        .iter()
+        .enumerate()
+        .all(|(i, a)| values[..i].iter().all(|b| a != b))
+}
+
 impl ExperimentConfig {
     /// The `--quick` run: 5,000 steps evaluated every 250.
     pub fn quick() -> Self {
@@ -150,6 +158,11 @@ impl ExperimentConfig {
                 !self.lr_multipliers.is_empty() && self.lr_multipliers.iter().all(|&m| positive(m)),
                 "learning-rate multipliers",
                 "must be positive numbers",
+            ),
+            (
+                distinct(&self.lr_multipliers),
+                "learning-rate multipliers",
+                "must be distinct (each names a column of lr_curves.csv)",
             ),
             (self.seeds >= 1, "seeds", "must be at least 1"),
             (

@@ -35,6 +35,11 @@ impl Batches {
         b
     }
 
+    /// Rows per batch (the last of an epoch may hold fewer).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     /// Completed epochs.
     pub fn epoch(&self) -> u64 {
         self.epoch

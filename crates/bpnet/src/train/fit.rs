@@ -26,7 +26,10 @@ pub enum Monitor {
 }
 
 /// Stop when the monitored value has not improved by more than `min_delta`
-/// for `patience` epochs; the best epoch's weights are restored.
+/// for more than `patience` epochs in a row: `patience` such epochs are
+/// tolerated and the run stops at the end of the next (best epoch 4 and
+/// patience 3 stop after epoch 8; Keras' `EarlyStopping` would stop after
+/// 7). The best epoch's weights are restored.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EarlyStopping {
     /// Epochs without improvement tolerated.

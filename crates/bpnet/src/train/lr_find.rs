@@ -69,13 +69,24 @@ impl Default for LrFindConfig {
 }
 
 impl LrFindConfig {
-    /// Checks `0 < start < end`, at least 2 steps, batch >= 1, beta in [0, 1), diverge > 1.
+    /// Checks `0 < start < end` with both rates normal f32 values (the
+    /// updates run in f32: a smaller start is 0 there, a larger end is
+    /// infinite), at least 2 steps, batch >= 1, beta in [0, 1), diverge > 1.
     pub fn validate(&self) -> Result<()> {
         let ok = |c: bool, field: &str, why: String| if c { Ok(()) } else { Err(Error::config(field, why)) };
         ok(
             self.start_lr > 0.0 && self.end_lr > self.start_lr && self.end_lr.is_finite(),
             "lr-find range",
             format!("need 0 < start ({}) < end ({})", self.start_lr, self.end_lr),
+        )?;
+        let (lo, hi) = (f32::MIN_POSITIVE as f64, f32::MAX as f64);
+        ok(
+            self.start_lr >= lo && self.end_lr <= hi,
+            "lr-find range",
+            format!(
+                "start ({:e}) and end ({:e}) must lie in [{lo:e}, {hi:e}], the normal f32 values the updates run in",
+                self.start_lr, self.end_lr
+            ),
         )?;
         ok(self.steps >= 2, "lr-find steps", format!("{} is below 2", self.steps))?;
         ok(self.batch_size >= 1, "lr-find batch size", "must be at least 1".into())?;
@@ -159,6 +170,14 @@ pub fn lr_find(
         trainer.optimizer.set_lr(lr);
         train.gather(batches.next_batch(), &mut x, &mut y);
         let l = trainer.step(&x, y.target())? as f64;
+        if !l.is_finite() && i == 0 {
+            return Err(Error::config(
+                "lr-find data",
+                format!(
+                    "the loss of the first batch is {l} at lr {lr:e}, before any rate could be tried: the data or the network gives non-finite values (scale the features, e.g. --scaling zscore)"
+                ),
+            ));
+        }
         if !l.is_finite() {
             r.stopped_early = true;
             break;

@@ -24,7 +24,9 @@ pub enum Schedule {
         gamma: f64,
     },
     /// Linear warm-up from `lr0 / warmup` to `lr0` over `warmup` steps, then
-    /// cosine decay to `lr0 * min_ratio` at the last step.
+    /// cosine decay towards `lr0 * min_ratio`, reached one step after the
+    /// last (as PyTorch's `CosineAnnealingLR` with `T_max` the steps: the
+    /// last step's rate is just above it).
     Cosine {
         /// Warm-up steps.
         warmup: usize,

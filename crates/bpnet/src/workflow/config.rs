@@ -176,6 +176,11 @@ impl Default for TrainConfig {
     }
 }
 
+/// The weight decay the command line gives adamw when none is set (as
+/// PyTorch's `AdamW` and [`crate::optim::OptimizerConfig::adamw`]); a
+/// [`TrainConfig`]'s `weight_decay` is applied as it stands, 0 included.
+pub const ADAMW_DECAY: f64 = 0.01;
+
 /// Networks in an ensemble when `ensemble` is 0 (the default) for a table
 /// held in memory with at most [`AUTO_ENSEMBLE_ROWS`] training rows.
 pub const AUTO_ENSEMBLE: usize = 5;

@@ -22,7 +22,7 @@ pub mod stream;
 mod table;
 
 pub use arrays::{ArrayNames, ArrayTable, array_dataset, load_arrays, load_arrays_increment};
-pub use config::{AUTO_ENSEMBLE, AUTO_ENSEMBLE_ROWS, MAX_ENSEMBLE, TrainConfig, auto_ensemble};
+pub use config::{ADAMW_DECAY, AUTO_ENSEMBLE, AUTO_ENSEMBLE_ROWS, MAX_ENSEMBLE, TrainConfig, auto_ensemble};
 pub use cv::{CvReport, FoldScore, cross_validate, run_fold, run_fold_members, run_fold_with, table_folds};
 pub use data::{Pipeline, Prepared, data_path, data_sha256, labelled, labelled_with, load, table_dataset, unlabelled};
 pub use features::{feature_dataset, feature_matrix, missing_target};

@@ -27,9 +27,9 @@ pub fn optimizer_config(name: &str, lr: Option<f64>, momentum: f64, weight_decay
             ));
         }
     };
-    if weight_decay > 0.0 || name != "adamw" {
-        c.weight_decay = weight_decay;
-    }
+    // Exactly the configured decay, for adamw too (0 trains without decay;
+    // the command line resolves adamw's default of 0.01, `ADAMW_DECAY`).
+    c.weight_decay = weight_decay;
     c.validate()?;
     Ok(c)
 }

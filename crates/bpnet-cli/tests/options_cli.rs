@@ -1,0 +1,324 @@
+//! Options that were recorded but not applied, or applied without a word:
+//! adamw's default decay, `--batch-size` and `--epochs` with `--resume`,
+//! a configuration file's bad values, lr-find's inputs and ranges, `--json`
+//! on paths that are not UTF-8, `plot` on histories with nothing to draw,
+//! and `experiment`'s row counts. Each through the real binary, on the
+//! bundled iris table (tiny runs).
+
+use std::path::Path;
+
+mod common;
+use common::{ok, run_in, text};
+
+const IRIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv");
+
+const BASE: [&str; 11] = [
+    "train",
+    "--data",
+    IRIS,
+    "--target",
+    "species",
+    "--hidden",
+    "8",
+    "--seed",
+    "3",
+    "--ensemble",
+    "1",
+];
+
+fn train(dir: &Path, extra: &[&str]) -> String {
+    ok(dir, &[&BASE[..], extra].concat())
+}
+
+/// The refusal of `args`: stderr, after checking the exit status and one line.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded:\n{}", text(&out.stdout));
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn predictions(dir: &Path, model: &str) -> String {
+    ok(dir, &["predict", "--model", model, "--data", IRIS, "--output", "-"])
+}
+
+#[test]
+fn adamw_decays_by_default_and_not_with_weight_decay_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let printed = train(d, &["--optimizer", "adamw", "--print-config"]);
+    assert!(printed.contains("weight_decay = 0.01"), "{printed}");
+    let run = |out: &str, extra: &[&str]| {
+        train(
+            d,
+            &[
+                &["--optimizer", "adamw", "--epochs", "3", "--quiet", "--out", out][..],
+                extra,
+            ]
+            .concat(),
+        );
+        predictions(d, out)
+    };
+    let default = run("default.safetensors", &[]);
+    assert_eq!(default, run("explicit.safetensors", &["--weight-decay", "0.01"]));
+    // 0 had been taken for "not given" and trained with 0.01.
+    assert_ne!(default, run("none.safetensors", &["--weight-decay", "0"]));
+    // A configuration file's value stands, 0 included.
+    std::fs::write(d.join("run.toml"), "optimizer = \"adamw\"\nweight_decay = 0.0\n").unwrap();
+    let printed = train(d, &["--config", "run.toml", "--print-config"]);
+    assert!(printed.contains("weight_decay = 0.0\n"), "{printed}");
+}
+
+#[test]
+fn resume_refuses_another_batch_size_and_takes_epochs_over_a_step_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ckpt_args = [
+        "--batch-size",
+        "16",
+        "--steps",
+        "4",
+        "--checkpoint-steps",
+        "2",
+        "--out",
+        "m.safetensors",
+    ];
+    train(d, &[&ckpt_args[..], &["--quiet"]].concat());
+    let err = refused(
+        d,
+        &[
+            "train",
+            "--resume",
+            "m.ckpt.safetensors",
+            "--batch-size",
+            "8",
+            "--out",
+            "r.safetensors",
+        ],
+    );
+    assert!(
+        err.contains("--batch-size") && err.contains("8 differs from the 16"),
+        "{err}"
+    );
+    assert!(!d.join("r.safetensors").exists());
+    // The checkpoint's budget was 4 steps; --epochs 2 asks for 2 epochs of
+    // ceil(135 / 16) = 9 batches (--epochs had been recorded and ignored).
+    let out = ok(
+        d,
+        &[
+            "train",
+            "--resume",
+            "m.ckpt.safetensors",
+            "--epochs",
+            "2",
+            "--out",
+            "r.safetensors",
+            "--json",
+        ],
+    );
+    let json = common::last_json(&out);
+    let step = json["final"]["step"].as_u64().unwrap();
+    assert_eq!(step, 18, "{out}");
+}
+
+#[test]
+fn a_config_files_bad_value_is_named_by_its_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (line, key) in [("optimizer = \"sgdx\"", "optimizer"), ("dropout = 5.0", "dropout")] {
+        std::fs::write(d.join("run.toml"), format!("{line}\n")).unwrap();
+        let err = refused(
+            d,
+            &[&BASE[..], &["--config", "run.toml", "--out", "m.safetensors"]].concat(),
+        );
+        assert!(err.contains(&format!("invalid {key} in run.toml")), "{err}");
+        // The same value given as a flag too is named by the flag.
+        let (flag, value) = line.split_once(" = ").unwrap();
+        let flag = format!("--{flag}");
+        let args = [
+            &flag,
+            value.trim_matches('"'),
+            "--config",
+            "run.toml",
+            "--out",
+            "m.safetensors",
+        ];
+        let err = refused(d, &[&BASE[..], &args[..]].concat());
+        assert!(!err.contains("run.toml"), "{err}");
+    }
+}
+
+#[test]
+fn batch_norm_over_a_files_other_norm_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("run.toml"), "norm = \"layer\"\nbatch_norm = false\n").unwrap();
+    let err = refused(
+        d,
+        &[
+            &BASE[..],
+            &["--config", "run.toml", "--batch-norm", "--out", "m.safetensors"],
+        ]
+        .concat(),
+    );
+    assert!(err.contains("conflicts with norm = \"layer\""), "{err}");
+}
+
+#[test]
+fn lr_find_never_replaces_its_inputs_and_refuses_what_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let find = ["lr-find", "--data", IRIS, "--target", "species", "--iterations", "12"];
+    std::fs::copy(IRIS, d.join("test.csv")).unwrap();
+    let err = refused(
+        d,
+        &[&find[..], &["--test", "test.csv", "--figure", "test", "--overwrite"]].concat(),
+    );
+    assert!(
+        err.contains("--test") && err.contains("no effect with bpnet lr-find"),
+        "{err}"
+    );
+    std::fs::write(d.join("cfg.csv"), "hidden = \"8\"\n").unwrap();
+    let err = refused(
+        d,
+        &[&find[..], &["--config", "cfg.csv", "--figure", "cfg", "--overwrite"]].concat(),
+    );
+    assert!(err.contains("is the input --config"), "{err}");
+    assert_eq!(std::fs::read_to_string(d.join("cfg.csv")).unwrap(), "hidden = \"8\"\n");
+    // A config file's test file is an input too.
+    std::fs::write(d.join("t.toml"), "test = \"test.csv\"\n").unwrap();
+    let err = refused(
+        d,
+        &[&find[..], &["--config", "t.toml", "--figure", "test", "--overwrite"]].concat(),
+    );
+    assert!(err.contains("is the input --test"), "{err}");
+    assert_eq!(std::fs::read(d.join("test.csv")).unwrap(), std::fs::read(IRIS).unwrap());
+    for (flag, value) in [("--start-lr", "1e-320"), ("--end-lr", "1.7e308")] {
+        let err = refused(d, &[&find[..], &[flag, value, "--figure", "r"]].concat());
+        assert!(err.contains("normal f32 values"), "{err}");
+    }
+    let err = refused(d, &[&find[..], &["--batch-size", "1000", "--figure", "b"]].concat());
+    assert!(err.contains("1000 is larger than the 135 training rows"), "{err}");
+    // Features near 1e30 unscaled: the first batch's loss is not finite.
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..20 {
+        csv.push_str(&format!("{}e29,{}e29,{}\n", i % 9 + 1, 9 - i % 9, f64::from(i) / 7.0));
+    }
+    std::fs::write(d.join("huge.csv"), csv).unwrap();
+    let args = [
+        "lr-find",
+        "--data",
+        "huge.csv",
+        "--target",
+        "y",
+        "--scaling",
+        "none",
+        "--no-batch-norm",
+    ];
+    let err = refused(d, &[&args[..], &["--figure", "h"]].concat());
+    assert!(err.contains("the loss of the first batch is"), "{err}");
+    assert!(!d.join("h.csv").exists() && !d.join("h.png").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn json_output_names_paths_that_are_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train(d, &["--epochs", "1", "--quiet", "--out", "m.safetensors"]);
+    let odd = OsStr::from_bytes(b"m\xff.safetensors");
+    std::fs::copy(d.join("m.safetensors"), d.join(odd)).unwrap();
+    let onnx = OsStr::from_bytes(b"m\xff.onnx");
+    let commands: [Vec<&OsStr>; 3] = [
+        vec!["inspect".as_ref(), odd, "--json".as_ref()],
+        vec![
+            "eval".as_ref(),
+            "--model".as_ref(),
+            odd,
+            "--data".as_ref(),
+            IRIS.as_ref(),
+            "--json".as_ref(),
+        ],
+        vec![
+            "export".as_ref(),
+            "--model".as_ref(),
+            odd,
+            "--onnx".as_ref(),
+            onnx,
+            "--json".as_ref(),
+        ],
+    ];
+    for args in commands {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(&args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let json = common::last_json(&text(&out.stdout));
+        let named = json
+            .get("model")
+            .or_else(|| json.get("onnx"))
+            .and_then(|v| v.as_str())
+            .unwrap();
+        assert!(named.starts_with('m') && named.contains('\u{fffd}'), "{json}");
+    }
+}
+
+#[test]
+fn plot_reads_a_byte_order_mark_and_refuses_a_history_without_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = "epoch,train_loss,val_loss,val_metric\n1,0.9,1.0,0.5\n2,0.7,0.8,0.6\n";
+    std::fs::write(d.join("bom.history.csv"), format!("\u{feff}{csv}")).unwrap();
+    ok(d, &["plot", "bom.history.csv"]);
+    assert!(d.join("bom.plots/curves.png").exists());
+    std::fs::write(
+        d.join("nan.history.csv"),
+        "epoch,train_loss,val_loss,val_metric\n1,NaN,NaN,NaN\n2,inf,NaN,NaN\n",
+    )
+    .unwrap();
+    let err = refused(d, &["plot", "nan.history.csv"]);
+    assert!(err.contains("nothing to plot"), "{err}");
+    assert!(!d.join("nan.plots").exists());
+}
+
+#[test]
+fn experiment_refuses_batches_larger_than_its_images_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let study = [
+        "experiment",
+        "bn-mnist",
+        "--quick",
+        "--steps",
+        "5",
+        "--test-limit",
+        "100",
+    ];
+    for (extra, says) in [
+        (&["--train-limit", "1", "--out", "a"][..], "1 training image"),
+        (
+            &["--train-limit", "50", "--out", "b"][..],
+            "60 is larger than the 50 training images",
+        ),
+        (
+            &["--train-limit", "500", "--batch-size", "600", "--out", "c"][..],
+            "600 is larger than the 500",
+        ),
+    ] {
+        let err = refused(d, &[&study[..], extra].concat());
+        assert!(err.contains(says), "{extra:?}: {err}");
+        let out = extra.last().unwrap();
+        assert!(!d.join(out).exists(), "{extra:?} left {out}");
+    }
+    let err = refused(
+        d,
+        &["experiment", "lr", "--quick", "--lr-multipliers", "1,1", "--out", "l"],
+    );
+    assert!(err.contains("must be distinct"), "{err}");
+}
