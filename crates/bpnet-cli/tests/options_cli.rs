@@ -322,3 +322,29 @@ fn experiment_refuses_batches_larger_than_its_images_before_writing() {
     );
     assert!(err.contains("must be distinct"), "{err}");
 }
+
+#[test]
+fn errors_in_files_with_classic_mac_line_ends_name_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Line 4 holds the bad cell (line 3 is blank); every error had said "line 1".
+    std::fs::write(d.join("cr.csv"), "a,b,y\r1,2,0\r\r3,x,1\r5,6,0\r7,8,1\r").unwrap();
+    std::fs::write(d.join("ragged.csv"), "a,b,y\r1,2,0\r3,4,1\r5,6\r7,8,1").unwrap();
+    for stream in [&[][..], &["--stream"][..]] {
+        for (data, says) in [
+            ("cr.csv", "cr.csv: line 4, column 'b'"),
+            ("ragged.csv", "line 4: too few fields"),
+        ] {
+            let args = ["train", "--data", data, "--target", "y", "--out", "m.safetensors"];
+            let err = refused(d, &[&args[..], stream].concat());
+            assert!(err.contains(says), "{stream:?}: {err}");
+        }
+    }
+    // CRLF and LF files count as before.
+    std::fs::write(d.join("crlf.csv"), "a,b,y\r\n1,2,0\r\n\r\n3,x,1\r\n5,6,0\r\n7,8,1\r\n").unwrap();
+    let err = refused(
+        d,
+        &["train", "--data", "crlf.csv", "--target", "y", "--out", "m.safetensors"],
+    );
+    assert!(err.contains("line 4, column 'b'"), "{err}");
+}

@@ -92,7 +92,8 @@ pub struct TrainArgs {
     /// Passes over the training set.
     #[arg(long)]
     epochs: Option<usize>,
-    /// Train for this many optimizer steps instead.
+    /// Train for this many optimizer steps instead (`--epochs` given alone
+    /// clears a config file's or checkpoint's steps).
     #[arg(long)]
     steps: Option<usize>,
     /// constant, step[:every[:gamma]], exponential[:gamma], cosine[:warmup_steps], plateau[:patience[:factor]].

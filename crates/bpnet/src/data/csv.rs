@@ -494,11 +494,22 @@ impl LineCounter {
             s += 1;
         }
         if s >= self.pos {
-            self.newlines += bytes[self.pos..s].iter().filter(|&&b| b == b'\n').count() as u64;
+            // `bytes[s]` is neither `\r` nor `\n`, so a `\r` closing the
+            // range is not half of a CRLF.
+            self.newlines += line_ends(&bytes[self.pos..s]);
             self.pos = s;
         }
         self.newlines + 1
     }
+}
+
+/// Line ends in `b`: each `\n`, and each `\r` not followed by `\n` (a file
+/// with classic Mac line ends, which the `csv` crate reads as lines too,
+/// named every error "line 1"). A `\r` at the end of `b` counts.
+fn line_ends(b: &[u8]) -> u64 {
+    let cr_alone =
+        b.windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count() + usize::from(b.last() == Some(&b'\r'));
+    (b.iter().filter(|&&c| c == b'\n').count() + cr_alone) as u64
 }
 
 /// A ragged row is an error naming its line and both field counts.
@@ -542,7 +553,7 @@ fn decode_record(rec: &ByteRecord, line: u64, record: usize) -> (Vec<String>, Op
             Some(rest) if record == 0 && j == 0 => rest,
             _ => field,
         };
-        let newlines = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count() as u64;
+        let newlines = line_ends;
         if let (Err(e), None) = (std::str::from_utf8(field), bad) {
             let ok = e.valid_up_to();
             bad = Some(BadUtf8 {

@@ -101,14 +101,20 @@ impl Scanner {
         let mut start = pos;
         let mut newlines_before = 0;
         while start < input.len() && matches!(input[start], b'\r' | b'\n') {
-            newlines_before += u64::from(input[start] == b'\n');
+            newlines_before += u64::from(ends_line(input, start, eof));
             start += 1;
+        }
+        if start >= input.len() && trailing_cr(input, eof) {
+            // Read again from the `\r` with the bytes that follow it.
+            return Step::Incomplete {
+                start: input.len() - 1,
+                newlines_before,
+            };
         }
         if start >= input.len() {
             return Step::End { newlines_before };
         }
         self.plain = false;
-        let line0 = self.rdr.line();
         let (mut at, mut outlen, mut endlen) = (pos, 0, 0);
         loop {
             let rest = &input[at..];
@@ -137,7 +143,13 @@ impl Scanner {
                         return Step::Unclosed { start, newlines_before };
                     }
                     self.fields = endlen;
-                    let newlines_in = (self.rdr.line() - line0).saturating_sub(newlines_before);
+                    // Counted here: `csv-core` counts `\n` only, and a
+                    // record ended by a lone `\r` consumes it uncounted.
+                    if at == input.len() && trailing_cr(input, eof) {
+                        self.reset();
+                        return Step::Incomplete { start, newlines_before };
+                    }
+                    let newlines_in = (start..at).filter(|&i| ends_line(input, i, eof)).count() as u64;
                     return Step::Record {
                         start,
                         next: at,
@@ -158,8 +170,15 @@ impl Scanner {
         let mut start = pos;
         let mut newlines_before = 0;
         while start < input.len() && matches!(input[start], b'\r' | b'\n') {
-            newlines_before += u64::from(input[start] == b'\n');
+            newlines_before += u64::from(ends_line(input, start, eof));
             start += 1;
+        }
+        if start >= input.len() && trailing_cr(input, eof) {
+            // Read again from the `\r` with the bytes that follow it.
+            return Step::Incomplete {
+                start: input.len() - 1,
+                newlines_before,
+            };
         }
         if start >= input.len() {
             return Step::End { newlines_before };
@@ -341,4 +360,23 @@ mod tests {
         assert_eq!(fast_number(b"5."), Some(5.0));
         assert_eq!(fast_number(b".25"), Some(0.25));
     }
+}
+
+/// Whether byte `i` of `input` ends a line: a `\n`, or a `\r` not followed
+/// by `\n` (classic Mac line ends, which end records too; counting only
+/// `\n` named every error of such a file "line 1"). A `\r` closing an input
+/// that the file goes on after is undecided: see [`trailing_cr`].
+fn ends_line(input: &[u8], i: usize, eof: bool) -> bool {
+    match (input[i], input.get(i + 1)) {
+        (b'\n', _) => true,
+        (b'\r', Some(&next)) => next != b'\n',
+        (b'\r', None) => eof,
+        _ => false,
+    }
+}
+
+/// Whether `input` ends in a `\r` whose line end is undecided until the
+/// next byte is read (`\n` makes it half of a CRLF).
+fn trailing_cr(input: &[u8], eof: bool) -> bool {
+    !eof && input.last() == Some(&b'\r')
 }
