@@ -278,6 +278,25 @@ pub(crate) fn fast_number(b: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
+/// Whether byte `i` of `input` ends a line: a `\n`, or a `\r` not followed
+/// by `\n` (classic Mac line ends, which end records too; counting only
+/// `\n` named every error of such a file "line 1"). A `\r` closing an input
+/// that the file goes on after is undecided: see [`trailing_cr`].
+fn ends_line(input: &[u8], i: usize, eof: bool) -> bool {
+    match (input[i], input.get(i + 1)) {
+        (b'\n', _) => true,
+        (b'\r', Some(&next)) => next != b'\n',
+        (b'\r', None) => eof,
+        _ => false,
+    }
+}
+
+/// Whether `input` ends in a `\r` whose line end is undecided until the
+/// next byte is read (`\n` makes it half of a CRLF).
+fn trailing_cr(input: &[u8], eof: bool) -> bool {
+    !eof && input.last() == Some(&b'\r')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,23 +379,4 @@ mod tests {
         assert_eq!(fast_number(b"5."), Some(5.0));
         assert_eq!(fast_number(b".25"), Some(0.25));
     }
-}
-
-/// Whether byte `i` of `input` ends a line: a `\n`, or a `\r` not followed
-/// by `\n` (classic Mac line ends, which end records too; counting only
-/// `\n` named every error of such a file "line 1"). A `\r` closing an input
-/// that the file goes on after is undecided: see [`trailing_cr`].
-fn ends_line(input: &[u8], i: usize, eof: bool) -> bool {
-    match (input[i], input.get(i + 1)) {
-        (b'\n', _) => true,
-        (b'\r', Some(&next)) => next != b'\n',
-        (b'\r', None) => eof,
-        _ => false,
-    }
-}
-
-/// Whether `input` ends in a `\r` whose line end is undecided until the
-/// next byte is read (`\n` makes it half of a CRLF).
-fn trailing_cr(input: &[u8], eof: bool) -> bool {
-    !eof && input.last() == Some(&b'\r')
 }
