@@ -359,6 +359,28 @@ fn damaged_blend_metadata_is_refused_in_one_line() {
     assert!(e.contains("fewer than its architecture's weights need"), "{e}");
 }
 
+/// Member 1 of a 4-6-3 ensemble as flat extra tensors (every value 0.5).
+fn member_one_4_6_3() -> Vec<ExtraTensor> {
+    let sizes = [
+        ("layers.0.weight", 24),
+        ("layers.1.weight", 6),
+        ("layers.1.bias", 6),
+        ("layers.1.running_mean", 6),
+        ("layers.1.running_var", 6),
+        ("layers.1.num_batches_tracked", 1),
+        ("layers.3.weight", 18),
+        ("layers.3.bias", 3),
+    ];
+    sizes
+        .iter()
+        .map(|&(name, n)| ExtraTensor {
+            name: format!("ensemble.1.{name}"),
+            shape: vec![n],
+            values: vec![0.5; n],
+        })
+        .collect()
+}
+
 /// An extra tensor of 4 values named `name`.
 fn stray(name: &str) -> ExtraTensor {
     ExtraTensor {
@@ -406,24 +428,9 @@ fn member_counts_the_tensors_do_not_back_are_refused_before_anything_is_built() 
     );
     // A member tensor of the wrong length names the member's tensor.
     let meta = json!({"ensemble": {"members": 2, "combine": "softmax"}});
-    let sizes = [
-        ("layers.0.weight", 24),
-        ("layers.1.weight", 6),
-        ("layers.1.bias", 6),
-        ("layers.1.running_mean", 6),
-        ("layers.1.running_var", 6),
-        ("layers.1.num_batches_tracked", 1),
-        ("layers.3.weight", 18),
-        ("layers.3.bias", 2),
-    ];
-    let extra: Vec<ExtraTensor> = sizes
-        .iter()
-        .map(|&(name, n)| ExtraTensor {
-            name: format!("ensemble.1.{name}"),
-            shape: vec![n],
-            values: vec![0.5; n],
-        })
-        .collect();
+    let mut extra = member_one_4_6_3();
+    extra.last_mut().unwrap().values.pop();
+    extra.last_mut().unwrap().shape = vec![2];
     save_checkpoint(&path, &spec(&[4, 6, 3]), &m[0], &meta, &extra).unwrap();
     let e = ensemble_members(&load_model(&path).unwrap(), &path, Combine::Mean)
         .unwrap_err()
@@ -455,4 +462,45 @@ fn extra_tensors_of_another_dtype_than_f32_are_refused() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn member_tensors_of_another_shape_or_name_are_refused() {
+    // Members 1.. are stored flat; a transposed [3, 6] weight (18 values)
+    // loaded as the transpose's values, and tensors no member holds were
+    // ignored.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.safetensors");
+    let m = members(&[4, 6, 3], 3);
+    save_ensemble(&path, &spec(&[4, 6, 3]), &m, Combine::Softmax, &json!({})).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let target = "ensemble.2.layers.3.weight";
+    let transposed = common::rewrite(&bytes, |_, tensors| tensors.get_mut(target).unwrap().1 = vec![6, 3]);
+    let e = decode_model(&transposed, &path).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("tensor `{target}` has shape [6, 3]; bpnet stores it flat")),
+        "{e}"
+    );
+    let meta = json!({"ensemble": {"members": 2, "combine": "softmax"}});
+    let mut extra = member_one_4_6_3();
+    for (name, says) in [
+        ("ensemble.1.layers.99.weight", "is not one of member 1's tensors"),
+        ("ensemble.0.layers.0.weight", "member 0 is the file's own network"),
+    ] {
+        extra.push(stray(name));
+        save_checkpoint(&path, &spec(&[4, 6, 3]), &m[0], &meta, &extra).unwrap();
+        let e = ensemble_members(&load_model(&path).unwrap(), &path, Combine::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(name) && e.contains(says), "{e}");
+        extra.pop();
+    }
+    save_checkpoint(&path, &spec(&[4, 6, 3]), &m[0], &meta, &extra).unwrap();
+    assert_eq!(
+        ensemble_members(&load_model(&path).unwrap(), &path, Combine::Mean)
+            .unwrap()
+            .0
+            .len(),
+        2
+    );
 }

@@ -176,7 +176,29 @@ pub fn ensemble_members(file: &ModelFile, path: &Path, single: Combine) -> Resul
     for (k, spec) in specs.iter().enumerate().skip(1) {
         let prefix = format!("ensemble.{k}.");
         check_member_size(spec, &file.extra, &prefix).map_err(&bad)?;
-        members.push(from_extra(spec, &file.extra, &prefix).map_err(&bad)?);
+        let member = from_extra(spec, &file.extra, &prefix).map_err(&bad)?;
+        // A tensor under the member's prefix that its network does not
+        // hold (`ensemble.2.layers.99.weight`) was ignored.
+        let names: std::collections::HashSet<String> = model_layout(&member)
+            .into_iter()
+            .map(|t| format!("{prefix}{}", t.name))
+            .collect();
+        if let Some(stray) = file
+            .extra
+            .keys()
+            .filter(|n| n.starts_with(&prefix) && !names.contains(*n))
+            .min()
+        {
+            return Err(bad(format!(
+                "tensor `{stray}` is not one of member {k}'s tensors; the file is damaged"
+            )));
+        }
+        members.push(member);
+    }
+    if let Some(stray) = file.extra.keys().filter(|n| n.starts_with("ensemble.0.")).min() {
+        return Err(bad(format!(
+            "tensor `{stray}`: member 0 is the file's own network, stored without a prefix; the file is damaged"
+        )));
     }
     let prefix = format!("ensemble.{}.", section.members);
     if file.extra.keys().any(|n| n.starts_with(&prefix)) {

@@ -334,6 +334,14 @@ fn decode_file(bytes: &[u8], verify: Checksum) -> Result<ModelFile, String> {
         if info.dtype != safetensors::Dtype::F32 {
             return Err(format!("tensor `{name}` is {:?}; bpnet stores it as F32", info.dtype));
         }
+        if info.shape.len() != 1 {
+            // Written flat, `[values]`: another shape is an edit, and a
+            // transposed weight would load as its transpose's values.
+            return Err(format!(
+                "tensor `{name}` has shape {:?}; bpnet stores it flat, as [values]",
+                info.shape
+            ));
+        }
         let (begin, end) = info.data_offsets;
         let raw = data
             .get(begin..end)
