@@ -254,6 +254,19 @@ def test_threads_do_not_change_results():
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_adamw_weight_decay_is_applied_as_given():
+    # weight_decay=0.0 with adamw trained with 0.01, the optimizer's own default.
+    X, y = blobs(n=300, d=6)
+    fit = lambda wd: bpnet.MLPClassifier(hidden_layer_sizes=(16,), epochs=3, optimizer="adamw",
+                                         weight_decay=wd, ensemble=1).fit(X, y).coefs()
+    none, default, strong = fit(0.0), fit(0.01), fit(0.1)
+    assert not all(np.array_equal(none[k], default[k]) for k in none)
+    assert not all(np.array_equal(default[k], strong[k]) for k in default)
+    # Decay shrinks the first layer's weights.
+    key = next(k for k in none if k.endswith("weight"))
+    assert np.abs(strong[key]).sum() < np.abs(none[key]).sum()
+
+
 def test_docstrings_reach_help():
     assert "hidden_layer_sizes" in bpnet.MLPClassifier.__doc__
     assert "bpnet train" in bpnet.MLPRegressor.__doc__
