@@ -135,7 +135,7 @@ impl NativeModel {
     fn from_file(file: ModelFile, path: &Path) -> PyResult<Self> {
         let pipeline = Pipeline::of_model(&file, path).map_err(to_py)?;
         let config: TrainConfig = match file.metadata.get("training") {
-            Some(t) => serde_json::from_value(t.clone())
+            Some(t) => TrainConfig::from_recorded(t)
                 .map_err(|e| state_err(format!("{}: invalid training section: {e}", path.display())))?,
             None => TrainConfig::default(),
         };

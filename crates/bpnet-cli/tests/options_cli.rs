@@ -99,7 +99,7 @@ fn resume_refuses_another_batch_size_and_takes_epochs_over_a_step_budget() {
         ],
     );
     assert!(
-        err.contains("--batch-size") && err.contains("8 differs from the 16"),
+        err.contains("--batch-size") && err.contains("8 differs from the batch size 16"),
         "{err}"
     );
     assert!(!d.join("r.safetensors").exists());
@@ -121,6 +121,49 @@ fn resume_refuses_another_batch_size_and_takes_epochs_over_a_step_budget() {
     let json = common::last_json(&out);
     let step = json["final"]["step"].as_u64().unwrap();
     assert_eq!(step, 18, "{out}");
+    // Full-batch gd takes every row whatever --batch-size says: the same
+    // command resumes.
+    let gd = [
+        "--optimizer",
+        "gd",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "1",
+    ];
+    train(d, &[&gd[..], &["--quiet", "--out", "g.safetensors"]].concat());
+    train(
+        d,
+        &[
+            &gd[..],
+            &["--quiet", "--out", "g2.safetensors", "--resume", "g.ckpt.safetensors"],
+        ]
+        .concat(),
+    );
+    // Streamed runs too.
+    let streamed = [
+        "--stream",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "1",
+    ];
+    train(d, &[&streamed[..], &["--quiet", "--out", "s.safetensors"]].concat());
+    let resume = [
+        "train",
+        "--resume",
+        "s.ckpt.safetensors",
+        "--batch-size",
+        "32",
+        "--out",
+        "s2.safetensors",
+    ];
+    let err = refused(d, &resume);
+    assert!(err.contains("32 differs from the batch size 16"), "{err}");
 }
 
 #[test]
@@ -277,6 +320,11 @@ fn plot_reads_a_byte_order_mark_and_refuses_a_history_without_numbers() {
     std::fs::write(d.join("bom.history.csv"), format!("\u{feff}{csv}")).unwrap();
     ok(d, &["plot", "bom.history.csv"]);
     assert!(d.join("bom.plots/curves.png").exists());
+    std::fs::write(d.join("cr.history.csv"), csv.replace('\n', "\r")).unwrap();
+    ok(d, &["plot", "cr.history.csv"]);
+    let json = r#"{"epochs": [{"epoch": 1, "train_loss": 0.9, "val_loss": 1.0, "val_metric": 0.5}]}"#;
+    std::fs::write(d.join("bom.history.json"), format!("\u{feff}{json}")).unwrap();
+    ok(d, &["plot", "bom.history.json"]);
     std::fs::write(
         d.join("nan.history.csv"),
         "epoch,train_loss,val_loss,val_metric\n1,NaN,NaN,NaN\n2,inf,NaN,NaN\n",
@@ -340,11 +388,21 @@ fn errors_in_files_with_classic_mac_line_ends_name_their_line() {
             assert!(err.contains(says), "{stream:?}: {err}");
         }
     }
-    // CRLF and LF files count as before.
-    std::fs::write(d.join("crlf.csv"), "a,b,y\r\n1,2,0\r\n\r\n3,x,1\r\n5,6,0\r\n7,8,1\r\n").unwrap();
-    let err = refused(
-        d,
-        &["train", "--data", "crlf.csv", "--target", "y", "--out", "m.safetensors"],
-    );
-    assert!(err.contains("line 4, column 'b'"), "{err}");
+    // CRLF and LF files count as before, as editors do: a lone CR in a
+    // quoted cell or in `\r\r\n` line ends is not a line end there.
+    for (name, text) in [
+        ("crlf.csv", "a,b,y\r\n1,2,0\r\n\r\n3,x,1\r\n5,6,0\r\n7,8,1\r\n"),
+        ("quoted.csv", "a,b,y\n\"1\r\",2,0\n\n3,x,1\n5,6,0\n7,8,1\n"),
+        (
+            "twice.csv",
+            "a,b,y\r\r\n1,2,0\r\r\n\r\r\n3,x,1\r\r\n5,6,0\r\r\n7,8,1\r\r\n",
+        ),
+    ] {
+        std::fs::write(d.join(name), text).unwrap();
+        for stream in [&[][..], &["--stream"][..]] {
+            let args = ["train", "--data", name, "--target", "y", "--out", "m.safetensors"];
+            let err = refused(d, &[&args[..], stream].concat());
+            assert!(err.contains("line 4, column 'b'"), "{name} {stream:?}: {err}");
+        }
+    }
 }

@@ -81,10 +81,13 @@ fn read(path: &Path) -> Result<(Vec<Epoch>, Option<Value>)> {
         path: path.to_path_buf(),
         source,
     })?;
+    // A byte-order mark (as spreadsheet programs and editors write) is not
+    // part of the content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     if path.extension().is_some_and(|e| e == "csv") {
-        return Ok((read_csv(path, &text)?, None));
+        return Ok((read_csv(path, text)?, None));
     }
-    let doc: Value = serde_json::from_str(&text).map_err(|e| {
+    let doc: Value = serde_json::from_str(text).map_err(|e| {
         read_error(
             path,
             format!("not a history JSON file ({e}); bpnet train writes NAME.history.json"),
@@ -117,10 +120,12 @@ fn read(path: &Path) -> Result<(Vec<Epoch>, Option<Value>)> {
 }
 
 fn read_csv(path: &Path, text: &str) -> Result<Vec<Epoch>> {
-    let mut lines = text.lines();
-    // A byte-order mark (as spreadsheet programs write) is not part of the first name.
-    let first = lines.next().unwrap_or("");
-    let header: Vec<&str> = first.strip_prefix('\u{feff}').unwrap_or(first).split(',').collect();
+    // Lines end in `\n` (or CRLF), or in `\r` alone in a file without `\n`.
+    let mut lines: Box<dyn Iterator<Item = &str>> = match text.contains('\n') {
+        true => Box::new(text.lines()),
+        false => Box::new(text.split('\r')),
+    };
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let col = |name: &str| {
         header
             .iter()

@@ -265,6 +265,9 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
         (None, Some(p)) => TrainConfig::from_file(p)?,
         (None, None) => TrainConfig::default(),
     };
+    if let (Some(ckpt), Some(b)) = (&a.resume, a.batch_size) {
+        check_resume_batch(ckpt, b, &cfg)?;
+    }
     overlay!(
         cfg,
         a,
@@ -357,6 +360,12 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             format!("conflicts with --norm {n}: give one of them"),
         ));
     }
+    if a.batch_norm == Some(true) && a.norm.as_deref().map(str::trim) == Some("none") {
+        return Err(Error::config(
+            "--batch-norm",
+            "conflicts with --norm none: give one of them",
+        ));
+    }
     let file_norm = cfg.norm.trim();
     if a.batch_norm == Some(true) && a.norm.is_none() && !matches!(file_norm, "" | "batch" | "none") {
         return Err(Error::config(
@@ -381,20 +390,22 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
     Ok(cfg)
 }
 
-/// A run resumes with the batches of its checkpoint's order: another
-/// `--batch-size` is refused (it was recorded and not applied).
-fn check_resume_batch(ckpt: &Path, flag: Option<usize>, order: &bpnet::data::Batches) -> Result<()> {
-    match flag {
-        Some(b) if order.rows() > 0 && b != order.batch_size() => Err(Error::config(
-            "--batch-size",
-            format!(
-                "{b} differs from the {} rows per batch that {} trains with: a run resumes with its batch size",
-                order.batch_size(),
-                ckpt.display()
-            ),
-        )),
-        _ => Ok(()),
+/// A run resumes with its checkpoint's batches (in memory its batch order
+/// holds the size, streamed its reader): another `--batch-size` is refused,
+/// as it was recorded and not applied. Full-batch gradient descent (`gd`)
+/// takes every row whatever the flag says.
+fn check_resume_batch(ckpt: &Path, flag: usize, held: &TrainConfig) -> Result<()> {
+    if flag == held.batch_size || held.optimizer.trim() == "gd" {
+        return Ok(());
     }
+    Err(Error::config(
+        "--batch-size",
+        format!(
+            "{flag} differs from the batch size {} that {} trains with: a run resumes with its batch size",
+            held.batch_size,
+            ckpt.display()
+        ),
+    ))
 }
 
 /// The resolved configuration stored in a checkpoint's `training` section.
@@ -408,7 +419,7 @@ fn config_of_checkpoint(path: &Path) -> Result<TrainConfig> {
         .metadata
         .get("training")
         .ok_or_else(|| bad("no `training` section to resume from".into()))?;
-    serde_json::from_value(training.clone()).map_err(|e| bad(format!("invalid `training` section: {e}")))
+    TrainConfig::from_recorded(training).map_err(|e| bad(format!("invalid `training` section: {e}")))
 }
 
 /// `NAME.ckpt.safetensors` beside the model file `NAME.safetensors`.
@@ -526,7 +537,6 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             );
             check_same_rows(ckpt, held, &data.pipeline, &cfg)?;
             check_same_data(ckpt, run.file.metadata.get("data_sha256"), data_sha.as_deref(), &cfg)?;
-            check_resume_batch(ckpt, a.batch_size, &run.resume.state.batches)?;
             let mut trainer = Trainer::new(run.file.model.clone(), Optimizer::new(opt)?, loss);
             run.restore_optimizer(&mut trainer.optimizer, &mut trainer.model)?;
             say(&format!(

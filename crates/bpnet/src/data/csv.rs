@@ -420,7 +420,7 @@ fn read_records(bytes: &[u8], path: &Path, delimiter: u8, whole: bool) -> Result
         .from_reader(bytes);
     let (mut rows, mut lines): (Vec<Vec<String>>, Vec<u64>) = (Vec::new(), Vec::new());
     let mut rec = ByteRecord::new();
-    let mut counter = LineCounter::default();
+    let mut counter = LineCounter::new(bytes);
     let mut bad_utf8 = None;
     let mut last = None;
     loop {
@@ -435,7 +435,7 @@ fn read_records(bytes: &[u8], path: &Path, delimiter: u8, whole: bool) -> Result
         if rec.len() == 1 && rec[0].is_empty() {
             continue; // a line of blanks
         }
-        let (cells, bad) = decode_record(&rec, line, rows.len());
+        let (cells, bad) = decode_record(&rec, line, rows.len(), counter.cr_lines);
         bad_utf8 = bad_utf8.or(bad);
         if let (Some(first), Some(&first_line)) = (rows.first(), lines.first())
             && let Err(e) = check_width(path, first, first_line, &cells, line)
@@ -478,13 +478,22 @@ pub(crate) fn unclosed_message(line: u64) -> String {
 }
 
 /// 1-based line numbers of byte offsets, counted incrementally.
-#[derive(Default)]
 struct LineCounter {
     pos: usize,
     newlines: u64,
+    /// The file holds no `\n`: its lines end in `\r` alone.
+    cr_lines: bool,
 }
 
 impl LineCounter {
+    fn new(bytes: &[u8]) -> Self {
+        LineCounter {
+            pos: 0,
+            newlines: 0,
+            cr_lines: cr_lines(bytes),
+        }
+    }
+
     /// The line where the record starting at byte `start` begins. A record's
     /// reported start may sit on the line end before it (`\r` of CRLF, or
     /// blank lines): those bytes are skipped first.
@@ -494,22 +503,26 @@ impl LineCounter {
             s += 1;
         }
         if s >= self.pos {
-            // `bytes[s]` is neither `\r` nor `\n`, so a `\r` closing the
-            // range is not half of a CRLF.
-            self.newlines += line_ends(&bytes[self.pos..s]);
+            self.newlines += line_ends(&bytes[self.pos..s], self.cr_lines);
             self.pos = s;
         }
         self.newlines + 1
     }
 }
 
-/// Line ends in `b`: each `\n`, and each `\r` not followed by `\n` (a file
-/// with classic Mac line ends, which the `csv` crate reads as lines too,
-/// named every error "line 1"). A `\r` at the end of `b` counts.
-fn line_ends(b: &[u8]) -> u64 {
-    let cr_alone =
-        b.windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count() + usize::from(b.last() == Some(&b'\r'));
-    (b.iter().filter(|&&c| c == b'\n').count() + cr_alone) as u64
+/// Whether a file's lines end in `\r` alone (classic Mac): it holds no
+/// `\n`. The `csv` crate reads such lines as records, and counting `\n`
+/// named every error "line 1". In a file with `\n` a lone `\r` (in a quoted
+/// cell, or `\r\r\n` from a file converted twice) is not a line end, as
+/// editors and `wc -l` count.
+pub(crate) fn cr_lines(bytes: &[u8]) -> bool {
+    memchr::memchr(b'\n', bytes).is_none()
+}
+
+/// Line ends in `b`: each `\n`, or each `\r` in a file of [`cr_lines`].
+pub(crate) fn line_ends(b: &[u8], cr_lines: bool) -> u64 {
+    let end = if cr_lines { b'\r' } else { b'\n' };
+    memchr::memchr_iter(end, b).count() as u64
 }
 
 /// A ragged row is an error naming its line and both field counts.
@@ -544,7 +557,7 @@ struct BadUtf8 {
 
 /// Decodes each field as UTF-8 (skipping a byte order mark at the start of
 /// the file); an invalid field is decoded lossily and reported at its own line.
-fn decode_record(rec: &ByteRecord, line: u64, record: usize) -> (Vec<String>, Option<BadUtf8>) {
+fn decode_record(rec: &ByteRecord, line: u64, record: usize, cr_lines: bool) -> (Vec<String>, Option<BadUtf8>) {
     let mut out = Vec::with_capacity(rec.len());
     let mut bad = None;
     let mut field_line = line;
@@ -553,7 +566,7 @@ fn decode_record(rec: &ByteRecord, line: u64, record: usize) -> (Vec<String>, Op
             Some(rest) if record == 0 && j == 0 => rest,
             _ => field,
         };
-        let newlines = line_ends;
+        let newlines = |b: &[u8]| line_ends(b, cr_lines);
         if let (Err(e), None) = (std::str::from_utf8(field), bad) {
             let ok = e.valid_up_to();
             bad = Some(BadUtf8 {

@@ -91,9 +91,9 @@ fn convert(from: &str, path: &Path) -> String {
     format!("iconv -f {from} -t UTF-8 {} > {}", path.display(), out.display())
 }
 
-/// 1-based line of byte offset `at`.
+/// 1-based line of byte offset `at` (lines counted as the CSV readers count).
 fn line_of(bytes: &[u8], at: usize) -> usize {
-    bytes[..at.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    super::csv::line_ends(&bytes[..at.min(bytes.len())], super::csv::cr_lines(bytes)) as usize + 1
 }
 
 #[cfg(test)]

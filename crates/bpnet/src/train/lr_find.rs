@@ -70,8 +70,8 @@ impl Default for LrFindConfig {
 
 impl LrFindConfig {
     /// Checks `0 < start < end` with both rates normal f32 values (the
-    /// updates run in f32: a smaller start is 0 there, a larger end is
-    /// infinite), at least 2 steps, batch >= 1, beta in [0, 1), diverge > 1.
+    /// updates run in f32: a smaller start is subnormal or 0 there, a larger
+    /// end is infinite), at least 2 steps, batch >= 1, beta in [0, 1), diverge > 1.
     pub fn validate(&self) -> Result<()> {
         let ok = |c: bool, field: &str, why: String| if c { Ok(()) } else { Err(Error::config(field, why)) };
         ok(

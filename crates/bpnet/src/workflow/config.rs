@@ -55,8 +55,13 @@ pub struct TrainConfig {
     pub lr_auto: bool,
     /// Momentum for `momentum` and `nesterov`.
     pub momentum: f64,
-    /// Weight decay (L2; decoupled for adamw).
+    /// Weight decay (L2; decoupled for adamw), applied as it stands.
     pub weight_decay: f64,
+    /// Marks a configuration recorded since adamw's decay is applied as it
+    /// stands (always true when written now). A recorded one without it
+    /// (a checkpoint or model file of an earlier build) trained adamw's 0
+    /// as [`ADAMW_DECAY`]: [`TrainConfig::from_recorded`] reads it so.
+    pub weight_decay_as_given: bool,
     /// Rows per mini-batch.
     pub batch_size: usize,
     /// Passes over the training set.
@@ -149,6 +154,7 @@ impl Default for TrainConfig {
             lr_auto: false,
             momentum: 0.9,
             weight_decay: 0.0,
+            weight_decay_as_given: true,
             batch_size: 128,
             epochs: 100,
             steps: 0,
@@ -173,6 +179,23 @@ impl Default for TrainConfig {
             stream: "auto".into(),
             shuffle_buffer: 0,
         }
+    }
+}
+
+impl TrainConfig {
+    /// A configuration recorded in a checkpoint or model file (its
+    /// `training` section), as it trained: one written before
+    /// `weight_decay_as_given` existed trained adamw's recorded 0 with
+    /// [`ADAMW_DECAY`], and is read with that decay.
+    pub fn from_recorded(section: &serde_json::Value) -> Result<TrainConfig, serde_json::Error> {
+        let mut cfg: TrainConfig = serde_json::from_value(section.clone())?;
+        if section.get("weight_decay_as_given").is_none() {
+            if cfg.optimizer.trim() == "adamw" && cfg.weight_decay == 0.0 {
+                cfg.weight_decay = ADAMW_DECAY;
+            }
+            cfg.weight_decay_as_given = true;
+        }
+        Ok(cfg)
     }
 }
 
@@ -223,5 +246,33 @@ mod tests {
             assert_eq!(auto_ensemble(k, false, 10_000_000, false), k);
         }
         assert_eq!(TrainConfig::default().ensemble, 0);
+    }
+
+    #[test]
+    fn a_recorded_adamw_without_the_marker_trained_with_the_default_decay() {
+        let mut old = serde_json::to_value(TrainConfig {
+            optimizer: "adamw".into(),
+            ..TrainConfig::default()
+        })
+        .unwrap();
+        old.as_object_mut().unwrap().remove("weight_decay_as_given");
+        assert_eq!(TrainConfig::from_recorded(&old).unwrap().weight_decay, ADAMW_DECAY);
+        // Written now, 0 stands; other optimizers and set decays are kept.
+        let now = serde_json::to_value(TrainConfig {
+            optimizer: "adamw".into(),
+            ..TrainConfig::default()
+        })
+        .unwrap();
+        assert_eq!(TrainConfig::from_recorded(&now).unwrap().weight_decay, 0.0);
+        for (optimizer, decay) in [("adam", 0.0), ("adamw", 1e-3)] {
+            let mut old = serde_json::to_value(TrainConfig {
+                optimizer: optimizer.into(),
+                weight_decay: decay,
+                ..TrainConfig::default()
+            })
+            .unwrap();
+            old.as_object_mut().unwrap().remove("weight_decay_as_given");
+            assert_eq!(TrainConfig::from_recorded(&old).unwrap().weight_decay, decay);
+        }
     }
 }

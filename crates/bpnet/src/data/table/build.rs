@@ -228,7 +228,7 @@ pub(crate) struct Part {
     pub(crate) breaks: Vec<(usize, u64)>,
     /// Where the first record at or after the range start begins.
     pub(crate) first: usize,
-    /// Newlines from the range start to `first`.
+    /// Line ends (as [`Step::Record`] counts them) from the range start to `first`.
     pub(crate) lead: u64,
     /// Where the record after the last one parsed begins (or the block end).
     pub(crate) next: usize,
@@ -253,6 +253,7 @@ pub(crate) fn parse_part(job: &Job<'_>, from: usize, stop: usize) -> Part {
         ..Part::default()
     };
     let mut sc = Scanner::new(job.delimiter);
+    sc.count_lone_cr(job.block);
     // Without quotes, records are lines and fields are split at delimiters.
     let plain = memchr::memchr(b'"', &job.block[from.min(job.block.len())..]).is_none();
     let (mut pos, mut nl, mut last_line, mut seen) = (from, 0u64, None, false);

@@ -355,6 +355,7 @@ impl CsvChunks {
     /// a ragged row, a field that is not UTF-8, a byte order mark.
     fn slow_error(&self, from: usize, lines: u64) -> Error {
         let mut sc = Scanner::new(self.delimiter);
+        sc.count_lone_cr(&self.buf);
         let (mut pos, mut nl) = (from, lines);
         let ncols = self.plan.len();
         loop {

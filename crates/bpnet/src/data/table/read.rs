@@ -203,6 +203,7 @@ enum HeadStep {
 
 fn parse_head(buf: &[u8], eof: bool, delimiter: u8) -> HeadStep {
     let mut sc = Scanner::new(delimiter);
+    sc.count_lone_cr(buf);
     let (mut pos, mut nl, mut complete) = (0, 0, true);
     let mut first: Option<(Vec<String>, u64, usize, u64)> = None;
     let mut sample = Vec::new();

@@ -44,7 +44,8 @@ pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
     /// A record: its first byte (after line ends), where the input after it
-    /// continues, and the `\n` bytes before its first byte and inside it.
+    /// continues, and the line ends before its first byte and inside it
+    /// (`\n`; or lone `\r`, see [`Scanner::count_lone_cr`]).
     Record {
         start: usize,
         next: usize,
@@ -73,6 +74,8 @@ pub(crate) struct Scanner {
     /// `spans` of the input.
     plain: bool,
     spans: Vec<(usize, usize)>,
+    /// A lone `\r` ends a line ([`Scanner::count_lone_cr`]).
+    cr_lines: bool,
 }
 
 impl Scanner {
@@ -86,7 +89,17 @@ impl Scanner {
             fields: 0,
             plain: false,
             spans: Vec::new(),
+            cr_lines: false,
         }
+    }
+
+    /// Counts a lone `\r` as a line end when `input` holds no `\n`: a file
+    /// with classic Mac line ends, whose errors all said "line 1". In files
+    /// with `\n` a lone `\r` (in a quoted cell, or `\r\r\n` from a file
+    /// converted twice) is not counted, as editors and `wc -l` count. Called
+    /// once per input (it scans it).
+    pub(crate) fn count_lone_cr(&mut self, input: &[u8]) {
+        self.cr_lines = memchr::memchr(b'\n', input).is_none();
     }
 
     /// Starts again as on a fresh input (after an incomplete record).
@@ -101,10 +114,10 @@ impl Scanner {
         let mut start = pos;
         let mut newlines_before = 0;
         while start < input.len() && matches!(input[start], b'\r' | b'\n') {
-            newlines_before += u64::from(ends_line(input, start, eof));
+            newlines_before += u64::from(ends_line(input, start, eof, self.cr_lines));
             start += 1;
         }
-        if start >= input.len() && trailing_cr(input, eof) {
+        if start >= input.len() && trailing_cr(input, eof, self.cr_lines) {
             // Read again from the `\r` with the bytes that follow it.
             return Step::Incomplete {
                 start: input.len() - 1,
@@ -145,11 +158,11 @@ impl Scanner {
                     self.fields = endlen;
                     // Counted here: `csv-core` counts `\n` only, and a
                     // record ended by a lone `\r` consumes it uncounted.
-                    if at == input.len() && trailing_cr(input, eof) {
+                    if at == input.len() && trailing_cr(input, eof, self.cr_lines) {
                         self.reset();
                         return Step::Incomplete { start, newlines_before };
                     }
-                    let newlines_in = (start..at).filter(|&i| ends_line(input, i, eof)).count() as u64;
+                    let newlines_in = (start..at).filter(|&i| ends_line(input, i, eof, self.cr_lines)).count() as u64;
                     return Step::Record {
                         start,
                         next: at,
@@ -170,10 +183,10 @@ impl Scanner {
         let mut start = pos;
         let mut newlines_before = 0;
         while start < input.len() && matches!(input[start], b'\r' | b'\n') {
-            newlines_before += u64::from(ends_line(input, start, eof));
+            newlines_before += u64::from(ends_line(input, start, eof, self.cr_lines));
             start += 1;
         }
-        if start >= input.len() && trailing_cr(input, eof) {
+        if start >= input.len() && trailing_cr(input, eof, self.cr_lines) {
             // Read again from the `\r` with the bytes that follow it.
             return Step::Incomplete {
                 start: input.len() - 1,
@@ -278,23 +291,23 @@ pub(crate) fn fast_number(b: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// Whether byte `i` of `input` ends a line: a `\n`, or a `\r` not followed
-/// by `\n` (classic Mac line ends, which end records too; counting only
-/// `\n` named every error of such a file "line 1"). A `\r` closing an input
-/// that the file goes on after is undecided: see [`trailing_cr`].
-fn ends_line(input: &[u8], i: usize, eof: bool) -> bool {
+/// Whether byte `i` of `input` ends a line: a `\n`, and with `cr_lines`
+/// a `\r` not followed by `\n` (see [`Scanner::count_lone_cr`]). A `\r`
+/// closing an input that the file goes on after is undecided: see
+/// [`trailing_cr`].
+fn ends_line(input: &[u8], i: usize, eof: bool, cr_lines: bool) -> bool {
     match (input[i], input.get(i + 1)) {
         (b'\n', _) => true,
-        (b'\r', Some(&next)) => next != b'\n',
-        (b'\r', None) => eof,
+        (b'\r', Some(&next)) => cr_lines && next != b'\n',
+        (b'\r', None) => cr_lines && eof,
         _ => false,
     }
 }
 
 /// Whether `input` ends in a `\r` whose line end is undecided until the
 /// next byte is read (`\n` makes it half of a CRLF).
-fn trailing_cr(input: &[u8], eof: bool) -> bool {
-    !eof && input.last() == Some(&b'\r')
+fn trailing_cr(input: &[u8], eof: bool, cr_lines: bool) -> bool {
+    cr_lines && !eof && input.last() == Some(&b'\r')
 }
 
 #[cfg(test)]
