@@ -335,3 +335,25 @@ def test_a_diverging_ensemble_member_is_named_with_its_seed():
     lr, seed = pair
     with pytest.raises(RuntimeError, match=rf"ensemble member 2/2 \(seed {seed + 1}\): "):
         bpnet.MLPClassifier(**params, lr=lr, ensemble=2, random_state=seed).fit(X, y)
+
+
+def test_a_last_update_that_overflows_raises_and_leaves_the_estimator_unfitted():
+    # The run returned normally and predicted inf (regression) or NaN
+    # probabilities (classification) from the last step's weights.
+    from sklearn.exceptions import NotFittedError
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X @ [1.0, 2.0, 3.0]
+    reg = bpnet.MLPRegressor(
+        hidden_layer_sizes=(16, 16), optimizer="gd", lr=1e4, batch_norm=False, ensemble=1, epochs=2, val_split=0
+    )
+    with pytest.raises(RuntimeError, match="last step's weights give non-finite outputs"):
+        reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+    clf = bpnet.MLPClassifier(
+        hidden_layer_sizes=(16, 16), optimizer="sgd", lr=1e4, batch_norm=False, ensemble=1, epochs=1, batch_size=64
+    )
+    with pytest.raises(RuntimeError, match="diverged"):
+        clf.fit(X, (y > 0).astype(int))

@@ -70,9 +70,10 @@ def test_regressor_weights_match_bpnet_train(tmp_path, run_cli, networks):
 
 
 def _same_probabilities(rows, proba):
-    """The CLI prints the float32 softmax to 6 decimals; Python renormalizes
-    it in float64 so that its rows sum to 1 there: the two agree within the
-    printing's 5e-7 and that renormalization (about 1e-7)."""
+    """The CLI prints the float32 softmax as the shortest text of each
+    value; Python renormalizes it in float64 so that its rows sum to 1
+    there: the two agree within that renormalization (about 1e-7) and the
+    bound the 6 decimals printed before needed (5e-7 more)."""
     printed = np.array([r[1:] for r in rows], dtype=np.float64)
     assert printed.shape == proba.shape
     assert np.abs(printed - proba).max() <= 7e-7

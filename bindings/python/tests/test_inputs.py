@@ -322,3 +322,41 @@ def test_a_value_beyond_1e30_is_named_with_its_row_and_short():
     with pytest.raises(ValueError, match=r"row 5, column 'col0': value 1e300 is beyond ±1e30") as e:
         bpnet.MLPClassifier(**FAST).fit(X, y)
     assert len(str(e.value)) < 120
+
+
+@pytest.mark.parametrize("value", ["no", "False", None, 1])
+def test_batch_norm_flags_must_be_booleans(value):
+    # bool() had made the string "no" turn batch normalization on.
+    X, y = blobs(n=40, d=3)
+    for key in ("batch_norm", "bn_after"):
+        with pytest.raises(ValueError, match=f"{key} must be True or False"):
+            bpnet.MLPClassifier(**FAST, **{key: value}).fit(X, y)
+    est = bpnet.MLPClassifier(**FAST, batch_norm=np.bool_(False)).fit(X, y)
+    assert "BatchNorm" not in est.summary_
+
+
+@pytest.mark.parametrize("labels", [[" 1", "2"], ["1 ", "2"], [" 1", " 2"]])
+def test_number_labels_with_spaces_are_refused_naming_them(labels):
+    # The engine read ' 1' as 1 and then reported ' 1' as a class not seen.
+    X, _ = blobs(n=40, d=3)
+    y = np.array([labels[i % 2] for i in range(40)], dtype=object)
+    with pytest.raises(ValueError, match="is a number with spaces around it"):
+        bpnet.MLPClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="is a number with spaces around it"):
+        bpnet.MLPClassifier(**FAST).partial_fit(X, y, classes=labels)
+    text = np.array([" a" if i % 2 else "b" for i in range(40)], dtype=object)
+    assert list(bpnet.MLPClassifier(**FAST).fit(X, text).classes_) == [" a", "b"]
+
+
+def test_a_target_named_as_a_feature_is_refused_and_a_default_name_made_unique(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y = linear(n=60, d=3)
+    df = pd.DataFrame(X, columns=["a", "b", "target"])
+    # A model file naming its target 'a' would be scored on X's column 'a'.
+    with pytest.raises(ValueError, match="y is named 'a', as a column of X"):
+        bpnet.MLPRegressor(**FAST).fit(df, pd.Series(y, name="a"))
+    est = bpnet.MLPRegressor(**FAST).fit(df, y)
+    est.save(tmp_path / "m.safetensors")
+    assert bpnet.load(tmp_path / "m.safetensors")._native.target_names == ["target_"]
+    clf = bpnet.MLPClassifier(**FAST).fit(df, (y > np.median(y)).astype(int))
+    assert clf._native.target_names == ["target_"]

@@ -986,3 +986,68 @@ fn an_idx_folder_without_test_files_trains_with_a_test_split() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!d.join("n.safetensors").exists());
 }
+
+/// `predict` on new images needs no labels: a folder holding only
+/// `t10k-images-idx3-ubyte` predicts (it asked for a labels file), where
+/// `eval`, which scores, names the missing labels in one line; images of
+/// another size are refused in one line.
+#[test]
+fn predict_on_images_needs_no_labels_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pixels: Vec<u8> = (0..8 * 4).map(|i| (i * 37 % 256) as u8).collect();
+    idx_dir(
+        d,
+        "train",
+        idx(3, &[8, 2, 2], &pixels),
+        idx(1, &[8], &[0, 1, 2, 3, 0, 1, 2, 3]),
+    );
+    let train = [
+        "train",
+        "--data",
+        "train",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "4",
+        "--val-split",
+        "0",
+        "--out",
+        "m.safetensors",
+    ];
+    let out = bpnet(d, &train);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new = d.join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::write(
+        new.join("t10k-images-idx3-ubyte.gz"),
+        gz(&idx(3, &[3, 2, 2], &pixels[..12])),
+    )
+    .unwrap();
+    let predict = [
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "new",
+        "--output",
+        "p.csv",
+    ];
+    let out = bpnet(d, &predict);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.starts_with("prediction,p_0,"), "{text}");
+    let out = bpnet(d, &["eval", "--model", "m.safetensors", "--data", "new"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("t10k-labels-idx1-ubyte"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    std::fs::write(new.join("t10k-images-idx3-ubyte.gz"), gz(&idx(3, &[2, 3, 3], &[5; 18]))).unwrap();
+    let out = bpnet(d, &[&predict[..], &["--overwrite"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(d.join("p.csv")).unwrap(), text);
+}

@@ -16,8 +16,8 @@
 //! magnitude up to about 10), but targets near 1.7e12 of spread 1,000,
 //! mapped back in f64: 1e-5 of their spread. Two end-to-end cases train with the `bpnet`
 //! binary on a CSV, export with `bpnet export` and compare with
-//! `bpnet predict`, whose CSV prints probabilities with 6 decimals (adding
-//! up to 5e-7).
+//! `bpnet predict`, whose CSV prints each probability as the shortest text
+//! of its f32 value.
 //!
 //! Without `BPNET_ONNX_PYTHON` the test prints a SKIP line and passes,
 //! unless `CI` is set, where it fails.

@@ -406,3 +406,163 @@ fn errors_in_files_with_classic_mac_line_ends_name_their_line() {
         }
     }
 }
+
+/// Output names: a symlinked output is written through (the file it points
+/// to gets the predictions and the link stays; it had replaced the link and
+/// left its target stale), a link to a device is refused, `-` is refused
+/// where it is not stdout (`export --onnx -` wrote a file named `-`), and
+/// an extension of another format is refused (`p.json` got CSV text).
+#[test]
+fn outputs_through_links_to_stdout_and_of_other_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train(d, &["--epochs", "2", "--out", "m.safetensors", "--quiet"]);
+    let predict = ["predict", "--model", "m.safetensors", "--data", IRIS];
+    std::fs::create_dir(d.join("runs")).unwrap();
+    std::fs::write(
+        d.join("runs/real.csv"),
+        "prediction,p_setosa,p_versicolor,p_virginica\nold,1,0,0\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("runs/real.csv", d.join("latest.csv")).unwrap();
+    ok(d, &[&predict[..], &["--output", "latest.csv"]].concat());
+    assert!(
+        std::fs::symlink_metadata(d.join("latest.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let real = std::fs::read_to_string(d.join("runs/real.csv")).unwrap();
+    assert_eq!(real.lines().count(), 151, "{real}");
+    assert!(
+        !std::fs::read_dir(d.join("runs"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name() != "real.csv")
+    );
+    // A link to a file not there yet names that file.
+    std::os::unix::fs::symlink("runs/new.csv", d.join("next.csv")).unwrap();
+    ok(d, &[&predict[..], &["--output", "next.csv"]].concat());
+    assert_eq!(std::fs::read_to_string(d.join("runs/new.csv")).unwrap(), real);
+    std::os::unix::fs::symlink("/dev/null", d.join("null.csv")).unwrap();
+    let err = refused(d, &[&predict[..], &["--output", "null.csv", "--overwrite"]].concat());
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(d.join("null.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let err = refused(d, &["export", "--model", "m.safetensors", "--onnx", "-"]);
+    assert!(err.contains("standard output"), "{err}");
+    for name in ["p.json", "p.TSV", "p.xlsx", "p.arrow"] {
+        let err = refused(d, &[&predict[..], &["--output", name]].concat());
+        assert!(err.contains("predictions are written as CSV, or as Parquet"), "{err}");
+    }
+    assert!(!d.join("-").exists() && !d.join("p.json").exists());
+}
+
+/// Probabilities are written as the shortest text of their f32 value: a
+/// small one is not rounded to 0 (6 decimals had written 3.4e-5 as
+/// 0.000034 and anything under 5e-7 as 0), and each row still sums to 1.
+#[test]
+fn predicted_probabilities_keep_their_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train(d, &["--epochs", "30", "--out", "m.safetensors", "--quiet"]);
+    ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "m.safetensors",
+            "--data",
+            IRIS,
+            "--output",
+            "p.csv",
+        ],
+    );
+    let text = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    let mut smallest = f64::INFINITY;
+    for line in text.lines().skip(1) {
+        let p: Vec<f64> = line.split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{line}");
+        smallest = p.iter().copied().fold(smallest, f64::min);
+        assert!(p.iter().all(|&v| v > 0.0), "{line}");
+    }
+    assert!(smallest < 1e-4, "no small probability to check: {smallest}");
+}
+
+/// A run whose last update overflows had exited 0 with a model that
+/// predicted inf (and a classifier NaN probabilities): it is a divergence
+/// that saves the weights from before that step where no model is; a run
+/// with nothing finite left saves nothing and says so.
+#[test]
+fn a_last_step_that_overflows_is_a_divergence() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("a,b,c,y\n");
+    for i in 0..200 {
+        let v = |k: usize| ((i * 3 + k) * 7919 % 1000) as f64 / 500.0 - 1.0;
+        csv += &format!("{},{},{},{}\n", v(0), v(1), v(2), v(0) + 2.0 * v(1) + 3.0 * v(2));
+    }
+    std::fs::write(d.join("r.csv"), csv).unwrap();
+    let base = [
+        "train",
+        "--data",
+        "r.csv",
+        "--target",
+        "y",
+        "--hidden",
+        "16,16",
+        "--no-batch-norm",
+        "--ensemble",
+        "1",
+        "--val-split",
+        "0",
+        "--optimizer",
+        "gd",
+        "--quiet",
+    ];
+    let err = refused(
+        d,
+        &[&base[..], &["--lr", "1e4", "--epochs", "2", "--out", "r.safetensors"]].concat(),
+    );
+    assert!(
+        err.contains("diverged at step 2: the last step's weights give non-finite outputs"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the weights from before this step were saved to r.safetensors"),
+        "{err}"
+    );
+    ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "r.safetensors",
+            "--data",
+            "r.csv",
+            "--output",
+            "p.csv",
+        ],
+    );
+    let p = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    assert!(p.lines().skip(1).all(|v| v.parse::<f64>().unwrap().is_finite()), "{p}");
+    let skip = [
+        "--lr",
+        "1e30",
+        "--epochs",
+        "3",
+        "--on-nan",
+        "skip-batch",
+        "--out",
+        "s.safetensors",
+    ];
+    let err = refused(d, &[&base[..], &skip].concat());
+    assert!(
+        err.contains("the trained weights give non-finite outputs") && err.contains("no model was saved"),
+        "{err}"
+    );
+    assert!(!d.join("s.safetensors").exists());
+}

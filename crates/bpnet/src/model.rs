@@ -439,7 +439,7 @@ impl<T: Scalar> Sequential<T> {
 /// without an early exit inside, so that the check vectorizes (an `all`
 /// with its branch per value ran one value per cycle: 10% of a `bpnet tune`
 /// search on a small table).
-fn all_finite<T: Scalar>(x: &[T]) -> bool {
+pub(crate) fn all_finite<T: Scalar>(x: &[T]) -> bool {
     x.chunks(1024).all(|c| {
         let mut bad = false;
         any_non_finite(c, &mut bad);

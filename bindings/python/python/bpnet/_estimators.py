@@ -248,8 +248,11 @@ class _BaseMLP(BaseEstimator):
         cfg["lr"] = 0.0 if lr is None else float(lr)
         cfg["seed"] = self._seed()
         cfg["task"] = self._task
-        cfg["batch_norm"] = bool(cfg["batch_norm"])
-        cfg["bn_after"] = bool(cfg["bn_after"])
+        for k in ("batch_norm", "bn_after"):
+            # bool() had made the string "no" (or "False") turn BN on.
+            if not isinstance(cfg[k], (bool, np.bool_)):
+                raise ValueError(f"{k} must be True or False, got {cfg[k]!r}")
+            cfg[k] = bool(cfg[k])
         return json.dumps(cfg)
 
     def _seed(self):
@@ -303,6 +306,27 @@ class _BaseMLP(BaseEstimator):
     def _names(self):
         names = getattr(self, "feature_names_in_", None)
         return None if names is None else [str(n) for n in names]
+
+    def _free_targets(self, target, given):
+        """Target names beside the feature names: the model file names its
+        columns, and `bpnet eval` on a table would read a feature of the
+        same name as the target. A name y carries (`given`) that is also a
+        feature's is refused; a default one is made unique."""
+        features = set(self._names() or [])
+        if given:
+            clash = [t for t in target if t in features]
+            if clash:
+                raise ValueError(
+                    f"y is named {clash[0]!r}, as a column of X: the model file names its target by column, "
+                    "so rename y (or that column)"
+                )
+            return target
+        free = []
+        for t in target:
+            while t in features or t in free:
+                t += "_"
+            free.append(t)
+        return free
 
     # ----- results -------------------------------------------------------
 
@@ -415,6 +439,13 @@ def _check_label_texts(names):
                 f"class label {n!r} reads as a missing value, as in a CSV (missing: '', NA, N/A, NaN, null, ?): "
                 "use another label"
             )
+    for n in names:
+        if n != n.strip() and _NUMBER.fullmatch(n.strip()):
+            # The engine reads ' 1' as the number 1 and then missed the class.
+            raise ValueError(
+                f"class label {n!r} is a number with spaces around it, which reads as {n.strip()!r} in a CSV: "
+                "strip the spaces, or use labels that are not numbers"
+            )
     if not all(_NUMBER.fullmatch(n.strip()) for n in names):
         return
     seen = {}
@@ -474,9 +505,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Validation rows instead of the ``val_split`` hold-out (for early
             stopping and ``history_``).
         """
-        target = (_target_names(y) or ["target"])[:1]
+        given = _target_names(y)
+        target = (given or ["target"])[:1]
         cfg = self._start_fit()
         X, y = self._check_X(X, reset=True, y=y)
+        target = self._free_targets(target, given is not None)
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
         if X.shape[0] < 2:
@@ -530,7 +563,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y = _as_classes(y, classes)
             self._set_threads()
             native = _bpnet.NativeModel.start_partial(
-                self._config(), X, [str(v) for v in y], self._names(), ["target"], names,
+                self._config(), X, [str(v) for v in y], self._names(), self._free_targets(["target"], False), names,
                 float(self.bn_momentum), float(self.bn_eps),
             )
             self._set_classes(np.array([lookup[n] for n in native.class_names], dtype=classes.dtype))
@@ -599,8 +632,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if X.shape[0] < 2:
             raise ValueError(f"bpnet needs at least 2 samples, got n_samples = {X.shape[0]}")
         y2, self._y_ndim = self._targets(y)
-        if names is None or len(names) != y2.shape[1]:
+        given = names is not None and len(names) == y2.shape[1]
+        if not given:
             names = ["target"] if y2.shape[1] == 1 else [f"target{j}" for j in range(y2.shape[1])]
+        names = self._free_targets(names, given)
         ex = ey = None
         if eval_set is not None:
             ex, _ = self._check_X(eval_set[0], reset=False)
@@ -620,6 +655,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if first:
             self._y_ndim = ndim
             names = ["target"] if y2.shape[1] == 1 else [f"target{j}" for j in range(y2.shape[1])]
+            names = self._free_targets(names, False)
             self._set_threads()
             native = _bpnet.NativeModel.start_partial(
                 self._config(), X, y2, self._names(), names, None, float(self.bn_momentum), float(self.bn_eps)

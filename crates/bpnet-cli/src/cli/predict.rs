@@ -45,16 +45,28 @@ pub fn stream_mode(stream: bool, no_stream: bool) -> &'static str {
     }
 }
 
+/// Whether `path`'s extension names a format other than CSV and Parquet
+/// (Arrow IPC, JSON, tab-separated, spreadsheets, NumPy), which predict
+/// does not write.
+fn other_format(path: &Path) -> bool {
+    const OTHER: [&str; 9] = ["json", "jsonl", "ndjson", "tsv", "tab", "xlsx", "xls", "npy", "npz"];
+    bpnet::data::Format::of(path) == bpnet::data::Format::Ipc
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| OTHER.iter().any(|o| e.eq_ignore_ascii_case(o)))
+}
+
 /// Runs `bpnet predict`.
 pub fn run(a: &PredictArgs) -> Result<()> {
     // `-` is stdout, as for most tools (it wrote a file named `-`).
     let output = a.output.as_deref().filter(|p| p.as_os_str() != "-");
-    if let Some(p) = output.filter(|p| bpnet::data::Format::of(p) == bpnet::data::Format::Ipc) {
-        // It wrote CSV text under the Arrow name, which nothing read back.
+    if let Some(p) = output.filter(|p| other_format(p)) {
+        // It wrote CSV text under another format's name, which nothing read back.
         return Err(bpnet::Error::config(
             "--output",
             format!(
-                "{}: predictions are written as CSV, or as Parquet for .parquet and .pq; not as Arrow IPC",
+                "{}: predictions are written as CSV, or as Parquet for .parquet and .pq; not in the format its extension names",
                 p.display()
             ),
         ));
@@ -280,9 +292,22 @@ pub fn class_rows(logits: &Matrix<f32>, names: &[String], s: &mut String) {
         let class = argmax(z);
         *s += &names.get(class).map_or(Cow::Owned(class.to_string()), |n| csv_field(n));
         for p in probs {
-            *s += &format!(",{p:.6}");
+            s.push(',');
+            *s += &prob_text(p);
         }
         s.push('\n');
+    }
+}
+
+/// A probability as the shortest text that reads back as the same f32:
+/// plain below 1 down to 1e-4, in exponent form under it (`3.3620887e-5`),
+/// so that a small probability is neither rounded to 0 nor written as 40
+/// digits.
+pub fn prob_text(p: f32) -> String {
+    if p != 0.0 && p.abs() < 1e-4 {
+        format!("{p:e}")
+    } else {
+        p.to_string()
     }
 }
 
@@ -318,6 +343,28 @@ pub fn value_rows(values: &Matrix<f64>, s: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probabilities_read_back_as_the_same_f32() {
+        for p in [
+            0.0f32,
+            1.0,
+            0.5,
+            0.1,
+            1e-4,
+            9.9999e-5,
+            3.362_088_7e-5,
+            1e-30,
+            f32::MIN_POSITIVE,
+            1e-45,
+        ] {
+            let text = prob_text(p);
+            assert_eq!(text.parse::<f32>().unwrap(), p, "{text}");
+            assert!(text.len() <= 16, "{text}");
+        }
+        assert_eq!(prob_text(3.362_088_7e-5), "3.3620887e-5");
+        assert_eq!(prob_text(0.25), "0.25");
+    }
 
     #[test]
     fn csv_fields_are_quoted_only_when_they_must_be() {

@@ -351,6 +351,7 @@ fn train(
     progress.finish();
     match fitted {
         Err(e @ Error::Diverged { .. }) => {
+            let e = super::train::weights_kept(e)?;
             let save = || save_model_with(&out, spec, &trainer.model, &meta());
             Err(super::train::after_divergence(
                 e,

@@ -611,6 +611,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let history = match fitted {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
+            let e = weights_kept(e)?;
             let save = || save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None));
             return Err(after_divergence(
                 e,
@@ -919,7 +920,10 @@ fn after_member_failed(
 /// members that did not diverge) is saved by `save` where `out` names no
 /// file yet, and the error says so with `saved` ("... were saved") and the
 /// path; an existing model is left as it was (a failed run must not replace
-/// a good model with a worse one), and the error says that instead.
+/// a good model with a worse one), and the error says that instead. A
+/// single run's error without [`bpnet::error::DIVERGED_KEPT`] holds no
+/// good weights (its last model gives non-finite outputs): see
+/// [`weights_kept`].
 pub(super) fn after_divergence(
     e: Error,
     out: &Path,
@@ -933,10 +937,6 @@ pub(super) fn after_divergence(
     if !lead {
         return Error::Diverged { step, detail };
     }
-    let detail = detail
-        .strip_suffix(bpnet::error::DIVERGED_KEPT)
-        .unwrap_or(&detail)
-        .to_string();
     let outcome = if out.exists() {
         format!(
             "{} was left as it was (a diverged run replaces no model)",
@@ -948,9 +948,24 @@ pub(super) fn after_divergence(
         }
         format!("{saved} to {}", out.display())
     };
+    let detail = detail.strip_suffix(bpnet::error::DIVERGED_KEPT).unwrap_or(&detail);
     Error::Diverged {
         step,
         detail: format!("{detail}; {outcome}"),
+    }
+}
+
+/// A single run's divergence `e` whose trainer holds no good weights
+/// (the model left gives non-finite outputs), as its error, which says so:
+/// `Err`, and nothing is saved; `Ok(e)` where the weights from before the
+/// bad step are kept, for [`after_divergence`] to save.
+pub(super) fn weights_kept(e: Error) -> std::result::Result<Error, Error> {
+    match e {
+        Error::Diverged { step, detail } if !detail.ends_with(bpnet::error::DIVERGED_KEPT) => Err(Error::Diverged {
+            step,
+            detail: format!("{detail}; no model was saved"),
+        }),
+        e => Ok(e),
     }
 }
 

@@ -52,12 +52,27 @@ pub fn load_mnist_test(dir: &Path) -> Result<Dataset> {
     load_split(dir, "t10k")
 }
 
+/// The test images of an MNIST-format folder as an `n x pixels` matrix in
+/// [0, 1], without their labels: `t10k-images-idx3-ubyte` (or `.gz`) alone
+/// need be there (`bpnet predict` on new, unlabelled images).
+pub fn load_mnist_test_images(dir: &Path) -> Result<Matrix<f32>> {
+    read_images(&find_in(dir, "t10k-images-idx3-ubyte")?)
+}
+
+/// An IDX image file as `n x pixels` values in [0, 1].
+fn read_images(path: &Path) -> Result<Matrix<f32>> {
+    let images = read_idx(path, 3)?;
+    let (n, pixels) = (images.dims[0], images.dims[1] * images.dims[2]);
+    let features = images.data.iter().map(|&p| p as f32 / 255.0).collect();
+    Matrix::from_vec(n, pixels, features)
+}
+
 fn load_split(dir: &Path, prefix: &str) -> Result<Dataset> {
     let img_path = find_in(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lbl_path = find_in(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let images = read_idx(&img_path, 3)?;
+    let features = read_images(&img_path)?;
     let labels = read_idx(&lbl_path, 1)?;
-    let (n, pixels) = (images.dims[0], images.dims[1] * images.dims[2]);
+    let n = features.rows();
     if labels.dims[0] != n {
         return Err(Error::Format {
             path: lbl_path,
@@ -70,7 +85,5 @@ fn load_split(dir: &Path, prefix: &str) -> Result<Dataset> {
             reason: format!("label {} at index {row} is not a digit 0-9", labels.data[row]),
         });
     }
-    let features = images.data.iter().map(|&p| p as f32 / 255.0).collect();
-    let features = Matrix::from_vec(n, pixels, features)?;
     Dataset::new(features, labels.data.iter().map(|&l| l as usize).collect(), 10)
 }

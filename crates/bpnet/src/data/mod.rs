@@ -14,7 +14,7 @@ pub mod table;
 
 pub use batches::Batches;
 pub use csv::{ColumnRef, CsvOptions, RawTable, Shifts, delimiter_byte, parse_csv, read_csv};
-pub use mnist::{bundled_mnist_dir, load_mnist, load_mnist_test, load_mnist_train};
+pub use mnist::{bundled_mnist_dir, load_mnist, load_mnist_test, load_mnist_test_images, load_mnist_train};
 pub use names::ColumnIndex;
 pub use preprocess::{Feature, FeatureKind, Impute, PreprocessSpec, Preprocessor, Scaling, Task};
 pub use split::split;

@@ -2,7 +2,9 @@
 //! rename it over the target, then sync the directory. Readers see either the
 //! old file or the complete new one, never a half-written target. Temporary
 //! files left by a killed writer are removed by the next successful write of
-//! the same file.
+//! the same file. A target that is a symbolic link is written through: the
+//! file it points to is replaced and the link stays (as `>` in a shell
+//! would).
 
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
@@ -35,7 +37,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// until then only the temporary file exists, and an error or a drop
 /// without commit removes it, leaving an existing target untouched.
 pub struct AtomicWriter {
+    /// What the user named (for messages).
     path: PathBuf,
+    /// `path` after its symbolic links: the file the rename replaces.
+    target: PathBuf,
     tmp: PathBuf,
     dir: PathBuf,
     name: String,
@@ -47,14 +52,15 @@ impl AtomicWriter {
     /// or a device, as [`write_atomic`] does).
     pub fn create(path: &Path) -> Result<AtomicWriter> {
         super::guard::refuse_protected(path)?;
-        refuse_special(path)?;
-        let name = path.file_name().ok_or_else(|| Error::Format {
+        let target = through_links(path);
+        refuse_special(&target)?;
+        let name = target.file_name().ok_or_else(|| Error::Format {
             path: path.to_path_buf(),
             reason: "not a file name to save to".into(),
         })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
         };
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = name.to_string_lossy().into_owned();
@@ -69,8 +75,9 @@ impl AtomicWriter {
             })?;
         Ok(AtomicWriter {
             path: path.to_path_buf(),
+            target,
             tmp,
-            dir: dir.to_path_buf(),
+            dir,
             name,
             file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
         })
@@ -115,7 +122,7 @@ impl AtomicWriter {
             .and_then(|f| f.sync_all())
             .map_err(self.io())
             .and_then(|()| {
-                fs::rename(&self.tmp, &self.path).map_err(|source| Error::Io {
+                fs::rename(&self.tmp, &self.target).map_err(|source| Error::Io {
                     path: self.path.clone(),
                     source,
                 })
@@ -137,6 +144,22 @@ impl Drop for AtomicWriter {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// `path` with its symbolic links followed, as far as they lead (a link
+/// to a file not there yet names that file; a relative link is read
+/// against its own folder). At most 40 links, as the kernel's limit, and
+/// `path` itself where none is.
+fn through_links(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::read_link(&p) {
+            Ok(to) if to.is_absolute() => p = to,
+            Ok(to) => p = p.parent().unwrap_or(Path::new("")).join(to),
+            Err(_) => return p,
+        }
+    }
+    p
 }
 
 /// Removes `.{name}.tmp-{pid}-{n}` files in `dir` whose writer `pid` is

@@ -288,6 +288,11 @@ impl OutputPlan {
         for input in self.inputs.iter().filter(|i| !i.once) {
             super::check_regular(&input.path)?;
         }
+        if let Some(o) = self.outputs.iter().find(|o| o.path.as_os_str() == "-") {
+            // It wrote a file named `-`, where `-` usually means stdout.
+            let stdout = "is standard output, which this command does not write to; name a file";
+            return Err(refuse(&o.label, format!("{stdout} for {}", o.flag)));
+        }
         let inputs = self.resolve_inputs();
         self.check_folders(&inputs)?;
         let outputs = self

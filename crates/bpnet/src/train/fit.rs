@@ -10,6 +10,7 @@ use super::schedule::Schedule;
 use super::source::{BatchSource, DatasetSource};
 use crate::data::{Batches, Dataset, TargetBuf};
 use crate::error::{Error, Result};
+use crate::layers::Mode;
 use crate::loss::Loss;
 use crate::model::Sequential;
 use crate::tensor::Matrix;
@@ -236,7 +237,9 @@ impl FitConfig {
 impl Watch {
     /// Records `value` (higher is better); returns whether it improved.
     fn observe(&mut self, value: f64, min_delta: f64) -> bool {
-        let improved = self.best.is_none_or(|b| value > b + min_delta);
+        // A non-finite value (a NaN loss) is never the best: as the first
+        // one it had made every later comparison false.
+        let improved = value.is_finite() && self.best.is_none_or(|b| value > b + min_delta);
         if improved {
             self.best = Some(value);
             self.since_best = 0;
@@ -373,6 +376,7 @@ pub fn fit_source(
     let total = cfg.steps.unwrap_or(cfg.epochs * per_epoch);
     let lr0 = trainer.optimizer.config().lr;
     let (mut x, mut y, mut saved) = (Matrix::default(), TargetBuf::default(), Vec::new());
+    let mut before_last = None;
     let start = Instant::now();
     let ranks = (trainer.comm().rank(), trainer.comm().size());
     while s.step < total && !s.history.stopped_early {
@@ -382,11 +386,19 @@ pub fn fit_source(
         let rows = source.next_batch(&mut s.batches, ranks, &mut x, &mut y)?;
         let (lo, _) = crate::comm::block(rows, ranks.0, ranks.1);
         trainer.model.save_running(&mut saved);
+        if s.step + 1 == total {
+            // The last update is checked after the loop (no next batch's
+            // loss does): the weights to keep if it fails.
+            before_last = Some(trainer.model.clone());
+        }
         let loss = trainer.compute_gradients_part(&x, y.target(), lo, rows)?;
         s.step += 1;
         let skipped = !loss.is_finite() || !trainer.model.grads_finite();
         if skipped {
             guard(trainer, &saved, loss, &mut s, cfg.on_nan)?;
+            // A skipped last step changed nothing: its weights are the
+            // earlier steps', not ones to go back to.
+            before_last = None;
         } else {
             trainer.optimizer.step(&mut trainer.model)?;
             s.skipped_in_a_row = 0;
@@ -431,11 +443,46 @@ pub fn fit_source(
         &format!("at the end (step {})", s.step),
     )?;
     let mut history = s.history;
+    let restored = best_model.is_some();
     match best_model {
         Some(best) => trainer.model = best,
         None => history.best_epoch = s.epoch,
     }
+    let last_val = history
+        .epochs
+        .last()
+        .and_then(|e| e.val_loss)
+        .filter(|l| !restored && !l.is_finite());
+    if last_val.is_some() || !outputs_finite(trainer, &x)? {
+        // Each step's loss checks the update before it; the last update
+        // is checked here, by the last validation and on the last batch in
+        // evaluation mode (running statistics, no dropout), where an
+        // overflow had left a model that predicted NaN.
+        let what = match (restored, &before_last) {
+            (true, _) => "the best epoch's weights",
+            (false, Some(_)) => "the last step's weights",
+            (false, None) => "the trained weights",
+        };
+        let mut detail = match last_val {
+            Some(l) => format!("{what} give a validation loss of {l}"),
+            None => format!("{what} give non-finite outputs on the last batch in evaluation mode"),
+        };
+        if let (false, Some(before)) = (restored, before_last) {
+            trainer.model = before;
+            detail += crate::error::DIVERGED_KEPT;
+        }
+        return Err(Error::Diverged { step: s.step, detail });
+    }
     Ok(history)
+}
+
+/// Whether the model's outputs on `x` in evaluation mode are all finite,
+/// agreed over the ranks (each holds its block of the batch).
+fn outputs_finite(trainer: &mut Trainer<f32>, x: &Matrix<f32>) -> Result<bool> {
+    let bad = x.rows() > 0 && !crate::model::all_finite(trainer.model.forward(x, Mode::Eval)?.as_slice());
+    let mut flag = [f64::from(u8::from(bad))];
+    trainer.comm().all_reduce_f64(&mut flag)?;
+    Ok(flag[0] == 0.0)
 }
 
 /// Handles a non-finite loss or gradient: restores the running statistics the
@@ -572,5 +619,29 @@ pub fn default_loss(data: &Dataset) -> Loss {
         Loss::CrossEntropy
     } else {
         Loss::Mse
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watch;
+
+    /// A NaN first value had become the best, and no later value compared
+    /// greater: early stopping kept epoch 1 whatever followed.
+    #[test]
+    fn a_non_finite_value_is_never_the_best() {
+        let mut w = Watch {
+            best: None,
+            since_best: 0,
+            since_reduce: 0,
+            plateau_scale: 1.0,
+        };
+        assert!(!w.observe(f64::NAN, 0.0));
+        assert!(!w.observe(f64::NEG_INFINITY, 0.0));
+        assert_eq!((w.best, w.since_best), (None, 2));
+        assert!(w.observe(-3.0, 0.0));
+        assert!(!w.observe(f64::NAN, 0.0));
+        assert!(w.observe(-1.0, 0.0));
+        assert_eq!((w.best, w.since_best), (Some(-1.0), 0));
     }
 }

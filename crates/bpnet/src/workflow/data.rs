@@ -10,7 +10,7 @@ use crate::data::preprocess::{Impute, PreprocessSpec, Preprocessor, Scaling, Tar
 use crate::data::read_data;
 use crate::data::split::{for_option, split};
 use crate::data::table::{AsTable, Table};
-use crate::data::{Dataset, bundled_mnist_dir, load_mnist, load_mnist_test, load_mnist_train};
+use crate::data::{Dataset, bundled_mnist_dir, load_mnist, load_mnist_test, load_mnist_test_images, load_mnist_train};
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -444,11 +444,12 @@ pub fn labelled_with(pipeline: &Pipeline, data: &str, targets: &[ColumnRef]) -> 
 }
 
 /// Feature rows for `bpnet predict` (targets may be absent), read with the
-/// model's pipeline; for images, the folder's test images.
+/// model's pipeline; for images, the folder's test images (their labels
+/// file need not be there).
 pub fn unlabelled(pipeline: &Pipeline, data: &str) -> Result<Matrix<f32>> {
     match pipeline {
         Pipeline::Features { inputs, .. } => feature_matrix(data, *inputs),
-        Pipeline::Images { .. } => Ok(load_mnist_test(&image_dir(data))?.features),
+        Pipeline::Images { .. } => load_mnist_test_images(&image_dir(data)),
         Pipeline::Table {
             delimiter,
             header,
