@@ -86,6 +86,37 @@ fn cv_with_bad_fold_counts_fails_in_one_line() {
     }
 }
 
+/// Regression folds of one row had scored R² = 0 each ("r2 0.0000 ±
+/// 0.0000" for any model, and every tune trial tied): refused, in train
+/// and tune; folds of two rows run.
+#[test]
+fn regression_folds_of_one_row_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("x,y\n");
+    for i in 0..9 {
+        csv += &format!("{i},{}\n", 2 * i + i % 3);
+    }
+    std::fs::write(d.join("r.csv"), csv).unwrap();
+    for cmd in [&["train"][..], &["tune", "--trials", "1"][..]] {
+        let out = run_in(
+            d,
+            &[cmd, &["--data", "r.csv", "--target", "y", "--cv", "5", "--epochs", "1"]].concat(),
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("5 folds of 9 rows leave folds of one row") && err.contains("--cv 4 or fewer"),
+            "{err}"
+        );
+    }
+    let args = [
+        "train", "--data", "r.csv", "--target", "y", "--cv", "4", "--epochs", "1", "--quiet",
+    ];
+    ok(d, &args);
+}
+
 /// Rows of `bpnet predict` output: the numeric cells (class name skipped for classifiers).
 fn prediction_rows(csv: &str, skip_first: bool) -> Vec<Vec<f64>> {
     csv.lines()

@@ -566,3 +566,29 @@ fn a_last_step_that_overflows_is_a_divergence() {
     );
     assert!(!d.join("s.safetensors").exists());
 }
+
+/// `tune --out` with a name that is not UTF-8 writes its leaderboard,
+/// report and journal beside it under the same stem (they had been
+/// `tuned.*`, shared by every such run and read back as its journal).
+#[cfg(unix)]
+#[test]
+fn tune_side_files_keep_a_stem_that_is_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args([
+            "tune", "--data", IRIS, "--target", "species", "--trials", "2", "--cv", "2", "--epochs", "2", "--out",
+        ])
+        .arg(OsStr::from_bytes(b"m\xff.safetensors"))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for suffix in ["leaderboard.csv", "report.html", "tune.jsonl"] {
+        let name = [b"m\xff.".as_slice(), suffix.as_bytes()].concat();
+        assert!(d.join(OsStr::from_bytes(&name)).is_file(), "{suffix}");
+        assert!(!d.join(format!("tuned.{suffix}")).exists(), "{suffix}");
+    }
+}

@@ -739,6 +739,20 @@ fn floored_folds_and_failed_trials_are_reported_as_such() {
         err.contains("every trial failed") && err.contains("the first with:") && err.contains("'e'"),
         "{err}"
     );
+    // With --time the search stops once the portfolio's four trials failed
+    // alike (it had started failing trials until the deadline: 720 in 5 s).
+    let timed = [
+        &args[..5],
+        &["--time", "3600", "--cv", "2", "--epochs", "3", "--out", "t.safetensors"],
+    ]
+    .concat();
+    let out = run_in(d, &timed);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("every trial failed (4)"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("t.tune.jsonl")).unwrap().lines().count(),
+        5
+    );
 }
 
 /// `tune` reads files as `train` does: `--delimiter`, `--header`,

@@ -98,9 +98,12 @@ pub struct TuneArgs {
     json: bool,
 }
 
+/// `NAME.suffix` beside `--out NAME.safetensors` (a name that is not UTF-8
+/// kept as it is: it had become `tuned.suffix`, shared by every such run).
 fn beside(out: &Path, suffix: &str) -> PathBuf {
-    let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("tuned");
-    out.with_file_name(format!("{stem}.{suffix}"))
+    let mut name = out.file_stem().unwrap_or(std::ffi::OsStr::new("tuned")).to_os_string();
+    name.push(format!(".{suffix}"));
+    out.with_file_name(name)
 }
 
 /// Runs `bpnet tune`.

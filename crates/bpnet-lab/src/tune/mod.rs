@@ -280,6 +280,12 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         if cut {
             break;
         }
+        if data_fails_every_trial(&records) {
+            // Four different settings failed alike without diverging: the
+            // data or the options do, and every later trial would too (a
+            // missing target cell had spent all of --time on 720 failures).
+            return Err(no_complete_trial(&records));
+        }
     }
     let again = table_folds(&src, opts.cv, opts.base.seed ^ CONFIRM_SEED)?;
     let confirm = Ctx {
@@ -300,6 +306,28 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         held_out,
         timed: opts.time.is_some(),
     })
+}
+
+/// Whether the [`space::portfolio`]'s trials have all run and all failed
+/// with an error other than a divergence (which depends on the settings).
+fn data_fails_every_trial(records: &[TrialRecord]) -> bool {
+    let portfolio: Vec<&TrialRecord> = records.iter().filter(|r| r.trial < space::PORTFOLIO).collect();
+    // `Error::Diverged`'s text (the only error a trial's settings cause).
+    let other_error = |r: &&TrialRecord| r.failed.as_deref().is_some_and(|f| !f.starts_with("training diverged"));
+    portfolio.len() == space::PORTFOLIO && portfolio.iter().all(other_error)
+}
+
+/// When the deadline cut the re-scoring of the `top` trials (`finished`
+/// of them ended), none of it is used: the trials it finished are the
+/// fast ones, not the best (a linear trial 0.09 behind had won so), and
+/// [`choose`] falls back to the search's best.
+fn discard_if_cut(records: &mut [TrialRecord], top: &[usize], finished: usize, held_out: &mut Vec<(usize, HeldOut)>) {
+    if finished < top.len() {
+        for &i in top {
+            records[i].confirm.clear();
+        }
+        held_out.clear();
+    }
 }
 
 /// The error of a search where no trial ran every fold: when trials
@@ -539,7 +567,9 @@ impl Ctx<'_> {
             .map(|&i| (i, records[i].trial, records[i].params.clone()))
             .collect();
         let n = records.len();
+        let mut finished = 0;
         self.run_group(&pending, &[], &mut |i, again, held| {
+            finished += 1;
             let r = &mut records[i];
             r.confirm = match again.failed {
                 Some(_) => vec![SCORE_FLOOR; self.folds.len()],
@@ -554,6 +584,7 @@ impl Ctx<'_> {
             on_trial(r, n);
             Ok(())
         })?;
+        discard_if_cut(records, &top, finished, &mut held_out);
         Ok(held_out)
     }
 
@@ -624,6 +655,32 @@ mod tests {
             floored: 0,
             confirm: confirm.to_vec(),
         }
+    }
+
+    /// A re-scoring the deadline cut is not used: the two fast trials it
+    /// finished had become the answer over the search's best.
+    #[test]
+    fn a_cut_rescoring_leaves_the_search_best() {
+        let mut records = vec![
+            record(0, &[0.9, 0.9], &[0.6, 0.6], false),
+            record(1, &[0.8, 0.8], &[0.8, 0.8], false),
+            record(2, &[0.85, 0.85], &[], false),
+        ];
+        let held = |i| {
+            let m = bpnet::Matrix::from_vec(1, 1, vec![0.5]).unwrap();
+            let h = HeldOut {
+                predictions: m.clone(),
+                truth: m,
+                classes: None,
+            };
+            (i, h)
+        };
+        let mut held_out = vec![held(0), held(1)];
+        discard_if_cut(&mut records, &[0, 2, 1], 3, &mut held_out);
+        assert_eq!((choose(&records, 2), held_out.len()), (Some(1), 2));
+        discard_if_cut(&mut records, &[0, 2, 1], 2, &mut held_out);
+        assert!(records.iter().all(|r| r.confirm.is_empty()) && held_out.is_empty());
+        assert_eq!(choose(&records, 2), Some(0));
     }
 
     #[test]

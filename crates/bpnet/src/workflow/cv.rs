@@ -104,12 +104,34 @@ fn check_class_sizes<S: AsRef<str>>(strata: &[S], k: usize) -> Result<()> {
     }
 }
 
+/// Regression folds are scored by R², which one row does not define: `k`
+/// folds of `n` rows must hold two each (one-row folds had scored R² = 0
+/// each, a mean of 0 for any model).
+fn check_fold_rows(n: usize, k: usize) -> Result<()> {
+    match k >= 2 && k <= n && n < 2 * k {
+        true => Err(Error::config(
+            "--cv",
+            match n {
+                0..4 => format!(
+                    "{k} folds of {n} rows leave a fold of one row, whose R² is undefined: cross-validation needs 4 rows"
+                ),
+                _ => format!(
+                    "{k} folds of {n} rows leave folds of one row, whose R² is undefined: use --cv {} or fewer",
+                    n / 2
+                ),
+            },
+        )),
+        false => Ok(()),
+    }
+}
+
 /// The `k` folds of the training rows of `src` (seeded by `seed`),
 /// stratified by the first target column for classification.
 pub fn table_folds(src: &TableSource, k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
     let strata = src.strata(&src.rows);
-    if let Some(s) = &strata {
-        check_class_sizes(s, k)?;
+    match &strata {
+        Some(s) => check_class_sizes(s, k)?,
+        None => check_fold_rows(src.rows.len(), k)?,
     }
     let folds = kfold(src.rows.len(), strata.as_deref(), k, seed ^ FOLD_SEED)?;
     Ok(folds
