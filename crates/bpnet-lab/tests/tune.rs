@@ -141,7 +141,28 @@ fn the_journal_round_trips_and_refuses_other_searches() {
         confirm: Vec::new(),
     };
     j.append(&r).unwrap();
-    assert_eq!(Journal::open(&path, &header).unwrap().1, vec![r]);
+    // The open journal is locked: a second search on it is refused, and
+    // the journal is left whole (two at once had written every trial twice).
+    let err = Journal::open(&path, &header).err().unwrap().to_string();
+    assert!(
+        err.contains("j.jsonl: another bpnet tune is running this search"),
+        "{err}"
+    );
+    drop(j);
+    assert_eq!(Journal::open(&path, &header).unwrap().1, vec![r.clone()]);
+    // A last line cut short is dropped in place, and one left without its
+    // newline is ended, so that the next trial gets a line of its own.
+    let whole = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{whole}{{\"trial\":1,\"par")).unwrap();
+    assert_eq!(Journal::open(&path, &header).unwrap().1, vec![r.clone()]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+    std::fs::write(&path, whole.trim_end()).unwrap();
+    let (j, done) = Journal::open(&path, &header).unwrap();
+    assert_eq!(done, vec![r.clone()]);
+    j.append(&TrialRecord { trial: 1, ..r.clone() }).unwrap();
+    drop(j);
+    assert_eq!(Journal::open(&path, &header).unwrap().1.len(), 2);
+    std::fs::write(&path, &whole).unwrap();
     let refusal = |other: &JournalHeader| {
         let before = std::fs::read(&path).unwrap();
         let err = Journal::open(&path, other).err().unwrap().to_string();

@@ -5,7 +5,7 @@
 use super::space::{Params, Space};
 use bpnet::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// One finished trial.
@@ -205,6 +205,8 @@ impl JournalHeader {
 /// An open journal file.
 pub struct Journal {
     path: PathBuf,
+    /// The journal, opened and locked for the search's length.
+    _lock: std::fs::File,
 }
 
 impl Journal {
@@ -220,27 +222,57 @@ impl Journal {
             path: path.to_path_buf(),
             source,
         };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        // Held until the search ends (the lock goes with the file): two
+        // runs with one --out had written every trial twice, and the
+        // journal could not be resumed.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::config(
+                    "--out",
+                    format!(
+                        "{}: another bpnet tune is running this search (its journal is locked); wait for it to end or choose another --out",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let mut text = String::new();
+        // A journal that exists but cannot be read is not replaced.
+        file.read_to_string(&mut text).map_err(io)?;
         let mut records = Vec::new();
-        match std::fs::read_to_string(path) {
-            Ok(text) if !text.trim().is_empty() => {
-                let mut lines = text.lines().enumerate();
-                let (_, first) = lines.next().unwrap_or((0, ""));
-                let found: JournalHeader =
-                    serde_json::from_str(first).map_err(|e| bad(1, format!("not a tune journal header ({e})")))?;
-                if let Some(option) = header.difference(&found) {
-                    return Err(bad(
-                        1,
-                        format!("journal of another search ({option}); remove it or choose another --out"),
-                    ));
-                }
-                for (i, line) in lines {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let r: TrialRecord = match serde_json::from_str(line) {
+        if text.trim().is_empty() {
+            let first = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
+            file.set_len(0).map_err(io)?;
+            file.rewind().map_err(io)?;
+            file.write_all(first.as_bytes()).map_err(io)?;
+        } else {
+            let mut lines = text.split_inclusive('\n').enumerate();
+            let (_, first) = lines.next().unwrap_or((0, ""));
+            let found: JournalHeader = serde_json::from_str(first.trim_end())
+                .map_err(|e| bad(1, format!("not a tune journal header ({e})")))?;
+            if let Some(option) = header.difference(&found) {
+                return Err(bad(
+                    1,
+                    format!("journal of another search ({option}); remove it or choose another --out"),
+                ));
+            }
+            // Bytes up to the end of the last whole line read.
+            let mut kept = first.len();
+            for (i, line) in lines {
+                if !line.trim().is_empty() {
+                    let r: TrialRecord = match serde_json::from_str(line.trim_end()) {
                         Ok(r) => r,
                         // A last line cut short by an interruption is dropped.
-                        Err(_) if i + 1 == text.lines().count() && !text.ends_with('\n') => break,
+                        Err(_) if !line.ends_with('\n') => break,
                         Err(e) => return Err(bad(i + 1, e.to_string())),
                     };
                     if !Space::contains(&r.params) || !r.score.is_finite() {
@@ -257,25 +289,23 @@ impl Journal {
                     }
                     records.push(r);
                 }
-                // Rewrite without a cut-short last line, atomically: a
-                // search killed meanwhile leaves the old journal whole.
-                let mut clean = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
-                for r in &records {
-                    clean += &(serde_json::to_string(r).map_err(|e| Error::State(e.to_string()))? + "\n");
-                }
-                bpnet::io::write_atomic(path, clean.as_bytes())?;
+                kept += line.len();
             }
-            // A journal that exists but cannot be read is not replaced.
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-            Ok(_) | Err(_) => {
-                let first = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
-                bpnet::io::write_atomic(path, first.as_bytes())?;
+            // Cut a cut-short last line, and end the last whole one, in
+            // place (the file holds the lock): a kill meanwhile leaves at
+            // most that line to drop again.
+            file.set_len(kept as u64).map_err(io)?;
+            if !text[..kept].ends_with('\n') {
+                file.seek(std::io::SeekFrom::End(0)).map_err(io)?;
+                file.write_all(b"\n").map_err(io)?;
             }
         }
+        file.sync_data().map_err(io)?;
         records.sort_by_key(|r| r.trial);
         Ok((
             Journal {
                 path: path.to_path_buf(),
+                _lock: file,
             },
             records,
         ))
