@@ -360,3 +360,17 @@ def test_a_target_named_as_a_feature_is_refused_and_a_default_name_made_unique(t
     assert bpnet.load(tmp_path / "m.safetensors")._native.target_names == ["target_"]
     clf = bpnet.MLPClassifier(**FAST).fit(df, (y > np.median(y)).astype(int))
     assert clf._native.target_names == ["target_"]
+
+
+def test_new_rows_are_read_with_the_fitted_imputation_not_a_later_parameter():
+    # set_params(impute=...) after fit had changed whether predict took NaN.
+    X, y = linear(n=60, d=3)
+    Xn = X.copy()
+    Xn[0, 1] = np.nan
+    est = bpnet.MLPRegressor(**FAST, impute="mean").fit(Xn, y)
+    want = est.predict(Xn[:2])
+    est.set_params(impute="none")
+    assert np.array_equal(est.predict(Xn[:2]), want)
+    plain = bpnet.MLPRegressor(**FAST).fit(X, y).set_params(impute="mean")
+    with pytest.raises(ValueError, match="NaN"):
+        plain.predict(Xn[:2])

@@ -286,7 +286,10 @@ class _BaseMLP(BaseEstimator):
     # ----- input ---------------------------------------------------------
 
     def _check_X(self, X, reset, y="no_validation", multi_output=False):
-        allow_nan = self.impute not in ("none", "", None)
+        # New rows of a fitted model are read as it was fitted: a later
+        # set_params(impute=...) changes the next fit, not this model.
+        impute = self.impute if reset else getattr(self, "_fitted_impute", self.impute)
+        allow_nan = impute not in ("none", "", None)
         kw = dict(
             dtype=(np.float64, np.float32),
             order=None,
@@ -340,6 +343,10 @@ class _BaseMLP(BaseEstimator):
         self.n_networks_ = native.members
         self.n_iter_ = len(self.history_)
         self.notes_ = list(native.notes)
+        try:
+            self._fitted_impute = json.loads(native.config_json).get("impute", "none")
+        except (ValueError, RuntimeError, AttributeError):
+            self._fitted_impute = "none"
         return self
 
     def _native_model(self):
