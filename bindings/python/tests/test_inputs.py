@@ -324,15 +324,16 @@ def test_a_value_beyond_1e30_is_named_with_its_row_and_short():
     assert len(str(e.value)) < 120
 
 
-@pytest.mark.parametrize("value", ["no", "False", None, 1])
+@pytest.mark.parametrize("value", ["no", "False", None, 2, 0.0])
 def test_batch_norm_flags_must_be_booleans(value):
     # bool() had made the string "no" turn batch normalization on.
     X, y = blobs(n=40, d=3)
     for key in ("batch_norm", "bn_after"):
         with pytest.raises(ValueError, match=f"{key} must be True or False"):
             bpnet.MLPClassifier(**FAST, **{key: value}).fit(X, y)
-    est = bpnet.MLPClassifier(**FAST, batch_norm=np.bool_(False)).fit(X, y)
-    assert "BatchNorm" not in est.summary_
+    for off in (np.bool_(False), 0):
+        est = bpnet.MLPClassifier(**FAST, batch_norm=off).fit(X, y)
+        assert "BatchNorm" not in est.summary_
 
 
 @pytest.mark.parametrize("labels", [[" 1", "2"], ["1 ", "2"], [" 1", " 2"]])
@@ -348,13 +349,14 @@ def test_number_labels_with_spaces_are_refused_naming_them(labels):
     assert list(bpnet.MLPClassifier(**FAST).fit(X, text).classes_) == [" a", "b"]
 
 
-def test_a_target_named_as_a_feature_is_refused_and_a_default_name_made_unique(tmp_path):
+def test_target_names_are_kept_apart_from_feature_names(tmp_path):
     pd = pytest.importorskip("pandas")
     X, y = linear(n=60, d=3)
     df = pd.DataFrame(X, columns=["a", "b", "target"])
-    # A model file naming its target 'a' would be scored on X's column 'a'.
-    with pytest.raises(ValueError, match="y is named 'a', as a column of X"):
-        bpnet.MLPRegressor(**FAST).fit(df, pd.Series(y, name="a"))
+    # A model file naming its target 'a' was scored on X's column 'a' by
+    # `bpnet eval`: y named as a feature (df.a.shift(-1)) becomes 'a_'.
+    named = bpnet.MLPRegressor(**FAST).fit(df, pd.Series(y, name="a"))
+    assert named._native.target_names == ["a_"]
     est = bpnet.MLPRegressor(**FAST).fit(df, y)
     est.save(tmp_path / "m.safetensors")
     assert bpnet.load(tmp_path / "m.safetensors")._native.target_names == ["target_"]
@@ -374,3 +376,13 @@ def test_new_rows_are_read_with_the_fitted_imputation_not_a_later_parameter():
     plain = bpnet.MLPRegressor(**FAST).fit(X, y).set_params(impute="mean")
     with pytest.raises(ValueError, match="NaN"):
         plain.predict(Xn[:2])
+
+
+def test_a_refit_reads_eval_set_with_its_own_imputation():
+    # The old model's imputation had refused NaN in a refit's eval_set.
+    X, y = linear(n=60, d=3)
+    Xn = X.copy()
+    Xn[0, 1] = np.nan
+    est = bpnet.MLPRegressor(**FAST).fit(X, y).set_params(impute="mean")
+    est.fit(Xn, y, eval_set=(Xn[:20], y[:20]))
+    assert np.isfinite(est.predict(Xn[:2])).all()

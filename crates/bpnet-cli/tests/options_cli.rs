@@ -412,6 +412,7 @@ fn errors_in_files_with_classic_mac_line_ends_name_their_line() {
 /// left its target stale), a link to a device is refused, `-` is refused
 /// where it is not stdout (`export --onnx -` wrote a file named `-`), and
 /// an extension of another format is refused (`p.json` got CSV text).
+#[cfg(unix)]
 #[test]
 fn outputs_through_links_to_stdout_and_of_other_formats() {
     let dir = tempfile::tempdir().unwrap();
@@ -468,7 +469,18 @@ fn outputs_through_links_to_stdout_and_of_other_formats() {
 fn predicted_probabilities_keep_their_precision() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    train(d, &["--epochs", "30", "--out", "m.safetensors", "--quiet"]);
+    let trained = [
+        "--epochs",
+        "60",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.02",
+        "--out",
+        "m.safetensors",
+        "--quiet",
+    ];
+    train(d, &trained);
     ok(
         d,
         &[
@@ -489,7 +501,8 @@ fn predicted_probabilities_keep_their_precision() {
         smallest = p.iter().copied().fold(smallest, f64::min);
         assert!(p.iter().all(|&v| v > 0.0), "{line}");
     }
-    assert!(smallest < 1e-4, "no small probability to check: {smallest}");
+    // Under 5e-7, which 6 decimals wrote as 0.
+    assert!(smallest < 5e-7, "no small probability to check: {smallest}");
 }
 
 /// A run whose last update overflows had exited 0 with a model that

@@ -162,6 +162,16 @@ fn the_journal_round_trips_and_refuses_other_searches() {
     j.append(&TrialRecord { trial: 1, ..r.clone() }).unwrap();
     drop(j);
     assert_eq!(Journal::open(&path, &header).unwrap().1.len(), 2);
+    // A header cut short by a kill is written again; a line that is not
+    // the start of one is refused, the file left as it was.
+    let header_line = whole.lines().next().unwrap();
+    std::fs::write(&path, &header_line[..20]).unwrap();
+    assert!(Journal::open(&path, &header).unwrap().1.is_empty());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{header_line}\n"));
+    std::fs::write(&path, "hello").unwrap();
+    let err = Journal::open(&path, &header).err().unwrap().to_string();
+    assert!(err.contains("not a tune journal header"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello");
     std::fs::write(&path, &whole).unwrap();
     let refusal = |other: &JournalHeader| {
         let before = std::fs::read(&path).unwrap();

@@ -3,7 +3,9 @@
 //! run whose last update overflowed returned a model that predicted NaN or
 //! inf. `fit` now ends such a run with `Error::Diverged`, keeping the
 //! weights from before that step (byte for byte those of a run one step
-//! shorter); a non-finite validation loss is never the best epoch.
+//! shorter, running statistics included) and writing no checkpoint of the
+//! bad step; the validation rows' outputs are checked too, but not their
+//! loss, which overflows f32 on far-out targets with the outputs fine.
 
 use bpnet::data::Dataset;
 use bpnet::train::{FitConfig, Monitor, OnNan, fit, schedule::Schedule};
@@ -18,7 +20,11 @@ fn rows() -> Dataset {
 }
 
 fn trainer(lr: f64) -> Trainer<f32> {
-    let mut spec = ModelSpec::paper_mnist(false, 0.1);
+    trainer_bn(lr, false)
+}
+
+fn trainer_bn(lr: f64, batch_norm: bool) -> Trainer<f32> {
+    let mut spec = ModelSpec::paper_mnist(batch_norm, 0.1);
     spec.dims = vec![3, 16, 16, 1];
     spec.activation = Activation::Relu;
     let model = Sequential::<f32>::from_spec(&spec, 7).unwrap();
@@ -44,10 +50,12 @@ fn full_batch(steps: usize, on_nan: OnNan) -> FitConfig {
     }
 }
 
-fn weights(t: &mut Trainer<f32>) -> Vec<f32> {
+/// Every parameter and running statistic, as bits.
+fn weights(t: &mut Trainer<f32>) -> Vec<u32> {
     let mut w = Vec::new();
+    t.model.save_running(&mut w);
     t.model.visit_params(&mut |p| w.extend_from_slice(p.value.as_slice()));
-    w
+    w.iter().map(|v| v.to_bits()).collect()
 }
 
 #[test]
@@ -56,7 +64,18 @@ fn a_last_update_that_overflows_is_a_divergence_that_keeps_the_weights_before_it
     let mut short = trainer(1e4);
     fit(&mut short, &data, None, &full_batch(1, OnNan::Stop), &mut |_| Ok(())).unwrap();
     let mut long = trainer(1e4);
-    let err = fit(&mut long, &data, None, &full_batch(2, OnNan::Stop), &mut |_| Ok(())).unwrap_err();
+    let mut cfg = full_batch(2, OnNan::Stop);
+    cfg.checkpoint_steps = 1;
+    let mut checkpoints = Vec::new();
+    let err = fit(&mut long, &data, None, &cfg, &mut |e| {
+        if let bpnet::train::Event::Checkpoint { state, .. } = e {
+            checkpoints.push(state.step);
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    // Step 2's checkpoint would have been resumed as a finished run.
+    assert_eq!(checkpoints, vec![1]);
     let Error::Diverged { step, detail } = err else {
         panic!("{err}")
     };
@@ -67,14 +86,36 @@ fn a_last_update_that_overflows_is_a_divergence_that_keeps_the_weights_before_it
     );
     assert!(detail.ends_with(bpnet::error::DIVERGED_KEPT), "{detail}");
     // The weights kept are those before step 2: the one-step run's.
-    let (a, b) = (weights(&mut short), weights(&mut long));
-    assert_eq!(
-        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
+    assert_eq!(weights(&mut short), weights(&mut long));
     // A learning rate that trains still ends without an error.
     let mut fine = trainer(1e-2);
     fit(&mut fine, &data, None, &full_batch(2, OnNan::Stop), &mut |_| Ok(())).unwrap();
+}
+
+/// With batch normalization the last step also moved the running
+/// statistics, which evaluation uses: they are put back too.
+#[test]
+fn the_kept_weights_include_the_running_statistics() {
+    let data = rows();
+    let cfg = |steps| FitConfig {
+        batch_size: Some(50),
+        ..full_batch(steps, OnNan::Stop)
+    };
+    let mut short = trainer_bn(10.0, true);
+    fit(&mut short, &data, None, &cfg(2), &mut |_| Ok(())).unwrap();
+    let mut long = trainer_bn(10.0, true);
+    let err = fit(&mut long, &data, None, &cfg(3), &mut |_| Ok(())).unwrap_err();
+    let Error::Diverged { step, detail } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(step, 3, "{detail}");
+    assert!(
+        detail.contains("the last step's weights give non-finite outputs"),
+        "{detail}"
+    );
+    assert!(detail.ends_with(bpnet::error::DIVERGED_KEPT), "{detail}");
+    assert!(long.model.has_batch_norm());
+    assert_eq!(weights(&mut short), weights(&mut long));
 }
 
 #[test]
@@ -96,7 +137,7 @@ fn a_skipped_last_step_keeps_no_weights_to_go_back_to() {
 }
 
 #[test]
-fn a_non_finite_validation_loss_at_the_end_is_a_divergence() {
+fn non_finite_validation_outputs_at_the_end_are_a_divergence() {
     let data = rows();
     let (train, val) = (data.head(150), data.subset(&(150..200).collect::<Vec<_>>()));
     let mut cfg = full_batch(2, OnNan::Stop);
@@ -107,5 +148,31 @@ fn a_non_finite_validation_loss_at_the_end_is_a_divergence() {
     let Error::Diverged { detail, .. } = err else {
         panic!("{err}")
     };
-    assert!(detail.contains("validation loss of"), "{detail}");
+    assert!(detail.contains("non-finite outputs on the validation rows"), "{detail}");
+}
+
+#[test]
+fn a_validation_loss_that_overflows_f32_with_finite_outputs_is_no_divergence() {
+    // One validation target of 1e20: its squared error is beyond f32, the
+    // network's outputs are not.
+    let data = rows();
+    let train = data.head(150);
+    let val = data.subset(&(150..200).collect::<Vec<_>>());
+    let bpnet::data::Targets::Values(t) = &val.targets else {
+        unreachable!()
+    };
+    let mut y = t.as_slice().to_vec();
+    y[7] = 1e20;
+    let val = Dataset::regression(val.features.clone(), Matrix::from_vec(50, 1, y).unwrap()).unwrap();
+    let mut cfg = full_batch(3, OnNan::Stop);
+    cfg.steps = None;
+    cfg.epochs = 3;
+    let history = fit(&mut trainer(1e-2), &train, Some(&val), &cfg, &mut |_| Ok(())).unwrap();
+    assert!(
+        history
+            .epochs
+            .iter()
+            .all(|e| e.val_loss.is_some_and(|l| l.is_infinite())),
+        "{history:?}"
+    );
 }

@@ -250,9 +250,10 @@ class _BaseMLP(BaseEstimator):
         cfg["task"] = self._task
         for k in ("batch_norm", "bn_after"):
             # bool() had made the string "no" (or "False") turn BN on.
-            if not isinstance(cfg[k], (bool, np.bool_)):
-                raise ValueError(f"{k} must be True or False, got {cfg[k]!r}")
-            cfg[k] = bool(cfg[k])
+            v = cfg[k]
+            if not (isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1))):
+                raise ValueError(f"{k} must be True or False, got {v!r}")
+            cfg[k] = bool(v)
         return json.dumps(cfg)
 
     def _seed(self):
@@ -271,6 +272,8 @@ class _BaseMLP(BaseEstimator):
         cfg = self._config()
         self._set_threads()
         self.__dict__.pop("_native", None)
+        # eval_set is read with this fit's imputation, not the old model's.
+        self.__dict__.pop("_fitted_impute", None)
         return cfg
 
     def _set_threads(self):
@@ -310,20 +313,13 @@ class _BaseMLP(BaseEstimator):
         names = getattr(self, "feature_names_in_", None)
         return None if names is None else [str(n) for n in names]
 
-    def _free_targets(self, target, given):
+    def _free_targets(self, target):
         """Target names beside the feature names: the model file names its
         columns, and `bpnet eval` on a table would read a feature of the
-        same name as the target. A name y carries (`given`) that is also a
-        feature's is refused; a default one is made unique."""
+        same name as the target (a y named 'price' beside X's 'price', as
+        in `df.price.shift(-1)`, was scored on X's column). A name that is
+        also a feature's gets underscores appended ('price_')."""
         features = set(self._names() or [])
-        if given:
-            clash = [t for t in target if t in features]
-            if clash:
-                raise ValueError(
-                    f"y is named {clash[0]!r}, as a column of X: the model file names its target by column, "
-                    "so rename y (or that column)"
-                )
-            return target
         free = []
         for t in target:
             while t in features or t in free:
@@ -516,7 +512,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         target = (given or ["target"])[:1]
         cfg = self._start_fit()
         X, y = self._check_X(X, reset=True, y=y)
-        target = self._free_targets(target, given is not None)
+        target = self._free_targets(target)
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
         if X.shape[0] < 2:
@@ -570,7 +566,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y = _as_classes(y, classes)
             self._set_threads()
             native = _bpnet.NativeModel.start_partial(
-                self._config(), X, [str(v) for v in y], self._names(), self._free_targets(["target"], False), names,
+                self._config(), X, [str(v) for v in y], self._names(), self._free_targets(["target"]), names,
                 float(self.bn_momentum), float(self.bn_eps),
             )
             self._set_classes(np.array([lookup[n] for n in native.class_names], dtype=classes.dtype))
@@ -642,7 +638,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         given = names is not None and len(names) == y2.shape[1]
         if not given:
             names = ["target"] if y2.shape[1] == 1 else [f"target{j}" for j in range(y2.shape[1])]
-        names = self._free_targets(names, given)
+        names = self._free_targets(names)
         ex = ey = None
         if eval_set is not None:
             ex, _ = self._check_X(eval_set[0], reset=False)
@@ -662,7 +658,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if first:
             self._y_ndim = ndim
             names = ["target"] if y2.shape[1] == 1 else [f"target{j}" for j in range(y2.shape[1])]
-            names = self._free_targets(names, False)
+            names = self._free_targets(names)
             self._set_threads()
             native = _bpnet.NativeModel.start_partial(
                 self._config(), X, y2, self._names(), names, None, float(self.bn_momentum), float(self.bn_eps)

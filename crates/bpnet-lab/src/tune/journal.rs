@@ -205,8 +205,9 @@ impl JournalHeader {
 /// An open journal file.
 pub struct Journal {
     path: PathBuf,
-    /// The journal, opened and locked for the search's length.
-    _lock: std::fs::File,
+    /// The journal, opened and locked for the search's length; trials are
+    /// appended through it (a lock may bar other handles, on Windows).
+    file: std::fs::File,
 }
 
 impl Journal {
@@ -243,13 +244,21 @@ impl Journal {
                     ),
                 ));
             }
+            // A file system without locks (some network mounts) runs unlocked.
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let mut text = String::new();
         // A journal that exists but cannot be read is not replaced.
         file.read_to_string(&mut text).map_err(io)?;
         let mut records = Vec::new();
-        if text.trim().is_empty() {
+        // A header cut short by a kill (no line ended yet; the start of
+        // one) is written again; any other line is not a journal's.
+        let start = "{\"data\":";
+        let cut_header = !text.contains('\n')
+            && (text.starts_with(start) || start.starts_with(text.as_str()))
+            && serde_json::from_str::<JournalHeader>(text.trim()).is_err();
+        if text.trim().is_empty() || cut_header {
             let first = serde_json::to_string(header).map_err(|e| Error::State(e.to_string()))? + "\n";
             file.set_len(0).map_err(io)?;
             file.rewind().map_err(io)?;
@@ -305,7 +314,7 @@ impl Journal {
         Ok((
             Journal {
                 path: path.to_path_buf(),
-                _lock: file,
+                file,
             },
             records,
         ))
@@ -318,7 +327,8 @@ impl Journal {
             source,
         };
         let line = serde_json::to_string(r).map_err(|e| Error::State(e.to_string()))? + "\n";
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).map_err(io)?;
+        let mut f = &self.file;
+        f.seek(std::io::SeekFrom::End(0)).map_err(io)?;
         f.write_all(line.as_bytes()).map_err(io)?;
         f.sync_data().map_err(io)
     }

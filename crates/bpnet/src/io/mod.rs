@@ -63,7 +63,7 @@ mod model_file;
 mod outputs;
 mod sections;
 mod sniff;
-mod tensors;
+pub(crate) mod tensors;
 mod torch;
 
 pub use atomic::{AtomicWriter, write_atomic};

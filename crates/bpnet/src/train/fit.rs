@@ -10,6 +10,7 @@ use super::schedule::Schedule;
 use super::source::{BatchSource, DatasetSource};
 use crate::data::{Batches, Dataset, TargetBuf};
 use crate::error::{Error, Result};
+use crate::io::tensors::{Tensor, assign, decode, model_tensors};
 use crate::layers::Mode;
 use crate::loss::Loss;
 use crate::model::Sequential;
@@ -376,7 +377,8 @@ pub fn fit_source(
     let total = cfg.steps.unwrap_or(cfg.epochs * per_epoch);
     let lr0 = trainer.optimizer.config().lr;
     let (mut x, mut y, mut saved) = (Matrix::default(), TargetBuf::default(), Vec::new());
-    let mut before_last = None;
+    let mut before_last: Option<Vec<Tensor>> = None;
+    let mut checked = false;
     let start = Instant::now();
     let ranks = (trainer.comm().rank(), trainer.comm().size());
     while s.step < total && !s.history.stopped_early {
@@ -387,9 +389,10 @@ pub fn fit_source(
         let (lo, _) = crate::comm::block(rows, ranks.0, ranks.1);
         trainer.model.save_running(&mut saved);
         if s.step + 1 == total {
-            // The last update is checked after the loop (no next batch's
-            // loss does): the weights to keep if it fails.
-            before_last = Some(trainer.model.clone());
+            // No next batch's loss checks the last update (see
+            // `check_last`): the weights to keep if it fails (tensors
+            // only: a clone of the model doubled a large batch's memory).
+            before_last = Some(model_tensors(&trainer.model));
         }
         let loss = trainer.compute_gradients_part(&x, y.target(), lo, rows)?;
         s.step += 1;
@@ -417,6 +420,17 @@ pub fn fit_source(
         let epoch_done = step % per_epoch == 0 || step == total;
         if epoch_done {
             end_epoch(trainer, &mut val, cfg, &mut s, &mut best_model, start, on_event)?;
+        }
+        if step == total && best_model.is_none() {
+            // Before the last checkpoint is written, which a resume would
+            // take as trained (no best epoch is restored after this one).
+            let what = match before_last {
+                Some(_) => "the last step's weights",
+                // A skipped last step changed nothing.
+                None => "the trained weights",
+            };
+            check_last(trainer, &x, &val, before_last.take(), step, what)?;
+            checked = true;
         }
         let by_steps = cfg.checkpoint_steps > 0 && step % cfg.checkpoint_steps == 0;
         // A run that `--steps` ends inside an epoch ends one there; a source
@@ -448,41 +462,62 @@ pub fn fit_source(
         Some(best) => trainer.model = best,
         None => history.best_epoch = s.epoch,
     }
-    let last_val = history
-        .epochs
-        .last()
-        .and_then(|e| e.val_loss)
-        .filter(|l| !restored && !l.is_finite());
-    if last_val.is_some() || !outputs_finite(trainer, &x)? {
-        // Each step's loss checks the update before it; the last update
-        // is checked here, by the last validation and on the last batch in
-        // evaluation mode (running statistics, no dropout), where an
-        // overflow had left a model that predicted NaN.
-        let what = match (restored, &before_last) {
-            (true, _) => "the best epoch's weights",
-            (false, Some(_)) => "the last step's weights",
-            (false, None) => "the trained weights",
+    if !checked {
+        // The best epoch's weights restored, or a run early stopping ended
+        // without a best one: checked as they are, nothing to go back to.
+        let what = if restored {
+            "the best epoch's weights"
+        } else {
+            "the trained weights"
         };
-        let mut detail = match last_val {
-            Some(l) => format!("{what} give a validation loss of {l}"),
-            None => format!("{what} give non-finite outputs on the last batch in evaluation mode"),
-        };
-        if let (false, Some(before)) = (restored, before_last) {
-            trainer.model = before;
-            detail += crate::error::DIVERGED_KEPT;
-        }
-        return Err(Error::Diverged { step: s.step, detail });
+        check_last(trainer, &x, &val, None, s.step, what)?;
     }
     Ok(history)
 }
 
-/// Whether the model's outputs on `x` in evaluation mode are all finite,
-/// agreed over the ranks (each holds its block of the batch).
-fn outputs_finite(trainer: &mut Trainer<f32>, x: &Matrix<f32>) -> Result<bool> {
-    let bad = x.rows() > 0 && !crate::model::all_finite(trainer.model.forward(x, Mode::Eval)?.as_slice());
-    let mut flag = [f64::from(u8::from(bad))];
-    trainer.comm().all_reduce_f64(&mut flag)?;
-    Ok(flag[0] == 0.0)
+/// Each step's loss checks the update before it, but nothing checked the
+/// last one, and an overflow there had left a model that predicted NaN or
+/// inf: the model's outputs in evaluation mode (running statistics, no
+/// dropout) on the last batch `x` and on validation rows held in memory
+/// must be finite, or the run ends in [`Error::Diverged`], `what` naming
+/// the weights; `before` (the tensors from before the last step) is put
+/// back when given. Outputs, not the loss: a validation loss summed in f32
+/// overflows on far-out targets while the outputs are fine.
+fn check_last(
+    trainer: &mut Trainer<f32>,
+    x: &Matrix<f32>,
+    val: &Validation<'_>,
+    before: Option<Vec<Tensor>>,
+    step: usize,
+    what: &str,
+) -> Result<()> {
+    let comm = trainer.comm().clone();
+    let mut bad = [0.0f64; 2];
+    if x.rows() > 0 && !crate::model::all_finite(trainer.model.forward(x, Mode::Eval)?.as_slice()) {
+        bad[0] = 1.0;
+    }
+    if let Validation::Rows(v) = val
+        && !v.is_empty()
+    {
+        let ev = super::evaluate_split(&mut trainer.model, v, trainer.loss, 1024, &*comm)?;
+        bad[1] = f64::from(u8::from(!crate::model::all_finite(ev.outputs.as_slice())));
+    }
+    // Each rank holds its block of the batch: agreed over the ranks.
+    comm.all_reduce_f64(&mut bad)?;
+    let rows = match bad {
+        [0.0, 0.0] => return Ok(()),
+        [_, 0.0] => "the last batch",
+        _ => "the validation rows",
+    };
+    let mut detail = format!("{what} give non-finite outputs on {rows} in evaluation mode");
+    if let Some(tensors) = before {
+        for t in tensors {
+            let values = decode(&t.name, t.dtype, &t.bytes).map_err(Error::State)?;
+            assign(&mut trainer.model, &t.name, values).map_err(Error::State)?;
+        }
+        detail += crate::error::DIVERGED_KEPT;
+    }
+    Err(Error::Diverged { step, detail })
 }
 
 /// Handles a non-finite loss or gradient: restores the running statistics the

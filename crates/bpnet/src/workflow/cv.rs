@@ -113,7 +113,7 @@ fn check_fold_rows(n: usize, k: usize) -> Result<()> {
             "--cv",
             match n {
                 0..4 => format!(
-                    "{k} folds of {n} rows leave a fold of one row, whose R² is undefined: cross-validation needs 4 rows"
+                    "{k} folds of {n} rows leave folds of one row, whose R² is undefined: cross-validation needs 4 rows"
                 ),
                 _ => format!(
                     "{k} folds of {n} rows leave folds of one row, whose R² is undefined: use --cv {} or fewer",
