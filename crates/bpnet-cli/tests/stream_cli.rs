@@ -738,6 +738,38 @@ fn a_streamed_resume_keeps_the_checkpoints_buffer_and_chunks() {
     }
 }
 
+/// A resume keeps the mode its checkpoint trained in: a run that streamed
+/// because memory was short resumes streamed where memory is plenty, and
+/// an in-memory run resumes in memory where memory is short (the memory
+/// of the moment had chosen the other mode, whose preprocessing differs,
+/// and refused the checkpoint as "trained on other rows").
+#[test]
+fn a_resume_keeps_the_mode_its_checkpoint_trained_in() {
+    let low = [("BPNET_MEMORY", "100K"), ("BPNET_STREAM_CHUNK", "8K")];
+    let plenty = [("BPNET_STREAM_CHUNK", "8K")];
+    for (train, resume) in [(&low[..], &plenty[..]), (&plenty[..], &low[..])] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        generated(&d.join("gen.csv"), 3000, 33);
+        // One network: the in-memory default on a table is an ensemble.
+        let base = [
+            "train",
+            "--data",
+            "gen.csv",
+            "--seed",
+            "4",
+            "--patience",
+            "0",
+            "--ensemble",
+            "1",
+            "--quiet",
+        ];
+        let notes = text(&full_half_resumed(d, &base, train, resume).stdout);
+        let streamed = train == &low[..];
+        assert_eq!(notes.contains("as its checkpoint was trained"), streamed, "{notes}");
+    }
+}
+
 /// Validation rows that do not fit in the shuffle buffer are not held:
 /// every epoch reads the file again for them. Each epoch's `val_loss` and
 /// `val_metric` equal what `bpnet eval` prints for the model of that epoch

@@ -437,3 +437,41 @@ fn shuffle_statistics() {
         );
     }
 }
+
+/// Rows appended to the file after a pass are found at the next one, or at
+/// the end of the pass they are appended in (they had joined the
+/// validation and test passes, which read to the end, without a word), as
+/// a shorter file already was.
+#[test]
+fn a_file_that_grows_between_passes_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grow.csv");
+    std::fs::write(&path, generated(5, 600)).unwrap();
+    let append = || {
+        let mut more = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut more, b"600,1.5,red,plain,yes\n").unwrap();
+    };
+    let changed = |e: bpnet::Error| {
+        let e = e.to_string();
+        assert!(
+            e.contains("grow.csv") && e.contains("the file changed while it was read"),
+            "{e}"
+        );
+    };
+    let mut r = ChunkReader::open(&path, &CsvOptions::default(), SMALL).unwrap();
+    while r.next_chunk().unwrap().is_some() {}
+    append();
+    changed(r.rewind().expect_err("a pass began on a grown file"));
+    // Appended while a pass runs: its end finds it.
+    let mut r = ChunkReader::open(&path, &CsvOptions::default(), SMALL).unwrap();
+    r.next_chunk().unwrap();
+    append();
+    let end = loop {
+        match r.next_chunk() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the pass ended on a grown file"),
+            Err(e) => break e,
+        }
+    };
+    changed(end);
+}

@@ -459,7 +459,12 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
     }
     super::read_progress::install(a.quiet || comm.rank() != 0);
-    if let Some(note) = bpnet::workflow::stream::stream_choice(&cfg)? {
+    let choice = match &resumed {
+        // A streamed run's batch order covers no rows of its own.
+        Some(run) => bpnet::workflow::stream::resume_stream_choice(&cfg, run.resume.state.batches.rows() == 0)?,
+        None => bpnet::workflow::stream::stream_choice(&cfg)?,
+    };
+    if let Some(note) = choice {
         cfg.ensemble = cfg.ensemble.max(1);
         return super::stream_train::run(a, &cfg, resumed, &note, comm.size());
     }

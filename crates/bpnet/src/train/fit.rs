@@ -493,14 +493,14 @@ fn check_last(
 ) -> Result<()> {
     let comm = trainer.comm().clone();
     let mut bad = [0.0f64; 2];
-    if x.rows() > 0 && !crate::model::all_finite(trainer.model.forward(x, Mode::Eval)?.as_slice()) {
+    if x.rows() > 0 && !finite_where_inputs_are(x, trainer.model.forward(x, Mode::Eval)?) {
         bad[0] = 1.0;
     }
     if let Validation::Rows(v) = val
         && !v.is_empty()
     {
         let ev = super::evaluate_split(&mut trainer.model, v, trainer.loss, 1024, &*comm)?;
-        bad[1] = f64::from(u8::from(!crate::model::all_finite(ev.outputs.as_slice())));
+        bad[1] = f64::from(u8::from(!finite_where_inputs_are(&v.features, &ev.outputs)));
     }
     // Each rank holds its block of the batch: agreed over the ranks.
     comm.all_reduce_f64(&mut bad)?;
@@ -518,6 +518,14 @@ fn check_last(
         detail += crate::error::DIVERGED_KEPT;
     }
     Err(Error::Diverged { step, detail })
+}
+
+/// Whether every row of `out` whose input row in `x` is finite is finite
+/// (a NaN in the data gives a NaN output from any weights: the library
+/// takes such rows, which `OnNan::SkipBatch` skips).
+fn finite_where_inputs_are(x: &Matrix<f32>, out: &Matrix<f32>) -> bool {
+    use crate::model::all_finite;
+    all_finite(out.as_slice()) || (0..x.rows()).all(|r| !all_finite(x.row(r)) || all_finite(out.row(r)))
 }
 
 /// Handles a non-finite loss or gradient: restores the running statistics the

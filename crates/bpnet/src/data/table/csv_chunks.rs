@@ -182,6 +182,7 @@ impl CsvChunks {
 
     /// Starts again at the first chunk (for another pass in file order).
     pub(super) fn rewind(&mut self) -> Result<()> {
+        self.unchanged()?;
         self.pending = None;
         self.file
             .seek(SeekFrom::Start(self.body.0))
@@ -192,6 +193,20 @@ impl CsvChunks {
         self.done = false;
         self.pass = (0, 0); // a pass starts again: its bytes and rows anew
         Ok(())
+    }
+
+    /// The file still has the size it had when opened: rows appended
+    /// during a streamed run had joined its test and validation passes,
+    /// which read to the end, without a word (the training passes re-read
+    /// recorded byte ranges).
+    fn unchanged(&self) -> Result<()> {
+        match self.file.metadata().map(|m| m.len()) {
+            Ok(now) if now != self.total => Err(self.error(format!(
+                "the file changed while it was read ({} bytes when opened, {now} now)",
+                self.total
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn error(&self, reason: impl Into<String>) -> Error {
@@ -250,6 +265,7 @@ impl CsvChunks {
     /// drops them from `buf`; `None` when not one record is complete.
     fn parse_buffer(&mut self) -> Result<Option<Chunk>> {
         if self.buf.is_empty() && self.eof {
+            self.unchanged()?;
             self.done = true;
             return Ok(None);
         }
@@ -291,6 +307,9 @@ impl CsvChunks {
         self.buf.drain(..next);
         self.at = (span.end, lines, span.row + body.rows);
         self.done = self.eof && self.buf.is_empty();
+        if self.done {
+            self.unchanged()?;
+        }
         self.pass.0 += span.end - span.start;
         self.pass.1 += body.rows as u64;
         self.progress(false);

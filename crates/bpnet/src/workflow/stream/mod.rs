@@ -23,7 +23,9 @@ mod source;
 
 pub use eval::{StreamMetrics, stream_metrics, stream_outputs};
 pub use memory::{Estimate, LOAD_PEAK, MemoryLimit, available_memory, estimate, parse_bytes};
-pub use plan::{MAX_BUFFER, buffer_rows, choose_stream, chunk_bytes, open_train_stream, stream_choice};
+pub use plan::{
+    MAX_BUFFER, buffer_rows, choose_stream, chunk_bytes, open_train_stream, resume_stream_choice, stream_choice,
+};
 pub use source::{StreamSource, shuffle_seed};
 
 use crate::data::csv::CsvOptions;

@@ -100,6 +100,21 @@ pub fn stream_choice(cfg: &TrainConfig) -> Result<Option<String>> {
     choose_stream(&cfg.data, &cfg.stream, &csv_options(cfg)?)
 }
 
+/// [`stream_choice`] for a resumed run: with `auto`, the mode its
+/// checkpoint trained in (`streamed`), not the memory available now,
+/// which had chosen the other mode and refused the checkpoint as one of
+/// other rows; `on` and `off` as given.
+pub fn resume_stream_choice(cfg: &TrainConfig, streamed: bool) -> Result<Option<String>> {
+    match (cfg.stream.as_str(), streamed) {
+        ("auto" | "", true) => Ok(Some(format!(
+            "note: streaming {} in chunks, as its checkpoint was trained",
+            cfg.data
+        ))),
+        ("auto" | "", false) => Ok(None),
+        _ => stream_choice(cfg),
+    }
+}
+
 /// The training file of `cfg` opened for streaming, its preprocessing
 /// fitted on the training rows (`--limit`, `--test-split` and
 /// `--val-split` by [`RowSplit`]); chunks of `chunk` bytes.
