@@ -338,6 +338,110 @@ fn hidden(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Validation rows that do not fit in the shuffle buffer are read by every
+/// epoch's validation pass; one they cannot be read with (a missing cell
+/// without `--impute`, a class no training row holds) stops the run before
+/// training, in one line naming its line, with nothing written. It stopped
+/// the run after the first epoch before.
+#[test]
+fn a_streamed_runs_unreadable_validation_rows_stop_it_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generated(&d.join("gen.csv"), 1200, 33);
+    let good = std::fs::read_to_string(d.join("gen.csv")).unwrap();
+    let split = bpnet::workflow::stream::RowSplit {
+        test: 0.0,
+        val: 0.1,
+        seed: 5,
+        limit: 0,
+    };
+    let role = |r: usize| split.role(r);
+    let val: Vec<usize> = (0..1200)
+        .filter(|&r| role(r) == bpnet::workflow::stream::Role::Val)
+        .collect();
+    assert!(val.len() > 60, "{}", val.len());
+    // The last validation row: its line is past every training row but a few.
+    let row = *val.last().unwrap();
+    let line = row + 2;
+    let edit = |f: &dyn Fn(&str) -> String| -> String {
+        good.lines()
+            .enumerate()
+            .map(|(i, l)| if i == row + 1 { f(l) } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    std::fs::write(
+        d.join("hole.csv"),
+        edit(&|l| format!(",{}", l.split_once(',').unwrap().1)),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("class.csv"),
+        edit(&|l| format!("{},rare", l.rsplit_once(',').unwrap().0)),
+    )
+    .unwrap();
+    for (file, want) in [
+        ("hole.csv", format!("hole.csv: line {line}, column 'a': missing value")),
+        ("class.csv", format!("class.csv: line {line}")),
+    ] {
+        let args = [
+            "train",
+            "--data",
+            file,
+            "--target",
+            "label",
+            "--seed",
+            "5",
+            "--epochs",
+            "3",
+            "--ensemble",
+            "1",
+            "--stream",
+            "--shuffle-buffer",
+            "50",
+            "--checkpoint-every",
+            "1",
+            "--out",
+            "m.safetensors",
+        ];
+        let r = run_env(d, &args, &[]);
+        let err = text(&r.stderr);
+        assert!(!r.status.success(), "{args:?}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(errors[0].contains(&want), "{err}");
+        assert!(!err.contains("epoch 1"), "stopped before training: {err}");
+        assert!(!d.join("m.safetensors").exists() && !d.join("m.ckpt.safetensors").exists());
+        assert!(!d.join("m.history.csv").exists());
+    }
+    // The same file with --impute trains (the validation row's cell filled).
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "hole.csv",
+            "--target",
+            "label",
+            "--seed",
+            "5",
+            "--epochs",
+            "1",
+            "--ensemble",
+            "1",
+            "--stream",
+            "--shuffle-buffer",
+            "50",
+            "--impute",
+            "mean",
+            "--quiet",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+}
+
 /// A streamed run reads its test rows after training: a `--test` file with
 /// an unseen category or a missing cell fails the scoring in one line that
 /// says the trained model and its history were written, and they are (the

@@ -115,7 +115,14 @@ fn open(cfg: &TrainConfig, full_batch: bool, say: &dyn Fn(&str), recorded: Optio
         .iter()
         .filter_map(|&(on, role)| on.then_some(role))
         .collect();
-    let mut sets = file.collect(&roles)?;
+    // Validation rows not held are read by every epoch's validation: read
+    // them once now, so that one they cannot be read with stops the run
+    // before training, not after its first epoch with nothing saved.
+    let check: &[Role] = match val_rows > 0 && !hold_val {
+        true => &[Role::Val],
+        false => &[],
+    };
+    let mut sets = file.collect_checking(&roles, check)?;
     let val = match hold_val {
         true => sets.pop().filter(|v| !v.is_empty()),
         false => None,

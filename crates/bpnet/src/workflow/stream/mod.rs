@@ -10,7 +10,8 @@
 //!   training rows ([`StreamFit`]), recording each chunk's place.
 //! - [`StreamFile::collect`]: rows of some roles, preprocessed, in memory
 //!   (the validation set; the training set when it fits in the shuffle
-//!   buffer).
+//!   buffer); [`StreamFile::collect_checking`] reads others as well, to
+//!   refuse before training what a later pass could not read.
 //! - [`for_each_group`]: preprocessed rows in groups of
 //!   [`GROUP`] (aligned with the in-memory evaluation's chunks, so outputs
 //!   and losses are the same bits), for `eval`, `predict` and test metrics.
@@ -180,13 +181,30 @@ impl StreamFile {
     /// dataset per role (validation and test rows as held-out rows:
     /// [`Preprocessor::for_held_out`]).
     pub fn collect(&mut self, roles: &[Role]) -> Result<Vec<Dataset>> {
+        self.collect_checking(roles, &[])
+    }
+
+    /// [`StreamFile::collect`], reading the rows of the roles in `check`
+    /// too, as held-out rows, and dropping them chunk by chunk: a cell
+    /// they cannot be read with (a missing value without imputation, a
+    /// class no training row holds) is the same error here, before
+    /// training, as in the passes that read them later. With both lists
+    /// empty the file is not read.
+    pub fn collect_checking(&mut self, roles: &[Role], check: &[Role]) -> Result<Vec<Dataset>> {
         let mut grown: Vec<Grow> = roles.iter().map(|_| Grow::default()).collect();
+        if roles.is_empty() && check.is_empty() {
+            return Ok(Vec::new());
+        }
         let held = self.preprocessor.for_held_out();
         for i in 0..self.spans.len() {
             let c = self.reader.read_span(&self.spans[i])?;
             for (g, &role) in grown.iter_mut().zip(roles) {
                 let rows = self.split.rows(&c.span, c.table.len(), role);
                 g.push_rows(&held, &c, &rows, true)?;
+            }
+            for &role in check {
+                let rows = self.split.rows(&c.span, c.table.len(), role);
+                Grow::default().push_rows(&held, &c, &rows, true)?;
             }
         }
         self.reader.end_pass();
