@@ -386,3 +386,23 @@ def test_a_refit_reads_eval_set_with_its_own_imputation():
     est = bpnet.MLPRegressor(**FAST).fit(X, y).set_params(impute="mean")
     est.fit(Xn, y, eval_set=(Xn[:20], y[:20]))
     assert np.isfinite(est.predict(Xn[:2])).all()
+
+
+def test_a_missing_class_label_is_refused_naming_its_row():
+    # numpy's sort of the labels had failed with "'<' not supported
+    # between instances of 'NoneType' and 'str'".
+    X, _ = blobs(n=40, d=3)
+    y = ["a" if i % 2 else "b" for i in range(40)]
+    y[17] = None
+    y[30] = None
+    words = r"y holds a missing class label \(None\) at row 17 \(2 in all\)"
+    with pytest.raises(ValueError, match=words):
+        bpnet.MLPClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match=words):
+        bpnet.MLPClassifier(**FAST).partial_fit(X, y, classes=["a", "b"])
+    good = [v if v is not None else "a" for v in y]
+    ey = list(good[:10])
+    ey[3] = None
+    with pytest.raises(ValueError, match=r"eval_set's y holds a missing class label \(None\) at row 3"):
+        bpnet.MLPClassifier(**FAST).fit(X, good, eval_set=(X[:10], ey))
+    assert list(bpnet.MLPClassifier(**FAST).fit(X, good).classes_) == ["a", "b"]

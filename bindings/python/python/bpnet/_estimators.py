@@ -463,6 +463,20 @@ def _check_label_texts(names):
         seen[v] = n
 
 
+def _check_no_missing_label(y, what):
+    """A label that is None is refused naming its row (numpy's sort of
+    the labels had failed with "'<' not supported between instances of
+    'NoneType' and 'str'")."""
+    a = np.asarray(y)
+    if a.dtype == object:
+        missing = [i for i, v in enumerate(a.ravel()) if v is None]
+        if missing:
+            raise ValueError(
+                f"{what} holds a missing class label (None) at row {missing[0]} ({len(missing)} in all): "
+                "give every row a label, or drop those rows"
+            )
+
+
 def _labels_as_text(y):
     """Class labels as the texts a CSV of them holds, and the classes."""
     classes, inverse = np.unique(y, return_inverse=True)
@@ -513,6 +527,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         cfg = self._start_fit()
         X, y = self._check_X(X, reset=True, y=y)
         target = self._free_targets(target)
+        _check_no_missing_label(y, "y")
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
         if X.shape[0] < 2:
@@ -542,6 +557,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return None, None
         ex, ey = eval_set
         ex, _ = self._check_X(ex, reset=False)
+        _check_no_missing_label(ey, "eval_set's y")
         ey = column_or_1d(np.asarray(ey))
         return ex, [str(v) for v in ey]
 
@@ -554,6 +570,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         not change the network being trained: ``fit`` starts anew)."""
         first = not hasattr(self, "_native")
         X, y = self._check_X(X, reset=first, y=y)
+        _check_no_missing_label(y, "y")
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
         if first:
