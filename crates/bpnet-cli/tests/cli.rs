@@ -133,6 +133,26 @@ fn csv_classification_train_eval_predict_inspect() {
     assert_eq!(std::fs::read_to_string(dir.path().join("p.csv")).unwrap(), p1);
     assert!(p1.starts_with("prediction,p_setosa,p_versicolor,p_virginica\n"), "{p1}");
     assert_eq!(p1.lines().count(), 31);
+    // A file of one class predicted right: macro F1 1 (the absent classes
+    // have no F1; they had counted as 0, giving 0.3333).
+    let iris = std::fs::read_to_string(data("iris.csv")).unwrap();
+    let setosa: Vec<&str> = iris.lines().take(11).collect();
+    std::fs::write(dir.path().join("setosa.csv"), setosa.join("\n") + "\n").unwrap();
+    let e = last_json(&ok(
+        dir.path(),
+        &["eval", "--model", "iris.safetensors", "--data", "setosa.csv", "--json"],
+    ));
+    let m = &e["metrics"];
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(m["confusion"].clone()).unwrap();
+    let f1s: Vec<f64> = serde_json::from_value(m["f1"].clone()).unwrap();
+    let occurs = |c: usize| confusion[c].iter().sum::<u64>() + confusion.iter().map(|r| r[c]).sum::<u64>() > 0;
+    let present: Vec<f64> = (0..3).filter(|&c| occurs(c)).map(|c| f1s[c]).collect();
+    let want = present.iter().sum::<f64>() / present.len() as f64;
+    assert!(present.len() < 3, "{m}");
+    assert_eq!(m["macro_f1"].as_f64().unwrap(), want, "{m}");
+    if m["accuracy"] == 1.0 {
+        assert_eq!(want, 1.0);
+    }
     let i = ok(dir.path(), &["inspect", "iris.safetensors", "--json"]);
     assert!(i.contains("format 1") && i.contains("layers.1.running_mean"), "{i}");
     assert_eq!(last_json(&i)["metadata"]["preprocessing"]["kind"], "table");
@@ -177,6 +197,35 @@ fn csv_regression_reports_original_units() {
         (mean - 152.0).abs() < 25.0,
         "predictions are mapped back to the target scale: mean {mean}"
     );
+    // One row, and rows of one target value, have no R²: 0 as scikit-learn
+    // scores it, and said so (it read as a plain R² 0.0000).
+    let text = std::fs::read_to_string(data("diabetes.csv")).unwrap();
+    let head = text.lines().next().unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).take(10).collect();
+    let constant: Vec<String> = rows
+        .iter()
+        .map(|l| format!("{},100", l.rsplit_once(',').unwrap().0))
+        .collect();
+    std::fs::write(dir.path().join("one.csv"), format!("{head}\n{}\n", rows[0])).unwrap();
+    std::fs::write(
+        dir.path().join("const.csv"),
+        format!("{head}\n{}\n", constant.join("\n")),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("ten.csv"), format!("{head}\n{}\n", rows.join("\n"))).unwrap();
+    for (file, defined) in [("one.csv", false), ("const.csv", false), ("ten.csv", true)] {
+        let e = ok(dir.path(), &["eval", "--model", "model.safetensors", "--data", file]);
+        assert_eq!(
+            e.contains("R² 0.0000 (undefined: the target is constant"),
+            !defined,
+            "{file}: {e}"
+        );
+        let j = last_json(&ok(
+            dir.path(),
+            &["eval", "--model", "model.safetensors", "--data", file, "--json"],
+        ));
+        assert_eq!(j["metrics"]["r2_defined"], defined, "{file}: {j}");
+    }
 }
 
 #[test]

@@ -57,9 +57,16 @@ impl ClassMetrics {
         }
     }
 
-    /// Unweighted mean of the per-class F1 scores.
+    /// Unweighted mean of the per-class F1 scores over the classes that
+    /// occur in the truth or the predictions (scikit-learn's `f1_score(...,
+    /// average='macro')`): a class with neither has no F1, where counting
+    /// it as 0 gave 0.3333 for a perfect prediction of a file holding one
+    /// of three classes. 0 with no rows.
     pub fn macro_f1(&self) -> f64 {
-        self.f1.iter().sum::<f64>() / self.f1.len().max(1) as f64
+        let occurs =
+            |c: usize| self.confusion[c].iter().sum::<u64>() + self.confusion.iter().map(|r| r[c]).sum::<u64>() > 0;
+        let present: Vec<f64> = (0..self.f1.len()).filter(|&c| occurs(c)).map(|c| self.f1[c]).collect();
+        present.iter().sum::<f64>() / present.len().max(1) as f64
     }
 
     /// A text table: per-class precision/recall/F1 and the confusion matrix,
@@ -101,6 +108,10 @@ pub struct RegressionMetrics {
     /// mapped back) has none and is skipped; when every output is, `r2` is
     /// 0, as scikit-learn's `r2_score` gives for an imperfect prediction.
     pub r2: f64,
+    /// Whether some output's truth was not constant, so that `r2` is a
+    /// coefficient of determination (false: `r2` is the 0 above; a file
+    /// of one row, or of one target value).
+    pub r2_defined: bool,
 }
 
 impl RegressionMetrics {
@@ -129,13 +140,14 @@ impl RegressionMetrics {
             let ss_res: f64 = (0..n).map(|i| (truth.get(i, j) - predicted.get(i, j)).powi(2)).sum();
             (n as f64, mean, ss_tot, ss_res)
         });
-        let r2 = mean_r2(outputs);
+        let (r2, r2_defined) = mean_r2(outputs);
         let mse = se / count;
         RegressionMetrics {
             mse,
             rmse: mse.sqrt(),
             mae: ae / count,
             r2,
+            r2_defined,
         }
     }
 }
@@ -179,19 +191,21 @@ impl RegressionSums {
     pub fn finish(&self) -> RegressionMetrics {
         let count = self.count.max(1) as f64;
         let mse = self.se / count;
+        let (r2, r2_defined) = mean_r2(self.outputs.iter().copied());
         RegressionMetrics {
             mse,
             rmse: mse.sqrt(),
             mae: self.ae / count,
-            r2: mean_r2(self.outputs.iter().copied()),
+            r2,
+            r2_defined,
         }
     }
 }
 
 /// The mean of `1 - SS_res / SS_tot` over outputs `(rows, mean, SS_tot,
 /// SS_res)` whose truth is not constant (see [`RegressionMetrics::r2`]); 0
-/// when none is.
-fn mean_r2(outputs: impl Iterator<Item = (f64, f64, f64, f64)>) -> f64 {
+/// when none is. With it, whether any was.
+fn mean_r2(outputs: impl Iterator<Item = (f64, f64, f64, f64)>) -> (f64, bool) {
     let (mut sum, mut count) = (0.0, 0usize);
     for (n, mean, ss_tot, ss_res) in outputs {
         if ss_tot > n * (1e-13 * mean).powi(2) {
@@ -199,12 +213,25 @@ fn mean_r2(outputs: impl Iterator<Item = (f64, f64, f64, f64)>) -> f64 {
             count += 1;
         }
     }
-    sum / count.max(1) as f64
+    (sum / count.max(1) as f64, count > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macro_f1_averages_the_classes_that_occur() {
+        // Only class 0 in truth and predictions (of 3): a perfect 1.0.
+        let m = ClassMetrics::new(&[0, 0, 0], &[0, 0, 0], 3);
+        assert_eq!((m.accuracy, m.macro_f1()), (1.0, 1.0));
+        // Class 2 predicted but never true: it counts (F1 0), class 1 not.
+        let m = ClassMetrics::new(&[0, 0, 0], &[0, 0, 2], 3);
+        let f0 = 2.0 * 1.0 * (2.0 / 3.0) / (1.0 + 2.0 / 3.0);
+        assert!((m.macro_f1() - f0 / 2.0).abs() < 1e-12, "{}", m.macro_f1());
+        // No rows.
+        assert_eq!(ClassMetrics::new(&[], &[], 3).macro_f1(), 0.0);
+    }
 
     #[test]
     fn class_metrics_by_hand() {
@@ -228,7 +255,7 @@ mod tests {
         let m = RegressionMetrics::new(&t, &p);
         assert!((m.mse - 1.0).abs() < 1e-12 && (m.rmse - 1.0).abs() < 1e-12 && (m.mae - 0.5).abs() < 1e-12);
         // SS_tot = 5, SS_res = 4
-        assert!((m.r2 - 0.2).abs() < 1e-12);
+        assert!((m.r2 - 0.2).abs() < 1e-12 && m.r2_defined);
     }
 
     #[test]
@@ -241,9 +268,11 @@ mod tests {
         let t = Matrix::from_vec(12, 1, truth.clone()).unwrap();
         let p = Matrix::from_vec(12, 1, vec![99.0; 12]).unwrap();
         assert_eq!(RegressionMetrics::new(&t, &p).r2, 0.0);
+        assert!(!RegressionMetrics::new(&t, &p).r2_defined);
         let mut sums = RegressionSums::default();
         sums.push(&t, &p);
         assert_eq!(sums.finish().r2, 0.0);
+        assert!(!sums.finish().r2_defined);
         // Exactly equal values of any count: the mean of 20,011 copies of
         // one value is off by some ulps, which gave SS_tot > 0.
         for v in [100.0, 123.456_789_012_345, 1e7 + 0.1] {

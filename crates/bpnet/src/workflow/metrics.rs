@@ -178,13 +178,22 @@ pub(crate) fn class_metrics(m: ClassMetrics, loss: f64, rows: usize, pipeline: &
 
 /// Regression metrics (original units) for display and scripts.
 pub(crate) fn regression_metrics(m: RegressionMetrics, loss: f64, rows: usize) -> TestMetrics {
+    // A constant truth (one row, or one value) has no R²: scored 0, as
+    // scikit-learn's `r2_score` does, and said so.
+    let undefined = match m.r2_defined {
+        true => "",
+        false => " (undefined: the target is constant in these rows; 0 as scikit-learn scores it)",
+    };
     let summary = format!(
-        "RMSE {:.4}, MAE {:.4}, R² {:.4}, MSE {:.4} ({rows} rows)",
+        "RMSE {:.4}, MAE {:.4}, R² {:.4}{undefined}, MSE {:.4} ({rows} rows)",
         m.rmse, m.mae, m.r2, m.mse
     );
     TestMetrics {
         summary,
         report: String::new(),
-        json: json!({"rows": rows, "mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "loss": loss}),
+        json: json!({
+            "rows": rows, "mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "r2_defined": m.r2_defined,
+            "loss": loss,
+        }),
     }
 }
