@@ -281,6 +281,22 @@ fn train_with_diagnostics_and_plot_then_plot_the_history() {
     let (out, _) = ok(dir.path(), &["plot", "deep.history.json", "--out", "again"]);
     assert!(out.contains("curves.png") && out.contains("diagnostics.svg"), "{out}");
     assert_png(&dir.path().join("again/diagnostics.png"));
+    // Diagnostics with nothing to draw are refused, as curves without a
+    // number are (they gave empty axes and exit 0), and no folder is made.
+    for (name, bad) in [
+        ("oops", Value::from("oops")),
+        ("empty", serde_json::json!({"epochs": []})),
+    ] {
+        let mut h = history.clone();
+        h["diagnostics"] = bad;
+        let file = format!("{name}.history.json");
+        std::fs::write(dir.path().join(&file), h.to_string()).unwrap();
+        let out = run_in(dir.path(), &["plot", &file]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
+        assert!(err.contains(&file) && err.contains("nothing to plot"), "{err}");
+        assert!(!dir.path().join(format!("{name}.plots")).exists());
+    }
     // The CSV history has no diagnostics: loss and metric curves only.
     ok(dir.path(), &["plot", "deep.history.csv", "--out", "from-csv"]);
     assert_png(&dir.path().join("from-csv/curves.png"));

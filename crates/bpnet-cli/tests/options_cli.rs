@@ -170,27 +170,62 @@ fn resume_refuses_another_batch_size_and_takes_epochs_over_a_step_budget() {
 fn a_config_files_bad_value_is_named_by_its_key_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for (line, key) in [("optimizer = \"sgdx\"", "optimizer"), ("dropout = 5.0", "dropout")] {
+    // The library names some options by what they are ("learning rate"):
+    // those named neither file nor key.
+    let cases = [
+        ("optimizer = \"sgdx\"", "optimizer"),
+        ("dropout = 5.0", "dropout"),
+        ("lr = -0.5", "lr"),
+        ("weight_decay = -1.0", "weight_decay"),
+        ("hidden = \"0\"", "hidden"),
+        ("epochs = 0", "epochs"),
+        ("norm = \"ghost:0\"", "norm"),
+    ];
+    for (line, key) in cases {
         std::fs::write(d.join("run.toml"), format!("{line}\n")).unwrap();
+        // BASE's own --hidden would override the file's.
+        let base: Vec<&str> = match key {
+            "hidden" => BASE.iter().copied().filter(|a| *a != "--hidden" && *a != "8").collect(),
+            _ => BASE.to_vec(),
+        };
         let err = refused(
             d,
-            &[&BASE[..], &["--config", "run.toml", "--out", "m.safetensors"]].concat(),
+            &[&base[..], &["--config", "run.toml", "--out", "m.safetensors"]].concat(),
         );
         assert!(err.contains(&format!("invalid {key} in run.toml")), "{err}");
         // The same value given as a flag too is named by the flag.
         let (flag, value) = line.split_once(" = ").unwrap();
-        let flag = format!("--{flag}");
-        let args = [
-            &flag,
-            value.trim_matches('"'),
-            "--config",
-            "run.toml",
-            "--out",
-            "m.safetensors",
-        ];
-        let err = refused(d, &[&BASE[..], &args[..]].concat());
-        assert!(!err.contains("run.toml"), "{err}");
+        let flag = format!("--{}={}", flag.replace('_', "-"), value.trim_matches('"'));
+        let args = [&flag, "--config", "run.toml", "--out", "m.safetensors"];
+        let err = refused(d, &[&base[..], &args[..]].concat());
+        assert!(err.contains("error: invalid") && !err.contains("run.toml"), "{err}");
     }
+}
+
+/// A value with a newline, quoted back in an error, split the error over
+/// two lines: it is written as an escape.
+#[test]
+fn a_value_with_a_newline_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("run.toml"), "task = \"x\\ny\"\n").unwrap();
+    let err = refused(
+        d,
+        &[&BASE[..], &["--config", "run.toml", "--out", "m.safetensors"]].concat(),
+    );
+    assert!(err.contains("x\\ny") && err.contains("run.toml"), "{err}");
+    std::fs::write(d.join("keys.toml"), "\"a\\nb\" = 1\n").unwrap();
+    let err = refused(
+        d,
+        &[&BASE[..], &["--config", "keys.toml", "--out", "m.safetensors"]].concat(),
+    );
+    assert!(err.contains("a\\nb") && err.contains("keys.toml"), "{err}");
+    let err = refused(
+        d,
+        &[&BASE[..], &["--norm", "ghost\n4", "--out", "m.safetensors"]].concat(),
+    );
+    assert!(err.contains("ghost\\n4"), "{err}");
+    assert!(!d.join("m.safetensors").exists());
 }
 
 #[test]

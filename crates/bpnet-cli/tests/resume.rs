@@ -264,6 +264,17 @@ fn skip_batch_policy_stops_at_the_eleventh_bad_batch_in_a_row() {
     };
     assert_eq!(*step, 11, "{detail}");
     assert!(detail.contains("(10 batches in a row skipped)"), "{detail}");
+    // Its advice leaves out skip-batch, which the run used.
+    let text = err.to_string();
+    assert!(
+        text.contains("gradient clipping") && !text.contains("skip-batch"),
+        "{text}"
+    );
+    let other = Error::Diverged {
+        step: 3,
+        detail: "loss is NaN".into(),
+    };
+    assert!(other.to_string().ends_with("or --on-nan skip-batch"), "{other}");
     let mut after = Vec::new();
     t.model
         .visit_params(&mut |p| after.extend(p.value.as_slice().iter().map(|v| v.to_bits())));

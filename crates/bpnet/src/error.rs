@@ -51,11 +51,7 @@ pub enum Error {
     /// Training produced a non-finite loss or gradient; `detail` ends with
     /// [`DIVERGED_KEPT`] when the trainer holds the weights from before the
     /// bad step (what `fit` does).
-    #[error(
-        "training diverged at step {step}: {detail}. \
-         Try a lower learning rate (--lr), batch normalization (--batch-norm), gradient clipping \
-         (--clip-grad-norm 1.0), or --on-nan skip-batch"
-    )]
+    #[error("training diverged at step {step}: {detail}. {}", diverged_advice(.detail))]
     Diverged {
         /// 1-based step at which it happened.
         step: usize,
@@ -110,6 +106,21 @@ impl Error {
             op,
             expected: expected.to_string(),
             got: got.to_string(),
+        }
+    }
+}
+
+/// What [`Error::Diverged`] advises: `--on-nan skip-batch` only to a run
+/// that did not skip batches already (`detail` from `fit` says so).
+fn diverged_advice(detail: &str) -> &'static str {
+    match detail.contains("batches in a row skipped") {
+        true => {
+            "Try a lower learning rate (--lr), batch normalization (--batch-norm) or gradient clipping \
+             (--clip-grad-norm 1.0)"
+        }
+        false => {
+            "Try a lower learning rate (--lr), batch normalization (--batch-norm), gradient clipping \
+             (--clip-grad-norm 1.0), or --on-nan skip-batch"
         }
     }
 }

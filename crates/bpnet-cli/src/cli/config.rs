@@ -57,8 +57,9 @@ pub fn in_file(e: Error, file: Option<&Path>) -> Error {
     let (Error::Config { field, reason }, Some(path)) = (&e, file) else {
         return e;
     };
-    // Library checks name the key (`dropout`), the command line the flag.
-    let flag = field.strip_prefix("--").unwrap_or(field).replace('_', "-");
+    // Library checks name the key (`dropout`) or the quantity (`learning
+    // rate`), the command line the flag.
+    let flag = key_of(field, path).replace('_', "-");
     let given = std::env::args_os().any(|a| {
         let a = a.to_string_lossy();
         a.strip_prefix("--")
@@ -69,6 +70,23 @@ pub fn in_file(e: Error, file: Option<&Path>) -> Error {
         return e;
     }
     Error::config(format!("{key} in {}", path.display()), reason.clone())
+}
+
+/// The configuration key a check's field name stands for: the library's
+/// checks name some options by what they are (`lr = -0.5` in a file was
+/// refused as "invalid learning rate", naming neither file nor key).
+fn key_of(field: &str, path: &Path) -> String {
+    let key = match field {
+        "learning rate" => "lr",
+        "weight decay" => "weight_decay",
+        "layer widths" => "hidden",
+        "ghost batch size" => "norm",
+        "batch size" => "batch_size",
+        "epochs/steps" if file_sets(Some(path), "steps") => "steps",
+        "epochs/steps" => "epochs",
+        f => f.strip_prefix("--").unwrap_or(f),
+    };
+    key.replace('-', "_")
 }
 
 /// A note on a batch size from the configuration file larger than the

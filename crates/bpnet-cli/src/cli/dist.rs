@@ -142,11 +142,12 @@ fn say_line(line: &str) {
 /// printed with its rank and ends the whole job (`MPI_Abort`), so no rank
 /// waits forever for one that stopped.
 pub fn report(comm: &dyn Comm, e: &Error) -> ExitCode {
+    let agreed = matches!(e, Error::Comm(_) | Error::Diverged { .. } | Error::BatchTooSmall { .. });
+    let e = one_line(&e.to_string());
     if comm.size() == 1 {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let agreed = matches!(e, Error::Comm(_) | Error::Diverged { .. } | Error::BatchTooSmall { .. });
     if agreed {
         if comm.rank() == 0 {
             say_line(&format!("error: {e}"));
@@ -156,6 +157,17 @@ pub fn report(comm: &dyn Comm, e: &Error) -> ExitCode {
     say_line(&format!("error: rank {} of {}: {e}", comm.rank(), comm.size()));
     comm.abort(1);
     ExitCode::FAILURE
+}
+
+/// `text` on one line: control characters (a newline in a value quoted
+/// back, `task = "x\ny"`) written as escapes, so that an error is one line.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

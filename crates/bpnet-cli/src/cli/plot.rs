@@ -180,6 +180,16 @@ pub fn plot_history(path: &Path, out: &Path) -> Result<Vec<FigureFiles>> {
             "no epoch has a finite epoch number and a finite loss or metric: nothing to plot",
         ));
     }
+    if let Some(d) = &diag
+        && !drawable(d)
+    {
+        // As for the curves: a figure of empty axes said nothing was wrong.
+        return Err(read_error(
+            path,
+            "its \"diagnostics\" hold no epoch with a finite gradient norm or activation spread: nothing to plot \
+             (bpnet train --diagnostics writes them)",
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|source| Error::Io {
         path: out.to_path_buf(),
         source,
@@ -281,6 +291,19 @@ fn ramp_panel(title: &str, y: &str, data: Vec<(String, Vec<(f64, f64)>)>, log_y:
             .push(Series::new(name, Rgb::ramp(i as f64 / n as f64), pts).width(2));
     }
     p
+}
+
+/// Whether the diagnostics figure would draw a point: a finite weight
+/// gradient norm or activation spread at some epoch.
+fn drawable(d: &Value) -> bool {
+    let grads = lines(d, "grad_norms", "param", "norm", |v| {
+        v["weight"].as_bool() == Some(true)
+    });
+    let stds = lines(d, "activations", "layer", "std", |_| true);
+    grads
+        .iter()
+        .chain(&stds)
+        .any(|(_, pts)| pts.iter().any(|p| p.0.is_finite() && p.1.is_finite()))
 }
 
 fn diagnostics_figure(d: &Value) -> Figure {
