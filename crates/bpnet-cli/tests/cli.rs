@@ -271,6 +271,22 @@ fn config_file_flags_override_and_print_config_round_trips() {
         &["train", "--config", "wide.toml"],
         "wide.toml: line 2, column 16: ",
     );
+    // A file's rate beside `lr_auto = true` was dropped for the range
+    // test's without a word: refused, unless the command line chooses.
+    std::fs::write(dir.path().join("auto.toml"), "lr_auto = true\nlr = 0.5\n").unwrap();
+    assert_clean_failure_in(
+        dir.path(),
+        &["train", "--config", "auto.toml"],
+        "invalid lr_auto in auto.toml: lr_auto = true and lr = 0.5: the range test chooses the rate",
+    );
+    let printed = ok(
+        dir.path(),
+        &["train", "--config", "auto.toml", "--lr", "0.01", "--print-config"],
+    );
+    assert!(printed.contains("lr = 0.01\nlr_auto = false"), "{printed}");
+    std::fs::write(dir.path().join("auto0.toml"), "lr_auto = true\nlr = 0.0\n").unwrap();
+    let printed = ok(dir.path(), &["train", "--config", "auto0.toml", "--print-config"]);
+    assert!(printed.contains("lr_auto = true"), "{printed}");
 }
 
 #[test]

@@ -86,6 +86,90 @@ fn cv_with_bad_fold_counts_fails_in_one_line() {
     }
 }
 
+/// The header says whether folds are stratified (regression folds are
+/// not: they had been called "stratified for classification"); a
+/// `--batch-size` above a fold's training rows is noted on that fold (it
+/// took them in one batch, silently), one at or below them is not; a
+/// `--batch-size` the final fit refuses is refused before any fold runs.
+#[test]
+fn cv_names_its_folds_kind_and_notes_a_batch_larger_than_a_folds_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = |batch: &'static str| {
+        let mut v = vec![
+            "train", "--data", "IRIS", "--target", "species", "--cv", "3", "--epochs", "1",
+        ];
+        v.extend(["--ensemble", "1", "--batch-size", batch]);
+        v
+    };
+    let with_iris = |v: Vec<&str>| -> Vec<String> {
+        v.into_iter()
+            .map(|a| if a == "IRIS" { iris() } else { a.to_string() })
+            .collect()
+    };
+    let args = with_iris(base("91"));
+    let out = ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains("cross-validation: 3 folds (stratified by class, seed 0)"),
+        "{out}"
+    );
+    for fold in 1..=3 {
+        assert!(
+            out.contains(&format!(
+                "note: --batch-size 91 is larger than fold {fold}'s 90 training rows (after its validation split): one batch of 90 per epoch"
+            )),
+            "{out}"
+        );
+    }
+    let mut json_args = args.clone();
+    json_args.extend([
+        "--json".into(),
+        "--quiet".into(),
+        "--out".into(),
+        "j.safetensors".into(),
+    ]);
+    let j = last_json(&ok(d, &json_args.iter().map(String::as_str).collect::<Vec<_>>()));
+    for f in j["cv"]["folds"].as_array().unwrap() {
+        assert_eq!(f["train_rows"], 100, "{f}");
+        assert_eq!(f["fit_rows"], 90, "{f}");
+    }
+
+    let args = with_iris(base("90"));
+    let out = ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("fold 3: score"), "{out}");
+    assert!(!out.contains("note: --batch-size"), "{out}");
+
+    let args = with_iris(base("136"));
+    let r = run_in(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!r.status.success());
+    assert!(!text(&r.stdout).contains("fold 1"), "{}", text(&r.stdout));
+    assert_eq!(
+        text(&r.stderr).trim(),
+        "error: invalid --batch-size: 136 is larger than the 135 training rows"
+    );
+
+    let out = ok(
+        d,
+        &[
+            "train",
+            "--data",
+            &format!("{ROOT}/data/diabetes.csv"),
+            "--target",
+            "progression",
+            "--cv",
+            "2",
+            "--epochs",
+            "1",
+            "--ensemble",
+            "1",
+        ],
+    );
+    assert!(
+        out.contains("cross-validation: 2 folds (not stratified: a regression target, seed 0)"),
+        "{out}"
+    );
+}
+
 /// Regression folds of one row had scored R² = 0 each ("r2 0.0000 ±
 /// 0.0000" for any model, and every tune trial tied): refused, in train
 /// and tune; folds of two rows run.

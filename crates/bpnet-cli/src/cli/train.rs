@@ -352,6 +352,20 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
         }
         None => {}
     }
+    if let (None, Some(_)) = (&a.lr, a.config.as_deref())
+        && cfg.lr_auto
+        && cfg.lr != 0.0
+    {
+        // The range test would replace the file's rate without a word.
+        return Err(Error::config(
+            "lr_auto",
+            format!(
+                "lr_auto = true and lr = {}: the range test chooses the rate and would drop the file's; \
+                 remove one of them",
+                cfg.lr
+            ),
+        ));
+    }
     if let Some(n) = a.norm.as_deref().filter(|n| n.trim() != "none")
         && a.no_batch_norm == Some(true)
     {
@@ -502,9 +516,19 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
              without checkpoints or --resume (--ensemble 1 asks for one network)"
         ));
     }
+    // Before the folds, which can take minutes.
+    if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
+        return Err(Error::config(
+            "--batch-size",
+            format!("{b} is larger than the {} training rows", data.train.len()),
+        ));
+    }
     let cv = match (a.cv, &a.resume) {
         (Some(_), Some(_)) => return Err(Error::config("--cv", "cannot be combined with --resume")),
-        (Some(k), None) => Some(super::cv::run(&fold_cfg, k, a.quiet)?),
+        (Some(k), None) => {
+            let classify = data.pipeline.class_names().is_some();
+            Some(super::cv::run(&fold_cfg, k, classify, a.batch_size, a.quiet)?)
+        }
         (None, _) => None,
     };
     if cfg.lr_auto && resumed.is_none() {
@@ -565,12 +589,6 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             comm.size(),
             comm.engine(),
             cfg.bn_sync
-        ));
-    }
-    if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
-        return Err(Error::config(
-            "--batch-size",
-            format!("{b} is larger than the {} training rows", data.train.len()),
         ));
     }
     let rows = data.train.len();

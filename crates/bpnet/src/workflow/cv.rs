@@ -26,6 +26,9 @@ pub struct FoldScore {
     pub fold: usize,
     /// Rows the fold's model trained on (validation rows included).
     pub train_rows: usize,
+    /// Of those, the rows its gradient steps used (those left after its
+    /// validation split): a batch size above them takes them all at once.
+    pub fit_rows: usize,
     /// Held-out rows it was scored on.
     pub test_rows: usize,
     /// The score: accuracy (classification) or R² (regression), higher is better.
@@ -74,7 +77,7 @@ impl CvReport {
             .folds
             .iter()
             .map(|f| {
-                json!({"fold": f.fold, "train_rows": f.train_rows, "test_rows": f.test_rows,
+                json!({"fold": f.fold, "train_rows": f.train_rows, "fit_rows": f.fit_rows, "test_rows": f.test_rows,
                        "score": f.score, "epochs": f.epochs, "members": f.members, "lr": f.lr, "metrics": f.metrics})
             })
             .collect();
@@ -202,6 +205,7 @@ pub fn run_fold_members(
     Ok(FoldScore {
         fold: index + 1,
         train_rows: sorted.len(),
+        fit_rows: data.train.len(),
         test_rows: held.len(),
         score: m.json[key].as_f64().unwrap_or(f64::NAN),
         epochs: trained.history.epochs.len(),
