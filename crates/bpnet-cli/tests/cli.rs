@@ -228,6 +228,105 @@ fn csv_regression_reports_original_units() {
     }
 }
 
+/// With two targets, eval gives each one's metrics in its own units (the
+/// pooled MSE mixed `s5`, about 0.1, with `progression`, about 3600),
+/// named, in text and JSON, read in memory and streamed alike; each
+/// equals the metric recomputed from `predict`'s output.
+#[test]
+fn eval_reports_each_target_of_a_multi_target_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let diabetes = data("diabetes.csv");
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            &diabetes,
+            "--target",
+            "s5,progression",
+            "--epochs",
+            "3",
+            "--ensemble",
+            "1",
+            "--quiet",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "model.safetensors",
+            "--data",
+            &diabetes,
+            "--output",
+            "p.csv",
+        ],
+    );
+    let cells = |text: &str| -> Vec<Vec<f64>> {
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
+            .collect()
+    };
+    let pred = cells(&std::fs::read_to_string(d.join("p.csv")).unwrap());
+    let truth: Vec<Vec<f64>> = cells(&std::fs::read_to_string(&diabetes).unwrap())
+        .into_iter()
+        .map(|r| vec![r[8], r[10]])
+        .collect();
+    for stream in ["--no-stream", "--stream"] {
+        let out = ok(
+            d,
+            &["eval", "--model", "model.safetensors", "--data", &diabetes, stream],
+        );
+        assert!(out.contains("(pooled over the targets; each below)"), "{out}");
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with("progression  ")),
+            "{out}"
+        );
+        let j = last_json(&ok(
+            d,
+            &[
+                "eval",
+                "--model",
+                "model.safetensors",
+                "--data",
+                &diabetes,
+                stream,
+                "--json",
+            ],
+        ));
+        let m = &j["metrics"];
+        assert_eq!(m["loss_scale"], "standardized", "{m}");
+        let targets = m["targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 2);
+        let mut r2s = Vec::new();
+        for (k, (t, name)) in targets.iter().zip(["s5", "progression"]).enumerate() {
+            assert_eq!(t["target"], name);
+            let n = truth.len() as f64;
+            let mean = truth.iter().map(|r| r[k]).sum::<f64>() / n;
+            let ss_tot: f64 = truth.iter().map(|r| (r[k] - mean).powi(2)).sum();
+            let ss_res: f64 = truth.iter().zip(&pred).map(|(r, p)| (r[k] - p[k]).powi(2)).sum();
+            let mae = truth.iter().zip(&pred).map(|(r, p)| (r[k] - p[k]).abs()).sum::<f64>() / n;
+            let close = |key: &str, want: f64| {
+                let got = t[key].as_f64().unwrap();
+                // predict and eval batch the rows differently: f32 rounding.
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{stream} {name} {key}: {got} vs {want}"
+                );
+            };
+            close("mse", ss_res / n);
+            close("mae", mae);
+            close("r2", 1.0 - ss_res / ss_tot);
+            r2s.push(t["r2"].as_f64().unwrap());
+        }
+        let mean_r2 = (r2s[0] + r2s[1]) / 2.0;
+        assert!((m["r2"].as_f64().unwrap() - mean_r2).abs() < 1e-12, "{m}");
+    }
+}
+
 #[test]
 fn config_file_flags_override_and_print_config_round_trips() {
     let dir = tempfile::tempdir().unwrap();

@@ -66,7 +66,7 @@ impl ClassMetrics {
         let occurs =
             |c: usize| self.confusion[c].iter().sum::<u64>() + self.confusion.iter().map(|r| r[c]).sum::<u64>() > 0;
         let present: Vec<f64> = (0..self.f1.len()).filter(|&c| occurs(c)).map(|c| self.f1[c]).collect();
-        present.iter().sum::<f64>() / present.len().max(1) as f64
+        present.iter().fold(0.0, |a, f| a + f) / present.len().max(1) as f64
     }
 
     /// A text table: per-class precision/recall/F1 and the confusion matrix,
@@ -93,14 +93,16 @@ impl ClassMetrics {
     }
 }
 
-/// Regression results, averaged over outputs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Regression results: pooled over outputs (MSE, RMSE, MAE), R² averaged
+/// over outputs, and each output's own.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RegressionMetrics {
-    /// Mean squared error.
+    /// Mean squared error over every cell `[rows, outputs]` (with several
+    /// outputs, in their mixed units: see `targets`).
     pub mse: f64,
     /// Square root of the MSE.
     pub rmse: f64,
-    /// Mean absolute error.
+    /// Mean absolute error over every cell.
     pub mae: f64,
     /// Coefficient of determination `1 - SS_res / SS_tot`, averaged over
     /// outputs. An output whose truth is constant (its standard deviation
@@ -112,6 +114,59 @@ pub struct RegressionMetrics {
     /// coefficient of determination (false: `r2` is the 0 above; a file
     /// of one row, or of one target value).
     pub r2_defined: bool,
+    /// Each output's metrics, in output order (scikit-learn's
+    /// `multioutput="raw_values"`).
+    pub targets: Vec<TargetMetrics>,
+}
+
+/// One output's regression metrics, in its own units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetMetrics {
+    /// Mean squared error.
+    pub mse: f64,
+    /// Square root of the MSE.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// `1 - SS_res / SS_tot`; 0 when the truth is constant.
+    pub r2: f64,
+    /// Whether the truth was not constant (see [`RegressionMetrics::r2`]).
+    pub r2_defined: bool,
+}
+
+/// One output's sums: rows, mean of the truth, `SS_tot`, `SS_res`, sum of
+/// absolute errors.
+#[derive(Debug, Clone, Copy, Default)]
+struct OutputSums {
+    n: f64,
+    mean: f64,
+    ss_tot: f64,
+    ss_res: f64,
+    ae: f64,
+}
+
+impl OutputSums {
+    /// Whether the truth varies (beyond the rounding of scaled targets).
+    fn defined(&self) -> bool {
+        self.ss_tot > self.n * (1e-13 * self.mean).powi(2)
+    }
+
+    fn metrics(&self) -> TargetMetrics {
+        let n = self.n.max(1.0);
+        let mse = self.ss_res / n;
+        let r2_defined = self.defined();
+        TargetMetrics {
+            mse,
+            rmse: mse.sqrt(),
+            mae: self.ae / n,
+            r2: if r2_defined {
+                1.0 - self.ss_res / self.ss_tot
+            } else {
+                0.0
+            },
+            r2_defined,
+        }
+    }
 }
 
 impl RegressionMetrics {
@@ -125,30 +180,84 @@ impl RegressionMetrics {
             se += (t - p) * (t - p);
             ae += (t - p).abs();
         }
-        let outputs = (0..k).map(|j| {
-            let col = || (0..n).map(|i| truth.get(i, j));
-            let first = truth.as_slice().get(j).copied().unwrap_or(0.0);
-            if col().all(|t| t == first) {
-                // Constant: no R² (the sum's rounding made SS_tot about
-                // 1e-28, and R² about -1e31, over 20,000 equal values).
-                return (n as f64, first, 0.0, 0.0);
-            }
-            let rough = col().sum::<f64>() / n.max(1) as f64;
-            // One correction pass: the mean to the last bits, whatever n.
-            let mean = rough + col().map(|t| t - rough).sum::<f64>() / n.max(1) as f64;
-            let ss_tot: f64 = col().map(|t| (t - mean).powi(2)).sum();
-            let ss_res: f64 = (0..n).map(|i| (truth.get(i, j) - predicted.get(i, j)).powi(2)).sum();
-            (n as f64, mean, ss_tot, ss_res)
-        });
-        let (r2, r2_defined) = mean_r2(outputs);
-        let mse = se / count;
+        let outputs: Vec<OutputSums> = (0..k)
+            .map(|j| {
+                let col = || (0..n).map(|i| truth.get(i, j));
+                let ss_res: f64 = (0..n).map(|i| (truth.get(i, j) - predicted.get(i, j)).powi(2)).sum();
+                let ae: f64 = (0..n).map(|i| (truth.get(i, j) - predicted.get(i, j)).abs()).sum();
+                let first = truth.as_slice().get(j).copied().unwrap_or(0.0);
+                let rows = n as f64;
+                if col().all(|t| t == first) {
+                    // Constant: no R² (the sum's rounding made SS_tot about
+                    // 1e-28, and R² about -1e31, over 20,000 equal values).
+                    return OutputSums {
+                        n: rows,
+                        mean: first,
+                        ss_tot: 0.0,
+                        ss_res,
+                        ae,
+                    };
+                }
+                let rough = col().sum::<f64>() / rows.max(1.0);
+                // One correction pass: the mean to the last bits, whatever n.
+                let mean = rough + col().map(|t| t - rough).sum::<f64>() / rows.max(1.0);
+                let ss_tot: f64 = col().map(|t| (t - mean).powi(2)).sum();
+                OutputSums {
+                    n: rows,
+                    mean,
+                    ss_tot,
+                    ss_res,
+                    ae,
+                }
+            })
+            .collect();
+        Self::from_sums(se / count, ae / count, &outputs)
+    }
+
+    fn from_sums(mse: f64, mae: f64, outputs: &[OutputSums]) -> Self {
+        let targets: Vec<TargetMetrics> = outputs.iter().map(OutputSums::metrics).collect();
+        let defined: Vec<f64> = targets.iter().filter(|t| t.r2_defined).map(|t| t.r2).collect();
         RegressionMetrics {
             mse,
             rmse: mse.sqrt(),
-            mae: ae / count,
-            r2,
-            r2_defined,
+            mae,
+            // From +0.0: an empty `sum` of f64 is -0.0 (printed "-0.0000").
+            r2: defined.iter().fold(0.0, |a, r| a + r) / defined.len().max(1) as f64,
+            r2_defined: !defined.is_empty(),
+            targets,
         }
+    }
+
+    /// One line per output, named by `names` (numbered where they run
+    /// out): RMSE, MAE, R², MSE in the output's units; empty for one output.
+    pub fn report(&self, names: &[String]) -> String {
+        if self.targets.len() < 2 {
+            return String::new();
+        }
+        let label = |j: usize| names.get(j).cloned().unwrap_or_else(|| format!("output {j}"));
+        let width = (0..self.targets.len())
+            .map(|j| label(j).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let mut s = format!(
+            "{:>width$}  {:<10}  {:<10}  {:<8}  mse\n",
+            "target", "rmse", "mae", "r2"
+        );
+        for (j, t) in self.targets.iter().enumerate() {
+            let r2 = match t.r2_defined {
+                true => format!("{:<8.4}", t.r2),
+                false => format!("{:<8}", "(const)"),
+            };
+            s += &format!(
+                "{:>width$}  {:<10.4}  {:<10.4}  {r2}  {:.4}\n",
+                label(j),
+                t.rmse,
+                t.mae,
+                t.mse
+            );
+        }
+        s
     }
 }
 
@@ -161,15 +270,14 @@ pub struct RegressionSums {
     se: f64,
     ae: f64,
     count: usize,
-    /// Per output: rows, running mean of the truth, `SS_tot`, `SS_res`.
-    outputs: Vec<(f64, f64, f64, f64)>,
+    outputs: Vec<OutputSums>,
 }
 
 impl RegressionSums {
     /// Adds rows `truth`, `predicted` (`[rows, k]`, original units).
     pub fn push(&mut self, truth: &Matrix<f64>, predicted: &Matrix<f64>) {
         let k = truth.cols();
-        self.outputs.resize(k, (0.0, 0.0, 0.0, 0.0));
+        self.outputs.resize(k, OutputSums::default());
         for (t, p) in truth.as_slice().iter().zip(predicted.as_slice()) {
             self.se += (t - p) * (t - p);
             self.ae += (t - p).abs();
@@ -178,11 +286,12 @@ impl RegressionSums {
         for i in 0..truth.rows() {
             for (j, o) in self.outputs.iter_mut().enumerate() {
                 let (t, p) = (truth.get(i, j), predicted.get(i, j));
-                o.0 += 1.0;
-                let d = t - o.1;
-                o.1 += d / o.0;
-                o.2 += d * (t - o.1);
-                o.3 += (t - p).powi(2);
+                o.n += 1.0;
+                let d = t - o.mean;
+                o.mean += d / o.n;
+                o.ss_tot += d * (t - o.mean);
+                o.ss_res += (t - p).powi(2);
+                o.ae += (t - p).abs();
             }
         }
     }
@@ -190,30 +299,8 @@ impl RegressionSums {
     /// The metrics of the rows pushed.
     pub fn finish(&self) -> RegressionMetrics {
         let count = self.count.max(1) as f64;
-        let mse = self.se / count;
-        let (r2, r2_defined) = mean_r2(self.outputs.iter().copied());
-        RegressionMetrics {
-            mse,
-            rmse: mse.sqrt(),
-            mae: self.ae / count,
-            r2,
-            r2_defined,
-        }
+        RegressionMetrics::from_sums(self.se / count, self.ae / count, &self.outputs)
     }
-}
-
-/// The mean of `1 - SS_res / SS_tot` over outputs `(rows, mean, SS_tot,
-/// SS_res)` whose truth is not constant (see [`RegressionMetrics::r2`]); 0
-/// when none is. With it, whether any was.
-fn mean_r2(outputs: impl Iterator<Item = (f64, f64, f64, f64)>) -> (f64, bool) {
-    let (mut sum, mut count) = (0.0, 0usize);
-    for (n, mean, ss_tot, ss_res) in outputs {
-        if ss_tot > n * (1e-13 * mean).powi(2) {
-            sum += 1.0 - ss_res / ss_tot;
-            count += 1;
-        }
-    }
-    (sum / count.max(1) as f64, count > 0)
 }
 
 #[cfg(test)]
@@ -230,7 +317,7 @@ mod tests {
         let f0 = 2.0 * 1.0 * (2.0 / 3.0) / (1.0 + 2.0 / 3.0);
         assert!((m.macro_f1() - f0 / 2.0).abs() < 1e-12, "{}", m.macro_f1());
         // No rows.
-        assert_eq!(ClassMetrics::new(&[], &[], 3).macro_f1(), 0.0);
+        assert_eq!(ClassMetrics::new(&[], &[], 3).macro_f1().to_bits(), 0.0f64.to_bits());
     }
 
     #[test]
@@ -256,6 +343,53 @@ mod tests {
         assert!((m.mse - 1.0).abs() < 1e-12 && (m.rmse - 1.0).abs() < 1e-12 && (m.mae - 0.5).abs() < 1e-12);
         // SS_tot = 5, SS_res = 4
         assert!((m.r2 - 0.2).abs() < 1e-12 && m.r2_defined);
+    }
+
+    /// Each output's own metrics, as scikit-learn's `raw_values` give
+    /// them; the pooled MSE is their mean (equal rows per output), and the
+    /// streamed sums give the same up to rounding.
+    #[test]
+    fn per_target_metrics_by_hand_and_streamed() {
+        // Output 0: truth 1 2 3 4, predicted 1 2 3 6 (as above). Output 1:
+        // truth 10 10 10 10 (constant), predicted 11 9 10 14.
+        let t = Matrix::from_vec(4, 2, vec![1.0, 10.0, 2.0, 10.0, 3.0, 10.0, 4.0, 10.0]).unwrap();
+        let p = Matrix::from_vec(4, 2, vec![1.0, 11.0, 2.0, 9.0, 3.0, 10.0, 6.0, 14.0]).unwrap();
+        let m = RegressionMetrics::new(&t, &p);
+        let [a, b] = [m.targets[0], m.targets[1]];
+        assert_eq!(m.targets.len(), 2);
+        assert!((a.mse - 1.0).abs() < 1e-12 && (a.mae - 0.5).abs() < 1e-12 && (a.r2 - 0.2).abs() < 1e-12);
+        assert!(a.r2_defined && !b.r2_defined && b.r2 == 0.0);
+        // No output with a defined R²: +0, not the -0 an empty f64 sum gives.
+        let none = RegressionMetrics::from_sums(0.0, 0.0, &[OutputSums::default()]);
+        assert_eq!(none.r2.to_bits(), 0.0f64.to_bits());
+        assert!(!none.r2_defined);
+        // 1 + 1 + 0 + 16 over 4 rows; |errors| 1 1 0 4.
+        assert!((b.mse - 4.5).abs() < 1e-12 && (b.rmse - 4.5f64.sqrt()).abs() < 1e-12 && (b.mae - 1.5).abs() < 1e-12);
+        assert!((m.mse - (a.mse + b.mse) / 2.0).abs() < 1e-12);
+        assert!((m.mae - (a.mae + b.mae) / 2.0).abs() < 1e-12);
+        assert_eq!(m.r2, a.r2, "the constant output is left out of the mean");
+        let report = m.report(&["x".into()]);
+        assert!(
+            report.contains("     x  1.0000") && report.contains("output 1") && report.contains("(const)"),
+            "{report}"
+        );
+        // Streamed in chunks of 1 and 3 rows.
+        let mut sums = RegressionSums::default();
+        let rows = |r: std::ops::Range<usize>, m: &Matrix<f64>| {
+            Matrix::from_vec(r.len(), 2, m.as_slice()[r.start * 2..r.end * 2].to_vec()).unwrap()
+        };
+        sums.push(&rows(0..1, &t), &rows(0..1, &p));
+        sums.push(&rows(1..4, &t), &rows(1..4, &p));
+        let s = sums.finish();
+        for (x, y) in s.targets.iter().zip(&m.targets) {
+            assert!((x.mse - y.mse).abs() < 1e-12 && (x.mae - y.mae).abs() < 1e-12 && (x.r2 - y.r2).abs() < 1e-12);
+            assert_eq!(x.r2_defined, y.r2_defined);
+        }
+        // One output: no per-target report (the summary says it all).
+        let col = |m: &Matrix<f64>| Matrix::from_vec(4, 1, m.as_slice().iter().step_by(2).copied().collect()).unwrap();
+        let one = RegressionMetrics::new(&col(&t), &col(&p));
+        assert_eq!(one.targets, vec![a]);
+        assert!(one.report(&["x".into()]).is_empty());
     }
 
     #[test]

@@ -150,7 +150,12 @@ fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<Tes
                 }
                 Pipeline::Images { .. } | Pipeline::Features { .. } => (v.cast(), ev.outputs.cast()),
             };
-            Ok(regression_metrics(RegressionMetrics::new(&truth, &pred), ev.loss, rows))
+            Ok(regression_metrics(
+                RegressionMetrics::new(&truth, &pred),
+                ev.loss,
+                rows,
+                pipeline,
+            ))
         }
     }
 }
@@ -176,24 +181,48 @@ pub(crate) fn class_metrics(m: ClassMetrics, loss: f64, rows: usize, pipeline: &
     }
 }
 
-/// Regression metrics (original units) for display and scripts.
-pub(crate) fn regression_metrics(m: RegressionMetrics, loss: f64, rows: usize) -> TestMetrics {
+/// Regression metrics (original units) for display and scripts; with
+/// several targets, each one's too (named by `pipeline`'s target columns).
+/// `loss` is the training loss on the network's outputs: for a table,
+/// the MSE of the standardized targets (JSON `loss_scale`).
+pub(crate) fn regression_metrics(m: RegressionMetrics, loss: f64, rows: usize, pipeline: &Pipeline) -> TestMetrics {
     // A constant truth (one row, or one value) has no R²: scored 0, as
     // scikit-learn's `r2_score` does, and said so.
     let undefined = match m.r2_defined {
         true => "",
         false => " (undefined: the target is constant in these rows; 0 as scikit-learn scores it)",
     };
+    let several = match m.targets.len() {
+        0 | 1 => "",
+        _ => " (pooled over the targets; each below)",
+    };
     let summary = format!(
-        "RMSE {:.4}, MAE {:.4}, R² {:.4}{undefined}, MSE {:.4} ({rows} rows)",
+        "RMSE {:.4}, MAE {:.4}, R² {:.4}{undefined}, MSE {:.4}{several} ({rows} rows)",
         m.rmse, m.mae, m.r2, m.mse
     );
+    let names: Vec<String> = match pipeline {
+        Pipeline::Table { preprocessor, .. } => preprocessor.target_columns().to_vec(),
+        Pipeline::Images { .. } | Pipeline::Features { .. } => Vec::new(),
+    };
+    let scale = match pipeline {
+        Pipeline::Table { .. } => "standardized",
+        Pipeline::Images { .. } | Pipeline::Features { .. } => "original",
+    };
+    let targets: Vec<Value> = m
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(j, t)| {
+            json!({"target": names.get(j).cloned().unwrap_or_else(|| format!("output {j}")),
+                   "mse": t.mse, "rmse": t.rmse, "mae": t.mae, "r2": t.r2, "r2_defined": t.r2_defined})
+        })
+        .collect();
     TestMetrics {
         summary,
-        report: String::new(),
+        report: m.report(&names),
         json: json!({
             "rows": rows, "mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "r2_defined": m.r2_defined,
-            "loss": loss,
+            "loss": loss, "loss_scale": scale, "targets": targets,
         }),
     }
 }

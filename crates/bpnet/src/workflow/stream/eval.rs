@@ -47,7 +47,7 @@ impl StreamMetrics {
     pub fn finish(self, pipeline: &Pipeline) -> TestMetrics {
         let loss = self.loss / self.rows.max(1) as f64;
         match self.regression {
-            Some(r) => regression_metrics(r.finish(), loss, self.rows),
+            Some(r) => regression_metrics(r.finish(), loss, self.rows, pipeline),
             None => class_metrics(ClassMetrics::from_confusion(self.confusion), loss, self.rows, pipeline),
         }
     }
