@@ -18,13 +18,38 @@ use pyo3::prelude::*;
 /// shapes, data and files are `ValueError`, missing files
 /// `FileNotFoundError`, other I/O `OSError`, divergence `RuntimeError`.
 pub(crate) fn to_py(e: Error) -> PyErr {
-    let msg = e.to_string();
+    let msg = target_location(e.to_string());
     match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
         Error::Io { .. } | Error::Output { .. } => PyOSError::new_err(msg),
         Error::Diverged { .. } | Error::State(_) => PyRuntimeError::new_err(msg),
         _ => PyValueError::new_err(msg),
     }
+}
+
+/// An error about a target cell in array words: the engine reads `y` as a
+/// CSV column and names the place `y: line 50, column 'col6'` (the line
+/// 1-based, the column a headerless CSV's name for it, one past X's); X's
+/// errors say `row 49`, 0-based. This gives `y: row 49` (`eval_set's y`
+/// likewise), keeping a column name the user gave (a Series' name).
+fn target_location(msg: String) -> String {
+    let rewrite = |rest: &str, src: &str| -> Option<String> {
+        let rest = rest.strip_prefix(": line ")?;
+        let (line, rest) = rest.split_once(", column '")?;
+        let row = line.parse::<u64>().ok()?.checked_sub(1)?;
+        let (name, rest) = rest.split_once("': ")?;
+        let auto = name
+            .strip_prefix("col")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+        Some(match auto {
+            true => format!("{src}: row {row}: {rest}"),
+            false => format!("{src}: row {row}, column '{name}': {rest}"),
+        })
+    };
+    ["eval_set's y", "y"]
+        .iter()
+        .find_map(|src| msg.strip_prefix(src).and_then(|rest| rewrite(rest, src)))
+        .unwrap_or(msg)
 }
 
 /// A `RuntimeError` with `msg`.

@@ -72,7 +72,9 @@ pub fn names_for(
 /// The evaluation set's target table, named like the training one.
 pub fn eval_table(train: &RawTable, y: Targets) -> PyResult<RawTable> {
     same_width(&y, train.columns.len(), "eval_set's y")?;
-    Ok(target_table(train.columns.clone(), y.0, train.has_header))
+    let mut table = target_table(train.columns.clone(), y.0, train.has_header);
+    table.path = "eval_set's y".into();
+    Ok(table)
 }
 
 /// A target table for new rows of a fitted model.

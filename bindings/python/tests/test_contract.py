@@ -102,6 +102,26 @@ def test_a_refused_refit_leaves_no_half_old_model():
         c.set_params(activation="foo").fit(X[:, :3], y)
     with pytest.raises(NotFittedError):
         c.predict(X)
+    # Every fitted attribute went with the network: classes_ and history_
+    # of the old model stayed, so check_is_fitted (and a Pipeline) took
+    # the estimator for fitted while predict refused.
+    from sklearn.utils.validation import check_is_fitted
+
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    for est, target in ((bpnet.MLPClassifier(**FAST), y), (bpnet.MLPRegressor(**FAST), X[:, 0] + X[:, 1])):
+        est.fit(X, target)
+        check_is_fitted(est)
+        with pytest.raises(ValueError):
+            est.fit(bad, target)
+        with pytest.raises(NotFittedError):
+            check_is_fitted(est)
+        left = [k for k in vars(est) if k.endswith("_") or k in ("_native", "_class_order", "_y_ndim")]
+        assert left == [], left
+        with pytest.raises(NotFittedError):
+            est.predict(X)
+        # A good refit afterwards works.
+        assert est.fit(X, target).predict(X).shape == (X.shape[0],)
     # A parameter refused before the data leaves the fitted model whole.
     c = bpnet.MLPClassifier(**FAST).fit(X, y)
     before = c.predict(X)

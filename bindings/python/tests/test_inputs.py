@@ -324,6 +324,25 @@ def test_a_value_beyond_1e30_is_named_with_its_row_and_short():
     assert len(str(e.value)) < 120
 
 
+def test_a_bad_target_is_named_by_its_row_in_y_or_eval_set():
+    """A target cell's error names y's row, 0-based as X's errors do; it
+    said `y: line 50, column 'col2'` (a CSV's line and the name a
+    headerless CSV gives the column after X's), and eval_set's y was
+    called y. A Series' own name is kept."""
+    import pandas as pd
+
+    X, y = blobs(n=50, d=2)
+    big = np.r_[np.zeros(49), 1e31]
+    with pytest.raises(ValueError, match=r"^y: row 49: value 1\d+ is beyond ±1e30$"):
+        bpnet.MLPRegressor(**FAST).fit(X, big)
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    with pytest.raises(ValueError, match=r"^y: row 49, column 'price': value"):
+        bpnet.MLPRegressor(**FAST).fit(frame, pd.Series(big, name="price"))
+    bad = np.array([0, 1, 7, 0, 1])
+    with pytest.raises(ValueError, match=r"^eval_set's y: row 2: class '7' was not seen in training"):
+        bpnet.MLPClassifier(**FAST).fit(X, y.astype(int), eval_set=(X[:5], bad))
+
+
 @pytest.mark.parametrize("value", ["no", "False", None, 2, 0.0])
 def test_batch_norm_flags_must_be_booleans(value):
     # bool() had made the string "no" turn batch normalization on.

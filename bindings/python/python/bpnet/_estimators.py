@@ -144,6 +144,9 @@ _TRAIN_KEYS = (
     "impute", "clip_grad_norm", "on_nan", "ensemble",
 )
 
+# Fitted state outside scikit-learn's `name_` convention.
+_PRIVATE_FITTED = ("_native", "_fitted_impute", "_class_order", "_y_ndim")
+
 
 class _BaseMLP(BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor."""
@@ -271,10 +274,19 @@ class _BaseMLP(BaseEstimator):
         that fails afterwards leaves the estimator unfitted, not half old."""
         cfg = self._config()
         self._set_threads()
-        self.__dict__.pop("_native", None)
-        # eval_set is read with this fit's imputation, not the old model's.
-        self.__dict__.pop("_fitted_impute", None)
+        # Every fitted attribute goes (scikit-learn's `name_`, and the
+        # private ones): only `_native` and `_fitted_impute` went, so a
+        # refit that failed kept `classes_` and `history_` of the old model
+        # and `check_is_fitted` (and Pipeline) took it for fitted while
+        # predict refused. eval_set is read with this fit's imputation.
+        fitted = [k for k in vars(self) if (k.endswith("_") and not k.startswith("__")) or k in _PRIVATE_FITTED]
+        for k in fitted:
+            del self.__dict__[k]
         return cfg
+
+    def __sklearn_is_fitted__(self):
+        """Fitted when a network is held (what predict needs)."""
+        return "_native" in vars(self)
 
     def _set_threads(self):
         n = self.threads
