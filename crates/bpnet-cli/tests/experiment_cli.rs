@@ -301,6 +301,17 @@ fn train_with_diagnostics_and_plot_then_plot_the_history() {
     ok(dir.path(), &["plot", "deep.history.csv", "--out", "from-csv"]);
     assert_png(&dir.path().join("from-csv/curves.png"));
     assert!(!dir.path().join("from-csv/diagnostics.png").exists());
+    let (out, _) = ok(dir.path(), &["plot", "deep.history.csv", "--out", "from-csv"]);
+    assert!(!out.contains("note:"), "{out}");
+    // Into a folder that holds another history's diagnostics: said, not
+    // left beside the new curves without a word.
+    let (out, _) = ok(dir.path(), &["plot", "deep.history.csv", "--out", "again"]);
+    assert!(
+        out.contains(
+            "note: again/diagnostics.png and again/diagnostics.svg are from an earlier history (this one has no diagnostics; kept)"
+        ),
+        "{out}"
+    );
     // A run over it without --diagnostics says what it left from this one.
     let again: Vec<&str> = args.iter().copied().filter(|a| *a != "--diagnostics").collect();
     let (_, stderr) = ok(dir.path(), &[&again[..], &["--overwrite"]].concat());

@@ -160,6 +160,26 @@ fn lr_find_writes_the_figure_and_prints_both_suggestions() {
     // SGD up to lr 1000 blows the loss up before the last rate.
     assert!(out.contains("the loss exploded"), "{out}");
     assert!(csv.lines().count() < 61, "ran every batch despite the explosion");
+    // A folder as --figure, existing or ending in '/', takes lr_find.*
+    // inside it (`--figure sub/` wrote sub.png beside the folder).
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::create_dir(d.join("new")).unwrap();
+    for (given, folder) in [("sub", "sub"), ("new/", "new")] {
+        let find = [
+            "lr-find",
+            "--data",
+            IRIS,
+            "--target",
+            "species",
+            "--iterations",
+            "8",
+            "--figure",
+            given,
+        ];
+        let out = ok(d, &find);
+        assert!(out.contains(&format!("wrote {folder}/lr_find.png")), "{out}");
+        assert!(d.join(folder).join("lr_find.csv").exists() && !d.join(format!("{folder}.png")).exists());
+    }
     // Options only a training run uses are refused in one line, nothing written.
     for (flag, value) in [
         ("--out", "m.safetensors"),

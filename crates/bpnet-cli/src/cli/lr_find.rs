@@ -49,7 +49,8 @@ pub struct LrFindArgs {
     /// Batches in the run (at most; it stops when the loss explodes).
     #[arg(long, default_value_t = 100)]
     iterations: usize,
-    /// Where the figure and the table go: STEM.png, STEM.svg and STEM.csv.
+    /// Where the figure and the table go: STEM.png, STEM.svg and STEM.csv (a
+    /// folder, existing or ending in /: FOLDER/lr_find.png and so on).
     #[arg(long, default_value = "lr_find")]
     figure: PathBuf,
 }
@@ -62,7 +63,8 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
 fn run_named(a: &LrFindArgs) -> Result<()> {
     a.train.refuse_training_only()?;
     let cfg = super::train::resolve(&a.train)?;
-    let (png, svg, csv) = stem_paths(&a.figure);
+    let stem = figure_stem(&a.figure);
+    let (png, svg, csv) = stem_paths(&stem);
     let mut plan = OutputPlan::new(a.train.overwrite_given());
     plan.input("--data", &data_path(&cfg.data));
     if !cfg.test.is_empty() {
@@ -95,7 +97,7 @@ fn run_named(a: &LrFindArgs) -> Result<()> {
     print_result(&r);
     write_atomic(&csv, table(&r).as_bytes())?;
     figure(&r, &format!("learning-rate range test ({})", cfg.data))
-        .save(png.parent().unwrap_or(Path::new(".")), &stem_name(&a.figure))?;
+        .save(png.parent().unwrap_or(Path::new(".")), &stem_name(&stem))?;
     println!("wrote {}, {} and {}", png.display(), svg.display(), csv.display());
     Ok(())
 }
@@ -167,6 +169,18 @@ pub fn figure(r: &LrFindResult, title: &str) -> Figure {
     let first = r.smoothed.first().copied().unwrap_or(hi);
     panel.y_range = Some((lo - 0.3 * (first - lo).abs(), first.max(lo) * 1.5 + 1e-9));
     Figure::new("", vec![panel])
+}
+
+/// `--figure` as a stem: a folder (one that exists, or a path ending in a
+/// separator) takes `FOLDER/lr_find` (`--figure sub/` wrote `sub.png`
+/// beside the folder).
+fn figure_stem(given: &Path) -> PathBuf {
+    let text = given.as_os_str().to_string_lossy();
+    let folder = given.is_dir() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR);
+    match folder {
+        true => given.join("lr_find"),
+        false => given.to_path_buf(),
+    }
 }
 
 fn stem_paths(stem: &Path) -> (PathBuf, PathBuf, PathBuf) {

@@ -30,10 +30,35 @@ pub fn run(a: &PlotArgs) -> Result<()> {
     let role = a.out.is_none().then_some(role.as_str());
     plan.folder("--out", &out, role, &figure_files(true));
     plan.check()?;
-    for f in plot_history(&a.history, &out)? {
+    let files = plot_history(&a.history, &out)?;
+    for f in &files {
         println!("wrote {} and {}", f.png.display(), f.svg.display());
     }
+    if files.len() == 1
+        && let Some(note) = stale_diagnostics(&out)
+    {
+        println!("{note}");
+    }
     Ok(())
+}
+
+/// A note on diagnostics figures left in `out` by an earlier history, when
+/// this one has none (they were kept without a word, beside curves of
+/// another run).
+fn stale_diagnostics(out: &Path) -> Option<String> {
+    let old: Vec<String> = ["diagnostics.png", "diagnostics.svg"]
+        .iter()
+        .map(|f| out.join(f))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    (!old.is_empty()).then(|| {
+        format!(
+            "note: {} {} from an earlier history (this one has no diagnostics; kept)",
+            old.join(" and "),
+            if old.len() == 1 { "is" } else { "are" }
+        )
+    })
 }
 
 /// The files [`plot_history`] may write into its folder: the curves, and the
