@@ -49,6 +49,11 @@ def test_classifier_weights_match_bpnet_train(tmp_path, run_cli, order, dtype):
     cli_losses = [r["train_loss"] for r in _records(cli_history)]
     assert est.loss_curve_ == cli_losses
     assert [r["val_loss"] for r in est.history_] == [r["val_loss"] for r in _records(cli_history)]
+    # The CLI's model file carries its history: loaded, history_ and
+    # loss_curve_ are those of its history file (they were empty).
+    loaded = bpnet.load(cli_model)
+    assert loaded.history_ == _records(cli_history)
+    assert loaded.loss_curve_ == cli_losses and loaded.n_iter_ == len(cli_losses) > 0
 
 
 def _records(history):

@@ -157,6 +157,27 @@ fn csv_classification_train_eval_predict_inspect() {
     assert!(i.contains("format 1") && i.contains("layers.1.running_mean"), "{i}");
     assert_eq!(last_json(&i)["metadata"]["preprocessing"]["kind"], "table");
     assert!(dir.path().join("iris.history.csv").is_file() && dir.path().join("iris.history.json").is_file());
+    // The model file carries every epoch's record, as its history file
+    // (a model loaded in Python had an empty history_); inspect's text
+    // counts them rather than print each.
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("iris.history.json")).unwrap()).unwrap();
+    let records = &last_json(&i)["metadata"]["history_records"];
+    assert!(records.as_array().is_some_and(|r| !r.is_empty()), "{records}");
+    assert_eq!(records, &history["epochs"]);
+    let n = records.as_array().unwrap().len();
+    assert!(
+        i.contains(&format!(
+            "  history_records: {n} epoch records (inspect --json lists them)\n"
+        )),
+        "{i}"
+    );
+    // One record in the text: the summary's last epoch ("final").
+    assert_eq!(
+        i.matches("\"train_loss\": ").count(),
+        1,
+        "the records are printed one by one: {i}"
+    );
 }
 
 #[test]

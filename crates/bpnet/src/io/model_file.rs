@@ -442,6 +442,14 @@ pub fn describe(file: &ModelFile) -> String {
     } else {
         out.push("metadata:".to_string());
         for (key, value) in &file.metadata {
+            if let (true, Some(records)) = (key == "history_records", value.as_array()) {
+                // One record per epoch: hundreds of lines of them buried the rest.
+                out.push(format!(
+                    "  {key}: {} epoch records (inspect --json lists them)",
+                    records.len()
+                ));
+                continue;
+            }
             let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("({e})"));
             out.push(format!("  {key}: {}", pretty.replace('\n', "\n  ")));
         }

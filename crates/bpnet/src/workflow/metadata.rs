@@ -26,6 +26,10 @@ pub struct Metadata<'a> {
     /// Epochs, best epoch, early stop, the last epoch's record.
     pub history: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Every epoch's record (as `NAME.history.json` holds them), so that a
+    /// model loaded elsewhere (Python's `history_`) keeps its history.
+    pub history_records: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     /// Metrics on the test rows.
     pub test_metrics: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +74,7 @@ pub fn metadata<'a>(
                 "final": h.epochs.last().map(record_json),
             })
         }),
+        history_records: history.and_then(|h| serde_json::to_value(&h.epochs).ok()),
         test_metrics: test,
         data_sha256: None,
         stream: None,
