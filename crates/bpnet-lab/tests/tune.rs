@@ -104,6 +104,15 @@ fn every_search_starts_with_the_portfolio_then_asks_tpe() {
     let o = tune(&opts, &mut |_, _| {}).unwrap();
     let tried: Vec<Params> = o.records.iter().map(|r| r.params.clone()).collect();
     assert_eq!(tried[..PORTFOLIO], portfolio());
+    // The outcome keeps the journal locked for the refit that follows: a
+    // second search on it is refused until the outcome is dropped.
+    let again = || tune(&opts, &mut |_, _| {});
+    let err = again().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("another bpnet tune is running this search"), "{err}");
+    let records = o.records.clone();
+    drop(o);
+    let resumed = again().unwrap();
+    assert_eq!(resumed.resumed, records.len());
     // After the portfolio, TPE's points: none of them is a portfolio point.
     assert!(tried[PORTFOLIO..].iter().all(|p| !portfolio().contains(p)));
     assert!(tried[PORTFOLIO..].iter().all(Space::contains));

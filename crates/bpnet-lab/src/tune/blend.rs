@@ -212,6 +212,7 @@ mod tests {
             blended: Vec::new(),
             held_out: Vec::new(),
             timed: false,
+            journal: None,
         }
     }
 

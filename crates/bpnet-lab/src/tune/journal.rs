@@ -203,6 +203,7 @@ impl JournalHeader {
 }
 
 /// An open journal file.
+#[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     /// The journal, opened and locked for the search's length; trials are

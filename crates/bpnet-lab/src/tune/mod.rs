@@ -132,6 +132,12 @@ pub struct TuneOutcome {
     /// ([`Self::blend_networks`]), by wall-clock durations; without one the
     /// model depends on nothing but the seed.
     pub timed: bool,
+    /// The search's journal, still open and locked: held while the outcome
+    /// lives, so that the refit and its files are written under the lock
+    /// (a second `bpnet tune` on the same `--out` had found the journal
+    /// free during the refit and refit and written the same files again).
+    /// `None` where no journal was opened (tests).
+    pub journal: Option<std::sync::Arc<Journal>>,
 }
 
 impl TuneOutcome {
@@ -305,6 +311,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         blended: Vec::new(),
         held_out,
         timed: opts.time.is_some(),
+        journal: Some(std::sync::Arc::new(journal)),
     })
 }
 
@@ -808,6 +815,7 @@ mod tests {
             blended: Vec::new(),
             held_out: Vec::new(),
             timed: false,
+            journal: None,
         };
         assert_eq!(o.best().trial, 1);
         assert_eq!(o.ranked(), vec![1, 3, 0, 4, 2]);

@@ -370,6 +370,7 @@ mod tests {
             blended: Vec::new(),
             held_out: Vec::new(),
             timed: false,
+            journal: None,
         }
     }
 
