@@ -778,3 +778,163 @@ fn tune_reads_other_delimiters_and_headerless_files() {
         assert_eq!(p.lines().count(), 151, "{file}: {p}");
     }
 }
+
+/// What the data makes every trial fail on is refused before the search,
+/// in one line, with no journal left (each trial had printed the failure
+/// and the journal of failures was refused as another search's once the
+/// file was mended); a lone missing label names its line (it read as a
+/// class '' of one row, "class '' has one training row").
+#[test]
+fn data_every_trial_would_fail_on_is_refused_before_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(iris()).unwrap();
+    let setosa: Vec<&str> = text.lines().take(31).collect();
+    std::fs::write(d.join("one.csv"), setosa.join("\n") + "\n").unwrap();
+    std::fs::write(d.join("gap.csv"), "x,y\n1,a\n2,\n3,b\n4,a\n5,b\n6,a\n7,b\n8,a\n").unwrap();
+    for (file, want) in [
+        ("one.csv", "one.csv: line 2, column 'species': only one class 'setosa'"),
+        ("gap.csv", "gap.csv: line 3, column 'y': missing target value"),
+    ] {
+        let args = [
+            "tune",
+            "--data",
+            file,
+            "--trials",
+            "4",
+            "--cv",
+            "2",
+            "--epochs",
+            "2",
+            "--out",
+            "m.safetensors",
+        ];
+        let out = run_in(d, &args);
+        let err = common::text(&out.stderr);
+        assert!(!out.status.success() && err.trim().lines().count() == 1, "{err}");
+        assert!(err.contains(want), "{err}");
+        let said = common::text(&out.stdout);
+        assert!(
+            !said.lines().any(|l| l.trim_start().starts_with("trial")),
+            "a trial ran: {said}"
+        );
+        assert!(!d.join("m.tune.jsonl").exists(), "{file}: a journal was left");
+    }
+    // Mended, the same command runs.
+    std::fs::copy(iris(), d.join("one.csv")).unwrap();
+    ok(
+        d,
+        &[
+            "tune",
+            "--data",
+            "one.csv",
+            "--trials",
+            "2",
+            "--cv",
+            "2",
+            "--epochs",
+            "2",
+            "--out",
+            "m.safetensors",
+            "--quiet",
+        ],
+    );
+}
+
+/// A data file changed while the search runs is refused before the refit
+/// (which read the file again and trained on other rows than the trials
+/// were scored on, exit 0), and nothing is written.
+#[test]
+fn a_data_file_changed_during_the_search_is_refused_before_the_refit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(iris(), d.join("mid.csv")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+        .args([
+            "tune",
+            "--data",
+            "mid.csv",
+            "--target",
+            "species",
+            "--trials",
+            "30",
+            "--cv",
+            "3",
+            "--epochs",
+            "10",
+            "--parallel",
+            "1",
+            "--out",
+            "m.safetensors",
+            "--quiet",
+        ])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first trial is journaled (the search has read the file).
+    let journal = d.join("m.tune.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&journal).map_or(0, |j| j.lines().count()) < 2 {
+        assert!(start.elapsed().as_secs() < 300, "no trial journaled");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let text = std::fs::read_to_string(iris()).unwrap();
+    let head: Vec<&str> = text.lines().take(61).collect();
+    std::fs::write(d.join("mid.csv"), head.join("\n") + "\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("invalid --data: mid.csv changed during the search (SHA-256 "),
+        "{err}"
+    );
+    assert!(err.contains("remove m.tune.jsonl"), "{err}");
+    for f in ["m.safetensors", "m.leaderboard.csv", "m.report.html"] {
+        assert!(!d.join(f).exists(), "{f} was written");
+    }
+}
+
+/// A page of the user's own at `NAME.report.html` is refused without
+/// `--overwrite` (any HTML page had been taken for tune's report and
+/// replaced); tune's own report from an earlier run is replaced.
+#[test]
+fn a_users_own_page_at_the_reports_name_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let page = "<!DOCTYPE html><html><head><title>My notes</title></head><body>mine</body></html>\n";
+    std::fs::write(d.join("m.report.html"), page).unwrap();
+    let data = iris();
+    let args = [
+        "tune",
+        "--data",
+        &data,
+        "--trials",
+        "2",
+        "--cv",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        "m.safetensors",
+        "--quiet",
+    ];
+    let out = run_in(d, &args);
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("m.report.html (the report) exists and holds an HTML page not written by bpnet"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(d.join("m.report.html")).unwrap(), page);
+    assert!(!d.join("m.tune.jsonl").exists());
+    ok(d, &[&args[..], &["--overwrite"]].concat());
+    assert!(
+        std::fs::read_to_string(d.join("m.report.html"))
+            .unwrap()
+            .contains("<title>bpnet tune")
+    );
+    ok(d, &args);
+}

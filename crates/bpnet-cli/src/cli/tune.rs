@@ -227,6 +227,23 @@ fn progress(quiet: bool, trials: Option<usize>) -> Option<ProgressBar> {
 /// prints the summary.
 fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, journal]: [&PathBuf; 3]) -> Result<()> {
     let data = load(base)?;
+    // Hashed after the read: a file changed before or while it was read
+    // differs from the one the trials were scored on.
+    let now = bpnet::workflow::data_sha256(&base.data)?;
+    if !o.data_sha256.is_empty() && now != o.data_sha256 {
+        return Err(Error::config(
+            "--data",
+            format!(
+                "{} changed during the search (SHA-256 {} when it began, {} now): the refit would train on other rows \
+                 than the trials were scored on; nothing was written: remove {} (the old file's trials) and run \
+                 bpnet tune again",
+                a.data,
+                &o.data_sha256[..12.min(o.data_sha256.len())],
+                &now[..12.min(now.len())],
+                journal.display()
+            ),
+        ));
+    }
     let rule = match (a.no_blend, a.blend_rule.as_str()) {
         (true, _) => BlendRule::Alone,
         (false, "equal") => BlendRule::Equal,

@@ -249,6 +249,18 @@ fn experiment_outputs_are_listed_and_checked() {
     refused(
         d,
         &with(base.to_vec(), &["run"]),
-        &["run/report.html (in --out run)", "not an HTML page"],
+        &["run/report.html (in --out run)", "not an HTML report written by bpnet"],
+    );
+    // A page of the user's own is not bpnet's report either (any HTML was
+    // taken for one and replaced).
+    std::fs::write(
+        d.join("run/report.html"),
+        "<!DOCTYPE html><html><title>Mine</title></html>\n",
+    )
+    .unwrap();
+    refused(
+        d,
+        &with(base.to_vec(), &["run"]),
+        &["holds an HTML page not written by bpnet, not an HTML report written by bpnet"],
     );
 }

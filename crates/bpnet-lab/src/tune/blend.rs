@@ -213,6 +213,7 @@ mod tests {
             held_out: Vec::new(),
             timed: false,
             journal: None,
+            data_sha256: String::new(),
         }
     }
 

@@ -138,6 +138,9 @@ pub struct TuneOutcome {
     /// free during the refit and refit and written the same files again).
     /// `None` where no journal was opened (tests).
     pub journal: Option<std::sync::Arc<Journal>>,
+    /// SHA-256 of the data file the search read (as its journal records
+    /// it): the refit must read the same bytes.
+    pub data_sha256: String,
 }
 
 impl TuneOutcome {
@@ -201,7 +204,14 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
     }
     let src = open_table(&opts.base)?;
     let folds = table_folds(&src, opts.cv, opts.base.seed)?;
-    let (journal, done) = Journal::open(&opts.journal, &header(opts, &src)?)?;
+    // What the data makes every trial and the refit fail on (one class, a
+    // word in a number column, a missing cell without --impute) fails
+    // here, in one line and before the journal is written: each trial had
+    // printed it as a failure and left a journal of failures, which a
+    // rerun on the mended file refused as another search's.
+    bpnet::workflow::prepare_rows(&opts.base, &src, &src.rows, None)?;
+    let header = header(opts, &src)?;
+    let (journal, done) = Journal::open(&opts.journal, &header)?;
     let mut resumed = 0;
     // A journaled trial is read back without asking TPE for its point
     // again, except in the group of the first TPE trial and in the group of
@@ -312,6 +322,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         held_out,
         timed: opts.time.is_some(),
         journal: Some(std::sync::Arc::new(journal)),
+        data_sha256: header.data_sha256,
     })
 }
 
@@ -816,6 +827,7 @@ mod tests {
             held_out: Vec::new(),
             timed: false,
             journal: None,
+            data_sha256: String::new(),
         };
         assert_eq!(o.best().trial, 1);
         assert_eq!(o.ranked(), vec![1, 3, 0, 4, 2]);

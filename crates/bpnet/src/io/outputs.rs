@@ -96,7 +96,7 @@ impl Kind {
             Kind::Onnx => "an ONNX model".into(),
             Kind::Png => "a PNG image".into(),
             Kind::Svg => "an SVG image".into(),
-            Kind::Html => "an HTML page".into(),
+            Kind::Html => "an HTML report written by bpnet".into(),
             Kind::Json => "a JSON document".into(),
             Kind::Csv { what, .. } => format!("{what} (CSV)"),
         }

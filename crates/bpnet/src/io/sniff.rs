@@ -35,8 +35,11 @@ pub(crate) enum Found {
     Png,
     /// An SVG image.
     Svg,
-    /// An HTML page.
+    /// An HTML page written by bpnet (its title starts with `bpnet`: the
+    /// tune and experiment reports).
     Html,
+    /// Another HTML page (a user's own, never replaced without `--overwrite`).
+    OtherHtml,
     /// A JSON document.
     Json,
     /// Other UTF-8 text (CSV and the like), with its first line.
@@ -64,7 +67,8 @@ impl Found {
             Found::Onnx => "an ONNX model".into(),
             Found::Png => "a PNG image".into(),
             Found::Svg => "an SVG image".into(),
-            Found::Html => "an HTML page".into(),
+            Found::Html => "an HTML report written by bpnet".into(),
+            Found::OtherHtml => "an HTML page not written by bpnet".into(),
             Found::Json => "a JSON document".into(),
             Found::Text(first) => {
                 let shown: String = first.chars().take(60).collect();
@@ -199,7 +203,11 @@ fn text(head: &[u8]) -> Option<Found> {
         if lower.starts_with("<svg") || (lower.starts_with("<?xml") && lower.contains("<svg")) {
             Found::Svg
         } else if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
-            Found::Html
+            // bpnet's reports name themselves in their first lines.
+            match lower.contains("<title>bpnet") {
+                true => Found::Html,
+                false => Found::OtherHtml,
+            }
         } else if start.starts_with('{') || start.starts_with('[') {
             Found::Json
         } else {

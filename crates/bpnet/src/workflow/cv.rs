@@ -131,6 +131,7 @@ fn check_fold_rows(n: usize, k: usize) -> Result<()> {
 /// The `k` folds of the training rows of `src` (seeded by `seed`),
 /// stratified by the first target column for classification.
 pub fn table_folds(src: &TableSource, k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+    src.check_targets_present(&src.rows)?;
     let strata = src.strata(&src.rows);
     match &strata {
         Some(s) => check_class_sizes(s, k)?,
