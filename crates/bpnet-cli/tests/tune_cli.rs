@@ -849,7 +849,7 @@ fn a_data_file_changed_during_the_search_is_refused_before_the_refit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::copy(iris(), d.join("mid.csv")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bpnet"))
         .args([
             "tune",
             "--data",
