@@ -640,3 +640,28 @@ fn tune_side_files_keep_a_stem_that_is_not_utf8() {
         assert!(!d.join(format!("tuned.{suffix}")).exists(), "{suffix}");
     }
 }
+
+/// `--impute ''` is refused, in train and tune, as any value but none,
+/// mean or median is (it was read as none, silently).
+#[test]
+fn an_empty_impute_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [&["train"][..], &["tune", "--trials", "1"][..]] {
+        for bad in ["", " ", "foo"] {
+            let out = run_in(dir.path(), &[cmd, &["--data", IRIS, "--impute", bad]].concat());
+            let err = text(&out.stderr);
+            assert!(
+                !out.status.success() && err.trim().lines().count() == 1,
+                "{cmd:?} {bad:?}: {err}"
+            );
+            assert!(
+                err.contains(&format!("'{bad}' is not one of none, mean, median")),
+                "{err}"
+            );
+        }
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}

@@ -710,13 +710,19 @@ fn floored_folds_and_failed_trials_are_reported_as_such() {
         report.contains("counts as -10 in a trial") && report.contains("n/a"),
         "no floor note"
     );
-    // Every trial fails on a column without a value.
-    let empty: String = csv
-        .lines()
-        .enumerate()
-        .map(|(i, l)| if i == 0 { format!("{l},e\n") } else { format!("{l},\n") })
-        .collect();
-    std::fs::write(d.join("empty.csv"), empty).unwrap();
+    // A column without a value fails on all rows: refused before the
+    // search, naming it, with no journal.
+    let with_e = |value_at: Option<usize>| -> String {
+        csv.lines()
+            .enumerate()
+            .map(|(i, l)| match (i, value_at) {
+                (0, _) => format!("{l},e\n"),
+                (i, Some(at)) if i == at => format!("{l},1.5\n"),
+                _ => format!("{l},\n"),
+            })
+            .collect()
+    };
+    std::fs::write(d.join("empty.csv"), with_e(None)).unwrap();
     let args = [
         "tune",
         "--data",
@@ -732,6 +738,17 @@ fn floored_folds_and_failed_trials_are_reported_as_such() {
         "--out",
         "e.safetensors",
     ];
+    let out = run_in(d, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("empty.csv: line 2, column 'e': every training value is missing"),
+        "{err}"
+    );
+    assert!(!d.join("e.tune.jsonl").exists());
+    // One value: the fold that holds its row out has none to train on, so
+    // every trial fails there (the rows as a whole do not).
+    std::fs::write(d.join("empty.csv"), with_e(Some(5))).unwrap();
     let out = run_in(d, &args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.lines().count() == 1, "{err}");
@@ -937,4 +954,44 @@ fn a_users_own_page_at_the_reports_name_is_not_replaced() {
             .contains("<title>bpnet tune")
     );
     ok(d, &args);
+}
+
+/// The result is printed, with `--quiet` too (it printed nothing): the
+/// best trial, its metric and score as the JSON summary gives them, and
+/// the files; `--parallel` above a group of 4 says 4 at once (it said 500).
+#[test]
+fn the_result_is_printed_with_quiet_too_and_parallel_says_what_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = iris();
+    let args = [
+        "tune",
+        "--data",
+        &data,
+        "--trials",
+        "6",
+        "--cv",
+        "2",
+        "--epochs",
+        "3",
+        "--out",
+        "q.safetensors",
+        "--seed",
+        "2",
+    ];
+    let quiet = ok(d, &[&args[..], &["--quiet", "--parallel", "500"]].concat());
+    let lines: Vec<&str> = quiet.lines().collect();
+    assert_eq!(lines.len(), 2, "{quiet}");
+    assert_eq!(lines[1], "wrote q.safetensors, q.leaderboard.csv, q.report.html");
+    let loud = ok(d, &[&args[..], &["--parallel", "500", "--json"]].concat());
+    assert!(loud.contains(", 4 trial(s) at once, seed 2;"), "{loud}");
+    let j = last_json(&loud);
+    let score = j["best_combined"].as_f64().or(j["best_score"].as_f64()).unwrap();
+    let want = format!(
+        "best: trial {}, accuracy {score:.4} (mean of its 2 folds",
+        j["best_trial"]
+    );
+    assert!(lines[0].starts_with(&want), "{} vs {want}", lines[0]);
+    // The rerun read every trial back from the journal, and says so.
+    assert!(loud.contains("; 6 of 6 trials read back from the journal\n"), "{loud}");
 }

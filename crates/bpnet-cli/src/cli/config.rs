@@ -89,6 +89,15 @@ fn key_of(field: &str, path: &Path) -> String {
     key.replace('-', "_")
 }
 
+/// `--impute`: none, mean or median (an empty value had been read as
+/// none, silently).
+pub fn impute_value(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "none" | "mean" | "median" => Ok(s.trim().to_string()),
+        _ => Err(format!("'{s}' is not one of none, mean, median")),
+    }
+}
+
 /// A note on a batch size from the configuration file larger than the
 /// `rows` training rows: as the flag's it is too large, but a printed
 /// configuration (`--print-config` writes the default 128) must run on a

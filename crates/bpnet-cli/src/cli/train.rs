@@ -41,7 +41,7 @@ pub struct TrainArgs {
     #[arg(long)]
     delimiter: Option<char>,
     /// Fill missing numeric cells: none, mean, median.
-    #[arg(long)]
+    #[arg(long, value_parser = super::config::impute_value)]
     impute: Option<String>,
     /// Feature scaling: auto, zscore, minmax, none.
     #[arg(long)]

@@ -14,7 +14,7 @@ use super::tune_refit as refit;
 use bpnet::io::{Kind, OutputPlan, write_atomic};
 use bpnet::workflow::{AUTO_ENSEMBLE, TrainConfig, data_path, load, metadata};
 use bpnet::{Error, Result};
-use bpnet_lab::tune::{BLEND_MEMBERS, BlendRule, SCORE_FLOOR, TuneOptions, TuneOutcome, report, tune};
+use bpnet_lab::tune::{BLEND_MEMBERS, BlendRule, GROUP, SCORE_FLOOR, TuneOptions, TuneOutcome, report, tune};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -43,7 +43,7 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = ',')]
     delimiter: char,
     /// Fill missing numeric cells: none, mean, median.
-    #[arg(long, default_value = "mean")]
+    #[arg(long, default_value = "mean", value_parser = super::config::impute_value)]
     impute: String,
     /// Number of trials (default 20 unless --time is given).
     #[arg(long, value_parser = at_least_one)]
@@ -76,8 +76,9 @@ pub struct TuneArgs {
     /// `mixed` (one network each, the rest by greedy selection).
     #[arg(long, default_value = "select", value_parser = ["select", "equal", "mixed"])]
     blend_rule: String,
-    /// Trials run at once [default: the --threads count]; with more than
-    /// one, each trial trains on one thread; with 1, on all of --threads.
+    /// Trials run at once [default: the --threads count; at most 4, the
+    /// size of the groups TPE asks for]; with more than one, each trial
+    /// trains on one thread; with 1, on all of --threads.
     #[arg(long, value_parser = at_least_one)]
     parallel: Option<usize>,
     /// Seed of the search, the folds and every training run.
@@ -138,7 +139,9 @@ pub fn run(a: &TuneArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     let threads = bpnet::parallel::threads();
-    let workers = a.parallel.unwrap_or(threads).max(1);
+    // Trials run in groups of GROUP (TPE asks a group at a time): more at
+    // once never run, and the header said "500 trial(s) at once".
+    let workers = a.parallel.unwrap_or(threads).clamp(1, GROUP);
     let opts = TuneOptions {
         base: base.clone(),
         trials: a.trials.or(a.time.is_none().then_some(20)),
@@ -263,9 +266,10 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
         html,
         report::html(&o, &format!("bpnet tune: {}", a.data), rule).as_bytes(),
     )?;
-    if !a.quiet {
-        println!("wrote {}, {}, {}", a.out.display(), board.display(), html.display());
-    }
+    // The result, with --quiet too ("print only the result"; it printed
+    // nothing, and without it the best score was in the report alone).
+    println!("{}", best_line(&o, model.members.len()));
+    println!("wrote {}, {}, {}", a.out.display(), board.display(), html.display());
     if a.json {
         let summary = json!({
             "model": a.out.to_string_lossy(), "leaderboard": board.to_string_lossy(), "report": html.to_string_lossy(),
@@ -282,6 +286,26 @@ fn finish(a: &TuneArgs, base: &TrainConfig, mut o: TuneOutcome, [board, html, jo
         println!("{summary}");
     }
     Ok(())
+}
+
+/// `best: trial 7, accuracy 0.9533 (mean over 2 x 3 folds); the model
+/// blends trials 7, 2 (5 networks)`.
+fn best_line(o: &TuneOutcome, networks: usize) -> String {
+    let best = o.best();
+    let score = match best.combined(o.cv) {
+        Some(both) => format!("{both:.4} (mean of its {k} folds and {k} re-scoring folds)", k = o.cv),
+        None => format!("{:.4} (mean over {} folds)", best.score, o.cv),
+    };
+    let trials: Vec<String> = o.blended.iter().map(|&(i, _)| o.records[i].trial.to_string()).collect();
+    let model = match trials.len() {
+        0 | 1 => format!("the model: {networks} network{}", if networks == 1 { "" } else { "s" }),
+        _ => format!("the model blends trials {} ({networks} networks)", trials.join(", ")),
+    };
+    let resumed = match o.resumed {
+        0 => String::new(),
+        n => format!("; {n} of {} trials read back from the journal", o.records.len()),
+    };
+    format!("best: trial {}, {} {score}; {model}{resumed}", best.trial, o.metric)
 }
 
 /// `--time`: a positive number of seconds.
