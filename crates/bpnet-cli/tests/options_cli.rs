@@ -597,6 +597,23 @@ fn a_last_step_that_overflows_is_a_divergence() {
     );
     let p = std::fs::read_to_string(d.join("p.csv")).unwrap();
     assert!(p.lines().skip(1).all(|v| v.parse::<f64>().unwrap().is_finite()), "{p}");
+    // Its history is written beside it (there was none): both epochs (the
+    // second ended on the bad step), epoch 1 as the one the model holds,
+    // and the divergence as a note; the model file holds the same records.
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.history.json")).unwrap()).unwrap();
+    assert_eq!(h["epochs"].as_array().unwrap().len(), 2, "{h}");
+    assert_eq!(h["best_epoch"], 1, "{h}");
+    let note = h["notes"][0].as_str().unwrap();
+    assert!(
+        note.starts_with("training diverged at step 2: the last step's weights give non-finite outputs"),
+        "{note}"
+    );
+    let csv = std::fs::read_to_string(d.join("r.history.csv")).unwrap();
+    assert!(csv.starts_with("epoch,step,") && csv.lines().count() == 3, "{csv}");
+    let inspected = ok(d, &["inspect", "r.safetensors", "--json"]);
+    let meta = &common::last_json(&inspected)["metadata"];
+    assert_eq!(meta["history_records"], h["epochs"]);
     let skip = [
         "--lr",
         "1e30",

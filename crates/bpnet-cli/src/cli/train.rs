@@ -610,9 +610,16 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let ckpt = checkpoint_path(&out);
     let mut progress = Progress::new(quiet);
     let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics && lead, cfg.plot && lead, &data.train);
+    // The epochs so far (a resumed run's earlier ones first), for the
+    // history a diverged run leaves beside its model.
+    let mut epochs: Vec<bpnet::train::EpochRecord> =
+        resume.as_ref().map_or(Vec::new(), |r| r.state.history.epochs.clone());
     let mut on_event = |e: Event<'_>| -> Result<()> {
         if !lead {
             return Ok(());
+        }
+        if let Event::Epoch(record, _) = &e {
+            epochs.push((*record).clone());
         }
         progress.event(&e);
         extras.observe(&e)?;
@@ -635,7 +642,16 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
             let e = weights_kept(e)?;
-            let save = || save_model_with(&out, &spec, &trainer.model, &metadata(&cfg, &data, None, None));
+            let history = diverged_history(epochs, &e);
+            let save = || {
+                save_diverged(
+                    &out,
+                    &spec,
+                    &trainer.model,
+                    &metadata(&cfg, &data, Some(&history), None),
+                    &history,
+                )
+            };
             return Err(after_divergence(
                 e,
                 &out,
@@ -976,6 +992,43 @@ pub(super) fn after_divergence(
         step,
         detail: format!("{detail}; {outcome}"),
     }
+}
+
+/// The history of a run that diverged after `epochs`: its epochs (one
+/// that ended on the bad step included), as `best_epoch` the last that
+/// ended before the bad step (the model holds the weights from before
+/// it: that epoch's, or a few steps past them), and the divergence as a
+/// note.
+fn diverged_history(epochs: Vec<bpnet::train::EpochRecord>, e: &Error) -> History {
+    let bad = match e {
+        Error::Diverged { step, .. } => *step,
+        _ => usize::MAX,
+    };
+    let best_epoch = epochs.iter().filter(|r| r.step < bad).count();
+    History {
+        epochs,
+        best_epoch,
+        stopped_early: false,
+        notes: match e {
+            Error::Diverged { step, detail } => vec![format!("training diverged at step {step}: {detail}")],
+            other => vec![other.to_string()],
+        },
+    }
+}
+
+/// A diverged run's model and its history files (a history had not been
+/// written: the epochs before the divergence could not be plotted).
+fn save_diverged(
+    out: &Path,
+    spec: &ModelSpec,
+    model: &Sequential<f32>,
+    meta: &bpnet::workflow::Metadata<'_>,
+    history: &History,
+) -> Result<()> {
+    let (csv, json) = super::history::prepare(out, history)?;
+    save_model_with(out, spec, model, meta)?;
+    csv.commit()?;
+    json.commit()
 }
 
 /// A single run's divergence `e` whose trainer holds no good weights
