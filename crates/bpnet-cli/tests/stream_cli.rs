@@ -1142,3 +1142,83 @@ fn a_streamed_run_scores_a_test_file_as_eval_does() {
         );
     }
 }
+
+/// A streamed run that diverges saves the weights from before the bad
+/// step with its history, as a run in memory does (it wrote no history).
+#[test]
+fn a_streamed_run_that_diverges_leaves_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("a,b,c,y\n");
+    for i in 0..200 {
+        let v = |k: usize| ((i * 3 + k) * 7919 % 1000) as f64 / 500.0 - 1.0;
+        csv += &format!("{},{},{},{}\n", v(0), v(1), v(2), v(0) + 2.0 * v(1) + 3.0 * v(2));
+    }
+    std::fs::write(d.join("r.csv"), csv).unwrap();
+    let base = [
+        "train",
+        "--data",
+        "r.csv",
+        "--target",
+        "y",
+        "--hidden",
+        "16,16",
+        "--no-batch-norm",
+        "--ensemble",
+        "1",
+        "--val-split",
+        "0",
+        "--lr",
+        "1e4",
+        "--epochs",
+        "2",
+        "--stream",
+        "--quiet",
+    ];
+    // Held in memory (full batch: diverges on step 2, after epoch 2's
+    // record), and read through a shuffle buffer of 50 rows (mid-epoch 1).
+    let runs: [(&[&str], &str, usize, u64); 2] = [
+        (&["--optimizer", "gd", "--out", "a.safetensors"], "a", 2, 1),
+        (
+            &[
+                "--optimizer",
+                "sgd",
+                "--batch-size",
+                "20",
+                "--shuffle-buffer",
+                "50",
+                "--out",
+                "b.safetensors",
+            ],
+            "b",
+            0,
+            0,
+        ),
+    ];
+    for (extra, name, epochs, best) in runs {
+        let out = run_env(d, &[&base[..], extra].concat(), &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!(
+                "the weights from before this step were saved to {name}.safetensors"
+            )),
+            "{err}"
+        );
+        let h: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(format!("{name}.history.json"))).unwrap()).unwrap();
+        assert_eq!(
+            (h["epochs"].as_array().unwrap().len(), h["best_epoch"].as_u64()),
+            (epochs, Some(best)),
+            "{h}"
+        );
+        assert!(
+            h["notes"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("training diverged at step "),
+            "{h}"
+        );
+        assert!(d.join(format!("{name}.history.csv")).is_file());
+    }
+}

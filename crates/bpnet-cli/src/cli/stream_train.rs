@@ -9,7 +9,7 @@ use super::progress::Progress;
 use super::train::{TrainArgs, checkpoint_path, finish};
 use bpnet::data::Dataset;
 use bpnet::data::table::ChunkReader;
-use bpnet::io::{RunCheckpoint, save_model_with, save_run};
+use bpnet::io::{RunCheckpoint, save_run};
 use bpnet::loss::Loss;
 use bpnet::train::{DatasetSource, Event, FitConfig, History, Resume, Validation, fit_source};
 use bpnet::workflow::stream::{Role, StreamFile, StreamSource, buffer_rows, open_train_stream, stream_metrics};
@@ -324,7 +324,13 @@ fn train(
             .with_stream(Some(stream.clone()))
     };
     let mut progress = Progress::new(quiet);
+    // The epochs so far, for the history a diverged run leaves.
+    let mut epochs: Vec<bpnet::train::EpochRecord> =
+        resume.as_ref().map_or(Vec::new(), |r| r.state.history.epochs.clone());
     let mut on_event = |e: Event<'_>| -> Result<()> {
+        if let Event::Epoch(record, _) = &e {
+            epochs.push((*record).clone());
+        }
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
@@ -359,7 +365,9 @@ fn train(
     match fitted {
         Err(e @ Error::Diverged { .. }) => {
             let e = super::train::weights_kept(e)?;
-            let save = || save_model_with(&out, spec, &trainer.model, &meta());
+            let history = super::train::diverged_history(epochs, &e);
+            let meta = bpnet::workflow::metadata(cfg, data, Some(&history), None);
+            let save = || super::train::save_diverged(&out, spec, &trainer.model, &meta, &history);
             Err(super::train::after_divergence(
                 e,
                 &out,

@@ -999,7 +999,7 @@ pub(super) fn after_divergence(
 /// ended before the bad step (the model holds the weights from before
 /// it: that epoch's, or a few steps past them), and the divergence as a
 /// note.
-fn diverged_history(epochs: Vec<bpnet::train::EpochRecord>, e: &Error) -> History {
+pub(super) fn diverged_history(epochs: Vec<bpnet::train::EpochRecord>, e: &Error) -> History {
     let bad = match e {
         Error::Diverged { step, .. } => *step,
         _ => usize::MAX,
@@ -1018,7 +1018,7 @@ fn diverged_history(epochs: Vec<bpnet::train::EpochRecord>, e: &Error) -> Histor
 
 /// A diverged run's model and its history files (a history had not been
 /// written: the epochs before the divergence could not be plotted).
-fn save_diverged(
+pub(super) fn save_diverged(
     out: &Path,
     spec: &ModelSpec,
     model: &Sequential<f32>,
