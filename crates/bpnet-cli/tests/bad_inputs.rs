@@ -1051,3 +1051,79 @@ fn predict_on_images_needs_no_labels_file() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_eq!(std::fs::read_to_string(d.join("p.csv")).unwrap(), text);
 }
+
+/// A value the reader takes (within ±1e30) in a column whose training
+/// spread was tiny grows past f32 once scaled, and the network's output
+/// is NaN: predict and eval, in memory and streamed, refuse it naming the
+/// file and data row, and write nothing (predict had printed a class label
+/// beside NaN probabilities, eval NaN metrics, with exit 0).
+#[test]
+fn a_row_whose_output_is_not_finite_is_refused_by_predict_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut train = String::from("tiny,x,label\n");
+    for i in 0..200i32 {
+        let (t, x) = ((i % 7 - 3) as f64 * 1e-9, i % 5 - 2);
+        let label = if (i % 7 - 3) + x > 0 { "pos" } else { "neg" };
+        train += &format!("{t},{x},{label}\n");
+    }
+    std::fs::write(d.join("train.csv"), train).unwrap();
+    let out = bpnet(
+        d,
+        &[
+            "train",
+            "--data",
+            "train.csv",
+            "--target",
+            "label",
+            "--epochs",
+            "3",
+            "--ensemble",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(d.join("new.csv"), "tiny,x\n1e-9,0\n5e29,0\n").unwrap();
+    std::fs::write(d.join("lab.csv"), "tiny,x,label\n1e-9,0,pos\n5e29,0,pos\n").unwrap();
+    for stream in ["--no-stream", "--stream"] {
+        for (cmd, file, extra) in [
+            ("predict", "new.csv", &["--output", "p.csv"][..]),
+            ("predict", "new.csv", &[][..]),
+            ("eval", "lab.csv", &[][..]),
+        ] {
+            let mut args = vec![cmd, "--model", "model.safetensors", "--data", file, stream];
+            args.extend_from_slice(extra);
+            let out = bpnet(d, &args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?}");
+            let last = err.trim_end().lines().last().unwrap_or("");
+            assert!(
+                last.starts_with(&format!(
+                    "error: {file}: data row 2: the network's output is NaN, so no prediction"
+                )),
+                "{args:?}: {err}"
+            );
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("NaN"), "{args:?}");
+            assert!(!d.join("p.csv").exists(), "{args:?}");
+        }
+    }
+    // A value whose scaled feature is past f32 already is named by its cell.
+    std::fs::write(d.join("far.csv"), "tiny,x\n1e-9,0\n1e30,0\n").unwrap();
+    for stream in ["--no-stream", "--stream"] {
+        let out = bpnet(
+            d,
+            &["predict", "--model", "model.safetensors", "--data", "far.csv", stream],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("far.csv: line 3, column 'tiny': value 1e30 is too far from the column's training values"),
+            "{err}"
+        );
+    }
+    // A large value whose scaled feature stays small enough still predicts.
+    std::fs::write(d.join("ok.csv"), "tiny,x\n1e-9,0\n1e20,0\n").unwrap();
+    let out = bpnet(d, &["predict", "--model", "model.safetensors", "--data", "ok.csv"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -312,3 +312,67 @@ fn files_without_columns_are_a_one_line_error() {
         assert!(!d.join("x.safetensors").exists() && !d.join("p.csv").exists());
     }
 }
+
+/// A column the model needs and a Parquet or Arrow file lacks is named
+/// with the file's columns, in memory as streamed (in memory it listed
+/// none: only the wanted columns had been read).
+#[test]
+fn a_missing_column_lists_the_columnar_files_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let with_extra: String = csv()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match l.rsplit_once(',') {
+            Some((head, label)) if i == 0 => format!("{head},extra,{label}\n"),
+            Some((head, label)) => format!("{head},{},{label}\n", i % 7),
+            None => String::new(),
+        })
+        .collect();
+    std::fs::write(d.join("extra.csv"), with_extra).unwrap();
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "extra.csv",
+            "--target",
+            "label",
+            "--epochs",
+            "2",
+            "--ensemble",
+            "1",
+            "--quiet",
+        ],
+    );
+    write_arrow(&d.join("data.arrow"));
+    ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "model.safetensors",
+            "--data",
+            "extra.csv",
+            "--output",
+            "p.parquet",
+        ],
+    );
+    for (file, columns) in [
+        ("data.arrow", "'x1', 'x2', 'kind', 'label'"),
+        ("p.parquet", "'prediction', 'p_big', 'p_small'"),
+    ] {
+        for stream in ["--no-stream", "--stream"] {
+            for cmd in ["predict", "eval"] {
+                let out = common::run_in(d, &[cmd, "--model", "model.safetensors", "--data", file, stream]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{cmd} {file} {stream}");
+                let last = err.trim_end().lines().last().unwrap_or("");
+                assert!(
+                    last.ends_with(&format!("missing; the file's columns are {columns}")),
+                    "{cmd} {file} {stream}: {err}"
+                );
+            }
+        }
+    }
+}

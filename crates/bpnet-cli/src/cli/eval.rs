@@ -72,7 +72,13 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             let data = labelled_with(&pipeline, &a.data, &targets)?;
             let loss = bpnet::train::default_loss(&data);
             let net = super::ensemble::net_of(&file, &a.model)?;
-            ensemble_metrics(&net, loss, &data, &pipeline)?
+            let m = ensemble_metrics(&net, loss, &data, &pipeline)?;
+            if !m.json["loss"].as_f64().is_some_and(f64::is_finite) {
+                // A non-finite output somewhere: name its row.
+                let out = net.forward_in_groups(&data.features, bpnet::workflow::stream::GROUP)?;
+                bpnet::workflow::check_finite_outputs(&out, 0, &bpnet::workflow::data_path(&a.data))?;
+            }
+            m
         }
     };
     println!("{}", m.summary);

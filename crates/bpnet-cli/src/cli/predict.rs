@@ -101,6 +101,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     // In groups of rows, as the streamed predict and `bpnet eval` run them,
     // so that a row's output does not depend on how its file was read.
     let out = super::ensemble::net_of(&file, &a.model)?.forward_in_groups(&x, GROUP)?;
+    bpnet::workflow::check_finite_outputs(&out, 0, &data_path(&a.data))?;
     let (header, rows) = prediction_csv(&pipeline, &out);
     match output {
         Some(p) if bpnet::data::Format::of(p) == bpnet::data::Format::Parquet => {

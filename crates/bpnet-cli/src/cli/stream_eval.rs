@@ -132,7 +132,7 @@ pub fn predict(
     // read leaves nothing on stdout.
     let mut header = Some(header);
     let mut text = String::new();
-    let rows = stream_outputs(&mut reader, pre, &net, &mut |out| {
+    let rows = stream_outputs(&mut reader, pre, &net, Path::new(data), &mut |out| {
         if let Some(h) = header.take() {
             sink.write_header(&h)?;
         }
@@ -164,6 +164,10 @@ pub fn eval(data: &str, opts: &CsvOptions, pipeline: &Pipeline, file: &ModelFile
         None => Loss::Mse,
     };
     let mut reader = ChunkReader::open(Path::new(data), opts, bpnet::workflow::stream::chunk_bytes()?)?;
-    let m = stream_metrics(&mut reader, preprocessor, &|_| true, &net, loss)?;
-    Ok(m.finish(pipeline))
+    let m = stream_metrics(&mut reader, preprocessor, &|_| true, &net, loss)?.finish(pipeline);
+    if !m.json["loss"].as_f64().is_some_and(f64::is_finite) {
+        // A non-finite output somewhere: a second pass names its row.
+        stream_outputs(&mut reader, preprocessor, &net, Path::new(data), &mut |_| Ok(()))?;
+    }
+    Ok(m)
 }

@@ -160,6 +160,30 @@ fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<Tes
     }
 }
 
+/// An error for the first row of `out` (row `first_row` of the file at
+/// `path` is its row 0) whose output is not finite: an input the reader
+/// takes (within ±1e30) can still grow past f32 once scaled by a column's
+/// tiny spread in training, and a NaN output had been printed as a
+/// prediction (a class label beside NaN probabilities), with exit 0.
+pub fn check_finite_outputs(out: &Matrix<f32>, first_row: usize, path: &std::path::Path) -> Result<()> {
+    let Some(r) = (0..out.rows()).find(|&r| out.row(r).iter().any(|v| !v.is_finite())) else {
+        return Ok(());
+    };
+    let what = if out.row(r).iter().any(|v| v.is_nan()) {
+        "NaN"
+    } else {
+        "infinite"
+    };
+    Err(Error::Format {
+        path: path.to_path_buf(),
+        reason: format!(
+            "data row {}: the network's output is {what}, so no prediction is made for it (a value far from its \
+             column's training values, scaled by their spread, can grow past 32-bit floats)",
+            first_row + r + 1
+        ),
+    })
+}
+
 /// Classification metrics for display and scripts.
 pub(crate) fn class_metrics(m: ClassMetrics, loss: f64, rows: usize, pipeline: &Pipeline) -> TestMetrics {
     let classes = m.confusion.len();

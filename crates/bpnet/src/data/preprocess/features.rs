@@ -175,6 +175,7 @@ impl<'a> Encoder<'a> {
                     (true, Some(f)) => scaled(*f, *center, *scale),
                     (true, None) => return Err(missing()),
                 };
+                finite_feature(table, r, c, out[0])?;
             }
             Encoder::NumText {
                 codes,
@@ -189,6 +190,7 @@ impl<'a> Encoder<'a> {
                     (Ok(None), None) => return Err(missing()),
                     (Err(()), _) => return Err(numeric_cell(table, r, c).err().unwrap_or_else(missing)),
                 };
+                finite_feature(table, r, c, out[0])?;
             }
             Encoder::Cat {
                 codes,
@@ -312,6 +314,10 @@ impl NumColumn<'_> {
                 return Err(());
             }
             scale_run(run, self.affine, self.fill.unwrap_or(f32::NAN));
+            // A value that scales past f32 (row by row names it).
+            if !run.iter().fold(true, |ok, v| ok & v.is_finite()) {
+                return Err(());
+            }
             for (o, v) in out.chunks_exact_mut(width.max(1)).zip(run.iter()) {
                 o[at] = *v;
             }
@@ -336,6 +342,25 @@ crate::vectorized! {
 
 /// A numeric feature: `(v - center) / scale` in `f64`, then rounded to `f32`.
 #[inline(always)]
+/// A feature that scaling took past f32 (a value within the reader's
+/// ±1e30 in a column of a tiny spread in training: 5e29 over a spread of
+/// 1e-9) is an error naming the cell; it had become inf, and the network's
+/// output NaN, printed as a prediction with exit 0.
+fn finite_feature(table: &Table, r: usize, c: usize, x: f32) -> Result<()> {
+    match x.is_finite() {
+        true => Ok(()),
+        false => Err(table.cell_error(
+            r,
+            c,
+            format!(
+                "value {} is too far from the column's training values: scaled by their spread it exceeds \
+                 32-bit floats",
+                crate::data::csv::short_cell(&cell_text(table, r, c))
+            ),
+        )),
+    }
+}
+
 fn scaled(v: f64, center: f64, scale: f64) -> f32 {
     ((v - center) / scale) as f32
 }

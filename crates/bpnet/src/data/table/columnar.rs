@@ -41,13 +41,18 @@ pub(super) fn format_error(path: &Path, reason: String) -> Error {
 pub fn read_parquet(path: &Path, columns: Option<&[String]>, shifts: &Shifts) -> Result<Table> {
     guarded(path, "Parquet", || {
         let (names, read_all) = super::parquet_read::read_columns(path, columns, shifts)?;
-        finish_table(
+        let mut table = finish_table(
             path,
             &names,
             read_all,
             &|columns| parquet_batches(path, columns, None),
             0,
-        )
+        )?;
+        if columns.is_some_and(|c| c.iter().any(|n| !names.contains(n))) {
+            // A wanted column the file lacks: its error lists the file's.
+            table.file_columns = super::parquet_read::column_names(path)?;
+        }
+        Ok(table)
     })
 }
 
@@ -305,6 +310,7 @@ pub(super) fn finish_table(
         breaks: Vec::new(),
         columnar: true,
         row_base: 0,
+        file_columns: Vec::new(),
     })
 }
 

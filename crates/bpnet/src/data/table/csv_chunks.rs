@@ -303,6 +303,7 @@ impl CsvChunks {
             breaks: body.breaks,
             columnar: false,
             row_base: 0,
+            file_columns: Vec::new(),
         };
         self.buf.drain(..next);
         self.at = (span.end, lines, span.row + body.rows);

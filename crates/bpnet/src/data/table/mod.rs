@@ -188,6 +188,10 @@ pub struct Table {
     /// Rows of the file before this table's first (a chunk of a Parquet
     /// file: errors name the row in the file).
     row_base: usize,
+    /// Every column of the file when only some were read (a Parquet file's
+    /// projection); empty when `columns` are all. Errors about a missing
+    /// column list these (they listed nothing).
+    pub(crate) file_columns: Vec<String>,
 }
 
 /// Anything preprocessing reads: a [`Table`], or a [`RawTable`] converted.
@@ -293,9 +297,13 @@ impl Table {
     /// The column names quoted and joined (the first 20 and a count past 20).
     pub(crate) fn column_list(&self) -> String {
         const SHOWN: usize = 20;
-        match self.columns.len().checked_sub(SHOWN) {
-            Some(more) if more > 0 => format!("{}, ... and {more} more", quoted_list(&self.columns[..SHOWN])),
-            _ => quoted_list(&self.columns),
+        let all = match self.file_columns.is_empty() {
+            true => &self.columns,
+            false => &self.file_columns,
+        };
+        match all.len().checked_sub(SHOWN) {
+            Some(more) if more > 0 => format!("{}, ... and {more} more", quoted_list(&all[..SHOWN])),
+            _ => quoted_list(all),
         }
     }
 
@@ -351,6 +359,7 @@ impl Table {
             breaks,
             columnar: false,
             row_base: 0,
+            file_columns: Vec::new(),
         }
     }
 

@@ -62,6 +62,11 @@ pub(super) fn read_columns(path: &Path, columns: Option<&[String]>, shifts: &Shi
     Ok((names, read))
 }
 
+/// The names of every column of the Parquet file at `path`.
+pub(super) fn column_names(path: &Path) -> Result<Vec<String>> {
+    Ok(open(path)?.schema().fields().iter().map(|f| f.name().clone()).collect())
+}
+
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<super::parquet_file::ParquetFile>> {
     ParquetRecordBatchReaderBuilder::try_new(parquet_file(path)?)
         .map_err(|e| format_error(path, format!("not a readable Parquet file: {e}")))

@@ -544,6 +544,7 @@ fn read_fast(path: &Path, opts: &CsvOptions, tune: Tune) -> Result<Option<Table>
         breaks,
         columnar: false,
         row_base: 0,
+        file_columns: Vec::new(),
     };
     if !has_header {
         prepend_first(&mut table, &head.first, head.first_line);

@@ -90,16 +90,22 @@ pub fn stream_metrics(
 }
 
 /// The outputs of `net` for every row of `reader`'s file, handed to `f` in
-/// groups of [`GROUP`] rows; returns the rows.
+/// groups of [`GROUP`] rows; returns the rows. A row whose output is not
+/// finite is an error naming it in `path` ([`crate::workflow::check_finite_outputs`]).
 pub fn stream_outputs(
     reader: &mut ChunkReader,
     pre: &Preprocessor,
     net: &EnsembleNet,
+    path: &std::path::Path,
     f: &mut dyn FnMut(&Matrix<f32>) -> Result<()>,
 ) -> Result<usize> {
     let mut out = Matrix::default();
+    let mut done = 0;
     for_each_group(reader, pre, &|_| true, false, &mut |d| {
         net.forward_into(&d.features, &mut out)?;
+        // Before the rows are handed on (printed): a non-finite output is an error.
+        crate::workflow::check_finite_outputs(&out, done, path)?;
+        done += out.rows();
         f(&out)
     })
 }
