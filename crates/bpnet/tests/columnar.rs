@@ -145,13 +145,25 @@ fn only_the_columns_asked_for_are_read() {
     let want = ["label".to_string(), "x".to_string(), "absent".to_string()];
     let t = read_data(&pq, &CsvOptions::default(), Some(&want)).unwrap();
     assert_eq!(t.columns, ["x", "label"]);
-    // A prediction file without a model column: named, with the file's columns.
+    // A prediction file without a model column: named, with every column
+    // of the file (it listed the columns read: none besides the wanted).
+    let lacking = dir.path().join("lacking.parquet");
+    write_parquet(&lacking, &[batch().project(&[0, 2, 3]).unwrap()], 1 << 20);
+    let want: Vec<String> = ["x", "n", "color", "label"].map(String::from).to_vec();
+    let t = read_data(&lacking, &CsvOptions::default(), Some(&want)).unwrap();
     let (p, _) = Preprocessor::fit(&read(&pq), &(0..ROWS).collect::<Vec<_>>(), &spec()).unwrap();
     let e = p.transform_features(&t, &[0]).unwrap_err().to_string();
     assert!(
-        e.contains("t.parquet") && e.contains("column 'n': missing") && e.contains("'x', 'label'"),
+        e.contains("lacking.parquet")
+            && e.contains("column 'n': missing")
+            && e.ends_with("the file's columns are 'x', 'color', 'label'"),
         "{e}"
     );
+    // Asked for by name alone ('n' absent), the list is the file's too.
+    let only: Vec<String> = vec!["n".into()];
+    let t = read_data(&lacking, &CsvOptions::default(), Some(&only)).unwrap();
+    let e = p.transform_features(&t, &[0]).unwrap_err().to_string();
+    assert!(e.ends_with("the file's columns are 'x', 'color', 'label'"), "{e}");
 }
 
 #[test]

@@ -106,15 +106,20 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     match output {
         Some(p) if bpnet::data::Format::of(p) == bpnet::data::Format::Parquet => {
             write_atomic(p, &parquet_bytes(&header, &rows, &text_columns(&pipeline), p)?)?;
-            println!("wrote {} predictions to {}", out.rows(), p.display());
+            println!("wrote {} to {}", prediction_count(out.rows()), p.display());
         }
         Some(p) => {
             write_atomic(p, (header + &rows).as_bytes())?;
-            println!("wrote {} predictions to {}", out.rows(), p.display());
+            println!("wrote {} to {}", prediction_count(out.rows()), p.display());
         }
         None => print!("{header}{rows}"),
     }
     Ok(())
+}
+
+/// `1 prediction`, `150 predictions`.
+pub fn prediction_count(n: usize) -> String {
+    format!("{n} prediction{}", if n == 1 { "" } else { "s" })
 }
 
 /// `--stream` with a model without preprocessing, which is read in memory,

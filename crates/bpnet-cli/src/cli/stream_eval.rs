@@ -148,7 +148,7 @@ pub fn predict(
     }
     sink.finish()?;
     if let Some(p) = output {
-        println!("wrote {rows} predictions to {}", p.display());
+        println!("wrote {} to {}", super::predict::prediction_count(rows), p.display());
     }
     Ok(())
 }
