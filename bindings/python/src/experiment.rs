@@ -106,15 +106,7 @@ fn check_outputs(cfg: &ExperimentConfig, studies: &[Study], out: &Path, overwrit
     let mut names: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
     names.extend(experiment::REPORT_FILES.iter().map(|f| f.to_string()));
     names.push(experiment::MARKER.into());
-    let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
-        _ if name == experiment::MARKER => experiment::marker_kind(),
-        "png" => Kind::Png,
-        "svg" => Kind::Svg,
-        "json" => Kind::Json,
-        "html" => Kind::Html,
-        _ => Kind::csv("experiment results", &["step,", "network,", "lr,"]),
-    };
-    let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), kind(n))).collect();
+    let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), experiment::output_kind(n))).collect();
     let mut plan = OutputPlan::new(overwrite);
     plan.input(
         "mnist",

@@ -74,6 +74,8 @@ fn experiment_bn_mnist_prints_its_settings_and_writes_the_report() {
     let config: Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["config"]["lr"], 0.8);
     assert_eq!(config["config"]["seed"], 7);
+    // One whole run (it recorded the normalization studies' 3 per arm).
+    assert_eq!(config["config"]["seeds"], 1);
     assert!(
         config["command"]
             .as_str()
@@ -331,4 +333,67 @@ fn plot_explains_a_file_that_is_not_a_history() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a history written by bpnet train"), "{err}");
+}
+
+/// Refused in one line before anything is written: a depth of a million
+/// (refused mid-study with the widths in a 4 MB line, a folder left), a
+/// repeated value in a list that names rows or columns of the results, a
+/// --mnist that is no folder (the message spoke of "this folder"), and
+/// --out the MNIST folder (it ran once, then took its outputs for inputs).
+#[test]
+fn experiment_refuses_bad_lists_and_folders_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mnist = format!("{ROOT}/data/mnist");
+    std::fs::create_dir(d.join("copy")).unwrap();
+    for f in std::fs::read_dir(&mnist).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), d.join("copy").join(f.file_name())).unwrap();
+    }
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["depth", "--depth", "1000000"],
+            "invalid depth: must be at most 10000 hidden layers",
+        ),
+        (
+            &["lr-range", "--lr-range", "0.1,0.1"],
+            "invalid learning-rate range: must be distinct",
+        ),
+        (
+            &["batch-size", "--batch-sizes", "4,4"],
+            "invalid batch sizes: must be distinct",
+        ),
+        (
+            &["sweep", "--sweep-lrs", "0.5,0.5"],
+            "invalid --sweep-lrs: must be distinct",
+        ),
+        (
+            &["sweep", "--sweep-stds", "0.1,0.1"],
+            "invalid --sweep-stds: must be distinct",
+        ),
+        (
+            &["bn-mnist", "--mnist", "nosuch"],
+            "invalid --mnist: nosuch does not exist",
+        ),
+        (
+            &["bn-mnist", "--mnist", "copy/t10k-labels-idx1-ubyte.gz"],
+            "is not a folder",
+        ),
+        (
+            &["bn-mnist", "--mnist", "copy", "--out", "copy"],
+            "invalid --out: copy is the MNIST folder (--mnist)",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = [&["experiment"][..], args].concat();
+        if !args.contains(&"--out") {
+            all.extend(["--out", "o"]);
+        }
+        let out = run_in(d, &all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want) && err.len() < 300, "{args:?}: {err}");
+        assert!(!d.join("o").exists(), "{args:?} made its folder");
+    }
 }

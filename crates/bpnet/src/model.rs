@@ -109,10 +109,7 @@ impl ModelSpec {
             _ => {
                 return Err(Error::config(
                     "layer widths",
-                    format!(
-                        "{} would need more than {MAX_WEIGHTS} weights",
-                        self.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-")
-                    ),
+                    format!("{} would need more than {MAX_WEIGHTS} weights", short_dims(&self.dims)),
                 ));
             }
         }
@@ -451,6 +448,16 @@ crate::vectorized! {
     /// Sets `bad` if some value of `x` is NaN or infinite.
     fn any_non_finite<T: Scalar>(x: &[T], bad: &mut bool) {
         *bad |= x.iter().fold(false, |b, v| b | !v.is_finite());
+    }
+}
+
+/// `784-100-100-10`; past 12 widths, the first and last 5 around the count
+/// left out (a million layers had made an error line of 4 MB).
+fn short_dims(dims: &[usize]) -> String {
+    let join = |d: &[usize]| d.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("-");
+    match dims.len() {
+        0..=12 => join(dims),
+        n => format!("{}-...({} more)...-{}", join(&dims[..5]), n - 10, join(&dims[n - 5..])),
     }
 }
 

@@ -126,8 +126,14 @@ pub fn config(a: &ExperimentArgs) -> ExperimentConfig {
     );
     set!(lr_multipliers, depth, population_batches);
     set!(batch_sizes, ghost_size, dropout_rate, lr_range);
-    if let Some(n) = a.seeds {
-        c.seeds = n as usize;
+    // The paper studies run whole over the seeds (1 unless --seeds): the
+    // configuration records that, not the normalization studies' 3 per arm
+    // (`"seeds": 3` beside one run).
+    let norm = studies(&a.which).is_ok_and(|s| !s.is_empty() && s.iter().all(|x| Study::NORM.contains(x)));
+    match (a.seeds, norm) {
+        (Some(n), _) => c.seeds = n as usize,
+        (None, false) => c.seeds = 1,
+        (None, true) => {}
     }
     if let Some(e) = a.epochs {
         c.norm_epochs = e;
@@ -347,6 +353,31 @@ fn studies(which: &str) -> Result<Vec<Study>> {
 
 /// The MNIST folder in, the files of `--out` out (see `bpnet::io::OutputPlan`).
 fn check_outputs(a: &ExperimentArgs, cfg: &ExperimentConfig, studies: &[Study]) -> Result<()> {
+    let mnist = cfg.mnist_dir.clone().unwrap_or_else(bpnet::data::bundled_mnist_dir);
+    if let Some(d) = cfg.mnist_dir.as_deref().filter(|d| !d.is_dir()) {
+        // It said "... neither found in this folder" of a missing folder or a file.
+        let what = if d.exists() {
+            "is not a folder"
+        } else {
+            "does not exist"
+        };
+        return Err(Error::config(
+            "--mnist",
+            format!("{} {what}: give the folder of the MNIST IDX files", d.display()),
+        ));
+    }
+    let same = |x: &std::path::Path, y: &std::path::Path| matches!((x.canonicalize(), y.canonicalize()), (Ok(p), Ok(q)) if p == q);
+    if same(&a.out, &mnist) {
+        // Its outputs were written among the IDX files once; the rerun then
+        // took them for inputs and refused, saying so.
+        return Err(Error::config(
+            "--out",
+            format!(
+                "{} is the MNIST folder (--mnist): the outputs would mix with the data; choose another folder",
+                a.out.display()
+            ),
+        ));
+    }
     let runs = whole_runs(a, studies) as u64;
     if runs > 1 {
         for k in 0..runs {
@@ -380,19 +411,7 @@ fn check_folder(
     if a.which != "sweep" {
         names.push(experiment::MARKER.into());
     }
-    let kind = |name: &str| match name.rsplit_once('.').map_or("", |p| p.1) {
-        "png" => Kind::Png,
-        "svg" => Kind::Svg,
-        "json" => Kind::Json,
-        "html" => Kind::Html,
-        "md" if name == experiment::MARKER => experiment::marker_kind(),
-        "md" => Kind::csv("a seeds table", &["# Spread over seeds "]),
-        _ => Kind::csv(
-            "experiment results",
-            &["step,", "network,", "lr,", "batch_size,", "activation,", "arm,"],
-        ),
-    };
-    let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), kind(n))).collect();
+    let files: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), experiment::output_kind(n))).collect();
     let mut plan = OutputPlan::new(a.overwrite);
     plan.input(
         "--mnist",

@@ -28,7 +28,7 @@ pub fn check_train(cfg: &TrainConfig, config: Option<&Path>, resume: Option<&Pat
     let (history_csv, history_json) = super::history::paths(out);
     let history = Kind::csv("a training history", &[super::history::CSV_HEADER]);
     plan.derived("--out", &history_csv, &of("the history"), history);
-    plan.derived("--out", &history_json, &of("the history"), Kind::Json);
+    plan.derived("--out", &history_json, &of("the history"), Kind::json(&["best_epoch"]));
     if cfg.checkpoint_every > 0 || cfg.checkpoint_steps > 0 {
         let ckpt = super::train::checkpoint_path(out);
         plan.derived("--out", &ckpt, &of("the checkpoint"), Kind::Checkpoint);

@@ -263,4 +263,28 @@ fn experiment_outputs_are_listed_and_checked() {
         &with(base.to_vec(), &["run"]),
         &["holds an HTML page not written by bpnet, not an HTML report written by bpnet"],
     );
+    // A user's own JSON or CSV of an output's name is not replaced either
+    // (any JSON, and any CSV starting `step,`, had been taken for bpnet's);
+    // the run's own are (the rerun with the report put back passes).
+    ok(d, &with(base.to_vec(), &["run", "--overwrite"]));
+    for (file, text, want) in [
+        (
+            "config.json",
+            "{\"name\": \"my-project\", \"version\": \"1.0\"}\n",
+            "not a JSON document written by bpnet",
+        ),
+        ("results.json", "[1, 2, 3]\n", "not a JSON document written by bpnet"),
+        ("paper_curves.csv", "step,loss\n1,2.3\n", "not experiment results (CSV)"),
+    ] {
+        let mine = d.join("mine");
+        std::fs::create_dir_all(&mine).unwrap();
+        std::fs::write(mine.join(file), text).unwrap();
+        refused(
+            d,
+            &with(base.to_vec(), &["mine"]),
+            &[&format!("mine/{file} (in --out mine)"), want],
+        );
+        std::fs::remove_dir_all(&mine).unwrap();
+    }
+    ok(d, &with(base.to_vec(), &["run"]));
 }

@@ -154,6 +154,9 @@ impl ExperimentConfig {
                 "must be below 100 (the last hidden layer has 100 units)",
             ),
             (self.depth >= 1, "depth", "must be at least 1 hidden layer"),
+            // Refused before any output (a million was refused by the
+            // network's size check once the study had begun).
+            (self.depth <= 10_000, "depth", "must be at most 10000 hidden layers"),
             (
                 !self.lr_multipliers.is_empty() && self.lr_multipliers.iter().all(|&m| positive(m)),
                 "learning-rate multipliers",
@@ -181,6 +184,13 @@ impl ExperimentConfig {
                 !self.lr_range.is_empty() && self.lr_range.iter().all(|&m| positive(m)),
                 "learning-rate range",
                 "must be positive numbers",
+            ),
+            // Each names a row or column of the results, as the multipliers do.
+            (distinct(&self.lr_range), "learning-rate range", "must be distinct"),
+            (
+                distinct(&self.batch_sizes.iter().map(|&b| b as f64).collect::<Vec<_>>()),
+                "batch sizes",
+                "must be distinct",
             ),
         ];
         match checks.iter().find(|c| !c.0) {
@@ -455,6 +465,40 @@ const MARKER_TITLE: &str = "# An unfinished bpnet experiment";
 /// [`MARKER`] as an output kind (recognised by its first line).
 pub fn marker_kind() -> bpnet::io::Kind {
     bpnet::io::Kind::csv("an unfinished run's marker", &[MARKER_TITLE])
+}
+
+/// What the output file `name` of a run holds, as an existing file of that
+/// name must hold to be replaced without `--overwrite`: JSON by its keys,
+/// CSV by its first fields (a user's own `config.json`, or a `step,loss`
+/// CSV, had been taken for bpnet's and replaced).
+pub fn output_kind(name: &str) -> bpnet::io::Kind {
+    use bpnet::io::Kind;
+    match name.rsplit_once('.').map_or("", |p| p.1) {
+        _ if name.ends_with(MARKER) => marker_kind(),
+        "png" => Kind::Png,
+        "svg" => Kind::Svg,
+        "html" => Kind::Html,
+        "json" if name.ends_with("config.json") => Kind::json(&["bpnet_version"]),
+        "json" if name.ends_with("seeds.json") => Kind::json(&["numbers"]),
+        "json" => Kind::Json(
+            Study::ALL
+                .iter()
+                .chain(&Study::NORM)
+                .map(|s| s.name().to_string())
+                .collect(),
+        ),
+        "md" => Kind::csv("a seeds table", &["# Spread over seeds "]),
+        _ => Kind::csv("experiment results", &[]).with_patterns(&[
+            "step,test_accuracy_*,*",
+            "step,running_average,*",
+            "network,step,layer,*",
+            "network,lr,seed,*",
+            "batch_size,norm,seed,*",
+            "arm,seed,test_accuracy,*",
+            "activation,placement,seed,*",
+            "lr,init_std,batch_norm,*",
+        ]),
+    }
 }
 
 /// Writes [`MARKER`] into `out` (created if missing), naming `command`.

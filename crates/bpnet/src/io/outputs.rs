@@ -23,8 +23,10 @@ pub enum Kind {
     Svg,
     /// An HTML page.
     Html,
-    /// A JSON document.
-    Json,
+    /// A JSON document; when `keys` are given, one of bpnet's that holds
+    /// one of them (`"key":` among its first 8 KB: a user's own JSON of the
+    /// same name is not replaced without `--overwrite`; any JSON was).
+    Json(Vec<String>),
     /// A CSV file of `what` (e.g. `predictions`). An existing file is of this
     /// kind when its first line equals one of `headers`, or, for an entry
     /// ending in `,` or a space, starts with it, or when its fields match one
@@ -43,6 +45,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// A [`Kind::Json`] of bpnet's, known by one of `keys`.
+    pub fn json(keys: &[&str]) -> Kind {
+        Kind::Json(keys.iter().map(|k| k.to_string()).collect())
+    }
+
     /// A [`Kind::Csv`] of `what` recognised by `headers`.
     pub fn csv(what: &str, headers: &[&str]) -> Kind {
         Kind::Csv {
@@ -84,7 +91,10 @@ impl Kind {
             (Kind::Png, f) => *f == Found::Png,
             (Kind::Svg, f) => *f == Found::Svg,
             (Kind::Html, f) => *f == Found::Html,
-            (Kind::Json, f) => *f == Found::Json,
+            (Kind::Json(keys), Found::Json(head)) => {
+                keys.is_empty() || keys.iter().any(|k| head.contains(&format!("\"{k}\":")))
+            }
+            (Kind::Json(_), _) => false,
             (Kind::Csv { .. }, _) => false,
         }
     }
@@ -97,7 +107,8 @@ impl Kind {
             Kind::Png => "a PNG image".into(),
             Kind::Svg => "an SVG image".into(),
             Kind::Html => "an HTML report written by bpnet".into(),
-            Kind::Json => "a JSON document".into(),
+            Kind::Json(keys) if keys.is_empty() => "a JSON document".into(),
+            Kind::Json(_) => "a JSON document written by bpnet".into(),
             Kind::Csv { what, .. } => format!("{what} (CSV)"),
         }
     }

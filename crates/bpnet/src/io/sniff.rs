@@ -40,8 +40,9 @@ pub(crate) enum Found {
     Html,
     /// Another HTML page (a user's own, never replaced without `--overwrite`).
     OtherHtml,
-    /// A JSON document.
-    Json,
+    /// A JSON document, with the text read of it (its first 8 KB): whose
+    /// it is shows in its keys.
+    Json(String),
     /// Other UTF-8 text (CSV and the like), with its first line.
     Text(String),
     /// A readable Parquet file, with its column names.
@@ -69,7 +70,7 @@ impl Found {
             Found::Svg => "an SVG image".into(),
             Found::Html => "an HTML report written by bpnet".into(),
             Found::OtherHtml => "an HTML page not written by bpnet".into(),
-            Found::Json => "a JSON document".into(),
+            Found::Json(_) => "a JSON document".into(),
             Found::Text(first) => {
                 let shown: String = first.chars().take(60).collect();
                 let more = if shown.len() < first.len() { "..." } else { "" };
@@ -209,7 +210,7 @@ fn text(head: &[u8]) -> Option<Found> {
                 false => Found::OtherHtml,
             }
         } else if start.starts_with('{') || start.starts_with('[') {
-            Found::Json
+            Found::Json(start.to_string())
         } else {
             Found::Text(s.lines().next().unwrap_or("").trim_end_matches('\r').to_string())
         },

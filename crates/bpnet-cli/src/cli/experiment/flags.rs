@@ -136,6 +136,10 @@ pub fn refuse_unused(a: &ExperimentArgs) -> Result<()> {
         if values.is_empty() || values.iter().any(|v| !(*v > 0.0 && v.is_finite())) {
             return Err(Error::config(name, "must be positive numbers"));
         }
+        if (1..values.len()).any(|i| values[..i].contains(&values[i])) {
+            // Each names a row of sweep.csv (a repeat ran the same networks twice).
+            return Err(Error::config(name, "must be distinct"));
+        }
     }
     Ok(())
 }

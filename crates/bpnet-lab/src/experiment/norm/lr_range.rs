@@ -63,9 +63,12 @@ pub fn run(cfg: &ExperimentConfig, data: &Mnist, out: &Path, log: &mut dyn FnMut
             &data.train,
             &range,
         )?;
+        // As the report writes them (it printed `Some(6.4280731172843195)`).
+        let rate = |r: Option<f64>| r.map_or("none".to_string(), |v| format!("{v:.3e}"));
         log(&format!(
-            "{name}: lr-find steepest {:?}, minimum/10 {:?}",
-            f.steepest, f.min_div10
+            "{name}: lr-find steepest {}, minimum/10 {}",
+            rate(f.steepest),
+            rate(f.min_div10)
         ));
         finds.push(f);
     }

@@ -114,23 +114,24 @@ pub(super) fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// `97.12% ± 0.31` for fractions.
+/// `97.12% ± 0.31` for fractions; one value alone, `97.12%` (a sample
+/// sd of one value is undefined: it read `± 0.00`).
 pub(super) fn pct_sd(v: &[f64]) -> String {
     let (m, s) = mean_sd(v);
-    if m.is_finite() {
-        format!("{:.2}% ± {:.2}", 100.0 * m, 100.0 * s)
-    } else {
-        "-".into()
+    match (m.is_finite(), v.len()) {
+        (false, _) => "-".into(),
+        (true, 1) => format!("{:.2}%", 100.0 * m),
+        (true, _) => format!("{:.2}% ± {:.2}", 100.0 * m, 100.0 * s),
     }
 }
 
-/// `0.0123 ± 0.0004`.
+/// `0.0123 ± 0.0004`; one value alone, `0.0123`.
 pub(super) fn num_sd(v: &[f64]) -> String {
     let (m, s) = mean_sd(v);
-    if m.is_finite() {
-        format!("{m:.4} ± {s:.4}")
-    } else {
-        "-".into()
+    match (m.is_finite(), v.len()) {
+        (false, _) => "-".into(),
+        (true, 1) => format!("{m:.4}"),
+        (true, _) => format!("{m:.4} ± {s:.4}"),
     }
 }
 
@@ -199,7 +200,7 @@ fn softmax(y: &Matrix<f32>) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::mean_sd;
+    use super::{mean_sd, num_sd, pct_sd};
 
     #[test]
     fn mean_and_sample_sd() {
@@ -207,5 +208,14 @@ mod tests {
         assert_eq!(m, 2.5);
         assert!((s - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
         assert_eq!(mean_sd(&[7.0]), (7.0, 0.0));
+    }
+
+    /// One seed has no spread to show (it read `14.00% ± 0.00`).
+    #[test]
+    fn one_value_is_shown_without_a_spread() {
+        assert_eq!(pct_sd(&[0.14]), "14.00%");
+        assert_eq!(pct_sd(&[0.1, 0.2]), "15.00% ± 7.07");
+        assert_eq!(num_sd(&[0.0123]), "0.0123");
+        assert_eq!(num_sd(&[]), "-");
     }
 }
