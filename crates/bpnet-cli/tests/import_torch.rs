@@ -288,6 +288,28 @@ fn cli_import_inspect_and_export() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("preprocessed feature matrix"));
+    // A bpnet model file given as the state dict is refused (it imported,
+    // dropping the file's preprocessing without a word).
+    let out = bpnet(
+        tmp.path(),
+        &[
+            "import",
+            "--torch",
+            "m.safetensors",
+            "--spec",
+            spec,
+            "--out",
+            "again.safetensors",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.trim()
+                == "error: m.safetensors: a bpnet model file already (bpnet predict, eval and export read it as it is); import reads a PyTorch state_dict saved with safetensors",
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("again.safetensors").exists());
     // No activation given: one line naming the option, non-zero exit, no file.
     let out = bpnet(
         tmp.path(),

@@ -85,6 +85,17 @@ pub fn import_torch(path: &Path, options: &TorchImportOptions) -> Result<TorchIm
         path: path.to_path_buf(),
         reason,
     };
+    if matches!(
+        super::sniff::sniff(path),
+        super::sniff::Found::Model | super::sniff::Found::Checkpoint
+    ) {
+        // Its preprocessing would be dropped without a word.
+        return Err(format(
+            "a bpnet model file already (bpnet predict, eval and export read it as it is); import reads a PyTorch \
+             state_dict saved with safetensors"
+                .into(),
+        ));
+    }
     let sd = read_state_dict(&bytes).map_err(format)?;
     build(sd, options).map_err(|e| match e {
         Error::Config { field, reason } => format(format!("{field}: {reason}")),
