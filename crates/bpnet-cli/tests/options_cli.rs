@@ -548,12 +548,7 @@ fn predicted_probabilities_keep_their_precision() {
 fn a_last_step_that_overflows_is_a_divergence() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut csv = String::from("a,b,c,y\n");
-    for i in 0..200 {
-        let v = |k: usize| ((i * 3 + k) * 7919 % 1000) as f64 / 500.0 - 1.0;
-        csv += &format!("{},{},{},{}\n", v(0), v(1), v(2), v(0) + 2.0 * v(1) + 3.0 * v(2));
-    }
-    std::fs::write(d.join("r.csv"), csv).unwrap();
+    std::fs::write(d.join("r.csv"), common::linear_csv()).unwrap();
     let base = [
         "train",
         "--data",

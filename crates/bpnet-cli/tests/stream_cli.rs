@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -1149,12 +1151,7 @@ fn a_streamed_run_scores_a_test_file_as_eval_does() {
 fn a_streamed_run_that_diverges_leaves_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut csv = String::from("a,b,c,y\n");
-    for i in 0..200 {
-        let v = |k: usize| ((i * 3 + k) * 7919 % 1000) as f64 / 500.0 - 1.0;
-        csv += &format!("{},{},{},{}\n", v(0), v(1), v(2), v(0) + 2.0 * v(1) + 3.0 * v(2));
-    }
-    std::fs::write(d.join("r.csv"), csv).unwrap();
+    std::fs::write(d.join("r.csv"), common::linear_csv()).unwrap();
     let base = [
         "train",
         "--data",

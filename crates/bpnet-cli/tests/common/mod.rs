@@ -67,3 +67,14 @@ pub fn output_within(mut child: Child, limit: Duration, what: &str) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// 200 rows `a,b,c,y` of a linear target `y = a + 2b + 3c`, the inputs
+/// spread over [-1, 1): a regression that a huge learning rate diverges on.
+pub fn linear_csv() -> String {
+    let mut csv = String::from("a,b,c,y\n");
+    for i in 0..200 {
+        let v = |k: usize| ((i * 3 + k) * 7919 % 1000) as f64 / 500.0 - 1.0;
+        csv += &format!("{},{},{},{}\n", v(0), v(1), v(2), v(0) + 2.0 * v(1) + 3.0 * v(2));
+    }
+    csv
+}
