@@ -76,16 +76,27 @@ impl NativeModel {
     /// Raw network outputs for `x` (logits, or standardized values); for
     /// an ensemble the averaged prediction as "logits" ([`EnsembleNet`]),
     /// as `bpnet predict` computes it.
+    /// A row whose output is not finite is refused, naming it, as `bpnet
+    /// predict` refuses it: an input far from its column's training
+    /// values, scaled by their tiny spread, can grow past f32.
     fn outputs(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Matrix<f32>> {
         let input = Input::new(x, "X")?;
         let dense = input.dense()?;
-        py.detach(|| {
-            let m = self.features(&dense)?;
-            // In the groups `bpnet predict` runs a file in: the same bits.
-            self.inference_net()?
-                .forward_in_groups(&m, bpnet::workflow::stream::GROUP)
-        })
-        .map_err(to_py)
+        let out = py
+            .detach(|| {
+                let m = self.features(&dense)?;
+                // In the groups `bpnet predict` runs a file in: the same bits.
+                self.inference_net()?
+                    .forward_in_groups(&m, bpnet::workflow::stream::GROUP)
+            })
+            .map_err(to_py)?;
+        match bpnet::workflow::first_non_finite(&out) {
+            Some((r, what)) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "X: row {r}: {}",
+                bpnet::workflow::non_finite_reason(what)
+            ))),
+            None => Ok(out),
+        }
     }
 
     /// The cached inference networks (built on first use).

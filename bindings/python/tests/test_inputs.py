@@ -425,3 +425,24 @@ def test_a_missing_class_label_is_refused_naming_its_row():
     with pytest.raises(ValueError, match=r"eval_set's y holds a missing class label \(None\) at row 3"):
         bpnet.MLPClassifier(**FAST).fit(X, good, eval_set=(X[:10], ey))
     assert list(bpnet.MLPClassifier(**FAST).fit(X, good).classes_) == ["a", "b"]
+
+
+@pytest.mark.parametrize("Est", [bpnet.MLPClassifier, bpnet.MLPRegressor])
+def test_an_output_past_float32_is_refused_naming_its_row(Est):
+    """A value X may hold (within ±1e30) in a column whose training spread
+    was tiny grows past float32 once scaled; the network's output is then
+    NaN or infinite. predict, predict_proba and score refuse the row, as
+    `bpnet predict` does; they had returned NaN (and predict a class), and
+    the default ensemble's average an even split."""
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(-3, 4, 200) * 1e-9, rng.integers(-2, 3, 200)].astype(np.float64)
+    y = (X[:, 0] * 1e9 + X[:, 1] > 0).astype(int)
+    est = Est(**FAST).fit(X, y)
+    new = np.array([[1e-9, 0.0], [2e-9, 1.0], [5e29, 0.0]])
+    assert np.isfinite(est.predict(new[:2])).all()
+    calls = [est.predict, lambda X: est.score(X, [0, 1, 1])]
+    if Est is bpnet.MLPClassifier:
+        calls.append(est.predict_proba)
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^X: row 2: the network's output is (NaN|infinite), so no prediction"):
+            call(new)

@@ -119,6 +119,8 @@ impl EnsembleNet {
             let mean = s / k;
             *o = match self.combine {
                 Combine::Mean => mean,
+                // `max` would turn a NaN (a member's non-finite output) into P_MIN.
+                Combine::Softmax if mean.is_nan() => mean,
                 Combine::Softmax => mean.max(P_MIN).ln(),
                 Combine::Sigmoid => {
                     let p = mean.clamp(P_MIN, P_MAX);
@@ -163,6 +165,14 @@ impl EnsembleNet {
 fn accumulate(sum: &mut Matrix<f32>, z: &Matrix<f32>, combine: Combine) {
     for r in 0..z.rows() {
         let (zr, sr) = (z.row(r), sum.row_mut(r));
+        if combine != Combine::Mean && zr.iter().any(|v| !v.is_finite()) {
+            // A member's non-finite output gives no probability: the row's
+            // average is NaN, so that callers refuse it as they refuse a
+            // lone network's (a softmax of an infinite logit had hidden it
+            // as an even split).
+            sr.fill(f32::NAN);
+            continue;
+        }
         match combine {
             Combine::Mean => sr.iter_mut().zip(zr).for_each(|(s, &v)| *s += v),
             Combine::Sigmoid => sr.iter_mut().zip(zr).for_each(|(s, &v)| *s += sigmoid(v)),

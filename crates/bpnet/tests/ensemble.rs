@@ -94,6 +94,41 @@ fn several_members_average_probabilities_or_values() {
     }
 }
 
+/// A member whose output for a row is not finite makes the averaged row
+/// not finite (for every combination), so that `predict`, `eval` and the
+/// Python estimators refuse it as they refuse a lone network's. The
+/// softmax average had turned it into an even split (`NaN.max(P_MIN)`).
+#[test]
+fn a_members_non_finite_output_is_not_averaged_away() {
+    let mut x = input(5, 4);
+    x.row_mut(2).fill(3e38);
+    for (dims, c) in [
+        (&[4, 6, 3][..], Combine::Softmax),
+        (&[4, 5, 1][..], Combine::Sigmoid),
+        (&[4, 5, 2][..], Combine::Mean),
+    ] {
+        let m = members(dims, 3);
+        let outs: Vec<Matrix<f32>> = m
+            .iter()
+            .map(|n| InferenceNet::new(n).unwrap().forward(&x).unwrap())
+            .collect();
+        let bad = |o: &Matrix<f32>, r: usize| o.row(r).iter().any(|v| !v.is_finite());
+        assert!(
+            outs.iter().any(|o| bad(o, 2)),
+            "{c:?}: the input must overflow a member"
+        );
+        let ens = EnsembleNet::new(&m, c).unwrap().forward(&x).unwrap();
+        for r in 0..x.rows() {
+            assert_eq!(
+                bad(&ens, r),
+                outs.iter().any(|o| bad(o, r)),
+                "{c:?} row {r}: {:?}",
+                ens.row(r)
+            );
+        }
+    }
+}
+
 #[test]
 fn members_of_different_widths_are_refused() {
     let mut m = members(&[4, 6, 3], 1);

@@ -166,22 +166,29 @@ fn metrics_of(ev: Evaluation, data: &Dataset, pipeline: &Pipeline) -> Result<Tes
 /// tiny spread in training, and a NaN output had been printed as a
 /// prediction (a class label beside NaN probabilities), with exit 0.
 pub fn check_finite_outputs(out: &Matrix<f32>, first_row: usize, path: &std::path::Path) -> Result<()> {
-    let Some(r) = (0..out.rows()).find(|&r| out.row(r).iter().any(|v| !v.is_finite())) else {
+    let Some((r, what)) = first_non_finite(out) else {
         return Ok(());
-    };
-    let what = if out.row(r).iter().any(|v| v.is_nan()) {
-        "NaN"
-    } else {
-        "infinite"
     };
     Err(Error::Format {
         path: path.to_path_buf(),
-        reason: format!(
-            "data row {}: the network's output is {what}, so no prediction is made for it (a value far from its \
-             column's training values, scaled by their spread, can grow past 32-bit floats)",
-            first_row + r + 1
-        ),
+        reason: format!("data row {}: {}", first_row + r + 1, non_finite_reason(what)),
     })
+}
+
+/// The first row of `out` holding a value that is not finite (0-based),
+/// with "NaN" or "infinite" for what it holds.
+pub fn first_non_finite(out: &Matrix<f32>) -> Option<(usize, &'static str)> {
+    let r = (0..out.rows()).find(|&r| out.row(r).iter().any(|v| !v.is_finite()))?;
+    let nan = out.row(r).iter().any(|v| v.is_nan());
+    Some((r, if nan { "NaN" } else { "infinite" }))
+}
+
+/// Why a row whose output is `what` ("NaN" or "infinite") gets no prediction.
+pub fn non_finite_reason(what: &str) -> String {
+    format!(
+        "the network's output is {what}, so no prediction is made for it (a value far from its column's \
+         training values, scaled by their spread, can grow past 32-bit floats)"
+    )
 }
 
 /// Classification metrics for display and scripts.

@@ -30,8 +30,8 @@ pub use folds::{kfold, mean_sd};
 pub use lr_auto::{auto_lr_rate, lr_range_test, resolve_lr_auto};
 pub use metadata::{Metadata, metadata, record_json};
 pub use metrics::{
-    HeldOut, TestMetrics, check_finite_outputs, ensemble_metrics, ensemble_metrics_held_out, metrics, metrics_held_out,
-    metrics_split,
+    HeldOut, TestMetrics, check_finite_outputs, ensemble_metrics, ensemble_metrics_held_out, first_non_finite, metrics,
+    metrics_held_out, metrics_split, non_finite_reason,
 };
 pub use run::{
     Trained, TrainedEnsemble, combine_for, member_config, name_member, train_each, train_ensemble,
