@@ -93,6 +93,25 @@ fn seeds_runs_each_seed_and_reports_the_spread() {
     let md = std::fs::read_to_string(d.join("multi/seeds.md")).unwrap();
     assert!(md.contains("| `paper/networks/1/final_accuracy` |"), "{md}");
     // The same command again replaces its own outputs (seeds.md was taken
-    // for a foreign file: "pass --overwrite").
-    bpnet(d, &args);
+    // for a foreign file: "pass --overwrite"), and notes nothing.
+    let again = bpnet(d, &args);
+    assert!(!again.contains("note:"), "{again}");
+    // A single run into the folder notes what the run over seeds left
+    // (the note had named seeds.json etc. but not the bands or folders).
+    let mut one = vec!["experiment", "bn-mnist", "--quiet", "--seed", "5", "--out", "multi"];
+    one.extend(TINY);
+    let said = bpnet(d, &one);
+    let left = "seeds.json, seeds.md, seeds.html, paper_bands.png, paper_bands.svg, seed-5/, seed-6/";
+    assert!(
+        said.contains(&format!("note: multi also holds {left} from an earlier run, not this one's (its config.json, results.json and report.html describe this run)")),
+        "{said}"
+    );
+    // Seeds 6 and 7 note seed 5's folder and the single run's files.
+    let shifted: Vec<&str> = args.iter().map(|&a| if a == "5" { "6" } else { a }).collect();
+    let said = bpnet(d, &shifted);
+    assert!(said.contains("note: multi also holds paper_curves.csv, "), "{said}");
+    assert!(
+        said.contains("config.json, results.json, report.html, seed-5/ from an earlier run, not this one's (its seeds.json, seeds.md and seeds.html describe this run)"),
+        "{said}"
+    );
 }

@@ -244,7 +244,9 @@ fn run_once(
     for o in &outputs {
         println!("{}: {:.1} s", o.section.title, o.seconds);
     }
-    note_stale(&a.out, studies);
+    let ours: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
+    let ours = [ours, experiment::REPORT_FILES.map(String::from).to_vec()].concat();
+    note_stale(&a.out, &ours, "config.json, results.json and report.html");
     if let Some(paper) = outputs.iter().find(|o| o.study == Study::Paper) {
         print_paper_summary(&paper.summary);
     }
@@ -252,26 +254,53 @@ fn run_once(
     Ok(())
 }
 
-/// Names the experiment files in `out` that this run of `studies` did not
-/// write (another study's, or seeds' outputs, from an earlier run into the
-/// same folder): they are kept, but they are not this run's, which its
-/// config.json, results.json and report.html describe.
-fn note_stale(out: &std::path::Path, studies: &[Study]) {
-    let ours: Vec<String> = studies.iter().flat_map(|s| s.files()).collect();
-    let mut known: Vec<String> = Study::ALL.iter().chain(&Study::NORM).flat_map(|s| s.files()).collect();
-    known.push(experiment::SWEEP_FILE.into());
-    known.extend(seeds::SEEDS_FILES.iter().map(|f| f.to_string()));
-    let stale: Vec<String> = known
+/// Names the experiment outputs in `out` that this run did not write
+/// (`ours`: file names, and `seed-S/` folders): another study's, a run
+/// over seeds', or a seed folder beyond this run's seeds, from an earlier
+/// run into the same folder. They are kept, but they are not this run's,
+/// which the files named by `describes` describe.
+fn note_stale(out: &std::path::Path, ours: &[String], describes: &str) {
+    let studies = Study::ALL.iter().chain(&Study::NORM);
+    let mut known: Vec<String> = studies.clone().flat_map(|s| s.files()).collect();
+    known.extend(
+        experiment::REPORT_FILES
+            .iter()
+            .chain(&seeds::SEEDS_FILES)
+            .chain(&[experiment::SWEEP_FILE])
+            .map(|f| f.to_string()),
+    );
+    known.extend(studies.flat_map(|&s| seeds::band_files(s)));
+    let mut stale: Vec<String> = known
         .into_iter()
         .filter(|f| !ours.contains(f) && out.join(f).is_file())
         .collect();
+    stale.extend(
+        seed_folders(out)
+            .into_iter()
+            .filter(|d| !ours.contains(d))
+            .map(|d| d + "/"),
+    );
     if !stale.is_empty() {
         println!(
-            "note: {} also holds {} from an earlier run, not this one's (its config.json, results.json and report.html describe this run)",
+            "note: {} also holds {} from an earlier run, not this one's (its {describes} describe this run)",
             out.display(),
             stale.join(", ")
         );
     }
+}
+
+/// The `seed-S` folders in `out`, by seed.
+fn seed_folders(out: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Vec::new();
+    };
+    let mut seeds: Vec<u64> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("seed-")?.parse().ok())
+        .collect();
+    seeds.sort_unstable();
+    seeds.iter().map(|s| format!("seed-{s}")).collect()
 }
 
 /// The work of a rank other than 0: the same training, no output.
@@ -303,6 +332,10 @@ fn run_seeds(
 ) -> Result<()> {
     let seeds = whole_runs(a, studies);
     let spreads = seeds::run_seeds(studies, cfg, data, &a.out, seeds, command, log)?;
+    let mut ours: Vec<String> = seeds::SEEDS_FILES.map(String::from).to_vec();
+    ours.extend(studies.iter().flat_map(|&s| seeds::band_files(s)));
+    ours.extend(seeds::seed_list(cfg.seed, seeds).iter().map(|s| format!("seed-{s}")));
+    note_stale(&a.out, &ours, "seeds.json, seeds.md and seeds.html");
     for s in spreads.iter().filter(|s| {
         s.path.starts_with("paper/networks/")
             && ["final_accuracy", "first_step_95", "first_step_97"]

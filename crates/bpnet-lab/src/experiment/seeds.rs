@@ -22,6 +22,21 @@ pub fn seed_dir(out: &Path, seed: u64) -> PathBuf {
     out.join(format!("seed-{seed}"))
 }
 
+/// The seeds of a run of `seeds` seeds from `first`: `first`,
+/// `first + 1`, ... (wrapping past `u64::MAX`).
+pub fn seed_list(first: u64, seeds: usize) -> Vec<u64> {
+    (0..seeds as u64).map(|k| first.wrapping_add(k)).collect()
+}
+
+/// The band figure files [`run_seeds`] writes for `study` into the output
+/// folder itself (none for a study without a curves file).
+pub fn band_files(study: Study) -> Vec<String> {
+    match curves_file(study) {
+        Some(_) => ["png", "svg"].map(|e| format!("{}_bands.{e}", study.name())).to_vec(),
+        None => Vec::new(),
+    }
+}
+
 /// Mean, sd and the values over seeds of one reported number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spread {
@@ -49,7 +64,7 @@ pub fn run_seeds(
 ) -> Result<Vec<Spread>> {
     let marker = data.writes().then(|| super::write_marker(out, command)).transpose()?;
     let mut runs: Vec<Vec<StudyOutput>> = Vec::new();
-    let seed_list: Vec<u64> = (0..seeds as u64).map(|k| cfg.seed.wrapping_add(k)).collect();
+    let seed_list = seed_list(cfg.seed, seeds);
     for &seed in &seed_list {
         log(&format!("=== seed {seed}"));
         let c = ExperimentConfig { seed, ..cfg.clone() };
