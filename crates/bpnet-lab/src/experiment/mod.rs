@@ -464,7 +464,7 @@ const MARKER_TITLE: &str = "# An unfinished bpnet experiment";
 
 /// [`MARKER`] as an output kind (recognised by its first line).
 pub fn marker_kind() -> bpnet::io::Kind {
-    bpnet::io::Kind::csv("an unfinished run's marker", &[MARKER_TITLE])
+    bpnet::io::Kind::markdown("an unfinished run's marker", &[MARKER_TITLE])
 }
 
 /// What the output file `name` of a run holds, as an existing file of that
@@ -487,7 +487,7 @@ pub fn output_kind(name: &str) -> bpnet::io::Kind {
                 .map(|s| s.name().to_string())
                 .collect(),
         ),
-        "md" => Kind::csv("a seeds table", &["# Spread over seeds "]),
+        "md" => Kind::markdown("a seeds table", &["# Spread over seeds "]),
         _ => Kind::csv("experiment results", &[]).with_patterns(&[
             "step,test_accuracy_*,*",
             "step,running_average,*",

@@ -42,12 +42,28 @@ pub enum Kind {
         /// `*` is a prefix; the last repeats over the remaining fields).
         patterns: Vec<String>,
     },
+    /// A Markdown file of `what`, known by its first line: equal to one of
+    /// `titles`, or starting with one that ends in a space.
+    Markdown {
+        /// What it holds, for messages.
+        what: String,
+        /// Its possible first lines.
+        titles: Vec<String>,
+    },
 }
 
 impl Kind {
     /// A [`Kind::Json`] of bpnet's, known by one of `keys`.
     pub fn json(keys: &[&str]) -> Kind {
         Kind::Json(keys.iter().map(|k| k.to_string()).collect())
+    }
+
+    /// A [`Kind::Markdown`] of `what` recognised by the start of its first line.
+    pub fn markdown(what: &str, titles: &[&str]) -> Kind {
+        Kind::Markdown {
+            what: what.into(),
+            titles: titles.iter().map(|t| t.to_string()).collect(),
+        }
     }
 
     /// A [`Kind::Csv`] of `what` recognised by `headers`.
@@ -85,6 +101,8 @@ impl Kind {
             (Kind::Csv { headers, patterns, .. }, Found::Parquet(columns)) => {
                 csv(headers, patterns, &columns.join(","), columns)
             }
+            (Kind::Markdown { titles, .. }, Found::Text(first)) => titles.iter().any(|t| header_matches(t, first)),
+            (Kind::Markdown { .. }, _) => false,
             (Kind::Model, f) => *f == Found::Model,
             (Kind::Checkpoint, f) => *f == Found::Checkpoint,
             (Kind::Onnx, f) => *f == Found::Onnx,
@@ -110,6 +128,7 @@ impl Kind {
             Kind::Json(keys) if keys.is_empty() => "a JSON document".into(),
             Kind::Json(_) => "a JSON document written by bpnet".into(),
             Kind::Csv { what, .. } => format!("{what} (CSV)"),
+            Kind::Markdown { what, .. } => format!("{what} (Markdown)"),
         }
     }
 }
