@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     restore_sigpipe();
     report_output_errors();
     tune_allocator();
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -124,6 +124,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::dist::report(&*comm, &e),
     }
+}
+
+/// The command line, parsed (`lr-find --help` lists only the options it takes).
+fn parse() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let cmd = Cli::command().mut_subcommand("lr-find", cli::lr_find::hide_training_only);
+    Cli::from_arg_matches(&cmd.try_get_matches()?)
 }
 
 /// `--threads`, at most the cores this process may use (more would only

@@ -300,6 +300,62 @@ fn lr_find_never_replaces_its_inputs_and_refuses_what_it_cannot_run() {
     assert!(!d.join("h.csv").exists() && !d.join("h.png").exists());
 }
 
+/// lr-find refuses each option only a training run uses, naming it, and
+/// its `--help` does not list them (it listed all of `bpnet train`'s,
+/// `--out` as "Model file to write"); the options it takes are listed.
+#[test]
+fn lr_find_lists_only_the_options_it_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let find = ["lr-find", "--data", IRIS, "--target", "species", "--iterations", "12"];
+    let refused_flags: [(&str, &[&str]); 22] = [
+        ("--out", &["m.safetensors"]),
+        ("--checkpoint-every", &["1"]),
+        ("--checkpoint-steps", &["1"]),
+        ("--resume", &["c.safetensors"]),
+        ("--test", &[IRIS]),
+        ("--ensemble", &["2"]),
+        ("--cv", &["3"]),
+        ("--diagnostics", &[]),
+        ("--plot", &[]),
+        ("--stream", &[]),
+        ("--epochs", &["2"]),
+        ("--steps", &["2"]),
+        ("--patience", &["2"]),
+        ("--json", &[]),
+        ("--print-config", &[]),
+        ("--lr", &["0.1"]),
+        ("--schedule", &["cosine"]),
+        ("--monitor", &["val_loss"]),
+        ("--min-delta", &["0.1"]),
+        ("--on-nan", &["stop"]),
+        ("--shuffle-buffer", &["10"]),
+        ("--bn-sync", &["global"]),
+    ];
+    let help = ok(d, &["lr-find", "--help"]);
+    let listed = |flag: &str| help.lines().any(|l| l.split_whitespace().next() == Some(flag));
+    for (flag, value) in refused_flags {
+        let err = refused(d, &[&find[..], &[flag], value, &["--figure", "f"]].concat());
+        assert!(
+            err.contains(&format!("invalid {flag}: has no effect with bpnet lr-find")),
+            "{err}"
+        );
+        assert!(!listed(flag), "{flag}:\n{help}");
+    }
+    for flag in [
+        "--data",
+        "--hidden",
+        "--batch-size",
+        "--no-stream",
+        "--start-lr",
+        "--figure",
+        "--overwrite",
+    ] {
+        assert!(listed(flag), "{flag}:\n{help}");
+    }
+    assert!(std::fs::read_dir(d).unwrap().next().is_none(), "nothing written");
+}
+
 #[cfg(unix)]
 #[test]
 fn json_output_names_paths_that_are_not_utf8() {
@@ -676,4 +732,18 @@ fn an_empty_impute_is_refused() {
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "nothing written"
     );
+}
+
+/// `--steps 0` and `--limit 0` are refused as `--epochs 0` is (0 meant
+/// "not given": `--steps 0` trained the default 100 epochs, `--limit 0`
+/// used every row).
+#[test]
+fn a_zero_step_count_or_row_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--steps", "--limit", "--epochs"] {
+        let err = refused(dir.path(), &[&BASE[..], &[flag, "0"]].concat());
+        assert!(err.contains("must be at least 1"), "{flag}: {err}");
+        assert!(err.contains(&flag[2..]), "{flag}: {err}");
+    }
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
 }

@@ -89,6 +89,17 @@ fn key_of(field: &str, path: &Path) -> String {
     key.replace('-', "_")
 }
 
+/// A count that must be at least 1 (`--steps`, `--limit`): 0 had meant
+/// "not given" (a config file's `steps = 0` still does), so `--steps 0`
+/// trained the default 100 epochs and `--limit 0` used every row.
+pub fn count_value(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `--impute`: none, mean or median (an empty value had been read as
 /// none, silently).
 pub fn impute_value(s: &str) -> Result<String, String> {

@@ -55,6 +55,15 @@ pub struct LrFindArgs {
     figure: PathBuf,
 }
 
+/// The `lr-find` subcommand without the options of `bpnet train` it
+/// refuses in its `--help` (they are still parsed, to be refused by name).
+pub fn hide_training_only(cmd: clap::Command) -> clap::Command {
+    super::train::TRAINING_ONLY.iter().fold(cmd, |cmd, flag| {
+        let id = flag.trim_start_matches("--").replace('-', "_");
+        cmd.mut_arg(id, |a| a.hide(true))
+    })
+}
+
 /// Runs `bpnet lr-find`.
 pub fn run(a: &LrFindArgs) -> Result<()> {
     run_named(a).map_err(|e| super::config::in_file(e, a.train.config_file()))

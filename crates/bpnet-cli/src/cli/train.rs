@@ -94,7 +94,7 @@ pub struct TrainArgs {
     epochs: Option<usize>,
     /// Train for this many optimizer steps instead (`--epochs` given alone
     /// clears a config file's or checkpoint's steps).
-    #[arg(long)]
+    #[arg(long, value_parser = super::config::count_value)]
     steps: Option<usize>,
     /// constant, step[:every[:gamma]], exponential[:gamma], cosine[:warmup_steps], plateau[:patience[:factor]].
     #[arg(long)]
@@ -119,7 +119,7 @@ pub struct TrainArgs {
     #[arg(long)]
     monitor: Option<String>,
     /// Use only the first N training rows.
-    #[arg(long)]
+    #[arg(long, value_parser = super::config::count_value)]
     limit: Option<usize>,
     /// Seed for splits, weights, shuffling and dropout.
     #[arg(long)]
@@ -195,39 +195,71 @@ pub struct TrainArgs {
     json: bool,
 }
 
+/// The options of `bpnet train` that only a training run uses: `bpnet
+/// lr-find` refuses them, and its `--help` does not list them.
+pub(super) const TRAINING_ONLY: [&str; 22] = [
+    "--out",
+    "--checkpoint-every",
+    "--checkpoint-steps",
+    "--resume",
+    "--test",
+    "--ensemble",
+    "--cv",
+    "--diagnostics",
+    "--plot",
+    "--stream",
+    "--epochs",
+    "--steps",
+    "--patience",
+    "--json",
+    "--print-config",
+    // The run's rates are --start-lr to --end-lr, and it stops when the
+    // loss explodes.
+    "--lr",
+    "--schedule",
+    "--monitor",
+    "--min-delta",
+    "--on-nan",
+    "--shuffle-buffer",
+    "--bn-sync",
+];
+
 impl TrainArgs {
+    /// Whether the [`TRAINING_ONLY`] option `flag` was given.
+    fn training_only_given(&self, flag: &str) -> bool {
+        match flag {
+            "--out" => self.out.is_some(),
+            "--checkpoint-every" => self.checkpoint_every.is_some(),
+            "--checkpoint-steps" => self.checkpoint_steps.is_some(),
+            "--resume" => self.resume.is_some(),
+            "--test" => self.test.is_some(),
+            "--ensemble" => self.ensemble.is_some(),
+            "--cv" => self.cv.is_some(),
+            "--diagnostics" => self.diagnostics.is_some(),
+            "--plot" => self.plot.is_some(),
+            "--stream" => self.stream == Some(true),
+            "--epochs" => self.epochs.is_some(),
+            "--steps" => self.steps.is_some(),
+            "--patience" => self.patience.is_some(),
+            "--json" => self.json,
+            "--print-config" => self.print_config,
+            "--lr" => self.lr.is_some(),
+            "--schedule" => self.schedule.is_some(),
+            "--monitor" => self.monitor.is_some(),
+            "--min-delta" => self.min_delta.is_some(),
+            "--on-nan" => self.on_nan.is_some(),
+            "--shuffle-buffer" => self.shuffle_buffer.is_some(),
+            "--bn-sync" => self.bn_sync.is_some(),
+            _ => false,
+        }
+    }
+
     /// For `bpnet lr-find`, which trains no model to keep: the first
     /// option given that only a training run uses, as an error (silently
     /// ignored, `--out` would promise a model that is never written).
     pub(super) fn refuse_training_only(&self) -> Result<()> {
-        let given = [
-            ("--out", self.out.is_some()),
-            ("--checkpoint-every", self.checkpoint_every.is_some()),
-            ("--checkpoint-steps", self.checkpoint_steps.is_some()),
-            ("--resume", self.resume.is_some()),
-            ("--test", self.test.is_some()),
-            ("--ensemble", self.ensemble.is_some()),
-            ("--cv", self.cv.is_some()),
-            ("--diagnostics", self.diagnostics.is_some()),
-            ("--plot", self.plot.is_some()),
-            ("--stream", self.stream == Some(true)),
-            ("--epochs", self.epochs.is_some()),
-            ("--steps", self.steps.is_some()),
-            ("--patience", self.patience.is_some()),
-            ("--json", self.json),
-            ("--print-config", self.print_config),
-            // The run's rates are --start-lr to --end-lr, and it stops when
-            // the loss explodes.
-            ("--lr", self.lr.is_some()),
-            ("--schedule", self.schedule.is_some()),
-            ("--monitor", self.monitor.is_some()),
-            ("--min-delta", self.min_delta.is_some()),
-            ("--on-nan", self.on_nan.is_some()),
-            ("--shuffle-buffer", self.shuffle_buffer.is_some()),
-            ("--bn-sync", self.bn_sync.is_some()),
-        ];
-        match given.iter().find(|(_, on)| *on) {
-            Some((name, _)) => Err(Error::config(
+        match TRAINING_ONLY.iter().find(|f| self.training_only_given(f)) {
+            Some(name) => Err(Error::config(
                 *name,
                 "has no effect with bpnet lr-find, which trains no model to keep (its run is --iterations batches from --start-lr to --end-lr; it writes the --figure files)",
             )),

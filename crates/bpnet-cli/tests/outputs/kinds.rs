@@ -276,7 +276,11 @@ fn experiment_outputs_are_listed_and_checked() {
         ("results.json", "[1, 2, 3]\n", "not a JSON document written by bpnet"),
         ("paper_curves.csv", "step,loss\n1,2.3\n", "not experiment results (CSV)"),
         // A Markdown output is called Markdown (it was "(CSV)").
-        ("INCOMPLETE.md", "# My notes\n", "not an unfinished run's marker (Markdown)"),
+        (
+            "INCOMPLETE.md",
+            "# My notes\n",
+            "not an unfinished run's marker (Markdown)",
+        ),
     ] {
         let mine = d.join("mine");
         std::fs::create_dir_all(&mine).unwrap();
