@@ -161,10 +161,11 @@ fn lr_find_writes_the_figure_and_prints_both_suggestions() {
     assert!(out.contains("the loss exploded"), "{out}");
     assert!(csv.lines().count() < 61, "ran every batch despite the explosion");
     // A folder as --figure, existing or ending in '/', takes lr_find.*
-    // inside it (`--figure sub/` wrote sub.png beside the folder).
+    // inside it (`--figure sub/` wrote sub.png beside the folder); one
+    // ending in '/' is created when missing (it was refused).
     std::fs::create_dir(d.join("sub")).unwrap();
     std::fs::create_dir(d.join("new")).unwrap();
-    for (given, folder) in [("sub", "sub"), ("new/", "new")] {
+    for (given, folder) in [("sub", "sub"), ("new/", "new"), ("made/deep/", "made/deep")] {
         let find = [
             "lr-find",
             "--data",
@@ -180,6 +181,10 @@ fn lr_find_writes_the_figure_and_prints_both_suggestions() {
         assert!(out.contains(&format!("wrote {folder}/lr_find.png")), "{out}");
         assert!(d.join(folder).join("lr_find.csv").exists() && !d.join(format!("{folder}.png")).exists());
     }
+    // Too few iterations are named by the flag (it said "lr-find steps").
+    let bad = run_in(d, &["lr-find", "--data", IRIS, "--figure", "x", "--iterations", "1"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.starts_with("error: invalid --iterations: 1 is below 2"), "{err}");
     // Options only a training run uses are refused in one line, nothing written.
     for (flag, value) in [
         ("--out", "m.safetensors"),

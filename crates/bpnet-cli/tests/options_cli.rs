@@ -745,5 +745,8 @@ fn a_zero_step_count_or_row_limit_is_refused() {
         assert!(err.contains("must be at least 1"), "{flag}: {err}");
         assert!(err.contains(&flag[2..]), "{flag}: {err}");
     }
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
 }

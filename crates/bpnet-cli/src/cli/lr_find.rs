@@ -50,7 +50,8 @@ pub struct LrFindArgs {
     #[arg(long, default_value_t = 100)]
     iterations: usize,
     /// Where the figure and the table go: STEM.png, STEM.svg and STEM.csv (a
-    /// folder, existing or ending in /: FOLDER/lr_find.png and so on).
+    /// folder, existing or ending in / and then created if missing:
+    /// FOLDER/lr_find.png and so on).
     #[arg(long, default_value = "lr_find")]
     figure: PathBuf,
 }
@@ -71,9 +72,15 @@ pub fn run(a: &LrFindArgs) -> Result<()> {
 
 fn run_named(a: &LrFindArgs) -> Result<()> {
     a.train.refuse_training_only()?;
+    if a.iterations < 2 {
+        // The library names it "lr-find steps", which is no flag.
+        let why = format!("{} is below 2 (the test compares the loss across rates)", a.iterations);
+        return Err(bpnet::Error::config("--iterations", why));
+    }
     let cfg = super::train::resolve(&a.train)?;
-    let stem = figure_stem(&a.figure);
+    let (stem, folder) = figure_stem(&a.figure);
     let (png, svg, csv) = stem_paths(&stem);
+    let table_kind = Kind::csv("an lr-find table", &[CSV_HEADER]);
     let mut plan = OutputPlan::new(a.train.overwrite_given());
     plan.input("--data", &data_path(&cfg.data));
     if !cfg.test.is_empty() {
@@ -83,9 +90,23 @@ fn run_named(a: &LrFindArgs) -> Result<()> {
     if let Some(c) = a.train.config_file() {
         plan.input_once("--config", c);
     }
-    plan.output("--figure", &png, Kind::Png);
-    plan.output("--figure", &svg, Kind::Svg);
-    plan.output("--figure", &csv, Kind::csv("an lr-find table", &[CSV_HEADER]));
+    match &folder {
+        // A folder the run creates when it is missing.
+        Some(dir) => plan.folder(
+            "--figure",
+            dir,
+            None,
+            &[
+                ("lr_find.png", Kind::Png),
+                ("lr_find.svg", Kind::Svg),
+                ("lr_find.csv", table_kind),
+            ],
+        ),
+        None => plan
+            .output("--figure", &png, Kind::Png)
+            .output("--figure", &svg, Kind::Svg)
+            .output("--figure", &csv, table_kind),
+    };
     plan.check()?;
     let data = load(&cfg)?;
     let rows = data.train.len();
@@ -104,6 +125,12 @@ fn run_named(a: &LrFindArgs) -> Result<()> {
     };
     let r = lr_range_test(&cfg, &data, range)?;
     print_result(&r);
+    if let Some(dir) = &folder {
+        std::fs::create_dir_all(dir).map_err(|source| bpnet::Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     write_atomic(&csv, table(&r).as_bytes())?;
     figure(&r, &format!("learning-rate range test ({})", cfg.data))
         .save(png.parent().unwrap_or(Path::new(".")), &stem_name(&stem))?;
@@ -183,12 +210,14 @@ pub fn figure(r: &LrFindResult, title: &str) -> Figure {
 /// `--figure` as a stem: a folder (one that exists, or a path ending in a
 /// separator) takes `FOLDER/lr_find` (`--figure sub/` wrote `sub.png`
 /// beside the folder).
-fn figure_stem(given: &Path) -> PathBuf {
+/// The stem of `--figure`'s files, and the folder they go into when
+/// `--figure` names one (existing, or ending in `/`: created if missing).
+fn figure_stem(given: &Path) -> (PathBuf, Option<PathBuf>) {
     let text = given.as_os_str().to_string_lossy();
     let folder = given.is_dir() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR);
     match folder {
-        true => given.join("lr_find"),
-        false => given.to_path_buf(),
+        true => (given.join("lr_find"), Some(given.to_path_buf())),
+        false => (given.to_path_buf(), None),
     }
 }
 
