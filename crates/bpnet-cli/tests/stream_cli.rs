@@ -610,6 +610,31 @@ fn streamed_errors_name_the_file_and_line_and_leave_nothing_behind() {
         &[],
     );
     assert!(text(&out.stderr).contains("median"), "{}", text(&out.stderr));
+    // Splits that hold out every row are named with the file and flags
+    // (it said "invalid training data: has no rows").
+    let few = d.join("few.csv");
+    std::fs::write(&few, good.lines().take(34).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let args = [
+        "train",
+        "--data",
+        few.to_str().unwrap(),
+        "--stream",
+        "--val-split",
+        "0.999",
+    ];
+    let out = run_env(
+        d,
+        &[&args[..], &["--ensemble", "1", "--out", "v.safetensors"]].concat(),
+        &[],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && err.trim_end().lines().count() <= 2, "{err}");
+    assert!(
+        err.contains("few.csv: every one of its 33 rows was held out (")
+            && err.contains("no training rows are left; lower --val-split or --test-split"),
+        "{err}"
+    );
+    assert!(!d.join("v.safetensors").exists());
 }
 
 /// The first line of a file without a header is data: a cell there that is

@@ -33,7 +33,7 @@ use crate::data::csv::CsvOptions;
 use crate::data::preprocess::{PreprocessSpec, Preprocessor, StreamFit, Targets as TableTargets};
 use crate::data::table::{Chunk, ChunkReader, Span};
 use crate::data::{Dataset, Targets};
-use crate::{Matrix, Result};
+use crate::{Error, Matrix, Result};
 use std::path::Path;
 
 /// Rows per group of [`for_each_group`]: the in-memory
@@ -164,6 +164,19 @@ impl StreamFile {
                 fit.add_number_texts(&c.table, &split.rows(&c.span, c.table.len(), Role::Train));
             }
             reader.end_pass();
+        }
+        if counts[0] == 0 && counts[1] + counts[2] > 0 {
+            // It said "invalid training data: has no rows", naming neither.
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "every one of its {} rows was held out ({} for validation, {} for test): no training rows \
+                     are left; lower --val-split or --test-split",
+                    counts[1] + counts[2],
+                    counts[1],
+                    counts[2]
+                ),
+            });
         }
         let (preprocessor, mut notes) = fit.finish()?;
         notes.splice(0..0, header_note.clone());
