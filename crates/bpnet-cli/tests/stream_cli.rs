@@ -526,6 +526,43 @@ fn a_streamed_runs_unreadable_test_rows_keep_the_trained_model() {
     }
 }
 
+/// A `--test` file that lacks a column is refused before training, as in
+/// memory: the header shows it (the streamed run trained, then failed).
+#[test]
+fn a_streamed_runs_test_file_without_a_column_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generated(&d.join("gen.csv"), 1200, 21);
+    let good = std::fs::read_to_string(d.join("gen.csv")).unwrap();
+    let cut: Vec<&str> = good.lines().take(40).map(|l| l.split_once(',').unwrap().1).collect();
+    std::fs::write(d.join("cut.csv"), cut.join("\n") + "\n").unwrap();
+    for mode in ["--stream", "--no-stream"] {
+        let args = [
+            "train",
+            "--data",
+            "gen.csv",
+            "--test",
+            "cut.csv",
+            "--epochs",
+            "2",
+            "--ensemble",
+            "1",
+        ];
+        let r = run_env(
+            d,
+            &[&args[..], &[mode, "--quiet", "--out", "m.safetensors"]].concat(),
+            &[],
+        );
+        let err = text(&r.stderr);
+        assert!(!r.status.success(), "{mode}");
+        assert_eq!(err.trim().lines().count(), 1, "{mode}: {err}");
+        assert!(err.contains("cut.csv: line 1, column 'a': missing"), "{mode}: {err}");
+        assert!(!err.contains("written"), "{mode}: {err}");
+        assert!(!text(&r.stdout).contains("epoch"), "{mode}: trained first");
+        assert!(!d.join("m.safetensors").exists(), "{mode}");
+    }
+}
+
 #[test]
 fn streamed_errors_name_the_file_and_line_and_leave_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();

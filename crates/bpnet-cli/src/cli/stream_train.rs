@@ -256,6 +256,11 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
         "training on {} rows ({} validation, {} test)",
         s.rows, s.val_rows, s.file.counts[2]
     ));
+    if !cfg.test.is_empty() {
+        // A column the test file lacks is seen from its header: refused
+        // now, as in memory, not after training (its rows are read then).
+        open_test(cfg, &s.file.preprocessor)?;
+    }
     let out = PathBuf::from(&cfg.out);
     let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &s.data.train);
     let run = (&spec, &mut trainer, data_sha.as_deref());
@@ -424,6 +429,20 @@ fn empty_like(pre: &bpnet::data::Preprocessor, regression: bool) -> Result<Datas
 }
 
 /// Test metrics, streamed: `--test FILE` whole, or the `--test-split` rows.
+/// The `--test` file's reader (set for the preprocessing's header and
+/// shifts), its columns checked ([`bpnet::workflow::stream::check_columns`]).
+fn open_test(cfg: &TrainConfig, pre: &bpnet::data::preprocess::Preprocessor) -> Result<ChunkReader> {
+    let opts = bpnet::data::CsvOptions {
+        header: Some(pre.has_header()),
+        delimiter: bpnet::data::delimiter_byte(cfg.delimiter)?,
+        shifts: pre.shifts(),
+    };
+    let path = std::path::Path::new(&cfg.test);
+    let mut reader = ChunkReader::open(path, &opts, bpnet::workflow::stream::chunk_bytes()?)?;
+    bpnet::workflow::stream::check_columns(&mut reader, pre, true)?;
+    Ok(reader)
+}
+
 fn test_metrics(
     cfg: &TrainConfig,
     file: &mut StreamFile,
@@ -437,17 +456,7 @@ fn test_metrics(
     )?;
     let pre = &file.preprocessor;
     let m = if !cfg.test.is_empty() {
-        let opts = bpnet::data::CsvOptions {
-            header: Some(pre.has_header()),
-            delimiter: bpnet::data::delimiter_byte(cfg.delimiter)?,
-            shifts: pre.shifts(),
-        };
-        let mut reader = ChunkReader::open(
-            std::path::Path::new(&cfg.test),
-            &opts,
-            bpnet::workflow::stream::chunk_bytes()?,
-        )?;
-        stream_metrics(&mut reader, pre, &|_| true, &net, loss)?
+        stream_metrics(&mut open_test(cfg, pre)?, pre, &|_| true, &net, loss)?
     } else if file.counts[2] > 0 {
         let split = file.split;
         stream_metrics(

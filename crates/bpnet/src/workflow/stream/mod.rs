@@ -256,6 +256,22 @@ pub fn for_each_group(
     Ok(total)
 }
 
+/// Whether the file of `reader` has the columns `pre` reads (and, when
+/// `labelled`, its targets), from its first chunk and without reading a
+/// row's cells: a missing column is an error before a long run rather
+/// than after it. Its rows are read later, by the passes that use them.
+pub fn check_columns(reader: &mut ChunkReader, pre: &Preprocessor, labelled: bool) -> Result<()> {
+    reader.rewind()?;
+    if let Some(c) = reader.next_chunk()? {
+        pre.transform_features(&c.table, &[])?;
+        if labelled {
+            pre.transform_targets(&c.table, &[])?;
+        }
+    }
+    reader.end_pass();
+    Ok(())
+}
+
 /// Preprocessed rows being gathered.
 #[derive(Default)]
 struct Grow {
