@@ -121,6 +121,22 @@ fn resume_refuses_another_batch_size_and_takes_epochs_over_a_step_budget() {
     let json = common::last_json(&out);
     let step = json["final"]["step"].as_u64().unwrap();
     assert_eq!(step, 18, "{out}");
+    // Fewer steps than the checkpoint took are refused (it trained nothing,
+    // said the checkpoint's epochs, exit 0); as many rewrite the model.
+    let again = [
+        "train",
+        "--resume",
+        "m.ckpt.safetensors",
+        "--out",
+        "r.safetensors",
+        "--overwrite",
+    ];
+    let err = refused(d, &[&again[..], &["--steps", "3"]].concat());
+    assert!(
+        err.contains("the run to resume has taken 4 steps (1 epoch done), more than the 3 steps asked for"),
+        "{err}"
+    );
+    ok(d, &[&again[..], &["--steps", "4", "--quiet"]].concat());
     // Full-batch gd takes every row whatever --batch-size says: the same
     // command resumes.
     let gd = [
@@ -748,5 +764,36 @@ fn a_zero_step_count_or_row_limit_is_refused() {
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "nothing written"
+    );
+}
+
+/// `--patience` or `--monitor` with `--val-split 0` is refused: there is
+/// nothing to watch (the run trained every epoch without a word). The
+/// default patience, and a config file's keys (`--print-config` writes
+/// them all), are not.
+#[test]
+fn early_stopping_without_validation_rows_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let none = ["--val-split", "0", "--epochs", "2"];
+    for extra in [&["--patience", "3"][..], &["--monitor", "val_metric"][..]] {
+        let err = refused(d, &[&BASE[..], &none, extra].concat());
+        let want = format!(
+            "error: invalid {}: early stopping watches the validation rows, and --val-split is 0",
+            extra[0]
+        );
+        assert!(err.starts_with(&want), "{err}");
+    }
+    assert!(std::fs::read_dir(d).unwrap().next().is_none(), "nothing written");
+    let printed = train(d, &[&none[..], &["--print-config"]].concat());
+    std::fs::write(d.join("run.toml"), printed).unwrap();
+    train(d, &["--config", "run.toml", "--quiet", "--out", "m.safetensors"]);
+    train(
+        d,
+        &[
+            &none[..],
+            &["--patience", "0", "--quiet", "--out", "m.safetensors", "--overwrite"],
+        ]
+        .concat(),
     );
 }

@@ -195,6 +195,27 @@ pub struct TrainArgs {
     json: bool,
 }
 
+/// A `--patience` or `--monitor` flag with no validation rows to watch is
+/// refused: the run had trained every epoch without a word. (A config
+/// file's keys are not: `--print-config` writes every key, the default
+/// patience included, which is off without validation rows.)
+fn early_stopping_needs_validation(a: &TrainArgs, cfg: &TrainConfig) -> Result<()> {
+    let asked = [
+        ("--patience", a.patience.is_some_and(|p| p > 0)),
+        ("--monitor", a.monitor.is_some()),
+    ];
+    match asked.iter().find(|(_, on)| *on) {
+        Some((flag, _)) if cfg.val_split == 0.0 => Err(Error::config(
+            *flag,
+            format!(
+                "early stopping watches the validation rows, and --val-split is 0: give --val-split (such as 0.1), \
+                 or drop {flag}"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The options of `bpnet train` that only a training run uses: `bpnet
 /// lr-find` refuses them, and its `--help` does not list them.
 pub(super) const TRAINING_ONLY: [&str; 22] = [
@@ -398,6 +419,7 @@ pub fn resolve(a: &TrainArgs) -> Result<TrainConfig> {
             ),
         ));
     }
+    early_stopping_needs_validation(a, &cfg)?;
     if let Some(n) = a.norm.as_deref().filter(|n| n.trim() != "none")
         && a.no_batch_norm == Some(true)
     {

@@ -375,6 +375,22 @@ pub fn fit_source(
     let per_epoch = source.per_epoch(&s.batches).max(1);
     source.resume_at(s.step, per_epoch)?;
     let total = cfg.steps.unwrap_or(cfg.epochs * per_epoch);
+    if s.step > total {
+        // It trained nothing and reported the checkpoint's epochs, exit 0.
+        let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+        let asked = match cfg.steps {
+            Some(k) => n(k, "step"),
+            None => format!("{} ({})", n(cfg.epochs, "epoch"), n(total, "step")),
+        };
+        return Err(Error::config(
+            "epochs/steps",
+            format!(
+                "the run to resume has taken {} ({} done), more than the {asked} asked for: ask for at least as many",
+                n(s.step, "step"),
+                n(s.epoch, "epoch")
+            ),
+        ));
+    }
     let lr0 = trainer.optimizer.config().lr;
     let (mut x, mut y, mut saved) = (Matrix::default(), TargetBuf::default(), Vec::new());
     let mut before_last: Option<Vec<Tensor>> = None;
