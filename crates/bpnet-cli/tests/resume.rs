@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// Dropout, BN, Adam, a plateau schedule and early stopping: every kind of
-/// state a resume must carry.
+/// Dropout, BN, Adam, a plateau schedule, early stopping and diagnostics:
+/// every kind of state a resume must carry (the diagnostics of the epochs
+/// before the checkpoint were lost).
 fn args(out: &str, epochs: &str) -> Vec<String> {
     let wine = format!("{ROOT}/data/wine.csv");
     [
@@ -50,6 +51,7 @@ fn args(out: &str, epochs: &str) -> Vec<String> {
         "3",
         "--checkpoint-every",
         "1",
+        "--diagnostics",
         "--quiet",
         "--out",
         out,
@@ -166,6 +168,11 @@ fn killed_runs_leave_valid_checkpoints_and_resume_bit_identically() {
                 history(&d.join("resumed.history.json")),
                 history(&d.join("ref.history.json")),
                 "round {round}: history resumed at step {step}"
+            );
+            let csv = |name: &str| std::fs::read(d.join(name)).unwrap();
+            assert!(
+                csv("resumed.diagnostics.csv") == csv("ref.diagnostics.csv"),
+                "round {round}: diagnostics resumed at step {step}"
             );
             println!("round {round}: resumed at step {step} of {final_step}: bit-identical");
             resumed += 1;
@@ -588,4 +595,55 @@ fn an_ensemble_run_resumes_from_its_checkpoint_to_the_uninterrupted_ensemble() {
         "not an ensemble of 3"
     );
     assert_eq!(tensors("resumed.safetensors"), full);
+}
+
+/// A resume with `--diagnostics` from a checkpoint that holds none (its
+/// run had none): with no epoch left it says none were recorded and its
+/// figures are the curves (it claimed "no vanishing or exploding
+/// gradients" of no data, and the figures failed after the model was
+/// written); with epochs left it says what the diagnostics cover.
+#[test]
+fn a_resume_adding_diagnostics_says_what_they_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(format!("{ROOT}/data/iris.csv"), d.join("data.csv")).unwrap();
+    let first = iris_args(
+        &["--epochs", "2", "--checkpoint-every", "1", "--out", "m.safetensors"],
+        None,
+    );
+    run_ok(d, &first);
+    let resume = |epochs: &str, out: &str| {
+        let args = [
+            "train",
+            "--resume",
+            "m.ckpt.safetensors",
+            "--epochs",
+            epochs,
+            "--diagnostics",
+            "--plot",
+            "--out",
+            out,
+        ];
+        let out = Command::new(env!("CARGO_BIN_EXE_bpnet"))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = resume("2", "same.safetensors");
+    assert!(
+        said.contains("diagnostics: none recorded (no epoch ended in this run)"),
+        "{said}"
+    );
+    assert!(!said.contains("no vanishing"), "{said}");
+    assert!(d.join("same.plots/curves.png").is_file() && !d.join("same.diagnostics.csv").exists());
+    let said = resume("3", "more.safetensors");
+    assert!(
+        said.contains("note: m.ckpt.safetensors holds no diagnostics: they cover the steps after its "),
+        "{said}"
+    );
+    let csv = std::fs::read_to_string(d.join("more.diagnostics.csv")).unwrap();
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("3,")), "{csv}");
 }

@@ -805,6 +805,16 @@ fn a_streamed_run_resumes_exactly_at_an_epoch_boundary() {
         "--quiet",
     ];
     full_half_resumed(d, &base, &small, &small);
+    // With every training row held (as --diagnostics needs), the
+    // diagnostics continue across the resume (they restarted empty).
+    let held = d.join("held");
+    std::fs::create_dir(&held).unwrap();
+    let diag = [&base[..10], &["--diagnostics", "--quiet"]].concat();
+    let diag: Vec<&str> = diag.iter().map(|a| if *a == "300" { "5000" } else { a }).collect();
+    full_half_resumed(&held, &diag, &small, &small);
+    let read = |name: &str| std::fs::read_to_string(held.join(name)).unwrap();
+    assert_eq!(read("resumed.diagnostics.csv"), read("full.diagnostics.csv"));
+    assert!(read("full.diagnostics.csv").starts_with("epoch,step,name,quantity,value\n1,"));
     // `--steps` ending inside an epoch keeps the last boundary's
     // checkpoint (it wrote one at its last step, which could not resume).
     let history = std::fs::read_to_string(d.join("half.history.csv")).unwrap();

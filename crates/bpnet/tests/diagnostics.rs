@@ -312,3 +312,31 @@ fn skipped_batches_count_as_non_finite_gradient_norms() {
     let kinds: Vec<WarningKind> = d.warnings().iter().map(|w| w.kind).collect();
     assert!(kinds.contains(&WarningKind::ExplodingGradients), "{kinds:?}");
 }
+
+/// A collector saved mid-epoch and restored into a fresh one (as a resumed
+/// run does from its checkpoint) continues exactly: the same records as
+/// the collector that was never saved, an infinite norm of a skipped step
+/// included (the JSON had no way to write it).
+#[test]
+fn a_saved_collector_continues_exactly_where_it_was() {
+    let model = tiny(vec![1.0, 0.5, -0.25, 2.0], 2, Activation::Sigmoid);
+    let mut t = Trainer::new(model, Optimizer::new(OptimizerConfig::sgd(0.1)).unwrap(), Loss::Mse);
+    let x = Matrix::from_vec(3, 2, vec![1.0, -1.0, 0.3, 2.0, -3.0, 0.1]).unwrap();
+    let y = Matrix::zeros(3, 1);
+    t.compute_gradients(&x, Target::Values(&y)).unwrap();
+    let mut whole = Diagnostics::new();
+    whole.step(&t.model, false);
+    whole.end_epoch(&record(1), &t.model).unwrap();
+    whole.step(&t.model, true);
+    // Saved here, mid-epoch 2, through JSON text as a checkpoint keeps it.
+    let text = serde_json::to_string(&whole.saved()).unwrap();
+    let mut resumed = Diagnostics::new();
+    resumed.restore(&serde_json::from_str(&text).unwrap()).unwrap();
+    for d in [&mut whole, &mut resumed] {
+        d.step(&t.model, false);
+        d.end_epoch(&record(2), &t.model).unwrap();
+    }
+    assert_eq!(resumed.records(), whole.records());
+    assert!(whole.records()[1].grad_norms.iter().all(|g| g.norm == f64::INFINITY));
+    assert!(resumed.restore(&serde_json::json!({"records": 3})).is_err());
+}

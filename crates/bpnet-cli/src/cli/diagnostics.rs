@@ -37,27 +37,45 @@ impl TrainExtras {
         }
     }
 
+    /// The diagnostics collected so far, for a checkpoint (none without
+    /// `--diagnostics`).
+    pub fn saved(&self) -> Option<Value> {
+        self.diagnostics.as_ref().map(Diagnostics::saved)
+    }
+
+    /// Continues the diagnostics `saved` in the checkpoint `ckpt` (its
+    /// `diagnostics` section; a resumed run's start empty without one: a
+    /// checkpoint of an earlier version, or of a run without `--diagnostics`).
+    /// Returns a note when they start empty after `step` steps.
+    pub fn resume(&mut self, saved: Option<&Value>, ckpt: &Path, step: usize) -> Result<Option<String>> {
+        match (&mut self.diagnostics, saved) {
+            (Some(d), Some(saved)) => d.restore(saved).map(|_| None).map_err(|e| Error::Format {
+                path: ckpt.to_path_buf(),
+                reason: e.to_string(),
+            }),
+            (Some(_), None) if step > 0 => Ok(Some(format!(
+                "note: {} holds no diagnostics: they cover the steps after its {step}",
+                ckpt.display()
+            ))),
+            _ => Ok(None),
+        }
+    }
+
     /// After the history was written next to the model file `model`: adds
     /// the diagnostics to it, prints the warnings, draws the figures.
     pub fn finish(&self, model: &Path, quiet: bool) -> Result<()> {
         let json_path = history_json(model);
-        if let Some(d) = &self.diagnostics {
-            let warnings = d.warnings();
-            add_to_history(&json_path, d)?;
-            let csv = write_csv(model, d.records())?;
-            if warnings.is_empty() {
-                if !quiet {
-                    println!(
-                        "diagnostics: no vanishing or exploding gradients, saturated or dead units ({} and {})",
-                        json_path.display(),
-                        csv.display()
-                    );
-                }
-            } else {
-                for w in &warnings {
-                    eprintln!("warning: {}", w.message);
-                }
+        match &self.diagnostics {
+            // No epoch ended in this run (a resume of a finished run whose
+            // checkpoint holds none): "no vanishing ..." would rest on
+            // nothing, and an empty section failed the figures after the
+            // model was written.
+            Some(d) if d.records().is_empty() && !quiet => {
+                println!("diagnostics: none recorded (no epoch ended in this run)");
             }
+            Some(d) if d.records().is_empty() => {}
+            Some(d) => report(d, model, &json_path, quiet)?,
+            None => {}
         }
         if self.plot {
             let dir = super::plot::default_dir(&json_path);
@@ -100,6 +118,28 @@ impl TrainExtras {
             );
         }
     }
+}
+
+/// Adds `d` to the history at `json_path` and writes the CSV beside
+/// `model`; prints the warnings, or that there are none.
+fn report(d: &Diagnostics, model: &Path, json_path: &Path, quiet: bool) -> Result<()> {
+    let warnings = d.warnings();
+    add_to_history(json_path, d)?;
+    let csv = write_csv(model, d.records())?;
+    if warnings.is_empty() {
+        if !quiet {
+            println!(
+                "diagnostics: no vanishing or exploding gradients, saturated or dead units ({} and {})",
+                json_path.display(),
+                csv.display()
+            );
+        }
+    } else {
+        for w in &warnings {
+            eprintln!("warning: {}", w.message);
+        }
+    }
+    Ok(())
 }
 
 /// `NAME.history.json` beside the model file `NAME.safetensors` (the name

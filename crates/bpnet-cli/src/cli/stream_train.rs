@@ -240,6 +240,9 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     if let (Some(run), Some(ckpt)) = (&resumed, a.resume.as_deref()) {
         check_resumed(run, ckpt, cfg, &s, data_sha.as_deref())?;
     }
+    let saved_diagnostics = resumed
+        .as_ref()
+        .and_then(|r| r.file.metadata.get("diagnostics").cloned());
     let (spec, mut trainer, resume) = trainer(cfg, &s.file.preprocessor, opt, resumed, &say)?;
     let fit_cfg = fit_config(cfg, full_batch, s.val_rows > 0)?;
     if let Some(b) = a.batch_size_given().filter(|&b| b > s.rows) {
@@ -263,6 +266,10 @@ pub fn run(a: &TrainArgs, cfg: &TrainConfig, resumed: Option<RunCheckpoint>, not
     }
     let out = PathBuf::from(&cfg.out);
     let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics, cfg.plot, &s.data.train);
+    if let (Some(ckpt), Some(r)) = (&a.resume, &resume) {
+        let note = extras.resume(saved_diagnostics.as_ref(), ckpt, r.state.step)?;
+        note.iter().for_each(|n| say(n));
+    }
     let run = (&spec, &mut trainer, data_sha.as_deref());
     let history = train(cfg, &mut s, run, &fit_cfg, resume, &mut extras, quiet)?;
     history.notes.iter().for_each(|n| say(n));
@@ -339,7 +346,14 @@ fn train(
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
-            save_run(&ckpt, spec, trainer, state, best, &meta())?;
+            save_run(
+                &ckpt,
+                spec,
+                trainer,
+                state,
+                best,
+                &meta().with_diagnostics(extras.saved()),
+            )?;
         }
         Ok(())
     };

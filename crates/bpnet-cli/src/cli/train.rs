@@ -602,6 +602,9 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     fit_cfg.validate(data.train.len(), widest.unwrap_or(0))?;
     let loss = default_loss(&data.train);
     let data_sha = checkpoint_data_sha256(&cfg, a.resume.is_some())?;
+    let saved_diagnostics = resumed
+        .as_ref()
+        .and_then(|r| r.file.metadata.get("diagnostics").cloned());
     let (spec, mut trainer, resume) = match (resumed, &a.resume) {
         (Some(run), Some(ckpt)) => {
             // The checkpoint keeps its network: flags (or a config) that
@@ -664,6 +667,10 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let ckpt = checkpoint_path(&out);
     let mut progress = Progress::new(quiet);
     let mut extras = super::diagnostics::TrainExtras::new(cfg.diagnostics && lead, cfg.plot && lead, &data.train);
+    if let (Some(ckpt), Some(r)) = (&a.resume, &resume) {
+        let note = extras.resume(saved_diagnostics.as_ref(), ckpt, r.state.step)?;
+        note.iter().for_each(|n| say(n));
+    }
     // The epochs so far (a resumed run's earlier ones first), for the
     // history a diverged run leaves beside its model.
     let mut epochs: Vec<bpnet::train::EpochRecord> =
@@ -678,7 +685,9 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         progress.event(&e);
         extras.observe(&e)?;
         if let Event::Checkpoint { trainer, state, best } = e {
-            let meta = metadata(&cfg, &data, None, None).with_data_sha256(data_sha.as_deref());
+            let meta = metadata(&cfg, &data, None, None)
+                .with_data_sha256(data_sha.as_deref())
+                .with_diagnostics(extras.saved());
             save_run(&ckpt, &spec, trainer, state, best, &meta)?;
         }
         Ok(())

@@ -20,6 +20,7 @@
 //! - `grad_norms`: mean over the epoch's steps of `||dL/dp||_2` of each
 //!   parameter tensor `p` (the batch-mean loss's gradient).
 
+mod saved;
 mod stats;
 mod warnings;
 

@@ -41,6 +41,10 @@ pub struct Metadata<'a> {
     /// its batch order depends on beyond the seed, so that a resume under
     /// other memory or settings continues the same order.
     pub stream: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The diagnostics collected so far ([`crate::train::diagnostics::Diagnostics::saved`]),
+    /// in checkpoints of a run with diagnostics: its resume continues them.
+    pub diagnostics: Option<Value>,
 }
 
 impl<'a> Metadata<'a> {
@@ -55,6 +59,11 @@ impl<'a> Metadata<'a> {
     /// These sections with a streamed run's settings.
     pub fn with_stream(self, stream: Option<Value>) -> Self {
         Metadata { stream, ..self }
+    }
+
+    /// These sections with the diagnostics collected so far.
+    pub fn with_diagnostics(self, diagnostics: Option<Value>) -> Self {
+        Metadata { diagnostics, ..self }
     }
 }
 
@@ -78,5 +87,6 @@ pub fn metadata<'a>(
         test_metrics: test,
         data_sha256: None,
         stream: None,
+        diagnostics: None,
     }
 }

@@ -56,6 +56,16 @@ impl Moments {
         }
     }
 
+    /// Count, running mean and sum of squared deviations (to save exactly).
+    pub(crate) fn parts(&self) -> (u64, f64, f64) {
+        (self.count, self.mean, self.m2)
+    }
+
+    /// The moments of [`Moments::parts`].
+    pub(crate) fn from_parts(count: u64, mean: f64, m2: f64) -> Self {
+        Moments { count, mean, m2 }
+    }
+
     /// Values seen.
     pub fn count(&self) -> u64 {
         self.count
