@@ -218,7 +218,8 @@ impl Activation {
 impl std::str::FromStr for Activation {
     type Err = Error;
 
-    /// Parses `sigmoid`, `tanh`, `relu`, `leaky_relu[:slope]` (default 0.01),
+    /// Parses `sigmoid`, `tanh`, `relu`, `leaky_relu[:slope]` (default 0.01;
+    /// also `leakyrelu`),
     /// `elu[:alpha]` (default 1), `gelu`, `softplus`, `identity`.
     fn from_str(s: &str) -> Result<Self> {
         let (name, param) = match s.split_once(':') {
@@ -235,7 +236,8 @@ impl std::str::FromStr for Activation {
             ("sigmoid" | "logistic", None) => Activation::Sigmoid,
             ("tanh", None) => Activation::Tanh,
             ("relu", None) => Activation::Relu,
-            ("leaky_relu", p) => Activation::LeakyRelu(p.unwrap_or(0.01)),
+            // `leakyrelu`: PyTorch's LeakyReLU, as `import --spec` spells it.
+            ("leaky_relu" | "leakyrelu", p) => Activation::LeakyRelu(p.unwrap_or(0.01)),
             ("elu", p) => Activation::Elu(p.unwrap_or(1.0)),
             ("gelu", None) => Activation::Gelu,
             ("softplus", None) => Activation::Softplus,
@@ -513,6 +515,7 @@ mod tests {
         );
         assert_eq!("ELU".parse::<Activation>().unwrap(), Activation::Elu(1.0));
         assert_eq!("leaky-relu".parse::<Activation>().unwrap(), Activation::LeakyRelu(0.01));
+        assert_eq!("LeakyReLU:0.1".parse::<Activation>().unwrap(), Activation::LeakyRelu(0.1));
         assert!("swish".parse::<Activation>().is_err());
         assert!("elu:nan".parse::<Activation>().is_err());
         // Finite in f64, infinite in the f32 the network computes in.
