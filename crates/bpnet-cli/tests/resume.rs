@@ -245,6 +245,8 @@ fn divergence_stops_with_the_step_and_layer_and_keeps_good_weights() {
         "the NaN row is in the first epoch: step {step}"
     );
     assert!(detail.contains("layers.0") && detail.contains("NaN"), "{detail}");
+    // The NaN is the data's: the weights kept are not blamed.
+    assert!(!detail.contains("from finite inputs"), "{detail}");
     assert!(err.to_string().contains("lower learning rate"), "{err}");
     assert!(
         all_finite(&mut t),
@@ -412,6 +414,12 @@ fn cli_divergence_writes_the_last_good_model_and_one_line() {
         stderr.contains("training diverged at step")
             && stderr.contains("layers.")
             && stderr.contains("the weights from before this step were saved to model.safetensors"),
+        "{stderr}"
+    );
+    // Finite data: the weights themselves overflow, and the error says the
+    // ones kept already do (it called them the last good weights).
+    assert!(
+        stderr.contains(", from finite inputs: an earlier update went wrong, and the weights kept already give it;"),
         "{stderr}"
     );
     let f = load_model(&dir.path().join("model.safetensors")).unwrap();

@@ -515,7 +515,10 @@ mod tests {
         );
         assert_eq!("ELU".parse::<Activation>().unwrap(), Activation::Elu(1.0));
         assert_eq!("leaky-relu".parse::<Activation>().unwrap(), Activation::LeakyRelu(0.01));
-        assert_eq!("LeakyReLU:0.1".parse::<Activation>().unwrap(), Activation::LeakyRelu(0.1));
+        assert_eq!(
+            "LeakyReLU:0.1".parse::<Activation>().unwrap(),
+            Activation::LeakyRelu(0.1)
+        );
         assert!("swish".parse::<Activation>().is_err());
         assert!("elu:nan".parse::<Activation>().is_err());
         // Finite in f64, infinite in the f32 the network computes in.

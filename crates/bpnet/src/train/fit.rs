@@ -414,7 +414,7 @@ pub fn fit_source(
         s.step += 1;
         let skipped = !loss.is_finite() || !trainer.model.grads_finite();
         if skipped {
-            guard(trainer, &saved, loss, &mut s, cfg.on_nan)?;
+            guard(trainer, (&saved, &x), loss, &mut s, cfg.on_nan)?;
             // A skipped last step changed nothing: its weights are the
             // earlier steps', not ones to go back to.
             before_last = None;
@@ -545,12 +545,26 @@ fn finite_where_inputs_are(x: &Matrix<f32>, out: &Matrix<f32>) -> bool {
 }
 
 /// Handles a non-finite loss or gradient: restores the running statistics the
-/// bad forward pass changed, then stops or skips per `policy`.
-fn guard(trainer: &mut Trainer<f32>, saved: &[f32], loss: f32, s: &mut FitState, policy: OnNan) -> Result<()> {
-    let detail = trainer
+/// bad forward pass changed (`saved`), then stops or skips per `policy`.
+///
+/// A non-finite loss of the batch `x` whose inputs are all finite comes
+/// from the weights themselves: an earlier update took them past the
+/// divergence, and the weights kept (those from before this step) give
+/// it too. The error says so: it had called them the last good weights.
+fn guard(
+    trainer: &mut Trainer<f32>,
+    (saved, x): (&[f32], &Matrix<f32>),
+    loss: f32,
+    s: &mut FitState,
+    policy: OnNan,
+) -> Result<()> {
+    let mut detail = trainer
         .model
         .find_non_finite(loss)
         .unwrap_or_else(|| "a non-finite value".into());
+    if !loss.is_finite() && crate::model::all_finite(x.as_slice()) {
+        detail += ", from finite inputs: an earlier update went wrong, and the weights kept already give it";
+    }
     trainer.model.restore_running(saved);
     trainer.model.zero_grad();
     s.skipped_in_a_row += 1;
