@@ -445,7 +445,8 @@ impl NativeModel {
         Self::from_file(file, path)
     }
 
-    /// Writes the model as ONNX (as `bpnet export`), preprocessing included.
+    /// Writes the model as ONNX (as `bpnet export`), preprocessing included;
+    /// returns the notes on float32's precision that `bpnet export` prints.
     #[pyo3(signature = (path, probabilities=false, fold_bn=false, opset=None, input_f64=false, overwrite=false))]
     fn to_onnx(
         &self,
@@ -455,7 +456,7 @@ impl NativeModel {
         opset: Option<i64>,
         input_f64: bool,
         overwrite: bool,
-    ) -> PyResult<()> {
+    ) -> PyResult<Vec<String>> {
         check_replaceable(&path, bpnet::io::Kind::Onnx, overwrite)?;
         crate::onnx::export(self, &path, (probabilities, fold_bn), opset, input_f64).map_err(to_py)
     }

@@ -13,14 +13,15 @@ use std::path::Path;
 /// f32 [batch, n_features], or f64 with `input_f64`: the preprocessing then
 /// runs in f64), output `logits`, `probabilities` or `predictions`
 /// (regression, in the targets' units); an ensemble's members averaged as
-/// `bpnet export` averages them.
+/// `bpnet export` averages them. Returns what `bpnet export` notes about
+/// float32's precision (see [`precision_notes`]).
 pub fn export(
     model: &NativeModel,
     path: &Path,
     (probabilities, fold_bn): (bool, bool),
     opset: Option<i64>,
     input_f64: bool,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let (input_scaling, output_scaling, regression) = match &model.pipeline {
         Pipeline::Images { features } => (Some(InputScaling::images(*features)), None, false),
         Pipeline::Features { .. } => (None, None, false),
@@ -86,5 +87,36 @@ pub fn export(
     // One member exports exactly as `export_onnx`.
     let members: Vec<Sequential<f32>> = model.networks().cloned().collect();
     let onnx = export_onnx_ensemble(&members, model.combine, &options)?;
-    write_atomic(path, &onnx.bytes)
+    write_atomic(path, &onnx.bytes)?;
+    Ok(precision_notes(&options))
+}
+
+/// The columns a float32 input, and the targets a float32 output, hold
+/// coarsely (`bpnet export` prints the same notes; a regression model of
+/// targets near 1.7e12 gave one value for every row, silently).
+fn precision_notes(o: &ExportOptions) -> Vec<String> {
+    if o.input_f64 {
+        return Vec::new();
+    }
+    let inputs = o
+        .input_scaling
+        .as_ref()
+        .and_then(bpnet::onnx::coarse_inputs)
+        .map(|held| {
+            format!(
+                "a float32 input holds {held} coarsely against the spread the model was trained on; \
+             input_dtype='float64' keeps their precision"
+            )
+        });
+    let outputs = o
+        .output_scaling
+        .as_ref()
+        .and_then(bpnet::onnx::coarse_outputs)
+        .map(|held| {
+            format!(
+                "a float32 output holds {held} coarsely; input_dtype='float64' maps the outputs back to the \
+             targets' units in float64"
+            )
+        });
+    inputs.into_iter().chain(outputs).collect()
 }

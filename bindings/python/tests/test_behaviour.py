@@ -6,6 +6,7 @@ import pickle
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -201,7 +202,17 @@ def test_onnx_export_with_float64_input_keeps_a_column_far_from_zero(tmp_path):
     X = np.column_stack([1e6 + 0.01 * z[:, 0], z[:, 1]])
     y = 3 * z[:, 0] - z[:, 1]
     est = bpnet.MLPRegressor(**FAST).fit(X, y)
-    est.to_onnx(tmp_path / "d.onnx", input_dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.to_onnx(tmp_path / "d.onnx", input_dtype=np.float64)
+    # float32 input: a warning names the column, as `bpnet export` notes it
+    # (it was silent).
+    with pytest.warns(UserWarning, match=r"^a float32 input holds col0 \(steps of 6\.250e-2, .*input_dtype='float64'"):
+        est.to_onnx(tmp_path / "f.onnx")
+    # Targets near 1.7e12: a float32 output gave every row one value.
+    far = bpnet.MLPRegressor(**FAST).fit(z, 1.7e12 + y)
+    with pytest.warns(UserWarning, match=r"^a float32 output holds \w+ \(steps of "):
+        far.to_onnx(tmp_path / "g.onnx")
     with pytest.raises(ValueError, match="float32 or float64"):
         est.to_onnx(tmp_path / "e.onnx", input_dtype="int32")
     assert not (tmp_path / "e.onnx").exists()

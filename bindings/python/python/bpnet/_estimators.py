@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import re
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -383,11 +384,17 @@ class _BaseMLP(BaseEstimator):
         which is ``classes_``'s order but for labels that are texts of
         numbers ('9' before '10' there, after it in ``classes_``). A file
         there that is not an ONNX model is replaced only with
-        ``overwrite=True``."""
+        ``overwrite=True``. With float32 input, columns or targets that a
+        float32 holds coarsely against the model's spread (values far from
+        zero) are named in a ``UserWarning``, as ``bpnet export`` notes
+        them."""
         dtype = np.dtype(input_dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"input_dtype must be float32 or float64, not {dtype}")
-        self._native_model().to_onnx(_path(path), probabilities, fold_bn, opset, dtype == np.float64, overwrite)
+        native = self._native_model()
+        notes = native.to_onnx(_path(path), probabilities, fold_bn, opset, dtype == np.float64, overwrite)
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
         return self
 
     @property

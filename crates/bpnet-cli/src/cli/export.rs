@@ -176,59 +176,24 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// The spacing of f32 at |`center`| + 4 `scale`, as a fraction of `scale`:
-/// how coarsely an f32 holds values of that spread.
-fn f32_step(center: f64, scale: f64) -> f64 {
-    let top = (center.abs() + 4.0 * scale) as f32;
-    f64::from(top.next_up() - top) / scale
-}
-
-/// Above this fraction of a scale the rounding of an f32 moves the
-/// standardized input (or output) by more than about 5e-6, which a network's
-/// gain can make more than the 1e-5 the exported model is tested to (a
-/// column of 100 ± 0.1 at 7.6e-5 gave 2e-4); heights of 170 ± 10 cm, at
-/// 1.5e-6, are not named.
-const COARSE: f64 = 1e-5;
-
-/// A note naming the targets whose values an f32 output holds only to steps
-/// above [`COARSE`] of their spread (targets far from zero): `--input-type
-/// f64` maps them back in f64.
+/// A note naming the targets an f32 output holds coarsely
+/// ([`bpnet::onnx::coarse_outputs`]): `--input-type f64` maps them back in f64.
 fn coarse_output_note(s: &OutputScaling) {
-    let spread = |j: usize| (s.names[j].as_str(), s.center[j], s.scale[j]);
-    if let Some(held) = coarse_list((0..s.center.len()).map(spread), "spread") {
+    if let Some(held) = bpnet::onnx::coarse_outputs(s) {
         println!(
             "note: an f32 output holds {held} coarsely; --input-type f64 maps the outputs back to the targets' units in f64"
         );
     }
 }
 
-/// A note naming the columns whose raw values an f32 input holds only to
-/// steps above [`COARSE`] of their scale (the spacing of f32 at |centre| + 4
-/// scales), where `--input-type f64` keeps them: e.g. a column near 1e6
-/// that varies by 0.01 is held to steps of 0.0625, 6 of its scales.
+/// A note naming the columns an f32 input holds coarsely
+/// ([`bpnet::onnx::coarse_inputs`]): `--input-type f64` keeps them.
 fn coarse_f32_note(s: &InputScaling) {
-    let scale = |j: usize| (s.names[j].as_str(), s.center[j], s.scale[j]);
-    if let Some(held) = coarse_list((0..s.len()).map(scale), "scale") {
+    if let Some(held) = bpnet::onnx::coarse_inputs(s) {
         println!(
             "note: an f32 input holds {held} coarsely against the spread the model was trained on; --input-type f64 keeps their precision"
         );
     }
-}
-
-/// The first of `(name, centre, scale)` that an f32 holds coarsely, with its
-/// steps, and how many more: `None` when none is.
-fn coarse_list<'a>(values: impl Iterator<Item = (&'a str, f64, f64)>, of: &str) -> Option<String> {
-    let coarse: Vec<String> = values
-        .filter_map(|(name, center, scale)| {
-            let step = f32_step(center, scale);
-            (step > COARSE).then(|| format!("{name} (steps of {:.3e}, {step:.1e} of its {of})", step * scale))
-        })
-        .collect();
-    let more = match coarse.len() {
-        0 | 1 => String::new(),
-        n => format!(" and {} more", n - 1),
-    };
-    coarse.first().map(|first| format!("{first}{more}"))
 }
 
 /// One line saying what the input must hold.

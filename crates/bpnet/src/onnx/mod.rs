@@ -26,6 +26,7 @@
 //! # Ok::<(), bpnet::Error>(())
 //! ```
 
+mod coarse;
 mod ensemble;
 mod export;
 mod graph;
@@ -37,6 +38,7 @@ mod nodes;
 pub mod proto;
 mod scaling;
 
+pub use coarse::{COARSE, coarse_inputs, coarse_outputs};
 pub use ensemble::export_onnx_ensemble;
 pub use export::{ExportOptions, GELU_OPSET, Head, LAYER_NORM_OPSET, MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx};
 pub use graph::BATCH_DIM;
