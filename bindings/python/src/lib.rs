@@ -18,13 +18,30 @@ use pyo3::prelude::*;
 /// shapes, data and files are `ValueError`, missing files
 /// `FileNotFoundError`, other I/O `OSError`, divergence `RuntimeError`.
 pub(crate) fn to_py(e: Error) -> PyErr {
-    let msg = target_location(e.to_string());
+    let msg = python_words(target_location(e.to_string()));
     match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
         Error::Io { .. } | Error::Output { .. } => PyOSError::new_err(msg),
         Error::Diverged { .. } | Error::State(_) => PyRuntimeError::new_err(msg),
         _ => PyValueError::new_err(msg),
     }
+}
+
+/// The engine's advice in Python's words: the estimators' parameters for
+/// the command line's flags (a diverged fit said "Try a lower learning
+/// rate (--lr) ... or --on-nan skip-batch"), and nothing about weights
+/// kept (a fit that fails leaves the estimator unfitted).
+fn python_words(msg: String) -> String {
+    [
+        (bpnet::error::DIVERGED_KEPT, ""),
+        ("(--lr)", "(lr)"),
+        ("(--batch-norm)", "(batch_norm=True)"),
+        ("(--clip-grad-norm 1.0)", "(clip_grad_norm=1.0)"),
+        ("--on-nan skip-batch", "on_nan='skip-batch'"),
+        ("pass --overwrite", "pass overwrite=True"),
+    ]
+    .iter()
+    .fold(msg, |m, (cli, py)| m.replace(cli, py))
 }
 
 /// An error about a target cell in array words: the engine reads `y` as a

@@ -27,13 +27,23 @@ impl Targets {
         let input = Input::new(y, "y")?;
         let dense = input.dense()?;
         let cells = (0..dense.rows())
-            .map(|r| (0..dense.cols()).map(|c| format!("{}", dense.get(r, c))).collect())
+            .map(|r| (0..dense.cols()).map(|c| cell_text(dense.get(r, c))).collect())
             .collect();
         Ok(Targets(cells))
     }
 
     fn width(&self) -> usize {
         self.0.first().map_or(1, Vec::len)
+    }
+}
+
+/// `v` in its shortest round-trip form: with an exponent from 1e16 up
+/// (`1.2573e299`, where the plain form wrote 300 digits, as an error
+/// about the value showed them).
+fn cell_text(v: f64) -> String {
+    match v.abs() >= 1e16 {
+        true => format!("{v:e}"),
+        false => format!("{v}"),
     }
 }
 

@@ -368,3 +368,57 @@ def test_a_last_update_that_overflows_raises_and_leaves_the_estimator_unfitted()
     )
     with pytest.raises(RuntimeError, match="diverged"):
         clf.fit(X, (y > 0).astype(int))
+
+
+def test_using_an_estimator_while_it_trains_fails_as_documented():
+    """The README: `fit` drops the fitted model when it starts, so a
+    predict meanwhile raises NotFittedError (it said RuntimeError "Already
+    borrowed", which is what partial_fit gives); afterwards the new model
+    predicts. No other outcome (a crash, a wrong array) is allowed."""
+    from sklearn.exceptions import NotFittedError
+
+    X = np.random.default_rng(0).normal(size=(2000, 20))
+    y = (X[:, 0] > 0).astype(int)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(64,), epochs=20, ensemble=1, random_state=0).fit(X, y)
+    seen = {"ok": 0, "unfitted": 0}
+    other = []
+    done = threading.Event()
+
+    def predict_meanwhile():
+        while not done.is_set():
+            try:
+                assert est.predict(X[:10]).shape == (10,)
+                seen["ok"] += 1
+            except NotFittedError:
+                seen["unfitted"] += 1
+            except Exception as e:  # noqa: BLE001 - any other outcome fails the test
+                other.append(repr(e))
+                return
+
+    t = threading.Thread(target=predict_meanwhile)
+    t.start()
+    try:
+        est.fit(X, y)
+    finally:
+        done.set()
+        t.join()
+    assert not other, other
+    assert seen["unfitted"] > 0, seen
+    assert est.predict(X[:10]).shape == (10,)
+    # partial_fit while another thread trains the same estimator: one call
+    # raises RuntimeError (Already borrowed), or they run one after the other.
+    errors = []
+
+    def partial():
+        try:
+            est.partial_fit(X, y)
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=partial) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all("Already borrowed" in e for e in errors), errors
+    assert est.predict(X[:10]).shape == (10,)

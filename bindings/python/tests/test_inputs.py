@@ -333,7 +333,7 @@ def test_a_bad_target_is_named_by_its_row_in_y_or_eval_set():
 
     X, y = blobs(n=50, d=2)
     big = np.r_[np.zeros(49), 1e31]
-    with pytest.raises(ValueError, match=r"^y: row 49: value 1\d+ is beyond ±1e30$"):
+    with pytest.raises(ValueError, match=r"^y: row 49: value 1e31 is beyond ±1e30$"):
         bpnet.MLPRegressor(**FAST).fit(X, big)
     frame = pd.DataFrame(X, columns=["a", "b"])
     with pytest.raises(ValueError, match=r"^y: row 49, column 'price': value"):
@@ -446,3 +446,56 @@ def test_an_output_past_float32_is_refused_naming_its_row(Est):
     for call in calls:
         with pytest.raises(ValueError, match=r"^X: row 2: the network's output is (NaN|infinite), so no prediction"):
             call(new)
+
+
+@pytest.mark.parametrize("Est", [bpnet.MLPClassifier, bpnet.MLPRegressor])
+def test_early_stopping_without_validation_rows_is_refused(Est):
+    """patience or monitor of the user's with val_split=0 and no eval_set
+    is refused, as `bpnet train` refuses it (it was ignored: every epoch
+    trained); the defaults, patience=0 and an eval_set are taken. A refused
+    refit leaves the fitted model."""
+    X, y = blobs(n=60, d=3)
+    base = dict(hidden_layer_sizes=(4,), epochs=3, ensemble=1, random_state=0, val_split=0.0)
+    est = Est(**base).fit(X, y)
+    for bad in (dict(patience=5), dict(monitor="val_metric")):
+        with pytest.raises(ValueError, match=r"early stopping watches validation rows, and val_split=0") as e:
+            est.set_params(**bad).fit(X, y)
+        assert str(e.value).startswith(next(iter(bad)))
+        assert np.isfinite(est.predict(X)).all()
+        est.fit(X, y, eval_set=(X[:10], y[:10]))
+        est.set_params(patience=20, monitor="val_loss")
+    Est(**base, patience=0).fit(X, y)
+
+
+def test_unclear_parameter_and_eval_set_errors_name_the_problem():
+    """Errors that had said "'' in '3,-1' is not a positive integer",
+    "could not convert string to float: 'x'" and "too many values to
+    unpack" name the parameter and what is wrong."""
+    X, y = blobs(n=40, d=2)
+    with pytest.raises(ValueError, match=r"^hidden_layer_sizes must hold widths of at least 1, got -1 in \(3, -1\)$"):
+        bpnet.MLPClassifier(hidden_layer_sizes=(3, -1)).fit(X, y)
+    with pytest.raises(ValueError, match=r"^bn_momentum must be a finite number, got 'x'$"):
+        bpnet.MLPClassifier(bn_momentum="x").fit(X, y)
+    for Est in (bpnet.MLPClassifier, bpnet.MLPRegressor):
+        with pytest.raises(ValueError, match=r"^eval_set must be a pair \(X_val, y_val\), got a ndarray$"):
+            Est(**FAST).fit(X, y, eval_set=X)
+        with pytest.raises(ValueError, match=r"got a tuple of 3 items"):
+            Est(**FAST).fit(X, y, eval_set=(X, y, y))
+    # A target past ±1e30 is written short, as X's values are.
+    with pytest.raises(ValueError, match=r"^y: row 0: value 1\.2e300 is beyond ±1e30$"):
+        bpnet.MLPRegressor(**FAST).fit(X, np.r_[1.2e300, np.zeros(39)])
+
+
+def test_a_divergence_advises_in_parameter_names():
+    """A diverged fit named the command line's flags (--lr, --on-nan
+    skip-batch, even with on_nan='skip-batch' set) and said the model
+    keeps weights, while the estimator is left unfitted."""
+    X, y = blobs(n=60, d=3)
+    est = bpnet.MLPClassifier(hidden_layer_sizes=(4,), epochs=5, ensemble=1, lr=1e30, optimizer="sgd", batch_norm=False)
+    for on_nan in ("stop", "skip-batch"):
+        with pytest.raises(RuntimeError, match="training diverged") as e:
+            est.set_params(on_nan=on_nan).fit(X, y)
+        msg = str(e.value)
+        assert "--" not in msg and "keeps the weights" not in msg, msg
+        assert "(lr)" in msg and "clip_grad_norm=1.0" in msg, msg
+        assert ("on_nan='skip-batch'" in msg) == (on_nan == "stop" and "give non-finite outputs on" not in msg), msg

@@ -111,9 +111,10 @@ impl Error {
 }
 
 /// What [`Error::Diverged`] advises: `--on-nan skip-batch` only to a run
-/// that did not skip batches already (`detail` from `fit` says so).
+/// that did not skip batches already (`detail` from `fit` says so), and
+/// not where the last step's weights fail (no batch is left to skip).
 fn diverged_advice(detail: &str) -> &'static str {
-    match detail.contains("batches in a row skipped") {
+    match detail.contains("batches in a row skipped") || detail.contains("give non-finite outputs on") {
         true => {
             "Try a lower learning rate (--lr), batch normalization (--batch-norm) or gradient clipping \
              (--clip-grad-norm 1.0)"

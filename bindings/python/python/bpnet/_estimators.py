@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -218,6 +219,7 @@ class _BaseMLP(BaseEstimator):
 
     def _config(self):
         """The `bpnet train` configuration of these parameters, as JSON."""
+        self._bn_params()
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, numbers.Integral):
             sizes = (sizes,)
@@ -229,6 +231,10 @@ class _BaseMLP(BaseEstimator):
             hidden = ",".join(str(int(w)) for w in sizes)
         except (TypeError, ValueError) as e:
             raise ValueError(f"hidden_layer_sizes must be a tuple of ints, got {sizes!r}") from e
+        if any(w < 1 for w in sizes):
+            # -1 had reached the engine as "3,-1", read as "3" and "" apart.
+            bad = next(int(w) for w in sizes if w < 1)
+            raise ValueError(f"hidden_layer_sizes must hold widths of at least 1, got {bad} in {tuple(sizes)!r}")
         cfg = {k: getattr(self, k) for k in _TRAIN_KEYS}
         for k in ("batch_size", "epochs", "steps", "patience", "ensemble"):
             v = cfg[k]
@@ -259,6 +265,37 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"{k} must be True or False, got {v!r}")
             cfg[k] = bool(v)
         return json.dumps(cfg)
+
+    def _bn_params(self):
+        """``bn_momentum`` and ``bn_eps`` as floats, named when they are not
+        numbers (``float('x')`` had said only "could not convert")."""
+        out = []
+        for k in ("bn_momentum", "bn_eps"):
+            v = getattr(self, k)
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"{k} must be a finite number, got {v!r}")
+            out.append(float(v))
+        return out
+
+    def _check_watch(self, eval_set):
+        """A patience or monitor of the user's with no validation rows to
+        watch (``val_split=0`` and no ``eval_set``) is refused, as ``bpnet
+        train`` refuses it: it was ignored, every epoch trained. The
+        defaults (patience 20, val_loss) are off without validation."""
+        if eval_set is not None or self.val_split != 0:
+            return
+        if not isinstance(self.patience, numbers.Integral) or not isinstance(self.monitor, str):
+            return  # refused by _config, naming the parameter
+        asked = [
+            f"patience={self.patience}" if self.patience not in (0, 20) else None,
+            f"monitor={self.monitor!r}" if self.monitor != "val_loss" else None,
+        ]
+        given = [a for a in asked if a]
+        if given:
+            raise ValueError(
+                f"{given[0]}: early stopping watches validation rows, and val_split=0 with no eval_set gives "
+                "none; set val_split (such as 0.1), pass eval_set, or leave it at its default"
+            )
 
     def _seed(self):
         rs = self.random_state
@@ -362,6 +399,29 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "_native")
         return self._native
 
+    def _fitted_state(self, *names):
+        """The fitted attributes ``_native`` and ``names``, read at one
+        moment (one copy of the instance's dict): a ``fit`` started by
+        another thread drops them one by one and sets the new ones one by
+        one, so reading them apart gave an AttributeError, or could pair
+        the new network with the old classes. A copy holding all of them
+        holds one model's; else NotFittedError."""
+        state = dict(vars(self))
+        if any(n not in state for n in ("_native", *names)):
+            check_is_fitted(self, "_native")  # raises NotFittedError
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet (a fit is running)")
+        return state
+
+    def _check_new_X(self, X):
+        """``_check_X`` of new rows for a fitted model: a fit started by
+        another thread meanwhile (which drops ``n_features_in_`` between
+        scikit-learn's check for it and its use) is NotFittedError."""
+        try:
+            return self._check_X(X, reset=False)[0]
+        except AttributeError:
+            self._fitted_state()
+            raise
+
     def save(self, path, overwrite=False):
         """Write the model file ``path`` (.safetensors), the format of
         ``bpnet train``: ``bpnet eval``, ``predict``, ``export`` and
@@ -427,6 +487,23 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.allow_nan = self.impute not in ("none", "", None)
         tags.non_deterministic = self.random_state is None or not isinstance(self.random_state, numbers.Integral)
         return tags
+
+
+def _order(state):
+    """The output of the network behind each column of ``classes_``, from
+    an estimator's attributes ``state`` (identity for an estimator pickled
+    before the permutation existed)."""
+    order = state.get("_class_order")
+    return np.arange(len(state["classes_"])) if order is None else order
+
+
+def _eval_pair(eval_set):
+    """``eval_set`` as ``(X_val, y_val)``; another shape is named (it said
+    "too many values to unpack")."""
+    if not (isinstance(eval_set, (tuple, list)) and len(eval_set) == 2):
+        what = f"a {type(eval_set).__name__}" + (f" of {len(eval_set)} items" if isinstance(eval_set, (tuple, list)) else "")
+        raise ValueError(f"eval_set must be a pair (X_val, y_val), got {what}")
+    return eval_set
 
 
 def _target_names(y):
@@ -543,6 +620,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         given = _target_names(y)
         target = (given or ["target"])[:1]
+        self._check_watch(eval_set)
         cfg = self._start_fit()
         X, y = self._check_X(X, reset=True, y=y)
         target = self._free_targets(target)
@@ -555,7 +633,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         lookup = dict(zip(names, classes))
         ex, ey = self._eval(eval_set, lookup)
         native = _bpnet.NativeModel.fit(
-            cfg, X, cells, self._names(), target, ex, ey, float(self.bn_momentum), float(self.bn_eps)
+            cfg, X, cells, self._names(), target, ex, ey, *self._bn_params()
         )
         self._set_classes(np.array([lookup[n] for n in native.class_names], dtype=classes.dtype))
         native.label_kind = _label_kind(classes)
@@ -574,7 +652,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _eval(self, eval_set, lookup):
         if eval_set is None:
             return None, None
-        ex, ey = eval_set
+        ex, ey = _eval_pair(eval_set)
         ex, _ = self._check_X(ex, reset=False)
         _check_no_missing_label(ey, "eval_set's y")
         ey = column_or_1d(np.asarray(ey))
@@ -603,7 +681,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self._set_threads()
             native = _bpnet.NativeModel.start_partial(
                 self._config(), X, [str(v) for v in y], self._names(), self._free_targets(["target"]), names,
-                float(self.bn_momentum), float(self.bn_eps),
+                *self._bn_params(),
             )
             self._set_classes(np.array([lookup[n] for n in native.class_names], dtype=classes.dtype))
             native.label_kind = _label_kind(classes)
@@ -616,27 +694,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """Class labels of X (the highest output, as ``bpnet predict``)."""
-        native = self._native_model()
-        X, _ = self._check_X(X, reset=False)
-        outputs = np.asarray(native.predict_classes(X), dtype=np.intp)
-        return self.classes_[np.argsort(self._order())[outputs]]
+        state = self._fitted_state("classes_")
+        X = self._check_new_X(X)
+        outputs = np.asarray(state["_native"].predict_classes(X), dtype=np.intp)
+        return state["classes_"][np.argsort(_order(state))[outputs]]
 
     def predict_proba(self, X):
         """Class probabilities [n_samples, n_classes] (softmax), float64,
         columns in the order of ``classes_``; each row sums to 1 in float64
         (the float32 softmax is renormalized after the cast)."""
-        native = self._native_model()
-        X, _ = self._check_X(X, reset=False)
-        p = native.predict_proba(X).astype(np.float64)[:, self._order()]
+        state = self._fitted_state("classes_")
+        X = self._check_new_X(X)
+        p = state["_native"].predict_proba(X).astype(np.float64)[:, _order(state)]
         if p.shape[1] > 1:
             p /= p.sum(axis=1, keepdims=True)
         return p
-
-    def _order(self):
-        """The output of the network behind each column of ``classes_``
-        (identity for an estimator pickled before the permutation existed)."""
-        order = getattr(self, "_class_order", None)
-        return np.arange(len(self.classes_)) if order is None else order
 
     def predict_log_proba(self, X):
         """Logarithm of ``predict_proba``."""
@@ -666,6 +738,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         eval_set : (X_val, y_val), optional
             Validation rows instead of the ``val_split`` hold-out."""
         names = _target_names(y)
+        self._check_watch(eval_set)
         cfg = self._start_fit()
         X, y = self._check_X(X, reset=True, y=y, multi_output=True)
         if X.shape[0] < 2:
@@ -677,10 +750,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         names = self._free_targets(names)
         ex = ey = None
         if eval_set is not None:
-            ex, _ = self._check_X(eval_set[0], reset=False)
-            ey, _ = self._targets(eval_set[1])
+            ex, ey = _eval_pair(eval_set)
+            ex, _ = self._check_X(ex, reset=False)
+            ey, _ = self._targets(ey)
         native = _bpnet.NativeModel.fit(
-            cfg, X, y2, self._names(), names, ex, ey, float(self.bn_momentum), float(self.bn_eps)
+            cfg, X, y2, self._names(), names, ex, ey, *self._bn_params()
         )
         native.target_ndim = self._y_ndim
         return self._adopt(native)
@@ -697,7 +771,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             names = self._free_targets(names)
             self._set_threads()
             native = _bpnet.NativeModel.start_partial(
-                self._config(), X, y2, self._names(), names, None, float(self.bn_momentum), float(self.bn_eps)
+                self._config(), X, y2, self._names(), names, None, *self._bn_params()
             )
             native.target_ndim = ndim
         else:
@@ -708,10 +782,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X):
         """Predictions in the targets' units: [n_samples] for a 1-D y,
         else [n_samples, n_targets] (float64)."""
-        native = self._native_model()
-        X, _ = self._check_X(X, reset=False)
-        out = native.predict_values(X)
-        return out.ravel() if getattr(self, "_y_ndim", 1) == 1 and out.shape[1] == 1 else out
+        state = self._fitted_state()
+        X = self._check_new_X(X)
+        out = state["_native"].predict_values(X)
+        return out.ravel() if state.get("_y_ndim", 1) == 1 and out.shape[1] == 1 else out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
