@@ -151,11 +151,16 @@ fn thread_count(asked: Option<u32>) -> usize {
 /// stderr (clap's first line plus a pointer to --help) and exit code 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    // Under mpirun every rank parses the same command line: rank 0 alone
+    // prints (help, the version and each usage error came once per rank).
+    let quiet = cli::dist::launched_rank().is_some_and(|r| r != 0);
     if matches!(
         e.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
-        let _ = e.print();
+        if !quiet {
+            let _ = e.print();
+        }
         return ExitCode::SUCCESS;
     }
     // clap's message up to its usage block, on one line (some messages put
@@ -173,7 +178,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
     } else {
         &message
     };
-    eprintln!("error: {} (see bpnet --help)", message.trim_start_matches("error: "));
+    if !quiet {
+        eprintln!("error: {} (see bpnet --help)", message.trim_start_matches("error: "));
+    }
     ExitCode::from(2)
 }
 

@@ -643,8 +643,8 @@ fn the_batch_size_study_refuses_several_ranks_before_training() {
 }
 
 /// An error that one rank meets alone (here its data file is missing) is
-/// printed with that rank and ends the whole job (`MPI_Abort`): a non-zero
-/// exit within a minute, not a rank waiting forever for the other.
+/// printed with that rank and ends the whole job: a non-zero exit within a
+/// minute, not a rank waiting forever for the other.
 #[test]
 fn an_error_on_one_rank_alone_names_the_rank_and_ends_the_job() {
     let dir = tempfile::tempdir().unwrap();
@@ -668,4 +668,75 @@ fn an_error_on_one_rank_alone_names_the_rank_and_ends_the_job() {
         "{err}"
     );
     assert!(!a.join("m.safetensors").exists() && !b.join("m.safetensors").exists());
+}
+
+/// An error every rank meets alike (a bad flag value, a missing file, a
+/// bad cell, what mpirun cannot run) is printed once, by rank 0, without a
+/// rank, and the job exits 1 (2 for usage errors) without `MPI_Abort`; it
+/// was printed by every rank, each aborting. Help and the version print once.
+#[test]
+fn an_error_every_rank_meets_is_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.csv"), "a,b,y\n1,2,0\n3,x,1\n4,5,0\n6,7,1\n").unwrap();
+    let iris = format!("{ROOT}/data/iris.csv");
+    let cases: [(&[&str], &str, i32); 8] = [
+        (
+            &["train", "--data", &iris, "--lr", "-1"],
+            "error: invalid learning rate: -1 is out of range",
+            1,
+        ),
+        (&["train", "--data", "missing.csv"], "error: missing.csv: ", 1),
+        (
+            &["train", "--data", "bad.csv", "--val-split", "0"],
+            "error: bad.csv: line 3, column 'b': 'x' is not a number",
+            1,
+        ),
+        (
+            &["train", "--data", &iris, "--ensemble", "3"],
+            "error: invalid mpirun: --ensemble and --cv train in one process",
+            1,
+        ),
+        (
+            &["train", "--data", &iris, "--stream"],
+            "error: invalid --stream: mpirun (data-parallel training)",
+            1,
+        ),
+        (
+            &["train", "--data", &iris, "--ensemble", "1", "--batch-size", "1000"],
+            "error: invalid --batch-size: 1000 is larger",
+            1,
+        ),
+        (
+            &["bench", "--batch-norm", "--batch-size", "1", "--steps", "2"],
+            "error: invalid --batch-size: need a batch of at least 2",
+            1,
+        ),
+        (&["train", "--bogus"], "error: unexpected argument '--bogus' found", 2),
+    ];
+    for (args, want, code) in cases {
+        let mut c = mpirun(3);
+        c.arg(BIN).args(["--threads", "1"]).args(args);
+        let child = c
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = output_within(child, Duration::from_secs(60), "the job after an error on every rank");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert!(lines.len() == 1 && lines[0].starts_with(want), "{args:?}: {err}");
+        assert!(!err.contains("MPI_ABORT"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    }
+    for flag in ["--version", "--help"] {
+        let mut c = mpirun(2);
+        c.arg(BIN).arg(flag);
+        let o = run(c, dir.path());
+        assert_ok(&o, flag);
+        let text = String::from_utf8_lossy(&o.stdout);
+        let once = if flag == "--version" { "bpnet " } else { "Usage:" };
+        assert_eq!(text.matches(once).count(), 1, "{flag}: {text}");
+    }
+    assert!(!dir.path().join("model.safetensors").exists());
 }

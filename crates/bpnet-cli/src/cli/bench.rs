@@ -69,10 +69,9 @@ const POOL: usize = 8;
 /// Most values of the pooled batches (at the widest layer): 2^30, 4 GiB.
 const MAX_VALUES: usize = 1 << 30;
 
-/// Runs `bpnet bench`. Under `mpirun` (training only) every rank takes its
-/// block of each batch of `--batch-size` rows, and rank 0 also reports the
-/// time of the gradient all-reduce alone.
-pub fn run(a: &BenchArgs, comm: &Arc<dyn Comm>) -> Result<()> {
+/// The settings checked and the network built (none for `--gemm`): what
+/// each rank does alone.
+fn checked(a: &BenchArgs, comm: &Arc<dyn Comm>) -> Result<Option<(Sequential<f32>, Vec<usize>)>> {
     if comm.size() > 1 && (a.inference || a.gemm.is_some()) {
         return Err(Error::Comm(
             "under mpirun `bpnet bench` times training steps only".into(),
@@ -81,8 +80,8 @@ pub fn run(a: &BenchArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::config("--steps", "must be at least 1"));
     }
-    if let Some(n) = a.gemm {
-        return gemm_only(a, n as usize);
+    if a.gemm.is_some() {
+        return Ok(None);
     }
     // Training with batch normalization needs 2 rows; inference takes 1.
     let min_batch = if a.inference || !a.batch_norm { 1 } else { 2 };
@@ -103,6 +102,17 @@ pub fn run(a: &BenchArgs, comm: &Arc<dyn Comm>) -> Result<()> {
             ),
         ));
     }
+    Ok(Some((model, dims)))
+}
+
+/// Runs `bpnet bench`. Under `mpirun` (training only) every rank takes its
+/// block of each batch of `--batch-size` rows, and rank 0 also reports the
+/// time of the gradient all-reduce alone.
+pub fn run(a: &BenchArgs, comm: &Arc<dyn Comm>) -> Result<()> {
+    // Each rank alone, its errors shared ([`super::dist::settle`]).
+    let Some((model, dims)) = super::dist::settle(&**comm, checked(a, comm))? else {
+        return gemm_only(a, a.gemm.unwrap_or_default() as usize);
+    };
     let pool = random_batches(a.batch_size, dims[0], dims[dims.len() - 1])?;
     let opt = Optimizer::new(optimizer_config(&a.optimizer, a.lr, 0.9, 0.0)?)?;
     let fused = a.fused.then(|| InferenceNet::new(&model)).transpose()?;

@@ -60,6 +60,16 @@ fn launched_by_mpi() -> bool {
         .any(|v| std::env::var_os(v).is_some())
 }
 
+/// This process's rank when an MPI launcher started it, from the
+/// launcher's environment (OpenMPI's `OMPI_COMM_WORLD_RANK`, PMIx's
+/// `PMIX_RANK`, PMI's `PMI_RANK`), without starting MPI: for what runs
+/// before the world exists (parsing the command line).
+pub fn launched_rank() -> Option<usize> {
+    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+}
+
 /// Fails on every rank, before training, when a rank's resolved
 /// configuration or prepared data differs from rank 0's (rank 0's are
 /// broadcast and compared; the data by a digest of every value).
@@ -128,6 +138,58 @@ pub fn check_local_blocks(rows: usize, batch: usize, ranks: usize) -> Result<()>
     }
 }
 
+/// How [`report`] ends a run whose error [`settle`] shared between the
+/// ranks: 0 not shared; [`PLAIN`] rank 0 prints it once (every rank met
+/// the same error); [`PREFIXED`] this rank prints it with its rank (ranks
+/// failed differently); [`SILENT`] another rank prints. None aborts: every
+/// rank knows the outcome and exits 1.
+static SETTLED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+const PLAIN: u8 = 1;
+const PREFIXED: u8 = 2;
+const SILENT: u8 = 3;
+
+/// Shares the outcome of a part of a command that every rank runs alone
+/// (flags, files, data: no communication), at the same point on every
+/// rank: all succeeded, or each rank returns an error that [`report`]
+/// prints once. An error every rank met alike (a bad flag, a missing file,
+/// a bad cell) had been printed by every rank, each ending the job with
+/// `MPI_Abort`; one that some ranks met is printed by those, with their
+/// rank, and the others exit 1 quietly.
+pub fn settle<T>(comm: &dyn Comm, outcome: Result<T>) -> Result<T> {
+    if comm.size() == 1 {
+        return outcome;
+    }
+    let mine = match &outcome {
+        Ok(_) => Vec::new(),
+        Err(e) => format!("E{e}").into_bytes(),
+    };
+    let mut first = mine.clone();
+    comm.broadcast(0, &mut first)?;
+    // Per rank: failed, and failed with rank 0's error.
+    let mut flags = vec![0.0f64; 2 * comm.size()];
+    flags[2 * comm.rank()] = f64::from(u8::from(!mine.is_empty()));
+    flags[2 * comm.rank() + 1] = f64::from(u8::from(!mine.is_empty() && mine == first));
+    comm.all_reduce_f64(&mut flags)?;
+    let failed: Vec<usize> = (0..comm.size()).filter(|&r| flags[2 * r] > 0.0).collect();
+    if failed.is_empty() {
+        return outcome;
+    }
+    let alike = (0..comm.size()).all(|r| flags[2 * r + 1] > 0.0);
+    let how = match (alike, outcome.is_err()) {
+        (true, _) if comm.rank() == 0 => PLAIN,
+        (false, true) => PREFIXED,
+        _ => SILENT,
+    };
+    SETTLED.store(how, std::sync::atomic::Ordering::Relaxed);
+    outcome.and_then(|_| {
+        let ranks: Vec<String> = failed.iter().map(|r| r.to_string()).collect();
+        Err(Error::Comm(format!(
+            "rank {} failed (its error is above)",
+            ranks.join(", ")
+        )))
+    })
+}
+
 /// Writes `line` to stderr in one write: `eprintln!` writes the pieces of
 /// its format one by one (stderr is unbuffered), and mpirun interleaved the
 /// ranks' pieces ("error: rank error: rank 1 of 3: ...").
@@ -138,9 +200,10 @@ fn say_line(line: &str) {
 
 /// Reports a failed command and picks the exit code. Alone: `error: ...`.
 /// Under mpirun, errors every rank meets together (disagreement, divergence,
-/// a too-small batch) are printed once, by rank 0; any other error is
-/// printed with its rank and ends the whole job (`MPI_Abort`), so no rank
-/// waits forever for one that stopped.
+/// a too-small batch, and what [`settle`] shared) are printed once, by rank
+/// 0, or by the ranks that failed; any other error is printed with its rank
+/// and ends the whole job (`MPI_Abort`), so no rank waits forever for one
+/// that stopped.
 pub fn report(comm: &dyn Comm, e: &Error) -> ExitCode {
     let agreed = matches!(e, Error::Comm(_) | Error::Diverged { .. } | Error::BatchTooSmall { .. });
     let e = one_line(&e.to_string());
@@ -148,14 +211,20 @@ pub fn report(comm: &dyn Comm, e: &Error) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    if agreed {
-        if comm.rank() == 0 {
-            say_line(&format!("error: {e}"));
+    match SETTLED.load(std::sync::atomic::Ordering::Relaxed) {
+        PLAIN => say_line(&format!("error: {e}")),
+        PREFIXED => say_line(&format!("error: rank {} of {}: {e}", comm.rank(), comm.size())),
+        SILENT => {}
+        _ if agreed => {
+            if comm.rank() == 0 {
+                say_line(&format!("error: {e}"));
+            }
         }
-        return ExitCode::FAILURE;
+        _ => {
+            say_line(&format!("error: rank {} of {}: {e}", comm.rank(), comm.size()));
+            comm.abort(1);
+        }
     }
-    say_line(&format!("error: rank {} of {}: {e}", comm.rank(), comm.size()));
-    comm.abort(1);
     ExitCode::FAILURE
 }
 

@@ -172,15 +172,49 @@ fn check_rows(cfg: &ExperimentConfig, studies: &[Study], rows: usize) -> Result<
 /// mini-batch (batch normalization synchronized over the global batch: the
 /// networks of one process); rank 0 alone prints and writes.
 pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
-    flags::refuse_unused(a)?;
-    let cfg = config(a);
-    cfg.validate()?;
+    // Each rank alone, its errors shared ([`super::dist::settle`]).
+    let (cfg, studies) = super::dist::settle(&**comm, checked(a, comm))?;
     let quiet = a.quiet || comm.rank() != 0;
     let mut log = |s: &str| {
         if !quiet {
             println!("{s}");
         }
     };
+    let sweep_grid = (flags::sweep_lrs(a), flags::sweep_stds(a));
+    let settings = serde_json::to_vec(&(&cfg, &a.which, a.seeds, &sweep_grid))
+        .map_err(|e| Error::State(format!("experiment settings: {e}")))?;
+    bpnet::comm::agree(&**comm, "experiment settings", &settings)?;
+    let data = super::dist::settle(
+        &**comm,
+        Mnist::load(&cfg).and_then(|d| check_rows(&cfg, &studies, d.train.len()).map(|_| d)),
+    )?;
+    let data = data.on_ranks(comm.clone())?;
+    if comm.rank() != 0 {
+        return run_quietly(a, &cfg, &studies, &data, &mut log);
+    }
+    log(&format!(
+        "MNIST: {} training, {} test images; {}",
+        data.train.len(),
+        data.test.len(),
+        flags::banner(a, &cfg)
+    ));
+    if a.which == "sweep" {
+        return sweep(a, &cfg, &data, &mut log);
+    }
+    let command = command_line();
+    if whole_runs(a, &studies) > 1 {
+        run_seeds(a, &cfg, &studies, &data, &command, &mut log)
+    } else {
+        run_once(a, &cfg, &studies, &data, &command, &mut log)
+    }
+}
+
+/// The settings of `a` and its studies, checked, and the outputs planned:
+/// what each rank does alone before the first communication.
+fn checked(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<(ExperimentConfig, Vec<Study>)> {
+    flags::refuse_unused(a)?;
+    let cfg = config(a);
+    cfg.validate()?;
     let studies = studies(&a.which)?;
     // The seeds run: seed..seed+N-1, N the whole runs of the paper studies
     // or each normalization arm's seeds (it panicked past 2^64).
@@ -204,31 +238,7 @@ pub fn run(a: &ExperimentArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         ));
     }
     check_outputs(a, &cfg, &studies)?;
-    let sweep_grid = (flags::sweep_lrs(a), flags::sweep_stds(a));
-    let settings = serde_json::to_vec(&(&cfg, &a.which, a.seeds, &sweep_grid))
-        .map_err(|e| Error::State(format!("experiment settings: {e}")))?;
-    bpnet::comm::agree(&**comm, "experiment settings", &settings)?;
-    let data = Mnist::load(&cfg)?;
-    check_rows(&cfg, &studies, data.train.len())?;
-    let data = data.on_ranks(comm.clone())?;
-    if comm.rank() != 0 {
-        return run_quietly(a, &cfg, &studies, &data, &mut log);
-    }
-    log(&format!(
-        "MNIST: {} training, {} test images; {}",
-        data.train.len(),
-        data.test.len(),
-        flags::banner(a, &cfg)
-    ));
-    if a.which == "sweep" {
-        return sweep(a, &cfg, &data, &mut log);
-    }
-    let command = command_line();
-    if whole_runs(a, &studies) > 1 {
-        run_seeds(a, &cfg, &studies, &data, &command, &mut log)
-    } else {
-        run_once(a, &cfg, &studies, &data, &command, &mut log)
-    }
+    Ok((cfg, studies))
 }
 
 /// One run of `studies`: its files, the timings, the paper's summary.

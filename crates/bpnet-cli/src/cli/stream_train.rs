@@ -18,7 +18,7 @@ use bpnet::{Combine, EnsembleNet, Error, Matrix, ModelSpec, Optimizer, Result, S
 use std::path::PathBuf;
 
 /// Options a streamed run cannot honour, as an error naming the first.
-fn refuse(a: &TrainArgs, cfg: &TrainConfig, size: usize) -> Result<()> {
+pub(super) fn refuse(a: &TrainArgs, cfg: &TrainConfig, size: usize) -> Result<()> {
     let bad = [
         (size > 1, "mpirun (data-parallel training)"),
         (cfg.ensemble > 1, "--ensemble"),

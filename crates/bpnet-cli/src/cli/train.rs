@@ -195,6 +195,59 @@ pub struct TrainArgs {
     json: bool,
 }
 
+/// How a run starts: streamed (its checkpoint, if resumed, and the note
+/// saying why), or in memory (BN synchronization, checkpoint, data).
+enum Start {
+    Stream(Box<Option<bpnet::io::RunCheckpoint>>, String),
+    Memory(Box<(BnSyncMode, Option<bpnet::io::RunCheckpoint>, Prepared)>),
+}
+
+/// What each rank does alone before a run's first communication: the
+/// checkpoint and the outputs checked, the mode chosen, the data loaded.
+/// Its errors are shared between the ranks ([`super::dist::settle`]).
+fn start(a: &TrainArgs, cfg: &mut TrainConfig, comm: &Arc<dyn Comm>) -> Result<Start> {
+    let bn_sync: BnSyncMode = cfg.bn_sync.parse()?;
+    // A file that is not a checkpoint is reported as such before its outputs are checked.
+    let resumed = a.resume.as_deref().map(load_run).transpose()?;
+    if comm.rank() == 0 {
+        super::outputs::check_train(cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+    }
+    super::read_progress::install(a.quiet || comm.rank() != 0);
+    let choice = match &resumed {
+        // A streamed run's batch order covers no rows of its own.
+        Some(run) => bpnet::workflow::stream::resume_stream_choice(cfg, run.resume.state.batches.rows() == 0)?,
+        None => bpnet::workflow::stream::stream_choice(cfg)?,
+    };
+    if let Some(note) = choice {
+        cfg.ensemble = cfg.ensemble.max(1);
+        // What a streamed run refuses (mpirun among it), refused here.
+        super::stream_train::refuse(a, cfg, comm.size())?;
+        return Ok(Start::Stream(Box::new(resumed), note));
+    }
+    if comm.size() > 1 && (cfg.ensemble > 1 || a.cv.is_some()) {
+        return Err(Error::config(
+            "mpirun",
+            "--ensemble and --cv train in one process; start them without mpirun",
+        ));
+    }
+    if a.cv.is_some() && a.resume.is_some() {
+        return Err(Error::config("--cv", "cannot be combined with --resume"));
+    }
+    // The optimizer's settings, checked before the data is read.
+    optimizer(cfg)?;
+    let load_start = std::time::Instant::now();
+    let data = load(cfg)?;
+    let _ = LOAD_STATS.set((load_start.elapsed().as_secs_f64(), super::peak_memory_bytes()));
+    // Before the folds, which can take minutes.
+    if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
+        return Err(Error::config(
+            "--batch-size",
+            format!("{b} is larger than the {} training rows", data.train.len()),
+        ));
+    }
+    Ok(Start::Memory(Box::new((bn_sync, resumed, data))))
+}
+
 /// A `--patience` or `--monitor` flag with no validation rows to watch is
 /// refused: the run had trained every epoch without a word. (A config
 /// file's keys are not: `--print-config` writes every key, the default
@@ -503,7 +556,7 @@ static LOAD_STATS: std::sync::OnceLock<(f64, Option<u64>)> = std::sync::OnceLock
 /// Runs `bpnet train` as one rank of `comm` (alone: a world of one). Rank 0
 /// alone prints and writes files.
 pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
-    let mut cfg = resolve(a)?;
+    let mut cfg = super::dist::settle(&**comm, resolve(a))?;
     let lead = comm.rank() == 0;
     if a.momentum.is_some() && !matches!(cfg.optimizer.as_str(), "momentum" | "nesterov") && lead && !a.quiet {
         eprintln!(
@@ -520,31 +573,10 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
         }
         return Ok(());
     }
-    let bn_sync: BnSyncMode = cfg.bn_sync.parse()?;
-    // A file that is not a checkpoint is reported as such before its outputs are checked.
-    let resumed = a.resume.as_deref().map(load_run).transpose()?;
-    if lead {
-        super::outputs::check_train(&cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
-    }
-    super::read_progress::install(a.quiet || comm.rank() != 0);
-    let choice = match &resumed {
-        // A streamed run's batch order covers no rows of its own.
-        Some(run) => bpnet::workflow::stream::resume_stream_choice(&cfg, run.resume.state.batches.rows() == 0)?,
-        None => bpnet::workflow::stream::stream_choice(&cfg)?,
+    let (bn_sync, resumed, data) = match super::dist::settle(&**comm, start(a, &mut cfg, comm))? {
+        Start::Stream(resumed, note) => return super::stream_train::run(a, &cfg, *resumed, &note, comm.size()),
+        Start::Memory(start) => *start,
     };
-    if let Some(note) = choice {
-        cfg.ensemble = cfg.ensemble.max(1);
-        return super::stream_train::run(a, &cfg, resumed, &note, comm.size());
-    }
-    if comm.size() > 1 && (cfg.ensemble > 1 || a.cv.is_some()) {
-        return Err(Error::config(
-            "mpirun",
-            "--ensemble and --cv train in one process; start them without mpirun",
-        ));
-    }
-    let load_start = std::time::Instant::now();
-    let data = load(&cfg)?;
-    let _ = LOAD_STATS.set((load_start.elapsed().as_secs_f64(), super::peak_memory_bytes()));
     let plain = comm.size() == 1 && a.resume.is_none() && cfg.checkpoint_every == 0 && cfg.checkpoint_steps == 0;
     let table = matches!(data.pipeline, Pipeline::Table { .. });
     let one_process = auto_ensemble(cfg.ensemble, table, data.train.len(), true);
@@ -570,20 +602,12 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
              without checkpoints or --resume (--ensemble 1 asks for one network)"
         ));
     }
-    // Before the folds, which can take minutes.
-    if let Some(b) = a.batch_size.filter(|&b| b > data.train.len()) {
-        return Err(Error::config(
-            "--batch-size",
-            format!("{b} is larger than the {} training rows", data.train.len()),
-        ));
-    }
-    let cv = match (a.cv, &a.resume) {
-        (Some(_), Some(_)) => return Err(Error::config("--cv", "cannot be combined with --resume")),
-        (Some(k), None) => {
+    let cv = match a.cv {
+        Some(k) => {
             let classify = data.pipeline.class_names().is_some();
             Some(super::cv::run(&fold_cfg, k, classify, a.batch_size, a.quiet)?)
         }
-        (None, _) => None,
+        None => None,
     };
     if cfg.lr_auto && resumed.is_none() {
         // The range test runs on a copy of the network built below, so the

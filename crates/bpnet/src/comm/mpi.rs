@@ -141,7 +141,11 @@ impl Comm for MpiComm {
             let mut len = bytes.len() as u64;
             process.broadcast_into(&mut len);
             bytes.resize(len as usize, 0);
-            process.broadcast_into(&mut bytes[..]);
+            // An empty slice's buffer is a dangling pointer, which
+            // OpenMPI refuses (MPI_ERR_ARG) even for a count of 0.
+            if len > 0 {
+                process.broadcast_into(&mut bytes[..]);
+            }
         });
         Ok(())
     }
