@@ -207,17 +207,28 @@ def test_targets_of_another_width_than_the_models_are_refused(call):
 
 @pytest.mark.parametrize(
     "labels",
-    [[True, False], ["007", "10"], ["inf", "-inf"], [3, 1], ["b", "a"], [2.0, 1.0]],
+    [
+        [True, False],
+        ["007", "10"],
+        ["inf", "-inf"],
+        [3, 1],
+        ["b", "a"],
+        [2.0, 1.0],
+        [np.datetime64("2020-01-02"), np.datetime64("2020-01-01")],
+        [np.datetime64("2020-01-01T10:00:00.5"), np.datetime64("2019-12-31T23:59:59.25")],
+    ],
 )
 def test_load_gives_back_the_labels_it_was_fitted_on(tmp_path, labels):
     """bpnet.load read labels back by guessing from their texts: booleans
-    came back as strings, '007' as 7, 'inf' as a garbage integer."""
+    came back as strings, '007' as 7, 'inf' as a garbage integer, dates as
+    strings."""
     X, _ = blobs(n=40, d=3)
     y = np.array(labels * 20)
     est = bpnet.MLPClassifier(**FAST, ensemble=1).fit(X, y)
     est.save(tmp_path / "m.safetensors")
     loaded = bpnet.load(tmp_path / "m.safetensors")
     assert list(loaded.classes_) == list(est.classes_)
+    assert loaded.classes_.dtype == est.classes_.dtype or est.classes_.dtype.kind not in "M"
     assert [type(c) for c in loaded.classes_.tolist()] == [type(c) for c in est.classes_.tolist()]
     assert list(loaded.predict(X)) == list(est.predict(X))
     assert loaded.score(X, y) == est.score(X, y)

@@ -846,6 +846,10 @@ def _label_kind(classes):
         return "float"
     if kind in "US" or all(isinstance(c, str) for c in classes):
         return "str"
+    if kind == "M":
+        # datetime64[unit]: its texts ('2020-01-01') read back as dates
+        # (load had given strings).
+        return str(classes.dtype)
     return None
 
 
@@ -857,6 +861,11 @@ def _class_array(names, kind=None):
     its number would not be the label a CSV of it holds."""
     if kind == "bool":
         return np.array([n == "True" for n in names])
+    if kind is not None and kind.startswith("datetime64"):
+        try:
+            return np.array(names, dtype=kind)
+        except (TypeError, ValueError):
+            pass  # a unit numpy does not know: the texts, as below
     if kind == "str" or any(_LEADING_ZERO.match(n.strip()) for n in names):
         return np.array(names, dtype=object)
     for parse in (int, float):
