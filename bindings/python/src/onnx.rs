@@ -88,18 +88,28 @@ pub fn export(
     let members: Vec<Sequential<f32>> = model.networks().cloned().collect();
     let onnx = export_onnx_ensemble(&members, model.combine, &options)?;
     write_atomic(path, &onnx.bytes)?;
-    Ok(precision_notes(&options))
+    let headerless = matches!(model.pipeline, Pipeline::Table { header: false, .. });
+    Ok(precision_notes(&options, headerless))
 }
 
 /// The columns a float32 input, and the targets a float32 output, hold
 /// coarsely (`bpnet export` prints the same notes; a regression model of
-/// targets near 1.7e12 gave one value for every row, silently).
-fn precision_notes(o: &ExportOptions) -> Vec<String> {
+/// targets near 1.7e12 gave one value for every row, silently). A model
+/// fitted on arrays (`headerless`) names them `X column 0` and `y` (or `y
+/// column 1`), not the engine's `col0` and `col2`.
+fn precision_notes(o: &ExportOptions, headerless: bool) -> Vec<String> {
     if o.input_f64 {
         return Vec::new();
     }
     let inputs = o
         .input_scaling
+        .clone()
+        .map(|mut s| {
+            if headerless {
+                s.names = (0..s.names.len()).map(|j| format!("X column {j}")).collect();
+            }
+            s
+        })
         .as_ref()
         .and_then(bpnet::onnx::coarse_inputs)
         .map(|held| {
@@ -110,6 +120,13 @@ fn precision_notes(o: &ExportOptions) -> Vec<String> {
         });
     let outputs = o
         .output_scaling
+        .clone()
+        .map(|mut s| {
+            if headerless {
+                s.names = array_target_names(s.names.len());
+            }
+            s
+        })
         .as_ref()
         .and_then(bpnet::onnx::coarse_outputs)
         .map(|held| {
@@ -119,4 +136,12 @@ fn precision_notes(o: &ExportOptions) -> Vec<String> {
             )
         });
     inputs.into_iter().chain(outputs).collect()
+}
+
+/// `y` for one target; `y column 0`, `y column 1`... for several.
+fn array_target_names(n: usize) -> Vec<String> {
+    match n {
+        1 => vec!["y".into()],
+        n => (0..n).map(|j| format!("y column {j}")).collect(),
+    }
 }

@@ -206,13 +206,25 @@ def test_onnx_export_with_float64_input_keeps_a_column_far_from_zero(tmp_path):
         warnings.simplefilter("error")
         est.to_onnx(tmp_path / "d.onnx", input_dtype=np.float64)
     # float32 input: a warning names the column, as `bpnet export` notes it
-    # (it was silent).
-    with pytest.warns(UserWarning, match=r"^a float32 input holds col0 \(steps of 6\.250e-2, .*input_dtype='float64'"):
+    # (it was silent), in the arrays' words (it said the engine's `col0`).
+    with pytest.warns(UserWarning, match=r"^a float32 input holds X column 0 \(steps of 6\.250e-2, .*input_dtype='float64'"):
         est.to_onnx(tmp_path / "f.onnx")
-    # Targets near 1.7e12: a float32 output gave every row one value.
+    # Targets near 1.7e12: a float32 output gave every row one value. A
+    # numpy y is `y` (it was `col2`); two targets are `y column J`.
     far = bpnet.MLPRegressor(**FAST).fit(z, 1.7e12 + y)
-    with pytest.warns(UserWarning, match=r"^a float32 output holds \w+ \(steps of "):
+    with pytest.warns(UserWarning, match=r"^a float32 output holds y \(steps of "):
         far.to_onnx(tmp_path / "g.onnx")
+    two = bpnet.MLPRegressor(**FAST).fit(z, np.column_stack([y, 1.7e12 + y]))
+    with pytest.warns(UserWarning, match=r"^a float32 output holds y column 1 \(steps of "):
+        two.to_onnx(tmp_path / "h.onnx")
+    # A DataFrame's and a Series' names are kept.
+    pd = pytest.importorskip("pandas")
+    named = bpnet.MLPRegressor(**FAST).fit(pd.DataFrame(X, columns=["far", "near"]), pd.Series(1.7e12 + y, name="price"))
+    with pytest.warns(UserWarning) as seen:
+        named.to_onnx(tmp_path / "n.onnx")
+    said = [str(w.message) for w in seen]
+    assert any(m.startswith("a float32 input holds far (") for m in said), said
+    assert any(m.startswith("a float32 output holds price (") for m in said), said
     with pytest.raises(ValueError, match="float32 or float64"):
         est.to_onnx(tmp_path / "e.onnx", input_dtype="int32")
     assert not (tmp_path / "e.onnx").exists()
