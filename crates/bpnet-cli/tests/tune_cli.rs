@@ -994,4 +994,40 @@ fn the_result_is_printed_with_quiet_too_and_parallel_says_what_runs() {
     assert!(lines[0].starts_with(&want), "{} vs {want}", lines[0]);
     // The rerun read every trial back from the journal, and says so.
     assert!(loud.contains("; 6 of 6 trials read back from the journal\n"), "{loud}");
+    // Each trial read back is marked as such (they printed like trials run
+    // now, with the earlier run's times); re-scoring runs anew.
+    let trial_lines = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("trial ") && !l.contains("best epochs"))
+            .map(str::to_string)
+            .collect()
+    };
+    let read = trial_lines(&loud);
+    assert_eq!(read.len(), 6, "{loud}");
+    assert!(read.iter().all(|l| l.ends_with(" s) from the journal")), "{loud}");
+    assert!(
+        loud.lines()
+            .filter(|l| l.starts_with("re-scored"))
+            .all(|l| !l.contains("journal")),
+        "{loud}"
+    );
+    let mut more = args.to_vec();
+    more[4] = "8";
+    let grown = ok(d, &more);
+    let lines = trial_lines(&grown);
+    let journal = |t: usize| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("trial {t:>3}: ")) && l.ends_with("from the journal"))
+    };
+    let fresh = |t: usize| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("trial {t:>3}: ")) && l.ends_with(" s)"))
+    };
+    assert!((0..6).all(journal) && (6..8).all(fresh), "{grown}");
+    assert!(
+        grown.contains("; 6 of 8 trials read back from the journal\n"),
+        "{grown}"
+    );
 }

@@ -101,12 +101,12 @@ fn every_search_starts_with_the_portfolio_then_asks_tpe() {
         workers: 1,
         ..iris_search(dir.path(), 2, 2)
     };
-    let o = tune(&opts, &mut |_, _| {}).unwrap();
+    let o = tune(&opts, &mut |_, _, _| {}).unwrap();
     let tried: Vec<Params> = o.records.iter().map(|r| r.params.clone()).collect();
     assert_eq!(tried[..PORTFOLIO], portfolio());
     // The outcome keeps the journal locked for the refit that follows: a
     // second search on it is refused until the outcome is dropped.
-    let again = || tune(&opts, &mut |_, _| {});
+    let again = || tune(&opts, &mut |_, _, _| {});
     let err = again().err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("another bpnet tune is running this search"), "{err}");
     let records = o.records.clone();
@@ -286,7 +286,7 @@ fn a_resumed_search_reads_its_journal_back_and_ends_as_an_uninterrupted_one() {
             confirm: 0,
             ..iris_search(dir, 2, 2)
         };
-        tune(&opts, &mut |_, _| {}).unwrap()
+        tune(&opts, &mut |_, _, _| {}).unwrap()
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let whole = run(a.path(), 22);
@@ -308,7 +308,7 @@ fn a_journal_whose_asked_points_differ_is_refused_naming_the_trial() {
             confirm: 0,
             ..iris_search(dir.path(), 2, 2)
         };
-        tune(&opts, &mut |_, _| {}).unwrap();
+        tune(&opts, &mut |_, _, _| {}).unwrap();
         let text = std::fs::read_to_string(&opts.journal).unwrap();
         let mut lines: Vec<String> = text.lines().map(String::from).collect();
         for line in lines.iter_mut().skip(1) {
@@ -323,7 +323,7 @@ fn a_journal_whose_asked_points_differ_is_refused_naming_the_trial() {
             trials: Some(16),
             ..opts.clone()
         };
-        let err = tune(&again, &mut |_, _| {}).err().unwrap().to_string();
+        let err = tune(&again, &mut |_, _, _| {}).err().unwrap().to_string();
         assert!(
             err.contains("j.jsonl") && err.contains(&format!("trial {tampered} ")),
             "{err}"
@@ -340,7 +340,7 @@ fn a_journal_that_cannot_be_read_is_an_error_and_left_as_it_was() {
     };
     let bytes = b"{\"data\": \"\xff\xfe not UTF-8\n".to_vec();
     std::fs::write(&opts.journal, &bytes).unwrap();
-    let err = tune(&opts, &mut |_, _| {}).err().unwrap().to_string();
+    let err = tune(&opts, &mut |_, _, _| {}).err().unwrap().to_string();
     assert!(err.contains("j.jsonl"), "{err}");
     assert_eq!(std::fs::read(&opts.journal).unwrap(), bytes);
 }
@@ -376,7 +376,7 @@ fn the_median_rule_prunes_exactly_the_trials_below_the_earlier_groups_median() {
         ..iris_search(dir.path(), 20, k)
     };
     let mut seen = 0;
-    let o = tune(&opts, &mut |_, n| seen = n).unwrap();
+    let o = tune(&opts, &mut |_, n, _| seen = n).unwrap();
     assert_eq!(seen, 20);
     // The first group has nothing to compare with: every fold runs.
     assert!(o.records[..4].iter().all(|r| !r.pruned && r.folds.len() == k));
@@ -434,7 +434,7 @@ fn the_time_limit_stops_running_trials_and_leaves_them_out() {
     opts.base.patience = 0;
     let journal = opts.journal.clone();
     let mut seen = 0;
-    let err = tune(&opts, &mut |_, n| seen = n).err().unwrap().to_string();
+    let err = tune(&opts, &mut |_, n, _| seen = n).err().unwrap().to_string();
     assert!(err.contains("no trial ran every fold"), "{err}");
     assert_eq!(seen, 0);
     // The stopped trials were not journaled: the file holds its header only.
@@ -454,7 +454,7 @@ fn the_best_few_are_rescored_on_other_folds_and_the_best_mean_of_both_wins() {
             refit: (true, 2),
             ..iris_search(dir.path(), 8, 3)
         };
-        tune(&opts, &mut |_, _| {}).unwrap()
+        tune(&opts, &mut |_, _, _| {}).unwrap()
     };
     let o = search(2, 3);
     let rescored: Vec<&TrialRecord> = o.records.iter().filter(|r| !r.confirm.is_empty()).collect();

@@ -172,7 +172,7 @@ pub fn run(a: &TuneArgs) -> Result<()> {
         bpnet::set_threads(1);
     }
     let bar = progress(a.quiet, opts.trials);
-    let outcome = tune(&opts, &mut |r, n| {
+    let outcome = tune(&opts, &mut |r, n, from_journal| {
         let line = match r.combined(a.cv) {
             Some(both) => format!(
                 "re-scored trial {:>3} on other folds: {:.4} (search {:.4}, mean of both {:.4})",
@@ -195,6 +195,11 @@ pub fn run(a: &TuneArgs) -> Result<()> {
                     r.seconds
                 ),
             },
+        };
+        // A trial read back ran in an earlier search: its time is not this run's.
+        let line = match from_journal {
+            true => format!("{line} from the journal"),
+            false => line,
         };
         match &bar {
             Some(b) => {

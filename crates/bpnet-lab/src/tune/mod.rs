@@ -196,9 +196,15 @@ impl TuneOutcome {
     }
 }
 
-/// Runs the search; `on_trial(record, finished_so_far)` is called on the
-/// calling thread as each trial finishes (resumed ones included).
-pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -> Result<TuneOutcome> {
+/// What the search tells its caller of each trial: the record, how many
+/// trials have finished so far, and whether the record was read back from
+/// the journal (run by an earlier, interrupted search) rather than run now.
+pub type OnTrial<'a> = dyn FnMut(&TrialRecord, usize, bool) + 'a;
+
+/// Runs the search; `on_trial(record, finished_so_far, from_journal)` is
+/// called on the calling thread as each trial finishes (resumed ones
+/// included, with `from_journal`; re-scoring always runs anew).
+pub fn tune(opts: &TuneOptions, on_trial: &mut OnTrial) -> Result<TuneOutcome> {
     if opts.trials.is_none() && opts.time.is_none() {
         return Err(Error::config("tune", "give --trials or --time"));
     }
@@ -265,7 +271,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
                         reason: format!("trial {t} in the journal has other parameters than this search asks"),
                     });
                 }
-                on_trial(r, records.len() + i + 1);
+                on_trial(r, records.len() + i + 1, true);
                 finished[i] = Some(r.clone());
                 resumed += 1;
             }
@@ -282,7 +288,7 @@ pub fn tune(opts: &TuneOptions, on_trial: &mut dyn FnMut(&TrialRecord, usize)) -
         ctx.run_group(&pending, &medians, &mut |i, r, _| {
             journal.append(&r)?;
             count += 1;
-            on_trial(&r, count);
+            on_trial(&r, count, false);
             finished[i] = Some(r);
             Ok(())
         })?;
@@ -570,11 +576,7 @@ impl Ctx<'_> {
     /// With fewer than 2 complete trials there is nothing to choose between.
     /// Returns the out-of-fold predictions of each trial that ran every
     /// fold (by index into `records`, in the order they finished).
-    fn rescore(
-        &self,
-        records: &mut [TrialRecord],
-        on_trial: &mut dyn FnMut(&TrialRecord, usize),
-    ) -> Result<Vec<(usize, HeldOut)>> {
+    fn rescore(&self, records: &mut [TrialRecord], on_trial: &mut OnTrial) -> Result<Vec<(usize, HeldOut)>> {
         let top = leaders(records, self.opts.confirm);
         let mut held_out = Vec::new();
         if top.len() < 2 {
@@ -599,7 +601,7 @@ impl Ctx<'_> {
             {
                 held_out.push((i, h));
             }
-            on_trial(r, n);
+            on_trial(r, n, false);
             Ok(())
         })?;
         discard_if_cut(records, &top, finished, &mut held_out);
