@@ -307,10 +307,10 @@ fn seed_folders(out: &std::path::Path) -> Vec<String> {
     let mut seeds: Vec<u64> = entries
         .flatten()
         .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("seed-")?.parse().ok())
+        .filter_map(|e| seeds::folder_seed(e.file_name().to_str()?))
         .collect();
     seeds.sort_unstable();
-    seeds.iter().map(|s| format!("seed-{s}")).collect()
+    seeds.into_iter().map(seeds::seed_folder).collect()
 }
 
 /// The work of a rank other than 0: the same training, no output.
@@ -344,7 +344,7 @@ fn run_seeds(
     let spreads = seeds::run_seeds(studies, cfg, data, &a.out, seeds, command, log)?;
     let mut ours: Vec<String> = seeds::SEEDS_FILES.map(String::from).to_vec();
     ours.extend(studies.iter().flat_map(|&s| seeds::band_files(s)));
-    ours.extend(seeds::seed_list(cfg.seed, seeds).iter().map(|s| format!("seed-{s}")));
+    ours.extend(seeds::seed_list(cfg.seed, seeds).into_iter().map(seeds::seed_folder));
     note_stale(&a.out, &ours, "seeds.json, seeds.md and seeds.html");
     for s in spreads.iter().filter(|s| {
         s.path.starts_with("paper/networks/")

@@ -17,9 +17,19 @@ use std::path::{Path, PathBuf};
 /// The files [`run_seeds`] writes into the output folder itself.
 pub const SEEDS_FILES: [&str; 3] = ["seeds.json", "seeds.md", "seeds.html"];
 
+/// The name of one seed's folder, `seed-S`.
+pub fn seed_folder(seed: u64) -> String {
+    format!("seed-{seed}")
+}
+
+/// The seed of a folder named by [`seed_folder`].
+pub fn folder_seed(name: &str) -> Option<u64> {
+    name.strip_prefix("seed-")?.parse().ok()
+}
+
 /// The folder of one seed's run.
 pub fn seed_dir(out: &Path, seed: u64) -> PathBuf {
-    out.join(format!("seed-{seed}"))
+    out.join(seed_folder(seed))
 }
 
 /// The seeds of a run of `seeds` seeds from `first`: `first`,
@@ -304,7 +314,7 @@ fn write_outputs(
         "Command: {command}. Each seed's full report: {}.",
         seeds
             .iter()
-            .map(|s| format!("seed-{s}/report.html"))
+            .map(|&s| format!("{}/report.html", seed_folder(s)))
             .collect::<Vec<_>>()
             .join(", ")
     ));
