@@ -678,8 +678,16 @@ fn an_error_on_one_rank_alone_names_the_rank_and_ends_the_job() {
 fn an_error_every_rank_meets_is_printed_once() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.csv"), "a,b,y\n1,2,0\n3,x,1\n4,5,0\n6,7,1\n").unwrap();
+    std::fs::write(dir.path().join("taken.safetensors"), "a,b\n1,2\n").unwrap();
     let iris = format!("{ROOT}/data/iris.csv");
-    let cases: [(&[&str], &str, i32); 8] = [
+    let cases: [(&[&str], &str, i32); 9] = [
+        // Checked by rank 0 alone, which writes the outputs: it said
+        // `error: rank 0 of 3: output ...`, as if the others had found it fine.
+        (
+            &["train", "--data", &iris, "--out", "taken.safetensors"],
+            "error: output --out taken.safetensors exists and holds a CSV",
+            1,
+        ),
         (
             &["train", "--data", &iris, "--lr", "-1"],
             "error: invalid learning rate: -1 is out of range",
@@ -739,4 +747,8 @@ fn an_error_every_rank_meets_is_printed_once() {
         assert_eq!(text.matches(once).count(), 1, "{flag}: {text}");
     }
     assert!(!dir.path().join("model.safetensors").exists());
+    assert_eq!(
+        std::fs::read(dir.path().join("taken.safetensors")).unwrap(),
+        b"a,b\n1,2\n"
+    );
 }

@@ -155,20 +155,31 @@ const SILENT: u8 = 3;
 /// a bad cell) had been printed by every rank, each ending the job with
 /// `MPI_Abort`; one that some ranks met is printed by those, with their
 /// rank, and the others exit 1 quietly.
+///
+/// An error of a check only rank 0 makes ([`rank0_only`]: the outputs,
+/// which rank 0 alone writes) counts as met by every rank that passed, so
+/// it is printed once without a rank (it read `error: rank 0 of 2: output
+/// ...`, as if the other ranks had found the file fine).
 pub fn settle<T>(comm: &dyn Comm, outcome: Result<T>) -> Result<T> {
+    let root_only = ROOT_ONLY.swap(false, std::sync::atomic::Ordering::Relaxed);
     if comm.size() == 1 {
         return outcome;
     }
     let mine = match &outcome {
         Ok(_) => Vec::new(),
-        Err(e) => format!("E{e}").into_bytes(),
+        Err(e) => format!("{}{e}", if root_only { 'R' } else { 'E' }).into_bytes(),
     };
     let mut first = mine.clone();
     comm.broadcast(0, &mut first)?;
-    // Per rank: failed, and failed with rank 0's error.
+    // Per rank: failed, and failed with rank 0's error (or passed, where
+    // rank 0's error is of a check that only rank 0 makes).
+    let alike = match mine.is_empty() {
+        true => first.first() == Some(&b'R'),
+        false => mine == first,
+    };
     let mut flags = vec![0.0f64; 2 * comm.size()];
     flags[2 * comm.rank()] = f64::from(u8::from(!mine.is_empty()));
-    flags[2 * comm.rank() + 1] = f64::from(u8::from(!mine.is_empty() && mine == first));
+    flags[2 * comm.rank() + 1] = f64::from(u8::from(alike));
     comm.all_reduce_f64(&mut flags)?;
     let failed: Vec<usize> = (0..comm.size()).filter(|&r| flags[2 * r] > 0.0).collect();
     if failed.is_empty() {
@@ -188,6 +199,16 @@ pub fn settle<T>(comm: &dyn Comm, outcome: Result<T>) -> Result<T> {
             ranks.join(", ")
         )))
     })
+}
+
+/// Set by [`rank0_only`] for the next [`settle`].
+static ROOT_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks `e` as the failure of a check only rank 0 makes, for the next
+/// [`settle`]; returns it.
+pub fn rank0_only(e: Error) -> Error {
+    ROOT_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
+    e
 }
 
 /// Writes `line` to stderr in one write: `eprintln!` writes the pieces of

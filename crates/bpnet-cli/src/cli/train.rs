@@ -210,7 +210,8 @@ fn start(a: &TrainArgs, cfg: &mut TrainConfig, comm: &Arc<dyn Comm>) -> Result<S
     // A file that is not a checkpoint is reported as such before its outputs are checked.
     let resumed = a.resume.as_deref().map(load_run).transpose()?;
     if comm.rank() == 0 {
-        super::outputs::check_train(cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)?;
+        super::outputs::check_train(cfg, a.config.as_deref(), a.resume.as_deref(), a.overwrite)
+            .map_err(super::dist::rank0_only)?;
     }
     super::read_progress::install(a.quiet || comm.rank() != 0);
     let choice = match &resumed {
