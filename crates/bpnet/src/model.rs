@@ -275,6 +275,9 @@ impl<T: Scalar> Sequential<T> {
         if !loss.is_finite() {
             return Some(format!("the loss is {loss}"));
         }
+        if let Some(running) = self.non_finite_running() {
+            return Some(running);
+        }
         let mut found = None;
         for l in &self.layers {
             l.params(&mut |p| {
@@ -284,6 +287,24 @@ impl<T: Scalar> Sequential<T> {
             });
         }
         found
+    }
+
+    /// Where the first non-finite running statistic of a batch-norm layer
+    /// is, `None` when all are finite. A batch's variance past f32's range
+    /// normalizes its outputs to finite values, so neither the loss nor
+    /// the gradients show it, but the running variance becomes inf: the
+    /// model then could not be saved, after the whole run.
+    pub fn non_finite_running(&self) -> Option<String> {
+        let bad = |v: &[T]| v.iter().find(|x| !x.is_finite()).map(|x| x.to_f64());
+        self.layers.iter().enumerate().find_map(|(i, l)| match l {
+            Layer::BatchNorm(bn) => bad(&bn.running.mean)
+                .map(|v| format!("the running mean of layers.{i} ({}) holds {v}", l.describe()))
+                .or_else(|| {
+                    bad(&bn.running.var)
+                        .map(|v| format!("the running variance of layers.{i} ({}) holds {v}", l.describe()))
+                }),
+            _ => None,
+        })
     }
 
     /// True when every parameter gradient is finite (checked before each

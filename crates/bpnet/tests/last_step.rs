@@ -176,3 +176,91 @@ fn a_validation_loss_that_overflows_f32_with_finite_outputs_is_no_divergence() {
         "{history:?}"
     );
 }
+
+/// 200 rows of 3 features, 3 classes (which third of x0 + x1 - x2 a row is in).
+fn classes() -> Dataset {
+    let d = rows();
+    let labels = (0..d.len())
+        .map(|r| {
+            let x = d.features.row(r);
+            let v = x[0] + x[1] - x[2];
+            if v < -0.5 {
+                0
+            } else if v < 0.5 {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
+    Dataset::new(d.features.clone(), labels, 3).unwrap()
+}
+
+fn classifier(lr: f64) -> Trainer<f32> {
+    let mut spec = ModelSpec::paper_mnist(true, 0.1);
+    spec.dims = vec![3, 16, 16, 3];
+    spec.activation = Activation::Relu;
+    let model = Sequential::<f32>::from_spec(&spec, 7).unwrap();
+    Trainer::new(
+        model,
+        Optimizer::new(OptimizerConfig::sgd(lr)).unwrap(),
+        bpnet::Loss::CrossEntropy,
+    )
+}
+
+/// A batch whose variance passes f32's range normalizes to finite outputs,
+/// so the loss and the gradients stay finite, but the running variance
+/// becomes inf. Training went on to the end with it, and the model could
+/// not be saved ("holds a non-finite value"), after the whole run. It is a
+/// divergence at the step that overflowed, keeping the weights and running
+/// statistics from before it (those of the run one step shorter).
+#[test]
+fn a_running_variance_that_overflows_is_a_divergence_at_its_step() {
+    let data = classes();
+    let cfg = |steps| FitConfig {
+        batch_size: Some(50),
+        ..full_batch(steps, OnNan::Stop)
+    };
+    let mut long = classifier(1e4);
+    let err = fit(&mut long, &data, None, &cfg(40), &mut |_| Ok(())).unwrap_err();
+    let Error::Diverged { step, detail } = err else {
+        panic!("{err}")
+    };
+    assert!(
+        detail.starts_with("the running variance of layers.4 (BatchNorm(16") && detail.contains(" holds inf"),
+        "{detail}"
+    );
+    assert!(detail.ends_with(bpnet::error::DIVERGED_KEPT), "{detail}");
+    assert!(long.model.non_finite_running().is_none());
+    let mut short = classifier(1e4);
+    fit(&mut short, &data, None, &cfg(step - 1), &mut |_| Ok(())).unwrap();
+    assert_eq!(weights(&mut short), weights(&mut long));
+    // What is kept can be saved (the overflowed model could not).
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ModelSpec::paper_mnist(true, 0.1);
+    let path = dir.path().join("kept.safetensors");
+    bpnet::io::save_model(
+        &path,
+        &ModelSpec {
+            dims: vec![3, 16, 16, 3],
+            activation: Activation::Relu,
+            ..spec
+        },
+        &long.model,
+        &Default::default(),
+    )
+    .unwrap();
+    // With skip-batch the overflowing batches are skipped, as a non-finite loss's are.
+    let mut skip = classifier(1e4);
+    let r = fit(
+        &mut skip,
+        &data,
+        None,
+        &FitConfig {
+            batch_size: Some(50),
+            ..full_batch(40, OnNan::SkipBatch)
+        },
+        &mut |_| Ok(()),
+    );
+    assert!(skip.model.non_finite_running().is_none(), "{r:?}");
+}

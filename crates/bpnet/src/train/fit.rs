@@ -412,7 +412,10 @@ pub fn fit_source(
         }
         let loss = trainer.compute_gradients_part(&x, y.target(), lo, rows)?;
         s.step += 1;
-        let skipped = !loss.is_finite() || !trainer.model.grads_finite();
+        // The running statistics too: an overflow there leaves the outputs,
+        // the loss and the gradients finite (see `non_finite_running`).
+        let skipped =
+            !loss.is_finite() || !trainer.model.grads_finite() || trainer.model.non_finite_running().is_some();
         if skipped {
             guard(trainer, (&saved, &x), loss, &mut s, cfg.on_nan)?;
             // A skipped last step changed nothing: its weights are the

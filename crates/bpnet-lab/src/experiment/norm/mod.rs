@@ -80,7 +80,8 @@ pub(super) fn train(
         } else {
             t.compute_gradients_part(&x, y.target(), lo, rows.len())?
         };
-        if !loss.is_finite() || !t.model.grads_finite() {
+        // A running statistic past f32's range is a divergence too, as in `fit`.
+        if !loss.is_finite() || !t.model.grads_finite() || t.model.non_finite_running().is_some() {
             run.diverged_at = Some(step);
             break;
         }
