@@ -311,34 +311,79 @@ impl<T: Scalar> InferenceNet<T> {
         Ok(())
     }
 
-    /// [`InferenceNet::forward_into`], but a call of 1 to [`APART_ROWS`]` - 1`
-    /// rows runs padded to [`APART_ROWS`] rows (its last row repeated): every
-    /// row goes through the batch kernels, where the one-row kernel's sums
+    /// [`InferenceNet::forward_into`], but run with rows padded (its last
+    /// row repeated) where a small call, or the small last block of a
+    /// larger one, would take other kernels than a large call, whose sums
     /// run in another order (a file of 1-7 rows, or the last 1-7 rows of a
-    /// file run in groups, printed other last digits). With the
-    /// feature-major kernel (f32 on AVX-512, no layer normalization) **a
-    /// row's output then depends on that row alone**; elsewhere the GEMM
-    /// library's blocking follows the call's shape, and equality holds up
-    /// to rounding. What `bpnet predict`, `eval` and the Python package
-    /// run; it costs a small call the time of 8 rows and an allocation.
+    /// file run in groups, printed other last digits; on CPUs without
+    /// AVX-512 a row of iris printed other digits alone or among 13 rows
+    /// than among 14): **a row's output then depends on that row alone**.
+    /// With the feature-major kernel (f32 on AVX-512, no layer
+    /// normalization) a call of 1-7 rows runs as 8; elsewhere the last
+    /// block runs with at least [`InferenceNet::blocked_rows`] rows. What
+    /// `bpnet predict`, `eval` and the Python package run; it costs a small
+    /// call the time of those rows and an allocation.
     pub fn forward_rows_into(&self, x: &Matrix<T>, out: &mut Matrix<T>) -> Result<()> {
         let rows = x.rows();
-        if !(1..APART_ROWS).contains(&rows) {
+        let want = self.padded_rows(rows);
+        if want == rows {
             return self.forward_into(x, out);
         }
         let cols = x.cols();
-        let mut padded = Vec::with_capacity(APART_ROWS * cols);
+        let mut padded = Vec::with_capacity(want * cols);
         padded.extend_from_slice(x.as_slice());
         let last = &x.as_slice()[(rows - 1) * cols..];
-        for _ in rows..APART_ROWS {
+        for _ in rows..want {
             padded.extend_from_slice(last);
         }
         let mut full = Matrix::zeros(0, 0);
-        self.forward_into(&Matrix::from_vec(APART_ROWS, cols, padded)?, &mut full)?;
+        self.forward_into(&Matrix::from_vec(want, cols, padded)?, &mut full)?;
         let w = full.cols();
         out.resize(rows, w);
         out.as_mut_slice().copy_from_slice(&full.as_slice()[..rows * w]);
         Ok(())
+    }
+
+    /// The rows [`InferenceNet::forward_rows_into`] runs a call of `rows`
+    /// rows with (`rows` itself where no padding is needed).
+    fn padded_rows(&self, rows: usize) -> usize {
+        if rows == 0 {
+            return 0;
+        }
+        if self.stages[0].panels.is_some() {
+            return if rows < APART_ROWS { APART_ROWS } else { rows };
+        }
+        // The GEMM library's path: whole blocks of BLOCK_ROWS rows, or the
+        // whole call for wide networks; only the last block can be small.
+        let block = if self.widest() >= WIDE { usize::MAX } else { BLOCK_ROWS };
+        let tail = if block == usize::MAX { rows } else { rows % block };
+        let least = self.blocked_rows(block);
+        match tail {
+            0 => rows,
+            t if t < least => rows + least - t,
+            _ => rows,
+        }
+    }
+
+    /// The fewest rows with which every stage's product takes the kernel a
+    /// block of `block` rows takes, in the GEMM library (faer): a product
+    /// of one row goes to its matrix-vector kernel, and one of
+    /// `m * n * k <= 16^3` to its small-matrix kernel (nano-gemm), whose
+    /// sums run in another order than its blocked kernel's. A stage of one
+    /// output takes the matrix-vector kernel, and one of one input a rank-one
+    /// update, whatever the rows; a stage small enough to take the
+    /// small-matrix kernel in a whole block takes it in every block.
+    /// `tests/infer.rs` checks that a row's output is then the same in
+    /// calls of every size (which a change of faer's rules would break).
+    fn blocked_rows(&self, block: usize) -> usize {
+        self.stages
+            .iter()
+            .map(|s| (s.weight.rows(), s.weight.cols()))
+            .filter(|&(n, k)| n >= 2 && k >= 2 && block.saturating_mul(n * k) > SMALL_PRODUCT)
+            .map(|(n, k)| SMALL_PRODUCT / (n * k) + 1)
+            .max()
+            .unwrap_or(1)
+            .max(2)
     }
 
     /// [`InferenceNet::forward_into`] into a new matrix.
@@ -486,6 +531,10 @@ fn free_workspace<T>(live: &[Mutex<Workspace<T>>]) -> std::sync::MutexGuard<'_, 
     }
     live[0].lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The largest `m * n * k` that faer 0.24 multiplies with its small-matrix
+/// kernel (its `NANO_GEMM_THRESHOLD`); see [`InferenceNet::blocked_rows`].
+const SMALL_PRODUCT: usize = 16 * 16 * 16;
 
 /// Most rows a thread claims at a time on the feature-major path. Parts
 /// are claimed one at a time, so on a machine where another process takes
