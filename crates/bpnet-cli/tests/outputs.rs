@@ -290,3 +290,69 @@ fn the_plan_refuses_duplicate_outputs_and_guards_writes() {
     assert_eq!(std::fs::read(&input).unwrap(), b"a\n1\n");
     write_atomic(&d.join("out.csv"), b"a\n2\n").unwrap();
 }
+
+/// A dangling symbolic link at an output's name is written through, to
+/// the file it names (`write_atomic` follows links), so the checks follow
+/// it too. They resolved the link itself: two outputs, one a link to the
+/// other, passed (exit 0, and `a.safetensors` held the history JSON; a
+/// checkpoint link to the model lost the checkpoint), and a link into a
+/// missing folder was found after the training, which was lost. Each is
+/// refused before the work, in one line, with nothing changed; a link to
+/// a file in an existing folder is written through.
+#[test]
+fn dangling_links_at_output_names_are_followed_by_the_checks() {
+    let dir = setup();
+    let d = dir.path();
+    let link = |to: &str, at: &str| {
+        let _ = std::fs::remove_file(d.join(at));
+        std::os::unix::fs::symlink(to, d.join(at)).unwrap();
+    };
+    link("a.safetensors", "a.history.json");
+    refused(
+        d,
+        &train("wine.csv", "a.safetensors"),
+        &["a.history.json (the history of --out a.safetensors) is also written as --out a.safetensors"],
+    );
+    std::fs::remove_file(d.join("a.history.json")).unwrap();
+    link("a.safetensors", "a.ckpt.safetensors");
+    refused(
+        d,
+        &with(train("wine.csv", "a.safetensors"), &["--checkpoint-every", "1"]),
+        &["a.ckpt.safetensors (the checkpoint of --out a.safetensors) is also written as --out a.safetensors"],
+    );
+    std::fs::remove_file(d.join("a.ckpt.safetensors")).unwrap();
+    link("nothere/x.csv", "a.history.csv");
+    refused(
+        d,
+        &with(train("wine.csv", "a.safetensors"), &["--overwrite"]),
+        &[
+            "a.history.csv",
+            "(it is a link to ",
+            "the folder ",
+            "nothere does not exist",
+        ],
+    );
+    refused(
+        d,
+        &[
+            "predict",
+            "--model",
+            "m.safetensors",
+            "--data",
+            "wine.csv",
+            "--output",
+            "a.history.csv",
+        ],
+        &["--output a.history.csv", "nothere does not exist"],
+    );
+    link("sub/h.csv", "a.history.csv");
+    ok(d, &train("wine.csv", "a.safetensors"));
+    let history = std::fs::read_to_string(d.join("sub/h.csv")).unwrap();
+    assert!(history.starts_with("epoch,"), "{history}");
+    assert!(
+        std::fs::symlink_metadata(d.join("a.history.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

@@ -150,7 +150,7 @@ impl Drop for AtomicWriter {
 /// to a file not there yet names that file; a relative link is read
 /// against its own folder). At most 40 links, as the kernel's limit, and
 /// `path` itself where none is.
-fn through_links(path: &Path) -> PathBuf {
+pub(crate) fn through_links(path: &Path) -> PathBuf {
     let mut p = path.to_path_buf();
     for _ in 0..40 {
         match fs::read_link(&p) {

@@ -38,10 +38,15 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Resolves `path`. A path that does not exist yet (an output to be
-/// created, or a dangling symlink, which a rename replaces) is resolved
-/// through its nearest existing ancestor, the rest applied lexically. Fails,
-/// with the reason in words, when that ancestor is not a folder.
+/// created) is resolved through its nearest existing ancestor, the rest
+/// applied lexically; a dangling symlink is followed to the file it names,
+/// which is where [`write_atomic`](super::write_atomic) writes (two
+/// outputs, one a dangling link to the other, had passed as different
+/// files, and the second write replaced the first). Fails, with the reason
+/// in words, when that ancestor is not a folder.
 pub(crate) fn identify(path: &Path) -> std::result::Result<Identity, String> {
+    let followed = super::atomic::through_links(path);
+    let path = followed.as_path();
     if let Ok(real) = std::fs::canonicalize(path) {
         return Ok(Identity {
             file: file_id(&real),

@@ -418,12 +418,20 @@ impl OutputPlan {
                 );
                 return Err(refuse(&o.label, problem));
             }
-            let parent = o.path.parent().filter(|p| !p.as_os_str().is_empty() && !o.in_folder);
+            // Where the file goes: through a symlink, dangling or not, as
+            // `write_atomic` writes (a link into a missing folder was found
+            // only when the result was saved, after the work).
+            let target = super::atomic::through_links(&o.path);
+            let parent = target.parent().filter(|p| !p.as_os_str().is_empty() && !o.in_folder);
             if let Some(parent) = parent.filter(|p| !p.is_dir()) {
                 let p = parent.display();
+                let via = match target == o.path {
+                    true => String::new(),
+                    false => format!(" (it is a link to {})", target.display()),
+                };
                 return Err(refuse(
                     &o.label,
-                    format!("cannot be written: the folder {p} does not exist"),
+                    format!("cannot be written{via}: the folder {p} does not exist"),
                 ));
             }
             let ext = Path::new(name).extension().and_then(|e| e.to_str());
@@ -449,7 +457,8 @@ impl OutputPlan {
     fn check_writable(&self) -> Result<()> {
         let mut seen: Vec<PathBuf> = Vec::new();
         for (i, o) in self.outputs.iter().enumerate() {
-            let mut dir = o.path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+            let target = super::atomic::through_links(&o.path);
+            let mut dir = target.parent().map_or_else(PathBuf::new, Path::to_path_buf);
             while !dir.as_os_str().is_empty() && !dir.is_dir() {
                 dir = dir.parent().map_or_else(PathBuf::new, Path::to_path_buf);
             }
