@@ -1291,3 +1291,92 @@ fn a_streamed_run_that_diverges_leaves_its_history() {
         assert!(d.join(format!("{name}.history.csv")).is_file());
     }
 }
+
+/// A missing cell without `--impute` is named in the same words wherever
+/// it is met: among the training rows or the validation rows, in memory
+/// or streamed, and in rows given to a model trained without imputation.
+/// A streamed run's validation row said "missing value (fit without
+/// --impute)" where a training row said "missing value (use --impute
+/// mean or --impute median)".
+#[test]
+fn a_missing_cell_is_named_alike_in_every_role_and_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generated(&d.join("gen.csv"), 1009, 41);
+    let good = std::fs::read_to_string(d.join("gen.csv")).unwrap();
+    let split = bpnet::workflow::stream::RowSplit {
+        test: 0.0,
+        val: 0.1,
+        seed: 2,
+        limit: 0,
+    };
+    let first = |role| (0..1009).find(|&r| split.role(r) == role).unwrap();
+    let rows = [
+        first(bpnet::workflow::stream::Role::Val),
+        first(bpnet::workflow::stream::Role::Train),
+    ];
+    let want = "missing value (without --impute nothing is filled in: train with --impute mean or --impute median, or fill the cell)";
+    for row in rows {
+        let holed: String = good
+            .lines()
+            .enumerate()
+            .map(|(i, l)| match i == row + 1 {
+                true => format!(",{}\n", l.split_once(',').unwrap().1),
+                false => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(d.join("hole.csv"), holed).unwrap();
+        for mode in ["--stream", "--no-stream"] {
+            let args = [
+                "train",
+                "--data",
+                "hole.csv",
+                "--target",
+                "label",
+                "--seed",
+                "2",
+                "--epochs",
+                "1",
+                "--ensemble",
+                "1",
+                mode,
+                "--out",
+                "h.safetensors",
+            ];
+            let r = run_env(d, &args, &[]);
+            assert!(!r.status.success(), "{args:?}");
+            let err = text(&r.stderr);
+            let line = format!("hole.csv: line {}, column 'a': {want}", row + 2);
+            assert!(err.contains(&line), "row {row} {mode}: {err}");
+        }
+    }
+    // New rows for a model trained without --impute.
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "gen.csv",
+            "--target",
+            "label",
+            "--epochs",
+            "1",
+            "--ensemble",
+            "1",
+            "--out",
+            "g.safetensors",
+        ],
+    );
+    for mode in ["--stream", "--no-stream"] {
+        let r = run_env(
+            d,
+            &["predict", "--model", "g.safetensors", "--data", "hole.csv", mode],
+            &[],
+        );
+        let err = text(&r.stderr);
+        assert!(
+            !r.status.success() && err.contains(&format!("column 'a': {want}")),
+            "{mode}: {err}"
+        );
+    }
+}

@@ -370,7 +370,10 @@ impl Preprocessor {
                         (None, Some(fv)) => fv,
                         (None, None) => {
                             let name = &self.features[c].name;
-                            let what = format!("row {r}, column '{name}': missing value (NaN; fit without impute)");
+                            let what = format!(
+                                "row {r}, column '{name}': {}",
+                                super::features::MISSING_NOT_IMPUTED_ARRAYS
+                            );
                             return Err(Error::config("X", what));
                         }
                     };

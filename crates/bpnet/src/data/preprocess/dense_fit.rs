@@ -339,7 +339,10 @@ impl Block<'_> {
         if let (Some(r), None) = (first_missing, spec.impute) {
             return Err(Error::config(
                 "X",
-                format!("row {r}, column '{name}': missing value (NaN; use impute='mean' or 'median')"),
+                format!(
+                    "row {r}, column '{name}': {}",
+                    super::features::MISSING_NOT_IMPUTED_ARRAYS
+                ),
             ));
         }
         Ok(())

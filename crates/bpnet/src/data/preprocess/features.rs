@@ -12,6 +12,18 @@ use crate::data::table::{Column, Table};
 use crate::error::Result;
 use std::borrow::Cow;
 
+/// A missing cell where nothing is imputed: the same words for training,
+/// validation and test rows and for new rows given to a model, in memory
+/// and streamed (a streamed run's validation row had said "fit without
+/// --impute" where the same cell among the training rows said "use
+/// --impute mean ...").
+pub(crate) const MISSING_NOT_IMPUTED: &str = "missing value (without --impute nothing is filled in: train with --impute mean or --impute median, or fill the cell)";
+
+/// [`MISSING_NOT_IMPUTED`] in the Python package's words (arrays: NaN,
+/// the estimators' `impute`).
+pub(crate) const MISSING_NOT_IMPUTED_ARRAYS: &str =
+    "missing value (NaN; without impute nothing is filled in: fit with impute='mean' or 'median', or fill the cell)";
+
 /// How one input column becomes features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,7 +172,7 @@ impl<'a> Encoder<'a> {
     /// Writes the features of row `r` (column `c` of `table`) into `out`
     /// (`[width]`, zeroed for one-hot features).
     pub(crate) fn write(&self, table: &Table, r: usize, c: usize, out: &mut [f32]) -> Result<()> {
-        let missing = || table.cell_error(r, c, "missing value (fit without --impute)");
+        let missing = || table.cell_error(r, c, MISSING_NOT_IMPUTED);
         match self {
             Encoder::Num {
                 shift,
@@ -473,7 +485,7 @@ fn check_missing(table: &Table, c: usize, rows: &[usize], spec: &PreprocessSpec,
             .copied()
             .find(|&r| table.is_missing(r, c))
             .unwrap_or(rows[0]);
-        return Err(table.cell_error(r, c, "missing value (use --impute mean or --impute median)"));
+        return Err(table.cell_error(r, c, MISSING_NOT_IMPUTED));
     }
     Ok(())
 }

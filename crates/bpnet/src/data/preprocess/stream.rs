@@ -365,8 +365,7 @@ fn add_column(st: &mut ColStats, table: &Table, c: usize, rows: &[usize]) {
 fn missing(st: &mut ColStats, table: &Table, r: usize, c: usize) {
     st.missing += 1;
     if st.first_missing.is_none() {
-        let what = "missing value (use --impute mean or --impute median)";
-        st.first_missing = Some(table.cell_error(r, c, what));
+        st.first_missing = Some(table.cell_error(r, c, super::features::MISSING_NOT_IMPUTED));
     }
 }
 
