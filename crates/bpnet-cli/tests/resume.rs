@@ -376,6 +376,25 @@ fn an_ensemble_member_that_diverges_keeps_the_others_and_names_itself() {
         weights(kept.model) == weights(single.model),
         "the kept member is not the seed's network"
     );
+    // Saved with the first member's history, as a finished ensemble is,
+    // the divergence a note (it was saved without a history).
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+    };
+    let (history, alone_history) = (json("model.history.json"), json(&format!("alone{seed}.history.json")));
+    let losses = |h: &serde_json::Value| -> Vec<f64> {
+        h["epochs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["train_loss"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(losses(&history).len(), 5, "{history}");
+    assert_eq!(losses(&history), losses(&alone_history));
+    let notes = history["notes"].to_string();
+    assert!(notes.contains("ensemble member 2/2 (seed "), "{notes}");
+    assert!(dir.path().join("model.history.csv").exists());
     let before = std::fs::read(dir.path().join("model.safetensors")).unwrap();
     let out = bpnet(dir.path(), &args(seed, 2, "model.safetensors")).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -770,7 +770,7 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     }
     let members = match super::ensemble::train_members(trainer.model, &cfg, &data, a.quiet) {
         (members, None) => members,
-        (members, Some(e)) => return Err(after_member_failed(e, members, &cfg, &data, &spec)),
+        (members, Some(e)) => return Err(after_member_failed(e, members, &cfg, &data, (&spec, &history))),
     };
     finish(a, &cfg, &data, &spec, &members, (&history, test), (cv, &extras))
 }
@@ -1018,12 +1018,16 @@ pub(super) fn check_resume(
 /// as a smaller ensemble where no model is (as a single run keeps its last
 /// good weights, [`after_divergence`]), its file recording how many it
 /// holds; any other error is returned as it is.
+///
+/// The members kept are saved with the first member's history, as a
+/// finished ensemble's are, with the divergence as a note (they were
+/// saved without a history).
 fn after_member_failed(
     e: Error,
     members: Vec<Sequential<f32>>,
     cfg: &TrainConfig,
     data: &Prepared,
-    spec: &ModelSpec,
+    (spec, history): (&ModelSpec, &History),
 ) -> Error {
     if !matches!(e, Error::Diverged { .. }) {
         return e;
@@ -1036,9 +1040,16 @@ fn after_member_failed(
         ensemble: members.len(),
         ..cfg.clone()
     };
-    let meta = metadata(&held, data, None, None);
+    let mut history = history.clone();
+    history.notes.push(e.to_string());
+    let meta = metadata(&held, data, Some(&history), None);
     let out = PathBuf::from(&cfg.out);
-    let save = || super::ensemble::save(&out, spec, &members, &data.train, &meta);
+    let save = || {
+        let (csv, json) = super::history::prepare(&out, &history)?;
+        super::ensemble::save(&out, spec, &members, &data.train, &meta)?;
+        csv.commit()?;
+        json.commit()
+    };
     after_divergence(e, &out, true, &kept, save)
 }
 
