@@ -312,3 +312,23 @@ fn the_lr_figure_is_titled_by_the_multipliers_run() {
     );
     assert!(!svg.contains("x30"));
 }
+
+/// config.json records the probe's rows as followed: all the test images
+/// where fewer than `probe_rows` are loaded (it recorded the rows asked
+/// for, 1,000 of 300), and the rows asked for where there are enough.
+#[test]
+fn config_json_records_the_probe_rows_followed() {
+    for (asked, recorded) in [(1000, 300), (40, 40)] {
+        let cfg = ExperimentConfig {
+            steps: 10,
+            eval_every: 10,
+            probe_rows: asked,
+            ..tiny()
+        };
+        let d = tempfile::tempdir().unwrap();
+        run(&[Study::Paper], &cfg, data(), d.path(), "test", &mut |_| {}).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&read(&d.path().join("config.json"))).unwrap();
+        assert_eq!(config["config"]["probe_rows"], recorded, "{config}");
+        assert_eq!(config["test_rows"], 300);
+    }
+}

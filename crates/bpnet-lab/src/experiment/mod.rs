@@ -539,6 +539,13 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<StudyOutput>> {
     cfg.validate()?;
+    // What the probe follows: the first `probe_rows` test images, or all of
+    // fewer (config.json recorded the rows asked for, 1,000 of a 500-image
+    // test set).
+    let cfg = &ExperimentConfig {
+        probe_rows: cfg.probe_rows.min(data.test.len()),
+        ..cfg.clone()
+    };
     let marker = data.writes().then(|| write_marker(out, command)).transpose()?;
     let mut outputs = Vec::new();
     for &study in studies {
