@@ -403,6 +403,26 @@ fn an_ensemble_member_that_diverges_keeps_the_others_and_names_itself() {
         "{stderr}"
     );
     assert!(std::fs::read(dir.path().join("model.safetensors")).unwrap() == before);
+    // The first member diverging: named as a later one is, and what is
+    // saved is said to be one network (the error named no member).
+    let first = (0..10).find(|&s| !alone[s]).expect("a seed that diverges alone") as u64;
+    let out = bpnet(dir.path(), &args(first, 2, "first.safetensors"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.lines().count() == 1
+            && stderr.contains(&format!("ensemble member 1/2 (seed {first}): "))
+            && stderr.contains(
+                "member 1's weights from before this step were saved as one network (member 2 was not trained) to \
+                 first.safetensors"
+            ),
+        "{stderr}"
+    );
+    let saved = load_model(&dir.path().join("first.safetensors")).unwrap();
+    assert!(saved.metadata.get(bpnet::io::ENSEMBLE_KEY).is_none(), "one network");
+    assert!(dir.path().join("first.history.json").exists());
 }
 
 #[test]

@@ -729,24 +729,38 @@ pub fn run(a: &TrainArgs, comm: &Arc<dyn Comm>) -> Result<()> {
     let history = match fitted {
         Ok(h) => h,
         Err(e @ Error::Diverged { .. }) => {
+            // The first member of an ensemble: named as a later member is,
+            // and what is saved is said to be one network (the error named
+            // no member, and the file was a single network unannounced).
+            let (e, saved) = match cfg.ensemble {
+                1 => (e, "the weights from before this step were saved".to_string()),
+                k => (
+                    bpnet::workflow::name_member(e, 0, k, cfg.seed),
+                    format!(
+                        "member 1's weights from before this step were saved as one network ({} not trained)",
+                        match k {
+                            2 => "member 2 was".to_string(),
+                            k => format!("members 2-{k} were"),
+                        }
+                    ),
+                ),
+            };
             let e = weights_kept(e)?;
             let history = diverged_history(epochs, &e);
+            let held = TrainConfig {
+                ensemble: 1,
+                ..cfg.clone()
+            };
             let save = || {
                 save_diverged(
                     &out,
                     &spec,
                     &trainer.model,
-                    &metadata(&cfg, &data, Some(&history), None),
+                    &metadata(&held, &data, Some(&history), None),
                     &history,
                 )
             };
-            return Err(after_divergence(
-                e,
-                &out,
-                lead,
-                "the weights from before this step were saved",
-                save,
-            ));
+            return Err(after_divergence(e, &out, lead, &saved, save));
         }
         // Name the checkpoint and the data that do not belong together.
         Err(Error::Config { field, reason }) if field == "resume" => {
