@@ -449,10 +449,16 @@ fn cli_divergence_writes_the_last_good_model_and_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // The default ensemble's first member diverges: named, and its kept
+    // weights saved as one network.
     assert!(
         stderr.contains("training diverged at step")
+            && stderr.contains("ensemble member 1/5 (seed 0): ")
             && stderr.contains("layers.")
-            && stderr.contains("the weights from before this step were saved to model.safetensors"),
+            && stderr.contains(
+                "member 1's weights from before this step were saved as one network (members 2-5 were not trained) \
+                 to model.safetensors"
+            ),
         "{stderr}"
     );
     // Finite data: the weights themselves overflow, and the error says the
